@@ -1,0 +1,145 @@
+"""Reverse-mode differentiation over the graph of ``Function`` nodes.
+
+``backward(root)`` walks the graph once in reverse topological order (found with an
+explicit stack, so a 10,000-op chain needs no recursion), calls each node's
+hand-written ``backward`` and accumulates gradients into the leaves' ``.grad``
+(and into any tensor that called ``retain_grad()``).
+
+Calling ``backward`` twice is allowed: the graph is kept (its saved arrays live as
+long as the output tensor does) and the second call *adds* the same gradients to
+the leaves again, as ``torch`` does with ``retain_graph=True``. Zero the gradients
+(``optimizer.zero_grad()``) between steps.
+
+Gradient arrays are never modified in place: an op may hand the same array to two
+inputs (``add`` does), so accumulation always builds a new array.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+
+from .broadcast import unbroadcast
+
+_grad_enabled = True
+_anomaly = False
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def _set_grad_enabled(mode):
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, mode
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager (or decorator) that stops recording the graph: for evaluation."""
+    return _set_grad_enabled(False)
+
+
+def enable_grad():
+    return _set_grad_enabled(True)
+
+
+def anomaly_mode():
+    return _anomaly
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Check every gradient for NaN/Inf during backward and name the op that made it.
+
+    Ops recorded inside the block also remember the line of user code that created
+    them, which the error message quotes. Slower: use it to debug, not to train.
+    """
+    global _anomaly
+    previous, _anomaly = _anomaly, True
+    try:
+        yield
+    finally:
+        _anomaly = previous
+
+
+def user_frame():
+    """'file:line in function' of the innermost stack frame outside minidl's engine."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if not os.path.abspath(frame.filename).startswith(here):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return "<unknown>"
+
+
+def topological_order(root):
+    """Every tensor that ``root`` depends on and that requires grad, inputs before outputs."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            for parent in node._ctx.parents:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def backward(root, grad=None):
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``grad`` is dL/d(root); it may be omitted when ``root`` holds a single value.
+    """
+    xp = root.xp
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() on a tensor that does not require grad: no input of the computation "
+            "had requires_grad=True (or it ran inside no_grad())")
+    if grad is None:
+        if xp.size(root.data) != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a single-value output, got shape "
+                f"{tuple(root.shape)}; call .sum() first or pass grad=")
+        grad = xp.ones_like(root.data)
+    else:
+        grad = grad.data if hasattr(grad, "_ctx") else xp.asarray(grad, root.dtype)
+        if tuple(grad.shape) != tuple(root.shape):
+            raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has {tuple(root.shape)}")
+
+    grads = {id(root): grad}
+    for node in reversed(topological_order(root)):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        ctx = node._ctx
+        if ctx is None or node._retains_grad:
+            node.grad = g if node.grad is None else node.grad + g
+        if ctx is None:
+            continue
+        input_grads = ctx.fn.backward(ctx, g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for i, (parent, g_in) in enumerate(zip(ctx.parents, input_grads)):
+            if parent is None or g_in is None or not parent.requires_grad:
+                continue
+            if tuple(g_in.shape) != tuple(parent.shape):
+                g_in = unbroadcast(xp, g_in, parent.shape)
+            if _anomaly and not xp.all_finite(g_in):
+                where = getattr(ctx, "created_at", "<recorded outside detect_anomaly()>")
+                raise FloatingPointError(
+                    f"anomaly: the backward of '{ctx.fn.op_name()}' produced NaN or Inf in the "
+                    f"gradient of its input {i} (shape {tuple(parent.shape)}); the op was "
+                    f"created at {where}")
+            key = id(parent)
+            grads[key] = g_in if key not in grads else grads[key] + g_in

@@ -1,0 +1,96 @@
+"""``Function``: one differentiable op, its forward and its hand-written backward side by side.
+
+An op is a subclass with two static methods::
+
+    class Mul(Function):
+        @staticmethod
+        def forward(ctx, a, b):            # backend arrays in, a backend array out
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):           # dL/d(out) in, one dL/d(input) per input out
+            a, b = ctx.saved
+            return grad * b, grad * a
+
+``Mul.apply(x, y)`` unwraps the Tensors, runs ``forward`` and, when gradients are
+being recorded, remembers ``ctx`` on the output so ``backward`` can be chained later.
+Gradients for broadcast inputs may keep the broadcast shape: the engine reduces them
+back with one shared helper (``broadcast.unbroadcast``). ``backward`` may return
+``None`` for an input that needs no gradient (see ``ctx.needs_input_grad``).
+"""
+from __future__ import annotations
+
+from . import engine
+from .tensor import Tensor
+
+
+class MinidlError(Exception):
+    """Base class of the errors minidl raises on purpose."""
+
+
+class ShapeError(MinidlError, ValueError):
+    """Inputs whose shapes an op cannot combine; the message names the op and the shapes."""
+
+
+class Context:
+    """What an op remembers between its forward and its backward."""
+
+    def __init__(self, xp, needs_input_grad):
+        self.xp = xp  # the backend namespace of the inputs
+        self.needs_input_grad = needs_input_grad  # one bool per positional input
+        self.saved = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+class Function:
+    @staticmethod
+    def forward(ctx, *args, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def op_name(cls):
+        return cls.__name__.lower()
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        xp = None
+        arrays, needs = [], []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if xp is None:
+                    xp = x.xp
+                elif x.xp is not xp:
+                    raise ValueError(
+                        f"{cls.op_name()}: inputs live on different devices ({x.device} and "
+                        f"{Tensor.device_of(xp)}); move them with .to(device) first")
+                arrays.append(x.data)
+                needs.append(x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+        if xp is None:
+            raise TypeError(f"{cls.op_name()}: needs at least one minidl Tensor input")
+        record = engine.is_grad_enabled() and any(needs)
+        ctx = Context(xp, tuple(needs))
+        try:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        except MinidlError:
+            raise
+        except Exception as e:
+            shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, Tensor))
+            raise ShapeError(f"{cls.op_name()}: {e} (input shapes: {shapes})") from e
+        result = Tensor._wrap(out, xp, requires_grad=record)
+        if record:
+            ctx.fn = cls
+            ctx.parents = tuple(x if isinstance(x, Tensor) else None for x in inputs)
+            if engine.anomaly_mode():
+                ctx.created_at = engine.user_frame()
+            result._ctx = ctx
+        return result

@@ -1,0 +1,308 @@
+"""``Tensor``: a backend array, its gradient, and the node of the graph that made it.
+
+* ``data``          -- a NumPy array (device ``"cpu"``) or a torch tensor (``"torch"``, ``"cuda"``);
+* ``grad``          -- an array of the same shape and backend, filled by ``backward()``
+                       (``None`` until then);
+* ``requires_grad`` -- whether gradients flow to (and through) this tensor;
+* ``_ctx``          -- the ``Context`` of the op that produced it (``None`` for a leaf).
+
+Floating-point data is stored in the default dtype (float32, see ``set_default_dtype``)
+unless ``dtype=`` says otherwise; integer and boolean data (indices, masks) keep theirs.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from .. import backend as _backend
+from . import engine
+
+_default_dtype = "float32"
+
+
+def get_default_dtype():
+    return _default_dtype
+
+
+def set_default_dtype(dtype):
+    """Make ``dtype`` ("float32" or "float64") the dtype of new floating-point tensors."""
+    global _default_dtype
+    if str(dtype) not in _backend.FLOAT_DTYPES:
+        raise ValueError(f"default dtype must be one of {_backend.FLOAT_DTYPES}, got {dtype!r}")
+    _default_dtype = str(dtype)
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    """``with default_dtype("float64"):`` -- new tensors in the block are float64."""
+    previous = _default_dtype
+    set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        set_default_dtype(previous)
+
+
+def _is_float(xp, array):
+    return xp.dtype_name(array).startswith(("float", "bfloat"))
+
+
+class Tensor:
+    __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
+
+    def __init__(self, data, requires_grad=False, device=None, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if device is None and not isinstance(data, np.ndarray) and not np.isscalar(data) \
+                and not isinstance(data, (list, tuple)):
+            xp = _backend.backend_of(data)  # a torch tensor stays where it is
+        else:
+            xp = _backend.get_backend(device)
+        array = xp.asarray(data, dtype)
+        if dtype is None and _is_float(xp, array) and xp.dtype_name(array) != _default_dtype:
+            array = xp.astype(array, _default_dtype)
+        self.data = array
+        self.xp = xp
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self._retains_grad = False
+        if self.requires_grad and not _is_float(xp, array):
+            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+
+    @classmethod
+    def _wrap(cls, array, xp, requires_grad=False):
+        """Build a Tensor around an array an op produced (no copy, no dtype change)."""
+        t = cls.__new__(cls)
+        if xp is _backend.NUMPY and not isinstance(array, np.ndarray):
+            array = np.asarray(array)  # NumPy reductions return scalars, not 0-d arrays
+        t.data, t.xp, t.grad = array, xp, None
+        t.requires_grad, t._ctx, t._retains_grad = requires_grad, None, False
+        return t
+
+    # --- description ------------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.xp.dtype_name(self.data)
+
+    @property
+    def device(self):
+        return _backend.device_name(self.xp)
+
+    @staticmethod
+    def device_of(xp):
+        return _backend.device_name(xp)
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    def size(self):
+        return self.xp.size(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={self._ctx.fn.op_name()}" if self._ctx is not None else ""
+        values = np.array2string(self.numpy(), precision=4, threshold=20, separator=", ")
+        return f"Tensor({values}, device={self.device!r}, dtype={self.dtype}{grad}{op})"
+
+    # --- conversion -------------------------------------------------------------------
+    def numpy(self):
+        """A NumPy copy (or view on the CPU) of the values, outside the graph."""
+        return self.xp.to_numpy(self.data)
+
+    def item(self):
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device=None, dtype=None):
+        """This tensor on another device and/or dtype; gradients flow back through the move."""
+        from .ops.shape import To
+
+        return To.apply(self, xp=_backend.get_backend(device) if device is not None else self.xp,
+                        dtype=dtype)
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def double(self):
+        return self.to(dtype="float64")
+
+    # --- autograd -----------------------------------------------------------------------
+    def backward(self, grad=None):
+        """Accumulate gradients of this tensor into every leaf it depends on (see engine)."""
+        engine.backward(self, grad)
+
+    def detach(self):
+        """The same values, cut from the graph (shares memory with ``self.data``)."""
+        return Tensor._wrap(self.data, self.xp)
+
+    def requires_grad_(self, flag=True):
+        if flag and not _is_float(self.xp, self.data):
+            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def retain_grad(self):
+        """Keep this (non-leaf) tensor's gradient in ``.grad`` after ``backward()``."""
+        self._retains_grad = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # --- operators ----------------------------------------------------------------------
+    def _lift(self, other):
+        """Python/NumPy scalars stay scalars; arrays become constant Tensors on our device."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float, bool, np.generic)):
+            return other.item() if isinstance(other, np.generic) else other
+        return Tensor(other, device=self.xp, dtype=self.dtype)
+
+    def __add__(self, other):
+        return _ops.add(self, self._lift(other))
+
+    def __radd__(self, other):
+        return _ops.add(self._lift(other), self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, self._lift(other))
+
+    def __rsub__(self, other):
+        return _ops.sub(self._lift(other), self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, self._lift(other))
+
+    def __rmul__(self, other):
+        return _ops.mul(self._lift(other), self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, self._lift(other))
+
+    def __rtruediv__(self, other):
+        return _ops.div(self._lift(other), self)
+
+    def __pow__(self, exponent):
+        return _ops.pow(self, self._lift(exponent))
+
+    def __rpow__(self, base):
+        return _ops.pow(self._lift(base), self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(self._lift(other), self)
+
+    def __getitem__(self, index):
+        return _ops.getitem(self, index)
+
+    # Comparisons give constant boolean tensors (masks); they are not differentiable.
+    def _compare(self, other, op):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(op(self.data, other), self.xp)
+
+    def __gt__(self, other):
+        return self._compare(other, lambda a, b: a > b)
+
+    def __ge__(self, other):
+        return self._compare(other, lambda a, b: a >= b)
+
+    def __lt__(self, other):
+        return self._compare(other, lambda a, b: a < b)
+
+    def __le__(self, other):
+        return self._compare(other, lambda a, b: a <= b)
+
+    def eq(self, other):
+        return self._compare(other, lambda a, b: a == b)
+
+    __hash__ = object.__hash__  # tensors are graph nodes, hashed by identity
+
+    # --- methods that forward to ops (see minidl.autograd.ops for the maths) --------------
+    def sum(self, axis=None, keepdims=False):
+        return _ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops.max(self, axis, keepdims)
+
+    def logsumexp(self, axis=None, keepdims=False):
+        return _ops.logsumexp(self, axis, keepdims)
+
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    def abs(self):
+        return _ops.abs(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def relu(self):
+        return _ops.relu(self)
+
+    def softmax(self, axis=-1):
+        return _ops.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return _ops.log_softmax(self, axis)
+
+    def reshape(self, *shape):
+        return _ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def transpose(self, *axes):
+        return _ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+
+    def permute(self, *axes):
+        return self.transpose(*axes)
+
+    @property
+    def T(self):
+        return _ops.transpose(self)
+
+    def broadcast_to(self, shape):
+        return _ops.broadcast_to(self, shape)
+
+    def unsqueeze(self, axis):
+        axis = axis % (self.ndim + 1)
+        return _ops.reshape(self, self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def squeeze(self, axis):
+        if self.shape[axis] != 1:
+            raise ValueError(f"squeeze: axis {axis} has size {self.shape[axis]}, not 1 (shape {self.shape})")
+        axis = axis % self.ndim
+        return _ops.reshape(self, self.shape[:axis] + self.shape[axis + 1:])
+
+
+from . import ops as _ops  # noqa: E402  (ops need the Tensor class defined above)

@@ -1,0 +1,407 @@
+"""Array backends: the small namespace (``xp``) that every op is written against.
+
+minidl computes every gradient itself; the backend only stores arrays and runs
+elementwise maths, reductions and matrix products. Two backends satisfy the same
+interface:
+
+* ``NumpyBackend``  -- NumPy arrays on the CPU (device ``"cpu"``, alias ``"numpy"``);
+* ``TorchBackend``  -- PyTorch tensors used as plain arrays (device ``"torch"`` /
+  ``"torch:cpu"`` on the CPU, ``"cuda"`` / ``"cuda:N"`` on a GPU). torch's own
+  autograd is never used here.
+
+Ops use Python operators (``a * b``, ``a @ b``, ``-a``, ``a ** p``, ``a > 0``) where
+both libraries agree, and ``xp.<name>`` where they differ (``axis`` vs ``dim``,
+``concatenate`` vs ``cat``, scatter-add, padding, random numbers).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+_DEVICE_HELP = 'use "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda" / "cuda:N" (PyTorch on a GPU)'
+
+
+def _normalise_axis(axis, ndim):
+    """Axis argument -> tuple of non-negative ints (``None`` means every axis)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(a % ndim if ndim else a for a in axis)
+
+
+class NumpyBackend:
+    name = "numpy"
+    device = "cpu"
+
+    def __init__(self):
+        self.generator = np.random.default_rng(0)
+
+    def __repr__(self):
+        return "NumpyBackend()"
+
+    # --- creation and conversion -------------------------------------------------
+    def dtype(self, name):
+        return np.dtype(name)
+
+    def dtype_name(self, a):
+        return str(a.dtype)
+
+    def is_array(self, a):
+        return isinstance(a, np.ndarray)
+
+    def asarray(self, data, dtype=None):
+        if _is_torch_tensor(data):
+            data = data.detach().cpu().numpy()
+        return np.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
+
+    def to_numpy(self, a):
+        return a
+
+    def astype(self, a, dtype):
+        return a.astype(dtype, copy=False)
+
+    def copy(self, a):
+        return a.copy()
+
+    def zeros(self, shape, dtype="float32"):
+        return np.zeros(shape, dtype=dtype)
+
+    def ones(self, shape, dtype="float32"):
+        return np.ones(shape, dtype=dtype)
+
+    def full(self, shape, value, dtype="float32"):
+        return np.full(shape, value, dtype=dtype)
+
+    def zeros_like(self, a):
+        return np.zeros_like(a)
+
+    def ones_like(self, a):
+        return np.ones_like(a)
+
+    def arange(self, n, dtype="int64"):
+        return np.arange(n, dtype=dtype)
+
+    def size(self, a):
+        return a.size
+
+    # --- elementwise ---------------------------------------------------------------
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    log1p = staticmethod(np.log1p)
+    sqrt = staticmethod(np.sqrt)
+    abs = staticmethod(np.abs)
+    sign = staticmethod(np.sign)
+    tanh = staticmethod(np.tanh)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    where = staticmethod(np.where)
+
+    def sigmoid(self, a):
+        # exp(-log(1 + exp(-a))) never overflows, for either sign of a.
+        return np.exp(-np.logaddexp(0.0, -a))
+
+    def erf(self, a):
+        from scipy.special import erf  # NumPy has no erf; SciPy's is exact to rounding
+
+        return erf(a)
+
+    def all_finite(self, a):
+        return bool(np.isfinite(a).all())
+
+    # --- reductions ----------------------------------------------------------------
+    def sum(self, a, axis=None, keepdims=False):
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+    def max(self, a, axis=None, keepdims=False):
+        return np.max(a, axis=axis, keepdims=keepdims)
+
+    def argmax(self, a, axis=None):
+        return np.argmax(a, axis=axis)
+
+    # --- shapes --------------------------------------------------------------------
+    def transpose(self, a, axes):
+        return np.transpose(a, axes)
+
+    def swap_last(self, a):
+        return np.swapaxes(a, -1, -2)
+
+    def broadcast_to(self, a, shape):
+        return np.broadcast_to(a, shape)
+
+    def concat(self, arrays, axis=0):
+        return np.concatenate(arrays, axis=axis)
+
+    def stack(self, arrays, axis=0):
+        return np.stack(arrays, axis=axis)
+
+    def pad(self, a, pad_width, value=0.0):
+        """``pad_width``: one ``(before, after)`` pair per axis, as in ``np.pad``."""
+        return np.pad(a, pad_width, mode="constant", constant_values=value)
+
+    def index_add(self, target, index, values):
+        """``target[index] += values`` with repeated indices summed (in place)."""
+        np.add.at(target, index, values)
+        return target
+
+    def index_array(self, index):
+        return np.asarray(index)
+
+    # --- random numbers --------------------------------------------------------------
+    def manual_seed(self, seed):
+        self.generator = np.random.default_rng(seed)
+
+    def new_generator(self, seed):
+        return np.random.default_rng(seed)
+
+    def rand(self, shape, dtype="float32", generator=None):
+        return (generator or self.generator).random(shape, dtype=np.dtype(dtype))
+
+    def randn(self, shape, dtype="float32", generator=None):
+        return (generator or self.generator).standard_normal(shape, dtype=np.dtype(dtype))
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, device="cpu"):
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(0)
+
+    def __repr__(self):
+        return f"TorchBackend({self.device!r})"
+
+    # --- creation and conversion -------------------------------------------------
+    def dtype(self, name):
+        return getattr(self.torch, str(name))
+
+    def dtype_name(self, a):
+        return str(a.dtype).replace("torch.", "")
+
+    def is_array(self, a):
+        return isinstance(a, self.torch.Tensor)
+
+    def asarray(self, data, dtype=None):
+        torch = self.torch
+        dt = None if dtype is None else self.dtype(dtype)
+        if isinstance(data, torch.Tensor):
+            return data.to(device=self.device, dtype=dt or data.dtype)
+        if isinstance(data, (np.ndarray, np.generic)):
+            data = np.asarray(data)
+            return torch.from_numpy(np.ascontiguousarray(data)).to(device=self.device, dtype=dt)
+        return torch.as_tensor(np.asarray(data), device=self.device, dtype=dt)
+
+    def to_numpy(self, a):
+        return a.detach().cpu().numpy()
+
+    def astype(self, a, dtype):
+        return a.to(self.dtype(dtype))
+
+    def copy(self, a):
+        return a.clone()
+
+    def zeros(self, shape, dtype="float32"):
+        return self.torch.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+
+    def ones(self, shape, dtype="float32"):
+        return self.torch.ones(shape, dtype=self.dtype(dtype), device=self.device)
+
+    def full(self, shape, value, dtype="float32"):
+        return self.torch.full(shape, value, dtype=self.dtype(dtype), device=self.device)
+
+    def zeros_like(self, a):
+        return self.torch.zeros_like(a)
+
+    def ones_like(self, a):
+        return self.torch.ones_like(a)
+
+    def arange(self, n, dtype="int64"):
+        return self.torch.arange(n, dtype=self.dtype(dtype), device=self.device)
+
+    def size(self, a):
+        return a.numel()
+
+    # --- elementwise ---------------------------------------------------------------
+    def exp(self, a):
+        return self.torch.exp(a)
+
+    def log(self, a):
+        return self.torch.log(a)
+
+    def log1p(self, a):
+        return self.torch.log1p(a)
+
+    def sqrt(self, a):
+        return self.torch.sqrt(a)
+
+    def abs(self, a):
+        return self.torch.abs(a)
+
+    def sign(self, a):
+        return self.torch.sign(a)
+
+    def tanh(self, a):
+        return self.torch.tanh(a)
+
+    def sigmoid(self, a):
+        return self.torch.sigmoid(a)
+
+    def erf(self, a):
+        return self.torch.erf(a)
+
+    def maximum(self, a, b):
+        return self.torch.maximum(*self._tensors(a, b))
+
+    def minimum(self, a, b):
+        return self.torch.minimum(*self._tensors(a, b))
+
+    def where(self, cond, a, b):
+        return self.torch.where(cond, *self._tensors(a, b))
+
+    def _tensors(self, a, b):
+        """torch.maximum/where want tensors; lift Python scalars to the other's dtype."""
+        torch = self.torch
+        if not isinstance(a, torch.Tensor):
+            a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+        if not isinstance(b, torch.Tensor):
+            b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+        return a, b
+
+    def all_finite(self, a):
+        return bool(self.torch.isfinite(a).all())
+
+    # --- reductions ----------------------------------------------------------------
+    def sum(self, a, axis=None, keepdims=False):
+        if axis is None and not keepdims:
+            return a.sum()
+        return a.sum(dim=_normalise_axis(axis, a.ndim), keepdim=keepdims)
+
+    def max(self, a, axis=None, keepdims=False):
+        if axis is None and not keepdims:
+            return a.max()
+        return self.torch.amax(a, dim=_normalise_axis(axis, a.ndim), keepdim=keepdims)
+
+    def argmax(self, a, axis=None):
+        return self.torch.argmax(a, dim=axis)
+
+    # --- shapes --------------------------------------------------------------------
+    def transpose(self, a, axes):
+        return a.permute(*axes)
+
+    def swap_last(self, a):
+        return a.transpose(-1, -2)
+
+    def broadcast_to(self, a, shape):
+        return self.torch.broadcast_to(a, shape)
+
+    def concat(self, arrays, axis=0):
+        return self.torch.cat(list(arrays), dim=axis)
+
+    def stack(self, arrays, axis=0):
+        return self.torch.stack(list(arrays), dim=axis)
+
+    def pad(self, a, pad_width, value=0.0):
+        # torch.nn.functional.pad lists (before, after) from the LAST axis backwards.
+        flat = [n for pair in reversed(pad_width) for n in pair]
+        return self.torch.nn.functional.pad(a, flat, mode="constant", value=value)
+
+    def index_add(self, target, index, values):
+        """``target[index] += values`` with repeated indices summed (in place)."""
+        if not isinstance(index, tuple):
+            index = (index,)
+        target.index_put_(index, values, accumulate=True)
+        return target
+
+    def index_array(self, index):
+        return self.asarray(index)
+
+    # --- random numbers --------------------------------------------------------------
+    def manual_seed(self, seed):
+        self.generator.manual_seed(seed)
+
+    def new_generator(self, seed):
+        g = self.torch.Generator(device=self.device)
+        g.manual_seed(seed)
+        return g
+
+    def rand(self, shape, dtype="float32", generator=None):
+        return self.torch.rand(shape, dtype=self.dtype(dtype), device=self.device,
+                               generator=generator or self.generator)
+
+    def randn(self, shape, dtype="float32", generator=None):
+        return self.torch.randn(shape, dtype=self.dtype(dtype), device=self.device,
+                                generator=generator or self.generator)
+
+
+def _is_torch_tensor(x):
+    torch = _torch_if_imported()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _torch_if_imported():
+    import sys
+
+    return sys.modules.get("torch")
+
+
+NUMPY = NumpyBackend()
+
+
+_TORCH_BACKENDS = {}
+
+
+def _torch_backend(device):
+    if device not in _TORCH_BACKENDS:
+        try:
+            import torch
+        except ImportError as e:  # pragma: no cover - torch is a declared dependency
+            raise RuntimeError(f"device {device!r} needs PyTorch: pip install torch") from e
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU; {_DEVICE_HELP}")
+        _TORCH_BACKENDS[device] = TorchBackend(device)
+    return _TORCH_BACKENDS[device]
+
+
+def get_backend(device=None):
+    """Device string -> backend instance. ``None`` means the NumPy CPU backend."""
+    if device is None or isinstance(device, NumpyBackend):
+        return NUMPY
+    if isinstance(device, TorchBackend):
+        return device
+    device = str(device)
+    if device in ("cpu", "numpy"):
+        return NUMPY
+    if device in ("torch", "torch:cpu"):
+        return _torch_backend("cpu")
+    if device == "cuda":
+        return _torch_backend("cuda:0")
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return _torch_backend(device)
+    raise ValueError(f"unknown device {device!r}: {_DEVICE_HELP}")
+
+
+def backend_of(array):
+    """The backend that owns ``array`` (a NumPy array or a torch tensor)."""
+    if isinstance(array, np.ndarray):
+        return NUMPY
+    if _is_torch_tensor(array):
+        return _torch_backend("cpu" if array.device.type == "cpu" else f"cuda:{array.device.index or 0}")
+    raise TypeError(f"expected a NumPy array or a torch tensor, got {type(array).__name__}")
+
+
+def device_name(xp):
+    """Canonical device string of a backend (what ``Tensor.device`` reports)."""
+    if xp is NUMPY:
+        return "cpu"
+    return "torch" if xp.device == "cpu" else xp.device
+
+
+def manual_seed(seed):
+    """Seed every backend's default generator (weight init, dropout, random tensors)."""
+    NUMPY.manual_seed(seed)
+    for xp in _TORCH_BACKENDS.values():
+        xp.manual_seed(seed)
