@@ -1,0 +1,24 @@
+"""Every differentiable op of minidl, each a ``Function`` with a hand-written backward.
+
+One file per family: ``elementwise`` (arithmetic, exp/log/sqrt/abs, maximum/where),
+``activations`` (sigmoid, tanh, relu, leaky_relu, gelu), ``linalg`` (matmul),
+``shape`` (reshape, transpose, broadcast_to, getitem, concat/stack, pad, to),
+``reductions`` (sum, mean, max, logsumexp), ``losses`` (softmax, log_softmax,
+cross_entropy, binary_cross_entropy_with_logits) and ``layers`` (embedding,
+dropout, layer_norm).
+"""
+from .activations import gelu, leaky_relu, relu, sigmoid, tanh
+from .elementwise import abs, add, div, exp, log, maximum, minimum, mul, neg, pow, sqrt, sub, where
+from .layers import dropout, embedding, layer_norm
+from .linalg import matmul
+from .losses import binary_cross_entropy_with_logits, cross_entropy, log_softmax, softmax
+from .reductions import logsumexp, max, mean, sum
+from .shape import broadcast_to, concat, getitem, pad, permute, reshape, stack, transpose
+
+__all__ = [
+    "abs", "add", "binary_cross_entropy_with_logits", "broadcast_to", "concat", "cross_entropy",
+    "div", "dropout", "embedding", "exp", "gelu", "getitem", "layer_norm", "leaky_relu", "log",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "pad",
+    "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum", "tanh",
+    "transpose", "where",
+]
