@@ -144,8 +144,22 @@ class NumpyBackend:
         np.add.at(target, index, values)
         return target
 
+    def add_rows(self, target, ids, values):
+        """``target[ids[i]] += values[i]`` for a (V, E) target, ids (N,), values (N, E)."""
+        np.add.at(target, ids, values)
+        return target
+
     def index_array(self, index):
         return np.asarray(index)
+
+    def take_last(self, a, idx):
+        """``a[..., idx[...]]``: one entry of the last axis per position; idx has a's shape minus the last axis."""
+        return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
+
+    def add_last(self, a, idx, values):
+        """``a[..., idx[...]] += values`` in place (one entry per position, no repeats)."""
+        np.put_along_axis(a, idx[..., None], self.take_last(a, idx)[..., None] + values[..., None], axis=-1)
+        return a
 
     # --- random numbers --------------------------------------------------------------
     def manual_seed(self, seed):
@@ -190,10 +204,10 @@ class TorchBackend:
         dt = None if dtype is None else self.dtype(dtype)
         if isinstance(data, torch.Tensor):
             return data.to(device=self.device, dtype=dt or data.dtype)
-        if isinstance(data, (np.ndarray, np.generic)):
-            data = np.asarray(data)
-            return torch.from_numpy(np.ascontiguousarray(data)).to(device=self.device, dtype=dt)
-        return torch.as_tensor(np.asarray(data), device=self.device, dtype=dt)
+        data = np.asarray(data)
+        if not data.flags.writeable:  # e.g. a broadcast view; torch wants memory it may write
+            data = data.copy()
+        return torch.as_tensor(data, device=self.device, dtype=dt)
 
     def to_numpy(self, a):
         return a.detach().cpu().numpy()
@@ -310,14 +324,31 @@ class TorchBackend:
         return self.torch.nn.functional.pad(a, flat, mode="constant", value=value)
 
     def index_add(self, target, index, values):
-        """``target[index] += values`` with repeated indices summed (in place)."""
-        if not isinstance(index, tuple):
-            index = (index,)
-        target.index_put_(index, values, accumulate=True)
+        """``target[index] += values`` with repeated indices summed (in place).
+
+        torch's accumulate-by-index wants plain index tensors, so any index (slices
+        mixed with arrays, masks) is first turned into flat positions by applying it
+        to ``arange(target.numel())``.
+        """
+        positions = self.torch.arange(target.numel(), device=target.device).reshape(target.shape)[index]
+        target.view(-1).index_add_(0, positions.reshape(-1), values.reshape(-1))
+        return target
+
+    def add_rows(self, target, ids, values):
+        """``target[ids[i]] += values[i]`` for a (V, E) target, ids (N,), values (N, E)."""
+        target.index_add_(0, ids, values)
         return target
 
     def index_array(self, index):
         return self.asarray(index)
+
+    def take_last(self, a, idx):
+        """``a[..., idx[...]]``: one entry of the last axis per position; idx has a's shape minus the last axis."""
+        return self.torch.gather(a, -1, idx.unsqueeze(-1)).squeeze(-1)
+
+    def add_last(self, a, idx, values):
+        """``a[..., idx[...]] += values`` in place (one entry per position, no repeats)."""
+        return a.scatter_add_(-1, idx.unsqueeze(-1), values.unsqueeze(-1))
 
     # --- random numbers --------------------------------------------------------------
     def manual_seed(self, seed):

@@ -134,8 +134,8 @@ def backward(root, grad=None):
             if parent is None or g_in is None or not parent.requires_grad:
                 continue
             if tuple(g_in.shape) != tuple(parent.shape):
-                g_in = unbroadcast(xp, g_in, parent.shape)
-            if _anomaly and not xp.all_finite(g_in):
+                g_in = unbroadcast(parent.xp, g_in, parent.shape)
+            if _anomaly and not parent.xp.all_finite(g_in):
                 where = getattr(ctx, "created_at", "<recorded outside detect_anomaly()>")
                 raise FloatingPointError(
                     f"anomaly: the backward of '{ctx.fn.op_name()}' produced NaN or Inf in the "

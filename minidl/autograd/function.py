@@ -86,7 +86,8 @@ class Function:
         except Exception as e:
             shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, Tensor))
             raise ShapeError(f"{cls.op_name()}: {e} (input shapes: {shapes})") from e
-        result = Tensor._wrap(out, xp, requires_grad=record)
+        # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).
+        result = Tensor._wrap(out, getattr(ctx, "out_xp", xp), requires_grad=record)
         if record:
             ctx.fn = cls
             ctx.parents = tuple(x if isinstance(x, Tensor) else None for x in inputs)

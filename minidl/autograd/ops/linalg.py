@@ -1,0 +1,44 @@
+"""Matrix product, batched over any leading dimensions.
+
+    out = a @ b,  a: (..., N, K), b: (..., K, M) -> out: (..., N, M)
+    dL/da = dL/dout @ bᵀ        (..., N, M) @ (..., M, K)
+    dL/db = aᵀ @ dL/dout        (..., K, N) @ (..., N, M)
+
+Leading (batch) dimensions broadcast as in NumPy; the engine sums the gradient of
+a broadcast operand back over them. A 1-D operand is treated as a row (left) or a
+column (right) vector and the extra axis is removed again, as in ``np.matmul``.
+"""
+from __future__ import annotations
+
+from ..broadcast import broadcast_shape
+from ..function import Function, ShapeError
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match: "
+                             f"need (..., N, K) @ (..., K, M) with the same K")
+        if a.ndim > 2 or b.ndim > 2:
+            broadcast_shape("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        xp = ctx.xp
+        da, db = ctx.needs_input_grad
+        return (grad @ xp.swap_last(b) if da else None), (xp.swap_last(a) @ grad if db else None)
+
+
+def matmul(a, b):
+    if a.ndim == 1 and b.ndim == 1:
+        return MatMul.apply(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
+    if a.ndim == 1:
+        out = MatMul.apply(a.reshape(1, -1), b)
+        return out.reshape(out.shape[:-2] + out.shape[-1:])
+    if b.ndim == 1:
+        return MatMul.apply(a, b.reshape(-1, 1)).reshape(a.shape[:-1])
+    return MatMul.apply(a, b)

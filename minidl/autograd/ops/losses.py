@@ -1,0 +1,158 @@
+"""Softmax, log-softmax and the two classification losses, each one fused Function.
+
+Fusing matters: cross-entropy through log_softmax + getitem + mean would build four
+nodes and store four arrays; its whole gradient is simply ``softmax(z) − onehot(y)``.
+
+Shapes: logits (..., C) -- e.g. (B, C) or (B, T, C) -- and class targets (...) of ints.
+A ``mask`` of shape (...) (bool or 0/1) drops positions such as padding; ``"mean"``
+averages over the positions the mask keeps.
+"""
+from __future__ import annotations
+
+from ..function import Function, ShapeError
+
+
+class Softmax(Function):
+    """s = exp(x − max) / Σ exp(x − max);  dL/dx = s ⊙ (g − Σ g ⊙ s)."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        xp = ctx.xp
+        e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+        s = e / xp.sum(e, axis=axis, keepdims=True)
+        ctx.save_for_backward(s)
+        ctx.axis = axis
+        return s
+
+    @staticmethod
+    def backward(ctx, grad):
+        (s,) = ctx.saved
+        return s * (grad - ctx.xp.sum(grad * s, axis=ctx.axis, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    """out = x − logsumexp(x);  dL/dx = g − softmax(x) · Σ g."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        xp = ctx.xp
+        m = xp.max(x, axis=axis, keepdims=True)
+        out = x - m - xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad - ctx.xp.exp(out) * ctx.xp.sum(grad, axis=ctx.axis, keepdims=True), None
+
+
+def _reduce(ctx, loss, mask, reduction):
+    """Apply the mask and the reduction; remember what backward needs to undo them."""
+    xp = ctx.xp
+    if mask is not None:
+        if tuple(mask.shape) != tuple(loss.shape):
+            raise ShapeError(f"{ctx.op}: mask has shape {tuple(mask.shape)}, expected {tuple(loss.shape)}")
+        mask = xp.astype(mask, xp.dtype_name(loss))
+        loss = loss * mask
+    ctx.mask, ctx.reduction = mask, reduction
+    if reduction == "none":
+        return loss
+    total = xp.sum(loss)
+    if reduction == "sum":
+        ctx.count = 1.0
+        return total
+    if reduction != "mean":
+        raise ValueError(f'{ctx.op}: reduction must be "mean", "sum" or "none", got {reduction!r}')
+    # mean over the kept positions; a batch with none kept has loss 0 and gradient 0
+    ctx.count = max(float(xp.sum(mask)) if mask is not None else float(xp.size(loss)), 1.0)
+    return total / ctx.count
+
+
+def _scale(ctx, grad):
+    """dL/d(loss_i) for each position i: the upstream gradient, undoing mean and mask."""
+    if ctx.reduction != "none":
+        grad = grad / ctx.count
+    return grad if ctx.mask is None else grad * ctx.mask
+
+
+class CrossEntropy(Function):
+    """loss_i = −log softmax(z_i)[y_i];  dloss_i/dz_i = softmax(z_i) − onehot(y_i)."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, mask, reduction):
+        xp = ctx.xp
+        ctx.op = "cross_entropy"
+        num_classes = logits.shape[-1]
+        if tuple(targets.shape) != tuple(logits.shape[:-1]):
+            raise ShapeError(f"cross_entropy: logits {tuple(logits.shape)} need targets of shape "
+                             f"{tuple(logits.shape[:-1])} (one class index per row), got {tuple(targets.shape)}")
+        if xp.size(targets) and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+            raise ValueError(f"cross_entropy: targets must lie in [0, {num_classes}), got values from "
+                             f"{int(targets.min())} to {int(targets.max())}")
+        m = xp.max(logits, axis=-1, keepdims=True)
+        log_z = m + xp.log(xp.sum(xp.exp(logits - m), axis=-1, keepdims=True))
+        log_p = logits - log_z
+        ctx.save_for_backward(log_p, targets)
+        return _reduce(ctx, -xp.take_last(log_p, targets), mask, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        log_p, targets = ctx.saved
+        xp = ctx.xp
+        g = xp.asarray(_scale(ctx, grad))
+        d_logits = xp.exp(log_p)
+        xp.add_last(d_logits, targets, -xp.ones_like(log_p[..., 0]))
+        if g.ndim:
+            g = g[..., None]
+        return d_logits * g, None, None, None
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """loss = max(x, 0) − x·y + log(1 + exp(−|x|))  (= −y log σ(x) − (1−y) log(1−σ(x)), stably);
+    dloss/dx = σ(x) − y,  dloss/dy = −x (soft targets may carry gradients)."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, mask, reduction):
+        xp = ctx.xp
+        ctx.op = "binary_cross_entropy_with_logits"
+        if tuple(targets.shape) != tuple(logits.shape):
+            raise ShapeError(f"binary_cross_entropy_with_logits: logits {tuple(logits.shape)} and targets "
+                             f"{tuple(targets.shape)} must have the same shape")
+        targets = xp.astype(targets, xp.dtype_name(logits))
+        loss = xp.maximum(logits, 0.0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))
+        ctx.save_for_backward(logits, targets)
+        return _reduce(ctx, loss, mask, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, targets = ctx.saved
+        g = _scale(ctx, grad)
+        g_targets = -logits * g if ctx.needs_input_grad[1] else None
+        return (ctx.xp.sigmoid(logits) - targets) * g, g_targets, None, None
+
+
+def softmax(x, axis=-1):
+    return Softmax.apply(x, axis)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(x, axis)
+
+
+def cross_entropy(logits, targets, mask=None, reduction="mean"):
+    """Mean (or sum, or per-position) of −log p(target); logits (..., C), targets (...) ints."""
+    return CrossEntropy.apply(logits, _constant(logits, targets), _constant(logits, mask), reduction)
+
+
+def binary_cross_entropy_with_logits(logits, targets, mask=None, reduction="mean"):
+    """Sigmoid + binary cross-entropy in one stable op; targets in [0, 1], logits' shape."""
+    return BinaryCrossEntropyWithLogits.apply(logits, _constant(logits, targets), _constant(logits, mask), reduction)
+
+
+def _constant(like, value):
+    """Targets/masks given as lists or arrays become arrays on the logits' backend."""
+    if value is None or hasattr(value, "_ctx"):
+        return value
+    return like.xp.asarray(value)

@@ -1,0 +1,105 @@
+"""Reductions over axes: sum, mean, max, logsumexp.
+
+Backward spreads dL/dout back over the reduced axes: every input element of a sum
+contributed with weight 1 (mean: 1/n; max: only the maxima; logsumexp: softmax).
+"""
+from __future__ import annotations
+
+from ..function import Function
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def _keep(array, axes, keepdims):
+    """Re-insert the reduced axes (as size 1) so ``array`` broadcasts against the input."""
+    if keepdims:
+        return array
+    shape = list(array.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return array.reshape(tuple(shape))
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, _axes(axis, x.ndim), keepdims
+        return ctx.xp.sum(x, axis=ctx.axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.xp.broadcast_to(_keep(grad, ctx.axes, ctx.keepdims), ctx.shape), None, None
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        ctx.shape, ctx.axes, ctx.keepdims = x.shape, _axes(axis, x.ndim), keepdims
+        ctx.count = 1
+        for a in ctx.axes:
+            ctx.count *= x.shape[a]
+        return ctx.xp.sum(x, axis=ctx.axes, keepdims=keepdims) / ctx.count
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.xp.broadcast_to(_keep(grad, ctx.axes, ctx.keepdims) / ctx.count, ctx.shape), None, None
+
+
+class Max(Function):
+    """Ties share the gradient evenly (like torch.amax), so the rule is symmetric."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        axes = _axes(axis, x.ndim)
+        out = ctx.xp.max(x, axis=axes, keepdims=True)
+        is_max = ctx.xp.astype(x == out, ctx.xp.dtype_name(x))  # float, so the division keeps x's dtype
+        ctx.save_for_backward(is_max)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (is_max,) = ctx.saved
+        count = ctx.xp.sum(is_max, axis=ctx.axes, keepdims=True)
+        return _keep(grad, ctx.axes, ctx.keepdims) * is_max / count, None, None
+
+
+class LogSumExp(Function):
+    """out = m + log Σ exp(x − m) with m = max x (no overflow);  d out/dx = exp(x − out)."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        xp = ctx.xp
+        axes = _axes(axis, x.ndim)
+        m = xp.max(x, axis=axes, keepdims=True)
+        out = m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
+        ctx.save_for_backward(x, out)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        return _keep(grad, ctx.axes, ctx.keepdims) * ctx.xp.exp(x - out), None, None
+
+
+def sum(x, axis=None, keepdims=False):
+    return Sum.apply(x, axis, keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean.apply(x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False):
+    return Max.apply(x, axis, keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return LogSumExp.apply(x, axis, keepdims)

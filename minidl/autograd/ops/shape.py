@@ -1,0 +1,184 @@
+"""Ops that move values around without changing them; their backward moves the gradient back.
+
+reshape / transpose undo themselves; broadcast_to sums over the copies (the engine's
+shared ``unbroadcast``); getitem scatters the gradient into a zero array, adding where an
+index repeats; concat / stack / pad slice the gradient apart again; ``to`` carries it
+back to the source device and dtype.
+"""
+from __future__ import annotations
+
+from ..function import Function, ShapeError
+from ..tensor import Tensor
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape), None
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+        if sorted(axes) != list(range(x.ndim)):
+            raise ShapeError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {tuple(x.shape)}")
+        ctx.axes = axes
+        return ctx.xp.transpose(x, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inverse = [0] * len(ctx.axes)
+        for i, a in enumerate(ctx.axes):
+            inverse[a] = i
+        return ctx.xp.transpose(grad, tuple(inverse)), None
+
+
+class BroadcastTo(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        return ctx.xp.broadcast_to(x, tuple(shape))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None  # the engine sums it back to x's shape
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, ctx.xp.dtype_name(x), index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        xp = ctx.xp
+        out = xp.zeros(ctx.shape, ctx.dtype)
+        if _is_advanced(ctx.index):
+            xp.index_add(out, ctx.index, grad)  # a repeated index receives the sum of its gradients
+        else:
+            out[ctx.index] = grad  # basic slicing never repeats an element
+        return out, None
+
+
+def _is_advanced(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(not (p is None or p is Ellipsis or isinstance(p, (int, slice))) for p in parts)
+
+
+def _prepare_index(xp, index):
+    """Tensors and lists inside an index become backend index arrays."""
+    def convert(p):
+        if isinstance(p, Tensor):
+            p = p.data
+        if p is None or p is Ellipsis or isinstance(p, (int, slice)):
+            return p
+        if hasattr(p, "__index__") and not hasattr(p, "shape"):
+            return int(p)  # NumPy integer scalars
+        return xp.index_array(p)
+
+    if isinstance(index, tuple):
+        return tuple(convert(p) for p in index)
+    return convert(index)
+
+
+class Concat(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        first = arrays[0]
+        axis = axis % first.ndim
+        for a in arrays[1:]:
+            if a.ndim != first.ndim or any(n != m for i, (n, m) in enumerate(zip(a.shape, first.shape)) if i != axis):
+                shapes = ", ".join(str(tuple(x.shape)) for x in arrays)
+                raise ShapeError(f"concat: shapes {shapes} must agree except along axis {axis}")
+        ctx.axis, ctx.sizes = axis, [a.shape[axis] for a in arrays]
+        return ctx.xp.concat(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grads, start = [], 0
+        for n in ctx.sizes:
+            grads.append(grad[(slice(None),) * ctx.axis + (slice(start, start + n),)])
+            start += n
+        return tuple(grads)
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        shapes = {tuple(a.shape) for a in arrays}
+        if len(shapes) > 1:
+            raise ShapeError(f"stack: all inputs need the same shape, got {', '.join(str(s) for s in sorted(shapes))}")
+        ctx.axis = axis % (arrays[0].ndim + 1)
+        ctx.count = len(arrays)
+        return ctx.xp.stack(arrays, axis=ctx.axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(grad[(slice(None),) * ctx.axis + (i,)] for i in range(ctx.count))
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` has one (before, after) pair per axis."""
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value):
+        pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+        if len(pad_width) != x.ndim:
+            raise ShapeError(f"pad: pad_width has {len(pad_width)} (before, after) pairs but the input "
+                             f"{tuple(x.shape)} has {x.ndim} axes")
+        ctx.crop = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))
+        return ctx.xp.pad(x, pad_width, value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.crop], None, None
+
+
+class To(Function):
+    """Copy to another backend/device and/or dtype; the gradient goes back the same way."""
+
+    @staticmethod
+    def forward(ctx, x, xp, dtype):
+        ctx.out_xp, ctx.source_dtype = xp, ctx.xp.dtype_name(x)
+        return xp.asarray(x, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.xp.asarray(grad, ctx.source_dtype), None, None
+
+
+def reshape(x, shape):
+    return Reshape.apply(x, tuple(shape))
+
+
+def transpose(x, axes=None):
+    return Transpose.apply(x, None if axes is None else tuple(axes))
+
+
+permute = transpose
+
+
+def broadcast_to(x, shape):
+    return BroadcastTo.apply(x, tuple(shape))
+
+
+def getitem(x, index):
+    return GetItem.apply(x, _prepare_index(x.xp, index))
+
+
+def concat(tensors, axis=0):
+    return Concat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
+def pad(x, pad_width, value=0.0):
+    return Pad.apply(x, pad_width, value)

@@ -1,0 +1,201 @@
+"""Gradient checking: compare minidl's hand-written backward with centred finite differences.
+
+    import minidl as md
+    from minidl.gradcheck import gradcheck
+
+    x = md.randn(3, 4, dtype="float64", requires_grad=True)
+    w = md.randn(4, 2, dtype="float64", requires_grad=True)
+    result = gradcheck(lambda x, w: (x @ w).tanh(), [x, w])
+    print(result)          # one line per input: worst element, analytic vs numeric
+    assert result.ok
+
+How it works. ``fn`` is run once with gradients on and back-propagated with a fixed
+random ``grad_output`` g, which gives the analytic ``dL/dx`` of ``L = sum(g * fn(x))``.
+The numerical gradient of the same ``L`` comes from nudging one input element at a
+time by ``± eps``. Both are compared with CS231n's relative error
+
+    rel_error = |a − n| / max(1e-8, |a| + |n|)
+
+A correct smooth op gives ≲ 1e-7 in float64. Why float64: with eps = 1e-6 the round-off
+of float32 (1e-7 relative) would swamp the difference. Why the test points should stay
+away from kinks (relu at 0, ties in max): there the two one-sided slopes differ and the
+centred difference averages them, which no backward formula reproduces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .autograd.engine import no_grad
+from .autograd.tensor import Tensor
+
+
+def _as_float64(a):
+    """A NumPy float64 copy of a NumPy array, torch tensor, minidl Tensor or number."""
+    if isinstance(a, Tensor):
+        a = a.numpy()
+    elif hasattr(a, "detach"):  # a torch tensor, possibly on a GPU
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _elementwise_rel_error(a, b):
+    a, b = _as_float64(a), _as_float64(b)
+    return np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
+
+
+def rel_error(a, b):
+    """max over elements of |a − b| / max(1e-8, |a| + |b|) (0 for empty arrays)."""
+    errors = _elementwise_rel_error(a, b)
+    return float(errors.max()) if errors.size else 0.0
+
+
+def _output(fn, inputs):
+    return _as_float64(fn(*inputs))
+
+
+def numerical_gradient(fn, inputs, grad_output, eps=1e-6):
+    """d sum(grad_output * fn(*inputs)) / d input, by centred differences, for each input.
+
+    Returns one float64 NumPy array per input that requires grad (``None`` for the
+    others, which are constants). Each element is nudged in place and restored exactly.
+    Whole output arrays are differenced before contracting with ``grad_output``, so output
+    elements that do not depend on the nudged element cancel exactly instead of adding
+    round-off.
+    """
+    grad_output = _as_float64(grad_output)
+    grads = []
+    with no_grad():
+        for t in inputs:
+            if not (isinstance(t, Tensor) and t.requires_grad):
+                grads.append(None)
+                continue
+            grad = np.zeros(t.shape)
+            for j in np.ndindex(*t.shape):
+                original = float(t.data[j])
+                try:
+                    t.data[j] = original + eps
+                    f_plus = _output(fn, inputs)
+                    t.data[j] = original - eps
+                    f_minus = _output(fn, inputs)
+                finally:
+                    t.data[j] = original
+                grad[j] = np.sum((f_plus - f_minus) / (2 * eps) * grad_output)
+            grads.append(grad)
+    return grads
+
+
+@dataclass
+class InputReport:
+    """How one input fared: its worst element and the two gradients there."""
+
+    position: int  # index of the input in the ``inputs`` list
+    shape: tuple
+    worst_element: tuple
+    analytic: float
+    numeric: float
+    rel_error: float
+    ok: bool
+    analytic_grad: np.ndarray
+    numeric_grad: np.ndarray
+
+    def explain(self):
+        where = (f"input {self.position} (shape {self.shape}), element {self.worst_element}: "
+                 f"analytic {self.analytic:.6g} vs numeric {self.numeric:.6g}, "
+                 f"rel_error {self.rel_error:.2g}")
+        if not np.any(self.analytic_grad) and np.any(self.numeric_grad):
+            hint = ("the backward gave this input no gradient at all: is the op recorded "
+                    "(requires_grad), and does its backward return a gradient for this input?")
+        elif self.numeric != 0 and np.isfinite(self.analytic):
+            hint = (f"analytic/numeric = {self.analytic / self.numeric:.4g} here; a clean ratio "
+                    "like 2, 0.5 or -1 usually means a missing factor or a sign error")
+        else:
+            hint = "compare the two gradients: look for a wrong index, axis or broadcast"
+        return f"{where}\n  -> {hint}"
+
+
+@dataclass
+class GradcheckResult:
+    reports: list
+    tol: float
+
+    @property
+    def ok(self):
+        return all(r.ok for r in self.reports)
+
+    @property
+    def max_rel_error(self):
+        return max((r.rel_error for r in self.reports), default=0.0)
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        verdict = "passed" if self.ok else "FAILED"
+        lines = [f"gradcheck {verdict}: max rel_error {self.max_rel_error:.2e} (tolerance {self.tol:.0e})",
+                 f"  {'input':<6}{'shape':<16}{'rel_error':<12}{'worst element':<16}"
+                 f"{'analytic':>14}{'numeric':>14}"]
+        for r in self.reports:
+            flag = "" if r.ok else "  <-- FAIL"
+            lines.append(f"  {r.position:<6}{str(r.shape):<16}{r.rel_error:<12.2e}{str(r.worst_element):<16}"
+                         f"{r.analytic:>14.6g}{r.numeric:>14.6g}{flag}")
+        lines += [r.explain() for r in self.reports if not r.ok]
+        return "\n".join(lines)
+
+    __repr__ = __str__  # so a failing ``assert result`` in pytest shows the table
+
+
+class GradcheckError(AssertionError):
+    """Raised by ``gradcheck(..., raise_on_fail=True)``; the message is the result table."""
+
+
+def gradcheck(fn, inputs, eps=1e-6, tol=1e-7, seed=0, raise_on_fail=False):
+    """Check the analytic gradient of ``fn(*inputs)`` against finite differences.
+
+    ``inputs``: Tensors; those with ``requires_grad=True`` are checked, the others are
+    constants (integer targets, masks). Floating-point inputs must be float64.
+    Returns a ``GradcheckResult`` (``.ok``, ``.max_rel_error``, one report per checked
+    input); with ``raise_on_fail=True`` a failure raises ``GradcheckError`` instead.
+    Existing ``.grad`` values of the inputs are left as they were.
+    """
+    inputs = list(inputs)
+    for i, t in enumerate(inputs):
+        if isinstance(t, Tensor) and t.dtype.startswith("float") and t.dtype != "float64":
+            raise TypeError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64, "
+                            f'create the inputs with dtype="float64"')
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")
+
+    saved_grads = {i: inputs[i].grad for i in checked}
+    try:
+        for i in checked:
+            inputs[i].grad = None
+        out = fn(*inputs)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: fn must return a minidl Tensor, got {type(out).__name__}")
+        if out.dtype != "float64":
+            raise TypeError(f"gradcheck: fn returned a {out.dtype} tensor; every step must stay float64")
+        grad_output = np.random.default_rng(seed).standard_normal(out.shape)
+        if out.requires_grad:  # otherwise nothing was recorded: the analytic gradient is 0
+            out.backward(out.xp.asarray(grad_output, "float64"))
+        analytic = [np.zeros(inputs[i].shape) if inputs[i].grad is None else _as_float64(inputs[i].grad)
+                    for i in checked]
+    finally:
+        for i, g in saved_grads.items():
+            inputs[i].grad = g
+
+    numeric = [g for g in numerical_gradient(fn, inputs, grad_output, eps) if g is not None]
+    reports = []
+    for i, a, n in zip(checked, analytic, numeric):
+        errors = _elementwise_rel_error(a, n)
+        worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
+        worst = tuple(int(k) for k in worst)
+        err = float(errors[worst]) if errors.size else 0.0
+        reports.append(InputReport(i, tuple(inputs[i].shape), worst, float(a[worst]) if a.size else 0.0,
+                                   float(n[worst]) if n.size else 0.0, err, bool(err <= tol), a, n))
+    result = GradcheckResult(reports, tol)
+    if raise_on_fail and not result.ok:
+        raise GradcheckError(str(result))
+    return result

@@ -1,0 +1,1 @@
+"""The course's chain-rule material: Markdown derivations and the code behind their figure."""

@@ -1,0 +1,130 @@
+"""How the gradient's size changes from layer to layer in a deep MLP, with and without skips.
+
+    python -m theory.gradient_flow --out theory/gradient_flow.png
+
+The network (B = batch, E = width, L = depth):
+
+    h_0 = x                                   x: (B, E), entries N(0, 1)
+    plain:    h_k = φ(h_{k-1} W_k)            W_k: (E, E), entries N(0, 1/E), no bias
+    residual: h_k = h_{k-1} + φ(h_{k-1} W_k)
+    loss = Σ_b h_L[b] · r / B                 r: (E,), entries N(0, 1/E)
+
+The loss is linear in the top layer so that dL/dh_L is the same for every
+activation; what happens below it is the chain rule alone. All random numbers come
+from a NumPy generator seeded with ``seed``, so the "cpu" and "torch" devices build
+the same network. Every gradient is computed by minidl's engine (``retain_grad()``
+on each h_k, then ``backward()``).
+
+The figure plots ``||dL/dh_k|| / ||dL/dh_L||`` against the layer k (geometric mean
+over seeds), one line per activation, plain and residual side by side, log scale.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+import numpy as np
+
+import minidl as md
+
+ACTIVATIONS = {
+    "sigmoid": md.sigmoid,
+    "tanh": md.tanh,
+    "relu": md.relu,
+    "leaky_relu": md.leaky_relu,  # slope 0.01 for negative inputs (minidl's default)
+}
+COLORS = {"sigmoid": "tab:red", "tanh": "tab:orange", "relu": "tab:blue", "leaky_relu": "tab:green"}
+
+
+def gradient_norms(activation, depth=50, skip=False, width=64, seed=0, device="cpu", batch=32):
+    """``[||dL/dh_0||, ||dL/dh_1||, …, ||dL/dh_depth||]`` (Frobenius norms over the batch).
+
+    ``h_0`` is the input; index k is the output of layer k. See the module docstring
+    for the network, the initialisation and the loss.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if depth < 1 or width < 1 or batch < 1:
+        raise ValueError(f"depth, width and batch must be positive, got {depth}, {width}, {batch}")
+    phi = ACTIVATIONS[activation]
+    rng = np.random.default_rng(seed)
+
+    def constant(array):
+        return md.tensor(array, device=device, dtype="float64")
+
+    h = md.tensor(rng.standard_normal((batch, width)), requires_grad=True, device=device, dtype="float64")
+    layers = [h]
+    for _ in range(depth):
+        W = constant(rng.standard_normal((width, width)) / math.sqrt(width))
+        branch = phi(h @ W)
+        h = h + branch if skip else branch
+        layers.append(h.retain_grad())
+    readout = constant(rng.standard_normal(width) / math.sqrt(width))
+    loss = (h @ readout).sum() / batch
+    loss.backward()
+    return [float(np.linalg.norm(t.xp.to_numpy(t.grad))) for t in layers]
+
+
+def relative_profile(activation, depth, skip, width, seeds, device="cpu"):
+    """``||dL/dh_k|| / ||dL/dh_depth||`` for k = 0..depth, geometric mean over ``seeds``."""
+    logs = [np.log(np.array(gradient_norms(activation, depth, skip, width, seed, device)))
+            for seed in seeds]
+    logs = np.mean([lg - lg[-1] for lg in logs], axis=0)
+    return np.exp(logs)
+
+
+def plot(profiles, depth, width, n_seeds, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    layers = np.arange(depth + 1)
+    for ax, skip, title in ((axes[0], False, "plain:  h_k = φ(h_{k−1} W_k)"),
+                            (axes[1], True, "residual:  h_k = h_{k−1} + φ(h_{k−1} W_k)")):
+        for name in ACTIVATIONS:
+            ax.semilogy(layers, profiles[name, skip], color=COLORS[name], lw=2, label=name)
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_title(title)
+        ax.set_xlabel("layer k  (0 = input, gradient flows right to left)")
+        ax.set_xlim(0, depth)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("‖dL/dh_k‖ / ‖dL/dh_top‖")
+    axes[0].legend(loc="lower right")
+    fig.suptitle(f"Gradient norm per layer: MLP of width {width}, depth {depth}, "
+                 f"W ~ N(0, 1/{width}), geometric mean of {n_seeds} seeds")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=110)
+    svg = os.path.splitext(out)[0] + ".svg"
+    fig.savefig(svg)
+    plt.close(fig)
+    return svg
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="theory/gradient_flow.png", help="PNG to write (an SVG goes next to it)")
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--seeds", type=int, default=5, help="average over seeds 0..N-1")
+    parser.add_argument("--device", default="cpu", help='"cpu" (NumPy) or "torch"')
+    args = parser.parse_args(argv)
+
+    seeds = range(args.seeds)
+    profiles = {(name, skip): relative_profile(name, args.depth, skip, args.width, seeds, args.device)
+                for skip in (False, True) for name in ACTIVATIONS}
+    print(f"||dL/dh_k|| / ||dL/dh_{args.depth}||, geometric mean over {args.seeds} seeds")
+    marks = sorted({0, args.depth // 2, args.depth - 10, args.depth - 1} & set(range(args.depth)))
+    print(f"{'activation':<12}{'network':<10}" + "".join(f"{'k=' + str(k):>11}" for k in marks))
+    for (name, skip), profile in profiles.items():
+        print(f"{name:<12}{'residual' if skip else 'plain':<10}"
+              + "".join(f"{profile[k]:>11.2e}" for k in marks))
+    svg = plot(profiles, args.depth, args.width, args.seeds, args.out)
+    print(f"wrote {args.out} and {svg}")
+
+
+if __name__ == "__main__":
+    main()
