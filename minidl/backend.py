@@ -55,6 +55,12 @@ class NumpyBackend:
             data = data.detach().cpu().numpy()
         return np.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
 
+    def array(self, data, dtype=None):
+        """Like ``asarray`` but always a fresh copy (what ``Tensor(data)`` stores)."""
+        if _is_torch_tensor(data):
+            data = data.detach().cpu().numpy()
+        return np.array(data, dtype=None if dtype is None else np.dtype(dtype))
+
     def to_numpy(self, a):
         return a
 
@@ -208,6 +214,11 @@ class TorchBackend:
         if not data.flags.writeable:  # e.g. a broadcast view; torch wants memory it may write
             data = data.copy()
         return torch.as_tensor(data, device=self.device, dtype=dt)
+
+    def array(self, data, dtype=None):
+        """Like ``asarray`` but always a fresh copy (what ``Tensor(data)`` stores)."""
+        out = self.asarray(data, dtype)
+        return out.clone() if out is data or _shares_memory(out, data) else out
 
     def to_numpy(self, a):
         return a.detach().cpu().numpy()
@@ -366,6 +377,15 @@ class TorchBackend:
     def randn(self, shape, dtype="float32", generator=None):
         return self.torch.randn(shape, dtype=self.dtype(dtype), device=self.device,
                                 generator=generator or self.generator)
+
+
+def _shares_memory(tensor, data):
+    """Does a CPU torch tensor view the memory of ``data`` (a NumPy array or a torch tensor)?"""
+    if tensor.device.type != "cpu" or tensor.numel() == 0:
+        return False
+    if isinstance(data, np.ndarray):
+        return data.size > 0 and np.shares_memory(tensor.numpy(), data)
+    return _is_torch_tensor(data) and tensor.untyped_storage().data_ptr() == data.untyped_storage().data_ptr()
 
 
 def _is_torch_tensor(x):

@@ -6,7 +6,7 @@
 * ``requires_grad`` -- whether gradients flow to (and through) this tensor;
 * ``_ctx``          -- the ``Context`` of the op that produced it (``None`` for a leaf).
 
-Floating-point data is stored in the default dtype (float32, see ``set_default_dtype``)
+``Tensor(data)`` copies ``data``. Floating-point data is stored in the default dtype (float32, see ``set_default_dtype``)
 unless ``dtype=`` says otherwise; integer and boolean data (indices, masks) keep theirs.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Tensor:
             xp = _backend.backend_of(data)  # a torch tensor stays where it is
         else:
             xp = _backend.get_backend(device)
-        array = xp.asarray(data, dtype)
+        array = xp.array(data, dtype)  # a copy: the caller's array is never updated in place
         if dtype is None and _is_float(xp, array) and xp.dtype_name(array) != _default_dtype:
             array = xp.astype(array, _default_dtype)
         self.data = array

@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios against PyTorch measured in the same run."""

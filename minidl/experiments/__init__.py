@@ -1,0 +1,1 @@
+"""Experiments: training runs over a grid of configurations, with plots."""
