@@ -5,18 +5,20 @@
 The network (B = batch, E = width, L = depth):
 
     h_0 = x                                   x: (B, E), entries N(0, 1)
-    plain:    h_k = φ(h_{k-1} W_k)            W_k: (E, E), entries N(0, 1/E), no bias
+    plain:    h_k = φ(h_{k-1} W_k)            W_k: (E, E), entries N(0, s²/E), no bias
     residual: h_k = h_{k-1} + φ(h_{k-1} W_k)
     loss = Σ_b h_L[b] · r / B                 r: (E,), entries N(0, 1/E)
 
-The loss is linear in the top layer so that dL/dh_L is the same for every
-activation; what happens below it is the chain rule alone. All random numbers come
-from a NumPy generator seeded with ``seed``, so the "cpu" and "torch" devices build
-the same network. Every gradient is computed by minidl's engine (``retain_grad()``
-on each h_k, then ``backward()``).
+with s = 1 (LeCun's rule, the same for every activation) or, in the third panel of
+the figure, residual branches scaled by s = 1/√L (the rule GPT-2 uses for the
+projections that feed its residual stream). The loss is linear in the top layer so
+that dL/dh_L is the same for every activation; what happens below it is the chain
+rule alone. All random numbers come from a NumPy generator seeded with ``seed``, so
+the "cpu" and "torch" devices build the same network. Every gradient is computed by
+minidl's engine (``retain_grad()`` on each h_k, then ``backward()``).
 
 The figure plots ``||dL/dh_k|| / ||dL/dh_L||`` against the layer k (geometric mean
-over seeds), one line per activation, plain and residual side by side, log scale.
+over seeds), one line per activation, one panel per network, log scale.
 """
 from __future__ import annotations
 
@@ -37,11 +39,13 @@ ACTIVATIONS = {
 COLORS = {"sigmoid": "tab:red", "tanh": "tab:orange", "relu": "tab:blue", "leaky_relu": "tab:green"}
 
 
-def gradient_norms(activation, depth=50, skip=False, width=64, seed=0, device="cpu", batch=32):
+def gradient_norms(activation, depth=50, skip=False, width=64, seed=0, device="cpu", batch=32,
+                   branch_scale=1.0):
     """``[||dL/dh_0||, ||dL/dh_1||, …, ||dL/dh_depth||]`` (Frobenius norms over the batch).
 
     ``h_0`` is the input; index k is the output of layer k. See the module docstring
-    for the network, the initialisation and the loss.
+    for the network, the initialisation and the loss. ``branch_scale`` multiplies every
+    W_k (use ``1/sqrt(depth)`` with ``skip=True`` for the scaled residual network).
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -56,7 +60,7 @@ def gradient_norms(activation, depth=50, skip=False, width=64, seed=0, device="c
     h = md.tensor(rng.standard_normal((batch, width)), requires_grad=True, device=device, dtype="float64")
     layers = [h]
     for _ in range(depth):
-        W = constant(rng.standard_normal((width, width)) / math.sqrt(width))
+        W = constant(rng.standard_normal((width, width)) * (branch_scale / math.sqrt(width)))
         branch = phi(h @ W)
         h = h + branch if skip else branch
         layers.append(h.retain_grad())
@@ -66,12 +70,20 @@ def gradient_norms(activation, depth=50, skip=False, width=64, seed=0, device="c
     return [float(np.linalg.norm(t.xp.to_numpy(t.grad))) for t in layers]
 
 
-def relative_profile(activation, depth, skip, width, seeds, device="cpu"):
+def relative_profile(activation, depth, skip, width, seeds, device="cpu", branch_scale=1.0):
     """``||dL/dh_k|| / ||dL/dh_depth||`` for k = 0..depth, geometric mean over ``seeds``."""
-    logs = [np.log(np.array(gradient_norms(activation, depth, skip, width, seed, device)))
+    logs = [np.log(np.array(gradient_norms(activation, depth, skip, width, seed, device,
+                                           branch_scale=branch_scale)))
             for seed in seeds]
-    logs = np.mean([lg - lg[-1] for lg in logs], axis=0)
-    return np.exp(logs)
+    return np.exp(np.mean([lg - lg[-1] for lg in logs], axis=0))
+
+
+def networks(depth):
+    """The three panels: (name, title, skip, branch_scale)."""
+    return [("plain", r"plain: $h_k = \varphi(h_{k-1} W_k)$", False, 1.0),
+            ("residual", r"residual: $h_k = h_{k-1} + \varphi(h_{k-1} W_k)$", True, 1.0),
+            (f"residual, W_k scaled by 1/sqrt({depth})", rf"residual, $W_k$ scaled by $1/\sqrt{{{depth}}}$",
+             True, 1.0 / math.sqrt(depth))]
 
 
 def plot(profiles, depth, width, n_seeds, out):
@@ -80,26 +92,30 @@ def plot(profiles, depth, width, n_seeds, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    plt.rcParams["svg.hashsalt"] = "minidl"  # fixed element ids: redrawing gives the same SVG
+
+    panels = networks(depth)
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.8), sharey=True)
     layers = np.arange(depth + 1)
-    for ax, skip, title in ((axes[0], False, "plain:  h_k = φ(h_{k−1} W_k)"),
-                            (axes[1], True, "residual:  h_k = h_{k−1} + φ(h_{k−1} W_k)")):
+    for ax, (network, title, _, _) in zip(axes, panels):
         for name in ACTIVATIONS:
-            ax.semilogy(layers, profiles[name, skip], color=COLORS[name], lw=2, label=name)
+            # leaky ReLU is dashed: with slope 0.01 its curve lies on top of ReLU's
+            ax.semilogy(layers, profiles[network][name], color=COLORS[name], lw=2,
+                        ls="--" if name == "leaky_relu" else "-", label=name)
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_title(title)
-        ax.set_xlabel("layer k  (0 = input, gradient flows right to left)")
+        ax.set_xlabel("layer k  (0 = input; the gradient flows right to left)")
         ax.set_xlim(0, depth)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("‖dL/dh_k‖ / ‖dL/dh_top‖")
+    axes[0].set_ylabel(r"$\|\partial L/\partial h_k\| \,/\, \|\partial L/\partial h_{top}\|$")
     axes[0].legend(loc="lower right")
     fig.suptitle(f"Gradient norm per layer: MLP of width {width}, depth {depth}, "
-                 f"W ~ N(0, 1/{width}), geometric mean of {n_seeds} seeds")
+                 f"$W_k \\sim N(0, 1/{width})$ unless scaled, geometric mean over {n_seeds} seeds")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100, metadata={"Software": None})
     svg = os.path.splitext(out)[0] + ".svg"
-    fig.savefig(svg)
+    fig.savefig(svg, metadata={"Date": None})
     plt.close(fig)
     return svg
 
@@ -110,20 +126,21 @@ def main(argv=None):
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=5, help="average over seeds 0..N-1")
-    parser.add_argument("--device", default="cpu", help='"cpu" (NumPy) or "torch"')
+    parser.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     args = parser.parse_args(argv)
 
     seeds = range(args.seeds)
-    profiles = {(name, skip): relative_profile(name, args.depth, skip, args.width, seeds, args.device)
-                for skip in (False, True) for name in ACTIVATIONS}
+    profiles = {network: {name: relative_profile(name, args.depth, skip, args.width, seeds, args.device, scale)
+                          for name in ACTIVATIONS}
+                for network, _, skip, scale in networks(args.depth)}
+    marks = [0, args.depth // 2, args.depth - 10, args.depth - 1]
     print(f"||dL/dh_k|| / ||dL/dh_{args.depth}||, geometric mean over {args.seeds} seeds")
-    marks = sorted({0, args.depth // 2, args.depth - 10, args.depth - 1} & set(range(args.depth)))
-    print(f"{'activation':<12}{'network':<10}" + "".join(f"{'k=' + str(k):>11}" for k in marks))
-    for (name, skip), profile in profiles.items():
-        print(f"{name:<12}{'residual' if skip else 'plain':<10}"
-              + "".join(f"{profile[k]:>11.2e}" for k in marks))
+    for network, by_activation in profiles.items():
+        print(f"\n{network}\n{'':<12}" + "".join(f"{'k=' + str(k):>11}" for k in marks))
+        for name, profile in by_activation.items():
+            print(f"{name:<12}" + "".join(f"{profile[k]:>11.2e}" for k in marks))
     svg = plot(profiles, args.depth, args.width, args.seeds, args.out)
-    print(f"wrote {args.out} and {svg}")
+    print(f"\nwrote {args.out} and {svg}")
 
 
 if __name__ == "__main__":
