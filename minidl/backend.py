@@ -211,8 +211,8 @@ class TorchBackend:
         if isinstance(data, torch.Tensor):
             return data.to(device=self.device, dtype=dt or data.dtype)
         data = np.asarray(data)
-        if not data.flags.writeable:  # e.g. a broadcast view; torch wants memory it may write
-            data = data.copy()
+        if not data.flags.writeable or any(s < 0 for s in data.strides):
+            data = data.copy()  # torch wants writable memory and no negative strides (x[::-1])
         return torch.as_tensor(data, device=self.device, dtype=dt)
 
     def array(self, data, dtype=None):

@@ -32,12 +32,16 @@ from .autograd.tensor import Tensor
 
 
 def _as_float64(a):
-    """A NumPy float64 copy of a NumPy array, torch tensor, minidl Tensor or number."""
+    """A NumPy float64 copy of a NumPy array, torch tensor, minidl Tensor or number.
+
+    A copy, not a view: the output of ``reshape`` or ``getitem`` shares memory with the
+    input, which ``numerical_gradient`` is about to nudge.
+    """
     if isinstance(a, Tensor):
         a = a.numpy()
     elif hasattr(a, "detach"):  # a torch tensor, possibly on a GPU
         a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
+    return np.array(a, dtype=np.float64, copy=True)
 
 
 def _elementwise_rel_error(a, b):
@@ -49,10 +53,6 @@ def rel_error(a, b):
     """max over elements of |a − b| / max(1e-8, |a| + |b|) (0 for empty arrays)."""
     errors = _elementwise_rel_error(a, b)
     return float(errors.max()) if errors.size else 0.0
-
-
-def _output(fn, inputs):
-    return _as_float64(fn(*inputs))
 
 
 def numerical_gradient(fn, inputs, grad_output, eps=1e-6):
@@ -76,9 +76,9 @@ def numerical_gradient(fn, inputs, grad_output, eps=1e-6):
                 original = float(t.data[j])
                 try:
                     t.data[j] = original + eps
-                    f_plus = _output(fn, inputs)
+                    f_plus = _as_float64(fn(*inputs))
                     t.data[j] = original - eps
-                    f_minus = _output(fn, inputs)
+                    f_minus = _as_float64(fn(*inputs))
                 finally:
                     t.data[j] = original
                 grad[j] = np.sum((f_plus - f_minus) / (2 * eps) * grad_output)
@@ -146,6 +146,16 @@ class GradcheckResult:
     __repr__ = __str__  # so a failing ``assert result`` in pytest shows the table
 
 
+def _report(position, shape, analytic, numeric, tol):
+    errors = _elementwise_rel_error(analytic, numeric)
+    if errors.size == 0:
+        return InputReport(position, tuple(shape), (), 0.0, 0.0, 0.0, True, analytic, numeric)
+    worst = tuple(int(k) for k in np.unravel_index(np.argmax(errors), errors.shape))  # a NaN counts as worst
+    err = float(errors[worst])
+    return InputReport(position, tuple(shape), worst, float(analytic[worst]), float(numeric[worst]), err,
+                       err <= tol, analytic, numeric)
+
+
 class GradcheckError(AssertionError):
     """Raised by ``gradcheck(..., raise_on_fail=True)``; the message is the result table."""
 
@@ -187,14 +197,7 @@ def gradcheck(fn, inputs, eps=1e-6, tol=1e-7, seed=0, raise_on_fail=False):
             inputs[i].grad = g
 
     numeric = [g for g in numerical_gradient(fn, inputs, grad_output, eps) if g is not None]
-    reports = []
-    for i, a, n in zip(checked, analytic, numeric):
-        errors = _elementwise_rel_error(a, n)
-        worst = np.unravel_index(np.argmax(errors), errors.shape) if errors.size else ()
-        worst = tuple(int(k) for k in worst)
-        err = float(errors[worst]) if errors.size else 0.0
-        reports.append(InputReport(i, tuple(inputs[i].shape), worst, float(a[worst]) if a.size else 0.0,
-                                   float(n[worst]) if n.size else 0.0, err, bool(err <= tol), a, n))
+    reports = [_report(i, inputs[i].shape, a, n, tol) for i, a, n in zip(checked, analytic, numeric)]
     result = GradcheckResult(reports, tol)
     if raise_on_fail and not result.ok:
         raise GradcheckError(str(result))

@@ -20,8 +20,12 @@ class MatMul(Function):
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
             raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match: "
                              f"need (..., N, K) @ (..., K, M) with the same K")
-        if a.ndim > 2 or b.ndim > 2:
-            broadcast_shape("matmul (batch dimensions)", a.shape[:-2], b.shape[:-2])
+        if (a.ndim > 2 or b.ndim > 2) and a.shape[:-2] != b.shape[:-2]:
+            try:
+                broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+            except ShapeError:
+                raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} have batch dimensions "
+                                 f"{tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} that cannot be broadcast") from None
         ctx.save_for_backward(a, b)
         return a @ b
 

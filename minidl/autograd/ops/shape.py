@@ -7,6 +7,8 @@ back to the source device and dtype.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..function import Function, ShapeError
 from ..tensor import Tensor
 
@@ -53,17 +55,37 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, ctx.xp.dtype_name(x), index
+        if isinstance(index, FlatPositions):
+            return x.reshape(-1)[index.positions]
         return x[index]
 
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
         out = xp.zeros(ctx.shape, ctx.dtype)
-        if _is_advanced(ctx.index):
+        if isinstance(ctx.index, FlatPositions):
+            xp.index_add(out.reshape(-1), ctx.index.positions, grad)
+        elif _is_advanced(ctx.index):
             xp.index_add(out, ctx.index, grad)  # a repeated index receives the sum of its gradients
         else:
             out[ctx.index] = grad  # basic slicing never repeats an element
         return out, None
+
+
+class FlatPositions:
+    """An index given as positions in the flattened array, computed with NumPy's rules.
+
+    torch refuses negative slice steps (``x[::-1]``); NumPy applies the index to
+    ``arange(size)`` instead, and torch gathers those positions.
+    """
+
+    def __init__(self, xp, shape, index):
+        def to_numpy(p):
+            p = p.data if isinstance(p, Tensor) else p
+            return p.detach().cpu().numpy() if hasattr(p, "detach") else p
+
+        index = tuple(map(to_numpy, index)) if isinstance(index, tuple) else to_numpy(index)
+        self.positions = xp.index_array(np.arange(int(np.prod(shape))).reshape(shape)[index])
 
 
 def _is_advanced(index):
@@ -169,7 +191,14 @@ def broadcast_to(x, shape):
 
 
 def getitem(x, index):
+    if x.xp.name == "torch" and _has_negative_step(index):
+        return GetItem.apply(x, FlatPositions(x.xp, x.shape, index))
     return GetItem.apply(x, _prepare_index(x.xp, index))
+
+
+def _has_negative_step(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, slice) and p.step is not None and p.step < 0 for p in parts)
 
 
 def concat(tensors, axis=0):

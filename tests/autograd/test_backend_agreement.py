@@ -1,0 +1,61 @@
+"""The NumPy and PyTorch backends compute the same numbers.
+
+Every case of the catalogue runs on ``"cpu"`` (NumPy) and ``"torch"`` (PyTorch on the CPU)
+in float64 with the same inputs and the same upstream gradient: forward values and input
+gradients must agree to 1e-10 (both are float64 round-off apart, ~1e-16, when the op is
+written once against the backend namespace). Ops that draw random numbers (dropout) are
+left out: the two backends have different generators.
+
+Both backends must also keep float32 data float32 through forward and backward.
+"""
+import numpy as np
+import pytest
+
+import minidl as md
+
+from .cases import CASES, as_numpy, minidl_inputs
+
+AGREEMENT_TOL = 1e-10
+
+
+def run(case, device, dtype="float64"):
+    """Forward value and gradients (as float64 NumPy arrays) of one case on one device."""
+    tensors = minidl_inputs(case.draw(), device, dtype)
+    out = case.fn(*tensors)
+    grad_output = np.random.default_rng(1).standard_normal(out.shape)
+    out.backward(md.get_backend(device).asarray(grad_output, dtype))
+    grads = [as_numpy(t.grad) for t in tensors if t.requires_grad]
+    return out, grads, tensors
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.same_on_backends], ids=repr)
+def test_numpy_and_torch_agree(case):
+    out_np, grads_np, _ = run(case, "cpu")
+    out_torch, grads_torch, _ = run(case, "torch")
+    assert isinstance(out_np.data, np.ndarray) and not isinstance(out_torch.data, np.ndarray)
+    np.testing.assert_allclose(out_torch.numpy(), out_np.numpy(), rtol=AGREEMENT_TOL, atol=AGREEMENT_TOL,
+                               err_msg=f"{case.id}: forward values differ")
+    for i, (g_torch, g_np) in enumerate(zip(grads_torch, grads_np)):
+        np.testing.assert_allclose(g_torch, g_np, rtol=AGREEMENT_TOL, atol=AGREEMENT_TOL,
+                                   err_msg=f"{case.id}: gradient of input {i} differs")
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_float32_stays_float32(case, device):
+    out, _, tensors = run(case, device, dtype="float32")
+    assert out.dtype == "float32", f"{case.id}: forward returned {out.dtype}"
+    for i, t in enumerate(tensors):
+        if t.requires_grad:
+            assert md.get_backend(device).dtype_name(t.grad) == "float32", \
+                f"{case.id}: gradient of input {i} is {md.get_backend(device).dtype_name(t.grad)}"
+            assert tuple(t.grad.shape) == t.shape
+
+
+def test_same_seed_same_dropout_mask_per_backend(device):
+    xp = md.get_backend(device)
+    x = md.ones(50, device=device)
+    first = md.dropout(x, p=0.5, generator=xp.new_generator(7)).numpy()
+    again = md.dropout(x, p=0.5, generator=xp.new_generator(7)).numpy()
+    other = md.dropout(x, p=0.5, generator=xp.new_generator(8)).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)

@@ -1,0 +1,254 @@
+"""The autograd engine: graph walking, gradient accumulation, recording modes, errors, dtypes, devices."""
+import numpy as np
+import pytest
+
+import minidl as md
+
+from .cases import as_numpy
+
+
+def f64(data, device, requires_grad=True):
+    return md.tensor(data, requires_grad=requires_grad, device=device, dtype="float64")
+
+
+# --- graph walking ----------------------------------------------------------------------------
+
+def test_10000_node_chain_needs_no_recursion(device):
+    x = f64(1.0, device)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.backward()
+    assert as_numpy(x.grad) == pytest.approx(1.0001 ** 10_000, rel=1e-9)
+    del y  # freeing the 10,000-deep chain must not hit the recursion limit either
+
+
+def test_diamond_graph_sums_both_paths(device):
+    x = f64([1.0, 2.0], device)
+    a = x * 3.0
+    y = (a * x + a).sum()  # d/dx (3x² + 3x) = 6x + 3
+    y.backward()
+    np.testing.assert_allclose(as_numpy(x.grad), [9.0, 15.0])
+
+
+def test_backward_twice_accumulates_exactly_twice(device):
+    x = f64([[0.5, -1.0], [2.0, 0.25]], device)
+    w = f64([1.5, -0.5], device)
+    y = ((x * w).tanh() * x).sum()
+    y.backward()
+    first_x, first_w = as_numpy(x.grad).copy(), as_numpy(w.grad).copy()
+    y.backward()
+    np.testing.assert_array_equal(as_numpy(x.grad), 2 * first_x)
+    np.testing.assert_array_equal(as_numpy(w.grad), 2 * first_w)
+
+
+def test_backward_needs_a_gradient_for_non_scalar_outputs(device):
+    y = f64([1.0, 2.0], device) * 2.0
+    with pytest.raises(RuntimeError, match="single-value"):
+        y.backward()
+
+
+def test_backward_with_explicit_gradient(device):
+    x = f64([1.0, 2.0, 3.0], device)
+    (x * x).backward(md.tensor([1.0, 0.0, -1.0], device=device, dtype="float64"))
+    np.testing.assert_array_equal(as_numpy(x.grad), [2.0, 0.0, -6.0])
+
+
+def test_constants_get_no_gradient(device):
+    x = f64([1.0, 2.0], device)
+    c = f64([3.0, 4.0], device, requires_grad=False)
+    (x * c).sum().backward()
+    assert c.grad is None
+    np.testing.assert_array_equal(as_numpy(x.grad), [3.0, 4.0])
+
+
+# --- recording modes ----------------------------------------------------------------------------
+
+def test_no_grad_records_nothing(device):
+    x = f64([1.0, 2.0], device)
+    with md.no_grad():
+        assert not md.is_grad_enabled()
+        y = (x * 2.0).exp().sum()
+    assert md.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.backward()
+
+
+def test_no_grad_restores_on_error_and_works_as_decorator(device):
+    with pytest.raises(KeyError):
+        with md.no_grad():
+            raise KeyError
+    assert md.is_grad_enabled()
+
+    @md.no_grad()
+    def evaluate(t):
+        return t * 2.0
+
+    x = f64([1.0], device)
+    assert not evaluate(x).requires_grad and not evaluate(x).requires_grad  # the decorator is reusable
+    assert md.is_grad_enabled()
+
+
+def test_enable_grad_inside_no_grad(device):
+    x = f64([1.0], device)
+    with md.no_grad():
+        with md.enable_grad():
+            y = x * 2.0
+        z = x * 2.0
+    assert y.requires_grad and not z.requires_grad
+
+
+def test_detach_cuts_the_graph_and_shares_data(device):
+    x = f64([1.0, 2.0], device)
+    d = x.detach()
+    assert not d.requires_grad and d.is_leaf
+    (d * x).sum().backward()  # d is a constant here: d/dx = d, not 2x
+    np.testing.assert_array_equal(as_numpy(x.grad), [1.0, 2.0])
+    assert d.data is x.data or np.shares_memory(d.numpy(), x.numpy())
+
+
+def test_retain_grad_keeps_intermediate_gradients(device):
+    x = f64([1.0, -2.0], device)
+    h = (x * 2.0).retain_grad()
+    k = h * 1.0
+    (h * h + k).sum().backward()
+    np.testing.assert_array_equal(as_numpy(h.grad), 2 * h.numpy() + 1)
+    assert k.grad is None  # intermediate tensors keep no gradient unless asked
+    np.testing.assert_array_equal(as_numpy(x.grad), 2 * (2 * h.numpy() + 1))
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+MISMATCHES = [("add", (3, 4), (5,)), ("mul", (2, 3), (3, 2)), ("sub", (4,), (3,)), ("div", (2, 3), (2,)),
+              ("maximum", (3, 4), (4, 3)), ("matmul", (2, 3), (4, 5)), ("matmul", (2, 2, 3), (3, 3, 4))]
+
+
+@pytest.mark.parametrize("op, shape_a, shape_b", MISMATCHES, ids=[f"{op}{a}{b}" for op, a, b in MISMATCHES])
+def test_shape_mismatch_names_op_and_shapes(device, op, shape_a, shape_b):
+    a = md.zeros(*shape_a, device=device, requires_grad=True)
+    b = md.zeros(*shape_b, device=device)
+    with pytest.raises(md.ShapeError) as info:
+        getattr(md, op)(a, b)
+    message = str(info.value)
+    assert op in message and str(shape_a) in message and str(shape_b) in message, message
+
+
+@pytest.mark.parametrize("make", [
+    lambda a, b: md.concat([a, b], axis=0),
+    lambda a, b: md.stack([a, b]),
+    lambda a, b: md.where(md.tensor(np.ones((3, 4), bool), device=a.device), a, b),
+    lambda a, b: md.cross_entropy(a, md.tensor(np.zeros(5, dtype=np.int64), device=a.device)),
+    lambda a, b: md.reshape(a, (5, 2)),
+], ids=["concat", "stack", "where", "cross_entropy", "reshape"])
+def test_other_shape_mismatches_raise_shape_error(device, make):
+    a = md.zeros(3, 4, device=device)
+    b = md.zeros(3, 5, device=device)
+    with pytest.raises(md.ShapeError):
+        make(a, b)
+
+
+# the NaN/Inf below are deliberate: NumPy's warnings about them are expected noise
+deliberate_nan = pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning",
+                                            "ignore:invalid value:RuntimeWarning")
+
+
+@deliberate_nan
+def test_detect_anomaly_names_the_op_that_made_inf(device):
+    x = f64([0.0, 1.0], device)
+    with md.detect_anomaly():
+        y = md.sqrt(x).sum()
+        with pytest.raises(FloatingPointError, match="sqrt") as info:
+            y.backward()
+    assert "test_engine.py" in str(info.value)  # and the line of user code that created it
+
+
+@deliberate_nan
+def test_detect_anomaly_log_of_zero_and_negative(device):
+    x = f64([0.0, 1.0], device)
+    with md.detect_anomaly():
+        with pytest.raises(FloatingPointError, match="'log'"):
+            md.log(x).sum().backward()
+    # log(-1) = nan in the forward; the first backward to produce a NaN is the mul that uses it
+    x = f64([-1.0, 1.0], device)
+    w = f64([2.0, 3.0], device)
+    with md.detect_anomaly():
+        with pytest.raises(FloatingPointError, match="'mul'.*input 1"):
+            (md.log(x) * w).sum().backward()
+
+
+@deliberate_nan
+def test_without_detect_anomaly_inf_passes_silently(device):
+    x = f64([0.0, 1.0], device)
+    md.sqrt(x).sum().backward()
+    assert np.isinf(as_numpy(x.grad)[0])
+
+
+def test_mixing_devices_is_a_clear_error():
+    a = md.tensor([1.0, 2.0], device="cpu")
+    b = md.tensor([1.0, 2.0], device="torch")
+    with pytest.raises(ValueError, match=r"different devices.*\.to\(device\)"):
+        a + b
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown device"):
+        md.tensor([1.0], device="tpu")
+
+
+def test_requires_grad_on_integers_is_refused():
+    with pytest.raises(TypeError, match="floating-point"):
+        md.tensor([1, 2], requires_grad=True)
+
+
+# --- dtypes and devices ----------------------------------------------------------------------
+
+def test_float32_by_default_float64_on_request(device):
+    assert md.tensor([1.0, 2.0], device=device).dtype == "float32"
+    assert md.randn(2, device=device).dtype == "float32"
+    assert md.tensor([1.0], device=device, dtype="float64").dtype == "float64"
+    assert md.zeros(2, device=device, dtype="float64").dtype == "float64"
+    assert md.tensor([1, 2], device=device).dtype == "int64"  # integer data keeps its type
+    with md.default_dtype("float64"):
+        assert md.tensor([1.0], device=device).dtype == "float64"
+        assert md.ones(2, device=device).dtype == "float64"
+    assert md.get_default_dtype() == "float32"
+    with pytest.raises(ValueError, match="float32"):
+        md.set_default_dtype("float16")
+
+
+def test_gradients_have_the_dtype_of_their_tensor(device):
+    x = md.tensor([1.0, 2.0], requires_grad=True, device=device)
+    (x * 3.0).sum().backward()
+    assert md.get_backend(device).dtype_name(x.grad) == "float32"
+
+
+@pytest.mark.parametrize("target", ["cpu", "torch"])
+def test_to_moves_data_and_gradients_flow_back(device, target):
+    x = f64([[1.0, 2.0], [3.0, 4.0]], device)
+    y = x.to(target)
+    assert y.device == target and isinstance(y.data, np.ndarray) == (target == "cpu")
+    (y * y).sum().backward()
+    assert type(x.grad) is type(x.data)
+    np.testing.assert_array_equal(as_numpy(x.grad), 2 * x.numpy())
+
+
+def test_to_dtype_gradients_come_back_in_the_source_dtype(device):
+    x = f64([1.0, 2.0], device)
+    y = x.to(dtype="float32")
+    assert y.dtype == "float32"
+    (y * y).sum().backward()
+    assert md.get_backend(device).dtype_name(x.grad) == "float64"
+    np.testing.assert_array_equal(as_numpy(x.grad), [2.0, 4.0])
+
+
+def test_graph_across_devices_with_broadcasting():
+    """A computation that starts on one device, moves, and broadcasts on both sides."""
+    a = f64([[1.0], [2.0]], "cpu")  # (2, 1), broadcast against (2, 3) on the CPU
+    b = f64(np.ones((2, 3)), "cpu")
+    c = f64([1.0, 2.0, 3.0], "torch")  # (3,), broadcast on the torch side
+    y = ((a + b).to("torch") * c).sum()
+    y.backward()
+    np.testing.assert_array_equal(as_numpy(a.grad), [[6.0], [6.0]])
+    np.testing.assert_array_equal(as_numpy(c.grad), [5.0, 5.0, 5.0])
+    assert isinstance(a.grad, np.ndarray)

@@ -1,0 +1,132 @@
+"""The gradient checker itself: it passes correct ops, and catches (and locates) wrong ones."""
+import numpy as np
+import pytest
+import torch
+
+import minidl as md
+from minidl.gradcheck import GradcheckError, gradcheck, numerical_gradient, rel_error
+
+from .cases import as_numpy
+
+
+def f64(shape, device, seed=0, requires_grad=True):
+    data = np.random.default_rng(seed).standard_normal(shape)
+    return md.tensor(data, requires_grad=requires_grad, device=device, dtype="float64")
+
+
+class MulBySquare(md.Function):
+    """out = a · b², with a deliberate bug: d/db should be 2·a·b, the backward forgets the 2."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        return grad * b * b, grad * a * b
+
+
+class ForgetsInput(md.Function):
+    """out = a + b whose backward returns nothing for b."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def test_rel_error():
+    assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+    assert rel_error(np.array([1.0]), np.array([3.0])) == pytest.approx(0.5)
+    assert rel_error(np.zeros(3), np.zeros(3)) == 0.0  # the 1e-8 floor avoids 0/0
+    assert rel_error(torch.tensor([1.0, 2.0]), np.array([1.0, 4.0])) == pytest.approx(1 / 3)
+    assert rel_error(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_passes_on_a_correct_op(device):
+    x, w = f64((3, 4), device), f64((4, 2), device, seed=1)
+    result = gradcheck(lambda x, w: (x @ w).tanh(), [x, w])
+    assert result.ok and result
+    assert result.max_rel_error < 1e-7
+    assert [r.position for r in result.reports] == [0, 1]
+    assert "passed" in str(result)
+
+
+def test_fails_on_a_wrong_backward_and_points_at_the_input(device):
+    a, b = f64((3, 4), device), f64((3, 4), device, seed=1)
+    result = gradcheck(MulBySquare.apply, [a, b])
+    assert not result.ok
+    first, second = result.reports
+    assert first.ok and first.rel_error < 1e-7  # the gradient of a is right
+    assert not second.ok and second.position == 1 and second.shape == (3, 4)
+    assert second.analytic / second.numeric == pytest.approx(0.5, rel=1e-6)  # the missing factor 2
+    assert second.rel_error == pytest.approx(1 / 3, rel=1e-5)
+    text = str(result)
+    assert "FAILED" in text and "input 1 (shape (3, 4)), element" in text
+    assert "analytic/numeric = 0.5" in text  # the clue to a missing factor, in plain words
+
+
+def test_reports_an_input_that_got_no_gradient(device):
+    a, b = f64((2, 3), device), f64((2, 3), device, seed=1)
+    result = gradcheck(ForgetsInput.apply, [a, b])
+    assert [r.ok for r in result.reports] == [True, False]
+    assert "no gradient" in str(result)
+
+
+def test_raise_on_fail(device):
+    a, b = f64((2,), device), f64((2,), device, seed=1)
+    with pytest.raises(GradcheckError, match="input 1"):
+        gradcheck(MulBySquare.apply, [a, b], raise_on_fail=True)
+    assert gradcheck(md.mul, [a, b], raise_on_fail=True).ok  # no error when it passes
+
+
+def test_constants_are_not_checked(device):
+    x = f64((2, 3), device)
+    targets = md.tensor([0, 2], device=device)
+    mask = f64((2,), device, requires_grad=False)
+    result = gradcheck(lambda x, y, m: md.cross_entropy(x, y, mask=m > 0, reduction="sum"), [x, targets, mask])
+    assert [r.position for r in result.reports] == [0] and result.ok
+
+
+def test_float32_inputs_are_refused_with_the_fix(device):
+    x = md.tensor([1.0, 2.0], requires_grad=True, device=device)
+    with pytest.raises(TypeError, match='dtype="float64"'):
+        gradcheck(md.exp, [x])
+
+
+def test_needs_an_input_that_requires_grad(device):
+    with pytest.raises(ValueError, match="requires_grad"):
+        gradcheck(md.exp, [f64((2,), device, requires_grad=False)])
+
+
+def test_inputs_and_their_grads_are_left_as_they_were(device):
+    x = f64((2, 3), device)
+    before = x.numpy().copy()
+    x.grad = x.xp.ones_like(x.data)
+    gradcheck(lambda t: (t * t).sum(), [x])
+    np.testing.assert_array_equal(x.numpy(), before)  # bit for bit, not just close
+    np.testing.assert_array_equal(as_numpy(x.grad), np.ones((2, 3)))
+
+
+def test_numerical_gradient_of_a_known_function(device):
+    x = f64((4,), device)
+    grad_output = np.array([1.0, -2.0, 0.5, 3.0])
+    (numeric,) = numerical_gradient(lambda t: t * t * t, [x], grad_output)
+    np.testing.assert_allclose(numeric, grad_output * 3 * x.numpy() ** 2, rtol=1e-8)
+
+
+def test_zero_dimensional_input(device):
+    x = md.tensor(0.7, requires_grad=True, device=device, dtype="float64")
+    result = gradcheck(lambda t: t.sigmoid(), [x])
+    assert result.ok and result.reports[0].worst_element == ()
+
+
+@pytest.mark.parametrize("target", ["cpu", "torch"])
+def test_through_a_device_move(device, target):
+    x = f64((2, 3), device)
+    assert gradcheck(lambda t: (t.to(target) * 2.0).tanh(), [x]).ok
