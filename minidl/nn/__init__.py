@@ -1,0 +1,13 @@
+"""Neural-network building blocks: ``Module``/``Parameter`` and the layers made of minidl ops."""
+from . import init
+from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .container import ModuleList, Sequential
+from .dropout import Dropout
+from .embedding import Embedding
+from .layernorm import LayerNorm
+from .linear import Linear
+from .module import CheckpointError, LoadResult, Module, Parameter, StateDictError, read_npz
+
+__all__ = ["CheckpointError", "Dropout", "Embedding", "GELU", "LayerNorm", "LeakyReLU", "Linear",
+           "LoadResult", "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "Sigmoid",
+           "StateDictError", "Tanh", "init", "read_npz"]

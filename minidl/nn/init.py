@@ -1,0 +1,31 @@
+"""Initial values for parameters, drawn from the backend's seeded generator
+(``minidl.manual_seed(s)`` makes them reproducible).
+
+Each returns a new ``Parameter`` of the given shape on ``device`` (default "cpu") in
+``dtype`` (default: the default dtype, float32).
+"""
+from __future__ import annotations
+
+from .. import creation
+from ..autograd.tensor import get_default_dtype
+from .module import Parameter
+
+
+def uniform(shape, bound, device=None, dtype=None):
+    """U(−bound, bound). Linear uses bound = 1/√D_in, which keeps the output's variance
+    close to the input's (PyTorch's default for nn.Linear)."""
+    u = creation.rand(*shape, device=device, dtype=dtype or get_default_dtype())
+    return Parameter(u * (2.0 * bound) - bound)
+
+
+def normal(shape, std=1.0, device=None, dtype=None):
+    """N(0, std²)."""
+    return Parameter(creation.randn(*shape, device=device, dtype=dtype or get_default_dtype()) * std)
+
+
+def zeros(shape, device=None, dtype=None):
+    return Parameter(creation.zeros(*shape, device=device, dtype=dtype or get_default_dtype()))
+
+
+def ones(shape, device=None, dtype=None):
+    return Parameter(creation.ones(*shape, device=device, dtype=dtype or get_default_dtype()))

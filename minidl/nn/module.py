@@ -1,0 +1,352 @@
+"""``Module`` and ``Parameter``: the containers every layer and model is built from.
+
+A ``Module`` owns named ``Parameter``s (trainable tensors), named sub-``Module``s and
+named buffers (tensors that are saved but not trained, e.g. a pruning mask). All three
+are registered automatically when assigned as attributes, in assignment order::
+
+    class MLP(Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = Linear(2, 16)     # sub-module "hidden"
+            self.out = Linear(16, 2)        # sub-module "out"
+
+        def forward(self, x):               # model(x) calls forward(x)
+            return self.out(minidl.relu(self.hidden(x)))
+
+    dict(MLP().named_parameters()).keys()   # hidden.weight, hidden.bias, out.weight, out.bias
+
+Checkpoints are ``.npz`` archives of the state dict (name -> array): readable from any
+NumPy program, written atomically, and loaded without pickle, so opening a checkpoint
+someone sent you cannot run their code.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import backend as _backend
+from ..autograd.function import MinidlError
+from ..autograd.tensor import Tensor, get_default_dtype
+from ..io import atomic_path
+
+
+class StateDictError(MinidlError, ValueError):
+    """A state dict whose names or shapes do not fit the model; the message lists every problem."""
+
+
+class CheckpointError(MinidlError, ValueError):
+    """A checkpoint file that cannot be read: corrupted, truncated, or holding pickled objects."""
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped."""
+    missing_keys: list
+    unexpected_keys: list
+
+
+def _is_float(tensor):
+    return tensor.dtype.startswith(("float", "bfloat"))
+
+
+class Parameter(Tensor):
+    """A tensor that a ``Module`` owns and an optimizer updates: a floating-point leaf
+    with ``requires_grad=True`` (set it to False to freeze the parameter).
+
+    The data is copied. A floating-point ``Tensor`` keeps its device and dtype; other
+    data (lists, NumPy arrays, integers) gets the default dtype unless ``dtype=`` says
+    otherwise.
+    """
+
+    def __init__(self, data, requires_grad=True, device=None, dtype=None):
+        if dtype is None and isinstance(data, Tensor) and _is_float(data):
+            dtype = data.dtype
+        super().__init__(data, device=device, dtype=dtype)
+        if not _is_float(self):
+            if dtype is not None:
+                raise TypeError(f"a Parameter holds floating-point values, got dtype={dtype!r}")
+            self.data = self.xp.astype(self.data, get_default_dtype())
+        self.requires_grad = requires_grad
+
+    def __repr__(self):
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+class Module:
+    """Base class of layers and models: subclass it, call ``super().__init__()`` first,
+    assign ``Parameter``s and sub-modules as attributes, and write ``forward``."""
+
+    def __init__(self):
+        # object.__setattr__: our own __setattr__ needs these registries to exist already
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "training", True)
+
+    # --- registration ---------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_parameters") is None:  # Module.__init__ has not run yet
+            if isinstance(value, (Parameter, Module)):
+                raise AttributeError(f"cannot assign {name!r} before Module.__init__() ran: call "
+                                     f"super().__init__() first in {type(self).__name__}.__init__")
+            object.__setattr__(self, name, value)
+            return
+        if isinstance(value, Parameter):
+            self._forget(name)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._forget(name)
+            self._modules[name] = value
+        elif name in self._parameters:
+            # e.g. `self.weight = self.weight * 2` would silently stop training the weight
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} to parameter {name!r}: wrap it "
+                                f"in Parameter(...), or change the values in place via .data")
+            del self._parameters[name]
+        elif name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign a {type(value).__name__} to sub-module {name!r} "
+                                f"(a Module or None expected)")
+            del self._modules[name]
+        elif name in self._buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(value).__name__}")
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        self._forget(name)
+        object.__delattr__(self, name)
+
+    def _forget(self, name):
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
+
+    def register_buffer(self, name, tensor):
+        """Keep ``tensor`` (not trained, no gradient) with the module: it moves with ``to()``
+        and is saved in the state dict. Assign ``self.<name> = new_tensor`` to replace it."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(f"call super().__init__() in {type(self).__name__}.__init__ "
+                                 f"before register_buffer({name!r}, ...)")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"{name!r} is already a parameter or sub-module of {type(self).__name__}")
+        self._buffers[name] = tensor
+        object.__setattr__(self, name, tensor)
+
+    # --- running ----------------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward(...)")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def train(self, mode=True):
+        """Training mode (dropout active) for this module and every sub-module; returns self."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode (dropout off): ``train(False)``."""
+        return self.train(False)
+
+    # --- walking the tree -----------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module ("" by default) and every descendant,
+        parents before children; a module reachable twice is listed once."""
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{child}" if name else child, m) for child, m in module._modules.items()]
+            stack.extend(reversed(children))  # reversed: pop in assignment order
+
+    def named_children(self):
+        return iter(self._modules.items())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def modules(self):
+        return (module for _, module in self.named_modules())
+
+    def _named_tensors(self, registries):
+        """(dotted name, tensor) from the given registries of every module; a tensor shared
+        by two modules (tied weights) is listed once, under its first name."""
+        seen = set()
+        for module_name, module in self.named_modules():
+            for registry in registries:
+                for name, tensor in getattr(module, registry).items():
+                    if tensor is None or id(tensor) in seen:
+                        continue
+                    seen.add(id(tensor))
+                    yield (f"{module_name}.{name}" if module_name else name), tensor
+
+    def named_parameters(self):
+        """("layer.0.weight"-style dotted name, Parameter) for every parameter, frozen ones included."""
+        return self._named_tensors(("_parameters",))
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self):
+        return self._named_tensors(("_buffers",))
+
+    def buffers(self):
+        return (b for _, b in self.named_buffers())
+
+    def num_parameters(self, trainable_only=False):
+        """How many numbers the parameters hold (only those with requires_grad, if asked)."""
+        return sum(p.size() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    # --- devices and dtypes ---------------------------------------------------------------
+    def to(self, device=None, dtype=None):
+        """Move every parameter and buffer to ``device`` and/or floating ``dtype``, in place.
+
+        The Parameter objects stay the same (an optimizer built before the move keeps
+        updating them); only their arrays change. Gradients are dropped, since they
+        belong to the old arrays. Integer buffers keep their dtype. Returns self.
+        """
+        if dtype is not None and str(dtype) not in _backend.FLOAT_DTYPES:
+            raise ValueError(f"to(dtype=...): expected one of {_backend.FLOAT_DTYPES}, got {dtype!r}")
+        target = _backend.get_backend(device) if device is not None else None
+        for _, tensor in self._named_tensors(("_parameters", "_buffers")):
+            xp = target or tensor.xp
+            array = tensor.data
+            if xp is not tensor.xp:
+                # a copy: to_numpy / from_numpy would alias the old array, which someone may still hold
+                array = xp.array(array)
+            if dtype is not None and _is_float(tensor):
+                array = xp.astype(array, str(dtype))
+            tensor.data, tensor.xp, tensor.grad = array, xp, None
+        return self
+
+    # --- state ----------------------------------------------------------------------------
+    def state_dict(self):
+        """{dotted name: NumPy array copy} of every parameter, then buffer, module by module."""
+        return {name: np.array(t.numpy(), copy=True)
+                for name, t in self._named_tensors(("_parameters", "_buffers"))}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy the arrays of ``state`` (NumPy arrays, Tensors or torch tensors) into the
+        parameters and buffers, converted to each one's device and dtype.
+
+        Everything is checked before anything is copied, and one ``StateDictError``
+        lists every problem: missing keys, unexpected keys (both only when
+        ``strict``) and shape mismatches (always). Returns ``LoadResult(missing_keys,
+        unexpected_keys)``. Gradients are dropped.
+        """
+        own = dict(self._named_tensors(("_parameters", "_buffers")))
+        missing = [name for name in own if name not in state]
+        unexpected = [name for name in state if name not in own]
+        mismatched = [(name, _shape_of(state[name]), own[name].shape)
+                      for name in own if name in state and _shape_of(state[name]) != own[name].shape]
+        if mismatched or (strict and (missing or unexpected)):
+            raise StateDictError(_describe_problems(type(self).__name__, missing, unexpected, mismatched,
+                                                    strict))
+        for name, tensor in own.items():
+            if name in state:
+                value = state[name]
+                value = value.data if isinstance(value, Tensor) else value
+                # a copy: if the model shared the caller's arrays, an optimizer step would change them
+                tensor.data = tensor.xp.array(value, tensor.dtype)
+                tensor.grad = None
+        return LoadResult(missing, unexpected)
+
+    def save(self, path):
+        """Write the state dict to ``path`` as an ``.npz`` archive, atomically: the file is
+        written next to its destination and renamed over it only once complete, so a
+        crash mid-write leaves the previous checkpoint intact. Returns ``path``."""
+        path = os.fspath(path)
+        _write_npz_atomically(path, self.state_dict())
+        return path
+
+    def load(self, path, strict=True):
+        """Load a checkpoint written by ``save`` (see ``load_state_dict`` for ``strict``).
+        Refuses pickled data; a damaged file raises ``CheckpointError`` saying so."""
+        return self.load_state_dict(read_npz(path), strict=strict)
+
+    # --- printing -------------------------------------------------------------------------
+    def extra_repr(self):
+        """The sizes and options shown between the parentheses of ``repr``; layers override it."""
+        return ""
+
+    def __repr__(self):
+        lines = [self.extra_repr()] if self.extra_repr() else []
+        for name, module in self._modules.items():
+            lines.append(f"({name}): " + repr(module).replace("\n", "\n  "))
+        if not self._modules:
+            return f"{type(self).__name__}({''.join(lines)})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _shape_of(value):
+    return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+
+
+def _describe_problems(model, missing, unexpected, mismatched, strict):
+    lines = [f"load_state_dict: the state does not fit this {model}:"]
+    if strict and missing:
+        lines.append(f"  missing keys (in the model, not in the state): {', '.join(missing)}")
+    if strict and unexpected:
+        lines.append(f"  unexpected keys (in the state, not in the model): {', '.join(unexpected)}")
+    for name, theirs, ours in mismatched:
+        lines.append(f"  shape mismatch for {name}: state has {theirs}, model has {ours}")
+    lines.append("Build the model with the same sizes as the one that was saved; strict=False skips "
+                 "missing and unexpected keys (never shape mismatches).")
+    return "\n".join(lines)
+
+
+def _write_npz_atomically(path, arrays):
+    """Write {name: array} as an uncompressed .npz (what ``np.savez`` writes) to a temporary
+    file in the destination folder, renamed over ``path`` once complete. Writing the
+    archive by hand keeps names like "file" legal, which ``np.savez(file, **arrays)``
+    would reject, and refuses object arrays (``allow_pickle=False``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
+
+
+def read_npz(path):
+    """{name: NumPy array} from an .npz file, never unpickling anything."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}: check the path, or write one with model.save(path)")
+    corrupted = (f"checkpoint {path!r} is corrupted (not a complete .npz archive: truncated by an "
+                 f"interrupted copy or download, or not a minidl checkpoint at all); copy it again or "
+                 f"re-save it with model.save(path)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(corrupted)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            state = {name: archive[name] for name in archive.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(
+                f"checkpoint {path!r} holds Python objects (pickled arrays); minidl never unpickles "
+                f"files, because unpickling can run arbitrary code. Save numeric arrays only "
+                f"(model.save(path) does).") from e
+        raise CheckpointError(corrupted) from e
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise CheckpointError(corrupted) from e
+    # an .npz holds only .npy members; any other zip returns raw bytes for its members
+    if not all(isinstance(value, np.ndarray) for value in state.values()):
+        raise CheckpointError(corrupted)
+    return state

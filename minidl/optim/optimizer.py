@@ -1,0 +1,129 @@
+"""``Optimizer``: the parameter groups, the per-parameter state and the step loop
+that SGD, Adam and AdamW share; each subclass writes only its ``update`` rule.
+
+Updates change ``p.data`` in place with backend array operators (``p.data -= lr * m``),
+so the same code runs on NumPy arrays and torch tensors, and the Parameter objects a
+model holds stay the ones being trained. Gradients are only read, never modified:
+the engine may hand one gradient array to two tensors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend as _backend
+from ..autograd.function import MinidlError
+from ..autograd.tensor import Tensor
+
+
+class Optimizer:
+    """``params``: an iterable of parameters (``model.parameters()``), or of dicts
+    ``{"params": [...], "lr": ...}`` to give groups their own hyper-parameters
+    (e.g. no weight decay on biases). ``defaults`` fills what a group leaves out.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got no parameters to optimize "
+                             f"(did model.parameters() come out empty?)")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        for group in groups:
+            self.add_param_group(group)
+        self.state = {}  # Parameter -> {"step": int, moment arrays...}; filled lazily by step()
+
+    def add_param_group(self, group):
+        group = {**self.defaults, **group, "params": list(group["params"])}
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__} optimizes Tensors, got {type(p).__name__}")
+            if id(p) in seen:
+                raise ValueError(f"a parameter of shape {p.shape} appears twice in {type(self).__name__}'s groups")
+            seen.add(id(p))
+        self._check_hyperparameters(group)
+        self.param_groups.append(group)
+
+    def _check_hyperparameters(self, group):
+        if group["lr"] < 0:
+            raise ValueError(f"learning rate lr must be >= 0, got {group['lr']}")
+        if group.get("weight_decay", 0.0) < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']}")
+
+    def zero_grad(self):
+        """Forget the gradients (set them to None) before the next backward()."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self):
+        """Update every parameter that has a gradient; parameters with ``grad is None``
+        (frozen, or unused in this forward) are skipped and their state does not advance."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state.setdefault(p, {"step": 0})
+                state["step"] += 1
+                self.update(p, p.grad, state, group)
+
+    def update(self, p, grad, state, group):  # pragma: no cover - interface
+        """Change ``p.data`` in place from ``grad``; ``state`` persists between steps."""
+        raise NotImplementedError
+
+    # --- resuming -------------------------------------------------------------------------
+    def state_dict(self):
+        """{"state": {index: {"step": int, name: NumPy array}}, "param_groups": [{hyper-
+        parameters..., "params": [index, ...]}]}, indices counting the parameters across
+        groups in order (the layout of ``torch.optim``). Arrays are copies."""
+        index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+        groups = [{**g, "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        state = {index[id(p)]: {k: (np.array(p.xp.to_numpy(v), copy=True) if k != "step" else v)
+                                for k, v in s.items()}
+                 for p, s in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters, step counts and moments saved by ``state_dict`` into an
+        optimizer built over the same parameters; arrays move to each parameter's device
+        and dtype. Checked fully before anything changes."""
+        groups = state_dict["param_groups"]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        saved_sizes = [len(g["params"]) for g in groups]
+        if sizes != saved_sizes:
+            raise MinidlError(f"{type(self).__name__}.load_state_dict: the saved optimizer had parameter groups "
+                              f"of sizes {saved_sizes}, this one has {sizes}; build it over the same model")
+        params = [p for g in self.param_groups for p in g["params"]]
+        new_state = {}
+        for i, saved in state_dict["state"].items():
+            p = params[int(i)]
+            entry = {}
+            for name, value in saved.items():
+                if name == "step":
+                    entry[name] = int(value)
+                    continue
+                if tuple(np.shape(value)) != p.shape:
+                    raise MinidlError(f"{type(self).__name__}.load_state_dict: state {name!r} of parameter {i} "
+                                      f"has shape {tuple(np.shape(value))}, the parameter has {p.shape}")
+                entry[name] = p.xp.array(value, p.dtype)
+            new_state[p] = entry
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = new_state
+
+    def _moment(self, state, name, p):
+        """The array ``state[name]`` on p's device and dtype, created as zeros on first use
+        and moved if the model was moved (``model.to(...)``) since it was made."""
+        array = state.get(name)
+        if array is None:
+            array = state[name] = p.xp.zeros_like(p.data)
+        elif _backend.backend_of(array) is not p.xp or p.xp.dtype_name(array) != p.dtype:
+            array = state[name] = p.xp.array(array, p.dtype)
+        return array
+
+    def __repr__(self):
+        groups = "\n".join(f"  group {i}: {len(g['params'])} parameters, "
+                           + ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
+                           for i, g in enumerate(self.param_groups))
+        return f"{type(self).__name__}(\n{groups}\n)"

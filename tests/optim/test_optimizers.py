@@ -1,0 +1,150 @@
+"""SGD, Adam and AdamW against torch.optim: same float64 parameters, same gradients, a few
+steps, agreement to 1e-10; plus resuming from state_dict and the rules every optimizer keeps
+(skip parameters without a gradient, never modify a gradient in place)."""
+import numpy as np
+import pytest
+import torch
+
+import minidl as md
+from minidl import nn, optim
+
+SHAPES = [(3, 4), (4,), (2, 2, 3)]
+STEPS = 5
+
+CONFIGS = {
+    "sgd": (optim.SGD, torch.optim.SGD, dict(lr=0.1)),
+    "sgd_momentum": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
+    "sgd_nesterov": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+    "sgd_weight_decay": (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.8, weight_decay=0.05)),
+    "adam": (optim.Adam, torch.optim.Adam, dict(lr=0.01)),
+    "adam_weight_decay": (optim.Adam, torch.optim.Adam, dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6,
+                                                               weight_decay=0.1)),
+    "adamw": (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.1)),
+}
+
+
+def make_params(rng, device):
+    values = [rng.standard_normal(shape) for shape in SHAPES]
+    ours = [nn.Parameter(v, device=device, dtype="float64") for v in values]
+    theirs = [torch.tensor(v, requires_grad=True) for v in values]
+    return ours, theirs
+
+
+def set_grads(ours, theirs, rng, step):
+    for i, (p, q) in enumerate(zip(ours, theirs)):
+        if i == 1 and step == 2:  # a parameter unused in one step: both libraries skip it
+            p.grad, q.grad = None, None
+            continue
+        g = rng.standard_normal(p.shape)
+        p.grad = p.xp.asarray(g, "float64")
+        q.grad = torch.tensor(g)
+
+
+def assert_same(ours, theirs):
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_matches_torch_optim(device, rng, name):
+    ours_cls, torch_cls, hyper = CONFIGS[name]
+    ours, theirs = make_params(rng, device)
+    opt, reference = ours_cls(ours, **hyper), torch_cls(theirs, **hyper)
+    for step in range(STEPS):
+        set_grads(ours, theirs, rng, step)
+        opt.step()
+        reference.step()
+        assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])
+def test_parameter_groups_match_torch_optim(rng, name):
+    ours_cls, torch_cls, hyper = CONFIGS[name]
+    ours, theirs = make_params(rng, "cpu")
+    no_decay = dict(lr=0.05, weight_decay=0.0)  # e.g. biases and LayerNorm gains
+    opt = ours_cls([{"params": ours[:2]}, {"params": ours[2:], **no_decay}], **hyper)
+    reference = torch_cls([{"params": theirs[:2]}, {"params": theirs[2:], **no_decay}], **hyper)
+    for step in range(STEPS):
+        set_grads(ours, theirs, rng, step)
+        opt.step()
+        reference.step()
+        assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["sgd_weight_decay", "sgd_nesterov", "adam_weight_decay", "adamw"])
+def test_gradients_are_never_modified(rng, name):
+    ours_cls, _, hyper = CONFIGS[name]
+    a, b = nn.Parameter(rng.standard_normal(3)), nn.Parameter(rng.standard_normal(3))
+    shared = rng.standard_normal(3).astype(np.float32)
+    expected = shared.copy()
+    opt = ours_cls([a, b], **hyper)
+    for _ in range(3):
+        a.grad = b.grad = shared  # the engine may hand one array to two tensors
+        opt.step()
+    assert np.array_equal(shared, expected)
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])
+def test_resume_from_state_dict_continues_identically(rng, name):
+    ours_cls, _, hyper = CONFIGS[name]
+    run, _ = make_params(rng, "cpu")
+    opt = ours_cls(run, **hyper)
+    grads = [[rng.standard_normal(s) for s in SHAPES] for _ in range(6)]
+
+    def step(params, optimizer, k):
+        for p, g in zip(params, grads[k]):
+            p.grad = p.xp.asarray(g, "float64")
+        optimizer.step()
+
+    for k in range(3):
+        step(run, opt, k)
+    saved = opt.state_dict()
+    # a fresh process: the weights come back from the checkpoint, the optimizer from `saved`,
+    # here onto the torch backend to show the moments follow the parameters' device
+    resumed = [nn.Parameter(p.numpy(), device="torch", dtype="float64") for p in run]
+    opt_resumed = ours_cls(resumed, **{**hyper, "lr": 123.0})  # lr is restored too
+    opt_resumed.load_state_dict(saved)
+    for k in range(3, 6):
+        step(run, opt, k)
+        step(resumed, opt_resumed, k)
+    for p, q in zip(run, resumed):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=0, atol=1e-12)
+
+
+def test_state_dict_layout():
+    params = [nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))]
+    opt = optim.Adam(params, lr=0.1)
+    params[1].grad = np.ones(3, dtype=np.float32)
+    opt.step()
+    state = opt.state_dict()
+    assert list(state["state"]) == [1] and state["state"][1]["step"] == 1
+    assert isinstance(state["state"][1]["exp_avg"], np.ndarray)
+    assert state["param_groups"] == [{"lr": 0.1, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                                      "params": [0, 1]}]
+    with pytest.raises(md.MinidlError, match="groups of sizes"):
+        optim.Adam(params[:1]).load_state_dict(state)
+
+
+def test_zero_grad_and_frozen_parameters():
+    model = nn.Sequential(nn.Embedding(4, 2, freeze=True), nn.Linear(2, 1))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    frozen = model[0].weight.numpy().copy()
+    model(np.array([[1, 2]])).sum().backward()
+    opt.step()
+    assert np.array_equal(model[0].weight.numpy(), frozen), "no gradient, no update"
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_bad_hyperparameters_are_refused():
+    params = [nn.Parameter(np.ones(2))]
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD(params, lr=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(params, lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam(params, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="no parameters"):
+        optim.AdamW([])
+    with pytest.raises(ValueError, match="twice"):
+        optim.SGD([{"params": params}, {"params": params}], lr=0.1)
