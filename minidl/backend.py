@@ -160,11 +160,13 @@ class NumpyBackend:
 
     def take_last(self, a, idx):
         """``a[..., idx[...]]``: one entry of the last axis per position; idx has a's shape minus the last axis."""
-        return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
+        rows = a.reshape(-1, a.shape[-1])
+        return rows[np.arange(len(rows)), idx.reshape(-1)].reshape(idx.shape)
 
     def add_last(self, a, idx, values):
         """``a[..., idx[...]] += values`` in place (one entry per position, no repeats)."""
-        np.put_along_axis(a, idx[..., None], self.take_last(a, idx)[..., None] + values[..., None], axis=-1)
+        rows = a.reshape(-1, a.shape[-1])  # a view: a is contiguous (made by an op)
+        rows[np.arange(len(rows)), idx.reshape(-1)] += np.reshape(values, -1)
         return a
 
     # --- random numbers --------------------------------------------------------------

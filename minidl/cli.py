@@ -11,7 +11,7 @@ def build_parser():
 
     demo = commands.add_parser("demo", help="train MLPs on two spirals over a grid of hidden sizes and plot")
     demo.add_argument("--out", default="runs/demo", help="folder for results.json and spirals.png")
-    demo.add_argument("--hidden", default="2,4,8,16,32", help="comma-separated hidden sizes")
+    demo.add_argument("--hidden", default="2,4,8,16,32,64", help="comma-separated hidden sizes")
     demo.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     demo.add_argument("--steps", type=int, default=1500, help="full-batch training steps per run")
     demo.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')

@@ -92,6 +92,10 @@ def run(batch_size=256, sizes=(784, 256, 10), rounds=7, steps=30, seed=0, device
             step()
     for _ in range(rounds):  # interleaved, so a noisy moment hits every contender
         for name, step in steps_by_name.items():
+            # BLAS/OpenMP worker threads spin for a while after their last call; let the
+            # previous contender's go idle so they do not steal cores from this one.
+            time.sleep(0.2)
+            step()
             start = time.perf_counter()
             for _ in range(steps):
                 step()

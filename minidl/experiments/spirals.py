@@ -46,7 +46,7 @@ def train_one(hidden, seed, steps=1500, lr=0.02, n_per_class=200, device="cpu"):
             "train_accuracy": accuracy(x_train, y_train), "test_accuracy": accuracy(x_test, y_test)}
 
 
-def sweep(hidden_sizes=(2, 4, 8, 16, 32), seeds=(0, 1, 2), steps=1500, device="cpu", log=print):
+def sweep(hidden_sizes=(2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), steps=1500, device="cpu", log=print):
     runs = []
     for hidden in hidden_sizes:
         for seed in seeds:
@@ -94,6 +94,7 @@ def plot(runs, path):
                        marker="o", capsize=3, label=label)
     right.set(xscale="log", xlabel="hidden size H", ylabel="accuracy", ylim=(0.4, 1.02),
               title="Accuracy against hidden size (mean ± std)")
+    right.minorticks_off()
     right.set_xticks(hidden, [str(h) for h in hidden])
     right.legend()
     fig.suptitle("minidl: 2-hidden-layer tanh MLP on two spirals, Adam")
