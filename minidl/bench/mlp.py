@@ -31,6 +31,11 @@ def _minidl_step(batch, sizes, lr, momentum, seed, device):
     return step, model
 
 
+def _weights(model):
+    """The minidl model's parameters as NumPy arrays: W1 (784, 256), b1, W2 (256, 10), b2."""
+    return [p.numpy() for p in model.parameters()]
+
+
 def _torch_step(batch, model, lr, momentum):
     import torch
 
@@ -49,6 +54,8 @@ def _torch_step(batch, model, lr, momentum):
         opt.zero_grad()
         loss.backward()
         opt.step()
+    step.weights = lambda: [net[0].weight.detach().numpy().T, net[0].bias.detach().numpy(),
+                            net[2].weight.detach().numpy().T, net[2].bias.detach().numpy()]
     return step
 
 
@@ -74,6 +81,7 @@ def _numpy_step(batch, model, lr, momentum):
             v *= momentum
             v += grad
             param -= lr * v
+    step.weights = lambda: params
     return step
 
 
