@@ -40,6 +40,7 @@ class Context:
         self.xp = xp  # the backend namespace of the inputs
         self.needs_input_grad = needs_input_grad  # one bool per positional input
         self.saved = ()
+        self.aux = None  # optional non-differentiable extra output (e.g. attention weights)
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -88,6 +89,8 @@ class Function:
             raise ShapeError(f"{cls.op_name()}: {e} (input shapes: {shapes})") from e
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).
         result = Tensor._wrap(out, getattr(ctx, "out_xp", xp), requires_grad=record)
+        if ctx.aux is not None:
+            result.aux = ctx.aux
         if record:
             ctx.fn = cls
             ctx.parents = tuple(x if isinstance(x, Tensor) else None for x in inputs)
