@@ -12,14 +12,18 @@
 How it works. ``fn`` is run once with gradients on and back-propagated with a fixed
 random ``grad_output`` g, which gives the analytic ``dL/dx`` of ``L = sum(g * fn(x))``.
 The numerical gradient of the same ``L`` comes from nudging one input element at a
-time by ``± eps``. Both are compared with CS231n's relative error
+time by small steps ±eps, ±2·eps and combining the outputs with the five-point centred
+difference (error O(eps⁴); ``points=3`` gives the textbook (f(x+h) − f(x−h)) / 2h).
+Both are compared with CS231n's relative error
 
     rel_error = |a − n| / max(1e-8, |a| + |n|)
 
-A correct smooth op gives ≲ 1e-7 in float64. Why float64: with eps = 1e-6 the round-off
-of float32 (1e-7 relative) would swamp the difference. Why the test points should stay
-away from kinks (relu at 0, ties in max): there the two one-sided slopes differ and the
-centred difference averages them, which no backward formula reproduces.
+A correct smooth op gives ≲ 1e-7 in float64, even for gradient elements as small as
+1e-5 (the textbook stencil, with eps = 1e-6, leaves ≈ 1e-10 of round-off, so it reads
+1e-6 on an element of size 1e-4). Why float64: float32's round-off (1e-7 relative)
+would swamp the difference. Why test points should stay away from kinks (relu at 0,
+ties in max) by more than 2·eps: there the one-sided slopes differ and the difference
+quotient averages them, which no backward formula reproduces.
 """
 from __future__ import annotations
 
@@ -55,15 +59,27 @@ def rel_error(a, b):
     return float(errors.max()) if errors.size else 0.0
 
 
-def numerical_gradient(fn, inputs, grad_output, eps=1e-6):
+# Centred-difference stencils: pairs (offset k, weight w) and a divisor D, all in units of
+# eps:  f'(x) ≈ Σ w·(f(x + k·eps) − f(x − k·eps)) / (D·eps). Each pair is differenced first,
+# so an output element that does not depend on x cancels to exactly 0.
+# The 5-point formula cancels the eps² error term of the 3-point one, so a large eps (1e-3)
+# can be used, which cuts the round-off (≈ 1e-16 / eps) that dominates for small gradients.
+STENCILS = {
+    3: (((1, 1),), 2),             # (f(x+h) − f(x−h)) / 2h,                             error O(h²)
+    5: (((1, 8), (2, -1)), 12),    # (8(f(x+h) − f(x−h)) − (f(x+2h) − f(x−2h))) / 12h,   error O(h⁴)
+}
+
+
+def numerical_gradient(fn, inputs, grad_output, eps=1e-3, points=5):
     """d sum(grad_output * fn(*inputs)) / d input, by centred differences, for each input.
 
     Returns one float64 NumPy array per input that requires grad (``None`` for the
     others, which are constants). Each element is nudged in place and restored exactly.
     Whole output arrays are differenced before contracting with ``grad_output``, so output
     elements that do not depend on the nudged element cancel exactly instead of adding
-    round-off.
+    round-off. ``points=3`` gives the textbook formula (use eps ≈ 1e-6 with it).
     """
+    pairs, divisor = STENCILS[points]
     grad_output = _as_float64(grad_output)
     grads = []
     with no_grad():
@@ -75,13 +91,15 @@ def numerical_gradient(fn, inputs, grad_output, eps=1e-6):
             for j in np.ndindex(*t.shape):
                 original = float(t.data[j])
                 try:
-                    t.data[j] = original + eps
-                    f_plus = _as_float64(fn(*inputs))
-                    t.data[j] = original - eps
-                    f_minus = _as_float64(fn(*inputs))
+                    difference = 0.0
+                    for offset, weight in pairs:
+                        t.data[j] = original + offset * eps
+                        f_plus = _as_float64(fn(*inputs))
+                        t.data[j] = original - offset * eps
+                        difference = difference + weight * (f_plus - _as_float64(fn(*inputs)))
                 finally:
                     t.data[j] = original
-                grad[j] = np.sum((f_plus - f_minus) / (2 * eps) * grad_output)
+                grad[j] = np.sum(difference / (divisor * eps) * grad_output)
             grads.append(grad)
     return grads
 
@@ -160,7 +178,7 @@ class GradcheckError(AssertionError):
     """Raised by ``gradcheck(..., raise_on_fail=True)``; the message is the result table."""
 
 
-def gradcheck(fn, inputs, eps=1e-6, tol=1e-7, seed=0, raise_on_fail=False):
+def gradcheck(fn, inputs, eps=1e-3, tol=1e-7, seed=0, raise_on_fail=False, points=5):
     """Check the analytic gradient of ``fn(*inputs)`` against finite differences.
 
     ``inputs``: Tensors; those with ``requires_grad=True`` are checked, the others are
@@ -196,7 +214,7 @@ def gradcheck(fn, inputs, eps=1e-6, tol=1e-7, seed=0, raise_on_fail=False):
         for i, g in saved_grads.items():
             inputs[i].grad = g
 
-    numeric = [g for g in numerical_gradient(fn, inputs, grad_output, eps) if g is not None]
+    numeric = [g for g in numerical_gradient(fn, inputs, grad_output, eps, points) if g is not None]
     reports = [_report(i, inputs[i].shape, a, n, tol) for i, a, n in zip(checked, analytic, numeric)]
     result = GradcheckResult(reports, tol)
     if raise_on_fail and not result.ok:

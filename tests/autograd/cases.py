@@ -11,10 +11,11 @@ Values are drawn a safe distance from kinks and ties (see ``away_from_zero``, ``
 ``apart``): a centred difference straddling a kink measures the average of the two one-sided
 slopes, which no backward formula gives.
 
-A note on tiny gradients: the numerical gradient carries round-off of about 1e-10 (absolute,
-for O(1) values), so an element whose true gradient happens to be ~1e-4 shows a rel_error
-~1e-6 even when the backward is exact. A case that fails that way (ratio analytic/numeric
-= 1.000000x, torch oracle agreeing) gets another ``seed``, not a looser tolerance.
+A note on tiny gradients: the numerical gradient carries round-off (about 1e-13 absolute for
+O(1) values with gradcheck's five-point stencil, 1e-10 with the textbook three-point one), so
+an element whose true gradient is tiny shows a large rel_error even when the backward is
+exact. A case that fails that way (ratio analytic/numeric = 1.000000x, torch oracle
+agreeing) gets another ``seed``, not a looser tolerance.
 """
 from __future__ import annotations
 
@@ -171,6 +172,42 @@ def _dropout(x):
 
 MASK_2x3 = np.array([[1, 0, 1], [1, 1, 0]])
 BOOL_3x4 = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
+WINDOW_MASK = np.array([[1] * 9 + [0] * 3, [1] * 12, [1] * 2 + [0] * 10], dtype=np.float64)
+
+
+def torch_elman(x, h0, U, nonlinearity):
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        h = nonlinearity(x[:, t] + h @ U)
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def torch_gru(x, h0, U_zr, U_h):
+    """The course's GRU (r ⊙ h before the matrix), one torch op at a time."""
+    H = h0.shape[1]
+    h, states = h0, []
+    for t in range(x.shape[1]):
+        zr = torch.sigmoid(x[:, t, :2 * H] + h @ U_zr)
+        z, r = zr[:, :H], zr[:, H:]
+        h_tilde = torch.tanh(x[:, t, 2 * H:] + (r * h) @ U_h)
+        h = (1 - z) * h + z * h_tilde
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def torch_band_attention(q, k, v, mask, radius):
+    """Dense T×T attention with a band mask |i − j| <= radius and padded keys removed."""
+    T = q.shape[1]
+    scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
+    i = torch.arange(T)
+    band = (i[:, None] - i[None, :]).abs() <= radius
+    allowed = band[None] & (mask[:, None, :] > 0)
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    weights = torch.where(allowed.any(dim=-1, keepdim=True), weights, 0.0)  # rows with no key: 0, not NaN
+    return (weights @ v) * mask[..., None]  # padding rows give 0
+
+
 IDS = np.array([[0, 2, 5, 2], [1, 0, 3, 3]])
 
 CASES = [
@@ -365,6 +402,22 @@ CASES = [
            lambda x, w, b: F.layer_norm(x, (5,), w, b)),
     OpCase("layer_norm_no_affine", ("layer_norm",), inputs(normal(4, 6)), lambda x: md.layer_norm(x, eps=1e-3),
            lambda x: F.layer_norm(x, (6,), eps=1e-3), seed=1),  # seed 0 has a gradient element of 5e-5
+
+    # fused sequence ops (one graph node for a whole sequence), against step-by-step torch loops
+    OpCase("elman_rnn_relu", ("elman_rnn",), inputs(normal(3, 5, 4), normal(3, 4), lambda rng: 0.5 * rng.standard_normal((4, 4))),
+           md.elman_rnn, lambda x, h0, U: torch_elman(x, h0, U, torch.relu)),
+    OpCase("elman_rnn_tanh", ("elman_rnn",), inputs(normal(2, 6, 3), normal(2, 3), normal(3, 3)),
+           lambda x, h0, U: md.elman_rnn(x, h0, U, "tanh"), lambda x, h0, U: torch_elman(x, h0, U, torch.tanh)),
+    OpCase("gru_course_equations", ("gru",), inputs(normal(3, 6, 12), normal(3, 4), normal(4, 8), normal(4, 4)),
+           md.gru, lambda x, h0, U_zr, U_h: torch_gru(x, h0, U_zr, U_h)),
+    OpCase("window_attention_padded", ("window_attention",),
+           inputs(normal(3, 12, 4), normal(3, 12, 4), normal(3, 12, 4), Const(WINDOW_MASK)),
+           lambda q, k, v, m: md.window_attention(q, k, v, m, 2)[0],
+           lambda q, k, v, m: torch_band_attention(q, k, v, m, 2)),
+    OpCase("window_attention_radius_5", ("window_attention",),
+           inputs(normal(2, 9, 3), normal(2, 9, 3), normal(2, 9, 3), Const(WINDOW_MASK[:2, :9])),
+           lambda q, k, v, m: md.window_attention(q, k, v, m, 5)[0],
+           lambda q, k, v, m: torch_band_attention(q, k, v, m, 5)),
 
     # a small composed model: everything above must chain
     OpCase("mlp_composed", ("matmul", "add", "gelu", "layer_norm", "cross_entropy"),
