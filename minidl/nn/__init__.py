@@ -1,5 +1,6 @@
 """Neural-network building blocks: ``Module``/``Parameter`` and the layers made of minidl ops."""
 from . import init
+from .attention import WindowSelfAttention
 from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .container import ModuleList, Sequential
 from .dropout import Dropout
@@ -7,7 +8,8 @@ from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
 from .module import CheckpointError, LoadResult, Module, Parameter, StateDictError, read_npz
+from .recurrent import GRU, ElmanRNN
 
-__all__ = ["CheckpointError", "Dropout", "Embedding", "GELU", "LayerNorm", "LeakyReLU", "Linear",
+__all__ = ["CheckpointError", "Dropout", "ElmanRNN", "Embedding", "GRU", "GELU", "LayerNorm", "LeakyReLU", "Linear",
            "LoadResult", "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "Sigmoid",
-           "StateDictError", "Tanh", "init", "read_npz"]
+           "StateDictError", "Tanh", "WindowSelfAttention", "init", "read_npz"]

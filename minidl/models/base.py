@@ -1,0 +1,45 @@
+"""What every sentiment model shares: the word embeddings in, the ``Output`` out.
+
+All models read a padded batch -- ids (B, T) ints, mask (B, T) with 1.0 on real words,
+lengths (B,) -- and return an ``Output`` whose ``logits`` (B, C) feed the cross-entropy.
+Models that score words one by one also return those scores, so ``minidl explain`` can
+print each word's contribution, and the attention weights where they have them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..nn import Dropout, Embedding, Module
+
+
+@dataclass
+class Output:
+    logits: object                 # (B, C)
+    token_scores: object = None    # (B, T, C): each word's sub-score per class (0 on padding)
+    token_weights: object = None   # (B, T): softmax weight of each word (SoftmaxWeighted)
+    attention: object = None       # (B, T, 2r+1): windowed attention weights (WindowAttention)
+
+
+class SentimentModel(Module):
+    """Base class: an embedding table (V, E), learned by default, or pretrained vectors
+    (``embeddings``: a (V, E) array aligned to the vocabulary) frozen or fine-tuned."""
+
+    def __init__(self, vocab_size, embed_dim=100, num_classes=2, embeddings=None, freeze_embeddings=False,
+                 dropout=0.0, padding_idx=0, device=None, dtype=None):
+        super().__init__()
+        if embeddings is not None:
+            self.embedding = Embedding.from_pretrained(embeddings, freeze=freeze_embeddings, padding_idx=padding_idx,
+                                                       device=device, dtype=dtype)
+            if self.embedding.num_embeddings != vocab_size:
+                raise ValueError(f"pretrained embeddings have {self.embedding.num_embeddings} rows but the "
+                                 f"vocabulary has {vocab_size} words; align them with the same Vocabulary")
+        else:
+            self.embedding = Embedding(vocab_size, embed_dim, padding_idx=padding_idx, freeze=freeze_embeddings,
+                                       device=device, dtype=dtype)
+        self.embed_dim = self.embedding.embedding_dim
+        self.num_classes = num_classes
+        self.dropout = Dropout(dropout)
+
+    def embed(self, ids):
+        """(B, T) ids -> (B, T, E) vectors, with dropout while training."""
+        return self.dropout(self.embedding(ids))

@@ -1,0 +1,35 @@
+"""Recurrent classifiers: read the review word by word, classify the state at its last real word."""
+from __future__ import annotations
+
+from .. import creation
+from ..nn import GRU, ElmanRNN, Linear
+from .base import Output, SentimentModel
+
+
+class _RecurrentClassifier(SentimentModel):
+    def forward(self, ids, mask, lengths):
+        hs = self.rnn(self.embed(ids))                                # (B, T, H)
+        B = ids.shape[0]
+        # padding comes after the last real word, so it never changed the state we read
+        last = hs[creation.arange(B, device=ids.device), lengths - 1]  # (B, H)
+        return Output(self.out(self.dropout(last)))                   # (B, C)
+
+
+class ElmanRNNClassifier(_RecurrentClassifier):
+    """Embedding -> Elman RNN (ReLU by default, as in the course) -> Linear(H, C)."""
+
+    def __init__(self, vocab_size, hidden=64, nonlinearity="relu", **kwargs):
+        super().__init__(vocab_size, **kwargs)
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        self.rnn = ElmanRNN(self.embed_dim, hidden, nonlinearity, device=device, dtype=dtype)
+        self.out = Linear(hidden, self.num_classes, device=device, dtype=dtype)
+
+
+class GRUClassifier(_RecurrentClassifier):
+    """Embedding -> the course's GRU -> Linear(H, C)."""
+
+    def __init__(self, vocab_size, hidden=64, **kwargs):
+        super().__init__(vocab_size, **kwargs)
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        self.rnn = GRU(self.embed_dim, hidden, device=device, dtype=dtype)
+        self.out = Linear(hidden, self.num_classes, device=device, dtype=dtype)
