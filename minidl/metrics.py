@@ -1,0 +1,76 @@
+"""Classification metrics, written out so each one can be checked by hand.
+
+All take NumPy arrays: ``y_true`` (N,) ints; ``y_pred`` (N,) ints; ``scores`` (N,) floats
+(the probability, or any monotone score, of the positive class). Binary metrics treat
+class ``positive`` (default 1) as positive; with more classes, ``average="macro"``
+averages the per-class one-vs-rest values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true, y_pred, num_classes=None):
+    """(C, C) counts: row = true class, column = predicted class."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    C = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    return np.bincount(y_true * C + y_pred, minlength=C * C).reshape(C, C)
+
+
+def accuracy(y_true, y_pred):
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else 0.0
+
+
+def _divide(a, b):
+    return float(a / b) if b else 0.0  # the usual convention: an empty denominator scores 0
+
+
+def precision_recall_f1(y_true, y_pred, positive=1):
+    """(precision, recall, F1) of class ``positive``: TP/(TP+FP), TP/(TP+FN), their harmonic mean."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    tp = int(np.sum((y_pred == positive) & (y_true == positive)))
+    fp = int(np.sum((y_pred == positive) & (y_true != positive)))
+    fn = int(np.sum((y_pred != positive) & (y_true == positive)))
+    precision, recall = _divide(tp, tp + fp), _divide(tp, tp + fn)
+    return precision, recall, _divide(2 * precision * recall, precision + recall)
+
+
+def roc_auc(y_true, scores, positive=1):
+    """Area under the ROC curve = P(score of a random positive > score of a random negative),
+    ties counting one half (the Mann–Whitney U statistic, from average ranks)."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
+    is_pos = y_true == positive
+    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")  # undefined with one class only
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # average rank within each group of tied scores (ranks start at 1)
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    ends = np.r_[starts[1:], len(scores)]
+    for s, e in zip(starts, ends):
+        ranks[order[s:e]] = (s + e + 1) / 2
+    return float((ranks[is_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def classification_report(y_true, probabilities, loss=None):
+    """Every metric of a run from class probabilities (N, C): accuracy, precision, recall, F1,
+    ROC-AUC (binary: class 1; more classes: macro over one-vs-rest), the confusion matrix."""
+    probabilities = np.asarray(probabilities)
+    y_true = np.asarray(y_true)
+    y_pred = probabilities.argmax(axis=1)
+    C = probabilities.shape[1]
+    if C == 2:
+        precision, recall, f1 = precision_recall_f1(y_true, y_pred)
+        auc = roc_auc(y_true, probabilities[:, 1])
+    else:
+        per_class = [precision_recall_f1(y_true, y_pred, c) for c in range(C)]
+        precision, recall, f1 = (float(np.mean(v)) for v in zip(*per_class))
+        auc = float(np.nanmean([roc_auc(y_true, probabilities[:, c], c) for c in range(C)]))
+    report = {"accuracy": accuracy(y_true, y_pred), "precision": precision, "recall": recall, "f1": f1,
+              "auc": auc, "confusion_matrix": confusion_matrix(y_true, y_pred, C).tolist(), "n": int(len(y_true))}
+    if loss is not None:
+        report["loss"] = float(loss)
+    return report

@@ -1,0 +1,52 @@
+"""Metrics on cases small enough to compute by hand."""
+import numpy as np
+import pytest
+
+from minidl import metrics
+
+
+def test_confusion_and_precision_recall_f1_by_hand():
+    y_true = [1, 1, 1, 0, 0, 0, 0, 1]
+    y_pred = [1, 0, 1, 0, 1, 0, 0, 1]
+    # TP = 3 (0, 2, 7), FN = 1 (1), FP = 1 (4), TN = 3
+    assert metrics.confusion_matrix(y_true, y_pred).tolist() == [[3, 1], [1, 3]]
+    precision, recall, f1 = metrics.precision_recall_f1(y_true, y_pred)
+    assert (precision, recall) == (0.75, 0.75)
+    assert f1 == pytest.approx(0.75)
+    assert metrics.accuracy(y_true, y_pred) == 0.75
+
+
+def test_f1_is_the_harmonic_mean():
+    # TP = 1, FP = 3, FN = 0: precision 1/4, recall 1, F1 = 2·(1/4)·1 / (5/4) = 0.4
+    assert metrics.precision_recall_f1([1, 0, 0, 0], [1, 1, 1, 1])[2] == pytest.approx(0.4)
+
+
+def test_no_positive_predictions_scores_zero_not_nan():
+    assert metrics.precision_recall_f1([1, 0], [0, 0]) == (0.0, 0.0, 0.0)
+
+
+def test_roc_auc_by_hand_with_ties():
+    # positives score 0.9, 0.4; negatives 0.4, 0.1 -> pairs: (0.9>0.4) 1, (0.9>0.1) 1, (0.4=0.4) 0.5, (0.4>0.1) 1
+    assert metrics.roc_auc([1, 1, 0, 0], [0.9, 0.4, 0.4, 0.1]) == pytest.approx(3.5 / 4)
+    assert metrics.roc_auc([1, 0], [0.2, 0.8]) == 0.0
+    assert np.isnan(metrics.roc_auc([1, 1], [0.2, 0.8]))
+
+
+def test_roc_auc_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200), 1)  # many ties
+    pos, neg = s[y == 1], s[y == 0]
+    pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
+    assert metrics.roc_auc(y, s) == pytest.approx(pairwise, abs=1e-12)
+
+
+def test_report_multiclass_macro():
+    probabilities = np.eye(3)[[0, 1, 2, 2]]
+    report = metrics.classification_report([0, 1, 2, 1], probabilities, loss=0.5)
+    assert report["accuracy"] == 0.75
+    assert report["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    # per class (P, R): 0 -> (1, 1), 1 -> (1, 0.5), 2 -> (0.5, 1)
+    assert report["precision"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert report["recall"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert report["loss"] == 0.5
