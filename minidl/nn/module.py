@@ -22,8 +22,6 @@ someone sent you cannot run their code.
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -31,15 +29,11 @@ import numpy as np
 from .. import backend as _backend
 from ..autograd.function import MinidlError
 from ..autograd.tensor import Tensor, get_default_dtype
-from ..io import atomic_path
+from ..io import CheckpointError, read_npz, write_npz  # noqa: F401 (CheckpointError re-exported)
 
 
 class StateDictError(MinidlError, ValueError):
     """A state dict whose names or shapes do not fit the model; the message lists every problem."""
-
-
-class CheckpointError(MinidlError, ValueError):
-    """A checkpoint file that cannot be read: corrupted, truncated, or holding pickled objects."""
 
 
 class LoadResult(NamedTuple):
@@ -271,7 +265,7 @@ class Module:
         written next to its destination and renamed over it only once complete, so a
         crash mid-write leaves the previous checkpoint intact. Returns ``path``."""
         path = os.fspath(path)
-        _write_npz_atomically(path, self.state_dict())
+        write_npz(path, self.state_dict())
         return path
 
     def load(self, path, strict=True):
@@ -308,45 +302,3 @@ def _describe_problems(model, missing, unexpected, mismatched, strict):
     lines.append("Build the model with the same sizes as the one that was saved; strict=False skips "
                  "missing and unexpected keys (never shape mismatches).")
     return "\n".join(lines)
-
-
-def _write_npz_atomically(path, arrays):
-    """Write {name: array} as an uncompressed .npz (what ``np.savez`` writes) to a temporary
-    file in the destination folder, renamed over ``path`` once complete. Writing the
-    archive by hand keeps names like "file" legal, which ``np.savez(file, **arrays)``
-    would reject, and refuses object arrays (``allow_pickle=False``)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name, array in arrays.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
-
-
-def read_npz(path):
-    """{name: NumPy array} from an .npz file, never unpickling anything."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}: check the path, or write one with model.save(path)")
-    corrupted = (f"checkpoint {path!r} is corrupted (not a complete .npz archive: truncated by an "
-                 f"interrupted copy or download, or not a minidl checkpoint at all); copy it again or "
-                 f"re-save it with model.save(path)")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(corrupted)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            state = {name: archive[name] for name in archive.files}
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise CheckpointError(
-                f"checkpoint {path!r} holds Python objects (pickled arrays); minidl never unpickles "
-                f"files, because unpickling can run arbitrary code. Save numeric arrays only "
-                f"(model.save(path) does).") from e
-        raise CheckpointError(corrupted) from e
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise CheckpointError(corrupted) from e
-    # an .npz holds only .npy members; any other zip returns raw bytes for its members
-    if not all(isinstance(value, np.ndarray) for value in state.values()):
-        raise CheckpointError(corrupted)
-    return state
