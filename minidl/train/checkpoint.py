@@ -1,0 +1,107 @@
+"""Training checkpoints: one ``.npz`` with everything needed to resume a run exactly, or to
+classify new text later.
+
+    model.<name>            the model's parameters
+    optim.<i>.<moment>      the optimizer's per-parameter arrays
+    rng.torch.<device>      torch generator states (the NumPy one is in the JSON)
+    meta                    one JSON string: the TrainConfig, the vocabulary, the tokenizer,
+                            the label names, the optimizer's step counts and hyper-parameters,
+                            the loop's position (epoch, batch, step), the best score and the
+                            history of evaluations
+
+Written atomically (``minidl.io.write_npz``) and read without pickle.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .. import backend as _backend
+from ..data.text import Tokenizer
+from ..data.vocab import Vocabulary
+from ..io import CheckpointError, read_npz, write_npz
+from ..models import build_model
+from .config import TrainConfig
+
+
+def _rng_state():
+    torch_states = {f"rng.torch.{device}": xp.generator.get_state().numpy()
+                    for device, xp in _backend._TORCH_BACKENDS.items()}
+    return _backend.NUMPY.generator.bit_generator.state, torch_states
+
+
+def _set_rng_state(numpy_state, arrays):
+    _backend.NUMPY.generator.bit_generator.state = numpy_state
+    for name, state in arrays.items():
+        if name.startswith("rng.torch."):
+            import torch
+
+            _backend.get_backend("torch" if name.endswith("cpu") else name[len("rng.torch."):]) \
+                .generator.set_state(torch.from_numpy(state.copy()))
+
+
+def save(path, model, optimizer, config, prepared, loop_state):
+    arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
+    opt = optimizer.state_dict()
+    steps = {}
+    for i, entry in opt["state"].items():
+        for name, value in entry.items():
+            if name == "step":
+                steps[str(i)] = int(value)
+            else:
+                arrays[f"optim.{i}.{name}"] = value
+    numpy_rng, torch_rng = _rng_state()
+    arrays.update(torch_rng)
+    meta = {"format": "minidl-checkpoint-1", "config": config.to_dict(), "vocab": prepared.vocab.to_dict(),
+            "tokenizer": prepared.tokenizer.to_dict(), "label_names": prepared.label_names,
+            "optimizer": {"param_groups": opt["param_groups"], "steps": steps},
+            "loop": loop_state, "rng_numpy": numpy_rng}
+    arrays["meta"] = np.array(json.dumps(meta))
+    write_npz(path, arrays)
+    return path
+
+
+def read(path):
+    """(meta dict, arrays) of a checkpoint; a clear error if it is not a minidl training checkpoint."""
+    arrays = read_npz(path)
+    if "meta" not in arrays:
+        raise CheckpointError(f"{path!r} is an .npz without minidl training metadata (a bare model.save() "
+                              f"file?); minidl train writes complete checkpoints")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except ValueError as e:
+        raise CheckpointError(f"{path!r}: its metadata is not valid JSON; the file is damaged") from e
+    return meta, arrays
+
+
+def model_arrays(arrays):
+    """The model's parameters from a checkpoint's arrays, under their module names."""
+    return {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
+
+
+def restore_training(meta, arrays, model, optimizer):
+    """Put model weights, optimizer state and random generators back as they were."""
+    model.load_state_dict(model_arrays(arrays))
+    state = {}
+    for key, value in arrays.items():
+        if key.startswith("optim."):
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = value
+    for i, step in meta["optimizer"]["steps"].items():
+        state.setdefault(int(i), {})["step"] = step
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    _set_rng_state(meta["rng_numpy"], arrays)
+    return meta["loop"]
+
+
+def load_classifier(path, device="cpu"):
+    """(model in eval mode, vocabulary, tokenizer, label names, config) from a checkpoint."""
+    meta, arrays = read(path)
+    config = TrainConfig.from_dict(meta["config"])
+    vocab = Vocabulary.from_dict(meta["vocab"])
+    settings = {**config.model_config(), "embed_dim": int(arrays["model.embedding.weight"].shape[1])}
+    model = build_model(config.model, len(vocab), num_classes=len(meta["label_names"]), device=device, **settings)
+    model.load_state_dict(model_arrays(arrays))
+    model.eval()
+    return model, vocab, Tokenizer.from_dict(meta["tokenizer"]), meta["label_names"], config

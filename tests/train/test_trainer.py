@@ -1,0 +1,102 @@
+"""The training loop: learning, early stopping, best checkpoint, exact resume, NaN stop, callbacks."""
+import os
+
+import numpy as np
+import pytest
+
+from minidl.io import read_npz
+from minidl.train import Callback, TrainConfig, TrainingDiverged, fit, load_classifier
+from minidl.train import checkpoint
+
+QUICK = dict(model="gru", hidden=8, embed_dim=8, epochs=2, batch_size=64, train_limit=600, eval_every=4,
+             patience=None, validation=0.2)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, step, loss):
+        if step == self.step:
+            raise Crash(f"simulated crash at step {step}")
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.saved, self.evaluations = [], []
+
+    def on_save(self, path, kind):
+        self.saved.append((os.path.basename(path), kind))
+
+    def on_evaluate(self, step, metrics):
+        self.evaluations.append(step)
+
+
+def weights(path):
+    return {k: v for k, v in read_npz(path).items() if k.startswith("model.")}
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path):
+    config = TrainConfig(**QUICK, dropout=0.2)  # dropout: the random generator must be restored too
+    full = fit(config, out=tmp_path / "full", progress=False)
+    with pytest.raises(Crash):
+        fit(config, out=tmp_path / "cut", callbacks=[CrashAt(11)], progress=False)  # last save: step 8
+    resumed = fit(config, out=tmp_path / "cut", resume=True, progress=False, log=lambda *a: None)
+    assert resumed.steps == full.steps
+    a, b = weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "cut" / "last.npz")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert resumed.test == full.test
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+
+
+def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
+    fit(TrainConfig(**{**QUICK, "epochs": 1}), out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different settings.*lr"):
+        fit(TrainConfig(**{**QUICK, "epochs": 1, "lr": 0.5}), out=tmp_path, resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        fit(TrainConfig(**QUICK), out=tmp_path / "empty", resume=True, progress=False)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    class Poison(Callback):
+        def on_train_begin(self, model, optimizer):
+            self.model = model
+
+        def on_step(self, step, loss):
+            if step == 6:  # after the save at step 4
+                for p in self.model.parameters():
+                    p.data[...] = np.nan
+            return False
+
+    with pytest.raises(TrainingDiverged, match=r"became nan at step 7.*last good checkpoint is .*last.npz \(step 4\)"):
+        fit(TrainConfig(**QUICK), out=tmp_path, callbacks=[Poison()], progress=False)
+    good = weights(tmp_path / "last.npz")
+    assert all(np.isfinite(v).all() for v in good.values())
+    assert checkpoint.read(tmp_path / "last.npz")[0]["loop"]["step"] == 4
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path):
+    recorder = Recorder()
+    # lr = 0 never improves after the first evaluation: stop after `patience` more
+    result = fit(TrainConfig(**{**QUICK, "lr": 0.0, "patience": 2, "epochs": 5}), out=tmp_path,
+                 callbacks=[recorder], progress=False, log=lambda *a: None)
+    assert result.stopped_early
+    assert recorder.evaluations == [4, 8, 12]
+    assert recorder.saved[:2] == [("best.npz", "best"), ("last.npz", "last")]
+    assert ("best.npz", "best") not in recorder.saved[2:]
+    assert result.best_validation["step"] == 4
+
+
+def test_it_learns_and_the_checkpoint_classifies_new_text(tmp_path):
+    config = TrainConfig(model="mlp", hidden=16, embed_dim=16, epochs=3, train_limit=2000, patience=None)
+    result = fit(config, out=tmp_path, progress=False)
+    assert result.history[-1]["train_loss"] < 0.69  # below chance level log 2
+    model, vocab, tokenizer, labels, loaded = load_classifier(tmp_path / "best.npz")
+    assert labels == ["neg", "pos"] and loaded.model == "mlp"
+    assert vocab.encode_text("a truly wonderful film", tokenizer).ndim == 1
