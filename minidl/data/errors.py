@@ -1,0 +1,24 @@
+"""The errors the data loaders raise on purpose; each message names the problem and the fix."""
+from __future__ import annotations
+
+from ..autograd.function import MinidlError
+
+
+class DataNotFoundError(MinidlError, FileNotFoundError):
+    """No data set where we looked; the message lists every place and how to get the data."""
+
+
+class CorruptDataError(MinidlError, ValueError):
+    """A data file that cannot be read to the end (a truncated or damaged archive, a bad download)."""
+
+
+class DataFormatError(MinidlError, ValueError):
+    """A readable file whose content is not what was asked for (missing columns, unknown labels)."""
+
+
+class DownloadError(MinidlError, OSError):
+    """A download that failed (network, HTTP status, short read); nothing was left on disk."""
+
+
+class DataWarning(UserWarning):
+    """Something in the data was repaired or will be dropped (undecodable bytes, empty texts)."""

@@ -1,0 +1,449 @@
+"""The IMDB movie reviews (Maas et al., 2011): find them, read them, download them.
+
+    splits = load_imdb()                       # {"train": TextDataset, "test": TextDataset}
+    splits["train"].class_counts()             # {"neg": 12500, "pos": 12500}
+    unlabelled = load_imdb_unlabelled()        # 50,000 texts of train/unsup (for word vectors)
+
+Where the data comes from (``find_imdb``): the ``path`` you pass, else ``$MINIDL_DATA``, else
+``~/.cache/minidl``. In that place any of these is accepted:
+
+* ``aclImdb_v1.tar.gz``, the official archive, read as a stream: nothing is extracted;
+* ``aclImdb/``, the extracted folder: ``{train,test}/{pos,neg}/<id>_<rating>.txt`` and
+  ``train/unsup/``;
+* ``IMDB Dataset.csv``, the Kaggle copy (columns ``review`` and ``sentiment``); it has no
+  official split and no unlabelled reviews.
+
+The path may also name one of these directly. An explicit ``path`` is the only place looked
+at, so a typo is an error rather than a silent fall-back to another copy.
+
+Splits (``split=``):
+
+* ``"official"`` (default): the archive's 25,000 train and 25,000 test reviews.
+* ``"course"``: the course's template, which read the Kaggle CSV and cut it at row 30,000:
+  train = the first 30,000 reviews, test = the other 20,000. From the archive the same cut
+  is applied to a fixed order: the official train reviews, then the official test reviews,
+  each ordered by review id with neg before pos (so train gets all 25,000 official train
+  reviews plus the test reviews with id < 2,500; both sides stay balanced).
+
+Reviews always come in that fixed order (by split, then id, neg before pos), whatever the
+order inside the archive, so the two classes alternate and any prefix is balanced.
+``dataset.info`` keeps, per review, its ``ids``, ``ratings`` (1-4 neg, 7-10 pos) and
+``files``; and ``decode_errors``, the number of files that were not valid UTF-8 (their bad
+bytes are replaced with U+FFFD and a ``DataWarning`` says how many).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from collections import namedtuple
+from http.client import HTTPException
+from pathlib import Path
+
+from ..io import atomic_path
+from .dataset import TextDataset
+from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
+from .tabular import load_table
+
+OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
+ARCHIVE_NAME = "aclImdb_v1.tar.gz"
+FOLDER_NAME = "aclImdb"
+CSV_NAME = "IMDB Dataset.csv"
+LABEL_NAMES = ["neg", "pos"]
+COURSE_TRAIN_SIZE = 30_000
+ENV_VAR = "MINIDL_DATA"
+
+LABELLED = ("train/neg", "train/pos", "test/neg", "test/pos")
+UNLABELLED = ("train/unsup",)
+_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_HOW_TO_GET = (f"Get the data with one of:\n"
+               f"  minidl data download                  (the official archive, 84 MB, into ~/.cache/minidl)\n"
+               f"  python -c 'import minidl.data as d; d.download_imdb()'\n"
+               f"  or put {ARCHIVE_NAME} (or the extracted {FOLDER_NAME}/ folder) in a folder and set "
+               f"{ENV_VAR} to that folder")
+
+Review = namedtuple("Review", "split label id rating text bad_bytes")
+
+
+# ---------------------------------------------------------------------------------------- finding
+
+def default_data_dir():
+    """``~/.cache/minidl``: where ``download_imdb`` saves and ``find_imdb`` looks last."""
+    return Path.home() / ".cache" / "minidl"
+
+
+def find_imdb(path=None):
+    """The IMDB source to read: an archive, an ``aclImdb`` folder or a CSV file (a ``Path``).
+
+    Looks in ``path`` if given (only there), else in ``$MINIDL_DATA`` and then in
+    ``~/.cache/minidl``. Raises ``DataNotFoundError`` listing every place it looked.
+    """
+    if path is not None:
+        places = [(Path(path).expanduser(), "the path given")]
+    else:
+        places = []
+        if os.environ.get(ENV_VAR):
+            places.append((Path(os.environ[ENV_VAR]).expanduser(), f"${ENV_VAR}"))
+        places.append((default_data_dir(), "the default folder"))
+    looked = []
+    for place, why in places:
+        found = _find_in(place, why, looked)
+        if found is not None:
+            return found
+    if path is None and not os.environ.get(ENV_VAR):
+        looked.append(f"${ENV_VAR} is not set")
+    raise DataNotFoundError("IMDB reviews not found. Looked in:\n" + "".join(f"  - {line}\n" for line in looked)
+                            + _HOW_TO_GET)
+
+
+def _find_in(place, why, looked):
+    if place.is_file():
+        if place.name.lower().endswith(_ARCHIVE_SUFFIXES) or place.suffix.lower() == ".csv":
+            return place
+        looked.append(f"{place} ({why}): a file, but not a .tar.gz archive, an {FOLDER_NAME}/ folder or a .csv")
+        return None
+    if not place.is_dir():
+        looked.append(f"{place} ({why}): does not exist")
+        return None
+    if _is_imdb_folder(place):
+        return place
+    if _is_imdb_folder(place / FOLDER_NAME):
+        return place / FOLDER_NAME
+    for name in (ARCHIVE_NAME, CSV_NAME):
+        if (place / name).is_file():
+            return place / name
+    looked.append(f"{place} ({why}): no {FOLDER_NAME}/ (with train/ and test/), {ARCHIVE_NAME} or {CSV_NAME}")
+    return None
+
+
+def _is_imdb_folder(folder):
+    return (folder / "train").is_dir() and (folder / "test").is_dir()
+
+
+def _kind(source):
+    if source.is_dir():
+        return "folder"
+    return "csv" if source.suffix.lower() == ".csv" else "archive"
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def read_imdb_reviews(source, parts=LABELLED):
+    """Every review of ``parts`` (e.g. ``("train/pos", "test/neg")``) in ``source`` (an archive
+    or an ``aclImdb`` folder), as ``Review`` tuples in the fixed order (split, id, neg/pos)."""
+    source = Path(source)
+    parts = tuple(parts)
+    if _kind(source) == "csv":
+        raise DataFormatError(f"{source} is a CSV file; read it with load_imdb()")
+    reviews = _read_folder(source, parts) if source.is_dir() else _read_archive(source, parts)
+    counts = {part: 0 for part in parts}
+    for r in reviews:
+        counts[f"{r.split}/{r.label}"] += 1
+    empty = [part for part, n in counts.items() if n == 0]
+    if empty:
+        raise DataFormatError(f"{source} has no reviews under {', '.join(f'{FOLDER_NAME}/{p}/' for p in empty)}: "
+                              f"it is not the complete IMDB data set (expected "
+                              f"{FOLDER_NAME}/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt and "
+                              f"{FOLDER_NAME}/train/unsup/). {_HOW_TO_GET}")
+    order = {"train": 0, "test": 1, "neg": 0, "pos": 1, "unsup": 2}
+    reviews.sort(key=lambda r: (order[r.split], r.id, order[r.label]))
+    return reviews
+
+
+def _decode(data, split, label, review_id, rating):
+    try:
+        return Review(split, label, review_id, rating, data.decode("utf-8"), False)
+    except UnicodeDecodeError:
+        return Review(split, label, review_id, rating, data.decode("utf-8", errors="replace"), True)
+
+
+def _read_folder(folder, parts):
+    reviews = []
+    for part in parts:
+        split, label = part.split("/")
+        directory = folder / split / label
+        if not directory.is_dir():
+            continue  # reported by the caller with the other missing parts
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                match = _MEMBER.search(f"{part}/{entry.name}")
+                if match and entry.is_file():
+                    with open(entry.path, "rb") as f:
+                        reviews.append(_decode(f.read(), split, label, int(match[3]), int(match[4])))
+    return reviews
+
+
+def _read_archive(archive, parts):
+    wanted = set(parts)
+    reviews = []
+    try:
+        with open(archive, "rb") as raw:
+            # gzip ourselves (rather than tarfile's "r|gz") so that the stream's CRC and length are checked
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if compressed else raw
+            # "r|": one forward pass over the stream, nothing written to disk
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    match = _MEMBER.search(member.name)
+                    if not match or not member.isfile() or f"{match[1]}/{match[2]}" not in wanted:
+                        continue
+                    data = tar.extractfile(member).read()
+                    reviews.append(_decode(data, match[1], match[2], int(match[3]), int(match[4])))
+            while stream.read(1 << 20):  # to the end: a truncated tail fails here, not silently
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise CorruptDataError(f"the archive {archive} is corrupted or truncated ({type(e).__name__}: {e}); "
+                               f"delete it and download it again with `minidl data download` "
+                               f"(or minidl.data.download_imdb())") from None
+    return reviews
+
+
+def _dataset(reviews, name, source):
+    info = {"source": str(source), "ids": [r.id for r in reviews], "ratings": [r.rating for r in reviews],
+            "files": [f"{r.split}/{r.label}/{r.id}_{r.rating}.txt" for r in reviews],
+            "decode_errors": sum(r.bad_bytes for r in reviews), "empty_texts": sum(not r.text.strip() for r in reviews)}
+    return TextDataset([r.text for r in reviews], [LABEL_NAMES.index(r.label) for r in reviews],
+                       list(LABEL_NAMES), name, info)
+
+
+def _report(source, reviews):
+    """Warn about files that were not valid UTF-8 and about empty reviews (both are kept)."""
+    bad = [r for r in reviews if r.bad_bytes]
+    if bad:
+        warnings.warn(f"{source}: {len(bad)} of {len(reviews)} reviews were not valid UTF-8 ({_files(bad)}); their "
+                      f"bad bytes were replaced with U+FFFD (counted in dataset.info['decode_errors'])",
+                      DataWarning, stacklevel=3)
+    empty = [r for r in reviews if not r.text.strip()]
+    if empty:
+        warnings.warn(f"{source}: {len(empty)} empty review(s) ({_files(empty)}); they are kept here (counted in "
+                      f"dataset.info['empty_texts']) and dropped when the dataset is encoded",
+                      DataWarning, stacklevel=3)
+
+
+def _files(reviews, shown=5):
+    names = ", ".join(f"{r.split}/{r.label}/{r.id}_{r.rating}.txt" for r in reviews[:shown])
+    return names + (f", ... {len(reviews) - shown} more" if len(reviews) > shown else "")
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+def load_imdb(path=None, split="official", validation=0.0, seed=0, max_reviews=None):
+    """The labelled IMDB reviews: ``{"train": ..., "test": ...}`` (and ``"validation"``).
+
+    Args:
+        path: where the data is (see ``find_imdb``); None: ``$MINIDL_DATA``, then ``~/.cache/minidl``.
+        split: "official" (25,000 / 25,000) or "course" (first 30,000 / the other 20,000; see
+            the module docstring).
+        validation: a fraction of train (e.g. 0.1) moved, by a seeded random draw, to a
+            "validation" split; 0 for none.
+        seed: for the validation draw.
+        max_reviews: keep only the first ``max_reviews`` of train and of test (balanced, as the
+            classes alternate), for quick experiments; the validation split is cut from those.
+    Labels: 0 = "neg", 1 = "pos".
+    """
+    if split not in ("official", "course"):
+        raise ValueError(f'load_imdb: split must be "official" or "course", got {split!r}')
+    if not 0.0 <= validation < 1.0:
+        raise ValueError(f"load_imdb: validation must be a fraction in [0, 1), got {validation}")
+    if max_reviews is not None and (isinstance(max_reviews, bool) or not isinstance(max_reviews, int)
+                                    or max_reviews < 1):
+        raise ValueError(f"load_imdb: max_reviews must be None or a positive int, got {max_reviews!r}")
+    source = find_imdb(path)
+    if _kind(source) == "csv":
+        train, test = _load_csv(source, split)
+    else:
+        reviews = read_imdb_reviews(source, LABELLED)
+        _report(source, reviews)
+        if split == "official":
+            train_reviews = [r for r in reviews if r.split == "train"]
+            test_reviews = [r for r in reviews if r.split == "test"]
+        else:
+            train_reviews, test_reviews = reviews[:COURSE_TRAIN_SIZE], reviews[COURSE_TRAIN_SIZE:]
+        train, test = _dataset(train_reviews, "imdb/train", source), _dataset(test_reviews, "imdb/test", source)
+    if max_reviews is not None:
+        train = train.subset(range(min(max_reviews, len(train))))
+        test = test.subset(range(min(max_reviews, len(test))))
+        for ds in (train, test):
+            _recount(ds)
+    out = {"train": train, "test": test}
+    if validation > 0:
+        out["train"], out["validation"] = train.split(validation, seed)
+        out["train"].name, out["validation"].name = "imdb/train", "imdb/validation"
+        for ds in (out["train"], out["validation"]):
+            _recount(ds)
+    return out
+
+
+def _recount(dataset):
+    """The counts in ``info`` for a subset: U+FFFD marks a replaced byte (only if the whole had some)."""
+    if dataset.info.get("decode_errors"):
+        dataset.info["decode_errors"] = sum("\ufffd" in t for t in dataset.texts)
+    dataset.info["empty_texts"] = sum(not t.strip() for t in dataset.texts)
+
+
+def _load_csv(source, split):
+    if split == "official":
+        raise DataFormatError(f"{source} is the Kaggle CSV, which has no official train/test split: pass "
+                              f'split="course" (first {COURSE_TRAIN_SIZE:,} rows train, the rest test), or use the '
+                              f"official archive (`minidl data download`)")
+    table = load_table(source, text_column="review", label_column="sentiment",
+                       label_names=["negative", "positive"], name="imdb")
+    table.label_names = list(LABEL_NAMES)
+    cut = min(COURSE_TRAIN_SIZE, len(table))
+    train, test = table.subset(range(cut), "imdb/train"), table.subset(range(cut, len(table)), "imdb/test")
+    for ds in (train, test):
+        _recount(ds)
+    return train, test
+
+
+def load_imdb_unlabelled(path=None, max_reviews=None):
+    """The 50,000 unlabelled reviews of ``train/unsup`` (a list of str, ordered by id)."""
+    source = find_imdb(path)
+    if _kind(source) == "csv":
+        raise DataFormatError(f"{source} is the Kaggle CSV, which has no unlabelled reviews; they come with the "
+                              f"official archive. {_HOW_TO_GET}")
+    reviews = read_imdb_reviews(source, UNLABELLED)
+    _report(source, reviews)
+    return [r.text for r in reviews[:max_reviews]]
+
+
+# ---------------------------------------------------------------------------------------- download
+
+def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force=False, timeout=60):
+    """Download the archive to ``dest`` (a folder; default ``~/.cache/minidl``) and return its path.
+
+    The bytes stream into a temporary file beside the target, their SHA-256 is checked, and only
+    then is the file renamed into place: an interrupted or wrong download leaves nothing behind.
+    ``sha256``: the expected hex digest; None means the official archive's for the official URL
+    and no check for any other URL. An existing file with the right hash is kept (``force``
+    downloads again).
+    """
+    folder = Path(dest).expanduser() if dest is not None else default_data_dir()
+    target = folder / ARCHIVE_NAME
+    if sha256 is None and url == OFFICIAL_URL:
+        sha256 = OFFICIAL_SHA256
+    expected = sha256.lower() if sha256 else None
+    if target.is_file() and not force:
+        if expected is None or _sha256_of(target) == expected:
+            _say(f"{target} is already there", progress)
+            return target
+        _say(f"{target} exists but its SHA-256 is not {expected}; downloading it again", progress)
+
+    from tqdm.auto import tqdm
+
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
+            length = response.headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() else None
+            received = 0
+            with open(tmp, "wb") as out, tqdm(total=length, unit="B", unit_scale=True, unit_divisor=1024,
+                                              desc=ARCHIVE_NAME, disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            if length is not None and received != length:
+                raise DownloadError(f"downloading {url} stopped after {received:,} of {length:,} bytes; "
+                                    f"nothing was saved, try again")
+            if expected is not None and digest.hexdigest() != expected:
+                raise CorruptDataError(f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
+                                       f"{expected}: it is damaged or not the expected archive; nothing was saved. "
+                                       f"Try again, or pass the right sha256=")
+    except DownloadError:
+        raise
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"downloading {url} failed: HTTP {e.code} {e.reason}. {_manual(url, folder)}") from None
+    except (urllib.error.URLError, OSError, HTTPException) as e:
+        reason = getattr(e, "reason", None) or e
+        raise DownloadError(f"downloading {url} failed ({type(e).__name__}: {reason}); nothing was saved. "
+                            f"{_manual(url, folder)}") from None
+    _say(f"saved {target} ({received / 2**20:.1f} MiB, SHA-256 {digest.hexdigest()})", progress)
+    return target
+
+
+def _manual(url, folder):
+    return (f"Check the network, or fetch {url} yourself and put it in {folder} (or in a folder named by "
+            f"${ENV_VAR})")
+
+
+def _sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _say(message, progress):
+    if progress:
+        print(message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+def main_download(args):
+    """``minidl data download [--dest DIR] [--url URL] [--sha256 HEX] [--force]``; 1 on failure."""
+    try:
+        path = download_imdb(args.dest, url=args.url or OFFICIAL_URL, sha256=args.sha256 or None, force=args.force)
+    except (DownloadError, CorruptDataError) as e:
+        print(f"minidl data download: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def main_info(args):
+    """``minidl data info [--path P] [--tokenize]``: counts per split and class, decode errors, timings."""
+    try:
+        return _info(args.path, args.tokenize)
+    except (DataNotFoundError, CorruptDataError, DataFormatError) as e:
+        print(f"minidl data info: {e}", file=sys.stderr)
+        return 1
+
+
+def _info(path, tokenize):
+    from .text import Tokenizer
+
+    start = time.perf_counter()
+    source = find_imdb(path)
+    kind = _kind(source)
+    print(f"IMDB reviews from {source} ({kind})")
+    if kind == "csv":
+        splits = load_imdb(source, split="course")
+        unlabelled = []
+    else:
+        reviews = read_imdb_reviews(source, LABELLED + UNLABELLED)
+        labelled = [r for r in reviews if r.label != "unsup"]
+        splits = {s: _dataset([r for r in labelled if r.split == s], f"imdb/{s}", source) for s in ("train", "test")}
+        unlabelled = [r for r in reviews if r.label == "unsup"]
+    seconds = time.perf_counter() - start
+    print(f"{'split':<8}{'neg':>8}{'pos':>8}{'total':>8}{'decode errors':>15}")
+    for name, ds in splits.items():
+        counts = ds.class_counts()
+        print(f"{name:<8}{counts['neg']:>8,}{counts['pos']:>8,}{len(ds):>8,}{ds.info['decode_errors']:>15,}")
+    if kind != "csv":
+        print(f"{'unsup':<8}{'':>8}{'':>8}{len(unlabelled):>8,}{sum(r.bad_bytes for r in unlabelled):>15,}")
+    print(f"loaded in {seconds:.1f} s")
+    if tokenize:
+        texts = [t for ds in splits.values() for t in ds.texts] + [r.text for r in unlabelled]
+        start = time.perf_counter()
+        tokenizer = Tokenizer()
+        lengths = sorted(len(tokenizer(text)) for text in texts)
+        seconds = time.perf_counter() - start
+        print(f"tokenised {len(texts):,} reviews (course cleaning, no length limit) in {seconds:.1f} s: "
+              f"{sum(lengths) / len(lengths):.1f} words per review on average, median {lengths[len(lengths) // 2]}, "
+              f"max {lengths[-1]}")
+    return 0
