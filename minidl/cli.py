@@ -1,8 +1,52 @@
-"""The ``minidl`` command line: ``minidl demo``, ``minidl bench mlp``."""
+"""The ``minidl`` command line.
+
+    minidl demo                                   the main job (see the README)
+    minidl train --model gru --hidden 64 --data imdb --out runs/gru
+    minidl eval --checkpoint runs/gru/best.npz
+    minidl explain "Not what I expected" --checkpoint runs/mlp/best.npz
+    minidl data download | info
+    minidl bench mlp | gru
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
+
+
+def _parse_hidden(text):
+    """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]."""
+    text = text.strip()
+    return json.loads(text) if text.startswith("[") else int(text)
+
+
+def add_train_config_arguments(parser):
+    """One --option per TrainConfig field, typed from its default."""
+    from .train import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "hidden":
+            parser.add_argument(flag, type=_parse_hidden, default=default, help="int, or a list like [64,32,16]")
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, dict):
+            parser.add_argument(flag, type=json.loads, default=default, help='JSON, e.g. \'{"radius": 5}\'')
+        elif isinstance(default, (int, float)) and f.name not in ("clip_norm", "patience"):
+            parser.add_argument(flag, type=type(default), default=default)
+        elif f.name in ("clip_norm", "patience", "eval_every", "train_limit"):
+            parser.add_argument(flag, type=lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v),
+                                default=default)
+        else:
+            parser.add_argument(flag, default=default)
+
+
+def _config_from_args(args):
+    from .train import TrainConfig
+
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def build_parser():
@@ -16,23 +60,113 @@ def build_parser():
     demo.add_argument("--steps", type=int, default=1500, help="full-batch training steps per run")
     demo.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
+    train = commands.add_parser("train", help="train one sentiment model; checkpoints and results in --out")
+    add_train_config_arguments(train)
+    train.add_argument("--out", default=None, help="folder for best.npz, last.npz and results.json")
+    train.add_argument("--resume", action="store_true", help="continue from --out/last.npz")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint on the test split of its data")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", default=None, help="another data source than the one it was trained on")
+    evaluate.add_argument("--device", default="cpu")
+
+    explain = commands.add_parser("explain", help="print each word's contribution to a checkpoint's prediction")
+    explain.add_argument("texts", nargs="+", help="one or more reviews, each in quotes")
+    explain.add_argument("--checkpoint", required=True)
+    explain.add_argument("--device", default="cpu")
+
+    data = commands.add_parser("data", help="the IMDB reviews: download them, or see what is there")
+    data_what = data.add_subparsers(dest="what", required=True)
+    download = data_what.add_parser("download", help="fetch aclImdb_v1.tar.gz (84 MB), verify its SHA-256, save it")
+    download.add_argument("--dest", default=None, help="folder to save into (default: ~/.cache/minidl)")
+    download.add_argument("--url", default=None, help="where from (default: the official Stanford URL)")
+    download.add_argument("--sha256", default=None,
+                          help="expected SHA-256 (default: the official archive's, for the official URL)")
+    download.add_argument("--force", action="store_true", help="download again even if a verified copy is there")
+    info = data_what.add_parser("info", help="where the IMDB data is; reviews per split and class, decode errors, time")
+    info.add_argument("--path", default=None,
+                      help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
+    info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
+
     bench = commands.add_parser("bench", help="benchmarks against PyTorch, measured in the same run")
     bench_what = bench.add_subparsers(dest="what", required=True)
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
     mlp.add_argument("--device", default="cpu")
+    bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
     return parser
+
+
+def _train(args):
+    import os
+
+    from .train import fit
+
+    result = fit(_config_from_args(args), out=args.out, resume=args.resume, progress=not args.quiet)
+    summary = {k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")}
+    print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
+                      "stopped_early": result.stopped_early}, indent=2))
+    if args.out:
+        from .io import atomic_path
+
+        with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
+            json.dump(dataclasses.asdict(result), f, indent=1)
+    return 0
+
+
+def _eval(args):
+    from .train import evaluate, load_classifier
+    from .train.prepare import prepare
+
+    model, vocab, tokenizer, labels, config = load_classifier(args.checkpoint, device=args.device)
+    if args.data:
+        config = dataclasses.replace(config, data=args.data)
+    prepared = prepare(config)
+    from .data.batching import encode_dataset
+
+    test = encode_dataset(prepared.raw_test, tokenizer, vocab, config.max_length)  # the checkpoint's vocabulary
+    metrics = evaluate(model, test, device=args.device)
+    print(json.dumps({k: v for k, v in metrics.items()}, indent=2))
+    return 0
+
+
+def _explain(args):
+    from .train import load_classifier
+    from .train.explain import explain, format_explanation
+
+    model, vocab, tokenizer, labels, _ = load_classifier(args.checkpoint, device=args.device)
+    for text in args.texts:
+        print(format_explanation(explain(text, model, vocab, tokenizer, labels, device=args.device)))
+        print()
+    return 0
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from .experiments import spirals
+    from .autograd.function import MinidlError
 
-        spirals.main(args)
-    elif args.command == "bench" and args.what == "mlp":
-        from .bench import mlp
+    try:
+        if args.command == "demo":
+            from .experiments import spirals
 
-        mlp.main(args)
+            spirals.main(args)
+        elif args.command == "train":
+            return _train(args)
+        elif args.command == "eval":
+            return _eval(args)
+        elif args.command == "explain":
+            return _explain(args)
+        elif args.command == "data":
+            from .data import imdb
+
+            return {"download": imdb.main_download, "info": imdb.main_info}[args.what](args)
+        elif args.command == "bench":
+            from .bench import gru, mlp
+
+            {"mlp": mlp, "gru": gru}[args.what].main(args)
+    except (MinidlError, FileNotFoundError) as e:  # the user's input, not a bug: say what and how to fix
+        print(f"minidl {args.command}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -39,3 +39,30 @@ def test_bench_steps_agree_with_each_other():
     for other in (torch_step.weights(), numpy_step.weights()):
         for a, b in zip(ours, other):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_train_eval_explain_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "softmax", "--hidden", "[8,4]", "--embed-dim", "8", "--epochs", "1",
+                 "--train-limit", "400", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["hidden"] == [8, 4] and 0 <= results["test"]["accuracy"] <= 1
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "best.npz")]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == results["test"]["accuracy"]
+    assert main(["explain", "the plot was not good", "--checkpoint", str(out / "best.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "prediction:" in printed and "weight" in printed and "not" in printed
+
+
+def test_explain_reports_bad_text_clearly(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--model", "gru", "--hidden", "4", "--embed-dim", "4", "--epochs", "1", "--train-limit", "100",
+          "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert main(["explain", "<br /> 1 2 3 !", "--checkpoint", str(out / "best.npz")]) == 1
+    assert "empty after cleaning" in capsys.readouterr().err
+    assert main(["explain", "zzyzx qwghlm", "--checkpoint", str(out / "best.npz")]) == 1
+    assert "none of the words" in capsys.readouterr().err
+    assert main(["explain", "good", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
+    assert "no checkpoint" in capsys.readouterr().err

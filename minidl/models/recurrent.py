@@ -7,6 +7,11 @@ from .base import Output, SentimentModel
 
 
 class _RecurrentClassifier(SentimentModel):
+    def prefix_logits(self, ids):
+        """(B, T, C): the classifier applied to the state after each word -- what the model
+        would answer if the review stopped there (``minidl explain`` prints it)."""
+        return self.out(self.rnn(self.embed(ids)))
+
     def forward(self, ids, mask, lengths):
         hs = self.rnn(self.embed(ids))                                # (B, T, H)
         B = ids.shape[0]
