@@ -5,6 +5,7 @@
     minidl eval --checkpoint runs/gru/best.npz
     minidl explain "Not what I expected" --checkpoint runs/mlp/best.npz
     minidl data download | info
+    minidl sweep --models rnn,gru --hidden 16,32,64 --seeds 0,1,2 ; minidl plot --results ...
     minidl bench mlp | gru
 """
 from __future__ import annotations
@@ -94,6 +95,10 @@ def build_parser():
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
     mlp.add_argument("--device", default="cpu")
     bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
+
+    from .experiments.sweep import add_arguments as add_sweep_arguments
+
+    add_sweep_arguments(commands)  # `minidl sweep` and `minidl plot`; each sets args.run
     return parser
 
 
@@ -160,6 +165,8 @@ def main(argv=None):
             from .data import imdb
 
             return {"download": imdb.main_download, "info": imdb.main_info}[args.what](args)
+        elif args.command in ("sweep", "plot"):
+            return args.run(args)
         elif args.command == "bench":
             from .bench import gru, mlp
 

@@ -1,0 +1,120 @@
+"""Figures of a sweep: test metrics against the hidden size, mean ± std over seeds.
+
+    from minidl.experiments.plot import plot_sweep
+    plot_sweep(load_results("runs/sweep/results.jsonl"), "runs/sweep/sweep")   # sweep.png, sweep.svg
+
+One panel per metric, one line per model (a shaded band: ± one std over seeds), the hidden
+sizes on a log-2 axis with a tick at each size. When ``hidden`` is a list of layer sizes
+(the MLP architecture sweep) the architectures are categories instead: one point per model
+with an error bar, next to each other.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+
+from ..io import atomic_path
+from .sweep import METRIC_NAMES, load_results, series_label, summarise, table_markdown, x_label
+
+X_NAMES = {"hidden": "hidden size", "embed_dim": "embedding size", "max_length": "words kept per review",
+           "lr": "learning rate"}
+
+
+def plot_sweep(results, out_prefix, metrics=("accuracy", "f1", "auc"), title=None, x="hidden"):
+    """Write ``out_prefix``.png and ``out_prefix``.svg (atomically); returns their paths."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, any backend
+
+    metrics = list(metrics)
+    rows = summarise(results, x=x, metrics=metrics)
+    if not rows:
+        raise ValueError("no successful results to plot (every job failed, or the file is empty)")
+    series = {}
+    for row in rows:
+        series.setdefault(series_label(row), []).append(row)
+    numeric = all(isinstance(r[x], numbers.Real) and not isinstance(r[x], bool) for r in rows)
+
+    fig = Figure(figsize=(4.3 * len(metrics) + 0.6, 4.4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    colours = [f"C{i % 10}" for i in range(len(series))]
+    for ax, metric in zip(axes, metrics):
+        if numeric:
+            _lines(ax, series, colours, metric, x)
+        else:
+            _points(ax, series, colours, metric, x, rows)
+        ax.set_title(f"test {METRIC_NAMES.get(metric, metric)}")
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), frameon=False)
+    fig.suptitle(title or _default_title(results, rows, x, numeric))
+
+    paths = []
+    for ext in ("png", "svg"):
+        path = f"{os.fspath(out_prefix)}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+        paths.append(path)
+    return paths
+
+
+def _lines(ax, series, colours, metric, x):
+    sizes = sorted({r[x] for rows in series.values() for r in rows})
+    for colour, (label, rows) in zip(colours, series.items()):
+        xs = [r[x] for r in rows]
+        mean = [r[metric] for r in rows]
+        std = [r[metric + "_std"] for r in rows]
+        ax.plot(xs, mean, marker="o", color=colour, label=label)
+        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                        color=colour, alpha=0.18, linewidth=0)
+    if sizes[0] > 0 and sizes[-1] / sizes[0] >= 4:
+        ax.set_xscale("log", base=2)
+    ax.minorticks_off()
+    ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+    ax.set_xlabel(X_NAMES.get(x, x))
+
+
+def _points(ax, series, colours, metric, x, rows):
+    categories = list(dict.fromkeys(x_label(r[x]) for r in rows))
+    width = 0.7 / len(series)
+    for i, (colour, (label, members)) in enumerate(zip(colours, series.items())):
+        offset = (i - (len(series) - 1) / 2) * width
+        positions = [categories.index(x_label(r[x])) + offset for r in members]
+        ax.errorbar(positions, [r[metric] for r in members], yerr=[r[metric + "_std"] for r in members],
+                    fmt="o", color=colour, capsize=4, markersize=6, label=label)
+    ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(categories) - 0.4)
+    ax.set_xlabel("architecture (hidden layer sizes)" if x == "hidden" else x)
+
+
+def _default_title(results, rows, x, numeric):
+    configs = [r["config"] for r in results if not r.get("error")]
+    data = ", ".join(sorted({str(c.get("data")) for c in configs}))
+    seeds = sorted({r["seeds"] for r in rows})
+    seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    against = X_NAMES.get(x, x) if numeric else "architecture"
+    return f"{data}: test metrics against {against} (mean ± std over {seeds_text} seeds)"
+
+
+def main_plot(args):
+    """``minidl plot``: PNG, SVG and a Markdown table of a results file; prints the table."""
+    try:
+        results = load_results(args.results)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"minidl plot: error: {e}")
+        return 2
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
+    try:
+        paths = plot_sweep(results, out, metrics=metrics, title=args.title, x=args.x)
+    except ValueError as e:
+        print(f"minidl plot: error: {e}")
+        return 2
+    table = table_markdown(summarise(results, x=args.x, metrics=metrics), x=args.x, metrics=metrics)
+    with atomic_path(out + ".md") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    print(table)
+    failed = sum(1 for r in results if r.get("error"))
+    if failed:
+        print(f"\n({failed} failed jobs left out; their errors are in {args.results})")
+    print(f"\nwrote {', '.join(paths)} and {out}.md")
+    return 0

@@ -1,0 +1,533 @@
+"""Sweeps: many training runs over a grid of settings and seeds, each result appended to a
+JSONL file the moment it finishes, so an interrupted sweep resumes where it stopped.
+
+    from minidl.experiments.sweep import grid, run_sweep, summarise, table_markdown
+
+    configs = grid(["rnn", "gru"], [16, 32, 64, 128], seeds=[0, 1, 2], data="imdb", epochs=4)
+    results = run_sweep(configs, "runs/sweep/results.jsonl")     # local worker processes
+    print(table_markdown(summarise(results)))
+
+**Jobs and resuming.** A job is one ``TrainConfig`` dict; its key is a hash of the complete
+config (every default filled in, sorted JSON), so the same settings always get the same key.
+``run_sweep`` skips every job whose key already has a result in the file and runs the rest.
+Each finished job is written as one complete line (append, flush, fsync): a crash or Ctrl-C
+loses only the jobs that were running. A last line cut short by a crash is ignored with a
+warning when reading, and cut off the file before the next sweep appends to it.
+
+**Failures.** A job that raises is written to the file as ``{"key", "config", "error",
+"traceback"}`` and reported in the progress log; the other jobs go on. Failed jobs do not
+count as finished: running the sweep again retries them, and says so. ``load_results``
+keeps one record per key (a success over an earlier failure); ``summarise`` skips failures.
+
+**Executors: local processes, threads, a cluster.** ``run_sweep`` needs only an object with
+``submit(fn, *args)`` that returns futures with ``.result()`` (``add_done_callback``, when
+they have it, lets results be written in the order jobs finish). By default it starts a
+``ProcessPoolExecutor`` with one worker per CPU ("spawn" processes: safe with PyTorch and
+CUDA; a script that calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard).
+A Dask ``Client`` is such an executor, so a sweep runs on a cluster with no new code::
+
+    from distributed import Client, LocalCluster
+    client = Client("tcp://scheduler:8786")            # or Client(LocalCluster(n_workers=4))
+    run_sweep(configs, "runs/sweep/results.jsonl", executor=client)
+
+Every Dask worker needs minidl installed and the data where the config says (IMDB under
+``$MINIDL_DATA``, or ``data_path``); the workers only return results, and this process alone
+writes the file. ``mpi4py.futures.MPIPoolExecutor`` and ``ThreadPoolExecutor`` work the same
+way. An executor passed in is never shut down here. minidl's grad mode and random generators
+are per process, so ``run_job`` runs one training at a time in a process (threads queue up):
+for parallel runs use processes (or Dask workers with ``processes=True``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import numbers
+import os
+import queue
+import socket
+import threading
+import time
+import traceback
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+
+from ..train.config import TrainConfig
+
+LIST_HIDDEN_MODELS = ("mlp", "softmax")   # the models whose ``hidden`` may be a list of layer sizes
+MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
+AXES = ("model", "hidden", "seed")
+METRICS = ("accuracy", "f1", "auc", "loss")
+
+_FIT_LOCK = threading.Lock()
+
+
+# ----------------------------------------------------------------------------- the grid
+
+def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
+    """One complete TrainConfig dict per (seed, model, hidden).
+
+    ``hidden_sizes``: ints, or lists of layer sizes for the MLP scorers (``[[50], [64, 32]]``).
+    ``fixed``: any other TrainConfig setting for every job (``data="imdb", epochs=4``).
+    ``per_model``: settings for one model only, e.g. ``{"attention": {"model_options":
+    {"radius": 5}}}`` (a ``model_options`` dict extends the fixed one).
+
+    Jobs come seed by seed: the runs that share a seed share a data split, which each worker
+    process prepares once and caches.
+    """
+    from ..models import MODELS
+
+    models = [models] if isinstance(models, str) else list(models)
+    per_model = dict(per_model or {})
+    unknown = [m for m in [*models, *per_model] if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    stray = sorted(set(per_model) - set(models))
+    if stray:
+        raise ValueError(f"per-model settings for {stray}, which are not among the swept models {models}")
+    for where, settings in [("fixed settings", fixed), *((f"settings for {m}", s) for m, s in per_model.items())]:
+        axes = sorted(set(settings) & set(AXES))
+        if axes:
+            raise ValueError(f"{axes} in the {where}: model, hidden and seed are the grid's axes; "
+                             f"pass them as grid(models, hidden_sizes, seeds)")
+    if not models or not list(hidden_sizes) or not list(seeds):
+        raise ValueError("grid needs at least one model, one hidden size and one seed")
+
+    configs = []
+    for seed in seeds:
+        for model in models:
+            for hidden in hidden_sizes:
+                hidden = _hidden_value(hidden)
+                if isinstance(hidden, list) and model not in LIST_HIDDEN_MODELS:
+                    raise ValueError(f"hidden={hidden} is a list of layer sizes, which only the MLP scorers "
+                                     f"({', '.join(LIST_HIDDEN_MODELS)}) take; {model!r} needs one int")
+                override = per_model.get(model, {})
+                settings = {**fixed, **override}
+                for name in MERGED_SETTINGS:
+                    if isinstance(fixed.get(name), dict) and isinstance(override.get(name), dict):
+                        settings[name] = {**fixed[name], **override[name]}
+                settings.update(model=model, hidden=hidden, seed=int(seed))
+                configs.append(TrainConfig.from_dict(settings).to_dict())
+    return configs
+
+
+def _hidden_value(hidden):
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        return int(hidden)
+    if isinstance(hidden, (list, tuple)) and hidden and all(isinstance(h, numbers.Integral) for h in hidden):
+        return [int(h) for h in hidden]
+    raise ValueError(f"a hidden size must be an int or a non-empty list of ints, got {hidden!r}")
+
+
+def complete_config(config):
+    """``config`` with every TrainConfig default filled in (unknown settings are an error)."""
+    return TrainConfig.from_dict(dict(config)).to_dict()
+
+
+def job_key(config):
+    """A stable 16-hex-digit key: the SHA-256 of the complete config as sorted JSON."""
+    text = json.dumps(complete_config(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- one job
+
+def run_job(config):
+    """Train one config (in whatever process the executor chose); returns its result record."""
+    from ..train import fit
+
+    config = complete_config(config)
+    with _FIT_LOCK:  # grad mode and generators are per process: one training at a time here
+        result = fit(config, progress=False, log=lambda *args, **kwargs: None)
+    return {"key": job_key(config), "config": result.config, "test": result.test,
+            "best_validation": result.best_validation, "steps": result.steps, "seconds": result.seconds,
+            "stopped_early": result.stopped_early,
+            "history": [{k: v for k, v in h.items() if k != "confusion_matrix"} for h in result.history],
+            "host": socket.gethostname()}
+
+
+# ----------------------------------------------------------------------------- the results file
+
+def load_results(path):
+    """The records of a results file, one per job key (a success wins over a failure, a later
+    line over an earlier one), in the order the keys first appear.
+
+    A last line cut short by a crash is skipped with a warning; any other line that is not a
+    JSON record is an error naming the line."""
+    records = {}
+    for record in _read_records(path):
+        key = _key(record)
+        old = records.get(key)
+        if old is None or not (record.get("error") and not old.get("error")):
+            records[key] = record
+    return list(records.values())
+
+
+def _key(record):
+    return record.get("key") or job_key(record["config"])
+
+
+def _read_records(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no sweep results at {path!r}; run `minidl sweep --results {path}` first")
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "config" not in record:
+                raise ValueError("a sweep record is a JSON object with a 'config'")
+        except ValueError as e:
+            if number == len(lines):  # no newline after it: a write cut short by a crash
+                warnings.warn(f"{path}: ignoring a truncated last line ({len(line)} bytes), left by an "
+                              f"interrupted write; that job will run again with the next sweep", stacklevel=3)
+                continue
+            raise ValueError(f"{path} line {number} is not a sweep result ({e}); only the last line can be cut "
+                             f"short by a crash, so this one was changed by hand: fix or delete it") from e
+        records.append(record)
+    return records
+
+
+def _drop_truncated_tail(path, log):
+    """Cut off a last line without its newline that is not valid JSON, so the next appended
+    line starts on a line of its own. A complete last line missing only its newline gets one."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+            f.write(b"\n")
+        except ValueError:
+            message = (f"{path}: removing a truncated last line ({len(data) - start} bytes) left by an "
+                       f"interrupted write; that job runs again")
+            warnings.warn(message, stacklevel=3)
+            log(message)
+            f.truncate(start)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _append(f, record):
+    f.write(json.dumps(record, default=_plain) + "\n")  # one write of one complete line
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} to a results file")
+
+
+# ----------------------------------------------------------------------------- running
+
+class InlineExecutor:
+    """No workers: each job runs in this process when its result is asked for, one at a time
+    (so each is written to the file as soon as it ends). For debugging: pdb, plain tracebacks."""
+
+    def submit(self, fn, *args, **kwargs):
+        return _Deferred(fn, args, kwargs)
+
+
+class _Deferred:
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def result(self):
+        return self.fn(*self.args, **self.kwargs)
+
+
+def _finished_order(futures):
+    """Indices of ``futures`` as they finish: through ``add_done_callback`` when the futures
+    have it (concurrent.futures, Dask), otherwise in the order they were submitted."""
+    if not all(hasattr(f, "add_done_callback") for f in futures):
+        yield from range(len(futures))
+        return
+    finished = queue.Queue()
+    for i, future in enumerate(futures):
+        future.add_done_callback(lambda _, i=i: finished.put(i))
+    for _ in futures:
+        yield finished.get()
+
+
+def describe(config):
+    """``gru hidden=64 seed=0``: how a job is named in the progress log."""
+    return f"{config['model']} hidden={json.dumps(config['hidden'], separators=(',', ':'))} seed={config['seed']}"
+
+
+def run_sweep(configs, results_path, executor=None, max_workers=None, log=print):
+    """Run every config whose key has no result in ``results_path`` yet; append each result
+    (or failure) to it as it finishes. Returns the records of all ``configs`` (earlier ones
+    read from the file), in the order of ``configs``.
+
+    ``executor``: anything with ``submit(fn, *args)`` returning futures with ``.result()``
+    (ThreadPoolExecutor, a Dask Client, ...); not shut down here. ``None``: a local
+    ProcessPoolExecutor with ``max_workers`` (default: one per CPU) "spawn" processes.
+    """
+    results_path = os.fspath(results_path)
+    jobs = {}
+    for config in configs:
+        config = complete_config(config)
+        jobs.setdefault(job_key(config), config)
+    if len(jobs) < len(configs):
+        log(f"{len(configs) - len(jobs)} duplicate configurations in the sweep; each runs once")
+    os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+    _drop_truncated_tail(results_path, log)
+    previous = {_key(r): r for r in load_results(results_path)} if os.path.exists(results_path) else {}
+    records = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
+    todo = [k for k in jobs if k not in records]
+    retried = [k for k in todo if k in previous]
+    log(f"sweep: {len(jobs)} jobs, {len(records)} already done in {results_path}, {len(todo)} to run"
+        + (f" ({len(retried)} of them failed before and are retried)" if retried else ""))
+    if not todo:
+        return [records[k] for k in jobs]
+
+    own = executor is None
+    if own:
+        workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
+    start, failures, futures = time.perf_counter(), 0, []
+    try:
+        futures = [executor.submit(run_job, jobs[k]) for k in todo]
+        with open(results_path, "a", encoding="utf-8") as f:
+            for n, i in enumerate(_finished_order(futures), 1):
+                key = todo[i]
+                try:
+                    record = futures[i].result()
+                except Exception as e:
+                    record = {"key": key, "config": jobs[key], "error": f"{type(e).__name__}: {e}",
+                              "traceback": "".join(traceback.format_exception(e))}
+                _append(f, record)
+                records[key] = record
+                done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
+                if record.get("error"):
+                    failures += 1
+                    log(f"{done}: FAILED: {record['error']}")
+                else:
+                    t = record["test"]
+                    log(f"{done}: accuracy {t['accuracy']:.3f}  f1 {t['f1']:.3f}  auc {t['auc']:.3f}  "
+                        f"({record['seconds']:.1f} s, {record['steps']} steps)")
+    except BaseException:
+        for future in futures:  # the finished ones are on disk; pending ones run with the next sweep
+            if hasattr(future, "cancel"):
+                future.cancel()
+        raise
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
+    log(f"ran {len(todo)} jobs in {time.perf_counter() - start:.1f} s; results in {results_path}"
+        + (f"; {failures} FAILED (their errors are in the file; run the sweep again to retry them)"
+           if failures else ""))
+    return [records[k] for k in jobs]
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def summarise(results, x="hidden", metrics=METRICS):
+    """Mean and std over seeds of the test metrics, one row per (model, ``x`` value).
+
+    Row: ``{"model", x, "settings", "seeds", m, m + "_std" for m in metrics}``. ``settings``
+    holds the other config fields that vary within a model (e.g. two learning rates), so
+    different settings are never averaged together. The std is the sample standard deviation
+    over seeds (ddof=1; 0 with one seed). Failed jobs are skipped.
+    """
+    import numpy as np
+
+    groups = {}
+    for record in results:
+        if record.get("error"):
+            continue
+        config = record["config"]
+        rest = {k: v for k, v in config.items() if k not in ("seed", x)}
+        groups.setdefault((json.dumps(rest, sort_keys=True), json.dumps(config.get(x))), []).append(record)
+    if not groups:
+        return []
+    configs = [members[0]["config"] for members in groups.values()]
+    fields = sorted({k for c in configs for k in c} - {"model", "seed", x})
+    varying = [k for k in fields
+               if any(len({json.dumps(c.get(k), sort_keys=True) for c in configs if c["model"] == model}) > 1
+                      for model in {c["model"] for c in configs})]
+    model_order = list(dict.fromkeys(c["model"] for c in configs))
+    rows = []
+    for members in groups.values():
+        config = members[0]["config"]
+        row = {"model": config["model"], x: config.get(x), "settings": {k: config.get(k) for k in varying},
+               "seeds": len(members)}
+        for metric in metrics:
+            values = np.array([float(_number(r["test"].get(metric))) for r in members])
+            row[metric] = float(values.mean())
+            row[metric + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    rows.sort(key=lambda r: (model_order.index(r["model"]), json.dumps(r["settings"], sort_keys=True),
+                             _x_order(r[x])))
+    return rows
+
+
+def _number(value):
+    return math.nan if value is None else value
+
+
+def _x_order(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return (0, value, ())
+    if isinstance(value, list):
+        return (1, len(value), tuple(value))
+    return (2, 0, (str(value),))
+
+
+def x_label(value):
+    """How an x value is printed: ``64``, ``[64, 32]``."""
+    return "[" + ", ".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
+
+
+def series_label(row):
+    """``gru`` or ``gru lr=0.01``: one line (or set of points) of a plot."""
+    settings = " ".join(f"{k}={json.dumps(v) if not isinstance(v, (int, float)) else v}"
+                        for k, v in row["settings"].items())
+    return f"{row['model']} {settings}".strip()
+
+
+METRIC_NAMES = {"accuracy": "accuracy", "f1": "F1", "auc": "AUC", "loss": "loss", "precision": "precision",
+                "recall": "recall"}
+
+
+def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
+    """A Markdown table of ``summarise`` rows: model, (settings), hidden or architecture,
+    seeds, then ``mean ± std`` per metric."""
+    if not rows:
+        return "(no successful results)"
+    x_name = "architecture" if any(isinstance(r[x], list) for r in rows) else x
+    with_settings = any(r["settings"] for r in rows)
+    header = ["model", *(["settings"] if with_settings else []), x_name, "seeds",
+              *(METRIC_NAMES.get(m, m) for m in metrics)]
+    align = ["---", *(["---"] if with_settings else []), "---" if x_name == "architecture" else "---:", "---:",
+             *("---:" for _ in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for r in rows:
+        settings = [", ".join(f"{k}={json.dumps(v)}" for k, v in r["settings"].items())] if with_settings else []
+        cells = [r["model"], *settings, x_label(r[x]), str(r["seeds"]),
+                 *(f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in metrics)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def parse_hidden(text):
+    """``"16,32,64"`` -> [16, 32, 64]; ``"[50];[64,32]"`` (or ``"50;64,32"``) -> [[50], [64, 32]]."""
+    text = text.strip()
+    try:
+        if ";" in text or "[" in text:
+            sizes = []
+            for part in filter(None, (p.strip() for p in text.split(";"))):
+                part = part.strip("[] ")
+                sizes.append([int(v) for v in part.split(",") if v.strip()])
+            return sizes
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f'cannot read hidden sizes {text!r}: give ints like "16,32,64", or architectures '
+                         f'separated by ";" like "[50];[64,32];[64,32,16]"') from None
+
+
+def parse_settings(items, models=()):
+    """``["epochs=3", "attention:model_options={\\"radius\\": 5}"]`` -> (fixed, per_model).
+    Values are JSON (``3``, ``0.01``, ``null``, ``[1,2]``), else plain strings (``data=imdb``)."""
+    fixed, per_model = {}, {}
+    for item in items or ():
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set {item!r}: write KEY=VALUE, or MODEL:KEY=VALUE for one model")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        model, colon, key = name.strip().rpartition(":")
+        if colon:
+            if model not in models:
+                raise ValueError(f"--set {item!r}: {model!r} is not among the swept models {list(models)}")
+            per_model.setdefault(model, {})[key] = value
+        else:
+            fixed[key] = value
+    return fixed, per_model
+
+
+def _split(text):
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_arguments(subparsers):
+    """Add ``minidl sweep`` and ``minidl plot`` to the CLI; each sets ``args.run``."""
+    sweep = subparsers.add_parser(
+        "sweep", help="train a grid of models x hidden sizes x seeds; results appended to a JSONL file (resumable)",
+        description="Train every (model, hidden size, seed) and append each result to --results as it "
+                    "finishes. Run the same command again to resume: finished jobs are skipped.")
+    sweep.add_argument("--models", default="rnn,gru", help="comma-separated: rnn, gru, mlp, softmax, attention")
+    sweep.add_argument("--hidden", default="16,32,64,96,128",
+                       help='hidden sizes "16,32,64", or MLP architectures "[50];[64,32];[64,32,16]"')
+    sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    sweep.add_argument("--data", help='"synthetic" (default), "imdb", or a CSV/TSV/JSONL table')
+    sweep.add_argument("--epochs", type=int)
+    sweep.add_argument("--max-length", type=int, help="keep the first N words of each review")
+    sweep.add_argument("--device", help='"cpu" (NumPy), "torch" or "cuda"')
+    sweep.add_argument("--workers", type=int,
+                       help="local worker processes (default: one per CPU; 0: in this process, for debugging)")
+    sweep.add_argument("--results", default="runs/sweep/results.jsonl", help="the JSONL file results go to")
+    sweep.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
+                       help="any other TrainConfig setting, a JSON value (repeatable); "
+                            "MODEL: limits it to one model, e.g. attention:model_options='{\"radius\": 5}'")
+    sweep.set_defaults(run=main_sweep)
+
+    plot = subparsers.add_parser("plot", help="plot a sweep's results (PNG, SVG) and print its summary table")
+    plot.add_argument("--results", default="runs/sweep/results.jsonl", help="a results file from `minidl sweep`")
+    plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md (default: next to --results)")
+    plot.add_argument("--x", default="hidden", help="the config field on the x axis")
+    plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
+    plot.add_argument("--title")
+    plot.set_defaults(run=_main_plot)
+    return sweep, plot
+
+
+def _main_plot(args):
+    from .plot import main_plot
+
+    return main_plot(args)
+
+
+def main_sweep(args):
+    """``minidl sweep``: returns the exit status (1 if a job failed, 2 for bad arguments)."""
+    try:
+        models = _split(args.models)
+        fixed, per_model = parse_settings(args.set, models)
+        for name in ("data", "epochs", "max_length", "device"):
+            value = getattr(args, name, None)
+            if value is not None:
+                if name in fixed:
+                    raise ValueError(f"{name} is given both as --{name.replace('_', '-')} and with --set")
+                fixed[name] = value
+        configs = grid(models, parse_hidden(args.hidden), [int(s) for s in _split(args.seeds)],
+                       per_model=per_model, **fixed)
+    except ValueError as e:
+        print(f"minidl sweep: error: {e}")
+        return 2
+    executor = InlineExecutor() if args.workers == 0 else None
+    try:
+        results = run_sweep(configs, args.results, executor=executor, max_workers=args.workers or None)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished jobs are in {args.results}; run the same command again to resume")
+        return 130
+    print()
+    print(table_markdown(summarise(results)))
+    prefix = os.path.join(os.path.dirname(args.results) or ".", "sweep")
+    print(f"\nplot it: minidl plot --results {args.results} --out {prefix}")
+    return 1 if any(r.get("error") for r in results) else 0

@@ -1,0 +1,49 @@
+"""Sweep figures: valid PNG and SVG files, written atomically, for sizes and for architectures."""
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from minidl.experiments.plot import plot_sweep
+from minidl.experiments.sweep import job_key
+from minidl.train import TrainConfig
+
+
+def fake(model, hidden, seed, accuracy):
+    config = TrainConfig(model=model, hidden=hidden, seed=seed).to_dict()
+    return {"key": job_key(config), "config": config,
+            "test": {"accuracy": accuracy, "f1": accuracy - 0.02, "auc": accuracy + 0.05, "loss": 1 - accuracy}}
+
+
+def check_files(prefix):
+    with open(f"{prefix}.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    root = ET.parse(f"{prefix}.svg").getroot()
+    assert root.tag.endswith("svg")
+    assert not [name for name in os.listdir(os.path.dirname(prefix)) if ".tmp" in name]  # no temporary leftovers
+
+
+def test_hidden_size_sweep_writes_png_and_svg(tmp_path):
+    results = [fake(model, hidden, seed, 0.6 + 0.001 * hidden + 0.01 * seed + (0.05 if model == "gru" else 0))
+               for model in ("rnn", "gru") for hidden in (16, 32, 64, 96, 128) for seed in (0, 1, 2)]
+    paths = plot_sweep(results, str(tmp_path / "out" / "sweep"), title="test sweep")
+    assert paths == [str(tmp_path / "out" / "sweep.png"), str(tmp_path / "out" / "sweep.svg")]
+    check_files(str(tmp_path / "out" / "sweep"))
+    svg = open(paths[1]).read()
+    assert "test sweep" in svg and "gru" in svg and "96" in svg  # title, legend, a tick at each size
+
+
+def test_architecture_sweep_plots_categories(tmp_path):
+    architectures = [[50], [64, 32], [64, 32, 16], [200, 50], [32, 16], [8, 16, 32]]
+    results = [fake(model, hidden, seed, 0.8 + 0.01 * i + 0.005 * seed)
+               for model in ("mlp", "softmax") for i, hidden in enumerate(architectures) for seed in (0, 1)]
+    plot_sweep(results, str(tmp_path / "mlp"), metrics=("accuracy", "f1"))
+    check_files(str(tmp_path / "mlp"))
+    assert "[64, 32, 16]" in open(tmp_path / "mlp.svg").read()
+
+
+def test_nothing_to_plot_is_a_clear_error(tmp_path):
+    failed = {"key": "k", "config": TrainConfig().to_dict(), "error": "boom"}
+    with pytest.raises(ValueError, match="no successful results"):
+        plot_sweep([failed], str(tmp_path / "x"))
+    assert not os.listdir(tmp_path)

@@ -1,0 +1,323 @@
+"""Sweeps: the grid, job keys, resuming after a crash, the results file, executors, summaries."""
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from minidl.experiments import sweep
+from minidl.experiments.sweep import (InlineExecutor, grid, job_key, load_results, parse_hidden, parse_settings,
+                                      run_sweep, summarise, table_markdown)
+from minidl.train import TrainConfig
+
+TINY = dict(embed_dim=8, epochs=1, train_limit=200, max_length=12, batch_size=32, validation=0.2, patience=None)
+
+
+def quiet(*args):
+    pass
+
+
+def tiny_grid(models=("gru", "rnn"), hidden=(4, 8), seeds=(0,)):
+    return grid(list(models), list(hidden), list(seeds), **TINY)
+
+
+def comparable(record):
+    """A record without what legitimately differs between runs: wall-clock time and host."""
+    return {k: v for k, v in record.items() if k not in ("seconds", "host")}
+
+
+class Serial:
+    """The smallest executor: submit() runs nothing; result() trains. No add_done_callback,
+    so run_sweep takes results in submission order. Records what it was given."""
+
+    def __init__(self, crash_after=None):
+        self.submitted, self.ran, self.crash_after = [], [], crash_after
+
+    def submit(self, fn, *args):
+        self.submitted.append(args[0])
+        executor = self
+
+        class Pending:
+            def result(self):
+                if executor.crash_after is not None and len(executor.ran) == executor.crash_after:
+                    raise KeyboardInterrupt("simulated crash")
+                executor.ran.append(args[0])
+                return fn(*args)
+
+        return Pending()
+
+
+# ----------------------------------------------------------------------------- the grid
+
+def test_grid_expands_seeds_models_hidden_with_fixed_and_per_model_settings():
+    configs = grid(["rnn", "attention"], [8, 16], [0, 1], per_model={"attention": {"model_options": {"radius": 5}}},
+                   data="synthetic", epochs=4, max_length=100, model_options={"scorer_hidden": [8]})
+    assert len(configs) == 2 * 2 * 2
+    assert [(c["seed"], c["model"], c["hidden"]) for c in configs[:4]] == [
+        (0, "rnn", 8), (0, "rnn", 16), (0, "attention", 8), (0, "attention", 16)]
+    defaults = TrainConfig().to_dict()
+    for c in configs:
+        assert set(c) == set(defaults)                      # complete TrainConfig dicts
+        assert c["epochs"] == 4 and c["max_length"] == 100 and c["lr"] == defaults["lr"]
+    assert configs[0]["model_options"] == {"scorer_hidden": [8]}
+    assert configs[2]["model_options"] == {"scorer_hidden": [8], "radius": 5}  # per-model extends fixed
+    TrainConfig.from_dict(configs[2])
+
+
+def test_grid_takes_mlp_architectures_and_refuses_them_for_sequence_models():
+    hidden = [[50], [64, 32], [64, 32, 16], [200, 50], [32, 16], [8, 16, 32]]
+    configs = grid(["mlp", "softmax"], hidden, [0], data="imdb")
+    assert [c["hidden"] for c in configs] == hidden * 2
+    assert grid("mlp", [(64, 32)], [0])[0]["hidden"] == [64, 32]   # tuples become lists (JSON)
+    with pytest.raises(ValueError, match=r"only the MLP scorers .*'gru' needs one int"):
+        grid(["gru"], [[64, 32]], [0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: grid(["gru"], [8], [0], epoch=3), r"unknown training settings \['epoch'\]"),
+    (lambda: grid(["lstm"], [8], [0]), r"unknown model\(s\) \['lstm'\]"),
+    (lambda: grid(["gru"], [8], [0], per_model={"rnn": {"lr": 1}}), r"not among the swept models"),
+    (lambda: grid(["gru"], [8], [0], hidden=3), r"grid's axes"),
+    (lambda: grid(["gru"], [8.5], [0]), r"hidden size must be an int"),
+])
+def test_grid_names_bad_settings(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_job_key_is_stable_and_depends_on_every_setting():
+    config = grid(["mlp"], [[64, 32]], [0], epochs=2)[0]
+    key = job_key(config)
+    assert len(key) == 16 and int(key, 16) >= 0
+    partial = {"model": "mlp", "hidden": (64, 32), "seed": 0, "epochs": 2}   # defaults filled in, tuple == list
+    assert job_key(partial) == key
+    assert job_key(dict(reversed(list(config.items())))) == key
+    assert job_key({**config, "lr": 0.01}) != key
+    assert job_key({**config, "seed": 1}) != key
+
+
+# ----------------------------------------------------------------------------- running and resuming
+
+def test_an_interrupted_sweep_resumes_with_only_the_missing_jobs(tmp_path):
+    path = tmp_path / "results.jsonl"
+    configs = tiny_grid(seeds=(0, 1))                        # 8 jobs
+    crashing = Serial(crash_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(configs, path, executor=crashing, log=quiet)
+    assert len(path.read_text().splitlines()) == 3           # the finished jobs are on disk
+
+    again = Serial()
+    records = run_sweep(configs, path, executor=again, log=quiet)
+    assert again.submitted == configs[3:]                    # only the missing ones ran
+    keys = [json.loads(line)["key"] for line in path.read_text().splitlines()]
+    assert sorted(keys) == sorted(job_key(c) for c in configs)   # each job exactly once
+    assert [r["key"] for r in records] == [job_key(c) for c in configs]
+
+    third = Serial()
+    assert [comparable(r) for r in run_sweep(configs, path, executor=third, log=quiet)] == \
+           [comparable(r) for r in records]
+    assert third.submitted == []
+
+
+def test_a_record_holds_the_config_test_metrics_and_a_trimmed_history(tmp_path):
+    config = tiny_grid(models=("mlp",), hidden=(4,))[0]
+    (record,) = run_sweep([config], tmp_path / "r.jsonl", executor=InlineExecutor(), log=quiet)
+    assert record["key"] == job_key(config) and record["config"] == config
+    assert set(record["test"]) >= {"accuracy", "f1", "auc", "loss", "confusion_matrix", "n"}
+    assert record["steps"] > 0 and record["seconds"] > 0 and record["stopped_early"] is False
+    assert record["history"] and all("confusion_matrix" not in h for h in record["history"])
+    assert load_results(tmp_path / "r.jsonl") == [record]
+
+
+def test_a_truncated_last_line_is_ignored_with_a_warning_then_cut_off(tmp_path):
+    path = tmp_path / "results.jsonl"
+    configs = tiny_grid()
+    run_sweep(configs[:2], path, executor=InlineExecutor(), log=quiet)
+    complete = path.read_text()
+    line = json.dumps(run_sweep(configs[2:3], tmp_path / "other.jsonl", executor=InlineExecutor(), log=quiet)[0])
+    path.write_text(complete + line[: len(line) // 2])      # a crash in the middle of a write
+
+    with pytest.warns(UserWarning, match="truncated last line"):
+        assert len(load_results(path)) == 2
+    messages = []
+    with pytest.warns(UserWarning, match="removing a truncated last line"):
+        records = run_sweep(configs, path, executor=InlineExecutor(), log=messages.append)
+    assert any("2 already done" in m and "2 to run" in m for m in messages)
+    assert len(records) == 4
+    assert path.read_text().startswith(complete)
+    assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == [job_key(c) for c in configs]
+
+
+def test_a_damaged_line_that_is_not_the_last_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "results.jsonl"
+    run_sweep(tiny_grid(models=("mlp",)), path, executor=InlineExecutor(), log=quiet)
+    first, second = path.read_text().splitlines()
+    path.write_text(first[:-5] + "\n" + second + "\n")
+    with pytest.raises(ValueError, match=r"line 1 is not a sweep result"):
+        load_results(path)
+    with pytest.raises(FileNotFoundError, match="minidl sweep --results"):
+        load_results(tmp_path / "missing.jsonl")
+
+
+def test_a_failing_job_is_recorded_with_its_error_and_retried_by_the_next_sweep(tmp_path):
+    path = tmp_path / "results.jsonl"
+    good = tiny_grid(models=("mlp",), hidden=(4,))[0]
+    bad = {**good, "data": str(tmp_path / "no-such-table.csv")}
+    messages = []
+    records = run_sweep([good, bad], path, executor=InlineExecutor(), log=messages.append)
+    assert "error" not in records[0]
+    assert records[1]["key"] == job_key(bad) and "no-such-table.csv" in records[1]["error"]
+    assert "Traceback" in records[1]["traceback"]
+    assert any("FAILED" in m and "no-such-table" in m for m in messages)
+    assert any("1 FAILED" in m for m in messages)
+    assert len(summarise(records)) == 1                      # failures are left out of summaries
+
+    retry = Serial()
+    messages.clear()
+    run_sweep([good, bad], path, executor=retry, log=messages.append)
+    assert retry.submitted == [bad]
+    assert any("1 of them failed before and are retried" in m for m in messages)
+    assert [r["key"] for r in load_results(path)] == [job_key(good), job_key(bad)]  # one record per job
+
+
+def test_custom_executors_are_used_and_not_shut_down(tmp_path):
+    configs = tiny_grid()
+    serial = Serial()
+    expected = run_sweep(configs, tmp_path / "serial.jsonl", executor=serial, log=quiet)
+    assert serial.ran == configs
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = run_sweep(configs, tmp_path / "threads.jsonl", executor=pool, log=quiet)
+        assert pool.submit(lambda: 42).result() == 42       # still usable: run_sweep did not shut it down
+    assert [comparable(r) for r in threaded] == [comparable(r) for r in expected]
+    # the file is in the order jobs finished; as records (one per key) it holds the same
+    on_disk = {r["key"]: comparable(r) for r in load_results(tmp_path / "threads.jsonl")}
+    assert on_disk == {r["key"]: comparable(r) for r in expected}
+
+
+def test_a_local_process_pool_gives_the_same_results_as_a_serial_run(tmp_path):
+    configs = tiny_grid(models=("gru", "mlp"), hidden=(4, 8))
+    serial = run_sweep(configs, tmp_path / "serial.jsonl", executor=InlineExecutor(), log=quiet)
+    messages = []
+    pooled = run_sweep(configs, tmp_path / "pool.jsonl", max_workers=2, log=messages.append)
+    assert any("2 local worker processes" in m for m in messages)
+    assert any(m.startswith("[4/4]") for m in messages)
+    assert [comparable(r) for r in pooled] == [comparable(r) for r in serial]
+
+
+def test_duplicate_configs_run_once(tmp_path):
+    config = tiny_grid(models=("mlp",), hidden=(4,))[0]
+    executor, messages = Serial(), []
+    records = run_sweep([config, dict(config)], tmp_path / "r.jsonl", executor=executor, log=messages.append)
+    assert len(executor.submitted) == 1 and len(records) == 1
+    assert any("1 duplicate" in m for m in messages)
+
+
+def test_a_dask_cluster_is_an_executor_with_no_new_code(tmp_path):
+    distributed = pytest.importorskip(
+        "distributed", reason='dask is optional: pip install "dask[distributed]" (the "cluster" extra)')
+    configs = tiny_grid(models=("mlp", "gru"), hidden=(4,))
+    expected = run_sweep(configs, tmp_path / "serial.jsonl", executor=InlineExecutor(), log=quiet)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        records = run_sweep(configs, tmp_path / "dask.jsonl", executor=client, log=quiet)
+        assert client.submit(sum, [1, 2]).result() == 3      # the client is still ours
+    assert [comparable(r) for r in records] == [comparable(r) for r in expected]
+    assert len(load_results(tmp_path / "dask.jsonl")) == len(configs)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+def fake(model, hidden, seed, accuracy, f1=0.5, auc=0.5, loss=0.7, **settings):
+    config = TrainConfig(model=model, hidden=hidden, seed=seed, **settings).to_dict()
+    return {"key": job_key(config), "config": config,
+            "test": {"accuracy": accuracy, "f1": f1, "auc": auc, "loss": loss}}
+
+
+def test_summarise_gives_mean_and_sample_std_over_seeds():
+    results = [fake("gru", 64, 0, 0.80, f1=0.7), fake("gru", 64, 1, 0.90, f1=0.9), fake("gru", 64, 2, 0.85, f1=0.8),
+               fake("gru", 16, 0, 0.70), fake("rnn", 16, 0, 0.60), fake("rnn", 16, 1, 0.62),
+               {"key": "x", "config": TrainConfig(model="rnn", hidden=16, seed=2).to_dict(), "error": "boom"}]
+    rows = summarise(results)
+    assert [(r["model"], r["hidden"], r["seeds"]) for r in rows] == [("gru", 16, 1), ("gru", 64, 3), ("rnn", 16, 2)]
+    gru64 = rows[1]
+    assert gru64["accuracy"] == pytest.approx(0.85)
+    assert gru64["accuracy_std"] == pytest.approx(0.05)      # sample std (ddof=1) of 0.80, 0.90, 0.85
+    assert gru64["f1"] == pytest.approx(0.8) and gru64["f1_std"] == pytest.approx(0.1)
+    assert gru64["loss"] == pytest.approx(0.7) and gru64["auc_std"] == pytest.approx(0.0)
+    assert rows[0]["accuracy_std"] == 0.0                     # one seed
+    assert rows[2]["accuracy"] == pytest.approx(0.61) and rows[2]["accuracy_std"] == pytest.approx(0.02 / math.sqrt(2))
+    assert all(r["settings"] == {} for r in rows)
+
+    table = table_markdown(rows)
+    assert table.splitlines()[0] == "| model | hidden | seeds | accuracy | F1 | AUC |"
+    assert "| gru | 64 | 3 | 0.850 ± 0.050 | 0.800 ± 0.100 | 0.500 ± 0.000 |" in table
+
+
+def test_summarise_keeps_other_varying_settings_apart_and_renders_architectures():
+    results = [fake("mlp", [64, 32], s, 0.8 + s / 100, lr=lr) for s in (0, 1) for lr in (0.01, 0.001)]
+    results += [fake("mlp", [50], 0, 0.7, lr=0.01)]
+    rows = summarise(results)
+    assert [(r["hidden"], r["settings"], r["seeds"]) for r in rows] == [
+        ([64, 32], {"lr": 0.001}, 2), ([50], {"lr": 0.01}, 1), ([64, 32], {"lr": 0.01}, 2)]  # by model, settings, x
+    table = table_markdown(rows)
+    assert table.splitlines()[0] == "| model | settings | architecture | seeds | accuracy | F1 | AUC |"
+    assert "| mlp | lr=0.001 | [64, 32] | 2 | 0.805 ± 0.007 |" in table
+    # a setting that differs only between models (attention's radius) is part of the model, not a column
+    rows = summarise([fake("gru", 8, 0, 0.8), fake("attention", 8, 0, 0.8, model_options={"radius": 5})])
+    assert all(r["settings"] == {} for r in rows)
+    assert summarise([]) == [] and table_markdown([]) == "(no successful results)"
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_parse_hidden_and_settings():
+    assert parse_hidden("16,32, 64") == [16, 32, 64]
+    assert parse_hidden("[50];[64,32];[64, 32, 16]") == [[50], [64, 32], [64, 32, 16]]
+    assert parse_hidden("50;64,32") == [[50], [64, 32]]
+    with pytest.raises(ValueError, match="cannot read hidden sizes"):
+        parse_hidden("16,big")
+    fixed, per_model = parse_settings(["lr=0.01", "data=imdb", "embeddings=null", "validation=0.2",
+                                       'attention:model_options={"radius": 3}'], models=["gru", "attention"])
+    assert fixed == {"lr": 0.01, "data": "imdb", "embeddings": None, "validation": 0.2}
+    assert per_model == {"attention": {"model_options": {"radius": 3}}}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_settings(["lr"])
+    with pytest.raises(ValueError, match="not among the swept models"):
+        parse_settings(["rnn:lr=1"], models=["gru"])
+
+
+def cli(argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="minidl")
+    sweep.add_arguments(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def test_the_sweep_and_plot_commands(tmp_path, capsys):
+    results = str(tmp_path / "sweep" / "results.jsonl")
+    settings = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items() if k != "max_length"]
+    argv = ["sweep", "--models", "mlp", "--hidden", "[4];[8,4]", "--seeds", "0,1", "--max-length", "12",
+            "--workers", "0", "--results", results, *settings]
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "[4/4] mlp hidden=[8,4] seed=1" in out and "| mlp | [8, 4] | 2 |" in out
+    assert cli(argv) == 0
+    assert "4 already done" in capsys.readouterr().out
+    assert len(load_results(results)) == 4
+
+    prefix = str(tmp_path / "figs" / "mlp")
+    assert cli(["plot", "--results", results, "--out", prefix]) == 0
+    out = capsys.readouterr().out
+    assert "| model | architecture | seeds | accuracy | F1 | AUC |" in out
+    for ext in ("png", "svg", "md"):
+        assert os.path.getsize(f"{prefix}.{ext}") > 0
+    assert "| mlp | [4] | 2 |" in open(f"{prefix}.md").read()
+
+    assert cli(["sweep", "--models", "gru", "--hidden", "[8,4]", "--results", results]) == 2
+    assert "only the MLP scorers" in capsys.readouterr().out
+    assert cli(["sweep", "--epochs", "2", "--set", "epochs=3", "--results", results]) == 2
+    assert "both as --epochs and with --set" in capsys.readouterr().out
+    assert cli(["plot", "--results", str(tmp_path / "none.jsonl")]) == 2
