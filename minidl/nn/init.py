@@ -6,6 +6,8 @@ Each returns a new ``Parameter`` of the given shape on ``device`` (default "cpu"
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import creation
 from ..autograd.tensor import get_default_dtype
 from .module import Parameter
@@ -29,3 +31,8 @@ def zeros(shape, device=None, dtype=None):
 
 def ones(shape, device=None, dtype=None):
     return Parameter(creation.ones(*shape, device=device, dtype=dtype or get_default_dtype()))
+
+
+def identity(size, device=None, dtype=None):
+    """The (size, size) identity matrix."""
+    return Parameter(np.eye(size), device=device, dtype=dtype or get_default_dtype())
