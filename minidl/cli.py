@@ -5,6 +5,7 @@
     minidl eval --checkpoint runs/gru/best.npz
     minidl explain "Not what I expected" --checkpoint runs/mlp/best.npz
     minidl data download | info
+    minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad
     minidl sweep --models rnn,gru --hidden 16,32,64 --seeds 0,1,2 ; minidl plot --results ...
     minidl bench mlp | gru
 """
@@ -90,6 +91,31 @@ def build_parser():
                       help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
     info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
 
+    vectors = commands.add_parser("vectors", help="word vectors: build PPMI-SVD vectors from IMDB, neighbours, evaluate")
+    vectors_what = vectors.add_subparsers(dest="what", required=True)
+    build = vectors_what.add_parser("build", help="PPMI + truncated SVD over the IMDB train + unlabelled reviews, "
+                                                  "saved in the GloVe text format")
+    build.add_argument("--out", required=True, help="the .txt (or .txt.gz) file to write")
+    build.add_argument("--dim", type=int, default=100)
+    build.add_argument("--window", type=int, default=5)
+    build.add_argument("--min-count", type=int, default=5)
+    build.add_argument("--max-vocab", type=int, default=30000)
+    build.add_argument("--smoothing", type=float, default=0.75, help="context-distribution smoothing alpha")
+    build.add_argument("--power", type=float, default=0.5, help="vectors = U * S**power")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
+    neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
+    neighbours.add_argument("file")
+    neighbours.add_argument("words", nargs="*")
+    neighbours.add_argument("-k", type=int, default=10)
+    check = vectors_what.add_parser("eval", help="logistic regression on mean word vectors vs random vectors, "
+                                                 "IMDB train -> test")
+    check.add_argument("file")
+    check.add_argument("--data", default=None)
+    check.add_argument("--steps", type=int, default=500)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--device", default="cpu")
+
     bench = commands.add_parser("bench", help="benchmarks against PyTorch, measured in the same run")
     bench_what = bench.add_subparsers(dest="what", required=True)
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
@@ -165,6 +191,11 @@ def main(argv=None):
             from .data import imdb
 
             return {"download": imdb.main_download, "info": imdb.main_info}[args.what](args)
+        elif args.command == "vectors":
+            from .data import vectors
+
+            return {"build": vectors.main_build, "neighbours": vectors.main_neighbours,
+                    "eval": vectors.main_eval}[args.what](args) or 0
         elif args.command in ("sweep", "plot"):
             return args.run(args)
         elif args.command == "bench":

@@ -9,9 +9,12 @@ from .stopwords import ENGLISH_STOP_WORDS
 from .synthetic import make_corpus, make_negation_probe, make_reviews
 from .tabular import load_table
 from .text import Tokenizer
+from .vectors import (Coverage, build_ppmi_svd, embedding_matrix, load_glove, nearest_neighbours, save_glove,
+                      vocabulary_coverage)
 from .vocab import TextEncodingError, Vocabulary, VocabularyError
 
-__all__ = ["Batch", "CorruptDataError", "DataFormatError", "DataNotFoundError", "DataWarning", "DownloadError",
+__all__ = ["Coverage", "build_ppmi_svd", "embedding_matrix", "load_glove", "nearest_neighbours", "save_glove",
+           "vocabulary_coverage", "Batch", "CorruptDataError", "DataFormatError", "DataNotFoundError", "DataWarning", "DownloadError",
            "ENGLISH_STOP_WORDS", "EncodedDataset", "OFFICIAL_SHA256", "OFFICIAL_URL", "TextDataset",
            "TextEncodingError", "Tokenizer", "Vocabulary", "VocabularyError", "batches", "download_imdb",
            "encode_dataset", "find_imdb", "load_imdb", "load_imdb_unlabelled", "load_table", "make_corpus",
