@@ -194,8 +194,7 @@ def main(argv=None):
         elif args.command == "vectors":
             from .data import vectors
 
-            return {"build": vectors.main_build, "neighbours": vectors.main_neighbours,
-                    "eval": vectors.main_eval}[args.what](args) or 0
+            {"build": vectors.main_build, "neighbours": vectors.main_neighbours, "eval": vectors.main_eval}[args.what](args)
         elif args.command in ("sweep", "plot"):
             return args.run(args)
         elif args.command == "bench":
