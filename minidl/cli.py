@@ -91,6 +91,13 @@ def build_parser():
                       help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
     info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
 
+    probe = commands.add_parser("probe", help="train on the built-in corpus, then accuracy against negation distance")
+    probe.add_argument("--models", default="attention,gru")
+    probe.add_argument("--radius", type=int, default=5, help="the attention window's radius")
+    probe.add_argument("--seed", type=int, default=0)
+    probe.add_argument("--device", default="cpu")
+    probe.add_argument("--out", default="runs/probe")
+
     vectors = commands.add_parser("vectors", help="word vectors: build PPMI-SVD vectors from IMDB, neighbours, evaluate")
     vectors_what = vectors.add_subparsers(dest="what", required=True)
     build = vectors_what.add_parser("build", help="PPMI + truncated SVD over the IMDB train + unlabelled reviews, "
@@ -191,6 +198,10 @@ def main(argv=None):
             from .data import imdb
 
             return {"download": imdb.main_download, "info": imdb.main_info}[args.what](args)
+        elif args.command == "probe":
+            from .experiments import probe
+
+            return probe.main(args)
         elif args.command == "vectors":
             from .data import vectors
 

@@ -265,6 +265,21 @@ def describe(config):
     return f"{config['model']} hidden={json.dumps(config['hidden'], separators=(',', ':'))} seed={config['seed']}"
 
 
+def limit_threads(threads):
+    """Cap the BLAS and torch thread pools of a worker process: two processes that each start
+    two BLAS threads on two cores spend their time spinning for each other, several times
+    slower than one thread each."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a declared dependency
+        pass
+
+
 def run_sweep(configs, results_path, executor=None, max_workers=None, log=print):
     """Run every config whose key has no result in ``results_path`` yet; append each result
     (or failure) to it as it finishes. Returns the records of all ``configs`` (earlier ones
@@ -295,7 +310,9 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print)
     own = executor is None
     if own:
         workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=limit_threads, initargs=(threads,))
         log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
     start, failures, futures = time.perf_counter(), 0, []
     try:

@@ -210,8 +210,10 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     if best_state is not None:
         model.load_state_dict(best_state)
     test = evaluate(model, prepared.test, device=config.device)
-    return Result(config.to_dict(), test, loop["best"] or {}, loop["history"], loop["step"], seconds,
-                  paths.get("best"), stopped_early)
+    result = Result(config.to_dict(), test, loop["best"] or {}, loop["history"], loop["step"], seconds,
+                    paths.get("best"), stopped_early)
+    result.model = model  # the trained model with the best weights (an attribute, not saved with the numbers)
+    return result
 
 
 def _progress(total, initial, enabled, config):
