@@ -7,8 +7,8 @@ from minidl.bench import mlp
 from minidl.cli import main
 
 
-def test_demo_writes_results_and_plot(tmp_path, capsys):
-    main(["demo", "--out", str(tmp_path), "--hidden", "2,8", "--seeds", "0", "--steps", "30"])
+def test_spirals_writes_results_and_plot(tmp_path, capsys):
+    main(["spirals", "--out", str(tmp_path), "--hidden", "2,8", "--seeds", "0", "--steps", "30"])
     results = json.loads((tmp_path / "results.json").read_text())
     assert [row["hidden"] for row in results["summary"]] == [2, 8]
     assert all(len(run["losses"]) == 30 for run in results["runs"])
