@@ -102,6 +102,9 @@ def main_plot(args):
     except (FileNotFoundError, ValueError) as e:
         print(f"minidl plot: error: {e}")
         return 2
+    if getattr(args, "models", None):
+        wanted = {m.strip() for m in args.models.split(",") if m.strip()}
+        results = [r for r in results if r.get("config", {}).get("model") in wanted]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
     try:

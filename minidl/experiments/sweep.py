@@ -511,6 +511,7 @@ def add_arguments(subparsers):
     plot.add_argument("--x", default="hidden", help="the config field on the x axis")
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
     plot.add_argument("--title")
+    plot.add_argument("--models", help="comma-separated: plot only these models (default: all in the file)")
     plot.set_defaults(run=_main_plot)
     return sweep, plot
 

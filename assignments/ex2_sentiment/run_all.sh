@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Reproduce every IMDB table and figure of assignments/ex2_sentiment (run from the repository root,
+# after `make install`; IMDB under $MINIDL_DATA or ~/.cache/minidl). Every sweep is resumable:
+# run the script again after an interruption and only the missing runs train.
+set -euo pipefail
+export PATH="$PWD/.venv/bin:$PATH"
+R=assignments/ex2_sentiment/results
+VEC="${VEC:-$HOME/.cache/minidl/imdb_ppmi_100d.txt}"
+mkdir -p "$R"
+
+# word vectors from the 75,000 IMDB train + unlabelled reviews (PPMI + SVD, 100-d; ~40 s)
+[ -f "$VEC" ] || minidl vectors build --out "$VEC"
+
+# the course's settings: first 100 words, 100-d vectors (fine-tuned), Adam 1e-3, batch 32,
+# up to 4 epochs with a validation check every 350 steps and early stopping (patience 3)
+COMMON=(--data imdb --epochs 4 --max-length 100 --set "embeddings=\"$VEC\"" --set eval_every=350 --set patience=3)
+
+# 1. the five models, 3 seeds (table 1); rnn/gru at H = 64 are also points of the sweep below
+minidl sweep --models gru,rnn,attention --hidden 64 --seeds 0,1,2 "${COMMON[@]}" --results "$R/imdb_100.jsonl"
+minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[@]}" --results "$R/imdb_100.jsonl"
+
+# 2. accuracy, F1 and AUC against the hidden size for the RNN and the GRU (figure 1)
+minidl sweep --models rnn,gru --hidden 16,32,64,128 --seeds 0,1,2 "${COMMON[@]}" --results "$R/imdb_100.jsonl"
+minidl plot --results "$R/imdb_100.jsonl" --models rnn,gru --out "$R/imdb_hidden" \
+    --title "IMDB, first 100 words: RNN and GRU against hidden size (mean ± std, 3 seeds)"
+
+# 3. the course's MLP architecture table (table 2)
+minidl sweep --models mlp --hidden "[50];[64,32];[64,32,16];[200,50];[32,16];[8,16,32]" --seeds 0,1,2 \
+    "${COMMON[@]}" --results "$R/imdb_mlp_architectures.jsonl"
+minidl plot --results "$R/imdb_mlp_architectures.jsonl" --out "$R/imdb_mlp_architectures" \
+    --title "IMDB, first 100 words: TokenMLP architectures (3 seeds)"
+
+# 4. longer reviews: the first 400 words (one seed)
+LONG=(--seeds 0 --data imdb --epochs 4 --max-length 400 --set "embeddings=\"$VEC\"" --set eval_every=350 --set patience=3)
+minidl sweep --models gru,attention --hidden 64 "${LONG[@]}" --results "$R/imdb_400.jsonl"
+minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "$R/imdb_400.jsonl"
+
+# 5. the course's three reviews, explained by each model (seed 0 checkpoints)
+for m in rnn gru mlp softmax attention; do
+    h=64; case $m in mlp|softmax) h="[64,32,16]";; esac
+    [ -f "runs/ex2/$m/best.npz" ] || minidl train --model "$m" --hidden "$h" --data imdb --epochs 4 --max-length 100 \
+        --embeddings "$VEC" --eval-every 350 --patience 3 --out "runs/ex2/$m" --quiet
+done
+for m in rnn gru mlp softmax attention; do
+    minidl explain "Not what I expected" "This movie is the best movie I have ever seen" \
+        "I really can not understand why people said this is a good movie" --checkpoint "runs/ex2/$m/best.npz"
+done | tee "$R/explanations.txt"
