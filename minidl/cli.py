@@ -134,7 +134,9 @@ def build_parser():
     bench_what = bench.add_subparsers(dest="what", required=True)
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
     mlp.add_argument("--device", default="cpu")
-    bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
+    gru = bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
+    gru.add_argument("--imdb-epoch", action="store_true", help="also time one IMDB training epoch of each")
+    gru.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
 
     from .experiments.sweep import add_arguments as add_sweep_arguments
 
