@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/minidl bench mlp
+	$(BIN)/minidl bench gru
 
 theory: $(STAMP)
 	$(BIN)/python -m theory.gradient_flow --out theory/gradient_flow.png

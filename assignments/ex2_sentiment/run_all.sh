@@ -11,9 +11,10 @@ mkdir -p "$R"
 # word vectors from the 75,000 IMDB train + unlabelled reviews (PPMI + SVD, 100-d; ~40 s)
 [ -f "$VEC" ] || minidl vectors build --out "$VEC"
 
-# the course's settings: first 100 words, 100-d vectors (fine-tuned), Adam 1e-3, batch 32,
-# up to 4 epochs with a validation check every 350 steps and early stopping (patience 3)
-COMMON=(--data imdb --epochs 4 --max-length 100 --set "embeddings=\"$VEC\"" --set eval_every=350 --set patience=3)
+# the course's settings: first 100 words, frozen 100-d vectors, Adam 1e-3, batch 32; dropout 0.3,
+# up to 6 epochs with a validation check every 350 steps and early stopping (patience 4)
+COMMON=(--data imdb --epochs 6 --max-length 100 --set "embeddings=\"$VEC\"" --set freeze_embeddings=true
+        --set dropout=0.3 --set eval_every=350 --set patience=4)
 
 # 1. the five models, 3 seeds (table 1); rnn/gru at H = 64 are also points of the sweep below
 minidl sweep --models gru,rnn,attention --hidden 64 --seeds 0,1,2 "${COMMON[@]}" --results "$R/imdb_100.jsonl"
@@ -31,15 +32,16 @@ minidl plot --results "$R/imdb_mlp_architectures.jsonl" --out "$R/imdb_mlp_archi
     --title "IMDB, first 100 words: TokenMLP architectures (3 seeds)"
 
 # 4. longer reviews: the first 400 words (one seed)
-LONG=(--seeds 0 --data imdb --epochs 4 --max-length 400 --set "embeddings=\"$VEC\"" --set eval_every=350 --set patience=3)
+LONG=(--seeds 0 --data imdb --epochs 4 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=true
+      --set dropout=0.3 --set eval_every=350 --set patience=3)
 minidl sweep --models gru,attention --hidden 64 "${LONG[@]}" --results "$R/imdb_400.jsonl"
 minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "$R/imdb_400.jsonl"
 
 # 5. the course's three reviews, explained by each model (seed 0 checkpoints)
 for m in rnn gru mlp softmax attention; do
     h=64; case $m in mlp|softmax) h="[64,32,16]";; esac
-    [ -f "runs/ex2/$m/best.npz" ] || minidl train --model "$m" --hidden "$h" --data imdb --epochs 4 --max-length 100 \
-        --embeddings "$VEC" --eval-every 350 --patience 3 --out "runs/ex2/$m" --quiet
+    [ -f "runs/ex2/$m/best.npz" ] || minidl train --model "$m" --hidden "$h" --data imdb --epochs 6 --max-length 100 \
+        --embeddings "$VEC" --freeze-embeddings --dropout 0.3 --eval-every 350 --patience 4 --out "runs/ex2/$m" --quiet
 done
 for m in rnn gru mlp softmax attention; do
     minidl explain "Not what I expected" "This movie is the best movie I have ever seen" \
