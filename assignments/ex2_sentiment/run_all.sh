@@ -44,6 +44,7 @@ for m in rnn gru mlp softmax attention; do
         --embeddings "$VEC" --freeze-embeddings --dropout 0.3 --eval-every 350 --patience 4 --out "runs/ex2/$m" --quiet
 done
 for m in rnn gru mlp softmax attention; do
+    echo "== $m =="
     minidl explain "Not what I expected" "This movie is the best movie I have ever seen" \
         "I really can not understand why people said this is a good movie" --checkpoint "runs/ex2/$m/best.npz"
 done | tee "$R/explanations.txt"
