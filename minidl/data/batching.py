@@ -51,15 +51,17 @@ class EncodedDataset:
                 f"{len(self.dropped)} dropped as empty)")
 
 
-def encode_dataset(dataset, tokenizer, vocab, max_length=None):
+def encode_dataset(dataset, tokenizer, vocab, max_length=None, token_lists=None):
     """Tokenize every text of ``dataset`` (a ``TextDataset``), keep its first ``max_length``
     words, and map them to ids with ``vocab``. Reviews with no word left after cleaning are
-    dropped, counted in ``.dropped`` and reported in a logged warning."""
+    dropped, counted in ``.dropped`` and reported in a logged warning. ``token_lists``: the
+    texts already tokenized by ``tokenizer`` (e.g. to build the vocabulary), not done again."""
     if max_length is not None and max_length < 1:
         raise ValueError(f"max_length must be >= 1 or None, got {max_length}")
+    if token_lists is None:
+        token_lists = map(tokenizer, dataset.texts)
     ids, kept, dropped = [], [], []
-    for i, text in enumerate(dataset.texts):
-        tokens = tokenizer(text)
+    for i, tokens in enumerate(token_lists):
         if max_length is not None:
             tokens = tokens[:max_length]
         if tokens:

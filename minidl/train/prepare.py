@@ -66,12 +66,13 @@ def _prepare_cached(key):
     if config.validation:
         train, validation = train.split(config.validation, seed=config.seed)
     tokenizer = Tokenizer(max_length=config.max_length)
-    vocab = Vocabulary.build(tokenizer.tokenize_all(train.texts), max_size=config.max_vocab, min_freq=config.min_freq)
+    train_tokens = tokenizer.tokenize_all(train.texts)
+    vocab = Vocabulary.build(train_tokens, max_size=config.max_vocab, min_freq=config.min_freq)
     encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)
     embeddings = None
     if config.embeddings:
         from ..data.vectors import load_glove
 
         embeddings, _ = load_glove(config.embeddings, vocab=vocab)
-    return Prepared(tokenizer, vocab, list(train.label_names), encode(train),
+    return Prepared(tokenizer, vocab, list(train.label_names), encode(train, token_lists=train_tokens),
                     encode(validation) if validation is not None else None, encode(test), embeddings, test)
