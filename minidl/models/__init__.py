@@ -2,6 +2,7 @@
 from .base import Output, SentimentModel
 from .recurrent import ElmanRNNClassifier, GRUClassifier
 from .token_mlp import SoftmaxWeighted, TokenMLP
+from .transformer import TransformerClassifier, TransformerMLMHead
 from .window_attention import WindowAttention
 
 MODELS = {
@@ -21,4 +22,4 @@ def build_model(name, vocab_size, **config):
 
 
 __all__ = ["ElmanRNNClassifier", "GRUClassifier", "MODELS", "Output", "SentimentModel", "SoftmaxWeighted",
-           "TokenMLP", "WindowAttention", "build_model"]
+           "TokenMLP", "TransformerClassifier", "TransformerMLMHead", "WindowAttention", "build_model"]

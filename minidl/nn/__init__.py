@@ -9,7 +9,8 @@ from .layernorm import LayerNorm
 from .linear import Linear
 from .module import CheckpointError, LoadResult, Module, Parameter, StateDictError, read_npz
 from .recurrent import GRU, ElmanRNN
+from .transformer import MultiHeadSelfAttention, PositionEmbedding, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = ["CheckpointError", "Dropout", "ElmanRNN", "Embedding", "GRU", "GELU", "LayerNorm", "LeakyReLU", "Linear",
-           "LoadResult", "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "Sigmoid",
-           "StateDictError", "Tanh", "WindowSelfAttention", "init", "read_npz"]
+           "LoadResult", "Module", "ModuleList", "MultiHeadSelfAttention", "PositionEmbedding", "Parameter", "ReLU", "Sequential", "Sigmoid",
+           "StateDictError", "Tanh", "TransformerEncoder", "TransformerEncoderLayer", "WindowSelfAttention", "init", "read_npz"]

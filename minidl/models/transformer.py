@@ -1,0 +1,95 @@
+"""A small transformer sentiment classifier: encoder (BERT-style) or decoder (GPT-style).
+
+    x      = dropout(E[ids] (W_in) + P[:T])                     (B, T, D)
+    h      = TransformerEncoder(x, mask)                         (B, T, D)
+    pooled = h[:, 0]                     pooling="cls"  (encoder default)
+           = Σ_t mask_t h_t / Σ_t mask_t pooling="mean"
+           = h[b, lengths_b − 1]         pooling="last" (the default, and the only sensible
+                                          single position, when causal=True)
+    logits = W_c dropout(pooled) + b_c                           (B, C)
+
+"cls" reads position 0. BERT puts a special [CLS] token there; minidl's vocabularies have
+none, so either prepend a reserved id to every review yourself, or simply let the first
+word's state stand for the review (it attends to every word, so after a layer or two it
+can summarise them). With ``causal=True`` each position sees only itself and the words
+before it, so the state of the LAST REAL word is the one that has read the whole review;
+padding comes after it and never changes it.
+
+``masked_lm_logits(ids, mask)`` (built with ``mlm_head=True``): BERT's masked-LM head,
+logits over the vocabulary (B, T, V) = LN(GELU(h W_t + b_t)) Eᵀ + b with the decoder
+tied to the input embedding table E (V, E): no second (V, E) matrix, and E gets its
+gradient through both the lookup and the output product. The tied product also trains
+the padding row, which only padded positions read (they are masked everywhere).
+"""
+from __future__ import annotations
+
+from .. import creation
+from ..autograd import ops
+from ..nn import GELU, LayerNorm, Linear, Module, Sequential, init
+from ..nn.transformer import PositionEmbedding, TransformerEncoder
+from .base import Output, SentimentModel
+
+POOLINGS = ("cls", "mean", "last")
+
+
+class TransformerMLMHead(Module):
+    """h (B, T, D) and the embedding table E (V, E) -> logits (B, T, V) = LN(GELU(h W_t)) Eᵀ + b."""
+
+    def __init__(self, d_model, embed_dim, vocab_size, device=None, dtype=None):
+        super().__init__()
+        self.transform = Sequential(Linear(d_model, embed_dim, device=device, dtype=dtype), GELU(),
+                                    LayerNorm(embed_dim, device=device, dtype=dtype))
+        self.bias = init.zeros((vocab_size,), device, dtype)
+
+    def forward(self, h, embedding_weight):
+        return ops.matmul(self.transform(h), embedding_weight.T) + self.bias
+
+
+class TransformerClassifier(SentimentModel):
+    def __init__(self, vocab_size, d_model=64, num_heads=4, num_layers=2, d_ff=128, max_len=512, pooling=None,
+                 causal=False, dropout=0.1, pre_norm=True, mlm_head=False, **kwargs):
+        kwargs.setdefault("embed_dim", d_model)
+        super().__init__(vocab_size, dropout=dropout, **kwargs)
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        pooling = pooling or ("last" if causal else "cls")
+        if pooling not in POOLINGS:
+            raise ValueError(f"TransformerClassifier: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        if causal and pooling == "cls":
+            raise ValueError('TransformerClassifier: with causal=True position 0 sees only the first word; '
+                             'use pooling="last" (the default) or "mean"')
+        self.d_model, self.pooling, self.causal = d_model, pooling, causal
+        # pretrained vectors (e.g. GloVe-100d) of another width are projected to d_model
+        self.project = (Linear(self.embed_dim, d_model, device=device, dtype=dtype)
+                        if self.embed_dim != d_model else None)
+        self.position = PositionEmbedding(max_len, d_model, device=device, dtype=dtype)
+        self.encoder = TransformerEncoder(num_layers, d_model, num_heads, d_ff, dropout, pre_norm, causal,
+                                          device=device, dtype=dtype)
+        self.out = Linear(d_model, self.num_classes, device=device, dtype=dtype)
+        self.mlm_head = (TransformerMLMHead(d_model, self.embed_dim, vocab_size, device=device, dtype=dtype)
+                         if mlm_head else None)
+
+    def encode(self, ids, mask):
+        """ids (B, T), mask (B, T) -> the final hidden states h (B, T, D)."""
+        x = self.embedding(ids)                                          # (B, T, E)
+        if self.project is not None:
+            x = self.project(x)                                          # (B, T, D)
+        return self.encoder(self.dropout(self.position(x)), mask)
+
+    def pool(self, h, mask, lengths):
+        """h (B, T, D) -> one vector per review (B, D), read as ``self.pooling`` says."""
+        if self.pooling == "cls":
+            return h[:, 0]
+        if self.pooling == "mean":
+            count = ops.maximum(mask.sum(axis=1, keepdims=True), 1.0)     # (B, 1); an empty review reads 0
+            return (h * mask.unsqueeze(-1)).sum(axis=1) / count
+        return h[creation.arange(h.shape[0], device=h.device), lengths - 1]
+
+    def forward(self, ids, mask, lengths):
+        h = self.encode(ids, mask)
+        return Output(self.out(self.dropout(self.pool(h, mask, lengths))))
+
+    def masked_lm_logits(self, ids, mask):
+        """(B, T, V) logits over the vocabulary at every position (score only the masked ones)."""
+        if self.mlm_head is None:
+            raise ValueError("masked_lm_logits needs the MLM head: build the model with mlm_head=True")
+        return self.mlm_head(self.encode(ids, mask), self.embedding.weight)

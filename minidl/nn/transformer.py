@@ -1,0 +1,181 @@
+"""The transformer encoder (BERT-style) and, with ``causal=True``, decoder (GPT-style) blocks.
+
+Everything here is a composition of minidl's primitive ops (matmul, softmax, where,
+reshape/transpose, layer_norm, gelu, dropout), so the gradients are the ops' hand-written
+backwards chained by the engine; no new ``Function`` is needed.
+
+Named dimensions: B batch, T sequence length, D = d_model, h heads, d_head = D / h,
+F = d_ff (the feed-forward width).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import creation
+from ..autograd import ops
+from . import init
+from .activation import GELU
+from .container import ModuleList, Sequential
+from .dropout import Dropout
+from .layernorm import LayerNorm
+from .linear import Linear
+from .module import Module
+
+# A masked score becomes this constant rather than −inf: a query that may see no key at all
+# (a row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other
+# row gives its masked keys exp(−1e9 − max) = exactly 0 weight, in float32 as in float64.
+MASKED_SCORE = -1e9
+
+
+class MultiHeadSelfAttention(Module):
+    """Scaled dot-product self-attention with h heads.
+
+        Q = x W_q + b_q,  K = x W_k,  V = x W_v + b_v             (B, T, D) each
+        split heads:   (B, T, D) -> (B, T, h, d_head) -> (B, h, T, d_head)
+        scores       = Q Kᵀ / √d_head                             (B, h, T_query, T_key)
+        scores[b, :, i, j] = MASKED_SCORE  where key j is padding (mask[b, j] = 0)
+                                           or, with causal=True, lies in the future (j > i)
+        α            = dropout(softmax over the keys j)          (B, h, T, T)
+        heads        = α V                                        (B, h, T, d_head)
+        out          = merge heads (B, T, D) then W_o
+
+    ``forward(x, mask=None)``: x (B, T, D), mask (B, T) with 1.0 on real tokens (None: all
+    real) -> out (B, T, D). The attention weights of the last call are kept, detached, on
+    ``self.last_weights`` (B, h, T, T) for inspection (after dropout while training).
+
+    Padding queries are not masked: a padded position attends over the real tokens like any
+    other (or, if its row has no real token at all, uniformly over every position), so its
+    output is defined but meaningless; callers ignore it (pooling over real tokens only,
+    losses masked). Real positions are unaffected by padding: padded keys get weight 0.
+    """
+
+    def __init__(self, d_model, num_heads, dropout=0.0, causal=False, device=None, dtype=None):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"MultiHeadSelfAttention: d_model={d_model} must be divisible by "
+                             f"num_heads={num_heads} (each head gets d_model / num_heads features)")
+        self.d_model, self.num_heads, self.d_head = d_model, num_heads, d_model // num_heads
+        self.causal = causal
+        self.query = Linear(d_model, d_model, device=device, dtype=dtype)
+        # no key bias: q·(k + b_k) = q·k + q·b_k adds the same amount to every score of a query,
+        # which the softmax cancels, so b_k could never learn (its gradient is exactly 0)
+        self.key = Linear(d_model, d_model, bias=False, device=device, dtype=dtype)
+        self.value = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.out = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.dropout = Dropout(dropout)
+        self.last_weights = None
+
+    def _split_heads(self, x):
+        B, T, _ = x.shape
+        return x.reshape(B, T, self.num_heads, self.d_head).transpose(0, 2, 1, 3)    # (B, h, T, d_head)
+
+    def _allowed(self, mask, B, T, device):
+        """Boolean (B, 1, 1, T) or (B, 1, T, T) -- True where query i may look at key j --
+        or None when nothing is masked. Built from constants: no gradient flows through it."""
+        if mask is None and not self.causal:
+            return None
+        allowed = None if mask is None else mask.reshape(B, 1, 1, T)               # keys that are real
+        if self.causal:
+            dtype = None if mask is None else mask.dtype
+            past = creation.tensor(np.tril(np.ones((T, T))), device=device, dtype=dtype)  # (T, T): j ≤ i
+            allowed = past if allowed is None else allowed * past                   # both: a logical and
+        return allowed > 0
+
+    def forward(self, x, mask=None):
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"MultiHeadSelfAttention(d_model={self.d_model}): expected x (B, T, "
+                             f"{self.d_model}), got shape {x.shape}")
+        B, T, D = x.shape
+        if mask is not None and tuple(mask.shape) != (B, T):
+            raise ValueError(f"MultiHeadSelfAttention: mask must be (B, T) = {(B, T)} like x, got {mask.shape}")
+        q, k, v = (self._split_heads(proj(x)) for proj in (self.query, self.key, self.value))
+        scores = ops.matmul(q, k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(self.d_head))  # (B, h, T, T)
+        allowed = self._allowed(mask, B, T, x.device)
+        if allowed is not None:
+            scores = ops.where(allowed, scores, MASKED_SCORE)
+        weights = self.dropout(ops.softmax(scores, axis=-1))                        # over the keys
+        self.last_weights = weights.detach()
+        heads = ops.matmul(weights, v)                                              # (B, h, T, d_head)
+        merged = heads.transpose(0, 2, 1, 3).reshape(B, T, D)                       # (B, T, D)
+        return self.out(merged)
+
+    def extra_repr(self):
+        causal = ", causal=True" if self.causal else ""
+        return f"d_model={self.d_model}, num_heads={self.num_heads}{causal}"
+
+
+class PositionEmbedding(Module):
+    """Learned absolute positions: x (B, T, D) -> x + P[:T], with P (max_len, D) ~ N(0, std²).
+
+    A sequence longer than ``max_len`` has positions the model never learned, so it is an
+    error rather than a silent truncation."""
+
+    def __init__(self, max_len, d_model, std=0.02, device=None, dtype=None):
+        super().__init__()
+        self.max_len, self.d_model = max_len, d_model
+        self.weight = init.normal((max_len, d_model), std, device, dtype)
+
+    def forward(self, x):
+        T = x.shape[1]
+        if T > self.max_len:
+            raise ValueError(f"PositionEmbedding: the batch has sequences of {T} tokens but the model "
+                             f"learned only max_len={self.max_len} positions; truncate the reviews to "
+                             f"{self.max_len} tokens or build the model with max_len >= {T}")
+        return x + self.weight[:T]
+
+    def extra_repr(self):
+        return f"max_len={self.max_len}, d_model={self.d_model}"
+
+
+class TransformerEncoderLayer(Module):
+    """One block: self-attention then a GELU feed-forward, each with a residual connection.
+
+        pre-LN  (GPT-2, default):  x = x + drop(attn(LN₁(x)));   x = x + drop(ff(LN₂(x)))
+        post-LN (original, BERT):  x = LN₁(x + drop(attn(x)));   x = LN₂(x + drop(ff(x)))
+        ff(x) = W₂ drop(GELU(W₁ x))                               D -> F -> D
+
+    Pre-LN keeps an un-normalised residual path from input to output, so gradients reach
+    the first layers intact and training is stable without a learning-rate warm-up.
+    x (B, T, D), mask (B, T) -> (B, T, D).
+    """
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, pre_norm=True, causal=False, device=None,
+                 dtype=None):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attention = MultiHeadSelfAttention(d_model, num_heads, dropout, causal, device=device, dtype=dtype)
+        self.norm1 = LayerNorm(d_model, device=device, dtype=dtype)
+        self.feed_forward = Sequential(Linear(d_model, d_ff, device=device, dtype=dtype), GELU(), Dropout(dropout),
+                                       Linear(d_ff, d_model, device=device, dtype=dtype))
+        self.norm2 = LayerNorm(d_model, device=device, dtype=dtype)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x, mask=None):
+        if self.pre_norm:
+            x = x + self.dropout(self.attention(self.norm1(x), mask))
+            return x + self.dropout(self.feed_forward(self.norm2(x)))
+        x = self.norm1(x + self.dropout(self.attention(x, mask)))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+    def extra_repr(self):
+        return "pre_norm=True" if self.pre_norm else "pre_norm=False"
+
+
+class TransformerEncoder(Module):
+    """``num_layers`` TransformerEncoderLayers in a row (same arguments), plus a final
+    LayerNorm for pre-LN stacks, whose residual stream is otherwise never normalised.
+    x (B, T, D), mask (B, T) -> (B, T, D)."""
+
+    def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, pre_norm=True, causal=False,
+                 device=None, dtype=None):
+        super().__init__()
+        self.layers = ModuleList(TransformerEncoderLayer(d_model, num_heads, d_ff, dropout, pre_norm, causal,
+                                                         device=device, dtype=dtype) for _ in range(num_layers))
+        self.final_norm = LayerNorm(d_model, device=device, dtype=dtype) if pre_norm else None
+
+    def forward(self, x, mask=None):
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x if self.final_norm is None else self.final_norm(x)
