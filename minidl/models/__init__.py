@@ -11,6 +11,7 @@ MODELS = {
     "mlp": TokenMLP,
     "softmax": SoftmaxWeighted,
     "attention": WindowAttention,
+    "transformer": TransformerClassifier,
 }
 
 

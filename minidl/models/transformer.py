@@ -47,11 +47,13 @@ class TransformerMLMHead(Module):
 
 class TransformerClassifier(SentimentModel):
     def __init__(self, vocab_size, d_model=64, num_heads=4, num_layers=2, d_ff=128, max_len=512, pooling=None,
-                 causal=False, dropout=0.1, pre_norm=True, mlm_head=False, **kwargs):
+                 causal=False, dropout=0.1, pre_norm=True, mlm_head=False, hidden=None, **kwargs):
+        d_model = hidden or d_model  # ``hidden``: what sweeps and ``minidl train --hidden`` vary
         kwargs.setdefault("embed_dim", d_model)
         super().__init__(vocab_size, dropout=dropout, **kwargs)
         device, dtype = kwargs.get("device"), kwargs.get("dtype")
-        pooling = pooling or ("last" if causal else "cls")
+        # minidl's vocabularies have no [CLS] token, so an encoder pools the mean by default
+        pooling = pooling or ("last" if causal else "mean")
         if pooling not in POOLINGS:
             raise ValueError(f"TransformerClassifier: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if causal and pooling == "cls":
@@ -80,6 +82,7 @@ class TransformerClassifier(SentimentModel):
         if self.pooling == "cls":
             return h[:, 0]
         if self.pooling == "mean":
+            mask = mask if mask.dtype == h.dtype else mask.to(dtype=h.dtype)  # a float64 mask must not promote h
             count = ops.maximum(mask.sum(axis=1, keepdims=True), 1.0)     # (B, 1); an empty review reads 0
             return (h * mask.unsqueeze(-1)).sum(axis=1) / count
         return h[creation.arange(h.shape[0], device=h.device), lengths - 1]

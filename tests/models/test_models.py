@@ -14,8 +14,9 @@ from minidl.models import MODELS, build_model
 
 IDS = np.array([[2, 3, 4, 5, 0, 0], [6, 2, 7, 8, 9, 3], [4, 0, 0, 0, 0, 0]])
 SMALL = {"rnn": dict(hidden=3), "gru": dict(hidden=3), "mlp": dict(hidden=(4, 3)),
-         "softmax": dict(hidden=(4, 3)), "attention": dict(hidden=4, radius=2, scorer_hidden=(3,))}
-TOLERANCE = {"gru": 1e-7, "rnn": 1e-6, "mlp": 1e-6, "softmax": 1e-6, "attention": 1e-6}
+         "softmax": dict(hidden=(4, 3)), "attention": dict(hidden=4, radius=2, scorer_hidden=(3,)),
+         "transformer": dict(d_model=4, num_heads=2, num_layers=1, d_ff=8, max_len=16, dropout=0.0)}
+TOLERANCE = {"gru": 1e-7, "rnn": 1e-6, "mlp": 1e-6, "softmax": 1e-6, "attention": 1e-6, "transformer": 1e-7}
 
 
 def batch(ids, device, dtype="float64"):
@@ -137,5 +138,5 @@ def test_pretrained_embeddings_must_match_the_vocabulary():
 
 
 def test_unknown_model_name():
-    with pytest.raises(ValueError, match="choose one of rnn, gru, mlp, softmax, attention"):
+    with pytest.raises(ValueError, match="choose one of rnn, gru, mlp, softmax, attention, transformer"):
         build_model("lstm", 10)
