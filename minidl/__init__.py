@@ -19,4 +19,4 @@ __all__ = ["Context", "Function", "MinidlError", "ShapeError", "Tensor", "arange
            "detect_anomaly", "enable_grad", "get_backend", "get_default_dtype", "is_grad_enabled",
            "manual_seed", "no_grad", "ones", "rand", "randn", "set_default_dtype", "tensor", "zeros",
            "zeros_like", *_ops_all]
-from . import datasets, nn, optim  # noqa: E402  (subpackages built on the names above)
+from . import compress, datasets, nn, optim  # noqa: E402  (subpackages built on the names above)
