@@ -1,0 +1,193 @@
+"""Pruning: exact sparsity, smallest magnitudes removed, masks that survive saving and training,
+the cubic schedule, sparse checkpoints that are really smaller, and accuracy kept at 20 %."""
+import os
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.compress.prune import (GradualPruning, apply_masks, cubic_sparsity, format_report, get_mask,
+                                   load_pruned, load_sparse, prune_global_magnitude, prune_l1_per_layer,
+                                   save_sparse, sparsity_report)
+from minidl.datasets.toy import two_spirals
+from minidl.nn import Linear, ReLU, Sequential
+from minidl.optim import Adam
+
+
+def _mlp(device="cpu", sizes=(64, 128, 128, 10)):
+    md.manual_seed(0)
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Linear(a, b, device=device))
+        if i < len(sizes) - 2:
+            layers.append(ReLU())
+    return Sequential(*layers)
+
+
+def _weights(model):
+    return {name: p.numpy().copy() for name, p in model.named_parameters() if name.endswith("weight")}
+
+
+def _zeros(model):
+    return sum(int((w == 0).sum()) for w in _weights(model).values())
+
+
+@pytest.mark.parametrize("amount", [0.1, 0.2, 0.9])
+def test_global_exact_sparsity_and_smallest_removed(device, amount):
+    model = _mlp(device)
+    before = _weights(model)
+    total = sum(w.size for w in before.values())
+    report = prune_global_magnitude(model, amount)
+    k = round(amount * total)
+    assert _zeros(model) == k
+    assert report.parameters == total and report.parameters - report.nonzeros == k
+    after = _weights(model)
+    pruned = np.concatenate([np.abs(before[n])[after[n] == 0] for n in before])
+    kept = np.concatenate([np.abs(before[n])[after[n] != 0] for n in before])
+    assert pruned.max() <= kept.min()
+    for name, w in after.items():  # kept weights unchanged, masks 0/1 matching the zeros
+        np.testing.assert_array_equal(w[w != 0], before[name][w != 0])
+    for _, module in model.named_modules():
+        if isinstance(module, Linear):
+            mask = get_mask(module).numpy()
+            assert set(np.unique(mask)) <= {0.0, 1.0}
+            np.testing.assert_array_equal(mask == 0, module.weight.numpy() == 0)
+    biases = [p.numpy() for n, p in model.named_parameters() if n.endswith("bias")]
+    assert all(np.count_nonzero(b) == b.size for b in biases)  # biases untouched
+
+
+def test_per_layer_exact_sparsity(device):
+    model = _mlp(device)
+    before = _weights(model)
+    prune_l1_per_layer(model, 0.2)
+    for name, w in _weights(model).items():
+        assert int((w == 0).sum()) == round(0.2 * w.size)
+        assert np.abs(before[name])[w == 0].max() <= np.abs(before[name])[w != 0].min()
+    assert "sparsity" in format_report(sparsity_report(model))
+
+
+def test_repruning_keeps_old_zeros():
+    model = _mlp()
+    prune_global_magnitude(model, 0.5)
+    first = {n: w == 0 for n, w in _weights(model).items()}
+    prune_global_magnitude(model, 0.2)  # a smaller target: nothing comes back
+    assert all(np.all(_weights(model)[n][z] == 0) for n, z in first.items())
+    assert _zeros(model) == sum(z.sum() for z in first.values())
+    prune_global_magnitude(model, 0.7)
+    assert all(np.all(_weights(model)[n][z] == 0) for n, z in first.items())
+    assert _zeros(model) == round(0.7 * sum(z.size for z in first.values()))
+    with pytest.raises(ValueError):
+        prune_global_magnitude(model, 1.5)
+
+
+def test_masks_survive_save_and_load(tmp_path, device):
+    model = _mlp(device)
+    prune_global_magnitude(model, 0.6)
+    path = model.save(str(tmp_path / "dense.npz"))
+    fresh = _mlp(device)
+    load_pruned(fresh, path)
+    x = md.randn(5, 64, device=device)
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+    for (name, a), (_, b) in zip(model.named_buffers(), fresh.named_buffers()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert _zeros(fresh) == _zeros(model)
+    # the other pattern: prune the fresh model at 0 to create all-ones masks, then model.load
+    other = _mlp(device)
+    prune_global_magnitude(other, 0.0)
+    other.load(path)
+    np.testing.assert_array_equal(other(x).numpy(), model(x).numpy())
+
+
+def _train_steps(model, steps, callback=None, device="cpu", lr=1e-2):
+    rng = np.random.default_rng(0)
+    optimizer = Adam(model.parameters(), lr=lr)
+    if callback is not None:
+        callback.on_train_begin(model, optimizer)
+    for step in range(1, steps + 1):
+        x = md.tensor(rng.standard_normal((16, 64)), dtype="float32", device=device)
+        y = md.tensor(rng.integers(0, 10, 16), device=device)
+        loss = md.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if callback is None:
+            apply_masks(model)
+        else:
+            callback.on_step(step, loss.item())
+
+
+def test_locked_mask_keeps_zeros_while_training(device):
+    model = _mlp(device)
+    prune_global_magnitude(model, 0.5)
+    zero = {n: w == 0 for n, w in _weights(model).items()}
+    _train_steps(model, 5, device=device)
+    after = _weights(model)
+    assert all(np.all(after[n][z] == 0) for n, z in zero.items())
+    assert _zeros(model) == sum(z.sum() for z in zero.values())
+
+
+def test_gradual_pruning_follows_schedule_then_locks(device):
+    model = _mlp(device)
+    total = sum(w.size for w in _weights(model).values())
+    callback = GradualPruning(initial=0.0, final=0.8, start=2, end=10, every=4)
+    _train_steps(model, 6, callback, device=device)  # pruned at 2 and 6
+    assert [s for s, _ in callback.history] == [2, 6]
+    assert _zeros(model) == round(cubic_sparsity(6, 0.0, 0.8, 2, 10) * total)
+    again = GradualPruning(initial=0.0, final=0.8, start=2, end=10, every=4)
+    _train_steps(model, 14, again, device=device)  # 2, 6, 10, then locked
+    assert _zeros(model) == round(0.8 * total)
+    zero = {n: w == 0 for n, w in _weights(model).items()}
+    _train_steps(model, 3, GradualPruning(model, final=0.8, start=0, end=0), device=device)
+    assert all(np.all(_weights(model)[n][z] == 0) for n, z in zero.items())
+
+
+def test_cubic_schedule_hand_computed():
+    assert cubic_sparsity(0, 0.0, 0.9, 0, 1000) == 0.0
+    assert cubic_sparsity(-5, 0.0, 0.9, 0, 1000) == 0.0
+    assert cubic_sparsity(500, 0.0, 0.9, 0, 1000) == pytest.approx(0.9 - 0.9 * 0.125)  # 0.7875
+    assert cubic_sparsity(250, 0.0, 0.9, 0, 1000) == pytest.approx(0.9 - 0.9 * 0.421875)  # 0.5203125
+    assert cubic_sparsity(1000, 0.0, 0.9, 0, 1000) == pytest.approx(0.9)
+    assert cubic_sparsity(5000, 0.0, 0.9, 0, 1000) == pytest.approx(0.9)
+    assert cubic_sparsity(150, 0.1, 0.85, 100, 200) == pytest.approx(0.85 - 0.75 * 0.125)
+
+
+@pytest.mark.parametrize("amount,limit", [(0.5, 0.6), (0.9, 0.25)])
+def test_sparse_save_round_trip_and_size(tmp_path, device, amount, limit):
+    model = _mlp(device, sizes=(64, 256, 256, 10))
+    dense = model.save(str(tmp_path / "dense.npz"))  # the unpruned model: weights and biases only
+    prune_global_magnitude(model, amount)
+    assert os.path.getsize(model.save(str(tmp_path / "masked.npz"))) > os.path.getsize(dense)  # no smaller
+    sparse = save_sparse(model, str(tmp_path / "sparse.npz"))
+    ratio = os.path.getsize(sparse) / os.path.getsize(dense)
+    assert ratio < limit, ratio
+    fresh = _mlp(device, sizes=(64, 256, 256, 10))
+    load_sparse(fresh, sparse)
+    x = md.randn(7, 64, device=device)
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+    np.testing.assert_array_equal(sparsity_report(fresh).nonzeros, sparsity_report(model).nonzeros)
+    for (na, a), (nb, b) in zip(model.named_buffers(), fresh.named_buffers()):
+        assert na == nb
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    _train_steps(fresh, 2, device=device)  # the reloaded masks still lock
+    assert _zeros(fresh) >= _zeros(model)
+
+
+def test_pruning_trained_mlp_keeps_accuracy():
+    X, y = two_spirals(n_per_class=100, noise=0.0, seed=0)
+    model = _mlp(sizes=(2, 64, 64, 2))
+    optimizer = Adam(model.parameters(), lr=1e-2)
+    x, t = md.tensor(X, dtype="float32"), md.tensor(y)
+    for _ in range(600):
+        loss = md.cross_entropy(model(x), t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def accuracy():
+        with md.no_grad():
+            return float((model(x).numpy().argmax(-1) == y).mean())
+
+    before = accuracy()
+    assert before >= 0.95
+    prune_global_magnitude(model, 0.2)
+    assert accuracy() >= before - 0.03
