@@ -21,7 +21,7 @@ FLOAT_DTYPES = ("float32", "float64")
 _DEVICE_HELP = 'use "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda" / "cuda:N" (PyTorch on a GPU)'
 
 
-def _normalise_axis(axis, ndim):
+def normalise_axis(axis, ndim):
     """Axis argument -> tuple of non-negative ints (``None`` means every axis)."""
     if axis is None:
         return tuple(range(ndim))
@@ -311,12 +311,12 @@ class TorchBackend:
     def sum(self, a, axis=None, keepdims=False):
         if axis is None and not keepdims:
             return a.sum()
-        return a.sum(dim=_normalise_axis(axis, a.ndim), keepdim=keepdims)
+        return a.sum(dim=normalise_axis(axis, a.ndim), keepdim=keepdims)
 
     def max(self, a, axis=None, keepdims=False):
         if axis is None and not keepdims:
             return a.max()
-        return self.torch.amax(a, dim=_normalise_axis(axis, a.ndim), keepdim=keepdims)
+        return self.torch.amax(a, dim=normalise_axis(axis, a.ndim), keepdim=keepdims)
 
     def argmax(self, a, axis=None):
         return self.torch.argmax(a, dim=axis)

@@ -162,16 +162,15 @@ def _train(args):
 
 
 def _eval(args):
+    from .data.batching import encode_dataset
     from .train import evaluate, load_classifier
-    from .train.prepare import prepare
+    from .train.prepare import load_splits
 
     model, vocab, tokenizer, labels, config = load_classifier(args.checkpoint, device=args.device)
     if args.data:
         config = dataclasses.replace(config, data=args.data)
-    prepared = prepare(config)
-    from .data.batching import encode_dataset
-
-    test = encode_dataset(prepared.raw_test, tokenizer, vocab, config.max_length)  # the checkpoint's vocabulary
+    # only the test split is read, and encoded with the checkpoint's own vocabulary
+    test = encode_dataset(load_splits(config)["test"], tokenizer, vocab, config.max_length)
     metrics = evaluate(model, test, device=args.device)
     print(json.dumps({k: v for k, v in metrics.items()}, indent=2))
     return 0

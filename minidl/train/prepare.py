@@ -30,7 +30,6 @@ class Prepared:
     validation: object   # EncodedDataset, or None
     test: object         # EncodedDataset
     embeddings: object = None  # (V, E) float32 aligned to vocab, or None
-    raw_test: object = None    # the TextDataset behind ``test`` (per-review info for probes)
 
 
 def load_splits(config):
@@ -75,4 +74,4 @@ def _prepare_cached(key):
 
         embeddings, _ = load_glove(config.embeddings, vocab=vocab)
     return Prepared(tokenizer, vocab, list(train.label_names), encode(train, token_lists=train_tokens),
-                    encode(validation) if validation is not None else None, encode(test), embeddings, test)
+                    encode(validation) if validation is not None else None, encode(test), embeddings)

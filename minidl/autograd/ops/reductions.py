@@ -5,15 +5,12 @@ contributed with weight 1 (mean: 1/n; max: only the maxima; logsumexp: softmax).
 """
 from __future__ import annotations
 
+from ...backend import normalise_axis
 from ..function import Function
 
 
 def _axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    if isinstance(axis, int):
-        axis = (axis,)
-    return tuple(sorted(a % ndim for a in axis))
+    return tuple(sorted(normalise_axis(axis, ndim)))
 
 
 def _keep(array, axes, keepdims):
