@@ -11,6 +11,15 @@ gradient would fall like 1/T². Multiplying by T² keeps it the same size whatev
 α keeps meaning "the share of the hard-label term" when T is tuned (Hinton et al., 2015).
 
     history = distill(student, teacher, prepared.train, prepared.validation, epochs=2)
+
+TinyBERT (Jiao et al., 2020) also matches what happens inside two transformers: for student
+layer m (of L_s) and teacher layer g(m) = m·L_t/L_s (layer 0 = the embeddings),
+
+    L_hidden = Σ_m MSE(H_s[m] W_h, H_t[g(m)])          H (B, T, D), W_h (D_s, D_t) learned
+    L_attn   = Σ_{m≥1} MSE(A_s[m], A_t[g(m)])           A (B, h, T, T) attention maps
+    loss     = (logit loss above) + hidden_weight·L_hidden + attention_weight·L_attn
+
+(``IntermediateMatching``; ``distill(..., hidden_weight=1.0, attention_weight=1.0)``).
 """
 from __future__ import annotations
 
@@ -21,8 +30,10 @@ import numpy as np
 
 import minidl as md
 
+from ..autograd import ops
 from ..autograd.function import Function, ShapeError
 from ..data.batching import batches
+from ..nn import Linear, Module
 
 KINDS = ("kl", "mse")
 
@@ -118,17 +129,116 @@ def distillation_loss(student_logits, teacher_logits, targets, alpha=0.5, temper
     return DistillationLoss.apply(student_logits, teacher, targets, float(alpha), float(temperature), kind)
 
 
+def layer_map(student_layers, teacher_layers):
+    """TinyBERT's uniform map g(m) = m·L_t/L_s (rounded down) for m = 0..L_s: [g(0), ..., g(L_s)].
+
+    g(0) = 0 pairs the embeddings, g(L_s) = L_t the last layers. A student deeper than its
+    teacher would have to share teacher layers, so it is refused."""
+    if student_layers > teacher_layers:
+        raise ValueError(f"intermediate matching: the student has {student_layers} layers but the teacher only "
+                         f"{teacher_layers}; each student layer needs its own teacher layer (L_s <= L_t)")
+    return [0] + [m * teacher_layers // student_layers for m in range(1, student_layers + 1)]
+
+
+class IntermediateMatching(Module):
+    """TinyBERT's hidden-state and attention-map losses between a student and a teacher transformer.
+
+    Named dimensions: B batch, T tokens, D_s / D_t the model widths, h_s / h_t the heads,
+    L_s / L_t the layers; N = Σ_{b,t} mask_bt the real tokens of the batch. Layer m of the
+    student is matched to layer g(m) = ``layer_map(L_s, L_t)[m]`` of the teacher.
+
+        L_hidden = Σ_{m=0..L_s} Σ_{b,t} mask_bt ‖H_s[m]_bt W_h − H_t[g(m)]_bt‖² / (N·D_t)
+        L_attn   = Σ_{m=1..L_s} Σ_{b,i} mask_bi Σ_k Σ_j (A_s[m]_bkij − A_t[g(m)]_bkij)² / (N·h)
+        forward  = hidden_weight·L_hidden + attention_weight·L_attn
+
+    The hidden term is the mean squared error over real tokens and the D_t features; the
+    attention term sums over the keys j the squared difference of the two attention rows of
+    query i and averages over the heads k and the real queries, so neither depends on how much
+    padding the batch has. Padded positions never count: padded query rows are masked out and
+    padded keys have exactly 0 weight in both models. With h_s = h_t the heads are compared one
+    by one (h = h_s); with unequal head counts there is no head-to-head pairing, so each model's
+    maps are averaged over its heads first (h = 1). TinyBERT fits the raw scores QKᵀ/√d; here
+    the probabilities, which stay bounded where the scores of padded keys are −1e9.
+
+    W_h (D_s, D_t) is a ``Linear`` without bias, shared by every layer (TinyBERT has a separate
+    W_e for the embeddings); it is a parameter of this module, trained with the student and
+    saved with ``state_dict``. The teacher's states are constants (detached).
+    """
+
+    def __init__(self, student_dim, teacher_dim, hidden_weight=1.0, attention_weight=1.0, device=None,
+                 dtype=None):
+        super().__init__()
+        if hidden_weight < 0 or attention_weight < 0 or not hidden_weight + attention_weight > 0:
+            raise ValueError(f"IntermediateMatching: the weights must be >= 0 and not both 0, got "
+                             f"hidden_weight={hidden_weight}, attention_weight={attention_weight}")
+        self.hidden_weight, self.attention_weight = float(hidden_weight), float(attention_weight)
+        self.projection = Linear(student_dim, teacher_dim, bias=False, device=device, dtype=dtype)
+
+    def forward(self, student_states, teacher_states, student_attentions, teacher_attentions, mask):
+        """Scalar loss from ``TransformerClassifier.forward_with_states``'s lists: student_states
+        L_s + 1 tensors (B, T, D_s), teacher_states L_t + 1 (B, T, D_t), student_attentions L_s
+        tensors (B, h_s, T, T), teacher_attentions L_t (B, h_t, T, T); mask (B, T), 1.0 on real tokens."""
+        mapping = layer_map(len(student_attentions), len(teacher_attentions))
+        mask = mask if mask.dtype == student_states[0].dtype else mask.to(dtype=student_states[0].dtype)
+        real = ops.maximum(mask.sum(), 1.0)                                   # N, 1 for an all-padding batch
+        loss = 0.0
+        if self.hidden_weight:
+            loss = loss + self.hidden_weight * self._hidden_loss(student_states, teacher_states, mapping, mask, real)
+        if self.attention_weight:
+            loss = loss + self.attention_weight * self._attention_loss(student_attentions, teacher_attentions,
+                                                                      mapping, mask, real)
+        return loss
+
+    def _hidden_loss(self, student_states, teacher_states, mapping, mask, real):
+        tokens = mask.unsqueeze(-1)                                           # (B, T, 1)
+        total = 0.0
+        for m, g in enumerate(mapping):
+            difference = self.projection(student_states[m]) - teacher_states[g].detach()   # (B, T, D_t)
+            total = total + (difference * difference * tokens).sum()
+        return total / (real * self.projection.out_features)
+
+    @staticmethod
+    def _attention_loss(student_attentions, teacher_attentions, mapping, mask, real):
+        B, T = mask.shape
+        queries = mask.reshape(B, 1, T, 1)                                    # real query rows
+        total = 0.0
+        for m, g in enumerate(mapping[1:], start=1):
+            a_s, a_t = student_attentions[m - 1], teacher_attentions[g - 1].detach()      # (B, h, T, T)
+            if a_s.shape[1] != a_t.shape[1]:                                  # no head-to-head pairing
+                a_s, a_t = a_s.mean(axis=1, keepdims=True), a_t.mean(axis=1, keepdims=True)
+            difference = a_s - a_t
+            total = total + (difference * difference * queries).sum() / a_s.shape[1]
+        return total / real
+
+
 def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, lr=1e-3, alpha=0.5,
-            temperature=2.0, kind="kl", seed=0, device="cpu", cache_teacher=False, log=print):
+            temperature=2.0, kind="kl", seed=0, device="cpu", cache_teacher=False, hidden_weight=0.0,
+            attention_weight=0.0, teacher_logits=None, callbacks=(), log=print):
     """Train ``student`` on the EncodedDataset ``train`` with the distillation loss against ``teacher``.
 
     The teacher runs in eval mode under ``no_grad`` and is not given to the optimizer, so its
     weights never change. ``cache_teacher=True`` runs the teacher once over ``train`` up front
     and looks its logits up by review (``batch.index``) afterwards: one teacher pass instead of
-    ``epochs``. Batch order depends on (``seed``, epoch) only, so runs are reproducible.
+    ``epochs``. ``teacher_logits``: such a table computed already (``teacher_logits_table``),
+    e.g. shared by several students or by subsets of one training set (it is looked up by
+    ``batch.index``). Batch order depends on (``seed``, epoch) only, so runs are reproducible.
+
+    ``callbacks``: ``minidl.train`` Callbacks; ``on_train_begin(student, optimizer)`` once, and
+    ``on_step(step, loss)`` right after every optimizer step (e.g. ``GradualPruning``, which
+    prunes on its schedule and re-applies the masks; returning True stops training).
+
+    ``hidden_weight`` / ``attention_weight`` > 0 add TinyBERT's intermediate matching
+    (``IntermediateMatching``, see the module docstring) to the loss. It reads hidden states and
+    attention maps, so both models must be ``TransformerClassifier``s (a GRU or TokenMLP has
+    neither: use logit distillation alone). It needs the teacher's states of every batch, which
+    ``cache_teacher`` does not keep (L_t + 1 tensors (N, T, D_t) would be far larger than the
+    logits), so the two cannot be combined. The projection W_h is created here, on the student's
+    device and dtype, and trained with the student by the same optimizer.
 
     Returns ``{"loss": [mean training loss per epoch], "seconds": ...}`` plus, with a
-    ``validation`` set, ``"validation": [metrics per epoch]`` and ``"validation_accuracy"``.
+    ``validation`` set, ``"validation": [metrics per epoch]`` and ``"validation_accuracy"``, and
+    with matching, ``"matching_loss"`` (its weighted part of the loss, per epoch) and
+    ``"matching"`` (the trained ``IntermediateMatching``, to save with its ``state_dict``).
     """
     from ..train.trainer import evaluate
 
@@ -137,28 +247,51 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
     if epochs < 1:
         raise ValueError(f"distill: epochs must be >= 1, got {epochs}")
     _check_settings(alpha, temperature, kind)  # now, rather than at the first batch
+    matching = _matching(student, teacher, hidden_weight, attention_weight,
+                         cache_teacher or teacher_logits is not None)
 
     teacher_was_training = teacher.training
     teacher.eval()
-    cache = _teacher_logits(teacher, train, batch_size, device) if cache_teacher else None
+    cache = teacher_logits
+    if cache is None and cache_teacher:
+        cache = teacher_logits_table(teacher, train, batch_size, device)
+    elif cache is not None and len(cache) <= int(np.max(train.index, initial=-1)):
+        raise ValueError(f"distill: teacher_logits has {len(cache)} rows but the training set has reviews with "
+                         f"index up to {int(np.max(train.index))}; compute it over the full training set")
     params = [p for p in student.parameters() if p.requires_grad]
+    if matching is not None:
+        params += matching.parameters()
     optimizer = md.optim.Adam(params, lr=lr)
     history = {"loss": [], "seconds": 0.0}
     if validation is not None:
         history["validation"], history["validation_accuracy"] = [], []
-    start = time.perf_counter()
+    if matching is not None:
+        history["matching_loss"], history["matching"] = [], matching
+    for callback in callbacks:
+        callback.on_train_begin(student, optimizer)
+    start, step, stop = time.perf_counter(), 0, False
     student.train()
     try:
         for epoch in range(epochs):
-            total, seen = 0.0, 0
+            total, matched, seen = 0.0, 0.0, 0
             for batch in batches(train, batch_size, seed=seed, epoch=epoch, bucket=True, device=device):
-                if cache is not None:
-                    teacher_logits = cache[batch.index]
+                inputs = (batch.ids, batch.mask, batch.lengths)
+                if matching is None:
+                    if cache is not None:
+                        teacher_logits = cache[batch.index]
+                    else:
+                        with md.no_grad():
+                            teacher_logits = teacher(*inputs).logits
+                    logits = student(*inputs).logits
+                    loss = distillation_loss(logits, teacher_logits, batch.labels, alpha, temperature, kind)
                 else:
                     with md.no_grad():
-                        teacher_logits = teacher(batch.ids, batch.mask, batch.lengths).logits
-                logits = student(batch.ids, batch.mask, batch.lengths).logits
-                loss = distillation_loss(logits, teacher_logits, batch.labels, alpha, temperature, kind)
+                        teacher_out, teacher_states, teacher_attentions = teacher.forward_with_states(*inputs)
+                    out, states, attentions = student.forward_with_states(*inputs)
+                    match = matching(states, teacher_states, attentions, teacher_attentions, batch.mask)
+                    loss = distillation_loss(out.logits, teacher_out.logits, batch.labels, alpha, temperature,
+                                             kind) + match
+                    matched += match.item() * len(batch)
                 value = loss.item()
                 if not math.isfinite(value):
                     raise FloatingPointError(f"distill: the loss became {value} in epoch {epoch}; "
@@ -166,10 +299,17 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                step += 1
                 total += value * len(batch)
                 seen += len(batch)
+                if any([callback.on_step(step, value) for callback in callbacks]):
+                    stop = True
+                    break
             history["loss"].append(total / max(seen, 1))
             message = f"distill epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}"
+            if matching is not None:
+                history["matching_loss"].append(matched / max(seen, 1))
+                message += f" (matching {history['matching_loss'][-1]:.4f})"
             if validation is not None:
                 metrics = evaluate(student, validation, device=device)
                 history["validation"].append(metrics)
@@ -177,13 +317,39 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
                 message += f", validation accuracy {metrics['accuracy']:.4f}"
             if log:
                 log(message)
+            if stop:
+                break
     finally:
         teacher.train(teacher_was_training)
     history["seconds"] = time.perf_counter() - start
     return history
 
 
-def _teacher_logits(teacher, encoded, batch_size, device):
+def _matching(student, teacher, hidden_weight, attention_weight, cache_teacher):
+    """The ``IntermediateMatching`` that ``distill`` trains, or None when both weights are 0."""
+    from ..models.transformer import TransformerClassifier
+
+    if hidden_weight < 0 or attention_weight < 0:
+        raise ValueError(f"distill: hidden_weight and attention_weight must be >= 0, got {hidden_weight} and "
+                         f"{attention_weight}")
+    if not hidden_weight and not attention_weight:
+        return None
+    for role, model in (("student", student), ("teacher", teacher)):
+        if not isinstance(model, TransformerClassifier):
+            raise ValueError(f"distill: hidden_weight/attention_weight match hidden states and attention maps, "
+                             f"which only a TransformerClassifier has, but the {role} is a "
+                             f"{type(model).__name__}; distill it from the logits alone (both weights 0)")
+    if cache_teacher:
+        raise ValueError("distill: cached teacher logits (cache_teacher=True or teacher_logits=) hold no hidden "
+                         "states, but hidden_weight/attention_weight need the teacher's hidden states and "
+                         "attention maps of every batch; let the teacher run live (no cache)")
+    layer_map(len(student.encoder.layers), len(teacher.encoder.layers))  # refuse a too deep student now
+    weight = student.out.weight
+    return IntermediateMatching(student.d_model, teacher.d_model, hidden_weight, attention_weight,
+                                device=weight.device, dtype=weight.dtype)
+
+
+def teacher_logits_table(teacher, encoded, batch_size=128, device="cpu"):
     """(max index + 1, C) NumPy array: row ``i`` holds the teacher's logits for review ``index == i``."""
     rows = {}
     with md.no_grad():

@@ -15,6 +15,11 @@ can summarise them). With ``causal=True`` each position sees only itself and the
 before it, so the state of the LAST REAL word is the one that has read the whole review;
 padding comes after it and never changes it.
 
+``forward_with_states(ids, mask, lengths)`` -> (Output, states, attentions) for TinyBERT-style
+distillation (``minidl.compress.IntermediateMatching``): the same logits as ``forward`` plus,
+in the graph, the L + 1 hidden states (B, T, D) -- ``states[0]`` the embedding output x,
+``states[l]`` layer l's output -- and the L pre-dropout attention maps (B, h, T, T).
+
 ``masked_lm_logits(ids, mask)`` (built with ``mlm_head=True``): BERT's masked-LM head,
 logits over the vocabulary (B, T, V) = LN(GELU(h W_t + b_t)) Eᵀ + b with the decoder
 tied to the input embedding table E (V, E): no second (V, E) matrix, and E gets its
@@ -70,12 +75,16 @@ class TransformerClassifier(SentimentModel):
         self.mlm_head = (TransformerMLMHead(d_model, self.embed_dim, vocab_size, device=device, dtype=dtype)
                          if mlm_head else None)
 
-    def encode(self, ids, mask):
-        """ids (B, T), mask (B, T) -> the final hidden states h (B, T, D)."""
+    def encoder_input(self, ids):
+        """ids (B, T) -> the encoder's input x = dropout(E[ids] (W_in) + P[:T]) (B, T, D)."""
         x = self.embedding(ids)                                          # (B, T, E)
         if self.project is not None:
             x = self.project(x)                                          # (B, T, D)
-        return self.encoder(self.dropout(self.position(x)), mask)
+        return self.dropout(self.position(x))
+
+    def encode(self, ids, mask):
+        """ids (B, T), mask (B, T) -> the final hidden states h (B, T, D)."""
+        return self.encoder(self.encoder_input(ids), mask)
 
     def pool(self, h, mask, lengths):
         """h (B, T, D) -> one vector per review (B, D), read as ``self.pooling`` says."""
@@ -87,9 +96,17 @@ class TransformerClassifier(SentimentModel):
             return (h * mask.unsqueeze(-1)).sum(axis=1) / count
         return h[creation.arange(h.shape[0], device=h.device), lengths - 1]
 
+    def classify(self, h, mask, lengths):
+        """h (B, T, D) -> logits (B, C)."""
+        return self.out(self.dropout(self.pool(h, mask, lengths)))
+
     def forward(self, ids, mask, lengths):
-        h = self.encode(ids, mask)
-        return Output(self.out(self.dropout(self.pool(h, mask, lengths))))
+        return Output(self.classify(self.encode(ids, mask), mask, lengths))
+
+    def forward_with_states(self, ids, mask, lengths):
+        """-> (Output, states: L + 1 tensors (B, T, D), attentions: L tensors (B, h, T, T))."""
+        h, states, attentions = self.encoder(self.encoder_input(ids), mask, return_states=True)
+        return Output(self.classify(h, mask, lengths)), states, attentions
 
     def masked_lm_logits(self, ids, mask):
         """(B, T, V) logits over the vocabulary at every position (score only the masked ones)."""

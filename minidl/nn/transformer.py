@@ -39,11 +39,17 @@ class MultiHeadSelfAttention(Module):
                                            or, with causal=True, lies in the future (j > i)
         α            = dropout(softmax over the keys j)          (B, h, T, T)
         heads        = α V                                        (B, h, T, d_head)
-        out          = merge heads (B, T, D) then W_o
+        out          = merge heads (B, T, h·d_head) then W_o        (B, T, D)
+
+    h·d_head is D when built; structured pruning (``minidl.compress.structured``) may remove
+    whole heads afterwards, leaving fewer heads of the same d_head.
 
     ``forward(x, mask=None)``: x (B, T, D), mask (B, T) with 1.0 on real tokens (None: all
     real) -> out (B, T, D). The attention weights of the last call are kept, detached, on
     ``self.last_weights`` (B, h, T, T) for inspection (after dropout while training).
+    ``forward(x, mask, return_weights=True)`` -> (out, probabilities): the softmax over the
+    keys (B, h, T, T) BEFORE dropout and still in the graph, for losses on the attention
+    maps (TinyBERT distillation); returning it costs nothing, the softmax is computed anyway.
 
     Padding queries are not masked: a padded position attends over the real tokens like any
     other (or, if its row has no real token at all, uniformly over every position), so its
@@ -83,7 +89,7 @@ class MultiHeadSelfAttention(Module):
             allowed = past if allowed is None else allowed * past                   # both: a logical and
         return allowed > 0
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, return_weights=False):
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"MultiHeadSelfAttention(d_model={self.d_model}): expected x (B, T, "
                              f"{self.d_model}), got shape {x.shape}")
@@ -95,11 +101,13 @@ class MultiHeadSelfAttention(Module):
         allowed = self._allowed(mask, B, T, x.device)
         if allowed is not None:
             scores = ops.where(allowed, scores, MASKED_SCORE)
-        weights = self.dropout(ops.softmax(scores, axis=-1))                        # over the keys
+        probabilities = ops.softmax(scores, axis=-1)                                # over the keys
+        weights = self.dropout(probabilities)
         self.last_weights = weights.detach()
         heads = ops.matmul(weights, v)                                              # (B, h, T, d_head)
-        merged = heads.transpose(0, 2, 1, 3).reshape(B, T, D)                       # (B, T, D)
-        return self.out(merged)
+        merged = heads.transpose(0, 2, 1, 3).reshape(B, T, self.num_heads * self.d_head)  # (B, T, h·d_head)
+        out = self.out(merged)
+        return (out, probabilities) if return_weights else out
 
     def extra_repr(self):
         causal = ", causal=True" if self.causal else ""
@@ -138,7 +146,8 @@ class TransformerEncoderLayer(Module):
 
     Pre-LN keeps an un-normalised residual path from input to output, so gradients reach
     the first layers intact and training is stable without a learning-rate warm-up.
-    x (B, T, D), mask (B, T) -> (B, T, D).
+    x (B, T, D), mask (B, T) -> (B, T, D); with ``return_attention=True`` -> (x, the
+    attention's pre-dropout softmax (B, h, T, T), in the graph).
     """
 
     def __init__(self, d_model, num_heads, d_ff, dropout=0.1, pre_norm=True, causal=False, device=None,
@@ -152,12 +161,16 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, device=device, dtype=dtype)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, return_attention=False):
         if self.pre_norm:
-            x = x + self.dropout(self.attention(self.norm1(x), mask))
-            return x + self.dropout(self.feed_forward(self.norm2(x)))
-        x = self.norm1(x + self.dropout(self.attention(x, mask)))
-        return self.norm2(x + self.dropout(self.feed_forward(x)))
+            attended, probabilities = self.attention(self.norm1(x), mask, return_weights=True)
+            x = x + self.dropout(attended)
+            x = x + self.dropout(self.feed_forward(self.norm2(x)))
+        else:
+            attended, probabilities = self.attention(x, mask, return_weights=True)
+            x = self.norm1(x + self.dropout(attended))
+            x = self.norm2(x + self.dropout(self.feed_forward(x)))
+        return (x, probabilities) if return_attention else x
 
     def extra_repr(self):
         return "pre_norm=True" if self.pre_norm else "pre_norm=False"
@@ -166,7 +179,13 @@ class TransformerEncoderLayer(Module):
 class TransformerEncoder(Module):
     """``num_layers`` TransformerEncoderLayers in a row (same arguments), plus a final
     LayerNorm for pre-LN stacks, whose residual stream is otherwise never normalised.
-    x (B, T, D), mask (B, T) -> (B, T, D)."""
+    x (B, T, D), mask (B, T) -> (B, T, D).
+
+    ``forward(x, mask, return_states=True)`` -> (out, states, attentions), all in the graph:
+    ``states`` the L + 1 hidden states (B, T, D) -- the input x and each layer's output (for
+    pre-LN the raw residual stream, before the final LayerNorm that only ``out`` gets) --
+    and ``attentions`` each layer's pre-dropout attention probabilities (B, h, T, T).
+    They are collected only when asked, so the plain forward holds on to nothing more."""
 
     def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, pre_norm=True, causal=False,
                  device=None, dtype=None):
@@ -175,7 +194,12 @@ class TransformerEncoder(Module):
                                                          device=device, dtype=dtype) for _ in range(num_layers))
         self.final_norm = LayerNorm(d_model, device=device, dtype=dtype) if pre_norm else None
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None, return_states=False):
+        states, attentions = [x], []
         for layer in self.layers:
-            x = layer(x, mask)
-        return x if self.final_norm is None else self.final_norm(x)
+            x, probabilities = layer(x, mask, return_attention=True)
+            if return_states:
+                states.append(x)
+                attentions.append(probabilities)
+        out = x if self.final_norm is None else self.final_norm(x)
+        return (out, states, attentions) if return_states else out

@@ -1,11 +1,12 @@
-"""Distillation: the fused loss against finite differences and torch, and the training loop."""
+"""Distillation: the fused loss against finite differences and torch, the training loop, and
+TinyBERT-style hidden-state and attention-map matching between transformers."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import minidl as md
-from minidl.compress import distill, distillation_loss
+from minidl.compress import IntermediateMatching, distill, distillation_loss, layer_map
 from minidl.gradcheck import gradcheck
 from minidl.models import build_model
 
@@ -181,3 +182,185 @@ def test_distill_rejects_bad_settings(teacher_and_data):
         distill(_student("mlp", len(prepared.vocab)), teacher, prepared.train, alpha=-0.1)
     with pytest.raises(ValueError, match="same module"):
         distill(teacher, teacher, prepared.train)
+
+
+# --- TinyBERT-style intermediate matching -------------------------------------------------------
+IDS = np.array([[2, 3, 4, 0, 0], [5, 1, 3, 2, 4]])  # B = 2, T = 5; review 0 has 2 padded positions
+
+
+def _batch(ids, device):
+    mask = (ids > 0).astype(np.float64)
+    return (md.tensor(ids, device=device), md.tensor(mask, device=device, dtype="float64"),
+            md.tensor(mask.sum(axis=1).astype(np.int64), device=device))
+
+
+def _transformer(device, d_model, num_heads, num_layers, seed, max_len=8, **options):
+    md.manual_seed(seed)
+    return build_model("transformer", 6, d_model=d_model, num_heads=num_heads, num_layers=num_layers, d_ff=4,
+                       max_len=max_len, dropout=0.0, device=device, dtype="float64", **options)
+
+
+def _matching_loss(student, teacher, matching, ids, device, real_ids=None):
+    """The matching loss on ``ids``, masked as ``real_ids`` (default ``ids``) says."""
+    inputs = (md.tensor(ids, device=device), *_batch(ids if real_ids is None else real_ids, device)[1:])
+    with md.no_grad():
+        _, teacher_states, teacher_attentions = teacher.forward_with_states(*inputs)
+    _, states, attentions = student.forward_with_states(*inputs)
+    return matching(states, teacher_states, attentions, teacher_attentions, inputs[1])
+
+
+def test_layer_map_is_uniform():
+    assert layer_map(2, 4) == [0, 2, 4]
+    assert layer_map(3, 6) == [0, 2, 4, 6]
+    assert layer_map(2, 3) == [0, 1, 3]
+    assert layer_map(2, 2) == [0, 1, 2]
+    with pytest.raises(ValueError, match="student has 3 layers but the teacher only 2"):
+        layer_map(3, 2)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_forward_with_states_gives_the_forward_logits(device, pooling):
+    model = _transformer(device, 8, 2, 2, seed=0, pooling=pooling)
+    inputs = _batch(IDS, device)
+    out, states, attentions = model.forward_with_states(*inputs)
+    np.testing.assert_array_equal(out.logits.numpy(), model(*inputs).logits.numpy())
+    assert [s.shape for s in states] == [(2, 5, 8)] * 3 and [a.shape for a in attentions] == [(2, 2, 5, 5)] * 2
+    assert all(t.requires_grad for t in states + attentions)
+    # the last state is the residual stream before the pre-LN stack's final LayerNorm
+    np.testing.assert_array_equal(model.encoder.final_norm(states[-1]).numpy(), model.encode(*inputs[:2]).numpy())
+    np.testing.assert_allclose(attentions[-1].numpy().sum(axis=-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(model.encoder.layers[-1].attention.last_weights.numpy(), attentions[-1].numpy())
+
+
+def test_matching_an_identical_teacher_costs_nothing():
+    model, twin = _transformer("cpu", 8, 2, 2, seed=0), _transformer("cpu", 8, 2, 2, seed=0)
+    matching = IntermediateMatching(8, 8, hidden_weight=1.0, attention_weight=1.0, dtype="float64")
+    matching.load_state_dict({"projection.weight": np.eye(8)})
+    loss = _matching_loss(model, twin, matching, IDS, "cpu")
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(not np.any(p.grad) for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("teacher_heads", [2, 3], ids=["head-by-head", "head-averaged"])
+def test_matching_gradcheck(device, teacher_heads):
+    """d loss / d (every student parameter that reaches a state, and W_h): student 1 layer, D = 8,
+    2 heads; teacher 2 layers, D = 12, 2 heads (compared head by head) or 3 (averaged first)."""
+    student = _transformer(device, 8, 2, 1, seed=0, max_len=5)
+    teacher = _transformer(device, 12, teacher_heads, 2, seed=1, max_len=5)
+    matching = IntermediateMatching(8, 12, hidden_weight=1.0, attention_weight=2.0, device=device, dtype="float64")
+    inputs = _batch(IDS, device)
+    with md.no_grad():
+        _, teacher_states, teacher_attentions = teacher.forward_with_states(*inputs)
+
+    def loss(*params):
+        _, states, attentions = student.forward_with_states(*inputs)
+        return matching(states, teacher_states, attentions, teacher_attentions, inputs[1])
+
+    # the classifier head and the final LayerNorm come after the last state: no gradient to check
+    params = [p for name, p in student.named_parameters() if not name.startswith(("out.", "encoder.final_norm."))]
+    result = gradcheck(loss, params + list(matching.parameters()), seed=1)
+    assert result.ok, result
+
+
+def test_padded_positions_do_not_count(device):
+    student, teacher = _transformer(device, 8, 2, 1, seed=0), _transformer(device, 12, 3, 2, seed=1)
+    matching = IntermediateMatching(8, 12, hidden_weight=1.0, attention_weight=1.0, device=device, dtype="float64")
+    loss = _matching_loss(student, teacher, matching, IDS, device).item()
+    other_ids = IDS.copy()
+    other_ids[0, 3:] = [5, 1]                     # other words under the padding (the mask stays 0 there)
+    changed = _matching_loss(student, teacher, matching, other_ids, device, real_ids=IDS).item()
+    assert changed == pytest.approx(loss, rel=1e-12)
+    longer = _matching_loss(student, teacher, matching, np.pad(IDS, ((0, 0), (0, 3))), device).item()
+    assert longer == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def tiny_reviews():
+    """64 synthetic reviews of 4 to 8 words, encoded (a few milliseconds)."""
+    from minidl.data import Vocabulary, encode_dataset, make_reviews
+    from minidl.data.text import Tokenizer
+
+    reviews = make_reviews(64, seed=3, min_length=4, max_length=8, max_distance=3)
+    tokenizer = Tokenizer()
+    tokens = tokenizer.tokenize_all(reviews.texts)
+    vocab = Vocabulary.build(tokens)
+    return encode_dataset(reviews, tokenizer, vocab, token_lists=tokens), len(vocab)
+
+
+@pytest.mark.parametrize("hidden_weight,attention_weight", [(1.0, 1.0), (1.0, 0.0), (0.0, 1.0)])
+def test_distill_with_intermediate_matching(tiny_reviews, hidden_weight, attention_weight):
+    train, vocab = tiny_reviews
+    md.manual_seed(0)
+    teacher = build_model("transformer", vocab, hidden=16, num_heads=4, num_layers=2, d_ff=16, max_len=8)
+    student = build_model("transformer", vocab, hidden=8, num_heads=2, num_layers=1, d_ff=8, max_len=8)
+    before = teacher.state_dict()
+    history = distill(student, teacher, train, epochs=6, batch_size=16, lr=0.03, hidden_weight=hidden_weight,
+                      attention_weight=attention_weight, log=None)
+    losses = history["matching_loss"]
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0], losses
+    matching = history["matching"]
+    assert isinstance(matching, IntermediateMatching) and matching.projection.weight.shape == (8, 16)
+    assert (matching.hidden_weight, matching.attention_weight) == (hidden_weight, attention_weight)
+    _check_teacher_untouched(teacher, before)
+
+
+def test_intermediate_matching_is_refused_where_it_cannot_work(tiny_reviews):
+    train, vocab = tiny_reviews
+    gru = build_model("gru", vocab, hidden=8, embed_dim=8)
+    transformer = build_model("transformer", vocab, hidden=8, num_heads=2, num_layers=1, d_ff=8, max_len=8)
+    deep = build_model("transformer", vocab, hidden=8, num_heads=2, num_layers=2, d_ff=8, max_len=8)
+    with pytest.raises(ValueError, match="only a TransformerClassifier has, but the student is a GRUClassifier"):
+        distill(gru, transformer, train, hidden_weight=1.0)
+    with pytest.raises(ValueError, match="but the teacher is a GRUClassifier; distill it from the logits alone"):
+        distill(transformer, gru, train, attention_weight=1.0)
+    with pytest.raises(ValueError, match="cached teacher logits .* hold no hidden states"):
+        distill(transformer, deep, train, hidden_weight=1.0, cache_teacher=True)
+    with pytest.raises(ValueError, match="student has 2 layers but the teacher only 1"):
+        distill(deep, transformer, train, hidden_weight=1.0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        distill(transformer, deep, train, attention_weight=-1.0)
+    with pytest.raises(ValueError, match="not both 0"):
+        IntermediateMatching(8, 16, hidden_weight=0.0, attention_weight=0.0)
+
+
+def test_shared_teacher_logits_and_callbacks(teacher_and_data):
+    """A table computed once serves a subset of the training set (looked up by review index),
+    and callbacks see every step: GradualPruning reaches its target inside distill, and a
+    callback returning True stops it."""
+    from minidl.compress import GradualPruning, sparsity_report, teacher_logits_table, weight_matrices
+    from minidl.compress.report import subset
+
+    teacher, prepared = teacher_and_data
+    table = teacher_logits_table(teacher, prepared.train)
+    part = subset(prepared.train, 300, seed=1)
+    runs = []
+    for kwargs in ({"cache_teacher": True}, {"teacher_logits": table}):
+        student = _student("gru", len(prepared.vocab))
+        runs.append(distill(student, teacher, part, epochs=1, lr=0.01, log=None, **kwargs)["loss"])
+    assert runs[0] == runs[1]
+
+    student = _student("mlp", len(prepared.vocab))
+    schedule = GradualPruning(initial=0.0, final=0.8, start=0, end=6, every=2,
+                              parameters=weight_matrices(student))
+    distill(student, teacher, part, epochs=1, lr=0.01, teacher_logits=table, callbacks=[schedule], log=None)
+    assert [s for s, _ in schedule.history] == [2, 4, 6]  # steps count from 1, as in fit
+    report = sparsity_report(student, names=weight_matrices(student))
+    assert report.sparsity == pytest.approx(0.8, abs=1e-3)  # locked after step 6 until the end
+
+    class StopAt3:
+        steps = []
+
+        def on_train_begin(self, model, optimizer):
+            pass
+
+        def on_step(self, step, loss):
+            self.steps.append(step)
+            return step == 3
+
+    stopper = StopAt3()
+    distill(_student("mlp", len(prepared.vocab)), teacher, part, epochs=2, teacher_logits=table,
+            callbacks=[stopper], log=None)
+    assert stopper.steps == [1, 2, 3]
+    with pytest.raises(ValueError, match="compute it over the full training set"):
+        distill(_student("mlp", len(prepared.vocab)), teacher, prepared.train, teacher_logits=table[:10], log=None)
