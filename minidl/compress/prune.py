@@ -37,12 +37,14 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..io import CheckpointError, read_npz, write_npz
+from ..nn.embedding import Embedding
 from ..nn.linear import Linear
 from ..train.trainer import Callback
 
 MASK_SUFFIX = "_mask"
 _SPARSE_MARK = "__minidl_sparse__"
 _VALUES, _BITS, _SHAPE = ".__sparse_values__", ".__sparse_bits__", ".__sparse_shape__"
+_NO_MASK = ".__sparse_nomask__"  # stored sparse by its zeros (an int8 weight), no mask to restore
 
 
 # --- which weights ----------------------------------------------------------------------------
@@ -56,8 +58,12 @@ def _targets(model, parameters=None):
     the given dotted parameter names ("0.weight") / (module, "weight") pairs."""
     modules = dict(model.named_modules())
     if parameters is None:
-        return [((f"{name}.weight" if name else "weight"), module, "weight")
-                for name, module in modules.items() if isinstance(module, Linear)]
+        targets = [((f"{name}.weight" if name else "weight"), module, "weight")
+                   for name, module in modules.items() if isinstance(module, Linear)]
+        if not targets:
+            raise ValueError(f"nothing to prune: {type(model).__name__} has no Linear layer; name the weights "
+                             f"with parameters=[...] (e.g. weight_matrices(model) adds Embedding tables)")
+        return targets
     by_id = {id(m): name for name, m in modules.items()}
     targets = []
     for item in parameters:
@@ -75,6 +81,19 @@ def _targets(model, parameters=None):
     if not targets:
         raise ValueError("nothing to prune: the parameter list is empty")
     return targets
+
+
+def weight_matrices(model, embeddings=True):
+    """Dotted names of the weights worth pruning: every Linear's weight and, with
+    ``embeddings=True``, every Embedding table (in a small text model the table is most of
+    the parameters, so pruning only the Linears hardly shrinks the file). Biases, LayerNorm
+    gains and position tables are left dense."""
+    kinds = (Linear, Embedding) if embeddings else (Linear,)
+    names = [(f"{name}.weight" if name else "weight") for name, module in model.named_modules()
+             if isinstance(module, kinds)]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no Linear{' or Embedding' if embeddings else ''} layer to prune")
+    return names
 
 
 def _masked(model):
@@ -128,8 +147,9 @@ def apply_masks(model):
 def _prune(groups, amount):
     """For each group (a list of targets sharing one threshold) zero the ``amount`` fraction of
     the smallest |w|, keeping every already-pruned weight pruned."""
-    if not 0.0 <= amount <= 1.0:
-        raise ValueError(f"amount must lie in [0, 1], got {amount}")
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"amount must lie in [0, 1) (the fraction of weights to zero; 1 would remove them "
+                         f"all), got {amount}")
     for group in groups:
         old = [_old_mask(module, param_name) for _, module, param_name in group]
         # already pruned weights score -1: they are the first to go and stay gone
@@ -286,18 +306,30 @@ def _masks_for(model, param_names):
 def save_sparse(model, path):
     """Write the model with every masked weight stored as its kept values (in the weight's
     dtype, float32 by default), a bitmask (``np.packbits``) and its shape; everything else
-    (biases, unmasked weights, other buffers) as is. Atomic, no pickle. Returns ``path``."""
+    (biases, unmasked weights, other buffers) as is. Atomic, no pickle. Returns ``path``.
+
+    A pruned then quantised model (``quantize`` replaces the masked Linears, masks and all) has
+    int8 ``qweight`` buffers full of zeros: any int8 array at least half zeros is stored the
+    same way, by its non-zeros, and comes back without a mask."""
     state = model.state_dict()
     out = {_SPARSE_MARK: np.array(1, dtype=np.int8)}
     masked = {name for name, _, _ in _masked(model)}
     for name in masked:
         weight, mask = state.pop(name), state.pop(name + MASK_SUFFIX) != 0
-        out[name + _VALUES] = weight[mask]
-        out[name + _BITS] = np.packbits(mask.ravel())
-        out[name + _SHAPE] = np.array(weight.shape, dtype=np.int64)
+        _store_sparse(out, name, weight, mask)
+    for name in [n for n, a in state.items() if a.dtype == np.int8 and a.size and np.mean(a == 0) >= 0.5]:
+        weight = state.pop(name)
+        _store_sparse(out, name, weight, weight != 0)
+        out[name + _NO_MASK] = np.array(1, dtype=np.int8)
     out.update(state)
     write_npz(path, out)
     return path
+
+
+def _store_sparse(out, name, weight, keep):
+    out[name + _VALUES] = weight[keep]
+    out[name + _BITS] = np.packbits(keep.ravel())
+    out[name + _SHAPE] = np.array(weight.shape, dtype=np.int64)
 
 
 def read_sparse(path):
@@ -308,7 +340,7 @@ def read_sparse(path):
                               f"load a dense one with load_pruned(model, path)")
     state = {}
     for key, value in stored.items():
-        if key == _SPARSE_MARK or key.endswith((_BITS, _SHAPE)):
+        if key == _SPARSE_MARK or key.endswith((_BITS, _SHAPE, _NO_MASK)):
             continue
         if key.endswith(_VALUES):
             name = key[:-len(_VALUES)]
@@ -320,7 +352,8 @@ def read_sparse(path):
             dense = np.zeros(size, dtype=value.dtype)
             dense[mask] = value
             state[name] = dense.reshape(shape)
-            state[name + MASK_SUFFIX] = mask.reshape(shape).astype(value.dtype)
+            if name + _NO_MASK not in stored:
+                state[name + MASK_SUFFIX] = mask.reshape(shape).astype(value.dtype)
         else:
             state[key] = value
     return state
@@ -336,4 +369,4 @@ def load_sparse(model, path, strict=True):
 
 __all__ = ["GradualPruning", "SparsityReport", "SparsityRow", "apply_masks", "cubic_sparsity", "format_report",
            "get_mask", "load_pruned", "load_sparse", "prune_global_magnitude", "prune_l1_per_layer", "read_sparse",
-           "save_sparse", "sparsity_report"]
+           "save_sparse", "sparsity_report", "weight_matrices"]

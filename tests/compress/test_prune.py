@@ -8,7 +8,8 @@ import pytest
 import minidl as md
 from minidl.compress.prune import (GradualPruning, apply_masks, cubic_sparsity, format_report, get_mask,
                                    load_pruned, load_sparse, prune_global_magnitude, prune_l1_per_layer,
-                                   save_sparse, sparsity_report)
+                                   save_sparse, sparsity_report, weight_matrices)
+from minidl.compress.quantize import quantize
 from minidl.datasets.toy import two_spirals
 from minidl.nn import Linear, ReLU, Sequential
 from minidl.optim import Adam
@@ -191,3 +192,37 @@ def test_pruning_trained_mlp_keeps_accuracy():
     assert before >= 0.95
     prune_global_magnitude(model, 0.2)
     assert accuracy() >= before - 0.03
+
+
+def test_bad_amounts_and_nothing_to_prune_are_refused(device):
+    model = _mlp(device)
+    for amount in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"amount must lie in \[0, 1\)"):
+            prune_global_magnitude(model, amount)
+    with pytest.raises(ValueError, match="nothing to prune"):
+        prune_global_magnitude(md.nn.LayerNorm(4, device=device), 0.5)
+    with pytest.raises(ValueError, match="no Linear or Embedding"):
+        weight_matrices(md.nn.LayerNorm(4, device=device))
+
+
+def test_weight_matrices_include_embedding_tables():
+    model = md.nn.Sequential(md.nn.Embedding(50, 8), md.nn.Linear(8, 3))
+    assert weight_matrices(model) == ["0.weight", "1.weight"]
+    assert weight_matrices(model, embeddings=False) == ["1.weight"]
+    report = prune_global_magnitude(model, 0.8, parameters=weight_matrices(model))
+    assert report.sparsity == pytest.approx(0.8, abs=1e-3)
+
+
+def test_pruned_then_quantized_model_saves_sparse_int8(tmp_path, device):
+    model = _mlp(device)
+    prune_global_magnitude(model, 0.9)
+    quantize(model)
+    dense = model.save(str(tmp_path / "int8.npz"))
+    sparse = save_sparse(model, str(tmp_path / "int8_sparse.npz"))
+    assert os.path.getsize(sparse) < 0.5 * os.path.getsize(dense)
+    fresh = _mlp(device)
+    quantize(fresh)
+    load_sparse(fresh, sparse)
+    assert not [name for name, _ in fresh.named_buffers() if name.endswith("_mask")]
+    x = md.randn(5, 64, device=device)
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())

@@ -1,10 +1,11 @@
 """Int8 quantisation: the per-channel error bound, int8 models close to the float ones,
 checkpoints ~4× smaller that reload exactly, and the straight-through estimator."""
+import os
 import numpy as np
 import pytest
 
 import minidl as md
-from minidl.compress.quantize import (FakeQuantize, QuantizedLinear, dequantize, fake_quantize, quantize,
+from minidl.compress.quantize import (FakeQuantize, QuantizedEmbedding, QuantizedLinear, dequantize, fake_quantize, quantize,
                                       quantize_per_channel)
 from minidl.nn import Linear, ReLU, Sequential
 
@@ -128,3 +129,25 @@ def test_refuses_a_bare_linear_and_bad_modes():
         quantize(Linear(4, 4))
     with pytest.raises(ValueError, match="mode"):
         quantize(Sequential(Linear(4, 4)), mode="int4")
+
+
+def test_quantized_embedding_rows_within_half_a_step_and_file_4x_smaller(tmp_path, device):
+    md.manual_seed(0)
+    model = md.models.build_model("softmax", 1000, hidden=8, embed_dim=64, device=device)
+    ids = md.tensor(np.array([[1, 5, 7, 0], [999, 2, 0, 0]]), device=device)
+    table = model.embedding.weight.numpy().astype(np.float64)
+    before = model.save(str(tmp_path / "float.npz"))
+    report = quantize(model, embeddings=True)
+    assert isinstance(model.embedding, QuantizedEmbedding) and report[0].name == "embedding"
+    scale = np.abs(table).max(axis=1) / 127
+    restored = model.embedding(ids).numpy().astype(np.float64)
+    assert np.all(np.abs(restored - table[ids.numpy()]) <= scale[ids.numpy()][..., None] / 2 + 1e-7)
+    np.testing.assert_array_equal(model.embedding(ids).numpy()[1, 2:], 0.0)  # the padding row stays 0
+    after = model.save(str(tmp_path / "int8.npz"))
+    assert os.path.getsize(after) < 0.32 * os.path.getsize(before)  # 1 byte + a scale per row of 64
+    fresh = md.models.build_model("softmax", 1000, hidden=8, embed_dim=64, device=device)
+    quantize(fresh, embeddings=True)
+    fresh.load(after)
+    mask, lengths = md.tensor(np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.float32), device=device), \
+        md.tensor(np.array([3, 2]), device=device)
+    np.testing.assert_array_equal(fresh(ids, mask, lengths).logits.numpy(), model(ids, mask, lengths).logits.numpy())
