@@ -37,6 +37,8 @@ class TrainConfig:
     eval_every: int = None              # steps between validations; None: once per epoch
     patience: int = 3                   # validations without improvement before stopping; None: never
     metric: str = "accuracy"            # what "best" means: accuracy, f1 or auc (higher is better), or loss
+    test_curve: bool = False            # also score the test split at every evaluation (for curves, never
+                                        # for choosing the best checkpoint); adds test_loss, test_accuracy
     seed: int = 0
     device: str = "cpu"
     bucket: bool = True                 # batch reviews of similar length together

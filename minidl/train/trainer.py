@@ -145,7 +145,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
         callback.on_train_begin(model, optimizer)
     bar = _progress(total_steps, loop["step"], progress, config)
     start, stop, stopped_early = time.perf_counter() - loop["seconds"], False, False
-    seen, seen_correct, window_start = 0, 0, time.perf_counter()
+    seen, seen_correct, seen_loss, window_start = 0, 0, 0.0, time.perf_counter()
     model.train()
     while loop["epoch"] < config.epochs and not stop:
         for i, batch in enumerate(batches(prepared.train, config.batch_size, seed=config.seed, epoch=loop["epoch"],
@@ -171,6 +171,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
             loop["step"] += 1
             loop["batch"] = i + 1
             seen += len(batch)
+            seen_loss += value * len(batch)
             seen_correct += int((logits.numpy().argmax(axis=1) == batch.labels.numpy()).sum())
             if bar is not None:
                 bar.update(1)
@@ -181,10 +182,14 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                 break
             if loop["step"] % eval_every == 0:
                 metrics = evaluate(model, selection, device=config.device)
+                # train_loss / train_accuracy: means over the batches since the last evaluation
                 metrics.update(step=loop["step"], epoch=loop["epoch"] + loop["batch"] / steps_per_epoch,
-                               train_loss=value, train_accuracy=seen_correct / max(seen, 1))
+                               train_loss=seen_loss / max(seen, 1), train_accuracy=seen_correct / max(seen, 1))
+                if config.test_curve:
+                    scored = evaluate(model, prepared.test, device=config.device)
+                    metrics.update(test_loss=scored["loss"], test_accuracy=scored["accuracy"])
                 loop["history"].append(metrics)
-                seen, seen_correct, window_start = 0, 0, time.perf_counter()
+                seen, seen_correct, seen_loss, window_start = 0, 0, 0.0, time.perf_counter()
                 for callback in callbacks:
                     callback.on_evaluate(loop["step"], metrics)
                 improved = _better(config.metric, metrics, loop["best"])
