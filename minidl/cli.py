@@ -9,6 +9,8 @@
     minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad
     minidl sweep --models rnn,gru --hidden 16,32,64 --seeds 0,1,2 ; minidl plot --results ...
     minidl bench mlp | gru
+    minidl compress-report --teacher runs/teacher/best.npz --out runs/compress
+    minidl curves runs/teacher/results.json --out curves.png
 """
 from __future__ import annotations
 
@@ -138,6 +140,19 @@ def build_parser():
     gru.add_argument("--imdb-epoch", action="store_true", help="also time one IMDB training epoch of each")
     gru.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
 
+    report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
+                                                         "one table of size, accuracy and speed, plotted")
+    report.add_argument("--teacher", required=True, help="the teacher's checkpoint (best.npz of minidl train)")
+    report.add_argument("--decoder", default=None, help="a causal decoder's checkpoint, for the comparison row")
+    report.add_argument("--out", required=True, help="folder for results.jsonl/.md, the plots and the models")
+    report.add_argument("--device", default="cpu")
+    report.add_argument("--fine-tune", type=int, default=8000, help="training reviews for each fine-tuning run")
+    report.add_argument("--student-epochs", type=int, default=2)
+    report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test split")
+    curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
+    curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")
+    curves.add_argument("--out", default="curves.png")
+
     from .experiments.sweep import add_arguments as add_sweep_arguments
 
     add_sweep_arguments(commands)  # `minidl sweep` and `minidl plot`; each sets args.run
@@ -218,6 +233,14 @@ def main(argv=None):
             from .data import vectors
 
             {"build": vectors.main_build, "neighbours": vectors.main_neighbours, "eval": vectors.main_eval}[args.what](args)
+        elif args.command == "compress-report":
+            from .compress import report
+
+            return report.main(args)
+        elif args.command == "curves":
+            from .experiments import curves
+
+            return curves.main(args)
         elif args.command in ("sweep", "plot"):
             return args.run(args)
         elif args.command == "bench":

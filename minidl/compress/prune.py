@@ -199,14 +199,23 @@ def cubic_sparsity(step, initial=0.0, final=0.9, start=0, end=1000):
 
 class GradualPruning(Callback):
     """Gradual magnitude pruning as a ``fit`` callback (or call ``on_step`` yourself right after
-    ``optimizer.step()``): at steps start, start+every, ... and at ``end`` it prunes globally
-    to ``cubic_sparsity(step)``; after *every* step it re-applies the masks, so pruned
-    weights stay exactly zero, also after ``end`` (locked mask)."""
+    ``optimizer.step()``): at steps start, start+every, ... and at ``end`` it prunes to
+    ``cubic_sparsity(step)``; after *every* step it re-applies the masks, so pruned weights
+    stay exactly zero, also after ``end`` (locked mask).
 
-    def __init__(self, model=None, initial=0.0, final=0.9, start=0, end=1000, every=100, parameters=None):
+    ``scope="global"``: one threshold over all the weights; ``"layer"``: every weight matrix to
+    the same sparsity. Prefer "layer" when the matrices live on different scales (an embedding
+    table of N(0, 1) rows next to Linears of ±1/√D): one global threshold would empty the
+    Linears long before it touched the table."""
+
+    def __init__(self, model=None, initial=0.0, final=0.9, start=0, end=1000, every=100, parameters=None,
+                 scope="global"):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        self.model, self.parameters = model, parameters
+        if scope not in ("global", "layer"):
+            raise ValueError(f'scope must be "global" (one threshold) or "layer" (each weight to the same '
+                             f'sparsity), got {scope!r}')
+        self.model, self.parameters, self.scope = model, parameters, scope
         self.initial, self.final, self.start, self.end, self.every = initial, final, start, end, every
         self.history = []  # (step, sparsity) of each pruning
 
@@ -221,7 +230,8 @@ class GradualPruning(Callback):
             raise RuntimeError("GradualPruning has no model: pass model= or let fit call on_train_begin")
         if self.start <= step <= self.end and ((step - self.start) % self.every == 0 or step == self.end):
             target = self.sparsity_at(step)
-            prune_global_magnitude(self.model, target, self.parameters)
+            prune = prune_global_magnitude if self.scope == "global" else prune_l1_per_layer
+            prune(self.model, target, self.parameters)
             self.history.append((step, target))
         apply_masks(self.model)
         return False

@@ -1,0 +1,383 @@
+"""``minidl compress-report``: every compression method applied to one trained teacher, in one table.
+
+For each variant the report saves the model in its compressed format, loads that file into a
+freshly built model (so every number below comes from a model that really round-tripped
+through disk), and measures, in the same run on the same test reviews:
+
+    parameters   numbers stored for the weights (int8 ones included)
+    non-zeros    of those, the ones that are not exactly 0
+    size_mb      the saved file (weights only: no vocabulary, no optimizer state)
+    loss, accuracy, f1, precision, recall     on the test split
+    reviews_per_s                              evaluation speed (batch 128, eval mode)
+
+Variants (``group``): the teacher and the causal decoder; distilled students (≥ 4× fewer
+parameters; one trained on labels only for comparison); one-shot global magnitude pruning
+at 10/20/50/80/90 % of the weight matrices (embedding table included: it is most of the
+parameters) and per-layer L1 pruning at 20 %, both without retraining; gradual magnitude
+pruning on the cubic schedule with distillation and a locked mask (Prune Once for All);
+structured pruning (heads and FFN neurons physically removed) then distillation; low-rank
+factorisation of the encoder's Linears at 25/50/75 % of their parameters, fine-tuned with
+distillation (50 % also before fine-tuning); int8 (Linears and embedding table); pruned+int8.
+
+Fine-tuning and distillation use ``fine_tune`` training reviews and the teacher's logits
+computed once; rows are appended to ``results.jsonl`` as they finish, so an interrupted
+report resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+import minidl as md
+
+from ..io import atomic_path
+from ..models import build_model
+from ..train.checkpoint import load_classifier
+from ..train.prepare import prepare
+from ..train.trainer import evaluate
+from .distill import distill, teacher_logits_table
+from .lowrank import factorize, ranks_of
+from .prune import (GradualPruning, load_sparse, prune_global_magnitude, prune_l1_per_layer, save_sparse,
+                    weight_matrices)
+from .quantize import quantize
+from .structured import load_structured, prune_ffn_neurons, prune_heads, save_structured
+
+PRUNE_LEVELS = (0.1, 0.2, 0.5, 0.8, 0.9)
+LOWRANK_FRACTIONS = (0.25, 0.5, 0.75)
+METRICS = ("loss", "accuracy", "f1", "precision", "recall")
+
+
+def stored_numbers(model):
+    """(parameters, non-zeros): every float parameter and every int8 weight buffer."""
+    arrays = [p.numpy() for p in model.parameters()]
+    arrays += [b.numpy() for name, b in model.named_buffers() if name.endswith("qweight")]
+    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
+
+
+def subset(encoded, n, seed=0):
+    """The first ``n`` reviews of a seeded shuffle of an EncodedDataset (all of it if n is None)."""
+    if n is None or n >= len(encoded):
+        return encoded
+    keep = np.sort(np.random.default_rng(seed).permutation(len(encoded))[:n])
+    return dataclasses.replace(encoded, ids=[encoded.ids[i] for i in keep], labels=encoded.labels[keep],
+                               lengths=encoded.lengths[keep], index=encoded.index[keep])
+
+
+def lowrank_ranks(model, fraction, min_size=1024):
+    """{Linear name: rank} giving each factorisable Linear ``fraction`` of its parameters:
+    r (D_in + D_out) ≈ fraction · D_in D_out."""
+    from ..nn.linear import Linear
+
+    return {name: max(1, int(fraction * m.in_features * m.out_features / (m.in_features + m.out_features)))
+            for name, m in model.named_modules()
+            if isinstance(m, Linear) and m.in_features * m.out_features >= min_size}
+
+
+class CompressionReport:
+    """Builds the variants of one teacher; ``run()`` measures them all (see the module docstring)."""
+
+    def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
+                 test_limit=None, lr=2e-4, student_lr=2e-3, seed=0, log=print):
+        self.out, self.device, self.log, self.seed, self.lr, self.student_lr = out, device, log, seed, lr, student_lr
+        self.teacher_path, self.decoder_path, self.student_epochs = teacher_path, decoder_path, student_epochs
+        self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
+        prepared = prepare(self.config)
+        if prepared.vocab.to_dict() != vocab.to_dict():
+            raise ValueError(f"{teacher_path}: its vocabulary differs from the one rebuilt from its data settings; "
+                             f"was the data changed since it was trained?")
+        self.train, self.test = prepared.train, subset(prepared.test, test_limit, seed)
+        self.tune = subset(prepared.train, fine_tune, seed)
+        self.vocab_size = len(vocab)
+        self.settings = {**self.config.model_config(), "embed_dim": self.teacher.embed_dim}
+        self.results_path = os.path.join(out, "results.jsonl")
+        self.rows = _read_rows(self.results_path)
+        self._logits = None
+
+    # --- building blocks --------------------------------------------------------------------------
+    def fresh(self, **changes):
+        """A new model of the teacher's architecture (``changes`` override its settings)."""
+        md.manual_seed(self.seed)
+        return build_model(self.config.model, self.vocab_size, num_classes=len(self.label_names),
+                           device=self.device, **{**self.settings, **changes})
+
+    def teacher_copy(self):
+        model = self.fresh()
+        model.load_state_dict(self.teacher.state_dict())
+        return model
+
+    def teacher_logits(self):
+        """The teacher's logits for every training review, computed once (by ``batch.index``)."""
+        if self._logits is None:
+            self._logits = teacher_logits_table(self.teacher, self.train, 128, self.device)
+        return self._logits
+
+    def distill_into(self, student, data, epochs=1, alpha=0.5, lr=None, callbacks=()):
+        return distill(student, self.teacher, data, epochs=epochs, lr=lr or self.lr, alpha=alpha, temperature=2.0,
+                       seed=self.seed, device=self.device, teacher_logits=self.teacher_logits(),
+                       callbacks=callbacks, log=None)
+
+    # --- measuring one variant --------------------------------------------------------------------
+    def record(self, name, group, make, save, load, note=""):
+        """Build the variant (``make()`` -> model), ``save(model, path)``, ``load(path)`` -> a fresh
+        model, and measure the reloaded model. Skipped if ``results.jsonl`` already has ``name``."""
+        if any(row["name"] == name for row in self.rows):
+            return
+        start = time.perf_counter()
+        model = make()
+        built = time.perf_counter() - start
+        path = os.path.join(self.out, "models", f"{name.replace(' ', '_').replace('%', 'pct')}.npz")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save(model, path)
+        reloaded = load(path)
+        reloaded.eval()
+        parameters, nonzeros = stored_numbers(reloaded)
+        evaluate(reloaded, subset(self.test, 256), device=self.device)   # warm-up (allocations, caches)
+        tick = time.perf_counter()
+        metrics = evaluate(reloaded, self.test, device=self.device)
+        seconds = time.perf_counter() - tick
+        row = {"name": name, "group": group, "parameters": int(parameters), "nonzeros": int(nonzeros),
+               "size_mb": os.path.getsize(path) / 1e6, **{k: float(metrics[k]) for k in METRICS},
+               "reviews_per_s": len(self.test) / seconds, "build_seconds": built, "note": note, "file": path}
+        self.rows.append(row)
+        with open(self.results_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.log:
+            self.log(f"{name:<28} acc {row['accuracy']:.4f}  {row['size_mb']:7.2f} MB  "
+                     f"{row['reviews_per_s']:8.0f} reviews/s  (built in {built:.0f} s)")
+
+    # --- the variants ---------------------------------------------------------------------------------
+    def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS):
+        os.makedirs(self.out, exist_ok=True)
+        dense_load = lambda path, **changes: _loaded(self.fresh(**changes), path)  # noqa: E731
+        self.record("teacher", "teacher", self.teacher_copy, _save, dense_load,
+                    note=f"{self.config.hidden}-d encoder, max length {self.config.max_length}")
+        if self.decoder_path:
+            decoder, *_ = load_classifier(self.decoder_path, self.device)
+            decoder_settings = {**decoder_settings_of(self.decoder_path), "embed_dim": decoder.embed_dim}
+            self.record("decoder", "teacher", lambda: decoder, _save,
+                        lambda path: _loaded(self.fresh(**decoder_settings), path), note="causal, last-token pooling")
+        self._students()
+        for amount in levels:
+            self.record(f"one-shot {amount:.0%}", "one-shot pruning", lambda a=amount: self._one_shot(a),
+                        save_sparse, lambda path: _loaded_sparse(self.fresh(), path), note="no retraining")
+        self.record("per-layer L1 20%", "one-shot pruning", self._per_layer, save_sparse,
+                    lambda path: _loaded_sparse(self.fresh(), path), note="each weight matrix 20 %, no retraining")
+        gradual = {}
+        for amount in levels:
+            self.record(f"gradual {amount:.0%} + KD", "gradual pruning",
+                        lambda a=amount: gradual.setdefault(a, self._gradual(a)), save_sparse,
+                        lambda path: _loaded_sparse(self.fresh(), path), note="cubic schedule, distilled")
+        self._structured()
+        self._lowrank(fractions)
+        self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
+                    lambda path: _loaded(_quantized(self.fresh()), path), note="Linears and embedding table")
+        top = max(levels)
+        self.record(f"gradual {top:.0%} + int8", "int8",
+                    lambda: _quantized(gradual[top] if top in gradual else self._gradual(top)), save_sparse,
+                    lambda path: _loaded_sparse(_quantized(self.fresh()), path),
+                    note="int8 non-zeros + bitmask")
+        return self.rows
+
+    def _students(self):
+        width = max(4, self.config.hidden // 4)
+        heads = 2 if width % 2 == 0 else 1
+        students = {
+            "student transformer": ("transformer", dict(hidden=width, embed_dim=width, num_heads=heads,
+                                                        num_layers=1, d_ff=2 * width)),
+            "student GRU": ("gru", dict(hidden=width, embed_dim=width)),
+            "student TokenMLP": ("mlp", dict(hidden=[width], embed_dim=width)),
+        }
+        keep = {k: self.settings[k] for k in ("max_len", "dropout") if k in self.settings}
+        for name, (kind, sizes) in students.items():
+            sizes = {**sizes, **(keep if kind == "transformer" else {"dropout": keep.get("dropout", 0.0)})}
+            build = lambda kind=kind, sizes=sizes: build_model(  # noqa: E731
+                kind, self.vocab_size, num_classes=len(self.label_names), device=self.device, **sizes)
+            label = f"{kind}, width {width}"
+            self.record(f"{name} + KD", "students", lambda b=build: self._student(b(), alpha=0.5), _save,
+                        lambda path, b=build: _loaded(b(), path), note=f"{label}, distilled")
+            if kind == "transformer":
+                self.record(f"{name}, labels only", "students", lambda b=build: self._student(b(), alpha=1.0), _save,
+                            lambda path, b=build: _loaded(b(), path), note=f"{label}, no teacher")
+
+    def _student(self, model, alpha):
+        md.manual_seed(self.seed)
+        self.distill_into(model, self.train, epochs=self.student_epochs, alpha=alpha, lr=self.student_lr)
+        return model
+
+    def _one_shot(self, amount):
+        model = self.teacher_copy()
+        prune_global_magnitude(model, amount, weight_matrices(model))
+        return model
+
+    def _per_layer(self):
+        model = self.teacher_copy()
+        prune_l1_per_layer(model, 0.2, weight_matrices(model))
+        return model
+
+    def _gradual(self, amount):
+        """Every weight matrix pruned to the same sparsity on the cubic schedule from 0 to
+        ``amount`` over the first 70 % of one pass over the tuning reviews, pruning 20 times;
+        the last 30 % fine-tune with the mask locked."""
+        model = self.teacher_copy()
+        steps = -(-len(self.tune) // 32)
+        end = max(1, int(0.7 * steps))
+        schedule = GradualPruning(model, 0.0, amount, start=0, end=end, every=max(1, end // 20),
+                                  parameters=weight_matrices(model), scope="layer")
+        self.distill_into(model, self.tune, callbacks=[schedule])
+        return model
+
+    def _structured(self):
+        if self.config.model != "transformer":
+            return
+        def make():
+            model = self.teacher_copy()
+            prune_heads(model, 0.5)
+            prune_ffn_neurons(model, 0.5)
+            self.distill_into(model, self.tune)
+            return model
+
+        self.record("structured 50% heads+FFN + KD", "structured", make,
+                    lambda model, path: save_structured(model, path),
+                    lambda path: _loaded_structured(self.fresh(), path),
+                    note="half the heads and FFN neurons removed, distilled")
+
+    def _lowrank(self, fractions):
+        ranks = {}
+
+        def factorized(fraction, fine_tune):
+            model = self.teacher_copy()
+            chosen = {name: rank for name, rank in lowrank_ranks(model, fraction).items()
+                      if name.startswith("encoder.")}
+            ranks[fraction] = ranks_of(factorize(model, rank=chosen))
+            if fine_tune:
+                self.distill_into(model, self.tune)
+            return model
+
+        def load(path, fraction):
+            model = self.fresh()
+            factorize(model, rank=ranks[fraction]) if fraction in ranks else _factorize_from_file(model, path)
+            return _loaded(model, path)
+
+        for fraction in fractions:
+            if fraction == 0.5:
+                self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False), _save,
+                            lambda path: load(path, 0.5), note="encoder Linears at half their parameters")
+            self.record(f"low-rank {fraction:.0%} + KD", "low-rank", lambda f=fraction: factorized(f, True), _save,
+                        lambda path, f=fraction: load(path, f),
+                        note=f"encoder Linears at {fraction:.0%} of their parameters, fine-tuned")
+
+
+def decoder_settings_of(path):
+    """The model settings stored in a checkpoint (e.g. the decoder's causal=True)."""
+    from ..train.checkpoint import read
+    from ..train.config import TrainConfig
+
+    meta, _ = read(path)
+    return TrainConfig.from_dict(meta["config"]).model_config()
+
+
+def _save(model, path):
+    model.save(path)
+
+
+def _loaded(model, path):
+    model.load(path)
+    return model
+
+
+def _loaded_sparse(model, path):
+    load_sparse(model, path)
+    return model
+
+
+def _loaded_structured(model, path):
+    load_structured(model, path)
+    return model
+
+
+def _quantized(model):
+    quantize(model, embeddings=True)
+    return model
+
+
+def _factorize_from_file(model, path):
+    """Ranks read back from the saved factor shapes (A is (D_in, r)), for a resumed report."""
+    from ..io import read_npz
+
+    state = read_npz(path)
+    factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in state.items()
+                           if key.endswith(".A")})
+
+
+def _read_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# --- writing the table and the plots --------------------------------------------------------------------
+def format_table(rows):
+    """The report as a Markdown table (the teacher's accuracy and speed are the references)."""
+    teacher = next((r for r in rows if r["name"] == "teacher"), rows[0])
+    lines = ["| model | parameters | non-zeros | size (MB) | loss | accuracy | F1 | precision | recall | "
+             "reviews/s | speed-up | note |", "|" + "---|" * 12]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['parameters']:,} | {r['nonzeros']:,} | {r['size_mb']:.2f} | "
+                     f"{r['loss']:.4f} | {r['accuracy']:.4f} | {r['f1']:.4f} | {r['precision']:.4f} | "
+                     f"{r['recall']:.4f} | {r['reviews_per_s']:.0f} | "
+                     f"{r['reviews_per_s'] / teacher['reviews_per_s']:.2f}× | {r['note']} |")
+    return "\n".join(lines)
+
+
+def write_outputs(rows, out):
+    """results.md (the table) and accuracy_vs_size.png / accuracy_vs_speed.png."""
+    with atomic_path(os.path.join(out, "results.md")) as tmp, open(tmp, "w") as f:
+        f.write(format_table(rows) + "\n")
+    plot_report(rows, out)
+
+
+def plot_report(rows, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    teacher = next((r for r in rows if r["name"] == "teacher"), None)
+    for key, label, filename in (("size_mb", "size on disk (MB, log scale)", "accuracy_vs_size"),
+                                 ("reviews_per_s", "evaluation speed (reviews/s, log scale)", "accuracy_vs_speed")):
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        for i, group in enumerate(groups):
+            members = [r for r in rows if r["group"] == group]
+            ax.scatter([r[key] for r in members], [r["accuracy"] for r in members], s=40, label=group,
+                       color=plt.cm.tab10(i % 10), marker="o^sDvP*X"[i % 8])
+            for r in members:
+                ax.annotate(r["name"], (r[key], r["accuracy"]), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points")
+        if teacher is not None:
+            ax.axhline(teacher["accuracy"], color="grey", linewidth=0.8, linestyle="--", label="teacher accuracy")
+        ax.set(xscale="log", xlabel=label, ylabel="test accuracy", title=f"Compression: accuracy against {label.split(' (')[0]}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+        fig.tight_layout()
+        for ext in ("png", "svg"):
+            with atomic_path(os.path.join(out, f"{filename}.{ext}")) as tmp:
+                fig.savefig(tmp, format=ext, dpi=130)
+        plt.close(fig)
+
+
+def main(args):
+    """``minidl compress-report``: run (or resume) every variant, then write the table and plots."""
+    report = CompressionReport(args.teacher, args.out, decoder_path=args.decoder, device=args.device,
+                               fine_tune=args.fine_tune, student_epochs=args.student_epochs,
+                               test_limit=args.test_limit)
+    rows = report.run()
+    write_outputs(rows, args.out)
+    print(format_table(rows))
+    print(f"\nwritten: {os.path.join(args.out, 'results.md')}, accuracy_vs_size.png, accuracy_vs_speed.png")
+    return 0

@@ -1,0 +1,59 @@
+"""Training curves: train and test loss and accuracy against epochs, from ``minidl train
+--test-curve`` results (``results.json``), one column per run (e.g. encoder and decoder).
+
+    minidl curves runs/teacher/results.json runs/decoder/results.json --out curves.png
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ..io import atomic_path
+
+
+def read_history(path):
+    """(label, history) of a results.json written by ``minidl train``; refuses runs without test curves."""
+    with open(path) as f:
+        result = json.load(f)
+    history = result.get("history") or []
+    if not history or "test_accuracy" not in history[0]:
+        raise ValueError(f"{path} has no test curve: train with --test-curve (and evaluations with --eval-every)")
+    options = result["config"].get("model_options", {})
+    kind = "decoder (causal)" if options.get("causal") else "encoder"
+    return f"{result['config']['model']} {kind}, test acc {result['test']['accuracy']:.3f}", history
+
+
+def plot_curves(paths, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [read_history(p) for p in paths]
+    fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 7), squeeze=False)
+    for column, (label, history) in enumerate(runs):
+        epochs = [h["epoch"] for h in history]
+        for row, (metric, name) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
+            ax = axes[row][column]
+            ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train (running mean)")
+            ax.plot(epochs, [h[metric] for h in history], "s--", label="validation")
+            ax.plot(epochs, [h[f"test_{metric}"] for h in history], "^-", label="test")
+            ax.set(xlabel="epoch", ylabel=name, title=label if row == 0 else "")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=os.path.splitext(out)[1][1:] or "png", dpi=130)
+    plt.close(fig)
+    return out
+
+
+def main(args):
+    import sys
+
+    try:
+        print(plot_curves(args.results, args.out))
+    except ValueError as e:
+        print(f"minidl curves: {e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,86 @@
+"""The compression report end to end on a small transformer teacher of the built-in corpus:
+every variant is saved, reloaded from its file into a fresh model and scored; the files
+really shrink; low-rank + fine-tuning and int8 keep the teacher's accuracy; a second run
+resumes instead of recomputing; the table and both plots are written."""
+import json
+import os
+
+import pytest
+
+from minidl.cli import main
+from minidl.compress.report import CompressionReport, format_table, write_outputs
+from minidl.train import TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def teacher_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    config = TrainConfig(model="transformer", hidden=32, embed_dim=32, max_length=40,
+                         model_options={"num_heads": 2, "num_layers": 2, "d_ff": 64, "max_len": 40},
+                         epochs=5, lr=0.003, optimizer="adamw", weight_decay=0.01, patience=None)
+    result = fit(config, out=str(out), progress=False, log=lambda *_: None)
+    assert result.test["accuracy"] > 0.9, result.test
+    return result.checkpoint
+
+
+@pytest.fixture(scope="module")
+def report_rows(teacher_checkpoint, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("report"))
+    report = CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, fine_tune=600,
+                               student_epochs=3, test_limit=400, lr=1e-3, student_lr=3e-3, log=None)
+    rows = {r["name"]: r for r in report.run()}
+    write_outputs(list(rows.values()), out)
+    return rows, out, report
+
+
+def test_every_variant_is_measured_from_its_reloaded_file(report_rows):
+    rows, out, _ = report_rows
+    expected = ["teacher", "decoder", "student transformer + KD", "student transformer, labels only",
+                "student GRU + KD", "student TokenMLP + KD", "per-layer L1 20%", "structured 50% heads+FFN + KD",
+                "low-rank 50%, no fine-tune", "int8", "gradual 90% + int8"]
+    expected += [f"{kind} {a}%{suffix}" for kind, suffix in (("one-shot", ""), ("gradual", " + KD"))
+                 for a in (10, 20, 50, 80, 90)]
+    expected += [f"low-rank {f}% + KD" for f in (25, 50, 75)]
+    assert sorted(rows) == sorted(expected)
+    for row in rows.values():
+        assert os.path.getsize(row["file"]) / 1e6 == pytest.approx(row["size_mb"])
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["reviews_per_s"] > 0
+    for name in ("results.md", "accuracy_vs_size.png", "accuracy_vs_speed.png", "results.jsonl"):
+        assert os.path.getsize(os.path.join(out, name)) > 0
+
+
+def test_compressed_files_are_really_smaller(report_rows):
+    rows, _, _ = report_rows
+    dense = rows["teacher"]["size_mb"]
+    assert rows["gradual 90% + KD"]["size_mb"] < dense / 2  # tiny arrays: the npz headers weigh a lot
+    assert rows["one-shot 90%"]["nonzeros"] <= 0.2 * rows["teacher"]["nonzeros"]  # biases, norms, positions stay
+    assert rows["int8"]["size_mb"] < 0.5 * dense  # ~0.27 for the weights; headers and norms stay
+    assert rows["gradual 90% + int8"]["size_mb"] < rows["int8"]["size_mb"]
+    assert rows["low-rank 25% + KD"]["parameters"] < rows["low-rank 75% + KD"]["parameters"] < rows["teacher"]["parameters"]
+    assert rows["structured 50% heads+FFN + KD"]["parameters"] < rows["teacher"]["parameters"]
+    assert rows["student transformer + KD"]["parameters"] * 4 <= rows["teacher"]["parameters"]
+
+
+def test_fine_tuned_low_rank_and_int8_keep_the_accuracy(report_rows):
+    rows, _, _ = report_rows
+    teacher = rows["teacher"]["accuracy"]
+    assert rows["int8"]["accuracy"] >= teacher - 0.02
+    for fraction in (25, 50, 75):  # the course projects' low-rank model collapsed to chance
+        assert rows[f"low-rank {fraction}% + KD"]["accuracy"] >= teacher - 0.05
+    assert rows["gradual 50% + KD"]["accuracy"] >= teacher - 0.05
+
+
+def test_a_second_run_resumes_and_the_table_lists_every_row(report_rows, teacher_checkpoint):
+    rows, out, _ = report_rows
+    again = CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, fine_tune=600,
+                              test_limit=400, log=lambda *_: pytest.fail("nothing should be recomputed"))
+    assert len(again.run()) == len(rows)
+    table = format_table(list(rows.values()))
+    assert table.count("\n") == len(rows) + 1 and "| teacher |" in table
+    with open(os.path.join(out, "results.jsonl")) as f:
+        assert len([json.loads(line) for line in f]) == len(rows)
+
+
+def test_cli_refuses_a_missing_teacher(tmp_path, capsys):
+    assert main(["compress-report", "--teacher", str(tmp_path / "nope.npz"), "--out", str(tmp_path)]) == 1
+    assert "nope.npz" in capsys.readouterr().err
