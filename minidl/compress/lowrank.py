@@ -186,7 +186,8 @@ def factorize(model, rank=None, energy=None, min_size=1024):
     """Replace every ``Linear`` inside ``model`` (in place) by its truncated-SVD ``LowRankLinear``.
 
     rank: an int for every layer, or {layer name: rank} (layers not named are skipped, e.g.
-    ``ranks_of(report)`` of an earlier call); energy: keep this share of each weight's Σσ²
+    ``ranks_of(report)`` of an earlier call; a named layer whose rank would not save
+    parameters, e.g. rank ≥ min(D_in, D_out), is an error); energy: keep this share of each weight's Σσ²
     (exactly one of the two). Layers whose weight has fewer than ``min_size`` entries, and
     layers where the rank would not save parameters, are left as they are (and reported).
     A given rank larger than min(D_in, D_out) is capped there (and then refused as useless).
@@ -216,6 +217,8 @@ def factorize(model, rank=None, energy=None, min_size=1024):
         try:
             new = LowRankLinear.from_linear(module, rank=layer_rank, energy=None if layer_rank else energy)
         except ValueError as e:
+            if isinstance(rank, dict):  # a rank asked for this very layer: refuse, don't skip quietly
+                raise ValueError(f"factorize: {name}: {e}") from None
             return skip(str(e))
         w = np.asarray(module.weight.numpy(), np.float64)
         norm = np.linalg.norm(w)

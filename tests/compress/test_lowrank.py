@@ -68,6 +68,9 @@ def test_refuses_a_rank_that_saves_nothing(rng):
     with pytest.raises(ValueError, match="does not save"):
         LowRankLinear(8, 8, 4)
     assert LowRankLinear.from_linear(layer, rank=3).num_parameters() == 3 * 16 + 8
+    model = Sequential(_linear(rng.standard_normal((8, 8))))
+    with pytest.raises(ValueError, match=r"factorize: 0: rank 8 does not save parameters"):
+        factorize(model, rank={"0": 9}, min_size=1)  # rank >= min(D_in, D_out), asked for this layer
 
 
 def test_gradcheck(device, rng):
