@@ -8,7 +8,7 @@
     minidl data download | info
     minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad
     minidl sweep --models rnn,gru --hidden 16,32,64 --seeds 0,1,2 ; minidl plot --results ...
-    minidl bench mlp | gru
+    minidl bench mlp | gru | kernels
     minidl compress-report --teacher runs/teacher/best.npz --out runs/compress
     minidl curves runs/teacher/results.json --out curves.png
 """
@@ -139,6 +139,10 @@ def build_parser():
     gru = bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
     gru.add_argument("--imdb-epoch", action="store_true", help="also time one IMDB training epoch of each")
     gru.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
+    kernels = bench_what.add_parser("kernels", help="the Triton kernels vs cuDNN, dense attention and PyTorch's "
+                                                    "losses (forward + backward, on a GPU)")
+    kernels.add_argument("--only", type=lambda text: text.split(","), default=None,
+                         help="comma-separated subset of gru,rnn,attention,losses")
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")
@@ -148,6 +152,8 @@ def build_parser():
     report.add_argument("--device", default="cpu")
     report.add_argument("--fine-tune", type=int, default=8000, help="training reviews for each fine-tuning run")
     report.add_argument("--student-epochs", type=int, default=2)
+    report.add_argument("--gradual-epochs", type=int, default=2, help="passes over the fine-tuning reviews "
+                                                                      "while pruning gradually")
     report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test split")
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
     curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")
@@ -244,9 +250,9 @@ def main(argv=None):
         elif args.command in ("sweep", "plot"):
             return args.run(args)
         elif args.command == "bench":
-            from .bench import gru, mlp
+            from .bench import gru, kernels, mlp
 
-            {"mlp": mlp, "gru": gru}[args.what].main(args)
+            {"mlp": mlp, "gru": gru, "kernels": kernels}[args.what].main(args)
     except (MinidlError, FileNotFoundError) as e:  # the user's input, not a bug: say what and how to fix
         print(f"minidl {args.command}: {e}", file=sys.stderr)
         return 1

@@ -23,6 +23,6 @@ wait
 
 # 2. Every compression method on the teacher, one table (resumable: rerun to continue).
 .venv/bin/minidl compress-report --teacher "$RUNS/teacher/best.npz" --decoder "$RUNS/decoder/best.npz" \
-    --out "$RUNS/report" --device torch --fine-tune 8000 --student-epochs 2
+    --out "$RUNS/report" --device torch --fine-tune 8000 --student-epochs 2 --gradual-epochs 2
 cp "$RUNS/report/results.md" "$RUNS/report/results.jsonl" "$RUNS/report/"accuracy_vs_*.{png,svg} "$RESULTS/"
 for run in teacher decoder; do cp "$RUNS/$run/results.json" "$RESULTS/$run.json"; done

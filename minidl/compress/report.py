@@ -19,9 +19,10 @@ structured pruning (heads and FFN neurons physically removed) then distillation;
 factorisation of the encoder's Linears at 25/50/75 % of their parameters, fine-tuned with
 distillation (50 % also before fine-tuning); int8 (Linears and embedding table); pruned+int8.
 
-Fine-tuning and distillation use ``fine_tune`` training reviews and the teacher's logits
-computed once; rows are appended to ``results.jsonl`` as they finish, so an interrupted
-report resumes where it stopped.
+Fine-tuning uses ``fine_tune`` training reviews (one pass; ``gradual_epochs`` passes for
+gradual pruning), students the whole training set; all share the teacher's logits, computed
+once. Rows are appended to ``results.jsonl`` as they finish, so an interrupted report resumes
+where it stopped.
 """
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ class CompressionReport:
     """Builds the variants of one teacher; ``run()`` measures them all (see the module docstring)."""
 
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
-                 test_limit=None, lr=2e-4, student_lr=2e-3, seed=0, log=print):
+                 gradual_epochs=2, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
         self.out, self.device, self.log, self.seed, self.lr, self.student_lr = out, device, log, seed, lr, student_lr
+        self.gradual_epochs = gradual_epochs
         self.teacher_path, self.decoder_path, self.student_epochs = teacher_path, decoder_path, student_epochs
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
         prepared = prepare(self.config)
@@ -222,14 +224,14 @@ class CompressionReport:
 
     def _gradual(self, amount):
         """Every weight matrix pruned to the same sparsity on the cubic schedule from 0 to
-        ``amount`` over the first 70 % of one pass over the tuning reviews, pruning 20 times;
-        the last 30 % fine-tune with the mask locked."""
+        ``amount`` over the first 70 % of ``gradual_epochs`` passes over the tuning reviews,
+        pruning 20 times; the last 30 % fine-tune with the mask locked."""
         model = self.teacher_copy()
-        steps = -(-len(self.tune) // 32)
+        steps = self.gradual_epochs * -(-len(self.tune) // 32)
         end = max(1, int(0.7 * steps))
         schedule = GradualPruning(model, 0.0, amount, start=0, end=end, every=max(1, end // 20),
                                   parameters=weight_matrices(model), scope="layer")
-        self.distill_into(model, self.tune, callbacks=[schedule])
+        self.distill_into(model, self.tune, epochs=self.gradual_epochs, callbacks=[schedule])
         return model
 
     def _structured(self):
@@ -385,7 +387,7 @@ def main(args):
     """``minidl compress-report``: run (or resume) every variant, then write the table and plots."""
     report = CompressionReport(args.teacher, args.out, decoder_path=args.decoder, device=args.device,
                                fine_tune=args.fine_tune, student_epochs=args.student_epochs,
-                               test_limit=args.test_limit)
+                               gradual_epochs=args.gradual_epochs, test_limit=args.test_limit)
     rows = report.run()
     write_outputs(rows, args.out)
     print(format_table(rows))

@@ -27,7 +27,8 @@ def teacher_checkpoint(tmp_path_factory):
 def report_rows(teacher_checkpoint, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("report"))
     report = CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, fine_tune=600,
-                               student_epochs=3, test_limit=400, lr=1e-3, student_lr=3e-3, log=None)
+                               gradual_epochs=1, student_epochs=3, test_limit=400, lr=1e-3, student_lr=3e-3,
+                               log=None)
     rows = {r["name"]: r for r in report.run()}
     write_outputs(list(rows.values()), out)
     return rows, out, report
