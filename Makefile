@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/minidl bench mlp
 	$(BIN)/minidl bench gru
+	$(BIN)/minidl bench kernels
 
 theory: $(STAMP)
 	$(BIN)/python -m theory.gradient_flow --out theory/gradient_flow.png

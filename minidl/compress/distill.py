@@ -30,6 +30,7 @@ import numpy as np
 
 import minidl as md
 
+from .. import kernels
 from ..autograd import ops
 from ..autograd.function import Function, ShapeError
 from ..data.batching import batches
@@ -46,7 +47,8 @@ class DistillationLoss(Function):
         d loss / d s = α·(p − onehot(y))/B + (1 − α)·T·(p_T − q_T)/B         kind="kl"
         d loss / d s = α·(p − onehot(y))/B + (1 − α)·2·(s − t)/(B·C)          kind="mse"
 
-    The teacher's logits and the targets are constants: no gradient flows to them.
+    The teacher's logits and the targets are constants: no gradient flows to them. On CUDA
+    tensors one Triton kernel (``minidl.kernels``) writes every row's loss and gradient.
     """
 
     @staticmethod
@@ -54,6 +56,11 @@ class DistillationLoss(Function):
         xp = ctx.xp
         batch, classes = student.shape
         teacher = xp.astype(teacher, xp.dtype_name(student))
+        ctx.kernel = kernels.use_kernel(student)
+        if ctx.kernel:
+            loss, d_student = kernels.distillation_forward(student, teacher, targets, alpha, temperature, kind)
+            ctx.save_for_backward(d_student)  # the gradient of the batch mean; backward scales it
+            return xp.sum(loss) / batch
         log_p = _log_softmax(xp, student)
         cross_entropy = -xp.take_last(log_p, targets)                     # (B,)
         if kind == "kl":
@@ -70,6 +77,8 @@ class DistillationLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.kernel:
+            return ctx.saved[0] * grad, None, None, None, None, None
         xp = ctx.xp
         log_p, targets, a, b = ctx.saved
         alpha, temperature = ctx.alpha, ctx.temperature

@@ -5,10 +5,12 @@ nodes and store four arrays; its whole gradient is simply ``softmax(z) − oneho
 
 Shapes: logits (..., C) -- e.g. (B, C) or (B, T, C) -- and class targets (...) of ints.
 A ``mask`` of shape (...) (bool or 0/1) drops positions such as padding; ``"mean"``
-averages over the positions the mask keeps.
+averages over the positions the mask keeps. On CUDA tensors cross-entropy's loss and
+gradient come from one Triton kernel (``minidl.kernels``) that reads the logits once.
 """
 from __future__ import annotations
 
+from ... import kernels
 from ..function import Function, ShapeError
 
 
@@ -91,6 +93,11 @@ class CrossEntropy(Function):
         if xp.size(targets) and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
             raise ValueError(f"cross_entropy: targets must lie in [0, {num_classes}), got values from "
                              f"{int(targets.min())} to {int(targets.max())}")
+        ctx.kernel = kernels.use_kernel(logits)
+        if ctx.kernel:
+            loss, d_logits = kernels.cross_entropy_forward(logits, targets)
+            ctx.save_for_backward(d_logits)
+            return _reduce(ctx, loss, mask, reduction)
         m = xp.max(logits, axis=-1, keepdims=True)
         log_z = m + xp.log(xp.sum(xp.exp(logits - m), axis=-1, keepdims=True))
         log_p = logits - log_z
@@ -99,11 +106,14 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        log_p, targets = ctx.saved
         xp = ctx.xp
         g = xp.asarray(_scale(ctx, grad))
-        d_logits = xp.exp(log_p)
-        xp.add_last(d_logits, targets, -xp.ones_like(log_p[..., 0]))
+        if ctx.kernel:
+            (d_logits,) = ctx.saved  # softmax(z) − onehot(y), written by the forward kernel
+        else:
+            log_p, targets = ctx.saved
+            d_logits = xp.exp(log_p)
+            xp.add_last(d_logits, targets, -xp.ones_like(log_p[..., 0]))
         if g.ndim:
             g = g[..., None]
         return d_logits * g, None, None, None

@@ -3,9 +3,10 @@
 Written step by step with minidl's primitive ops, a GRU over T = 100 words would add
 some 1,500 nodes to the graph. Here the forward loop runs on plain backend arrays, saves
 what the backward needs, and the backward is back-propagation through time written out
-by hand. The input projections of all steps are computed before the loop as one matmul
-(``x_proj = X @ W_x + b``, by ordinary ops), so the loop only does the hidden-to-hidden
-products.
+by hand. On CUDA tensors both run as persistent Triton kernels instead (``minidl.kernels``,
+same equations, same saved arrays). The input projections of all steps are computed
+before the loop as one matmul (``x_proj = X @ W_x + b``, by ordinary ops), so the loop
+only does the hidden-to-hidden products.
 
 Row-vector convention (``x @ W``), shapes with B = batch, T = time, H = hidden size:
 
@@ -24,6 +25,7 @@ review's last real word (padding comes after it, so it never changes that state)
 """
 from __future__ import annotations
 
+from ... import kernels
 from ..function import Function, ShapeError
 
 
@@ -49,6 +51,11 @@ class ElmanRNN(Function):
         B, T, H = _check("elman_rnn", x_proj, h0, 1, [U])
         if nonlinearity not in ("relu", "tanh"):
             raise ValueError(f'elman_rnn: nonlinearity must be "relu" or "tanh", got {nonlinearity!r}')
+        ctx.nonlinearity, ctx.kernel = nonlinearity, kernels.use_kernel(x_proj)
+        if ctx.kernel:
+            hs = kernels.elman_rnn_forward(x_proj, h0, U, nonlinearity)
+            ctx.save_for_backward(h0, U, hs)
+            return hs
         hs = xp.zeros((B, T, H), xp.dtype_name(x_proj))
         h = h0
         for t in range(T):
@@ -56,13 +63,14 @@ class ElmanRNN(Function):
             h = xp.maximum(pre, 0.0) if nonlinearity == "relu" else xp.tanh(pre)
             hs[:, t] = h
         ctx.save_for_backward(h0, U, hs)
-        ctx.nonlinearity = nonlinearity
         return hs
 
     @staticmethod
     def backward(ctx, grad_hs):
         xp = ctx.xp
         h0, U, hs = ctx.saved
+        if ctx.kernel:
+            return (*kernels.elman_rnn_backward(grad_hs, h0, U, hs, ctx.nonlinearity), None)
         T = hs.shape[1]
         d_pre = xp.zeros(hs.shape, xp.dtype_name(hs))
         U_T = xp.swap_last(U)
@@ -83,6 +91,11 @@ class GRU(Function):
     def forward(ctx, x_proj, h0, U_zr, U_h):
         xp = ctx.xp
         B, T, H = _check("gru", x_proj, h0, 3, [U_zr, U_h])
+        ctx.kernel = kernels.use_kernel(x_proj)
+        if ctx.kernel:
+            hs, zs, rs, h_tildes = kernels.gru_forward(x_proj, h0, U_zr, U_h)
+            ctx.save_for_backward(h0, U_zr, U_h, hs, zs, rs, h_tildes)
+            return hs
         dtype = xp.dtype_name(x_proj)
         hs, zs, rs, h_tildes = (xp.zeros((B, T, H), dtype) for _ in range(4))
         h = h0
@@ -99,6 +112,8 @@ class GRU(Function):
     @staticmethod
     def backward(ctx, grad_hs):
         xp = ctx.xp
+        if ctx.kernel:
+            return kernels.gru_backward(grad_hs, *ctx.saved)
         h0, U_zr, U_h, hs, zs, rs, h_tildes = ctx.saved
         B, T, H = hs.shape
         d_x = xp.zeros((B, T, 3 * H), xp.dtype_name(hs))  # = dL/d[pre_z | pre_r | pre_h] per step

@@ -18,11 +18,14 @@ Backward, with g = dL/dout:
     dL/dq[b,i]     = Σ_k dL/ds[b,i,k] · k_vec[b,i+k−r] / √d
     dL/dk_vec[b,j] += dL/ds[b,i,k] · q[b,i] / √d
 The scatter into v and k loops over the w window offsets, adding shifted slices.
+On CUDA tensors a Triton kernel (``minidl.kernels``) computes the same without ever
+materialising the (B, T, w, d) windows.
 """
 from __future__ import annotations
 
 import math
 
+from ... import kernels
 from ..function import Function, ShapeError
 
 
@@ -57,6 +60,12 @@ class WindowAttention(Function):
                              f"k {tuple(k.shape)}, v {tuple(v.shape)}, mask {tuple(mask.shape)}")
         if radius < 0:
             raise ValueError(f"window_attention: radius must be >= 0, got {radius}")
+        ctx.kernel = kernels.use_kernel(q)
+        if ctx.kernel:
+            out, weights = kernels.window_attention_forward(q, k, v, mask, radius)
+            ctx.save_for_backward(q, k, v, weights)
+            ctx.radius, ctx.aux = radius, weights
+            return out
         scale = 1.0 / math.sqrt(q.shape[-1])
         k_win, v_win = _windows(xp, k, radius), _windows(xp, v, radius)      # (B, T, w, d)
         valid = window_valid(xp, mask, radius)                               # (B, T, w)
@@ -72,6 +81,8 @@ class WindowAttention(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.kernel:
+            return (*kernels.window_attention_backward(grad, *ctx.saved, ctx.radius), None, None)
         xp = ctx.xp
         q, k_win, v_win, a = ctx.saved
         r, scale = ctx.radius, ctx.scale

@@ -1,0 +1,92 @@
+"""The switch between a fused op's Triton kernel and its reference path.
+
+    kernels.set_mode("reference")          # every fused op takes its reference path
+    with kernels.mode("triton"):           # force the kernels, e.g. to compare the two
+        ...
+
+Modes:
+
+* ``"auto"`` (default): torch CUDA tensors use the kernel when Triton imports; everything
+  else (NumPy arrays, torch CPU tensors) takes the reference path.
+* ``"triton"``: every torch tensor uses the kernel. On CPU tensors that only works in
+  Triton's interpreter, which is on when ``TRITON_INTERPRET=1`` was in the environment
+  before the kernels were defined, i.e. before the first kernel ran (the tests set it before
+  anything imports Triton); otherwise it is an error.
+* ``"reference"``: the reference path everywhere.
+
+NumPy arrays never use a kernel. Triton is imported lazily, on the first question about a
+torch tensor, so ``import minidl`` works without it.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from contextlib import contextmanager
+
+MODES = ("auto", "triton", "reference")
+_mode = "auto"
+_triton = None  # False once the import failed; the module once it worked
+
+
+def set_mode(name):
+    """Choose "auto", "triton" or "reference" for every fused op from now on."""
+    global _mode
+    if name not in MODES:
+        raise ValueError(f'kernels.set_mode: mode must be one of {", ".join(MODES)}; got {name!r}')
+    _mode = name
+
+
+def get_mode():
+    return _mode
+
+
+@contextmanager
+def mode(name):
+    """``with kernels.mode("reference"): ...`` -- the mode inside the block, the old one after it."""
+    previous = _mode
+    set_mode(name)
+    try:
+        yield
+    finally:
+        set_mode(previous)
+
+
+def triton_available():
+    """Does ``import triton`` work? (Asked once.)"""
+    global _triton
+    if _triton is None:
+        try:
+            _triton = importlib.import_module("triton")
+        except ImportError:
+            _triton = False
+    return _triton is not False
+
+
+def interpreting():
+    """Are our kernels run by Triton's CPU interpreter? ``triton.jit`` decides when a kernel is
+    defined, from ``TRITON_INTERPRET`` as it was then, so this asks a kernel of ours."""
+    if not triton_available():
+        return False
+    from triton.runtime.interpreter import InterpretedFunction
+
+    from .losses import cross_entropy_kernel
+
+    return isinstance(cross_entropy_kernel, InterpretedFunction)
+
+
+def use_kernel(array):
+    """Should a fused op whose main input is ``array`` run its Triton kernel?"""
+    torch = sys.modules.get("torch")  # a torch tensor implies torch was imported
+    if _mode == "reference" or torch is None or not isinstance(array, torch.Tensor):
+        return False
+    if _mode == "auto":
+        return array.is_cuda and triton_available()
+    if not triton_available():
+        raise RuntimeError('kernels.mode("triton") needs Triton: pip install "triton>=3.0" (or minidl[gpu])')
+    if not array.is_cuda and not interpreting():
+        raise RuntimeError(
+            'kernels.mode("triton") on CPU tensors needs Triton\'s interpreter: set TRITON_INTERPRET=1 in the '
+            "environment before triton is imported and before any kernel runs (the kernels were defined with "
+            f"TRITON_INTERPRET unset; now it is {os.environ.get('TRITON_INTERPRET')!r})")
+    return True

@@ -1,0 +1,94 @@
+"""The switch: which path each array takes, the modes, and minidl without Triton."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import minidl as md
+from minidl import kernels
+from minidl.kernels import dispatch
+from minidl.models import build_model
+
+
+def test_auto_sends_cpu_tensors_to_the_reference_and_forced_modes_win():
+    cpu = torch.zeros(3)
+    assert kernels.get_mode() == "auto" and not kernels.use_kernel(cpu)
+    with kernels.mode("triton"):
+        assert kernels.use_kernel(cpu) == kernels.interpreting()  # the tests run under the interpreter
+        with kernels.mode("reference"):
+            assert not kernels.use_kernel(cpu)
+        assert kernels.get_mode() == "triton"
+    assert kernels.get_mode() == "auto"
+
+
+@pytest.mark.parametrize("name", kernels.MODES)
+def test_numpy_arrays_never_use_a_kernel(name):
+    kernels.set_mode(name)
+    assert not kernels.use_kernel(np.zeros(3))
+
+
+def test_the_op_records_the_path_it_took(kernel_device):
+    x = md.randn(2, 3, 6, device=kernel_device, requires_grad=True)
+    h0 = md.zeros(2, 2, device=kernel_device)
+    U_zr, U_h = md.randn(2, 4, device=kernel_device), md.randn(2, 2, device=kernel_device)
+    assert md.gru(x, h0, U_zr, U_h)._ctx.kernel == (kernel_device == "cuda")
+    with kernels.mode("reference"):
+        assert not md.gru(x, h0, U_zr, U_h)._ctx.kernel
+    with kernels.mode("triton"):
+        assert md.gru(x, h0, U_zr, U_h)._ctx.kernel
+    numpy_x = md.randn(2, 3, 6, requires_grad=True)
+    with kernels.mode("triton"):
+        assert not md.gru(numpy_x, md.zeros(2, 2), md.randn(2, 4), md.randn(2, 2))._ctx.kernel
+
+
+def test_bad_mode_and_cpu_tensors_outside_the_interpreter_are_refused(monkeypatch):
+    with pytest.raises(ValueError, match="auto, triton, reference"):
+        kernels.set_mode("fast")
+    monkeypatch.setattr(dispatch, "interpreting", lambda: False)
+    with kernels.mode("triton"), pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        kernels.use_kernel(torch.zeros(3))
+
+
+def test_minidl_works_without_triton():
+    script = """
+import sys
+sys.modules["triton"] = None  # import triton now fails
+import minidl as md
+from minidl import kernels
+x = md.randn(2, 3, 6, device="torch", requires_grad=True)
+h0, U_zr, U_h = md.zeros(2, 2, device="torch"), md.randn(2, 4, device="torch"), md.randn(2, 2, device="torch")
+md.gru(x, h0, U_zr, U_h).sum().backward()
+assert not kernels.triton_available() and x.grad is not None
+kernels.set_mode("triton")
+try:
+    kernels.use_kernel(x.data)
+except RuntimeError as e:
+    assert "needs Triton" in str(e)
+else:
+    raise AssertionError("forcing the kernels without Triton must fail")
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("model", ["rnn", "gru", "attention"])
+def test_models_train_the_same_on_both_paths(kernel_device, model):
+    """A whole classifier: embeddings, padding, lengths, the fused op and cross-entropy."""
+    md.manual_seed(0)
+    net = build_model(model, 20, hidden=13, embed_dim=6, device=kernel_device, dtype="float64")
+    lengths = np.array([7, 4, 1])
+    mask = np.arange(7)[None, :] < lengths[:, None]
+    ids = np.where(mask, np.random.default_rng(0).integers(1, 20, (3, 7)), 0)
+    batch = [md.tensor(a, device=kernel_device) for a in (ids, mask.astype(np.float64), lengths, [0, 1, 1])]
+
+    def loss_and_grads(name):
+        for p in net.parameters():
+            p.grad = None
+        with kernels.mode(name):
+            loss = md.cross_entropy(net(*batch[:3]).logits, batch[3])
+            loss.backward()
+        return [loss.numpy()] + [p.grad.numpy() for p in net.parameters()]
+
+    for want, got in zip(loss_and_grads("reference"), loss_and_grads("triton")):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
