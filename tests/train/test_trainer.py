@@ -94,9 +94,11 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
 
 
 def test_it_learns_and_the_checkpoint_classifies_new_text(tmp_path):
-    config = TrainConfig(model="mlp", hidden=16, embed_dim=16, epochs=3, train_limit=2000, patience=None)
+    # a bag of words cannot learn the built-in corpus's negations; the GRU can
+    config = TrainConfig(model="gru", hidden=16, embed_dim=16, epochs=6, lr=0.02, train_limit=2000, patience=None)
     result = fit(config, out=tmp_path, progress=False)
-    assert result.history[-1]["train_loss"] < 0.69  # below chance level log 2
+    assert result.history[-1]["train_loss"] < 0.69  # the epoch's mean loss, below chance level log 2
+    assert result.test["accuracy"] > 0.85
     model, vocab, tokenizer, labels, loaded = load_classifier(tmp_path / "best.npz")
-    assert labels == ["neg", "pos"] and loaded.model == "mlp"
+    assert labels == ["neg", "pos"] and loaded.model == "gru"
     assert vocab.encode_text("a truly wonderful film", tokenizer).ndim == 1
