@@ -383,7 +383,7 @@ def plot_report(rows, out):
     teacher = next((r for r in rows if r["name"] == "teacher"), None)
     for key, label, filename in (("size_mb", "size on disk (MB, log scale)", "accuracy_vs_size"),
                                  ("reviews_per_s", "evaluation speed (reviews/s, log scale)", "accuracy_vs_speed")):
-        fig, ax = plt.subplots(figsize=(8, 5.5))
+        fig, ax = plt.subplots(figsize=(10, 5.5))
         for i, group in enumerate(groups):
             members = [r for r in rows if r["group"] == group]
             ax.scatter([r[key] for r in members], [r["accuracy"] for r in members], s=40, label=group,
@@ -395,7 +395,7 @@ def plot_report(rows, out):
             ax.axhline(teacher["accuracy"], color="grey", linewidth=0.8, linestyle="--", label="teacher accuracy")
         ax.set(xscale="log", xlabel=label, ylabel="test accuracy", title=f"Compression: accuracy against {label.split(' (')[0]}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: points stay visible
         fig.tight_layout()
         for ext in ("png", "svg"):
             with atomic_path(os.path.join(out, f"{filename}.{ext}")) as tmp:
