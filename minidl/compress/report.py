@@ -178,8 +178,8 @@ class CompressionReport:
         self.record("teacher", "teacher", self.teacher_copy, _save, lambda path: _loaded(self.fresh(), path),
                     note=f"{self.config.hidden}-d encoder, max length {self.config.max_length}")
         if self.decoder_path:
-            decoder, *_ = load_classifier(self.decoder_path, self.device)
-            decoder_settings = {**decoder_settings_of(self.decoder_path), "embed_dim": decoder.embed_dim}
+            decoder, _, _, _, decoder_config = load_classifier(self.decoder_path, self.device)
+            decoder_settings = {**decoder_config.model_config(), "embed_dim": decoder.embed_dim}
             self.record("decoder", "teacher", lambda: decoder, _save,
                         lambda path: _loaded(self.fresh(**decoder_settings), path), note="causal, last-token pooling")
         self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
@@ -301,15 +301,6 @@ GROUPS = ("teacher", "students", "one-shot pruning", "gradual pruning", "structu
 def ordered(rows):
     """Rows grouped as in GROUPS (the order the table reads best in), measuring order within a group."""
     return sorted(rows, key=lambda r: GROUPS.index(r["group"]) if r["group"] in GROUPS else len(GROUPS))
-
-
-def decoder_settings_of(path):
-    """The model settings stored in a checkpoint (e.g. the decoder's causal=True)."""
-    from ..train.checkpoint import read
-    from ..train.config import TrainConfig
-
-    meta, _ = read(path)
-    return TrainConfig.from_dict(meta["config"]).model_config()
 
 
 def _save(model, path):
