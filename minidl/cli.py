@@ -152,8 +152,10 @@ def build_parser():
     report.add_argument("--device", default="cpu")
     report.add_argument("--fine-tune", type=int, default=8000, help="training reviews for each fine-tuning run")
     report.add_argument("--student-epochs", type=int, default=2)
-    report.add_argument("--gradual-epochs", type=int, default=2, help="passes over the fine-tuning reviews "
-                                                                      "while pruning gradually")
+    report.add_argument("--gradual-epochs", type=int, default=2, help="passes over the gradual-pruning reviews")
+    report.add_argument("--gradual-tune", type=int, default=None,
+                        help="training reviews for gradual pruning (default: the --fine-tune ones; a number "
+                             "at or above the training split's size means all of it)")
     report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test split")
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
     curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")

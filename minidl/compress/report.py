@@ -20,8 +20,8 @@ structured pruning (heads and FFN neurons physically removed) then distillation;
 factorisation of the encoder's Linears at 25/50/75 % of their parameters, fine-tuned with
 distillation (50 % also before fine-tuning); int8 (Linears and embedding table); pruned+int8.
 
-Fine-tuning uses ``fine_tune`` training reviews (one pass; ``gradual_epochs`` passes for
-gradual pruning), students the whole training set; all share the teacher's logits, computed
+Fine-tuning uses ``fine_tune`` training reviews (one pass), gradual pruning ``gradual_epochs``
+passes over ``gradual_tune`` reviews (default: the same ones), students the whole training set; all share the teacher's logits, computed
 once. Rows are appended to ``results.jsonl`` as they finish, so an interrupted report resumes
 where it stopped.
 """
@@ -83,7 +83,7 @@ class CompressionReport:
     """Builds the variants of one teacher; ``run()`` measures them all (see the module docstring)."""
 
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
-                 gradual_epochs=2, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
+                 gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
         self.out, self.device, self.log, self.seed, self.lr, self.student_lr = out, device, log, seed, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.decoder_path, self.student_epochs = teacher_path, decoder_path, student_epochs
@@ -94,6 +94,7 @@ class CompressionReport:
                              f"was the data changed since it was trained?")
         self.train, self.test = prepared.train, subset(prepared.test, test_limit, seed)
         self.tune = subset(prepared.train, fine_tune, seed)
+        self.gradual_tune = self.tune if gradual_tune is None else subset(prepared.train, gradual_tune, seed)
         self.vocab_size = len(vocab)
         self.settings = {**self.config.model_config(), "embed_dim": self.teacher.embed_dim}
         self.results_path = os.path.join(out, "results.jsonl")
@@ -244,14 +245,14 @@ class CompressionReport:
 
     def _gradual(self, amount):
         """Every weight matrix pruned to the same sparsity on the cubic schedule from 0 to
-        ``amount`` over the first 70 % of ``gradual_epochs`` passes over the tuning reviews,
-        pruning 20 times; the last 30 % fine-tune with the mask locked."""
+        ``amount`` over the first 70 % of ``gradual_epochs`` passes over the ``gradual_tune``
+        reviews, pruning 20 times; the last 30 % fine-tune with the mask locked."""
         model = self.teacher_copy()
-        steps = self.gradual_epochs * -(-len(self.tune) // 32)
+        steps = self.gradual_epochs * -(-len(self.gradual_tune) // 32)
         end = max(1, int(0.7 * steps))
         schedule = GradualPruning(model, 0.0, amount, start=0, end=end, every=max(1, end // 20),
                                   parameters=weight_matrices(model), scope="layer")
-        self.distill_into(model, self.tune, epochs=self.gradual_epochs, callbacks=[schedule])
+        self.distill_into(model, self.gradual_tune, epochs=self.gradual_epochs, callbacks=[schedule])
         return model
 
     def _structured(self):
@@ -398,7 +399,8 @@ def main(args):
     """``minidl compress-report``: run (or resume) every variant, then write the table and plots."""
     report = CompressionReport(args.teacher, args.out, decoder_path=args.decoder, device=args.device,
                                fine_tune=args.fine_tune, student_epochs=args.student_epochs,
-                               gradual_epochs=args.gradual_epochs, test_limit=args.test_limit)
+                               gradual_epochs=args.gradual_epochs, gradual_tune=args.gradual_tune,
+                               test_limit=args.test_limit)
     report.run()
     rows = ordered(report.measure_speed())
     write_outputs(rows, args.out)
