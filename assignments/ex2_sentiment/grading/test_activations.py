@@ -1,0 +1,24 @@
+"""Task 1: the backward passes of sigmoid and tanh (minidl/autograd/ops/activations.py)."""
+from minidl.assignment.checks import check_backends, check_gradients, fixed, tensor
+from minidl.autograd import ops
+
+
+def test_sigmoid_backward():
+    x = tensor(fixed((2, 5), seed=1, scale=3.0))
+    check_gradients("Sigmoid.backward", ops.sigmoid, {"x": x})
+
+
+def test_tanh_backward():
+    x = tensor(fixed((2, 5), seed=2, scale=2.0))
+    check_gradients("Tanh.backward", ops.tanh, {"x": x})
+
+
+def test_sigmoid_and_tanh_inside_a_graph():
+    # the upstream gradient is not all ones here: the backward must multiply by it
+    x, w = tensor(fixed((3, 4), seed=3, scale=2.0)), tensor(fixed((3, 4), seed=4))
+    check_gradients("Sigmoid.backward and Tanh.backward in sigmoid(x) * tanh(w * x)",
+                    lambda x, w: ops.sigmoid(x) * ops.tanh(w * x), {"x": x, "w": w})
+
+
+def test_the_same_on_the_torch_backend():
+    check_backends("sigmoid(x) * tanh(x)", lambda x: ops.sigmoid(x) * ops.tanh(x), {"x": fixed((2, 5), seed=5)})

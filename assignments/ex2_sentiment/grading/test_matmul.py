@@ -1,0 +1,23 @@
+"""Task 2: the backward pass of the matrix product (minidl/autograd/ops/linalg.py)."""
+from minidl.assignment.checks import check_backends, check_gradients, fixed, tensor
+from minidl.autograd import ops
+
+
+def test_matmul_backward():
+    a, b = tensor(fixed((3, 4), seed=1)), tensor(fixed((4, 2), seed=2))
+    check_gradients("MatMul.backward", ops.matmul, {"a": a, "b": b})
+
+
+def test_matmul_backward_batched_with_a_shared_matrix():
+    # a (2, 3, 4) @ b (4, 5): b is broadcast over the batch, its gradient summed back over it
+    a, b = tensor(fixed((2, 3, 4), seed=3)), tensor(fixed((4, 5), seed=4))
+    check_gradients("MatMul.backward (batched)", ops.matmul, {"a": a, "b": b})
+
+
+def test_matmul_backward_of_a_vector_times_a_matrix():
+    v, m = tensor(fixed((4,), seed=5)), tensor(fixed((4, 3), seed=6))
+    check_gradients("MatMul.backward (vector @ matrix)", ops.matmul, {"v": v, "m": m})
+
+
+def test_the_same_on_the_torch_backend():
+    check_backends("matmul", ops.matmul, {"a": fixed((2, 3, 4), seed=7), "b": fixed((2, 4, 2), seed=8)})

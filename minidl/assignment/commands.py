@@ -1,0 +1,79 @@
+"""The command line of the assignment tools: ``minidl assignment make|list|expected`` and ``minidl grade``."""
+from __future__ import annotations
+
+
+def _task_numbers(text):
+    try:
+        return [int(n) for n in text.split(",")]
+    except ValueError:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected task numbers like 1,3, got {text!r}") from None
+
+
+def add_arguments(subparsers):
+    """Add ``minidl assignment`` and ``minidl grade`` to the CLI; each sets ``args.run``."""
+    assignment = subparsers.add_parser("assignment", help="make a student copy of an assignment (stubs to write, "
+                                                          "a handout, grading tests); list the assignments")
+    what = assignment.add_subparsers(dest="what", required=True)
+    make = what.add_parser("make", help="write a self-contained student copy of minidl for one assignment",
+                           description="Copy minidl, the handout and the grading tests to --out, with the body of "
+                                       "every function the student writes replaced by a stub.")
+    make.add_argument("name", help="the assignment (minidl assignment list shows them)")
+    make.add_argument("--out", required=True, help="the new folder (must not exist, or be empty)")
+    make.add_argument("--tasks", type=_task_numbers, default=None,
+                      help="stub only these tasks, e.g. 1,3 (default: all); to check that tasks are independent")
+    make.add_argument("--solution", action="store_true", help="keep the reference bodies (an instructor's copy)")
+    make.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
+    make.set_defaults(run=_make)
+    listing = what.add_parser("list", help="the assignments, their tasks, points and targets")
+    listing.add_argument("--root", default=None)
+    listing.set_defaults(run=_list)
+    expected = what.add_parser("expected", help="(instructors) rewrite grading/expected.json from the reference code")
+    expected.add_argument("name")
+    expected.add_argument("--root", default=None)
+    expected.set_defaults(run=_expected)
+
+    grade = subparsers.add_parser("grade", help="run an assignment's grading tests on a copy; a score per task",
+                                  description="Grade the student copy in DIRECTORY (default: the current folder): "
+                                              "a task earns its points only when all its checks pass.")
+    grade.add_argument("directory", nargs="?", default=".")
+    grade.add_argument("--assignment", default=None,
+                       help="grade this assignment in a tree that is not a student copy (e.g. the repository)")
+    grade.add_argument("--task", type=int, action="append", default=None, help="grade only this task (repeatable)")
+    grade.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    grade.add_argument("--timeout", type=float, default=600, help="seconds before the tests are stopped")
+    grade.set_defaults(run=_grade)
+    return assignment, grade
+
+
+def _make(args):
+    from .make import main
+
+    return main(args)
+
+
+def _expected(args):
+    from .expected import main
+
+    return main(args)
+
+
+def _grade(args):
+    from .grade import main
+
+    return main(args)
+
+
+def _list(args):
+    from .manifest import default_root, find_assignment, known_assignments
+
+    root = args.root or default_root()
+    for name in known_assignments(root):
+        manifest = find_assignment(name, root)
+        print(f"{name}: {manifest.title} ({manifest.points} points)")
+        for task in manifest.tasks:
+            print(f"  {task.number}. {task.title} ({task.points} points)")
+            for target in task.targets:
+                print(f"       {target}")
+    return 0

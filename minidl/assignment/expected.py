@@ -1,0 +1,71 @@
+"""``minidl assignment expected NAME``: write ``grading/expected.json`` from the reference code.
+
+Every grading test file may define functions ``case_<name>()`` that run the code under test on
+fixed inputs and return {output name: array or Tensor}. Its tests compare the same call with
+``checks.expected(__file__, "<name>")``. This command imports each grading file of the
+assignment with the repository's own minidl (the reference), calls every case, and writes all
+the values to ``grading/expected.json`` (atomically), so the reference values are produced by
+code, never typed in, and can be regenerated after a deliberate change of the reference.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_path
+from .checks import EXPECTED
+from .make import MARKER
+from .manifest import AssignmentError, find_assignment
+
+
+def _value(value):
+    import minidl as md
+
+    array = value.numpy() if isinstance(value, md.Tensor) else value
+    return np.asarray(array, dtype=np.float64).tolist()
+
+
+def compute_cases(manifest):
+    """{case name: {output name: nested lists}} from every ``case_*`` function of the grading files."""
+    cases = {}
+    for path in sorted((manifest.folder / "grading").glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(f"minidl_grading_{manifest.name}_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ among the grading files
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.dont_write_bytecode = writes
+        for name in sorted(vars(module)):
+            if name.startswith("case_") and callable(getattr(module, name)):
+                case = name[len("case_"):]
+                if case in cases:
+                    raise AssignmentError(f"{path}: case {case!r} is defined in two grading files")
+                cases[case] = {key: _value(value) for key, value in getattr(module, name)().items()}
+    return cases
+
+
+def write_expected(name, root=None):
+    import minidl
+
+    manifest = find_assignment(name, root)
+    running = Path(minidl.__file__).resolve().parents[1]
+    if (manifest.root / MARKER).is_file() or running != manifest.root:
+        raise AssignmentError(f"reference values come from the reference code: run this with the minidl of "
+                              f"{manifest.root} (this is the minidl of {running}), and not in a student copy")
+    cases = compute_cases(manifest)
+    path = manifest.folder / "grading" / EXPECTED
+    with atomic_path(path) as tmp, open(tmp, "w") as f:  # one line per case: readable diffs
+        f.write("{\n" + ",\n".join(f" {json.dumps(case)}: {json.dumps(values)}" for case, values in cases.items())
+                + "\n}\n")
+    return path, cases
+
+
+def main(args):
+    path, cases = write_expected(args.name, args.root)
+    print(f"wrote {len(cases)} reference cases to {path}: {', '.join(cases)}")
+    return 0

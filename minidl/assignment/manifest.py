@@ -1,0 +1,219 @@
+"""An assignment's manifest: what a student writes, what each task is worth, which tests grade it.
+
+Each assignment folder holds a ``manifest.toml``::
+
+    name = "ex2_sentiment"
+    title = "Exercise 2: ..."
+
+    [handout]
+    drop_sections = ["Our results", "Discussion"]   # the handout's "## " sections a student must not see
+    insert_before = "Tasks"                          # where the list of implementation tasks goes
+
+    [copy]
+    files = ["README.md", "run_all.sh"]              # what else of the assignment folder to hand out
+    exclude = ["minidl/kernels/recurrent.py"]        # package files that would give a solution away
+    readme_sections = ["A first look", "Layout"]     # the sections of the top-level README to keep
+
+    [[task]]
+    title = "Sigmoid and tanh: the backward passes"
+    points = 10
+    targets = ["minidl/autograd/ops/activations.py::Sigmoid.backward", ...]
+    what = "one line the stub's error message repeats"
+    description = "the paragraph of the handout"
+    tests = ["grading/test_activations.py"]          # files, or file::test_name, in the assignment folder
+    hide = []                                        # more bodies to stub that are not the student's job
+
+Tasks are numbered 1, 2, ... in the order they appear. A target is ``path::Name`` or
+``path::Class.method`` (the path relative to the repository root). Scoring is all or nothing
+per task: a task earns its points only when every one of its tests passes (see ``grade``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..autograd.function import MinidlError
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
+
+MANIFEST = "manifest.toml"
+ASSIGNMENTS = "assignments"
+
+
+class AssignmentError(MinidlError):
+    """A manifest, an assignment name or a folder that cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One function or method body: ``path::Class.method``."""
+
+    path: str       # relative to the repository root, with forward slashes
+    qualname: str   # "Class.method" or "function"
+
+    @classmethod
+    def parse(cls, text, where):
+        path, sep, qualname = text.partition("::")
+        if not sep or not path.endswith(".py") or not qualname or not all(p.isidentifier() for p in qualname.split(".")):
+            raise AssignmentError(f"{where}: target {text!r} is not of the form 'path/to/file.py::Class.method' "
+                                  f"or 'path/to/file.py::function'")
+        return cls(path, qualname)
+
+    def __str__(self):
+        return f"{self.path}::{self.qualname}"
+
+
+@dataclass(frozen=True)
+class Task:
+    number: int
+    title: str
+    points: int
+    targets: tuple
+    tests: tuple          # "grading/test_x.py" or "grading/test_x.py::test_name", relative to the assignment folder
+    what: str = ""
+    description: str = ""
+    hide: tuple = ()      # bodies stubbed in the student copy but not graded (e.g. a GPU kernel of the same op)
+
+    def stub_message(self, handout, target):
+        return (f"implement this ({target.qualname}): see implementation task {self.number} of the handout "
+                f"({handout}): {self.what or self.title}")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    title: str
+    folder: Path          # the assignment folder
+    root: Path            # the repository (or student copy) root that holds assignments/ and minidl/
+    tasks: tuple
+    copy_files: tuple = ("README.md",)
+    exclude: tuple = ()
+    readme_sections: tuple = ()
+    drop_sections: tuple = ()
+    insert_before: str = ""
+
+    @property
+    def handout(self):
+        """The handout's path relative to the root, as the stub messages and the README name it."""
+        return f"{ASSIGNMENTS}/{self.name}/README.md"
+
+    @property
+    def points(self):
+        return sum(t.points for t in self.tasks)
+
+    def task(self, number):
+        for t in self.tasks:
+            if t.number == number:
+                return t
+        raise AssignmentError(f"{self.name} has no task {number}; its tasks are "
+                              + ", ".join(f"{t.number} ({t.title})" for t in self.tasks))
+
+    def test_files(self, tasks=None):
+        """The grading test files (relative to the assignment folder) of ``tasks`` (default: all)."""
+        return sorted({spec.partition("::")[0] for t in (tasks or self.tasks) for spec in t.tests})
+
+
+def _strings(value, where, key):
+    if value is None:
+        return ()
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise AssignmentError(f"{where}: {key} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def read_toml(path):
+    if tomllib is None:
+        raise AssignmentError("reading an assignment manifest needs Python >= 3.11 (tomllib) or, on Python 3.10, "
+                              "the tomli package: pip install tomli")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise AssignmentError(f"{path}: not valid TOML: {e}") from e
+
+
+def load_manifest(folder, root=None):
+    """Read and check ``folder/manifest.toml``; ``root`` (default: two levels up) holds minidl/."""
+    folder = Path(folder).resolve()
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise AssignmentError(f"{folder} has no {MANIFEST}: not an assignment folder")
+    data = read_toml(path)
+    root = Path(root).resolve() if root is not None else folder.parent.parent
+    name = data.get("name", folder.name)
+    if name != folder.name:
+        raise AssignmentError(f"{path}: name = {name!r} but the folder is {folder.name!r}; they must agree")
+    raw_tasks = data.get("task", [])
+    if not raw_tasks:
+        raise AssignmentError(f"{path}: no [[task]] tables: an assignment needs at least one task")
+    tasks = []
+    for number, raw in enumerate(raw_tasks, start=1):
+        where = f"{path}, task {number}"
+        unknown = set(raw) - {"title", "points", "targets", "tests", "what", "description", "hide"}
+        if unknown:
+            raise AssignmentError(f"{where}: unknown keys {sorted(unknown)}")
+        for key in ("title", "points", "targets", "tests"):
+            if key not in raw:
+                raise AssignmentError(f"{where}: missing {key!r}")
+        if not isinstance(raw["points"], int) or raw["points"] <= 0:
+            raise AssignmentError(f"{where}: points must be a positive integer, got {raw['points']!r}")
+        targets = tuple(Target.parse(t, where) for t in _strings(raw["targets"], where, "targets"))
+        tests = _strings(raw["tests"], where, "tests")
+        if not targets or not tests:
+            raise AssignmentError(f"{where}: a task needs at least one target and one test")
+        tasks.append(Task(number, raw["title"], raw["points"], targets, tests, raw.get("what", ""),
+                          raw.get("description", ""), tuple(Target.parse(t, where)
+                                                            for t in _strings(raw.get("hide"), where, "hide"))))
+    copy, handout = data.get("copy", {}), data.get("handout", {})
+    return Manifest(name=name, title=data.get("title", name), folder=folder, root=root, tasks=tuple(tasks),
+                    copy_files=_strings(copy.get("files", ["README.md"]), path, "copy.files"),
+                    exclude=_strings(copy.get("exclude"), path, "copy.exclude"),
+                    readme_sections=_strings(copy.get("readme_sections"), path, "copy.readme_sections"),
+                    drop_sections=_strings(handout.get("drop_sections"), path, "handout.drop_sections"),
+                    insert_before=handout.get("insert_before", ""))
+
+
+def check_files(manifest):
+    """Every target file, test file and listed file exists; raises AssignmentError naming the first that does not."""
+    for task in manifest.tasks:
+        for target in task.targets + task.hide:
+            if not (manifest.root / target.path).is_file():
+                raise AssignmentError(f"{manifest.folder / MANIFEST}, task {task.number}: target {target} names "
+                                      f"a file that does not exist under {manifest.root}")
+        for spec in task.tests:
+            if not (manifest.folder / spec.partition("::")[0]).is_file():
+                raise AssignmentError(f"{manifest.folder / MANIFEST}, task {task.number}: test {spec!r} names a file "
+                                      f"that does not exist in {manifest.folder}")
+
+
+def default_root():
+    """The repository that holds the running minidl package, if it has an assignments/ folder; else the
+    current directory."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / ASSIGNMENTS).is_dir() else Path(os.getcwd())
+
+
+def known_assignments(root):
+    folder = Path(root) / ASSIGNMENTS
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
+
+
+def find_assignment(name, root=None):
+    """The manifest of assignment ``name`` under ``root``/assignments (``root``: see ``default_root``)."""
+    root = Path(root) if root is not None else default_root()
+    known = known_assignments(root)
+    if name not in known:
+        if not known:
+            raise AssignmentError(f"no assignments found: {root / ASSIGNMENTS} has no folder with a {MANIFEST}; "
+                                  f"run from a clone of the minidl repository or pass --root")
+        raise AssignmentError(f"unknown assignment {name!r}; known assignments: {', '.join(known)}")
+    return load_manifest(root / ASSIGNMENTS / name, root)

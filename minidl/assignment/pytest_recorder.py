@@ -1,0 +1,71 @@
+"""A pytest plugin that writes every test's outcome and failure message to a JSON file.
+
+``minidl grade`` runs pytest in a subprocess, in the copy being graded, and loads this file
+by its path (it imports nothing from minidl, so a student copy whose package does not even
+import still gets a report):
+
+    python -c "<load this file>; run(['results.json', pytest args...])"
+
+The JSON is {"tests": {nodeid: {"outcome", "message", "seconds"}}, "collection_errors":
+{path: message}, "finished": bool}, rewritten atomically after every test, so a run that is
+killed on a timeout still tells which tests had finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def _message(report):
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message
+    if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
+        return str(report.longrepr[-1])
+    return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else ""
+
+
+class Recorder:
+    def __init__(self, path):
+        self.path = path
+        self.data = {"tests": {}, "collection_errors": {}, "finished": False}
+
+    def _write(self):
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, self.path)
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            lines = str(report.longrepr).strip().splitlines()
+            errors = [line[2:].strip() for line in lines if line.startswith("E ")]
+            message = errors[-1] if errors else (lines[-1] if lines else "")
+            where = [line for line in errors if line.startswith('File "')]  # a syntax error: which file and line
+            self.data["collection_errors"][report.nodeid] = f"{message} ({where[-1]})" if where else message
+            self._write()
+
+    def pytest_runtest_logreport(self, report):
+        entry = self.data["tests"].setdefault(report.nodeid, {"outcome": "passed", "message": "", "seconds": 0.0})
+        entry["seconds"] += report.duration
+        if entry["outcome"] == "passed" and (report.failed or report.skipped):
+            entry["outcome"] = "skipped" if report.skipped else ("failed" if report.when == "call" else "error")
+            entry["message"] = _message(report)
+        if report.when == "teardown":
+            self._write()
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.data["finished"] = True
+        self._write()
+
+
+def run(argv):
+    """argv: [results.json, pytest arguments...]; returns pytest's exit code."""
+    import pytest
+
+    return int(pytest.main(argv[1:], plugins=[Recorder(argv[0])]))
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

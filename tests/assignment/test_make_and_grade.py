@@ -1,0 +1,188 @@
+"""Student copies of every assignment, and their grading: stubs score 0, the reference full marks, and a
+wrong backward loses exactly the points of its task."""
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minidl import cli
+from minidl.assignment.grade import grade, locate
+from minidl.assignment.handout import section_titles
+from minidl.assignment.make import build, make
+from minidl.assignment.manifest import AssignmentError, check_files, find_assignment, known_assignments, load_manifest
+from minidl.assignment.stubs import defined_functions
+
+REPO = Path(__file__).resolve().parents[2]
+ASSIGNMENTS = known_assignments(REPO)
+
+
+def test_both_assignments_have_a_manifest():
+    assert {"ex2_sentiment", "compression"} <= set(ASSIGNMENTS)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_manifest_names_real_code_tests_and_sections(name):
+    manifest = find_assignment(name, REPO)
+    check_files(manifest)
+    assert manifest.points == 100
+    for task in manifest.tasks:
+        for target in task.targets + task.hide:
+            source = (REPO / target.path).read_text()
+            assert target.qualname in defined_functions(ast.parse(source)), f"task {task.number}: {target}"
+    grading = {p.relative_to(manifest.folder).as_posix() for p in (manifest.folder / "grading").glob("test_*.py")}
+    assert grading == set(manifest.test_files()), "every grading file belongs to a task, and every task's file exists"
+    readme, handout = (REPO / "README.md").read_text(), (manifest.folder / "README.md").read_text()
+    assert set(manifest.readme_sections) <= set(section_titles(readme))
+    assert set(manifest.drop_sections) | {manifest.insert_before} <= set(section_titles(handout))
+
+
+def _reference_lines(manifest, task):
+    """The distinctive lines of a task's reference bodies: lines that occur nowhere else in their file."""
+    for target in task.targets + task.hide:
+        source = (REPO / target.path).read_text()
+        node = defined_functions(ast.parse(source))[target.qualname]
+        lines = source.splitlines()
+        body = node.body[1:] if isinstance(node.body[0], ast.Expr) else node.body
+        inside = set(range(body[0].lineno - 1, body[-1].end_lineno))
+        outside = {lines[i].strip() for i in range(len(lines)) if i not in inside}
+        for i in sorted(inside):
+            line = lines[i].strip()
+            if len(line) >= 12 and not line.startswith("#") and line not in outside:
+                yield target, line
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
+    copy, manifest = copies(name), find_assignment(name, REPO)
+    names = [p.relative_to(copy).as_posix() for p in copy.rglob("*")]
+    leaks = [n for n in names if any(part in (".git", ".venv", "__pycache__", "results", "runs") or part.endswith(
+        (".pyc", ".egg-info")) for part in n.split("/"))]
+    assert not leaks, leaks
+    assert sorted(p.name for p in (copy / "assignments").iterdir()) == [name]
+    assert {"minidl", "pyproject.toml", "Makefile", "README.md", "assignment.toml"} <= {p.name for p in copy.iterdir()}
+    assert not (copy / "tests").exists() and not (copy / "theory").exists()
+    for path in manifest.exclude:
+        assert not (copy / path).exists(), path
+    checked = 0
+    for task in manifest.tasks:
+        for target, line in _reference_lines(manifest, task):
+            assert line not in (copy / target.path).read_text(), f"{target}: {line!r} is still in the copy"
+            checked += 1
+    assert checked >= 3 * len(manifest.tasks)
+    handout = (copy / manifest.handout).read_text()
+    assert "## Implementation tasks (graded by `minidl grade`)" in handout
+    assert not set(manifest.drop_sections) & set(section_titles(handout))
+    assert set(section_titles((copy / "README.md").read_text())) == {f"This copy: {manifest.title}",
+                                                                     *manifest.readme_sections}
+    marker = (copy / "assignment.toml").read_text()
+    assert f'assignment = "{name}"' in marker and 'kind = "student"' in marker
+
+
+def test_distinctive_reference_lines_are_gone():
+    assert "d_pre_r = d_rh * h_prev * r * (1 - r)" in (REPO / "minidl/autograd/ops/recurrent.py").read_text()
+    assert "return grad * s * (1 - s)" in (REPO / "minidl/autograd/ops/activations.py").read_text()
+
+
+def test_every_module_of_a_student_copy_still_imports(copies):
+    copy = copies("compression")  # its stubs include a Triton kernel of minidl/kernels/losses.py
+    code = ("import importlib, pkgutil, minidl\n"
+            "names = [m.name for m in pkgutil.walk_packages(minidl.__path__, 'minidl.')]\n"
+            "for name in names: importlib.import_module(name)\n"
+            "print(minidl.__file__, len(names))")
+    env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1", TRITON_INTERPRET="1")
+    done = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(str(copy / "minidl" / "__init__.py"))
+
+
+def test_make_refuses_a_folder_that_is_not_empty_and_an_unknown_name(tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("keep me")
+    with pytest.raises(AssignmentError, match="already exists and is not an empty folder"):
+        make("ex2_sentiment", tmp_path / "taken")
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["mine.txt"]
+    with pytest.raises(AssignmentError, match="unknown assignment 'ex3'; known assignments: compression, ex2_sentiment"):
+        make("ex3", tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # nothing half-written left behind
+
+
+def test_a_target_that_is_not_in_the_source_is_named(tmp_path):
+    folder = tmp_path / "assignments" / "broken"
+    (folder / "grading").mkdir(parents=True)
+    (folder / "grading" / "test_x.py").write_text("def test_x():\n    pass\n")
+    (folder / "README.md").write_text("# Broken\n")
+    (folder / "manifest.toml").write_text(
+        'name = "broken"\n[[task]]\ntitle = "t"\npoints = 5\n'
+        'targets = ["minidl/autograd/ops/activations.py::Sigmoid.backwards"]\ntests = ["grading/test_x.py"]\n')
+    with pytest.raises(AssignmentError, match=r"minidl/autograd/ops/activations.py defines no function or method "
+                                              r"Sigmoid\.backwards; it defines: Sigmoid\.forward, Sigmoid\.backward"):
+        build(load_manifest(folder, root=REPO), tmp_path / "out")
+
+
+def test_grade_explains_what_it_cannot_grade(tmp_path):
+    with pytest.raises(AssignmentError, match="is not a student copy .* make one with: minidl assignment make"):
+        locate(tmp_path)
+    with pytest.raises(AssignmentError, match=r"not a student copy .* pass --assignment \(compression \| ex2_sentiment\)"):
+        locate(REPO)
+    with pytest.raises(AssignmentError, match="has no assignments/ex3/manifest.toml; it has: compression, ex2_sentiment"):
+        locate(REPO, "ex3")
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_a_student_copy_scores_0_with_every_task_explained(name, copies, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    assert cli.main(["grade", str(copies(name)), "--json", str(report)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(report.read_text())
+    assert result["assignment"] == name and result["score"] == 0 and result["max_score"] == 100
+    for task in result["tasks"]:
+        assert task["score"] == 0 and not task["passed"]
+        assert task["first_failure"].startswith("NotImplementedError: implement this (")
+        assert f"see implementation task {task['number']} of the handout" in task["first_failure"]
+    for task in result["tasks"]:
+        assert f"  task {task['number']}  0/{task['points']}  FAIL  {task['title']}" in printed
+    assert "\ntotal 0/100 (0 of" in printed
+    assert not list(copies(name).rglob("__pycache__")), "grading must not leave bytecode in the copy"
+
+
+def test_the_reference_scores_full_marks(copies):
+    # ex2 on a solution copy (which shows the copy is self-contained), compression on the repository itself
+    for directory, name in ((copies("ex2_sentiment", solution=True), None), (REPO, "compression")):
+        manifest, results, _ = grade(directory, name)
+        failures = {r.number: r.first_failure().message for r in results if not r.passed}
+        assert not failures and sum(r.score for r in results) == 100, failures
+
+
+def _patched(copies, tmp_path, name, path, old, new):
+    copy = shutil.copytree(copies(name, solution=True), tmp_path / name)
+    source = (copy / path).read_text()
+    assert source.count(old) == 1
+    (copy / path).write_text(source.replace(old, new))
+    return copy
+
+
+@pytest.mark.parametrize("name, path, old, new, wrong, other, explained", [
+    ("ex2_sentiment", "minidl/autograd/ops/activations.py", "return grad * s * (1 - s)",
+     "return 2 * grad * s * (1 - s)", 1, 4, "Sigmoid.backward: dL/dx["),
+    ("ex2_sentiment", "minidl/autograd/ops/recurrent.py", "d_pre_h = dh * z * (1 - h_tilde * h_tilde)",
+     "d_pre_h = 2 * dh * z * (1 - h_tilde * h_tilde)", 4, 1, "GRU.backward: dL/dx_proj["),
+    ("compression", "minidl/compress/distill.py", "d_soft = temperature * (xp.exp(a) - xp.exp(b))",
+     "d_soft = 2 * temperature * (xp.exp(a) - xp.exp(b))", 1, 2, "DistillationLoss.backward (kl, alpha 0.3, T 2.5): "
+                                                                  "dL/dstudent["),
+], ids=["sigmoid", "gru", "distillation"])
+def test_a_wrong_backward_loses_exactly_its_task(copies, tmp_path, name, path, old, new, wrong, other, explained):
+    # A factor of 2 in one backward: that task scores 0, another (which shares no code with it) keeps its points.
+    # test_the_reference_scores_full_marks shows that every task passes without the change.
+    copy = _patched(copies, tmp_path, name, path, old, new)
+    _, results, _ = grade(copy, tasks=[wrong, other])
+    by_number = {r.number: r for r in results}
+    assert by_number[wrong].score == 0 and by_number[other].passed
+    message = by_number[wrong].first_failure().message
+    assert explained in message and " expected " in message and ", got " in message, message
+    if wrong == 1 and name == "ex2_sentiment":  # the whole gradient doubled: the hint names the factor
+        assert "got/expected = 2" in message, message
