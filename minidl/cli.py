@@ -11,6 +11,8 @@
     minidl bench mlp | gru | kernels
     minidl compress-report --teacher runs/teacher/best.npz --out runs/compress
     minidl curves runs/teacher/results.json --out curves.png
+    minidl mlm pretrain | distill | evaluate ; minidl fill-mask "happy birthday to [MASK] !" --teacher ...
+    minidl assignment make ex2_sentiment --out handout ; minidl grade handout
 """
 from __future__ import annotations
 
@@ -164,6 +166,12 @@ def build_parser():
     from .experiments.sweep import add_arguments as add_sweep_arguments
 
     add_sweep_arguments(commands)  # `minidl sweep` and `minidl plot`; each sets args.run
+    from .mlm.cli import add_arguments as add_mlm_arguments
+
+    add_mlm_arguments(commands)    # `minidl mlm ...` and `minidl fill-mask`; each sets args.run
+    from .assignment.commands import add_arguments as add_assignment_arguments
+
+    add_assignment_arguments(commands)  # `minidl assignment make|list|expected` and `minidl grade`; each sets args.run
     return parser
 
 
@@ -249,7 +257,7 @@ def main(argv=None):
             from .experiments import curves
 
             return curves.main(args)
-        elif args.command in ("sweep", "plot"):
+        elif args.command in ("sweep", "plot", "mlm", "fill-mask", "assignment", "grade"):
             return args.run(args)
         elif args.command == "bench":
             from .bench import gru, kernels, mlp

@@ -20,9 +20,10 @@ distillation (``minidl.compress.IntermediateMatching``): the same logits as ``fo
 in the graph, the L + 1 hidden states (B, T, D) -- ``states[0]`` the embedding output x,
 ``states[l]`` layer l's output -- and the L pre-dropout attention maps (B, h, T, T).
 
-``masked_lm_logits(ids, mask)`` (built with ``mlm_head=True``): BERT's masked-LM head,
-logits over the vocabulary (B, T, V) = LN(GELU(h W_t + b_t)) Eᵀ + b with the decoder
-tied to the input embedding table E (V, E): no second (V, E) matrix, and E gets its
+``masked_lm_logits(ids, mask, positions=None)`` (built with ``mlm_head=True``): BERT's masked-LM
+head, logits over the vocabulary (B, T, V), or (N, V) at N chosen positions,
+LN(GELU(h W_t + b_t)) Eᵀ + b, with the decoder tied to the input embedding table
+E (V, E): no second (V, E) matrix, and E gets its
 gradient through both the lookup and the output product. The tied product also trains
 the padding row, which only padded positions read (they are masked everywhere).
 """
@@ -108,8 +109,13 @@ class TransformerClassifier(SentimentModel):
         h, states, attentions = self.encoder(self.encoder_input(ids), mask, return_states=True)
         return Output(self.classify(h, mask, lengths)), states, attentions
 
-    def masked_lm_logits(self, ids, mask):
-        """(B, T, V) logits over the vocabulary at every position (score only the masked ones)."""
+    def masked_lm_logits(self, ids, mask, positions=None):
+        """(B, T, V) logits over the vocabulary at every position, or, given ``positions`` (N,)
+        flat indices b·T + t, (N, V) logits at those positions only: the head's (·, V) product
+        is most of an MLM's work, and only the masked positions are scored."""
         if self.mlm_head is None:
             raise ValueError("masked_lm_logits needs the MLM head: build the model with mlm_head=True")
-        return self.mlm_head(self.encode(ids, mask), self.embedding.weight)
+        h = self.encode(ids, mask)                                         # (B, T, D)
+        if positions is not None:
+            h = h.reshape(-1, h.shape[-1])[positions]                      # (N, D)
+        return self.mlm_head(h, self.embedding.weight)

@@ -1,0 +1,67 @@
+"""A masked-LM checkpoint: the model's weights and, in one JSON string, what rebuilds it.
+
+    model.<name>   parameters (the MLM head included)
+    meta           {"format", "settings" (TransformerClassifier keyword arguments),
+                    "vocab", "tokenizer", "history" (training log), "role"}
+
+Written atomically and read without pickle (``minidl.io``). The weights only, no optimizer
+state: a student's file size is what the comparison with its teacher reports.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import minidl as md
+
+from ..data.vocab import Vocabulary
+from ..io import CheckpointError, read_npz, write_npz
+from ..models.transformer import TransformerClassifier
+from .tokenizer import MLMTokenizer
+
+FORMAT = "minidl-mlm-1"
+
+
+def build_mlm(vocab_size, settings, device="cpu", seed=0, embeddings=None):
+    """A TransformerClassifier with the MLM head; ``settings``: d_model, num_heads, num_layers,
+    d_ff, max_len, dropout (its classification head reads [CLS], for fine-tuning later).
+
+    The embedding table starts N(0, 0.02²) as in BERT, not N(0, 1) as for the sentiment
+    models: it is also the output layer (tied), and N(0, 1) rows against the head's
+    unit-variance features would start the logits at a spread of √D, the loss far above ln V.
+    ``embeddings``: a (V, D) starting table instead (``corpus.cooccurrence_embeddings``)."""
+    md.manual_seed(seed)
+    model = TransformerClassifier(vocab_size, mlm_head=True, pooling="cls", device=device, **settings)
+    if embeddings is not None:
+        model.load_state_dict({"embedding.weight": embeddings}, strict=False)
+    else:
+        model.embedding.weight.data = model.embedding.weight.data * 0.02   # N(0, 1) -> N(0, 0.02²); [PAD] stays 0
+    return model
+
+
+def save_mlm(path, model, vocab, settings, history=None, role="mlm"):
+    arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
+    meta = {"format": FORMAT, "settings": settings, "vocab": vocab.to_dict(), "tokenizer": MLMTokenizer().to_dict(),
+            "history": history or {}, "role": role}
+    arrays["meta"] = np.array(json.dumps(meta))
+    write_npz(path, arrays)
+    return path
+
+
+def load_mlm(path, device="cpu"):
+    """(model in eval mode, vocabulary, tokenizer, meta) of a ``save_mlm`` file."""
+    arrays = read_npz(path)
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path!r} is not a masked-LM checkpoint (no readable metadata); write one with "
+                              f"minidl mlm pretrain or minidl.mlm.save_mlm") from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a masked-LM checkpoint (format {meta.get('format')!r}, expected "
+                              f"{FORMAT!r}); a classifier checkpoint of minidl train cannot fill masks")
+    vocab = Vocabulary.from_dict(meta["vocab"])
+    model = build_mlm(len(vocab), meta["settings"], device)
+    model.load_state_dict({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
+    model.eval()
+    return model, vocab, MLMTokenizer.from_dict(meta["tokenizer"]), meta

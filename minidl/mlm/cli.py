@@ -1,0 +1,182 @@
+"""``minidl mlm pretrain | distill | evaluate`` and ``minidl fill-mask``.
+
+    minidl mlm pretrain --out runs/mlm/teacher.npz --d-model 128 --layers 4 --heads 4 --d-ff 512
+    minidl mlm distill --teacher runs/mlm/teacher.npz --out runs/mlm/student.npz --d-model 32 --layers 4
+    minidl mlm evaluate --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz --out results.json
+    minidl fill-mask "happy birthday to [MASK] !" --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def _model_arguments(parser, d_model, layers, heads, d_ff):
+    parser.add_argument("--d-model", type=int, default=d_model)
+    parser.add_argument("--layers", type=int, default=layers)
+    parser.add_argument("--heads", type=int, default=heads)
+    parser.add_argument("--d-ff", type=int, default=d_ff)
+    parser.add_argument("--dropout", type=float, default=0.1)
+
+
+def _training_arguments(parser, steps, lr):
+    parser.add_argument("--out", required=True, help="the checkpoint to write (.npz), rewritten at every evaluation")
+    parser.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--time-limit", type=float, default=None, help="stop (evaluated and saved) after this "
+                                                                      "many seconds")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--max-reviews", type=int, default=None, help="the first N reviews of each part (quick runs)")
+    parser.add_argument("--device", default="torch")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_arguments(commands):
+    mlm = commands.add_parser("mlm", help="masked-LM pretraining, distillation and evaluation")
+    what = mlm.add_subparsers(dest="what", required=True)
+    pretrain = what.add_parser("pretrain", help="pretrain a masked-LM teacher on IMDB (train + unlabelled)")
+    _model_arguments(pretrain, 128, 4, 4, 512)
+    _training_arguments(pretrain, 3000, 1e-3)
+    pretrain.add_argument("--max-vocab", type=int, default=8000)
+    pretrain.add_argument("--length", type=int, default=128, help="tokens per segment, [CLS] included")
+    pretrain.add_argument("--init", choices=("cooccurrence", "random"), default="cooccurrence",
+                          help="the starting embedding table: PPMI-SVD vectors of the corpus, or N(0, 0.02²)")
+    pretrain.set_defaults(run=main_pretrain)
+
+    distill = what.add_parser("distill", help="distil a smaller masked-LM student from a teacher")
+    distill.add_argument("--teacher", required=True)
+    _model_arguments(distill, 32, 4, 2, 128)
+    _training_arguments(distill, 3000, 2e-3)
+    distill.add_argument("--alpha", type=float, default=0.0, help="weight of the hard-label term (0: teacher only)")
+    distill.add_argument("--temperature", type=float, default=2.0)
+    distill.add_argument("--hidden-weight", type=float, default=0.0, help="TinyBERT hidden-state matching")
+    distill.add_argument("--attention-weight", type=float, default=0.0, help="TinyBERT attention matching")
+    distill.set_defaults(run=main_distill)
+
+    evaluate = what.add_parser("evaluate", help="teacher vs student on held-out fill-mask sentences")
+    evaluate.add_argument("--teacher", required=True)
+    evaluate.add_argument("--student", required=True)
+    evaluate.add_argument("--cases", type=int, default=1000)
+    evaluate.add_argument("--data", default=None)
+    evaluate.add_argument("--device", default="torch")
+    evaluate.add_argument("--out", default=None, help="write the results as JSON here")
+    evaluate.set_defaults(run=main_evaluate)
+
+    fill = commands.add_parser("fill-mask", help="the top-k tokens for each [MASK], teacher and student side by side")
+    fill.add_argument("text", help='a sentence with one or more [MASK], e.g. "happy birthday to [MASK] !"')
+    fill.add_argument("--teacher", required=True)
+    fill.add_argument("--student", default=None)
+    fill.add_argument("-k", type=int, default=5)
+    fill.add_argument("--device", default="torch")
+    fill.set_defaults(run=main_fill_mask)
+
+
+def _corpus(args, length, max_vocab=8000, vocab=None):
+    from .corpus import load_corpus
+
+    return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews, seed=args.seed,
+                       vocab=vocab)
+
+
+def _settings(args, max_len):
+    return {"d_model": args.d_model, "num_heads": args.heads, "num_layers": args.layers, "d_ff": args.d_ff,
+            "max_len": max_len, "dropout": args.dropout}
+
+
+def main_pretrain(args):
+    from .checkpoint import build_mlm
+    from .pretrain import train_mlm
+
+    from .corpus import cooccurrence_embeddings
+
+    corpus = _corpus(args, args.length, args.max_vocab)
+    settings = _settings(args, args.length)
+    embeddings = (cooccurrence_embeddings(corpus.token_lists, corpus.vocab, args.d_model, args.seed,
+                                          log=lambda m: print(m, flush=True))
+                  if args.init == "cooccurrence" else None)
+    model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, embeddings)
+    print(f"pretraining on {len(corpus.train)} segments of up to {args.length} tokens from {corpus.texts} reviews; "
+          f"vocabulary {len(corpus.vocab)}; {sum(int(p.size()) for p in model.parameters()):,} parameters", flush=True)
+    train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
+              batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, time_limit=args.time_limit,
+              seed=args.seed, device=args.device, role="teacher", log=lambda m: print(m, flush=True))
+    return 0
+
+
+def main_distill(args):
+    from .checkpoint import build_mlm, load_mlm
+    from .pretrain import train_mlm
+
+    teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
+    max_len = meta["settings"]["max_len"]
+    corpus = _corpus(args, max_len, vocab=vocab)
+    settings = _settings(args, max_len)
+    student = build_mlm(len(vocab), settings, args.device, args.seed)
+    print(f"distilling {sum(int(p.size()) for p in teacher.parameters()):,} -> "
+          f"{sum(int(p.size()) for p in student.parameters()):,} parameters", flush=True)
+    train_mlm(student, corpus.train, vocab, args.steps, settings, args.out, teacher=teacher, cases=corpus.cases,
+              batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, temperature=args.temperature,
+              hidden_weight=args.hidden_weight, attention_weight=args.attention_weight, eval_every=args.eval_every,
+              time_limit=args.time_limit, seed=args.seed, device=args.device, role="student",
+              log=lambda m: print(m, flush=True))
+    return 0
+
+
+def main_evaluate(args):
+    from ..io import atomic_path
+    from .checkpoint import load_mlm
+    from .corpus import load_corpus
+    from .evaluate import compare
+
+    teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
+    student, student_vocab, _, _ = load_mlm(args.student, args.device)
+    if student_vocab != vocab:
+        raise ValueError(f"{args.student} and {args.teacher} have different vocabularies; distil the student "
+                         f"from this teacher (minidl mlm distill --teacher {args.teacher})")
+    corpus = load_corpus(args.data, length=meta["settings"]["max_len"], cases=args.cases, vocab=vocab, log=None)
+    result = compare(teacher, student, vocab, corpus.cases, args.teacher, args.student, device=args.device)
+    print(json.dumps(result, indent=2))
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with atomic_path(args.out) as tmp, open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu"):
+    """(list of per-[MASK] [(token, probability)] lists, seconds) for one text."""
+    from ..data.vocab import TextEncodingError
+    from .evaluate import top_k
+    from .tokenizer import MASK
+
+    tokens = tokenizer(text)
+    if MASK not in tokens:
+        raise TextEncodingError(f"no {MASK} in {text!r}: write {MASK} (upper case, in brackets) where a word is "
+                                f"missing, e.g. \"happy birthday to {MASK} !\"")
+    tick = time.perf_counter()
+    found = top_k(model, vocab, [tokens], k, device=device)[0]
+    seconds = time.perf_counter() - tick
+    return [[(vocab.id_to_token[int(i)], float(p)) for i, p in zip(ids, probabilities)]
+            for ids, probabilities in found], seconds
+
+
+def main_fill_mask(args):
+    from .checkpoint import load_mlm
+
+    models = [("teacher", args.teacher)] + ([("student", args.student)] if args.student else [])
+    columns = []
+    for role, path in models:
+        model, vocab, tokenizer, _ = load_mlm(path, args.device)
+        fill_mask(model, vocab, tokenizer, args.text, args.k, args.device)           # warm-up
+        columns.append((role, *fill_mask(model, vocab, tokenizer, args.text, args.k, args.device)))
+    print(args.text)
+    for m in range(len(columns[0][1])):
+        if len(columns[0][1]) > 1:
+            print(f"[MASK] {m + 1}")
+        print("  " + "".join(f"{role + f' ({seconds * 1e3:.1f} ms)':<32}" for role, _, seconds in columns))
+        for rank in range(args.k):
+            print("  " + "".join(f"{f'{found[m][rank][0]}  {found[m][rank][1]:.3f}':<32}" for _, found, _ in columns))
+    return 0

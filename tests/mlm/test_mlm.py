@@ -1,0 +1,210 @@
+"""minidl.mlm: tokenizer, masking, segments, fill-mask cases, the masked-position head,
+the training loop (pretraining learns; distillation follows the teacher), checkpoints."""
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.compress import distillation_loss
+from minidl.data.vocab import TextEncodingError
+from minidl.gradcheck import gradcheck
+from minidl.io import CheckpointError
+from minidl.mlm import (SPECIALS, MLMTokenizer, accuracy, agreement, build_mlm, build_vocabulary, first_choices,
+                        load_mlm, mask_tokens, save_mlm, segments, top_k, train_mlm)
+from minidl.mlm.cli import fill_mask
+from minidl.mlm.corpus import fill_mask_cases, sentences
+from minidl.mlm.tokenizer import CLS, MASK, PAD, UNK
+
+TINY = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=16, dropout=0.0)
+
+
+def test_tokenizer_keeps_punctuation_contractions_and_specials():
+    tokens = MLMTokenizer()("I didn't like it.<br />[MASK] 10/10! [mask] www.imdb.com")
+    assert tokens == ["i", "didn't", "like", "it", ".", MASK, "10", "/", "10", "!", "[", "mask", "]"]
+    assert MLMTokenizer.from_dict(MLMTokenizer().to_dict())("A [CLS]") == ["a", CLS]
+
+
+def test_vocabulary_puts_the_specials_first():
+    vocab = build_vocabulary([["b", "a", "b"], ["c", "b", "a"]], max_size=None, min_freq=1)
+    assert vocab.id_to_token[:5] == list(SPECIALS)
+    assert vocab.pad_id == 0 and vocab[PAD] == 0 and vocab[UNK] == 1
+    assert vocab.id_to_token[5:] == ["b", "a", "c"]
+
+
+def _vocab(words=50):
+    return build_vocabulary([[f"w{i}" for i in range(words)]], max_size=None, min_freq=1)
+
+
+def test_masking_rates_and_targets():
+    vocab = _vocab()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, len(vocab), (200, 50))
+    ids[:, 0] = vocab[CLS]
+    ids[:, 40:] = vocab.pad_id
+    ids[:, 10] = vocab[UNK]
+    mask = (ids != vocab.pad_id).astype(np.float32)
+    masked = mask_tokens(ids, mask, vocab, rng)
+    rows, cols = np.divmod(masked.positions, ids.shape[1])
+    assert not np.isin(cols, [0, 10]).any() and cols.max() < 40, "never [CLS], [UNK] or padding"
+    np.testing.assert_array_equal(masked.targets, ids[rows, cols])
+    candidates = 200 * 38
+    assert abs(len(masked.positions) / candidates - 0.15) < 0.01
+    shown = masked.inputs[rows, cols]
+    assert abs(np.mean(shown == vocab[MASK]) - 0.8) < 0.03
+    assert abs(np.mean(shown == ids[rows, cols]) - (0.1 + 0.1 / (len(vocab) - 5))) < 0.03
+    assert np.all(shown[shown != vocab[MASK]] >= len(SPECIALS)), "random replacements are ordinary tokens"
+    untouched = np.ones(ids.shape, bool)
+    untouched[rows, cols] = False
+    np.testing.assert_array_equal(masked.inputs[untouched], ids[untouched])
+
+
+def test_masking_always_hides_something_and_checks_the_rate():
+    vocab = _vocab()
+    ids = np.array([[vocab[CLS], 7]])
+    masked = mask_tokens(ids, np.ones_like(ids), vocab, np.random.default_rng(0), rate=0.01)
+    np.testing.assert_array_equal(masked.positions, [1])
+    with pytest.raises(ValueError, match="rate"):
+        mask_tokens(ids, np.ones_like(ids), vocab, np.random.default_rng(0), rate=1.5)
+
+
+def test_segments_cut_reviews_and_prepend_cls():
+    vocab = _vocab()
+    texts = [[f"w{i}" for i in range(20)], ["w1", "w2"]]
+    data = segments(texts, vocab, length=8, min_length=3)
+    assert [len(x) for x in data.ids] == [8, 8, 7, 3]        # [CLS] + 7, 7, 6 tokens; a short review kept whole
+    assert all(x[0] == vocab[CLS] for x in data.ids)
+    np.testing.assert_array_equal(data.index, [0, 0, 0, 1])
+    assert list(vocab.decode(data.ids[1][1:])) == [f"w{i}" for i in range(7, 14)]
+
+
+def test_fill_mask_cases_hide_one_known_word():
+    tokens = [["aa", "bb", "cc", "dd", "ee", "."] * 3 + ["aa", "zz", "bb", "cc", "dd", "!"]]
+    assert len(sentences(tokens)) == 4
+    vocab = build_vocabulary([["aa", "bb", "cc", "dd", "ee", ".", "!"]], max_size=None, min_freq=1)
+    cases = fill_mask_cases(tokens, vocab, n=3, seed=1)
+    assert len(cases) == 3, "the sentence with the unknown 'zz' is left out"
+    for case in cases:
+        assert case.tokens.count(MASK) == 1 and case.tokens[case.position] == MASK
+        assert case.answer in {"aa", "bb", "cc", "dd", "ee"}, "a word is hidden, never punctuation"
+    with pytest.raises(ValueError, match="only 3 usable sentences"):
+        fill_mask_cases(tokens, vocab, n=4)
+
+
+def test_logits_at_positions_are_the_full_logits_gathered(device):
+    model = build_mlm(30, TINY, device)
+    model.eval()
+    ids = md.tensor(np.array([[2, 5, 6, 7, 0], [2, 8, 9, 10, 11]]), device=device)
+    mask = md.tensor(np.array([[1, 1, 1, 1, 0], [1] * 5], dtype=np.float32), device=device)
+    positions = np.array([1, 3, 6, 9])
+    full = model.masked_lm_logits(ids, mask).numpy().reshape(10, 30)
+    picked = model.masked_lm_logits(ids, mask, md.tensor(positions, device=device)).numpy()
+    np.testing.assert_allclose(picked, full[positions], rtol=1e-5, atol=1e-6)
+
+
+def test_masked_lm_loss_gradcheck_and_backends_agree():
+    """The whole path a distillation step differentiates: encoder, gather at the masked
+    positions, tied head, KD loss over the vocabulary. Checked on the embedding table (read
+    by both the lookup and the tied output product), the head and the encoder's first and
+    last weights (every element: the numerical gradient is the slow part)."""
+    settings = {**TINY, "d_model": 8, "d_ff": 8, "num_layers": 2}
+    state = build_mlm(12, settings, "cpu").state_dict()
+    # back to N(0, 1) rows: with BERT's 0.02 the deep gradients are ~1e-8, below what
+    # centred differences resolve, and the check would measure rounding, not the backward
+    state["embedding.weight"] = state["embedding.weight"] * 50.0
+
+    def loss(device):
+        model = build_mlm(12, settings, device)
+        model.to(dtype="float64")
+        model.load_state_dict(state)
+        ids = md.tensor(np.array([[2, 5, 4, 7], [2, 4, 9, 0]]), device=device)
+        mask = md.tensor(np.array([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=np.float64), device=device)
+        positions, targets = md.tensor([2, 5], device=device), md.tensor([6, 8], device=device)
+        teacher = md.tensor(np.linspace(-1, 1, 24).reshape(2, 12), dtype="float64", device=device)
+        fn = lambda *params: distillation_loss(model.masked_lm_logits(ids, mask, positions), teacher, targets, 0.3)
+        weights = [p for name, p in model.named_parameters() if name.endswith("weight") and p.ndim == 2]
+        return fn, [model.embedding.weight, model.mlm_head.bias, weights[1], weights[-2]]
+
+    values = []
+    for device in ("cpu", "torch"):
+        fn, params = loss(device)
+        result = gradcheck(fn, params, eps=1e-4, tol=1e-6)
+        assert result.ok, str(result)
+        values.append(fn().item())
+    assert abs(values[0] - values[1]) < 1e-10
+
+
+TOPICS, NOISE = ["a", "c", "e", "g"], ["x", "y", "z"]
+
+
+def _toy_corpus(n=300, seed=0):
+    """Texts of one topic word and some noise words: a hidden word is the text's topic word
+    (or noise), learnable from any other position in a few dozen steps."""
+    rng = np.random.default_rng(seed)
+    texts = []
+    for _ in range(n):
+        topic = TOPICS[rng.integers(len(TOPICS))]
+        texts.append([NOISE[rng.integers(3)] if rng.random() < 0.25 else topic for _ in range(12)])
+    return texts
+
+
+def test_pretraining_learns_and_distillation_follows_the_teacher(tmp_path):
+    from minidl.mlm.corpus import FillMaskCase
+
+    texts = _toy_corpus()
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    data = segments(texts, vocab, length=13)
+    cases = [FillMaskCase([topic, "x", topic, MASK, topic, "y"], 3, topic) for topic in TOPICS]
+    settings = {**TINY, "max_len": 13}
+    teacher = build_mlm(len(vocab), settings, "torch")
+    before = accuracy(first_choices(teacher, vocab, cases, device="torch"), vocab, cases)
+    history = train_mlm(teacher, data, vocab, 100, settings, tmp_path / "teacher.npz", cases=cases, batch_size=32,
+                        lr=1e-2, eval_every=50, device="torch", log=None)
+    assert history["step"] == [50, 100] and history["loss"][-1] < history["loss"][0]
+    assert before["top1"] < 0.5 and history["top1"][-1] == 1.0, (before, history)
+    loaded, loaded_vocab, _, meta = load_mlm(tmp_path / "teacher.npz", "torch")
+    assert loaded_vocab == vocab and meta["history"]["top1"] == history["top1"] and meta["role"] == "teacher"
+
+    student_settings = {**settings, "d_model": 8, "d_ff": 16}
+    student = build_mlm(len(vocab), student_settings, "torch", seed=1)
+    teacher_choices = first_choices(loaded, vocab, cases, device="torch")
+    untrained = agreement(first_choices(student, vocab, cases, device="torch"), teacher_choices)
+    train_mlm(student, data, vocab, 100, student_settings, tmp_path / "student.npz", teacher=loaded, cases=cases,
+              batch_size=32, lr=1e-2, eval_every=100, hidden_weight=1.0, attention_weight=1.0, device="torch",
+              role="student", log=None)
+    trained = agreement(first_choices(student, vocab, cases, device="torch"), teacher_choices)
+    assert untrained["top1"] < 0.5 and trained["top1"] == 1.0, (untrained, trained)
+    np.testing.assert_array_equal(loaded.state_dict()["embedding.weight"],
+                                  load_mlm(tmp_path / "teacher.npz")[0].state_dict()["embedding.weight"])
+
+
+def test_top_k_never_predicts_specials_and_reads_every_mask():
+    vocab = _vocab(10)
+    model = build_mlm(len(vocab), TINY, "cpu")
+    model.mlm_head.bias.data[:5] = 100.0                       # specials would win if they were allowed
+    found = top_k(model, vocab, [["w1", MASK, "w2", MASK], ["w3"]], k=3)
+    assert len(found[0]) == 2 and found[1] == []
+    for ids, probabilities in found[0]:
+        assert np.all(ids >= 5) and np.all(np.diff(probabilities) <= 0) and probabilities.sum() <= 1.0
+
+
+def test_fill_mask_errors_and_checkpoint_errors(tmp_path):
+    vocab = _vocab(10)
+    model = build_mlm(len(vocab), TINY, "cpu")
+    with pytest.raises(TextEncodingError, match=r"no \[MASK\]"):
+        fill_mask(model, vocab, MLMTokenizer(), "nothing hidden here")
+    found, seconds = fill_mask(model, vocab, MLMTokenizer(), "w1 [MASK] w2", k=2)
+    assert len(found) == 1 and len(found[0]) == 2 and seconds > 0
+    path = save_mlm(tmp_path / "m.npz", model, vocab, TINY)
+    data = open(path, "rb").read()
+    open(tmp_path / "cut.npz", "wb").write(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_mlm(tmp_path / "cut.npz")
+    model.save(tmp_path / "bare.npz")
+    with pytest.raises(CheckpointError, match="not a masked-LM checkpoint"):
+        load_mlm(tmp_path / "bare.npz")
+
+
+def test_train_mlm_refuses_distillation_settings_without_a_teacher():
+    vocab = _vocab(10)
+    data = segments([["w1", "w2", "w3"]], vocab, length=4)
+    with pytest.raises(ValueError, match="pass a teacher"):
+        train_mlm(build_mlm(len(vocab), TINY, "cpu"), data, vocab, 1, TINY, alpha=0.5, log=None)
