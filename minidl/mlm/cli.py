@@ -1,8 +1,9 @@
-"""``minidl mlm pretrain | distill | evaluate`` and ``minidl fill-mask``.
+"""``minidl mlm pretrain | distill | evaluate | finetune`` and ``minidl fill-mask``.
 
     minidl mlm pretrain --out runs/mlm/teacher.npz --d-model 128 --layers 4 --heads 4 --d-ff 512
     minidl mlm distill --teacher runs/mlm/teacher.npz --out runs/mlm/student.npz --d-model 32 --layers 4
     minidl mlm evaluate --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz --out results.json
+    minidl mlm finetune --student runs/mlm/student.npz --out runs/mlm/finetune.json
     minidl fill-mask "happy birthday to [MASK] !" --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz
 """
 from __future__ import annotations
@@ -65,6 +66,20 @@ def add_arguments(commands):
     evaluate.add_argument("--out", default=None, help="write the results as JSON here")
     evaluate.set_defaults(run=main_evaluate)
 
+    finetune = what.add_parser("finetune", help="fine-tune the distilled student on IMDB sentiment, and the same "
+                                                "architecture from scratch, side by side")
+    finetune.add_argument("--student", required=True)
+    finetune.add_argument("--out", required=True, help="results (JSON)")
+    finetune.add_argument("--data", default=None)
+    finetune.add_argument("--length", type=int, default=128, help="tokens per review, [CLS] included")
+    finetune.add_argument("--epochs", type=int, default=3)
+    finetune.add_argument("--batch-size", type=int, default=32)
+    finetune.add_argument("--lr", type=float, default=5e-4)
+    finetune.add_argument("--train-limit", type=int, default=None, help="a seeded subset of the training reviews")
+    finetune.add_argument("--device", default="torch")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.set_defaults(run=main_finetune)
+
     fill = commands.add_parser("fill-mask", help="the top-k tokens for each [MASK], teacher and student side by side")
     fill.add_argument("text", help='a sentence with one or more [MASK], e.g. "happy birthday to [MASK] !"')
     fill.add_argument("--teacher", required=True)
@@ -126,7 +141,6 @@ def main_distill(args):
 
 
 def main_evaluate(args):
-    from ..io import atomic_path
     from .checkpoint import load_mlm
     from .corpus import load_corpus
     from .evaluate import compare
@@ -140,10 +154,29 @@ def main_evaluate(args):
     result = compare(teacher, student, vocab, corpus.cases, args.teacher, args.student, device=args.device)
     print(json.dumps(result, indent=2))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with atomic_path(args.out) as tmp, open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
+        _write_json(args.out, result)
     return 0
+
+
+def main_finetune(args):
+    from .finetune import compare_pretraining
+
+    result = compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
+                                 args.train_limit, args.seed, args.device, log=lambda m: print(m, flush=True))
+    _write_json(args.out, result)
+    for name in ("pretrained", "scratch"):
+        best = max(epoch["accuracy"] for epoch in result[name]["epochs"])
+        print(f"{name:<11} test accuracy after each epoch: "
+              + ", ".join(f"{e['accuracy']:.4f}" for e in result[name]["epochs"]) + f" (best {best:.4f})")
+    return 0
+
+
+def _write_json(path, value):
+    from ..io import atomic_path
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(value, f, indent=2)
 
 
 def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu"):

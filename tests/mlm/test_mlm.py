@@ -208,3 +208,35 @@ def test_train_mlm_refuses_distillation_settings_without_a_teacher():
     data = segments([["w1", "w2", "w3"]], vocab, length=4)
     with pytest.raises(ValueError, match="pass a teacher"):
         train_mlm(build_mlm(len(vocab), TINY, "cpu"), data, vocab, 1, TINY, alpha=0.5, log=None)
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights_but_the_mlm_head():
+    from minidl.mlm.finetune import classifier, encode_reviews
+    from minidl.data.dataset import TextDataset
+
+    vocab = build_vocabulary([["good", "bad", "film", "."]], max_size=None, min_freq=1)
+    mlm = build_mlm(len(vocab), TINY, "cpu", seed=3)
+    pretrained = classifier(TINY, len(vocab), "cpu", mlm.state_dict())
+    scratch = classifier(TINY, len(vocab), "cpu")
+    assert pretrained.mlm_head is None and pretrained.pooling == "cls"
+    np.testing.assert_array_equal(pretrained.state_dict()["embedding.weight"], mlm.state_dict()["embedding.weight"])
+    assert not np.allclose(scratch.state_dict()["embedding.weight"], mlm.state_dict()["embedding.weight"])
+    data = TextDataset(["Good film.", "A bad, bad film! " * 10], [1, 0], ["neg", "pos"], name="two")
+    encoded = encode_reviews(data, MLMTokenizer(), vocab, length=6)
+    assert [list(vocab.decode(x)) for x in encoded.ids] == [[CLS, "good", "film", "."],
+                                                           [CLS, UNK, "bad", UNK, "bad", "film"]]  # "a", "," unknown
+    np.testing.assert_array_equal(encoded.labels, [1, 0])
+
+
+def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
+    from minidl.cli import main
+
+    vocab = _vocab(10)
+    teacher, student = (save_mlm(tmp_path / f"{role}.npz", build_mlm(len(vocab), TINY, "cpu", seed), vocab, TINY)
+                        for seed, role in enumerate(("teacher", "student")))
+    assert main(["fill-mask", "w1 [MASK] w2", "--teacher", str(teacher), "--student", str(student), "-k", "3",
+                 "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "w1 [MASK] w2" and "teacher (" in lines[1] and "student (" in lines[1] and len(lines) == 5
+    assert main(["fill-mask", "no mask here", "--teacher", str(teacher), "--device", "cpu"]) == 1
+    assert "no [MASK]" in capsys.readouterr().err
