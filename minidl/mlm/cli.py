@@ -35,6 +35,11 @@ def _training_arguments(parser, steps, lr):
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _init_argument(parser):
+    parser.add_argument("--init", choices=("cooccurrence", "random"), default="cooccurrence",
+                        help="the starting embedding table: PPMI-SVD vectors of the corpus, or N(0, 0.02²)")
+
+
 def add_arguments(commands):
     mlm = commands.add_parser("mlm", help="masked-LM pretraining, distillation and evaluation")
     what = mlm.add_subparsers(dest="what", required=True)
@@ -43,8 +48,7 @@ def add_arguments(commands):
     _training_arguments(pretrain, 3000, 1e-3)
     pretrain.add_argument("--max-vocab", type=int, default=8000)
     pretrain.add_argument("--length", type=int, default=128, help="tokens per segment, [CLS] included")
-    pretrain.add_argument("--init", choices=("cooccurrence", "random"), default="cooccurrence",
-                          help="the starting embedding table: PPMI-SVD vectors of the corpus, or N(0, 0.02²)")
+    _init_argument(pretrain)
     pretrain.set_defaults(run=main_pretrain)
 
     distill = what.add_parser("distill", help="distil a smaller masked-LM student from a teacher")
@@ -55,6 +59,7 @@ def add_arguments(commands):
     distill.add_argument("--temperature", type=float, default=2.0)
     distill.add_argument("--hidden-weight", type=float, default=0.0, help="TinyBERT hidden-state matching")
     distill.add_argument("--attention-weight", type=float, default=0.0, help="TinyBERT attention matching")
+    _init_argument(distill)
     distill.set_defaults(run=main_distill)
 
     evaluate = what.add_parser("evaluate", help="teacher vs student on held-out fill-mask sentences")
@@ -96,6 +101,16 @@ def _corpus(args, length, max_vocab=8000, vocab=None):
                        vocab=vocab)
 
 
+def _embeddings(args, corpus):
+    """The starting embedding table that ``--init`` asks for (None: build_mlm's random one)."""
+    from .corpus import cooccurrence_embeddings
+
+    if args.init == "random":
+        return None
+    return cooccurrence_embeddings(corpus.token_lists, corpus.vocab, args.d_model, args.seed,
+                                   log=lambda m: print(m, flush=True))
+
+
 def _settings(args, max_len):
     return {"d_model": args.d_model, "num_heads": args.heads, "num_layers": args.layers, "d_ff": args.d_ff,
             "max_len": max_len, "dropout": args.dropout}
@@ -105,14 +120,9 @@ def main_pretrain(args):
     from .checkpoint import build_mlm
     from .pretrain import train_mlm
 
-    from .corpus import cooccurrence_embeddings
-
     corpus = _corpus(args, args.length, args.max_vocab)
     settings = _settings(args, args.length)
-    embeddings = (cooccurrence_embeddings(corpus.token_lists, corpus.vocab, args.d_model, args.seed,
-                                          log=lambda m: print(m, flush=True))
-                  if args.init == "cooccurrence" else None)
-    model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, embeddings)
+    model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, _embeddings(args, corpus))
     print(f"pretraining on {len(corpus.train)} segments of up to {args.length} tokens from {corpus.texts} reviews; "
           f"vocabulary {len(corpus.vocab)}; {sum(int(p.size()) for p in model.parameters()):,} parameters", flush=True)
     train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
@@ -129,7 +139,7 @@ def main_distill(args):
     max_len = meta["settings"]["max_len"]
     corpus = _corpus(args, max_len, vocab=vocab)
     settings = _settings(args, max_len)
-    student = build_mlm(len(vocab), settings, args.device, args.seed)
+    student = build_mlm(len(vocab), settings, args.device, args.seed, _embeddings(args, corpus))
     print(f"distilling {sum(int(p.size()) for p in teacher.parameters()):,} -> "
           f"{sum(int(p.size()) for p in student.parameters()):,} parameters", flush=True)
     train_mlm(student, corpus.train, vocab, args.steps, settings, args.out, teacher=teacher, cases=corpus.cases,
@@ -164,9 +174,9 @@ def main_finetune(args):
     result = compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
                                  args.train_limit, args.seed, args.device, log=lambda m: print(m, flush=True))
     _write_json(args.out, result)
-    for name in ("pretrained", "scratch"):
+    for name in ("pretrained", "cooccurrence only", "scratch"):
         best = max(epoch["accuracy"] for epoch in result[name]["epochs"])
-        print(f"{name:<11} test accuracy after each epoch: "
+        print(f"{name:<17} test accuracy after each epoch: "
               + ", ".join(f"{e['accuracy']:.4f}" for e in result[name]["epochs"]) + f" (best {best:.4f})")
     return 0
 

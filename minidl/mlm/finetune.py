@@ -1,5 +1,10 @@
 """Does masked-LM pretraining help? Fine-tune the distilled student on IMDB sentiment, and
-train the same architecture from random weights with the same settings, side by side.
+train the same architecture from other starting weights with the same settings, side by side:
+
+    pretrained          the distilled masked-LM student (its MLM head dropped)
+    cooccurrence only   random weights but the PPMI-SVD embedding table the student started
+                        from (``corpus.cooccurrence_embeddings``): what the word vectors alone give
+    scratch             random weights throughout (as ``build_mlm`` draws them)
 
 Both read [CLS] + the first ``length − 1`` tokens of a review (the MLM tokenizer and
 vocabulary) and classify from the final state of [CLS] (BERT's recipe): the only difference
@@ -75,8 +80,10 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
 
 def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_size=32, lr=5e-4, train_limit=None,
                         seed=0, device="cpu", log=print):
-    """Fine-tune the student of ``student_path`` and the same architecture from scratch on
-    IMDB; returns {"pretrained": history, "scratch": history, "settings", "length"}."""
+    """Fine-tune the student of ``student_path`` and the same architecture from the other two
+    starts (module docstring) on IMDB; returns {name: history, "settings", "length", ...}."""
+    from .corpus import cooccurrence_embeddings, load_corpus
+
     pretrained, vocab, tokenizer, meta = load_mlm(student_path, device)
     settings = meta["settings"]
     if length > settings["max_len"]:
@@ -89,7 +96,13 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
                                train.index[keep], train.pad_id, train.label_names, train.name)
     test = encode_reviews(splits["test"], tokenizer, vocab, length)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
-    for name, state in (("pretrained", pretrained.state_dict()), ("scratch", None)):
+    corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
+    vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
+    del corpus
+    starts = {"pretrained": pretrained.state_dict(),
+              "cooccurrence only": build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict(),
+              "scratch": None}
+    for name, state in starts.items():
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
                                  log=log)
