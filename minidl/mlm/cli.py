@@ -49,6 +49,8 @@ def add_arguments(commands):
     pretrain.add_argument("--max-vocab", type=int, default=8000)
     pretrain.add_argument("--length", type=int, default=128, help="tokens per segment, [CLS] included")
     _init_argument(pretrain)
+    pretrain.add_argument("--resume-from", default=None, help="continue pretraining this checkpoint (its weights, "
+                                                              "vocabulary and settings; a fresh optimizer and schedule)")
     pretrain.set_defaults(run=main_pretrain)
 
     distill = what.add_parser("distill", help="distil a smaller masked-LM student from a teacher")
@@ -117,17 +119,22 @@ def _settings(args, max_len):
 
 
 def main_pretrain(args):
-    from .checkpoint import build_mlm
+    from .checkpoint import build_mlm, load_mlm
     from .pretrain import train_mlm
 
-    corpus = _corpus(args, args.length, args.max_vocab)
-    settings = _settings(args, args.length)
-    model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, _embeddings(args, corpus))
+    if args.resume_from:
+        model, vocab, _, meta = load_mlm(args.resume_from, args.device)
+        settings, history = meta["settings"], meta["history"]
+        corpus = _corpus(args, settings["max_len"], vocab=vocab)
+    else:
+        corpus = _corpus(args, args.length, args.max_vocab)
+        settings, history = _settings(args, args.length), None
+        model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, _embeddings(args, corpus))
     print(f"pretraining on {len(corpus.train)} segments of up to {args.length} tokens from {corpus.texts} reviews; "
           f"vocabulary {len(corpus.vocab)}; {sum(int(p.size()) for p in model.parameters()):,} parameters", flush=True)
     train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, time_limit=args.time_limit,
-              seed=args.seed, device=args.device, role="teacher", log=lambda m: print(m, flush=True))
+              seed=args.seed, device=args.device, role="teacher", history=history, log=lambda m: print(m, flush=True))
     return 0
 
 

@@ -46,10 +46,12 @@ def _scores(model, ids, mask, positions, with_states):
 
 def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases=None, batch_size=64, lr=1e-3,
               warmup=None, weight_decay=0.01, alpha=0.0, temperature=2.0, hidden_weight=0.0, attention_weight=0.0,
-              eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher", log=print):
+              eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher", history=None, log=print):
     """Train ``model`` (built by ``build_mlm(len(vocab), settings)``) for ``steps`` steps over
     the segments ``data``; with a ``teacher``, distil (see the module docstring). Returns the
-    history: {"step", "loss", "top1", "top5", "seconds"} lists, one entry per evaluation."""
+    history: {"step", "loss", "top1", "top5", "seconds"} lists, one entry per evaluation.
+    ``history``: that of an earlier run of this model, continued (its steps and seconds go on
+    from where it stopped; the optimizer and the schedule start afresh, a warm restart)."""
     if steps < 1:
         raise ValueError(f"train_mlm: steps must be >= 1, got {steps}")
     if teacher is None and (alpha != 0.0 or hidden_weight or attention_weight):
@@ -66,21 +68,24 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     warmup = min(steps // 10, 1000) if warmup is None else warmup
     schedule = LinearWarmupDecay(optimizer, warmup, max(steps, warmup + 1))
     rng = np.random.default_rng(seed)
-    history = {"step": [], "loss": [], "top1": [], "top5": [], "seconds": []}
+    history = {key: list(values) for key, values in (history or {}).items()} or \
+        {"step": [], "loss": [], "top1": [], "top5": [], "seconds": []}
+    done = history["step"][-1] if history["step"] else 0
+    earlier = history["seconds"][-1] if history["seconds"] else 0.0
     start, step, epoch, running, counted = time.perf_counter(), 0, 0, 0.0, 0
 
     def checkpoint(final=False):
         loss = running / max(counted, 1)
         scores = accuracy(first_choices(model, vocab, cases, device=device), vocab, cases) if cases else {}
         model.train()
-        for key, value in (("step", step), ("loss", loss), ("top1", scores.get("top1")),
-                           ("top5", scores.get("top5")), ("seconds", time.perf_counter() - start)):
+        for key, value in (("step", done + step), ("loss", loss), ("top1", scores.get("top1")),
+                           ("top5", scores.get("top5")), ("seconds", earlier + time.perf_counter() - start)):
             history[key].append(value)
         if out:
             save_mlm(out, model, vocab, settings, history, role)
         if log:
             shown = f", held-out top-1 {scores['top1']:.3f} top-5 {scores['top5']:.3f}" if scores else ""
-            log(f"{role} step {step}/{steps}: loss {loss:.4f}{shown} ({history['seconds'][-1]:.0f} s)"
+            log(f"{role} step {done + step}/{done + steps}: loss {loss:.4f}{shown} ({history['seconds'][-1]:.0f} s)"
                 + (" [final]" if final else ""))
 
     model.train()

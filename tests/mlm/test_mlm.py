@@ -162,6 +162,10 @@ def test_pretraining_learns_and_distillation_follows_the_teacher(tmp_path):
     assert before["top1"] < 0.5 and history["top1"][-1] == 1.0, (before, history)
     loaded, loaded_vocab, _, meta = load_mlm(tmp_path / "teacher.npz", "torch")
     assert loaded_vocab == vocab and meta["history"]["top1"] == history["top1"] and meta["role"] == "teacher"
+    more = train_mlm(load_mlm(tmp_path / "teacher.npz", "torch")[0], data, vocab, 10, settings, tmp_path / "more.npz",
+                     cases=cases, batch_size=32, lr=1e-3, eval_every=50, device="torch", history=meta["history"],
+                     log=None)
+    assert more["step"] == [50, 100, 110] and more["seconds"][2] > more["seconds"][1] and history["step"] == [50, 100]
 
     student_settings = {**settings, "d_model": 8, "d_ff": 16}
     student = build_mlm(len(vocab), student_settings, "torch", seed=1)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Reproduces assignments/mlm_distillation/results/ (about 90 minutes on one CPU core; the
+# steps run one after the other). Needs the IMDB archive: $MINIDL_DATA or ~/.cache/minidl
+# (`minidl data download` fetches it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-runs/mlm}
+RESULTS=assignments/mlm_distillation/results
+mkdir -p "$RUNS" "$RESULTS"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# 1. The teacher: 4 layers, d=192, 4 heads, FFN 768, segments of 128 tokens from the 75,000
+#    training + unlabelled reviews, vocabulary 8,000, embedding table started from PPMI-SVD
+#    vectors of the same reviews; 1,500 steps of 32 segments (at most 50 minutes).
+.venv/bin/minidl mlm pretrain --out "$RUNS/teacher.npz" --d-model 192 --layers 4 --heads 4 --d-ff 768 \
+    --length 128 --max-vocab 8000 --steps 1500 --time-limit 3000 --batch-size 32 --lr 1e-3 --eval-every 100 \
+    | tee "$RUNS/teacher.log"
+
+# 2. The student: 4 layers, d=48, 4 heads, FFN 192, distilled on the masked positions
+#    (α = 0: the teacher's soft targets only, T = 2).
+.venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/student.npz" --d-model 48 --layers 4 \
+    --heads 4 --d-ff 192 --steps 1500 --batch-size 32 --lr 2e-3 --eval-every 250 | tee "$RUNS/student.log"
+
+# 3. The thesis's evaluation on 1,000 held-out sentences, and fill-mask examples.
+.venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/student.npz" \
+    --out "$RESULTS/evaluation.json"
+for text in "happy birthday to [MASK] !" "this movie was [MASK] , i loved it ." \
+            "the worst film i have ever [MASK] ." "the [MASK] was great but the plot was weak ."; do
+    .venv/bin/minidl fill-mask "$text" --teacher "$RUNS/teacher.npz" --student "$RUNS/student.npz"
+    echo
+done | tee "$RESULTS/fill_mask.txt"
+
+# 4. Fine-tuning on IMDB sentiment: the distilled student, the co-occurrence start, scratch.
+.venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune.json" --epochs 3
+cp "$RUNS/teacher.log" "$RUNS/student.log" "$RESULTS/"
