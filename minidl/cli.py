@@ -13,6 +13,7 @@
     minidl curves runs/teacher/results.json --out curves.png
     minidl mlm pretrain | distill | evaluate ; minidl fill-mask "happy birthday to [MASK] !" --teacher ...
     minidl assignment make ex2_sentiment --out handout ; minidl grade handout
+    minidl serve --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz --classifier runs/mlp/best.npz
 """
 from __future__ import annotations
 
@@ -169,6 +170,9 @@ def build_parser():
     from .mlm.cli import add_arguments as add_mlm_arguments
 
     add_mlm_arguments(commands)    # `minidl mlm ...` and `minidl fill-mask`; each sets args.run
+    from .web.server import add_arguments as add_serve_arguments
+
+    add_serve_arguments(commands)  # `minidl serve`: the local web page; sets args.run
     from .assignment.commands import add_arguments as add_assignment_arguments
 
     add_assignment_arguments(commands)  # `minidl assignment make|list|expected` and `minidl grade`; each sets args.run
@@ -257,7 +261,7 @@ def main(argv=None):
             from .experiments import curves
 
             return curves.main(args)
-        elif args.command in ("sweep", "plot", "mlm", "fill-mask", "assignment", "grade"):
+        elif args.command in ("sweep", "plot", "mlm", "fill-mask", "serve", "assignment", "grade"):
             return args.run(args)
         elif args.command == "bench":
             from .bench import gru, kernels, mlp

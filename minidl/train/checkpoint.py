@@ -72,6 +72,11 @@ def read(path):
         meta = json.loads(str(arrays.pop("meta")))
     except ValueError as e:
         raise CheckpointError(f"{path!r}: its metadata is not valid JSON; the file is damaged") from e
+    if meta.get("format") != "minidl-checkpoint-1":
+        other = ("a masked-LM checkpoint (minidl mlm): use it with minidl fill-mask, minidl serve --teacher/--student "
+                 "or minidl mlm finetune" if meta.get("format") == "minidl-mlm-1"
+                 else f"not a minidl training checkpoint (format {meta.get('format')!r})")
+        raise CheckpointError(f"{path!r} is {other}")
     return meta, arrays
 
 

@@ -244,3 +244,12 @@ def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
     assert lines[0] == "w1 [MASK] w2" and "teacher (" in lines[1] and "student (" in lines[1] and len(lines) == 5
     assert main(["fill-mask", "no mask here", "--teacher", str(teacher), "--device", "cpu"]) == 1
     assert "no [MASK]" in capsys.readouterr().err
+
+
+def test_a_masked_lm_is_refused_as_a_classifier_checkpoint(tmp_path):
+    from minidl.train import load_classifier
+
+    vocab = _vocab(10)
+    path = save_mlm(tmp_path / "m.npz", build_mlm(len(vocab), TINY, "cpu"), vocab, TINY)
+    with pytest.raises(CheckpointError, match="masked-LM checkpoint .* fill-mask"):
+        load_classifier(path)

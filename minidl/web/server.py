@@ -1,0 +1,206 @@
+"""A standard-library HTTP server for one local page (no web framework).
+
+    minidl serve --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz \\
+                 --classifier runs/mlp/best.npz --port 8000
+
+The models are loaded once, at start. Routes (all GET; answers are JSON except the page):
+
+    /                                  page.html; ?text=...&run=fill|classify|both runs on load
+    /api/fill-mask?text=...&k=5        {"text", "models": [{"role", "masks": [[{"token", "p"}] per [MASK]], "ms"}]}
+    /api/classify?text=...             {"text", "models": [{"name", "path", "prediction", "probabilities",
+                                                            "words", "known", "columns": {name: [per word]}}]}
+    /api/info                          {"mlm": [{"role", "path", ...sizes}], "classifiers": [...], "max_chars"}
+
+Bad input (no [MASK], empty text, unknown words only, a text too long, an unknown path) gets a
+4xx answer {"error": "what is wrong and how to fix it"}; a bug gets a 500 with one line, the
+traceback going to the server's log only, never to the browser.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlparse
+
+from ..autograd.function import MinidlError
+
+MAX_CHARS = 2000
+MAX_K = 50
+
+
+class BadRequest(Exception):
+    """The user's input is wrong; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+def _sizes(model, path):
+    return {"path": os.fspath(path), "parameters": sum(int(p.size()) for p in model.parameters()),
+            "file_mb": round(os.path.getsize(path) / 2**20, 3)}
+
+
+class Models:
+    """The loaded models and what the API does with them.
+
+    One lock around every forward pass: minidl's no-grad switch is one global flag, and the
+    server answers each request in its own thread."""
+
+    def __init__(self, teacher=None, student=None, classifiers=(), device="cpu"):
+        from ..mlm import load_mlm
+        from ..mlm.cli import fill_mask
+        from ..train import load_classifier
+
+        if not (teacher or classifiers):
+            raise MinidlError("no model to serve: give --teacher T.npz (and --student S.npz) for fill-mask, "
+                              "and/or --classifier best.npz (repeatable) for classification")
+        if student and not teacher:
+            raise MinidlError("--student needs a --teacher to sit beside")
+        self.device, self.lock = device, threading.Lock()
+        self.mlm = []                      # [(role, model, vocab, tokenizer, meta, sizes)]
+        for role, path in (("teacher", teacher), ("student", student)):
+            if path:
+                model, vocab, tokenizer, meta = load_mlm(path, device)
+                fill_mask(model, vocab, tokenizer, "[MASK]", 1, device)   # warm-up: the times shown exclude it
+                self.mlm.append((role, model, vocab, tokenizer, meta, {"role": role, **_sizes(model, path),
+                                                                       "settings": meta["settings"]}))
+        self.classifiers = []              # [(model, vocab, tokenizer, label names, sizes)]
+        for path in classifiers:
+            model, vocab, tokenizer, labels, config = load_classifier(path, device)
+            self.classifiers.append((model, vocab, tokenizer, labels, {
+                "name": config.model, **_sizes(model, path), "labels": labels, "hidden": config.hidden,
+                "embed_dim": int(model.embedding.weight.shape[1])}))
+
+    def info(self):
+        return {"mlm": [m[-1] for m in self.mlm], "classifiers": [c[-1] for c in self.classifiers],
+                "max_chars": MAX_CHARS}
+
+    def fill_mask(self, text, k=5):
+        from ..mlm.cli import fill_mask
+
+        _check(text)
+        if not self.mlm:
+            raise BadRequest("no masked-LM is loaded: restart with minidl serve --teacher T.npz [--student S.npz]")
+        if not 1 <= k <= MAX_K:
+            raise BadRequest(f"k={k}: ask for 1 to {MAX_K} tokens per [MASK]")
+        models = []
+        for role, model, vocab, tokenizer, meta, _ in self.mlm:
+            tokens, limit = len(tokenizer(text)), meta["settings"]["max_len"] - 1   # [CLS] takes one position
+            if tokens > limit:
+                raise BadRequest(f"the text has {tokens} tokens; the {role} reads at most {limit}: shorten it")
+            with self.lock:
+                masks, seconds = fill_mask(model, vocab, tokenizer, text, k, self.device)
+            models.append({"role": role, "ms": round(seconds * 1e3, 2),
+                           "masks": [[{"token": token, "p": p} for token, p in found] for found in masks]})
+        return {"text": text, "models": models}
+
+    def classify(self, text):
+        from ..train.explain import explain
+
+        _check(text)
+        if not self.classifiers:
+            raise BadRequest("no classifier is loaded: restart with minidl serve --classifier runs/NAME/best.npz")
+        models = []
+        for model, vocab, tokenizer, labels, sizes in self.classifiers:
+            with self.lock:
+                result = explain(text, model, vocab, tokenizer, labels, self.device)
+            columns = {name: [v if isinstance(v, str) else float(v) for v in values]
+                       for name, values in result["columns"].items()}
+            models.append({"name": sizes["name"], "path": sizes["path"], "prediction": result["prediction"],
+                           "probabilities": result["probabilities"], "words": result["words"],
+                           "known": result["known"], "columns": columns})
+        return {"text": text, "models": models}
+
+
+def _check(text):
+    if not text.strip():
+        raise BadRequest("the text is empty: type a sentence, e.g. \"the film was [MASK] .\"")
+    if len(text) > MAX_CHARS:
+        raise BadRequest(f"the text has {len(text):,} characters; at most {MAX_CHARS:,}: shorten it", 413)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """GET only; ``self.server.models`` is a ``Models``."""
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = {name: values[-1] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            if url.path in ("/", "/index.html"):
+                return self._send(200, resources.files(__package__).joinpath("page.html").read_bytes(),
+                                  "text/html; charset=utf-8")
+            if url.path == "/api/info":
+                return self._json(200, self.server.models.info())
+            if url.path in ("/api/fill-mask", "/api/classify"):
+                if "text" not in query:
+                    raise BadRequest(f"missing the text: {url.path}?text=...")
+                if url.path == "/api/classify":
+                    return self._json(200, self.server.models.classify(query["text"]))
+                try:
+                    k = int(query.get("k", 5))
+                except ValueError:
+                    raise BadRequest(f"k={query['k']!r} is not a whole number; e.g. k=5") from None
+                return self._json(200, self.server.models.fill_mask(query["text"], k))
+            raise BadRequest(f"nothing at {url.path}: the page is /, the API /api/fill-mask?text=..., "
+                             f"/api/classify?text=... and /api/info", 404)
+        except BadRequest as e:
+            self._json(e.status, {"error": str(e)})
+        except MinidlError as e:                # TextEncodingError: no [MASK], empty after cleaning, unknown words
+            self._json(400, {"error": str(e)})
+        except Exception as e:                  # a bug: the traceback stays in the server's log
+            traceback.print_exc(file=sys.stderr)
+            self._json(500, {"error": f"internal error ({type(e).__name__}); the server's log has the details"})
+
+    def _json(self, status, value):
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def _send(self, status, body, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        if not self.server.quiet:
+            super().log_message(format, *args)
+
+
+def make_server(models, host="127.0.0.1", port=0, quiet=False):
+    """A ThreadingHTTPServer for ``models`` (not yet serving: call serve_forever). Port 0: any free one."""
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.models, server.quiet = models, quiet
+    return server
+
+
+def add_arguments(commands):
+    serve = commands.add_parser("serve", help="a local web page: fill-mask teacher vs student, and the "
+                                              "classifiers' per-word sub-scores")
+    serve.add_argument("--teacher", default=None, help="a masked-LM checkpoint (minidl mlm pretrain)")
+    serve.add_argument("--student", default=None, help="a second one beside it (minidl mlm distill)")
+    serve.add_argument("--classifier", action="append", default=[], help="a minidl train checkpoint "
+                                                                         "(best.npz); repeatable")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="0: any free port")
+    serve.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
+    serve.set_defaults(run=main)
+
+
+def main(args):
+    """Load the models (a MinidlError or FileNotFoundError is reported by minidl.cli), then serve until Ctrl-C."""
+    server = make_server(Models(args.teacher, args.student, args.classifier, args.device), args.host, args.port)
+    host, port = server.server_address[:2]
+    print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
