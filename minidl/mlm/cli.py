@@ -85,6 +85,9 @@ def add_arguments(commands):
     finetune.add_argument("--train-limit", type=int, default=None, help="a seeded subset of the training reviews")
     finetune.add_argument("--device", default="torch")
     finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--starts", type=lambda text: text.split(","), default=None,
+                          help="comma-separated subset of: pretrained, cooccurrence only, scratch (default: all); "
+                               "results already in --out for other starts are kept")
     finetune.set_defaults(run=main_finetune)
 
     fill = commands.add_parser("fill-mask", help="the top-k tokens for each [MASK], teacher and student side by side")
@@ -178,10 +181,17 @@ def main_evaluate(args):
 def main_finetune(args):
     from .finetune import compare_pretraining
 
-    result = compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
-                                 args.train_limit, args.seed, args.device, log=lambda m: print(m, flush=True))
+    from .finetune import STARTS
+
+    result = {}
+    if args.starts and os.path.exists(args.out):
+        with open(args.out) as f:
+            result = json.load(f)
+    result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
+                                      args.train_limit, args.seed, args.device, args.starts or STARTS,
+                                      log=lambda m: print(m, flush=True)))
     _write_json(args.out, result)
-    for name in ("pretrained", "cooccurrence only", "scratch"):
+    for name in (name for name in STARTS if name in result):
         best = max(epoch["accuracy"] for epoch in result[name]["epochs"])
         print(f"{name:<17} test accuracy after each epoch: "
               + ", ".join(f"{e['accuracy']:.4f}" for e in result[name]["epochs"]) + f" (best {best:.4f})")

@@ -78,10 +78,18 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
     return history
 
 
+STARTS = ("pretrained", "cooccurrence only", "scratch")
+
+
 def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_size=32, lr=5e-4, train_limit=None,
-                        seed=0, device="cpu", log=print):
+                        seed=0, device="cpu", starts=STARTS, log=print):
     """Fine-tune the student of ``student_path`` and the same architecture from the other two
-    starts (module docstring) on IMDB; returns {name: history, "settings", "length", ...}."""
+    starts (module docstring) on IMDB; returns {name: history, "settings", "length", ...} for
+    the names in ``starts`` (the two baselines need only the student's settings and vocabulary,
+    so they can run while it is still being distilled)."""
+    unknown = sorted(set(starts) - set(STARTS))
+    if unknown:
+        raise ValueError(f"compare_pretraining: unknown start(s) {unknown}; choose from {list(STARTS)}")
     from .corpus import cooccurrence_embeddings, load_corpus
 
     pretrained, vocab, tokenizer, meta = load_mlm(student_path, device)
@@ -96,13 +104,17 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
                                train.index[keep], train.pad_id, train.label_names, train.name)
     test = encode_reviews(splits["test"], tokenizer, vocab, length)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
-    corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
-    vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
-    del corpus
-    starts = {"pretrained": pretrained.state_dict(),
-              "cooccurrence only": build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict(),
-              "scratch": None}
-    for name, state in starts.items():
+    def start(name):
+        if name == "pretrained":
+            return pretrained.state_dict()
+        if name == "scratch":
+            return None
+        corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
+        vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
+        return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()
+
+    for name in starts:
+        state = start(name)
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
                                  log=log)
