@@ -40,8 +40,8 @@ def tasks_markdown(manifest, tasks):
            "```\n\n"
            f"A task earns its points only when every one of its checks passes ({sum(t.points for t in tasks)} "
            "points in all).\nThe checks are float64 gradient checks on small inputs (your backward against "
-           "centred finite\ndifferences of your forward), forward values on fixed inputs, and a short training "
-           "run that\nmust learn.\n\n"]
+           "centred finite\ndifferences of your forward), forward values on fixed inputs, statistics of "
+           "random choices,\nand training runs that must learn, as each task's tests say.\n\n"]
     for task in tasks:
         out.append(f"### {task.number}. {task.title} ({task.points} points)\n\n")
         if task.description:

@@ -83,6 +83,7 @@ def add_arguments(commands):
     finetune.add_argument("--batch-size", type=int, default=32)
     finetune.add_argument("--lr", type=float, default=5e-4)
     finetune.add_argument("--train-limit", type=int, default=None, help="a seeded subset of the training reviews")
+    finetune.add_argument("--test-limit", type=int, default=None, help="a seeded subset of the test reviews")
     finetune.add_argument("--device", default="torch")
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--starts", type=lambda text: text.split(","), default=None,
@@ -189,7 +190,7 @@ def main_finetune(args):
             result = json.load(f)
     result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
                                       args.train_limit, args.seed, args.device, args.starts or STARTS,
-                                      log=lambda m: print(m, flush=True)))
+                                      args.test_limit, log=lambda m: print(m, flush=True)))
     _write_json(args.out, result)
     for name in (name for name in STARTS if name in result):
         best = max(epoch["accuracy"] for epoch in result[name]["epochs"])

@@ -127,9 +127,9 @@ def test_a_target_that_is_not_in_the_source_is_named(tmp_path):
 def test_grade_explains_what_it_cannot_grade(tmp_path):
     with pytest.raises(AssignmentError, match="is not a student copy .* make one with: minidl assignment make"):
         locate(tmp_path)
-    with pytest.raises(AssignmentError, match=r"not a student copy .* pass --assignment \(compression \| ex2_sentiment\)"):
+    with pytest.raises(AssignmentError, match=r"not a student copy .* pass --assignment \(compression \| ex2_sentiment \| mlm_distillation\)"):
         locate(REPO)
-    with pytest.raises(AssignmentError, match="has no assignments/ex3/manifest.toml; it has: compression, ex2_sentiment"):
+    with pytest.raises(AssignmentError, match="has no assignments/ex3/manifest.toml; it has: compression, ex2_sentiment, mlm_distillation"):
         locate(REPO, "ex3")
 
 
