@@ -27,7 +27,6 @@ where it stopped.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -36,6 +35,7 @@ import numpy as np
 
 import minidl as md
 
+from ..data.batching import subset
 from ..io import atomic_path
 from ..models import build_model
 from ..train.checkpoint import load_classifier
@@ -58,15 +58,6 @@ def stored_numbers(model):
     arrays = [p.numpy() for p in model.parameters()]
     arrays += [b.numpy() for name, b in model.named_buffers() if name.endswith("qweight")]
     return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
-
-
-def subset(encoded, n, seed=0):
-    """The first ``n`` reviews of a seeded shuffle of an EncodedDataset (all of it if n is None)."""
-    if n is None or n >= len(encoded):
-        return encoded
-    keep = np.sort(np.random.default_rng(seed).permutation(len(encoded))[:n])
-    return dataclasses.replace(encoded, ids=[encoded.ids[i] for i in keep], labels=encoded.labels[keep],
-                               lengths=encoded.lengths[keep], index=encoded.index[keep])
 
 
 def lowrank_ranks(model, fraction, min_size=1024):

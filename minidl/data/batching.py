@@ -11,6 +11,7 @@ last real word of review b sits at position ``lengths[b] - 1``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -49,6 +50,16 @@ class EncodedDataset:
         mean = float(self.lengths.mean()) if len(self) else 0.0
         return (f"EncodedDataset({self.name!r}, {len(self)} reviews, mean length {mean:.1f}, "
                 f"{len(self.dropped)} dropped as empty)")
+
+
+def subset(encoded, n, seed=0):
+    """The first ``n`` reviews of a seeded shuffle of an EncodedDataset, in their original
+    order (all of it if n is None or at least its size)."""
+    if n is None or n >= len(encoded):
+        return encoded
+    keep = np.sort(np.random.default_rng(seed).permutation(len(encoded))[:n])
+    return dataclasses.replace(encoded, ids=[encoded.ids[i] for i in keep], labels=encoded.labels[keep],
+                               lengths=encoded.lengths[keep], index=encoded.index[keep])
 
 
 def encode_dataset(dataset, tokenizer, vocab, max_length=None, token_lists=None):

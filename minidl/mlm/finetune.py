@@ -23,7 +23,7 @@ import numpy as np
 
 import minidl as md
 
-from ..data.batching import EncodedDataset, batches
+from ..data.batching import EncodedDataset, batches, subset
 from ..data.imdb import load_imdb
 from ..models.transformer import TransformerClassifier
 from ..optim.clip import clip_grad_norm_
@@ -81,15 +81,6 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
 STARTS = ("pretrained", "cooccurrence only", "scratch")
 
 
-def _subset(encoded, n, seed):
-    """A seeded random ``n`` of an EncodedDataset (all of it when n is None)."""
-    if not n or n >= len(encoded):
-        return encoded
-    keep = np.sort(np.random.default_rng(seed).permutation(len(encoded))[:n])
-    return EncodedDataset([encoded.ids[i] for i in keep], encoded.labels[keep], encoded.lengths[keep],
-                          encoded.index[keep], encoded.pad_id, encoded.label_names, encoded.name)
-
-
 def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_size=32, lr=5e-4, train_limit=None,
                         seed=0, device="cpu", starts=STARTS, test_limit=None, log=print):
     """Fine-tune the student of ``student_path`` and the same architecture from the other two
@@ -106,8 +97,8 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     if length > settings["max_len"]:
         raise ValueError(f"length {length} is longer than the student's {settings['max_len']} positions")
     splits = load_imdb(data)
-    train = _subset(encode_reviews(splits["train"], tokenizer, vocab, length), train_limit, seed)
-    test = _subset(encode_reviews(splits["test"], tokenizer, vocab, length), test_limit, seed)
+    train = subset(encode_reviews(splits["train"], tokenizer, vocab, length), train_limit, seed)
+    test = subset(encode_reviews(splits["test"], tokenizer, vocab, length), test_limit, seed)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
     def start(name):
         if name == "pretrained":
