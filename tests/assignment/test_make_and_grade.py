@@ -186,3 +186,16 @@ def test_a_wrong_backward_loses_exactly_its_task(copies, tmp_path, name, path, o
     assert explained in message and " expected " in message and ", got " in message, message
     if wrong == 1 and name == "ex2_sentiment":  # the whole gradient doubled: the hint names the factor
         assert "got/expected = 2" in message, message
+
+
+def test_mlm_distillation_reference_scores_full_marks_and_a_wrong_measure_loses_its_task(copies, tmp_path):
+    # the masked-LM assignment has no hand-written backward; a wrong agreement (the teacher's
+    # second choice read as its first) must cost task 4 and nothing else
+    _, results, _ = grade(REPO, "mlm_distillation")
+    assert sum(r.score for r in results) == 100, {r.number: r.first_failure().message for r in results if not r.passed}
+    copy = _patched(copies, tmp_path, "mlm_distillation", "minidl/mlm/evaluate.py",
+                    "hits = student_choices == teacher_choices[:, :1]", "hits = student_choices == teacher_choices[:, 1:2]")
+    _, results, _ = grade(copy, tasks=[4, 1])
+    by_number = {r.number: r for r in results}
+    assert by_number[4].score == 0 and by_number[1].passed
+    assert "agreement(" in by_number[4].first_failure().message and " expected " in by_number[4].first_failure().message
