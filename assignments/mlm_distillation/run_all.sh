@@ -35,5 +35,10 @@ for text in "happy birthday to [MASK] !" "this movie was [MASK] , i loved it ." 
 done | tee "$RESULTS/fill_mask.txt"
 
 # 4. Fine-tuning on IMDB sentiment: the distilled student, the co-occurrence start, scratch.
-.venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune.json" --epochs 3
+#    (two commands: the baselines need only the student's settings and vocabulary, so they can
+#    run beside step 2; one command with no --starts runs all three into one file)
+.venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune_baselines.json" --epochs 3 \
+    --starts "scratch,cooccurrence only"
+.venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune_pretrained.json" --epochs 3 \
+    --starts pretrained
 cp "$RUNS/teacher.log" "$RUNS/student.log" "$RESULTS/"
