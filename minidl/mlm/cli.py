@@ -35,9 +35,13 @@ def _training_arguments(parser, steps, lr):
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _init_argument(parser):
-    parser.add_argument("--init", choices=("cooccurrence", "random"), default="cooccurrence",
-                        help="the starting embedding table: PPMI-SVD vectors of the corpus, or N(0, 0.02²)")
+def _init_argument(parser, teacher=False):
+    choices = ("teacher", "cooccurrence", "random") if teacher else ("cooccurrence", "random")
+    parser.add_argument("--init", choices=choices, default=choices[0],
+                        help="the starting embedding table: "
+                             + ("the teacher's, projected to the student's width by SVD (with its positions and "
+                                "output bias), " if teacher else "")
+                             + "PPMI-SVD vectors of the corpus, or N(0, 0.02²)")
 
 
 def add_arguments(commands):
@@ -61,7 +65,10 @@ def add_arguments(commands):
     distill.add_argument("--temperature", type=float, default=2.0)
     distill.add_argument("--hidden-weight", type=float, default=0.0, help="TinyBERT hidden-state matching")
     distill.add_argument("--attention-weight", type=float, default=0.0, help="TinyBERT attention matching")
-    _init_argument(distill)
+    distill.add_argument("--head-weight", type=float, default=0.0,
+                         help="match the teacher's MLM-head features in the SVD basis of its embedding table "
+                              "(see minidl.mlm.projection; meant with --init teacher)")
+    _init_argument(distill, teacher=True)
     distill.set_defaults(run=main_distill)
 
     evaluate = what.add_parser("evaluate", help="teacher vs student on held-out fill-mask sentences")
@@ -111,7 +118,7 @@ def _embeddings(args, corpus):
     """The starting embedding table that ``--init`` asks for (None: build_mlm's random one)."""
     from .corpus import cooccurrence_embeddings
 
-    if args.init == "random":
+    if args.init in ("random", "teacher"):
         return None
     return cooccurrence_embeddings(corpus.token_lists, corpus.vocab, args.d_model, args.seed,
                                    log=lambda m: print(m, flush=True))
@@ -144,6 +151,7 @@ def main_pretrain(args):
 
 def main_distill(args):
     from .checkpoint import build_mlm, load_mlm
+    from .projection import start_from_teacher
     from .pretrain import train_mlm
 
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
@@ -151,11 +159,14 @@ def main_distill(args):
     corpus = _corpus(args, max_len, vocab=vocab)
     settings = _settings(args, max_len)
     student = build_mlm(len(vocab), settings, args.device, args.seed, _embeddings(args, corpus))
+    if args.init == "teacher":
+        start_from_teacher(student, teacher)
     print(f"distilling {sum(int(p.size()) for p in teacher.parameters()):,} -> "
           f"{sum(int(p.size()) for p in student.parameters()):,} parameters", flush=True)
     train_mlm(student, corpus.train, vocab, args.steps, settings, args.out, teacher=teacher, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, temperature=args.temperature,
-              hidden_weight=args.hidden_weight, attention_weight=args.attention_weight, eval_every=args.eval_every,
+              hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,
+              head_weight=args.head_weight, eval_every=args.eval_every,
               time_limit=args.time_limit, seed=args.seed, device=args.device, role="student",
               log=lambda m: print(m, flush=True))
     return 0

@@ -17,6 +17,7 @@ import os
 import time
 
 import numpy as np
+import torch
 
 import minidl as md
 
@@ -43,15 +44,23 @@ def top_k(model, vocab, token_lists, k=5, batch_size=128, device="cpu"):
                 continue
             logits = model.masked_lm_logits(md.tensor(ids, device=device),
                                             md.tensor((ids != vocab.pad_id).astype(np.float32), device=device),
-                                            md.tensor(positions, device=device)).numpy().astype(np.float64)
+                                            md.tensor(positions, device=device)).numpy()       # (N, V)
             logits[:, special] = -np.inf
-            probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probabilities /= probabilities.sum(axis=1, keepdims=True)
-            best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-            rows = iter(zip(best, np.take_along_axis(probabilities, best, axis=1)))
+            best, probabilities = _most_probable(logits, min(k, logits.shape[1] - len(special)))
+            rows = iter(zip(best, probabilities))
             for b in range(len(encoded)):
                 results.append([next(rows) for _ in range(int(np.sum(ids[b] == mask_id)))])
     return results
+
+
+def _most_probable(logits, k):
+    """logits (N, V) -> the k most probable ids (N, k), best first, and their probabilities
+    (N, k). ``torch.topk`` finds them without sorting whole rows: a full sort of every row
+    would cost more than the student model itself. Ties come in an unspecified order."""
+    logits = torch.from_numpy(np.ascontiguousarray(logits))
+    chosen, best = torch.topk(logits, k, dim=1)
+    log_total = torch.logsumexp(logits.double(), dim=1, keepdim=True)
+    return best.numpy(), torch.exp(chosen.double() - log_total).numpy()
 
 
 def first_choices(model, vocab, cases, k=5, device="cpu"):

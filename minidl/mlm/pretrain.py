@@ -6,6 +6,8 @@ the model's (N, V) logits at the N hidden positions only:
     teacher (pretraining)   loss = CE(s, y)
     student (distillation)  loss = α·CE(s, y) + (1 − α)·T²·KL(softmax(t/T) ‖ softmax(s/T))
                                    [+ TinyBERT's hidden-state / attention matching]
+                                   [+ head_weight·L_head, the teacher's head features in the
+                                      student's basis (``projection``)]
 
 where y are the original tokens and t the frozen teacher's logits at the same positions of
 the same masked input (``minidl.compress.distillation_loss``, with C = V classes, and
@@ -33,30 +35,39 @@ from ..optim.schedule import LinearWarmupDecay
 from .checkpoint import save_mlm
 from .evaluate import accuracy, first_choices
 from .masking import mask_tokens
+from .projection import head_matching_loss, teacher_basis
 
 
 def _scores(model, ids, mask, positions, with_states):
-    """(N, V) logits at ``positions``, and the encoder's states and attention maps if asked."""
-    if not with_states:
-        return model.masked_lm_logits(ids, mask, positions), None, None
-    h, states, attentions = model.encoder(model.encoder_input(ids), mask, return_states=True)
-    h = h.reshape(-1, h.shape[-1])[positions]
-    return model.mlm_head(h, model.embedding.weight), states, attentions
+    """(N, V) logits at ``positions``, the head's features there (N, E), and the encoder's
+    states and attention maps if asked (else None)."""
+    h, states, attentions = (model.encoder(model.encoder_input(ids), mask, return_states=True) if with_states
+                             else (model.encode(ids, mask), None, None))
+    features = model.mlm_head.transform(h.reshape(-1, h.shape[-1])[positions])
+    return model.mlm_head.logits(features, model.embedding.weight), features, states, attentions
 
 
 def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases=None, batch_size=64, lr=1e-3,
               warmup=None, weight_decay=0.01, alpha=0.0, temperature=2.0, hidden_weight=0.0, attention_weight=0.0,
-              eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher", history=None, log=print):
+              head_weight=0.0, basis=None, eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher",
+              history=None, log=print):
     """Train ``model`` (built by ``build_mlm(len(vocab), settings)``) for ``steps`` steps over
     the segments ``data``; with a ``teacher``, distil (see the module docstring). Returns the
     history: {"step", "loss", "top1", "top5", "seconds"} lists, one entry per evaluation.
     ``history``: that of an earlier run of this model, continued (its steps and seconds go on
-    from where it stopped; the optimizer and the schedule start afresh, a warm restart)."""
+    from where it stopped; the optimizer and the schedule start afresh, a warm restart).
+    ``basis``: Q (D_t, D_s) for ``head_weight`` (default ``projection.teacher_basis``)."""
     if steps < 1:
         raise ValueError(f"train_mlm: steps must be >= 1, got {steps}")
-    if teacher is None and (alpha != 0.0 or hidden_weight or attention_weight):
-        raise ValueError("train_mlm: alpha, hidden_weight and attention_weight are distillation settings; "
-                         "pass a teacher, or leave them at 0")
+    if teacher is None and (alpha != 0.0 or hidden_weight or attention_weight or head_weight):
+        raise ValueError("train_mlm: alpha, hidden_weight, attention_weight and head_weight are distillation "
+                         "settings; pass a teacher, or leave them at 0")
+    if head_weight < 0:
+        raise ValueError(f"train_mlm: head_weight must be >= 0, got {head_weight}")
+    if head_weight:
+        # Q (D_t, D_s): the basis the student's embedding table was projected onto
+        basis = md.tensor(teacher_basis(teacher, model.d_model) if basis is None else basis, device=device,
+                          dtype=model.out.weight.dtype)
     if teacher is not None:
         _check_settings(alpha, temperature, "kl")
         teacher.eval()
@@ -94,16 +105,18 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
             masked = mask_tokens(batch.ids.numpy(), batch.mask.numpy(), vocab, rng)
             ids = md.tensor(masked.inputs, device=device)
             positions = md.tensor(masked.positions, device=device)
-            logits, states, attentions = _scores(model, ids, batch.mask, positions, matching is not None)
+            logits, features, states, attentions = _scores(model, ids, batch.mask, positions, matching is not None)
             if teacher is None:
                 loss = ops.cross_entropy(logits, md.tensor(masked.targets, device=device))
             else:
                 with md.no_grad():
-                    teacher_logits, teacher_states, teacher_attentions = _scores(teacher, ids, batch.mask, positions,
-                                                                                 matching is not None)
+                    teacher_logits, teacher_features, teacher_states, teacher_attentions = _scores(
+                        teacher, ids, batch.mask, positions, matching is not None)
                 loss = distillation_loss(logits, teacher_logits, masked.targets, alpha, temperature)
                 if matching is not None:
                     loss = loss + matching(states, teacher_states, attentions, teacher_attentions, batch.mask)
+                if head_weight:
+                    loss = loss + head_weight * head_matching_loss(features, teacher_features, basis)
             value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(f"train_mlm: the loss became {value} at step {step}; lower the learning "

@@ -48,7 +48,11 @@ class TransformerMLMHead(Module):
         self.bias = init.zeros((vocab_size,), device, dtype)
 
     def forward(self, h, embedding_weight):
-        return ops.matmul(self.transform(h), embedding_weight.T) + self.bias
+        return self.logits(self.transform(h), embedding_weight)
+
+    def logits(self, features, embedding_weight):
+        """The head's features f = LN(GELU(h W_t)) (..., E) -> f Eᵀ + b (..., V)."""
+        return ops.matmul(features, embedding_weight.T) + self.bias
 
 
 class TransformerClassifier(SentimentModel):

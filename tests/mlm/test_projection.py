@@ -1,0 +1,103 @@
+"""minidl.mlm.projection: a student started from the teacher's embedding table (SVD), the
+head-feature matching loss, and the fill-mask top-k selection (``evaluate._most_probable``)."""
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.gradcheck import gradcheck
+from minidl.mlm import build_mlm, train_mlm
+from minidl.mlm.evaluate import _most_probable
+from minidl.mlm.projection import head_matching_loss, start_from_teacher, teacher_basis
+
+TEACHER = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=16, dropout=0.0)
+
+
+def _teacher(V=40):
+    teacher = build_mlm(V, TEACHER, "cpu", seed=3)
+    teacher.embedding.weight.data = np.random.default_rng(0).standard_normal((V, 16)).astype(np.float32)
+    teacher.mlm_head.bias.data = np.linspace(-1, 1, V).astype(np.float32)
+    return teacher
+
+
+def test_basis_is_orthonormal_and_spans_the_best_subspace():
+    teacher = _teacher()
+    table = teacher.embedding.weight.numpy().astype(np.float64)
+    Q = teacher_basis(teacher, 6)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(6), atol=1e-10)
+    # the projected table E Q Qᵀ is the best rank-6 table: its error is the discarded singular values
+    S = np.linalg.svd(table, compute_uv=False)
+    assert np.isclose(np.linalg.norm(table - table @ Q @ Q.T) ** 2, (S[6:] ** 2).sum())
+    with pytest.raises(ValueError, match="between 1 and the teacher's 16"):
+        teacher_basis(teacher, 17)
+
+
+@pytest.mark.parametrize("width", [6, 16])
+def test_a_student_producing_the_projected_features_scores_like_the_rank_limited_teacher(width):
+    """start_from_teacher's promise: with f_s = f_t Q the student's logits are f_t Q Qᵀ Eᵀ + b,
+    the teacher's own logits when the student is as wide as the teacher (Q is then a rotation)."""
+    teacher = _teacher()
+    student = build_mlm(40, {**TEACHER, "d_model": width, "max_len": 12}, "cpu")
+    Q = start_from_teacher(student, teacher)
+    table, bias = teacher.embedding.weight.numpy().astype(np.float64), teacher.mlm_head.bias.numpy()
+    np.testing.assert_allclose(student.embedding.weight.numpy(), table @ Q, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(student.position.weight.numpy(),
+                               teacher.position.weight.numpy()[:12] @ Q, rtol=1e-5, atol=1e-6)
+    f_teacher = np.random.default_rng(1).standard_normal((5, 16))
+    student_logits = student.mlm_head.logits(md.tensor((f_teacher @ Q).astype(np.float32)),
+                                             student.embedding.weight).numpy()
+    np.testing.assert_allclose(student_logits, f_teacher @ Q @ Q.T @ table.T + bias, rtol=1e-4, atol=1e-4)
+    if width == 16:
+        np.testing.assert_allclose(student_logits, f_teacher @ table.T + bias, rtol=1e-4, atol=1e-4)
+
+
+def test_start_from_teacher_refuses_mismatches():
+    teacher = _teacher()
+    with pytest.raises(ValueError, match="vocabularies differ"):
+        start_from_teacher(build_mlm(41, {**TEACHER, "d_model": 8}, "cpu"), teacher)
+    with pytest.raises(ValueError, match="max_len 20 exceeds"):
+        start_from_teacher(build_mlm(40, {**TEACHER, "d_model": 8, "max_len": 20}, "cpu"), teacher)
+    with pytest.raises(ValueError, match="between 1 and the teacher's 16"):
+        start_from_teacher(build_mlm(40, {**TEACHER, "d_model": 32, "num_heads": 2}, "cpu"), teacher)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_head_matching_loss_value_and_gradient(device):
+    rng = np.random.default_rng(2)
+    f_student, f_teacher = rng.standard_normal((7, 4)), rng.standard_normal((7, 10))
+    Q = np.linalg.qr(rng.standard_normal((10, 4)))[0]
+    student = md.tensor(f_student, requires_grad=True, dtype="float64", device=device)
+    teacher = md.tensor(f_teacher, requires_grad=True, dtype="float64", device=device)
+    basis = md.tensor(Q, dtype="float64", device=device)
+    loss = head_matching_loss(student, teacher, basis)
+    assert np.isclose(loss.item(), np.mean((f_student - f_teacher @ Q) ** 2))
+    loss.backward()
+    assert teacher.grad is None                                   # the teacher is a constant
+    result = gradcheck(lambda s: head_matching_loss(s, teacher, basis), [student], eps=1e-5, tol=1e-7)
+    assert result.ok, str(result)
+    exact = md.tensor(f_teacher @ Q, dtype="float64", device=device)
+    assert head_matching_loss(exact, teacher, basis).item() < 1e-28
+
+
+def test_head_weight_needs_a_teacher_and_is_not_negative():
+    from minidl.mlm import build_vocabulary, segments
+
+    vocab = build_vocabulary([["w1", "w2", "w3"]], max_size=None, min_freq=1)
+    data = segments([["w1", "w2", "w3"]], vocab, length=4)
+    model = build_mlm(len(vocab), TEACHER, "cpu")
+    with pytest.raises(ValueError, match="pass a teacher"):
+        train_mlm(model, data, vocab, 1, TEACHER, head_weight=1.0, log=None)
+    with pytest.raises(ValueError, match="head_weight must be >= 0"):
+        train_mlm(model, data, vocab, 1, TEACHER, teacher=build_mlm(len(vocab), TEACHER, "cpu"), head_weight=-1.0,
+                  log=None)
+
+
+def test_most_probable_equals_a_full_sort():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((30, 200)).astype(np.float32)
+    logits[:, :5] = -np.inf                                       # the specials
+    best, probabilities = _most_probable(logits, 7)
+    full = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    full /= full.sum(axis=1, keepdims=True)
+    reference = np.argsort(-full, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(best, reference)
+    np.testing.assert_allclose(probabilities, np.take_along_axis(full, reference, axis=1), rtol=1e-12)
