@@ -83,6 +83,7 @@ def add_arguments(commands):
     finetune = what.add_parser("finetune", help="fine-tune the distilled student on IMDB sentiment, and the same "
                                                 "architecture from scratch, side by side")
     finetune.add_argument("--student", required=True)
+    finetune.add_argument("--teacher", default=None, help='the teacher, for the start "teacher embeddings only"')
     finetune.add_argument("--out", required=True, help="results (JSON)")
     finetune.add_argument("--data", default=None)
     finetune.add_argument("--length", type=int, default=128, help="tokens per review, [CLS] included")
@@ -94,8 +95,9 @@ def add_arguments(commands):
     finetune.add_argument("--device", default="torch")
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--starts", type=lambda text: text.split(","), default=None,
-                          help="comma-separated subset of: pretrained, cooccurrence only, scratch (default: all); "
-                               "results already in --out for other starts are kept")
+                          help="comma-separated subset of: pretrained, teacher embeddings only, cooccurrence only, "
+                               "scratch (default: all; the second only with --teacher); results already in --out "
+                               "for other starts are kept")
     finetune.set_defaults(run=main_finetune)
 
     fill = commands.add_parser("fill-mask", help="the top-k tokens for each [MASK], teacher and student side by side")
@@ -191,21 +193,20 @@ def main_evaluate(args):
 
 
 def main_finetune(args):
-    from .finetune import compare_pretraining
+    from .finetune import STARTS, compare_pretraining
 
-    from .finetune import STARTS
-
+    starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
     result = {}
     if args.starts and os.path.exists(args.out):
         with open(args.out) as f:
             result = json.load(f)
     result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
-                                      args.train_limit, args.seed, args.device, args.starts or STARTS,
-                                      args.test_limit, log=lambda m: print(m, flush=True)))
+                                      args.train_limit, args.seed, args.device, starts,
+                                      args.test_limit, args.teacher, log=lambda m: print(m, flush=True)))
     _write_json(args.out, result)
     for name in (name for name in STARTS if name in result):
         best = max(epoch["accuracy"] for epoch in result[name]["epochs"])
-        print(f"{name:<17} test accuracy after each epoch: "
+        print(f"{name:<23} test accuracy after each epoch: "
               + ", ".join(f"{e['accuracy']:.4f}" for e in result[name]["epochs"]) + f" (best {best:.4f})")
     return 0
 

@@ -2,8 +2,13 @@
 train the same architecture from other starting weights with the same settings, side by side:
 
     pretrained          the distilled masked-LM student (its MLM head dropped)
-    cooccurrence only   random weights but the PPMI-SVD embedding table the student started
-                        from (``corpus.cooccurrence_embeddings``): what the word vectors alone give
+    cooccurrence only   random weights but the PPMI-SVD embedding table a student started with
+                        ``--init cooccurrence`` (``corpus.cooccurrence_embeddings``)
+    teacher embeddings  random weights but the teacher's embedding table, positions and output
+      only              bias projected to the student's width, where a student distilled with
+                        ``--init teacher`` started (``projection.start_from_teacher``)
+                        Either shows what the word vectors alone give, without the
+                        distilled layers.
     scratch             random weights throughout (as ``build_mlm`` draws them)
 
 Both read [CLS] + the first ``length − 1`` tokens of a review (the MLM tokenizer and
@@ -30,6 +35,7 @@ from ..optim.clip import clip_grad_norm_
 from ..optim.schedule import LinearWarmupDecay
 from ..train.trainer import evaluate
 from .checkpoint import build_mlm, load_mlm
+from .projection import start_from_teacher
 from .tokenizer import CLS
 
 
@@ -78,20 +84,40 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
     return history
 
 
-STARTS = ("pretrained", "cooccurrence only", "scratch")
+STARTS = ("pretrained", "teacher embeddings only", "cooccurrence only", "scratch")
+
+
+def starting_state(name, settings, vocab, pretrained=None, teacher_path=None, data=None, seed=0):
+    """The state dict a fine-tuning run called ``name`` (one of STARTS) starts from; None for
+    "scratch" (``classifier`` then draws the weights). ``pretrained``: the distilled student."""
+    if name == "pretrained":
+        return pretrained.state_dict()
+    if name == "scratch":
+        return None
+    model = build_mlm(len(vocab), settings, "cpu", seed)
+    if name == "teacher embeddings only":
+        start_from_teacher(model, load_mlm(teacher_path)[0])
+        return model.state_dict()
+    from .corpus import cooccurrence_embeddings, load_corpus
+
+    corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
+    vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
+    return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()
 
 
 def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_size=32, lr=5e-4, train_limit=None,
-                        seed=0, device="cpu", starts=STARTS, test_limit=None, log=print):
-    """Fine-tune the student of ``student_path`` and the same architecture from the other two
+                        seed=0, device="cpu", starts=STARTS, test_limit=None, teacher_path=None, log=print):
+    """Fine-tune the student of ``student_path`` and the same architecture from the other
     starts (module docstring) on IMDB; returns {name: history, "settings", "length", ...} for
-    the names in ``starts`` (the two baselines need only the student's settings and vocabulary,
-    so they can run while it is still being distilled)."""
+    the names in ``starts`` (the baselines need only the student's settings and vocabulary,
+    so they can run while it is still being distilled). "teacher embeddings only" needs the
+    teacher's checkpoint, ``teacher_path``."""
     unknown = sorted(set(starts) - set(STARTS))
     if unknown:
         raise ValueError(f"compare_pretraining: unknown start(s) {unknown}; choose from {list(STARTS)}")
-    from .corpus import cooccurrence_embeddings, load_corpus
-
+    if "teacher embeddings only" in starts and teacher_path is None:
+        raise ValueError('compare_pretraining: the start "teacher embeddings only" needs the teacher\'s checkpoint '
+                         '(--teacher)')
     pretrained, vocab, tokenizer, meta = load_mlm(student_path, device)
     settings = meta["settings"]
     if length > settings["max_len"]:
@@ -100,17 +126,8 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     train = subset(encode_reviews(splits["train"], tokenizer, vocab, length), train_limit, seed)
     test = subset(encode_reviews(splits["test"], tokenizer, vocab, length), test_limit, seed)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
-    def start(name):
-        if name == "pretrained":
-            return pretrained.state_dict()
-        if name == "scratch":
-            return None
-        corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
-        vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
-        return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()
-
     for name in starts:
-        state = start(name)
+        state = starting_state(name, settings, vocab, pretrained, teacher_path, data, seed)
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
                                  log=log)

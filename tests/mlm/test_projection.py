@@ -101,3 +101,26 @@ def test_most_probable_equals_a_full_sort():
     reference = np.argsort(-full, axis=1, kind="stable")[:, :7]
     np.testing.assert_array_equal(best, reference)
     np.testing.assert_allclose(probabilities, np.take_along_axis(full, reference, axis=1), rtol=1e-12)
+
+
+def test_fine_tuning_starts(tmp_path):
+    """"teacher embeddings only" is the distilled student's starting point without its training:
+    projected embeddings and positions, fresh layers; "pretrained" is the student itself."""
+    from minidl.mlm import build_vocabulary, save_mlm
+    from minidl.mlm.finetune import STARTS, starting_state
+
+    vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
+    teacher = _teacher(len(vocab))
+    teacher_path = save_mlm(tmp_path / "teacher.npz", teacher, vocab, TEACHER)
+    settings = {**TEACHER, "d_model": 8}
+    student = build_mlm(len(vocab), settings, "cpu", seed=5)
+    start_from_teacher(student, teacher)
+    fresh = build_mlm(len(vocab), settings, "cpu", seed=0).state_dict()
+    state = starting_state("teacher embeddings only", settings, vocab, teacher_path=teacher_path)
+    for name in ("embedding.weight", "position.weight", "mlm_head.bias"):
+        np.testing.assert_allclose(state[name], student.state_dict()[name], rtol=1e-5, atol=1e-6)
+    layer = "encoder.layers.0.attention.query.weight"
+    np.testing.assert_array_equal(state[layer], fresh[layer])
+    assert starting_state("scratch", settings, vocab) is None
+    assert starting_state("pretrained", settings, vocab, pretrained=student) is not None
+    assert "teacher embeddings only" in STARTS
