@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces assignments/mlm_distillation/results/ (about 2.5 hours on one CPU core, the steps
+# Reproduces assignments/mlm_distillation/results/ (about 3.5 hours on one CPU core, the steps
 # one after the other; the time limits make the step counts depend on the machine). Needs the
 # IMDB archive: $MINIDL_DATA or ~/.cache/minidl (`minidl data download` fetches it).
 set -euo pipefail
@@ -19,11 +19,13 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 .venv/bin/minidl mlm pretrain --resume-from "$RUNS/teacher_1500.npz" --out "$RUNS/teacher.npz" --steps 3000 \
     --time-limit 2700 --batch-size 32 --lr 2e-3 --eval-every 250 --seed 1 | tee -a "$RUNS/teacher.log"
 
-# 2. The student: 4 layers, d=48, 4 heads, FFN 192, distilled on the masked positions
-#    (α = 0: the teacher's soft targets only, T = 2).
+# 2. The student: 4 layers, d=48, 2 heads, FFN 192. It starts from the teacher's embedding
+#    table, positions and output bias projected onto the top 48 singular directions of the
+#    teacher's table (--init teacher), and learns from the teacher's soft targets at the masked
+#    positions (α = 0, T = 2) plus its head features in that basis (--head-weight 1).
 .venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/student.npz" --d-model 48 --layers 4 \
-    --heads 4 --d-ff 192 --steps 1500 --time-limit 1200 --batch-size 32 --lr 2e-3 --eval-every 250 \
-    | tee "$RUNS/student.log"
+    --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 --eval-every 250 \
+    --init teacher --head-weight 1 | tee "$RUNS/student.log"
 
 # 3. The thesis's evaluation on 1,000 held-out sentences, and fill-mask examples.
 .venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/student.npz" \
@@ -34,11 +36,12 @@ for text in "happy birthday to [MASK] !" "this movie was [MASK] , i loved it ." 
     echo
 done | tee "$RESULTS/fill_mask.txt"
 
-# 4. Fine-tuning on IMDB sentiment: the distilled student, the co-occurrence start, scratch.
-#    (two commands: the baselines need only the student's settings and vocabulary, so they can
-#    run beside step 2; one command with no --starts runs all three into one file)
-.venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune_baselines.json" --epochs 3 \
-    --starts "scratch,cooccurrence only"
+# 4. Fine-tuning on IMDB sentiment: the distilled student, the same network from the teacher's
+#    projected embeddings alone (where the student started), and from scratch. (Two commands:
+#    the baselines need only the student's settings and vocabulary, so they can run beside
+#    step 2; one command with no --starts runs every start into one file.)
+.venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --teacher "$RUNS/teacher.npz" --epochs 3 \
+    --out "$RESULTS/finetune_baselines.json" --starts "scratch,teacher embeddings only"
 .venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune_pretrained.json" --epochs 3 \
     --starts pretrained
 cp "$RUNS/teacher.log" "$RUNS/student.log" "$RESULTS/"

@@ -12,6 +12,7 @@ from minidl.mlm import (SPECIALS, MLMTokenizer, accuracy, agreement, build_mlm, 
                         load_mlm, mask_tokens, save_mlm, segments, top_k, train_mlm)
 from minidl.mlm.cli import fill_mask
 from minidl.mlm.corpus import fill_mask_cases, sentences
+from minidl.mlm.projection import start_from_teacher
 from minidl.mlm.tokenizer import CLS, MASK, PAD, UNK
 
 TINY = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=16, dropout=0.0)
@@ -176,6 +177,13 @@ def test_pretraining_learns_and_distillation_follows_the_teacher(tmp_path):
               role="student", log=None)
     trained = agreement(first_choices(student, vocab, cases, device="torch"), teacher_choices)
     assert untrained["top1"] < 0.5 and trained["top1"] == 1.0, (untrained, trained)
+    # the assignment's recipe: started from the teacher's projected embeddings, soft targets and head features
+    student = build_mlm(len(vocab), student_settings, "torch", seed=1)
+    start_from_teacher(student, loaded)
+    history = train_mlm(student, data, vocab, 100, student_settings, None, teacher=loaded, cases=cases, batch_size=32,
+                        lr=1e-2, eval_every=50, head_weight=1.0, device="torch", role="student", log=None)
+    trained = agreement(first_choices(student, vocab, cases, device="torch"), teacher_choices)
+    assert trained["top1"] == 1.0 and history["loss"][-1] < history["loss"][0], (trained, history)
     np.testing.assert_array_equal(loaded.state_dict()["embedding.weight"],
                                   load_mlm(tmp_path / "teacher.npz")[0].state_dict()["embedding.weight"])
 
