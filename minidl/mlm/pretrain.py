@@ -87,6 +87,7 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
 
     def checkpoint(final=False):
         loss = running / max(counted, 1)
+        model.eval()                                   # no dropout while scoring
         scores = accuracy(first_choices(model, vocab, cases, device=device), vocab, cases) if cases else {}
         model.train()
         for key, value in (("step", done + step), ("loss", loss), ("top1", scores.get("top1")),
