@@ -8,6 +8,9 @@ On N held-out sentences with one hidden word each (``corpus.fill_mask_cases``):
     size ratio         teacher file / student file (weights only, float32)
     speed ratio        student sentences/s / teacher sentences/s, both timed here, one after
                        the other, each the best of ``repeats`` passes over all N sentences
+    rank-limited       (a student narrower than its teacher) the agreement of the teacher
+      teacher          scoring through the best rank-D_s output table: that of a student
+                       whose features were exactly the teacher's in its basis (``projection``)
 
 Special tokens are never predicted: their logits are set to −inf before the softmax.
 """
@@ -21,6 +24,7 @@ import torch
 
 import minidl as md
 
+from .projection import RankLimitedTeacher
 from .tokenizer import CLS, MASK, SPECIALS
 
 
@@ -106,6 +110,10 @@ def compare(teacher, student, vocab, cases, teacher_path=None, student_path=None
                           "parameters": sum(int(p.size()) for p in student.parameters()),
                           "sentences_per_s": sentences_per_second(student, vocab, cases, repeats, device)},
               "agreement": agreement(student_choices, teacher_choices)}
+    if student.d_model < teacher.d_model and student.project is None and teacher.project is None:
+        # what a student of this width could reach through its output layer (``projection``)
+        limited = first_choices(RankLimitedTeacher(teacher, student.d_model), vocab, cases, device=device)
+        result["rank_limited_teacher"] = {"width": student.d_model, "agreement": agreement(limited, teacher_choices)}
     if teacher_path and student_path:
         for role, path in (("teacher", teacher_path), ("student", student_path)):
             result[role]["size_mb"] = os.path.getsize(path) / 1e6

@@ -12,13 +12,15 @@ produce the teacher's features in that basis, a dense target at every masked pos
 
     L_head = Σ_{n,j} (f_s[n, j] − (f_t Q)[n, j])² / (N·D_s)
 
-For the teacher of ``assignments/mlm_distillation`` (D_t = 192) the rank-48 head keeps the
-teacher's first choice among its own top 5 for 94 % of the held-out sentences: the student's
-narrow output layer is not what limits its agreement.
+``RankLimitedTeacher`` is that perfect student: the teacher scoring with E Q Qᵀ, whose
+agreement with the full teacher (``minidl mlm evaluate`` reports it) is what a student of
+width D_s could reach through this output layer.
 """
 from __future__ import annotations
 
 import numpy as np
+
+import minidl as md
 
 from ..autograd import ops
 
@@ -63,3 +65,22 @@ def head_matching_loss(student_features, teacher_features, basis):
     (constants: no gradient reaches the teacher), basis Q (D_t, D_s) a Tensor -> scalar."""
     difference = student_features - ops.matmul(teacher_features.detach(), basis)   # (N, D_s)
     return (difference * difference).sum() / float(difference.shape[0] * difference.shape[1])
+
+
+class RankLimitedTeacher:
+    """The teacher with its output table E replaced by E Q Qᵀ (Q = ``teacher_basis(teacher,
+    width)``): what a student of that width would score if its features were exactly f_t Q.
+    Only ``masked_lm_logits`` (all that ``evaluate.top_k`` calls); the input lookup keeps E."""
+
+    def __init__(self, teacher, width):
+        basis = teacher_basis(teacher, width)
+        table = teacher.embedding.weight.numpy().astype(np.float64)
+        self.teacher, self.width = teacher, width
+        self.table = md.tensor(table @ basis @ basis.T, device=teacher.embedding.weight.device,
+                               dtype=teacher.embedding.weight.dtype)
+
+    def masked_lm_logits(self, ids, mask, positions=None):
+        h = self.teacher.encode(ids, mask)                                   # (B, T, D_t)
+        if positions is not None:
+            h = h.reshape(-1, h.shape[-1])[positions]                        # (N, D_t)
+        return self.teacher.mlm_head(h, self.table)

@@ -124,3 +124,41 @@ def test_fine_tuning_starts(tmp_path):
     assert starting_state("scratch", settings, vocab) is None
     assert starting_state("pretrained", settings, vocab, pretrained=student) is not None
     assert "teacher embeddings only" in STARTS
+
+
+def test_rank_limited_teacher_scores_through_the_projected_table():
+    from minidl.mlm.projection import RankLimitedTeacher
+
+    teacher = _teacher()
+    ids = md.tensor(np.array([[2, 7, 4, 9], [2, 11, 4, 0]]))
+    mask = md.tensor(np.array([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=np.float32))
+    positions = md.tensor([2, 6])
+    full = teacher.masked_lm_logits(ids, mask, positions).numpy()
+    np.testing.assert_allclose(RankLimitedTeacher(teacher, 16).masked_lm_logits(ids, mask, positions).numpy(), full,
+                               rtol=1e-4, atol=1e-4)
+    Q = teacher_basis(teacher, 5)
+    features = teacher.mlm_head.transform(teacher.encode(ids, mask).reshape(-1, 16)[positions]).numpy()
+    table = teacher.embedding.weight.numpy().astype(np.float64)
+    np.testing.assert_allclose(RankLimitedTeacher(teacher, 5).masked_lm_logits(ids, mask, positions).numpy(),
+                               features @ Q @ Q.T @ table.T + teacher.mlm_head.bias.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_compare_reports_the_thesis_table_and_the_rank_limited_teacher(tmp_path):
+    from minidl.mlm import build_vocabulary, compare, save_mlm
+    from minidl.mlm.corpus import FillMaskCase
+    from minidl.mlm.tokenizer import MASK
+
+    words = [f"w{i}" for i in range(35)]
+    vocab = build_vocabulary([words], max_size=None, min_freq=1)
+    teacher = _teacher(len(vocab))
+    student = build_mlm(len(vocab), {**TEACHER, "d_model": 8}, "cpu", seed=1)
+    paths = [save_mlm(tmp_path / f"{role}.npz", model, vocab, TEACHER)
+             for role, model in (("teacher", teacher), ("student", student))]
+    cases = [FillMaskCase([words[i], MASK, words[i + 1]], 1, words[i + 2]) for i in range(10)]
+    result = compare(teacher, student, vocab, cases, *paths, repeats=1)
+    assert result["sentences"] == 10 and result["rank_limited_teacher"]["width"] == 8
+    for part in (result["agreement"], result["rank_limited_teacher"]["agreement"]):
+        assert 0 <= part["top1"] <= part["top5"] <= 1
+    assert result["size_ratio"] > 1 and result["speed_ratio"] > 0
+    assert "rank_limited_teacher" not in compare(teacher, teacher, vocab, cases, repeats=1)
+    assert compare(teacher, teacher, vocab, cases, repeats=1)["agreement"] == {"top1": 1.0, "top5": 1.0}
