@@ -45,3 +45,17 @@ done | tee "$RESULTS/fill_mask.txt"
 .venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune_pretrained.json" --epochs 3 \
     --starts pretrained
 cp "$RUNS/teacher.log" "$RUNS/student.log" "$RESULTS/"
+
+# 5. (ABLATIONS=1) What the student's recipe needs: the same student with the soft targets
+#    only (no head matching), and started from co-occurrence vectors instead of the teacher's.
+if [ "${ABLATIONS:-0}" = 1 ]; then
+    for ablation in "soft_targets_only --init teacher" "cooccurrence_start --init cooccurrence"; do
+        set -- $ablation
+        name=$1; shift
+        .venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/ablation_$name.npz" --d-model 48 \
+            --layers 4 --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 \
+            --eval-every 250 "$@" | tee "$RESULTS/ablation_$name.log"
+        .venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/ablation_$name.npz" \
+            --out "$RESULTS/ablation_$name.json"
+    done
+fi

@@ -49,14 +49,13 @@ def _scores(model, ids, mask, positions, with_states):
 
 def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases=None, batch_size=64, lr=1e-3,
               warmup=None, weight_decay=0.01, alpha=0.0, temperature=2.0, hidden_weight=0.0, attention_weight=0.0,
-              head_weight=0.0, basis=None, eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher",
+              head_weight=0.0, eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher",
               history=None, log=print):
     """Train ``model`` (built by ``build_mlm(len(vocab), settings)``) for ``steps`` steps over
     the segments ``data``; with a ``teacher``, distil (see the module docstring). Returns the
     history: {"step", "loss", "top1", "top5", "seconds"} lists, one entry per evaluation.
     ``history``: that of an earlier run of this model, continued (its steps and seconds go on
-    from where it stopped; the optimizer and the schedule start afresh, a warm restart).
-    ``basis``: Q (D_t, D_s) for ``head_weight`` (default ``projection.teacher_basis``)."""
+    from where it stopped; the optimizer and the schedule start afresh, a warm restart)."""
     if steps < 1:
         raise ValueError(f"train_mlm: steps must be >= 1, got {steps}")
     if teacher is None and (alpha != 0.0 or hidden_weight or attention_weight or head_weight):
@@ -66,8 +65,7 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
         raise ValueError(f"train_mlm: head_weight must be >= 0, got {head_weight}")
     if head_weight:
         # Q (D_t, D_s): the basis the student's embedding table was projected onto
-        basis = md.tensor(teacher_basis(teacher, model.d_model) if basis is None else basis, device=device,
-                          dtype=model.out.weight.dtype)
+        basis = md.tensor(teacher_basis(teacher, model.d_model), device=device, dtype=model.out.weight.dtype)
     if teacher is not None:
         _check_settings(alpha, temperature, "kl")
         teacher.eval()
