@@ -5,7 +5,9 @@
     corpus.py      IMDB reviews -> pretraining segments and held-out fill-mask sentences
     checkpoint.py  save / load a masked-LM (weights, vocabulary, settings)
     pretrain.py    the training loop: a teacher from scratch, or a student distilled from it
+    projection.py  a narrow student's start: the teacher's embeddings projected by SVD; head matching
     evaluate.py    fill-mask top-k, accuracy, agreement with the teacher, size and speed ratios
+    finetune.py    the student fine-tuned on IMDB sentiment against the same network from other starts
 """
 from .checkpoint import build_mlm, load_mlm, save_mlm
 from .corpus import FillMaskCase, load_corpus, segments
