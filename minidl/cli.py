@@ -145,7 +145,7 @@ def build_parser():
     kernels = bench_what.add_parser("kernels", help="the Triton kernels vs cuDNN, dense attention and PyTorch's "
                                                     "losses (forward + backward, on a GPU)")
     kernels.add_argument("--only", type=lambda text: text.split(","), default=None,
-                         help="comma-separated subset of gru,rnn,attention,losses")
+                         help="comma-separated subset of gru,rnn,attention,mha,losses")
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")

@@ -11,13 +11,18 @@ with ``triton.testing.do_bench`` (median over repeated runs, the L2 cache flushe
 * ``attention``: q, k, v (B, T, d = H), radius r = 5: the window kernel and the reference
   against ``scaled_dot_product_attention`` with a dense (T, T) band mask, and the peak memory
   each needs. Goal: ≥ 3× at T = 400.
+* ``mha``: the transformer's attention, q, k, v (B, h, T, d_head), h = 4 heads, causal or not,
+  no padding: the FlashAttention-style kernel and the reference against PyTorch's
+  ``scaled_dot_product_attention`` (its own FlashAttention kernel on recent GPUs), and the
+  peak memory each needs. No goal: this is a course kernel against a tuned library one.
 * ``losses``: logits (B·T, C) for C ∈ {2, 1024, 8192}: the cross-entropy kernel against
   ``F.cross_entropy``, the distillation kernel (α = 0.5, T = 2) against α·CE + (1 − α)·T²·KL
   from ``F.kl_div``; achieved GB/s (the bytes our forward + backward must move: logits and
   teacher read, gradient written, then read and written once more, scaled) against the
   device's peak. Goal: ≥ 1.5×.
 
-Sizes: B ∈ {32, 128}, T ∈ {100, 400}, H ∈ {32, 64, 128}. Without a GPU it says so and exits 0.
+Sizes: B ∈ {32, 128}, T ∈ {100, 400}, H ∈ {32, 64, 128} (``mha``: B = 32, T ∈ {128, 512},
+d_head ∈ {32, 64}). Without a GPU it says so and exits 0.
 """
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ BATCHES, TIMES, HIDDEN = (32, 128), (100, 400), (32, 64, 128)
 RADIUS = 5
 CLASSES = (2, 1024, 8192)
 ALPHA, TEMPERATURE = 0.5, 2.0
-FAMILIES = ("gru", "rnn", "attention", "losses")
+HEADS, MHA_TIMES, HEAD_SIZES = 4, (128, 512), (32, 64)
+FAMILIES = ("gru", "rnn", "attention", "mha", "losses")
 
 
 def _minidl_step(forward, leaves, grad, mode):
@@ -94,6 +100,24 @@ def attention_contenders(B, T, d, device="cuda"):
             "reference": _minidl_step(window, [q, k, v], grad, "reference"),
             "dense SDPA": _torch_step(lambda: F.scaled_dot_product_attention(q4, k4, v4, attn_mask=band),
                                       [q4, k4, v4], grad[:, None])}
+
+
+def mha_contenders(B, T, d, causal, device="cuda"):
+    """{name: one forward + backward} of the transformer's attention, ``HEADS`` heads, no padding."""
+    import torch
+    import torch.nn.functional as F
+
+    md.manual_seed(0)
+    q, k, v = (md.randn(B, HEADS, T, d, device=device, requires_grad=True) for _ in range(3))
+    grad = torch.randn(B, HEADS, T, d, device=q.data.device)
+    q_t, k_t, v_t = (t.data.clone().requires_grad_() for t in (q, k, v))
+
+    def ours():
+        return ops.scaled_dot_product_attention(q, k, v, None, causal)
+    return {"minidl+triton": _minidl_step(ours, [q, k, v], grad, "triton"),
+            "reference": _minidl_step(ours, [q, k, v], grad, "reference"),
+            "torch SDPA": _torch_step(lambda: F.scaled_dot_product_attention(q_t, k_t, v_t, is_causal=causal),
+                                      [q_t, k_t, v_t], grad)}
 
 
 def loss_contenders(loss, N, C, device="cuda"):
@@ -175,6 +199,19 @@ def bench_attention():
         print(_row(f"{B:>5}{T:>5}{d:>5}", _time(contenders), "dense SDPA", memory), flush=True)
 
 
+def bench_mha():
+    names = ("minidl+triton", "reference", "torch SDPA")
+    _header(f"transformer attention, {HEADS} heads, forward + backward, float32; speed-up = torch SDPA time / "
+            "minidl+triton time; peak memory in MiB", f"{'B':>5}{'T':>5}{'d':>5}{'causal':>7}", names,
+            f"{'ours MiB':>11}{'ref MiB':>11}")
+    for T, d, causal in itertools.product(MHA_TIMES, HEAD_SIZES, (False, True)):
+        contenders = mha_contenders(BATCHES[0], T, d, causal)
+        memory = "".join(f"{_peak_memory(contenders[name]) / 2 ** 20:>11.1f}" for name in ("minidl+triton",
+                                                                                          "reference"))
+        print(_row(f"{BATCHES[0]:>5}{T:>5}{d:>5}{'yes' if causal else 'no':>7}", _time(contenders), "torch SDPA",
+                   memory), flush=True)
+
+
 def bench_losses():
     from triton.testing import get_dram_gbps
 
@@ -208,4 +245,4 @@ def main(args=None):
           f"cudnn {torch.backends.cudnn.version()}, cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
     for family in families:
         {"gru": lambda: bench_recurrent("gru"), "rnn": lambda: bench_recurrent("rnn"), "attention": bench_attention,
-         "losses": bench_losses}[family]()
+         "mha": bench_mha, "losses": bench_losses}[family]()

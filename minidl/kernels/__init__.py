@@ -7,6 +7,8 @@ explains the modes) and records the answer in ``ctx.kernel``; its backward follo
     recurrent.py          Elman RNN and GRU over a whole sequence (persistent: the time
                           loop runs inside the kernel), backward through time in reverse
     window_attention.py   windowed self-attention in O(T·r·d), never a T×T matrix
+    attention.py          the transformer's scaled dot-product attention, FlashAttention's
+                          tiling: O(T·d) memory, never a T×T matrix
     losses.py             softmax cross-entropy and the distillation loss, one pass over
                           the logits that writes the loss and the gradient
 
@@ -24,6 +26,7 @@ _KERNEL_FUNCTIONS = {
     "elman_rnn_forward": "recurrent", "elman_rnn_backward": "recurrent",
     "gru_forward": "recurrent", "gru_backward": "recurrent",
     "window_attention_forward": "window_attention", "window_attention_backward": "window_attention",
+    "attention_forward": "attention", "attention_backward": "attention",
     "cross_entropy_forward": "losses", "distillation_forward": "losses",
 }
 

@@ -1,8 +1,8 @@
 """The transformer encoder (BERT-style) and, with ``causal=True``, decoder (GPT-style) blocks.
 
-Everything here is a composition of minidl's primitive ops (matmul, softmax, where,
-reshape/transpose, layer_norm, gelu, dropout), so the gradients are the ops' hand-written
-backwards chained by the engine; no new ``Function`` is needed.
+Everything here is a composition of minidl's ops (matmul, softmax, where, reshape/transpose,
+layer_norm, gelu, dropout, and the fused scaled_dot_product_attention), so the gradients are
+the ops' hand-written backwards chained by the engine; no new ``Function`` is needed.
 
 Named dimensions: B batch, T sequence length, D = d_model, h heads, d_head = D / h,
 F = d_ff (the feed-forward width).
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .. import creation
 from ..autograd import ops
+from ..autograd.ops.attention import MASKED_SCORE, allowed_keys
 from . import init
 from .activation import GELU
 from .container import ModuleList, Sequential
@@ -22,11 +20,6 @@ from .dropout import Dropout
 from .layernorm import LayerNorm
 from .linear import Linear
 from .module import Module
-
-# A masked score becomes this constant rather than −inf: a query that may see no key at all
-# (a row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other
-# row gives its masked keys exp(−1e9 − max) = exactly 0 weight, in float32 as in float64.
-MASKED_SCORE = -1e9
 
 
 class MultiHeadSelfAttention(Module):
@@ -45,11 +38,16 @@ class MultiHeadSelfAttention(Module):
     whole heads afterwards, leaving fewer heads of the same d_head.
 
     ``forward(x, mask=None)``: x (B, T, D), mask (B, T) with 1.0 on real tokens (None: all
-    real) -> out (B, T, D). The attention weights of the last call are kept, detached, on
-    ``self.last_weights`` (B, h, T, T) for inspection (after dropout while training).
+    real) -> out (B, T, D). ``self.last_weights`` gives the attention weights of the last
+    call (B, h, T, T), detached, for inspection (after dropout while training).
     ``forward(x, mask, return_weights=True)`` -> (out, probabilities): the softmax over the
     keys (B, h, T, T) BEFORE dropout and still in the graph, for losses on the attention
-    maps (TinyBERT distillation); returning it costs nothing, the softmax is computed anyway.
+    maps (TinyBERT distillation).
+
+    Two paths compute the same: with attention dropout active or the probabilities asked
+    for, the composition of matmul, where, softmax and dropout above; otherwise one fused
+    node, ``ops.scaled_dot_product_attention``, whose CUDA kernel never forms a (T, T)
+    matrix (``last_weights`` then recomputes the weights from the q and k it kept).
 
     Padding queries are not masked: a padded position attends over the real tokens like any
     other (or, if its row has no real token at all, uniformly over every position), so its
@@ -71,23 +69,27 @@ class MultiHeadSelfAttention(Module):
         self.value = Linear(d_model, d_model, device=device, dtype=dtype)
         self.out = Linear(d_model, d_model, device=device, dtype=dtype)
         self.dropout = Dropout(dropout)
-        self.last_weights = None
+        self._last = None  # the last call's weights, or its (q, k, mask): see last_weights
 
     def _split_heads(self, x):
         B, T, _ = x.shape
         return x.reshape(B, T, self.num_heads, self.d_head).transpose(0, 2, 1, 3)    # (B, h, T, d_head)
 
-    def _allowed(self, mask, B, T, device):
-        """Boolean (B, 1, 1, T) or (B, 1, T, T) -- True where query i may look at key j --
-        or None when nothing is masked. Built from constants: no gradient flows through it."""
-        if mask is None and not self.causal:
-            return None
-        allowed = None if mask is None else mask.reshape(B, 1, 1, T)               # keys that are real
-        if self.causal:
-            dtype = None if mask is None else mask.dtype
-            past = creation.tensor(np.tril(np.ones((T, T))), device=device, dtype=dtype)  # (T, T): j ≤ i
-            allowed = past if allowed is None else allowed * past                   # both: a logical and
-        return allowed > 0
+    def _probabilities(self, q, k, mask):
+        """softmax over the keys of the masked scores: q, k (B, h, T, d_head) -> (B, h, T, T)."""
+        scores = ops.matmul(q, k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(self.d_head))
+        allowed = allowed_keys(q.xp, None if mask is None else mask.data, self.causal, q.shape[2])
+        if allowed is not None:
+            scores = ops.where(allowed, scores, MASKED_SCORE)
+        return ops.softmax(scores, axis=-1)
+
+    @property
+    def last_weights(self):
+        """The attention weights of the last call (B, h, T, T), detached; after a fused call
+        they are computed now, from the q and k it kept."""
+        if isinstance(self._last, tuple):
+            self._last = self._probabilities(*self._last)
+        return self._last
 
     def forward(self, x, mask=None, return_weights=False):
         if x.ndim != 3 or x.shape[-1] != self.d_model:
@@ -97,14 +99,15 @@ class MultiHeadSelfAttention(Module):
         if mask is not None and tuple(mask.shape) != (B, T):
             raise ValueError(f"MultiHeadSelfAttention: mask must be (B, T) = {(B, T)} like x, got {mask.shape}")
         q, k, v = (self._split_heads(proj(x)) for proj in (self.query, self.key, self.value))
-        scores = ops.matmul(q, k.transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(self.d_head))  # (B, h, T, T)
-        allowed = self._allowed(mask, B, T, x.device)
-        if allowed is not None:
-            scores = ops.where(allowed, scores, MASKED_SCORE)
-        probabilities = ops.softmax(scores, axis=-1)                                # over the keys
-        weights = self.dropout(probabilities)
-        self.last_weights = weights.detach()
-        heads = ops.matmul(weights, v)                                              # (B, h, T, d_head)
+        dropping = self.dropout.training and self.dropout.p > 0
+        if return_weights or dropping:                   # the probabilities themselves are needed
+            probabilities = self._probabilities(q, k, mask)
+            weights = self.dropout(probabilities)
+            self._last = weights.detach()
+            heads = ops.matmul(weights, v)                                          # (B, h, T, d_head)
+        else:                                            # one fused node, never a (T, T) matrix on a GPU
+            heads = ops.scaled_dot_product_attention(q, k, v, mask, self.causal)
+            self._last = (q.detach(), k.detach(), None if mask is None else mask.detach())
         merged = heads.transpose(0, 2, 1, 3).reshape(B, T, self.num_heads * self.d_head)  # (B, T, h·d_head)
         out = self.out(merged)
         return (out, probabilities) if return_weights else out
@@ -162,12 +165,13 @@ class TransformerEncoderLayer(Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x, mask=None, return_attention=False):
+        attended = self.attention(self.norm1(x) if self.pre_norm else x, mask, return_weights=return_attention)
+        if return_attention:
+            attended, probabilities = attended
         if self.pre_norm:
-            attended, probabilities = self.attention(self.norm1(x), mask, return_weights=True)
             x = x + self.dropout(attended)
             x = x + self.dropout(self.feed_forward(self.norm2(x)))
         else:
-            attended, probabilities = self.attention(x, mask, return_weights=True)
             x = self.norm1(x + self.dropout(attended))
             x = self.norm2(x + self.dropout(self.feed_forward(x)))
         return (x, probabilities) if return_attention else x

@@ -208,6 +208,19 @@ def torch_band_attention(q, k, v, mask, radius):
     return (weights @ v) * mask[..., None]  # padding rows give 0
 
 
+def torch_attention(q, k, v, mask=None, causal=False):
+    """PyTorch's own fused attention, boolean mask: True where query i may see key j."""
+    T = q.shape[2]
+    allowed = torch.ones(1, 1, T, T, dtype=torch.bool)
+    if mask is not None:
+        allowed = allowed & (mask > 0)[:, None, None, :]
+    if causal:
+        allowed = allowed & torch.ones(T, T, dtype=torch.bool).tril()
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+ATTENTION_MASK = np.array([[1] * 5 + [0] * 2, [1] * 7], dtype=np.float64)  # every query keeps a key
+
 IDS = np.array([[0, 2, 5, 2], [1, 0, 3, 3]])
 
 CASES = [
@@ -418,6 +431,13 @@ CASES = [
            inputs(normal(2, 9, 3), normal(2, 9, 3), normal(2, 9, 3), Const(WINDOW_MASK[:2, :9])),
            lambda q, k, v, m: md.window_attention(q, k, v, m, 5)[0],
            lambda q, k, v, m: torch_band_attention(q, k, v, m, 5)),
+    OpCase("scaled_dot_product_attention", ("scaled_dot_product_attention",),
+           inputs(normal(2, 3, 6, 4), normal(2, 3, 6, 4), normal(2, 3, 6, 4)),
+           md.scaled_dot_product_attention, torch_attention),
+    OpCase("scaled_dot_product_attention_padded_causal", ("scaled_dot_product_attention",),
+           inputs(normal(2, 2, 7, 3), normal(2, 2, 7, 3), normal(2, 2, 7, 3), Const(ATTENTION_MASK)),
+           lambda q, k, v, m: md.scaled_dot_product_attention(q, k, v, m, causal=True),
+           lambda q, k, v, m: torch_attention(q, k, v, m, causal=True)),
 
     # a small composed model: everything above must chain
     OpCase("mlp_composed", ("matmul", "add", "gelu", "layer_norm", "cross_entropy"),

@@ -34,6 +34,15 @@ def test_attention_contenders_agree(kernel_device):
         np.testing.assert_allclose(mine, theirs[:, 0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_mha_contenders_agree(kernel_device, causal):
+    steps = bench.mha_contenders(1, 9, 4, causal, device=kernel_device)
+    ours, reference, theirs = ([_numpy(g) for g in step()] for step in steps.values())
+    for mine, want, sdpa in zip(ours, reference, theirs):
+        np.testing.assert_allclose(mine, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(mine, sdpa, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["gru", "rnn"])
 def test_recurrent_contenders_run(kernel_device, kind):
     """Ours and cuDNN's layers have different weights (and GRU equations): only shapes compare."""
@@ -50,13 +59,15 @@ def test_the_tables_print(monkeypatch, capsys):
         return lambda *sizes: dict.fromkeys(names, lambda: None)
     monkeypatch.setattr(bench, "recurrent_contenders", contenders("minidl+triton", "reference", "cuDNN"))
     monkeypatch.setattr(bench, "attention_contenders", contenders("minidl+triton", "reference", "dense SDPA"))
+    monkeypatch.setattr(bench, "mha_contenders", contenders("minidl+triton", "reference", "torch SDPA"))
     monkeypatch.setattr(bench, "loss_contenders", contenders("minidl+triton", "reference", "pytorch"))
     monkeypatch.setattr(bench, "_time", lambda steps: {name: 1.0 if name == "minidl+triton" else 2.0 for name in steps})
     monkeypatch.setattr(bench, "_peak_memory", lambda step: 2 ** 20)
     monkeypatch.setattr("triton.testing.get_dram_gbps", lambda: 3350.0)
     bench.bench_recurrent("gru")
     bench.bench_attention()
+    bench.bench_mha()
     bench.bench_losses()
     out = capsys.readouterr().out
-    assert out.count("2.00x") == 12 + 12 + 2 * 12  # B × T × H (or C) for each table
-    assert "GB/s" in out and "dense MiB" in out
+    assert out.count("2.00x") == 12 + 12 + 8 + 2 * 12  # B × T × H (or C) for each table; mha: T × d × causal
+    assert "GB/s" in out and "dense MiB" in out and "ref MiB" in out

@@ -80,6 +80,42 @@ def test_attention_matches_torch_sdpa(rng, causal):
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_fused_and_the_composed_path_agree(device, rng, causal):
+    """Without dropout, attention is one fused node; asking for the probabilities takes the
+    composition instead. Same output, same gradients, same last_weights."""
+    md.manual_seed(0)
+    attention = MultiHeadSelfAttention(D, HEADS, causal=causal, device=device, dtype="float64")
+    x, mask = rng.standard_normal((B, T, D)), tensor(MASK, device)
+    results = []
+    for composed in (False, True):
+        for p in attention.parameters():
+            p.grad = None
+        inputs = tensor(x, device, requires_grad=True)
+        out = attention(inputs, mask, return_weights=composed)
+        out = out[0] if composed else out
+        out.backward(np.random.default_rng(1).standard_normal(out.shape))
+        results.append([out.numpy(), inputs.xp.to_numpy(inputs.grad), attention.last_weights.numpy(),
+                        *(p.xp.to_numpy(p.grad) for p in attention.parameters())])
+    for fused, composed in zip(*results):
+        np.testing.assert_allclose(fused, composed, rtol=1e-12, atol=1e-14)
+
+
+def test_attention_dropout_takes_the_composed_path(monkeypatch, rng):
+    calls = []
+    fused = md.autograd.ops.scaled_dot_product_attention
+    monkeypatch.setattr(md.autograd.ops, "scaled_dot_product_attention",
+                        lambda *args: calls.append(1) or fused(*args))
+    attention = MultiHeadSelfAttention(D, HEADS, dropout=0.5, dtype="float64")
+    x = tensor(rng.standard_normal((B, T, D)), "cpu")
+    attention(x)
+    assert calls == [], "dropout on the weights needs them formed"
+    assert (attention.last_weights.numpy() == 0).any(), "last_weights are after dropout while training"
+    attention.eval()
+    attention(x)
+    assert calls == [1], "in evaluation the fused op runs"
+
+
 def test_attention_weights_are_kept_and_skip_padding(device, rng):
     attention = MultiHeadSelfAttention(D, HEADS, device=device, dtype="float64")
     attention(tensor(rng.standard_normal((B, T, D)), device, requires_grad=True), tensor(MASK, device))

@@ -1,0 +1,75 @@
+"""The transformer's attention kernel = the reference path: output and the three gradients."""
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import kernels
+from minidl.autograd import ops
+from minidl.gradcheck import gradcheck
+from minidl.kernels.attention import launch_config
+
+from .common import assert_kernel_matches_reference
+
+
+def _inputs(B, heads, T, d, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = np.ones((B, T))
+    for b, length in enumerate(rng.integers(1, T + 1, B)):
+        mask[b, length:] = 0  # padding after each sequence's last token
+    if T > 2:
+        mask[-1, 1:-1] = 0  # and holes inside one
+    return [rng.standard_normal((B, heads, T, d)) for _ in range(3)] + [mask]
+
+
+def _attention(causal, masked=True):
+    if masked:
+        return lambda q, k, v, mask: ops.scaled_dot_product_attention(q, k, v, mask, causal)
+    return lambda q, k, v, mask: ops.scaled_dot_product_attention(q, k, v, None, causal)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("T,d", [(1, 3), (7, 5), (37, 4), (20, 24)])  # one row; one block; float64: several; d > 16
+def test_matches_reference(kernel_device, T, d, masked, causal, dtype):
+    assert_kernel_matches_reference(_attention(causal, masked), _inputs(2, 3, T, d), [0, 1, 2], kernel_device,
+                                    dtype)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_several_float32_blocks(kernel_device, causal):
+    """float32 takes 64 rows a block: 70 rows need two."""
+    assert_kernel_matches_reference(_attention(causal), _inputs(2, 1, 70, 6), [0, 1, 2], kernel_device, "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_queries_that_see_no_key(kernel_device, causal, dtype):
+    """Rows of pure padding attend uniformly over all T keys, as in the reference path. Causal,
+    the first 30 queries of sequence 1 see no key: its keys 0..29 are padding and 30.. in their
+    future, so their programs must go past the diagonal, forward and backward."""
+    arrays = _inputs(2, 2, 37, 5, seed=1)
+    arrays[3][0] = 0.0                # a sequence with no real token
+    arrays[3][1] = 0.0
+    arrays[3][1, 30:] = 1.0
+    assert_kernel_matches_reference(_attention(causal), arrays, [0, 1, 2], kernel_device, dtype)
+
+
+def test_the_cases_span_several_key_blocks():
+    """Some case above must walk over more than one block of keys in each dtype, else the
+    online softmax's rescaling and the causal diagonal are never exercised."""
+    import torch
+
+    for dtype, T, d in ((torch.float32, 70, 6), (torch.float64, 37, 4)):
+        block, _, _ = launch_config(T, d, dtype)
+        assert T > block, (dtype, block)
+
+
+def test_gradcheck_through_the_kernel(kernel_device):
+    q, k, v, _ = _inputs(1, 1, 4, 2, seed=2)  # tiny: each of the 4 evaluations per element is a launch
+    tensors = [md.tensor(a, dtype="float64", device=kernel_device, requires_grad=True) for a in (q, k, v)]
+    mask = md.tensor([[1.0, 1.0, 1.0, 0.0]], dtype="float64", device=kernel_device)
+    with kernels.mode("triton"):
+        for causal in (False, True):
+            result = gradcheck(lambda q, k, v: ops.scaled_dot_product_attention(q, k, v, mask, causal), tensors)
+            assert result.ok, f"causal={causal}: {result}"
