@@ -91,17 +91,23 @@ def distillation_kernel(student_ptr, teacher_ptr, targets_ptr, settings_ptr, los
     tl.store(grad_ptr + rows[:, None] * C + cols[None, :], grad, mask=inside)
 
 
+def launch_config(N, C):
+    """How every kernel here runs on N rows of C classes: (grid, constexprs, options).
+    ``compile_check`` compiles this."""
+    block_c = triton.next_power_of_2(C)
+    block_n = min(max(MAX_TILE // block_c, 1), triton.next_power_of_2(max(N, 1)))
+    # about 8 elements per thread: a memory-bound pass wants many warps, each with few registers
+    num_warps = min(16, max(4, block_n * block_c // 256))
+    return (triton.cdiv(N, block_n),), dict(BLOCK_N=block_n, BLOCK_C=block_c), dict(num_warps=num_warps)
+
+
 def _launch(kernel, logits, *args, **constants):
     """Run ``kernel`` over the (N, C) rows of ``logits``; returns the row losses (N,) and the gradient (N, C)."""
     N, C = logits.shape
-    block_c = triton.next_power_of_2(C)
-    block_n = min(max(MAX_TILE // block_c, 1), triton.next_power_of_2(max(N, 1)))
     loss = torch.empty(N, dtype=logits.dtype, device=logits.device)
     grad = torch.empty_like(logits)
-    # about 8 elements per thread: a memory-bound pass wants many warps, each with few registers
-    num_warps = min(16, max(4, block_n * block_c // 256))
-    kernel[(triton.cdiv(N, block_n),)](logits, *args, loss, grad, N, C, **constants, BLOCK_N=block_n,
-                                      BLOCK_C=block_c, num_warps=num_warps)
+    grid, constexprs, options = launch_config(N, C)
+    kernel[grid](logits, *args, loss, grad, N, C, **constants, **constexprs, **options)
     return loss, grad
 
 

@@ -168,13 +168,20 @@ def gru_backward_kernel(grad_hs_ptr, h_prevs_ptr, zs_ptr, rs_ptr, h_tildes_ptr, 
     tl.store(d_h0_ptr + b[:, None] * H + j[None, :], dh, mask=inside)
 
 
-def _launch(kernel, dtype, B, H, *args):
-    """Run ``kernel`` on cdiv(B, BLOCK_B) programs, block sizes chosen for the dtype (see the module docstring)."""
+def launch_config(dtype, B, H):
+    """How every kernel here runs on B rows of H hidden units: (grid, constexprs, options), the
+    block sizes chosen for the dtype (see the module docstring). ``compile_check`` compiles this."""
     use_dot = dtype == torch.float32
     block_h = max(triton.next_power_of_2(H), 16 if use_dot else 1)
     block_b = 16 if use_dot else max(1, min(16, 8192 // (block_h * block_h)))
-    kernel[(triton.cdiv(B, block_b),)](*args, USE_DOT=use_dot, BLOCK_B=block_b, BLOCK_H=block_h,
-                                       num_warps=4 if block_h <= 64 else 8, num_stages=1)
+    return ((triton.cdiv(B, block_b),), dict(USE_DOT=use_dot, BLOCK_B=block_b, BLOCK_H=block_h),
+            dict(num_warps=4 if block_h <= 64 else 8, num_stages=1))
+
+
+def _launch(kernel, dtype, B, H, *args):
+    """Run ``kernel`` on cdiv(B, BLOCK_B) programs."""
+    grid, constexprs, options = launch_config(dtype, B, H)
+    kernel[grid](*args, **constexprs, **options)
 
 
 def _weight_gradient(inputs, d_pre):

@@ -128,11 +128,18 @@ def window_attention_key_grad_kernel(grad_ptr, q_ptr, weights_ptr, d_scores_ptr,
     _store_rows(d_k_ptr + sequence, j, j < T, d_k * _scale(D, d_v), D, BLOCK_D)
 
 
-def _launch(kernel, B, T, D, radius, *args):
+def launch_config(B, T, D, radius):
+    """How every kernel here runs on B sequences of T words of width D: (grid, constexprs, options);
+    the options are Triton's defaults. ``compile_check`` compiles this."""
     block_w = triton.next_power_of_2(2 * radius + 1)
     block_d = triton.next_power_of_2(D)
     block_t = max(1, min(triton.next_power_of_2(T), MAX_TILE // (block_w * block_d)))
-    kernel[(triton.cdiv(T, block_t), B)](*args, T, D, radius, BLOCK_T=block_t, BLOCK_W=block_w, BLOCK_D=block_d)
+    return (triton.cdiv(T, block_t), B), dict(BLOCK_T=block_t, BLOCK_W=block_w, BLOCK_D=block_d), {}
+
+
+def _launch(kernel, B, T, D, radius, *args):
+    grid, constexprs, options = launch_config(B, T, D, radius)
+    kernel[grid](*args, T, D, radius, **constexprs, **options)
 
 
 def window_attention_forward(q, k, v, mask, radius):
