@@ -146,6 +146,9 @@ def build_parser():
                                                     "losses (forward + backward, on a GPU)")
     kernels.add_argument("--only", type=lambda text: text.split(","), default=None,
                          help="comma-separated subset of gru,rnn,attention,mha,losses")
+    kernels.add_argument("--precision", choices=["high", "highest"], default="high",
+                         help="torch.set_float32_matmul_precision for the run: high = TF32 products (the default, "
+                              "as cuDNN), highest = full float32")
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")

@@ -21,6 +21,11 @@ with ``triton.testing.do_bench`` (median over repeated runs, the L2 cache flushe
   teacher read, gradient written, then read and written once more, scaled) against the
   device's peak. Goal: ≥ 1.5×.
 
+Precision: float32 products follow ``torch.set_float32_matmul_precision``, set for the run by
+``--precision`` (default "high": TF32 on tensor cores for our ``tl.dot`` and torch's own
+products, as cuDNN's RNNs use by default; "highest": full float32 everywhere but in cuDNN,
+which follows ``torch.backends.cudnn.allow_tf32``).
+
 Sizes: B ∈ {32, 128}, T ∈ {100, 400}, H ∈ {32, 64, 128} (``mha``: B = 32, T ∈ {128, 512},
 d_head ∈ {32, 64}). Without a GPU it says so and exits 0.
 """
@@ -241,8 +246,15 @@ def main(args=None):
         return
     if not kernels.triton_available():
         raise MinidlError('bench kernels needs Triton: pip install "triton>=3.0" (or minidl[gpu])')
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, "
-          f"cudnn {torch.backends.cudnn.version()}, cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
-    for family in families:
-        {"gru": lambda: bench_recurrent("gru"), "rnn": lambda: bench_recurrent("rnn"), "attention": bench_attention,
-         "mha": bench_mha, "losses": bench_losses}[family]()
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(getattr(args, "precision", None) or "high")
+    try:
+        print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, cudnn {torch.backends.cudnn.version()}, "
+              f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
+              f"float32 matmul precision {torch.get_float32_matmul_precision()!r} (minidl's tl.dot and torch's "
+              f"products in {'full float32' if torch.get_float32_matmul_precision() == 'highest' else 'TF32'})")
+        for family in families:
+            {"gru": lambda: bench_recurrent("gru"), "rnn": lambda: bench_recurrent("rnn"),
+             "attention": bench_attention, "mha": bench_mha, "losses": bench_losses}[family]()
+    finally:
+        torch.set_float32_matmul_precision(before)

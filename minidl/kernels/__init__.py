@@ -11,6 +11,10 @@ explains the modes) and records the answer in ``ctx.kernel``; its backward follo
                           tiling: O(T·d) memory, never a T×T matrix
     losses.py             softmax cross-entropy and the distillation loss, one pass over
                           the logits that writes the loss and the gradient
+    matmul.py             the products inside the kernels: full float32, TF32 (after
+                          torch.set_float32_matmul_precision("high")) or float64
+    compile_check.py      compiles every kernel for sm_90 / sm_80 without a GPU: registers,
+                          spills, shared memory (python -m minidl.kernels.compile_check)
 
 The kernels launch on torch tensors: CUDA ones on a GPU, CPU ones under Triton's
 interpreter (``TRITON_INTERPRET=1``), which is how the tests check them without a GPU.

@@ -27,9 +27,12 @@ programs add into the same row (no atomics):
 
 p is recomputed from q, k, m and l in both: the backward too keeps O(T·d) memory.
 
-Matrix products as in ``recurrent.py``: float32 uses ``tl.dot`` in ieee precision (block
-dimensions ≥ 16, so short d is zero-padded to 16), float64 a broadcast product summed over
-K with blocks small enough for its (BLOCK, BLOCK, BLOCK_D) tile.
+Matrix products (``matmul.py``): float32 uses ``tl.dot``, "ieee" or "tf32" (block dimensions
+≥ 16, so a short d is zero-padded to 16), float64 a broadcast product summed over K with
+blocks small enough for its (BLOCK, BLOCK, BLOCK_D) tile. BLOCK was chosen, without a GPU
+to time it, as the largest for which ``compile_check`` shows (almost) no register spills on
+sm_90 at d = 64: 32 rows in "tf32", 16 in "ieee", whose products on plain multiply-adds
+need far more registers; tune it with ``minidl bench kernels --only mha`` on a GPU.
 """
 from __future__ import annotations
 
@@ -37,19 +40,13 @@ import torch
 import triton
 import triton.language as tl
 
+from .matmul import matmul, precision
+
 # jit functions may read only constexpr globals
 MASKED_SCORE = tl.constexpr(-1e9)    # as in minidl.autograd.ops.attention: a replaced score, still a candidate key
 NOT_A_KEY = tl.constexpr(-1e30)      # a block's columns past T: never a key
 NO_KEY_SEEN = tl.constexpr(-1e8)     # a row max below this saw only replaced scores
 FLOAT64_TILE = 8192                  # elements of float64's (BLOCK, BLOCK, BLOCK_D) product tile
-
-
-@triton.jit
-def _matmul(a, b, USE_DOT: tl.constexpr):
-    """a (M, K) @ b (K, N)."""
-    if USE_DOT:
-        return tl.dot(a, b, input_precision="ieee")
-    return tl.sum(a[:, :, None] * b[None, :, :], axis=1)
 
 
 @triton.jit
@@ -67,9 +64,9 @@ def _store_rows(ptr, rows, values, T, D, BLOCK_D: tl.constexpr):
 
 @triton.jit
 def _scores(q, k, i, j, key_mask_ptr, T, scale, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr,
-            USE_DOT: tl.constexpr):
+            PRECISION: tl.constexpr):
     """The (BLOCK, BLOCK) scores of queries i and keys j with replacements, and where (i, j) is allowed."""
-    s = _matmul(q, tl.trans(k), USE_DOT) * scale
+    s = matmul(q, tl.trans(k), PRECISION) * scale
     allowed = (i[:, None] >= 0) & (j[None, :] < T)                # (BLOCK, BLOCK): keys inside the sequence
     if HAS_MASK:
         allowed = allowed & (tl.load(key_mask_ptr + j, mask=j < T, other=0.0) > 0)[None, :]
@@ -81,21 +78,21 @@ def _scores(q, k, i, j, key_mask_ptr, T, scale, HAS_MASK: tl.constexpr, CAUSAL: 
 
 @triton.jit
 def _forward_block(q, m, l, o, i, start, k_ptr, v_ptr, key_mask_ptr, T, D, scale, HAS_MASK: tl.constexpr,
-                   CAUSAL: tl.constexpr, USE_DOT: tl.constexpr, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
+                   CAUSAL: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     """The online-softmax update of (m, l, o) with the keys start .. start + BLOCK − 1."""
     j = start + tl.arange(0, BLOCK)
-    s, _ = _scores(q, _load_rows(k_ptr, j, T, D, BLOCK_D), i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, USE_DOT)
+    s, _ = _scores(q, _load_rows(k_ptr, j, T, D, BLOCK_D), i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
     m_new = tl.maximum(m, tl.max(s, axis=1))
     rescale = tl.exp(m - m_new)
     p = tl.exp(s - m_new[:, None])
     l = l * rescale + tl.sum(p, axis=1)
-    o = o * rescale[:, None] + _matmul(p, _load_rows(v_ptr, j, T, D, BLOCK_D), USE_DOT)
+    o = o * rescale[:, None] + matmul(p, _load_rows(v_ptr, j, T, D, BLOCK_D), PRECISION)
     return m_new, l, o
 
 
 @triton.jit(do_not_specialize=["D"])
 def attention_forward_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, out_ptr, row_max_ptr, row_sum_ptr, T, D, HEADS,
-                             HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, USE_DOT: tl.constexpr,
+                             HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
                              BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     sequence = tl.program_id(1).to(tl.int64)                     # b·h + head
     rows_at = sequence * T * D
@@ -109,12 +106,12 @@ def attention_forward_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, out_ptr, row_max
     diagonal_end = (tl.program_id(0) + 1) * BLOCK if CAUSAL else T   # past it every key is in the future
     for start in range(0, diagonal_end, BLOCK):
         m, l, o = _forward_block(q, m, l, o, i, start, k_ptr + rows_at, v_ptr + rows_at, key_mask_ptr, T, D,
-                                 scale, HAS_MASK, CAUSAL, USE_DOT, BLOCK, BLOCK_D)
+                                 scale, HAS_MASK, CAUSAL, PRECISION, BLOCK, BLOCK_D)
     if CAUSAL:
         if tl.min(tl.where(i < T, m, 0.0)) < NO_KEY_SEEN:          # a real query saw no key: it needs them all
             for start in range(diagonal_end, T, BLOCK):
                 m, l, o = _forward_block(q, m, l, o, i, start, k_ptr + rows_at, v_ptr + rows_at, key_mask_ptr, T,
-                                         D, scale, HAS_MASK, CAUSAL, USE_DOT, BLOCK, BLOCK_D)
+                                         D, scale, HAS_MASK, CAUSAL, PRECISION, BLOCK, BLOCK_D)
     _store_rows(out_ptr + rows_at, i, o / l[:, None], T, D, BLOCK_D)
     tl.store(row_max_ptr + sequence * T + i, m, mask=i < T)
     tl.store(row_sum_ptr + sequence * T + i, l, mask=i < T)
@@ -128,9 +125,9 @@ def _row_statistics(row_max_ptr, row_sum_ptr, i, T):
 
 @triton.jit
 def _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr,
-                   USE_DOT: tl.constexpr):
+                   PRECISION: tl.constexpr):
     """p_ij = e^(s_ij − m_i) / l_i (0 for columns and rows past T), and where (i, j) is allowed."""
-    s, allowed = _scores(q, k, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, USE_DOT)
+    s, allowed = _scores(q, k, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
     p = tl.where((i < T)[:, None], tl.exp(s - m[:, None]) / l[:, None], 0.0)
     return p, allowed & (i < T)[:, None]
 
@@ -138,7 +135,7 @@ def _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK: tl.conste
 @triton.jit
 def _key_grad_block(dk, dv, k, v, j, start, q_ptr, grad_ptr, row_max_ptr, row_sum_ptr, delta_ptr, key_mask_ptr,
                     T, D, scale,
-                    HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, USE_DOT: tl.constexpr, BLOCK: tl.constexpr,
+                    HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr,
                     BLOCK_D: tl.constexpr):
     """dk, dv of keys j plus what the queries start .. start + BLOCK − 1 give them."""
     i = start + tl.arange(0, BLOCK)
@@ -146,17 +143,17 @@ def _key_grad_block(dk, dv, k, v, j, start, q_ptr, grad_ptr, row_max_ptr, row_su
     g = _load_rows(grad_ptr, i, T, D, BLOCK_D)
     m, l = _row_statistics(row_max_ptr, row_sum_ptr, i, T)
     delta = tl.load(delta_ptr + i, mask=i < T, other=0.0)
-    p, allowed = _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, USE_DOT)
-    dv += _matmul(tl.trans(p), g, USE_DOT)
-    ds = tl.where(allowed, p * (_matmul(g, tl.trans(v), USE_DOT) - delta[:, None]), 0.0)
-    dk += _matmul(tl.trans(ds), q, USE_DOT) * scale
+    p, allowed = _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
+    dv += matmul(tl.trans(p), g, PRECISION)
+    ds = tl.where(allowed, p * (matmul(g, tl.trans(v), PRECISION) - delta[:, None]), 0.0)
+    dk += matmul(tl.trans(ds), q, PRECISION) * scale
     return dk, dv
 
 
 @triton.jit(do_not_specialize=["D"])
 def attention_key_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row_max_ptr, row_sum_ptr, delta_ptr,
                               d_k_ptr, d_v_ptr,
-                              T, D, HEADS, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, USE_DOT: tl.constexpr,
+                              T, D, HEADS, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
                               BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     """dL/dk and dL/dv for a block of keys j, summed over the queries that saw them."""
     sequence = tl.program_id(1).to(tl.int64)
@@ -174,13 +171,13 @@ def attention_key_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row_m
     first = tl.program_id(0) * BLOCK if CAUSAL else 0              # earlier queries cannot see these keys...
     for start in range(first, T, BLOCK):
         dk, dv = _key_grad_block(dk, dv, k, v, j, start, q_ptr + rows_at, grad_ptr + rows_at, row_max_ptr,
-                                 row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, USE_DOT, BLOCK, BLOCK_D)
+                                 row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, PRECISION, BLOCK, BLOCK_D)
     if CAUSAL:
         for start in range(0, first, BLOCK):                        # ...unless they saw no key at all
             i = start + tl.arange(0, BLOCK)
             if tl.min(tl.load(row_max_ptr + i, mask=i < T, other=0.0)) < NO_KEY_SEEN:
                 dk, dv = _key_grad_block(dk, dv, k, v, j, start, q_ptr + rows_at, grad_ptr + rows_at, row_max_ptr,
-                                         row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, USE_DOT, BLOCK,
+                                         row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, PRECISION, BLOCK,
                                          BLOCK_D)
     _store_rows(d_k_ptr + rows_at, j, dk, T, D, BLOCK_D)
     _store_rows(d_v_ptr + rows_at, j, dv, T, D, BLOCK_D)
@@ -189,7 +186,7 @@ def attention_key_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row_m
 @triton.jit(do_not_specialize=["D"])
 def attention_query_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row_max_ptr, row_sum_ptr, delta_ptr,
                                 d_q_ptr,
-                                T, D, HEADS, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, USE_DOT: tl.constexpr,
+                                T, D, HEADS, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
                                 BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     """dL/dq for a block of queries i. Keys in their future only ever get replaced scores
     (ds = 0), so a causal program stops at the diagonal."""
@@ -206,36 +203,35 @@ def attention_query_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row
     for start in range(0, (tl.program_id(0) + 1) * BLOCK if CAUSAL else T, BLOCK):
         j = start + tl.arange(0, BLOCK)
         k = _load_rows(k_ptr + rows_at, j, T, D, BLOCK_D)
-        p, allowed = _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, USE_DOT)
-        ds = tl.where(allowed, p * (_matmul(g, tl.trans(_load_rows(v_ptr + rows_at, j, T, D, BLOCK_D)), USE_DOT)
+        p, allowed = _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
+        ds = tl.where(allowed, p * (matmul(g, tl.trans(_load_rows(v_ptr + rows_at, j, T, D, BLOCK_D)), PRECISION)
                                     - delta[:, None]), 0.0)
-        dq += _matmul(ds, k, USE_DOT) * scale
+        dq += matmul(ds, k, PRECISION) * scale
     _store_rows(d_q_ptr + rows_at, i, dq, T, D, BLOCK_D)
 
 
-def launch_config(T, D, dtype):
-    """Block sizes for sequences of T rows of width D: (BLOCK, BLOCK_D, num_warps).
-
-    One BLOCK for queries and keys, so a causal program's diagonal falls on a block edge."""
-    use_dot = dtype == torch.float32
-    block_d = max(triton.next_power_of_2(D), 16 if use_dot else 1)
-    if use_dot:
-        block = 64 if block_d <= 64 else 32
-        block = min(block, max(16, triton.next_power_of_2(T)))
-    else:
+def launch_config(dtype, B, heads, T, D, mask, causal, dot=None):
+    """How every kernel here runs on B·heads sequences of T rows of width D: (grid, constexprs,
+    options), for the product's precision ``dot`` (default: ``matmul.precision(dtype)``). One
+    BLOCK for queries and keys, so a causal program's diagonal falls on a block edge.
+    ``compile_check`` compiles this."""
+    dot = dot or precision(dtype)
+    block_d = max(triton.next_power_of_2(D), 1 if dot == "float64" else 16)
+    if dot == "float64":
         block = 16
         while block > 1 and block * block * block_d > FLOAT64_TILE:
             block //= 2
-        block = min(block, triton.next_power_of_2(T))
-    return block, block_d, 4
+    else:
+        block = (32 if dot == "tf32" else 16) // (2 if block_d > 64 else 1)
+    block = max(min(block, triton.next_power_of_2(T)), 1 if dot == "float64" else 16)
+    constexprs = dict(HAS_MASK=mask, CAUSAL=causal, PRECISION=dot, BLOCK=block, BLOCK_D=block_d)
+    return (triton.cdiv(T, block), B * heads), constexprs, dict(num_warps=4)
 
 
 def _launch(kernel, q, mask, causal, *args):
     B, heads, T, D = q.shape
-    block, block_d, num_warps = launch_config(T, D, q.dtype)
-    kernel[(triton.cdiv(T, block), B * heads)](
-        *args, T, D, heads, HAS_MASK=mask is not None, CAUSAL=causal, USE_DOT=q.dtype == torch.float32,
-        BLOCK=block, BLOCK_D=block_d, num_warps=num_warps)
+    grid, constexprs, options = launch_config(q.dtype, B, heads, T, D, mask is not None, causal)
+    kernel[grid](*args, T, D, heads, **constexprs, **options)
 
 
 def _key_mask(q, mask):

@@ -27,7 +27,7 @@ can still be slow (spills are the first sign) or wrong on the hardware. Needs Tr
 backend and its bundled ptxas, and a process WITHOUT ``TRITON_INTERPRET``: under the
 interpreter ``triton.jit`` makes functions that cannot be compiled.
 
-    python -m minidl.kernels.compile_check [--arch 90 80] [--only gru,rnn,window_attention,losses]
+    python -m minidl.kernels.compile_check [--arch 90 80] [--only gru,rnn,window_attention,attention,losses]
 """
 from __future__ import annotations
 
@@ -50,7 +50,10 @@ BATCH, TIME = 32, 100
 HIDDEN = (32, 64, 128)
 FLOAT64_HIDDEN = (32,)      # the float64 (gradient-check) path of the recurrent kernels
 RADIUS = 5
+HEADS, MHA_TIME = 4, 512    # the transformer's attention
 CLASSES = (2, 1024, 8192)
+# (dtype name, the products' precision (matmul.py), the recurrent widths) of the kernels with tl.dot
+PRECISIONS = (("float32", "ieee", HIDDEN), ("float32", "tf32", HIDDEN), ("float64", "float64", FLOAT64_HIDDEN))
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,10 @@ def _config(name, kernel, dtype, sizes, constexprs, options, int64=("targets_ptr
     return Config(name, kernel, tuple(argument(p) for p in kernel.arg_names), options, too_big_for or {})
 
 
-def _dtype_name(dtype):
-    return str(dtype).removeprefix("torch.").replace("float", "fp")
+def _dtype_name(dtype, dot=None):
+    """"fp32", or with the precision of the products "fp32 ieee", "fp32 tf32"."""
+    name = str(dtype).removeprefix("torch.").replace("float", "fp")
+    return f"{name} {dot}" if dot in ("ieee", "tf32") else name
 
 
 def _recurrent_configs(family, blocks, kernels):
@@ -123,17 +128,18 @@ def _recurrent_configs(family, blocks, kernels):
     from . import recurrent
 
     configs = []
-    for dtype, widths in ((torch.float32, HIDDEN), (torch.float64, FLOAT64_HIDDEN)):
+    for dtype_name, dot, widths in PRECISIONS:
+        dtype = getattr(torch, dtype_name)
         for H in widths:
-            _, constexprs, options = recurrent.launch_config(dtype, BATCH, H)
+            _, constexprs, options = recurrent.launch_config(dtype, BATCH, H, dot)
             # recurrent.py's docstring: tl.dot keeps the weights in shared memory, blocks·BLOCK_H²·4 bytes
-            weights = blocks * constexprs["BLOCK_H"] ** 2 * 4 if constexprs["USE_DOT"] else 0
+            weights = blocks * constexprs["BLOCK_H"] ** 2 * 4 if dot != "float64" else 0
             too_big_for = {arch: f"{weights // 1024} KiB of weights (recurrent.py) > {limit // 1024} KiB"
                            for arch, limit in SHARED_MEMORY_LIMIT.items() if weights > limit}
             for direction, (kernel, relu_flag) in kernels.items():
                 for nonlinearity in ("tanh", "relu") if relu_flag else ("",):
                     name = " ".join(filter(None, [f"{family}_{direction}", nonlinearity, f"H={H}",
-                                                  _dtype_name(dtype)]))
+                                                  _dtype_name(dtype, dot)]))
                     flags = dict(RELU=nonlinearity == "relu") if relu_flag else {}
                     configs.append(_config(name, kernel, dtype, dict(B=BATCH, T=TIME, H=H), {**constexprs, **flags},
                                            options, too_big_for=too_big_for))
@@ -170,6 +176,27 @@ def window_attention_configs():
     return configs
 
 
+def attention_configs():
+    """The transformer's attention at the ``mha`` sizes of the benchmark: 4 heads, T = 512,
+    d_head 32 and 64, causal or not, no padding mask (as benchmarked) and one with it."""
+    import torch
+
+    from . import attention
+
+    kernels = {"forward": attention.attention_forward_kernel, "key_grad": attention.attention_key_grad_kernel,
+               "query_grad": attention.attention_query_grad_kernel}
+    configs = []
+    for dtype_name, dot, _ in PRECISIONS:
+        dtype = getattr(torch, dtype_name)
+        for D, causal, mask in ((32, False, False), (64, False, False), (64, True, True)):
+            _, constexprs, options = attention.launch_config(dtype, BATCH, HEADS, MHA_TIME, D, mask, causal, dot)
+            flags = " causal" * causal + " masked" * mask
+            for direction, kernel in kernels.items():
+                configs.append(_config(f"attention_{direction} d={D}{flags} {_dtype_name(dtype, dot)}", kernel,
+                                       dtype, dict(T=MHA_TIME, D=D, HEADS=HEADS), constexprs, options))
+    return configs
+
+
 def losses_configs():
     import torch
 
@@ -190,7 +217,7 @@ def losses_configs():
 
 # Kernel family -> its Configs. A new kernel module adds one function here.
 CONFIGS = {"rnn": rnn_configs, "gru": gru_configs, "window_attention": window_attention_configs,
-           "losses": losses_configs}
+           "attention": attention_configs, "losses": losses_configs}
 
 
 def missing_compiler():

@@ -32,12 +32,12 @@ Triton stops the launch with "out of resource: shared memory" (use H ≤ 64 ther
 ``kernels.set_mode("reference")``). ``num_stages=1`` keeps the loop's loads from taking
 more of it for software pipelining.
 
-Matrix products: float32 uses ``tl.dot`` with ``input_precision="ieee"`` (no TF32, so the
-results match the reference), which needs every block dimension ≥ 16: BLOCK_B is 16 and
-BLOCK_H the next power of two ≥ max(H, 16), the padding masked to zero (a zero column of
-h stays zero through both recurrences). float64 (gradient checks) uses a broadcast product
-summed over K instead, which runs anywhere but keeps a (BLOCK_B, BLOCK_H, BLOCK_H) tile,
-so its BLOCK_B shrinks as H grows: correct, not fast.
+Matrix products (``matmul.py``): float32 uses ``tl.dot``, in full float32 ("ieee") or on
+tensor cores ("tf32", after ``torch.set_float32_matmul_precision("high")``); it needs every
+block dimension ≥ 16: BLOCK_B is 16 and BLOCK_H the next power of two ≥ max(H, 16), the
+padding masked to zero (a zero column of h stays zero through both recurrences). float64
+(gradient checks) uses a broadcast product summed over K instead, which keeps a
+(BLOCK_B, BLOCK_H, BLOCK_H) tile, so its BLOCK_B shrinks as H grows: correct, not fast.
 """
 from __future__ import annotations
 
@@ -45,19 +45,13 @@ import torch
 import triton
 import triton.language as tl
 
+from .matmul import matmul, precision
+
 
 @triton.jit
 def _tanh(x):
     # tanh(x) = 2σ(2x) − 1: libdevice's tanh is not available in Triton's interpreter
     return 2.0 * tl.sigmoid(2.0 * x) - 1.0
-
-
-@triton.jit
-def _matmul(a, b, USE_DOT: tl.constexpr):
-    """a (M, K) @ b (K, N)."""
-    if USE_DOT:
-        return tl.dot(a, b, input_precision="ieee")
-    return tl.sum(a[:, :, None] * b[None, :, :], axis=1)
 
 
 @triton.jit
@@ -95,20 +89,20 @@ def _at(b, j, t, T, width):
 
 @triton.jit
 def elman_rnn_forward_kernel(x_proj_ptr, h0_ptr, U_ptr, hs_ptr, B, T, H, RELU: tl.constexpr,
-                             USE_DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+                             PRECISION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     b, j, inside = _rows(B, H, BLOCK_B, BLOCK_H)
     U = _load_weight(U_ptr, H, H, BLOCK_H, False)
     h = tl.load(h0_ptr + b[:, None] * H + j[None, :], mask=inside, other=0.0)
     for t in range(T):
         step = _at(b, j, t, T, H)
-        pre = tl.load(x_proj_ptr + step, mask=inside, other=0.0) + _matmul(h, U, USE_DOT)
+        pre = tl.load(x_proj_ptr + step, mask=inside, other=0.0) + matmul(h, U, PRECISION)
         h = tl.maximum(pre, 0.0) if RELU else _tanh(pre)
         tl.store(hs_ptr + step, h, mask=inside)
 
 
 @triton.jit
 def elman_rnn_backward_kernel(grad_hs_ptr, hs_ptr, U_ptr, d_pre_ptr, d_h0_ptr, B, T, H, RELU: tl.constexpr,
-                              USE_DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+                              PRECISION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     b, j, inside = _rows(B, H, BLOCK_B, BLOCK_H)
     U_T = _load_weight(U_ptr, H, H, BLOCK_H, True)
     dh = tl.zeros((BLOCK_B, BLOCK_H), dtype=hs_ptr.dtype.element_ty)  # dL/dh_t arriving from step t + 1
@@ -118,21 +112,21 @@ def elman_rnn_backward_kernel(grad_hs_ptr, hs_ptr, U_ptr, d_pre_ptr, d_h0_ptr, B
         h = tl.load(hs_ptr + step, mask=inside, other=0.0)
         d_pre = dh * (tl.where(h > 0, 1.0, 0.0) if RELU else 1.0 - h * h)  # relu' from the output: h > 0 ⇔ pre > 0
         tl.store(d_pre_ptr + step, d_pre, mask=inside)
-        dh = _matmul(d_pre, U_T, USE_DOT)
+        dh = matmul(d_pre, U_T, PRECISION)
     tl.store(d_h0_ptr + b[:, None] * H + j[None, :], dh, mask=inside)
 
 
 @triton.jit
 def gru_forward_kernel(x_proj_ptr, h0_ptr, U_zr_ptr, U_h_ptr, hs_ptr, zs_ptr, rs_ptr, h_tildes_ptr, B, T, H,
-                       USE_DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+                       PRECISION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     b, j, inside = _rows(B, H, BLOCK_B, BLOCK_H)
     U_z, U_r, U_h = _gru_weights(U_zr_ptr, U_h_ptr, H, BLOCK_H, False)
     h = tl.load(h0_ptr + b[:, None] * H + j[None, :], mask=inside, other=0.0)
     for t in range(T):
         x_t = x_proj_ptr + _at(b, j, t, T, 3 * H)              # x_proj_t = [xz | xr | xh]
-        z = tl.sigmoid(tl.load(x_t, mask=inside, other=0.0) + _matmul(h, U_z, USE_DOT))
-        r = tl.sigmoid(tl.load(x_t + H, mask=inside, other=0.0) + _matmul(h, U_r, USE_DOT))
-        h_tilde = _tanh(tl.load(x_t + 2 * H, mask=inside, other=0.0) + _matmul(r * h, U_h, USE_DOT))
+        z = tl.sigmoid(tl.load(x_t, mask=inside, other=0.0) + matmul(h, U_z, PRECISION))
+        r = tl.sigmoid(tl.load(x_t + H, mask=inside, other=0.0) + matmul(h, U_r, PRECISION))
+        h_tilde = _tanh(tl.load(x_t + 2 * H, mask=inside, other=0.0) + matmul(r * h, U_h, PRECISION))
         h = h + z * (h_tilde - h)
         step = _at(b, j, t, T, H)
         tl.store(hs_ptr + step, h, mask=inside)
@@ -143,7 +137,7 @@ def gru_forward_kernel(x_proj_ptr, h0_ptr, U_zr_ptr, U_h_ptr, hs_ptr, zs_ptr, rs
 
 @triton.jit
 def gru_backward_kernel(grad_hs_ptr, h_prevs_ptr, zs_ptr, rs_ptr, h_tildes_ptr, U_zr_ptr, U_h_ptr, d_x_ptr, d_h0_ptr,
-                        B, T, H, USE_DOT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+                        B, T, H, PRECISION: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     b, j, inside = _rows(B, H, BLOCK_B, BLOCK_H)
     U_z_T, U_r_T, U_h_T = _gru_weights(U_zr_ptr, U_h_ptr, H, BLOCK_H, True)
     dh = tl.zeros((BLOCK_B, BLOCK_H), dtype=zs_ptr.dtype.element_ty)
@@ -156,7 +150,7 @@ def gru_backward_kernel(grad_hs_ptr, h_prevs_ptr, zs_ptr, rs_ptr, h_tildes_ptr, 
         h_tilde = tl.load(h_tildes_ptr + step, mask=inside, other=0.0)
         h_prev = tl.load(h_prevs_ptr + step, mask=inside, other=0.0)
         d_pre_h = dh * z * (1.0 - h_tilde * h_tilde)           # through h̃ = tanh(pre_h)
-        d_rh = _matmul(d_pre_h, U_h_T, USE_DOT)                # pre_h = xh + (r ⊙ h_prev) U_h
+        d_rh = matmul(d_pre_h, U_h_T, PRECISION)                # pre_h = xh + (r ⊙ h_prev) U_h
         d_pre_z = dh * (h_tilde - h_prev) * z * (1.0 - z)
         d_pre_r = d_rh * h_prev * r * (1.0 - r)
         d_x_t = d_x_ptr + _at(b, j, t, T, 3 * H)
@@ -164,17 +158,19 @@ def gru_backward_kernel(grad_hs_ptr, h_prevs_ptr, zs_ptr, rs_ptr, h_tildes_ptr, 
         tl.store(d_x_t + H, d_pre_r, mask=inside)
         tl.store(d_x_t + 2 * H, d_pre_h, mask=inside)
         # h_prev reaches h directly, through r ⊙ h_prev, and through both gates
-        dh = dh * (1.0 - z) + d_rh * r + _matmul(d_pre_z, U_z_T, USE_DOT) + _matmul(d_pre_r, U_r_T, USE_DOT)
+        dh = dh * (1.0 - z) + d_rh * r + matmul(d_pre_z, U_z_T, PRECISION) + matmul(d_pre_r, U_r_T, PRECISION)
     tl.store(d_h0_ptr + b[:, None] * H + j[None, :], dh, mask=inside)
 
 
-def launch_config(dtype, B, H):
+def launch_config(dtype, B, H, dot=None):
     """How every kernel here runs on B rows of H hidden units: (grid, constexprs, options), the
-    block sizes chosen for the dtype (see the module docstring). ``compile_check`` compiles this."""
-    use_dot = dtype == torch.float32
+    block sizes chosen for the product's precision ``dot`` (default: ``matmul.precision(dtype)``;
+    see the module docstring). ``compile_check`` compiles this."""
+    dot = dot or precision(dtype)
+    use_dot = dot != "float64"
     block_h = max(triton.next_power_of_2(H), 16 if use_dot else 1)
     block_b = 16 if use_dot else max(1, min(16, 8192 // (block_h * block_h)))
-    return ((triton.cdiv(B, block_b),), dict(USE_DOT=use_dot, BLOCK_B=block_b, BLOCK_H=block_h),
+    return ((triton.cdiv(B, block_b),), dict(PRECISION=dot, BLOCK_B=block_b, BLOCK_H=block_h),
             dict(num_warps=4 if block_h <= 64 else 8, num_stages=1))
 
 

@@ -1,6 +1,7 @@
 """The transformer's attention kernel = the reference path: output and the three gradients."""
 import numpy as np
 import pytest
+import torch
 
 import minidl as md
 from minidl import kernels
@@ -8,7 +9,7 @@ from minidl.autograd import ops
 from minidl.gradcheck import gradcheck
 from minidl.kernels.attention import launch_config
 
-from .common import assert_kernel_matches_reference
+from .common import assert_kernel_matches_reference, tf32
 
 
 def _inputs(B, heads, T, d, seed=0):
@@ -30,16 +31,10 @@ def _attention(causal, masked=True):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("T,d", [(1, 3), (7, 5), (37, 4), (20, 24)])  # one row; one block; float64: several; d > 16
+@pytest.mark.parametrize("T,d", [(1, 3), (7, 5), (37, 4), (20, 24)])  # one row; one block; several; d > 16
 def test_matches_reference(kernel_device, T, d, masked, causal, dtype):
     assert_kernel_matches_reference(_attention(causal, masked), _inputs(2, 3, T, d), [0, 1, 2], kernel_device,
                                     dtype)
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_several_float32_blocks(kernel_device, causal):
-    """float32 takes 64 rows a block: 70 rows need two."""
-    assert_kernel_matches_reference(_attention(causal), _inputs(2, 1, 70, 6), [0, 1, 2], kernel_device, "float32")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -55,14 +50,22 @@ def test_queries_that_see_no_key(kernel_device, causal, dtype):
     assert_kernel_matches_reference(_attention(causal), arrays, [0, 1, 2], kernel_device, dtype)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_tf32_products(kernel_device, causal):
+    """After torch.set_float32_matmul_precision("high") the kernels' tl.dot takes TF32 inputs."""
+    with tf32():
+        assert launch_config(torch.float32, 2, 3, 37, 4, True, causal)[1]["PRECISION"] == "tf32"
+        assert_kernel_matches_reference(_attention(causal), _inputs(2, 3, 37, 4), [0, 1, 2], kernel_device,
+                                        "float32", "tf32")
+
+
 def test_the_cases_span_several_key_blocks():
     """Some case above must walk over more than one block of keys in each dtype, else the
     online softmax's rescaling and the causal diagonal are never exercised."""
-    import torch
-
-    for dtype, T, d in ((torch.float32, 70, 6), (torch.float64, 37, 4)):
-        block, _, _ = launch_config(T, d, dtype)
-        assert T > block, (dtype, block)
+    for dtype in (torch.float32, torch.float64):
+        for dot in ("ieee", "tf32") if dtype == torch.float32 else (None,):
+            _, constexprs, _ = launch_config(dtype, 2, 3, 37, 4, True, True, dot)
+            assert 37 > constexprs["BLOCK"], (dtype, constexprs)
 
 
 def test_gradcheck_through_the_kernel(kernel_device):

@@ -19,7 +19,9 @@ missing = compile_check.missing_compiler()
 needs_compiler = pytest.mark.skipif(missing is not None, reason=f"cannot compile for NVIDIA targets: {missing}")
 
 # one launch per kernel module; the GRU at H = 128 is the shared-memory claim of recurrent.py
-REPRESENTATIVES = ("gru_forward H=128 fp32", "window_attention_forward d=128 r=5 fp32", "cross_entropy C=1024 fp32")
+GRU = "gru_forward H=128 fp32 tf32"
+REPRESENTATIVES = (GRU, "gru_forward H=32 fp64", "attention_forward d=64 causal masked fp32 tf32",
+                   "window_attention_forward d=128 r=5 fp32", "cross_entropy C=1024 fp32")
 
 
 def _python(tmp_path, *args):
@@ -48,10 +50,12 @@ print(json.dumps([dict(dataclasses.asdict(r), fits=r.fits, ok=r.ok) for r in res
         assert r["ok"]
     # recurrent.py: the GRU's three 128×128 float32 weight tiles stay in shared memory (192 KiB, plus
     # the staged h tile): they fit a Hopper's 227 KiB, not an A100's 163 KiB, and the check knows it
-    hopper, ampere = results["gru_forward H=128 fp32", 90], results["gru_forward H=128 fp32", 80]
+    hopper, ampere = results[GRU, 90], results[GRU, 80]
     assert 192 * KiB <= hopper["shared"] <= 227 * KiB and hopper["fits"] and hopper["expected_to_fit"]
     assert ampere["shared"] > 163 * KiB and not ampere["fits"] and not ampere["expected_to_fit"]
     assert hopper["num_warps"] == 8 and hopper["num_stages"] == 1  # recurrent.launch_config at H = 128
+    # on tensor cores ("tf32") neither the GRU nor the attention spills registers (in "ieee" both do)
+    assert all(r["spill_stores"] == 0 for (name, arch), r in results.items() if "tf32" in name and arch == 90)
 
 
 @needs_compiler
@@ -74,11 +78,12 @@ def test_refuses_to_run_under_the_interpreter(monkeypatch, capsys):
 
 def test_only_the_gru_at_128_is_expected_not_to_fit_and_only_on_sm_80():
     configs = compile_check.configurations()  # block sizes only: works under the interpreter too
-    assert len({c.name for c in configs}) == len(configs) == 42
+    # rnn 2·12 + 4, gru 2·6 + 2, window attention 9, attention 3·9, losses 9
+    assert len({c.name for c in configs}) == len(configs) == 28 + 14 + 9 + 27 + 9
     assert {c.name: set(c.too_big_for) for c in configs if c.too_big_for} == {
-        "gru_forward H=128 fp32": {80}, "gru_backward H=128 fp32": {80}}
+        f"gru_{direction} H=128 fp32 {dot}": {80} for direction in ("forward", "backward") for dot in ("ieee", "tf32")}
     with pytest.raises(ValueError, match="unknown kernel families"):
-        compile_check.configurations(["attention"])
+        compile_check.configurations(["lstm"])
 
 
 def test_a_result_fails_only_where_we_claim_it_fits():

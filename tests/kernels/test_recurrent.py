@@ -1,13 +1,14 @@
 """Persistent Elman RNN and GRU kernels = the reference BPTT, forward and backward."""
 import numpy as np
 import pytest
+import torch
 
 import minidl as md
 from minidl import kernels
 from minidl.autograd import ops
 from minidl.gradcheck import gradcheck
 
-from .common import assert_kernel_matches_reference
+from .common import assert_kernel_matches_reference, tf32
 
 
 RECURRENCES = {
@@ -39,6 +40,18 @@ def test_matches_reference(kernel_device, name, H, dtype):
 def test_matches_reference_at_the_edges(kernel_device, name, B, T):
     fn, arrays = _case(name, B, T, H=4, seed=1)
     assert_kernel_matches_reference(fn, arrays, range(len(arrays)), kernel_device, "float32")
+
+
+@pytest.mark.parametrize("name", list(RECURRENCES))
+def test_tf32_products(kernel_device, name):
+    """After torch.set_float32_matmul_precision("high") the kernels' tl.dot takes TF32 inputs."""
+    from minidl.kernels.recurrent import launch_config
+
+    fn, arrays = _case(name, B=3, T=7, H=20)
+    with tf32():
+        assert launch_config(torch.float32, 3, 20)[1]["PRECISION"] == "tf32"
+        assert_kernel_matches_reference(fn, arrays, range(len(arrays)), kernel_device, "float32", "tf32")
+    assert launch_config(torch.float32, 3, 20)[1]["PRECISION"] == "ieee"
 
 
 @pytest.mark.parametrize("name", list(RECURRENCES))
