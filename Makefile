@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/demo
 
-.PHONY: install demo test browser bench theory clean
+.PHONY: install demo test browser bench compile-check theory clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 	$(BIN)/minidl bench mlp
 	$(BIN)/minidl bench gru
 	$(BIN)/minidl bench kernels
+
+# every Triton kernel compiled for sm_90 and sm_80 without a GPU (not under the interpreter)
+compile-check: $(STAMP)
+	env -u TRITON_INTERPRET $(BIN)/python -m minidl.kernels.compile_check
 
 theory: $(STAMP)
 	$(BIN)/python -m theory.gradient_flow --out theory/gradient_flow.png
