@@ -13,6 +13,19 @@ TOLERANCES = {"float32": dict(rtol=1e-5, atol=1e-5), "float64": dict(rtol=1e-10,
               "tf32": dict(rtol=2e-2, atol=2e-2)}
 
 
+def attention_inputs(shape, seed=0):
+    """q, k, v of ``shape`` (B, ..., T, d) and a mask (B, T): each sequence padded after a random
+    length, and the last one with holes inside too."""
+    rng = np.random.default_rng(seed)
+    B, T = shape[0], shape[-2]
+    mask = np.ones((B, T))
+    for b, length in enumerate(rng.integers(1, T + 1, B)):
+        mask[b, length:] = 0
+    if T > 2:
+        mask[-1, 1:-1] = 0
+    return [rng.standard_normal(shape) for _ in range(3)] + [mask]
+
+
 def run(fn, arrays, differentiable, device, dtype, mode):
     """``fn(*tensors)`` in ``mode``, back-propagating a fixed random gradient from its (first) output.
 

@@ -1,5 +1,4 @@
 """The transformer's attention kernel = the reference path: output and the three gradients."""
-import numpy as np
 import pytest
 import torch
 
@@ -9,17 +8,11 @@ from minidl.autograd import ops
 from minidl.gradcheck import gradcheck
 from minidl.kernels.attention import launch_config
 
-from .common import assert_kernel_matches_reference, tf32
+from .common import assert_kernel_matches_reference, attention_inputs, tf32
 
 
 def _inputs(B, heads, T, d, seed=0):
-    rng = np.random.default_rng(seed)
-    mask = np.ones((B, T))
-    for b, length in enumerate(rng.integers(1, T + 1, B)):
-        mask[b, length:] = 0  # padding after each sequence's last token
-    if T > 2:
-        mask[-1, 1:-1] = 0  # and holes inside one
-    return [rng.standard_normal((B, heads, T, d)) for _ in range(3)] + [mask]
+    return attention_inputs((B, heads, T, d), seed)
 
 
 def _attention(causal, masked=True):

@@ -1,5 +1,4 @@
 """Windowed self-attention kernel = the reference path: output, weights and the three gradients."""
-import numpy as np
 import pytest
 
 import minidl as md
@@ -7,17 +6,11 @@ from minidl import kernels
 from minidl.autograd import ops
 from minidl.gradcheck import gradcheck
 
-from .common import assert_kernel_matches_reference
+from .common import assert_kernel_matches_reference, attention_inputs
 
 
 def _inputs(B, T, d, seed=0):
-    rng = np.random.default_rng(seed)
-    mask = np.ones((B, T))
-    for b, length in enumerate(rng.integers(1, T + 1, B)):
-        mask[b, length:] = 0  # padding after each sequence's last word
-    if T > 2:
-        mask[-1, 1:-1] = 0  # and holes inside one
-    return [rng.standard_normal((B, T, d)) for _ in range(3)] + [mask]
+    return attention_inputs((B, T, d), seed)
 
 
 def _attention(radius):
