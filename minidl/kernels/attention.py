@@ -10,7 +10,8 @@ sequence and walks over the other side BLOCK rows at a time:
            causal, j > i; a query with no allowed key thus gets uniform weights over all T
            keys, exactly as in the reference path (its output is meaningless but finite)
     forward, per key block, with the running row max m, denominator l and output o:
-        m' = max(m, max_j s_ij),  l ← l·e^(m−m') + Σ_j e^(s_ij−m'),  o ← o·e^(m−m') + Σ_j e^(s_ij−m') v_j
+        m' = max(m, max_j s_ij)
+        l ← l·e^(m−m') + Σ_j e^(s_ij−m'),     o ← o·e^(m−m') + Σ_j e^(s_ij−m') v_j
     out_i = o_i / l_i;   m and l are kept for the backward: p_ij = e^(s_ij − m_i) / l_i
     (not as one log-sum-exp m + log l: next to m = −1e9, float32 would round log l away)
 
@@ -43,7 +44,7 @@ import triton.language as tl
 from .matmul import matmul, precision
 
 # jit functions may read only constexpr globals
-MASKED_SCORE = tl.constexpr(-1e9)    # as in minidl.autograd.ops.attention: a replaced score, still a candidate key
+MASKED_SCORE = tl.constexpr(-1e9)    # as in ops.attention: a replaced score, still a candidate key
 NOT_A_KEY = tl.constexpr(-1e30)      # a block's columns past T: never a key
 NO_KEY_SEEN = tl.constexpr(-1e8)     # a row max below this saw only replaced scores
 FLOAT64_TILE = 8192                  # elements of float64's (BLOCK, BLOCK, BLOCK_D) product tile
@@ -81,7 +82,8 @@ def _forward_block(q, m, l, o, i, start, k_ptr, v_ptr, key_mask_ptr, T, D, scale
                    CAUSAL: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     """The online-softmax update of (m, l, o) with the keys start .. start + BLOCK − 1."""
     j = start + tl.arange(0, BLOCK)
-    s, _ = _scores(q, _load_rows(k_ptr, j, T, D, BLOCK_D), i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
+    k = _load_rows(k_ptr, j, T, D, BLOCK_D)
+    s, _ = _scores(q, k, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
     m_new = tl.maximum(m, tl.max(s, axis=1))
     rescale = tl.exp(m - m_new)
     p = tl.exp(s - m_new[:, None])
@@ -133,10 +135,15 @@ def _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK: tl.conste
 
 
 @triton.jit
+def _score_gradient(p, allowed, g, v, delta, PRECISION: tl.constexpr):
+    """ds_ij = p_ij (g_i · v_j − Δ_i) where (i, j) is allowed, else 0."""
+    return tl.where(allowed, p * (matmul(g, tl.trans(v), PRECISION) - delta[:, None]), 0.0)
+
+
+@triton.jit
 def _key_grad_block(dk, dv, k, v, j, start, q_ptr, grad_ptr, row_max_ptr, row_sum_ptr, delta_ptr, key_mask_ptr,
-                    T, D, scale,
-                    HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr,
-                    BLOCK_D: tl.constexpr):
+                    T, D, scale, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+                    BLOCK: tl.constexpr, BLOCK_D: tl.constexpr):
     """dk, dv of keys j plus what the queries start .. start + BLOCK − 1 give them."""
     i = start + tl.arange(0, BLOCK)
     q = _load_rows(q_ptr, i, T, D, BLOCK_D)
@@ -145,8 +152,7 @@ def _key_grad_block(dk, dv, k, v, j, start, q_ptr, grad_ptr, row_max_ptr, row_su
     delta = tl.load(delta_ptr + i, mask=i < T, other=0.0)
     p, allowed = _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
     dv += matmul(tl.trans(p), g, PRECISION)
-    ds = tl.where(allowed, p * (matmul(g, tl.trans(v), PRECISION) - delta[:, None]), 0.0)
-    dk += matmul(tl.trans(ds), q, PRECISION) * scale
+    dk += matmul(tl.trans(_score_gradient(p, allowed, g, v, delta, PRECISION)), q, PRECISION) * scale
     return dk, dv
 
 
@@ -171,14 +177,15 @@ def attention_key_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row_m
     first = tl.program_id(0) * BLOCK if CAUSAL else 0              # earlier queries cannot see these keys...
     for start in range(first, T, BLOCK):
         dk, dv = _key_grad_block(dk, dv, k, v, j, start, q_ptr + rows_at, grad_ptr + rows_at, row_max_ptr,
-                                 row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, PRECISION, BLOCK, BLOCK_D)
+                                 row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, PRECISION,
+                                 BLOCK, BLOCK_D)
     if CAUSAL:
         for start in range(0, first, BLOCK):                        # ...unless they saw no key at all
             i = start + tl.arange(0, BLOCK)
             if tl.min(tl.load(row_max_ptr + i, mask=i < T, other=0.0)) < NO_KEY_SEEN:
                 dk, dv = _key_grad_block(dk, dv, k, v, j, start, q_ptr + rows_at, grad_ptr + rows_at, row_max_ptr,
-                                         row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL, PRECISION, BLOCK,
-                                         BLOCK_D)
+                                         row_sum_ptr, delta_ptr, key_mask_ptr, T, D, scale, HAS_MASK, CAUSAL,
+                                         PRECISION, BLOCK, BLOCK_D)
     _store_rows(d_k_ptr + rows_at, j, dk, T, D, BLOCK_D)
     _store_rows(d_v_ptr + rows_at, j, dv, T, D, BLOCK_D)
 
@@ -204,9 +211,8 @@ def attention_query_grad_kernel(q_ptr, k_ptr, v_ptr, key_mask_ptr, grad_ptr, row
         j = start + tl.arange(0, BLOCK)
         k = _load_rows(k_ptr + rows_at, j, T, D, BLOCK_D)
         p, allowed = _probabilities(q, k, m, l, i, j, key_mask_ptr, T, scale, HAS_MASK, CAUSAL, PRECISION)
-        ds = tl.where(allowed, p * (matmul(g, tl.trans(_load_rows(v_ptr + rows_at, j, T, D, BLOCK_D)), PRECISION)
-                                    - delta[:, None]), 0.0)
-        dq += matmul(ds, k, PRECISION) * scale
+        v = _load_rows(v_ptr + rows_at, j, T, D, BLOCK_D)
+        dq += matmul(_score_gradient(p, allowed, g, v, delta, PRECISION), k, PRECISION) * scale
     _store_rows(d_q_ptr + rows_at, i, dq, T, D, BLOCK_D)
 
 
