@@ -40,18 +40,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ..bench.kernels import BATCHES, CLASSES, HEADS, HIDDEN, MHA_TIMES, RADIUS, TIMES
+
 # Largest shared memory one block may use (opt-in, cudaDevAttrMaxSharedMemoryPerBlockOptin), from
 # the CUDA C++ Programming Guide's table of technical specifications per compute capability:
 # 227 KiB on 9.0 (H100), 163 KiB on 8.0 (A100). Triton refuses a launch above it.
 SHARED_MEMORY_LIMIT = {90: 227 * 1024, 80: 163 * 1024}
 
-# The problem sizes of ``minidl bench kernels``: batch B, time T, and the families' widths
-BATCH, TIME = 32, 100
-HIDDEN = (32, 64, 128)
+# The problem sizes of ``minidl bench kernels`` (its first batch and time, its longest mha
+# sequence; HIDDEN, RADIUS, HEADS and CLASSES are its own)
+BATCH, TIME, MHA_TIME = BATCHES[0], TIMES[0], MHA_TIMES[-1]
 FLOAT64_HIDDEN = (32,)      # the float64 (gradient-check) path of the recurrent kernels
-RADIUS = 5
-HEADS, MHA_TIME = 4, 512    # the transformer's attention
-CLASSES = (2, 1024, 8192)
 # (dtype name, the products' precision (matmul.py), the recurrent widths) of the kernels with tl.dot
 PRECISIONS = (("float32", "ieee", HIDDEN), ("float32", "tf32", HIDDEN), ("float64", "float64", FLOAT64_HIDDEN))
 
