@@ -138,6 +138,15 @@ class NumpyBackend:
     def swap_last(self, a):
         return np.swapaxes(a, -1, -2)
 
+    # --- in place, for the large temporaries of fused ops (no second full-size array) ---
+    def exp_(self, a):
+        return np.exp(a, out=a)
+
+    def fill_where_(self, a, cond, value):
+        np.copyto(a, value, where=cond)
+        return a
+
+
     def broadcast_to(self, a, shape):
         return np.broadcast_to(a, shape)
 
@@ -327,6 +336,14 @@ class TorchBackend:
 
     def swap_last(self, a):
         return a.transpose(-1, -2)
+
+    # --- in place, for the large temporaries of fused ops (no second full-size array) ---
+    def exp_(self, a):
+        return a.exp_()
+
+    def fill_where_(self, a, cond, value):
+        return a.masked_fill_(cond, value)
+
 
     def broadcast_to(self, a, shape):
         return self.torch.broadcast_to(a, shape)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import ops
+from ..autograd.engine import no_grad
 from ..autograd.ops.attention import MASKED_SCORE, allowed_keys
 from . import init
 from .activation import GELU
@@ -39,15 +40,16 @@ class MultiHeadSelfAttention(Module):
 
     ``forward(x, mask=None)``: x (B, T, D), mask (B, T) with 1.0 on real tokens (None: all
     real) -> out (B, T, D). ``self.last_weights`` gives the attention weights of the last
-    call (B, h, T, T), detached, for inspection (after dropout while training).
+    call (B, h, T, T), detached, for inspection: the softmax before dropout, computed when
+    first asked for from the q and k the call kept.
     ``forward(x, mask, return_weights=True)`` -> (out, probabilities): the softmax over the
     keys (B, h, T, T) BEFORE dropout and still in the graph, for losses on the attention
     maps (TinyBERT distillation).
 
-    Two paths compute the same: with attention dropout active or the probabilities asked
-    for, the composition of matmul, where, softmax and dropout above; otherwise one fused
-    node, ``ops.scaled_dot_product_attention``, whose CUDA kernel never forms a (T, T)
-    matrix (``last_weights`` then recomputes the weights from the q and k it kept).
+    Two paths compute the same: by default one fused node,
+    ``ops.scaled_dot_product_attention`` (attention dropout included), which never holds a
+    (B, h, T, T) array; only when the probabilities are asked for, the composition of
+    matmul, where, softmax and dropout above, which must form them.
 
     Padding queries are not masked: a padded position attends over the real tokens like any
     other (or, if its row has no real token at all, uniformly over every position), so its
@@ -85,10 +87,11 @@ class MultiHeadSelfAttention(Module):
 
     @property
     def last_weights(self):
-        """The attention weights of the last call (B, h, T, T), detached; after a fused call
-        they are computed now, from the q and k it kept."""
+        """The attention weights (softmax before dropout) of the last call (B, h, T, T),
+        detached, computed now from the q and k it kept."""
         if isinstance(self._last, tuple):
-            self._last = self._probabilities(*self._last)
+            with no_grad():
+                self._last = self._probabilities(*self._last)
         return self._last
 
     def forward(self, x, mask=None, return_weights=False):
@@ -99,14 +102,13 @@ class MultiHeadSelfAttention(Module):
         if mask is not None and tuple(mask.shape) != (B, T):
             raise ValueError(f"MultiHeadSelfAttention: mask must be (B, T) = {(B, T)} like x, got {mask.shape}")
         q, k, v = (self._split_heads(proj(x)) for proj in (self.query, self.key, self.value))
-        dropping = self.dropout.training and self.dropout.p > 0
-        if return_weights or dropping:                   # the probabilities themselves are needed
+        if return_weights:                               # the probabilities themselves are needed
             probabilities = self._probabilities(q, k, mask)
-            weights = self.dropout(probabilities)
-            self._last = weights.detach()
-            heads = ops.matmul(weights, v)                                          # (B, h, T, d_head)
-        else:                                            # one fused node, never a (T, T) matrix on a GPU
-            heads = ops.scaled_dot_product_attention(q, k, v, mask, self.causal)
+            self._last = probabilities.detach()
+            heads = ops.matmul(self.dropout(probabilities), v)                      # (B, h, T, d_head)
+        else:                                            # one fused node, never a (B, h, T, T) array
+            p_drop = self.dropout.p if self.dropout.training else 0.0
+            heads = ops.scaled_dot_product_attention(q, k, v, mask, self.causal, p_drop)
             self._last = (q.detach(), k.detach(), None if mask is None else mask.detach())
         merged = heads.transpose(0, 2, 1, 3).reshape(B, T, self.num_heads * self.d_head)  # (B, T, h·d_head)
         out = self.out(merged)
@@ -201,9 +203,11 @@ class TransformerEncoder(Module):
     def forward(self, x, mask=None, return_states=False):
         states, attentions = [x], []
         for layer in self.layers:
-            x, probabilities = layer(x, mask, return_attention=True)
-            if return_states:
+            if return_states:    # the probabilities are asked for only here: else attention stays fused
+                x, probabilities = layer(x, mask, return_attention=True)
                 states.append(x)
                 attentions.append(probabilities)
+            else:
+                x = layer(x, mask)
         out = x if self.final_norm is None else self.final_norm(x)
         return (out, states, attentions) if return_states else out

@@ -101,19 +101,52 @@ def test_the_fused_and_the_composed_path_agree(device, rng, causal):
         np.testing.assert_allclose(fused, composed, rtol=1e-12, atol=1e-14)
 
 
-def test_attention_dropout_takes_the_composed_path(monkeypatch, rng):
+def test_attention_dropout_is_fused(monkeypatch, rng):
+    """Attention dropout runs inside the fused node too, in training; evaluation drops nothing."""
     calls = []
     fused = md.autograd.ops.scaled_dot_product_attention
     monkeypatch.setattr(md.autograd.ops, "scaled_dot_product_attention",
-                        lambda *args: calls.append(1) or fused(*args))
+                        lambda *args: calls.append(args[-1]) or fused(*args))
     attention = MultiHeadSelfAttention(D, HEADS, dropout=0.5, dtype="float64")
     x = tensor(rng.standard_normal((B, T, D)), "cpu")
-    attention(x)
-    assert calls == [], "dropout on the weights needs them formed"
-    assert (attention.last_weights.numpy() == 0).any(), "last_weights are after dropout while training"
+    dropped = attention(x).numpy()
     attention.eval()
-    attention(x)
-    assert calls == [1], "in evaluation the fused op runs"
+    kept = attention(x).numpy()
+    assert calls == [0.5, 0.0], "training passes the dropout probability, evaluation none"
+    assert not np.allclose(dropped, kept), "dropout changed the training output"
+    np.testing.assert_allclose(attention.last_weights.numpy().sum(axis=-1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("mlm", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_every_transformer_model_takes_the_fused_path(monkeypatch, causal, mlm, training):
+    """A classifier's and a masked-LM's forward AND backward go through the fused attention
+    node, once per layer, in training (dropout on) and in evaluation; the composed softmax
+    over (B, h, T, T) scores never runs."""
+    from minidl.autograd.ops import attention, losses
+
+    counts = {"forward": 0, "backward": 0, "softmax": 0}
+    node = attention.ScaledDotProductAttention
+    forward, backward, softmax = node.forward, node.backward, losses.Softmax.forward
+
+    def counted(name, fn):
+        return staticmethod(lambda *args: counts.__setitem__(name, counts[name] + 1) or fn(*args))
+
+    monkeypatch.setattr(node, "forward", counted("forward", forward))
+    monkeypatch.setattr(node, "backward", counted("backward", backward))
+    monkeypatch.setattr(losses.Softmax, "forward", counted("softmax", softmax))
+    model = classifier("cpu", num_layers=2, dropout=0.1, causal=causal, mlm_head=mlm,
+                       pooling="last" if causal else "mean")
+    model.train(training)
+    ids, mask, lengths = batch(IDS, "cpu")
+    if mlm:
+        loss = md.cross_entropy(model.masked_lm_logits(ids, mask, md.tensor(np.array([1, 6]))),
+                                md.tensor(np.array([3, 6])))
+    else:
+        loss = md.cross_entropy(model(ids, mask, lengths).logits, md.tensor(np.array([0, 1])))
+    loss.backward()
+    assert counts == {"forward": 2, "backward": 2, "softmax": 0}
 
 
 def test_attention_weights_are_kept_and_skip_padding(device, rng):
