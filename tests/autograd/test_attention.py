@@ -102,16 +102,16 @@ def test_memory_grows_linearly_in_T(monkeypatch, causal):
 def test_one_block_keeps_the_probabilities_and_the_mask_instead_of_recomputing(monkeypatch):
     """Small attention is one block: the backward reuses the forward's p and dropout mask."""
     calls = []
-    for name in ("_softmax_rows", "dropout_keep"):
+    for name in ("_exponentials", "dropout_keep"):
         fn = getattr(attention, name)
         monkeypatch.setattr(attention, name, lambda *args, name=name, fn=fn: calls.append(name) or fn(*args))
     q, k, v, mask = _inputs("cpu")
     md.scaled_dot_product_attention(q, k, v, mask, dropout=0.1).sum().backward()
-    assert calls == ["_softmax_rows", "dropout_keep"]
+    assert calls == ["_exponentials", "dropout_keep"]
     monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 3 * 37 * 10)          # blocks of 10 rows: 4 blocks
     calls.clear()
     md.scaled_dot_product_attention(q, k, v, mask, dropout=0.1).sum().backward()
-    assert calls == ["_softmax_rows", "dropout_keep"] * 8, "4 blocks forward, 4 recomputed backward"
+    assert calls == ["_exponentials", "dropout_keep"] * 8, "4 blocks forward, 4 recomputed backward"
 
 
 def test_bad_dropout_is_refused():

@@ -22,12 +22,17 @@ D_i = g_i · out_i (FlashAttention's identity) needs only (T, d) arrays, not a (
 
 Two paths compute the same:
 - the array path (NumPy, torch on the CPU, and CUDA with attention dropout) walks the
-  queries in blocks of rows: each block forms its (B, h, rows, T) scores, softmax and
+  queries in blocks of rows: each block forms its (B, h, rows, T) scores, exponentials and
   dropout mask, uses them, and drops them. Nothing (B, h, T, T) is ever held, so memory
-  grows linearly in T. The backward recomputes each block's p from the row max and row sum
-  the forward kept (the same arithmetic, so the same bits) and regenerates its dropout mask
-  from the seed the forward drew. While the whole (B, h, T, T) fits in ``BLOCK_ELEMENTS``
-  there is one block, and the forward keeps p and the mask instead (as PyTorch does).
+  grows linearly in T. It never divides a (T, T) array: with e_ij = exp(s_ij − m_i) and
+  l_i = Σ_j e_ij (row max m, row sum l), p = e / l, so
+      out_i = (Σ_j e_ij v_j) / l_i,    g'_i = g_i / l_i,    D'_i = D_i / l_i,
+      dv = eᵀ g',   dL/ds_ij = e_ij (g'_i · v_j − D'_i),
+  and the divisions touch (T, d) and (T, 1) arrays only. The backward recomputes each
+  block's e from the m the forward kept (the same arithmetic, so the same bits) and
+  regenerates its dropout mask from the seed the forward drew. While the whole
+  (B, h, T, T) fits in ``BLOCK_ELEMENTS`` there is one block, and the forward keeps e and
+  the mask instead (as PyTorch keeps its probabilities).
 - on CUDA tensors without dropout a Triton kernel (``minidl.kernels``, FlashAttention's
   tiling) computes the same in O(T·d) memory.
 """
@@ -94,19 +99,22 @@ class ScaledDotProductAttention(Function):
             return out
         xp = ctx.xp
         B, h, T, d = q.shape
-        scale, dtype = 1.0 / math.sqrt(d), xp.dtype_name(q)
-        out = xp.zeros(q.shape, dtype)
-        row_max, row_sum = xp.zeros((B, h, T, 1), dtype), xp.zeros((B, h, T, 1), dtype)
-        blocks, kept = _row_blocks(B, h, T), None
+        dtype = xp.dtype_name(q)
+        q = q * (1.0 / math.sqrt(d))                 # q/√d: scaling (T, d) rather than (T, T) scores
+        blocks, kept, outs, row_max, row_sum = _row_blocks(B, h, T), None, [], [], []
         for start, stop in blocks:
-            p, row_max[:, :, start:stop], row_sum[:, :, start:stop] = _softmax_rows(
-                xp, _scores(xp, q[:, :, start:stop], k, mask, causal, start, scale), None, None)
-            keep = dropout_keep(xp, seed, start, p.shape, p_drop, dtype) if p_drop > 0.0 else None
+            e, m = _exponentials(xp, _scores(xp, q[:, :, start:stop], k, mask, causal, start))
+            l = xp.sum(e, axis=-1, keepdims=True)                                # (B, h, rows, 1)
+            keep = dropout_keep(xp, seed, start, e.shape, p_drop, dtype) if p_drop > 0.0 else None
+            dropped = e if keep is None else e * keep
             if len(blocks) == 1:
-                kept = (p, keep)
-            out[:, :, start:stop] = (p if keep is None else p * keep) @ v
+                kept = (e, keep, dropped)
+            outs.append((dropped @ v) / l)                                       # (B, h, rows, d)
+            row_max.append(m)
+            row_sum.append(l)
+        out, row_max, row_sum = (xp.concat(parts, axis=2) for parts in (outs, row_max, row_sum))
         ctx.save_for_backward(q, k, v, mask, out, row_max, row_sum, kept)
-        ctx.scale, ctx.p_drop, ctx.seed = scale, p_drop, seed
+        ctx.scale, ctx.p_drop, ctx.seed = 1.0 / math.sqrt(d), p_drop, seed
         return out
 
     @staticmethod
@@ -115,58 +123,52 @@ class ScaledDotProductAttention(Function):
             return (*kernels.attention_backward(grad, *ctx.saved[:4], ctx.causal, *ctx.saved[4:]), None, None,
                     None, None)
         xp = ctx.xp
-        q, k, v, mask, out, row_max, row_sum, kept = ctx.saved
+        q, k, v, mask, out, row_max, row_sum, kept = ctx.saved                  # q is q/√d
         B, h, T, _ = q.shape
         dtype = xp.dtype_name(q)
-        d_q, d_k, d_v = xp.zeros(q.shape, dtype), xp.zeros(k.shape, dtype), xp.zeros(v.shape, dtype)
-        D = xp.sum(grad * out, axis=-1, keepdims=True)                          # (B, h, T, 1): Σ_j p_ij dL/dp_ij
+        grad = grad / row_sum                                                    # g' = g / l   (B, h, T, d)
+        D = xp.sum(grad * out, axis=-1, keepdims=True)                          # D' = g'·out  (B, h, T, 1)
+        d_q, d_k, d_v = [], None, None
         for start, stop in _row_blocks(B, h, T):
             rows = slice(start, stop)
             if kept is not None:
-                p, keep = kept
+                e, keep, dropped = kept
             else:
-                p = _softmax_rows(xp, _scores(xp, q[:, :, rows], k, mask, ctx.causal, start, ctx.scale),
-                                  row_max[:, :, rows], row_sum[:, :, rows])[0]
-                keep = dropout_keep(xp, ctx.seed, start, p.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
-            d_p = grad[:, :, rows] @ xp.swap_last(v)                              # (B, h, rows, T): dL/dp̃
+                e = _exponentials(xp, _scores(xp, q[:, :, rows], k, mask, ctx.causal, start), row_max[:, :, rows])[0]
+                keep = dropout_keep(xp, ctx.seed, start, e.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
+                dropped = e if keep is None else e * keep
+            g = grad[:, :, rows]
+            d_v_rows = xp.swap_last(dropped) @ g
+            d_s = g @ xp.swap_last(v)                                            # (B, h, rows, T): l·dL/dp̃
             if keep is not None:
-                d_v += xp.swap_last(p * keep) @ grad[:, :, rows]
-                d_p *= keep                                                       # dL/dp
-            else:
-                d_v += xp.swap_last(p) @ grad[:, :, rows]
-            d_p -= D[:, :, rows]
-            d_p *= p
-            d_s = d_p                                                             # dL/ds, × 1/√d below
+                d_s *= keep                                                       # l·dL/dp
+            d_s -= D[:, :, rows]
+            d_s *= e                                                              # dL/ds
             _zero_rows_without_keys(xp, d_s, mask, ctx.causal, start, stop, T)
-            d_q[:, :, rows] = (d_s @ k) * ctx.scale
-            d_k += (xp.swap_last(d_s) @ q[:, :, rows]) * ctx.scale
-        return d_q, d_k, d_v, None, None, None, None
+            d_q.append((d_s @ k) * ctx.scale)
+            d_k_rows = xp.swap_last(d_s) @ q[:, :, rows]                          # q/√d: the 1/√d of ds/dk
+            d_k = d_k_rows if d_k is None else d_k + d_k_rows
+            d_v = d_v_rows if d_v is None else d_v + d_v_rows
+        return xp.concat(d_q, axis=2), d_k, d_v, None, None, None, None
 
 
-def _scores(xp, q_rows, k, mask, causal, start, scale):
-    """The masked scores s of a block of query rows: q_rows (B, h, rows, d), k (B, h, T, d)
+def _scores(xp, q_rows, k, mask, causal, start):
+    """The masked scores s of a block of query rows: q_rows/√d (B, h, rows, d), k (B, h, T, d)
     -> (B, h, rows, T), replaced in place (no second full-size array)."""
     s = q_rows @ xp.swap_last(k)
-    s *= scale
     blocked = _blocked_keys(xp, mask, causal, start, start + q_rows.shape[2], k.shape[2])
     if blocked is not None:
         xp.fill_where_(s, blocked, MASKED_SCORE)
     return s
 
 
-def _softmax_rows(xp, s, row_max, row_sum):
-    """s (B, h, rows, T) -> p = exp(s − row_max) / row_sum, in place. The forward passes
-    ``row_max`` None: it computes the row max and sum and returns them too; the backward
-    passes the forward's, so its p equals the forward's bit for bit."""
-    first = row_max is None
-    if first:
-        row_max = xp.max(s, axis=-1, keepdims=True)                             # (B, h, rows, 1)
+def _exponentials(xp, s, row_max=None):
+    """s (B, h, rows, T) -> (e = exp(s − m), m), in place, m the row max (B, h, rows, 1). The
+    backward passes the forward's m, so its e equals the forward's bit for bit."""
+    if row_max is None:
+        row_max = xp.max(s, axis=-1, keepdims=True)
     s -= row_max
-    xp.exp_(s)
-    if first:
-        row_sum = xp.sum(s, axis=-1, keepdims=True)
-    s /= row_sum
-    return s, row_max, row_sum
+    return xp.exp_(s), row_max
 
 
 def _zero_rows_without_keys(xp, d_s, mask, causal, start, stop, T):

@@ -27,14 +27,29 @@ class MatMul(Function):
                 raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} have batch dimensions "
                                  f"{tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} that cannot be broadcast") from None
         ctx.save_for_backward(a, b)
-        return a @ b
+        return _product(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
         xp = ctx.xp
         da, db = ctx.needs_input_grad
-        return (grad @ xp.swap_last(b) if da else None), (xp.swap_last(a) @ grad if db else None)
+        d_a = _product(grad, xp.swap_last(b)) if da else None
+        if not db:
+            return d_a, None
+        if b.ndim == 2 and a.ndim > 2:
+            # a Linear's x (B, T, K) @ W (K, M): dL/dW = Σ_b x_bᵀ g_b is ONE (K, B·T) @ (B·T, M)
+            # product, not B products summed afterwards
+            return d_a, xp.swap_last(a.reshape(-1, a.shape[-1])) @ grad.reshape(-1, grad.shape[-1])
+        return d_a, xp.swap_last(a) @ grad
+
+
+def _product(a, b):
+    """a @ b; (..., N, K) @ (K, M) as one (··· N, K) @ (K, M) product: a single BLAS call
+    instead of NumPy's one per leading index."""
+    if b.ndim == 2 and a.ndim > 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
+    return a @ b
 
 
 def matmul(a, b):
