@@ -140,12 +140,19 @@ class NumpyBackend:
 
     # --- in place, for the large temporaries of fused ops (no second full-size array) ---
     def exp_(self, a):
-        return np.exp(a, out=a)
+        return np.exp(a, out=a) if isinstance(a, np.ndarray) else np.exp(a)   # 0-d maths gives NumPy scalars
 
     def fill_where_(self, a, cond, value):
         np.copyto(a, value, where=cond)
         return a
 
+    def add_scaled_(self, y, alpha, a, b=None):
+        """y += alpha · a (· b), in place: optimizer updates without a chain of temporaries."""
+        t = a * alpha if b is None else a * b
+        if b is not None:
+            t *= alpha
+        y += t
+        return y
 
     def broadcast_to(self, a, shape):
         return np.broadcast_to(a, shape)
@@ -344,6 +351,9 @@ class TorchBackend:
     def fill_where_(self, a, cond, value):
         return a.masked_fill_(cond, value)
 
+    def add_scaled_(self, y, alpha, a, b=None):
+        """y += alpha · a (· b), in place: optimizer updates without a chain of temporaries."""
+        return y.add_(a, alpha=alpha) if b is None else y.addcmul_(a, b, value=alpha)
 
     def broadcast_to(self, a, shape):
         return self.torch.broadcast_to(a, shape)

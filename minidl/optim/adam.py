@@ -34,16 +34,19 @@ class Adam(Optimizer):
             p.data *= 1.0 - lr * weight_decay
         elif weight_decay:
             grad = grad + weight_decay * p.data  # a new array: the caller's grad stays untouched
+        xp = p.xp
         m = self._moment(state, "exp_avg", p)
         v = self._moment(state, "exp_avg_sq", p)
         m *= beta1
-        m += (1.0 - beta1) * grad
+        xp.add_scaled_(m, 1.0 - beta1, grad)
         v *= beta2
-        v += (1.0 - beta2) * grad * grad
+        xp.add_scaled_(v, 1.0 - beta2, grad, grad)
         t = state["step"]
         step_size = lr / (1.0 - beta1 ** t)
-        denominator = p.xp.sqrt(v) / math.sqrt(1.0 - beta2 ** t) + eps
-        p.data -= step_size * m / denominator
+        denominator = xp.sqrt(v)                     # √v̂ + eps, built in place
+        denominator /= math.sqrt(1.0 - beta2 ** t)
+        denominator += eps
+        xp.add_scaled_(p.data, -step_size, m / denominator)
 
 
 class AdamW(Adam):

@@ -86,7 +86,9 @@ class GELU(Function):
             return 0.5 * x * (1 + t)
         if approximate != "none":
             raise ValueError(f'gelu: approximate must be "none" or "tanh", got {approximate!r}')
-        cdf = 0.5 * (1 + xp.erf(x * (1 / math.sqrt(2.0))))
+        cdf = xp.erf(x * (1 / math.sqrt(2.0)))
+        cdf += 1.0
+        cdf *= 0.5
         ctx.save_for_backward(x, cdf)
         return x * cdf
 
@@ -98,8 +100,14 @@ class GELU(Function):
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             return grad * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
         cdf = saved
-        pdf = _INV_SQRT_2PI * ctx.xp.exp(-0.5 * x * x)
-        return grad * (cdf + x * pdf), None
+        d = x * x                                     # Φ(x) + x·φ(x), built in place
+        d *= -0.5
+        d = ctx.xp.exp_(d)
+        d *= x
+        d *= _INV_SQRT_2PI
+        d += cdf
+        d *= grad
+        return d, None
 
 
 def sigmoid(x):

@@ -42,6 +42,7 @@ import math
 
 from ... import kernels
 from ..function import Function, ShapeError
+from .layers import keep_mask
 
 # A replaced score is this constant rather than −∞: a query that may see no key at all (a
 # row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other row
@@ -80,8 +81,7 @@ def _row_blocks(B, h, T):
 def dropout_keep(xp, seed, start, shape, p_drop, dtype):
     """The block's dropout mask keep / (1 − p_drop) (B, h, rows, T): a fresh generator per block,
     seeded by the forward's seed and the block's first row, so the backward regenerates it."""
-    keep = xp.rand(shape, dtype, xp.new_generator(seed + start)) >= p_drop
-    return xp.astype(keep, dtype) * (1.0 / (1.0 - p_drop))
+    return keep_mask(xp, shape, p_drop, dtype, xp.new_generator(seed + start))
 
 
 class ScaledDotProductAttention(Function):

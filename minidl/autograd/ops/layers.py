@@ -33,6 +33,16 @@ class Embedding(Function):
         return d_weight, None, None
 
 
+def keep_mask(xp, shape, p, dtype, generator=None):
+    """Inverted dropout's multiplier: 1/(1−p) where a value is kept (probability 1−p), 0 where
+    it is dropped; drawn from ``generator`` (default: the backend's seeded one)."""
+    if p >= 1:
+        return xp.zeros(shape, dtype)
+    scale = xp.astype(xp.rand(shape, dtype, generator) >= p, dtype)
+    scale *= 1.0 / (1.0 - p)
+    return scale
+
+
 class Dropout(Function):
     """Inverted dropout: keep each value with probability 1−p and scale it by 1/(1−p),
     so the expected activation is unchanged and evaluation needs no rescaling."""
@@ -40,9 +50,7 @@ class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p, generator):
         xp = ctx.xp
-        dtype = xp.dtype_name(x)
-        keep = xp.rand(x.shape, dtype, generator) >= p
-        scale = xp.astype(keep, dtype) * (1.0 / (1.0 - p)) if p < 1 else xp.zeros(x.shape, dtype)
+        scale = keep_mask(xp, x.shape, p, xp.dtype_name(x), generator)
         ctx.save_for_backward(scale)
         return x * scale
 
@@ -63,12 +71,16 @@ class LayerNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         xp = ctx.xp
-        centred = x - xp.sum(x, axis=-1, keepdims=True) / x.shape[-1]
-        inv_std = 1.0 / xp.sqrt(xp.sum(centred * centred, axis=-1, keepdims=True) / x.shape[-1] + eps)
-        x_hat = centred * inv_std
+        x_hat = x - xp.sum(x, axis=-1, keepdims=True) / x.shape[-1]             # centred, then scaled in place
+        inv_std = 1.0 / xp.sqrt(xp.sum(x_hat * x_hat, axis=-1, keepdims=True) / x.shape[-1] + eps)
+        x_hat *= inv_std
         ctx.save_for_backward(x_hat, inv_std, weight)
-        out = x_hat if weight is None else x_hat * weight
-        return out if bias is None else out + bias
+        if weight is None:
+            return x_hat if bias is None else x_hat + bias
+        out = x_hat * weight
+        if bias is not None:
+            out += bias
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -76,8 +88,10 @@ class LayerNorm(Function):
         xp = ctx.xp
         n = x_hat.shape[-1]
         g_hat = grad if weight is None else grad * weight
-        d_x = inv_std * (g_hat - xp.sum(g_hat, axis=-1, keepdims=True) / n
-                         - x_hat * (xp.sum(g_hat * x_hat, axis=-1, keepdims=True) / n))
+        d_x = x_hat * (xp.sum(g_hat * x_hat, axis=-1, keepdims=True) / -n)      # built in place from here
+        d_x += g_hat
+        d_x -= xp.sum(g_hat, axis=-1, keepdims=True) / n
+        d_x *= inv_std
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         return (d_x if need_x else None), (grad * x_hat if need_w else None), (grad if need_b else None), None
 
