@@ -8,7 +8,7 @@
     minidl data download | info
     minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad
     minidl sweep --models rnn,gru --hidden 16,32,64 --seeds 0,1,2 ; minidl plot --results ...
-    minidl bench mlp | gru | kernels
+    minidl bench mlp | gru | kernels | transformer [--threads N]
     minidl compress-report --teacher runs/teacher/best.npz --out runs/compress
     minidl curves runs/teacher/results.json --out curves.png
     minidl mlm pretrain | distill | evaluate ; minidl fill-mask "happy birthday to [MASK] !" --teacher ...
@@ -149,6 +149,37 @@ def build_parser():
     kernels.add_argument("--precision", choices=["high", "highest"], default="high",
                          help="torch.set_float32_matmul_precision for the run: high = TF32 products (the default, "
                               "as cuDNN), highest = full float32")
+    transformer = bench_what.add_parser("transformer", help="transformer encoder (classifier and masked-LM) "
+                                                            "training step and inference, minidl vs PyTorch eager "
+                                                            "with the same weights")
+    transformer.add_argument("--models", default="classifier,mlm",
+                             help="comma-separated subset of classifier,mlm (default: %(default)s)")
+    transformer.add_argument("--lengths", default=None,
+                             help="comma-separated sequence lengths T (default: 128,256,512; --quick: 32,64)")
+    transformer.add_argument("--batch", type=int, default=None, help="reviews per batch (default: 32; --quick: 8)")
+    transformer.add_argument("--vocab", type=int, default=None,
+                             help="vocabulary size V (default: 20000; --quick: 2000)")
+    transformer.add_argument("--dropout", type=float, default=0.1,
+                             help="dropout on both sides while training (default: %(default)s)")
+    transformer.add_argument("--rounds", type=int, default=None,
+                             help="interleaved rounds, the median is reported (default: 3; --quick: 2)")
+    transformer.add_argument("--steps", type=int, default=None,
+                             help="calls timed per side, measure and round (default: 1; --quick: 2)")
+    transformer.add_argument("--device", default="cpu",
+                             help='"cpu": minidl on NumPy and on torch-CPU vs PyTorch on the CPU; "cuda": minidl '
+                                  'on CUDA vs PyTorch on CUDA (default: %(default)s)')
+    transformer.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                             help="also measure each side's peak memory, in a fresh process per side "
+                                  "(default: %(default)s)")
+    transformer.add_argument("--quick", action="store_true",
+                             help="small sizes for a first look (default: off)")
+    transformer.add_argument("--seed", type=int, default=0, help="weights and batch (default: %(default)s)")
+    transformer.add_argument("--json", action="store_true",
+                             help="print the results as JSON instead of the table (default: off)")
+    for each in (mlp, gru, kernels, transformer):
+        each.add_argument("--threads", type=int, default=None, metavar="N",
+                          help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
+                               "libraries' own choice; the one in force is printed)")
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")
@@ -267,9 +298,13 @@ def main(argv=None):
         elif args.command in ("sweep", "plot", "mlm", "fill-mask", "serve", "assignment", "grade"):
             return args.run(args)
         elif args.command == "bench":
-            from .bench import gru, kernels, mlp
+            from .bench import gru, kernels, mlp, transformer
+            from .bench.threads import describe, limit_threads
 
-            {"mlp": mlp, "gru": gru, "kernels": kernels}[args.what].main(args)
+            with limit_threads(args.threads):  # checks N >= 1 before any work
+                {"mlp": mlp, "gru": gru, "kernels": kernels, "transformer": transformer}[args.what].main(args)
+                # afterwards, so that a bench refusing its input answers in one line
+                print(f"minidl bench {args.what} ran with threads: {describe()}", file=sys.stderr)
     except (MinidlError, FileNotFoundError) as e:  # the user's input, not a bug: say what and how to fix
         print(f"minidl {args.command}: {e}", file=sys.stderr)
         return 1

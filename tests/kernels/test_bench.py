@@ -1,9 +1,17 @@
-"""``minidl bench kernels``: without a GPU it says so; its contenders run and do the same work."""
+"""``minidl bench kernels``: without a GPU it says so; its contenders run and do the same work.
+``minidl bench transformer``: minidl and PyTorch start from the same weights and compute the same
+step. ``--threads``: every bench holds the same thread count for both sides."""
+import importlib
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from minidl import MinidlError
 from minidl.bench import kernels as bench
+from minidl.bench import transformer as transformer_bench
+from minidl.bench.threads import thread_info
 from minidl.cli import main
 
 
@@ -71,3 +79,90 @@ def test_the_tables_print(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.count("2.00x") == 12 + 12 + 8 + 2 * 12  # B × T × H (or C) for each table; mha: T × d × causal
     assert "GB/s" in out and "dense MiB" in out and "ref MiB" in out
+
+
+# --- minidl bench transformer, and --threads on every bench ------------------------------------
+
+TINY_VOCAB, TINY_T, TINY_BATCH = 100, 16, 4
+
+
+@pytest.mark.parametrize("kind", ["classifier", "mlm"])
+def test_transformer_sides_agree_with_pytorch(kind):
+    """Same copied weights, same batch, dropout 0: both minidl backends give PyTorch's logits, its
+    first-step loss, and its loss after one Adam step (so the gradients and the update agree too)."""
+    batch = transformer_bench.make_batch(TINY_VOCAB, TINY_BATCH, TINY_T)
+    results = transformer_bench.first_steps(kind, TINY_VOCAB, TINY_T, batch)
+    assert set(results) == {"minidl NumPy", "minidl torch-CPU", "PyTorch"}
+    theirs = results.pop("PyTorch")
+    N = len(batch.positions)
+    assert theirs["logits"].shape == ((TINY_BATCH, 2) if kind == "classifier" else (N, TINY_VOCAB))
+    assert theirs["second loss"] != pytest.approx(theirs["loss"], rel=1e-3)  # the step moved the weights
+    for ours in results.values():
+        np.testing.assert_allclose(ours["logits"], theirs["logits"], rtol=1e-4, atol=1e-5)
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+        assert ours["second loss"] == pytest.approx(theirs["second loss"], rel=1e-4)
+
+
+def _out_projection_not_transposed(theirs):
+    weight = theirs.encoder.layers[1].self_attn.out_proj.weight
+    weight.copy_(weight.T.clone())
+
+
+def _query_and_key_swapped(theirs):
+    weight = theirs.encoder.layers[0].self_attn.in_proj_weight
+    D = weight.shape[1]
+    weight.copy_(torch.cat([weight[D:2 * D], weight[:D], weight[2 * D:]]))
+
+
+@pytest.mark.parametrize("mistake", [_out_projection_not_transposed, _query_and_key_swapped])
+def test_transformer_check_stops_on_a_wrong_weight_copy(monkeypatch, mistake):
+    copy = transformer_bench.copy_weights
+
+    def wrong_copy(ours, theirs):
+        copy(ours, theirs)
+        with torch.no_grad():
+            mistake(theirs)
+        return theirs
+    monkeypatch.setattr(transformer_bench, "copy_weights", wrong_copy)
+    batch = transformer_bench.make_batch(TINY_VOCAB, TINY_BATCH, TINY_T)
+    with pytest.raises(MinidlError, match="disagree before timing"):
+        transformer_bench.check_agreement("classifier", TINY_VOCAB, TINY_T, batch)
+
+
+def test_transformer_bench_rows_have_positive_ratios():
+    result = transformer_bench.run(models=("mlm",), lengths=(TINY_T,), batch=TINY_BATCH, vocab=TINY_VOCAB, rounds=1,
+                                   steps=1, memory=False, threads=1)
+    assert [(row["model"], row["T"], row["measure"]) for row in result["rows"]] == [("mlm", TINY_T, "train"),
+                                                                                    ("mlm", TINY_T, "infer")]
+    for row in result["rows"]:
+        assert set(row["sides"]) == {"minidl NumPy", "minidl torch-CPU", "PyTorch"}
+        assert all(side["ms"] > 0 and side["per_second"] > 0 and side["ratio"] > 0 for side in row["sides"].values())
+        assert row["sides"]["PyTorch"]["ratio"] == 1.0
+    assert max(result["agreement"][f"mlm T={TINY_T}"]["minidl NumPy"].values()) < 1e-4
+    assert result["threads"]["torch"] == 1 and all(pool["threads"] == 1 for pool in result["threads"]["blas"])
+    assert json.loads(json.dumps(result))["rows"][0]["unit"] == "steps/s"
+    table = transformer_bench.report(result)
+    assert "ratio NumPy" in table and "ratio torch-CPU" in table and "rev/s" in table
+
+
+def test_transformer_peak_memory_in_a_fresh_process():
+    """Training keeps activations, gradients and Adam's moments (over 2 MiB of them here): more than inference."""
+    memory = transformer_bench.peak_memory("classifier", "minidl NumPy", TINY_VOCAB, 32, 8, 0.1, threads=1)
+    assert memory["train"] > 2 * 2 ** 20 and memory["train"] >= memory["infer"] >= 0
+
+
+@pytest.mark.parametrize("what", ["mlp", "gru", "kernels", "transformer"])
+def test_threads_option_on_every_bench(monkeypatch, capsys, what):
+    """--threads N holds for torch and every BLAS during the run, and is undone after; N < 1 is
+    refused in one line before the bench starts."""
+    module = importlib.import_module(f"minidl.bench.{what}")
+    seen = []
+    monkeypatch.setattr(module, "main", lambda args: seen.append(thread_info()))
+    before = thread_info()
+    assert main(["bench", what, "--threads", "0"]) == 1
+    error = capsys.readouterr().err
+    assert "--threads" in error and ">= 1" in error and error.count("\n") == 1
+    assert seen == []
+    assert main(["bench", what, "--threads", "1"]) == 0
+    assert seen[0]["torch"] == 1 and all(pool["threads"] == 1 for pool in seen[0]["blas"])
+    assert thread_info() == before

@@ -1,0 +1,70 @@
+"""``--threads N`` for every ``minidl bench``: the same number of threads for every contender.
+
+minidl on NumPy spends its time in NumPy's BLAS (OpenBLAS; SciPy brings a second one for the
+exact GELU's erf); minidl on torch and PyTorch itself spend it in torch's intra-op pool
+(OpenMP). A ratio is only fair when both sides may use the same number of cores, so
+``limit_threads(N)`` sets ``torch.set_num_threads(N)`` and threadpoolctl's
+``threadpool_limits(N)`` (every BLAS and OpenMP pool loaded) for the duration of the run, and
+restores both afterwards. ``N = None`` leaves the libraries' own choice; either way
+``describe()`` says what is in force, so a printed table can state it.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from ..autograd.function import MinidlError
+
+
+def _load_thread_pools():
+    """threadpoolctl reaches only libraries already loaded: load every one a bench uses first."""
+    import scipy.special  # noqa: F401  (its own OpenBLAS, used by the NumPy backend's GELU)
+    import torch  # noqa: F401
+
+
+def thread_info():
+    """{"torch": torch.get_num_threads(), "blas": [{"library", "threads", "path"}, ...]}: what is in force now."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    _load_thread_pools()
+    blas = [{"library": pool["internal_api"], "threads": pool["num_threads"], "path": pool["filepath"]}
+            for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return {"torch": torch.get_num_threads(), "blas": blas}
+
+
+def describe(info=None):
+    """One line, e.g. "torch 2; BLAS: openblas 2 (numpy.libs), openblas 2 (scipy.libs)"."""
+    import os
+
+    info = info or thread_info()
+    pools = ", ".join(f"{pool['library']} {pool['threads']} ({os.path.basename(os.path.dirname(pool['path']))})"
+                      for pool in info["blas"]) or "none loaded"
+    return f"torch {info['torch']}; BLAS: {pools}"
+
+
+def check_threads(threads):
+    """None (leave as is) or an int >= 1, else a one-line MinidlError."""
+    if threads is not None and threads < 1:
+        raise MinidlError(f"--threads must be a whole number >= 1 (threads for torch and for NumPy's BLAS), "
+                          f"got {threads}; leave it out to keep the libraries' default")
+    return threads
+
+
+@contextlib.contextmanager
+def limit_threads(threads):
+    """Inside: torch and every BLAS/OpenMP pool use ``threads`` threads (None: unchanged)."""
+    check_threads(threads)
+    if threads is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    _load_thread_pools()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
