@@ -98,11 +98,13 @@ class CrossEntropy(Function):
             loss, d_logits = kernels.cross_entropy_forward(logits, targets)
             ctx.save_for_backward(d_logits)
             return _reduce(ctx, loss, mask, reduction)
-        m = xp.max(logits, axis=-1, keepdims=True)
-        log_z = m + xp.log(xp.sum(xp.exp(logits - m), axis=-1, keepdims=True))
-        log_p = logits - log_z
-        ctx.save_for_backward(log_p, targets)
-        return _reduce(ctx, -xp.take_last(log_p, targets), mask, reduction)
+        # one (..., C) array, built in place: z − max, then its exp, then softmax(z)
+        p = logits - xp.max(logits, axis=-1, keepdims=True)
+        picked = xp.take_last(p, targets)                                       # z_y − max
+        total = xp.sum(xp.exp_(p), axis=-1, keepdims=True)
+        p /= total
+        ctx.save_for_backward(p, targets)
+        return _reduce(ctx, xp.log(total[..., 0]) - picked, mask, reduction)
 
     @staticmethod
     def backward(ctx, grad):
@@ -110,13 +112,11 @@ class CrossEntropy(Function):
         g = xp.asarray(_scale(ctx, grad))
         if ctx.kernel:
             (d_logits,) = ctx.saved  # softmax(z) − onehot(y), written by the forward kernel
-        else:
-            log_p, targets = ctx.saved
-            d_logits = xp.exp(log_p)
-            xp.add_last(d_logits, targets, -xp.ones_like(log_p[..., 0]))
-        if g.ndim:
-            g = g[..., None]
-        return d_logits * g, None, None, None
+            return d_logits * (g[..., None] if g.ndim else g), None, None, None
+        p, targets = ctx.saved
+        d_logits = p * (g[..., None] if g.ndim else g)                            # g · softmax(z) ...
+        xp.add_last(d_logits, targets, -(g if g.ndim else g * xp.ones_like(p[..., 0])))   # ... − g · onehot(y)
+        return d_logits, None, None, None
 
 
 class BinaryCrossEntropyWithLogits(Function):
