@@ -72,7 +72,7 @@ def test_dropout_drops_weights_and_rescales(device):
     xp = q.xp
     out = md.scaled_dot_product_attention(q, k, v, mask, dropout=0.25, generator=xp.new_generator(3)).numpy()
     seed = int(float(xp.rand((), "float64", xp.new_generator(3)) * 2 ** 52))
-    keep = xp.to_numpy(attention.dropout_keep(xp, seed, 0, (2, 3, 37, 37), 0.25, "float64"))
+    keep = xp.to_numpy(attention.dropout_keep(xp, seed, 0, (2, 3, 37, 37), 0.25, "float64")) / 0.75
     p = md.softmax(md.tensor(np.where(mask[:, None, None, :] > 0, (q.numpy() @ k.numpy().swapaxes(-1, -2))
                                       / np.sqrt(5), attention.MASKED_SCORE), dtype="float64"), axis=-1).numpy()
     np.testing.assert_allclose(out, (p * keep) @ v.numpy(), rtol=1e-12, atol=1e-14)

@@ -32,7 +32,9 @@ Two paths compute the same:
   block's e from the m the forward kept (the same arithmetic, so the same bits) and
   regenerates its dropout mask from the seed the forward drew. While the whole
   (B, h, T, T) fits in ``BLOCK_ELEMENTS`` there is one block, and the forward keeps e and
-  the mask instead (as PyTorch keeps its probabilities).
+  the mask instead (as PyTorch keeps its probabilities): float e and a boolean mask, 5 bytes
+  an attention weight in float32. Dropout's 1/(1 − p_drop) is folded into the (T, d) and
+  (T, 1) factors too, so the mask is a plain 0/1 multiplier.
 - on CUDA tensors without dropout a Triton kernel (``minidl.kernels``, FlashAttention's
   tiling) computes the same in O(T·d) memory.
 """
@@ -42,17 +44,16 @@ import math
 
 from ... import kernels
 from ..function import Function, ShapeError
-from .layers import keep_mask
 
 # A replaced score is this constant rather than −∞: a query that may see no key at all (a
 # row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other row
 # gives its replaced keys exp(−1e9 − max) = exactly 0 weight, in float32 as in float64.
 MASKED_SCORE = -1e9
 
-# The most score elements (B · h · rows · T) one block of the array path forms: 8 Mi floats,
-# 32 MB in float32 (the compression teacher's B = 32, h = 4, T = 256 is one block). Larger
+# The most score elements (B · h · rows · T) one block of the array path forms: 32 Mi, 128 MB
+# in float32 (the compression teacher's B = 32, h = 4 is one block up to T = 512). Larger
 # attention is cut into blocks of query rows.
-BLOCK_ELEMENTS = 1 << 23
+BLOCK_ELEMENTS = 1 << 25
 
 
 def allowed_keys(xp, mask, causal, T):
@@ -79,9 +80,10 @@ def _row_blocks(B, h, T):
 
 
 def dropout_keep(xp, seed, start, shape, p_drop, dtype):
-    """The block's dropout mask keep / (1 − p_drop) (B, h, rows, T): a fresh generator per block,
-    seeded by the forward's seed and the block's first row, so the backward regenerates it."""
-    return keep_mask(xp, shape, p_drop, dtype, xp.new_generator(seed + start))
+    """The block's dropout mask (B, h, rows, T), True where a weight is kept (probability
+    1 − p_drop): a fresh generator per block, seeded by the forward's seed and the block's
+    first row, so the backward regenerates it."""
+    return xp.rand(shape, dtype, xp.new_generator(seed + start)) >= p_drop
 
 
 class ScaledDotProductAttention(Function):
@@ -106,10 +108,9 @@ class ScaledDotProductAttention(Function):
             e, m = _exponentials(xp, _scores(xp, q[:, :, start:stop], k, mask, causal, start))
             l = xp.sum(e, axis=-1, keepdims=True)                                # (B, h, rows, 1)
             keep = dropout_keep(xp, seed, start, e.shape, p_drop, dtype) if p_drop > 0.0 else None
-            dropped = e if keep is None else e * keep
             if len(blocks) == 1:
-                kept = (e, keep, dropped)
-            outs.append((dropped @ v) / l)                                       # (B, h, rows, d)
+                kept = (e, keep)
+            outs.append(((e if keep is None else e * keep) @ v) * (1.0 / (1.0 - p_drop) / l))  # (B, h, rows, d)
             row_max.append(m)
             row_sum.append(l)
         out, row_max, row_sum = (xp.concat(parts, axis=2) for parts in (outs, row_max, row_sum))
@@ -128,20 +129,22 @@ class ScaledDotProductAttention(Function):
         dtype = xp.dtype_name(q)
         grad = grad / row_sum                                                    # g' = g / l   (B, h, T, d)
         D = xp.sum(grad * out, axis=-1, keepdims=True)                          # D' = g'·out  (B, h, T, 1)
+        if ctx.p_drop > 0.0:
+            grad = grad * (1.0 / (1.0 - ctx.p_drop))                             # dropout's scale, on (T, d)
         d_q, d_k, d_v = [], None, None
         for start, stop in _row_blocks(B, h, T):
             rows = slice(start, stop)
             if kept is not None:
-                e, keep, dropped = kept
+                e, keep = kept
             else:
                 e = _exponentials(xp, _scores(xp, q[:, :, rows], k, mask, ctx.causal, start), row_max[:, :, rows])[0]
                 keep = dropout_keep(xp, ctx.seed, start, e.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
-                dropped = e if keep is None else e * keep
+            dropped = e if keep is None else e * keep
             g = grad[:, :, rows]
             d_v_rows = xp.swap_last(dropped) @ g
-            d_s = g @ xp.swap_last(v)                                            # (B, h, rows, T): l·dL/dp̃
-            if keep is not None:
-                d_s *= keep                                                       # l·dL/dp
+            d_s = g @ xp.swap_last(v)                                            # (B, h, rows, T): dL/dp̃ / l
+            if keep is not None:                                                  # (× 1/(1 − p_drop), in g)
+                d_s *= keep                                                       # dL/dp / l
             d_s -= D[:, :, rows]
             d_s *= e                                                              # dL/ds
             _zero_rows_without_keys(xp, d_s, mask, ctx.causal, start, stop, T)
