@@ -32,8 +32,7 @@ class Linear(Module):
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): expected input (..., "
                              f"{self.in_features}), got shape {x.shape}")
-        y = ops.matmul(x, self.weight)
-        return y if self.bias is None else y + self.bias
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

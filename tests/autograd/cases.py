@@ -270,6 +270,11 @@ CASES = [
 
     # matmul: 2-D, batched, broadcast batch dimensions, 1-D operands
     OpCase("matmul_2d", ("matmul",), inputs(normal(3, 4), normal(4, 2)), md.matmul, torch.matmul),
+    OpCase("linear_3d", ("linear",), inputs(normal(2, 3, 4), normal(4, 5), normal(5)), md.linear,
+           lambda x, w, b: x @ w + b),
+    OpCase("linear_2d_no_bias", ("linear",), inputs(normal(3, 4), normal(4, 2)), md.linear, lambda x, w: x @ w),
+    OpCase("linear_vector", ("linear",), inputs(normal(4), normal(4, 3), normal(3)), md.linear,
+           lambda x, w, b: x @ w + b),
     OpCase("matmul_batched", ("matmul",), inputs(normal(2, 3, 4), normal(2, 4, 5)), lambda a, b: a @ b, torch.matmul),
     OpCase("matmul_batch_broadcast", ("matmul",), inputs(normal(2, 1, 3, 4), normal(3, 4, 2)), md.matmul,
            torch.matmul),

@@ -44,6 +44,41 @@ class MatMul(Function):
         return d_a, xp.swap_last(a) @ grad
 
 
+class Linear(Function):
+    """The affine map as one node: out = x @ W + b.
+
+        x: (..., K), W: (K, M), b: (M,) or None -> out: (..., M)
+        dL/dx = g Wᵀ,   dL/dW = Σ over the leading positions of xᵀ g,   dL/db = Σ g
+
+    One node instead of matmul then add: the bias goes into the product's fresh output in
+    place, and dL/dW and dL/db are each one reduction over the flattened positions.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0] or (
+                bias is not None and tuple(bias.shape) != (weight.shape[1],)):
+            raise ShapeError(f"linear: expected x (..., K), W (K, M) and b (M,) or None; got x {tuple(x.shape)}, "
+                             f"W {tuple(weight.shape)}, b {None if bias is None else tuple(bias.shape)}")
+        ctx.save_for_backward(x, weight)
+        out = _product(x, weight) if x.ndim > 1 else x @ weight
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved
+        xp = ctx.xp
+        need_x, need_w, need_b = ctx.needs_input_grad
+        rows = grad.reshape(-1, grad.shape[-1])                                  # (N, M): every position
+        d_x = _product(grad, xp.swap_last(weight)) if need_x and grad.ndim > 1 else (
+            grad @ xp.swap_last(weight) if need_x else None)
+        d_w = xp.swap_last(x.reshape(-1, x.shape[-1])) @ rows if need_w else None
+        d_b = xp.sum(rows, axis=0) if need_b else None
+        return d_x, d_w, d_b
+
+
 def _product(a, b):
     """a @ b; (..., N, K) @ (K, M) as one (··· N, K) @ (K, M) product: a single BLAS call
     instead of NumPy's one per leading index."""
@@ -61,3 +96,8 @@ def matmul(a, b):
     if b.ndim == 1:
         return MatMul.apply(a, b.reshape(-1, 1)).reshape(a.shape[:-1])
     return MatMul.apply(a, b)
+
+
+def linear(x, weight, bias=None):
+    """x @ W + b as one node: x (..., K), W (K, M), b (M,) or None -> (..., M)."""
+    return Linear.apply(x, weight, bias)
