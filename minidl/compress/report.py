@@ -9,7 +9,9 @@ through disk), and measures, in the same run on the same test reviews:
     size_mb      the saved file (weights only: no vocabulary, no optimizer state)
     loss, accuracy, f1, precision, recall     on the test split
     reviews_per_s                              evaluation speed (batch 128, eval mode), timed for
-                                               every row at the end, back to back (``measure_speed``)
+                                               every row at the end, back to back (``measure_speed``);
+                                               int8 rows run the device's int8 linear (an int8 GEMM
+                                               with ``--device torch``, see ``quantize``)
 
 Variants (``group``): the teacher and the causal decoder; distilled students (≥ 4× fewer
 parameters; one trained on labels only for comparison); one-shot global magnitude pruning
@@ -145,8 +147,9 @@ class CompressionReport:
     def measure_speed(self, reviews=2000, repeats=3):
         """Evaluation speed of every row, all timed here, one after the other, so they compare:
         each saved file is loaded again and scored ``repeats`` times on the same ``reviews``
-        test reviews after one warm-up pass; reviews/s is that of the fastest pass (the least
-        disturbed by whatever else the machine did). Rewrites ``results.jsonl``."""
+        test reviews after one warm-up pass (which also packs int8 weights, once, so packing is
+        not timed); reviews/s is that of the fastest pass (the least disturbed by whatever else
+        the machine did). Rewrites ``results.jsonl``."""
         timed = subset(self.test, reviews, self.seed + 1)
         for row in self.rows:
             model = self.loaders[row["name"]](row["file"])
