@@ -38,7 +38,7 @@ class Context:
 
     def __init__(self, xp, needs_input_grad):
         self.xp = xp  # the backend namespace of the inputs
-        self.needs_input_grad = needs_input_grad  # one bool per positional input
+        self.needs_input_grad = needs_input_grad  # one bool per positional input; all False when not recording
         self.saved = ()
         self.aux = None  # optional non-differentiable extra output (e.g. attention weights)
 
@@ -79,7 +79,9 @@ class Function:
         if xp is None:
             raise TypeError(f"{cls.op_name()}: needs at least one minidl Tensor input")
         record = engine.is_grad_enabled() and any(needs)
-        ctx = Context(xp, tuple(needs))
+        # not recording (no_grad, or constants only): no backward will run, so the forward may
+        # skip what only the backward needs and work in place
+        ctx = Context(xp, tuple(needs) if record else (False,) * len(needs))
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except (MinidlError, NotImplementedError):   # not a shape problem: an op still to be written, say

@@ -52,7 +52,7 @@ class TransformerMLMHead(Module):
 
     def logits(self, features, embedding_weight):
         """The head's features f = LN(GELU(h W_t)) (..., E) -> f Eᵀ + b (..., V)."""
-        return ops.matmul(features, embedding_weight.T) + self.bias
+        return ops.linear(features, embedding_weight.T, self.bias)
 
 
 class TransformerClassifier(SentimentModel):

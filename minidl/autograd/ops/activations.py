@@ -89,6 +89,9 @@ class GELU(Function):
         cdf = xp.erf(x * (1 / math.sqrt(2.0)))
         cdf += 1.0
         cdf *= 0.5
+        if not any(ctx.needs_input_grad):             # inference: the output overwrites Φ(x)
+            cdf *= x
+            return cdf
         ctx.save_for_backward(x, cdf)
         return x * cdf
 

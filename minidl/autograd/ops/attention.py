@@ -73,6 +73,15 @@ def _blocked_keys(xp, mask, causal, start, stop, T):
     return blocked
 
 
+def _no_key(xp, blocked):
+    """``blocked`` (B, 1, rows, T) or None -> (B, 1, rows, 1) True for the queries that may see
+    no key; None if there are none."""
+    if blocked is None:
+        return None
+    no_key = xp.sum(~blocked, axis=-1, keepdims=True) == 0
+    return no_key if no_key.any() else None
+
+
 def _row_blocks(B, h, T):
     """[(start, stop), ...]: query rows per block, so a block's scores stay ≤ BLOCK_ELEMENTS."""
     rows = max(1, min(T, BLOCK_ELEMENTS // max(1, B * h * T)))
@@ -105,15 +114,17 @@ class ScaledDotProductAttention(Function):
         q = q * (1.0 / math.sqrt(d))                 # q/√d: scaling (T, d) rather than (T, T) scores
         blocks, kept, outs, row_max, row_sum = _row_blocks(B, h, T), None, [], [], []
         for start, stop in blocks:
-            e, m = _exponentials(xp, _scores(xp, q[:, :, start:stop], k, mask, causal, start))
+            e, m, _ = _exponentials(xp, q[:, :, start:stop], k, mask, causal, start)
             l = xp.sum(e, axis=-1, keepdims=True)                                # (B, h, rows, 1)
             keep = dropout_keep(xp, seed, start, e.shape, p_drop, dtype) if p_drop > 0.0 else None
             if len(blocks) == 1:
                 kept = (e, keep)
-            outs.append(((e if keep is None else e * keep) @ v) * (1.0 / (1.0 - p_drop) / l))  # (B, h, rows, d)
+            out = (e if keep is None else e * keep) @ v                         # (B, h, rows, d)
+            out *= 1.0 / (1.0 - p_drop) / l
+            outs.append(out)
             row_max.append(m)
             row_sum.append(l)
-        out, row_max, row_sum = (xp.concat(parts, axis=2) for parts in (outs, row_max, row_sum))
+        out, row_max, row_sum = (_join(xp, parts) for parts in (outs, row_max, row_sum))
         ctx.save_for_backward(q, k, v, mask, out, row_max, row_sum, kept)
         ctx.scale, ctx.p_drop, ctx.seed = 1.0 / math.sqrt(d), p_drop, seed
         return out
@@ -137,7 +148,7 @@ class ScaledDotProductAttention(Function):
             if kept is not None:
                 e, keep = kept
             else:
-                e = _exponentials(xp, _scores(xp, q[:, :, rows], k, mask, ctx.causal, start), row_max[:, :, rows])[0]
+                e = _exponentials(xp, q[:, :, rows], k, mask, ctx.causal, start, row_max[:, :, rows])[0]
                 keep = dropout_keep(xp, ctx.seed, start, e.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
             dropped = e if keep is None else e * keep
             g = grad[:, :, rows]
@@ -147,42 +158,45 @@ class ScaledDotProductAttention(Function):
                 d_s *= keep                                                       # dL/dp / l
             d_s -= D[:, :, rows]
             d_s *= e                                                              # dL/ds
-            _zero_rows_without_keys(xp, d_s, mask, ctx.causal, start, stop, T)
+            no_key = _no_key(xp, _blocked_keys(xp, mask, ctx.causal, start, stop, T))
+            if no_key is not None:                   # uniform weights over blocked keys: no gradient to s
+                xp.fill_where_(d_s, no_key, 0.0)
             d_q.append((d_s @ k) * ctx.scale)
             d_k_rows = xp.swap_last(d_s) @ q[:, :, rows]                          # q/√d: the 1/√d of ds/dk
             d_k = d_k_rows if d_k is None else d_k + d_k_rows
             d_v = d_v_rows if d_v is None else d_v + d_v_rows
-        return xp.concat(d_q, axis=2), d_k, d_v, None, None, None, None
+        return _join(xp, d_q), d_k, d_v, None, None, None, None
 
 
-def _scores(xp, q_rows, k, mask, causal, start):
-    """The masked scores s of a block of query rows: q_rows/√d (B, h, rows, d), k (B, h, T, d)
-    -> (B, h, rows, T), replaced in place (no second full-size array)."""
+def _join(xp, blocks):
+    """The blocks' (B, h, rows, ·) results along the rows; one block is returned as it is."""
+    return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=2)
+
+
+def _exponentials(xp, q_rows, k, mask, causal, start, row_max=None):
+    """e = exp(s − m) of a block of query rows, in place in one (B, h, rows, T) array, from
+    q_rows/√d (B, h, rows, d) and k (B, h, T, d); -> (e, m, no_key).
+
+    Keys a query may not see get s = −∞ here, so e = 0 there exactly, as MASKED_SCORE gives in
+    the composition: −∞ is the value exp evaluates fastest (−1e9 takes its slow path, several
+    times slower). A query with no key at all (no_key (B, 1, rows, 1), None when there is
+    none) gets e = 1 on every key: the composition's uniform weights. m (B, h, rows, 1) is the
+    row max (0 where it is −∞); the backward passes the forward's m, so its e equals the
+    forward's bit for bit."""
     s = q_rows @ xp.swap_last(k)
     blocked = _blocked_keys(xp, mask, causal, start, start + q_rows.shape[2], k.shape[2])
     if blocked is not None:
-        xp.fill_where_(s, blocked, MASKED_SCORE)
-    return s
-
-
-def _exponentials(xp, s, row_max=None):
-    """s (B, h, rows, T) -> (e = exp(s − m), m), in place, m the row max (B, h, rows, 1). The
-    backward passes the forward's m, so its e equals the forward's bit for bit."""
+        xp.fill_where_(s, blocked, float("-inf"))
+    no_key = _no_key(xp, blocked)
     if row_max is None:
         row_max = xp.max(s, axis=-1, keepdims=True)
+        if no_key is not None:
+            xp.fill_where_(row_max, no_key, 0.0)
     s -= row_max
-    return xp.exp_(s), row_max
-
-
-def _zero_rows_without_keys(xp, d_s, mask, causal, start, stop, T):
-    """A query that may see no key got uniform weights over replaced scores; like the
-    composed path (where's backward), no gradient flows to those scores."""
-    blocked = _blocked_keys(xp, mask, causal, start, stop, T)
-    if blocked is None:
-        return
-    no_key = xp.sum(~blocked, axis=-1, keepdims=True) == 0                      # (B, 1, rows, 1)
-    if no_key.any():
-        xp.fill_where_(d_s, no_key, 0.0)
+    e = xp.exp_(s)
+    if no_key is not None:
+        xp.fill_where_(e, no_key, 1.0)
+    return e, row_max, no_key
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout=0.0, generator=None):

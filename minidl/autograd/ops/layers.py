@@ -75,9 +75,10 @@ class LayerNorm(Function):
         inv_std = 1.0 / xp.sqrt(xp.sum(x_hat * x_hat, axis=-1, keepdims=True) / x.shape[-1] + eps)
         x_hat *= inv_std
         ctx.save_for_backward(x_hat, inv_std, weight)
+        recording = any(ctx.needs_input_grad)           # else x̂ is not kept: the output overwrites it
         if weight is None:
-            return x_hat if bias is None else x_hat + bias
-        out = x_hat * weight
+            return x_hat if bias is None else (x_hat + bias if recording else _add_(x_hat, bias))
+        out = x_hat * weight if recording else _mul_(x_hat, weight)
         if bias is not None:
             out += bias
         return out
@@ -94,6 +95,16 @@ class LayerNorm(Function):
         d_x *= inv_std
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         return (d_x if need_x else None), (grad * x_hat if need_w else None), (grad if need_b else None), None
+
+
+def _add_(a, b):
+    a += b
+    return a
+
+
+def _mul_(a, b):
+    a *= b
+    return a
 
 
 def embedding(weight, ids, padding_idx=None):
