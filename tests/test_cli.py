@@ -55,6 +55,21 @@ def test_train_eval_explain_round_trip(tmp_path, capsys):
     assert "prediction:" in printed and "weight" in printed and "not" in printed
 
 
+def test_eval_int8_reports_both_models(tmp_path, capsys):
+    """``eval --int8`` scores the checkpoint and its int8 copy on the same reviews: both sets of
+    metrics, reviews/s, the speed-up and the accuracy change."""
+    out = tmp_path / "run"
+    assert main(["train", "--model", "transformer", "--hidden", "8", "--embed-dim", "8", "--epochs", "1",
+                 "--train-limit", "200", "--out", str(out), "--quiet", "--device", "torch"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "50", "--device", "torch"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["float32"]["n"] == report["int8"]["n"] == 50
+    assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0
+    change = 100 * (report["int8"]["accuracy"] - report["float32"]["accuracy"])
+    assert abs(report["accuracy_change_points"] - round(change, 2)) < 1e-9
+
+
 def test_explain_reports_bad_text_clearly(tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", "--model", "gru", "--hidden", "4", "--embed-dim", "4", "--epochs", "1", "--train-limit", "100",
