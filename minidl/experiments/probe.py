@@ -1,10 +1,12 @@
 """The negation probe: how far back can each model see a negator?
 
 Train models on the built-in corpus, then score them on reviews that are ALL negated, the
-negator exactly d words before the sentiment word, for d = 1..12. A windowed
-self-attention model of radius r sees the negator only when d <= r: beyond it the
-sentiment word looks un-negated and the model answers the opposite of the truth. A GRU
-carries the negation along its state and is not fooled by distance.
+negator exactly d words before the sentiment word, for d = 1..12. In a windowed
+self-attention model of radius r the sentiment word sees the negator only when d <= r, but
+a word between them sees both while d <= 2r, and its sub-score can undo the sentiment word's:
+a well-trained model is right up to about 2r and answers the opposite of the truth beyond,
+where no position sees both words. A GRU carries the negation along its state and is not
+fooled by distance.
 
     minidl probe --models attention,gru --out runs/probe     # probe.png, probe.svg, probe.json
 """
@@ -22,7 +24,9 @@ from ..train import TrainConfig, evaluate, fit
 from ..train.prepare import prepare
 
 # Settings that learn the built-in corpus in seconds (see README, "The demo").
-DEFAULTS = dict(data="synthetic", embed_dim=32, hidden=32, lr=0.005, epochs=15, patience=3)
+# (lr 0.005 with patience 3 often stopped the attention model on its plateau before it had
+# learnt negation at all, so the outcome hung on the rounding of float sums)
+DEFAULTS = dict(data="synthetic", embed_dim=32, hidden=32, lr=0.002, epochs=30, patience=6)
 
 
 def accuracy_by_distance(model, prepared, distances=range(1, 13), n_per_distance=200, device="cpu"):
@@ -63,6 +67,8 @@ def plot(results, radius, path_prefix):
         ax.plot(d, [result["by_distance"][k] for k in d], marker="o", label=f"{name} (test {result['test']:.3f})")
     ax.axvline(radius + 0.5, color="grey", linestyle="--")
     ax.text(radius + 0.7, 0.2, f"attention radius r = {radius}", color="grey")
+    ax.axvline(2 * radius + 0.5, color="grey", linestyle=":")
+    ax.text(2 * radius + 0.7, 0.6, "2r: no word\nsees both", color="grey")
     ax.axhline(0.5, color="lightgrey", linewidth=1)
     ax.set(xlabel="distance d from the negator to the sentiment word (words)", ylabel="accuracy on negated reviews",
            ylim=(-0.02, 1.02), title="Negation probe on the built-in corpus")
