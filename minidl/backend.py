@@ -146,6 +146,10 @@ class NumpyBackend:
         np.copyto(a, value, where=cond)
         return a
 
+    def ge_(self, a, value):
+        """a = (a >= value) as 1.0 / 0.0 in a's own dtype, in place (no boolean array, no cast)."""
+        return np.greater_equal(a, value, out=a)
+
     def add_scaled_(self, y, alpha, a, b=None):
         """y += alpha · a (· b), in place: optimizer updates without a chain of temporaries."""
         t = a * alpha if b is None else a * b
@@ -369,6 +373,10 @@ class TorchBackend:
 
     def fill_where_(self, a, cond, value):
         return a.masked_fill_(cond, value)
+
+    def ge_(self, a, value):
+        """a = (a >= value) as 1.0 / 0.0 in a's own dtype, in place (no boolean array, no cast)."""
+        return a.ge_(value)
 
     def add_scaled_(self, y, alpha, a, b=None):
         """y += alpha · a (· b), in place: optimizer updates without a chain of temporaries."""

@@ -72,7 +72,7 @@ def test_dropout_drops_weights_and_rescales(device):
     xp = q.xp
     out = md.scaled_dot_product_attention(q, k, v, mask, dropout=0.25, generator=xp.new_generator(3)).numpy()
     seed = int(float(xp.rand((), "float64", xp.new_generator(3)) * 2 ** 52))
-    keep = xp.to_numpy(attention.dropout_keep(xp, seed, 0, (2, 3, 37, 37), 0.25, "float64")) / 0.75
+    keep = ~xp.to_numpy(attention.dropout_mask(xp, seed, 0, (2, 3, 37, 37), 0.25, "float64")) / 0.75
     p = md.softmax(md.tensor(np.where(mask[:, None, None, :] > 0, (q.numpy() @ k.numpy().swapaxes(-1, -2))
                                       / np.sqrt(5), attention.MASKED_SCORE), dtype="float64"), axis=-1).numpy()
     np.testing.assert_allclose(out, (p * keep) @ v.numpy(), rtol=1e-12, atol=1e-14)
@@ -102,16 +102,16 @@ def test_memory_grows_linearly_in_T(monkeypatch, causal):
 def test_one_block_keeps_the_probabilities_and_the_mask_instead_of_recomputing(monkeypatch):
     """Small attention is one block: the backward reuses the forward's p and dropout mask."""
     calls = []
-    for name in ("_exponentials", "dropout_keep"):
+    for name in ("_exponentials", "dropout_mask"):
         fn = getattr(attention, name)
         monkeypatch.setattr(attention, name, lambda *args, name=name, fn=fn: calls.append(name) or fn(*args))
     q, k, v, mask = _inputs("cpu")
     md.scaled_dot_product_attention(q, k, v, mask, dropout=0.1).sum().backward()
-    assert calls == ["_exponentials", "dropout_keep"]
+    assert calls == ["_exponentials", "dropout_mask"]
     monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 3 * 37 * 10)          # blocks of 10 rows: 4 blocks
     calls.clear()
     md.scaled_dot_product_attention(q, k, v, mask, dropout=0.1).sum().backward()
-    assert calls == ["_exponentials", "dropout_keep"] * 8, "4 blocks forward, 4 recomputed backward"
+    assert calls == ["_exponentials", "dropout_mask"] * 8, "4 blocks forward, 4 recomputed backward"
 
 
 def test_bad_dropout_is_refused():

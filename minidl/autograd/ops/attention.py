@@ -88,11 +88,12 @@ def _row_blocks(B, h, T):
     return [(start, min(start + rows, T)) for start in range(0, T, rows)]
 
 
-def dropout_keep(xp, seed, start, shape, p_drop, dtype):
-    """The block's dropout mask (B, h, rows, T), True where a weight is kept (probability
-    1 − p_drop): a fresh generator per block, seeded by the forward's seed and the block's
-    first row, so the backward regenerates it."""
-    return xp.rand(shape, dtype, xp.new_generator(seed + start)) >= p_drop
+def dropout_mask(xp, seed, start, shape, p_drop, dtype):
+    """The block's dropout mask (B, h, rows, T), True where a weight is dropped (probability
+    p_drop): a fresh generator per block, seeded by the forward's seed and the block's first
+    row, so the backward regenerates it. Booleans, used by masked fills: a float mask would
+    take 4 bytes a weight, and multiplying by a boolean one casts it to float first."""
+    return xp.rand(shape, dtype, xp.new_generator(seed + start)) < p_drop
 
 
 class ScaledDotProductAttention(Function):
@@ -116,10 +117,10 @@ class ScaledDotProductAttention(Function):
         for start, stop in blocks:
             e, m, _ = _exponentials(xp, q[:, :, start:stop], k, mask, causal, start)
             l = xp.sum(e, axis=-1, keepdims=True)                                # (B, h, rows, 1)
-            keep = dropout_keep(xp, seed, start, e.shape, p_drop, dtype) if p_drop > 0.0 else None
+            drop = dropout_mask(xp, seed, start, e.shape, p_drop, dtype) if p_drop > 0.0 else None
             if len(blocks) == 1:
-                kept = (e, keep)
-            out = (e if keep is None else e * keep) @ v                         # (B, h, rows, d)
+                kept = (e, drop)
+            out = (e if drop is None else xp.where(drop, 0.0, e)) @ v              # (B, h, rows, d)
             out *= 1.0 / (1.0 - p_drop) / l
             outs.append(out)
             row_max.append(m)
@@ -146,16 +147,16 @@ class ScaledDotProductAttention(Function):
         for start, stop in _row_blocks(B, h, T):
             rows = slice(start, stop)
             if kept is not None:
-                e, keep = kept
+                e, drop = kept
             else:
                 e = _exponentials(xp, q[:, :, rows], k, mask, ctx.causal, start, row_max[:, :, rows])[0]
-                keep = dropout_keep(xp, ctx.seed, start, e.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
-            dropped = e if keep is None else e * keep
+                drop = dropout_mask(xp, ctx.seed, start, e.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
+            dropped = e if drop is None else xp.where(drop, 0.0, e)
             g = grad[:, :, rows]
             d_v_rows = xp.swap_last(dropped) @ g
             d_s = g @ xp.swap_last(v)                                            # (B, h, rows, T): dL/dp̃ / l
-            if keep is not None:                                                  # (× 1/(1 − p_drop), in g)
-                d_s *= keep                                                       # dL/dp / l
+            if drop is not None:                                                  # (× 1/(1 − p_drop), in g)
+                xp.fill_where_(d_s, drop, 0.0)                                    # dL/dp / l
             d_s -= D[:, :, rows]
             d_s *= e                                                              # dL/ds
             no_key = _no_key(xp, _blocked_keys(xp, mask, ctx.causal, start, stop, T))

@@ -38,7 +38,7 @@ def keep_mask(xp, shape, p, dtype, generator=None):
     it is dropped; drawn from ``generator`` (default: the backend's seeded one)."""
     if p >= 1:
         return xp.zeros(shape, dtype)
-    scale = xp.astype(xp.rand(shape, dtype, generator) >= p, dtype)
+    scale = xp.ge_(xp.rand(shape, dtype, generator), p)       # 1.0 kept, 0.0 dropped, in place
     scale *= 1.0 / (1.0 - p)
     return scale
 
