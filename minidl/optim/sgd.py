@@ -32,4 +32,4 @@ class SGD(Optimizer):
             else:
                 velocity = state["momentum_buffer"] = p.xp.copy(grad)
             grad = grad + momentum * velocity if group["nesterov"] else velocity
-        p.data -= lr * grad
+        p.xp.add_scaled_(p.data, -lr, grad)
