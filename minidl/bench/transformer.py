@@ -204,22 +204,12 @@ def build_torch(kind, ours, vocab, T, dropout, device="cpu"):
     return copy_weights(ours, theirs).to(device)
 
 
-def _minidl_jobs(kind, model, batch, device):
-    """{"train": one Adam step -> loss, "infer": one eval forward -> logits} for minidl."""
-    opt = optim.Adam(model.parameters(), lr=LR)
-    ids, mask, lengths = (md.tensor(a, device=device) for a in (batch.ids, batch.mask, batch.lengths))
-    labels = md.tensor(batch.labels, device=device)
-    inputs, positions = md.tensor(batch.inputs, device=device), md.tensor(batch.positions, device=device)
-    targets = md.tensor(batch.targets, device=device)
-
-    def logits():
-        if kind == "mlm":
-            return model.masked_lm_logits(inputs, mask, positions)
-        return model(ids, mask, lengths).logits
-
+def _jobs(model, opt, logits, loss_fn, targets, no_grad):
+    """{"train": one Adam step -> loss, "infer": one eval forward -> logits}: the same two jobs
+    for either framework, given its ``loss_fn`` (logits, targets) and its ``no_grad`` context."""
     def train():
         model.train()
-        loss = md.cross_entropy(logits(), targets if kind == "mlm" else labels)
+        loss = loss_fn(logits(), targets)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -227,34 +217,31 @@ def _minidl_jobs(kind, model, batch, device):
 
     def infer():
         model.eval()
-        with md.no_grad():
+        with no_grad():
             return logits()
     return {"train": train, "infer": infer}
 
 
+def _minidl_jobs(kind, model, batch, device):
+    ids, mask, lengths, labels, inputs, positions, targets = (
+        md.tensor(a, device=device) for a in (batch.ids, batch.mask, batch.lengths, batch.labels, batch.inputs,
+                                              batch.positions, batch.targets))
+
+    def logits():
+        return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask, lengths).logits
+    return _jobs(model, optim.Adam(model.parameters(), lr=LR), logits, md.cross_entropy,
+                 targets if kind == "mlm" else labels, md.no_grad)
+
+
 def _torch_jobs(kind, model, batch, device):
-    """The same two jobs for the PyTorch model."""
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
     ids, mask, labels, inputs, positions, targets = (
         torch.from_numpy(a).to(device) for a in (batch.ids, batch.mask, batch.labels, batch.inputs,
                                                  batch.positions, batch.targets))
 
     def logits():
         return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask)
-
-    def train():
-        model.train()
-        loss = torch.nn.functional.cross_entropy(logits(), targets if kind == "mlm" else labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    def infer():
-        model.eval()
-        with torch.inference_mode():
-            return logits()
-    return {"train": train, "infer": infer}
+    return _jobs(model, torch.optim.Adam(model.parameters(), lr=LR), logits, torch.nn.functional.cross_entropy,
+                 targets if kind == "mlm" else labels, torch.inference_mode)
 
 
 def sides(device):
