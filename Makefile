@@ -32,6 +32,7 @@ browser:
 bench: $(STAMP)
 	$(BIN)/minidl bench mlp
 	$(BIN)/minidl bench gru
+	$(BIN)/minidl bench transformer
 	$(BIN)/minidl bench kernels
 
 # every Triton kernel compiled for sm_90 and sm_80 without a GPU (not under the interpreter)
