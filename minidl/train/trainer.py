@@ -128,7 +128,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
         if os.path.exists(paths["best"]):
             best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1])
         if schedule:
-            schedule.load_state_dict({"step": loop["step"]})
+            schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})  # base lrs: the config's
         log(f"resumed from {paths['last']} at step {loop['step']} (epoch {loop['epoch']}, batch {loop['batch']})")
 
     saved_step = loop["step"] if resume else None

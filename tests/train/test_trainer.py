@@ -40,8 +40,10 @@ def weights(path):
     return {k: v for k, v in read_npz(path).items() if k.startswith("model.")}
 
 
-def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path):
-    config = TrainConfig(**QUICK, dropout=0.2)  # dropout: the random generator must be restored too
+@pytest.mark.parametrize("warmup_steps", [0, 6])   # 6: the crash and the resume fall after the warm-up's start
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, warmup_steps):
+    """With a warm-up and decay schedule too: resuming once raised KeyError: 'last_step'."""
+    config = TrainConfig(**QUICK, dropout=0.2, warmup_steps=warmup_steps)  # dropout: the generator is restored too
     full = fit(config, out=tmp_path / "full", progress=False)
     with pytest.raises(Crash):
         fit(config, out=tmp_path / "cut", callbacks=[CrashAt(11)], progress=False)  # last save: step 8
