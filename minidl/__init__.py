@@ -6,7 +6,7 @@
     y.backward()
     x.grad  # -> array([[2., 4.]], dtype=float32)
 """
-from .autograd import (Context, Function, MinidlError, ShapeError, Tensor, default_dtype, detect_anomaly,
+from .autograd import (Context, Function, MinidlError, OpError, ShapeError, Tensor, default_dtype, detect_anomaly,
                        enable_grad, get_default_dtype, is_grad_enabled, no_grad, set_default_dtype)
 from .autograd.ops import *  # noqa: F401,F403  (the functional API: md.relu, md.matmul, ...)
 from .autograd.ops import __all__ as _ops_all
@@ -15,7 +15,7 @@ from .creation import arange, ones, rand, randn, tensor, zeros, zeros_like
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "Function", "MinidlError", "ShapeError", "Tensor", "arange", "default_dtype",
+__all__ = ["Context", "Function", "MinidlError", "OpError", "ShapeError", "Tensor", "arange", "default_dtype",
            "detect_anomaly", "enable_grad", "get_backend", "get_default_dtype", "is_grad_enabled",
            "manual_seed", "no_grad", "ones", "rand", "randn", "set_default_dtype", "tensor", "zeros",
            "zeros_like", *_ops_all]

@@ -21,6 +21,8 @@ back with one shared helper (``broadcast.unbroadcast``). ``backward`` may return
 """
 from __future__ import annotations
 
+import re
+
 from . import engine
 from .tensor import Tensor
 
@@ -31,6 +33,11 @@ class MinidlError(Exception):
 
 class ShapeError(MinidlError, ValueError):
     """Inputs whose shapes an op cannot combine; the message names the op and the shapes."""
+
+
+class OpError(MinidlError, ValueError):
+    """An op refusing an argument that is not a shape (an unknown option, an index out of
+    range, a negative radius); the message names the op and what to do."""
 
 
 class Context:
@@ -55,9 +62,12 @@ class Function:
     def backward(ctx, grad):  # pragma: no cover - interface
         raise NotImplementedError
 
+    name = None  # the public function's name, where snake-casing the class name does not give it
+
     @classmethod
     def op_name(cls):
-        return cls.__name__.lower()
+        """The name of the op's public function: ElmanRNN -> "elman_rnn", MatMul (name) -> "matmul"."""
+        return cls.name or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
     @classmethod
     def apply(cls, *inputs, **kwargs):
@@ -84,9 +94,9 @@ class Function:
         ctx = Context(xp, tuple(needs) if record else (False,) * len(needs))
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
-        except (MinidlError, NotImplementedError):   # not a shape problem: an op still to be written, say
+        except (MinidlError, NotImplementedError):   # the op's own message (or an op still to be written)
             raise
-        except Exception as e:
+        except Exception as e:                        # the array library could not combine the shapes
             shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, Tensor))
             raise ShapeError(f"{cls.op_name()}: {e} (input shapes: {shapes})") from e
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).

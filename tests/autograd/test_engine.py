@@ -252,3 +252,30 @@ def test_graph_across_devices_with_broadcasting():
     np.testing.assert_array_equal(as_numpy(a.grad), [[6.0], [6.0]])
     np.testing.assert_array_equal(as_numpy(c.grad), [5.0, 5.0, 5.0])
     assert isinstance(a.grad, np.ndarray)
+
+
+@pytest.mark.parametrize("call, name, fix", [
+    (lambda x: md.elman_rnn(x, md.zeros(2, 3), md.zeros(3, 3), nonlinearity="sigmoid"), "elman_rnn", "relu"),
+    (lambda x: md.window_attention(x, x, x, np.ones((2, 3)), -1), "window_attention", ">= 0"),
+    (lambda x: md.cross_entropy(x.reshape(6, 3), md.tensor(np.array([0, 1, 2, 3, 0, 1]))), "cross_entropy",
+     "[0, 3)"),
+], ids=["bad nonlinearity", "negative radius", "target out of range"])
+def test_an_ops_own_errors_pass_through_unchanged(call, name, fix):
+    """An op's refusal of an argument is not a shape error, and names the public function once
+    (it used to read 'ShapeError: elmanrnn: elman_rnn: ...')."""
+    x = md.zeros(2, 3, 3, requires_grad=True)
+    with pytest.raises(md.OpError) as info:
+        call(x)
+    assert not isinstance(info.value, md.ShapeError) and isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and message.count(name) == 1 and fix in message, message
+
+
+def test_op_names_are_the_public_functions():
+    from minidl.autograd.ops import activations, attention, linalg, recurrent, reductions, shape
+
+    classes = [recurrent.ElmanRNN, attention.ScaledDotProductAttention, linalg.MatMul, reductions.LogSumExp,
+               shape.GetItem, activations.LeakyReLU]
+    names = ["elman_rnn", "scaled_dot_product_attention", "matmul", "logsumexp", "getitem", "leaky_relu"]
+    assert [c.op_name() for c in classes] == names
+    assert all(callable(getattr(md, n)) for n in names if n != "getitem")

@@ -209,7 +209,7 @@ def test_fake_quantize_forward_and_straight_through_backward(rng, device):
     np.testing.assert_array_equal(grad[inside], g[inside])
     assert not grad[~inside].any()
     assert np.abs(out.numpy()).max() <= 127 * 0.01 + 1e-12
-    assert FakeQuantize.op_name() == "fakequantize"
+    assert FakeQuantize.op_name() == "fake_quantize"  # the public function's name
 
 
 def test_refuses_a_bare_linear():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..function import Function
+from ..function import Function, OpError
 
 
 class Sigmoid(Function):
@@ -36,6 +36,8 @@ class Tanh(Function):
 class ReLU(Function):
     """relu'(x) = 1 for x > 0, else 0 (0 at the kink x = 0, as in PyTorch)."""
 
+    name = "relu"
+
     @staticmethod
     def forward(ctx, x):
         positive = x > 0
@@ -50,6 +52,8 @@ class ReLU(Function):
 
 class LeakyReLU(Function):
     """x for x > 0, α·x otherwise: the slope α keeps a gradient path alive for x < 0."""
+
+    name = "leaky_relu"
 
     @staticmethod
     def forward(ctx, x, negative_slope):
@@ -85,7 +89,7 @@ class GELU(Function):
             ctx.save_for_backward(x, t)
             return 0.5 * x * (1 + t)
         if approximate != "none":
-            raise ValueError(f'gelu: approximate must be "none" or "tanh", got {approximate!r}')
+            raise OpError(f'gelu: approximate must be "none" or "tanh", got {approximate!r}')
         cdf = xp.erf(x * (1 / math.sqrt(2.0)))
         cdf += 1.0
         cdf *= 0.5

@@ -1,7 +1,7 @@
 """Ops behind the basic layers: embedding lookup, dropout and layer normalisation."""
 from __future__ import annotations
 
-from ..function import Function
+from ..function import Function, OpError
 
 
 class Embedding(Function):
@@ -16,7 +16,7 @@ class Embedding(Function):
         xp = ctx.xp
         num_rows = weight.shape[0]
         if xp.size(ids) and (int(ids.min()) < 0 or int(ids.max()) >= num_rows):
-            raise ValueError(f"embedding: ids must lie in [0, {num_rows}) for a table of {num_rows} rows, "
+            raise OpError(f"embedding: ids must lie in [0, {num_rows}) for a table of {num_rows} rows, "
                              f"got values from {int(ids.min())} to {int(ids.max())}; map unknown words to <unk>")
         ctx.save_for_backward(ids)
         ctx.shape, ctx.dtype, ctx.padding_idx = weight.shape, xp.dtype_name(weight), padding_idx

@@ -15,6 +15,8 @@ from ..function import Function, ShapeError
 
 
 class MatMul(Function):
+    name = "matmul"
+
     @staticmethod
     def forward(ctx, a, b):
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:

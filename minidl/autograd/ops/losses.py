@@ -11,7 +11,7 @@ gradient come from one Triton kernel (``minidl.kernels``) that reads the logits 
 from __future__ import annotations
 
 from ... import kernels
-from ..function import Function, ShapeError
+from ..function import Function, OpError, ShapeError
 
 
 class Softmax(Function):
@@ -66,7 +66,7 @@ def _reduce(ctx, loss, mask, reduction):
         ctx.count = 1.0
         return total
     if reduction != "mean":
-        raise ValueError(f'{ctx.op}: reduction must be "mean", "sum" or "none", got {reduction!r}')
+        raise OpError(f'{ctx.op}: reduction must be "mean", "sum" or "none", got {reduction!r}')
     # mean over the kept positions; a batch with none kept has loss 0 and gradient 0
     ctx.count = max(float(xp.sum(mask)) if mask is not None else float(xp.size(loss)), 1.0)
     return total / ctx.count
@@ -91,7 +91,7 @@ class CrossEntropy(Function):
             raise ShapeError(f"cross_entropy: logits {tuple(logits.shape)} need targets of shape "
                              f"{tuple(logits.shape[:-1])} (one class index per row), got {tuple(targets.shape)}")
         if xp.size(targets) and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
-            raise ValueError(f"cross_entropy: targets must lie in [0, {num_classes}), got values from "
+            raise OpError(f"cross_entropy: targets must lie in [0, {num_classes}), got values from "
                              f"{int(targets.min())} to {int(targets.max())}")
         ctx.kernel = kernels.use_kernel(logits)
         if ctx.kernel:

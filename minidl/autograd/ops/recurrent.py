@@ -26,7 +26,7 @@ review's last real word (padding comes after it, so it never changes that state)
 from __future__ import annotations
 
 from ... import kernels
-from ..function import Function, ShapeError
+from ..function import Function, OpError, ShapeError
 
 
 def _check(name, x_proj, h0, gates, hidden_weights):
@@ -50,7 +50,7 @@ class ElmanRNN(Function):
         xp = ctx.xp
         B, T, H = _check("elman_rnn", x_proj, h0, 1, [U])
         if nonlinearity not in ("relu", "tanh"):
-            raise ValueError(f'elman_rnn: nonlinearity must be "relu" or "tanh", got {nonlinearity!r}')
+            raise OpError(f'elman_rnn: nonlinearity must be "relu" or "tanh", got {nonlinearity!r}')
         ctx.nonlinearity, ctx.kernel = nonlinearity, kernels.use_kernel(x_proj)
         if ctx.kernel:
             hs = kernels.elman_rnn_forward(x_proj, h0, U, nonlinearity)

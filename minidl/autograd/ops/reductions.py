@@ -70,6 +70,8 @@ class Max(Function):
 class LogSumExp(Function):
     """out = m + log Σ exp(x − m) with m = max x (no overflow);  d out/dx = exp(x − out)."""
 
+    name = "logsumexp"
+
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         xp = ctx.xp

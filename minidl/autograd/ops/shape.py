@@ -52,6 +52,8 @@ class BroadcastTo(Function):
 
 
 class GetItem(Function):
+    name = "getitem"
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, ctx.xp.dtype_name(x), index

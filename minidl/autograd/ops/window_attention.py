@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from ... import kernels
-from ..function import Function, ShapeError
+from ..function import Function, OpError, ShapeError
 
 
 def _windows(xp, x, r):
@@ -59,7 +59,7 @@ class WindowAttention(Function):
             raise ShapeError(f"window_attention: expected q, k, v (B, T, d) and mask (B, T); got q {tuple(q.shape)}, "
                              f"k {tuple(k.shape)}, v {tuple(v.shape)}, mask {tuple(mask.shape)}")
         if radius < 0:
-            raise ValueError(f"window_attention: radius must be >= 0, got {radius}")
+            raise OpError(f"window_attention: radius must be >= 0, got {radius}")
         ctx.kernel = kernels.use_kernel(q)
         if ctx.kernel:
             out, weights = kernels.window_attention_forward(q, k, v, mask, radius)
