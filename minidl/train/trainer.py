@@ -155,12 +155,14 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
             logits = model(batch.ids, batch.mask, batch.lengths).logits
             loss = md.cross_entropy(logits, batch.labels)
             value = loss.item()
-            if not math.isfinite(value):
+
+            def diverged(what, step):
                 where = (f"the last good checkpoint is {paths['last']} (step {saved_step})"
                          if saved_step is not None else "no checkpoint was written yet")
-                raise TrainingDiverged(f"the training loss became {value} at step {loop['step'] + 1} (epoch "
-                                       f"{loop['epoch']}); {where}. Lower the learning rate (now {config.lr}) "
-                                       f"or keep clip_norm set (now {config.clip_norm}).")
+                return TrainingDiverged(f"{what} at step {step} (epoch {loop['epoch']}); {where}. Lower the "
+                                        f"learning rate (now {config.lr}) or keep clip_norm set (now {config.clip_norm}).")
+            if not math.isfinite(value):
+                raise diverged(f"the training loss became {value}", loop["step"] + 1)
             optimizer.zero_grad()
             loss.backward()
             if config.clip_norm:
@@ -181,7 +183,13 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                 stop = True
                 break
             if loop["step"] % eval_every == 0:
+                # nothing non-finite is evaluated, kept as best or saved: every checkpoint stays a good one
+                problem = _non_finite(model, optimizer)
+                if problem:
+                    raise diverged(problem, loop["step"])
                 metrics = evaluate(model, selection, device=config.device)
+                if not math.isfinite(metrics["loss"]):
+                    raise diverged(f"the validation loss became {metrics['loss']}", loop["step"])
                 # train_loss / train_accuracy: means over the batches since the last evaluation
                 metrics.update(step=loop["step"], epoch=loop["epoch"] + loop["batch"] / steps_per_epoch,
                                train_loss=seen_loss / max(seen, 1), train_accuracy=seen_correct / max(seen, 1))
@@ -211,6 +219,11 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
             loop["epoch"], loop["batch"] = loop["epoch"] + 1, 0
     if bar is not None:
         bar.close()
+    problem = _non_finite(model, optimizer)
+    if problem:   # after the last evaluation: the best weights are good, but the run did not end well
+        raise TrainingDiverged(f"{problem} at the end of training (step {loop['step']}); the last good checkpoint is "
+                               f"{paths.get('last', '(no output folder)')} (step {saved_step}). Lower the learning "
+                               f"rate (now {config.lr}) or keep clip_norm set (now {config.clip_norm}).")
     seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -219,6 +232,19 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                     paths.get("best"), stopped_early)
     result.model = model  # the trained model with the best weights (an attribute, not saved with the numbers)
     return result
+
+
+def _non_finite(model, optimizer):
+    """What is not finite among the parameters and the optimizer's state (e.g. Adam's moments
+    after an overflow), as words, or None."""
+    for name, p in model.named_parameters():
+        if not p.xp.all_finite(p.data):
+            return f"parameter {name} became non-finite"
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            if key != "step" and not p.xp.all_finite(value):
+                return f"the optimizer's {key} of a parameter of shape {p.shape} became non-finite"
+    return None
 
 
 def _progress(total, initial, enabled, config):

@@ -83,6 +83,29 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     assert checkpoint.read(tmp_path / "last.npz")[0]["loop"]["step"] == 4
 
 
+def test_non_finite_optimizer_state_stops_the_run_and_is_never_saved(tmp_path):
+    """An overflow that leaves the loss finite (--lr 1e10 used to end with exit 0 and inf Adam
+    moments in its checkpoints): the run stops at the next evaluation, names the last good
+    checkpoint, and every file it left holds finite weights and moments."""
+    class Overflow(Callback):
+        def on_train_begin(self, model, optimizer):
+            self.optimizer = optimizer
+
+        def on_step(self, step, loss):
+            if step == 6:  # after the save at step 4; Adam's update m / sqrt(inf) = 0 keeps the loss finite
+                state = next(iter(self.optimizer.state.values()))
+                state["exp_avg_sq"][...] = np.inf
+            return False
+
+    with pytest.raises(TrainingDiverged, match=r"exp_avg_sq .*non-finite at step 8.*last good checkpoint is "
+                                               r".*last.npz \(step 4\)"):
+        fit(TrainConfig(**QUICK), out=tmp_path, callbacks=[Overflow()], progress=False)
+    for name in ("last.npz", "best.npz"):
+        arrays = read_npz(tmp_path / name)
+        assert all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f"), name
+        assert checkpoint.read(tmp_path / name)[0]["loop"]["step"] == 4, name
+
+
 def test_early_stopping_and_best_checkpoint(tmp_path):
     recorder = Recorder()
     # lr = 0 never improves after the first evaluation: stop after `patience` more
