@@ -15,6 +15,8 @@ both libraries agree, and ``xp.<name>`` where they differ (``axis`` vs ``dim``,
 """
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -30,9 +32,143 @@ def normalise_axis(axis, ndim):
     return tuple(a % ndim if ndim else a for a in axis)
 
 
-class NumpyBackend:
+class Backend(abc.ABC):
+    """The contract: every name an op or a layer may use on ``xp``. Both backends implement all
+    of it (``tests/autograd/test_backend_agreement.py`` checks that they have exactly these
+    public names), and nothing above this module asks which backend it has.
+
+    Arrays are the backend's own (NumPy arrays, torch tensors); ``dtype`` arguments are names
+    ("float32"). Besides these methods, ops use Python operators (+, *, @, comparisons,
+    indexing) on the arrays, which both libraries share. A trailing underscore means in place.
+    """
+
+    name: str                      # "numpy" or "torch"
+    device: str                    # "cpu", or "cuda:N"
+    negative_step_slices: bool     # whether ``a[::-1]`` works on its arrays
+
+    # creation and conversion
+    @abc.abstractmethod
+    def dtype(self, name): """The library's dtype object for a name such as "float32"."""
+    @abc.abstractmethod
+    def dtype_name(self, a): """The dtype of ``a`` as a name ("float32")."""
+    @abc.abstractmethod
+    def is_array(self, a): """Is ``a`` one of this backend's arrays?"""
+    @abc.abstractmethod
+    def asarray(self, data, dtype=None): """``data`` as an array on this device, without a copy when it already is one."""
+    @abc.abstractmethod
+    def array(self, data, dtype=None): """Like ``asarray`` but always a fresh copy."""
+    @abc.abstractmethod
+    def to_numpy(self, a): """A NumPy array with ``a``'s values."""
+    @abc.abstractmethod
+    def astype(self, a, dtype): """``a`` in ``dtype`` (no copy when it is already)."""
+    @abc.abstractmethod
+    def copy(self, a): """A fresh copy of ``a``."""
+    @abc.abstractmethod
+    def zeros(self, shape, dtype="float32"): ...
+    @abc.abstractmethod
+    def ones(self, shape, dtype="float32"): ...
+    @abc.abstractmethod
+    def full(self, shape, value, dtype="float32"): ...
+    @abc.abstractmethod
+    def zeros_like(self, a): ...
+    @abc.abstractmethod
+    def ones_like(self, a): ...
+    @abc.abstractmethod
+    def arange(self, n, dtype="int64"): ...
+    @abc.abstractmethod
+    def size(self, a): """The number of elements of ``a``."""
+    @abc.abstractmethod
+    def wrap(self, a): """What an op returned, as an array (NumPy reductions give scalars)."""
+
+    # elementwise maths
+    @abc.abstractmethod
+    def exp(self, a): ...
+    @abc.abstractmethod
+    def log(self, a): ...
+    @abc.abstractmethod
+    def log1p(self, a): ...
+    @abc.abstractmethod
+    def sqrt(self, a): ...
+    @abc.abstractmethod
+    def abs(self, a): ...
+    @abc.abstractmethod
+    def sign(self, a): ...
+    @abc.abstractmethod
+    def tanh(self, a): ...
+    @abc.abstractmethod
+    def sigmoid(self, a): ...
+    @abc.abstractmethod
+    def erf(self, a): ...
+    @abc.abstractmethod
+    def maximum(self, a, b): ...
+    @abc.abstractmethod
+    def minimum(self, a, b): ...
+    @abc.abstractmethod
+    def where(self, cond, a, b): """``a`` where ``cond``, else ``b``; either may be a Python number."""
+    @abc.abstractmethod
+    def all_finite(self, a): """True when no element of ``a`` is NaN or infinite."""
+    @abc.abstractmethod
+    def exp_(self, a): ...
+    @abc.abstractmethod
+    def fill_where_(self, a, cond, value): """``a[cond] = value``, ``cond`` broadcast to ``a``."""
+    @abc.abstractmethod
+    def ge_(self, a, value): """``a = (a >= value)`` as 1.0 / 0.0 in ``a``'s dtype."""
+    @abc.abstractmethod
+    def add_scaled_(self, y, alpha, a, b=None): """``y += alpha · a (· b)``."""
+
+    # reductions and layout
+    @abc.abstractmethod
+    def sum(self, a, axis=None, keepdims=False): ...
+    @abc.abstractmethod
+    def max(self, a, axis=None, keepdims=False): ...
+    @abc.abstractmethod
+    def argmax(self, a, axis=None): ...
+    @abc.abstractmethod
+    def transpose(self, a, axes): ...
+    @abc.abstractmethod
+    def swap_last(self, a): """``a`` with its last two axes swapped (a view)."""
+    @abc.abstractmethod
+    def broadcast_to(self, a, shape): ...
+    @abc.abstractmethod
+    def concat(self, arrays, axis=0): ...
+    @abc.abstractmethod
+    def stack(self, arrays, axis=0): ...
+    @abc.abstractmethod
+    def pad(self, a, pad_width, value=0.0): """One ``(before, after)`` pair per axis, as in ``np.pad``."""
+
+    # indexing
+    @abc.abstractmethod
+    def index_add(self, target, index, values): """``target[index] += values``, repeated indices summed."""
+    @abc.abstractmethod
+    def add_rows(self, target, ids, values): """``target[ids[i]] += values[i]`` for a (V, E) target."""
+    @abc.abstractmethod
+    def index_array(self, index): """An index array (e.g. a list of ints) in the form this library indexes with."""
+    @abc.abstractmethod
+    def take_last(self, a, idx): """``a[..., idx[...]]``: one entry of the last axis per position."""
+    @abc.abstractmethod
+    def add_last(self, a, idx, values): """``a[..., idx[...]] += values``, one entry per position."""
+
+    # random numbers
+    @abc.abstractmethod
+    def manual_seed(self, seed): """Re-seed this backend's default generator."""
+    @abc.abstractmethod
+    def new_generator(self, seed): """A fresh generator seeded with ``seed``."""
+    @abc.abstractmethod
+    def rand(self, shape, dtype="float32", generator=None): ...
+    @abc.abstractmethod
+    def randn(self, shape, dtype="float32", generator=None): ...
+
+    # int8
+    @abc.abstractmethod
+    def int8_linear_pack(self, qweight, scale, bias): """Prepare ``int8_linear``'s weights, once."""
+    @abc.abstractmethod
+    def int8_linear(self, x, packed): """``x @ (q · scale) + b`` with weights from ``int8_linear_pack``."""
+
+
+class NumpyBackend(Backend):
     name = "numpy"
     device = "cpu"
+    negative_step_slices = True
 
     def __init__(self):
         self.generator = np.random.default_rng(0)
@@ -63,6 +199,9 @@ class NumpyBackend:
 
     def to_numpy(self, a):
         return a
+
+    def wrap(self, a):
+        return a if isinstance(a, np.ndarray) else np.asarray(a)
 
     def astype(self, a, dtype):
         return a.astype(dtype, copy=False)
@@ -228,8 +367,9 @@ class NumpyBackend:
         return y.reshape(*x.shape[:-1], weight.shape[1])
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     name = "torch"
+    negative_step_slices = False   # torch tensors refuse a[::-1]
 
     def __init__(self, device="cpu"):
         import torch
@@ -269,6 +409,9 @@ class TorchBackend:
 
     def to_numpy(self, a):
         return a.detach().cpu().numpy()
+
+    def wrap(self, a):
+        return a
 
     def astype(self, a, dtype):
         return a.to(self.dtype(dtype))
@@ -577,6 +720,24 @@ def device_name(xp):
     if xp is NUMPY:
         return "cpu"
     return "torch" if xp.device == "cpu" else xp.device
+
+
+def rng_state():
+    """(NumPy's generator state, {"rng.torch.<device>": state array} for each torch device in
+    use): what a checkpoint stores so that a resumed run draws the same random numbers."""
+    torch_states = {f"rng.torch.{device}": xp.generator.get_state().numpy() for device, xp in _TORCH_BACKENDS.items()}
+    return NUMPY.generator.bit_generator.state, torch_states
+
+
+def set_rng_state(numpy_state, arrays):
+    """Restore what ``rng_state`` returned (``arrays`` may hold other entries too)."""
+    NUMPY.generator.bit_generator.state = numpy_state
+    for name, state in arrays.items():
+        if name.startswith("rng.torch."):
+            import torch
+
+            get_backend("torch" if name.endswith("cpu") else name[len("rng.torch."):]).generator.set_state(
+                torch.from_numpy(state.copy()))
 
 
 def manual_seed(seed):

@@ -75,9 +75,7 @@ class Tensor:
     def _wrap(cls, array, xp, requires_grad=False):
         """Build a Tensor around an array an op produced (no copy, no dtype change)."""
         t = cls.__new__(cls)
-        if xp is _backend.NUMPY and not isinstance(array, np.ndarray):
-            array = np.asarray(array)  # NumPy reductions return scalars, not 0-d arrays
-        t.data, t.xp, t.grad = array, xp, None
+        t.data, t.xp, t.grad = xp.wrap(array), xp, None
         t.requires_grad, t._ctx, t._retains_grad = requires_grad, None, False
         return t
 

@@ -25,22 +25,6 @@ from ..models import build_model
 from .config import TrainConfig
 
 
-def _rng_state():
-    torch_states = {f"rng.torch.{device}": xp.generator.get_state().numpy()
-                    for device, xp in _backend._TORCH_BACKENDS.items()}
-    return _backend.NUMPY.generator.bit_generator.state, torch_states
-
-
-def _set_rng_state(numpy_state, arrays):
-    _backend.NUMPY.generator.bit_generator.state = numpy_state
-    for name, state in arrays.items():
-        if name.startswith("rng.torch."):
-            import torch
-
-            _backend.get_backend("torch" if name.endswith("cpu") else name[len("rng.torch."):]) \
-                .generator.set_state(torch.from_numpy(state.copy()))
-
-
 def save(path, model, optimizer, config, prepared, loop_state):
     arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
     opt = optimizer.state_dict()
@@ -51,7 +35,7 @@ def save(path, model, optimizer, config, prepared, loop_state):
                 steps[str(i)] = int(value)
             else:
                 arrays[f"optim.{i}.{name}"] = value
-    numpy_rng, torch_rng = _rng_state()
+    numpy_rng, torch_rng = _backend.rng_state()
     arrays.update(torch_rng)
     meta = {"format": "minidl-checkpoint-1", "config": config.to_dict(), "vocab": prepared.vocab.to_dict(),
             "tokenizer": prepared.tokenizer.to_dict(), "label_names": prepared.label_names,
@@ -96,7 +80,7 @@ def restore_training(meta, arrays, model, optimizer):
     for i, step in meta["optimizer"]["steps"].items():
         state.setdefault(int(i), {})["step"] = step
     optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    _set_rng_state(meta["rng_numpy"], arrays)
+    _backend.set_rng_state(meta["rng_numpy"], arrays)
     return meta["loop"]
 
 

@@ -59,3 +59,21 @@ def test_same_seed_same_dropout_mask_per_backend(device):
     other = md.dropout(x, p=0.5, generator=xp.new_generator(8)).numpy()
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_both_backends_implement_exactly_the_contract():
+    """``backend.Backend`` lists the namespace; each backend implements every name (an
+    abstract method left out would make it impossible to build) and offers nothing public
+    beyond it, so code written against the contract runs on either."""
+    import inspect
+
+    from minidl import backend
+
+    contract = {name for name, member in vars(backend.Backend).items()
+                if not name.startswith("_") and callable(member)}
+    for cls in (backend.NumpyBackend, backend.TorchBackend):
+        assert not inspect.isabstract(cls), f"{cls.__name__} misses {sorted(cls.__abstractmethods__)}"
+        public = {name for name, member in vars(cls).items() if not name.startswith("_") and callable(member)}
+        assert public == contract, (cls.__name__, sorted(public ^ contract))
+        for attribute in ("name", "device", "negative_step_slices"):
+            assert hasattr(backend.get_backend("cpu" if cls is backend.NumpyBackend else "torch"), attribute)

@@ -193,7 +193,7 @@ def broadcast_to(x, shape):
 
 
 def getitem(x, index):
-    if x.xp.name == "torch" and _has_negative_step(index):
+    if not x.xp.negative_step_slices and _has_negative_step(index):
         return GetItem.apply(x, FlatPositions(x.xp, x.shape, index))
     return GetItem.apply(x, _prepare_index(x.xp, index))
 
