@@ -63,11 +63,13 @@ def build_parser():
 
     demo = commands.add_parser("demo", help="the main job: all five models x hidden sizes x 3 seeds on the "
                                             "built-in corpus, plotted (about 2 minutes on two cores)")
+    demo.set_defaults(run=_call("minidl.experiments.demo", "main"))
     demo.add_argument("--out", default="runs/demo", help="folder for results.jsonl and sweep.png/.svg")
     demo.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     demo.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
     spirals = commands.add_parser("spirals", help="the engine demo: MLPs on two spirals over hidden sizes, plotted")
+    spirals.set_defaults(run=_call("minidl.experiments.spirals", "main"))
     spirals.add_argument("--out", default="runs/spirals", help="folder for results.json and spirals.png")
     spirals.add_argument("--hidden", default="2,4,8,16,32,64", help="comma-separated hidden sizes")
     spirals.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
@@ -75,12 +77,14 @@ def build_parser():
     spirals.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
     train = commands.add_parser("train", help="train one sentiment model; checkpoints and results in --out")
+    train.set_defaults(run=_train)
     add_train_config_arguments(train)
     train.add_argument("--out", default=None, help="folder for best.npz, last.npz and results.json")
     train.add_argument("--resume", action="store_true", help="continue from --out/last.npz")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on the test split of its data")
+    evaluate.set_defaults(run=_eval)
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--data", default=None, help="another data source than the one it was trained on")
     evaluate.add_argument("--device", default="cpu", help="cpu (NumPy), torch or cuda (default: %(default)s)")
@@ -91,6 +95,7 @@ def build_parser():
                           help="score a seeded subset of this many test reviews (default: all of them)")
 
     explain = commands.add_parser("explain", help="print each word's contribution to a checkpoint's prediction")
+    explain.set_defaults(run=_explain)
     explain.add_argument("texts", nargs="+", help="one or more reviews, each in quotes")
     explain.add_argument("--checkpoint", required=True)
     explain.add_argument("--device", default="cpu")
@@ -98,17 +103,20 @@ def build_parser():
     data = commands.add_parser("data", help="the IMDB reviews: download them, or see what is there")
     data_what = data.add_subparsers(dest="what", required=True)
     download = data_what.add_parser("download", help="fetch aclImdb_v1.tar.gz (84 MB), verify its SHA-256, save it")
+    download.set_defaults(run=_call("minidl.data.imdb", "main_download"))
     download.add_argument("--dest", default=None, help="folder to save into (default: ~/.cache/minidl)")
     download.add_argument("--url", default=None, help="where from (default: the official Stanford URL)")
     download.add_argument("--sha256", default=None,
                           help="expected SHA-256 (default: the official archive's, for the official URL)")
     download.add_argument("--force", action="store_true", help="download again even if a verified copy is there")
     info = data_what.add_parser("info", help="where the IMDB data is; reviews per split and class, decode errors, time")
+    info.set_defaults(run=_call("minidl.data.imdb", "main_info"))
     info.add_argument("--path", default=None,
                       help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
     info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
 
     probe = commands.add_parser("probe", help="train on the built-in corpus, then accuracy against negation distance")
+    probe.set_defaults(run=_call("minidl.experiments.probe", "main"))
     probe.add_argument("--models", default="attention,gru")
     probe.add_argument("--radius", type=int, default=5, help="the attention window's radius")
     probe.add_argument("--seed", type=int, default=0)
@@ -119,6 +127,7 @@ def build_parser():
     vectors_what = vectors.add_subparsers(dest="what", required=True)
     build = vectors_what.add_parser("build", help="PPMI + truncated SVD over the IMDB train + unlabelled reviews, "
                                                   "saved in the GloVe text format")
+    build.set_defaults(run=_call("minidl.data.vectors", "main_build"))
     build.add_argument("--out", required=True, help="the .txt (or .txt.gz) file to write")
     build.add_argument("--dim", type=int, default=100)
     build.add_argument("--window", type=int, default=5)
@@ -129,11 +138,13 @@ def build_parser():
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
     neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
+    neighbours.set_defaults(run=_call("minidl.data.vectors", "main_neighbours"))
     neighbours.add_argument("file")
     neighbours.add_argument("words", nargs="*")
     neighbours.add_argument("-k", type=int, default=10)
     check = vectors_what.add_parser("eval", help="logistic regression on mean word vectors vs random vectors, "
                                                  "IMDB train -> test")
+    check.set_defaults(run=_call("minidl.data.vectors", "main_eval"))
     check.add_argument("file")
     check.add_argument("--data", default=None)
     check.add_argument("--steps", type=int, default=500)
@@ -143,12 +154,15 @@ def build_parser():
     bench = commands.add_parser("bench", help="benchmarks against PyTorch, measured in the same run")
     bench_what = bench.add_subparsers(dest="what", required=True)
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
+    mlp.set_defaults(run=_bench)
     mlp.add_argument("--device", default="cpu")
     gru = bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
+    gru.set_defaults(run=_bench)
     gru.add_argument("--imdb-epoch", action="store_true", help="also time one IMDB training epoch of each")
     gru.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
     kernels = bench_what.add_parser("kernels", help="the Triton kernels vs cuDNN, dense attention and PyTorch's "
                                                     "losses (forward + backward, on a GPU)")
+    kernels.set_defaults(run=_bench)
     kernels.add_argument("--only", type=lambda text: text.split(","), default=None,
                          help="comma-separated subset of gru,rnn,attention,mha,losses")
     kernels.add_argument("--precision", choices=["high", "highest"], default="high",
@@ -157,6 +171,7 @@ def build_parser():
     transformer = bench_what.add_parser("transformer", help="transformer encoder (classifier and masked-LM) "
                                                             "training step and inference, minidl vs PyTorch eager "
                                                             "with the same weights")
+    transformer.set_defaults(run=_bench)
     transformer.add_argument("--models", default="classifier,mlm",
                              help="comma-separated subset of classifier,mlm (default: %(default)s)")
     transformer.add_argument("--lengths", default=None,
@@ -188,6 +203,7 @@ def build_parser():
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")
+    report.set_defaults(run=_call("minidl.compress.report", "main"))
     report.add_argument("--teacher", required=True, help="the teacher's checkpoint (best.npz of minidl train)")
     report.add_argument("--decoder", default=None, help="a causal decoder's checkpoint, for the comparison row")
     report.add_argument("--out", required=True, help="folder for results.jsonl/.md, the plots and the models")
@@ -200,6 +216,7 @@ def build_parser():
                              "at or above the training split's size means all of it)")
     report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test split")
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
+    curves.set_defaults(run=_call("minidl.experiments.curves", "main"))
     curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")
     curves.add_argument("--out", default="curves.png")
 
@@ -288,57 +305,36 @@ def _explain(args):
 
 
 def main(argv=None):
+    """Parse the command line and run the command; its exit code (0 on success)."""
     args = build_parser().parse_args(argv)
     from .autograd.function import MinidlError
 
     try:
-        if args.command == "demo":
-            from .experiments import demo
-
-            return demo.main(args)
-        if args.command == "spirals":
-            from .experiments import spirals
-
-            spirals.main(args)
-        elif args.command == "train":
-            return _train(args)
-        elif args.command == "eval":
-            return _eval(args)
-        elif args.command == "explain":
-            return _explain(args)
-        elif args.command == "data":
-            from .data import imdb
-
-            return {"download": imdb.main_download, "info": imdb.main_info}[args.what](args)
-        elif args.command == "probe":
-            from .experiments import probe
-
-            return probe.main(args)
-        elif args.command == "vectors":
-            from .data import vectors
-
-            {"build": vectors.main_build, "neighbours": vectors.main_neighbours, "eval": vectors.main_eval}[args.what](args)
-        elif args.command == "compress-report":
-            from .compress import report
-
-            return report.main(args)
-        elif args.command == "curves":
-            from .experiments import curves
-
-            return curves.main(args)
-        elif args.command in ("sweep", "plot", "mlm", "fill-mask", "serve", "assignment", "grade"):
-            return args.run(args)
-        elif args.command == "bench":
-            from .bench import gru, kernels, mlp, transformer
-            from .bench.threads import describe, limit_threads
-
-            with limit_threads(args.threads):  # checks N >= 1 before any work
-                {"mlp": mlp, "gru": gru, "kernels": kernels, "transformer": transformer}[args.what].main(args)
-                # afterwards, so that a bench refusing its input answers in one line
-                print(f"minidl bench {args.what} ran with threads: {describe()}", file=sys.stderr)
+        return args.run(args)
     except (MinidlError, FileNotFoundError) as e:  # the user's input, not a bug: say what and how to fix
         print(f"minidl {args.command}: {e}", file=sys.stderr)
         return 1
+
+
+def _call(module, function):
+    """A command that lives in ``module``, imported only when it runs (``minidl --help`` stays
+    fast); ``function(args)`` returns the exit code."""
+    def run(args):
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(args)
+    return run
+
+
+def _bench(args):
+    import importlib
+
+    from .bench.threads import describe, limit_threads
+
+    with limit_threads(args.threads):  # checks N >= 1 before any work
+        importlib.import_module(f"minidl.bench.{args.what}").main(args)
+        # afterwards, so that a bench refusing its input answers in one line
+        print(f"minidl bench {args.what} ran with threads: {describe()}", file=sys.stderr)
     return 0
 
 

@@ -81,3 +81,24 @@ def test_explain_reports_bad_text_clearly(tmp_path, capsys):
     assert "none of the words" in capsys.readouterr().err
     assert main(["explain", "good", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_every_command_runs_through_one_mechanism():
+    """Each command and sub-command sets ``run`` on its own parser (no dispatch chain in main),
+    so ``main`` is one call whose result is the command's exit code."""
+    import argparse
+
+    from minidl.cli import build_parser
+
+    def leaves(parser, path=()):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield path, parser
+            return
+        for name, sub in subs[0].choices.items():
+            yield from leaves(sub, path + (name,))
+
+    commands = list(leaves(build_parser()))
+    assert len(commands) > 20
+    missing = [" ".join(path) for path, parser in commands if not callable(parser.get_default("run"))]
+    assert not missing, f"commands without run: {missing}"

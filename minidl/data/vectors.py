@@ -512,6 +512,7 @@ def main_build(args, log=print):
     log(f"wrote {len(words):,} {matrix.shape[1]}-d vectors to {args.out} in {time.perf_counter() - start:.1f} s")
     for word in PROBE_WORDS:
         log(format_neighbours(word, words, matrix))
+    return 0
 
 
 def main_neighbours(args, log=print):
@@ -519,6 +520,7 @@ def main_neighbours(args, log=print):
     words, matrix = load_glove(args.file, log=log)
     for word in args.words or PROBE_WORDS:
         log(format_neighbours(word, words, matrix, getattr(args, "k", 10)))
+    return 0
 
 
 def main_eval(args, log=print):
@@ -526,4 +528,5 @@ def main_eval(args, log=print):
     against the same model on random vectors; see ``minidl.data.vectors_eval``."""
     from . import vectors_eval
 
-    return vectors_eval.main(args, log=log)
+    vectors_eval.main(args, log=log)
+    return 0

@@ -118,3 +118,4 @@ def main(args):
         print(f"{row['hidden']:>6} {row['train_accuracy']:>9.3f} ± {row['train_accuracy_std']:.3f}"
               f" {row['test_accuracy']:>9.3f} ± {row['test_accuracy_std']:.3f}")
     print(f"\nwrote {args.out}/results.json and {args.out}/spirals.png in {time.perf_counter() - start:.0f} s")
+    return 0

@@ -323,7 +323,7 @@ def test_logistic_regression_learns_a_separable_problem():
 def test_main_neighbours_prints_one_line_per_word(tmp_path, capsys):
     words, matrix = made_up_vectors(6, 3)
     save_glove(tmp_path / "v.txt", words, matrix)
-    main_neighbours(argparse.Namespace(file=str(tmp_path / "v.txt"), words=["w0", "nothere"], k=2))
+    assert main_neighbours(argparse.Namespace(file=str(tmp_path / "v.txt"), words=["w0", "nothere"], k=2)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("w0: ") and out[1].count("(") == 2
     assert out[2] == "nothere: (no vector)"
@@ -338,8 +338,11 @@ def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tokenised 20 reviews" in printed  # 2 x 6 training reviews + 8 unlabelled (conftest) and f"wrote {len(words)} 5-d vectors" in printed
 
+    from minidl.data import vectors_eval
     from minidl.data.vectors import main_eval
-    results = main_eval(argparse.Namespace(file=str(out), data=str(imdb_folder), steps=20, seed=0))
+    namespace = argparse.Namespace(file=str(out), data=str(imdb_folder), steps=20, seed=0)
+    assert main_eval(namespace) == 0   # a command returns its exit code
+    results = vectors_eval.main(namespace)
     assert set(results) == {"vectors", "random"}
     assert all(0 <= r["test_accuracy"] <= 1 for r in results.values())
     assert "test accuracy" in capsys.readouterr().out
