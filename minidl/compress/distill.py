@@ -33,6 +33,7 @@ import minidl as md
 from .. import kernels
 from ..autograd import ops
 from ..autograd.function import Function, ShapeError
+from ..autograd.ops.reductions import logsumexp_array
 from ..data.batching import batches
 from ..nn import Linear, Module
 
@@ -93,8 +94,7 @@ class DistillationLoss(Function):
 
 
 def _log_softmax(xp, x):
-    m = xp.max(x, axis=-1, keepdims=True)
-    return x - m - xp.log(xp.sum(xp.exp(x - m), axis=-1, keepdims=True))
+    return x - logsumexp_array(xp, x, -1)
 
 
 def _check_settings(alpha, temperature, kind):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ... import kernels
 from ..function import Function, OpError, ShapeError
+from .reductions import logsumexp_array
 
 
 class Softmax(Function):
@@ -37,9 +38,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis):
-        xp = ctx.xp
-        m = xp.max(x, axis=axis, keepdims=True)
-        out = x - m - xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+        out = x - logsumexp_array(ctx.xp, x, axis)
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out

@@ -74,10 +74,8 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        xp = ctx.xp
         axes = _axes(axis, x.ndim)
-        m = xp.max(x, axis=axes, keepdims=True)
-        out = m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
+        out = logsumexp_array(ctx.xp, x, axes)
         ctx.save_for_backward(x, out)
         ctx.axes, ctx.keepdims = axes, keepdims
         return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
@@ -86,6 +84,13 @@ class LogSumExp(Function):
     def backward(ctx, grad):
         x, out = ctx.saved
         return _keep(grad, ctx.axes, ctx.keepdims) * ctx.xp.exp(x - out), None, None
+
+
+def logsumexp_array(xp, x, axis=-1):
+    """log Σ exp(x) over ``axis`` on plain arrays, kept dims, without overflow: m + log Σ exp(x − m),
+    m = max x. The one place minidl writes it (log_softmax, logsumexp, the distillation loss)."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
 
 
 def sum(x, axis=None, keepdims=False):
