@@ -100,21 +100,6 @@ def build_parser():
     explain.add_argument("--checkpoint", required=True)
     explain.add_argument("--device", default="cpu")
 
-    data = commands.add_parser("data", help="the IMDB reviews: download them, or see what is there")
-    data_what = data.add_subparsers(dest="what", required=True)
-    download = data_what.add_parser("download", help="fetch aclImdb_v1.tar.gz (84 MB), verify its SHA-256, save it")
-    download.set_defaults(run=_call("minidl.data.imdb", "main_download"))
-    download.add_argument("--dest", default=None, help="folder to save into (default: ~/.cache/minidl)")
-    download.add_argument("--url", default=None, help="where from (default: the official Stanford URL)")
-    download.add_argument("--sha256", default=None,
-                          help="expected SHA-256 (default: the official archive's, for the official URL)")
-    download.add_argument("--force", action="store_true", help="download again even if a verified copy is there")
-    info = data_what.add_parser("info", help="where the IMDB data is; reviews per split and class, decode errors, time")
-    info.set_defaults(run=_call("minidl.data.imdb", "main_info"))
-    info.add_argument("--path", default=None,
-                      help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
-    info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
-
     probe = commands.add_parser("probe", help="train on the built-in corpus, then accuracy against negation distance")
     probe.set_defaults(run=_call("minidl.experiments.probe", "main"))
     probe.add_argument("--models", default="attention,gru")
@@ -122,34 +107,6 @@ def build_parser():
     probe.add_argument("--seed", type=int, default=0)
     probe.add_argument("--device", default="cpu")
     probe.add_argument("--out", default="runs/probe")
-
-    vectors = commands.add_parser("vectors", help="word vectors: build PPMI-SVD vectors from IMDB, neighbours, evaluate")
-    vectors_what = vectors.add_subparsers(dest="what", required=True)
-    build = vectors_what.add_parser("build", help="PPMI + truncated SVD over the IMDB train + unlabelled reviews, "
-                                                  "saved in the GloVe text format")
-    build.set_defaults(run=_call("minidl.data.vectors", "main_build"))
-    build.add_argument("--out", required=True, help="the .txt (or .txt.gz) file to write")
-    build.add_argument("--dim", type=int, default=100)
-    build.add_argument("--window", type=int, default=5)
-    build.add_argument("--min-count", type=int, default=5)
-    build.add_argument("--max-vocab", type=int, default=30000)
-    build.add_argument("--smoothing", type=float, default=0.75, help="context-distribution smoothing alpha")
-    build.add_argument("--power", type=float, default=0.5, help="vectors = U * S**power")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
-    neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
-    neighbours.set_defaults(run=_call("minidl.data.vectors", "main_neighbours"))
-    neighbours.add_argument("file")
-    neighbours.add_argument("words", nargs="*")
-    neighbours.add_argument("-k", type=int, default=10)
-    check = vectors_what.add_parser("eval", help="logistic regression on mean word vectors vs random vectors, "
-                                                 "IMDB train -> test")
-    check.set_defaults(run=_call("minidl.data.vectors", "main_eval"))
-    check.add_argument("file")
-    check.add_argument("--data", default=None)
-    check.add_argument("--steps", type=int, default=500)
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--device", default="cpu")
 
     bench = commands.add_parser("bench", help="benchmarks against PyTorch, measured in the same run")
     bench_what = bench.add_subparsers(dest="what", required=True)
@@ -220,6 +177,9 @@ def build_parser():
     curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")
     curves.add_argument("--out", default="curves.png")
 
+    from .data.cli import add_arguments as add_data_arguments
+
+    add_data_arguments(commands)   # `minidl data ...` and `minidl vectors ...`; each sets args.run
     from .experiments.sweep import add_arguments as add_sweep_arguments
 
     add_sweep_arguments(commands)  # `minidl sweep` and `minidl plot`; each sets args.run

@@ -39,7 +39,6 @@ import os
 import re
 import sys
 import tarfile
-import time
 import urllib.error
 import urllib.request
 import warnings
@@ -390,60 +389,3 @@ def _sha256_of(path):
 def _say(message, progress):
     if progress:
         print(message, file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------- command line
-
-def main_download(args):
-    """``minidl data download [--dest DIR] [--url URL] [--sha256 HEX] [--force]``; 1 on failure."""
-    try:
-        path = download_imdb(args.dest, url=args.url or OFFICIAL_URL, sha256=args.sha256 or None, force=args.force)
-    except (DownloadError, CorruptDataError) as e:
-        print(f"minidl data download: {e}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
-
-
-def main_info(args):
-    """``minidl data info [--path P] [--tokenize]``: counts per split and class, decode errors, timings."""
-    try:
-        return _info(args.path, args.tokenize)
-    except (DataNotFoundError, CorruptDataError, DataFormatError) as e:
-        print(f"minidl data info: {e}", file=sys.stderr)
-        return 1
-
-
-def _info(path, tokenize):
-    from .text import Tokenizer
-
-    start = time.perf_counter()
-    source = find_imdb(path)
-    kind = _kind(source)
-    print(f"IMDB reviews from {source} ({kind})")
-    if kind == "csv":
-        splits = load_imdb(source, split="course")
-        unlabelled = []
-    else:
-        reviews = read_imdb_reviews(source, LABELLED + UNLABELLED)
-        labelled = [r for r in reviews if r.label != "unsup"]
-        splits = {s: _dataset([r for r in labelled if r.split == s], f"imdb/{s}", source) for s in ("train", "test")}
-        unlabelled = [r for r in reviews if r.label == "unsup"]
-    seconds = time.perf_counter() - start
-    print(f"{'split':<8}{'neg':>8}{'pos':>8}{'total':>8}{'decode errors':>15}")
-    for name, ds in splits.items():
-        counts = ds.class_counts()
-        print(f"{name:<8}{counts['neg']:>8,}{counts['pos']:>8,}{len(ds):>8,}{ds.info['decode_errors']:>15,}")
-    if kind != "csv":
-        print(f"{'unsup':<8}{'':>8}{'':>8}{len(unlabelled):>8,}{sum(r.bad_bytes for r in unlabelled):>15,}")
-    print(f"loaded in {seconds:.1f} s")
-    if tokenize:
-        texts = [t for ds in splits.values() for t in ds.texts] + [r.text for r in unlabelled]
-        start = time.perf_counter()
-        tokenizer = Tokenizer()
-        lengths = sorted(len(tokenizer(text)) for text in texts)
-        seconds = time.perf_counter() - start
-        print(f"tokenised {len(texts):,} reviews (course cleaning, no length limit) in {seconds:.1f} s: "
-              f"{sum(lengths) / len(lengths):.1f} words per review on average, median {lengths[len(lengths) // 2]}, "
-              f"max {lengths[-1]}")
-    return 0

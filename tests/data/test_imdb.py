@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from minidl import MinidlError
+from minidl.data import cli as data_cli
 from minidl.data import imdb
 from minidl.data.errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
 from minidl.data.imdb import download_imdb, find_imdb, load_imdb, load_imdb_unlabelled
@@ -253,7 +254,7 @@ def test_download_verifies_and_renames_into_place(imdb_archive, tmp_path, capsys
         assert os.listdir(dest) == ["aclImdb_v1.tar.gz"]  # no temporary file left
         assert download_imdb(dest, url=f"{url}/aclImdb_v1.tar.gz", sha256=sha256, progress=False) == path
         assert _Handler.requests == 1  # the verified file was kept, not downloaded again
-        imdb.main_download(argparse.Namespace(dest=str(dest), url=f"{url}/aclImdb_v1.tar.gz", sha256="",
+        data_cli.main_download(argparse.Namespace(dest=str(dest), url=f"{url}/aclImdb_v1.tar.gz", sha256="",
                                               force=True))
         assert _Handler.requests == 2 and capsys.readouterr().out.strip() == str(path)
     assert load_imdb(path)["train"].class_counts() == {"neg": PER_CLASS, "pos": PER_CLASS}
@@ -282,7 +283,7 @@ def test_download_without_a_server_is_a_clear_error(tmp_path):
 # ------------------------------------------------------------------------------------------- CLI
 
 def test_info_command(imdb_archive, capsys):
-    imdb.main_info(argparse.Namespace(path=str(imdb_archive), tokenize=True))
+    data_cli.main_info(argparse.Namespace(path=str(imdb_archive), tokenize=True))
     out = capsys.readouterr().out
     assert f"IMDB reviews from {imdb_archive} (archive)" in out
     assert f"train   {PER_CLASS:>8}{PER_CLASS:>8}{2 * PER_CLASS:>8}" in out and f"unsup   {'':16}{UNSUP:>8}" in out
@@ -290,12 +291,12 @@ def test_info_command(imdb_archive, capsys):
 
 
 def test_commands_report_errors_without_a_traceback(tmp_path, capsys):
-    assert imdb.main_info(argparse.Namespace(path=str(tmp_path / "nowhere"), tokenize=False)) == 1
+    assert data_cli.main_info(argparse.Namespace(path=str(tmp_path / "nowhere"), tokenize=False)) == 1
     assert "minidl data info: IMDB reviews not found" in capsys.readouterr().err
     args = argparse.Namespace(dest=str(tmp_path), url="http://127.0.0.1:9/x.tar.gz", sha256=None, force=False)
     with serve(tmp_path) as url:
         args.url = f"{url}/missing.tar.gz"
-        assert imdb.main_download(args) == 1
+        assert data_cli.main_download(args) == 1
     assert "HTTP 404" in capsys.readouterr().err
 
 

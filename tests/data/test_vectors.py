@@ -10,8 +10,9 @@ import pytest
 
 import minidl as md
 from minidl import nn
+from minidl.data import cli as data_cli
 from minidl.data.vectors import (Coverage, build_ppmi_svd, cooccurrence_matrix, count_words, embedding_matrix,
-                                 load_glove, main_build, main_neighbours, nearest_neighbours, ppmi, save_glove,
+                                 load_glove, nearest_neighbours, ppmi, save_glove,
                                  truncated_svd, vocabulary_coverage)
 from minidl.data.vectors_eval import logistic_regression, mean_vectors, random_vectors
 from minidl.data.vocab import Vocabulary
@@ -323,7 +324,7 @@ def test_logistic_regression_learns_a_separable_problem():
 def test_main_neighbours_prints_one_line_per_word(tmp_path, capsys):
     words, matrix = made_up_vectors(6, 3)
     save_glove(tmp_path / "v.txt", words, matrix)
-    assert main_neighbours(argparse.Namespace(file=str(tmp_path / "v.txt"), words=["w0", "nothere"], k=2)) == 0
+    assert data_cli.main_neighbours(argparse.Namespace(file=str(tmp_path / "v.txt"), words=["w0", "nothere"], k=2)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("w0: ") and out[1].count("(") == 2
     assert out[2] == "nothere: (no vector)"
@@ -332,16 +333,15 @@ def test_main_neighbours_prints_one_line_per_word(tmp_path, capsys):
 def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
     out = tmp_path / "vectors" / "fake_ppmi.txt"
     args = argparse.Namespace(out=str(out), dim=5, window=3, min_count=1, max_vocab=1000, data=str(imdb_folder))
-    main_build(args)
+    assert data_cli.main_build(args) == 0
     words, matrix = load_glove(out, log=None)
     assert matrix.shape == (len(words), 5) and len(words) > 5
     printed = capsys.readouterr().out
     assert "tokenised 20 reviews" in printed  # 2 x 6 training reviews + 8 unlabelled (conftest) and f"wrote {len(words)} 5-d vectors" in printed
 
     from minidl.data import vectors_eval
-    from minidl.data.vectors import main_eval
     namespace = argparse.Namespace(file=str(out), data=str(imdb_folder), steps=20, seed=0)
-    assert main_eval(namespace) == 0   # a command returns its exit code
+    assert data_cli.main_eval(namespace) == 0   # a command returns its exit code
     results = vectors_eval.main(namespace)
     assert set(results) == {"vectors", "random"}
     assert all(0 <= r["test_accuracy"] <= 1 for r in results.values())

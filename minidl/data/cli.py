@@ -1,0 +1,149 @@
+"""The ``minidl data`` and ``minidl vectors`` commands: the IMDB reviews and word vectors from
+the command line. The library code they call lives in ``imdb``, ``vectors`` and
+``vectors_eval``; this module only parses, prints and returns exit codes.
+
+    minidl data download | info
+    minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad ; minidl vectors eval vectors.txt
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from . import vectors_eval
+from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError
+from .imdb import (LABELLED, OFFICIAL_URL, UNLABELLED, _dataset, _kind, download_imdb, find_imdb, load_imdb,
+                   load_imdb_unlabelled, read_imdb_reviews)
+from .text import Tokenizer
+from .vectors import PROBE_WORDS, build_ppmi_svd, format_neighbours, load_glove, save_glove
+
+
+def add_arguments(commands):
+    data = commands.add_parser("data", help="the IMDB reviews: download them, or see what is there")
+    data_what = data.add_subparsers(dest="what", required=True)
+    download = data_what.add_parser("download", help="fetch aclImdb_v1.tar.gz (84 MB), verify its SHA-256, save it")
+    download.set_defaults(run=main_download)
+    download.add_argument("--dest", default=None, help="folder to save into (default: ~/.cache/minidl)")
+    download.add_argument("--url", default=None, help="where from (default: the official Stanford URL)")
+    download.add_argument("--sha256", default=None,
+                          help="expected SHA-256 (default: the official archive's, for the official URL)")
+    download.add_argument("--force", action="store_true", help="download again even if a verified copy is there")
+    info = data_what.add_parser("info", help="where the IMDB data is; reviews per split and class, decode errors, time")
+    info.set_defaults(run=main_info)
+    info.add_argument("--path", default=None,
+                      help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
+    info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
+
+    vectors = commands.add_parser("vectors", help="word vectors: build PPMI-SVD vectors from IMDB, neighbours, evaluate")
+    vectors_what = vectors.add_subparsers(dest="what", required=True)
+    build = vectors_what.add_parser("build", help="PPMI + truncated SVD over the IMDB train + unlabelled reviews, "
+                                                  "saved in the GloVe text format")
+    build.set_defaults(run=main_build)
+    build.add_argument("--out", required=True, help="the .txt (or .txt.gz) file to write")
+    build.add_argument("--dim", type=int, default=100, help="vector size (default: %(default)s)")
+    build.add_argument("--window", type=int, default=5, help="context words each side (default: %(default)s)")
+    build.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: %(default)s)")
+    build.add_argument("--max-vocab", type=int, default=30000, help="keep the most frequent words (default: %(default)s)")
+    build.add_argument("--smoothing", type=float, default=0.75, help="context-distribution smoothing alpha (default: %(default)s)")
+    build.add_argument("--power", type=float, default=0.5, help="vectors = U * S**power (default: %(default)s)")
+    build.add_argument("--seed", type=int, default=0, help="randomised SVD seed (default: %(default)s)")
+    build.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
+    neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
+    neighbours.set_defaults(run=main_neighbours)
+    neighbours.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
+    neighbours.add_argument("words", nargs="*", help="words to look up (default: a fixed list of sentiment words)")
+    neighbours.add_argument("-k", type=int, default=10, help="neighbours per word (default: %(default)s)")
+    check = vectors_what.add_parser("eval", help="logistic regression on mean word vectors vs random vectors, "
+                                                 "IMDB train -> test")
+    check.set_defaults(run=main_eval)
+    check.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
+    check.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
+    check.add_argument("--steps", type=int, default=500, help="logistic-regression steps (default: %(default)s)")
+    check.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    check.add_argument("--device", default="cpu", help="cpu (NumPy), torch or cuda (default: %(default)s)")
+
+
+def main_download(args):
+    """``minidl data download [--dest DIR] [--url URL] [--sha256 HEX] [--force]``; 1 on failure."""
+    try:
+        path = download_imdb(args.dest, url=args.url or OFFICIAL_URL, sha256=args.sha256 or None, force=args.force)
+    except (DownloadError, CorruptDataError) as e:
+        print(f"minidl data download: {e}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def main_info(args):
+    """``minidl data info [--path P] [--tokenize]``: counts per split and class, decode errors, timings."""
+    try:
+        return _info(args.path, args.tokenize)
+    except (DataNotFoundError, CorruptDataError, DataFormatError) as e:
+        print(f"minidl data info: {e}", file=sys.stderr)
+        return 1
+
+
+def _info(path, tokenize):
+    start = time.perf_counter()
+    source = find_imdb(path)
+    kind = _kind(source)
+    print(f"IMDB reviews from {source} ({kind})")
+    if kind == "csv":
+        splits = load_imdb(source, split="course")
+        unlabelled = []
+    else:
+        reviews = read_imdb_reviews(source, LABELLED + UNLABELLED)
+        labelled = [r for r in reviews if r.label != "unsup"]
+        splits = {s: _dataset([r for r in labelled if r.split == s], f"imdb/{s}", source) for s in ("train", "test")}
+        unlabelled = [r for r in reviews if r.label == "unsup"]
+    seconds = time.perf_counter() - start
+    print(f"{'split':<8}{'neg':>8}{'pos':>8}{'total':>8}{'decode errors':>15}")
+    for name, ds in splits.items():
+        counts = ds.class_counts()
+        print(f"{name:<8}{counts['neg']:>8,}{counts['pos']:>8,}{len(ds):>8,}{ds.info['decode_errors']:>15,}")
+    if kind != "csv":
+        print(f"{'unsup':<8}{'':>8}{'':>8}{len(unlabelled):>8,}{sum(r.bad_bytes for r in unlabelled):>15,}")
+    print(f"loaded in {seconds:.1f} s")
+    if tokenize:
+        texts = [t for ds in splits.values() for t in ds.texts] + [r.text for r in unlabelled]
+        start = time.perf_counter()
+        tokenizer = Tokenizer()
+        lengths = sorted(len(tokenizer(text)) for text in texts)
+        seconds = time.perf_counter() - start
+        print(f"tokenised {len(texts):,} reviews (course cleaning, no length limit) in {seconds:.1f} s: "
+              f"{sum(lengths) / len(lengths):.1f} words per review on average, median {lengths[len(lengths) // 2]}, "
+              f"max {lengths[-1]}")
+    return 0
+
+
+def main_build(args, log=print):
+    """``minidl vectors build --out FILE``: PPMI-SVD vectors from the IMDB training and
+    unlabelled reviews (75,000; never the test reviews), saved in the GloVe text format."""
+    start = time.perf_counter()
+    texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
+    tokenizer = Tokenizer()
+    token_lists = [tokenizer(text) for text in texts]
+    log(f"tokenised {len(texts):,} reviews (IMDB train + unlabelled) [{time.perf_counter() - start:.1f} s]")
+    words, matrix = build_ppmi_svd(token_lists, dim=args.dim, window=args.window, min_count=args.min_count,
+                                   max_vocab=args.max_vocab, smoothing=getattr(args, "smoothing", 0.75),
+                                   power=getattr(args, "power", 0.5), seed=getattr(args, "seed", 0), log=log)
+    save_glove(args.out, words, matrix)
+    log(f"wrote {len(words):,} {matrix.shape[1]}-d vectors to {args.out} in {time.perf_counter() - start:.1f} s")
+    for word in PROBE_WORDS:
+        log(format_neighbours(word, words, matrix))
+    return 0
+
+
+def main_neighbours(args, log=print):
+    """``minidl vectors neighbours FILE WORD ...``: the nearest words by cosine similarity."""
+    words, matrix = load_glove(args.file, log=log)
+    for word in args.words or PROBE_WORDS:
+        log(format_neighbours(word, words, matrix, getattr(args, "k", 10)))
+    return 0
+
+
+def main_eval(args, log=print):
+    """``minidl vectors eval FILE``: logistic regression on mean word vectors, IMDB train → test,
+    against the same model on random vectors; see ``minidl.data.vectors_eval``."""
+    vectors_eval.main(args, log=log)
+    return 0
