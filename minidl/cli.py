@@ -217,12 +217,16 @@ def _eval(args):
     from .train import evaluate, load_classifier
     from .train.prepare import load_splits
 
+    if args.limit is not None and args.limit < 1:
+        print(f"minidl eval: --limit must be a whole number >= 1 (test reviews to score), got {args.limit}; "
+              f"leave it out to score all of them", file=sys.stderr)
+        return 1
     model, vocab, tokenizer, labels, config = load_classifier(args.checkpoint, device=args.device)
     if args.data:
         config = dataclasses.replace(config, data=args.data)
     # only the test split is read, and encoded with the checkpoint's own vocabulary
     test = encode_dataset(load_splits(config)["test"], tokenizer, vocab, config.max_length)
-    if args.limit:
+    if args.limit is not None:
         from .data.batching import subset
 
         test = subset(test, args.limit, 0)

@@ -68,6 +68,8 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0
     change = 100 * (report["int8"]["accuracy"] - report["float32"]["accuracy"])
     assert abs(report["accuracy_change_points"] - round(change, 2)) < 1e-9
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"]) == 1
+    assert capsys.readouterr().err.startswith("minidl eval: --limit must be")
 
 
 def test_explain_reports_bad_text_clearly(tmp_path, capsys):

@@ -1,6 +1,5 @@
 """The synthetic corpus: labels decided by one (maybe negated) sentiment word, controlled
 negation distances, deterministic, fast, and not solvable by a bag of words."""
-import time
 
 import numpy as np
 import pytest
@@ -78,10 +77,9 @@ def test_deterministic_by_seed():
     assert a["train"].label_names == ["neg", "pos"] and len(a["test"]) == 100
 
 
-def test_ten_thousand_reviews_in_well_under_a_second():
-    start = time.perf_counter()
-    data = make_reviews(10_000)
-    assert time.perf_counter() - start < 1.0 and len(data) == 10_000
+def test_ten_thousand_reviews():
+    # how fast: no wall-clock assertion here (CI machines are shared); make demo prints its time
+    assert len(make_reviews(10_000)) == 10_000
 
 
 def test_negation_probe_has_every_distance_and_both_polarities():

@@ -115,11 +115,11 @@ class ScaledDotProductAttention(Function):
         q = q * (1.0 / math.sqrt(d))                 # q/√d: scaling (T, d) rather than (T, T) scores
         blocks, kept, outs, row_max, row_sum = _row_blocks(B, h, T), None, [], [], []
         for start, stop in blocks:
-            e, m, _ = _exponentials(xp, q[:, :, start:stop], k, mask, causal, start)
+            e, m, no_key = _exponentials(xp, q[:, :, start:stop], k, mask, causal, start)
             l = xp.sum(e, axis=-1, keepdims=True)                                # (B, h, rows, 1)
             drop = dropout_mask(xp, seed, start, e.shape, p_drop, dtype) if p_drop > 0.0 else None
             if len(blocks) == 1:
-                kept = (e, drop)
+                kept = (e, drop, no_key)
             out = (e if drop is None else xp.where(drop, 0.0, e)) @ v              # (B, h, rows, d)
             out *= 1.0 / (1.0 - p_drop) / l
             outs.append(out)
@@ -147,9 +147,9 @@ class ScaledDotProductAttention(Function):
         for start, stop in _row_blocks(B, h, T):
             rows = slice(start, stop)
             if kept is not None:
-                e, drop = kept
+                e, drop, no_key = kept
             else:
-                e = _exponentials(xp, q[:, :, rows], k, mask, ctx.causal, start, row_max[:, :, rows])[0]
+                e, _, no_key = _exponentials(xp, q[:, :, rows], k, mask, ctx.causal, start, row_max[:, :, rows])
                 drop = dropout_mask(xp, ctx.seed, start, e.shape, ctx.p_drop, dtype) if ctx.p_drop > 0.0 else None
             dropped = e if drop is None else xp.where(drop, 0.0, e)
             g = grad[:, :, rows]
@@ -159,7 +159,6 @@ class ScaledDotProductAttention(Function):
                 xp.fill_where_(d_s, drop, 0.0)                                    # dL/dp / l
             d_s -= D[:, :, rows]
             d_s *= e                                                              # dL/ds
-            no_key = _no_key(xp, _blocked_keys(xp, mask, ctx.causal, start, stop, T))
             if no_key is not None:                   # uniform weights over blocked keys: no gradient to s
                 xp.fill_where_(d_s, no_key, 0.0)
             d_q.append((d_s @ k) * ctx.scale)

@@ -34,16 +34,7 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        xp = ctx.xp
-        da, db = ctx.needs_input_grad
-        d_a = _product(grad, xp.swap_last(b)) if da else None
-        if not db:
-            return d_a, None
-        if b.ndim == 2 and a.ndim > 2:
-            # a Linear's x (B, T, K) @ W (K, M): dL/dW = Σ_b x_bᵀ g_b is ONE (K, B·T) @ (B·T, M)
-            # product, not B products summed afterwards
-            return d_a, xp.swap_last(a.reshape(-1, a.shape[-1])) @ grad.reshape(-1, grad.shape[-1])
-        return d_a, xp.swap_last(a) @ grad
+        return _product_grads(ctx.xp, a, b, grad, *ctx.needs_input_grad)
 
 
 class Linear(Function):
@@ -63,7 +54,7 @@ class Linear(Function):
             raise ShapeError(f"linear: expected x (..., K), W (K, M) and b (M,) or None; got x {tuple(x.shape)}, "
                              f"W {tuple(weight.shape)}, b {None if bias is None else tuple(bias.shape)}")
         ctx.save_for_backward(x, weight)
-        out = _product(x, weight) if x.ndim > 1 else x @ weight
+        out = _product(x, weight)
         if bias is not None:
             out += bias
         return out
@@ -71,13 +62,9 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved
-        xp = ctx.xp
         need_x, need_w, need_b = ctx.needs_input_grad
-        rows = grad.reshape(-1, grad.shape[-1])                                  # (N, M): every position
-        d_x = _product(grad, xp.swap_last(weight)) if need_x and grad.ndim > 1 else (
-            grad @ xp.swap_last(weight) if need_x else None)
-        d_w = xp.swap_last(x.reshape(-1, x.shape[-1])) @ rows if need_w else None
-        d_b = xp.sum(rows, axis=0) if need_b else None
+        d_x, d_w = _product_grads(ctx.xp, x, weight, grad, need_x, need_w)
+        d_b = ctx.xp.sum(grad.reshape(-1, grad.shape[-1]), axis=0) if need_b else None   # Σ over every position
         return d_x, d_w, d_b
 
 
@@ -87,6 +74,18 @@ def _product(a, b):
     if b.ndim == 2 and a.ndim > 2:
         return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
     return a @ b
+
+
+def _product_grads(xp, a, b, grad, need_a, need_b):
+    """(dL/da, dL/db) of out = a @ b, None where not needed: dL/da = g bᵀ, dL/db = aᵀ g. With
+    one matrix b (K, M) and a (..., K) of any other rank, dL/db = Σ over the leading positions,
+    taken as ONE (K, positions) @ (positions, M) product rather than one per leading index."""
+    d_a = _product(grad, xp.swap_last(b)) if need_a else None
+    if not need_b:
+        return d_a, None
+    if b.ndim == 2 and a.ndim != 2:
+        return d_a, xp.swap_last(a.reshape(-1, a.shape[-1])) @ grad.reshape(-1, grad.shape[-1])
+    return d_a, xp.swap_last(a) @ grad
 
 
 def matmul(a, b):
