@@ -164,6 +164,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def int8_linear(self, x, packed): """``x @ (q · scale) + b`` with weights from ``int8_linear_pack``."""
 
+    # fused attention
+    @abc.abstractmethod
+    def attention_kernel(self, q, k, v, blocked, causal):
+        """(out, logsumexp) of softmax(q kᵀ/√d, keys masked) v from the backend's own fused
+        kernel -- q, k, v (B, h, T, d), ``blocked`` None or (B, T) True on keys no query may
+        see; out (B, h, T, d), logsumexp (B, h, T) -- or None where it has none (then
+        ``ops.scaled_dot_product_attention`` runs its array path)."""
+    @abc.abstractmethod
+    def attention_kernel_backward(self, grad, q, k, v, blocked, causal, out, logsumexp):
+        """(dq, dk, dv) of ``attention_kernel``, from its out and logsumexp."""
+
 
 class NumpyBackend(Backend):
     name = "numpy"
@@ -365,6 +376,13 @@ class NumpyBackend(Backend):
         if bias is not None:
             y += bias
         return y.reshape(*x.shape[:-1], weight.shape[1])
+
+    def attention_kernel(self, q, k, v, blocked, causal):
+        """None: NumPy has no fused attention; the op's array path is NumPy's."""
+        return None
+
+    def attention_kernel_backward(self, grad, q, k, v, blocked, causal, out, logsumexp):
+        raise NotImplementedError("the numpy backend has no fused attention kernel")
 
 
 class TorchBackend(Backend):
@@ -626,6 +644,29 @@ class TorchBackend(Backend):
             return y if bias is None else y.add_(bias)
         y = self.torch.ops.quantized.linear_dynamic(x.to(self.torch.float32), packed, kernel[1])
         return y.to(x.dtype)
+
+    # --- fused attention ---------------------------------------------------------------
+    def attention_kernel(self, q, k, v, blocked, causal):
+        """(out, logsumexp) from PyTorch's fused CPU attention (FlashAttention's blocking over
+        keys, online softmax, one pass per query block, its threads), used as an array
+        function; None on CUDA (the Triton kernel's place) and for dtypes it lacks."""
+        torch = self.torch
+        if q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
+            return None
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, causal, attn_mask=self._additive_mask(blocked, q.dtype), scale=q.shape[-1] ** -0.5)
+
+    def attention_kernel_backward(self, grad, q, k, v, blocked, causal, out, logsumexp):
+        return self.torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            grad.contiguous(), q, k, v, out, logsumexp, 0.0, causal,
+            attn_mask=self._additive_mask(blocked, q.dtype), scale=q.shape[-1] ** -0.5)
+
+    def _additive_mask(self, blocked, dtype):
+        """(B, T) booleans, True on keys to hide -> (B, 1, 1, T) 0 / −∞ added to the scores; None stays None."""
+        if blocked is None:
+            return None
+        return self.torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill_(
+            blocked, float("-inf"))[:, None, None, :]
 
     def _int8_kernel(self):
         """(engine, reduce_range) of torch's int8 GEMM for this device, or None (CUDA: none).

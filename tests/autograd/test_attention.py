@@ -1,4 +1,4 @@
-"""The fused attention's array path (NumPy, torch): blocks of query rows, attention dropout,
+"""The fused attention's array path (NumPy, torch) and torch's CPU kernel: blocks of query rows, attention dropout,
 and memory that grows linearly in T. The op's gradient check, backend agreement and torch
 oracle are in the op catalogue (cases.py); the Triton kernel's checks in tests/kernels."""
 import tracemalloc
@@ -49,6 +49,38 @@ def test_blocks_equal_the_composed_path(device, monkeypatch, causal, block_eleme
     composed = _run(lambda: _composed(q, k, v, mask, causal), q, k, v, upstream)
     for name, a, b in zip(("out", "dq", "dk", "dv"), fused, composed):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_torch_cpu_kernel_equals_the_composed_path(causal):
+    """On torch CPU tensors the op runs PyTorch's fused attention (the backend's
+    ``attention_kernel``): output and gradients equal the composition to 1e-10 in float64. A
+    query that may see no key, attention dropout, or kernels.mode("reference") take the array
+    path instead."""
+    pytest.importorskip("torch")
+    from minidl import kernels
+
+    q, k, v, mask = _inputs("torch")
+    mask[1, 5:9] = 0.0                         # a hole inside a sequence too
+    upstream = np.random.default_rng(1).standard_normal(q.shape)
+    fused = _run(lambda: md.scaled_dot_product_attention(q, k, v, mask, causal), q, k, v, upstream)
+    composed = _run(lambda: _composed(q, k, v, mask, causal), q, k, v, upstream)
+    for name, a, b in zip(("out", "dq", "dk", "dv"), fused, composed):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+    def path(mask, dropout=0.0):
+        return md.scaled_dot_product_attention(q, k, v, mask, causal, dropout=dropout)._ctx.backend_kernel
+
+    assert path(mask) and path(None)
+    no_key = mask.copy()
+    no_key[1, :] = 0.0
+    assert not path(no_key) and not path(mask, dropout=0.1)
+    if causal:
+        first_padded = mask.copy()
+        first_padded[0, 0] = 0.0               # query 0 of sequence 0 sees no key
+        assert not path(first_padded)
+    with kernels.mode("reference"):
+        assert not path(mask)
 
 
 @pytest.mark.parametrize("block_elements", [1 << 22, 2 * 2 * 9 * 3])

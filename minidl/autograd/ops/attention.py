@@ -20,8 +20,13 @@ Backward, g = dL/dout:
 
 D_i = g_i · out_i (FlashAttention's identity) needs only (T, d) arrays, not a (T, T) one.
 
-Two paths compute the same:
-- the array path (NumPy, torch on the CPU, and CUDA with attention dropout) walks the
+Three paths compute the same:
+- on torch CPU tensors without attention dropout, PyTorch's fused CPU attention (the
+  backend's ``attention_kernel``: FlashAttention's blocking over keys with an online softmax,
+  multithreaded, O(T·d) memory), forward and backward, from its out and logsumexp. It gives
+  a query that may see no key zeros rather than uniform weights, so such inputs (and
+  ``kernels.mode("reference")``) take the array path.
+- the array path (NumPy, torch with attention dropout or a keyless query) walks the
   queries in blocks of rows: each block forms its (B, h, rows, T) scores, exponentials and
   dropout mask, uses them, and drops them. Nothing (B, h, T, T) is ever held, so memory
   grows linearly in T. It never divides a (T, T) array: with e_ij = exp(s_ij − m_i) and
@@ -73,6 +78,14 @@ def _blocked_keys(xp, mask, causal, start, stop, T):
     return blocked
 
 
+def _some_query_sees_no_key(xp, mask, causal):
+    """Is there a query that may see no key? A sequence of pure padding, or with causal=True one
+    whose first token is padding. Only such queries need the array path's uniform weights."""
+    if mask is None:
+        return False
+    return bool((xp.max(mask, axis=-1) <= 0).any()) or (causal and bool((mask[:, 0] <= 0).any()))
+
+
 def _no_key(xp, blocked):
     """``blocked`` (B, 1, rows, T) or None -> (B, 1, rows, 1) True for the queries that may see
     no key; None if there are none."""
@@ -104,12 +117,19 @@ class ScaledDotProductAttention(Function):
             raise ShapeError(f"scaled_dot_product_attention: expected q, k, v (B, h, T, d) and mask (B, T) or None; "
                              f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}, "
                              f"mask {None if mask is None else tuple(mask.shape)}")
-        ctx.kernel, ctx.causal = kernels.use_kernel(q) and p_drop == 0.0, causal
+        xp = ctx.xp
+        ctx.causal, ctx.kernel, ctx.backend_kernel = causal, p_drop == 0.0 and kernels.use_kernel(q), False
         if ctx.kernel:
             out, row_max, row_sum = kernels.attention_forward(q, k, v, mask, causal)
             ctx.save_for_backward(q, k, v, mask, out, row_max, row_sum)
             return out
-        xp = ctx.xp
+        if p_drop == 0.0 and kernels.get_mode() == "auto" and not _some_query_sees_no_key(xp, mask, causal):
+            blocked = None if mask is None else mask <= 0
+            fused = xp.attention_kernel(q, k, v, blocked, causal)
+            if fused is not None:
+                ctx.backend_kernel = True
+                ctx.save_for_backward(q, k, v, blocked, *fused)
+                return fused[0]
         B, h, T, d = q.shape
         dtype = xp.dtype_name(q)
         q = q * (1.0 / math.sqrt(d))                 # q/√d: scaling (T, d) rather than (T, T) scores
@@ -132,10 +152,14 @@ class ScaledDotProductAttention(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        xp = ctx.xp
         if ctx.kernel:
             return (*kernels.attention_backward(grad, *ctx.saved[:4], ctx.causal, *ctx.saved[4:]), None, None,
                     None, None)
-        xp = ctx.xp
+        if ctx.backend_kernel:
+            q, k, v, blocked, out, logsumexp = ctx.saved
+            return (*xp.attention_kernel_backward(grad, q, k, v, blocked, ctx.causal, out, logsumexp), None, None,
+                    None, None)
         q, k, v, mask, out, row_max, row_sum, kept = ctx.saved                  # q is q/√d
         B, h, T, _ = q.shape
         dtype = xp.dtype_name(q)
