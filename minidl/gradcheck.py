@@ -178,6 +178,52 @@ class GradcheckError(AssertionError):
     """Raised by ``gradcheck(..., raise_on_fail=True)``; the message is the result table."""
 
 
+def _checked_inputs(inputs):
+    """The positions of the inputs to check (Tensors that require grad), after making sure
+    every floating-point input is float64."""
+    for i, t in enumerate(inputs):
+        if isinstance(t, Tensor) and t.dtype.startswith("float") and t.dtype != "float64":
+            raise TypeError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64, "
+                            f'create the inputs with dtype="float64"')
+    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")
+    return checked
+
+
+def _backward_once(fn, inputs, seed):
+    """Run ``fn`` on ``inputs`` and back-propagate a seeded random ``grad_output`` (the shape
+    of the output) through it; returns that ``grad_output`` as a float64 NumPy array."""
+    out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a minidl Tensor, got {type(out).__name__}")
+    if out.dtype != "float64":
+        raise TypeError(f"gradcheck: fn returned a {out.dtype} tensor; every step must stay float64")
+    grad_output = np.random.default_rng(seed).standard_normal(out.shape)
+    if out.requires_grad:  # otherwise nothing was recorded: the analytic gradient is 0
+        out.backward(out.xp.asarray(grad_output, "float64"))
+    return grad_output
+
+
+def _analytic_gradients(fn, inputs, checked, seed):
+    """(one float64 array per checked input: its backward gradient, the ``grad_output`` used).
+
+    The inputs' ``.grad`` are cleared for the backward and restored afterwards, even when
+    ``fn`` fails, so the caller's gradients are left as they were.
+    """
+    saved_grads = {i: inputs[i].grad for i in checked}
+    try:
+        for i in checked:
+            inputs[i].grad = None
+        grad_output = _backward_once(fn, inputs, seed)
+        analytic = [np.zeros(inputs[i].shape) if inputs[i].grad is None else _as_float64(inputs[i].grad)
+                    for i in checked]
+    finally:
+        for i, g in saved_grads.items():
+            inputs[i].grad = g
+    return analytic, grad_output
+
+
 def gradcheck(fn, inputs, eps=1e-3, tol=1e-7, seed=0, raise_on_fail=False, points=5):
     """Check the analytic gradient of ``fn(*inputs)`` against finite differences.
 
@@ -188,32 +234,8 @@ def gradcheck(fn, inputs, eps=1e-3, tol=1e-7, seed=0, raise_on_fail=False, point
     Existing ``.grad`` values of the inputs are left as they were.
     """
     inputs = list(inputs)
-    for i, t in enumerate(inputs):
-        if isinstance(t, Tensor) and t.dtype.startswith("float") and t.dtype != "float64":
-            raise TypeError(f"gradcheck: input {i} is {t.dtype}; finite differences need float64, "
-                            f'create the inputs with dtype="float64"')
-    checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
-    if not checked:
-        raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")
-
-    saved_grads = {i: inputs[i].grad for i in checked}
-    try:
-        for i in checked:
-            inputs[i].grad = None
-        out = fn(*inputs)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"gradcheck: fn must return a minidl Tensor, got {type(out).__name__}")
-        if out.dtype != "float64":
-            raise TypeError(f"gradcheck: fn returned a {out.dtype} tensor; every step must stay float64")
-        grad_output = np.random.default_rng(seed).standard_normal(out.shape)
-        if out.requires_grad:  # otherwise nothing was recorded: the analytic gradient is 0
-            out.backward(out.xp.asarray(grad_output, "float64"))
-        analytic = [np.zeros(inputs[i].shape) if inputs[i].grad is None else _as_float64(inputs[i].grad)
-                    for i in checked]
-    finally:
-        for i, g in saved_grads.items():
-            inputs[i].grad = g
-
+    checked = _checked_inputs(inputs)
+    analytic, grad_output = _analytic_gradients(fn, inputs, checked, seed)
     numeric = [g for g in numerical_gradient(fn, inputs, grad_output, eps, points) if g is not None]
     reports = [_report(i, inputs[i].shape, a, n, tol) for i, a, n in zip(checked, analytic, numeric)]
     result = GradcheckResult(reports, tol)

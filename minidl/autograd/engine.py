@@ -96,10 +96,10 @@ def topological_order(root):
     return order
 
 
-def backward(root, grad=None):
-    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+def _root_gradient(root, grad):
+    """dL/d(root) as an array of the root's shape, after checking ``backward``'s arguments.
 
-    ``grad`` is dL/d(root); it may be omitted when ``root`` holds a single value.
+    ``grad`` may be omitted (None) when ``root`` holds a single value: dL/d(root) = 1.
     """
     xp = root.xp
     if not root.requires_grad:
@@ -111,13 +111,31 @@ def backward(root, grad=None):
             raise RuntimeError(
                 f"backward() without a gradient needs a single-value output, got shape "
                 f"{tuple(root.shape)}; call .sum() first or pass grad=")
-        grad = xp.ones_like(root.data)
-    else:
-        grad = grad.data if hasattr(grad, "_ctx") else xp.asarray(grad, root.dtype)
-        if tuple(grad.shape) != tuple(root.shape):
-            raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has {tuple(root.shape)}")
+        return xp.ones_like(root.data)
+    grad = grad.data if hasattr(grad, "_ctx") else xp.asarray(grad, root.dtype)
+    if tuple(grad.shape) != tuple(root.shape):
+        raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has {tuple(root.shape)}")
+    return grad
 
-    grads = {id(root): grad}
+
+def _check_finite(ctx, i, parent, g_in):
+    """detect_anomaly(): raise, naming the op, if the gradient of its input ``i`` is not finite."""
+    if not parent.xp.all_finite(g_in):
+        where = getattr(ctx, "created_at", "<recorded outside detect_anomaly()>")
+        raise FloatingPointError(
+            f"anomaly: the backward of '{ctx.fn.op_name()}' produced NaN or Inf in the "
+            f"gradient of its input {i} (shape {tuple(parent.shape)}); the op was "
+            f"created at {where}")
+
+
+def backward(root, grad=None):
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+    ``grad`` is dL/d(root); it may be omitted when ``root`` holds a single value.
+    """
+    grads = {id(root): _root_gradient(root, grad)}
+    # The hot loop: one iteration per node, kept free of extra function calls (the anomaly
+    # check costs one only while detect_anomaly() is on).
     for node in reversed(topological_order(root)):
         g = grads.pop(id(node), None)
         if g is None:
@@ -135,11 +153,7 @@ def backward(root, grad=None):
                 continue
             if tuple(g_in.shape) != tuple(parent.shape):
                 g_in = unbroadcast(parent.xp, g_in, parent.shape)
-            if _anomaly and not parent.xp.all_finite(g_in):
-                where = getattr(ctx, "created_at", "<recorded outside detect_anomaly()>")
-                raise FloatingPointError(
-                    f"anomaly: the backward of '{ctx.fn.op_name()}' produced NaN or Inf in the "
-                    f"gradient of its input {i} (shape {tuple(parent.shape)}); the op was "
-                    f"created at {where}")
+            if _anomaly:
+                _check_finite(ctx, i, parent, g_in)
             key = id(parent)
             grads[key] = g_in if key not in grads else grads[key] + g_in

@@ -412,21 +412,8 @@ def run(models=MODELS, lengths=DEFAULTS["lengths"], batch=DEFAULTS["batch"], voc
         progress=None):
     """The whole benchmark -> a JSON-ready dict: settings, threads, the agreement check, and
     one row per (model, T, measure) with each side's seconds, throughput, ratio and memory."""
-    if device != "cpu" and not device.startswith("cuda"):
-        raise MinidlError(f'bench transformer --device: "cpu" (minidl on NumPy and on torch-CPU against PyTorch) '
-                          f'or "cuda" / "cuda:N", got {device!r}')
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MinidlError("bench transformer --device cuda: no CUDA GPU here (torch.cuda.is_available() is "
-                          "False); use --device cpu")
-    unknown = set(models) - set(MODELS)
-    if unknown or not models:
-        raise MinidlError(f"bench transformer --models: choose from {','.join(MODELS)}, got {','.join(models)}")
-    if min(lengths, default=0) < 2 or batch < 1 or vocab <= MASK_ID + 1 or rounds < 1 or steps < 1:
-        raise MinidlError(f"bench transformer: lengths must be >= 2 (got {','.join(map(str, lengths))}), batch, "
-                          f"rounds and steps >= 1 (got {batch}, {rounds}, {steps}), vocab > {MASK_ID + 1} "
-                          f"(got {vocab})")
-    if not 0.0 <= dropout < 1.0:
-        raise MinidlError(f"bench transformer --dropout: a probability in [0, 1), got {dropout}")
+    _check_device(device)
+    _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps)
     log = progress or (lambda line: None)
     started = time.perf_counter()
     result = {"settings": dict(models=list(models), lengths=list(lengths), batch=batch, vocab=vocab, dropout=dropout,
@@ -441,22 +428,57 @@ def run(models=MODELS, lengths=DEFAULTS["lengths"], batch=DEFAULTS["batch"], voc
                 data = make_batch(vocab, batch, T, seed)
                 times = time_jobs(contenders(kind, vocab, T, data, dropout, device, seed), rounds, steps, device)
                 memory_by_side = ({side: peak_memory(kind, side, vocab, T, batch, dropout, device, seed, threads)
-                                   for side in times} if memory else {})
-                reference = next(name for name in times if name.startswith("PyTorch"))
-                for measure in MEASURES:
-                    row = {"model": kind, "T": T, "measure": measure,
-                           "unit": "steps/s" if measure == "train" else "reviews/s", "sides": {}}
-                    for side, by_measure in times.items():
-                        seconds = by_measure[measure]
-                        row["sides"][side] = {
-                            "ms": seconds * 1e3,
-                            "per_second": (1 / seconds) if measure == "train" else batch / seconds,
-                            "ratio": times[reference][measure] / seconds,
-                            "peak_mib": memory_by_side[side][measure] / 2 ** 20 if memory else None}
-                    result["rows"].append(row)
+                                   for side in times} if memory else None)
+                result["rows"] += _result_rows(kind, T, batch, times, memory_by_side)
                 log(f"bench transformer: {kind} T={T} done ({time.perf_counter() - started:.0f} s): " + ", ".join(
                     f"{side} {by_measure['train'] * 1e3:.0f} ms/step" for side, by_measure in times.items()))
     return result
+
+
+def _check_device(device):
+    """A one-line MinidlError unless ``device`` is "cpu", or "cuda[:N]" with a GPU present."""
+    if device != "cpu" and not device.startswith("cuda"):
+        raise MinidlError(f'bench transformer --device: "cpu" (minidl on NumPy and on torch-CPU against PyTorch) '
+                          f'or "cuda" / "cuda:N", got {device!r}')
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MinidlError("bench transformer --device cuda: no CUDA GPU here (torch.cuda.is_available() is "
+                          "False); use --device cpu")
+
+
+def _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps):
+    """A one-line MinidlError for an unknown model or a size, count or dropout out of range."""
+    unknown = set(models) - set(MODELS)
+    if unknown or not models:
+        raise MinidlError(f"bench transformer --models: choose from {','.join(MODELS)}, got {','.join(models)}")
+    if min(lengths, default=0) < 2 or batch < 1 or vocab <= MASK_ID + 1 or rounds < 1 or steps < 1:
+        raise MinidlError(f"bench transformer: lengths must be >= 2 (got {','.join(map(str, lengths))}), batch, "
+                          f"rounds and steps >= 1 (got {batch}, {rounds}, {steps}), vocab > {MASK_ID + 1} "
+                          f"(got {vocab})")
+    if not 0.0 <= dropout < 1.0:
+        raise MinidlError(f"bench transformer --dropout: a probability in [0, 1), got {dropout}")
+
+
+def _result_rows(kind, T, batch, times, memory_by_side):
+    """One result row per measure for one (model, T): each side's ms per call, throughput
+    (steps/s or reviews/s), ratio to PyTorch's throughput and peak MiB.
+
+    ``times``: {side: {measure: seconds per call}} from ``time_jobs``; ``memory_by_side``:
+    {side: {measure: bytes}} from ``peak_memory``, or None when memory was not measured.
+    """
+    reference = next(name for name in times if name.startswith("PyTorch"))
+    rows = []
+    for measure in MEASURES:
+        row = {"model": kind, "T": T, "measure": measure,
+               "unit": "steps/s" if measure == "train" else "reviews/s", "sides": {}}
+        for side, by_measure in times.items():
+            seconds = by_measure[measure]
+            row["sides"][side] = {
+                "ms": seconds * 1e3,
+                "per_second": (1 / seconds) if measure == "train" else batch / seconds,
+                "ratio": times[reference][measure] / seconds,
+                "peak_mib": memory_by_side[side][measure] / 2 ** 20 if memory_by_side is not None else None}
+        rows.append(row)
+    return rows
 
 
 def report(result):
@@ -464,6 +486,25 @@ def report(result):
     settings, names = result["settings"], result["sides"]
     reference = next(name for name in names if name.startswith("PyTorch"))
     mine = [name for name in names if name != reference]
+    lines = _report_preamble(result)
+    memory = any(side["peak_mib"] is not None for row in result["rows"] for side in row["sides"].values())
+    if memory:
+        lines.append("MiB: peak memory above the built model and batch: " + (
+            "CUDA allocator's peak" if settings["device"].startswith("cuda") else
+            "resident-set high-water mark, each side in a fresh process"))
+    columns = _report_columns(names, mine, memory)
+    lines.append(f"{'model':<11}{'T':>5}  {'measure':<8}" + "".join(f"{title:>{width}}" for title, width in columns))
+    for row in result["rows"]:
+        cells = _report_cells(row, names, mine, memory)
+        lines.append(f"{row['model']:<11}{row['T']:>5}  {row['measure']:<8}"
+                     + "".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, columns)))
+    return "\n".join(lines)
+
+
+def _report_preamble(result):
+    """The lines above the table: the model and settings, the threads, how to read the
+    columns, and the worst disagreement found by the check before timing."""
+    settings = result["settings"]
     lines = [f"Transformer encoder D={settings['d_model']}, h={settings['num_heads']}, L={settings['num_layers']}, "
              f"F={settings['d_ff']} (pre-LN, GELU), vocabulary {settings['vocab']:,}, batch {settings['batch']}, "
              f"lengths in [T/2, T], dropout {settings['dropout']}, float32, Adam lr {LR:g}, device "
@@ -475,26 +516,27 @@ def report(result):
                   default=0.0)
     lines.append(f"checked first: with dropout 0 every minidl side gives PyTorch's logits, first-step loss and "
                  f"second-step loss (worst relative difference {checked:.1e})")
-    memory = any(side["peak_mib"] is not None for row in result["rows"] for side in row["sides"].values())
-    if memory:
-        lines.append("MiB: peak memory above the built model and batch: " + (
-            "CUDA allocator's peak" if settings["device"].startswith("cuda") else
-            "resident-set high-water mark, each side in a fresh process"))
+    return lines
+
+
+def _report_columns(names, mine, memory):
+    """(title, width) of the table's columns after model, T and measure: every side's time,
+    each minidl side's ratio, and (with ``memory``) every side's peak MiB."""
     short = {name: name.replace("minidl ", "") for name in names}
-    columns = ([(name, 20) for name in names] + [(f"ratio {short[name]}", 8 + len(short[name])) for name in mine]
-               + ([(f"MiB {short[name]}", 6 + len(short[name])) for name in names] if memory else []))
-    lines.append(f"{'model':<11}{'T':>5}  {'measure':<8}" + "".join(f"{title:>{width}}" for title, width in columns))
-    for row in result["rows"]:
-        cells = []
-        for name in names:
-            side = row["sides"][name]
-            cells.append(f"{side['ms']:.1f} ms ({side['per_second']:.2f}/s)" if row["measure"] == "train"
-                         else f"{side['per_second']:.1f} rev/s")
-        cells += [f"{row['sides'][name]['ratio']:.2f}x" for name in mine]
-        cells += [f"{row['sides'][name]['peak_mib']:.0f}" for name in names] if memory else []
-        lines.append(f"{row['model']:<11}{row['T']:>5}  {row['measure']:<8}"
-                     + "".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, columns)))
-    return "\n".join(lines)
+    return ([(name, 20) for name in names] + [(f"ratio {short[name]}", 8 + len(short[name])) for name in mine]
+            + ([(f"MiB {short[name]}", 6 + len(short[name])) for name in names] if memory else []))
+
+
+def _report_cells(row, names, mine, memory):
+    """The cells of one result row, in the order of ``_report_columns``."""
+    cells = []
+    for name in names:
+        side = row["sides"][name]
+        cells.append(f"{side['ms']:.1f} ms ({side['per_second']:.2f}/s)" if row["measure"] == "train"
+                     else f"{side['per_second']:.1f} rev/s")
+    cells += [f"{row['sides'][name]['ratio']:.2f}x" for name in mine]
+    cells += [f"{row['sides'][name]['peak_mib']:.0f}" for name in names] if memory else []
+    return cells
 
 
 def _lengths(text):

@@ -56,29 +56,8 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     fmt = _format_of(path, format)
     text, bad_lines = decode_lines(path.read_bytes(), encoding)
     rows, columns = _read_rows(text, fmt, path)
-
-    missing = [c for c in (text_column, label_column) if c not in columns]
-    if missing:
-        raise DataFormatError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
-                              f"{sorted(columns) if fmt in ('jsonl', 'json') else columns}. Pass the right names "
-                              f"as text_column= / label_column= (--text-column / --label-column)")
-
-    texts, raw_labels, lines, where = [], [], [], []
-    bad_rows = []
-    for first_line, last_line, place, record in rows:
-        label = record.get(label_column)
-        if isinstance(label, str):
-            label = label.strip()
-        if label is None or label == "":
-            raise DataFormatError(f"{path}: {place} has no label in column {label_column!r}")
-        value = record.get(text_column)
-        texts.append("" if value is None else value if isinstance(value, str) else str(value))
-        raw_labels.append(_label_key(label))
-        lines.append(first_line)
-        where.append(place)
-        if bad_lines and (_any_between(bad_lines, first_line, last_line) if first_line is not None
-                          else "\ufffd" in texts[-1] + raw_labels[-1]):  # a JSON array: no line numbers
-            bad_rows.append(place)
+    _check_columns(path, fmt, columns, (text_column, label_column))
+    texts, raw_labels, lines, where, bad_rows = _collect_rows(rows, text_column, label_column, bad_lines, path)
 
     names, labels = _encode_labels(raw_labels, label_names, where, path, label_column)
     empty = [where[i] for i, t in enumerate(texts) if not t.strip()]
@@ -92,6 +71,47 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
         warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({_listing(empty)}); they are kept in the "
                       f"dataset and dropped when it is encoded", DataWarning, stacklevel=2)
     return TextDataset(texts, labels, names, name or path.stem, info)
+
+
+def _check_columns(path, fmt, columns, wanted):
+    """Raise a DataFormatError naming the ``wanted`` columns that the file lacks, and those it has."""
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataFormatError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
+                              f"{sorted(columns) if fmt in ('jsonl', 'json') else columns}. Pass the right names "
+                              f"as text_column= / label_column= (--text-column / --label-column)")
+
+
+def _collect_rows(rows, text_column, label_column, bad_lines, path):
+    """The columns of ``rows`` (from ``_read_rows``) as lists, one entry per row: (texts,
+    raw labels as strings, first lines, places such as "row 3 (line 4)"), and the places of
+    the rows that held undecodable bytes (``bad_lines``: their sorted line numbers)."""
+    texts, raw_labels, lines, where = [], [], [], []
+    bad_rows = []
+    for first_line, last_line, place, record in rows:
+        raw_labels.append(_label_key(_row_label(record, label_column, place, path)))
+        texts.append(_text_value(record.get(text_column)))
+        lines.append(first_line)
+        where.append(place)
+        if bad_lines and (_any_between(bad_lines, first_line, last_line) if first_line is not None
+                          else "\ufffd" in texts[-1] + raw_labels[-1]):  # a JSON array: no line numbers
+            bad_rows.append(place)
+    return texts, raw_labels, lines, where, bad_rows
+
+
+def _row_label(record, label_column, place, path):
+    """The label of one row (a string is stripped); a missing or empty one is an error."""
+    label = record.get(label_column)
+    if isinstance(label, str):
+        label = label.strip()
+    if label is None or label == "":
+        raise DataFormatError(f"{path}: {place} has no label in column {label_column!r}")
+    return label
+
+
+def _text_value(value):
+    """A row's text as a str: "" for a missing one, ``str(value)`` for a JSON number or other value."""
+    return "" if value is None else value if isinstance(value, str) else str(value)
 
 
 def decode_lines(data, encoding="utf-8"):

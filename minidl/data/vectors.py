@@ -186,6 +186,18 @@ class _GloveParser:
             raise ValueError(f"{self.path}, line {number}: {reason}")
         self.skipped.append((number, reason))
 
+    def read_header(self, line):
+        """Whether the first ``line`` is a word2vec text header ("count dim"); if so, it sets
+        the dimension (which must match a requested one)."""
+        header = line.split()
+        if not (len(header) == 2 and all(h.isdigit() for h in header)):
+            return False
+        if self.dim is not None and int(header[1]) != self.dim:
+            raise ValueError(f"{self.path}: the header says dimension {header[1]}, "
+                             f"but dim={self.dim} was requested")
+        self.dim, self.dim_source = int(header[1]), "from the word2vec header on line 1"
+        return True
+
     def split(self, number, line):
         """(word, values text) or None for a blank or skipped line."""
         line = line.rstrip("\r\n")
@@ -252,49 +264,57 @@ def load_glove(path, vocab=None, dim=None, counts=None, seed=0, missing="random"
         raise ValueError(f'errors must be "raise" or "skip", got {errors!r}')
     wanted = set(_vocab_tokens(vocab)) if vocab is not None else None
     parser = _GloveParser(path, dim, errors)
-    seen, chunk, blocks, duplicates = set(), [], [], 0
     with _open_text(path) as f:
-        for number, line in enumerate(f, start=1):
-            if number == 1:
-                header = line.split()
-                if len(header) == 2 and all(h.isdigit() for h in header):  # word2vec: "count dim"
-                    if dim is not None and int(header[1]) != dim:
-                        raise ValueError(f"{parser.path}: the header says dimension {header[1]}, "
-                                         f"but dim={dim} was requested")
-                    parser.dim, parser.dim_source = int(header[1]), "from the word2vec header on line 1"
-                    continue
-            item = parser.split(number, line)
-            if item is None:
-                continue
-            word, rest = item
-            if word in seen:
-                duplicates += 1
-                continue
-            if wanted is not None and word not in wanted:
-                continue
-            seen.add(word)
-            chunk.append((number, word, rest))
-            if len(chunk) == _CHUNK_LINES:
-                blocks.append(parser.parse(chunk))
-                chunk = []
-    if chunk:
-        blocks.append(parser.parse(chunk))
+        blocks, duplicates = _read_vectors(f, parser, wanted)
     if parser.dim is None:
         raise ValueError(f"{parser.path} holds no word vectors (is it empty?)")
     words = [w for block_words, _ in blocks for w in block_words]
     matrix = np.concatenate([values for _, values in blocks]) if blocks else np.zeros((0, parser.dim), np.float32)
     if log is not None:
-        first = min(parser.skipped, default=None)
-        note = f" (skipped {len(parser.skipped)} malformed lines, first: line {first[0]}: {first[1]})" if first else ""
-        note += f" ({duplicates} repeated words ignored)" if duplicates else ""
         scope = "vocabulary words" if vocab is not None else "words"
-        log(f"read {len(words):,} {scope} with {parser.dim}-d vectors from {parser.path}{note}")
+        log(f"read {len(words):,} {scope} with {parser.dim}-d vectors from {parser.path}"
+            f"{_reading_notes(parser, duplicates)}")
     if vocab is None:
         return words, matrix
     coverage = vocabulary_coverage(vocab, words, counts)
     if log is not None:
         log(str(coverage))
     return embedding_matrix(vocab, words, matrix, seed=seed, missing=missing), coverage
+
+
+def _read_vectors(lines, parser, wanted):
+    """Parse the open vectors file ``lines`` with ``parser``, in chunks of ``_CHUNK_LINES``
+    lines: returns ([(words, (n, D) float32 values)] per chunk, the number of repeated words
+    ignored). ``wanted``: the set of words to keep (None: all); only they are parsed."""
+    seen, chunk, blocks, duplicates = set(), [], [], 0
+    for number, line in enumerate(lines, start=1):
+        if number == 1 and parser.read_header(line):
+            continue
+        item = parser.split(number, line)
+        if item is None:
+            continue
+        word, rest = item
+        if word in seen:  # the first vector of a word wins
+            duplicates += 1
+            continue
+        if wanted is not None and word not in wanted:
+            continue
+        seen.add(word)
+        chunk.append((number, word, rest))
+        if len(chunk) == _CHUNK_LINES:
+            blocks.append(parser.parse(chunk))
+            chunk = []
+    if chunk:
+        blocks.append(parser.parse(chunk))
+    return blocks, duplicates
+
+
+def _reading_notes(parser, duplicates):
+    """What the summary line adds about skipped lines and repeated words ("" if none)."""
+    first = min(parser.skipped, default=None)
+    note = f" (skipped {len(parser.skipped)} malformed lines, first: line {first[0]}: {first[1]})" if first else ""
+    note += f" ({duplicates} repeated words ignored)" if duplicates else ""
+    return note
 
 
 # ----------------------------------------------------------------------------- writing
