@@ -23,9 +23,6 @@ layer m (of L_s) and teacher layer g(m) = m·L_t/L_s (layer 0 = the embeddings),
 """
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 import minidl as md
@@ -222,8 +219,10 @@ class IntermediateMatching(Module):
 
 def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, lr=1e-3, alpha=0.5,
             temperature=2.0, kind="kl", seed=0, device="cpu", cache_teacher=False, hidden_weight=0.0,
-            attention_weight=0.0, teacher_logits=None, callbacks=(), log=print):
-    """Train ``student`` on the EncodedDataset ``train`` with the distillation loss against ``teacher``.
+            attention_weight=0.0, teacher_logits=None, weight_decay=0.0, warmup_steps=0, clip=None, patience=None,
+            out=None, resume=False, callbacks=(), progress=False, log=print):
+    """Train ``student`` on the EncodedDataset ``train`` with the distillation loss against
+    ``teacher``, through the training core (``minidl.train.train``).
 
     The teacher runs in eval mode under ``no_grad`` and is not given to the optimizer, so its
     weights never change. ``cache_teacher=True`` runs the teacher once over ``train`` up front
@@ -231,6 +230,14 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
     ``epochs``. ``teacher_logits``: such a table computed already (``teacher_logits_table``),
     e.g. shared by several students or by subsets of one training set (it is looked up by
     ``batch.index``). Batch order depends on (``seed``, epoch) only, so runs are reproducible.
+
+    Optimizer Adam (AdamW when ``weight_decay`` > 0), learning rate ``lr`` with a linear
+    warm-up over ``warmup_steps`` and decay to 0 when ``warmup_steps`` > 0, gradient norm
+    clipped at ``clip`` if given. After every epoch the student is scored on ``validation``
+    (if given): the best epoch by accuracy is kept (the student ends with its weights) and
+    ``patience`` epochs without a better one stop training. ``out``: a folder for best.npz /
+    last.npz (student, optimizer, generators, position); ``resume=True`` continues from
+    ``out``/last.npz and ends where an uninterrupted run ends.
 
     ``callbacks``: ``minidl.train`` Callbacks; ``on_train_begin(student, optimizer)`` once, and
     ``on_step(step, loss)`` right after every optimizer step (e.g. ``GradualPruning``, which
@@ -242,96 +249,144 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
     neither: use logit distillation alone). It needs the teacher's states of every batch, which
     ``cache_teacher`` does not keep (L_t + 1 tensors (N, T, D_t) would be far larger than the
     logits), so the two cannot be combined. The projection W_h is created here, on the student's
-    device and dtype, and trained with the student by the same optimizer.
+    device and dtype, and trained with the student by the same optimizer (and saved in the
+    checkpoints as ``model.matching.*``).
 
-    Returns ``{"loss": [mean training loss per epoch], "seconds": ...}`` plus, with a
-    ``validation`` set, ``"validation": [metrics per epoch]`` and ``"validation_accuracy"``, and
-    with matching, ``"matching_loss"`` (its weighted part of the loss, per epoch) and
-    ``"matching"`` (the trained ``IntermediateMatching``, to save with its ``state_dict``).
+    Returns ``{"loss": [mean training loss per epoch], "seconds": ..., "history": [the core's
+    evaluations]}`` plus, with a ``validation`` set, ``"validation": [metrics per epoch]`` and
+    ``"validation_accuracy"``, and with matching, ``"matching_loss"`` (its weighted part of the
+    loss, per epoch) and ``"matching"`` (the trained ``IntermediateMatching``).
     """
+    from ..data.batching import num_batches
+    from ..optim.schedule import LinearWarmupDecay
+    from ..train import loop as core
     from ..train.trainer import evaluate
 
+    _check_distill(student, teacher, epochs, resume, out, alpha, temperature, kind)
+    matching = _matching(student, teacher, hidden_weight, attention_weight,
+                         cache_teacher or teacher_logits is not None)
+    teacher_was_training = teacher.training
+    teacher.eval()
+    cache = _teacher_cache(teacher, train, teacher_logits, cache_teacher, batch_size, device)
+    trained = _Trained(student, matching)   # the student and W_h: the weights to optimise and to checkpoint
+    params = [p for p in trained.parameters() if p.requires_grad]
+    optimizer = (md.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if weight_decay
+                 else md.optim.Adam(params, lr=lr))
+    epoch_steps = num_batches(train, batch_size)
+    schedule = LinearWarmupDecay(optimizer, warmup_steps, epoch_steps * epochs) if warmup_steps else None
+    checkpoints, loop = _distill_checkpoints(out, resume, trained, optimizer, schedule)
+
+    def loss_fn(student, batch):
+        inputs = (batch.ids, batch.mask, batch.lengths)
+        if matching is None:
+            if cache is not None:
+                targets = cache[batch.index]
+            else:
+                with md.no_grad():
+                    targets = teacher(*inputs).logits
+            return distillation_loss(student(*inputs).logits, targets, batch.labels, alpha, temperature, kind)
+        with md.no_grad():
+            teacher_out, teacher_states, teacher_attentions = teacher.forward_with_states(*inputs)
+        out, states, attentions = student.forward_with_states(*inputs)
+        match = matching(states, teacher_states, attentions, teacher_attentions, batch.mask)
+        loss = distillation_loss(out.logits, teacher_out.logits, batch.labels, alpha, temperature, kind) + match
+        return loss, {"matching": match.item()}
+
+    class Report(core.Callback):
+        def on_evaluate(self, step, metrics):
+            if log:
+                log(f"distill epoch {round(metrics['epoch'])}/{epochs}: loss {metrics['train_loss']:.4f}"
+                    + (f" (matching {metrics['train_matching']:.4f})" if matching is not None else "")
+                    + (f", validation accuracy {metrics['accuracy']:.4f}" if validation is not None else ""))
+
+    def epoch_batches(epoch):
+        return batches(train, batch_size, seed=seed, epoch=epoch, bucket=True, device=device)
+
+    def validate(_):
+        return evaluate(student, validation, device=device)
+
+    try:
+        loop, best = core.train(student, epoch_batches, loss_fn, optimizer, epochs=epochs, epoch_steps=epoch_steps,
+                                schedule=schedule, clip=clip, evaluate=validate if validation is not None else None,
+                                every=epoch_steps, metric="accuracy", patience=patience, checkpoints=checkpoints,
+                                callbacks=[*callbacks, Report()], loop=loop, progress=progress and "distill", log=log,
+                                advice=f"Lower the learning rate (now {lr}) or set clip.")
+    finally:
+        teacher.train(teacher_was_training)
+    if best is not None:
+        student.load_state_dict(best)
+    return _distill_history(loop, validation is not None, matching)
+
+
+def _distill_history(loop, validated, matching):
+    """``distill``'s return value from the core's loop record."""
+    history = {"loss": [h["train_loss"] for h in loop["history"]], "seconds": loop["seconds"],
+               "history": loop["history"]}
+    if validated:
+        history["validation"] = [h for h in loop["history"] if "accuracy" in h]
+        history["validation_accuracy"] = [h["accuracy"] for h in history["validation"]]
+    if matching is not None:
+        history["matching_loss"], history["matching"] = [h["train_matching"] for h in loop["history"]], matching
+    return history
+
+
+def _check_distill(student, teacher, epochs, resume, out, alpha, temperature, kind):
+    """Refuse what ``distill`` cannot do, before any work."""
     if student is teacher:
         raise ValueError("distill: the student and the teacher are the same module; pass a separate student")
     if epochs < 1:
         raise ValueError(f"distill: epochs must be >= 1, got {epochs}")
+    if resume and not out:
+        raise ValueError("distill: resume=True continues from out/last.npz; give the folder as out")
     _check_settings(alpha, temperature, kind)  # now, rather than at the first batch
-    matching = _matching(student, teacher, hidden_weight, attention_weight,
-                         cache_teacher or teacher_logits is not None)
 
-    teacher_was_training = teacher.training
-    teacher.eval()
-    cache = teacher_logits
-    if cache is None and cache_teacher:
-        cache = teacher_logits_table(teacher, train, batch_size, device)
-    elif cache is not None and len(cache) <= int(np.max(train.index, initial=-1)):
-        raise ValueError(f"distill: teacher_logits has {len(cache)} rows but the training set has reviews with "
+
+def _teacher_cache(teacher, train, table, cache_teacher, batch_size, device):
+    """The teacher's logits by review index: ``table`` as given (checked to cover ``train``),
+    computed now with ``cache_teacher``, or None (the teacher then runs on every batch)."""
+    if table is None:
+        return teacher_logits_table(teacher, train, batch_size, device) if cache_teacher else None
+    if len(table) <= int(np.max(train.index, initial=-1)):
+        raise ValueError(f"distill: teacher_logits has {len(table)} rows but the training set has reviews with "
                          f"index up to {int(np.max(train.index))}; compute it over the full training set")
-    params = [p for p in student.parameters() if p.requires_grad]
-    if matching is not None:
-        params += matching.parameters()
-    optimizer = md.optim.Adam(params, lr=lr)
-    history = {"loss": [], "seconds": 0.0}
-    if validation is not None:
-        history["validation"], history["validation_accuracy"] = [], []
-    if matching is not None:
-        history["matching_loss"], history["matching"] = [], matching
-    for callback in callbacks:
-        callback.on_train_begin(student, optimizer)
-    start, step, stop = time.perf_counter(), 0, False
-    student.train()
-    try:
-        for epoch in range(epochs):
-            total, matched, seen = 0.0, 0.0, 0
-            for batch in batches(train, batch_size, seed=seed, epoch=epoch, bucket=True, device=device):
-                inputs = (batch.ids, batch.mask, batch.lengths)
-                if matching is None:
-                    if cache is not None:
-                        teacher_logits = cache[batch.index]
-                    else:
-                        with md.no_grad():
-                            teacher_logits = teacher(*inputs).logits
-                    logits = student(*inputs).logits
-                    loss = distillation_loss(logits, teacher_logits, batch.labels, alpha, temperature, kind)
-                else:
-                    with md.no_grad():
-                        teacher_out, teacher_states, teacher_attentions = teacher.forward_with_states(*inputs)
-                    out, states, attentions = student.forward_with_states(*inputs)
-                    match = matching(states, teacher_states, attentions, teacher_attentions, batch.mask)
-                    loss = distillation_loss(out.logits, teacher_out.logits, batch.labels, alpha, temperature,
-                                             kind) + match
-                    matched += match.item() * len(batch)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"distill: the loss became {value} in epoch {epoch}; "
-                                             f"lower the learning rate (now {lr})")
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                step += 1
-                total += value * len(batch)
-                seen += len(batch)
-                if any([callback.on_step(step, value) for callback in callbacks]):
-                    stop = True
-                    break
-            history["loss"].append(total / max(seen, 1))
-            message = f"distill epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}"
-            if matching is not None:
-                history["matching_loss"].append(matched / max(seen, 1))
-                message += f" (matching {history['matching_loss'][-1]:.4f})"
-            if validation is not None:
-                metrics = evaluate(student, validation, device=device)
-                history["validation"].append(metrics)
-                history["validation_accuracy"].append(metrics["accuracy"])
-                message += f", validation accuracy {metrics['accuracy']:.4f}"
-            if log:
-                log(message)
-            if stop:
-                break
-    finally:
-        teacher.train(teacher_was_training)
-    history["seconds"] = time.perf_counter() - start
-    return history
+    return table
+
+
+class _Trained(Module):
+    """What distillation trains: the student, and TinyBERT's W_h (``matching``) when there is one."""
+
+    def __init__(self, student, matching):
+        super().__init__()
+        self.student = student
+        self.matching = matching
+
+    def forward(self, *args):
+        return self.student(*args)
+
+
+def _distill_checkpoints(out, resume, trained, optimizer, schedule):
+    """(Checkpoints in ``out``, the loop record to resume from or None)."""
+    import os
+
+    from ..train import checkpoint
+    from ..train.loop import Checkpoints
+
+    if not out:
+        return None, None
+    paths = {kind: os.path.join(out, f"{kind}.npz") for kind in ("last", "best")}
+    checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save_state(path, trained, optimizer, loop,
+                                                                                 kind="distillation"))
+    if not resume:
+        return checkpoints, None
+    if not os.path.exists(paths["last"]):
+        raise FileNotFoundError(f"distill: resume=True but there is no checkpoint at {paths['last']}; "
+                                f"distil without resume first")
+    meta, arrays = checkpoint.read(paths["last"])
+    loop = checkpoint.restore_training(meta, arrays, trained, optimizer)
+    if schedule:
+        schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})
+    checkpoints.saved_step = loop["step"]
+    return checkpoints, loop
 
 
 def _matching(student, teacher, hidden_weight, attention_weight, cache_teacher):

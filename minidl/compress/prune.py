@@ -39,7 +39,7 @@ from ..autograd.tensor import Tensor
 from ..io import CheckpointError, read_npz, write_npz
 from ..nn.embedding import Embedding
 from ..nn.linear import Linear
-from ..train.trainer import Callback
+from ..train.loop import Callback
 
 MASK_SUFFIX = "_mask"
 _SPARSE_MARK = "__minidl_sparse__"

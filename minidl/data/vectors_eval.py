@@ -56,6 +56,7 @@ def logistic_regression(x_train, y_train, x_test, y_test, steps=500, lr=0.05, se
     differs between vector sets)."""
     import minidl as md
     from minidl import nn, optim
+    from minidl.train.loop import LossCurve, train
 
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
@@ -63,18 +64,17 @@ def logistic_regression(x_train, y_train, x_test, y_test, steps=500, lr=0.05, se
     model = nn.Linear(x_train.shape[1], int(max(y_train.max(), y_test.max())) + 1, device=device)
     opt = optim.Adam(model.parameters(), lr=lr)
     x, y = md.tensor(x_train, device=device), md.tensor(y_train, device=device)
-    for _ in range(steps):
-        loss = md.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # full batch: every epoch is the one batch (x, y), so epoch = step
+    losses = LossCurve()
+    train(model, lambda epoch: [(x, y)], lambda model, batch: md.cross_entropy(model(batch[0]), batch[1]), opt,
+          epochs=steps, callbacks=[losses], log=None)
 
     def accuracy(features, labels):
         with md.no_grad():
             predicted = model(md.tensor(features, device=device)).numpy().argmax(axis=1)
         return float((predicted == labels).mean())
 
-    return {"train_loss": float(loss.item()), "train_accuracy": accuracy(x_train, y_train),
+    return {"train_loss": losses[-1], "train_accuracy": accuracy(x_train, y_train),
             "test_accuracy": accuracy(x_test, y_test)}
 
 

@@ -17,6 +17,7 @@ import minidl as md
 from minidl import nn, optim
 from minidl.datasets.toy import two_spirals
 from minidl.io import atomic_path
+from minidl.train.loop import LossCurve, train
 
 
 def train_one(hidden, seed, steps=1500, lr=0.02, n_per_class=200, device="cpu"):
@@ -29,20 +30,17 @@ def train_one(hidden, seed, steps=1500, lr=0.02, n_per_class=200, device="cpu"):
                           nn.Linear(hidden, 2, device=device))
     opt = optim.Adam(model.parameters(), lr=lr)
     x, y = md.tensor(x_train, device=device), md.tensor(y_train, device=device)
-    losses = []
-    for _ in range(steps):
-        loss = md.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    # full batch: every epoch is the one batch (x, y), so epoch = step
+    losses = LossCurve()
+    train(model, lambda epoch: [(x, y)], lambda model, batch: md.cross_entropy(model(batch[0]), batch[1]), opt,
+          epochs=steps, callbacks=[losses], log=None)
 
     def accuracy(features, labels):
         with md.no_grad():
             predicted = model(md.tensor(features, device=device)).numpy().argmax(axis=1)
         return float((predicted == labels).mean())
 
-    return {"hidden": hidden, "seed": seed, "losses": losses,
+    return {"hidden": hidden, "seed": seed, "losses": list(losses),
             "train_accuracy": accuracy(x_train, y_train), "test_accuracy": accuracy(x_test, y_test)}
 
 

@@ -10,29 +10,48 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 
 def _model_arguments(parser, d_model, layers, heads, d_ff):
-    parser.add_argument("--d-model", type=int, default=d_model)
-    parser.add_argument("--layers", type=int, default=layers)
-    parser.add_argument("--heads", type=int, default=heads)
-    parser.add_argument("--d-ff", type=int, default=d_ff)
-    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--d-model", type=int, default=d_model, help="the model's width: embedding and hidden size")
+    parser.add_argument("--layers", type=int, default=layers, help="encoder layers")
+    parser.add_argument("--heads", type=int, default=heads, help="attention heads per layer; must divide --d-model")
+    parser.add_argument("--d-ff", type=int, default=d_ff, help="hidden size of each layer's feed-forward block")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability while training")
 
 
 def _training_arguments(parser, steps, lr):
     parser.add_argument("--out", required=True, help="the checkpoint to write (.npz), rewritten at every evaluation")
     parser.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
-    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--steps", type=int, default=steps,
+                        help="training steps; the learning rate warms up over the first tenth (at most 1000 steps), "
+                             "then decays linearly to 0 at the last")
     parser.add_argument("--time-limit", type=float, default=None, help="stop (evaluated and saved) after this "
-                                                                      "many seconds")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--max-reviews", type=int, default=None, help="the first N reviews of each part (quick runs)")
-    parser.add_argument("--device", default="torch")
-    parser.add_argument("--seed", type=int, default=0)
+                                                                      "many seconds (default: no limit)")
+    parser.add_argument("--batch-size", type=int, default=64, help="segments per training batch")
+    parser.add_argument("--lr", type=float, default=lr, help="AdamW's peak learning rate")
+    parser.add_argument("--eval-every", type=int, default=200,
+                        help="steps between evaluations on the held-out fill-mask sentences, each one saving --out")
+    parser.add_argument("--max-reviews", type=int, default=None,
+                        help="the first N reviews of each part, for quick runs (default: all)")
+    parser.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed: the weights, the batch order, the masking and the held-out sentences")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run that writes --out exactly where it stopped, from the training state "
+                             "saved beside it (OUT.state.npz); give the same options as the first time")
+
+
+def _resumable(args):
+    """None if ``--resume`` can go ahead (or was not asked), else the one-line reason it cannot."""
+    from .pretrain import state_path
+
+    if args.resume and not os.path.exists(state_path(args.out)):
+        return (f"--resume: there is no training state at {state_path(args.out)} (written beside --out at every "
+                f"evaluation); run without --resume first")
+    return None
 
 
 def _init_argument(parser, teacher=False):
@@ -50,19 +69,23 @@ def add_arguments(commands):
     pretrain = what.add_parser("pretrain", help="pretrain a masked-LM teacher on IMDB (train + unlabelled)")
     _model_arguments(pretrain, 128, 4, 4, 512)
     _training_arguments(pretrain, 3000, 1e-3)
-    pretrain.add_argument("--max-vocab", type=int, default=8000)
+    pretrain.add_argument("--max-vocab", type=int, default=8000,
+                          help="vocabulary size, specials included: the most frequent tokens")
     pretrain.add_argument("--length", type=int, default=128, help="tokens per segment, [CLS] included")
     _init_argument(pretrain)
-    pretrain.add_argument("--resume-from", default=None, help="continue pretraining this checkpoint (its weights, "
-                                                              "vocabulary and settings; a fresh optimizer and schedule)")
+    pretrain.add_argument("--resume-from", default=None,
+                          help="continue pretraining this checkpoint (its weights, vocabulary and settings; a fresh "
+                               "optimizer and schedule)")
     pretrain.set_defaults(run=main_pretrain)
 
     distill = what.add_parser("distill", help="distil a smaller masked-LM student from a teacher")
-    distill.add_argument("--teacher", required=True)
+    distill.add_argument("--teacher", required=True, help="the teacher's checkpoint (minidl mlm pretrain)")
     _model_arguments(distill, 32, 4, 2, 128)
     _training_arguments(distill, 3000, 2e-3)
     distill.add_argument("--alpha", type=float, default=0.0, help="weight of the hard-label term (0: teacher only)")
-    distill.add_argument("--temperature", type=float, default=2.0)
+    distill.add_argument("--temperature", type=float, default=2.0,
+                         help="softmax temperature T of the teacher's and the student's distributions in the "
+                              "distillation term")
     distill.add_argument("--hidden-weight", type=float, default=0.0, help="TinyBERT hidden-state matching")
     distill.add_argument("--attention-weight", type=float, default=0.0, help="TinyBERT attention matching")
     distill.add_argument("--head-weight", type=float, default=0.0,
@@ -72,28 +95,33 @@ def add_arguments(commands):
     distill.set_defaults(run=main_distill)
 
     evaluate = what.add_parser("evaluate", help="teacher vs student on held-out fill-mask sentences")
-    evaluate.add_argument("--teacher", required=True)
-    evaluate.add_argument("--student", required=True)
-    evaluate.add_argument("--cases", type=int, default=1000)
-    evaluate.add_argument("--data", default=None)
-    evaluate.add_argument("--device", default="torch")
-    evaluate.add_argument("--out", default=None, help="write the results as JSON here")
+    evaluate.add_argument("--teacher", required=True, help="the teacher's checkpoint (minidl mlm pretrain)")
+    evaluate.add_argument("--student", required=True, help="a student distilled from it (minidl mlm distill)")
+    evaluate.add_argument("--cases", type=int, default=1000, help="fill-mask sentences from the IMDB test reviews")
+    evaluate.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
+    evaluate.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
+    evaluate.add_argument("--out", default=None, help="also write the results as JSON here")
     evaluate.set_defaults(run=main_evaluate)
 
     finetune = what.add_parser("finetune", help="fine-tune the distilled student on IMDB sentiment, and the same "
                                                 "architecture from scratch, side by side")
-    finetune.add_argument("--student", required=True)
-    finetune.add_argument("--teacher", default=None, help='the teacher, for the start "teacher embeddings only"')
+    finetune.add_argument("--student", required=True, help="the distilled student's checkpoint (minidl mlm distill)")
+    finetune.add_argument("--teacher", default=None, help='the teacher, for the start "teacher embeddings only" '
+                                                          '(default: none, that start is left out)')
     finetune.add_argument("--out", required=True, help="results (JSON)")
-    finetune.add_argument("--data", default=None)
+    finetune.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
     finetune.add_argument("--length", type=int, default=128, help="tokens per review, [CLS] included")
-    finetune.add_argument("--epochs", type=int, default=3)
-    finetune.add_argument("--batch-size", type=int, default=32)
-    finetune.add_argument("--lr", type=float, default=5e-4)
-    finetune.add_argument("--train-limit", type=int, default=None, help="a seeded subset of the training reviews")
-    finetune.add_argument("--test-limit", type=int, default=None, help="a seeded subset of the test reviews")
-    finetune.add_argument("--device", default="torch")
-    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--epochs", type=int, default=3, help="passes over the training reviews, for each start")
+    finetune.add_argument("--batch-size", type=int, default=32, help="reviews per training batch")
+    finetune.add_argument("--lr", type=float, default=5e-4,
+                          help="AdamW's peak learning rate (warm-up over the first tenth of the steps, then down to 0)")
+    finetune.add_argument("--train-limit", type=int, default=None,
+                          help="a seeded subset of this many training reviews (default: all)")
+    finetune.add_argument("--test-limit", type=int, default=None,
+                          help="a seeded subset of this many test reviews (default: all)")
+    finetune.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
+    finetune.add_argument("--seed", type=int, default=0,
+                          help="random seed: the subsets, the new weights and the batch order")
     finetune.add_argument("--starts", type=lambda text: text.split(","), default=None,
                           help="comma-separated subset of: pretrained, teacher embeddings only, cooccurrence only, "
                                "scratch (default: all; the second only with --teacher); results already in --out "
@@ -102,10 +130,11 @@ def add_arguments(commands):
 
     fill = commands.add_parser("fill-mask", help="the top-k tokens for each [MASK], teacher and student side by side")
     fill.add_argument("text", help='a sentence with one or more [MASK], e.g. "happy birthday to [MASK] !"')
-    fill.add_argument("--teacher", required=True)
-    fill.add_argument("--student", default=None)
-    fill.add_argument("-k", type=int, default=5)
-    fill.add_argument("--device", default="torch")
+    fill.add_argument("--teacher", required=True, help="a masked-LM checkpoint (minidl mlm pretrain)")
+    fill.add_argument("--student", default=None, help="a second one shown beside it, e.g. its student from minidl "
+                                                       "mlm distill (default: the teacher alone)")
+    fill.add_argument("-k", type=int, default=5, help="tokens shown for each [MASK], the most probable first")
+    fill.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
     fill.set_defaults(run=main_fill_mask)
 
 
@@ -135,8 +164,12 @@ def main_pretrain(args):
     from .checkpoint import build_mlm, load_mlm
     from .pretrain import train_mlm
 
-    if args.resume_from:
-        model, vocab, _, meta = load_mlm(args.resume_from, args.device)
+    problem = _resumable(args)
+    if problem:
+        print(f"minidl mlm pretrain: {problem}", file=sys.stderr)
+        return 2
+    if args.resume_from or args.resume:
+        model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device)
         settings, history = meta["settings"], meta["history"]
         corpus = _corpus(args, settings["max_len"], vocab=vocab)
     else:
@@ -147,7 +180,8 @@ def main_pretrain(args):
           f"vocabulary {len(corpus.vocab)}; {sum(int(p.size()) for p in model.parameters()):,} parameters", flush=True)
     train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, time_limit=args.time_limit,
-              seed=args.seed, device=args.device, role="teacher", history=history, log=lambda m: print(m, flush=True))
+              seed=args.seed, device=args.device, role="teacher", history=history, resume=args.resume,
+              log=lambda m: print(m, flush=True))
     return 0
 
 
@@ -156,6 +190,10 @@ def main_distill(args):
     from .projection import start_from_teacher
     from .pretrain import train_mlm
 
+    problem = _resumable(args)
+    if problem:
+        print(f"minidl mlm distill: {problem}", file=sys.stderr)
+        return 2
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
     max_len = meta["settings"]["max_len"]
     corpus = _corpus(args, max_len, vocab=vocab)
@@ -169,7 +207,7 @@ def main_distill(args):
               batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, temperature=args.temperature,
               hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,
               head_weight=args.head_weight, eval_every=args.eval_every,
-              time_limit=args.time_limit, seed=args.seed, device=args.device, role="student",
+              time_limit=args.time_limit, seed=args.seed, device=args.device, role="student", resume=args.resume,
               log=lambda m: print(m, flush=True))
     return 0
 

@@ -28,10 +28,9 @@ import numpy as np
 
 import minidl as md
 
-from ..data.batching import EncodedDataset, batches, subset
+from ..data.batching import EncodedDataset, batches, num_batches, subset
 from ..data.imdb import load_imdb
 from ..models.transformer import TransformerClassifier
-from ..optim.clip import clip_grad_norm_
 from ..optim.schedule import LinearWarmupDecay
 from ..train.trainer import evaluate
 from .checkpoint import build_mlm, load_mlm
@@ -60,28 +59,39 @@ def classifier(settings, vocab_size, device="cpu", pretrained=None, seed=0):
 
 def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay=0.01, seed=0, device="cpu",
               name="model", log=print):
-    """Train ``model`` on ``train``; returns {"epochs": [test metrics per epoch], "seconds"}."""
+    """Train ``model`` on ``train`` with the training core; returns {"epochs": [test metrics
+    per epoch], "seconds"}."""
+    from ..train import loop as core
+
     optimizer = md.optim.AdamW(list(model.parameters()), lr=lr, weight_decay=weight_decay)
-    steps = epochs * -(-len(train) // batch_size)
-    schedule = LinearWarmupDecay(optimizer, max(1, steps // 10), steps)
+    epoch_steps = num_batches(train, batch_size)
+    schedule = LinearWarmupDecay(optimizer, max(1, epoch_steps * epochs // 10), epoch_steps * epochs)
     md.manual_seed(seed)
-    history, start = {"epochs": []}, time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        for batch in batches(train, batch_size, seed=seed, epoch=epoch, bucket=True, device=device):
-            loss = md.cross_entropy(model(batch.ids, batch.mask, batch.lengths).logits, batch.labels)
-            optimizer.zero_grad()
-            loss.backward()
-            clip_grad_norm_(list(model.parameters()), 1.0)
-            optimizer.step()
-            schedule.step()
+
+    class Report(core.Callback):
+        def on_evaluate(self, step, metrics):
+            if log:
+                log(f"{name} epoch {round(metrics['epoch'])}/{epochs}: test accuracy {metrics['accuracy']:.4f}, "
+                    f"loss {metrics['loss']:.4f} ({metrics['seconds']:.0f} s)")
+
+    start = time.perf_counter()
+
+    def scored(model):
         metrics = {k: float(v) for k, v in evaluate(model, test, device=device).items() if np.isscalar(v)}
-        history["epochs"].append(metrics)
-        if log:
-            log(f"{name} epoch {epoch + 1}/{epochs}: test accuracy {metrics['accuracy']:.4f}, "
-                f"loss {metrics['loss']:.4f} ({time.perf_counter() - start:.0f} s)")
-    history["seconds"] = time.perf_counter() - start
-    return history
+        return {**metrics, "seconds": time.perf_counter() - start}
+
+    def epoch_batches(epoch):
+        return batches(train, batch_size, seed=seed, epoch=epoch, bucket=True, device=device)
+
+    def loss_fn(model, batch):
+        return md.cross_entropy(model(batch.ids, batch.mask, batch.lengths).logits, batch.labels)
+
+    loop, _ = core.train(model, epoch_batches, loss_fn, optimizer, epochs=epochs, epoch_steps=epoch_steps,
+                         schedule=schedule, clip=1.0, evaluate=scored, every=epoch_steps, callbacks=[Report()],
+                         log=log, advice=f"Lower the learning rate (now {lr}).")
+    bookkeeping = ("step", "epoch", "seconds", "train_loss")
+    return {"epochs": [{k: v for k, v in h.items() if k not in bookkeeping} for h in loop["history"]],
+            "seconds": loop["seconds"]}
 
 
 STARTS = ("pretrained", "teacher embeddings only", "cooccurrence only", "scratch")

@@ -20,7 +20,7 @@ the learning rate then has not decayed all the way.
 """
 from __future__ import annotations
 
-import math
+import os
 import time
 
 import numpy as np
@@ -30,7 +30,6 @@ import minidl as md
 from ..autograd import ops
 from ..compress.distill import IntermediateMatching, _check_settings, distillation_loss
 from ..data.batching import batches
-from ..optim.clip import clip_grad_norm_
 from ..optim.schedule import LinearWarmupDecay
 from .checkpoint import save_mlm
 from .evaluate import accuracy, first_choices
@@ -47,15 +46,27 @@ def _scores(model, ids, mask, positions, with_states):
     return model.mlm_head.logits(features, model.embedding.weight), features, states, attentions
 
 
-def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases=None, batch_size=64, lr=1e-3,
-              warmup=None, weight_decay=0.01, alpha=0.0, temperature=2.0, hidden_weight=0.0, attention_weight=0.0,
-              head_weight=0.0, eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher",
-              history=None, log=print):
-    """Train ``model`` (built by ``build_mlm(len(vocab), settings)``) for ``steps`` steps over
-    the segments ``data``; with a ``teacher``, distil (see the module docstring). Returns the
-    history: {"step", "loss", "top1", "top5", "seconds"} lists, one entry per evaluation.
-    ``history``: that of an earlier run of this model, continued (its steps and seconds go on
-    from where it stopped; the optimizer and the schedule start afresh, a warm restart)."""
+class MaskedBatch:
+    """A batch of segments (``batch``) and its masking (``masked``: inputs, positions, targets)."""
+
+    def __init__(self, batch, masked):
+        self.batch, self.masked = batch, masked
+
+    def __len__(self):
+        return len(self.batch)
+
+
+def masked_batches(data, vocab, batch_size, seed, epoch, device):
+    """The epoch's batches of segments with 15 % of their tokens hidden: the order and the
+    hidden positions are functions of (seed, epoch, batch number), so a resumed run hides
+    exactly what an uninterrupted one does."""
+    for i, batch in enumerate(batches(data, batch_size, seed=seed, epoch=epoch, bucket=True, device=device)):
+        rng = np.random.default_rng([seed, epoch, i])
+        yield MaskedBatch(batch, mask_tokens(batch.ids.numpy(), batch.mask.numpy(), vocab, rng))
+
+
+def _check_mlm(steps, teacher, alpha, temperature, hidden_weight, attention_weight, head_weight):
+    """Refuse what ``train_mlm`` cannot do, before any work."""
     if steps < 1:
         raise ValueError(f"train_mlm: steps must be >= 1, got {steps}")
     if teacher is None and (alpha != 0.0 or hidden_weight or attention_weight or head_weight):
@@ -63,76 +74,113 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
                          "settings; pass a teacher, or leave them at 0")
     if head_weight < 0:
         raise ValueError(f"train_mlm: head_weight must be >= 0, got {head_weight}")
+    if teacher is not None:
+        _check_settings(alpha, temperature, "kl")
+
+
+def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases=None, batch_size=64, lr=1e-3,
+              warmup=None, weight_decay=0.01, alpha=0.0, temperature=2.0, hidden_weight=0.0, attention_weight=0.0,
+              head_weight=0.0, eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher",
+              history=None, resume=False, callbacks=(), log=print):
+    """Train ``model`` (built by ``build_mlm(len(vocab), settings)``) for ``steps`` steps over
+    the segments ``data`` with the training core; with a ``teacher``, distil (see the module
+    docstring). Returns the history: {"step", "loss", "top1", "top5", "seconds"} lists, one
+    entry per evaluation. ``history``: that of an earlier run of this model, continued (its
+    steps and seconds go on from where it stopped; the optimizer and the schedule start
+    afresh, a warm restart).
+
+    Every evaluation rewrites ``out`` (the weights: what the other commands read) and, beside
+    it, ``state_path(out)``: the optimizer, the generators and the core's position.
+    ``resume=True`` puts all of that back and ends bit for bit where an uninterrupted run
+    ends (the hidden positions are a function of (seed, epoch, batch), not of a generator).
+    ``callbacks``: ``minidl.train`` Callbacks, as for any run of the training core."""
+    from ..nn import ModuleList
+    from ..train import checkpoint
+    from ..train.loop import Callback, Checkpoints, train
+
+    _check_mlm(steps, teacher, alpha, temperature, hidden_weight, attention_weight, head_weight)
     if head_weight:
         # Q (D_t, D_s): the basis the student's embedding table was projected onto
         basis = md.tensor(teacher_basis(teacher, model.d_model), device=device, dtype=model.out.weight.dtype)
     if teacher is not None:
-        _check_settings(alpha, temperature, "kl")
         teacher.eval()
     matching = (IntermediateMatching(model.d_model, teacher.d_model, hidden_weight, attention_weight,
                                      device=device, dtype=model.out.weight.dtype)
                 if teacher is not None and (hidden_weight or attention_weight) else None)
-    params = list(model.parameters()) + (list(matching.parameters()) if matching is not None else [])
-    optimizer = md.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    trained = ModuleList([model] + ([matching] if matching is not None else []))   # what is optimised and saved
+    optimizer = md.optim.AdamW(list(trained.parameters()), lr=lr, weight_decay=weight_decay)
     warmup = min(steps // 10, 1000) if warmup is None else warmup
     schedule = LinearWarmupDecay(optimizer, warmup, max(steps, warmup + 1))
-    rng = np.random.default_rng(seed)
     history = {key: list(values) for key, values in (history or {}).items()} or \
         {"step": [], "loss": [], "top1": [], "top5": [], "seconds": []}
     done = history["step"][-1] if history["step"] else 0
     earlier = history["seconds"][-1] if history["seconds"] else 0.0
-    start, step, epoch, running, counted = time.perf_counter(), 0, 0, 0.0, 0
+    loop = None
+    if resume:
+        loop, history, done, earlier = _resume(out, trained, optimizer, schedule)
+    start = time.perf_counter() - (loop["seconds"] if loop else 0.0)
 
-    def checkpoint(final=False):
-        loss = running / max(counted, 1)
-        model.eval()                                   # no dropout while scoring
-        scores = accuracy(first_choices(model, vocab, cases, device=device), vocab, cases) if cases else {}
-        model.train()
-        for key, value in (("step", done + step), ("loss", loss), ("top1", scores.get("top1")),
-                           ("top5", scores.get("top5")), ("seconds", earlier + time.perf_counter() - start)):
-            history[key].append(value)
-        if out:
-            save_mlm(out, model, vocab, settings, history, role)
-        if log:
-            shown = f", held-out top-1 {scores['top1']:.3f} top-5 {scores['top5']:.3f}" if scores else ""
-            log(f"{role} step {done + step}/{done + steps}: loss {loss:.4f}{shown} ({history['seconds'][-1]:.0f} s)"
-                + (" [final]" if final else ""))
+    def loss_fn(model, item):
+        batch, masked = item.batch, item.masked
+        ids = md.tensor(masked.inputs, device=device)
+        positions = md.tensor(masked.positions, device=device)
+        logits, features, states, attentions = _scores(model, ids, batch.mask, positions, matching is not None)
+        if teacher is None:
+            return ops.cross_entropy(logits, md.tensor(masked.targets, device=device))
+        with md.no_grad():
+            teacher_logits, teacher_features, teacher_states, teacher_attentions = _scores(
+                teacher, ids, batch.mask, positions, matching is not None)
+        loss = distillation_loss(logits, teacher_logits, masked.targets, alpha, temperature)
+        if matching is not None:
+            loss = loss + matching(states, teacher_states, attentions, teacher_attentions, batch.mask)
+        if head_weight:
+            loss = loss + head_weight * head_matching_loss(features, teacher_features, basis)
+        return loss
 
-    model.train()
-    while step < steps:
-        for batch in batches(data, batch_size, seed=seed, epoch=epoch, bucket=True, device=device):
-            masked = mask_tokens(batch.ids.numpy(), batch.mask.numpy(), vocab, rng)
-            ids = md.tensor(masked.inputs, device=device)
-            positions = md.tensor(masked.positions, device=device)
-            logits, features, states, attentions = _scores(model, ids, batch.mask, positions, matching is not None)
-            if teacher is None:
-                loss = ops.cross_entropy(logits, md.tensor(masked.targets, device=device))
-            else:
-                with md.no_grad():
-                    teacher_logits, teacher_features, teacher_states, teacher_attentions = _scores(
-                        teacher, ids, batch.mask, positions, matching is not None)
-                loss = distillation_loss(logits, teacher_logits, masked.targets, alpha, temperature)
-                if matching is not None:
-                    loss = loss + matching(states, teacher_states, attentions, teacher_attentions, batch.mask)
-                if head_weight:
-                    loss = loss + head_weight * head_matching_loss(features, teacher_features, basis)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"train_mlm: the loss became {value} at step {step}; lower the learning "
-                                         f"rate (now {lr})")
-            optimizer.zero_grad()
-            loss.backward()
-            clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            running, counted = running + value, counted + 1
-            out_of_time = time_limit is not None and time.perf_counter() - start > time_limit
-            if step >= steps or out_of_time:
-                checkpoint(final=True)
-                return history
-            if step % eval_every == 0:
-                checkpoint()
-                running, counted = 0.0, 0
-        epoch += 1
+    def evaluate(model):
+        return accuracy(first_choices(model, vocab, cases, device=device), vocab, cases) if cases else {}
+
+    class Record(Callback):
+        """Appends each evaluation to ``history`` (saved with the weights) and reports it."""
+
+        def on_evaluate(self, step, metrics):
+            for key, value in (("step", done + step), ("loss", metrics["train_loss"]), ("top1", metrics.get("top1")),
+                               ("top5", metrics.get("top5")), ("seconds", earlier + time.perf_counter() - start)):
+                history[key].append(value)
+            if log:
+                shown = f", held-out top-1 {metrics['top1']:.3f} top-5 {metrics['top5']:.3f}" if cases else ""
+                log(f"{role} step {done + step}/{done + steps}: loss {metrics['train_loss']:.4f}{shown} "
+                    f"({history['seconds'][-1]:.0f} s)")
+
+    def write(path, loop):
+        save_mlm(path, model, vocab, settings, history, role)
+        checkpoint.save_state(state_path(path), trained, optimizer, loop, kind="mlm", history=history,
+                              offset={"step": done, "seconds": earlier})
+
+    checkpoints = Checkpoints({"last": out} if out else {}, write, saved_step=loop["step"] if loop else None)
+    train(model, lambda epoch: masked_batches(data, vocab, batch_size, seed, epoch, device), loss_fn, optimizer,
+          steps=steps, schedule=schedule, clip=1.0, evaluate=evaluate if cases else None, every=eval_every,
+          metric="top1", checkpoints=checkpoints, callbacks=[*callbacks, Record()], loop=loop, time_limit=time_limit, log=log,
+          advice=f"Lower the learning rate (now {lr}).")
     return history
+
+
+def state_path(out):
+    """Where ``train_mlm`` keeps the training state of the checkpoint ``out``: teacher.npz ->
+    teacher.state.npz."""
+    root, extension = os.path.splitext(str(out))
+    return f"{root}.state{extension or '.npz'}"
+
+
+def _resume(out, trained, optimizer, schedule):
+    """Restore the run saved beside ``out``; -> (loop record, history, step offset, seconds offset)."""
+    from ..train import checkpoint
+
+    path = state_path(out) if out else None
+    if path is None or not os.path.exists(path):
+        raise FileNotFoundError(f"train_mlm: resume=True but there is no training state at "
+                                f"{path or '(no out given)'}; train without resume first")
+    meta, arrays = checkpoint.read(path)
+    loop = checkpoint.restore_training(meta, arrays, trained, optimizer)
+    schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})
+    return loop, meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]

@@ -26,6 +26,14 @@ from .config import TrainConfig
 
 
 def save(path, model, optimizer, config, prepared, loop_state):
+    """A classifier's checkpoint: the training state plus what ``load_classifier`` needs."""
+    return save_state(path, model, optimizer, loop_state, config=config.to_dict(), vocab=prepared.vocab.to_dict(),
+                      tokenizer=prepared.tokenizer.to_dict(), label_names=prepared.label_names)
+
+
+def save_state(path, model, optimizer, loop_state, **meta):
+    """Everything a run needs to go on exactly: the model's weights, the optimizer's state, the
+    random generators and the core's loop record, plus ``meta`` (JSON values), atomically."""
     arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
     opt = optimizer.state_dict()
     steps = {}
@@ -37,9 +45,7 @@ def save(path, model, optimizer, config, prepared, loop_state):
                 arrays[f"optim.{i}.{name}"] = value
     numpy_rng, torch_rng = _backend.rng_state()
     arrays.update(torch_rng)
-    meta = {"format": "minidl-checkpoint-1", "config": config.to_dict(), "vocab": prepared.vocab.to_dict(),
-            "tokenizer": prepared.tokenizer.to_dict(), "label_names": prepared.label_names,
-            "optimizer": {"param_groups": opt["param_groups"], "steps": steps},
+    meta = {"format": "minidl-checkpoint-1", **meta, "optimizer": {"param_groups": opt["param_groups"], "steps": steps},
             "loop": loop_state, "rng_numpy": numpy_rng}
     arrays["meta"] = np.array(json.dumps(meta))
     write_npz(path, arrays)
@@ -87,6 +93,11 @@ def restore_training(meta, arrays, model, optimizer):
 def load_classifier(path, device="cpu"):
     """(model in eval mode, vocabulary, tokenizer, label names, config) from a checkpoint."""
     meta, arrays = read(path)
+    if "config" not in meta:
+        what = {"distillation": "a distillation run's state (minidl.compress.distill out=)",
+                "mlm": "a masked-LM run's training state (use the .npz beside it with the mlm commands)"}
+        raise CheckpointError(f"{path!r} is {what.get(meta.get('kind'), 'a training state without a model config')}, "
+                              f"not a classifier checkpoint of minidl train")
     config = TrainConfig.from_dict(meta["config"])
     vocab = Vocabulary.from_dict(meta["vocab"])
     settings = {**config.model_config(), "embed_dim": int(arrays["model.embedding.weight"].shape[1])}

@@ -9,6 +9,7 @@ import minidl as md
 from minidl.compress import IntermediateMatching, distill, distillation_loss, layer_map
 from minidl.gradcheck import gradcheck
 from minidl.models import build_model
+from minidl.train import Callback
 
 SETTINGS = [("kl", 0.5, 2.0), ("kl", 0.0, 1.0), ("kl", 0.3, 4.0), ("kl", 1.0, 2.0),
             ("mse", 0.5, 2.0), ("mse", 0.0, 2.0), ("mse", 0.8, 2.0)]
@@ -368,3 +369,37 @@ def test_shared_teacher_logits_and_callbacks(teacher_and_data):
     assert stopper.steps == [1, 2, 3]
     with pytest.raises(ValueError, match="compute it over the full training set"):
         distill(_student("mlp", len(prepared.vocab)), teacher, prepared.train, teacher_logits=table[:10], log=None)
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 3])
+def test_distill_resumes_bit_for_bit(tiny_reviews, tmp_path, warmup_steps):
+    """Killed after its first checkpoint, a distillation resumed from out/last.npz ends where an
+    uninterrupted run ends, bit for bit: the student, W_h and the history (dropout, warm-up and
+    decay, weight decay, clipping and validation all on)."""
+    train, vocab = tiny_reviews
+
+    def run(out, callbacks=(), resume=False):
+        md.manual_seed(0)
+        teacher = build_model("transformer", vocab, hidden=16, num_heads=4, num_layers=2, d_ff=16, max_len=8)
+        student = build_model("transformer", vocab, hidden=8, num_heads=2, num_layers=1, d_ff=8, max_len=8,
+                              dropout=0.1)
+        history = distill(student, teacher, train, train, epochs=3, batch_size=16, lr=0.03, hidden_weight=1.0,
+                          warmup_steps=warmup_steps, weight_decay=0.01, clip=1.0, out=out, resume=resume,
+                          callbacks=callbacks, log=None)
+        return student.state_dict(), history
+
+    class CrashAt6(Callback):
+        def on_step(self, step, loss):
+            return step == 6                   # 4 steps an epoch: after the checkpoint at step 4
+
+    whole, whole_history = run(tmp_path / "whole")
+    run(tmp_path / "killed", callbacks=[CrashAt6()])
+    resumed, resumed_history = run(tmp_path / "killed", resume=True)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], resumed[name], err_msg=name)
+    for key in ("loss", "matching_loss", "validation_accuracy"):
+        assert whole_history[key] == resumed_history[key] and len(whole_history[key]) == 3, key
+    for name, value in whole_history["matching"].state_dict().items():
+        np.testing.assert_array_equal(value, resumed_history["matching"].state_dict()[name], err_msg=name)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        run(tmp_path / "never", resume=True)

@@ -1,5 +1,7 @@
 """minidl.mlm: tokenizer, masking, segments, fill-mask cases, the masked-position head,
 the training loop (pretraining learns; distillation follows the teacher), checkpoints."""
+import os
+
 import numpy as np
 import pytest
 
@@ -188,6 +190,50 @@ def test_pretraining_learns_and_distillation_follows_the_teacher(tmp_path):
                                   load_mlm(tmp_path / "teacher.npz")[0].state_dict()["embedding.weight"])
 
 
+@pytest.mark.parametrize("distil", [False, True])
+def test_training_resumes_bit_for_bit(tmp_path, distil):
+    """Killed after a checkpoint, pretraining (or distillation with TinyBERT matching) resumed
+    from the state beside ``out`` ends where an uninterrupted run ends, bit for bit: weights,
+    history, and the files written (dropout, warm-up and decay, clipping all on)."""
+    from minidl.mlm.corpus import FillMaskCase
+    from minidl.mlm.pretrain import state_path
+    from minidl.train import Callback
+
+    texts = _toy_corpus(120)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    data = segments(texts, vocab, length=13)
+    cases = [FillMaskCase([topic, "x", topic, MASK, topic, "y"], 3, topic) for topic in TOPICS]
+    settings = {**TINY, "max_len": 13, "dropout": 0.1}
+    teacher = build_mlm(len(vocab), settings, "cpu", seed=2) if distil else None
+    extra = dict(teacher=teacher, hidden_weight=1.0, alpha=0.5) if distil else {}
+
+    class CrashAt13(Callback):
+        def on_step(self, step, loss):
+            return step == 13                  # after the checkpoint at step 10
+
+    def run(out, callbacks=(), resume=False):
+        model = build_mlm(len(vocab), settings, "cpu", seed=1)
+        history = train_mlm(model, data, vocab, 24, settings, out, cases=cases, batch_size=16, lr=1e-2, warmup=4,
+                            eval_every=10, seed=3, resume=resume, callbacks=callbacks, log=None, **extra)
+        return model.state_dict(), history
+
+    whole, whole_history = run(tmp_path / "whole.npz")
+    run(tmp_path / "killed.npz", callbacks=[CrashAt13()])
+    resumed, resumed_history = run(tmp_path / "killed.npz", resume=True)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], resumed[name], err_msg=name)
+    for key in ("step", "loss", "top1", "top5"):
+        assert whole_history[key] == resumed_history[key], key
+    assert whole_history["step"] == [10, 20, 24]
+    assert load_mlm(tmp_path / "killed.npz")[3]["history"]["loss"] == whole_history["loss"]
+    from minidl.train import load_classifier
+
+    with pytest.raises(CheckpointError, match="masked-LM run's training state"):
+        load_classifier(state_path(tmp_path / "killed.npz"))
+    with pytest.raises(FileNotFoundError, match="no training state"):
+        run(tmp_path / "never.npz", resume=True)
+
+
 def test_top_k_never_predicts_specials_and_reads_every_mask():
     vocab = _vocab(10)
     model = build_mlm(len(vocab), TINY, "cpu")
@@ -261,3 +307,13 @@ def test_a_masked_lm_is_refused_as_a_classifier_checkpoint(tmp_path):
     path = save_mlm(tmp_path / "m.npz", build_mlm(len(vocab), TINY, "cpu"), vocab, TINY)
     with pytest.raises(CheckpointError, match="masked-LM checkpoint .* fill-mask"):
         load_classifier(path)
+
+
+@pytest.mark.parametrize("command", [["mlm", "pretrain"], ["mlm", "distill", "--teacher", "teacher.npz"]])
+def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
+    """--resume with nothing to resume from: one line naming the missing file, exit 2, before any work."""
+    from minidl.cli import main
+
+    assert main([*command, "--out", str(tmp_path / "run.npz"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run.state.npz" in err and "without --resume" in err

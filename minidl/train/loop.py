@@ -1,0 +1,309 @@
+"""The training core: the one loop through which every model in minidl learns.
+
+    for epoch ...:
+        for batch in batches(epoch):
+            loss = loss_fn(model, batch)           # a scalar Tensor (and running statistics)
+            optimizer.zero_grad(); loss.backward()
+            clip the gradient norm; optimizer.step(); schedule.step()
+            callbacks' on_step                      # e.g. gradual pruning; True stops training
+            every ``every`` steps and at the end: evaluate, keep the best, save, stop early
+
+Everything around that is a function or a callback the caller passes: classification
+(``fit``), distillation (``compress.distill``), masked-LM pretraining and distillation
+(``mlm.train_mlm``), fine-tuning (``mlm.finetune``) and the full-batch demos differ only in
+their loss, their evaluation and what a checkpoint holds. So they all get the same
+divergence stop, checkpoints, early stopping, schedule, clipping, progress bar and resume.
+
+Resume: ``loop`` (what ``Checkpoints`` saved) puts the run back at (epoch, batch, step);
+``batches(epoch)`` must give the same batches in the same order for the same epoch (minidl's
+``batches`` is a function of (seed, epoch)), and the caller restores the weights, the
+optimizer and the random generators. The run then ends bit for bit where an uninterrupted
+one ends.
+
+Divergence: the loss, the gradient norm (when clipping), the parameters and the optimizer's
+state, and the validation loss are checked; the first that is not finite stops the run
+with ``TrainingDiverged``, before anything is evaluated, kept as best or saved, so every
+checkpoint holds finite weights with a finite validation loss.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from ..autograd.function import MinidlError
+from ..optim.clip import clip_grad_norm_
+
+
+class TrainingDiverged(MinidlError, FloatingPointError):
+    """The loss, a gradient, a weight or the optimizer's state became NaN or Inf; the message
+    says where the last good checkpoint is."""
+
+
+class Callback:
+    """Override any of these; the core calls them with the live objects."""
+
+    def on_train_begin(self, model, optimizer):
+        pass
+
+    def on_step(self, step, loss):  # after the optimizer step; return True to stop training now
+        return False
+
+    def on_evaluate(self, step, metrics):
+        pass
+
+    def on_save(self, path, kind):  # kind: "last" or "best"
+        pass
+
+
+class LossCurve(Callback, list):
+    """A callback that is the list of every step's training loss."""
+
+    def on_step(self, step, loss):
+        self.append(loss)
+        return False
+
+
+class Checkpoints:
+    """Where a run's checkpoints go: ``paths`` {"last": path, "best": path} (either may be
+    missing: that kind is not written), each written by ``write(path, loop)`` (atomically:
+    ``minidl.io``). ``saved_step``: the step of the newest checkpoint written (or resumed from)."""
+
+    def __init__(self, paths, write, saved_step=None):
+        self.paths, self.write, self.saved_step = dict(paths), write, saved_step
+
+    def save(self, kind, loop, callbacks=()):
+        if kind not in self.paths:
+            return
+        self.write(self.paths[kind], loop)
+        self.saved_step = loop["step"]
+        for callback in callbacks:
+            callback.on_save(self.paths[kind], kind)
+
+    def where(self):
+        """The sentence a divergence message ends with."""
+        if self.saved_step is None:
+            return "no checkpoint was written yet"
+        return f"the last good checkpoint is {self.paths.get('last', self.paths.get('best'))} (step {self.saved_step})"
+
+
+def new_loop():
+    """The core's position and record, saved in checkpoints: epoch, batches done in it, steps
+    done, the best evaluation so far, evaluations since it, every evaluation, seconds."""
+    return {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_evaluations": 0, "history": [], "seconds": 0.0}
+
+
+def better(metric, new, old):
+    """Is evaluation ``new`` better than ``old`` (None: nothing yet) by ``metric``? Lower loss, else higher."""
+    if old is None:
+        return True
+    return new[metric] < old[metric] if metric == "loss" else new[metric] > old[metric]
+
+
+def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_steps=None, schedule=None,
+          clip=None, evaluate=None, every=None, metric="loss", patience=None, checkpoints=None, callbacks=(),
+          loop=None, time_limit=None, progress=None, advice="", log=print):
+    """Train ``model``; returns (loop, best_state): the loop record (``new_loop``'s keys, plus
+    "stopped_early") and the model's weights at the best evaluation of this call (None
+    without ``evaluate``).
+
+    batches(epoch)        the epoch's batches (anything ``loss_fn`` takes), the same for the same epoch
+    loss_fn(model, batch) the scalar loss Tensor, or (loss, {name: value}) running statistics;
+                          each evaluation records their means since the previous one (weighted
+                          by ``len(batch)``) as "train_loss" and "train_<name>"
+    epochs / steps        when to stop: after ``epochs`` passes, or after ``steps`` steps
+    epoch_steps           batches per epoch, if known: for the progress bar and the fractional
+                          "epoch" of each evaluation
+    schedule, clip        a learning-rate schedule stepped after every step; a gradient norm limit
+    evaluate(model)       validation metrics (a dict; its "loss" must stay finite), with the
+                          model in eval mode; every ``every`` steps and when training ends
+    metric, patience      which metric picks the best (lower loss, else higher); stop after
+                          ``patience`` evaluations without a better one
+    checkpoints           a ``Checkpoints``: "best" when the metric improves, "last" at every evaluation
+    callbacks             ``Callback``s; one whose on_step returns True stops the run at once,
+                          as a crash would: nothing more is evaluated or saved
+    loop                  a saved loop record to resume from (see the module docstring)
+    time_limit            seconds: once a step ends past it, evaluate, save and stop
+    progress              a description: show a progress bar with it
+    advice                what a divergence message suggests (e.g. the learning rate in use)
+    """
+    if epochs is None and steps is None:
+        raise ValueError("train: say when to stop, with epochs or steps")
+    run = _Run(model, loss_fn, optimizer, schedule, clip, evaluate, metric, patience,
+               checkpoints or Checkpoints({}, None), callbacks, loop, advice, log)
+    for callback in callbacks:
+        callback.on_train_begin(model, optimizer)
+    total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
+    bar = _progress(progress, total, run.loop["step"])
+    model.train()
+    ended = crashed = False
+    while not (ended or crashed):
+        crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
+        if not (ended or crashed):
+            ended = epochs is not None and run.loop["epoch"] >= epochs
+    if not crashed and run.evaluated_at != run.loop["step"]:
+        run.evaluation(epoch_steps)
+    if bar is not None:
+        bar.close()
+    run.loop["seconds"] = time.perf_counter() - run.start
+    return run.loop, run.best_state
+
+
+class _Run:
+    """One call of ``train``: its record (``loop``), the best weights, and the three things it
+    does -- a step, an epoch of steps, an evaluation."""
+
+    def __init__(self, model, loss_fn, optimizer, schedule, clip, evaluate, metric, patience, checkpoints,
+                 callbacks, loop, advice, log):
+        self.model, self.loss_fn, self.optimizer, self.schedule, self.clip = model, loss_fn, optimizer, schedule, clip
+        self.evaluate, self.metric, self.patience, self.checkpoints = evaluate, metric, patience, checkpoints
+        self.callbacks, self.advice, self.log = callbacks, advice, log
+        self.loop = {**new_loop(), **(loop or {}), "stopped_early": False}
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.start = time.perf_counter() - self.loop["seconds"]
+        self.running, self.best_state, self.evaluated_at = _Running(), None, self.loop["step"]
+
+    def diverged(self, what, step):
+        return TrainingDiverged(f"{what} at step {step} (epoch {self.loop['epoch']}); {self.checkpoints.where()}."
+                                + (f" {self.advice}" if self.advice else ""))
+
+    def epoch(self, batches, every, steps, time_limit, epoch_steps, bar):
+        """Steps through one epoch's batches (skipping those a resumed run did); -> (crashed,
+        ended): a callback stopped the run, or it ended (steps, time or patience)."""
+        loop, done = self.loop, 0
+        for i, batch in enumerate(batches):
+            done = i + 1
+            if i < loop["batch"]:
+                continue  # resuming inside an epoch: same order, skip what was done
+            value = self.step(batch)
+            loop["batch"] = i + 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(self.running.postfix())
+            if any([callback.on_step(loop["step"], value) for callback in self.callbacks]):
+                return True, False
+            out_of_time = time_limit is not None and time.perf_counter() - self.start > time_limit
+            if (every and loop["step"] % every == 0) or out_of_time:
+                loop["stopped_early"] = self.evaluation(epoch_steps)
+            if loop["stopped_early"] or out_of_time or (steps is not None and loop["step"] >= steps):
+                return False, True
+        if done == 0:
+            raise ValueError("train: an epoch gave no batches; is the training set empty?")
+        loop["epoch"], loop["batch"] = loop["epoch"] + 1, 0
+        return False, False
+
+    def step(self, batch):
+        """One optimizer step on ``batch``; -> the loss as a float."""
+        out = self.loss_fn(self.model, batch)
+        loss, stats = out if isinstance(out, tuple) else (out, {})
+        value = loss.item()
+        if not math.isfinite(value):
+            raise self.diverged(f"the training loss became {value}", self.loop["step"] + 1)
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.clip:
+            norm = clip_grad_norm_(self.params, self.clip)
+            if not math.isfinite(norm):
+                raise self.diverged(f"the gradient norm became {norm}", self.loop["step"] + 1)
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        self.loop["step"] += 1
+        self.running.add(value, stats, _size(batch))
+        return value
+
+    def evaluation(self, epoch_steps):
+        """Check, evaluate, record, keep the best, save; -> True when early stopping says stop."""
+        loop = self.loop
+        problem = non_finite(self.model, self.optimizer)
+        if problem:
+            raise self.diverged(problem, loop["step"])
+        metrics = self.validate()
+        fraction = loop["batch"] / epoch_steps if epoch_steps else 0.0
+        metrics.update(step=loop["step"], epoch=loop["epoch"] + fraction, **self.running.means())
+        self.running.clear()
+        self.evaluated_at = loop["step"]
+        loop["history"].append(metrics)
+        for callback in self.callbacks:
+            callback.on_evaluate(loop["step"], metrics)
+        improved = self.evaluate is not None and better(self.metric, metrics, loop["best"])
+        if improved:
+            loop["best"], loop["bad_evaluations"] = metrics, 0
+            self.best_state = self.model.state_dict()  # a copy, in memory even without checkpoints
+        elif self.evaluate is not None:
+            loop["bad_evaluations"] += 1
+        loop["seconds"] = time.perf_counter() - self.start
+        if improved:
+            self.checkpoints.save("best", loop, self.callbacks)
+        self.checkpoints.save("last", loop, self.callbacks)
+        if self.patience is None or loop["bad_evaluations"] < self.patience:
+            return False
+        if self.log:
+            self.log(f"early stop at step {loop['step']}: no better validation {self.metric} in "
+                     f"{self.patience} evaluations")
+        return True
+
+    def validate(self):
+        """The caller's metrics, the model in eval mode ({} without ``evaluate``); a non-finite
+        validation loss stops the run."""
+        if self.evaluate is None:
+            return {}
+        self.model.eval()
+        metrics = dict(self.evaluate(self.model))
+        self.model.train()
+        if not math.isfinite(metrics.get("loss", 0.0)):
+            raise self.diverged(f"the validation loss became {metrics['loss']}", self.loop["step"])
+        return metrics
+
+
+def non_finite(model, optimizer):
+    """What is not finite among the parameters and the optimizer's state (e.g. Adam's moments
+    after an overflow), as words, or None."""
+    for name, p in model.named_parameters():
+        if not p.xp.all_finite(p.data):
+            return f"parameter {name} became non-finite"
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            if key != "step" and not p.xp.all_finite(value):
+                return f"the optimizer's {key} of a parameter of shape {p.shape} became non-finite"
+    return None
+
+
+def _size(batch):
+    try:
+        return len(batch)
+    except TypeError:
+        return 1
+
+
+class _Running:
+    """Means of the training loss and statistics since the last evaluation, weighted by batch size."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self):
+        self.sums, self.count, self.since = {}, 0, time.perf_counter()
+
+    def empty(self):
+        return self.count == 0
+
+    def add(self, loss, stats, size):
+        for name, value in (("loss", loss), *stats.items()):
+            self.sums[name] = self.sums.get(name, 0.0) + float(value) * size
+        self.count += size
+
+    def means(self):
+        return {f"train_{name}": total / self.count for name, total in self.sums.items()} if self.count else {}
+
+    def postfix(self):
+        shown = {name: f"{total / max(self.count, 1):.4f}" for name, total in self.sums.items()}
+        shown["per_s"] = f"{self.count / max(time.perf_counter() - self.since, 1e-9):.0f}"
+        return shown
+
+
+def _progress(description, total, initial):
+    if not description:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=description, unit="step", dynamic_ncols=True, leave=False)
