@@ -23,32 +23,102 @@ import json
 import sys
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Ends each option's help with "(default: X)", the value argparse fills in. Not where X is None,
+    empty or a store_true flag's False: there the help says in words what happens without the
+    option (e.g. "default: all")."""
+
+    def _get_help_string(self, action):
+        # Python 3.10's BooleanOptionalAction appends the same words itself; decide here instead
+        text = (action.help or "").removesuffix(" (default: %(default)s)")
+        default = action.default
+        shown = (default is not argparse.SUPPRESS and default is not None
+                 and not (default is False and not isinstance(action, argparse.BooleanOptionalAction))
+                 and not (isinstance(default, (list, tuple, dict)) and not default))
+        if shown and (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of ``minidl`` and, through ``add_subparsers`` (which makes sub-parsers of the
+    parent's class), of every sub-command: each one's --help shows the defaults."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def _parse_hidden(text):
     """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]."""
     text = text.strip()
     return json.loads(text) if text.startswith("[") else int(text)
 
 
+# the help of each TrainConfig field (minidl/train/config.py), as `minidl train` shows it
+_TRAIN_HELP = {
+    "model": "the model: ",  # + the names in minidl.models.MODELS
+    "hidden": "hidden size, or for mlp and softmax a list of layer sizes like [64,32,16]",
+    "embed_dim": "word-embedding size; with --embeddings, the file's width instead",
+    "model_options": 'more model settings as JSON, e.g. \'{"radius": 5}\' (attention) or '
+                     '\'{"nonlinearity": "tanh"}\' (rnn) (default: none)',
+    "dropout": "dropout probability while training; 0: none",
+    "embeddings": "start the embedding table from this GloVe-format file (.txt or .txt.gz, e.g. from minidl "
+                  "vectors build) (default: a random table)",
+    "freeze_embeddings": "keep the --embeddings table fixed while training",
+    "data": '"synthetic" (the built-in corpus), "imdb", or a CSV/TSV/JSONL table of your own, split 80/20 into '
+            'train and test',
+    "data_path": "where the IMDB data is: archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then "
+                 "~/.cache/minidl)",
+    "text_column": "the text column of a --data table",
+    "label_column": "the label column of a --data table",
+    "max_length": "keep the first N words of each review",
+    "max_vocab": "vocabulary size, <pad> and <unk> included: the most frequent training words",
+    "min_freq": "leave out of the vocabulary words seen fewer times than this in training",
+    "validation": "fraction of the training reviews held out to choose the best checkpoint and stop early; "
+                  "0: none, the test split takes their place",
+    "train_limit": "train on the first N training reviews only, for quick runs (default: all)",
+    "batch_size": "reviews per training batch",
+    "epochs": "passes over the training reviews, fewer if training stops early",
+    "optimizer": '"adam" (weight decay as an L2 penalty) or "adamw" (decoupled weight decay)',
+    "lr": "learning rate; with --warmup-steps, the peak one",
+    "weight_decay": "weight decay, as --optimizer applies it; 0: none",
+    "clip_norm": 'clip the gradients\' global norm to this; "none": no clipping',
+    "warmup_steps": "raise the learning rate linearly over this many steps, then lower it linearly to 0 by the "
+                    "end; 0: a constant learning rate",
+    "eval_every": "training steps between evaluations on the validation reviews (default: once per epoch)",
+    "patience": 'evaluations without a better --metric before training stops early; "none": never',
+    "metric": 'what "best" means, for best.npz and stopping early: accuracy, f1 or auc (higher is better), '
+              'or loss',
+    "test_curve": "also score the test split at every evaluation, for minidl curves (never to choose the "
+                  "best checkpoint)",
+    "seed": "random seed: the weights, dropout, the validation split and the batch order",
+    "device": '"cpu" (NumPy), "torch" or "cuda"',
+    "bucket": "batch reviews of similar length together (less padding); --no-bucket: any reviews together",
+}
+
+
 def add_train_config_arguments(parser):
     """One --option per TrainConfig field, typed from its default."""
+    from .models import MODELS
     from .train import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
+        text = _TRAIN_HELP.get(f.name, "") + (", ".join(MODELS) if f.name == "model" else "")
         if f.name == "hidden":
-            parser.add_argument(flag, type=_parse_hidden, default=default, help="int, or a list like [64,32,16]")
+            parser.add_argument(flag, type=_parse_hidden, default=default, help=text)
         elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif isinstance(default, dict):
-            parser.add_argument(flag, type=json.loads, default=default, help='JSON, e.g. \'{"radius": 5}\'')
+            parser.add_argument(flag, type=json.loads, default=default, help=text)
         elif isinstance(default, (int, float)) and f.name not in ("clip_norm", "patience"):
-            parser.add_argument(flag, type=type(default), default=default)
+            parser.add_argument(flag, type=type(default), default=default, help=text)
         elif f.name in ("clip_norm", "patience", "eval_every", "train_limit"):
             parser.add_argument(flag, type=lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v),
-                                default=default)
+                                default=default, help=text)
         else:
-            parser.add_argument(flag, default=default)
+            parser.add_argument(flag, default=default, help=text)
 
 
 def _config_from_args(args):
@@ -58,7 +128,7 @@ def _config_from_args(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="minidl", description="minidl: a from-scratch deep-learning framework")
+    parser = ArgumentParser(prog="minidl", description="minidl: a from-scratch deep-learning framework")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="the main job: all five models x hidden sizes x 3 seeds on the "
@@ -79,40 +149,44 @@ def build_parser():
     train = commands.add_parser("train", help="train one sentiment model; checkpoints and results in --out")
     train.set_defaults(run=_train)
     add_train_config_arguments(train)
-    train.add_argument("--out", default=None, help="folder for best.npz, last.npz and results.json")
+    train.add_argument("--out", default=None, help="folder for best.npz, last.npz and results.json "
+                                                   "(default: none, nothing is saved)")
     train.add_argument("--resume", action="store_true", help="continue from --out/last.npz")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on the test split of its data")
     evaluate.set_defaults(run=_eval)
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", default=None, help="another data source than the one it was trained on")
-    evaluate.add_argument("--device", default="cpu", help="cpu (NumPy), torch or cuda (default: %(default)s)")
+    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint of minidl train (best.npz or last.npz)")
+    evaluate.add_argument("--data", default=None, help='another data source than the one it was trained on: '
+                                                       '"synthetic", "imdb" or a table (default: its own)')
+    evaluate.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     evaluate.add_argument("--int8", action="store_true",
                           help="also quantise the checkpoint to int8 (Linears and the embedding table) and report "
-                               "both models' metrics and reviews/s, timed in the same run (default: off)")
+                               "both models' metrics and reviews/s, timed in the same run")
     evaluate.add_argument("--limit", type=int, default=None,
                           help="score a seeded subset of this many test reviews (default: all of them)")
 
     explain = commands.add_parser("explain", help="print each word's contribution to a checkpoint's prediction")
     explain.set_defaults(run=_explain)
     explain.add_argument("texts", nargs="+", help="one or more reviews, each in quotes")
-    explain.add_argument("--checkpoint", required=True)
-    explain.add_argument("--device", default="cpu")
+    explain.add_argument("--checkpoint", required=True, help="a checkpoint of minidl train (best.npz)")
+    explain.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
     probe = commands.add_parser("probe", help="train on the built-in corpus, then accuracy against negation distance")
     probe.set_defaults(run=_call("minidl.experiments.probe", "main"))
-    probe.add_argument("--models", default="attention,gru")
+    probe.add_argument("--models", default="attention,gru",
+                       help="comma-separated models to train and probe (names as for minidl train --model)")
     probe.add_argument("--radius", type=int, default=5, help="the attention window's radius")
-    probe.add_argument("--seed", type=int, default=0)
-    probe.add_argument("--device", default="cpu")
-    probe.add_argument("--out", default="runs/probe")
+    probe.add_argument("--seed", type=int, default=0, help="random seed of the training runs")
+    probe.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
+    probe.add_argument("--out", default="runs/probe", help="folder for probe.json, probe.png and probe.svg")
 
     bench = commands.add_parser("bench", help="benchmarks against PyTorch, measured in the same run")
     bench_what = bench.add_subparsers(dest="what", required=True)
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
     mlp.set_defaults(run=_bench)
-    mlp.add_argument("--device", default="cpu")
+    mlp.add_argument("--device", default="cpu", help='minidl\'s side: "cpu" (NumPy), "torch" or "cuda"; '
+                                                      'PyTorch\'s runs on the CPU')
     gru = bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
     gru.set_defaults(run=_bench)
     gru.add_argument("--imdb-epoch", action="store_true", help="also time one IMDB training epoch of each")
@@ -121,38 +195,37 @@ def build_parser():
                                                     "losses (forward + backward, on a GPU)")
     kernels.set_defaults(run=_bench)
     kernels.add_argument("--only", type=lambda text: text.split(","), default=None,
-                         help="comma-separated subset of gru,rnn,attention,mha,losses")
+                         help="comma-separated subset of gru,rnn,attention,mha,losses (default: all)")
     kernels.add_argument("--precision", choices=["high", "highest"], default="high",
-                         help="torch.set_float32_matmul_precision for the run: high = TF32 products (the default, "
-                              "as cuDNN), highest = full float32")
+                         help="torch.set_float32_matmul_precision for the run: high = TF32 products (as "
+                              "cuDNN), highest = full float32")
     transformer = bench_what.add_parser("transformer", help="transformer encoder (classifier and masked-LM) "
                                                             "training step and inference, minidl vs PyTorch eager "
                                                             "with the same weights")
     transformer.set_defaults(run=_bench)
     transformer.add_argument("--models", default="classifier,mlm",
-                             help="comma-separated subset of classifier,mlm (default: %(default)s)")
+                             help="comma-separated subset of classifier,mlm")
     transformer.add_argument("--lengths", default=None,
                              help="comma-separated sequence lengths T (default: 128,256,512; --quick: 32,64)")
     transformer.add_argument("--batch", type=int, default=None, help="reviews per batch (default: 32; --quick: 8)")
     transformer.add_argument("--vocab", type=int, default=None,
                              help="vocabulary size V (default: 20000; --quick: 2000)")
     transformer.add_argument("--dropout", type=float, default=0.1,
-                             help="dropout on both sides while training (default: %(default)s)")
+                             help="dropout on both sides while training")
     transformer.add_argument("--rounds", type=int, default=None,
                              help="interleaved rounds, the median is reported (default: 3; --quick: 2)")
     transformer.add_argument("--steps", type=int, default=None,
                              help="calls timed per side, measure and round (default: 1; --quick: 2)")
     transformer.add_argument("--device", default="cpu",
                              help='"cpu": minidl on NumPy and on torch-CPU vs PyTorch on the CPU; "cuda": minidl '
-                                  'on CUDA vs PyTorch on CUDA (default: %(default)s)')
+                                  'on CUDA vs PyTorch on CUDA')
     transformer.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
-                             help="also measure each side's peak memory, in a fresh process per side "
-                                  "(default: %(default)s)")
+                             help="also measure each side's peak memory, in a fresh process per side")
     transformer.add_argument("--quick", action="store_true",
-                             help="small sizes for a first look (default: off)")
-    transformer.add_argument("--seed", type=int, default=0, help="weights and batch (default: %(default)s)")
+                             help="small sizes for a first look")
+    transformer.add_argument("--seed", type=int, default=0, help="random seed of the weights and the batch")
     transformer.add_argument("--json", action="store_true",
-                             help="print the results as JSON instead of the table (default: off)")
+                             help="print the results as JSON instead of the table")
     for each in (mlp, gru, kernels, transformer):
         each.add_argument("--threads", type=int, default=None, metavar="N",
                           help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
@@ -162,20 +235,23 @@ def build_parser():
                                                          "one table of size, accuracy and speed, plotted")
     report.set_defaults(run=_call("minidl.compress.report", "main"))
     report.add_argument("--teacher", required=True, help="the teacher's checkpoint (best.npz of minidl train)")
-    report.add_argument("--decoder", default=None, help="a causal decoder's checkpoint, for the comparison row")
+    report.add_argument("--decoder", default=None, help="a causal decoder's checkpoint, for a "
+                                                                "comparison row (default: no such row)")
     report.add_argument("--out", required=True, help="folder for results.jsonl/.md, the plots and the models")
-    report.add_argument("--device", default="cpu")
+    report.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     report.add_argument("--fine-tune", type=int, default=8000, help="training reviews for each fine-tuning run")
-    report.add_argument("--student-epochs", type=int, default=2)
+    report.add_argument("--student-epochs", type=int, default=2, help="epochs of distillation for each student")
     report.add_argument("--gradual-epochs", type=int, default=2, help="passes over the gradual-pruning reviews")
     report.add_argument("--gradual-tune", type=int, default=None,
                         help="training reviews for gradual pruning (default: the --fine-tune ones; a number "
                              "at or above the training split's size means all of it)")
-    report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test split")
+    report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of this many "
+                                                                          "test reviews (default: all of them)")
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
     curves.set_defaults(run=_call("minidl.experiments.curves", "main"))
     curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")
-    curves.add_argument("--out", default="curves.png")
+    curves.add_argument("--out", default="curves.png", help="the image to write; its extension (.png, .svg, "
+                                                            ".pdf) sets the format")
 
     from .data.cli import add_arguments as add_data_arguments
 

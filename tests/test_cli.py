@@ -104,3 +104,39 @@ def test_every_command_runs_through_one_mechanism():
     assert len(commands) > 20
     missing = [" ".join(path) for path, parser in commands if not callable(parser.get_default("run"))]
     assert not missing, f"commands without run: {missing}"
+
+
+def test_every_option_has_help_that_shows_its_default(monkeypatch):
+    """`minidl <command> --help` explains every option and shows its default: argparse's value
+    where there is one, never "(default: None)" and never twice."""
+    import argparse
+
+    from minidl.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "200")   # the same wrapping everywhere; whitespace is compared loosely anyway
+
+    def options(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from options(sub, path + [name])
+            elif action.help is not argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+                yield " ".join(path), parser, action
+
+    found = list(options(build_parser(), ["minidl"]))
+    assert len(found) > 150
+    problems = []
+    for command, parser, action in found:
+        name = f"{command} {'/'.join(action.option_strings) or action.dest}"
+        shown = " ".join(parser._get_formatter()._format_action(action).split())
+        if not (action.help or "").strip():
+            problems.append(f"{name}: no help text")
+        if "(default: None)" in shown or shown.count("(default:") > 1:
+            problems.append(f"{name}: {shown!r}")
+        default = action.default
+        if default is not None and default is not False and not (isinstance(default, (list, dict)) and not default):
+            if f"(default: {default})" not in shown:
+                problems.append(f"{name}: the default {default!r} is not shown in {shown!r}")
+            if shown not in " ".join(parser.format_help().split()):
+                problems.append(f"{name}: not in `{command} --help`")
+    assert not problems, "\n".join(problems)

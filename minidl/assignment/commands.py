@@ -27,20 +27,22 @@ def add_arguments(subparsers):
     make.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     make.set_defaults(run=_make)
     listing = what.add_parser("list", help="the assignments, their tasks, points and targets")
-    listing.add_argument("--root", default=None)
+    listing.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     listing.set_defaults(run=_list)
     expected = what.add_parser("expected", help="(instructors) rewrite grading/expected.json from the reference code")
-    expected.add_argument("name")
-    expected.add_argument("--root", default=None)
+    expected.add_argument("name", help="the assignment whose grading/expected.json to rewrite")
+    expected.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     expected.set_defaults(run=_expected)
 
     grade = subparsers.add_parser("grade", help="run an assignment's grading tests on a copy; a score per task",
                                   description="Grade the student copy in DIRECTORY (default: the current folder): "
                                               "a task earns its points only when all its checks pass.")
-    grade.add_argument("directory", nargs="?", default=".")
+    grade.add_argument("directory", nargs="?", default=".", help="the student copy to grade")
     grade.add_argument("--assignment", default=None,
-                       help="grade this assignment in a tree that is not a student copy (e.g. the repository)")
-    grade.add_argument("--task", type=int, action="append", default=None, help="grade only this task (repeatable)")
+                       help="grade this assignment in a tree that is not a student copy, e.g. the repository "
+                            "(default: the copy's own)")
+    grade.add_argument("--task", type=int, action="append", default=None,
+                       help="grade only this task; repeatable (default: all of them)")
     grade.add_argument("--json", default=None, help="also write the report as JSON to this file")
     grade.add_argument("--timeout", type=float, default=600, help="seconds before the tests are stopped")
     grade.set_defaults(run=_grade)

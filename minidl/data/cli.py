@@ -3,7 +3,8 @@ the command line. The library code they call lives in ``imdb``, ``vectors`` and
 ``vectors_eval``; this module only parses, prints and returns exit codes.
 
     minidl data download | info
-    minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad ; minidl vectors eval vectors.txt
+    minidl vectors build --out vectors.txt ; minidl vectors neighbours vectors.txt good bad
+    minidl vectors eval vectors.txt
 """
 from __future__ import annotations
 
@@ -34,33 +35,34 @@ def add_arguments(commands):
                       help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
     info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
 
-    vectors = commands.add_parser("vectors", help="word vectors: build PPMI-SVD vectors from IMDB, neighbours, evaluate")
+    vectors = commands.add_parser("vectors",
+                                  help="word vectors: build PPMI-SVD vectors from IMDB, neighbours, evaluate")
     vectors_what = vectors.add_subparsers(dest="what", required=True)
     build = vectors_what.add_parser("build", help="PPMI + truncated SVD over the IMDB train + unlabelled reviews, "
                                                   "saved in the GloVe text format")
     build.set_defaults(run=main_build)
     build.add_argument("--out", required=True, help="the .txt (or .txt.gz) file to write")
-    build.add_argument("--dim", type=int, default=100, help="vector size (default: %(default)s)")
-    build.add_argument("--window", type=int, default=5, help="context words each side (default: %(default)s)")
-    build.add_argument("--min-count", type=int, default=5, help="drop rarer words (default: %(default)s)")
-    build.add_argument("--max-vocab", type=int, default=30000, help="keep the most frequent words (default: %(default)s)")
-    build.add_argument("--smoothing", type=float, default=0.75, help="context-distribution smoothing alpha (default: %(default)s)")
-    build.add_argument("--power", type=float, default=0.5, help="vectors = U * S**power (default: %(default)s)")
-    build.add_argument("--seed", type=int, default=0, help="randomised SVD seed (default: %(default)s)")
+    build.add_argument("--dim", type=int, default=100, help="vector size")
+    build.add_argument("--window", type=int, default=5, help="context words each side")
+    build.add_argument("--min-count", type=int, default=5, help="leave out words seen fewer times than this")
+    build.add_argument("--max-vocab", type=int, default=30000, help="keep this many of the most frequent words")
+    build.add_argument("--smoothing", type=float, default=0.75, help="context-distribution smoothing alpha")
+    build.add_argument("--power", type=float, default=0.5, help="vectors = U * S**power")
+    build.add_argument("--seed", type=int, default=0, help="randomised SVD seed")
     build.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
     neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
     neighbours.set_defaults(run=main_neighbours)
     neighbours.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
     neighbours.add_argument("words", nargs="*", help="words to look up (default: a fixed list of sentiment words)")
-    neighbours.add_argument("-k", type=int, default=10, help="neighbours per word (default: %(default)s)")
+    neighbours.add_argument("-k", type=int, default=10, help="neighbours per word")
     check = vectors_what.add_parser("eval", help="logistic regression on mean word vectors vs random vectors, "
                                                  "IMDB train -> test")
     check.set_defaults(run=main_eval)
     check.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
     check.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
-    check.add_argument("--steps", type=int, default=500, help="logistic-regression steps (default: %(default)s)")
-    check.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    check.add_argument("--device", default="cpu", help="cpu (NumPy), torch or cuda (default: %(default)s)")
+    check.add_argument("--steps", type=int, default=500, help="logistic-regression steps")
+    check.add_argument("--seed", type=int, default=0, help="random seed of the random vectors and the training")
+    check.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
 
 def main_download(args):

@@ -76,10 +76,24 @@ def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
     Jobs come seed by seed: the runs that share a seed share a data split, which each worker
     process prepares once and caches.
     """
-    from ..models import MODELS
-
     models = [models] if isinstance(models, str) else list(models)
     per_model = dict(per_model or {})
+    _check_grid(models, hidden_sizes, seeds, per_model, fixed)
+
+    configs = []
+    for seed in seeds:
+        for model in models:
+            for hidden in hidden_sizes:
+                settings = _job_settings(fixed, per_model.get(model, {}), model, _model_hidden(model, hidden), seed)
+                configs.append(TrainConfig.from_dict(settings).to_dict())
+    return configs
+
+
+def _check_grid(models, hidden_sizes, seeds, per_model, fixed):
+    """Raise a ValueError for unknown models, settings for models not swept, a grid axis
+    (model, hidden, seed) among the settings, or an empty axis."""
+    from ..models import MODELS
+
     unknown = [m for m in [*models, *per_model] if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -94,22 +108,25 @@ def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
     if not models or not list(hidden_sizes) or not list(seeds):
         raise ValueError("grid needs at least one model, one hidden size and one seed")
 
-    configs = []
-    for seed in seeds:
-        for model in models:
-            for hidden in hidden_sizes:
-                hidden = _hidden_value(hidden)
-                if isinstance(hidden, list) and model not in LIST_HIDDEN_MODELS:
-                    raise ValueError(f"hidden={hidden} is a list of layer sizes, which only the MLP scorers "
-                                     f"({', '.join(LIST_HIDDEN_MODELS)}) take; {model!r} needs one int")
-                override = per_model.get(model, {})
-                settings = {**fixed, **override}
-                for name in MERGED_SETTINGS:
-                    if isinstance(fixed.get(name), dict) and isinstance(override.get(name), dict):
-                        settings[name] = {**fixed[name], **override[name]}
-                settings.update(model=model, hidden=hidden, seed=int(seed))
-                configs.append(TrainConfig.from_dict(settings).to_dict())
-    return configs
+
+def _model_hidden(model, hidden):
+    """``hidden`` as an int or a list of ints, checked against what ``model`` accepts."""
+    hidden = _hidden_value(hidden)
+    if isinstance(hidden, list) and model not in LIST_HIDDEN_MODELS:
+        raise ValueError(f"hidden={hidden} is a list of layer sizes, which only the MLP scorers "
+                         f"({', '.join(LIST_HIDDEN_MODELS)}) take; {model!r} needs one int")
+    return hidden
+
+
+def _job_settings(fixed, override, model, hidden, seed):
+    """The settings of one job: the fixed ones, overridden by the model's own (whose dicts in
+    ``MERGED_SETTINGS`` extend the fixed dicts), and the grid point (model, hidden, seed)."""
+    settings = {**fixed, **override}
+    for name in MERGED_SETTINGS:
+        if isinstance(fixed.get(name), dict) and isinstance(override.get(name), dict):
+            settings[name] = {**fixed[name], **override[name]}
+    settings.update(model=model, hidden=hidden, seed=int(seed))
+    return settings
 
 
 def _hidden_value(hidden):
@@ -290,51 +307,18 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print)
     ProcessPoolExecutor with ``max_workers`` (default: one per CPU) "spawn" processes.
     """
     results_path = os.fspath(results_path)
-    jobs = {}
-    for config in configs:
-        config = complete_config(config)
-        jobs.setdefault(job_key(config), config)
-    if len(jobs) < len(configs):
-        log(f"{len(configs) - len(jobs)} duplicate configurations in the sweep; each runs once")
-    os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
-    _drop_truncated_tail(results_path, log)
-    previous = {_key(r): r for r in load_results(results_path)} if os.path.exists(results_path) else {}
-    records = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
-    todo = [k for k in jobs if k not in records]
-    retried = [k for k in todo if k in previous]
-    log(f"sweep: {len(jobs)} jobs, {len(records)} already done in {results_path}, {len(todo)} to run"
-        + (f" ({len(retried)} of them failed before and are retried)" if retried else ""))
+    jobs = _unique_jobs(configs, log)
+    records, todo = _resume(jobs, results_path, log)
     if not todo:
         return [records[k] for k in jobs]
 
     own = executor is None
     if own:
-        workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=limit_threads, initargs=(threads,))
-        log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
-    start, failures, futures = time.perf_counter(), 0, []
+        executor = _local_executor(max_workers, len(todo), log)
+    start, futures = time.perf_counter(), []
     try:
         futures = [executor.submit(run_job, jobs[k]) for k in todo]
-        with open(results_path, "a", encoding="utf-8") as f:
-            for n, i in enumerate(_finished_order(futures), 1):
-                key = todo[i]
-                try:
-                    record = futures[i].result()
-                except Exception as e:
-                    record = {"key": key, "config": jobs[key], "error": f"{type(e).__name__}: {e}",
-                              "traceback": "".join(traceback.format_exception(e))}
-                _append(f, record)
-                records[key] = record
-                done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
-                if record.get("error"):
-                    failures += 1
-                    log(f"{done}: FAILED: {record['error']}")
-                else:
-                    t = record["test"]
-                    log(f"{done}: accuracy {t['accuracy']:.3f}  f1 {t['f1']:.3f}  auc {t['auc']:.3f}  "
-                        f"({record['seconds']:.1f} s, {record['steps']} steps)")
+        failures = _collect(futures, todo, jobs, records, results_path, log)
     except BaseException:
         for future in futures:  # the finished ones are on disk; pending ones run with the next sweep
             if hasattr(future, "cancel"):
@@ -349,6 +333,77 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print)
     return [records[k] for k in jobs]
 
 
+def _unique_jobs(configs, log):
+    """{job key: complete config}, in the order of ``configs``; a duplicate runs once."""
+    jobs = {}
+    for config in configs:
+        config = complete_config(config)
+        jobs.setdefault(job_key(config), config)
+    if len(jobs) < len(configs):
+        log(f"{len(configs) - len(jobs)} duplicate configurations in the sweep; each runs once")
+    return jobs
+
+
+def _resume(jobs, results_path, log):
+    """What the results file already holds: ({key: record} of the jobs that succeeded before,
+    [keys of the jobs still to run, failed ones included]). Prepares the file for appending."""
+    os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+    _drop_truncated_tail(results_path, log)
+    previous = {_key(r): r for r in load_results(results_path)} if os.path.exists(results_path) else {}
+    records = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
+    todo = [k for k in jobs if k not in records]
+    retried = [k for k in todo if k in previous]
+    log(f"sweep: {len(jobs)} jobs, {len(records)} already done in {results_path}, {len(todo)} to run"
+        + (f" ({len(retried)} of them failed before and are retried)" if retried else ""))
+    return records, todo
+
+
+def _local_executor(max_workers, n_jobs, log):
+    """A ProcessPoolExecutor of "spawn" workers (no more than jobs), each with an equal share
+    of the CPUs for its BLAS and torch threads."""
+    workers = max(1, min(max_workers or os.cpu_count() or 1, n_jobs))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=limit_threads, initargs=(threads,))
+    log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
+    return executor
+
+
+def _collect(futures, todo, jobs, records, results_path, log):
+    """Append each job's record to the results file (and to ``records``) as it finishes, and
+    log it; returns the number of failed jobs. ``futures[i]`` runs the job ``todo[i]``."""
+    failures = 0
+    with open(results_path, "a", encoding="utf-8") as f:
+        for n, i in enumerate(_finished_order(futures), 1):
+            key = todo[i]
+            record = _outcome(futures[i], key, jobs[key])
+            _append(f, record)
+            records[key] = record
+            done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
+            failures += _log_record(record, done, log)
+    return failures
+
+
+def _outcome(future, key, config):
+    """The future's result record, or a failure record with the error and its traceback."""
+    try:
+        return future.result()
+    except Exception as e:
+        return {"key": key, "config": config, "error": f"{type(e).__name__}: {e}",
+                "traceback": "".join(traceback.format_exception(e))}
+
+
+def _log_record(record, done, log):
+    """Log one finished job (``done`` names it); returns 1 for a failure, 0 for a success."""
+    if record.get("error"):
+        log(f"{done}: FAILED: {record['error']}")
+        return 1
+    t = record["test"]
+    log(f"{done}: accuracy {t['accuracy']:.3f}  f1 {t['f1']:.3f}  auc {t['auc']:.3f}  "
+        f"({record['seconds']:.1f} s, {record['steps']} steps)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- summaries
 
 def summarise(results, x="hidden", metrics=METRICS):
@@ -359,8 +414,21 @@ def summarise(results, x="hidden", metrics=METRICS):
     different settings are never averaged together. The std is the sample standard deviation
     over seeds (ddof=1; 0 with one seed). Failed jobs are skipped.
     """
-    import numpy as np
+    groups = _group_seeds(results, x)
+    if not groups:
+        return []
+    configs = [members[0]["config"] for members in groups.values()]
+    varying = _varying_settings(configs, x)
+    model_order = list(dict.fromkeys(c["model"] for c in configs))
+    rows = [_summary_row(members, x, varying, metrics) for members in groups.values()]
+    rows.sort(key=lambda r: (model_order.index(r["model"]), json.dumps(r["settings"], sort_keys=True),
+                             _x_order(r[x])))
+    return rows
 
+
+def _group_seeds(results, x):
+    """{(other settings, x value) as JSON: [records]}: the successful runs that differ only in
+    their seed, in the order the groups first appear."""
     groups = {}
     for record in results:
         if record.get("error"):
@@ -368,27 +436,31 @@ def summarise(results, x="hidden", metrics=METRICS):
         config = record["config"]
         rest = {k: v for k, v in config.items() if k not in ("seed", x)}
         groups.setdefault((json.dumps(rest, sort_keys=True), json.dumps(config.get(x))), []).append(record)
-    if not groups:
-        return []
-    configs = [members[0]["config"] for members in groups.values()]
+    return groups
+
+
+def _varying_settings(configs, x):
+    """The sorted config fields (besides model, seed and ``x``) that take more than one value
+    among the ``configs`` of some model."""
     fields = sorted({k for c in configs for k in c} - {"model", "seed", x})
-    varying = [k for k in fields
-               if any(len({json.dumps(c.get(k), sort_keys=True) for c in configs if c["model"] == model}) > 1
-                      for model in {c["model"] for c in configs})]
-    model_order = list(dict.fromkeys(c["model"] for c in configs))
-    rows = []
-    for members in groups.values():
-        config = members[0]["config"]
-        row = {"model": config["model"], x: config.get(x), "settings": {k: config.get(k) for k in varying},
-               "seeds": len(members)}
-        for metric in metrics:
-            values = np.array([float(_number(r["test"].get(metric))) for r in members])
-            row[metric] = float(values.mean())
-            row[metric + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        rows.append(row)
-    rows.sort(key=lambda r: (model_order.index(r["model"]), json.dumps(r["settings"], sort_keys=True),
-                             _x_order(r[x])))
-    return rows
+    models = {c["model"] for c in configs}
+    return [k for k in fields
+            if any(len({json.dumps(c.get(k), sort_keys=True) for c in configs if c["model"] == model}) > 1
+                   for model in models)]
+
+
+def _summary_row(members, x, varying, metrics):
+    """One row of ``summarise``: the mean and sample std over the seeds in ``members``."""
+    import numpy as np
+
+    config = members[0]["config"]
+    row = {"model": config["model"], x: config.get(x), "settings": {k: config.get(k) for k in varying},
+           "seeds": len(members)}
+    for metric in metrics:
+        values = np.array([float(_number(r["test"].get(metric))) for r in members])
+        row[metric] = float(values.mean())
+        row[metric + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return row
 
 
 def _number(value):
@@ -493,10 +565,12 @@ def add_arguments(subparsers):
     sweep.add_argument("--hidden", default="16,32,64,96,128",
                        help='hidden sizes "16,32,64", or MLP architectures "[50];[64,32];[64,32,16]"')
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    sweep.add_argument("--data", help='"synthetic" (default), "imdb", or a CSV/TSV/JSONL table')
-    sweep.add_argument("--epochs", type=int)
-    sweep.add_argument("--max-length", type=int, help="keep the first N words of each review")
-    sweep.add_argument("--device", help='"cpu" (NumPy), "torch" or "cuda"')
+    sweep.add_argument("--data", help=f'"synthetic", "imdb", or a CSV/TSV/JSONL table (default: {TrainConfig.data})')
+    sweep.add_argument("--epochs", type=int, help=f"passes over the training reviews in each job, fewer if it stops "
+                                                  f"early (default: {TrainConfig.epochs})")
+    sweep.add_argument("--max-length", type=int,
+                       help=f"keep the first N words of each review (default: {TrainConfig.max_length})")
+    sweep.add_argument("--device", help=f'"cpu" (NumPy), "torch" or "cuda" (default: {TrainConfig.device})')
     sweep.add_argument("--workers", type=int,
                        help="local worker processes (default: one per CPU; 0: in this process, for debugging)")
     sweep.add_argument("--results", default="runs/sweep/results.jsonl", help="the JSONL file results go to")
@@ -510,7 +584,7 @@ def add_arguments(subparsers):
     plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md (default: next to --results)")
     plot.add_argument("--x", default="hidden", help="the config field on the x axis")
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
-    plot.add_argument("--title")
+    plot.add_argument("--title", help="the figure's title (default: the data, the x axis and the number of seeds)")
     plot.add_argument("--models", help="comma-separated: plot only these models (default: all in the file)")
     plot.set_defaults(run=_main_plot)
     return sweep, plot

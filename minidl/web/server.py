@@ -182,12 +182,15 @@ def make_server(models, host="127.0.0.1", port=0, quiet=False):
 def add_arguments(commands):
     serve = commands.add_parser("serve", help="a local web page: fill-mask teacher vs student, and the "
                                               "classifiers' per-word sub-scores")
-    serve.add_argument("--teacher", default=None, help="a masked-LM checkpoint (minidl mlm pretrain)")
-    serve.add_argument("--student", default=None, help="a second one beside it (minidl mlm distill)")
+    serve.add_argument("--teacher", default=None, help="a masked-LM checkpoint from minidl mlm pretrain, for "
+                                                       "fill-mask (default: none; then give --classifier)")
+    serve.add_argument("--student", default=None, help="a second one beside it, from minidl mlm distill "
+                                                       "(default: the teacher alone)")
     serve.add_argument("--classifier", action="append", default=[], help="a minidl train checkpoint "
                                                                          "(best.npz); repeatable")
-    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="0: any free port")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on; 127.0.0.1: this machine only, 0.0.0.0: every network interface")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on; 0: any free one")
     serve.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     serve.set_defaults(run=main)
 
