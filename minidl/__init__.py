@@ -19,4 +19,15 @@ __all__ = ["Context", "Function", "MinidlError", "OpError", "ShapeError", "Tenso
            "detect_anomaly", "enable_grad", "get_backend", "get_default_dtype", "is_grad_enabled",
            "manual_seed", "no_grad", "ones", "rand", "randn", "set_default_dtype", "tensor", "zeros",
            "zeros_like", *_ops_all]
-from . import compress, datasets, nn, optim  # noqa: E402  (subpackages built on the names above)
+from . import datasets, nn, optim  # noqa: E402  (subpackages built on the names above)
+
+# The heavier packages load on first use (PEP 562): ``md.compress``, ``md.train``, ... or ``import minidl.train``.
+_LAZY = ("assignment", "bench", "compress", "data", "experiments", "kernels", "mlm", "models", "train", "web")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

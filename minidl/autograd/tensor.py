@@ -303,4 +303,6 @@ class Tensor:
         return _ops.reshape(self, self.shape[:axis] + self.shape[axis + 1:])
 
 
-from . import ops as _ops  # noqa: E402  (ops need the Tensor class defined above)
+# The ops build on this Tensor class and its methods call them, so the two cannot import each
+# other: ``minidl.autograd`` imports the ops after this module and hands them over here.
+_ops = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ... import kernels
 from ..function import Function, OpError, ShapeError
-from .reductions import logsumexp_array
+from .reductions import logsumexp_array, softmax_array, softmax_backward_array
 
 
 class Softmax(Function):
@@ -20,9 +20,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis):
-        xp = ctx.xp
-        e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
-        s = e / xp.sum(e, axis=axis, keepdims=True)
+        s = softmax_array(ctx.xp, x, axis)
         ctx.save_for_backward(s)
         ctx.axis = axis
         return s
@@ -30,7 +28,7 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (s,) = ctx.saved
-        return s * (grad - ctx.xp.sum(grad * s, axis=ctx.axis, keepdims=True)), None
+        return softmax_backward_array(ctx.xp, s, grad, ctx.axis), None
 
 
 class LogSoftmax(Function):

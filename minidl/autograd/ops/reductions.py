@@ -93,6 +93,18 @@ def logsumexp_array(xp, x, axis=-1):
     return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
 
 
+def softmax_array(xp, x, axis=-1):
+    """softmax over ``axis`` on plain arrays, without overflow: exp(x − m) / Σ exp(x − m), m = max x."""
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    e /= xp.sum(e, axis=axis, keepdims=True)
+    return e
+
+
+def softmax_backward_array(xp, s, grad, axis=-1):
+    """dL/dx of s = softmax(x) from g = dL/ds: s ⊙ (g − Σ g ⊙ s) (softmax, attention weights)."""
+    return s * (grad - xp.sum(grad * s, axis=axis, keepdims=True))
+
+
 def sum(x, axis=None, keepdims=False):
     return Sum.apply(x, axis, keepdims)
 

@@ -27,6 +27,7 @@ import math
 
 from ... import kernels
 from ..function import Function, OpError, ShapeError
+from .reductions import softmax_backward_array
 
 
 def _windows(xp, x, r):
@@ -88,7 +89,7 @@ class WindowAttention(Function):
         r, scale = ctx.radius, ctx.scale
         d_a = xp.sum(grad[:, :, None, :] * v_win, axis=-1)                  # (B, T, w)
         d_v = _scatter_windows(xp, a[..., None] * grad[:, :, None, :], r)
-        d_s = a * (d_a - xp.sum(a * d_a, axis=-1, keepdims=True))
+        d_s = softmax_backward_array(xp, a, d_a)                               # (B, T, w)
         d_q = xp.sum(d_s[..., None] * k_win, axis=2) * scale
         d_k = _scatter_windows(xp, d_s[..., None] * q[:, :, None, :], r) * scale
         return d_q, d_k, d_v, None, None
