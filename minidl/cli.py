@@ -56,7 +56,7 @@ def _parse_hidden(text):
 
 # the help of each TrainConfig field (minidl/train/config.py), as `minidl train` shows it
 _TRAIN_HELP = {
-    "model": "the model: ",  # + the names in minidl.models.MODELS
+    "model": "the model: ",  # + each model of the registry, minidl.models.MODELS, with its summary
     "hidden": "hidden size, or for mlp and softmax a list of layer sizes like [64,32,16]",
     "embed_dim": "word-embedding size; with --embeddings, the file's width instead",
     "model_options": 'more model settings as JSON, e.g. \'{"radius": 5}\' (attention) or '
@@ -99,13 +99,13 @@ _TRAIN_HELP = {
 
 def add_train_config_arguments(parser):
     """One --option per TrainConfig field, typed from its default."""
-    from .models import MODELS
+    from .models import describe
     from .train import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
-        text = _TRAIN_HELP.get(f.name, "") + (", ".join(MODELS) if f.name == "model" else "")
+        text = _TRAIN_HELP.get(f.name, "") + (describe() if f.name == "model" else "")
         if f.name == "hidden":
             parser.add_argument(flag, type=_parse_hidden, default=default, help=text)
         elif isinstance(default, bool):

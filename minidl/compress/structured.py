@@ -57,6 +57,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..io import CheckpointError, read_npz, write_npz
+from ..models.base import SentimentModel
 from ..nn.linear import Linear
 from ..nn.recurrent import GRU, ElmanRNN
 from ..nn.transformer import MultiHeadSelfAttention, TransformerEncoderLayer
@@ -148,13 +149,14 @@ class _RecurrentLayer(NamedTuple):
 
 
 def _recurrent_layers(model):
-    """{name of the rnn: (rnn, out)} for every module laid out like minidl's recurrent
-    classifiers: an ``rnn`` (ElmanRNN / GRU) whose states only its sibling ``out`` reads."""
+    """{name of the rnn: (rnn, reader)} for every recurrent layer a model (or a model inside
+    it) declares prunable (``SentimentModel.prunable_units``): an ElmanRNN / GRU whose states
+    only the Linear ``reader`` reads."""
     layers = {}
     for name, module in model.named_modules():
-        rnn, out = module._modules.get("rnn"), module._modules.get("out")
-        if isinstance(rnn, (ElmanRNN, GRU)) and isinstance(out, Linear):
-            layers[f"{name}.rnn" if name else "rnn"] = _RecurrentLayer(rnn, out)
+        for unit, (rnn, out) in (module.prunable_units().items() if isinstance(module, SentimentModel) else ()):
+            if isinstance(rnn, (ElmanRNN, GRU)) and isinstance(out, Linear):
+                layers[f"{name}.{unit}" if name else unit] = _RecurrentLayer(rnn, out)
     return layers
 
 
@@ -214,8 +216,8 @@ _NEURONS = _Kind(
 _UNITS = _Kind(
     "prune_rnn_units", "hidden", find=_recurrent_layers, size_of=lambda layer: layer.rnn.hidden_size,
     scores=_unit_scores, keep=_keep_units, linears=lambda layer: (layer.out,),
-    missing="the model has no ElmanRNN or GRU layer read by an `out` Linear; prune_rnn_units needs a "
-            'recurrent classifier (build_model("rnn", ...) or build_model("gru", ...))')
+    missing="the model has no ElmanRNN or GRU layer declared prunable (SentimentModel.prunable_units); "
+            'prune_rnn_units needs a recurrent classifier (build_model("rnn", ...) or build_model("gru", ...))')
 _KINDS = (_HEADS, _NEURONS, _UNITS)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import time
 
+from ..models import COURSE_MODELS
 from .plot import plot_sweep
 from .sweep import grid, run_sweep, summarise, table_markdown
 
-MODELS = ("rnn", "gru", "mlp", "softmax", "attention")
+MODELS = COURSE_MODELS            # the registry's course models: rnn, gru, mlp, softmax, attention
 HIDDEN = (4, 8, 16, 32)
 SEEDS = (0, 1, 2)
 # The built-in corpus learns fast with a larger step than IMDB's 1e-3 (see the README).

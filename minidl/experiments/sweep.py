@@ -55,7 +55,6 @@ from concurrent.futures import ProcessPoolExecutor
 
 from ..train.config import TrainConfig
 
-LIST_HIDDEN_MODELS = ("mlp", "softmax")   # the models whose ``hidden`` may be a list of layer sizes
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
 AXES = ("model", "hidden", "seed")
 METRICS = ("accuracy", "f1", "auc", "loss")
@@ -111,10 +110,13 @@ def _check_grid(models, hidden_sizes, seeds, per_model, fixed):
 
 def _model_hidden(model, hidden):
     """``hidden`` as an int or a list of ints, checked against what ``model`` accepts."""
+    from ..models import MODELS
+
     hidden = _hidden_value(hidden)
-    if isinstance(hidden, list) and model not in LIST_HIDDEN_MODELS:
+    if isinstance(hidden, list) and not MODELS[model].hidden_list:
+        takers = ", ".join(name for name, cls in MODELS.items() if cls.hidden_list)
         raise ValueError(f"hidden={hidden} is a list of layer sizes, which only the MLP scorers "
-                         f"({', '.join(LIST_HIDDEN_MODELS)}) take; {model!r} needs one int")
+                         f"({takers}) take; {model!r} needs one int")
     return hidden
 
 
@@ -561,7 +563,9 @@ def add_arguments(subparsers):
         "sweep", help="train a grid of models x hidden sizes x seeds; results appended to a JSONL file (resumable)",
         description="Train every (model, hidden size, seed) and append each result to --results as it "
                     "finishes. Run the same command again to resume: finished jobs are skipped.")
-    sweep.add_argument("--models", default="rnn,gru", help="comma-separated: rnn, gru, mlp, softmax, attention")
+    from ..models import MODELS
+
+    sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")
     sweep.add_argument("--hidden", default="16,32,64,96,128",
                        help='hidden sizes "16,32,64", or MLP architectures "[50];[64,32];[64,32,16]"')
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")

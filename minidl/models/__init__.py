@@ -5,14 +5,15 @@ from .token_mlp import SoftmaxWeighted, TokenMLP
 from .transformer import TransformerClassifier, TransformerMLMHead
 from .window_attention import WindowAttention
 
-MODELS = {
-    "rnn": ElmanRNNClassifier,
-    "gru": GRUClassifier,
-    "mlp": TokenMLP,
-    "softmax": SoftmaxWeighted,
-    "attention": WindowAttention,
-    "transformer": TransformerClassifier,
-}
+# The registry: each class declares its name and what it supports (see SentimentModel).
+MODELS = {cls.name: cls for cls in (ElmanRNNClassifier, GRUClassifier, TokenMLP, SoftmaxWeighted, WindowAttention,
+                                    TransformerClassifier)}
+COURSE_MODELS = tuple(name for name, cls in MODELS.items() if cls.course)   # the five the demo sweeps
+
+
+def describe():
+    """"rnn (Elman RNN ...), gru (...), ...": the models for help texts."""
+    return "; ".join(f"{name} ({cls.summary})" for name, cls in MODELS.items())
 
 
 def build_model(name, vocab_size, **config):
@@ -22,5 +23,5 @@ def build_model(name, vocab_size, **config):
     return MODELS[name](vocab_size, **config)
 
 
-__all__ = ["ElmanRNNClassifier", "GRUClassifier", "MODELS", "Output", "SentimentModel", "SoftmaxWeighted",
+__all__ = ["COURSE_MODELS", "ElmanRNNClassifier", "GRUClassifier", "MODELS", "describe", "Output", "SentimentModel", "SoftmaxWeighted",
            "TokenMLP", "TransformerClassifier", "TransformerMLMHead", "WindowAttention", "build_model"]

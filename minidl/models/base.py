@@ -22,7 +22,28 @@ class Output:
 
 class SentimentModel(Module):
     """Base class: an embedding table (V, E), learned by default, or pretrained vectors
-    (``embeddings``: a (V, E) array aligned to the vocabulary) frozen or fine-tuned."""
+    (``embeddings``: a (V, E) array aligned to the vocabulary) frozen or fine-tuned.
+
+    Each model declares what the registry (``minidl.models.MODELS``) tells the demo, sweeps,
+    help texts and structured pruning about it:
+
+        name          its name in ``build_model`` and on the command line
+        summary       one line for help texts
+        course        one of the course's five sentiment models (the demo sweeps them)
+        hidden_list   ``hidden`` may be a list of layer sizes (else one int)
+        prefix_states it answers after every prefix of a review (``prefix_logits``)
+        prunable_units()  {name: (recurrent layer, the Linear that alone reads its states)}:
+                      what ``compress.prune_rnn_units`` may shrink
+    """
+
+    name = None
+    summary = ""
+    course = False
+    hidden_list = False
+    prefix_states = False
+
+    def prunable_units(self):
+        return {}
 
     def __init__(self, vocab_size, embed_dim=100, num_classes=2, embeddings=None, freeze_embeddings=False,
                  dropout=0.0, padding_idx=0, device=None, dtype=None):

@@ -7,6 +7,12 @@ from .base import Output, SentimentModel
 
 
 class _RecurrentClassifier(SentimentModel):
+    course = True
+    prefix_states = True
+
+    def prunable_units(self):
+        return {"rnn": (self.rnn, self.out)}     # only ``out`` reads the states
+
     def prefix_logits(self, ids):
         """(B, T, C): the classifier applied to the state after each word -- what the model
         would answer if the review stopped there (``minidl explain`` prints it)."""
@@ -23,6 +29,8 @@ class _RecurrentClassifier(SentimentModel):
 class ElmanRNNClassifier(_RecurrentClassifier):
     """Embedding -> Elman RNN (ReLU by default, as in the course) -> Linear(H, C)."""
 
+    name, summary = "rnn", "Elman RNN (ReLU), classifies the state after the last word"
+
     def __init__(self, vocab_size, hidden=64, nonlinearity="relu", **kwargs):
         super().__init__(vocab_size, **kwargs)
         device, dtype = kwargs.get("device"), kwargs.get("dtype")
@@ -32,6 +40,8 @@ class ElmanRNNClassifier(_RecurrentClassifier):
 
 class GRUClassifier(_RecurrentClassifier):
     """Embedding -> the course's GRU -> Linear(H, C)."""
+
+    name, summary = "gru", "GRU written from its equations, classifies the state after the last word"
 
     def __init__(self, vocab_size, hidden=64, **kwargs):
         super().__init__(vocab_size, **kwargs)

@@ -35,6 +35,9 @@ class TokenMLP(SentimentModel):
     """Each word's sub-score vector s_t = Linear(MLP(x_t)) (C classes); the review's logits
     are the sum over its real words. ``hidden``: an int or a list like [64, 32, 16]."""
 
+    name, summary = "mlp", "per-word MLP scorer: the review's logits are the sum of its words' scores"
+    course, hidden_list = True, True
+
     def __init__(self, vocab_size, hidden=(64, 32, 16), **kwargs):
         super().__init__(vocab_size, **kwargs)
         device, dtype = kwargs.get("device"), kwargs.get("dtype")
@@ -53,6 +56,8 @@ class TokenMLP(SentimentModel):
 class SoftmaxWeighted(TokenMLP):
     """TokenMLP plus a second head: per-word weight logits, softmax-normalised over the
     review's real words; logits = Σ_t α_t s_t."""
+
+    name, summary = "softmax", "per-word scores weighted by a softmax over the review's words"
 
     def __init__(self, vocab_size, hidden=(64, 32, 16), **kwargs):
         super().__init__(vocab_size, hidden, **kwargs)

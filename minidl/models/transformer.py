@@ -56,6 +56,8 @@ class TransformerMLMHead(Module):
 
 
 class TransformerClassifier(SentimentModel):
+    name, summary = "transformer", "transformer encoder (or causal decoder), pooled, for compression"
+
     def __init__(self, vocab_size, d_model=64, num_heads=4, num_layers=2, d_ff=128, max_len=512, pooling=None,
                  causal=False, dropout=0.1, pre_norm=True, mlm_head=False, hidden=None, **kwargs):
         d_model = hidden or d_model  # ``hidden``: what sweeps and ``minidl train --hidden`` vary

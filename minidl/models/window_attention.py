@@ -17,6 +17,8 @@ from .token_mlp import WordMLP
 
 
 class WindowAttention(SentimentModel):
+    name, summary, course = "attention", "self-attention over a window of ±r words, then per-word scores", True
+
     def __init__(self, vocab_size, hidden=64, radius=5, scorer_hidden=(32, 16), **kwargs):
         super().__init__(vocab_size, **kwargs)
         device, dtype = kwargs.get("device"), kwargs.get("dtype")

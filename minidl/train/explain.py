@@ -35,7 +35,7 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
             attention = out.attention.numpy()[0]                   # (T, 2r+1)
             radius = attention.shape[1] // 2
             columns["attends to"] = [words[t + int(np.argmax(row)) - radius] for t, row in enumerate(attention)]
-        if hasattr(model, "prefix_logits"):
+        if model.prefix_states:
             prefix = model.prefix_logits(batch_ids).softmax(axis=-1).numpy()[0]   # (T, C)
             columns[f"p({label_names[-1]}) so far"] = prefix[:, -1]
     return {"text": text, "words": words, "known": [int(i) != vocab.unk_id for i in ids],

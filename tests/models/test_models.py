@@ -140,3 +140,37 @@ def test_pretrained_embeddings_must_match_the_vocabulary():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="choose one of rnn, gru, mlp, softmax, attention, transformer"):
         build_model("lstm", 10)
+
+
+def test_the_registry_is_what_the_models_declare():
+    """Each class declares its name, summary and abilities; the demo, sweeps, help texts and
+    structured pruning read them from the registry, not from lists of names kept elsewhere."""
+    from minidl.cli import build_parser
+    from minidl.compress import prune_rnn_units
+    from minidl.experiments.sweep import grid
+    from minidl.models import COURSE_MODELS, GRUClassifier, describe
+
+    assert all(cls.name == name and cls.summary for name, cls in MODELS.items())
+    assert COURSE_MODELS == ("rnn", "gru", "mlp", "softmax", "attention")
+    assert [n for n, cls in MODELS.items() if cls.hidden_list] == ["mlp", "softmax"]
+    assert [n for n, cls in MODELS.items() if cls.prefix_states] == ["rnn", "gru"]
+    assert grid(["mlp"], [[4, 3]], [0])[0]["hidden"] == [4, 3]
+    with pytest.raises(ValueError, match=r"only the MLP scorers \(mlp, softmax\)"):
+        grid(["gru"], [[4, 3]], [0])
+    train_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert all(name in train_help for name in MODELS) and describe().startswith("rnn (")
+
+    class Renamed(GRUClassifier):          # its recurrent layer under other names: pruning asks the model
+        name = "renamed"
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.encoder, self.head = self.rnn, self.out
+
+        def prunable_units(self):
+            return {"encoder": (self.encoder, self.head)}
+
+    md.manual_seed(0)
+    model = Renamed(10, hidden=4, embed_dim=3)
+    assert list(prune_rnn_units(model, 0.5).layers[0].name.split(".")) == ["encoder"]
+    assert model.encoder.hidden_size == 2 and model.head.weight.shape == (2, 2)
