@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 
@@ -48,6 +49,17 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
 
+def _json_object(text):
+    """--model-options: a JSON object, or argparse's one-line error."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"give a JSON object like '{{\"radius\": 5}}', got {text!r}")
+    return value
+
+
 def _parse_hidden(text):
     """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]."""
     text = text.strip()
@@ -65,17 +77,23 @@ _TRAIN_HELP = {
     "embeddings": "start the embedding table from this GloVe-format file (.txt or .txt.gz, e.g. from minidl "
                   "vectors build) (default: a random table)",
     "freeze_embeddings": "keep the --embeddings table fixed while training",
-    "data": '"synthetic" (the built-in corpus), "imdb", or a CSV/TSV/JSONL table of your own, split 80/20 into '
-            'train and test',
+    "data": '"synthetic" (the built-in corpus), "imdb", or a CSV/TSV/JSONL table of your own (its training '
+            'rows; see --validation-data, --test-data)',
     "data_path": "where the IMDB data is: archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then "
                  "~/.cache/minidl)",
-    "text_column": "the text column of a --data table",
-    "label_column": "the label column of a --data table",
+    "validation_data": "your own validation file (CSV/TSV/JSONL, same labels as --data) to choose the best "
+                       "checkpoint and stop early (default: --validation of the training rows)",
+    "test_data": "your own test file (default: a seeded 20 %% of --data, which leaks when --data holds near-copies "
+                 "of one text, such as phrases of one sentence)",
+    "text_column": "the text column of your files; \"sentence,content\": each file uses the first it has",
+    "label_column": "the label column of your files; several names, comma-separated, as for --text-column",
+    "label_names": '"neg,pos": the labels of --data in class order; "0=neg,1=pos": and the names shown '
+                   "(default: the file's labels, sorted)",
     "max_length": "keep the first N words of each review",
     "max_vocab": "vocabulary size, <pad> and <unk> included: the most frequent training words",
     "min_freq": "leave out of the vocabulary words seen fewer times than this in training",
-    "validation": "fraction of the training reviews held out to choose the best checkpoint and stop early; "
-                  "0: none, the test split takes their place",
+    "validation": "fraction of the training reviews held out to choose the best checkpoint and stop early, "
+                  "when there is no --validation-data; 0: none, the test split takes their place",
     "train_limit": "train on the first N training reviews only, for quick runs (default: all)",
     "batch_size": "reviews per training batch",
     "epochs": "passes over the training reviews, fewer if training stops early",
@@ -111,7 +129,7 @@ def add_train_config_arguments(parser):
         elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif isinstance(default, dict):
-            parser.add_argument(flag, type=json.loads, default=default, help=text)
+            parser.add_argument(flag, type=_json_object, default=default, help=text)
         elif isinstance(default, (int, float)) and f.name not in ("clip_norm", "patience"):
             parser.add_argument(flag, type=type(default), default=default, help=text)
         elif f.name in ("clip_norm", "patience", "eval_every", "train_limit"):
@@ -129,6 +147,7 @@ def _config_from_args(args):
 
 def build_parser():
     parser = ArgumentParser(prog="minidl", description="minidl: a from-scratch deep-learning framework")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="the main job: all five models x hidden sizes x 3 seeds on the "
@@ -152,13 +171,24 @@ def build_parser():
     train.add_argument("--out", default=None, help="folder for best.npz, last.npz and results.json "
                                                    "(default: none, nothing is saved)")
     train.add_argument("--resume", action="store_true", help="continue from --out/last.npz")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the checkpoints of another run in --out (without it, such a folder is refused)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print the test metrics as JSON instead of a table")
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on the test split of its data")
     evaluate.set_defaults(run=_eval)
     evaluate.add_argument("--checkpoint", required=True, help="a checkpoint of minidl train (best.npz or last.npz)")
-    evaluate.add_argument("--data", default=None, help='another data source than the one it was trained on: '
-                                                       '"synthetic", "imdb" or a table (default: its own)')
+    evaluate.add_argument("--data", default=None,
+                          help='"synthetic" or "imdb" (their test split), or a CSV/TSV/JSONL file of yours: every '
+                               "row is scored, its labels matched by name to the checkpoint's (default: the test "
+                               "split of the data it was trained on)")
+    evaluate.add_argument("--text-column", default=None,
+                          help="the text column of --data FILE; several names, comma-separated: the first the "
+                               "file has (default: the checkpoint's)")
+    evaluate.add_argument("--label-column", default=None,
+                          help="the label column of --data FILE, as --text-column (default: the checkpoint's)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     evaluate.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     evaluate.add_argument("--int8", action="store_true",
                           help="also quantise the checkpoint to int8 (Linears and the embedding table) and report "
@@ -276,38 +306,98 @@ def _train(args):
 
     from .train import fit
 
-    result = fit(_config_from_args(args), out=args.out, resume=args.resume, progress=not args.quiet)
-    summary = {k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")}
-    print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
-                      "stopped_early": result.stopped_early}, indent=2))
+    config = _config_from_args(args).check()
+    _check_out(args)
+    log = _stderr if args.json else print
+    result = fit(config, out=args.out, resume=args.resume, progress=not args.quiet, log=log)
+    summary = _finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
+    if args.json:
+        print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
+                          "stopped_early": result.stopped_early}, indent=2))
+    else:
+        from .metrics import format_report
+
+        stop = ", stopped early" if result.stopped_early else ""
+        print(format_report(result.test, result.label_names, f"test: {result.test['n']} reviews, scored by the "
+                                                             f"best checkpoint ({result.steps} steps, "
+                                                             f"{result.seconds:.0f} s{stop})"))
     if args.out:
         from .io import atomic_path
 
         with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
-            json.dump(dataclasses.asdict(result), f, indent=1)
+            json.dump(_finite(dataclasses.asdict(result)), f, indent=1, allow_nan=False)
     return 0
+
+
+def _check_out(args):
+    """Refuse an --out that cannot take this run, before any work: a file, a folder this user
+    cannot write, or one holding another run's results (unless --resume or --overwrite)."""
+    import os
+    import tempfile
+
+    if not args.out:
+        return
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise OSError(f"--out {args.out} is a file; give a folder for best.npz, last.npz and results.json")
+    if os.path.isdir(args.out):
+        found = [name for name in ("last.npz", "best.npz", "results.json") if os.path.exists(os.path.join(args.out,
+                                                                                                           name))]
+        if found and not (args.resume or args.overwrite):
+            raise OSError(f"--out {args.out} holds another run ({', '.join(found)}); pass --resume to continue it, "
+                          f"--overwrite to replace it, or another folder")
+    folder = os.path.abspath(args.out)
+    while not os.path.exists(folder):          # the nearest existing path: where the run's folder will go
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise OSError(f"--out {args.out}: {folder} is a file, so no folder can be made there; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(f"--out {args.out}: cannot write in {folder} ({error.strerror}); choose another folder") from None
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float as None, so the JSON written is valid JSON
+    (a metric that is undefined, like AUC on one class, reads null)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _stderr(message, **_):
+    print(message, file=sys.stderr)
 
 
 def _eval(args):
     from .data.batching import encode_dataset
     from .train import evaluate, load_classifier
-    from .train.prepare import load_splits
 
     if args.limit is not None and args.limit < 1:
         print(f"minidl eval: --limit must be a whole number >= 1 (test reviews to score), got {args.limit}; "
               f"leave it out to score all of them", file=sys.stderr)
         return 1
     model, vocab, tokenizer, labels, config = load_classifier(args.checkpoint, device=args.device)
-    if args.data:
-        config = dataclasses.replace(config, data=args.data)
-    # only the test split is read, and encoded with the checkpoint's own vocabulary
-    test = encode_dataset(load_splits(config)["test"], tokenizer, vocab, config.max_length)
+    scored = _evaluation_data(args, config, labels)
+    test = encode_dataset(scored, tokenizer, vocab, config.max_length)     # the checkpoint's own vocabulary
     if args.limit is not None:
         from .data.batching import subset
 
         test = subset(test, args.limit, 0)
     if not args.int8:
-        print(json.dumps(evaluate(model, test, device=args.device), indent=2))
+        metrics = evaluate(model, test, device=args.device)
+        if args.json:
+            print(json.dumps(_finite(metrics), indent=2))
+        else:
+            from .metrics import format_report
+
+            print(format_report(metrics, labels, f"{scored.name}: {len(test)} reviews"))
         return 0
     from .compress.quantize import quantize
 
@@ -316,8 +406,33 @@ def _eval(args):
     results["int8"] = _timed_evaluation(model, test, args.device)
     results["int8_speedup"] = round(results["int8"]["reviews_per_s"] / results["float32"]["reviews_per_s"], 3)
     results["accuracy_change_points"] = round(100 * (results["int8"]["accuracy"] - results["float32"]["accuracy"]), 2)
-    print(json.dumps(results, indent=2))
+    if args.json:
+        print(json.dumps(_finite(results), indent=2))
+        return 0
+    print(f"{scored.name}: {len(test)} reviews, float32 and int8 timed in the same run")
+    print(f"  {'model':<8}{'accuracy':>10}{'f1':>10}{'loss':>10}{'reviews/s':>11}")
+    for name in ("float32", "int8"):
+        r = results[name]
+        print(f"  {name:<8}{r['accuracy']:>10.4f}{r['f1']:>10.4f}{r['loss']:>10.4f}{r['reviews_per_s']:>11.1f}")
+    print(f"int8: {results['int8_speedup']:.2f}x the float32 speed, accuracy {results['accuracy_change_points']:+.2f} "
+          f"points")
     return 0
+
+
+def _evaluation_data(args, config, labels):
+    """The TextDataset ``eval`` scores: its --data file whole (labels matched by name to the
+    checkpoint's ``labels``), or the test split of a built-in source or of the training data."""
+    from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
+
+    changes = {k: getattr(args, k) for k in ("text_column", "label_column") if getattr(args, k)}
+    config = dataclasses.replace(config, **changes)
+    if not args.data or args.data in BUILT_IN:
+        config = dataclasses.replace(config, data=args.data or config.data)
+        return load_splits(config)["test"]
+    if not os.path.isfile(args.data):
+        raise FileNotFoundError(f"--data {args.data}: no such file")
+    values, _ = parse_label_names(config.label_names)
+    return relabel(read_table(args.data, config), values or labels, labels, "checkpoint's")
 
 
 def _timed_evaluation(model, test, device):
@@ -345,14 +460,20 @@ def _explain(args):
 
 
 def main(argv=None):
-    """Parse the command line and run the command; its exit code (0 on success)."""
+    """Parse the command line and run the command; its exit code (0 on success). Errors from
+    the user's input or the machine (a bad setting, a missing file, a full disk) print one line,
+    ``minidl <command>: <what is wrong and what to do>``, and exit 1; ``--debug`` shows the traceback."""
     args = build_parser().parse_args(argv)
     from .autograd.function import MinidlError
 
     try:
         return args.run(args)
-    except (MinidlError, FileNotFoundError) as e:  # the user's input, not a bug: say what and how to fix
-        print(f"minidl {args.command}: {e}", file=sys.stderr)
+    except (MinidlError, ValueError, OSError) as e:
+        if args.debug:
+            raise
+        name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
+        print(f"minidl {name}: {e}" + ("" if isinstance(e, MinidlError) else " (--debug shows where)"),
+              file=sys.stderr)
         return 1
 
 

@@ -74,3 +74,20 @@ def classification_report(y_true, probabilities, loss=None):
     if loss is not None:
         report["loss"] = float(loss)
     return report
+
+
+def format_report(report, label_names, title):
+    """``classification_report``'s numbers as a table people read: the metrics in one row
+    (undefined ones as "-"), then the confusion matrix with its labels (rows: the truth)."""
+    def cell(value):
+        return "-" if value is None or value != value else f"{value:.4f}"
+
+    keys = [k for k in ("accuracy", "precision", "recall", "f1", "auc", "loss") if k in report]
+    lines = [title, "  " + "  ".join(f"{k:>9}" for k in keys), "  " + "  ".join(f"{cell(report[k]):>9}" for k in keys)]
+    names = [str(n) for n in label_names]
+    width = max(7, *(len(n) + 1 for n in names))
+    lines += ["", "confusion matrix (rows: true label, columns: predicted)",
+              " " * (width + 2) + "".join(f"{n:>{width}}" for n in names)]
+    for name, row in zip(names, report["confusion_matrix"]):
+        lines.append(f"  {name:<{width}}" + "".join(f"{int(v):>{width}}" for v in row))
+    return "\n".join(lines)

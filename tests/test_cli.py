@@ -48,7 +48,7 @@ def test_train_eval_explain_round_trip(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["hidden"] == [8, 4] and 0 <= results["test"]["accuracy"] <= 1
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(out / "best.npz")]) == 0
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == results["test"]["accuracy"]
     assert main(["explain", "the plot was not good", "--checkpoint", str(out / "best.npz")]) == 0
     printed = capsys.readouterr().out
@@ -62,7 +62,8 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     assert main(["train", "--model", "transformer", "--hidden", "8", "--embed-dim", "8", "--epochs", "1",
                  "--train-limit", "200", "--out", str(out), "--quiet", "--device", "torch"]) == 0
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "50", "--device", "torch"]) == 0
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "50", "--device", "torch",
+                 "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["float32"]["n"] == report["int8"]["n"] == 50
     assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0

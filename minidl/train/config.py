@@ -3,7 +3,15 @@ or a sweep's results file records exactly how a number was made."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import os
 from dataclasses import dataclass, field
+
+from ..autograd.function import MinidlError
+
+
+class ConfigError(MinidlError, ValueError):
+    """A training setting that cannot work; the message names the option and what to give."""
 
 
 @dataclass
@@ -19,8 +27,11 @@ class TrainConfig:
     # the data
     data: str = "synthetic"             # "synthetic", "imdb", or a CSV/TSV/JSONL file
     data_path: str = None               # where the IMDB data lives (default: $MINIDL_DATA, ~/.cache/minidl)
-    text_column: str = "text"           # for your own tables
+    validation_data: str = None         # your own validation file (then no fraction of train is held out)
+    test_data: str = None               # your own test file (else 20 % of --data is carved out)
+    text_column: str = "text"           # for your own tables; "a,b": each file uses the first it has
     label_column: str = "label"
+    label_names: str = None             # "neg,pos": the file's labels in class order; "0=neg,1=pos": renamed
     max_length: int = 100               # keep the first words of each review (the course: 100)
     max_vocab: int = 20000
     min_freq: int = 2
@@ -54,6 +65,106 @@ class TrainConfig:
             raise ValueError(f"unknown training settings {unknown}; known ones: {sorted(known)}")
         return cls(**values)
 
+    def check(self):
+        """Refuse settings that cannot train, before any work: raises ``ConfigError`` naming the
+        setting as the command line spells it, the value, and what would do."""
+        _check_numbers(self)
+        _check_choices(self)
+        _check_model(self)
+        _check_files(self)
+        return self
+
     def model_config(self):
         """Keyword arguments for ``minidl.models.build_model`` (besides the vocabulary size)."""
         return {"hidden": self.hidden, "embed_dim": self.embed_dim, "dropout": self.dropout, **self.model_options}
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+# (setting, smallest allowed value, may it be None): whole numbers and positive reals
+_AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
+             ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False), ("eval_every", 1, True),
+             ("patience", 1, True), ("train_limit", 1, True))
+
+
+def _check_numbers(config):
+    for name, low, optional in _AT_LEAST:
+        value = getattr(config, name)
+        if value is None and optional:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{_flag(name)} must be a whole number >= {low}, got {value!r}")
+    for name, low, high in (("validation", 0.0, 1.0), ("dropout", 0.0, 1.0)):
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or not low <= value < high:
+            raise ConfigError(f"{_flag(name)} must lie in [{low:g}, {high:g}), got {value!r}")
+    for name, positive, optional in (("lr", False, False), ("weight_decay", False, False), ("clip_norm", True, True)):
+        value = getattr(config, name)
+        if value is None and optional:
+            continue
+        if not isinstance(value, (int, float)) or value != value or value < 0 or (positive and value == 0):
+            raise ConfigError(f"{_flag(name)} must be a number {'>' if positive else '>='} 0"
+                              f"{' (or none)' if optional else ''}, got {value!r}")
+
+
+def _check_choices(config):
+    for name, choices in (("optimizer", ("adam", "adamw")), ("metric", ("accuracy", "f1", "auc", "loss"))):
+        if getattr(config, name) not in choices:
+            raise ConfigError(f"{_flag(name)} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
+    device = str(config.device)
+    if device not in ("cpu", "numpy", "torch", "torch:cpu") and not (
+            device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f'--device must be "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda"/"cuda:N", '
+                          f"got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: PyTorch sees no CUDA GPU on this machine; use --device torch "
+                              f"(PyTorch on the CPU) or cpu (NumPy)")
+
+
+def _check_model(config):
+    from ..models import MODELS
+
+    if config.model not in MODELS:
+        raise ConfigError(f"--model {config.model!r} is not a model; choose one of {', '.join(MODELS)}")
+    cls = MODELS[config.model]
+    sizes = config.hidden if isinstance(config.hidden, list) else [config.hidden]
+    if isinstance(config.hidden, list) and not cls.hidden_list:
+        raise ConfigError(f"--hidden {config.hidden}: a list of layer sizes is for "
+                          f"{', '.join(n for n, c in MODELS.items() if c.hidden_list)}; {config.model} takes one "
+                          f"whole number")
+    if not sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in sizes):
+        raise ConfigError(f"--hidden must be a whole number >= 1 (or, for the MLP scorers, a list of them), "
+                          f"got {config.hidden!r}")
+    if not isinstance(config.model_options, dict):
+        raise ConfigError(f"--model-options must be a JSON object like '{{\"radius\": 5}}', "
+                          f"got {config.model_options!r}")
+    accepted = _keywords(cls)
+    unknown = sorted(set(config.model_options) - accepted)
+    if unknown:
+        raise ConfigError(f"--model-options {unknown}: {config.model} has no such setting; it takes "
+                          f"{sorted(accepted - {'vocab_size', 'hidden', 'embed_dim', 'dropout'})}")
+
+
+def _keywords(cls):
+    """The keyword arguments a model class accepts, its base classes' included."""
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= {p.name for p in inspect.signature(klass.__init__).parameters.values()
+                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return names - {"device", "dtype", "num_classes", "embeddings", "freeze_embeddings"}
+
+
+def _check_files(config):
+    if config.data not in ("synthetic", "imdb") and not os.path.isfile(config.data):
+        raise ConfigError(f'--data {config.data!r}: no such file; give "synthetic", "imdb" or a CSV/TSV/JSONL '
+                          f"file of your own")
+    for name in ("validation_data", "test_data", "embeddings"):
+        path = getattr(config, name)
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{_flag(name)} {path!r}: no such file")

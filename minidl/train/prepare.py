@@ -14,11 +14,14 @@ import numpy as np
 
 from ..data import synthetic
 from ..data.batching import encode_dataset
+from ..data.dataset import TextDataset
+from ..data.errors import DataFormatError
 from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
 
-DATA_KEYS = ("data", "data_path", "text_column", "label_column", "max_length", "max_vocab", "min_freq",
-             "validation", "train_limit", "seed", "embeddings")
+DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
+             "max_length", "max_vocab", "min_freq", "validation", "train_limit", "seed", "embeddings")
+BUILT_IN = ("synthetic", "imdb")
 
 
 @dataclass
@@ -33,18 +36,83 @@ class Prepared:
 
 
 def load_splits(config):
-    """{"train", "test"} TextDatasets for the configured source."""
+    """{"train", "validation" (None: carve it from train), "test"} TextDatasets for the
+    configured source. Your own files: --data, and --validation-data / --test-data if given;
+    without a test file 20 % of --data (seeded) is the test split -- which leaks if the file
+    holds near-copies of one text (phrases of one sentence, say): give a separate test file then."""
+    if config.data in BUILT_IN and (config.validation_data or config.test_data):
+        raise DataFormatError(f"--validation-data / --test-data go with --data FILE (your own table); the "
+                              f"{config.data} data brings its own splits")
     if config.data == "synthetic":
-        return synthetic.make_corpus()  # fixed data; the run seed varies only init and order
+        return {**synthetic.make_corpus(), "validation": None}  # fixed data; the seed varies init and order
     if config.data == "imdb":
         from ..data.imdb import load_imdb
 
-        return load_imdb(config.data_path, split="official")
+        return {**load_imdb(config.data_path, split="official"), "validation": None}
+    values, names = parse_label_names(config.label_names)
+    train = read_table(config.data, config, values)
+    values, names = values or train.label_names, names or train.label_names
+    train = relabel(train, values, names, "training")
+    validation, test = (relabel(read_table(path, config), values, names, "training") if path else None
+                        for path in (config.validation_data, config.test_data))
+    if test is None:
+        train, test = train.split(0.2, seed=0, names=("train", "test"))
+    return {"train": train, "validation": validation, "test": test}
+
+
+def parse_label_names(spec):
+    """--label-names -> (the file's label values in class order, the names shown), or (None, None).
+
+        "neg,pos"      -> (["neg", "pos"], ["neg", "pos"])
+        "0=neg,1=pos"  -> (["0", "1"], ["neg", "pos"])
+    """
+    if not spec:
+        return None, None
+    parts = [part.strip() for part in str(spec).split(",") if part.strip()]
+    pairs = [part.split("=", 1) if "=" in part else (part, part) for part in parts]
+    values, names = [v.strip() for v, _ in pairs], [n.strip() for _, n in pairs]
+    if len(parts) < 2 or len(set(values)) < len(values) or len(set(names)) < len(names):
+        raise DataFormatError(f'--label-names {spec!r}: give two or more distinct labels, "neg,pos" or '
+                              f'"0=neg,1=pos" (the file\'s value=the name shown)')
+    return values, names
+
+
+def read_table(path, config, values=None):
+    """Your labelled file with the config's columns; each of --text-column / --label-column may
+    list alternatives ("sentence,content"): the file uses the first pair it has. ``values``:
+    the labels in class order (others are refused); None: the file's sorted labels."""
     from ..data.tabular import load_table
 
-    table = load_table(config.data, text_column=config.text_column, label_column=config.label_column)
-    train, test = table.split(0.2, seed=0, names=("train", "test"))
-    return {"train": train, "test": test}
+    text_columns, label_columns = (_names(config.text_column), _names(config.label_column))
+    last = None
+    for text_column in text_columns:
+        for label_column in label_columns:
+            try:
+                return load_table(path, text_column=text_column, label_column=label_column, label_names=values)
+            except DataFormatError as error:
+                if ": no column " not in str(error):
+                    raise
+                last = error
+    raise DataFormatError(f"{last} (tried text columns {text_columns}, label columns {label_columns})")
+
+
+def _names(columns):
+    return [c.strip() for c in str(columns).split(",") if c.strip()]
+
+
+def relabel(dataset, values, names, whose):
+    """``dataset`` with its labels mapped by name onto classes 0..C-1, class i being
+    ``values[i]`` (the file's value) or ``names[i]`` (the name shown): the order of another
+    file's labels never matters. Labels that are neither are refused, both sets listed."""
+    lookup = {**{v: i for i, v in enumerate(values)}, **{n: i for i, n in enumerate(names)}}
+    unknown = [label for label in dataset.label_names if label not in lookup]
+    if unknown:
+        known = values if values == names else [f"{v}={n}" for v, n in zip(values, names)]
+        raise DataFormatError(f"{dataset.info.get('source', dataset.name)}: labels {unknown} are not among the "
+                              f"{whose} labels {known}; fix the file, or its --label-column")
+    index = np.array([lookup[label] for label in dataset.label_names], dtype=np.int64)
+    return TextDataset(dataset.texts, index[dataset.labels] if len(dataset) else dataset.labels, list(names),
+                       dataset.name, dataset.info)
 
 
 def prepare(config):
@@ -58,11 +126,10 @@ def _prepare_cached(key):
 
     config = TrainConfig.from_dict(json.loads(key))
     splits = load_splits(config)
-    train, test = splits["train"], splits["test"]
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
     if config.train_limit:
         train = train.subset(np.arange(min(config.train_limit, len(train))))
-    validation = None
-    if config.validation:
+    if validation is None and config.validation:
         train, validation = train.split(config.validation, seed=config.seed)
     tokenizer = Tokenizer(max_length=config.max_length)
     train_tokens = tokenizer.tokenize_all(train.texts)

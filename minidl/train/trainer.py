@@ -13,6 +13,7 @@ optimizer's moments, the schedule's position and the random generators (dropout)
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ class Result:
     seconds: float = 0.0
     checkpoint: str = None          # best.npz, when an output folder was given
     stopped_early: bool = False
+    label_names: list = field(default_factory=list)   # class i is label_names[i]
 
 
 def evaluate(model, encoded, batch_size=128, device="cpu"):
@@ -76,10 +78,13 @@ def build(config, prepared):
 def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     """Train ``config`` (a TrainConfig or a dict) with the training core; returns a ``Result``
     with test metrics."""
-    config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
-    if config.metric not in ("accuracy", "f1", "auc", "loss"):
-        raise ValueError(f"metric must be accuracy, f1, auc or loss, got {config.metric!r}")
+    config = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).check()
+    tick = time.perf_counter()
     prepared = prepare(config)
+    if progress and time.perf_counter() - tick > 2.0:
+        log(f"prepared {config.data}: {len(prepared.train)} training, "
+            f"{len(prepared.validation) if prepared.validation is not None else 0} validation, {len(prepared.test)} "
+            f"test reviews; {len(prepared.vocab)} words ({time.perf_counter() - tick:.0f} s)")
     model, optimizer = build(config, prepared)
     steps_per_epoch = num_batches(prepared.train, config.batch_size)
     schedule = (optim.LinearWarmupDecay(optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
@@ -119,9 +124,11 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     best_state = best_now if best_now is not None else best_state
     if best_state is not None:
         model.load_state_dict(best_state)
+    if progress:
+        log(f"scoring the best checkpoint on {len(prepared.test)} test reviews ...")
     test = evaluate(model, prepared.test, device=config.device)
     result = Result(config.to_dict(), test, loop["best"] or {}, loop["history"], loop["step"], loop["seconds"],
-                    paths.get("best"), loop["stopped_early"])
+                    paths.get("best"), loop["stopped_early"], list(prepared.label_names))
     result.model = model  # the trained model with the best weights (an attribute, not saved with the numbers)
     return result
 

@@ -1,0 +1,164 @@
+"""Your own data from the command line: train / validation / test files, columns that differ
+between files, labels matched by name, and every bad input answered in one line before any work."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minidl.cli import main
+from minidl.data import make_reviews
+
+
+def _write(path, header, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\t".join(header) + "\n")
+        for row in rows:
+            f.write("\t".join(str(v) for v in row) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def triple(tmp_path_factory):
+    """A train/dev/test TSV triple like a public sentence-level sentiment set: the training file
+    holds phrases of its sentences (column "sentence"), dev and test whole sentences (column
+    "content"); labels 0/1."""
+    folder = tmp_path_factory.mktemp("own")
+    sentences = make_reviews(900, seed=5, min_length=6, max_length=12, negation_prob=0.0, max_distance=3)
+    rows = [(text, int(label)) for text, label in zip(sentences.texts, sentences.labels)]
+    phrases = []
+    for text, label in rows[:600]:
+        words = text.split()
+        phrases += [(text, label), (" ".join(words[:len(words) // 2 + 2]), label), (" ".join(words[2:]), label)]
+    return {"train": _write(folder / "train.tsv", ("sentence", "label"), phrases),
+            "dev": _write(folder / "dev.tsv", ("content", "label"), rows[600:750]),
+            "test": _write(folder / "test.tsv", ("content", "label"), rows[750:]),
+            "folder": folder}
+
+
+def _train(triple, out, *extra):
+    return main(["train", "--data", triple["train"], "--validation-data", triple["dev"], "--test-data", triple["test"],
+                 "--text-column", "sentence,content", "--label-names", "0=neg,1=pos", "--model", "mlp",
+                 "--hidden", "16", "--embed-dim", "16", "--epochs", "3", "--lr", "0.01", "--min-freq", "1",
+                 "--out", str(out), "--quiet", *extra])
+
+
+def test_train_on_train_stop_on_dev_report_test_then_eval_every_row(triple, capsys):
+    out = triple["folder"] / "run"
+    assert _train(triple, out, "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    results = json.loads((out / "results.json").read_text())
+    assert results["test"]["n"] == 150 and printed["test"]["accuracy"] == results["test"]["accuracy"]
+    assert results["label_names"] == ["neg", "pos"] and results["test"]["accuracy"] > 0.8
+    assert results["config"]["validation_data"] == triple["dev"]
+
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", triple["dev"], "--json"]) == 0
+    dev = json.loads(capsys.readouterr().out)
+    assert dev["n"] == 150 and dev["accuracy"] > 0.8                  # every row, not a 20 % slice
+
+    # the same rows labelled by name, in another order: matched by name, the same metrics
+    named = _write(triple["folder"] / "named.csv", ("text", "label"), [])
+    with open(triple["dev"], encoding="utf-8") as f:
+        lines = f.read().splitlines()[1:]
+    with open(named, "w", encoding="utf-8") as f:
+        f.write("text,label\n" + "".join(f"{t},{['neg', 'pos'][int(y)]}\n" for t, y in
+                                         (line.split("\t") for line in reversed(lines))))
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", named, "--text-column", "text"]) == 0
+    table = capsys.readouterr().out
+    assert "150 reviews" in table and "neg" in table and "pos" in table and f"{dev['accuracy']:.4f}" in table
+
+
+def test_eval_refuses_labels_the_checkpoint_does_not_know(triple, capsys):
+    out = triple["folder"] / "run2"
+    assert _train(triple, out) == 0
+    capsys.readouterr()
+    fresh = _write(triple["folder"] / "fresh.tsv", ("content", "label"), [("a fine film", "fresh"),
+                                                                          ("a dull film", "rotten")])
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", fresh]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'fresh'" in err and "'rotten'" in err and "0=neg" in err
+
+    # one class only: AUC is undefined and reads null; the JSON stays valid JSON
+    positive = _write(triple["folder"] / "pos.tsv", ("content", "label"), [("good good film", 1)] * 5)
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", positive, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["auc"] is None
+
+
+BAD_SETTINGS = [
+    (["--model", "nosuch"], "--model 'nosuch' is not a model"),
+    (["--hidden", "0"], "--hidden must be a whole number >= 1"),
+    (["--hidden", "[4,3]"], "a list of layer sizes is for mlp, softmax"),
+    (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+    (["--validation", "1.5"], "--validation must lie in [0, 1)"),
+    (["--model-options", '{"bogus": 1}'], "--model-options ['bogus']: gru has no such setting"),
+    (["--lr", "-0.1"], "--lr must be a number >= 0"),
+    (["--clip-norm", "0"], "--clip-norm must be a number > 0 (or none)"),
+    (["--data", "no/such/file.csv"], "no such file"),
+    (["--test-data", "no/such/test.tsv"], "--test-data 'no/such/test.tsv': no such file"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_SETTINGS)
+def test_bad_settings_are_one_line_before_any_work(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out), *flags]) == 1
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and message in captured.err, captured.err
+    assert captured.err.startswith("minidl train: ") and not out.exists()   # nothing written
+
+
+def test_a_missing_gpu_is_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "run")]) == 1
+    assert "PyTorch sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_model_options_that_are_not_json_are_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--model-options", "radius=5"])
+    assert stop.value.code == 2 and "give a JSON object" in capsys.readouterr().err
+
+
+def test_out_folders_that_cannot_take_the_run(tmp_path, capsys):
+    """A file, a path under a file, and another run's folder are refused before training;
+    --resume and --overwrite are the two ways into a used folder."""
+    quick = ["train", "--epochs", "1", "--train-limit", "200", "--quiet"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    for out in (a_file, a_file / "run"):
+        assert main([*quick, "--out", str(out)]) == 1
+        assert "is a file" in capsys.readouterr().err and a_file.read_text() == "mine"
+    run = tmp_path / "run"
+    assert main([*quick, "--out", str(run)]) == 0
+    before = (run / "best.npz").read_bytes()
+    capsys.readouterr()
+    assert main([*quick, "--lr", "0.01", "--out", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "holds another run" in err and "--overwrite" in err and (run / "best.npz").read_bytes() == before
+    assert main([*quick, "--lr", "0.01", "--out", str(run), "--resume"]) == 1       # other settings
+    assert "different settings" in capsys.readouterr().err and (run / "best.npz").read_bytes() == before
+    assert main([*quick, "--lr", "0.01", "--out", str(run), "--overwrite"]) == 0
+    assert (run / "best.npz").read_bytes() != before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_a_read_only_out_is_refused_before_training(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["train", "--epochs", "1", "--out", str(locked / "run")]) == 1
+        assert "cannot write" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_the_train_table_names_the_labels(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--train-limit", "300", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "confusion matrix" in out and "neg" in out and "accuracy" in out
+    assert not out.lstrip().startswith("{")
+    assert np.isfinite(float(out.split("accuracy")[1].split()[5]))
