@@ -9,6 +9,7 @@ OUT    ?= runs/demo
 .PHONY: install demo test browser bench compile-check theory clean
 
 $(STAMP): pyproject.toml
+	@echo "make: creating $(VENV) and installing torch==2.13.0 (CPU), then minidl with its dev tools (pyproject.toml)"
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the CPU wheel on the course machines; an unpinned torch pulls GBs of CUDA
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -26,8 +27,9 @@ test: $(STAMP) browser
 # tests/web's headless-browser test needs chromium: install it where we can (root, apt-get), else it skips
 browser:
 	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& echo "make: installing chromium with apt-get, for the headless-browser test of minidl serve" \
 		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)) \
-		|| echo "chromium not installed: the browser test will be skipped"
+		|| echo "make: chromium not installed: the browser test will be skipped"
 
 bench: $(STAMP)
 	$(BIN)/minidl bench mlp

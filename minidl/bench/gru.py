@@ -82,8 +82,9 @@ def _torch_loop_step(x, y, hidden):
     return step
 
 
-def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, seed=0):
-    """{name: seconds per training step}, median over interleaved rounds."""
+def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, seed=0, log=None):
+    """{name: seconds per training step}, median over interleaved rounds; ``log``: a
+    function for one progress line per round (None: silent)."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, steps_in_time, embed)).astype(np.float32)
     y = rng.integers(0, 2, batch)
@@ -92,7 +93,9 @@ def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, 
     for step in contenders.values():
         step()
     times = {name: [] for name in contenders}
-    for _ in range(rounds):
+    for round_ in range(rounds):
+        if log:
+            log(f"bench gru: round {round_ + 1}/{rounds} ...")
         for name, step in contenders.items():
             time.sleep(0.2)  # let the previous contender's worker threads go idle
             step()
@@ -106,8 +109,10 @@ def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, 
 def main(args=None):
     import torch
 
+    import sys
+
     shape = dict(batch=32, steps_in_time=100, embed=100, hidden=64)
-    times = run(**shape)
+    times = run(**shape, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"GRU classifier training step, B={shape['batch']}, T={shape['steps_in_time']}, E={shape['embed']}, "
           f"H={shape['hidden']}, float32, Adam; torch threads: {torch.get_num_threads()}")
     reference = times["torch.nn.GRU"]
@@ -115,6 +120,8 @@ def main(args=None):
     for name, t in times.items():
         print(f"{name:<26}{t * 1e3:>10.2f}{reference / t:>29.2f}x")
     if getattr(args, "imdb_epoch", False):
+        print("bench gru: one IMDB epoch each, minidl then torch.nn.GRU (about a minute each) ...", file=sys.stderr,
+              flush=True)
         epoch = imdb_epoch(getattr(args, "data", None))
         print(f"one IMDB training epoch ({epoch['reviews']:,} reviews, first 100 words, E=100, H=64, batch 32, "
               f"bucketed): minidl {epoch['minidl']:.1f} s, torch.nn.GRU {epoch['torch']:.1f} s, "

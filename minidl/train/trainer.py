@@ -80,6 +80,8 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     with test metrics."""
     config = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).check()
     tick = time.perf_counter()
+    if progress and config.data != "synthetic":
+        log(f"preparing {config.data}: reading, tokenising, building the vocabulary ...")
     prepared = prepare(config)
     if progress and time.perf_counter() - tick > 2.0:
         log(f"prepared {config.data}: {len(prepared.train)} training, "
