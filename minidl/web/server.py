@@ -13,12 +13,30 @@ The models are loaded once, at start. Routes (all GET; answers are JSON except t
 
 Bad input (no [MASK], empty text, unknown words only, a text too long, an unknown path) gets a
 4xx answer {"error": "what is wrong and how to fix it"}; a bug gets a 500 with one line, the
-traceback going to the server's log only, never to the browser.
+traceback going to the server's log only, never to the browser. The errors http.server finds
+itself (a bad request line 400, an unknown method 501, a URL over 64 KiB 414, too many or too long
+headers 431, ...) come as the same JSON, and close the connection.
+
+HTTP/1.1 with keep-alive (every answer has a Content-Length; ``Connection: close`` is honoured),
+one daemon thread per connection, a listen backlog of REQUEST_QUEUE_SIZE. A connection silent for
+TIMEOUT seconds, in the middle of a request or between two, is closed, so a stalled client
+does not hold its thread for ever (the limit is per read: a client trickling a byte every few
+seconds keeps its connection, and holds only its own thread).
+
+Against DNS rebinding (a web page whose own name comes to point at 127.0.0.1, then reads the
+API, paths included), a request is answered only if its Host names this machine's loopback
+(127.0.0.1, localhost, ::1) or the host the server was started on (--host), with or without a
+port; bound to every interface (0.0.0.0), also any IP address and this machine's hostname. Any
+other Host gets a 403 saying which address to open. A request without Host is refused on
+HTTP/1.1 (which requires one, 400) and answered on HTTP/1.0: browsers always send Host, so such
+a request is no page's, and tools like ``curl -0`` or ``nc`` may leave it out.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 import sys
 import threading
 import traceback
@@ -30,6 +48,15 @@ from ..autograd.function import MinidlError
 
 MAX_CHARS = 2000
 MAX_K = 50
+REQUEST_QUEUE_SIZE = 128    # the listen backlog: connections the kernel holds until a thread accepts them
+TIMEOUT = 10.0              # seconds a connection may stay silent, within a request or between two
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# what to do, after the stdlib's own message, for the errors http.server answers itself
+_HINTS = {400: "send a request line like GET /api/info HTTP/1.1",
+          414: f"the request line is over 65,536 bytes; the API reads texts of at most {MAX_CHARS:,} characters",
+          431: "send at most 100 headers, each line under 65,536 bytes",
+          501: "the API answers GET only, e.g. GET /api/classify?text=...",
+          505: "speak HTTP/1.1 or HTTP/1.0"}
 
 
 class BadRequest(Exception):
@@ -124,13 +151,57 @@ def _check(text):
         raise BadRequest(f"the text has {len(text):,} characters; at most {MAX_CHARS:,}: shorten it", 413)
 
 
+def _host_name(header):
+    """The host in a Host header, lower case, without its port or IPv6 brackets: "[::1]:8000" -> "::1",
+    "LocalHost:8000" -> "localhost"; None where the port is not a number."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        name, _, port = header[1:].partition("]")
+    elif header.count(":") == 1:
+        name, _, port = header.partition(":")
+        port = ":" + port
+    else:                                   # no port, or a bare IPv6 address
+        name, port = header, ""
+    if port and not (port.startswith(":") and port[1:].isdigit()):
+        return None
+    return name.removesuffix(".")
+
+
+def _is_ip(name):
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
 class Handler(BaseHTTPRequestHandler):
-    """GET only; ``self.server.models`` is a ``Models``."""
+    """GET only; ``self.server`` is a ``Server``, ``self.server.models`` a ``Models``."""
+
+    protocol_version = "HTTP/1.1"           # keep-alive: the connection serves request after request
+    default_request_version = "HTTP/1.0"    # not 0.9: every answer has its status line and headers, those
+                                            # to a bad request line and to "GET /path" without a version too
+    disable_nagle_algorithm = True          # else the body, sent after the headers, waits for their ACK
+
+    def setup(self):
+        self.timeout = self.server.timeout_s   # StreamRequestHandler.setup sets it on the socket
+        super().setup()
+
+    def handle_one_request(self):
+        try:                                # wait for the next request: an idle connection closes quietly
+            self.rfile.peek(1)
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+            return
+        super().handle_one_request()
 
     def do_GET(self):
+        if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
+            self.close_connection = True    # a body is never read: the next request cannot be found
         url = urlparse(self.path)
         query = {name: values[-1] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
         try:
+            self._check_host()
             if url.path in ("/", "/index.html"):
                 return self._send(200, resources.files(__package__).joinpath("page.html").read_bytes(),
                                   "text/html; charset=utf-8")
@@ -156,6 +227,29 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             self._json(500, {"error": f"internal error ({type(e).__name__}); the server's log has the details"})
 
+    def _check_host(self):
+        """Raise BadRequest (403, or 400 for a missing or repeated Host on HTTP/1.1) unless the Host
+        header is one of this server's names (see the module's docstring)."""
+        hosts = self.headers.get_all("Host") or []
+        if not hosts and self.request_version != "HTTP/1.1":
+            return
+        if len(hosts) != 1:
+            raise BadRequest(f"an HTTP/1.1 request needs one Host header, got {len(hosts)}: send Host: "
+                             f"{self.server.address}")
+        name, server = _host_name(hosts[0]), self.server
+        if name in server.host_names or server.any_interface and name is not None and _is_ip(name):
+            return
+        raise BadRequest(f"Host {hosts[0]!r} is not a name of this server (a guard against DNS rebinding): "
+                         f"open the page as http://{server.address}/", 403)
+
+    def send_error(self, code, message=None, explain=None):
+        """The errors http.server answers itself (400, 414, 431, 501, 505, ...) as the API's JSON
+        {"error": ...}; the connection closes after them, the rest of the request unread."""
+        text = message or self.responses.get(code, ("error",))[0]
+        self.log_error("code %d, message %s", code, text)
+        self.close_connection = True
+        self._json(code, {"error": f"{text}: {_HINTS[code]}" if code in _HINTS else text})
+
     def _json(self, status, value):
         self._send(status, json.dumps(value).encode(), "application/json")
 
@@ -164,18 +258,37 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format, *args):
         if not self.server.quiet:
             super().log_message(format, *args)
 
 
-def make_server(models, host="127.0.0.1", port=0, quiet=False):
-    """A ThreadingHTTPServer for ``models`` (not yet serving: call serve_forever). Port 0: any free one."""
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.models, server.quiet = models, quiet
+class Server(ThreadingHTTPServer):
+    """One daemon thread per connection, and a listen backlog that holds a burst of clients (the
+    default of 5 makes the kernel drop the others' connection attempts, each retried a second later)."""
+
+    request_queue_size = REQUEST_QUEUE_SIZE
+    daemon_threads = True
+
+
+def make_server(models, host="127.0.0.1", port=0, quiet=False, timeout=TIMEOUT):
+    """A threaded HTTP/1.1 server for ``models`` (not yet serving: call serve_forever). Port 0: any free
+    one. ``timeout``: seconds a connection may stay silent before it is closed."""
+    server = Server((host, port), Handler)
+    server.models, server.quiet, server.timeout_s = models, quiet, timeout
+    bound, port = server.server_address[:2]
+    server.any_interface = bound in ("0.0.0.0", "::", "")
+    server.host_names = {*LOOPBACK, host.lower().strip("[]"), bound,
+                         *([socket.gethostname().lower()] if server.any_interface else [])} - {""}
+    # the address to suggest in a 403: the loopback where the server listens there too
+    shown = "127.0.0.1" if server.any_interface or host.lower() in LOOPBACK else host
+    server.address = f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
     return server
 
 

@@ -41,9 +41,10 @@ def models(checkpoints):
     return Models(checkpoints["teacher"], checkpoints["student"], [checkpoints["mlp"], checkpoints["gru"]])
 
 
-def serving(models):
-    """Start a server on a free port in a thread; yields its URL; stops it and checks it stopped."""
-    server = make_server(models, port=0, quiet=True)
+def serving(models, **options):
+    """Start a server on a free port in a thread (``options`` go to make_server); yields its URL; stops
+    it and checks it stopped."""
+    server = make_server(models, port=0, quiet=True, **options)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
