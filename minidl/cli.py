@@ -90,6 +90,10 @@ _TRAIN_HELP = {
     "label_names": '"neg,pos": the labels of --data in class order; "0=neg,1=pos": and the names shown '
                    "(default: the file's labels, sorted)",
     "max_length": "keep the first N words of each review",
+    "min_word_length": "drop words shorter than this; 1 keeps \"a\" and \"I\" (the course's cleaning drops them)",
+    "keep_digits": "keep numbers (\"10/10\" -> 10 10, \"90s\"); the course's cleaning keeps letters only",
+    "contractions": "\"split\": didn't -> did n't; \"not\": didn't -> did not (can't, won't: can, will) "
+                    "(default: the course's cleaning, didn't -> didn)",
     "max_vocab": "vocabulary size, <pad> and <unk> included: the most frequent training words",
     "min_freq": "leave out of the vocabulary words seen fewer times than this in training",
     "validation": "fraction of the training reviews held out to choose the best checkpoint and stop early, "
@@ -260,6 +264,10 @@ def build_parser():
         each.add_argument("--threads", type=int, default=None, metavar="N",
                           help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
                                "libraries' own choice; the one in force is printed)")
+
+    from .bench.serve import add_arguments as add_bench_serve_arguments
+
+    add_bench_serve_arguments(bench_what)  # `minidl bench serve`: minidl serve under load; sets args.run
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")

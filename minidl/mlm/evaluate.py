@@ -20,7 +20,6 @@ import os
 import time
 
 import numpy as np
-import torch
 
 import minidl as md
 
@@ -61,6 +60,8 @@ def _most_probable(logits, k):
     """logits (N, V) -> the k most probable ids (N, k), best first, and their probabilities
     (N, k). ``torch.topk`` finds them without sorting whole rows: a full sort of every row
     would cost more than the student model itself. Ties come in an unspecified order."""
+    import torch   # here, not at the top: `minidl --help` imports this package and must stay fast
+
     logits = torch.from_numpy(np.ascontiguousarray(logits))
     chosen, best = torch.topk(logits, k, dim=1)
     log_total = torch.logsumexp(logits.double(), dim=1, keepdim=True)

@@ -33,6 +33,9 @@ class TrainConfig:
     label_column: str = "label"
     label_names: str = None             # "neg,pos": the file's labels in class order; "0=neg,1=pos": renamed
     max_length: int = 100               # keep the first words of each review (the course: 100)
+    min_word_length: int = 2            # the course's cleaning drops one-letter words ("a", "I"); 1 keeps them
+    keep_digits: bool = False           # the course's cleaning keeps letters only; True keeps "10", "90s"
+    contractions: str = None            # None: the course's "didn't" -> "didn"; "split": "did n't"; "not": "did not"
     max_vocab: int = 20000
     min_freq: int = 2
     validation: float = 0.1             # fraction of train held out for early stopping
@@ -84,7 +87,7 @@ def _flag(name):
 
 
 # (setting, smallest allowed value, may it be None): whole numbers and positive reals
-_AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
+_AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
              ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False), ("eval_every", 1, True),
              ("patience", 1, True), ("train_limit", 1, True))
 
@@ -110,9 +113,11 @@ def _check_numbers(config):
 
 
 def _check_choices(config):
-    for name, choices in (("optimizer", ("adam", "adamw")), ("metric", ("accuracy", "f1", "auc", "loss"))):
+    for name, choices in (("optimizer", ("adam", "adamw")), ("metric", ("accuracy", "f1", "auc", "loss")),
+                          ("contractions", (None, "split", "not"))):
         if getattr(config, name) not in choices:
-            raise ConfigError(f"{_flag(name)} must be one of {', '.join(choices)}, got {getattr(config, name)!r}")
+            raise ConfigError(f"{_flag(name)} must be one of {', '.join(map(str, choices))}, "
+                              f"got {getattr(config, name)!r}")
     device = str(config.device)
     if device not in ("cpu", "numpy", "torch", "torch:cpu") and not (
             device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):

@@ -7,6 +7,13 @@
 * WindowAttention: also, for each word, the neighbour it attends to most.
 * Elman RNN / GRU: there are no per-word scores; we print the prediction after each
   prefix of the review ("if the review stopped here"), which shows where it changes its mind.
+
+The table shows every word of the text as written, in order, not only those the model saw:
+a word the cleaning dropped (a stop word, a one-letter word, "10/10" under letters-only
+cleaning, an HTML tag, a link) is marked "dropped by cleaning: <why>" with its number columns
+empty, so that nothing the user typed silently disappears. A word the vocabulary lacks is read
+by the model as ``<unk>``; it keeps its numbers (the ``<unk>`` embedding does push the
+prediction, and the sub-scores still add up to the logit) and is marked "not in vocabulary".
 """
 from __future__ import annotations
 
@@ -38,22 +45,72 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
         if model.prefix_states:
             prefix = model.prefix_logits(batch_ids).softmax(axis=-1).numpy()[0]   # (T, C)
             columns[f"p({label_names[-1]}) so far"] = prefix[:, -1]
-    return {"text": text, "words": words, "known": [int(i) != vocab.unk_id for i in ids],
+    known = [int(i) != vocab.unk_id for i in ids]
+    return {"text": text, "words": words, "known": known,
             "prediction": label_names[int(np.argmax(probabilities))],
-            "probabilities": dict(zip(label_names, map(float, probabilities))), "columns": columns}
+            "probabilities": dict(zip(label_names, map(float, probabilities))), "columns": columns,
+            "rows": _rows(text, tokenizer, words, known, vocab.unk_token)}
 
 
-def format_explanation(result):
-    names = list(result["columns"])
+def _rows(text, tokenizer, words, known, unk):
+    """The table's rows: each word of ``text`` as written, one row per token it became (one row when
+    it became none). A row: ``word`` ("" on a word's second and later tokens), ``token`` (None when
+    the word became none), ``index`` (the token's position in the model's input, which indexes the
+    columns; None when dropped) and ``note`` (why dropped, or that the vocabulary lacks it; or None).
+
+    ``tokenizer.trace`` says what became of each word; a tokenizer without it (any callable
+    text -> words) gives one row per model token, as before."""
+    if hasattr(tokenizer, "trace"):
+        traced = tokenizer.trace(text)
+    else:
+        traced = [(word, [(word, None)], None) for word in words]
+    rows, t = [], 0
+    for word, tokens, dropped in traced:
+        if not tokens:
+            rows.append({"word": word, "token": None, "index": None, "note": f"dropped by cleaning: {dropped}"})
+        for k, (token, why) in enumerate(tokens):
+            row = {"word": "" if k else word, "token": token, "index": None, "note": None}
+            if why is not None:
+                row["note"] = f"dropped by cleaning: {why}"
+            else:
+                row["index"] = t
+                row["note"] = None if known[t] else f"not in vocabulary: {unk}"
+                t += 1
+            rows.append(row)
+    if t != len(words):
+        raise RuntimeError(f"explain: the tokenizer's trace kept {t} tokens, its cleaning {len(words)}")
+    return rows
+
+
+def format_explanation(result, max_word=24):
+    """``explain``'s result as text: the prediction, then a table of every word of the text in
+    order: as written, the token the model read, the columns, and a note on words it did not read
+    (dropped by the cleaning) or read as ``<unk>``. Words longer than ``max_word`` are cut ("...")."""
+    names, rows = list(result["columns"]), result["rows"]
+    words = [_fit(" ".join(row["word"].split()), max_word) for row in rows]    # a tag may hold newlines
+    tokens = [_fit(row["token"] or "", max_word) for row in rows]
+    word_width = max([len("word"), *map(len, words)]) + 2
+    token_width = max([len("token"), *map(len, tokens)]) + 2
+    widths = [max(len(name), 7) + 2 for name in names]
     lines = [f"{result['text']!r}",
              "  prediction: " + result["prediction"] + "  ("
              + ", ".join(f"p({k}) = {v:.3f}" for k, v in result["probabilities"].items()) + ")",
-             "  " + f"{'word':<16}" + "".join(f"{n:>18}" for n in names)]
-    for t, word in enumerate(result["words"]):
-        shown = word if result["known"][t] else f"{word} (unknown)"
-        cells = []
-        for name in names:
-            value = result["columns"][name][t]
-            cells.append(f"{value:>18}" if isinstance(value, str) else f"{value:>18.3f}")
-        lines.append(f"  {shown:<16}" + "".join(cells))
+             "  " + f"{'word':<{word_width}}{'token':<{token_width}}"
+             + "".join(f"{n:>{w}}" for n, w in zip(names, widths)) + "  note"]
+    for word, token, row in zip(words, tokens, rows):
+        cells = [_cell(result["columns"][name], row["index"], width) for name, width in zip(names, widths)]
+        line = f"  {word:<{word_width}}{token:<{token_width}}" + "".join(cells) + f"  {row['note'] or ''}"
+        lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def _cell(column, index, width):
+    """One number (3 decimals) or word of ``column``, right-aligned in ``width``; blank for a dropped word."""
+    if index is None:
+        return " " * width
+    value = column[index]
+    return f"{_fit(value, width - 2):>{width}}" if isinstance(value, str) else f"{value:>{width}.3f}"
+
+
+def _fit(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -20,7 +20,8 @@ from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
 
 DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
-             "max_length", "max_vocab", "min_freq", "validation", "train_limit", "seed", "embeddings")
+             "max_length", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq", "validation",
+             "train_limit", "seed", "embeddings")
 BUILT_IN = ("synthetic", "imdb")
 
 
@@ -131,7 +132,8 @@ def _prepare_cached(key):
         train = train.subset(np.arange(min(config.train_limit, len(train))))
     if validation is None and config.validation:
         train, validation = train.split(config.validation, seed=config.seed)
-    tokenizer = Tokenizer(max_length=config.max_length)
+    tokenizer = Tokenizer(max_length=config.max_length, min_word_length=config.min_word_length,
+                          keep_digits=config.keep_digits, contractions=config.contractions)
     train_tokens = tokenizer.tokenize_all(train.texts)
     vocab = Vocabulary.build(train_tokens, max_size=config.max_vocab, min_freq=config.min_freq)
     encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)

@@ -162,3 +162,21 @@ def test_the_train_table_names_the_labels(tmp_path, capsys):
     assert "confusion matrix" in out and "neg" in out and "accuracy" in out
     assert not out.lstrip().startswith("{")
     assert np.isfinite(float(out.split("accuracy")[1].split()[5]))
+
+
+def test_tokenizer_options_travel_in_the_checkpoint(tmp_path, capsys):
+    """--min-word-length 1 --keep-digits --contractions not: the checkpoint re-tokenises new
+    text the same way, and explain shows every word, the dropped ones marked."""
+    from minidl.train import load_classifier
+
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--train-limit", "200", "--quiet", "--out", str(out),
+                 "--min-word-length", "1", "--keep-digits", "--contractions", "not"]) == 0
+    tokenizer = load_classifier(out / "best.npz")[2]
+    assert tokenizer("I didn't like it, 10/10.") == ["i", "did", "not", "like", "it", "10", "10"]
+    capsys.readouterr()
+    assert main(["explain", "I didn't like it <br /> at all", "--checkpoint", str(out / "best.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "didn't" in printed and "dropped by cleaning: HTML tag" in printed
+    assert main(["train", "--contractions", "maybe", "--out", str(tmp_path / "bad")]) == 1
+    assert "--contractions must be one of None, split, not" in capsys.readouterr().err
