@@ -3,14 +3,36 @@ read without ever unpickling anything."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
+import time
 import zipfile
 import zlib
 
 import numpy as np
 
 from .autograd.function import MinidlError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no locks; an open file cannot be deleted there
+    fcntl = None
+
+# A temporary file of the same target that no live writer holds locked and that is older than
+# this (seconds) was left by a killed writer. The age covers the instant between mkstemp and the
+# lock (and writers of older minidl versions, which took no lock); without locks, a day.
+STALE_AFTER = 60.0 if fcntl is not None else 86_400.0
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+_HINTS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (the disk quota is full)",
+          errno.EFBIG: "the file is too large for this file system", errno.EROFS: "choose a folder you can write to",
+          errno.EACCES: "choose a folder you can write to", errno.EPERM: "choose a folder you can write to"}
+
+
+class WriteError(MinidlError, OSError):
+    """A file that could not be written (a read-only folder, a full disk, a folder in the way);
+    the previous file, if any, is intact and no temporary file is left."""
 
 
 @contextlib.contextmanager
@@ -19,21 +41,98 @@ def atomic_path(path):
 
     The rename is atomic, so a reader (or a crash) sees either the old file or the
     complete new one. On failure the temporary file is removed and ``path`` is untouched.
+
+    A writer killed with -9 cannot remove its temporary file, so each write first removes
+    the temporary files of the same target left that way (see ``_remove_stale``); the writer
+    holds its own locked until the rename, so no live writer loses its file. Failures of the
+    writing itself (a read-only folder, a full disk, ``path`` a folder) are raised as one
+    ``WriteError`` naming ``path``; other errors of the body (a broken download) pass unchanged.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WriteError(f"cannot write {path}: it is a directory; give the path of a file (inside it, or elsewhere)")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=f".tmp{ext}")
-    os.close(fd)
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=f".tmp{ext}")
+    except OSError as e:
+        raise _write_error(path, e) from e
+    fd = _hold(fd)
+    try:
+        _remove_stale(folder, base, ext, tmp)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, path)  # renamed while still locked: no cleaner can take it for a leftover first
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if _is_write_failure(e, tmp):
+            raise _write_error(path, e) from e
         raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _hold(fd):
+    """Lock the new temporary file (``fd``) for as long as it is written, and return the fd to
+    close at the end; without ``fcntl`` close it now (None), as Windows cannot rename an open file."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without locks: then no cleaner can lock it either
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+    os.close(fd)
+    return None
+
+
+def _remove_stale(folder, base, ext, own):
+    """Remove the temporary files that writes of the same target (``.BASE.<random>.tmpEXT``, as
+    ``atomic_path`` names them) left behind when killed: those older than ``STALE_AFTER`` seconds
+    that no process holds locked. Files of other targets, fresh ones and locked ones are kept."""
+    name = re.compile(re.escape(f".{base}.") + r"[A-Za-z0-9_]+" + re.escape(f".tmp{ext}"))
+    try:
+        with os.scandir(folder) as scan:
+            candidates = [e.path for e in scan if name.fullmatch(e.name) and e.path != own]
+    except OSError:
+        return
+    now = time.time()
+    for candidate in candidates:
+        with contextlib.suppress(OSError):  # gone meanwhile, locked, or not ours to remove
+            if now - os.lstat(candidate).st_mtime > STALE_AFTER:
+                _remove_unlocked(candidate)
+
+
+def _remove_unlocked(path):
+    """Remove ``path`` if no process holds it locked (BlockingIOError otherwise)."""
+    if fcntl is None:
+        os.remove(path)  # fails while a writer has it open
+        return
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.remove(path)
+    finally:
+        os.close(fd)
+
+
+def _is_write_failure(error, tmp):
+    """Whether ``error`` (raised by the body of ``atomic_path``) is a failure to write the file:
+    an OSError about the temporary file or one that only writing raises (disk full, read-only)."""
+    if not isinstance(error, OSError) or isinstance(error, MinidlError):
+        return False
+    return error.errno in _WRITE_ERRNOS or (error.filename is not None and os.fspath(error.filename) == tmp)
+
+
+def _write_error(path, error):
+    """A one-line WriteError naming ``path`` for the OSError ``error``, with what to do about it."""
+    reason = " ".join(str(error.strerror or error).split())
+    hint = _HINTS.get(error.errno, "check the path")
+    if isinstance(error, IsADirectoryError) or (error.errno is None and os.path.isdir(path)):
+        hint = "it is a directory; give the path of a file"
+    new = WriteError(f"cannot write {path}: {reason}; {hint}. The previous file, if any, is unchanged")
+    new.errno = error.errno
+    return new
 
 
 def _umask():
@@ -50,14 +149,26 @@ def write_npz(path, arrays):
     """Write {name: array} as an uncompressed .npz (what ``np.savez`` writes) to a temporary
     file in the destination folder, renamed over ``path`` once complete. Writing the
     archive by hand keeps names like "file" legal, which ``np.savez(file, **arrays)``
-    would reject, and refuses object arrays (``allow_pickle=False``)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for name, array in arrays.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
+    would reject, and refuses object arrays (``allow_pickle=False``).
+
+    Any OSError on the way (a full disk, a read-only folder, ``path`` a folder) is raised as a
+    one-line ``WriteError`` naming ``path``; the previous file is intact, no temporary file is left."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WriteError(f"cannot write the checkpoint {path}: it is a directory; give a file path such as "
+                         f"{os.path.join(path, 'best.npz')}")
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in arrays.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it the checkpoint
+    except OSError as e:
+        if isinstance(e, MinidlError):
+            raise
+        raise _write_error(path, e) from e
 
 
 def read_npz(path):
@@ -65,6 +176,9 @@ def read_npz(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}: check the path, or write one with model.save(path)")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path!r} is a directory, not a .npz file; pass the checkpoint file inside "
+                              f"it, {_checkpoints_in(path)}")
     corrupted = (f"checkpoint {path!r} is corrupted (not a complete .npz archive: truncated by an "
                  f"interrupted copy or download, or not a minidl checkpoint at all); copy it again or "
                  f"re-save it with model.save(path)")
@@ -86,3 +200,12 @@ def read_npz(path):
     if not all(isinstance(value, np.ndarray) for value in state.values()):
         raise CheckpointError(corrupted)
     return state
+
+
+def _checkpoints_in(folder, shown=5):
+    """"one of best.npz, last.npz" (the .npz files in ``folder``), or "e.g. best.npz" when there are none."""
+    with contextlib.suppress(OSError):
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".npz"))
+        if names:
+            return "one of " + ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return "e.g. best.npz"

@@ -47,7 +47,7 @@ from collections import namedtuple
 from http.client import HTTPException
 from pathlib import Path
 
-from ..io import atomic_path
+from ..io import WriteError, atomic_path
 from .dataset import TextDataset
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
 from .tabular import load_table
@@ -59,6 +59,8 @@ FOLDER_NAME = "aclImdb"
 CSV_NAME = "IMDB Dataset.csv"
 LABEL_NAMES = ["neg", "pos"]
 COURSE_TRAIN_SIZE = 30_000
+OFFICIAL_PER_CLASS = 12_500  # reviews in each of train/neg, train/pos, test/neg, test/pos
+MAX_CLASS_RATIO = 2          # a split whose classes differ more than this is incomplete
 ENV_VAR = "MINIDL_DATA"
 
 LABELLED = ("train/neg", "train/pos", "test/neg", "test/pos")
@@ -154,9 +156,33 @@ def read_imdb_reviews(source, parts=LABELLED):
                               f"it is not the complete IMDB data set (expected "
                               f"{FOLDER_NAME}/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt and "
                               f"{FOLDER_NAME}/train/unsup/). {_HOW_TO_GET}")
+    _check_complete(source, counts)
     order = {"train": 0, "test": 1, "neg": 0, "pos": 1, "unsup": 2}
     reviews.sort(key=lambda r: (order[r.split], r.id, order[r.label]))
     return reviews
+
+
+def _check_complete(source, counts):
+    """Raise a DataFormatError when the labelled counts ({"train/neg": n, ...}) show a partly
+    extracted (or partly packed) data set, which would otherwise train on what happens to be there.
+
+    The official data set has ``OFFICIAL_PER_CLASS`` reviews in each labelled part. Smaller copies
+    (a sample, the tests' fake data) are allowed, so the rules are: the two classes of a split
+    differ by at most ``MAX_CLASS_RATIO``, and when one part has the official size, every part has.
+    """
+    labelled = {part: n for part, n in counts.items() if part in LABELLED}
+    pairs = [(labelled[f"{split}/neg"], labelled[f"{split}/pos"]) for split in ("train", "test")
+             if f"{split}/neg" in labelled and f"{split}/pos" in labelled]
+    lopsided = any(max(pair) > MAX_CLASS_RATIO * min(pair) for pair in pairs)
+    short = OFFICIAL_PER_CLASS in labelled.values() and min(labelled.values()) < OFFICIAL_PER_CLASS
+    if not (lopsided or short):
+        return
+    found = ", ".join(f"{part} {n:,}" for part, n in labelled.items())
+    fix = (f"re-extract {ARCHIVE_NAME} (tar -xzf {ARCHIVE_NAME}) and let it finish, or point {ENV_VAR} (or the "
+           f"path) at the .tar.gz itself, which is read without extracting" if source.is_dir() else
+           "delete it and download it again with `minidl data download`")
+    raise DataFormatError(f"{source} is incomplete: found {found} reviews, the official data set has "
+                          f"{OFFICIAL_PER_CLASS:,} in each; {fix}")
 
 
 def _decode(data, split, label, review_id, rating):
@@ -361,7 +387,7 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
                 raise CorruptDataError(f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
                                        f"{expected}: it is damaged or not the expected archive; nothing was saved. "
                                        f"Try again, or pass the right sha256=")
-    except DownloadError:
+    except (DownloadError, WriteError):  # WriteError: the disk, not the network (an OSError too)
         raise
     except urllib.error.HTTPError as e:
         raise DownloadError(f"downloading {url} failed: HTTP {e.code} {e.reason}. {_manual(url, folder)}") from None

@@ -9,11 +9,23 @@ Any number of classes. Labels become ints in ``range(len(ds.label_names))``; pas
 are reported, never silently dropped:
 
 * a missing column -> ``DataFormatError`` naming the missing and the available columns;
-* a label outside ``label_names`` (or no label) -> ``DataFormatError`` naming the row;
+* a label outside ``label_names`` (or no label, or a JSON list or object) -> ``DataFormatError``
+  naming the row;
+* a quote that is never closed (it would swallow the rest of the file into one text) ->
+  ``DataFormatError`` naming the line where it opens;
 * bytes that are not valid in ``encoding`` -> replaced with U+FFFD, counted in
   ``ds.info["decode_errors"]`` and reported with a ``DataWarning``;
 * empty texts -> kept (so row numbers still match the file), counted in
   ``ds.info["empty_texts"]`` and reported; the encoder drops them later, saying so.
+
+A table that cannot train a classifier is refused when it is loaded, not with a crash or a
+meaningless score later (``min_classes=1, min_rows=1`` switch this off):
+
+* every text empty -> ``DataFormatError`` naming the text column;
+* fewer than 2 classes among the rows with a text ("single-class data") -> ``DataFormatError``;
+* fewer than ``MIN_ROWS`` rows with a text -> ``DataFormatError``: ``minidl train`` holds out
+  20% of the rows for the test split and then a validation fraction (default 10%) of the rest,
+  and an empty split fails later (7 rows is the least that fills all three; 10 leaves a margin).
 
 ``ds.info["lines"][i]`` is the line of the file where example ``i`` starts (1-based), for
 finding a row again in an editor.
@@ -36,9 +48,11 @@ from .errors import DataFormatError, DataNotFoundError, DataWarning
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 _INTEGER = re.compile(r"-?\d+")
 _SHOWN = 5  # how many row numbers a report lists before "..."
+MIN_ROWS = 10  # rows with a text that a table needs by default (see the module docstring)
 
 
-def load_table(path, text_column, label_column, format=None, label_names=None, encoding="utf-8", name=None):
+def load_table(path, text_column, label_column, format=None, label_names=None, encoding="utf-8", name=None,
+               min_rows=MIN_ROWS, min_classes=2):
     """A ``TextDataset`` from a table file: one example per row.
 
     Args:
@@ -49,6 +63,9 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
             unique values of the label column (numerically when they are all integers).
         encoding: of the file; a UTF-8 byte-order mark is skipped.
         name: the dataset's name (default: the file name without extension).
+        min_rows, min_classes: the fewest rows with a non-empty text, and the fewest classes
+            among them, that the table must have (a ``DataFormatError`` otherwise); 1 and 1 to
+            read any table.
     """
     path = Path(path)
     if not path.is_file():
@@ -56,11 +73,12 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     fmt = _format_of(path, format)
     text, bad_lines = decode_lines(path.read_bytes(), encoding)
     rows, columns = _read_rows(text, fmt, path)
-    _check_columns(path, fmt, columns, (text_column, label_column))
+    _check_columns(path, columns, (text_column, label_column))
     texts, raw_labels, lines, where, bad_rows = _collect_rows(rows, text_column, label_column, bad_lines, path)
 
     names, labels = _encode_labels(raw_labels, label_names, where, path, label_column)
     empty = [where[i] for i, t in enumerate(texts) if not t.strip()]
+    _check_trainable(path, texts, labels, names, (text_column, label_column), columns, (min_rows, min_classes))
     info = {"source": str(path), "format": fmt, "lines": lines,
             "decode_errors": len(bad_rows), "empty_texts": len(empty)}
     if bad_rows:
@@ -73,13 +91,41 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     return TextDataset(texts, labels, names, name or path.stem, info)
 
 
-def _check_columns(path, fmt, columns, wanted):
+def _check_columns(path, columns, wanted):
     """Raise a DataFormatError naming the ``wanted`` columns that the file lacks, and those it has."""
     missing = [c for c in wanted if c not in columns]
     if missing:
         raise DataFormatError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
-                              f"{sorted(columns) if fmt in ('jsonl', 'json') else columns}. Pass the right names "
+                              f"{_column_list(columns)}. Pass the right names "
                               f"as text_column= / label_column= (--text-column / --label-column)")
+
+
+def _check_trainable(path, texts, labels, names, wanted, columns, minimum):
+    """Raise a DataFormatError for a table that cannot train a classifier: every text empty, or,
+    among the rows with a text, fewer than ``minimum`` = (rows, classes). ``wanted``: the
+    (text, label) column names; ``columns``: the file's."""
+    (text_column, label_column), (min_rows, min_classes) = wanted, minimum
+    usable = np.array([bool(t.strip()) for t in texts], dtype=bool)
+    if not texts and min_rows > 0:
+        raise DataFormatError(f"{path}: no rows, only the column names; add rows (one example per row)")
+    if texts and not usable.any():
+        raise DataFormatError(f"{path}: every text in column {text_column!r} is empty ({len(texts)} rows); is it the "
+                              f"column with the texts? The columns are {_column_list(columns)}")
+    present = [names[i] for i in np.unique(labels[usable])]
+    if len(present) < min_classes:
+        kind = (f"single-class data: AUC is undefined and the model learns nothing; every row with a text has label "
+                f"{present[0]!r}" if len(present) == 1 else f"{len(present)} classes ({present})")
+        raise DataFormatError(f"{path}: {kind} in column {label_column!r}; a classifier needs rows of at least "
+                              f"{min_classes} classes. Add rows of the other class(es), or check --label-column")
+    if int(usable.sum()) < min_rows:
+        raise DataFormatError(f"{path}: only {int(usable.sum())} rows with a text; training needs at least {min_rows} "
+                              f"(20% of the rows are held out for testing and a validation fraction of the rest, "
+                              f"and none of the three may be empty). Add rows")
+
+
+def _column_list(columns):
+    """The columns as a report shows them: in file order (a list) or sorted (a set, from JSON)."""
+    return columns if isinstance(columns, list) else sorted(columns)
 
 
 def _collect_rows(rows, text_column, label_column, bad_lines, path):
@@ -100,12 +146,19 @@ def _collect_rows(rows, text_column, label_column, bad_lines, path):
 
 
 def _row_label(record, label_column, place, path):
-    """The label of one row (a string is stripped); a missing or empty one is an error."""
+    """The label of one row (a string is stripped); a missing or empty one is an error, and so
+    is a JSON list or object, which would otherwise become a class of its own ("[1, 2]")."""
     label = record.get(label_column)
     if isinstance(label, str):
         label = label.strip()
     if label is None or label == "":
         raise DataFormatError(f"{path}: {place} has no label in column {label_column!r}")
+    if isinstance(label, (list, dict)):
+        shown = json.dumps(label)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise DataFormatError(f"{path}: {place} has the label {shown} in column {label_column!r}, a JSON "
+                              f"{'list' if isinstance(label, list) else 'object'}; a label is one string, number "
+                              f"or true/false (one class per row)")
     return label
 
 
@@ -187,24 +240,44 @@ def _read_rows(text, fmt, path):
 
 
 def _read_delimited(text, delimiter, path):
+    """Rows as ``_read_rows`` gives them. A quote that is never closed swallows the rest of the file
+    into one field, and only the csv module's strict mode says so; so the file is read strictly
+    first, and read again leniently (as it always was: a stray quote inside a field is kept) only
+    when strict mode objects to something else."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long reviews are single fields
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    state = {"start": 1, "line": 0}  # where the row being read starts; the last line read
     try:
-        header = next(reader)
-    except StopIteration:
-        raise DataFormatError(f"{path}: the file is empty (expected a header row with the column names)") from None
-    header = [h.strip() for h in header]
-    rows, previous_end, number = [], reader.line_num, 0
+        return _parse_delimited(text, delimiter, path, True, state)
+    except csv.Error as e:
+        if "end of data" in str(e):  # the end of the file inside a quoted field
+            raise DataFormatError(f"{path}: line {state['start']}: a quote (\") opens a field that is never closed, "
+                                  f"so the rest of the file (to line {state['line']}) would be one text; close it, or "
+                                  f"write a quote inside a quoted field as two (\"\")") from None
     try:
+        return _parse_delimited(text, delimiter, path, False, state)
+    except csv.Error as e:
+        raise DataFormatError(f"{path}: line {state['line']}: {e}") from None
+
+
+def _parse_delimited(text, delimiter, path, strict, state):
+    """(rows, header) of a CSV / TSV text; ``state`` follows the reader (the first line of the
+    row being read, the last line read) so that a csv.Error can be placed in the file."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict)
+    state["start"] = 1
+    try:
+        header = [h.strip() for h in next(reader)]
+        rows, number = [], 0
+        state["start"] = reader.line_num + 1
         for fields in reader:
-            start, previous_end = previous_end + 1, reader.line_num
+            start, state["start"] = state["start"], reader.line_num + 1
             if not fields:  # a blank line
                 continue
             number += 1
-            record = dict(zip(header, fields))
-            rows.append((start, reader.line_num, f"row {number} (line {start})", record))
-    except csv.Error as e:
-        raise DataFormatError(f"{path}: line {reader.line_num}: {e}") from None
+            rows.append((start, reader.line_num, f"row {number} (line {start})", dict(zip(header, fields))))
+    except StopIteration:
+        raise DataFormatError(f"{path}: the file is empty (expected a header row with the column names)") from None
+    finally:
+        state["line"] = reader.line_num
     return rows, header
 
 

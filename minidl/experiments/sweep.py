@@ -23,7 +23,8 @@ keeps one record per key (a success over an earlier failure); ``summarise`` skip
 ``submit(fn, *args)`` that returns futures with ``.result()`` (``add_done_callback``, when
 they have it, lets results be written in the order jobs finish). By default it starts a
 ``ProcessPoolExecutor`` with one worker per CPU ("spawn" processes: safe with PyTorch and
-CUDA; a script that calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard).
+CUDA; a script that calls ``run_sweep`` needs the usual ``if __name__ == "__main__":`` guard);
+the workers end with the sweep process, even when it is killed with -9.
 A Dask ``Client`` is such an executor, so a sweep runs on a cluster with no new code::
 
     from distributed import Client, LocalCluster
@@ -43,6 +44,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import numbers
 import os
 import queue
@@ -299,6 +301,36 @@ def limit_threads(threads):
         pass
 
 
+def _init_worker(threads, sweep_pid):
+    """Initializer of each local worker process: end with the sweep process, then cap threads."""
+    end_with_parent(sweep_pid)
+    limit_threads(threads)
+
+
+def end_with_parent(parent_pid):
+    """Start a daemon thread that ends this process (``os._exit``) as soon as its parent, the
+    process ``parent_pid``, is gone.
+
+    A sweep process killed with -9 (or by the OOM killer) shuts nothing down: its worker processes
+    would wait for jobs (or run theirs) forever, and multiprocessing's resource tracker, which
+    ends only when every process holding its pipe has, would live on with them. A spawned child
+    has a sentinel that becomes ready when its parent ends (a pipe's EOF on POSIX, the process
+    handle on Windows); without one, ``os.getppid()`` is polled (it changes when a POSIX parent dies).
+    """
+    parent = multiprocessing.parent_process()
+    sentinel = parent.sentinel if parent is not None and parent.pid == parent_pid else None
+
+    def watch():
+        if sentinel is not None:
+            multiprocessing.connection.wait([sentinel])
+        else:
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+        os._exit(1)  # the results are the parent's to write; with it gone there is nothing to finish
+
+    threading.Thread(target=watch, name="minidl-end-with-parent", daemon=True).start()
+
+
 def run_sweep(configs, results_path, executor=None, max_workers=None, log=print):
     """Run every config whose key has no result in ``results_path`` yet; append each result
     (or failure) to it as it finishes. Returns the records of all ``configs`` (earlier ones
@@ -362,11 +394,12 @@ def _resume(jobs, results_path, log):
 
 def _local_executor(max_workers, n_jobs, log):
     """A ProcessPoolExecutor of "spawn" workers (no more than jobs), each with an equal share
-    of the CPUs for its BLAS and torch threads."""
+    of the CPUs for its BLAS and torch threads, and each ending when this process ends, even
+    when it is killed (``end_with_parent``)."""
     workers = max(1, min(max_workers or os.cpu_count() or 1, n_jobs))
     threads = max(1, (os.cpu_count() or 1) // workers)
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=limit_threads, initargs=(threads,))
+                                   initializer=_init_worker, initargs=(threads, os.getpid()))
     log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
     return executor
 

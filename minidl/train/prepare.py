@@ -51,7 +51,7 @@ def load_splits(config):
 
         return {**load_imdb(config.data_path, split="official"), "validation": None}
     values, names = parse_label_names(config.label_names)
-    train = read_table(config.data, config, values)
+    train = read_table(config.data, config, values, training=True)
     values, names = values or train.label_names, names or train.label_names
     train = relabel(train, values, names, "training")
     validation, test = (relabel(read_table(path, config), values, names, "training") if path else None
@@ -78,10 +78,13 @@ def parse_label_names(spec):
     return values, names
 
 
-def read_table(path, config, values=None):
+def read_table(path, config, values=None, training=False):
     """Your labelled file with the config's columns; each of --text-column / --label-column may
     list alternatives ("sentence,content"): the file uses the first pair it has. ``values``:
-    the labels in class order (others are refused); None: the file's sorted labels."""
+    the labels in class order (others are refused); None: the file's sorted labels.
+    ``training``: the file trains a model, so it must have two classes and rows enough to
+    split; a file that is only scored may hold a single row of a single class."""
+    limits = {} if training else {"min_rows": 1, "min_classes": 1}
     from ..data.tabular import load_table
 
     text_columns, label_columns = (_names(config.text_column), _names(config.label_column))
@@ -89,7 +92,8 @@ def read_table(path, config, values=None):
     for text_column in text_columns:
         for label_column in label_columns:
             try:
-                return load_table(path, text_column=text_column, label_column=label_column, label_names=values)
+                return load_table(path, text_column=text_column, label_column=label_column, label_names=values,
+                                  **limits)
             except DataFormatError as error:
                 if ": no column " not in str(error):
                     raise

@@ -5,6 +5,7 @@ Everything runs on a small GENERATED fake data set (see conftest.py) except
 """
 import argparse
 import contextlib
+import errno
 import functools
 import hashlib
 import http.server
@@ -186,6 +187,30 @@ def test_incomplete_data_set(imdb_folder, tmp_path):
         load_imdb(archive)
 
 
+def test_a_partly_extracted_folder_is_refused_with_the_counts(imdb_folder, tmp_path):
+    # tar stopped early: train/pos has 2 of its 6 reviews (the real case: 12,500 neg and 3 pos)
+    for file in sorted((imdb_folder / "aclImdb" / "train" / "pos").iterdir())[2:]:
+        file.unlink()
+    with pytest.raises(DataFormatError) as err:
+        load_imdb(imdb_folder)
+    message = str(err.value)
+    assert "\n" not in message and "incomplete" in message
+    assert f"train/neg {PER_CLASS}, train/pos 2, test/neg {PER_CLASS}, test/pos {PER_CLASS}" in message
+    assert "12,500" in message and "extract" in message and "MINIDL_DATA" in message and ".tar.gz" in message
+    archive = write_archive(imdb_folder / "aclImdb", tmp_path / "a" / "aclImdb_v1.tar.gz")
+    with pytest.raises(DataFormatError, match=r"train/pos 2.*download it again"):
+        load_imdb(archive)
+    assert len(load_imdb_unlabelled(imdb_folder)) == UNSUP  # train/unsup alone is complete
+
+
+def test_a_folder_one_review_short_of_the_official_size_is_refused(imdb_folder, monkeypatch):
+    monkeypatch.setattr(imdb, "OFFICIAL_PER_CLASS", PER_CLASS)  # the official 12,500, scaled down
+    assert load_imdb(imdb_folder)["test"].class_counts() == {"neg": PER_CLASS, "pos": PER_CLASS}
+    next((imdb_folder / "aclImdb" / "test" / "pos").iterdir()).unlink()
+    with pytest.raises(DataFormatError, match=f"incomplete.*test/pos {PER_CLASS - 1} "):
+        load_imdb(imdb_folder)
+
+
 # ------------------------------------------------------------------------------------------- Kaggle CSV
 
 def test_kaggle_csv(tmp_path, monkeypatch):
@@ -271,6 +296,33 @@ def test_download_with_the_wrong_hash_leaves_nothing(imdb_archive, tmp_path):
             download_imdb(dest, url=f"{url}/short.tar.gz", progress=False)
     assert not dest.exists() or os.listdir(dest) == []
 
+
+def test_a_full_disk_during_download_is_named_as_such(imdb_archive, tmp_path, monkeypatch):
+    from minidl.io import WriteError
+
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, path, mode="r", *args, **kwargs):
+            self.file = real_open(path, mode, *args, **kwargs)
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(imdb, "open", FullDisk, raising=False)
+    dest = tmp_path / "cache"
+    with serve(imdb_archive.parent) as url:
+        with pytest.raises(WriteError) as err:
+            download_imdb(dest, url=f"{url}/aclImdb_v1.tar.gz", progress=False)
+    message = str(err.value)
+    assert str(dest / "aclImdb_v1.tar.gz") in message and "No space left" in message and "network" not in message
+    assert os.listdir(dest) == []
 
 def test_download_without_a_server_is_a_clear_error(tmp_path):
     with serve(tmp_path) as url:

@@ -9,6 +9,12 @@ from minidl.data.errors import DataFormatError, DataNotFoundError, DataWarning
 from minidl.data.tabular import decode_lines, load_table
 
 
+def read(path, *args, **kwargs):
+    """``load_table`` for the parsing tests, whose tiny tables (1 to 4 rows, sometimes one class) are
+    on purpose: only the checks that a table can train a model are switched off."""
+    return load_table(path, *args, min_rows=1, min_classes=1, **kwargs)
+
+
 def write_csv(path, text, encoding="utf-8"):
     path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
     return path
@@ -17,7 +23,7 @@ def write_csv(path, text, encoding="utf-8"):
 def test_csv_with_three_classes(tmp_path):
     path = write_csv(tmp_path / "news.csv", "id,headline,topic\n1,Markets rally,business\n2,Cup final,sport\n"
                                             "3,New comet,science\n4,Rates cut,business\n")
-    ds = load_table(path, "headline", "topic")
+    ds = read(path, "headline", "topic")
     assert ds.texts == ["Markets rally", "Cup final", "New comet", "Rates cut"]
     assert ds.label_names == ["business", "science", "sport"]
     assert ds.labels.tolist() == [0, 2, 1, 0] and ds.labels.dtype == np.int64
@@ -28,7 +34,7 @@ def test_csv_with_three_classes(tmp_path):
 
 def test_quoted_fields_with_newlines_keep_line_numbers(tmp_path):
     path = write_csv(tmp_path / "q.csv", 'text,label\n"one, ""two""\nthree",a\nfour,b\n')
-    ds = load_table(path, "text", "label", name="quoted")
+    ds = read(path, "text", "label", name="quoted")
     assert ds.texts == ['one, "two"\nthree', "four"] and ds.info["lines"] == [2, 4] and ds.name == "quoted"
 
 
@@ -39,7 +45,7 @@ def test_tsv_jsonl_and_json(tmp_path):
     (tmp_path / "lines.json").write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n')
     (tmp_path / "a.txt").write_text("label,text\npos,good\nneg,bad\n")
     for name, fmt in [("a.tsv", None), ("a.jsonl", None), ("a.json", None), ("lines.json", None), ("a.txt", "csv")]:
-        ds = load_table(tmp_path / name, "text", "label", format=fmt)
+        ds = read(tmp_path / name, "text", "label", format=fmt)
         assert ds.texts == ["good, fine" if name == "a.tsv" else "good", "bad"], name
         assert ds.label_names == ["neg", "pos"] and ds.labels.tolist() == [1, 0], name
     with pytest.raises(ValueError, match="cannot tell the format.*format="):
@@ -48,7 +54,7 @@ def test_tsv_jsonl_and_json(tmp_path):
 
 def test_integer_labels_sort_numerically(tmp_path):
     (tmp_path / "n.jsonl").write_text("".join(json.dumps({"t": "x", "y": y}) + "\n" for y in [10, 2, 1, "2"]))
-    ds = load_table(tmp_path / "n.jsonl", "t", "y")
+    ds = read(tmp_path / "n.jsonl", "t", "y")
     assert ds.label_names == ["1", "2", "10"] and ds.labels.tolist() == [2, 1, 0, 1]
 
 
@@ -58,7 +64,7 @@ def test_given_label_names_fix_the_order_and_reject_other_values(tmp_path):
         load_table(path, "review", "sentiment", label_names=["negative", "positive"])
     message = str(err.value)
     assert "row 3 (line 4)" in message and "'neutral'" in message and "['negative', 'positive']" in message
-    ds = load_table(path, "review", "sentiment", label_names=["positive", "neutral", "negative"])
+    ds = read(path, "review", "sentiment", label_names=["positive", "neutral", "negative"])
     assert ds.labels.tolist() == [0, 2, 1] and ds.label_names == ["positive", "neutral", "negative"]
     with pytest.raises(ValueError, match="duplicates"):
         load_table(path, "review", "sentiment", label_names=["a", "a"])
@@ -87,21 +93,21 @@ def test_a_row_without_label_is_named(tmp_path):
 def test_non_utf8_bytes_are_replaced_counted_and_reported(tmp_path):
     path = write_csv(tmp_path / "latin.csv", b"text,label\ncaf\xe9 ok,a\nfine,b\n\"multi\nline \xff\",a\n")
     with pytest.warns(DataWarning, match=r"2 row\(s\).*not valid utf-8.*row 1 \(line 2\), row 3 \(line 4\)"):
-        ds = load_table(path, "text", "label")
+        ds = read(path, "text", "label")
     assert ds.info["decode_errors"] == 2
     assert ds.texts[0] == "caf\ufffd ok" and ds.texts[1] == "fine" and ds.texts[2].endswith("\ufffd")
-    assert load_table(path, "text", "label", encoding="latin-1").texts[0] == "café ok"
+    assert read(path, "text", "label", encoding="latin-1").texts[0] == "café ok"
 
 
 def test_a_utf8_byte_order_mark_is_skipped(tmp_path):
     path = write_csv(tmp_path / "bom.csv", "\ufefftext,label\nhello,a\n")
-    assert load_table(path, "text", "label").texts == ["hello"]
+    assert read(path, "text", "label").texts == ["hello"]
 
 
 def test_empty_texts_are_kept_counted_and_reported(tmp_path):
     path = write_csv(tmp_path / "e.csv", 'text,label\ngood,a\n,b\n"   ",a\n')
     with pytest.warns(DataWarning, match=r"2 row\(s\) have an empty text \(row 2 \(line 3\), row 3"):
-        ds = load_table(path, "text", "label")
+        ds = read(path, "text", "label")
     assert len(ds) == 3 and ds.info["empty_texts"] == 2
 
 
@@ -116,6 +122,74 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.jsonl").write_text('["a", "x"]\n')
     with pytest.raises(DataFormatError, match="line 1 is a JSON list, not an object"):
         load_table(tmp_path / "list.jsonl", "text", "label")
+
+
+# ------------------------------------------------------------------ input that would train nothing or train wrong
+
+def one_line_error(call):
+    """The DataFormatError ``call()`` raises; its message must be one line (the CLI prints it as is)."""
+    with pytest.raises(DataFormatError) as err:
+        call()
+    assert isinstance(err.value, MinidlError) and "\n" not in str(err.value)
+    return str(err.value)
+
+
+def rows(n, labels=("pos", "neg")):
+    """A CSV body of ``n`` rows with distinct texts and the ``labels`` in turn."""
+    return "".join(f"review number {i},{labels[i % len(labels)]}\n" for i in range(n))
+
+
+def test_an_unterminated_quote_is_named_with_the_line_where_it_opens(tmp_path):
+    # the quote on line 4 never closes: csv would read lines 4-14 as one text and drop 10 rows silently
+    path = write_csv(tmp_path / "q.csv", "text,label\n" + rows(2) + '"oops, a lone quote,pos\n' + rows(10))
+    message = one_line_error(lambda: load_table(path, "text", "label"))
+    assert str(path) in message and "line 4" in message and "never closed" in message and "to line 14" in message
+    tsv = write_csv(tmp_path / "q.tsv", "text\tlabel\n" + rows(12).replace(",", "\t") + '"cut off\tneg\n')
+    assert "line 14" in one_line_error(lambda: load_table(tsv, "text", "label"))
+    header = write_csv(tmp_path / "h.csv", 'text,"label\n' + rows(12))
+    assert "line 1" in one_line_error(lambda: load_table(header, "text", "label"))
+    # closed quotes (newlines and "" inside) and a stray quote inside a field still read as before
+    fine = write_csv(tmp_path / "fine.csv", 'text,label\n"two\nlines, ""quoted""",pos\nsay "hi" there,neg\n' + rows(10))
+    ds = load_table(fine, "text", "label")
+    assert ds.texts[:2] == ['two\nlines, "quoted"', 'say "hi" there'] and len(ds) == 12
+
+
+@pytest.mark.parametrize("value", [[1, 2], {"stars": 5}, []])
+def test_a_label_that_is_a_list_or_an_object_is_refused(tmp_path, value):
+    lines = [json.dumps({"text": f"review {i}", "label": ["pos", "neg"][i % 2]}) for i in range(12)]
+    lines[4] = json.dumps({"text": "a review", "label": value})
+    (tmp_path / "l.jsonl").write_text("\n".join(lines) + "\n")
+    message = one_line_error(lambda: load_table(tmp_path / "l.jsonl", "text", "label"))
+    assert "line 5" in message and json.dumps(value) in message and "'label'" in message
+    (tmp_path / "l.json").write_text("[" + ",".join(lines) + "]")
+    assert "record 5" in one_line_error(lambda: load_table(tmp_path / "l.json", "text", "label"))
+
+
+def test_single_class_data_is_refused(tmp_path):
+    path = write_csv(tmp_path / "one.csv", "text,label\n" + rows(20, labels=("pos",)))
+    message = one_line_error(lambda: load_table(path, "text", "label"))
+    assert "single-class" in message and "'pos'" in message and "'label'" in message and "AUC" in message
+    # a class whose every text is empty counts as missing: the model would see one class only
+    path = write_csv(tmp_path / "hollow.csv", "text,label\n" + rows(20, labels=("pos",)) + ',neg\n" ",neg\n')
+    assert "single-class" in one_line_error(lambda: load_table(path, "text", "label"))
+    with pytest.warns(DataWarning, match="empty text"):
+        assert load_table(path, "text", "label", min_classes=1).label_names == ["neg", "pos"]
+
+
+def test_a_table_too_small_to_split_is_refused(tmp_path):
+    path = write_csv(tmp_path / "tiny.csv", "text,label\n" + rows(3))
+    message = one_line_error(lambda: load_table(path, "text", "label"))
+    assert str(path) in message and "3 rows" in message and "at least 10" in message
+    assert len(load_table(path, "text", "label", min_rows=3)) == 3
+    assert len(load_table(write_csv(tmp_path / "ten.csv", "text,label\n" + rows(10)), "text", "label")) == 10
+    header_only = write_csv(tmp_path / "header.csv", "text,label\n")
+    assert "no rows" in one_line_error(lambda: load_table(header_only, "text", "label"))
+
+
+def test_a_text_column_with_only_empty_texts_is_refused(tmp_path):
+    path = write_csv(tmp_path / "e.csv", "id,text,label\n" + "".join(f"{i}, ,{'ab'[i % 2]}\n" for i in range(12)))
+    message = one_line_error(lambda: load_table(path, "text", "label"))
+    assert "every text in column 'text' is empty" in message and "['id', 'text', 'label']" in message
 
 
 def test_decode_lines():

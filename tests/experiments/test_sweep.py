@@ -2,6 +2,10 @@
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -203,6 +207,75 @@ def test_a_local_process_pool_gives_the_same_results_as_a_serial_run(tmp_path):
     assert any("2 local worker processes" in m for m in messages)
     assert any(m.startswith("[4/4]") for m in messages)
     assert [comparable(r) for r in pooled] == [comparable(r) for r in serial]
+
+
+SWEEP_THAT_HOLDS = """
+import os, time
+from minidl.experiments import sweep
+
+def hold(config):
+    # a job that does not end; the file it writes says which worker process runs it
+    open(os.path.join({folder!r}, str(os.getpid())), "w").close()
+    time.sleep(300)
+
+if __name__ == "__main__":
+    sweep.run_job = hold  # the workers run it as __mp_main__.hold: spawn imports this script again
+    sweep.run_sweep(sweep.grid(["mlp"], [4, 8], [0]), {results!r}, max_workers=2, log=lambda *args: None)
+"""
+
+
+def children_of(pid):
+    """The PIDs of the processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except (OSError, ValueError):
+            continue
+        if entry.isdigit() and int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def running(pid):
+    """Whether ``pid`` is a live process (a zombie waiting for its new parent to reap it is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc (Linux)")
+def test_killing_the_sweep_process_ends_its_workers_and_the_resource_tracker(tmp_path):
+    started = tmp_path / "started"
+    started.mkdir()
+    script = tmp_path / "held_sweep.py"
+    script.write_text(SWEEP_THAT_HOLDS.format(folder=str(started), results=str(tmp_path / "results.jsonl")))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    parent = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL)
+    family = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(os.listdir(started)) < 2 and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = sorted(int(name) for name in os.listdir(started))
+        assert len(workers) == 2, f"the sweep did not start 2 workers (exit status {parent.poll()})"
+        family = children_of(parent.pid)           # the workers and multiprocessing's resource tracker
+        assert set(workers) < set(family)
+        parent.send_signal(signal.SIGKILL)         # no Python code of the sweep runs after this
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while any(running(pid) for pid in family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in family if running(pid)] == [], "processes of the killed sweep live on"
+    finally:
+        for pid in [parent.pid, *family]:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait()
 
 
 def test_duplicate_configs_run_once(tmp_path):
