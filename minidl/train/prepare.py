@@ -146,5 +146,9 @@ def _prepare_cached(key):
         from ..data.vectors import load_glove
 
         embeddings, _ = load_glove(config.embeddings, vocab=vocab)
+    if not any(train_tokens):
+        raise DataFormatError(f"{config.data}: every training review is empty after cleaning (it keeps words of "
+                              f"letters only, {config.min_word_length} or more long); try --keep-digits or "
+                              f"--min-word-length 1, or check --text-column")
     return Prepared(tokenizer, vocab, list(train.label_names), encode(train, token_lists=train_tokens),
                     encode(validation) if validation is not None else None, encode(test), embeddings)

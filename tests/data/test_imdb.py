@@ -355,7 +355,7 @@ def test_commands_report_errors_without_a_traceback(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- the real thing
 
 def test_the_real_archive():
-    """All 100,000 reviews loaded and tokenised in under a minute (where the archive is present)."""
+    """All 100,000 reviews loaded and tokenised (where the archive is present); the time is printed."""
     try:
         source = find_imdb()
     except DataNotFoundError:

@@ -180,3 +180,13 @@ def test_tokenizer_options_travel_in_the_checkpoint(tmp_path, capsys):
     assert "didn't" in printed and "dropped by cleaning: HTML tag" in printed
     assert main(["train", "--contractions", "maybe", "--out", str(tmp_path / "bad")]) == 1
     assert "--contractions must be one of None, split, not" in capsys.readouterr().err
+
+
+def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
+    digits = tmp_path / "digits.csv"
+    digits.write_text("text,label\n" + "".join(f"{i} {7 * i} !!,{i % 2}\n" for i in range(30)))
+    assert main(["train", "--data", str(digits), "--epochs", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "empty after cleaning" in err and "--keep-digits" in err
+    assert main(["train", "--data", str(digits), "--epochs", "1", "--quiet", "--keep-digits",
+                 "--min-word-length", "1"]) == 0
