@@ -1,11 +1,11 @@
 """Magnitude pruning with masks that are saved, survive reloading, and really shrink the file.
 
-A pruned weight ``W`` gets a 0/1 mask buffer of its shape next to it on the module that
+A pruned weight ``W`` gets a boolean mask buffer of its shape next to it on the module that
 owns it (``weight`` -> ``weight_mask``), so the mask is part of the state dict::
 
     W ← W ⊙ M                                  (apply_masks: after every optimizer step)
 
-One-shot pruning (global: one threshold over all Linear weights together; per layer: one
+One-shot pruning (global: one threshold over all the weights together; per layer: one
 threshold per weight) zeroes the ``amount`` fraction of the smallest |w|. ``amount`` is the
 *target sparsity* of the weights considered: weights already pruned stay pruned (masks
 multiply) and count towards it, so pruning to 0.5 and then to 0.2 leaves 0.5 (unlike
@@ -18,8 +18,16 @@ Gradual magnitude pruning (Zhu & Gupta, 2017), the schedule of "Prune Once for A
 ``GradualPruning`` prunes to s_t every ``every`` steps and re-applies the masks after every
 optimizer step, also after ``t_end`` (the locked mask while fine-tuning).
 
-On disk: ``model.save`` keeps dense weights (zeros included) plus the masks, so it is no
-smaller. ``save_sparse`` stores, per masked weight, only the kept values, a bitmask
+Which weights (``scope``): ``"linear"`` (the default) every Linear's weight; ``"all"`` the
+Linears and the Embedding tables (``weight_matrices(model)``); or name them with
+``parameters=[...]``. Keep embedding tables out of a *global* threshold: their N(0, 1) entries
+dwarf the ±1/√D of the Linears, so 20 % global pruning over both removes almost all of some
+Linears (e.g. 99.8 % of the FFN output matrices of a small transformer) and little of the table.
+The returned ``SparsityReport`` records the scope.
+
+On disk: ``model.save`` keeps dense weights (zeros included) plus the masks, packed to 1 bit
+per weight (``Module.save`` packs boolean buffers), so it is ≈ 1/32 larger than the dense
+file. ``save_sparse`` stores, per masked weight, only the kept values, a bitmask
 (``np.packbits``, 1 bit per weight) and the shape: at 90 % sparsity a float32 weight costs
 0.1·4 + 1/8 = 0.525 bytes per entry instead of 4 (≈ 0.13×)::
 
@@ -39,12 +47,14 @@ from ..autograd.tensor import Tensor
 from ..io import CheckpointError, read_npz, write_npz
 from ..nn.embedding import Embedding
 from ..nn.linear import Linear
+from ..nn.module import unpack_bool_arrays
 from ..train.loop import Callback
 
 MASK_SUFFIX = "_mask"
 _SPARSE_MARK = "__minidl_sparse__"
 _VALUES, _BITS, _SHAPE = ".__sparse_values__", ".__sparse_bits__", ".__sparse_shape__"
 _NO_MASK = ".__sparse_nomask__"  # stored sparse by its zeros (an int8 weight), no mask to restore
+SCOPES = ("linear", "all")  # which weights pruning considers by default: every Linear's, or also the Embedding tables
 
 
 # --- which weights ----------------------------------------------------------------------------
@@ -53,16 +63,48 @@ def _split(name):
     return module_name, param_name
 
 
-def _targets(model, parameters=None):
-    """[(dotted name, module, parameter name)] to prune: every Linear's weight by default, or
-    the given dotted parameter names ("0.weight") / (module, "weight") pairs."""
+def _check_scope(scope, parameters):
+    """Refuse an unknown ``scope`` and a non-default scope next to an explicit ``parameters``
+    list (which of the two would pick the weights?)."""
+    if scope not in SCOPES:
+        raise ValueError(f'scope must be "linear" (every Linear weight) or "all" (the Linear weights and the '
+                         f'Embedding tables: weight_matrices(model)), got {scope!r}')
+    if parameters is not None and scope != "linear":
+        raise ValueError(f"give scope={scope!r} or parameters=[...], not both: parameters names the weights "
+                         f"to prune itself")
+
+
+def _module_weights(model, kinds):
+    """Dotted names of the ``weight`` of every module of the given ``kinds``, in module order."""
+    return [(f"{name}.weight" if name else "weight") for name, module in model.named_modules()
+            if isinstance(module, kinds)]
+
+
+def _scope_of(model, names, scope, parameters):
+    """The scope to record in the report: ``scope`` itself, or for an explicit ``parameters``
+    list "linear" / "all" when it names exactly those weights, "custom" otherwise."""
+    if parameters is None:
+        return scope
+    names = set(names)
+    if names == set(_module_weights(model, (Linear,))):
+        return "linear"
+    return "all" if names == set(_module_weights(model, (Linear, Embedding))) else "custom"
+
+
+def _targets(model, parameters=None, scope="linear"):
+    """[(dotted name, module, parameter name)] to prune: by ``scope`` every Linear's weight
+    ("linear") or also every Embedding table ("all"), or the given dotted parameter names
+    ("0.weight") / (module, "weight") pairs."""
+    _check_scope(scope, parameters)
     modules = dict(model.named_modules())
+    if parameters is None and scope == "all":
+        parameters = weight_matrices(model)
     if parameters is None:
         targets = [((f"{name}.weight" if name else "weight"), module, "weight")
                    for name, module in modules.items() if isinstance(module, Linear)]
         if not targets:
             raise ValueError(f"nothing to prune: {type(model).__name__} has no Linear layer; name the weights "
-                             f"with parameters=[...] (e.g. weight_matrices(model) adds Embedding tables)")
+                             f'with parameters=[...], or scope="all" to prune the Embedding tables too')
         return targets
     by_id = {id(m): name for name, m in modules.items()}
     targets = []
@@ -88,9 +130,7 @@ def weight_matrices(model, embeddings=True):
     ``embeddings=True``, every Embedding table (in a small text model the table is most of
     the parameters, so pruning only the Linears hardly shrinks the file). Biases, LayerNorm
     gains and position tables are left dense."""
-    kinds = (Linear, Embedding) if embeddings else (Linear,)
-    names = [(f"{name}.weight" if name else "weight") for name, module in model.named_modules()
-             if isinstance(module, kinds)]
+    names = _module_weights(model, (Linear, Embedding) if embeddings else (Linear,))
     if not names:
         raise ValueError(f"{type(model).__name__} has no Linear{' or Embedding' if embeddings else ''} layer to prune")
     return names
@@ -107,14 +147,18 @@ def _masked(model):
 
 
 def get_mask(module, param_name="weight"):
-    """The mask buffer of ``module.<param_name>`` (a Tensor of 0/1), or None when unpruned."""
+    """The mask buffer of ``module.<param_name>`` (a boolean Tensor, True where kept; a model
+    pruned by an older minidl and loaded as is may hold 0/1 floats), or None when unpruned."""
     return module._buffers.get(param_name + MASK_SUFFIX)
 
 
 def _set_mask(module, param_name, mask):
-    """Store the NumPy 0/1 ``mask`` as ``<param_name>_mask`` on the parameter's device and dtype."""
+    """Store the NumPy ``mask`` (True / non-zero where kept) as the boolean buffer
+    ``<param_name>_mask`` on the parameter's device. Boolean, not the weight's dtype: 1 byte per
+    weight in memory, 1 bit on disk (``Module.save`` packs boolean buffers), and ``W *= M``
+    works the same on NumPy and torch; ``to(dtype=...)`` leaves it boolean."""
     param = module._parameters[param_name]
-    tensor = Tensor(np.asarray(mask), device=param.device, dtype=param.dtype)
+    tensor = Tensor(np.asarray(mask) != 0, device=param.device, dtype="bool")
     if get_mask(module, param_name) is None:
         module.register_buffer(param_name + MASK_SUFFIX, tensor)
     else:
@@ -124,7 +168,7 @@ def _set_mask(module, param_name, mask):
 def _ensure_mask(module, param_name):
     """Register an all-ones mask if ``module.<param_name>`` has none (to receive a saved one)."""
     if get_mask(module, param_name) is None:
-        _set_mask(module, param_name, np.ones(module._parameters[param_name].shape))
+        _set_mask(module, param_name, np.ones(module._parameters[param_name].shape, dtype=bool))
 
 
 def _old_mask(module, param_name):
@@ -163,28 +207,37 @@ def _prune(groups, amount):
         for keep, (_, module, param_name) in zip(old, group):
             part = new[offset:offset + keep.size].reshape(keep.shape)
             offset += keep.size
-            _set_mask(module, param_name, (part & keep).astype(np.float32))
+            _set_mask(module, param_name, part & keep)
         for _, module, param_name in group:
             param = module._parameters[param_name]
             param.data *= get_mask(module, param_name).data
 
 
-def prune_global_magnitude(model, amount, parameters=None):
-    """One-shot global unstructured L1 pruning: one threshold over all the weights (every
-    Linear weight by default; or dotted names / (module, name) pairs) so that the ``amount``
-    fraction of them with the smallest |w| is zeroed. Returns the ``SparsityReport`` of the
-    pruned weights."""
-    targets = _targets(model, parameters)
-    _prune([targets], amount)
-    return sparsity_report(model, names=[name for name, _, _ in targets])
+def prune_global_magnitude(model, amount, parameters=None, scope="linear"):
+    """One-shot global unstructured L1 pruning: one threshold over all the weights of ``scope``
+    ("linear": every Linear weight; "all": also the Embedding tables) or of ``parameters``
+    (dotted names / (module, name) pairs) so that the ``amount`` fraction of them with the
+    smallest |w| is zeroed. Returns the ``SparsityReport`` of the pruned weights (with the
+    scope). Matrices on different scales get very different sparsities: see the module doc."""
+    return _prune_targets(model, amount, parameters, scope, per_layer=False)
 
 
-def prune_l1_per_layer(model, amount, parameters=None):
-    """Per-layer L1 pruning: each weight separately loses its ``amount`` fraction of smallest
-    |w|. Returns the ``SparsityReport`` of the pruned weights."""
-    targets = _targets(model, parameters)
-    _prune([[t] for t in targets], amount)
-    return sparsity_report(model, names=[name for name, _, _ in targets])
+def prune_l1_per_layer(model, amount, parameters=None, scope="linear"):
+    """Per-layer L1 pruning: each weight (of ``scope`` or ``parameters``, as in
+    ``prune_global_magnitude``) separately loses its ``amount`` fraction of smallest |w|.
+    Returns the ``SparsityReport`` of the pruned weights (with the scope)."""
+    return _prune_targets(model, amount, parameters, scope, per_layer=True)
+
+
+def _prune_targets(model, amount, parameters, scope, per_layer):
+    """Prune the weights of ``scope`` / ``parameters`` to ``amount`` (one threshold, or one per
+    weight with ``per_layer``) and return their ``SparsityReport``, the scope recorded."""
+    targets = _targets(model, parameters, scope)
+    _prune([[t] for t in targets] if per_layer else [targets], amount)
+    names = [name for name, _, _ in targets]
+    report = sparsity_report(model, names=names)
+    report.scope = _scope_of(model, names, scope, parameters)
+    return report
 
 
 # --- gradual pruning ----------------------------------------------------------------------------
@@ -203,21 +256,25 @@ class GradualPruning(Callback):
     ``cubic_sparsity(step)``; after *every* step it re-applies the masks, so pruned weights
     stay exactly zero, also after ``end`` (locked mask).
 
-    ``scope="global"``: one threshold over all the weights; ``"layer"``: every weight matrix to
-    the same sparsity. Prefer "layer" when the matrices live on different scales (an embedding
-    table of N(0, 1) rows next to Linears of ±1/√D): one global threshold would empty the
-    Linears long before it touched the table."""
+    ``scope`` / ``parameters`` pick the weights as in ``prune_global_magnitude`` ("linear" by
+    default). ``threshold="global"``: one threshold over all of them; ``"layer"``: every weight
+    matrix to the same sparsity. Prefer "layer" when the matrices live on different scales (an
+    embedding table of N(0, 1) rows next to Linears of ±1/√D): one global threshold would empty
+    the Linears long before it touched the table. ``report`` is the ``SparsityReport`` of the
+    last pruning (None before the first)."""
 
     def __init__(self, model=None, initial=0.0, final=0.9, start=0, end=1000, every=100, parameters=None,
-                 scope="global"):
+                 scope="linear", threshold="global"):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        if scope not in ("global", "layer"):
-            raise ValueError(f'scope must be "global" (one threshold) or "layer" (each weight to the same '
-                             f'sparsity), got {scope!r}')
-        self.model, self.parameters, self.scope = model, parameters, scope
+        if threshold not in ("global", "layer"):
+            raise ValueError(f'threshold must be "global" (one threshold) or "layer" (each weight to the same '
+                             f'sparsity), got {threshold!r}')
+        _check_scope(scope, parameters)
+        self.model, self.parameters, self.scope, self.threshold = model, parameters, scope, threshold
         self.initial, self.final, self.start, self.end, self.every = initial, final, start, end, every
         self.history = []  # (step, sparsity) of each pruning
+        self.report = None
 
     def on_train_begin(self, model, optimizer):
         self.model = model
@@ -230,8 +287,8 @@ class GradualPruning(Callback):
             raise RuntimeError("GradualPruning has no model: pass model= or let fit call on_train_begin")
         if self.start <= step <= self.end and ((step - self.start) % self.every == 0 or step == self.end):
             target = self.sparsity_at(step)
-            prune = prune_global_magnitude if self.scope == "global" else prune_l1_per_layer
-            prune(self.model, target, self.parameters)
+            self.report = _prune_targets(self.model, target, self.parameters, self.scope,
+                                         per_layer=self.threshold == "layer")
             self.history.append((step, target))
         apply_masks(self.model)
         return False
@@ -252,7 +309,10 @@ class SparsityRow:
 
 @dataclass
 class SparsityReport:
+    """One row per parameter; ``scope`` says which weights the pruning that made it considered
+    ("linear", "all", "custom" for a hand-picked list; None for a plain ``sparsity_report``)."""
     rows: list = field(default_factory=list)
+    scope: str | None = None
 
     @property
     def parameters(self):
@@ -291,6 +351,8 @@ def format_report(report):
         lines.append(f"{r.name:<{width}}  {r.parameters:>10}  {r.nonzeros:>10}  {r.sparsity:>8.2%}  "
                      f"{'yes' if r.masked else ''}")
     lines.append(f"{'total':<{width}}  {report.parameters:>10}  {report.nonzeros:>10}  {report.sparsity:>8.2%}")
+    if report.scope is not None:
+        lines.append(f"scope: {report.scope}")
     return "\n".join(lines)
 
 
@@ -298,8 +360,9 @@ def format_report(report):
 def load_pruned(model, path, strict=True):
     """Load a dense checkpoint written by ``model.save`` from a pruned model into a fresh
     (unpruned) one: registers an all-ones mask for every ``<param>_mask`` in the file first,
-    then ``load_state_dict`` fills in the saved masks and weights."""
-    state = read_npz(path)
+    then ``load_state_dict`` fills in the saved masks and weights. Reads masks packed to bits
+    (``Module.save`` now) and the 0/1 float masks of older files alike."""
+    state = unpack_bool_arrays(read_npz(path))
     _masks_for(model, [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)])
     return model.load_state_dict(state, strict=strict)
 
@@ -363,7 +426,7 @@ def read_sparse(path):
             dense[mask] = value
             state[name] = dense.reshape(shape)
             if name + _NO_MASK not in stored:
-                state[name + MASK_SUFFIX] = mask.reshape(shape).astype(value.dtype)
+                state[name + MASK_SUFFIX] = mask.reshape(shape)
         else:
             state[key] = value
     return state
@@ -377,6 +440,6 @@ def load_sparse(model, path, strict=True):
     return model.load_state_dict(state, strict=strict)
 
 
-__all__ = ["GradualPruning", "SparsityReport", "SparsityRow", "apply_masks", "cubic_sparsity", "format_report",
-           "get_mask", "load_pruned", "load_sparse", "prune_global_magnitude", "prune_l1_per_layer", "read_sparse",
-           "save_sparse", "sparsity_report", "weight_matrices"]
+__all__ = ["GradualPruning", "SCOPES", "SparsityReport", "SparsityRow", "apply_masks", "cubic_sparsity",
+           "format_report", "get_mask", "load_pruned", "load_sparse", "prune_global_magnitude", "prune_l1_per_layer",
+           "read_sparse", "save_sparse", "sparsity_report", "weight_matrices"]

@@ -28,11 +28,12 @@ to(device), assignment):
 Gradients reach x as through x @ (q · scale) + b, the activation rounding passed straight
 through; none reaches q, the scales or the bias: QuantizedLinear is for inference.
 
-Quantisation-aware training uses ``fake_quantize(W)``: forward dequantize(quantize(W)), backward
-the straight-through estimator (the gradient passes unchanged wherever |W| ≤ 127·scale, i.e.
-inside the clipping range; outside it, 0).
+Quantisation-aware training (``minidl.compress.qat``) uses ``fake_quantize(W)``: forward
+dequantize(quantize_per_channel(W)), the very q · scale a QuantizedLinear built from W holds,
+backward the straight-through estimator (the gradient passes unchanged wherever |W| ≤ 127·scale,
+i.e. inside the clipping range; outside it, 0).
 
-    report = quantize(model)            # every Linear -> QuantizedLinear, in place
+    report = quantize(model)            # every Linear -> QuantizedLinear, in place (post-training)
     model.save("int8.npz")              # ≈ ¼ of the float32 file
 """
 from __future__ import annotations
@@ -141,14 +142,21 @@ class QuantizedLinear(Module):
     def from_linear(cls, linear):
         if not isinstance(linear, Linear):
             raise TypeError(f"from_linear expects a minidl.nn.Linear, got {type(linear).__name__}")
-        w = linear.weight
-        layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None, device=w.device,
-                    dtype=w.dtype)
-        q, scale = quantize_per_channel(w)
-        layer.qweight, layer.scale = q, scale
-        if linear.bias is not None:
-            layer.bias.data = layer.bias.xp.array(linear.bias.data)
+        layer = cls.from_weight(linear.weight, linear.bias)
         layer.training = linear.training
+        return layer
+
+    @classmethod
+    def from_weight(cls, weight, bias=None):
+        """The int8 layer of a weight Tensor W (D_in, D_out) and a bias (D_out,) or None, on W's
+        device and dtype (``from_linear``'s work, also for layers that are not a Linear, e.g. a
+        ``QATLinear``'s pruned weight W ⊙ M). The bias is copied, so later steps on it do not
+        reach the int8 layer."""
+        d_in, d_out = weight.shape
+        layer = cls(d_in, d_out, bias=bias is not None, device=weight.device, dtype=weight.dtype)
+        layer.qweight, layer.scale = quantize_per_channel(weight)
+        if bias is not None:
+            layer.bias.data = layer.bias.xp.array(bias.data)
         return layer
 
     def dequantized_weight(self, dtype="float32"):
@@ -261,22 +269,35 @@ class FakeQuantize(Function):
     """Quantisation-aware training: forward dequantize(quantize(W)) per output channel,
     backward the straight-through estimator.
 
+        Ŵ = q · scale,   q = clip(round(W / scale), −127, 127)        W, Ŵ (D_in, D_out)
+
+    With the scale computed from W (the default), q and the scale are exactly those of
+    ``quantize_per_channel(W)`` (rounding against the float64 scale, the product taken with
+    the float32 scale it stores), so Ŵ is bit for bit the q · scale of the QuantizedLinear
+    that W converts to: what a quantisation-aware model trained against is what it runs.
+
     The rounding has derivative 0 almost everywhere, which would stop training; the STE
     pretends it is the identity inside the clipping range:
 
         dL/dW = dL/dŴ · [ |W| ≤ 127 · scale ]
 
-    With the scale computed from W itself (the default) nothing is ever clipped, so the
-    gradient passes unchanged; a fixed ``scale`` (e.g. calibrated earlier) can clip.
+    With the scale computed from W itself (the default) nothing is ever clipped (the range
+    test uses the float64 scale, so a column's largest |W| is inside even where the float32
+    one rounds down), and the gradient passes unchanged; a fixed ``scale`` (e.g. calibrated
+    earlier) can clip.
     """
 
     @staticmethod
     def forward(ctx, w, scale=None):
         xp = ctx.xp
-        wide = xp.astype(w, "float64")
-        s = _scales(xp, wide) if scale is None else xp.astype(xp.asarray(scale), "float64")
+        wide, dtype = xp.astype(w, "float64"), xp.dtype_name(w)
+        if scale is None:
+            s = _scales(xp, wide)
+            stored = xp.astype(s, "float32")          # what quantize_per_channel keeps
+        else:
+            s = stored = xp.astype(xp.asarray(scale), "float64")
         ctx.save_for_backward(xp.abs(wide) <= QMAX * s)
-        return xp.astype(_quantize_array(wide, s) * s, xp.dtype_name(w))
+        return xp.astype(_quantize_array(wide, s), dtype) * xp.astype(stored, dtype)
 
     @staticmethod
     def backward(ctx, grad):

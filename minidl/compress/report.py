@@ -245,7 +245,7 @@ class CompressionReport:
         steps = self.gradual_epochs * -(-len(self.gradual_tune) // 32)
         end = max(1, int(0.7 * steps))
         schedule = GradualPruning(model, 0.0, amount, start=0, end=end, every=max(1, end // 20),
-                                  parameters=weight_matrices(model), scope="layer")
+                                  parameters=weight_matrices(model), threshold="layer")
         self.distill_into(model, self.gradual_tune, epochs=self.gradual_epochs, callbacks=[schedule])
         return model
 

@@ -59,6 +59,7 @@ import numpy as np
 from ..io import CheckpointError, read_npz, write_npz
 from ..models.base import SentimentModel
 from ..nn.linear import Linear
+from ..nn.module import pack_bool_arrays, unpack_bool_arrays
 from ..nn.recurrent import GRU, ElmanRNN
 from ..nn.transformer import MultiHeadSelfAttention, TransformerEncoderLayer
 from .prune import MASK_SUFFIX, _masks_for
@@ -389,7 +390,7 @@ def save_structured(model, path, meta=None):
     JSON-able, e.g. the build configuration) to an ``.npz``: atomic, no pickle. Returns
     ``path``."""
     header = {"format": "minidl-structured-1", "structure": structure_of(model), "meta": meta}
-    write_npz(path, {_STRUCTURE_MARK: np.array(json.dumps(header)), **model.state_dict()})
+    write_npz(path, {_STRUCTURE_MARK: np.array(json.dumps(header)), **pack_bool_arrays(model.state_dict())})
     return path
 
 
@@ -397,7 +398,7 @@ def load_structured(model, path):
     """Load a ``save_structured`` file into a fresh build of the pruned model's configuration:
     ``restructure`` it to the saved structure, then load the weights (and pruning masks, if
     the file has them). Returns the saved ``meta``."""
-    state = read_npz(path)
+    state = unpack_bool_arrays(read_npz(path))
     if _STRUCTURE_MARK not in state:
         raise CheckpointError(f"{path!r} is not a structured checkpoint (written by save_structured); "
                               f"load a dense one with model.load(path)")

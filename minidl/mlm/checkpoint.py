@@ -18,6 +18,7 @@ import minidl as md
 from ..data.vocab import Vocabulary
 from ..io import CheckpointError, read_npz, write_npz
 from ..models.transformer import TransformerClassifier
+from ..nn.module import pack_bool_arrays
 from .tokenizer import MLMTokenizer
 
 FORMAT = "minidl-mlm-1"
@@ -45,7 +46,7 @@ def save_mlm(path, model, vocab, settings, history=None, role="mlm"):
     meta = {"format": FORMAT, "settings": settings, "vocab": vocab.to_dict(), "tokenizer": MLMTokenizer().to_dict(),
             "history": history or {}, "role": role}
     arrays["meta"] = np.array(json.dumps(meta))
-    write_npz(path, arrays)
+    write_npz(path, pack_bool_arrays(arrays))   # pruning masks: 1 bit a weight
     return path
 
 

@@ -17,7 +17,8 @@ are registered automatically when assigned as attributes, in assignment order::
 
 Checkpoints are ``.npz`` archives of the state dict (name -> array): readable from any
 NumPy program, written atomically, and loaded without pickle, so opening a checkpoint
-someone sent you cannot run their code.
+someone sent you cannot run their code. Boolean buffers (pruning masks) are stored packed,
+1 bit per entry (``pack_bool_arrays``), and unpacked again by ``load_state_dict``.
 """
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ from .. import backend as _backend
 from ..autograd.function import MinidlError
 from ..autograd.tensor import Tensor, get_default_dtype
 from ..io import CheckpointError, read_npz, write_npz  # noqa: F401 (CheckpointError re-exported)
+
+
+# a boolean array ``name`` is stored as name + _BITS (np.packbits of it, flattened) and name + _BITS_SHAPE
+_BITS, _BITS_SHAPE = ".__bits__", ".__bits_shape__"
 
 
 class StateDictError(MinidlError, ValueError):
@@ -236,13 +241,15 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy the arrays of ``state`` (NumPy arrays, Tensors or torch tensors) into the
-        parameters and buffers, converted to each one's device and dtype.
+        parameters and buffers, converted to each one's device and dtype. Boolean arrays packed
+        to bits (``pack_bool_arrays``, as ``save`` writes them) are unpacked first.
 
         Everything is checked before anything is copied, and one ``StateDictError``
         lists every problem: missing keys, unexpected keys (both only when
         ``strict``) and shape mismatches (always). Returns ``LoadResult(missing_keys,
         unexpected_keys)``. Gradients are dropped.
         """
+        state = unpack_bool_arrays(state)
         own = dict(self._named_tensors(("_parameters", "_buffers")))
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
@@ -263,9 +270,10 @@ class Module:
     def save(self, path):
         """Write the state dict to ``path`` as an ``.npz`` archive, atomically: the file is
         written next to its destination and renamed over it only once complete, so a
-        crash mid-write leaves the previous checkpoint intact. Returns ``path``."""
+        crash mid-write leaves the previous checkpoint intact. Boolean buffers (pruning masks)
+        are packed to 1 bit per entry: as float32 0/1 they would double the file. Returns ``path``."""
         path = os.fspath(path)
-        write_npz(path, self.state_dict())
+        write_npz(path, pack_bool_arrays(self.state_dict()))
         return path
 
     def load(self, path, strict=True):
@@ -285,6 +293,45 @@ class Module:
         if not self._modules:
             return f"{type(self).__name__}({''.join(lines)})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def pack_bool_arrays(arrays):
+    """{name: array} with every boolean array stored as two: ``name.__bits__`` (``np.packbits``
+    of it flattened, 1 bit per entry) and ``name.__bits_shape__`` (its shape, int64); other
+    arrays unchanged. For writing a state dict: a pruning mask then costs 1/32 of its float32
+    weight on disk. ``unpack_bool_arrays`` (which ``load_state_dict`` calls) undoes it."""
+    out = {}
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype == np.bool_:
+            out[name + _BITS] = np.packbits(array.ravel())
+            out[name + _BITS_SHAPE] = np.array(array.shape, dtype=np.int64)
+        else:
+            out[name] = array
+    return out
+
+
+def unpack_bool_arrays(arrays):
+    """The inverse of ``pack_bool_arrays``: every ``name.__bits__`` with its ``name.__bits_shape__``
+    back as the boolean array ``name``; other entries (and a ``state`` without packed arrays,
+    the same object) unchanged. A packed array of the wrong length raises ``CheckpointError``."""
+    if not any(name.endswith(_BITS) for name in arrays):
+        return arrays
+    out = {}
+    for name, value in arrays.items():
+        if name.endswith(_BITS_SHAPE) and name[:-len(_BITS_SHAPE)] + _BITS in arrays:
+            continue  # read with its bits
+        base = name[:-len(_BITS)]
+        if not name.endswith(_BITS) or base + _BITS_SHAPE not in arrays:
+            out[name] = value
+            continue
+        shape = tuple(int(n) for n in np.asarray(arrays[base + _BITS_SHAPE]).ravel())
+        size, bits = int(np.prod(shape)), np.asarray(value)
+        if bits.dtype != np.uint8 or bits.shape != ((size + 7) // 8,):
+            raise CheckpointError(f"{base}: {bits.size} packed bytes ({bits.dtype}) do not hold a boolean array "
+                                  f"of shape {shape} ({(size + 7) // 8} uint8 expected); the file is damaged")
+        out[base] = np.unpackbits(bits, count=size).astype(bool).reshape(shape)
+    return out
 
 
 def _shape_of(value):

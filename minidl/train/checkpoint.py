@@ -22,6 +22,7 @@ from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
 from ..io import CheckpointError, read_npz, write_npz
 from ..models import build_model
+from ..nn.module import pack_bool_arrays
 from .config import TrainConfig
 
 
@@ -48,7 +49,7 @@ def save_state(path, model, optimizer, loop_state, **meta):
     meta = {"format": "minidl-checkpoint-1", **meta, "optimizer": {"param_groups": opt["param_groups"], "steps": steps},
             "loop": loop_state, "rng_numpy": numpy_rng}
     arrays["meta"] = np.array(json.dumps(meta))
-    write_npz(path, arrays)
+    write_npz(path, pack_bool_arrays(arrays))   # pruning masks: 1 bit a weight
     return path
 
 

@@ -231,10 +231,13 @@ def test_pruned_then_quantized_model_saves_sparse_int8(tmp_path, device):
 def test_gradual_pruning_per_layer_gives_every_weight_the_same_sparsity():
     model = md.nn.Sequential(md.nn.Embedding(200, 16), md.nn.Linear(16, 16), md.nn.Linear(16, 2))
     schedule = GradualPruning(model, 0.0, 0.75, start=0, end=4, every=2, parameters=weight_matrices(model),
-                              scope="layer")
+                              threshold="layer")
     for step in range(1, 6):
         schedule.on_step(step)
     for row in sparsity_report(model, names=weight_matrices(model)).rows:
         assert row.sparsity == pytest.approx(0.75, abs=0.02), row
+    assert schedule.report.scope == "all" and schedule.threshold == "layer"
     with pytest.raises(ValueError, match="scope must be"):
         GradualPruning(model, scope="everywhere")
+    with pytest.raises(ValueError, match="threshold must be"):
+        GradualPruning(model, threshold="everywhere")
