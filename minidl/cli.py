@@ -269,6 +269,10 @@ def build_parser():
 
     add_bench_serve_arguments(bench_what)  # `minidl bench serve`: minidl serve under load; sets args.run
 
+    from .compress.cli import add_arguments as add_compress_arguments
+
+    add_compress_arguments(commands)  # `minidl compress prune | qat | lowrank-sweep`; each sets args.run
+
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")
     report.set_defaults(run=_call("minidl.compress.report", "main"))

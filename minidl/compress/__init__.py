@@ -3,7 +3,7 @@ factorisation, int8 quantisation (post-training, or quantisation-aware training)
 them side by side (``minidl compress-report``)."""
 from .distill import DistillationLoss, IntermediateMatching, distill, distillation_loss, layer_map, teacher_logits_table
 from .lowrank import LowRankLinear, choose_rank, factorize, max_useful_rank, ranks_of, replace_modules
-from .prune import (GradualPruning, SparsityReport, SparsityRow, apply_masks, cubic_sparsity, format_report, get_mask,
+from .prune import (GradualPruning, LockedMasks, SparsityReport, SparsityRow, apply_masks, cubic_sparsity, format_report, get_mask,
                     load_pruned, load_sparse, prune_global_magnitude, prune_l1_per_layer, read_sparse, save_sparse,
                     sparsity_report, weight_matrices)
 from .qat import (FakeQuantizeActivations, QATLinear, QATReport, activation_grid, activation_levels, convert_qat,
@@ -15,6 +15,7 @@ from .structured import (PrunedLayer, StructuredReport, load_structured, prune_f
                          prune_rnn_units, restructure, save_structured, structure_of)
 
 __all__ = ["DistillationLoss", "FakeQuantize", "FakeQuantizeActivations", "GradualPruning", "IntermediateMatching",
+           "LockedMasks",
            "LowRankLinear", "PrunedLayer", "QATLinear", "QATReport", "QuantizedEmbedding", "QuantizedLinear",
            "SparsityReport", "SparsityRow", "StructuredReport", "activation_grid", "activation_levels", "apply_masks",
            "choose_rank", "convert_qat", "cubic_sparsity", "dequantize", "distill", "distillation_loss", "factorize",

@@ -188,6 +188,19 @@ def apply_masks(model):
     return len(masked)
 
 
+class LockedMasks(Callback):
+    """Fine-tune a pruned model with its masks locked (the course project's "prune once, then
+    fine-tune"): after every optimizer step W ← W ⊙ M, so pruned weights stay exactly 0 while
+    the others learn. Pass it to any training through the core (``fit``, ``distill``, ``train``)."""
+
+    def on_train_begin(self, model, optimizer):
+        self.model = model
+
+    def on_step(self, step, loss=None):
+        apply_masks(self.model)
+        return False
+
+
 def _prune(groups, amount):
     """For each group (a list of targets sharing one threshold) zero the ``amount`` fraction of
     the smallest |w|, keeping every already-pruned weight pruned."""

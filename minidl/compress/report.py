@@ -14,13 +14,19 @@ through disk), and measures, in the same run on the same test reviews:
                                                with ``--device torch``, see ``quantize``)
 
 Variants (``group``): the teacher and the causal decoder; distilled students (≥ 4× fewer
-parameters; one trained on labels only for comparison); one-shot global magnitude pruning
-at 10/20/50/80/90 % of the weight matrices (embedding table included: it is most of the
-parameters) and per-layer L1 pruning at 20 %, both without retraining; gradual magnitude
-pruning on the cubic schedule with distillation and a locked mask (Prune Once for All);
+parameters; one trained on labels only for comparison); one-shot global magnitude pruning of
+the Linears at 10/20/50/80/90 %, each without retraining and fine-tuned with the mask locked
+(the first course project's procedure), per-layer L1 pruning at 20 %, and one row with the
+embedding table inside the global threshold (the lesson: its N(0, 1) entries dwarf the
+Linears' ±1/√D, so the Linears are emptied); gradual magnitude pruning of every weight
+matrix on the cubic schedule with distillation and a locked mask (Prune Once for All);
 structured pruning (heads and FFN neurons physically removed) then distillation; low-rank
 factorisation of the encoder's Linears at 25/50/75 % of their parameters, fine-tuned with
-distillation (50 % also before fine-tuning); int8 (Linears and embedding table); pruned+int8.
+distillation (50 % also before fine-tuning); int8 after training (PTQ) and with
+quantisation-aware training (QAT), for the teacher and for gradual 90 %. The "pruned
+weights" column says which weights a pruning row pruned, under one threshold or per layer.
+``minidl compress prune | qat | lowrank-sweep`` make single rows (or the rank sweep) into
+the same results file.
 
 Fine-tuning uses ``fine_tune`` training reviews (one pass), gradual pruning ``gradual_epochs``
 passes over ``gradual_tune`` reviews (default: the same ones), students the whole training set; all share the teacher's logits, computed
@@ -45,8 +51,10 @@ from ..train.prepare import prepare
 from ..train.trainer import evaluate
 from .distill import distill, teacher_logits_table
 from .lowrank import factorize, ranks_of
-from .prune import (GradualPruning, load_sparse, prune_global_magnitude, prune_l1_per_layer, save_sparse,
-                    weight_matrices)
+from .prune import (GradualPruning, LockedMasks, load_sparse, prune_global_magnitude, prune_l1_per_layer,
+                    save_sparse, weight_matrices)
+from .qat import convert_qat, prepare_qat
+from .rank_sweep import default_ranks, plot_rank_sweep, rank_sweep
 from .quantize import quantize
 from .structured import load_structured, prune_ffn_neurons, prune_heads, save_structured
 
@@ -119,7 +127,7 @@ class CompressionReport:
                        callbacks=callbacks, log=None)
 
     # --- measuring one variant --------------------------------------------------------------------
-    def record(self, name, group, make, save, load, note=""):
+    def record(self, name, group, make, save, load, note="", scope=""):
         """Build the variant (``make()`` -> model), ``save(model, path)``, ``load(path)`` -> a fresh
         model, and score the reloaded model on the test split. Skipped if ``results.jsonl``
         already has ``name`` (its loader is still kept, for ``measure_speed``)."""
@@ -137,7 +145,7 @@ class CompressionReport:
         metrics = evaluate(reloaded, self.test, device=self.device)
         row = {"name": name, "group": group, "parameters": int(parameters), "nonzeros": int(nonzeros),
                "size_mb": os.path.getsize(path) / 1e6, **{k: float(metrics[k]) for k in METRICS},
-               "reviews_per_s": None, "build_seconds": built, "note": note, "file": path}
+               "reviews_per_s": None, "build_seconds": built, "note": note, "scope": scope, "file": path}
         self.rows.append(row)
         with open(self.results_path, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -177,26 +185,71 @@ class CompressionReport:
             decoder_settings = {**decoder_config.model_config(), "embed_dim": decoder.embed_dim}
             self.record("decoder", "teacher", lambda: decoder, _save,
                         lambda path: _loaded(self.fresh(**decoder_settings), path), note="causal, last-token pooling")
-        self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
-                    lambda path: _loaded(_quantized(self.fresh()), path), note="Linears and embedding table")
+        self.qat_rows()
         self._students()
         self._lowrank(fractions)
         for amount in levels:
             self.record(f"gradual {amount:.0%} + KD", "gradual pruning", lambda a=amount: self._gradual(a),
                         save_sparse, lambda path: _loaded_sparse(self.fresh(), path),
-                        note="each weight matrix on the cubic schedule, distilled")
+                        note="each weight matrix on the cubic schedule, distilled", scope="all, per layer")
         top = f"gradual {max(levels):.0%} + KD"
         self.record(f"gradual {max(levels):.0%} + int8", "int8",
                     lambda: _quantized(_loaded_sparse(self.fresh(), self.file_of(top))), save_sparse,
-                    lambda path: _loaded_sparse(_quantized(self.fresh()), path), note="int8 non-zeros + bitmask")
-        for amount in levels:
-            self.record(f"one-shot {amount:.0%}", "one-shot pruning", lambda a=amount: self._one_shot(a),
-                        save_sparse, lambda path: _loaded_sparse(self.fresh(), path),
-                        note="one global threshold, no retraining")
-        self.record("per-layer L1 20%", "one-shot pruning", self._per_layer, save_sparse,
-                    lambda path: _loaded_sparse(self.fresh(), path), note="each weight matrix 20 %, no retraining")
+                    lambda path: _loaded_sparse(_quantized(self.fresh()), path), note="post-training int8 non-zeros")
+        self.record(f"gradual {max(levels):.0%} + QAT", "int8",
+                    lambda: self._qat(_loaded_sparse(self.fresh(), self.file_of(top))), save_sparse,
+                    lambda path: _loaded_sparse(_quantized(self.fresh()), path),
+                    note="QAT with the mask locked, int8 non-zeros")
+        self._one_shot_rows(levels)
         self._structured()
         return ordered(self.rows)
+
+    def _one_shot_rows(self, levels):
+        """The first course project's procedure: one global threshold over the Linears, then
+        fine-tuning with the mask locked; per-layer 20 %; and the embedding-included lesson."""
+        for amount in levels:
+            for tuned in (False, True):
+                self.prune_row(amount, tuned=tuned)
+        self.prune_row(0.2, per_layer=True)
+        self.prune_row(0.2, scope="all")
+
+    def prune_row(self, amount, scope="linear", tuned=False, per_layer=False):
+        """One one-shot pruning row (``minidl compress prune`` makes one): ``amount`` of the
+        weights of ``scope`` under one threshold (or ``per_layer``), fine-tuned on the
+        ``fine_tune`` reviews with the mask locked if ``tuned``; -> its name."""
+        name = (f"per-layer L1 {amount:.0%}" if per_layer else f"one-shot {amount:.0%}") + (
+            ", embedding included" if scope == "all" else "") + (" + locked FT" if tuned else "")
+        note = "then fine-tuned with the mask locked" if tuned else "no retraining"
+        if scope == "all":
+            note += "; the lesson: N(0, 1) embeddings under one threshold with the Linears empty the Linears"
+        self.record(name, "one-shot pruning", lambda: self._one_shot(amount, scope, tuned, per_layer), save_sparse,
+                    lambda path: _loaded_sparse(self.fresh(), path), note=note,
+                    scope=f"{'Linears' if scope == 'linear' else 'all'}, {'per layer' if per_layer else 'global'}")
+        return name
+
+    def qat_rows(self):
+        """int8 after training and with quantisation-aware training, side by side; -> their names."""
+        self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
+                    lambda path: _loaded(_quantized(self.fresh()), path), note="post-training, Linears and embedding")
+        self.record("int8 QAT + KD", "int8", lambda: self._qat(self.teacher_copy()), _save,
+                    lambda path: _loaded(_quantized(self.fresh()), path),
+                    note="fake-quantised Linears fine-tuned with distillation, then int8")
+        return ["int8", "int8 QAT + KD"]
+
+    def rank_sweep(self, ranks=None, fine_tune=True, min_size=1024):
+        """SVD ranks from 2 to full for every factorisable Linear at once (``compress.rank_sweep``),
+        scored on the test reviews before and after a distilled fine-tune on the ``fine_tune``
+        reviews; -> the rows (also written to rank_sweep.jsonl and plotted)."""
+        os.makedirs(self.out, exist_ok=True)
+        ranks = ranks or default_ranks(self.teacher, min_size)
+        rows = rank_sweep(self.teacher_copy, ranks, lambda model: evaluate(model, self.test, device=self.device),
+                          fine_tune=(lambda model: self.distill_into(model, self.tune)) if fine_tune else None,
+                          min_size=min_size)
+        with atomic_path(os.path.join(self.out, "rank_sweep.jsonl")) as tmp, open(tmp, "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+        plot_rank_sweep(rows, os.path.join(self.out, "rank_sweep"),
+                        title=f"{self.teacher_path}: accuracy against SVD rank")
+        return rows
 
     def file_of(self, name):
         return next(row["file"] for row in self.rows if row["name"] == name)
@@ -227,14 +280,19 @@ class CompressionReport:
         self.distill_into(model, self.train, epochs=self.student_epochs, alpha=alpha, lr=self.student_lr)
         return model
 
-    def _one_shot(self, amount):
+    def _one_shot(self, amount, scope, tuned, per_layer=False):
         model = self.teacher_copy()
-        prune_global_magnitude(model, amount, weight_matrices(model))
+        (prune_l1_per_layer if per_layer else prune_global_magnitude)(model, amount, scope=scope)
+        if tuned:
+            self.distill_into(model, self.tune, callbacks=[LockedMasks()])
         return model
 
-    def _per_layer(self):
-        model = self.teacher_copy()
-        prune_l1_per_layer(model, 0.2, weight_matrices(model))
+    def _qat(self, model):
+        """Quantisation-aware training: fake-quantised Linears (masks kept) fine-tuned with
+        distillation on the ``fine_tune`` reviews, then converted to int8 (embedding too)."""
+        prepare_qat(model)
+        self.distill_into(model, self.tune)
+        convert_qat(model, embeddings=True)
         return model
 
     def _gradual(self, amount):
@@ -340,15 +398,17 @@ def _read_rows(path):
 
 # --- writing the table and the plots --------------------------------------------------------------------
 def format_table(rows):
-    """The report as a Markdown table (the teacher's accuracy and speed are the references)."""
-    teacher = next((r for r in rows if r["name"] == "teacher"), rows[0])
-    lines = ["| model | parameters | non-zeros | size (MB) | loss | accuracy | F1 | precision | recall | "
-             "reviews/s | speed-up | note |", "|" + "---|" * 12]
+    """The report as a Markdown table (the teacher's accuracy and speed are the references;
+    speeds not measured yet, as for rows made one at a time by ``minidl compress``, read "-")."""
+    teacher = next((r for r in rows if r["name"] == "teacher"), None)
+    lines = ["| model | pruned weights | parameters | non-zeros | size (MB) | loss | accuracy | F1 | precision | "
+             "recall | reviews/s | speed-up | note |", "|" + "---|" * 13]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['parameters']:,} | {r['nonzeros']:,} | {r['size_mb']:.2f} | "
-                     f"{r['loss']:.4f} | {r['accuracy']:.4f} | {r['f1']:.4f} | {r['precision']:.4f} | "
-                     f"{r['recall']:.4f} | {r['reviews_per_s']:.0f} | "
-                     f"{r['reviews_per_s'] / teacher['reviews_per_s']:.2f}× | {r['note']} |")
+        speed, reference = r.get("reviews_per_s"), (teacher or {}).get("reviews_per_s")
+        lines.append(f"| {r['name']} | {r.get('scope') or '-'} | {r['parameters']:,} | {r['nonzeros']:,} | "
+                     f"{r['size_mb']:.2f} | {r['loss']:.4f} | {r['accuracy']:.4f} | {r['f1']:.4f} | "
+                     f"{r['precision']:.4f} | {r['recall']:.4f} | {f'{speed:.0f}' if speed else '-'} | "
+                     f"{f'{speed / reference:.2f}×' if speed and reference else '-'} | {r['note']} |")
     return "\n".join(lines)
 
 

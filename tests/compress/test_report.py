@@ -39,9 +39,10 @@ def test_every_variant_is_measured_from_its_reloaded_file(report_rows):
     rows, out, _ = report_rows
     expected = ["teacher", "decoder", "student transformer + KD", "student transformer, labels only",
                 "student GRU + KD", "student TokenMLP + KD", "per-layer L1 20%", "structured 50% heads+FFN + KD",
-                "low-rank 50%, no fine-tune", "int8", "gradual 90% + int8"]
-    expected += [f"{kind} {a}%{suffix}" for kind, suffix in (("one-shot", ""), ("gradual", " + KD"))
-                 for a in (10, 20, 50, 80, 90)]
+                "low-rank 50%, no fine-tune", "int8", "gradual 90% + int8", "int8 QAT + KD", "gradual 90% + QAT",
+                "one-shot 20%, embedding included"]
+    expected += [f"{kind} {a}%{suffix}" for kind, suffix in (("one-shot", ""), ("one-shot", " + locked FT"),
+                                                             ("gradual", " + KD")) for a in (10, 20, 50, 80, 90)]
     expected += [f"low-rank {f}% + KD" for f in (25, 50, 75)]
     assert sorted(rows) == sorted(expected)
     for row in rows.values():
@@ -55,7 +56,8 @@ def test_compressed_files_are_really_smaller(report_rows):
     rows, _, _ = report_rows
     dense = rows["teacher"]["size_mb"]
     assert rows["gradual 90% + KD"]["size_mb"] < dense / 2  # tiny arrays: the npz headers weigh a lot
-    assert rows["one-shot 90%"]["nonzeros"] <= 0.2 * rows["teacher"]["nonzeros"]  # biases, norms, positions stay
+    removed = {a: rows["teacher"]["nonzeros"] - rows[f"one-shot {a}%"]["nonzeros"] for a in (50, 90)}
+    assert removed[90] / removed[50] == pytest.approx(0.9 / 0.5, rel=0.01)   # fractions of the same Linears
     assert rows["int8"]["size_mb"] < 0.5 * dense  # ~0.27 for the weights; headers and norms stay
     assert rows["gradual 90% + int8"]["size_mb"] < rows["int8"]["size_mb"]
     assert rows["low-rank 25% + KD"]["parameters"] < rows["low-rank 75% + KD"]["parameters"] < rows["teacher"]["parameters"]
@@ -70,6 +72,13 @@ def test_fine_tuned_low_rank_and_int8_keep_the_accuracy(report_rows):
     for fraction in (25, 50, 75):  # the course projects' low-rank model collapsed to chance
         assert rows[f"low-rank {fraction}% + KD"]["accuracy"] >= teacher - 0.05
     assert rows["gradual 50% + KD"]["accuracy"] >= teacher - 0.05
+    # the first course project's procedure: 20 % of the Linears, fine-tuned with the mask locked
+    assert rows["one-shot 20% + locked FT"]["accuracy"] >= teacher - 0.02
+    assert rows["one-shot 90% + locked FT"]["nonzeros"] == rows["one-shot 90%"]["nonzeros"]   # the mask held
+    assert rows["int8 QAT + KD"]["accuracy"] >= rows["int8"]["accuracy"] - 0.02
+    # which weights each pruning row pruned is in the row (what that does to the Linears: test_prune_scope.py)
+    assert rows["one-shot 20%"]["scope"] == "Linears, global"
+    assert rows["one-shot 20%, embedding included"]["scope"] == "all, global"
 
 
 def test_a_second_run_resumes_and_the_table_lists_every_row(report_rows, teacher_checkpoint):
@@ -79,7 +88,7 @@ def test_a_second_run_resumes_and_the_table_lists_every_row(report_rows, teacher
     assert len(again.run()) == len(rows)
     assert set(again.loaders) == set(rows)  # every row can be loaded again, e.g. to time it
     table = format_table(list(rows.values()))
-    assert table.count("\n") == len(rows) + 1 and "| teacher |" in table
+    assert table.count("\n") == len(rows) + 1 and "| teacher |" in table and "| Linears, per layer |" in table
     with open(os.path.join(out, "results.jsonl")) as f:
         assert len([json.loads(line) for line in f]) == len(rows)
 
@@ -87,3 +96,31 @@ def test_a_second_run_resumes_and_the_table_lists_every_row(report_rows, teacher
 def test_cli_refuses_a_missing_teacher(tmp_path, capsys):
     assert main(["compress-report", "--teacher", str(tmp_path / "nope.npz"), "--out", str(tmp_path)]) == 1
     assert "nope.npz" in capsys.readouterr().err
+
+
+def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, tmp_path, capsys):
+    """minidl compress prune / qat / lowrank-sweep each write their model file and row(s) into
+    --out/results.jsonl (the report then skips them), or the rank sweep's table and plot."""
+    out = str(tmp_path / "compress")
+    common = ["--teacher", teacher_checkpoint, "--out", out, "--fine-tune-reviews", "200", "--test-limit", "100"]
+    assert main(["compress", "prune", *common, "--amount", "0.3", "--fine-tune"]) == 0
+    assert "| one-shot 30% + locked FT | Linears, global |" in capsys.readouterr().out
+    assert main(["compress", "qat", *common]) == 0
+    assert "| int8 QAT + KD |" in capsys.readouterr().out
+    with open(os.path.join(out, "results.jsonl")) as f:
+        rows = {json.loads(line)["name"]: json.loads(line) for line in f}
+    assert sorted(rows) == ["int8", "int8 QAT + KD", "one-shot 30% + locked FT"]
+    assert all(os.path.exists(row["file"]) for row in rows.values())
+    again = CompressionReport(teacher_checkpoint, out, fine_tune=200, test_limit=100,
+                              log=lambda *_: pytest.fail("rows made by minidl compress are reused"))
+    again.qat_rows()
+    again.prune_row(0.3, tuned=True)
+
+    assert main(["compress", "lowrank-sweep", *common, "--ranks", "2,8", "--no-fine-tune", "--min-size", "256"]) == 0
+    printed = capsys.readouterr().out
+    assert "rank" in printed and "rank_sweep.png" in printed
+    with open(os.path.join(out, "rank_sweep.jsonl")) as f:
+        assert [json.loads(line)["rank"] for line in f] == [2, 8]
+    assert os.path.getsize(os.path.join(out, "rank_sweep.png")) > 0
+    assert main(["compress", "prune", *common, "--amount", "1.5"]) == 1
+    assert "--amount must lie in (0, 1)" in capsys.readouterr().err

@@ -1,0 +1,101 @@
+"""``minidl compress prune | qat | lowrank-sweep``: one procedure of the compression report at a time.
+
+    minidl compress prune --teacher runs/teacher/best.npz --out runs/compress --amount 0.2 --fine-tune
+    minidl compress qat --teacher runs/teacher/best.npz --out runs/compress
+    minidl compress lowrank-sweep --teacher runs/teacher/best.npz --out runs/compress --ranks 2,8,32,128
+
+Each writes its model file and its row(s) into ``--out``/results.jsonl, the file
+``minidl compress-report --out`` fills: the report then reuses those rows instead of
+recomputing them. The rank sweep writes rank_sweep.jsonl and rank_sweep.png/.svg.
+"""
+from __future__ import annotations
+
+
+def add_arguments(commands):
+    compress = commands.add_parser("compress", help="one compression procedure on a trained teacher: prune, qat, "
+                                                    "lowrank-sweep (rows shared with compress-report)")
+    what = compress.add_subparsers(dest="what", required=True)
+
+    prune = what.add_parser("prune", help="one-shot magnitude pruning, optionally fine-tuned with the mask locked")
+    _common(prune)
+    prune.add_argument("--amount", type=float, required=True, help="fraction of the weights to zero, in (0, 1)")
+    prune.add_argument("--scope", choices=("linear", "all"), default="linear",
+                       help="linear: every Linear's weight; all: the embedding tables too (their N(0, 1) entries "
+                            "then dominate one global threshold: the lesson row)")
+    prune.add_argument("--per-layer", action="store_true",
+                       help="each weight matrix to --amount, instead of one global threshold")
+    prune.add_argument("--fine-tune", action="store_true",
+                       help="then fine-tune with distillation on --fine-tune-reviews reviews, the mask locked")
+    prune.set_defaults(run=main_prune)
+
+    qat = what.add_parser("qat", help="int8 after training (PTQ) and with quantisation-aware training (QAT)")
+    _common(qat)
+    qat.set_defaults(run=main_qat)
+
+    sweep = what.add_parser("lowrank-sweep", help="SVD ranks from 2 to full: error, energy and accuracy, plotted")
+    _common(sweep)
+    sweep.add_argument("--ranks", type=_ranks, default=None,
+                       help="comma-separated ranks (default: powers of two from 2, the largest useful rank, full)")
+    sweep.add_argument("--no-fine-tune", action="store_true", help="score each rank only before fine-tuning")
+    sweep.add_argument("--min-size", type=int, default=1024,
+                       help="factorise only Linears with at least this many weights")
+    sweep.set_defaults(run=main_lowrank_sweep)
+
+
+def _common(parser):
+    parser.add_argument("--teacher", required=True, help="the teacher's checkpoint (best.npz of minidl train)")
+    parser.add_argument("--out", required=True, help="folder for results.jsonl and the models (shared with "
+                                                     "compress-report)")
+    parser.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
+    parser.add_argument("--fine-tune-reviews", type=int, default=8000,
+                        help="training reviews each fine-tuning pass reads")
+    parser.add_argument("--test-limit", type=int, default=None,
+                        help="score a seeded subset of this many test reviews (default: all of them)")
+
+
+def _ranks(text):
+    ranks = [int(part) for part in text.split(",") if part.strip()]
+    if not ranks or min(ranks) < 1:
+        raise ValueError(f"--ranks: give whole numbers >= 1, comma-separated, got {text!r}")
+    return ranks
+
+
+def _report(args):
+    from .report import CompressionReport
+
+    if args.fine_tune_reviews < 1:
+        raise ValueError(f"--fine-tune-reviews must be >= 1, got {args.fine_tune_reviews}")
+    return CompressionReport(args.teacher, args.out, device=args.device, fine_tune=args.fine_tune_reviews,
+                             test_limit=args.test_limit)
+
+
+def _print_rows(report, names):
+    from .report import format_table
+
+    print(format_table([row for row in report.rows if row["name"] in names]))
+    print(f"rows in {report.results_path} (compress-report --out {report.out} reuses them and times them)")
+
+
+def main_prune(args):
+    if not 0.0 < args.amount < 1.0:
+        raise ValueError(f"--amount must lie in (0, 1), got {args.amount}")
+    report = _report(args)
+    name = report.prune_row(args.amount, scope=args.scope, tuned=args.fine_tune, per_layer=args.per_layer)
+    _print_rows(report, [name])
+    return 0
+
+
+def main_qat(args):
+    report = _report(args)
+    _print_rows(report, report.qat_rows())
+    return 0
+
+
+def main_lowrank_sweep(args):
+    from .rank_sweep import format_rank_sweep
+
+    report = _report(args)
+    rows = report.rank_sweep(args.ranks, fine_tune=not args.no_fine_tune, min_size=args.min_size)
+    print(format_rank_sweep(rows))
+    print(f"written: rank_sweep.jsonl, rank_sweep.png, rank_sweep.svg in {args.out}")
+    return 0
