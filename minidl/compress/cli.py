@@ -4,9 +4,9 @@
     minidl compress qat --teacher runs/teacher/best.npz --out runs/compress
     minidl compress lowrank-sweep --teacher runs/teacher/best.npz --out runs/compress --ranks 2,8,32,128
 
-Each writes its model file and its row(s) into ``--out``/results.jsonl, the file
-``minidl compress-report --out`` fills: the report then reuses those rows instead of
-recomputing them. The rank sweep writes rank_sweep.jsonl and rank_sweep.png/.svg.
+Each writes its model file and its row(s), with the teacher's as the reference, into
+``--out``/results.jsonl, the file ``minidl compress-report --out`` fills: the report then
+reuses those rows instead of recomputing them. The rank sweep writes rank_sweep.jsonl and rank_sweep.png/.svg.
 """
 from __future__ import annotations
 
@@ -70,8 +70,10 @@ def _report(args):
 
 
 def _print_rows(report, names):
+    """The rows ``names`` under the teacher's (scored once, into the same file, as the reference)."""
     from .report import format_table
 
+    names = [report.teacher_row(), *names]
     print(format_table([row for row in report.rows if row["name"] in names]))
     print(f"rows in {report.results_path} (compress-report --out {report.out} reuses them and times them)")
 

@@ -178,8 +178,7 @@ class CompressionReport:
     def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS):
         """Measure every variant (the ones the acceptance asks about first) and return the rows."""
         os.makedirs(self.out, exist_ok=True)
-        self.record("teacher", "teacher", self.teacher_copy, _save, lambda path: _loaded(self.fresh(), path),
-                    note=f"{self.config.hidden}-d encoder, max length {self.config.max_length}")
+        self.teacher_row()
         if self.decoder_path:
             decoder, _, _, _, decoder_config = load_classifier(self.decoder_path, self.device)
             decoder_settings = {**decoder_config.model_config(), "embed_dim": decoder.embed_dim}
@@ -212,6 +211,12 @@ class CompressionReport:
                 self.prune_row(amount, tuned=tuned)
         self.prune_row(0.2, per_layer=True)
         self.prune_row(0.2, scope="all")
+
+    def teacher_row(self):
+        """The reference row every other row is read against; -> its name."""
+        self.record("teacher", "teacher", self.teacher_copy, _save, lambda path: _loaded(self.fresh(), path),
+                    note=f"{self.config.hidden}-d encoder, max length {self.config.max_length}")
+        return "teacher"
 
     def prune_row(self, amount, scope="linear", tuned=False, per_layer=False):
         """One one-shot pruning row (``minidl compress prune`` makes one): ``amount`` of the

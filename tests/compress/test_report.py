@@ -109,12 +109,13 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert "| int8 QAT + KD |" in capsys.readouterr().out
     with open(os.path.join(out, "results.jsonl")) as f:
         rows = {json.loads(line)["name"]: json.loads(line) for line in f}
-    assert sorted(rows) == ["int8", "int8 QAT + KD", "one-shot 30% + locked FT"]
+    assert sorted(rows) == ["int8", "int8 QAT + KD", "one-shot 30% + locked FT", "teacher"]
     assert all(os.path.exists(row["file"]) for row in rows.values())
     again = CompressionReport(teacher_checkpoint, out, fine_tune=200, test_limit=100,
                               log=lambda *_: pytest.fail("rows made by minidl compress are reused"))
     again.qat_rows()
     again.prune_row(0.3, tuned=True)
+    again.teacher_row()
 
     assert main(["compress", "lowrank-sweep", *common, "--ranks", "2,8", "--no-fine-tune", "--min-size", "256"]) == 0
     printed = capsys.readouterr().out
