@@ -8,9 +8,10 @@
     handout.py          the trimmed handout (plus the implementation tasks) and README of a copy
     make.py             build the copy atomically, without anything that would give a solution away
     grade.py            run the grading tests in the copy, score each task (all or nothing), report
+    rules.py            the rules read off a target's source: no torch in an op or model method, no np. in an op
     pytest_recorder.py  the pytest plugin that records each test's outcome for grade.py
     checks.py           what grading tests are written with: fixed inputs, plain-words checks
-    expected.py         write grading/expected.json (reference values) from the reference code
+    expected.py         write grading/expected.json (reference values, never handed out) from the reference code
     commands.py         the command-line wiring
 """
 from .grade import grade

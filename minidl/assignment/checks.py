@@ -8,21 +8,35 @@
     #    (2, 5), float64); got/expected = 2: a missing or extra factor?
 
 * ``fixed`` makes inputs from a formula, not a random generator, so they are the same on
-  every machine and NumPy version: the reference values in ``grading/expected.json`` (written
-  by ``minidl assignment expected NAME`` from the reference code) stay valid.
+  every machine and NumPy version: the reference values (written by ``minidl assignment
+  expected NAME`` from the reference code) stay valid.
+* ``expected`` reads those reference values. They are the answers, so they never ship with a
+  student copy: ``minidl grade`` hands the grading run a copy of the instructor's
+  ``grading/expected.json`` through ``MINIDL_GRADE_REFERENCE``, a file outside the graded
+  folder. Without one, a check that needs them fails with ``ReferenceMissing`` (the report
+  says why), and only the checks that need no reference can pass.
 * ``check_gradients`` runs ``minidl.gradcheck`` in float64 (the backward against centred
   finite differences of the forward) and names the first input and element that disagree.
 * ``check_close`` compares a forward result with its reference value element by element.
-* ``check_backends`` runs the same function on NumPy and on PyTorch arrays: code written with
-  ``np.`` instead of the backend namespace ``xp`` passes on one and fails on the other.
+* ``check_backends`` runs the same function on NumPy and on PyTorch arrays, and the torch
+  side with tensors that refuse to become NumPy arrays (as CUDA tensors do): code written
+  with ``np.`` instead of the backend namespace ``xp`` fails there, not only on a GPU.
+* While ``check_gradients`` and ``check_backends`` run, every op's backward is watched: a
+  gradient of the wrong shape is named with the input's shape instead of surfacing as
+  NumPy's reshape or gufunc error deep in the engine.
 
 When ``minidl grade`` runs the tests it sets ``MINIDL_GRADE_ROOT`` to the folder it grades;
 importing this module then checks that the ``minidl`` being tested really comes from there.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import json
 import os
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +45,18 @@ import minidl as md
 from minidl.gradcheck import gradcheck
 
 GRADE_ROOT = "MINIDL_GRADE_ROOT"
+REFERENCE = "MINIDL_GRADE_REFERENCE"   # set by minidl grade: the reference values' file, or "" for none
 EXPECTED = "expected.json"
+
+
+class ReferenceMissing(AssertionError):
+    """A check that compares with the instructor's reference values, run without them (in a student copy,
+    which never holds them): ``minidl grade`` scores it 0 and says so, instead of crashing."""
+
+
+class NumpyOnTorch(TypeError):
+    """A torch tensor turned into a NumPy array inside ``check_backends`` (``np.asarray(t)``, ``np.exp(t)``):
+    the code under test used ``np`` where the backend namespace ``xp`` belongs. On a GPU it would fail."""
 
 
 def _check_graded_copy():
@@ -65,13 +90,29 @@ def tensor(array, requires_grad=True, device="cpu"):
                      dtype="float64")
 
 
+def _reference_file(test_file):
+    """The reference values' file: the one ``minidl grade`` passes in ``MINIDL_GRADE_REFERENCE`` (empty: it
+    found none), else, for an instructor running pytest on the repository, ``expected.json`` beside the test."""
+    if REFERENCE in os.environ:
+        return Path(os.environ[REFERENCE]) if os.environ[REFERENCE] else None
+    beside = Path(test_file).with_name(EXPECTED)
+    return beside if beside.is_file() else None
+
+
+@functools.lru_cache(maxsize=4)
+def _cases(path):
+    return json.loads(Path(path).read_text())
+
+
 def expected(test_file, case):
-    """{name: float64 array}: the reference values of ``case`` in the ``expected.json`` beside ``test_file``."""
-    path = Path(test_file).with_name(EXPECTED)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: it ships with the grading tests (instructors: minidl "
-                                f"assignment expected NAME writes it)")
-    cases = json.loads(path.read_text())
+    """{name: float64 array}: the reference values of ``case``; raises ReferenceMissing without them."""
+    path = _reference_file(test_file)
+    if path is None or not path.is_file():
+        raise ReferenceMissing(
+            f"this check compares with the instructor's reference values (case {case!r}), which a student copy "
+            f"does not hold: it can pass only when the copy is graded with them (instructors: minidl grade finds "
+            f"them in the repository's assignments/NAME/grading/{EXPECTED}, or pass --reference)")
+    cases = _cases(str(path))
     if case not in cases:
         raise KeyError(f"{path} has no case {case!r}; instructors: run minidl assignment expected NAME")
     return {name: np.asarray(values, dtype=np.float64) for name, values in cases[case].items()}
@@ -129,7 +170,8 @@ def check_gradients(op, fn, inputs, tol=1e-6):
 
     The loss differentiated is L = sum(g * fn(...)) for a fixed random g of fn's output shape."""
     names = list(inputs)
-    result = gradcheck(fn, list(inputs.values()), tol=tol)
+    with watched_backwards():
+        result = gradcheck(fn, list(inputs.values()), tol=tol)
     for report in result.reports:
         if not report.ok:
             name = names[report.position]
@@ -141,13 +183,19 @@ def check_gradients(op, fn, inputs, tol=1e-6):
 
 
 def check_backends(op, fn, inputs, rtol=1e-9):
-    """Run ``fn`` forward and backward on NumPy and on PyTorch (CPU) arrays: outputs and gradients must agree."""
+    """Run ``fn`` forward and backward on NumPy and on PyTorch (CPU) arrays: outputs and gradients must agree.
+    The torch run refuses any conversion of a torch tensor to NumPy (see ``torch_refuses_numpy``)."""
     runs = {}
     for device in ("cpu", "torch"):
         tensors = [tensor(_numpy(value), device=device) for value in inputs.values()]
-        out = fn(*tensors)
-        g = np.cos(np.arange(out.size()) * 0.9).reshape(out.shape)
-        out.backward(out.xp.asarray(g, "float64"))
+        guard = torch_refuses_numpy() if device == "torch" else contextlib.nullcontext()
+        try:
+            with guard, watched_backwards():
+                out = fn(*tensors)
+                g = np.cos(np.arange(out.size()) * 0.9).reshape(out.shape)
+                out.backward(out.xp.asarray(g, "float64"))
+        except NumpyOnTorch as e:
+            raise AssertionError(f"{op}: {e}") from None
         runs[device] = (out, [t.grad for t in tensors])
     (want, want_grads), (got, got_grads) = runs["cpu"], runs["torch"]
     context = "on the torch backend; expected: the NumPy backend's value. Use the backend namespace xp, not np."
@@ -157,3 +205,129 @@ def check_backends(op, fn, inputs, rtol=1e-9):
             raise AssertionError(f"{op}: dL/d{name} is missing on the "
                                  f"{'torch' if g_got is None else 'NumPy'} backend ({context})")
         check_close(f"{op}: dL/d{name}", g_got, g_want, context, rtol=rtol, atol=1e-12)
+
+
+@contextlib.contextmanager
+def torch_refuses_numpy():
+    """Inside the block, torch tensors refuse to become NumPy arrays (``np.asarray(t)``, ``np.exp(t)``,
+    ``np.where(t, ...)``), as CUDA tensors do, with a NumpyOnTorch error naming the function that tried.
+    On the CPU torch converts silently, so code written with ``np.`` instead of ``xp`` would pass here
+    and break on a GPU. minidl's own conversions call ``.numpy()``, which still works."""
+    import torch
+
+    def refuse(self, *args, **kwargs):
+        raise NumpyOnTorch(f"{culprit(sys._getframe(1))} turned a torch tensor into a NumPy array on the torch "
+                           f"backend: use ctx.xp (the backend's namespace), not np (np fails on CUDA tensors)")
+
+    original = torch.Tensor.__array__
+    torch.Tensor.__array__ = refuse
+    try:
+        yield
+    finally:
+        torch.Tensor.__array__ = original
+
+
+def culprit(frame):
+    """"Sigmoid.backward (minidl/autograd/ops/activations.py:40)": the innermost frame, from ``frame``
+    outwards, outside NumPy, torch and this module: the code that handed a torch tensor to np."""
+    here = Path(__file__).resolve()
+    while frame is not None:
+        path = Path(frame.f_code.co_filename).resolve()
+        if path != here and not {"numpy", "torch"} & set(path.parts):
+            code, root = frame.f_code, Path(md.__file__).resolve().parent.parent
+            where = path.relative_to(root).as_posix() if root in path.parents else path.name
+            return f"{getattr(code, 'co_qualname', code.co_name)} ({where}:{frame.f_lineno})"
+        frame = frame.f_back
+    return "the code under test"
+
+
+def _op_classes():
+    from minidl.autograd.function import Function
+
+    found, stack = [], list(Function.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+def _input_names(cls):
+    """The names of ``cls.forward``'s inputs after ctx: "a", "b" for MatMul."""
+    try:
+        parameters = list(inspect.signature(cls.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _shape(value):
+    return tuple(getattr(value, "shape", ()))
+
+
+def _reducible(grad_shape, shape):
+    """Whether the engine can sum a gradient of ``grad_shape`` back to ``shape`` (a broadcast input)."""
+    try:
+        return len(grad_shape) >= len(shape) and tuple(np.broadcast_shapes(shape, grad_shape)) == grad_shape
+    except ValueError:
+        return False
+
+
+def _check_gradient_shapes(op, names, ctx, grads):
+    """Each returned gradient must have its input's shape (or one the engine sums back to it)."""
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for i, parent in enumerate(getattr(ctx, "parents", ())):
+        if parent is None or not parent.requires_grad:
+            continue
+        name = names[i] if i < len(names) else f"input {i + 1}"
+        if i >= len(grads):
+            raise AssertionError(f"{op}.backward returned {len(grads)} gradient(s) for {len(ctx.parents)} inputs, "
+                                 f"none for {name}: return one per input of forward (None where there is none)")
+        if grads[i] is None:
+            continue
+        if not hasattr(grads[i], "shape"):
+            raise AssertionError(f"{op}.backward returned a {type(grads[i]).__name__} as dL/d{name}; return an "
+                                 f"array of {name}'s shape {tuple(parent.shape)}")
+        if not _reducible(_shape(grads[i]), tuple(parent.shape)):
+            raise AssertionError(f"{op}.backward returned dL/d{name} of shape {_shape(grads[i])}; {name} has shape "
+                                 f"{tuple(parent.shape)}")
+
+
+_SHAPE_WORDS = re.compile(r"shape|size|dimension|broadcast|operand|mismatch")
+
+
+def _watch(cls, backward):
+    """``backward`` wrapped: its errors and the shapes of its gradients named in the op's terms."""
+    names = _input_names(cls)
+
+    def watched(ctx, grad):
+        try:
+            grads = backward(ctx, grad)
+        except (AssertionError, NotImplementedError, NumpyOnTorch):
+            raise
+        except Exception as e:
+            inputs = ", ".join(f"{names[i] if i < len(names) else f'input {i + 1}'} {tuple(p.shape)}"
+                               for i, p in enumerate(getattr(ctx, "parents", ())) if p is not None)
+            message = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            hint = ": check the shapes of its products" if _SHAPE_WORDS.search(message) else ""
+            raise AssertionError(f"{cls.__name__}.backward raised {type(e).__name__}: {message} (dL/dout "
+                                 f"{_shape(grad)}; {inputs}){hint}") from e
+        _check_gradient_shapes(cls.__name__, names, ctx, grads)
+        return grads
+
+    return staticmethod(watched)
+
+
+@contextlib.contextmanager
+def watched_backwards():
+    """Inside the block, every op's backward reports a gradient of the wrong shape as "MatMul.backward
+    returned dL/da of shape (4, 2); a has shape (3, 4)", and its own errors with the shapes involved,
+    rather than as the engine's reshape error or NumPy's gufunc message."""
+    patched = [(cls, cls.__dict__["backward"]) for cls in _op_classes() if "backward" in cls.__dict__]
+    for cls, original in patched:
+        setattr(cls, "backward", _watch(cls, original.__func__ if isinstance(original, staticmethod) else original))
+    try:
+        yield
+    finally:
+        for cls, original in reversed(patched):
+            setattr(cls, "backward", original)

@@ -33,6 +33,21 @@ def add_arguments(subparsers):
     expected.add_argument("name", help="the assignment whose grading/expected.json to rewrite")
     expected.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     expected.set_defaults(run=_expected)
+    gradescope = what.add_parser("gradescope", help="(instructors) write the Gradescope autograder (a zip) of an "
+                                                    "assignment",
+                                 description="Write the zip that a Gradescope programming assignment takes: setup.sh, "
+                                             "run_autograder, a student copy (grading tests and checks) and the "
+                                             "reference values. Gradescope then shows one test per task.")
+    gradescope.add_argument("name", help="the assignment (minidl assignment list shows them)")
+    gradescope.add_argument("--out", required=True, help="the zip to write, e.g. autograder.zip")
+    gradescope.add_argument("--reference", default=None,
+                            help="where the reference values come from, as for minidl grade --reference: a "
+                                 "repository, an assignment folder, its grading/ folder or the JSON file (default: "
+                                 "this repository's)")
+    gradescope.add_argument("--time-limit", type=float, default=480,
+                            help="seconds one submission's grading may take; past it, it is stopped and scores 0")
+    gradescope.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
+    gradescope.set_defaults(run=_gradescope)
 
     grade = subparsers.add_parser("grade", help="run an assignment's grading tests on a copy; a score per task",
                                   description="Grade the student copy in DIRECTORY (default: the current folder): "
@@ -45,6 +60,21 @@ def add_arguments(subparsers):
                        help="grade only this task; repeatable (default: all of them)")
     grade.add_argument("--json", default=None, help="also write the report as JSON to this file")
     grade.add_argument("--timeout", type=float, default=600, help="seconds before the tests are stopped")
+    grade.add_argument("--reference", default=None,
+                       help="(instructors) the reference values: a clone of the repository, its assignments/NAME "
+                            "folder, its grading/ folder or the expected.json file (default: the repository of "
+                            "this minidl)")
+    grade.add_argument("--submissions", default=None, metavar="DIR",
+                       help="(instructors) grade every subfolder of DIR, one student copy each, several at once, and "
+                            "write the grades to --csv")
+    grade.add_argument("--csv", default=None,
+                       help="with --submissions: the CSV to write (student, total, one column per task, status, "
+                            "first_failure)")
+    grade.add_argument("--workers", type=int, default=None,
+                       help="with --submissions: how many students to grade at once (default: one per CPU)")
+    grade.add_argument("--time-limit", type=float, default=600,
+                       help="with --submissions: seconds one student's grading may take; past it, its processes are "
+                            "killed and the student is reported 'timed out'")
     grade.set_defaults(run=_grade)
     return assignment, grade
 
@@ -62,7 +92,16 @@ def _expected(args):
 
 
 def _grade(args):
-    from .grade import main
+    if args.submissions:
+        from .batch import main
+    else:
+        from .grade import main
+
+    return main(args)
+
+
+def _gradescope(args):
+    from .gradescope import main
 
     return main(args)
 

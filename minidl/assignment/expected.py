@@ -6,6 +6,8 @@ fixed inputs and return {output name: array or Tensor}. Its tests compare the sa
 assignment with the repository's own minidl (the reference), calls every case, and writes all
 the values to ``grading/expected.json`` (atomically), so the reference values are produced by
 code, never typed in, and can be regenerated after a deliberate change of the reference.
+The file stays in the repository: ``make`` leaves it out of every copy, and ``minidl grade``
+hands it to the grading run from outside the graded folder (``grade.find_reference``).
 """
 from __future__ import annotations
 

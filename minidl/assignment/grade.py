@@ -8,10 +8,21 @@ pytest runs once, in a subprocess whose working directory and first ``sys.path``
 DIR, so the tests import DIR's ``minidl`` and not an installed one (``checks`` verifies it);
 a small plugin (``pytest_recorder``) writes each test's outcome and message to a JSON file.
 
+Reference values: the forward checks compare with values computed by the reference code,
+the answers themselves, so a student copy never holds them. ``grade`` takes them from
+``--reference`` (a repository, an assignment folder, its ``grading/`` folder or the JSON file)
+or else from the assignment's ``grading/expected.json`` in the tree of the minidl that grades
+(the instructor's repository; see ``find_reference``). A copy of the file goes to the pytest
+run through ``MINIDL_GRADE_REFERENCE``, from a temporary folder outside the graded one.
+Without reference values (a student grading their own copy) the checks that need them fail
+with the outcome "no reference", the report says so, and every other check still runs.
+
 Scoring: all or nothing per task. A task earns its points only when every one of its tests
 passes; a wrong backward therefore loses exactly the points of the task it belongs to (the
-tasks are chosen so that no task's tests call another task's code). For each failed task the
-report shows its first failing check, in the words of the grading tests' assertion messages.
+tasks are chosen so that no task's tests call another task's code). The source of each
+target must also keep the task's rules (``rules``: no torch, no ``np.`` in an op), which
+the tests cannot see. For each failed task the report shows its first failing check, in the
+words of the grading tests' assertion messages (the JSON report: the whole message).
 """
 from __future__ import annotations
 
@@ -19,6 +30,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,8 +38,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .checks import EXPECTED, REFERENCE
 from .make import MARKER
 from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, known_assignments, load_manifest, read_toml
+from .rules import task_findings
 
 RECORDER = Path(__file__).with_name("pytest_recorder.py")
 _BOOT = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('minidl_grade_recorder', "
@@ -35,10 +49,13 @@ _BOOT = ("import importlib.util, sys; spec = importlib.util.spec_from_file_locat
          "sys.exit(module.run(sys.argv[2:]))")
 
 
+NO_REFERENCE = "no reference"   # the outcome of a check that needs the reference values, run without them
+
+
 @dataclass
 class CheckResult:
     id: str
-    outcome: str          # passed, failed, error, skipped, not run
+    outcome: str          # passed, failed, error, skipped, not run, no reference
     message: str = ""
     seconds: float = 0.0
 
@@ -56,7 +73,13 @@ class TaskResult:
         return self.score == self.points
 
     def first_failure(self):
-        return next((t for t in self.tests if t.outcome != "passed"), None)
+        """The first failed check, preferring one that says what is wrong over one that lacked the reference."""
+        failed = [t for t in self.tests if t.outcome != "passed"]
+        return next((t for t in failed if t.outcome != NO_REFERENCE), failed[0] if failed else None)
+
+    @property
+    def lacking_reference(self):
+        return sum(t.outcome == NO_REFERENCE for t in self.tests)
 
 
 def locate(directory, assignment=None):
@@ -84,6 +107,38 @@ def locate(directory, assignment=None):
     return load_manifest(folder, directory)
 
 
+def _reference_in(path, name):
+    """The reference file that ``path`` (the JSON file, a grading/ or assignment folder, a repository) names."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    candidates = (path / ASSIGNMENTS / name / "grading" / EXPECTED, path / "grading" / EXPECTED, path / EXPECTED)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def find_reference(manifest, reference=None):
+    """The file of reference values to grade ``manifest``'s assignment with, or None when there is none.
+
+    ``reference`` given: that file, or the assignment's in that folder (an AssignmentError if it holds
+    none). Otherwise the assignment's ``grading/expected.json`` in the tree of the minidl that grades
+    (the instructor's repository, or an autograder's own tree: the reference is as trusted as the grading
+    code), then in the current folder and the graded tree unless they were made by ``minidl assignment
+    make`` (they have ``assignment.toml``): a student copy never grades itself with a file planted in it."""
+    if reference is not None:
+        found = _reference_in(reference, manifest.name)
+        if found is None:
+            raise AssignmentError(f"--reference {reference}: no {EXPECTED} for {manifest.name} there; give the "
+                                  f"repository, its {ASSIGNMENTS}/{manifest.name} folder, the grading/ folder or "
+                                  f"the file")
+        return found.resolve()
+    grading_code = Path(__file__).resolve().parents[2]
+    for root, trusted in ((grading_code, True), (Path.cwd(), False), (manifest.root, False)):
+        path = root / ASSIGNMENTS / manifest.name / "grading" / EXPECTED
+        if path.is_file() and (trusted or not (root / MARKER).is_file()):
+            return path.resolve()
+    return None
+
+
 def _node_ids(manifest, spec):
     """The pytest node id prefix of a manifest test spec, relative to the graded folder."""
     path, sep, name = spec.partition("::")
@@ -95,8 +150,9 @@ def _matches(nodeid, prefix):
     return nodeid == prefix or nodeid.startswith(prefix + "::") or nodeid.startswith(prefix + "[")
 
 
-def run_tests(manifest, tasks, timeout):
-    """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON, pytest's output)."""
+def run_tests(manifest, tasks, timeout, reference=None):
+    """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON, pytest's output).
+    ``reference``: the reference values' file, copied to a temporary folder for the run (None: none)."""
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
@@ -106,6 +162,7 @@ def run_tests(manifest, tasks, timeout):
                PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
     with tempfile.TemporaryDirectory(prefix="minidl-grade-") as tmp:
         results = Path(tmp) / "results.json"
+        env[REFERENCE] = shutil.copyfile(reference, Path(tmp) / EXPECTED).as_posix() if reference else ""
         command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
                    "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
         try:
@@ -138,66 +195,114 @@ def score(manifest, tasks, recorded, output):
                 ran = [CheckResult(prefix, "not run", f"could not run {file}: {message}" if file in errors
                                   else message)]
             found += ran
+        found = _rule_checks(manifest, task) + [_classified(t) for t in found]
         ok = all(t.outcome == "passed" for t in found)
         results.append(TaskResult(task.number, task.title, task.points, task.points if ok else 0, found))
     return results
 
 
-def plain(message, limit=400):
+def _classified(check):
+    """A failure that only lacked the reference values gets the outcome "no reference"."""
+    if check.outcome in ("failed", "error") and plain(check.message).startswith("ReferenceMissing: "):
+        return CheckResult(check.id, NO_REFERENCE, check.message, check.seconds)
+    return check
+
+
+def _rule_checks(manifest, task):
+    """One failed check per rule of the task that its targets' source breaks (see ``rules``)."""
+    return [CheckResult(f"{target} (source rules)", "failed", message)
+            for target, message in task_findings(manifest.root, task)]
+
+
+def plain(message, limit=400, lines=3):
     """A failure message as a student should read it: without 'AssertionError: ', module paths, pytest's
-    echo of the assert statement, or anything said before a stub's 'implement this'."""
+    echo of the assert statement, or anything said before a stub's 'implement this'; at most ``lines``
+    lines and ``limit`` characters (None: all of it)."""
     text = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", message.strip())   # minidl.autograd.function.ShapeError -> ShapeError
     if text.startswith("AssertionError: "):
         text = text[len("AssertionError: "):]
     if "implement this (" in text:
-        text = "NotImplementedError: " + re.sub(r" \(input shapes: [^\n]*\)$", "", text[text.index("implement this ("):])
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("assert ")][:3]
-    text = "\n".join(lines)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+        stub = text[text.index("implement this ("):]
+        text = "NotImplementedError: " + re.sub(r" \(input shapes: [^\n]*\)$", "", stub)
+    kept = [line for line in text.splitlines() if line.strip() and not line.startswith("assert ")]
+    if len(kept) < len(text.splitlines()) and all(line.startswith("  ") for line in kept[1:]):
+        kept = kept[:1] + [line[2:] for line in kept[1:]]  # pytest indents the lines of an assert's message
+    text = "\n".join(kept[:lines])
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
 
 
-def format_report(manifest, results, seconds):
+def _failure_lines(r):
+    """What the report says under a failed task: its first failure, or that it lacked the reference."""
+    failure = r.first_failure()
+    failing = sum(t.outcome != "passed" for t in r.tests)
+    if failure.outcome == NO_REFERENCE:
+        return [f"      {r.lacking_reference} of {len(r.tests)} checks compare with the reference values, which this "
+                f"grading did not have; the other {len(r.tests) - failing} passed"]
+    lines = [f"      {failing} of {len(r.tests)} checks failed; the first, {failure.id.split('::')[-1]}:"]
+    return lines + [f"        {line}" for line in plain(failure.message).splitlines()]
+
+
+def _reference_line(reference, results):
+    if reference is not None:
+        return f"reference values: {reference}"
+    lacking = [str(r.number) for r in results if r.lacking_reference]
+    return ("reference values: none found (a copy made by minidl assignment make holds none)"
+            + (f"; tasks {', '.join(lacking)} compare with them and score 0 here, and are graded with them by "
+               f"your instructor (instructors: minidl grade COPY --reference REPOSITORY)" if lacking else ""))
+
+
+def format_report(manifest, results, seconds, reference=None):
     width = max(len(f"{r.score}/{r.points}") for r in results)
-    lines = [f"{manifest.name}: {manifest.title}", f"graded: {manifest.root}"]
+    lines = [f"{manifest.name}: {manifest.title}", f"graded: {manifest.root}", _reference_line(reference, results)]
     for r in results:
         mark = "ok  " if r.passed else "FAIL"
         lines.append(f"  task {r.number}  {f'{r.score}/{r.points}':>{width}}  {mark}  {r.title}")
-        failure = r.first_failure()
-        if failure is not None:
-            failing = sum(t.outcome != "passed" for t in r.tests)
-            lines.append(f"      {failing} of {len(r.tests)} checks failed; the first, {failure.id.split('::')[-1]}:")
-            lines += [f"        {line}" for line in plain(failure.message).splitlines()]
+        if r.first_failure() is not None:
+            lines += _failure_lines(r)
     total, points = sum(r.score for r in results), sum(r.points for r in results)
     lines.append(f"total {total}/{points} ({len([r for r in results if r.passed])} of {len(results)} tasks "
                  f"passed, {seconds:.0f} s; a task earns its points only when all its checks pass)")
     return "\n".join(lines)
 
 
-def report_json(manifest, results, seconds):
+def report_json(manifest, results, seconds, reference=None):
+    """The report as JSON; ``first_failure`` is the whole message of the task's first failing check."""
     return {"assignment": manifest.name, "title": manifest.title, "graded": str(manifest.root),
+            "reference": None if reference is None else str(reference),
             "score": sum(r.score for r in results), "max_score": sum(r.points for r in results),
             "scoring": "all or nothing per task: a task earns its points only when all its tests pass",
             "seconds": round(seconds, 1),
             "tasks": [{**{k: v for k, v in asdict(r).items() if k != "tests"}, "passed": r.passed,
-                       "first_failure": plain(r.first_failure().message) if r.first_failure() else None,
+                       "first_failure": (plain(r.first_failure().message, limit=None, lines=None)
+                                         if r.first_failure() else None),
+                       "lacking_reference": r.lacking_reference,
                        "tests": [asdict(t) for t in r.tests]} for r in results]}
 
 
-def grade(directory=".", assignment=None, tasks=None, timeout=600):
-    """Grade ``directory``; returns (manifest, [TaskResult], seconds)."""
+def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None):
+    """Grade ``directory``; returns (manifest, [TaskResult], seconds). ``reference``: see ``find_reference``."""
+    manifest, found, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference)
+    return manifest, results, seconds
+
+
+def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600, reference=None):
+    """``grade``, also returning the reference file it used (None: none found):
+    (manifest, reference, [TaskResult], seconds)."""
     manifest = locate(directory, assignment)
     selected = [manifest.task(n) for n in tasks] if tasks else list(manifest.tasks)
+    found = find_reference(manifest, reference)
     start = time.perf_counter()
-    recorded, output = run_tests(manifest, selected, timeout)
-    return manifest, score(manifest, selected, recorded, output), time.perf_counter() - start
+    recorded, output = run_tests(manifest, selected, timeout, found)
+    return manifest, found, score(manifest, selected, recorded, output), time.perf_counter() - start
 
 
 def main(args):
     from ..io import atomic_path
 
-    manifest, results, seconds = grade(args.directory, args.assignment, args.task, args.timeout)
-    print(format_report(manifest, results, seconds))
+    manifest, reference, results, seconds = grade_with_reference(
+        args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None))
+    print(format_report(manifest, results, seconds, reference))
     if args.json:
         with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(report_json(manifest, results, seconds), f, indent=1)
+            json.dump(report_json(manifest, results, seconds, reference), f, indent=1)
     return 0

@@ -41,7 +41,10 @@ def tasks_markdown(manifest, tasks):
            f"A task earns its points only when every one of its checks passes ({sum(t.points for t in tasks)} "
            "points in all).\nThe checks are float64 gradient checks on small inputs (your backward against "
            "centred finite\ndifferences of your forward), forward values on fixed inputs, statistics of "
-           "random choices,\nand training runs that must learn, as each task's tests say.\n\n"]
+           "random choices,\nand training runs that must learn, as each task's tests say. The forward values are "
+           "compared with\nreference values that this copy does not hold: here those checks report \"need the "
+           "reference\nvalues\" and their task scores 0; every other check runs. Your instructor grades with "
+           "them.\n\n"]
     for task in tasks:
         out.append(f"### {task.number}. {task.title} ({task.points} points)\n\n")
         if task.description:

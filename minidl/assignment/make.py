@@ -2,7 +2,9 @@
 
 The copy holds the whole package (``minidl/``), ``pyproject.toml``, the ``Makefile``, a trimmed
 README, and of the assignment only its handout (trimmed, with the implementation tasks added),
-its manifest, its grading tests and the files the manifest lists. Every target of every task
+its manifest, its grading tests and the files the manifest lists, but not the grading tests'
+reference values (``grading/expected.json``): they are the answers of the forward checks, and
+``minidl grade`` brings them from the instructor's repository (see ``grade.find_reference``). Every target of every task
 (and every ``hide`` body) has its body replaced by a stub that raises ``NotImplementedError``
 naming the task. Nothing that would give a solution away is copied: no ``.git``, ``.venv``,
 ``__pycache__``/``.pyc``, egg-info, ``runs/``, ``results/``, other assignments, or the files the
@@ -23,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .checks import EXPECTED
 from .handout import student_handout, student_readme
 from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, check_files, find_assignment
 from .stubs import stub_source
@@ -73,6 +76,7 @@ def _stub_targets(manifest, tasks, copy_root):
 
 def _check_no_leaks(copy_root):
     found = [str(p.relative_to(copy_root)) for p in copy_root.rglob("*") if _leaks(p.name)]
+    found += [str(p.relative_to(copy_root)) for p in (copy_root / ASSIGNMENTS).rglob(EXPECTED)]  # the answers
     if found:  # _copy should have left them out: refuse rather than hand them out
         raise AssignmentError(f"the copy would contain {', '.join(sorted(found)[:5])}; not handing it out")
 
@@ -99,10 +103,11 @@ def build(manifest, destination, tasks=None, solution=False):
         _copy(root / name, destination / name, root, manifest.exclude)
     assignment = destination / ASSIGNMENTS / manifest.name
     _copy(manifest.folder / MANIFEST, assignment / MANIFEST, root, ())
+    answers = [manifest.folder / "grading" / EXPECTED]  # absolute: root / answers[0] is answers[0]
     for name in dict.fromkeys(("grading", *manifest.copy_files)):
         if not (manifest.folder / name).exists():
             raise AssignmentError(f"{manifest.folder / MANIFEST}: copy.files lists {name}, which does not exist")
-        _copy(manifest.folder / name, assignment / name, root, ())
+        _copy(manifest.folder / name, assignment / name, root, answers)
     handout = (manifest.folder / "README.md").read_text(encoding="utf-8")
     (assignment / "README.md").write_text(student_handout(handout, manifest, manifest.tasks), encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
@@ -110,6 +115,9 @@ def build(manifest, destination, tasks=None, solution=False):
     if not solution:
         _stub_targets(manifest, tasks, destination)
     (destination / MARKER).write_text(_marker(manifest, tasks, solution), encoding="utf-8")
+    from .gradescope import write_classroom_workflow  # here: gradescope imports make
+
+    write_classroom_workflow(destination, manifest.name, manifest.root)   # .github/workflows/classroom.yml
     _check_no_leaks(destination)
 
 
@@ -118,7 +126,8 @@ def make(name, out, root=None, tasks=None, solution=False):
     manifest = find_assignment(name, root)
     out = Path(out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise AssignmentError(f"{out} already exists and is not an empty folder; choose a new one (nothing was written)")
+        raise AssignmentError(f"{out} already exists and is not an empty folder; choose a new one "
+                              f"(nothing was written)")
     for source in (manifest.root / "minidl", manifest.folder):
         if out == source or source in out.parents:
             raise AssignmentError(f"{out} lies inside {source}, which is copied; choose a folder elsewhere")

@@ -9,9 +9,15 @@ import still gets a report):
 The JSON is {"tests": {nodeid: {"outcome", "message", "seconds"}}, "collection_errors":
 {path: message}, "finished": bool}, rewritten atomically after every test, so a run that is
 killed on a timeout still tells which tests had finished.
+
+Every test runs with torch's autograd switched off (``torch.set_grad_enabled(False)`` before
+each one): the student writes backward passes by hand, and one that calls
+``torch.autograd.grad`` over a forward of torch ops must fail, not earn the task's points.
+minidl itself never uses torch's autograd (its torch backend stores plain tensors).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -24,6 +30,15 @@ def _message(report):
     if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
         return str(report.longrepr[-1])
     return str(report.longrepr).strip().splitlines()[-1] if report.longrepr else ""
+
+
+def _torch_autograd_off():
+    """Switch torch's autograd off for the test about to run (a test before it may have switched it on)."""
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return
+    import torch
+
+    torch.set_grad_enabled(False)
 
 
 class Recorder:
@@ -45,6 +60,9 @@ class Recorder:
             where = [line for line in errors if line.startswith('File "')]  # a syntax error: which file and line
             self.data["collection_errors"][report.nodeid] = f"{message} ({where[-1]})" if where else message
             self._write()
+
+    def pytest_runtest_setup(self, item):
+        _torch_autograd_off()
 
     def pytest_runtest_logreport(self, report):
         entry = self.data["tests"].setdefault(report.nodeid, {"outcome": "passed", "message": "", "seconds": 0.0})

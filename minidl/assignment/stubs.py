@@ -12,6 +12,7 @@ the repository's source needs no ``# BEGIN SOLUTION`` markers: the manifest name
 from __future__ import annotations
 
 import ast
+import textwrap
 
 from .manifest import AssignmentError
 
@@ -67,25 +68,35 @@ def _body_lines(lines, node):
 def stub_source(source, messages, filename="<source>"):
     """``source`` with the body of each function named in ``messages`` ({qualname: message}) replaced by
     ``raise NotImplementedError(message)``. Raises AssignmentError for a name the module does not define."""
+    stubs = {name: f"raise NotImplementedError({message!r})" for name, message in messages.items()}
+    return replace_bodies(source, stubs, filename)
+
+
+def replace_bodies(source, bodies, filename="<source>"):
+    """``source`` with the body of each function named in ``bodies`` ({qualname: code}) replaced by ``code``
+    (Python lines, dedented, then given the body's indentation). The docstring stays. The mutation tests
+    write wrong solutions in place of the reference with it."""
     tree = ast.parse(source, filename)
     functions = defined_functions(tree)
-    missing = [name for name in messages if name not in functions]
+    missing = [name for name in bodies if name not in functions]
     if missing:
         raise AssignmentError(f"{filename} defines no function or method {', '.join(missing)}; it defines: "
                               + ", ".join(functions))
     lines = source.splitlines(keepends=True)
     spans = []
-    for name, message in messages.items():
+    for name, code in bodies.items():
         node = functions[name]
         first, last = _body_lines(lines, node)
         indent = " " * (node.body[-1].col_offset if node.body else node.col_offset + 4)
-        spans.append((first, last, f"{indent}raise NotImplementedError({message!r})\n", name))
+        code = textwrap.dedent(code).strip("\n").splitlines()
+        text = "".join(f"{indent}{line}\n" if line.strip() else "\n" for line in code)
+        spans.append((first, last, text, name))
     spans.sort()
     for (_, last_a, _, a), (first_b, _, _, b) in zip(spans, spans[1:]):
         if first_b <= last_a:
             raise AssignmentError(f"{filename}: {b} lies inside {a}; stub one or the other")
-    for first, last, stub, _ in reversed(spans):  # bottom up, so the earlier line numbers stay valid
-        lines[first:last + 1] = [stub]
+    for first, last, text, _ in reversed(spans):  # bottom up, so the earlier line numbers stay valid
+        lines[first:last + 1] = [text]
     result = "".join(lines)
     ast.parse(result, filename)  # a stubbed module must still be valid Python
     return result

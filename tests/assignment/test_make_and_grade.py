@@ -3,6 +3,7 @@ wrong backward loses exactly the points of its task."""
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from minidl import cli
-from minidl.assignment.grade import grade, locate
+from minidl.assignment.checks import EXPECTED
+from minidl.assignment.grade import find_reference, grade, locate
 from minidl.assignment.handout import section_titles
 from minidl.assignment.make import build, make
 from minidl.assignment.manifest import AssignmentError, check_files, find_assignment, known_assignments, load_manifest
@@ -81,6 +83,80 @@ def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
                                                                      *manifest.readme_sections}
     marker = (copy / "assignment.toml").read_text()
     assert f'assignment = "{name}"' in marker and 'kind = "student"' in marker
+
+
+NUMBER = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?")
+
+
+def _significant(text):
+    """The significant digits of a number as written: 6 for "0.192211", 17 for "1.1713281658728838"."""
+    return len(re.sub(r"^[-0.]+|[eE].*$", "", text).replace(".", ""))
+
+
+def _leaves(value):
+    if isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_a_student_copy_holds_no_expected_value(name, copies):
+    # The reference values are the answers of the forward checks: returning them earned full marks while they
+    # shipped. No grading/expected.json, and none of its numbers anywhere in the copy (the grading tests
+    # included), neither as written in the JSON nor rounded to 6 digits as someone might paste it.
+    copy = copies(name)
+    assert not list(copy.rglob(EXPECTED))
+    cases = json.loads((REPO / "assignments" / name / "grading" / EXPECTED).read_text())
+    values = {v for case in cases.values() for array in case.values() for v in _leaves(array) if v != int(v)}
+    forms = {form for v in values for form in (repr(v), f"{v:.6g}") if _significant(form) >= 6}
+    assert len(forms) >= 100, len(forms)
+    found, files = set(), 0
+    for path in copy.rglob("*"):
+        if path.is_file():
+            files += 1
+            for token in NUMBER.findall(path.read_text(errors="ignore")):
+                found |= {token, f"{float(token):.6g}"} if _significant(token) >= 6 else {token}
+    assert files > 100 and len(found) > 100
+    leaked = sorted(forms & found)
+    assert not leaked, f"the copy holds reference values: {leaked[:10]}"
+
+
+def test_grading_without_reference_values_scores_what_needs_none_and_says_why(copies, tmp_path):
+    # A copy graded by a minidl whose tree holds no reference values (here: the solution copy grading another
+    # copy of itself, which has a file planted where copies used to carry them): the planted file is not
+    # used, the report says there were none, the checks that need them are "no reference", and the tasks
+    # whose checks need none (ex2's sigmoid/tanh and matmul backwards) keep their points. No crash.
+    grader = copies("ex2_sentiment", solution=True)
+    graded = shutil.copytree(grader, tmp_path / "graded")
+    shutil.copy(REPO / "assignments/ex2_sentiment/grading" / EXPECTED, graded / "assignments/ex2_sentiment/grading")
+    report = tmp_path / "report.json"
+    env = dict(os.environ, PYTHONPATH=str(grader), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run([sys.executable, "-m", "minidl.cli", "grade", str(graded), "--json", str(report)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "reference values: none found" in done.stdout and "tasks 3, 4, 5, 6 compare with them" in done.stdout
+    result = json.loads(report.read_text())
+    assert result["reference"] is None and result["score"] == 20
+    for task in result["tasks"]:
+        assert task["passed"] == (task["number"] in (1, 2)), task
+        lacking = [t for t in task["tests"] if t["outcome"] == "no reference"]
+        assert task["lacking_reference"] == len(lacking) and (task["passed"] or lacking)
+        assert all(t["outcome"] in ("passed", "no reference") for t in task["tests"]), task
+        assert all("ReferenceMissing: this check compares with the instructor's reference values" in t["message"]
+                   for t in lacking)
+    assert "checks compare with the reference values, which this grading did not have" in done.stdout
+
+
+def test_the_reference_values_are_found_in_the_repository_or_where_given(copies, tmp_path):
+    manifest = locate(copies("compression"))
+    file = REPO / "assignments/compression/grading" / EXPECTED
+    assert find_reference(manifest) == file   # the repository of the minidl that grades
+    for given in (REPO, REPO / "assignments/compression", file.parent, file):
+        assert find_reference(manifest, given) == file
+    with pytest.raises(AssignmentError, match=r"--reference .*: no expected.json for compression there"):
+        find_reference(manifest, tmp_path)
 
 
 def test_distinctive_reference_lines_are_gone():

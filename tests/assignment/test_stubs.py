@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 from minidl.assignment.manifest import AssignmentError
-from minidl.assignment.stubs import stub_source
+from minidl.assignment.stubs import replace_bodies, stub_source
 
 SOURCE = textwrap.dedent('''\
     """A module."""
@@ -86,3 +86,10 @@ def test_an_unknown_target_names_what_the_module_defines():
 def test_a_one_line_function_is_refused():
     with pytest.raises(AssignmentError, match="same line"):
         stub_source("def f(): return 1\n", {"f": "x"})
+
+
+def test_a_body_can_be_replaced_by_other_code():
+    # how the mutation tests write a wrong solution: the docstring and every other line stay
+    replaced = replace_bodies(SOURCE, {"Op.forward": "y = 2 * math.exp(x)\nctx.saved = y\nreturn y"})
+    assert '"""The forward.' in replaced and "the secret" not in replaced and "return grad * ctx.saved" in replaced
+    assert run(replaced, "Op.forward", type("Ctx", (), {})(), 0.0) == 2.0

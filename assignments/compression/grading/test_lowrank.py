@@ -9,6 +9,7 @@ from minidl.compress import LowRankLinear, choose_rank
 
 CONTEXT = "Linear(6, 5) with fixed float64 weights"
 SINGULAR_VALUES = np.array([4.0, 2.0, 1.0, 0.5, 0.25])
+ENERGIES = (0.5, 0.75, 0.8, 0.95, 0.99, 1.0)   # two of them exactly on a boundary of the cumulative energy
 
 
 def linear():
@@ -37,11 +38,15 @@ def test_rank_2_factorisation():
                 x @ got["product"] + linear().bias.numpy(), "x (3, 6); expected x @ (A @ B) + bias")
 
 
+def case_ranks():
+    return {"ranks": [choose_rank(SINGULAR_VALUES, energy=energy) for energy in ENERGIES]}
+
+
 def test_rank_chosen_by_energy():
-    for energy, rank in ((0.5, 1), (0.75, 1), (0.8, 2), (0.95, 3), (0.99, 4), (1.0, 5)):
-        got = choose_rank(SINGULAR_VALUES, energy=energy)
-        assert got == rank, (f"choose_rank(σ = {SINGULAR_VALUES.tolist()}, energy={energy}) gave rank {got}, expected "
-                             f"{rank}: the smallest r whose σ_1² + ... + σ_r² reaches {energy} of Σσ²")
+    got = case_ranks()["ranks"]
+    for energy, rank, want in zip(ENERGIES, got, expected(__file__, "ranks")["ranks"]):
+        assert rank == want, (f"choose_rank(σ = {SINGULAR_VALUES.tolist()}, energy={energy}) gave rank {rank}, "
+                              f"expected {int(want)}: the smallest r whose σ_1² + ... + σ_r² reaches {energy} of Σσ²")
     assert choose_rank(SINGULAR_VALUES, rank=3) == 3, "choose_rank(σ, rank=3) must return 3"
     layer = LowRankLinear.from_linear(linear(), energy=0.6)
     assert layer.rank == choose_rank(np.linalg.svd(linear().weight.numpy(), compute_uv=False), energy=0.6), (

@@ -33,6 +33,22 @@ def case_prune_global():
     return state(net)
 
 
+def tied_model():
+    """Weights with many equal magnitudes (and both signs): which of the tied ones go is decided by position."""
+    net = model()
+    net[0].weight.data[...] = np.tile([0.3, -0.1, 0.2, 0.1, -0.2], 4).reshape(5, 4)
+    net[2].weight.data[...] = np.tile([-0.2, 0.1, 0.2], 4).reshape(4, 3)
+    return net
+
+
+def case_prune_ties():
+    per_layer, together = tied_model(), tied_model()
+    prune_l1_per_layer(per_layer, 0.35)
+    prune_global_magnitude(together, 0.4)
+    return {"per_layer_0": get_mask(per_layer[0]), "per_layer_2": get_mask(per_layer[2]),
+            "global_0": get_mask(together[0]), "global_2": get_mask(together[2])}
+
+
 def case_prune_twice():
     net = model()
     prune_l1_per_layer(net, 0.3)
@@ -58,6 +74,36 @@ def test_pruning_again_keeps_what_was_pruned():
     prune_l1_per_layer(net, 0.2)  # a lower target: nothing comes back
     check_close("prune_l1_per_layer 0.5, then 0.2: mask of layer 0", get_mask(net[0]), before,
                 "expected: the 0.5 mask unchanged (amount is the target sparsity, and pruned weights stay pruned)")
+
+
+def _pruned(net, i):
+    return np.flatnonzero(get_mask(net[i]).numpy().ravel() == 0).tolist()
+
+
+def test_ties_are_broken_by_position():
+    net = model()
+    for i in (0, 2):
+        net[i].weight.data[...] = 0.5 * np.sign(fixed(net[i].weight.shape, seed=i + 5))  # all |w| equal
+    prune_l1_per_layer(net, 0.35)
+    for i, k in ((0, 7), (2, 4)):
+        assert _pruned(net, i) == list(range(k)), (
+            f"prune_l1_per_layer(model, 0.35) on a layer {i} whose weights all have |w| = 0.5 zeroed the flat "
+            f"positions {_pruned(net, i)}; expected the first {k}, {list(range(k))}: break ties by position "
+            f"(a stable sort of |w|, e.g. np.argsort(..., kind=\"stable\"))")
+    check_outputs("pruning weights with equal |w| (per layer 0.35, global 0.4)", case_prune_ties(),
+                  expected(__file__, "prune_ties"), "the two layers' weights tile a few magnitudes of both signs; "
+                  "ties broken by position")
+
+
+def test_k_is_rounded_to_the_nearest_integer():
+    for amount, want in ((0.33, (7, 4)), (0.27, (5, 3))):
+        net = model()
+        prune_l1_per_layer(net, amount)
+        got = tuple(len(_pruned(net, i)) for i in (0, 2))
+        assert got == want, (
+            f"prune_l1_per_layer(model, {amount}) zeroed {got[0]} of the 20 weights of layer 0 and {got[1]} of the "
+            f"12 of layer 2; expected round({amount} · 20) = {want[0]} and round({amount} · 12) = {want[1]}: a "
+            f"group of n weights loses k = round(amount · n), not its floor or ceiling")
 
 
 def test_an_amount_outside_0_1_is_refused():

@@ -2,7 +2,7 @@
 (minidl/compress/quantize.py: _scales, _quantize_array, FakeQuantize.backward)."""
 import numpy as np
 
-from minidl.assignment.checks import check_close, check_outputs, expected, fixed, tensor
+from minidl.assignment.checks import check_backends, check_close, check_outputs, expected, fixed, tensor
 from minidl.compress import dequantize, fake_quantize, quantize_per_channel
 
 
@@ -13,6 +13,7 @@ def weight():
 
 
 CONTEXT = "W (5, 4) with fixed float64 values, column 2 all zero"
+CLIPPING = np.array([0.004, 0.006, 1.0, 0.005])  # a fixed scale that clips the larger weights
 
 
 def case_quantize():
@@ -22,7 +23,7 @@ def case_quantize():
 
 def case_fake_quantize_clipped():
     w = tensor(weight())
-    out = fake_quantize(w, scale=np.array([0.004, 0.006, 1.0, 0.005]))  # clips the larger weights
+    out = fake_quantize(w, scale=CLIPPING)
     out.backward(fixed((5, 4), seed=2))
     return {"out": out, "grad": w.grad}
 
@@ -51,3 +52,10 @@ def test_without_a_fixed_scale_nothing_is_clipped():
     fake_quantize(w).backward(upstream)
     check_close("FakeQuantize.backward: dL/dW", w.grad, upstream,
                 f"{CONTEXT}; the scale from W itself clips nothing, so the gradient passes unchanged")
+
+
+def test_the_same_on_the_torch_backend():
+    # _scales, _quantize_array and the backward run on torch tensors too (written with xp, not np)
+    check_backends("fake_quantize (scales from W)", fake_quantize, {"w": weight()})
+    check_backends("fake_quantize (a fixed scale that clips)", lambda w: fake_quantize(w, scale=CLIPPING),
+                   {"w": weight()})

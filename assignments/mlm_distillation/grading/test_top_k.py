@@ -11,6 +11,7 @@ import numpy as np
 import minidl as md
 from minidl.assignment.checks import check_close, fixed
 from minidl.mlm import build_vocabulary, top_k
+from minidl.mlm.evaluate import _most_probable
 from minidl.mlm.tokenizer import CLS, MASK, SPECIALS
 
 WORDS = ["good", "bad", "film", "plot", "great", "the", "was"]
@@ -127,6 +128,26 @@ def test_cls_is_prepended_and_padding_marked():
                     f"padding")
     missing = [s for r, s in wanted.items() if MASK in s and r not in seen]
     assert not missing, f"top_k never gave the model the sentence(s) {missing}"
+
+
+def test_the_k_most_probable_of_many_come_sorted():
+    # np.argpartition and torch.topk(sorted=False) find the k best in no particular order (on a handful of
+    # tokens argpartition happens to sort them; on many it does not): they must come most probable first
+    logits, k = fixed((4, 500), seed=5, scale=4.0), 250
+    ids, p = (np.asarray(x) for x in _most_probable(logits.copy(), k))
+    what = f"_most_probable(logits (4, 500), k={k})"
+    assert ids.shape == (4, k) and p.shape == (4, k), (
+        f"{what}: ids {ids.shape} and probabilities {p.shape}, expected (4, {k}) each")
+    for n in range(4):
+        assert np.all(np.diff(p[n]) <= 0), (
+            f"{what}: the probabilities of row {n} are not sorted, largest first (np.argpartition and torch.topk(..., "
+            f"sorted=False) leave the k best in no particular order: sort those k)")
+        best = set(np.argsort(-logits[n])[:k].tolist())
+        assert set(ids[n].tolist()) == best, f"{what}: row {n} holds ids that are not among its {k} largest logits"
+    peak = logits.max(axis=1, keepdims=True)
+    log_total = peak + np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
+    check_close(f"{what}: probabilities", p, np.exp(np.take_along_axis(logits, ids, axis=1) - log_total),
+                "expected: the softmax over the whole row at those ids", rtol=1e-6, atol=1e-12)
 
 
 def test_sentences_without_mask_give_empty_lists():

@@ -1,0 +1,324 @@
+"""``minidl grade --submissions DIR --csv grades.csv``: grade a whole class, one student copy per subfolder.
+
+    minidl grade --submissions submissions/ --csv grades.csv --workers 4 --time-limit 300
+
+Each immediate subfolder of DIR is one student's copy (hidden folders are skipped). Each is graded
+by a process of its own that calls ``grade.grade``, the function behind ``minidl grade``, and
+writes its JSON report (``grade.report_json``), so a batch scores exactly what ``minidl grade``
+scores for one copy, reference values included (``reference``: as ``minidl grade --reference``
+takes them; default: the instructor's repository this minidl runs from). That process runs
+pytest in a further subprocess, and the student's code runs there: an endless loop, a crash or
+a ``sys.exit`` ends or stalls only that student's grading. Each grading process starts a process
+group of its own; when it runs past ``time_limit`` the whole group is killed (the grader, its
+pytest, and whatever the student's code started), and what is left of the group is killed when
+it ends in time too, so nothing of one student outlives its turn. Several students are graded at
+once (default: one per CPU), each with one BLAS/OpenMP thread, so they do not fight over the cores.
+
+Every subfolder gets one row: its total, its points per task, the whole message of its first
+failing check, and a status: ``graded``, ``timed out``, ``not a submission: <why>`` (``grade``
+refused the folder: no ``assignment.toml``, no ``minidl/``...) or ``error: <why>``. A row that is
+not ``graded`` scores 0, so the CSV can go to a gradebook as it is; its status says why.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .manifest import AssignmentError
+
+GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
+_REFUSED = 3                  # the exit status of a grading process whose folder ``grade`` refused
+# the grading process: without the working folder on sys.path (as the `minidl` command runs), so a minidl/ there,
+# a student's, cannot stand in for the grader; the working folder itself stays the caller's, as for `minidl grade`
+_WORKER = ("import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
+           "from minidl.assignment.batch import grade_one; sys.exit(grade_one(sys.argv[1:]))")
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+_GRACE = 60   # grade's own pytest timeout is this much above the time limit, so the batch's kill comes first
+
+
+@dataclass
+class Row:
+    """One student's result. ``tasks``: {task number: points earned}, ``failures``: {task number: the whole
+    message of its first failing check} for the tasks that did not earn their points; both empty unless graded."""
+
+    student: str
+    total: int = 0
+    tasks: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)
+    status: str = GRADED
+    first_failure: str = ""    # "task N: <the whole message of its first failing check>"
+    max_total: int = 0
+    assignment: str = ""
+    seconds: float = 0.0
+    report: dict = None        # the JSON report of ``minidl grade --json`` (None unless graded)
+
+
+def default_workers():
+    """One grading at a time per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def submission_folders(submissions_dir):
+    """The immediate, non-hidden subfolders of ``submissions_dir``, sorted by name."""
+    from .make import MARKER  # here: make.py may import what imports this module
+
+    folder = Path(submissions_dir)
+    if not folder.is_dir():
+        raise AssignmentError(f"{folder} is not a folder: give the folder that holds one student copy per subfolder")
+    if (folder / MARKER).is_file():
+        raise AssignmentError(f"{folder} is one student copy, not a folder of copies; grade it with: "
+                              f"minidl grade {folder}")
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise AssignmentError(f"{folder} has no subfolders: put each student's copy in a folder of its own there")
+    return found
+
+
+class _Groups:
+    """The process groups of the gradings under way, so that an interrupted batch (Ctrl-C) kills them all
+    instead of leaving students' code running; the lock makes sure a group is never killed after its
+    leader was reaped (its id could then belong to another process)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.live = set()
+        self.stopped = False
+
+    def start(self, command, **options):
+        with self.lock:
+            if self.stopped:
+                raise AssignmentError("grading was interrupted")
+            process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, **options)
+            self.live.add(process)
+            return process
+
+    def finish(self, process):
+        """Kill what is left of ``process``'s group, then reap ``process``."""
+        with self.lock:
+            _kill_group(process)
+            process.wait()
+            self.live.discard(process)
+
+    def stop_all(self):
+        with self.lock:
+            self.stopped = True
+            for process in self.live:
+                _kill_group(process)
+
+
+def _kill_group(process):
+    killpg = getattr(os, "killpg", None)
+    try:
+        if killpg is not None:
+            killpg(process.pid, signal.SIGKILL)  # the leader is not reaped yet, so the group id is still its own
+        else:  # pragma: no cover - Windows: no process groups to kill
+            process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass  # the whole group has already exited
+
+
+def _exited(process):
+    """Whether ``process`` has exited, without reaping it (so its process group id stays reserved)."""
+    if not hasattr(os, "waitid"):  # pragma: no cover - not POSIX
+        return process.poll() is not None
+    return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _wait(process, time_limit):
+    """Wait up to ``time_limit`` seconds for ``process`` to exit; whether it did."""
+    deadline = time.monotonic() + time_limit
+    while not _exited(process):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _command(directory, files, reference, assignment, time_limit, tasks):
+    options = {"assignment": assignment, "tasks": list(tasks) if tasks else None, "timeout": time_limit + _GRACE}
+    if reference is not None:  # only when given: grade finds the instructor's own otherwise
+        options["reference"] = str(Path(reference).resolve())
+    return [sys.executable, "-c", _WORKER, str(Path(directory).resolve()), str(files / "report.json"),
+            str(files / "refused.txt"), json.dumps(options)]
+
+
+def grade_one(argv):
+    """The grading process of one copy (``python -c`` runs it): argv = [copy, report.json, refused.txt, options
+    as JSON]. Writes the JSON report and returns 0, or writes why ``grade`` refused the folder and returns 3."""
+    from .grade import grade, report_json
+
+    directory, report, refused, options = argv[0], Path(argv[1]), Path(argv[2]), json.loads(argv[3])
+    try:
+        manifest, results, seconds = grade(directory, **options)
+    except AssignmentError as e:
+        refused.write_text(str(e), encoding="utf-8")
+        return _REFUSED
+    report.write_text(json.dumps(report_json(manifest, results, seconds)), encoding="utf-8")
+    return 0
+
+
+def _environment():
+    """This minidl first on the path (the grader is the instructor's, whatever the working folder), and one
+    thread per numerical library."""
+    import minidl
+
+    here = str(Path(minidl.__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for name in _ONE_THREAD:
+        env.setdefault(name, "1")
+    return env
+
+
+def _whole_failure(task):
+    """The message of the first failing check of a task of the JSON report, as the report gives it (whole),
+    else that of its first test that did not pass."""
+    test = next((t for t in task.get("tests", []) if t.get("outcome") != "passed"), None)
+    return task.get("first_failure") or (test or {}).get("message") or "failed"
+
+
+def _graded_row(student, report, seconds):
+    failures = {t["number"]: _whole_failure(t) for t in report["tasks"] if not t["passed"]}
+    first = next(iter(failures.items()), None)
+    return Row(student, report["score"], {t["number"]: t["score"] for t in report["tasks"]}, failures, GRADED,
+               f"task {first[0]}: {first[1]}" if first else "", report["max_score"], report.get("assignment", ""),
+               seconds, report)
+
+
+def _failed_row(student, returncode, files, seconds):
+    """The row of a grading that ended without a report: ``grade`` refused the folder, or broke."""
+    if returncode == _REFUSED and (files / "refused.txt").is_file():
+        return Row(student, status=NOT_A_SUBMISSION + (files / "refused.txt").read_text(encoding="utf-8"),
+                   seconds=seconds)
+    lines = [line for line in (files / "output.txt").read_text(errors="replace").splitlines() if line.strip()]
+    why = lines[-1] if lines else f"the grading process exited with status {returncode} and wrote no report"
+    return Row(student, status=f"error: {why}", seconds=seconds)
+
+
+def grade_folder(directory, reference=None, assignment=None, time_limit=600, tasks=None, groups=None):
+    """Grade one student's copy in a process group of its own, killed after ``time_limit`` seconds; its Row."""
+    directory, groups = Path(directory), groups or _Groups()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="minidl-batch-") as tmp:
+        files = Path(tmp)
+        with open(files / "output.txt", "wb") as out:  # a file, not a pipe: a leftover child cannot block us
+            process = groups.start(_command(directory, files, reference, assignment, time_limit, tasks),
+                                   env=_environment(), stdout=out, stderr=subprocess.STDOUT)
+            try:
+                finished = _wait(process, time_limit)
+            finally:
+                groups.finish(process)
+        seconds = time.perf_counter() - start
+        if not finished:
+            return Row(directory.name, status=TIMED_OUT, seconds=seconds,
+                       first_failure=f"grading did not finish within {time_limit:g} s (--time-limit): an endless "
+                                     f"loop, or code far too slow; it was stopped")
+        if process.returncode == 0 and (files / "report.json").is_file():
+            report = json.loads((files / "report.json").read_text(encoding="utf-8"))
+            return _graded_row(directory.name, report, seconds)
+        return _failed_row(directory.name, process.returncode, files, seconds)
+
+
+def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=600, assignment=None, tasks=None,
+                      progress=None):
+    """Grade every subfolder of ``submissions_dir`` (one student each), ``workers`` at a time (default: one per
+    CPU), each in its own process group killed after ``time_limit`` seconds; one Row per folder, by name.
+
+    ``reference``, ``assignment`` and ``tasks`` are passed on to ``grade`` (``minidl grade``'s ``--reference``,
+    ``--assignment``, ``--task``); ``progress(row, done, count)`` is called as each student finishes."""
+    workers = default_workers() if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise AssignmentError(f"--workers must be a whole number >= 1, got {workers!r}")
+    if not time_limit > 0:
+        raise AssignmentError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+    if reference is not None and not Path(reference).exists():
+        raise AssignmentError(f"--reference {reference} does not exist")
+    folders = submission_folders(submissions_dir)
+    groups, rows = _Groups(), {}
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(folders)), thread_name_prefix="minidl-grade")
+    try:
+        pending = {pool.submit(grade_folder, folder, reference, assignment, time_limit, tasks, groups): folder
+                   for folder in folders}
+        for done in as_completed(pending):
+            row = done.result()
+            rows[pending[done]] = row
+            if progress is not None:
+                progress(row, len(rows), len(folders))
+    except BaseException:
+        groups.stop_all()  # Ctrl-C or a failure: no student's code keeps running
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return [rows[folder] for folder in folders]
+
+
+def write_grades_csv(rows, path):
+    """Write the rows as CSV (student, total, one column per task, status, first_failure), atomically: a
+    gradebook import never reads half a file. A row that is not graded has 0 in every task column."""
+    from ..io import atomic_path
+
+    numbers = sorted({number for row in rows for number in row.tasks})
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "total", *(f"task {n}" for n in numbers), "status", "first_failure"])
+        for row in rows:
+            writer.writerow([row.student, row.total, *(row.tasks.get(n, 0) for n in numbers), row.status,
+                             row.first_failure])
+    return Path(path)
+
+
+def _check_arguments(args):
+    """Refuse what the batch cannot do before any grading, not after the last student."""
+    if not args.csv:
+        raise AssignmentError("--submissions needs --csv FILE: where to write the grades")
+    if args.directory != ".":
+        raise AssignmentError(f"give either a copy to grade ({args.directory}) or --submissions, not both")
+    if args.json:
+        raise AssignmentError("--json writes the report of one copy; with --submissions the grades go to --csv")
+    target = Path(args.csv).resolve()
+    if target.is_dir():
+        raise AssignmentError(f"--csv {args.csv} is a folder; give the path of a file, e.g. {target / 'grades.csv'}")
+    existing = next(p for p in target.parents if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise AssignmentError(f"--csv {args.csv}: cannot write in {existing}; choose another folder")
+
+
+def _print_progress(row, done, count):
+    score = f"{row.total}/{row.max_total}" if row.status == GRADED else row.status
+    print(f"[{done}/{count}] {row.student}: {score} ({row.seconds:.0f} s)", flush=True)
+
+
+def main(args):
+    """``minidl grade --submissions DIR --csv FILE``: grade the class, write the CSV, print a summary."""
+    _check_arguments(args)
+    rows = grade_submissions(args.submissions, getattr(args, "reference", None), args.workers, args.time_limit,
+                             args.assignment, args.task, progress=_print_progress)
+    path = write_grades_csv(rows, args.csv)
+    graded = [row for row in rows if row.status == GRADED]
+    counts = {}
+    for row in rows:
+        if row.status != GRADED:
+            kind = row.status.split(":")[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    others = "".join(f", {n} {kind}" for kind, n in sorted(counts.items()))
+    mean = (f"; mean {sum(r.total for r in graded) / len(graded):.1f}/{graded[0].max_total}" if graded else "")
+    print(f"graded {len(graded)} of {len(rows)} folders{others}{mean}; wrote {path}")
+    assignments = sorted({row.assignment for row in graded})
+    if len(assignments) > 1:
+        print(f"warning: the copies are of different assignments ({', '.join(assignments)}); "
+              f"check the task columns", file=sys.stderr)
+    return 0

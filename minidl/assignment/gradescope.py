@@ -1,0 +1,338 @@
+"""Grading on the course platforms: a Gradescope autograder, and a GitHub Classroom workflow.
+
+    minidl assignment gradescope ex2_sentiment --out autograder.zip
+
+Gradescope (https://gradescope-autograders.readthedocs.io/en/latest/specs/) unpacks the zip to
+``/autograder/source`` and runs its ``setup.sh`` once, to build the image; then, for each
+submission, it puts the student's files in ``/autograder/submission``, runs ``run_autograder``
+(in ``/autograder``) and shows ``/autograder/results/results.json``: here one test per task,
+with its points and, when it failed, the whole message of its first failing check. The zip holds
+
+    setup.sh                 a virtual environment /autograder/venv: torch (CPU, pinned), minidl's dependencies,
+                             pytest
+    run_autograder           grading with the zip's own minidl: ``autograde`` below
+    grader/                  a student copy (``minidl assignment make NAME``): the manifest, grading tests and
+                             checks that grading trusts
+    reference/expected.json  the reference values (the instructor's ``grading/expected.json``, or the file that
+                             ``--reference`` names, as ``minidl grade --reference`` finds it)
+
+It holds a student copy and only the reference values' file, not the repository, because the
+student's code runs in the same container: a submission could read whatever the zip holds and
+print it in a failure message, and a student copy holds no solution. ``autograde`` grades a tree
+built from ``grader/`` with the submission's ``minidl/`` package in place of the stubbed one,
+except the grading machinery (``minidl/assignment/``, ``minidl/gradcheck.py``), which stays the
+instructor's: a submission that edits its checks or its tests changes nothing. The grading
+itself is ``batch.grade_folder``: ``grade`` in a process group killed after the time limit.
+
+``classroom_workflow(NAME)`` is the same grading for GitHub Classroom: the text of
+``.github/workflows/classroom.yml`` (``write_classroom_workflow`` puts it in a copy being made),
+which grades the copy on every push and reports each task as one autograding test worth its points.
+
+``AUTOGRADER_ROOT`` (instead of ``/autograder``) and ``MINIDL_AUTOGRADER_PYTHON`` (instead of
+setup.sh's environment) let ``run_autograder`` run outside Gradescope, as the tests run it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from .batch import GRADED, TIMED_OUT, Row, grade_folder
+from .checks import EXPECTED
+from .manifest import AssignmentError, find_assignment
+
+TORCH = "2.13.0"            # the course's pinned torch (see the Makefile), as the CPU wheel
+TIME_LIMIT = 480            # seconds per submission: under Gradescope's default limit of 10 minutes
+GRADER, REFERENCE = "grader", "reference"
+_TRUSTED = ("minidl/assignment", "minidl/gradcheck.py")   # the grading machinery: never the student's
+_NOT_COPIED = (".git", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".DS_Store")
+_NOT_A_COPY = ("__MACOSX",)
+
+SETUP_SH = f"""#!/usr/bin/env bash
+# Gradescope runs this once, as root on its Ubuntu image, when it builds the autograder: a virtual
+# environment with the CPU wheel of torch (pinned: an unpinned torch pulls GBs of CUDA), then
+# minidl's own dependencies (from the copy in grader/) and pytest, which grading runs.
+set -euo pipefail
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+if command -v apt-get >/dev/null; then
+    apt-get update && apt-get install -y python3 python3-pip python3-venv
+fi
+python3 -m venv "$ROOT/venv"
+"$ROOT/venv/bin/pip" install --upgrade pip
+"$ROOT/venv/bin/pip" install torch=={TORCH} --index-url https://download.pytorch.org/whl/cpu
+"$ROOT/venv/bin/pip" install "$ROOT/source/{GRADER}" "pytest>=7.4" "tomli; python_version < '3.11'"
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission, in /autograder: it grades /autograder/submission with the
+# tests and reference values in /autograder/source and writes /autograder/results/results.json.
+# AUTOGRADER_ROOT and MINIDL_AUTOGRADER_PYTHON replace /autograder and setup.sh's Python outside Gradescope.
+set -euo pipefail
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+PYTHON="${{MINIDL_AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
+cd "$ROOT"
+export PYTHONPATH="$ROOT/source/{grader}${{PYTHONPATH:+:$PYTHONPATH}}"   # the zip's minidl grades
+GRADE='import sys; from minidl.assignment.gradescope import autograde; sys.exit(autograde(*sys.argv[1:]))'
+exec "$PYTHON" -c "$GRADE" "$ROOT" {name} {time_limit} {reference}
+"""
+
+
+def _ignore(folder, names):
+    return shutil.ignore_patterns(*_NOT_COPIED)(folder, names)
+
+
+def _zip_folder(archive, folder, prefix=""):
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            _add(archive, f"{prefix}{path.relative_to(folder).as_posix()}", path.read_bytes(),
+                 path.stat().st_mode & 0o777)
+
+
+def _add(archive, name, data, mode=0o644):
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.external_attr = (stat.S_IFREG | mode) << 16   # run_autograder must stay executable
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
+def _reference_file(manifest, reference):
+    """The reference values' file to ship, found as ``minidl grade`` finds it (``reference``: a repository, an
+    assignment folder, its grading/ folder or the file; None: the instructor's repository); None if none."""
+    from .grade import find_reference
+
+    return find_reference(manifest, reference)
+
+
+def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT):
+    """Write Gradescope's ``autograder.zip`` for assignment ``name`` to ``out`` (atomically); returns its Path."""
+    from ..io import atomic_path
+    from .make import make  # here, not at the top: make.py calls write_classroom_workflow
+
+    manifest = find_assignment(name, root)
+    if not time_limit > 0:
+        raise AssignmentError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+    out = Path(out)
+    if out.suffix != ".zip":
+        raise AssignmentError(f"--out {out}: Gradescope takes a .zip file; give a path like autograder.zip")
+    values = _reference_file(manifest, reference)
+    where = f"{REFERENCE}/{EXPECTED}" if values is not None else ""
+    run = RUN_AUTOGRADER.format(grader=GRADER, name=manifest.name, time_limit=f"{time_limit:g}",
+                                reference=f'"$ROOT/source/{where}"' if where else "")
+    with tempfile.TemporaryDirectory(prefix="minidl-gradescope-") as tmp:
+        grader = make(manifest.name, Path(tmp) / GRADER, root=manifest.root)
+        with atomic_path(out) as path, zipfile.ZipFile(path, "w") as archive:
+            _add(archive, "setup.sh", SETUP_SH, 0o755)
+            _add(archive, "run_autograder", run, 0o755)
+            _zip_folder(archive, grader, f"{GRADER}/")
+            if where:
+                _add(archive, where, Path(values).read_bytes())
+    return out
+
+
+def find_submitted_copy(submission):
+    """The folder of the submission that holds the student's ``minidl/``: the submission itself, or the one
+    folder inside it (a zip of the copy's top folder unpacks to one)."""
+    submission = Path(submission)
+    if (submission / "minidl" / "__init__.py").is_file():
+        return submission
+    inside = [p for p in sorted(submission.iterdir()) if p.is_dir() and p.name not in _NOT_A_COPY
+              and (p / "minidl" / "__init__.py").is_file()] if submission.is_dir() else []
+    if len(inside) == 1:
+        return inside[0]
+    if inside:
+        names = ", ".join(p.name for p in inside)
+        raise AssignmentError(f"the submission holds {len(inside)} copies of minidl ({names}); submit one")
+    raise AssignmentError("the submission has no minidl/ package: submit the top folder of your copy (the one with "
+                          "assignment.toml and minidl/), or a zip of it")
+
+
+def assemble(source, submission, work):
+    """``work``: the trusted copy (``source/grader``) with the submission's ``minidl/`` in place of the stubbed
+    one, the grading machinery (``_TRUSTED``) excepted. Returns ``work``."""
+    student = find_submitted_copy(submission)
+    grader = Path(source) / GRADER
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(grader, work, ignore=_ignore)
+    shutil.rmtree(work / "minidl")
+    shutil.copytree(student / "minidl", work / "minidl", ignore=_ignore, symlinks=True)
+    for path in _TRUSTED:
+        target = work / path
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        if (grader / path).is_dir():
+            shutil.copytree(grader / path, target, ignore=_ignore)
+        else:
+            shutil.copy2(grader / path, target)
+    return work
+
+
+def _tests(tasks, row):
+    """Gradescope's tests: one per task, with the whole message of its first failing check as output."""
+    tests = []
+    for task in tasks:
+        earned = row.tasks.get(task.number, 0)
+        if row.status != GRADED:
+            output = row.status + (f": {row.first_failure}" if row.first_failure else "")
+        else:
+            output = row.failures.get(task.number, "passed")
+        tests.append({"name": f"Task {task.number}: {task.title}", "number": str(task.number), "score": earned,
+                      "max_score": task.points, "status": "passed" if earned == task.points else "failed",
+                      "output": output, "visibility": "visible"})
+    return tests
+
+
+def results(manifest, row, seconds):
+    """The content of Gradescope's results.json for one graded (or ungradable) submission."""
+    points = sum(task.points for task in manifest.tasks)
+    if row.status == GRADED:
+        passed = sum(1 for task in manifest.tasks if row.tasks.get(task.number) == task.points)
+        summary = (f"total {row.total}/{points} ({passed} of {len(manifest.tasks)} tasks passed); a task earns its "
+                   f"points only when all its checks pass. Check your work with: minidl grade")
+    elif row.status == TIMED_OUT:
+        summary = f"no points: {row.first_failure}"
+    else:
+        summary = f"no points: {row.status}"
+    return {"score": row.total if row.status == GRADED else 0, "execution_time": round(seconds),
+            "output": summary, "visibility": "visible", "tests": _tests(manifest.tasks, row)}
+
+
+def _write_results(root, content):
+    from ..io import atomic_path
+
+    path = Path(root) / "results" / "results.json"
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(content, f, indent=1)
+    return path
+
+
+def autograde(root, name, time_limit=TIME_LIMIT, reference=None):
+    """Grade ``root/submission`` with ``root/source`` and write ``root/results/results.json`` (``run_autograder``
+    calls this); returns 0. A submission that cannot be graded scores 0 with the reason in results.json; when
+    the autograder itself breaks, results.json says so (no points) and the error is raised, for the log."""
+    root, start = Path(root), time.perf_counter()
+    source = root / "source"
+    manifest = find_assignment(name, source / GRADER)
+    try:
+        work = assemble(source, root / "submission", root / "work")
+        row = grade_folder(work, reference=reference or None, time_limit=float(time_limit))
+    except AssignmentError as e:
+        row = Row("submission", status=f"not a submission: {e}")
+    except Exception as e:  # the autograder's own fault: say so rather than leave no results
+        _write_results(root, results(manifest, Row("submission", status=f"error: the autograder failed: {e}"),
+                                     time.perf_counter() - start))
+        raise
+    content = results(manifest, row, time.perf_counter() - start)
+    path = _write_results(root, content)
+    print(content["output"])  # Gradescope shows this (stdout) to instructors only; students see results.json
+    for test in content["tests"]:
+        print(f"  {test['name']}: {test['score']}/{test['max_score']}")
+        if test["status"] != "passed":
+            print(f"    {test['output'].splitlines()[0]}")
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _yaml(text):
+    """A YAML double-quoted scalar: JSON's string syntax is a subset of it."""
+    return json.dumps(text)
+
+
+_CHECK = ('import json, sys; task = [t for t in json.load(open(".minidl-grade.json"))["tasks"] '
+          'if t["number"] == {n}][0]; print(task["first_failure"] or "passed"); '
+          'sys.exit(0 if task["passed"] else 1)')
+
+
+def reference_secret(name):
+    """The GitHub secret that holds assignment ``name``'s reference values for the Classroom workflow."""
+    return "MINIDL_REFERENCE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def classroom_workflow(name, root=None):
+    """The text of ``.github/workflows/classroom.yml`` for a student copy of assignment ``name``: on every push,
+    GitHub Actions grades the copy once with ``minidl grade`` (its report is the log of that step), then each
+    task is one GitHub Classroom autograding test worth the task's points, passed when the task earned them.
+
+    A student copy holds no reference values, so the checks that need them fail unless the organisation
+    has a secret (``reference_secret(name)``) holding the assignment's ``grading/expected.json``, which the
+    workflow passes to ``minidl grade --reference``. The students own the repository and its workflow:
+    this is feedback on every push; the grades of record come from ``minidl grade --submissions``."""
+    manifest = find_assignment(name, root)
+    secret = reference_secret(manifest.name)
+    lines = [f"# GitHub Classroom autograding of {manifest.name}, written by `minidl assignment make`: on every push",
+             "# the copy is graded once by `minidl grade` (the full report is in the log of the step",
+             "# \"minidl grade\"), and each task is one autograding test worth its points, passed when all its",
+             "# checks pass. The checks that compare with the reference values need them: instructors, put the",
+             f"# assignment's grading/expected.json in the organisation secret {secret}.",
+             f"name: {_yaml('Autograding: ' + manifest.name)}",
+             '"on": [push, workflow_dispatch, repository_dispatch]',
+             "permissions:", "  checks: write", "  actions: read", "  contents: read",
+             "jobs:", "  run-autograding-tests:", "    runs-on: ubuntu-latest",
+             "    if: github.actor != 'github-classroom[bot]'", "    steps:",
+             "      - name: Checkout code", "        uses: actions/checkout@v4",
+             "      - name: Set up Python", "        uses: actions/setup-python@v5",
+             "        with:", '          python-version: "3.11"',
+             "      - name: Install minidl", "        run: |",
+             f"          python -m pip install torch=={TORCH} --index-url https://download.pytorch.org/whl/cpu",
+             '          python -m pip install -e . "pytest>=7.4"',
+             "      - name: minidl grade", "        continue-on-error: true", "        env:",
+             f"          MINIDL_REFERENCE: ${{{{ secrets.{secret} }}}}",
+             "        run: |",
+             '          if [ -n "$MINIDL_REFERENCE" ]; then',
+             '            printf "%s" "$MINIDL_REFERENCE" > "$RUNNER_TEMP/expected.json"',
+             '            minidl grade --json .minidl-grade.json --reference "$RUNNER_TEMP/expected.json"',
+             "          else",
+             "            minidl grade --json .minidl-grade.json",
+             "          fi"]
+    for task in manifest.tasks:
+        title = f"Task {task.number}: {task.title}"
+        lines += [f"      - name: {_yaml(title)}", f"        id: task-{task.number}",
+                  "        uses: classroom-resources/autograding-command-grader@v1", "        with:",
+                  f"          test-name: {_yaml(title)}",
+                  f"          command: {_yaml(_check_command(task.number))}",
+                  "          timeout: 1", f"          max-score: {task.points}"]
+    runners = ",".join(f"task-{task.number}" for task in manifest.tasks)
+    lines += ["      - name: Autograding Reporter", "        uses: classroom-resources/autograding-grading-reporter@v1",
+              "        env:"]
+    lines += [f"          TASK-{task.number}_RESULTS: \"${{{{steps.task-{task.number}.outputs.result}}}}\""
+              for task in manifest.tasks]
+    lines += ["        with:", f"          runners: {runners}"]
+    return "\n".join(lines) + "\n"
+
+
+CLASSROOM_WORKFLOW = ".github/workflows/classroom.yml"
+
+
+def write_classroom_workflow(destination, name, root=None):
+    """Write ``classroom_workflow(name, root)`` to ``destination/.github/workflows/classroom.yml`` (a student
+    copy being made); returns its Path."""
+    path = Path(destination) / CLASSROOM_WORKFLOW
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(classroom_workflow(name, root), encoding="utf-8")
+    return path
+
+
+def _check_command(number):
+    """The shell command that passes when task ``number`` earned its points in the report of ``minidl grade``."""
+    import shlex
+
+    return "python -c " + shlex.quote(_CHECK.format(n=number))
+
+
+def main(args):
+    """``minidl assignment gradescope NAME --out FILE``."""
+    out = build_autograder(args.name, args.out, root=args.root, reference=args.reference, time_limit=args.time_limit)
+    manifest = find_assignment(args.name, args.root)
+    print(f"wrote {out} ({os.path.getsize(out) // 1024} KB): the Gradescope autograder of {manifest.name} "
+          f"({len(manifest.tasks)} tasks, {manifest.points} points, {args.time_limit:g} s per submission)\n"
+          f"  upload it as the autograder of a programming assignment; students submit the top folder of their copy "
+          f"(or a zip of it)")
+    return 0

@@ -1,0 +1,150 @@
+"""Grading a whole class: 20 copies of ex2_sentiment with different tasks solved, one of which hangs, graded two
+at a time; each student's points, the hung one stopped and reported without stopping the others, and the CSV."""
+import argparse
+import csv
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from minidl.assignment.batch import GRADED, TIMED_OUT, grade_submissions, main, submission_folders, write_grades_csv
+from minidl.assignment.make import make
+from minidl.assignment.manifest import AssignmentError
+
+NAME = "ex2_sentiment"
+POINTS = {1: 10, 2: 10, 3: 20, 4: 25, 5: 20, 6: 15}
+# the tasks each kind of copy leaves as stubs; the others keep the reference code (stubs fail fast: grading is quick)
+STUBBED = [(1, 2, 3, 4, 5, 6), (2, 3, 4, 5, 6), (1, 2, 3, 4, 5), (3, 4, 5, 6), (3, 4, 5)]
+STUDENTS = 20
+HUNG = "student_06"      # a copy of the second kind (task 1 solved), with an endless loop in Sigmoid.backward
+TIME_LIMIT = 15
+
+
+def _solved(stubbed):
+    return {n: p for n, p in POINTS.items() if n not in stubbed}
+
+
+def _hang(copy):
+    path = copy / "minidl/autograd/ops/activations.py"
+    source, count = re.subn(r"^( *)return grad \* s \* \(1 - s\)$",
+                            r"\1while True:  # a student's endless loop\n\1    pass\n\1return grad * s * (1 - s)",
+                            path.read_text(), flags=re.M)
+    assert count == 1
+    path.write_text(source)
+
+
+def _processes_in(folder):
+    """The ids of the processes whose working folder is ``folder`` (grading runs pytest there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == folder:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    base = tmp_path_factory.mktemp("batch")
+    kinds = [make(NAME, base / f"kind{i}", tasks=list(stubbed)) for i, stubbed in enumerate(STUBBED)]
+    folder = base / "submissions"
+    folder.mkdir()
+    for i in range(STUDENTS):
+        shutil.copytree(kinds[i % len(kinds)], folder / f"student_{i:02d}")
+    _hang(folder / HUNG)
+    (folder / "notes").mkdir()                          # not a copy: reported, not fatal
+    (folder / "notes" / "todo.txt").write_text("grade ex2\n")
+    (folder / ".trash").mkdir()                         # hidden: skipped
+    (folder / "grades-old.csv").write_text("a file: skipped\n")
+    return folder
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see leftover processes")
+def test_a_class_is_graded_in_parallel_and_a_hanging_copy_is_stopped(submissions, tmp_path):
+    seen = []
+    start = time.perf_counter()
+    rows = grade_submissions(submissions, workers=2, time_limit=TIME_LIMIT,
+                             progress=lambda row, done, count: seen.append((row.student, done, count)))
+    elapsed = time.perf_counter() - start
+    assert [row.student for row in rows] == ["notes"] + [f"student_{i:02d}" for i in range(STUDENTS)]  # by name
+    assert sorted(done for _, done, _ in seen) == list(range(1, STUDENTS + 2)) and {c for _, _, c in seen} == {21}
+    by_name = {row.student: row for row in rows}
+    for i in range(STUDENTS):
+        row = by_name[f"student_{i:02d}"]
+        if row.student == HUNG:
+            continue
+        solved = _solved(STUBBED[i % len(STUBBED)])
+        assert row.status == GRADED, (row.student, row.status)
+        assert row.tasks == {n: solved.get(n, 0) for n in POINTS}, row.student
+        assert row.total == sum(solved.values()) and row.max_total == 100 and row.assignment == NAME
+        first = min(set(POINTS) - set(solved))
+        assert row.first_failure.startswith(f"task {first}: NotImplementedError: implement this ("), row.first_failure
+        assert set(row.failures) == set(POINTS) - set(solved)
+    hung = by_name[HUNG]
+    assert hung.status == TIMED_OUT and hung.total == 0 and hung.tasks == {}
+    assert f"did not finish within {TIME_LIMIT} s" in hung.first_failure
+    assert TIME_LIMIT <= hung.seconds < TIME_LIMIT + 10
+    assert not _processes_in((submissions / HUNG).resolve()), "the hung copy's processes must all be killed"
+    notes = by_name["notes"]
+    assert notes.status.startswith("not a submission: ") and "assignment.toml" in notes.status and notes.total == 0
+    assert elapsed < 0.8 * sum(row.seconds for row in rows), "two at a time: the gradings overlap"
+
+    path = write_grades_csv(rows, tmp_path / "out" / "grades.csv")
+    with open(path, newline="", encoding="utf-8") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["student", "total", "task 1", "task 2", "task 3", "task 4", "task 5", "task 6", "status",
+                        "first_failure"]
+    by_student = {line[0]: line for line in table[1:]}
+    assert len(by_student) == STUDENTS + 1
+    assert by_student["student_04"][1:8] == ["35", "10", "10", "0", "0", "0", "15"]
+    assert by_student["student_04"][8] == GRADED
+    assert by_student["student_04"][9].startswith("task 3: NotImplementedError: implement this (ElmanRNN.forward)")
+    assert by_student[HUNG][1:9] == ["0"] * 7 + [TIMED_OUT]
+    assert by_student["notes"][8].startswith("not a submission: ")
+    assert [p.name for p in path.parent.iterdir()] == ["grades.csv"], "written atomically: no temporary file left"
+
+
+def _args(**overrides):
+    values = dict(directory=".", submissions=None, csv=None, workers=1, time_limit=30.0, assignment=None, task=None,
+                  json=None, reference=None)
+    return argparse.Namespace(**{**values, **overrides})
+
+
+def test_the_command_refuses_what_it_cannot_do_before_grading(tmp_path, copies):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    with pytest.raises(AssignmentError, match="--submissions needs --csv FILE"):
+        main(_args(submissions=str(folder)))
+    with pytest.raises(AssignmentError, match="or --submissions, not both"):
+        main(_args(submissions=str(folder), csv="g.csv", directory="copy"))
+    with pytest.raises(AssignmentError, match="--json writes the report of one copy"):
+        main(_args(submissions=str(folder), csv="g.csv", json="r.json"))
+    with pytest.raises(AssignmentError, match="is a folder; give the path of a file"):
+        main(_args(submissions=str(folder), csv=str(tmp_path)))
+    with pytest.raises(AssignmentError, match="has no subfolders"):
+        submission_folders(folder)
+    with pytest.raises(AssignmentError, match="is not a folder"):
+        submission_folders(folder / "missing")
+    with pytest.raises(AssignmentError, match="is one student copy, not a folder of copies"):
+        submission_folders(copies(NAME))
+    (folder / "x").mkdir()
+    with pytest.raises(AssignmentError, match="--workers must be a whole number >= 1"):
+        grade_submissions(folder, workers=0)
+    with pytest.raises(AssignmentError, match="--time-limit must be a positive number"):
+        grade_submissions(folder, time_limit=0)
+
+
+def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):
+    folder = tmp_path / "class"
+    (folder / "empty").mkdir(parents=True)            # quick to grade: minidl grade refuses it at once
+    assert main(_args(submissions=str(folder), csv=str(tmp_path / "grades.csv"))) == 0
+    printed = capsys.readouterr().out
+    assert "[1/1] empty: not a submission: " in printed
+    assert f"graded 0 of 1 folders, 1 not a submission; wrote {tmp_path / 'grades.csv'}" in printed
+    lines = (tmp_path / "grades.csv").read_text().splitlines()
+    assert lines[0] == "student,total,status,first_failure" and lines[1].startswith("empty,0,not a submission: ")
