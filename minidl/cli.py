@@ -289,6 +289,37 @@ def build_parser():
                              "at or above the training split's size means all of it)")
     report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of this many "
                                                                           "test reviews (default: all of them)")
+    baseline = commands.add_parser("baseline", help="linear baselines on the models' own inputs: TF-IDF or NB-weighted "
+                                                    "word n-grams + logistic regression, scored on the test split")
+    baseline.set_defaults(run=_call("minidl.baseline", "main"))
+    baseline.add_argument("--kind", default="tfidf,nbsvm",
+                          help='comma-separated baselines: "tfidf" (sublinear TF-IDF, rows at unit length) and '
+                               "\"nbsvm\" (Wang & Manning's naive-Bayes log-count ratios), each + logistic regression")
+    baseline.add_argument("--max-length", default="100",
+                          help="keep the first N words of each review after the course's cleaning, as the models "
+                               "do; comma-separated for several runs, e.g. 100,400")
+    baseline.add_argument("--data", default="imdb",
+                          help='"imdb" (the official split), "synthetic", or a CSV/TSV/JSONL table of yours, as '
+                               "for minidl train --data")
+    baseline.add_argument("--data-path", default=None,
+                          help="where the IMDB data is: archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, "
+                               "then ~/.cache/minidl)")
+    baseline.add_argument("--ngrams", default="1,2",
+                          help="the n-gram sizes low,high (at most 3): 1,2 counts words and pairs of words")
+    baseline.add_argument("--min-df", type=int, default=2,
+                          help="keep the n-grams found in at least this many training reviews")
+    baseline.add_argument("--epochs", type=int, default=5, help="passes of Adam over the training reviews")
+    baseline.add_argument("--batch-size", type=int, default=256, help="training reviews per Adam step")
+    baseline.add_argument("--lr", type=float, default=None,
+                          help="Adam's learning rate (default: 0.01 for tfidf, 0.002 for nbsvm)")
+    baseline.add_argument("--weight-decay", type=float, default=None,
+                          help="the L2 penalty on the weights, as Adam's weight decay (default: 3e-6 for tfidf, "
+                               "1e-5 for nbsvm)")
+    baseline.add_argument("--alpha", type=float, default=1.0,
+                          help="nbsvm: the count added to every n-gram of each class (Laplace smoothing)")
+    baseline.add_argument("--seed", type=int, default=0, help="random seed of the mini-batch order")
+    baseline.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
+
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
     curves.set_defaults(run=_call("minidl.experiments.curves", "main"))
     curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")

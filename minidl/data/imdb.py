@@ -27,9 +27,16 @@ Splits (``split=``):
 
 Reviews always come in that fixed order (by split, then id, neg before pos), whatever the
 order inside the archive, so the two classes alternate and any prefix is balanced.
-``dataset.info`` keeps, per review, its ``ids``, ``ratings`` (1-4 neg, 7-10 pos) and
-``files``; and ``decode_errors``, the number of files that were not valid UTF-8 (their bad
+``dataset.info`` keeps, per review, its ``ids``, ``ratings`` (1-4 neg, 7-10 pos), ``files``
+and ``movies``; and ``decode_errors``, the number of files that were not valid UTF-8 (their bad
 bytes are replaced with U+FFFD and a ``DataWarning`` says how many).
+
+Movies: the official archive lists each review's IMDb URL in ``{train,test}/urls_{pos,neg}.txt``,
+line i (counting from 0) for the review with id i, e.g. ``http://www.imdb.com/title/tt0453418/
+usercomments``: the movie's page, not the review's. ``movies`` holds that title id
+("tt0453418"), or None where the list, its line or a title in it is missing (the Kaggle CSV,
+copies without the lists). A movie has at most 30 reviews and train and test share no movie;
+so a validation split carved from train by movie (``train.prepare``) is as unseen as the test.
 """
 from __future__ import annotations
 
@@ -66,6 +73,8 @@ ENV_VAR = "MINIDL_DATA"
 LABELLED = ("train/neg", "train/pos", "test/neg", "test/pos")
 UNLABELLED = ("train/unsup",)
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
+_URLS = re.compile(r"(?:^|/)(train|test)/urls_(pos|neg|unsup)\.txt$")
+_MOVIE = re.compile(r"/title/(tt\d+)")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _HOW_TO_GET = (f"Get the data with one of:\n"
                f"  minidl data download                  (the official archive, 84 MB, into ~/.cache/minidl)\n"
@@ -73,7 +82,7 @@ _HOW_TO_GET = (f"Get the data with one of:\n"
                f"  or put {ARCHIVE_NAME} (or the extracted {FOLDER_NAME}/ folder) in a folder and set "
                f"{ENV_VAR} to that folder")
 
-Review = namedtuple("Review", "split label id rating text bad_bytes")
+Review = namedtuple("Review", "split label id rating text bad_bytes movie", defaults=(None,))
 
 
 # ---------------------------------------------------------------------------------------- finding
@@ -146,7 +155,8 @@ def read_imdb_reviews(source, parts=LABELLED):
     parts = tuple(parts)
     if _kind(source) == "csv":
         raise DataFormatError(f"{source} is a CSV file; read it with load_imdb()")
-    reviews = _read_folder(source, parts) if source.is_dir() else _read_archive(source, parts)
+    reviews, urls = _read_folder(source, parts) if source.is_dir() else _read_archive(source, parts)
+    reviews = _with_movies(reviews, urls)
     counts = {part: 0 for part in parts}
     for r in reviews:
         counts[f"{r.split}/{r.label}"] += 1
@@ -185,6 +195,23 @@ def _check_complete(source, counts):
                           f"{OFFICIAL_PER_CLASS:,} in each; {fix}")
 
 
+def _with_movies(reviews, urls):
+    """Each review with its movie's IMDb title id, from line ``id`` of its part's URL list
+    (``urls``: {"train/pos": [line, ...]}); None where that line is missing or names no title."""
+    if not urls:
+        return reviews
+    out = []
+    for r in reviews:
+        lines = urls.get(f"{r.split}/{r.label}", ())
+        match = _MOVIE.search(lines[r.id]) if r.id < len(lines) else None
+        out.append(r._replace(movie=match[1]) if match else r)
+    return out
+
+
+def _url_lines(data):
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
 def _decode(data, split, label, review_id, rating):
     try:
         return Review(split, label, review_id, rating, data.decode("utf-8"), False)
@@ -193,10 +220,13 @@ def _decode(data, split, label, review_id, rating):
 
 
 def _read_folder(folder, parts):
-    reviews = []
+    """(reviews, URL lists {part: lines}) of ``parts`` in an ``aclImdb`` folder."""
+    reviews, urls = [], {}
     for part in parts:
         split, label = part.split("/")
         directory = folder / split / label
+        if (folder / split / f"urls_{label}.txt").is_file():
+            urls[part] = _url_lines((folder / split / f"urls_{label}.txt").read_bytes())
         if not directory.is_dir():
             continue  # reported by the caller with the other missing parts
         with os.scandir(directory) as entries:
@@ -205,12 +235,13 @@ def _read_folder(folder, parts):
                 if match and entry.is_file():
                     with open(entry.path, "rb") as f:
                         reviews.append(_decode(f.read(), split, label, int(match[3]), int(match[4])))
-    return reviews
+    return reviews, urls
 
 
 def _read_archive(archive, parts):
+    """(reviews, URL lists {part: lines}) of ``parts`` in the archive, in one pass over it."""
     wanted = set(parts)
-    reviews = []
+    reviews, urls = [], {}
     try:
         with open(archive, "rb") as raw:
             # gzip ourselves (rather than tarfile's "r|gz") so that the stream's CRC and length are checked
@@ -220,6 +251,10 @@ def _read_archive(archive, parts):
             # "r|": one forward pass over the stream, nothing written to disk
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
+                    listed = _URLS.search(member.name)
+                    if listed and member.isfile() and f"{listed[1]}/{listed[2]}" in wanted:
+                        urls[f"{listed[1]}/{listed[2]}"] = _url_lines(tar.extractfile(member).read())
+                        continue
                     match = _MEMBER.search(member.name)
                     if not match or not member.isfile() or f"{match[1]}/{match[2]}" not in wanted:
                         continue
@@ -231,12 +266,13 @@ def _read_archive(archive, parts):
         raise CorruptDataError(f"the archive {archive} is corrupted or truncated ({type(e).__name__}: {e}); "
                                f"delete it and download it again with `minidl data download` "
                                f"(or minidl.data.download_imdb())") from None
-    return reviews
+    return reviews, urls
 
 
 def _dataset(reviews, name, source):
     info = {"source": str(source), "ids": [r.id for r in reviews], "ratings": [r.rating for r in reviews],
             "files": [f"{r.split}/{r.label}/{r.id}_{r.rating}.txt" for r in reviews],
+            "movies": [r.movie for r in reviews],
             "decode_errors": sum(r.bad_bytes for r in reviews), "empty_texts": sum(not r.text.strip() for r in reviews)}
     return TextDataset([r.text for r in reviews], [LABEL_NAMES.index(r.label) for r in reviews],
                        list(LABEL_NAMES), name, info)

@@ -21,8 +21,9 @@ from minidl.data import imdb
 from minidl.data.errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
 from minidl.data.imdb import download_imdb, find_imdb, load_imdb, load_imdb_unlabelled
 from minidl.data.text import Tokenizer
+from minidl.train.prepare import split_by_movie
 
-from .conftest import PER_CLASS, UNSUP, write_archive, write_kaggle_csv
+from .conftest import PER_CLASS, UNSUP, write_archive, write_fake_imdb, write_kaggle_csv
 
 
 # ------------------------------------------------------------------------------------------- finding
@@ -231,6 +232,133 @@ def test_kaggle_csv_without_the_columns(tmp_path):
     with pytest.raises(DataFormatError) as err:
         load_imdb(csv, split="course")
     assert "no column 'review' or 'sentiment'" in str(err.value) and "['text', 'label']" in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------- movies
+
+MOVIE_URL = "http://www.imdb.com/title/tt{:07d}/usercomments"
+
+
+def write_movie_lists(folder, seed=0, most=8):
+    """URL lists in ``folder/aclImdb/{train,test}/urls_{pos,neg}.txt``, line i for the review
+    with id i, as the official archive has them: each review gets a movie, each movie 1 to
+    ``most`` reviews of either class (test movies differ from train's). -> {(split, label,
+    id): movie id}."""
+    rng = np.random.default_rng(seed)
+    movies, next_movie = {}, {"train": 1, "test": 500_000}
+    for split in ("train", "test"):
+        slots = [(label, i) for label in ("neg", "pos")
+                 for i in range(len(list((folder / "aclImdb" / split / label).iterdir())))]
+        rng.shuffle(slots)
+        while slots:
+            size = int(rng.integers(1, most + 1))
+            for label, i in slots[:size]:
+                movies[split, label, i] = f"tt{next_movie[split]:07d}"
+            slots, next_movie[split] = slots[size:], next_movie[split] + 1
+        for label in ("neg", "pos"):
+            count = sum(1 for key in movies if key[:2] == (split, label))
+            lines = [MOVIE_URL.format(int(movies[split, label, i][2:])) for i in range(count)]
+            (folder / "aclImdb" / split / f"urls_{label}.txt").write_text("\n".join(lines) + "\n")
+    return movies
+
+
+@pytest.fixture
+def imdb_with_movies(tmp_path):
+    """A fake ``aclImdb/`` of 100 reviews per (split, class) with URL lists: (folder, movies)."""
+    write_fake_imdb(tmp_path / "movies", per_class=100, unsup=1, seed=3)
+    return tmp_path / "movies", write_movie_lists(tmp_path / "movies")
+
+
+def test_each_review_gets_its_movie_from_the_url_lists(imdb_with_movies, tmp_path):
+    folder, movies = imdb_with_movies
+    archive = write_archive(folder / "aclImdb", tmp_path / "archive" / "aclImdb_v1.tar.gz")
+    for source in (folder, archive):
+        splits = load_imdb(source)
+        for split in ("train", "test"):
+            info = splits[split].info
+            expected = [movies[split, file.split("/")[1], review_id] for file, review_id in zip(info["files"],
+                                                                                            info["ids"])]
+            assert info["movies"] == expected
+    # subsets (max_reviews, the validation draw) carry the movies along with the reviews
+    part = load_imdb(folder, max_reviews=10, validation=0.2)["validation"]
+    assert part.info["movies"] == [movies["train", f.split("/")[1], i] for f, i in zip(part.info["files"],
+                                                                                      part.info["ids"])]
+
+
+def test_a_missing_or_short_url_list_leaves_the_movie_unknown(imdb_with_movies, imdb_folder):
+    folder, movies = imdb_with_movies
+    lines = (folder / "aclImdb" / "train" / "urls_pos.txt").read_text().splitlines()
+    (folder / "aclImdb" / "train" / "urls_pos.txt").write_text("\n".join(lines[:50]) + "\n")   # ids 50.. unlisted
+    (folder / "aclImdb" / "test" / "urls_neg.txt").unlink()
+    splits = load_imdb(folder)
+    for split, dataset in splits.items():
+        for file, review_id, movie in zip(dataset.info["files"], dataset.info["ids"], dataset.info["movies"]):
+            label = file.split("/")[1]
+            known = not ((split, label) == ("test", "neg") or ((split, label) == ("train", "pos") and review_id >= 50))
+            assert movie == (movies[split, label, review_id] if known else None)
+    # the usual fake data set lists one URL that names no title: no movie at all
+    assert set(load_imdb(imdb_folder)["train"].info["movies"]) == {None}
+
+
+def test_the_validation_split_is_carved_by_movie(imdb_with_movies):
+    folder, _ = imdb_with_movies
+    train = load_imdb(folder)["train"]
+    for seed in (0, 1, 2):
+        kept, held = split_by_movie(train, 0.1, seed=seed)
+        assert not set(kept.info["movies"]) & set(held.info["movies"])               # no movie on both sides
+        assert abs(len(held) - 20) <= 4 and len(kept) + len(held) == 200             # movies of 1-8 reviews
+        assert sorted(kept.info["files"] + held.info["files"]) == sorted(train.info["files"])
+        again = split_by_movie(train, 0.1, seed=seed)[1]
+        assert again.texts == held.texts and again.info["movies"] == held.info["movies"]   # one split per seed
+        assert held.name == "imdb/train/validation" and kept.name == "imdb/train/train"
+    assert split_by_movie(train, 0.1, seed=0)[1].texts != split_by_movie(train, 0.1, seed=1)[1].texts
+    kept, held = split_by_movie(train, 0.3, seed=0)
+    assert abs(len(held) - 60) <= 4 and not set(kept.info["movies"]) & set(held.info["movies"])
+
+
+def test_prepare_holds_out_imdb_by_movie_and_other_data_at_random(imdb_with_movies, recwarn):
+    from minidl.train.config import TrainConfig
+    from minidl.train.prepare import prepare
+
+    folder, _ = imdb_with_movies
+    prepared = prepare(TrainConfig(data="imdb", data_path=str(folder), validation=0.1, seed=4, min_freq=1))
+    kept, held = split_by_movie(load_imdb(folder)["train"], 0.1, seed=4)
+    assert len(prepared.validation) == len(held) and len(prepared.train) == len(kept)
+    assert prepared.validation.labels.tolist() == held.labels.tolist()
+    assert not [w for w in recwarn if issubclass(w.category, DataWarning)]
+    synthetic = prepare(TrainConfig(data="synthetic", validation=0.1, seed=4))
+    assert len(synthetic.validation) == 500          # a tenth of the 5,000 reviews, the random split as before
+
+
+def test_without_movies_the_split_is_random_and_says_so(imdb_folder):
+    train = load_imdb(imdb_folder)["train"]
+    with pytest.warns(DataWarning, match="lists no movies .* share movies with the training reviews"):
+        kept, held = split_by_movie(train, 0.25, seed=1)
+    expected = train.split(0.25, seed=1)
+    assert held.texts == expected[1].texts and kept.texts == expected[0].texts
+
+
+def test_the_real_archive_split_by_movie():
+    """No movie in both the training and the validation split of the real archive, and about a
+    tenth of the reviews held out (where the archive with its URL lists is present)."""
+    try:
+        source = find_imdb()
+    except DataNotFoundError:
+        pytest.skip("IMDB archive not found: set MINIDL_DATA to the folder holding aclImdb_v1.tar.gz")
+    if source.suffix == ".csv":
+        pytest.skip(f"found only the Kaggle CSV {source}; this test needs the official archive")
+    train = load_imdb(source)["train"]
+    known = sum(movie is not None for movie in train.info["movies"])
+    if not known:
+        pytest.skip(f"{source} has no URL lists (train/urls_pos.txt, urls_neg.txt): the movies are unknown")
+    kept, held = split_by_movie(train, 0.1, seed=0)
+    movies = set(train.info["movies"])
+    print(f"\n{source}: {known:,} of {len(train):,} training reviews with a movie, {len(movies):,} movies; "
+          f"validation {len(held):,} reviews ({len(held) / len(train):.3f}) of "
+          f"{len(set(held.info['movies'])):,} movies")
+    assert known == len(train) == 25_000
+    assert not set(kept.info["movies"]) & set(held.info["movies"])
+    assert abs(len(held) / len(train) - 0.1) <= 0.02
 
 
 # ------------------------------------------------------------------------------------------- download
