@@ -209,3 +209,15 @@ def _checkpoints_in(folder, shown=5):
         if names:
             return "one of " + ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
     return "e.g. best.npz"
+
+
+def save_figure(fig, out_prefix, formats=("png", "svg")):
+    """Write a matplotlib ``fig`` as ``out_prefix.png`` and ``.svg`` (atomically, 120 dpi; the SVG
+    without a date, so an unchanged plot gives an unchanged file); -> the paths."""
+    paths = []
+    for ext in formats:
+        path = f"{os.fspath(out_prefix)}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+        paths.append(path)
+    return paths

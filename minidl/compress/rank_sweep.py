@@ -35,11 +35,10 @@ the max monotone in r: a matrix turning dense never raises them.
 from __future__ import annotations
 
 import numbers
-import os
 
 import numpy as np
 
-from ..io import atomic_path
+from ..io import save_figure
 from ..nn.linear import Linear
 from .lowrank import factorize, max_useful_rank
 
@@ -208,13 +207,7 @@ def plot_rank_sweep(rows, out_prefix, metric="accuracy", title=None):
     handles, labels = by_rank.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), frameon=False)
     fig.suptitle(title or f"{metric} against SVD rank (every eligible Linear factorised at once)")
-    paths = []
-    for ext in ("png", "svg"):
-        path = f"{os.fspath(out_prefix)}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
-        paths.append(path)
-    return paths
+    return save_figure(fig, out_prefix)
 
 
 def _metric_panel(ax, rows, x, metric):

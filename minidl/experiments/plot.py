@@ -13,7 +13,7 @@ from __future__ import annotations
 import numbers
 import os
 
-from ..io import atomic_path
+from ..io import atomic_path, save_figure
 from .sweep import METRIC_NAMES, load_results, series_label, summarise, table_markdown, x_label
 
 X_NAMES = {"hidden": "hidden size", "embed_dim": "embedding size", "max_length": "words kept per review",
@@ -48,13 +48,7 @@ def plot_sweep(results, out_prefix, metrics=("accuracy", "f1", "auc"), title=Non
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), frameon=False)
     fig.suptitle(title or _default_title(results, rows, x, numeric))
 
-    paths = []
-    for ext in ("png", "svg"):
-        path = f"{os.fspath(out_prefix)}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
-        paths.append(path)
-    return paths
+    return save_figure(fig, out_prefix)
 
 
 def _lines(ax, series, colours, metric, x):
