@@ -22,6 +22,7 @@ Each assignment folder holds a ``manifest.toml``::
     description = "the paragraph of the handout"
     tests = ["grading/test_activations.py"]          # files, or file::test_name, in the assignment folder
     hide = []                                        # more bodies to stub that are not the student's job
+    may_not_call = ["Linear.backward"]               # same-file code the copy keeps that computes the answer
 
 Tasks are numbered 1, 2, ... in the order they appear. A target is ``path::Name`` or
 ``path::Class.method`` (the path relative to the repository root). Scoring is all or nothing
@@ -80,6 +81,7 @@ class Task:
     what: str = ""
     description: str = ""
     hide: tuple = ()      # bodies stubbed in the student copy but not graded (e.g. a GPU kernel of the same op)
+    may_not_call: tuple = ()  # same-file functions the copy keeps (other code uses them) that compute the answer
 
     def stub_message(self, handout, target):
         return (f"implement this ({target.qualname}): see implementation task {self.number} of the handout "
@@ -156,7 +158,8 @@ def load_manifest(folder, root=None):
     tasks = []
     for number, raw in enumerate(raw_tasks, start=1):
         where = f"{path}, task {number}"
-        unknown = set(raw) - {"title", "points", "targets", "tests", "what", "description", "hide"}
+        unknown = set(raw) - {"title", "points", "targets", "tests", "what", "description", "hide",
+                                "may_not_call"}
         if unknown:
             raise AssignmentError(f"{where}: unknown keys {sorted(unknown)}")
         for key in ("title", "points", "targets", "tests"):
@@ -170,7 +173,8 @@ def load_manifest(folder, root=None):
             raise AssignmentError(f"{where}: a task needs at least one target and one test")
         tasks.append(Task(number, raw["title"], raw["points"], targets, tests, raw.get("what", ""),
                           raw.get("description", ""), tuple(Target.parse(t, where)
-                                                            for t in _strings(raw.get("hide"), where, "hide"))))
+                                                            for t in _strings(raw.get("hide"), where, "hide")),
+                          _strings(raw.get("may_not_call"), where, "may_not_call")))
     copy, handout = data.get("copy", {}), data.get("handout", {})
     return Manifest(name=name, title=data.get("title", name), folder=folder, root=root, tasks=tuple(tasks),
                     copy_files=_strings(copy.get("files", ["README.md"]), path, "copy.files"),

@@ -13,6 +13,10 @@ rule in the message, when
 * an op or a function taking ``xp`` calls NumPy (``np.asarray(...)``, ``numpy.where(...)``) in
   its own body. NumPy constants (``np.pi``) and module-level NumPy for helpers stay allowed.
 
+* a target calls, directly or through same-file functions, a function its task's ``may_not_call``
+  names: code the copy keeps that computes the task's answer (``Linear.backward`` stays in ex2's
+  copy and, for a 2-D b, computes the gradients ``MatMul.backward`` is asked for).
+
 Other targets may use both (fill-mask's ``_most_probable`` is meant to call ``torch.topk``).
 The rules read the graded copy's files, so grading from the instructor's repository applies
 them whatever the copy's own grading code says.
@@ -111,6 +115,34 @@ def _called_helpers(function, functions):
     return seen
 
 
+def _callees(function, functions):
+    """The same-file functions ``function`` calls: ``helper(...)`` by name, ``Class.method(...)`` by its dotted name."""
+    names = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else _dotted(node.func)
+            if name in functions and functions[name] is not function:
+                names.add(name)
+    return names
+
+
+def _forbidden_call(qualname, functions, may_not_call):
+    """A message if ``qualname`` calls a function ``may_not_call`` names, itself or through the same-file
+    functions it calls."""
+    seen, stack = {qualname}, [qualname]
+    while stack:
+        caller = stack.pop()
+        for name in sorted(_callees(functions[caller], functions)):
+            if name in may_not_call:
+                via = "" if caller == qualname else f" (through {caller})"
+                return (f"{qualname} calls {name}{via}, which computes this task's answer for other code in the "
+                        f"copy: write the computation in {qualname} itself")
+            if name not in seen:
+                seen.add(name)
+                stack.append(name)
+    return None
+
+
 def _torch_message(qualname, uses, helper=None):
     """The rule in words, about the most telling use: torch's autograd if it is there, else the first use
     that is not an import."""
@@ -125,8 +157,9 @@ def _torch_message(qualname, uses, helper=None):
             f"on NumPy arrays and on torch tensors alike")
 
 
-def source_findings(source, qualname, filename="<source>"):
-    """One message per rule ``qualname``'s source breaks (see the module docstring); [] when it keeps them."""
+def source_findings(source, qualname, filename="<source>", may_not_call=()):
+    """One message per rule ``qualname``'s source breaks (see the module docstring); [] when it keeps them.
+    ``may_not_call``: the task's same-file functions that hold its answer."""
     try:
         tree = ast.parse(source, filename)
     except SyntaxError:
@@ -135,10 +168,11 @@ def source_findings(source, qualname, filename="<source>"):
     if qualname not in functions:
         return [f"{qualname} is no longer defined in {filename}: keep the names and signatures the copy gave you"]
     function = functions[qualname]
+    forbidden = _forbidden_call(qualname, functions, may_not_call) if may_not_call else None
+    findings = [forbidden] if forbidden else []
     kind = _kind(qualname, function)
     if kind is None:
-        return []
-    findings = []
+        return findings
     torch_names = _aliases(tree, TORCH)
     uses = torch_uses(function, torch_names)
     if uses:
@@ -167,5 +201,5 @@ def task_findings(root, task):
             found.append((target, f"{target.path} is missing: the copy's files must stay where they are"))
             continue
         found += [(target, message) for message in
-                  source_findings(path.read_text(encoding="utf-8"), target.qualname, target.path)]
+                  source_findings(path.read_text(encoding="utf-8"), target.qualname, target.path, task.may_not_call)]
     return found

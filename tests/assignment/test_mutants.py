@@ -146,13 +146,22 @@ MUTANTS = [
             ("test_the_same_on_the_torch_backend", "Sigmoid.backward (minidl/autograd/ops/activations.py:"),
             ("test_the_same_on_the_torch_backend", "use ctx.xp (the backend's namespace), not np"))),
     Mutant("matmul-gradients-swapped", "ex2_sentiment", 2,
-           (replace(LINALG, "return _product_grads(ctx.xp, a, b, grad, *ctx.needs_input_grad)",
-                    "return ctx.xp.swap_last(a) @ grad, grad @ ctx.xp.swap_last(b)"),),
+           (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
+                                            "return ctx.xp.swap_last(a) @ grad, grad @ ctx.xp.swap_last(b)"),),
            (("", "MatMul.backward returned dL/da of shape (4, 2); a has shape (3, 4)"),)),
     Mutant("matmul-transposed-gradient", "ex2_sentiment", 2,
-           (replace(LINALG, "return _product_grads(ctx.xp, a, b, grad, *ctx.needs_input_grad)",
-                    "return grad @ ctx.xp.swap_last(b), ctx.xp.swap_last(grad) @ a"),),
+           (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
+                                            "return grad @ ctx.xp.swap_last(b), ctx.xp.swap_last(grad) @ a"),),
            (("", "MatMul.backward returned dL/db of shape (2, 4); b has shape (4, 2)"),)),
+    # the copy keeps Linear.backward (the layers need it): for a 2-D b it is this task's answer
+    Mutant("cheat-matmul-by-linear-backward", "ex2_sentiment", 2,
+           (body(LINALG, "MatMul.backward", "return _by_linear(ctx, grad)"),
+            ("append", LINALG, "\n\ndef _by_linear(ctx, grad):\n    import types\n"
+                               "    need = (*ctx.needs_input_grad, False)\n"
+                               "    fake = types.SimpleNamespace(saved=ctx.saved, xp=ctx.xp, needs_input_grad=need)\n"
+                               "    return Linear.backward(fake, grad)[:2]\n")),
+           (("source rules", "MatMul.backward calls Linear.backward (through _by_linear), which computes this "
+                             "task's answer for other code in the copy"),)),
     Mutant("elman-bptt-off-by-one", "ex2_sentiment", 3,
            (replace(RECURRENT, "for t in range(T - 1, -1, -1):\n            dh = dh + grad_hs[:, t]\n"
                                "            h = hs[",

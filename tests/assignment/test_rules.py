@@ -133,3 +133,40 @@ def test_torch_tensors_refuse_numpy_only_inside_the_block():
             by_numpy(t)
         assert t.numpy().sum() == 3   # explicit conversions still work
     assert np.asarray(t).sum() == 3
+
+
+ANSWER_KEPT = textwrap.dedent('''\
+    class Linear:
+        @staticmethod
+        def backward(ctx, grad):
+            return grad @ ctx.xp.swap_last(ctx.saved[1]), None
+
+
+    def _mine(ctx, grad):
+        return Linear.backward(ctx, grad)
+
+
+    class MatMul:
+        @staticmethod
+        def backward(ctx, grad):
+            return _mine(ctx, grad)
+
+        @staticmethod
+        def direct(ctx, grad):
+            return Linear.backward(ctx, grad)
+
+        @staticmethod
+        def honest(ctx, grad):
+            return grad @ ctx.xp.swap_last(ctx.saved[1]), None
+    ''')
+
+
+def test_a_target_may_not_call_the_code_that_holds_its_answer():
+    forbid = ("Linear.backward",)
+    assert source_findings(ANSWER_KEPT, "MatMul.backward", "linalg.py", forbid) == [
+        "MatMul.backward calls Linear.backward (through _mine), which computes this task's answer for other code "
+        "in the copy: write the computation in MatMul.backward itself"]
+    assert source_findings(ANSWER_KEPT, "MatMul.direct", "linalg.py", forbid)[0].startswith(
+        "MatMul.direct calls Linear.backward, which")
+    assert source_findings(ANSWER_KEPT, "MatMul.honest", "linalg.py", forbid) == []
+    assert source_findings(ANSWER_KEPT, "MatMul.backward", "linalg.py") == []   # nothing forbidden, nothing found

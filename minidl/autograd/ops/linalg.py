@@ -34,7 +34,14 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        return _product_grads(ctx.xp, a, b, grad, *ctx.needs_input_grad)
+        xp = ctx.xp
+        need_a, need_b = ctx.needs_input_grad
+        d_a = _product(grad, xp.swap_last(b)) if need_a else None                  # g bᵀ
+        if not need_b:
+            return d_a, None
+        if b.ndim == 2 and a.ndim > 2:   # aᵀ g summed over a's leading positions: one (K, B·N) @ (B·N, M)
+            return d_a, xp.swap_last(a.reshape(-1, a.shape[-1])) @ grad.reshape(-1, grad.shape[-1])
+        return d_a, xp.swap_last(a) @ grad                                          # the engine sums broadcast batches
 
 
 class Linear(Function):
@@ -62,9 +69,12 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved
+        xp = ctx.xp
         need_x, need_w, need_b = ctx.needs_input_grad
-        d_x, d_w = _product_grads(ctx.xp, x, weight, grad, need_x, need_w)
-        d_b = ctx.xp.sum(grad.reshape(-1, grad.shape[-1]), axis=0) if need_b else None   # Σ over every position
+        positions = grad.reshape(-1, grad.shape[-1])                                   # (B·T, M)
+        d_x = _product(grad, xp.swap_last(weight)) if need_x else None                 # g Wᵀ
+        d_w = xp.swap_last(x.reshape(-1, x.shape[-1])) @ positions if need_w else None  # (K, B·T) @ (B·T, M)
+        d_b = xp.sum(positions, axis=0) if need_b else None                            # Σ over every position
         return d_x, d_w, d_b
 
 
@@ -74,18 +84,6 @@ def _product(a, b):
     if b.ndim == 2 and a.ndim > 2:
         return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
     return a @ b
-
-
-def _product_grads(xp, a, b, grad, need_a, need_b):
-    """(dL/da, dL/db) of out = a @ b, None where not needed: dL/da = g bᵀ, dL/db = aᵀ g. With
-    one matrix b (K, M) and a (..., K) of any other rank, dL/db = Σ over the leading positions,
-    taken as ONE (K, positions) @ (positions, M) product rather than one per leading index."""
-    d_a = _product(grad, xp.swap_last(b)) if need_a else None
-    if not need_b:
-        return d_a, None
-    if b.ndim == 2 and a.ndim != 2:
-        return d_a, xp.swap_last(a.reshape(-1, a.shape[-1])) @ grad.reshape(-1, grad.shape[-1])
-    return d_a, xp.swap_last(a) @ grad
 
 
 def matmul(a, b):
