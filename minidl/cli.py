@@ -74,6 +74,7 @@ _TRAIN_HELP = {
     "model_options": 'more model settings as JSON, e.g. \'{"radius": 5}\' (attention) or '
                      '\'{"nonlinearity": "tanh"}\' (rnn) (default: none)',
     "dropout": "dropout probability while training; 0: none",
+    "word_dropout": "while training, show each word as <unk> with this probability; 0: never",
     "embeddings": "start the embedding table from this GloVe-format file (.txt or .txt.gz, e.g. from minidl "
                   "vectors build) (default: a random table)",
     "freeze_embeddings": "keep the --embeddings table fixed while training",
@@ -103,6 +104,8 @@ _TRAIN_HELP = {
     "epochs": "passes over the training reviews, fewer if training stops early",
     "optimizer": '"adam" (weight decay as an L2 penalty) or "adamw" (decoupled weight decay)',
     "lr": "learning rate; with --warmup-steps, the peak one",
+    "embedding_lr": "the embedding table's own learning rate, e.g. to fine-tune --embeddings slowly (default: "
+                    "--lr)",
     "weight_decay": "weight decay, as --optimizer applies it; 0: none",
     "clip_norm": 'clip the gradients\' global norm to this; "none": no clipping',
     "warmup_steps": "raise the learning rate linearly over this many steps, then lower it linearly to 0 by the "
@@ -136,6 +139,8 @@ def add_train_config_arguments(parser):
             parser.add_argument(flag, type=_json_object, default=default, help=text)
         elif isinstance(default, (int, float)) and f.name not in ("clip_norm", "patience"):
             parser.add_argument(flag, type=type(default), default=default, help=text)
+        elif f.name == "embedding_lr":
+            parser.add_argument(flag, type=float, default=default, help=text)
         elif f.name in ("clip_norm", "patience", "eval_every", "train_limit"):
             parser.add_argument(flag, type=lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v),
                                 default=default, help=text)

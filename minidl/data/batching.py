@@ -118,7 +118,7 @@ def num_batches(encoded, batch_size, drop_last=False):
 
 
 def batches(encoded, batch_size, shuffle=True, seed=0, epoch=0, bucket=False, device="cpu", drop_last=False,
-            bucket_chunk=50):
+            bucket_chunk=50, word_dropout=0.0, unk_id=1):
     """Yield ``Batch``es covering every review of ``encoded`` once.
 
     * ``shuffle`` -- a random order, the same for the same (``seed``, ``epoch``) and a different
@@ -130,6 +130,9 @@ def batches(encoded, batch_size, shuffle=True, seed=0, epoch=0, bucket=False, de
       is sorted by length.
     * ``drop_last`` -- skip the one batch with fewer than ``batch_size`` reviews.
     * ``device``  -- where the tensors live: "cpu", "torch" or "cuda".
+    * ``word_dropout`` -- each word of a review is shown as ``unk_id`` with this probability
+      (training only: a model cannot lean on a few words it has memorised), drawn from
+      (``seed``, ``epoch``) so that a resumed epoch sees the same words.
     """
     _check_batch_size(batch_size)
     n = len(encoded)
@@ -144,16 +147,21 @@ def batches(encoded, batch_size, shuffle=True, seed=0, epoch=0, bucket=False, de
         groups.pop()
     if bucket and shuffle:
         groups = [groups[i] for i in rng.permutation(len(groups))]
+    hide = np.random.default_rng([seed, epoch, 1]) if word_dropout else None
     for group in groups:
-        yield _make_batch(encoded, group, device)
+        yield _make_batch(encoded, group, device, hide and (hide, word_dropout, unk_id))
 
 
-def _make_batch(encoded, group, device):
+def _make_batch(encoded, group, device, word_dropout=None):
+    """``word_dropout``: None, or (generator, p, unk_id): each real word becomes unk_id with probability p."""
     lengths = encoded.lengths[group]
     width = int(lengths.max())
     real = np.arange(width)[None, :] < lengths[:, None]          # (B, T) bool
     ids = np.full((len(group), width), encoded.pad_id, dtype=np.int64)
     ids[real] = np.concatenate([encoded.ids[i] for i in group])   # row-major: each row's words in order
+    if word_dropout:
+        generator, p, unk_id = word_dropout
+        ids[real & (generator.random(ids.shape) < p)] = unk_id
     return Batch(ids=tensor(ids, device=device), mask=tensor(real.astype(np.float32), device=device),
                  lengths=tensor(lengths, device=device), labels=tensor(encoded.labels[group], device=device),
                  index=encoded.index[group])

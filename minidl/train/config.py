@@ -22,6 +22,7 @@ class TrainConfig:
     embed_dim: int = 50
     model_options: dict = field(default_factory=dict)  # e.g. {"radius": 5}, {"nonlinearity": "tanh"}
     dropout: float = 0.0
+    word_dropout: float = 0.0           # training words shown as <unk> with this probability
     embeddings: str = None              # a GloVe-format file; None: learned embeddings
     freeze_embeddings: bool = False
     # the data
@@ -45,6 +46,7 @@ class TrainConfig:
     epochs: int = 5
     optimizer: str = "adam"             # "adam" or "adamw"
     lr: float = 1e-3
+    embedding_lr: float = None          # the embedding table's own learning rate; None: lr
     weight_decay: float = 0.0
     clip_norm: float = 5.0              # None: no clipping
     warmup_steps: int = 0               # > 0: linear warm-up, then linear decay to 0
@@ -99,11 +101,12 @@ def _check_numbers(config):
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{_flag(name)} must be a whole number >= {low}, got {value!r}")
-    for name, low, high in (("validation", 0.0, 1.0), ("dropout", 0.0, 1.0)):
+    for name, low, high in (("validation", 0.0, 1.0), ("dropout", 0.0, 1.0), ("word_dropout", 0.0, 1.0)):
         value = getattr(config, name)
         if not isinstance(value, (int, float)) or not low <= value < high:
             raise ConfigError(f"{_flag(name)} must lie in [{low:g}, {high:g}), got {value!r}")
-    for name, positive, optional in (("lr", False, False), ("weight_decay", False, False), ("clip_norm", True, True)):
+    for name, positive, optional in (("lr", False, False), ("embedding_lr", False, True), ("weight_decay", False, False),
+                                     ("clip_norm", True, True)):
         value = getattr(config, name)
         if value is None and optional:
             continue

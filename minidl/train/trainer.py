@@ -72,6 +72,9 @@ def build(config, prepared):
     if kind is None:
         raise ValueError(f'optimizer must be "adam" or "adamw", got {config.optimizer!r}')
     params = [p for p in model.parameters() if p.requires_grad]
+    table = getattr(getattr(model, "embedding", None), "weight", None)
+    if config.embedding_lr is not None and any(p is table for p in params):   # the table learns at its own rate
+        params = [{"params": [p for p in params if p is not table]}, {"params": [table], "lr": config.embedding_lr}]
     return model, kind(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -102,7 +105,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
 
     def train_batches(epoch):
         return batches(prepared.train, config.batch_size, seed=config.seed, epoch=epoch, bucket=config.bucket,
-                       device=config.device)
+                       device=config.device, word_dropout=config.word_dropout, unk_id=prepared.vocab.unk_id)
 
     def loss_fn(model, batch):
         logits = model(batch.ids, batch.mask, batch.lengths).logits

@@ -141,3 +141,24 @@ def test_bad_batch_size():
         next(batches(encoded, 0))
     with pytest.raises(ValueError, match="max_length"):
         encoded_toy(max_length=0)
+
+
+def test_word_dropout_hides_only_real_words_the_same_way_for_the_same_seed_and_epoch():
+    data = make_reviews(200, seed=0)
+    vocab = Vocabulary.build(TOKENIZER.tokenize_all(data.texts))
+    encoded = encode_dataset(data, TOKENIZER, vocab)
+    plain = all_batches(encoded, batch_size=16, seed=3, epoch=1)
+    hidden = all_batches(encoded, batch_size=16, seed=3, epoch=1, word_dropout=0.25, unk_id=vocab.unk_id)
+    again = all_batches(encoded, batch_size=16, seed=3, epoch=1, word_dropout=0.25, unk_id=vocab.unk_id)
+    other = all_batches(encoded, batch_size=16, seed=3, epoch=2, word_dropout=0.25, unk_id=vocab.unk_id)
+    changed = real = 0
+    for a, b, c in zip(plain, hidden, again):
+        ids, shown, mask = a.ids.numpy(), b.ids.numpy(), a.mask.numpy() > 0
+        np.testing.assert_array_equal(shown, c.ids.numpy())                 # a resumed epoch sees the same words
+        np.testing.assert_array_equal(b.index, a.index)                     # same reviews, same order
+        np.testing.assert_array_equal(shown[~mask], ids[~mask])             # padding untouched
+        assert set(np.unique(shown[shown != ids])) <= {vocab.unk_id}        # a hidden word reads <unk>
+        changed += int((shown != ids)[mask & (ids != vocab.unk_id)].sum())
+        real += int((mask & (ids != vocab.unk_id)).sum())
+    assert 0.2 < changed / real < 0.3
+    assert any((b.ids.numpy() != c.ids.numpy()).any() for b, c in zip(hidden, other) if b.ids.shape == c.ids.shape)

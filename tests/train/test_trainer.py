@@ -127,3 +127,30 @@ def test_it_learns_and_the_checkpoint_classifies_new_text(tmp_path):
     model, vocab, tokenizer, labels, loaded = load_classifier(tmp_path / "best.npz")
     assert labels == ["neg", "pos"] and loaded.model == "gru"
     assert vocab.encode_text("a truly wonderful film", tokenizer).ndim == 1
+
+
+def test_the_embedding_table_learns_at_its_own_rate_and_word_dropout_resumes_exactly(tmp_path):
+    from minidl.train.trainer import build
+    from minidl.train.prepare import prepare
+
+    config = TrainConfig(**QUICK, embedding_lr=1e-4, word_dropout=0.2)
+    model, optimizer = build(config, prepare(config))
+    groups = optimizer.param_groups
+    assert [g["lr"] for g in groups] == [config.lr, 1e-4]
+    assert groups[1]["params"] == [model.embedding.weight]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    full = fit(config, out=tmp_path / "full", progress=False)
+    with pytest.raises(Crash):
+        fit(config, out=tmp_path / "cut", callbacks=[CrashAt(11)], progress=False)
+    resumed = fit(config, out=tmp_path / "cut", resume=True, progress=False, log=lambda *a: None)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    assert resumed.test == full.test
+
+
+@pytest.mark.parametrize("setting, value, words", [("word_dropout", 1.0, "--word-dropout must lie in [0, 1)"),
+                                                   ("embedding_lr", -1.0, "--embedding-lr must be a number >= 0")])
+def test_bad_word_dropout_and_embedding_lr_are_refused_before_any_work(setting, value, words):
+    from minidl.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**QUICK, **{setting: value}).check()
