@@ -55,6 +55,17 @@ def test_train_eval_explain_round_trip(tmp_path, capsys):
     assert "prediction:" in printed and "weight" in printed and "not" in printed
 
 
+def test_train_json_prints_only_json_with_embeddings_too(tmp_path, capsys):
+    """The vectors file's notes (words read, coverage) go to stderr, not into --json's output."""
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 0.1 0.2 0.3\nbad -0.1 -0.2 -0.3\nmovie 0.0 0.1 0.0\n")
+    assert main(["train", "--model", "gru", "--hidden", "4", "--epochs", "1", "--train-limit", "200", "--embeddings",
+                 str(vectors), "--out", str(tmp_path / "run"), "--quiet", "--json"]) == 0
+    printed = capsys.readouterr()
+    assert 0 <= json.loads(printed.out)["test"]["accuracy"] <= 1
+    assert "3-d vectors" in printed.err and "found" in printed.err
+
+
 def test_eval_int8_reports_both_models(tmp_path, capsys):
     """``eval --int8`` scores the checkpoint and its int8 copy on the same reviews: both sets of
     metrics, reviews/s, the speed-up and the accuracy change."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -187,7 +188,8 @@ def _prepare_cached(key):
     if config.embeddings:
         from ..data.vectors import load_glove
 
-        embeddings, _ = load_glove(config.embeddings, vocab=vocab)
+        # what was found goes to stderr: stdout stays the command's table or JSON
+        embeddings, _ = load_glove(config.embeddings, vocab=vocab, log=lambda line: print(line, file=sys.stderr))
     if not any(train_tokens):
         raise DataFormatError(f"{config.data}: every training review is empty after cleaning (it keeps words of "
                               f"letters only, {config.min_word_length} or more long); try --keep-digits or "
