@@ -1,21 +1,41 @@
 """A standard-library HTTP server for one local page (no web framework).
 
     minidl serve --teacher runs/mlm/teacher.npz --student runs/mlm/student.npz \\
-                 --classifier runs/mlp/best.npz --port 8000
+                 --classifier runs/mlp/best.npz --classifier runs/transformer/best.npz --runs runs --port 8000
 
-The models are loaded once, at start. Routes (all GET; answers are JSON except the page):
+The models are loaded once, at start. The page has four views: fill-mask and classify, Graph (the
+autograd graph of a typed expression or of a classifier's loss, forward and backward), Attention
+(the transformer's maps per layer and head, the window model's weights) and Runs (the curves of
+the runs and sweeps under --runs, polled while they train). Routes (all GET; answers are JSON
+except the page, its script and the plots):
 
-    /                                  page.html; ?text=...&run=fill|classify|both runs on load
+    /                                  page.html; ?text=...&run=fill|classify|both runs on load;
+                                       ?view=graph|attention|runs opens a view (views.js: ?expr=..., ?model=N,
+                                       ?backward=1 there)
+    /views.js                          the script of the Graph, Attention and Runs views
     /api/fill-mask?text=...&k=5        {"text", "models": [{"role", "masks": [[{"token", "p"}] per [MASK]], "ms"}]}
     /api/classify?text=...             {"text", "models": [{"name", "path", "prediction", "probabilities",
                                                             "words", "known", "columns": {name: [per word]}}]}
-    /api/info                          {"mlm": [{"role", "path", ...sizes}], "classifiers": [...], "max_chars"}
+    /api/info                          {"mlm": [{"role", "path", ...sizes}], "classifiers": [...], "max_chars",
+                                        "attention": [indices of the classifiers with attention], "runs": DIR or null,
+                                        "graph": {"max_chars", "functions"}}
+    /api/graph?expr=...&backward=0|1   the graph of an expression (minidl/web/expression.py's grammar):
+                                       {"svg", "nodes", "edges", "mode", "summary", "backward", "note", "output"}
+    /api/graph?model=N&text=...&label=pos&backward=0|1
+                                       the graph of classifier N's loss on the text (label: default the
+                                       prediction): the same, with "words", "prediction", "label", "loss"
+    /api/attention?text=...            {"text", "models": [{"name", "path", "words", "known", "prediction",
+                                        "probabilities", and "kind": "transformer", "layers": [[(T, T) per head]
+                                        per layer], or "kind": "window", "radius", "weights": (T, 2r+1)}]}
+    /api/runs                          {"root", "runs", "sweeps", "plots", "skipped"} (minidl/web/runs.py)
+    /api/runs/file?path=sub/plot.png   a plot under --runs (.png, .svg); a path out of the folder gets a 403
 
-Bad input (no [MASK], empty text, unknown words only, a text too long, an unknown path) gets a
-4xx answer {"error": "what is wrong and how to fix it"}; a bug gets a 500 with one line, the
-traceback going to the server's log only, never to the browser. The errors http.server finds
-itself (a bad request line 400, an unknown method 501, a URL over 64 KiB 414, too many or too long
-headers 431, ...) come as the same JSON, and close the connection.
+Bad input (no [MASK], empty text, unknown words only, a text too long, an unknown path, an
+expression that does not parse or whose shapes do not fit, a path out of --runs) gets a 4xx
+answer {"error": "what is wrong and how to fix it"}; a bug gets a 500 with one line, the traceback
+going to the server's log only, never to the browser. The errors http.server finds itself (a bad
+request line 400, an unknown method 501, a URL over 64 KiB 414, too many or too long headers 431,
+...) come as the same JSON, and close the connection.
 
 HTTP/1.1 with keep-alive (every answer has a Content-Length; ``Connection: close`` is honoured),
 one daemon thread per connection, a listen backlog of REQUEST_QUEUE_SIZE. A connection silent for
@@ -78,14 +98,17 @@ class Models:
     One lock around every forward pass: minidl's no-grad switch is one global flag, and the
     server answers each request in its own thread."""
 
-    def __init__(self, teacher=None, student=None, classifiers=(), device="cpu"):
+    def __init__(self, teacher=None, student=None, classifiers=(), device="cpu", runs=None):
         from ..mlm import load_mlm
         from ..mlm.cli import fill_mask
         from ..train import load_classifier
+        from .runs import RunsFolder
 
-        if not (teacher or classifiers):
+        if not (teacher or classifiers or runs):
             raise MinidlError("no model to serve: give --teacher T.npz (and --student S.npz) for fill-mask, "
-                              "and/or --classifier best.npz (repeatable) for classification")
+                              "and/or --classifier best.npz (repeatable) for classification, and/or --runs DIR "
+                              "for the training curves")
+        self.runs = RunsFolder(runs) if runs else None
         if student and not teacher:
             raise MinidlError("--student needs a --teacher to sit beside")
         self.device, self.lock = device, threading.Lock()
@@ -104,8 +127,13 @@ class Models:
                 "embed_dim": int(model.embedding.weight.shape[1])}))
 
     def info(self):
+        from .attention import kind_of
+        from .expression import FUNCTIONS, MAX_CHARS as EXPRESSION_CHARS, PAIRWISE, REDUCTIONS
+
         return {"mlm": [m[-1] for m in self.mlm], "classifiers": [c[-1] for c in self.classifiers],
-                "max_chars": MAX_CHARS}
+                "max_chars": MAX_CHARS, "attention": [i for i, c in enumerate(self.classifiers) if kind_of(c[0])],
+                "runs": self.runs.root if self.runs else None,
+                "graph": {"max_chars": EXPRESSION_CHARS, "functions": [*FUNCTIONS, *REDUCTIONS, *PAIRWISE]}}
 
     def fill_mask(self, text, k=5):
         from ..mlm.cli import fill_mask
@@ -143,12 +171,103 @@ class Models:
                            "known": result["known"], "columns": columns})
         return {"text": text, "models": models}
 
+    def graph(self, query):
+        """/api/graph: an expression's graph (``expr``), or classifier ``model``'s on ``text``."""
+        from .graphs import expression_graph, model_graph
+
+        backward = query.get("backward", "0") not in ("0", "", "false")
+        if "expr" in query:
+            with self.lock:
+                return expression_graph(query["expr"], backward)
+        if "model" not in query:
+            raise BadRequest("give an expression, /api/graph?expr=x+%3D+[1,+2];+sum(tanh(x)), or a classifier and "
+                             "a text, /api/graph?model=0&text=...")
+        model, vocab, tokenizer, labels, sizes = self._classifier(query["model"])
+        _check(query.get("text", ""))
+        with self.lock:
+            answer = model_graph(model, vocab, tokenizer, labels, query["text"], query.get("label") or None,
+                                 backward, self.device)
+        return {"name": sizes["name"], "path": sizes["path"], **answer}
+
+    def _classifier(self, number):
+        try:
+            return self.classifiers[int(number)]
+        except (ValueError, IndexError):
+            names = ", ".join(f"{i}: {c[-1]['name']}" for i, c in enumerate(self.classifiers)) or "none is loaded"
+            raise BadRequest(f"model={number!r}: give the number of a loaded classifier ({names})") from None
+
+    def attention(self, text):
+        """/api/attention: the attention maps of every classifier that has them."""
+        from .attention import attention_maps, kind_of
+
+        _check(text)
+        found = [c for c in self.classifiers if kind_of(c[0])]
+        if not found:
+            raise BadRequest("no attention model is loaded: restart with minidl serve --classifier "
+                             "runs/NAME/best.npz of a transformer or attention model (minidl train --model "
+                             "transformer --out runs/NAME)")
+        models = []
+        for model, vocab, tokenizer, labels, sizes in found:
+            with self.lock:
+                maps = attention_maps(model, vocab, tokenizer, labels, text, self.device)
+            models.append({"name": sizes["name"], "path": sizes["path"], **maps})
+        return {"text": text, "models": models}
+
+    def runs_listing(self):
+        """/api/runs: what the runs folder holds now."""
+        return self._runs().listing()
+
+    def run_file(self, path):
+        """/api/runs/file: (bytes, content type) of a plot inside the runs folder."""
+        from .runs import OutsideError
+
+        try:
+            return self._runs().file(path)
+        except OutsideError as e:
+            raise BadRequest(str(e), 403) from None
+        except FileNotFoundError as e:
+            raise BadRequest(str(e), 404) from None
+
+    def _runs(self):
+        if self.runs is None:
+            raise BadRequest("no runs folder: restart with minidl serve --runs runs (the folder that minidl train "
+                             "--out runs/NAME and minidl sweep --results runs/NAME.jsonl write into)")
+        return self.runs
+
 
 def _check(text):
     if not text.strip():
         raise BadRequest("the text is empty: type a sentence, e.g. \"the film was [MASK] .\"")
     if len(text) > MAX_CHARS:
         raise BadRequest(f"the text has {len(text):,} characters; at most {MAX_CHARS:,}: shorten it", 413)
+
+
+def _needs(query, name, path):
+    """The query's ``name`` parameter, or a 400 saying how to give it."""
+    if name not in query:
+        raise BadRequest(f"missing the {name}: {path}?{name}=...")
+    return query[name]
+
+
+def _k(query):
+    try:
+        return int(query.get("k", 5))
+    except ValueError:
+        raise BadRequest(f"k={query['k']!r} is not a whole number; e.g. k=5") from None
+
+
+FILES = {"/": ("page.html", "text/html; charset=utf-8"), "/index.html": ("page.html", "text/html; charset=utf-8"),
+         "/views.js": ("views.js", "text/javascript; charset=utf-8")}
+# path -> (models, query) -> a JSON value, or (bytes, content type) for a file
+ROUTES = {
+    "/api/info": lambda models, query: models.info(),
+    "/api/fill-mask": lambda models, query: models.fill_mask(_needs(query, "text", "/api/fill-mask"), _k(query)),
+    "/api/classify": lambda models, query: models.classify(_needs(query, "text", "/api/classify")),
+    "/api/graph": lambda models, query: models.graph(query),
+    "/api/attention": lambda models, query: models.attention(_needs(query, "text", "/api/attention")),
+    "/api/runs": lambda models, query: models.runs_listing(),
+    "/api/runs/file": lambda models, query: models.run_file(_needs(query, "path", "/api/runs/file")),
+}
 
 
 def _host_name(header):
@@ -202,23 +321,7 @@ class Handler(BaseHTTPRequestHandler):
         query = {name: values[-1] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
         try:
             self._check_host()
-            if url.path in ("/", "/index.html"):
-                return self._send(200, resources.files(__package__).joinpath("page.html").read_bytes(),
-                                  "text/html; charset=utf-8")
-            if url.path == "/api/info":
-                return self._json(200, self.server.models.info())
-            if url.path in ("/api/fill-mask", "/api/classify"):
-                if "text" not in query:
-                    raise BadRequest(f"missing the text: {url.path}?text=...")
-                if url.path == "/api/classify":
-                    return self._json(200, self.server.models.classify(query["text"]))
-                try:
-                    k = int(query.get("k", 5))
-                except ValueError:
-                    raise BadRequest(f"k={query['k']!r} is not a whole number; e.g. k=5") from None
-                return self._json(200, self.server.models.fill_mask(query["text"], k))
-            raise BadRequest(f"nothing at {url.path}: the page is /, the API /api/fill-mask?text=..., "
-                             f"/api/classify?text=... and /api/info", 404)
+            self._answer(url.path, query)
         except BadRequest as e:
             self._json(e.status, {"error": str(e)})
         except MinidlError as e:                # TextEncodingError: no [MASK], empty after cleaning, unknown words
@@ -226,6 +329,21 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:                  # a bug: the traceback stays in the server's log
             traceback.print_exc(file=sys.stderr)
             self._json(500, {"error": f"internal error ({type(e).__name__}); the server's log has the details"})
+
+    def _answer(self, path, query):
+        if path in FILES:
+            name, content_type = FILES[path]
+            return self._send(200, resources.files(__package__).joinpath(name).read_bytes(), content_type)
+        if path not in ROUTES:
+            raise BadRequest(f"nothing at {path}: the page is /, the API /api/fill-mask?text=..., "
+                             f"/api/classify?text=..., /api/graph?expr=..., /api/attention?text=..., /api/runs "
+                             f"and /api/info", 404)
+        value = ROUTES[path](self.server.models, query)
+        if isinstance(value, tuple):             # a plot from the runs folder: shown, never run as a page
+            return self._send(200, value[0], value[1], {"Content-Security-Policy": "default-src 'none'; "
+                                                        "style-src 'unsafe-inline'; sandbox",
+                                                        "X-Content-Type-Options": "nosniff"})
+        return self._json(200, value)
 
     def _check_host(self):
         """Raise BadRequest (403, or 400 for a missing or repeated Host on HTTP/1.1) unless the Host
@@ -253,9 +371,11 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status, value):
         self._send(status, json.dumps(value).encode(), "application/json")
 
-    def _send(self, status, body, content_type):
+    def _send(self, status, body, content_type, headers=None):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         if self.close_connection:
@@ -293,14 +413,18 @@ def make_server(models, host="127.0.0.1", port=0, quiet=False, timeout=TIMEOUT):
 
 
 def add_arguments(commands):
-    serve = commands.add_parser("serve", help="a local web page: fill-mask teacher vs student, and the "
-                                              "classifiers' per-word sub-scores")
+    serve = commands.add_parser("serve", help="a local web page: fill-mask teacher vs student, the "
+                                              "classifiers' per-word sub-scores, autograd graphs, attention maps "
+                                              "and training curves")
     serve.add_argument("--teacher", default=None, help="a masked-LM checkpoint from minidl mlm pretrain, for "
                                                        "fill-mask (default: none; then give --classifier)")
     serve.add_argument("--student", default=None, help="a second one beside it, from minidl mlm distill "
                                                        "(default: the teacher alone)")
     serve.add_argument("--classifier", action="append", default=[], help="a minidl train checkpoint "
                                                                          "(best.npz); repeatable")
+    serve.add_argument("--runs", default=None, help="a folder of training runs and sweeps (minidl train --out "
+                                                    "folders, minidl sweep .jsonl files, their plots) for the Runs "
+                                                    "view (default: none; the view then says how to start it)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on; 127.0.0.1: this machine only, 0.0.0.0: every network interface")
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on; 0: any free one")
@@ -310,7 +434,8 @@ def add_arguments(commands):
 
 def main(args):
     """Load the models (a MinidlError or FileNotFoundError is reported by minidl.cli), then serve until Ctrl-C."""
-    server = make_server(Models(args.teacher, args.student, args.classifier, args.device), args.host, args.port)
+    server = make_server(Models(args.teacher, args.student, args.classifier, args.device, args.runs), args.host,
+                         args.port)
     host, port = server.server_address[:2]
     print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:

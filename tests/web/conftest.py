@@ -1,6 +1,13 @@
-"""Tiny models for tests/web, made once per session in about two seconds: a masked-LM teacher
-trained on four sentences and a student distilled from it, and two classifiers trained on the
-built-in corpus, one with per-word scores (TokenMLP) and one without (GRU)."""
+"""Tiny models for tests/web, made once per session in a few seconds: a masked-LM teacher
+trained on four sentences and a student distilled from it, and four classifiers trained on the
+built-in corpus, one with per-word scores (TokenMLP), one without (GRU), and two with attention
+(a 2-layer, 2-head transformer and window attention of radius 2), each folder with the
+results.json that ``minidl train --out`` writes; a folder of runs for the Runs view; and the
+headless Chromium that the browser tests drive (they skip without one)."""
+import dataclasses
+import json
+import shutil
+import subprocess
 import threading
 
 import pytest
@@ -13,6 +20,11 @@ SENTENCES = ["the acting was great and the plot was good", "the film was bad and
              "a wonderful cast , a boring story", "i loved the music but hated the ending"]
 TEACHER = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=32, dropout=0.0)
 STUDENT = dict(TEACHER, d_model=8, d_ff=16)
+CLASSIFIERS = {"mlp": {}, "gru": {}, "transformer": {"num_heads": 2, "num_layers": 2, "d_ff": 16, "max_len": 64},
+               "attention": {"radius": 2}}
+PLOT_COLOUR = (0xff, 0x7f, 0x0e)       # the plot in the runs folder: one orange bar
+PLOT = ('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="120"><rect width="300" height="120" '
+        'fill="white"/><rect x="20" y="20" width="200" height="80" fill="#ff7f0e"/></svg>')
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +41,30 @@ def checkpoints(tmp_path_factory):
         train_mlm(model, data, vocab, 40, settings, paths[role], teacher=teacher, batch_size=16, lr=1e-2,
                   eval_every=40, device="torch", role=role, log=None)
         teacher = model
-    for model in ("mlp", "gru"):
-        fit(TrainConfig(model=model, hidden=8, embed_dim=8, epochs=6, lr=0.02, train_limit=1000, patience=None),
-            out=folder / model, progress=False, log=lambda *a: None)
+    for model, options in CLASSIFIERS.items():
+        result = fit(TrainConfig(model=model, hidden=8, embed_dim=8, epochs=6, lr=0.02, train_limit=1000,
+                                 patience=None, model_options=options), out=folder / model, progress=False,
+                     log=lambda *a: None)
+        (folder / model / "results.json").write_text(json.dumps(dataclasses.asdict(result)))   # as minidl train
         paths[model] = folder / model / "best.npz"
     return paths
+
+
+@pytest.fixture(scope="session")
+def runs(checkpoints, tmp_path_factory):
+    """A --runs folder: two finished runs (mlp, gru), a sweep of both, a plot, and a half-written file."""
+    folder = tmp_path_factory.mktemp("runs")
+    records = []
+    for model in ("mlp", "gru"):
+        (folder / model).mkdir()
+        shutil.copy(checkpoints[model].parent / "results.json", folder / model / "results.json")
+        result = json.loads((folder / model / "results.json").read_text())
+        records.append({"key": model, **{k: result[k] for k in ("config", "test", "history")}})
+    (folder / "sweep").mkdir()
+    (folder / "sweep" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "sweep" / "plot.svg").write_text(PLOT)
+    (folder / "broken.json").write_text('{"config": {"model": "gru"}, "hist')
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +90,60 @@ def serving(models, **options):
 @pytest.fixture(scope="module")
 def url(models):
     yield from serving(models)
+
+
+@pytest.fixture(scope="session")
+def views_models(checkpoints, runs):
+    """The classifiers with and without attention, and the runs folder: what the Graph, Attention and
+    Runs views read."""
+    return Models(classifiers=[checkpoints[name] for name in ("mlp", "transformer", "attention")], runs=runs)
+
+
+@pytest.fixture(scope="module")
+def views_url(views_models):
+    yield from serving(views_models)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The browser's path; skips (before any model is made) where there is none."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("chromium is not installed: apt-get install chromium (make test installs it where it can)")
+
+
+WIDTH, HEIGHT = 1200, 900
+
+
+def browse(chromium, url, folder):
+    """Open ``url`` in headless Chromium (10 s of virtual time for its scripts) -> (the DOM, the screenshot's path)."""
+    screenshot = folder / "page.png"
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               f"--window-size={WIDTH},{HEIGHT}", "--virtual-time-budget=10000",
+               f"--user-data-dir={folder / 'profile'}", f"--screenshot={screenshot}", "--dump-dom", url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=folder)
+    assert done.returncode == 0 and screenshot.exists(), done.stderr[-2000:]
+    return done.stdout, screenshot
+
+
+def _rgb(screenshot):
+    """The screenshot as (H, W, 3) ints in 0-255."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    image = imread(screenshot)                                     # (H, W, 3 or 4) floats in [0, 1]
+    assert image.shape[:2] == (HEIGHT, WIDTH)
+    return np.round(image[..., :3] * 255).astype(int)
+
+
+def pixels(screenshot, colour, tolerance=2):
+    """How many pixels of the screenshot have ``colour`` (r, g, b in 0-255), within ``tolerance``."""
+    import numpy as np
+
+    return int((np.abs(_rgb(screenshot) - colour).max(axis=-1) <= tolerance).sum())
+
+
+def ink(screenshot):
+    """The fraction of the screenshot that is not (nearly) white: about 0 for a blank page."""
+    return float((_rgb(screenshot) < 250).any(axis=-1).mean())

@@ -1,0 +1,243 @@
+"""The Runs view: a folder of training runs and sweeps (``minidl serve --runs DIR``), read again
+at every request so that a run still training shows its new evaluations.
+
+What is found under DIR (at most MAX_DEPTH folders down; hidden files, such as the temporary
+files of an atomic write, are not looked at):
+
+* a **run**: a ``results.json`` of ``minidl train --out`` (any ``*.json`` with a "config" and a
+  "history", e.g. a renamed copy), or a ``last.npz`` checkpoint newer than the results.json
+  beside it (or alone): a run still training, whose evaluations so far are in the checkpoint's
+  metadata (only that member of the archive is read, never the weights, never a pickle);
+* a **sweep**: a ``*.jsonl`` of ``minidl sweep``, one job a line -- its jobs' curves and the
+  table of ``minidl.experiments.sweep.summarise`` (mean ± std over seeds);
+* a **plot**: a ``*.png`` or ``*.svg`` (sweep plots, ``minidl curves`` pictures).
+
+    RunsFolder("runs").listing() -> {"root", "runs": [{"path", "label", "source", "finished" (False: from
+                                      last.npz, still training or stopped before writing results.json),
+                                      "history": [{"step", "epoch", "loss", "accuracy", "train_loss",
+                                                   "train_accuracy", "test_loss", "test_accuracy"}], "test"}],
+                                      "sweeps": [{"path", "jobs": [{"label", "history", "test", "error"}],
+                                                  "summary": [...]}],
+                                      "plots": [{"path": "sub/sweep.png", "version": mtime in ns}, ...],
+                                      "skipped": [{"path", "why"}]}
+    RunsFolder("runs").file("sub/sweep.png") -> (bytes, content type)
+
+A file that cannot be read (half written, malformed, not a run) is listed under "skipped" with
+the reason and the rest is shown; a sweep's line being written (the last, without its newline) is
+left out with a note. Files are parsed again only when their size or time stamp changed.
+Every path stays inside DIR: ``file`` refuses absolute paths, ``..``, hidden names, links that
+lead out, and anything but a plot (``OutsideError``, a 403).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+
+import numpy as np
+
+from ..autograd.function import MinidlError
+
+MAX_DEPTH = 4                     # folders below DIR that are searched
+MAX_FILES = 2000                  # entries looked at per listing
+MAX_BYTES = 20_000_000           # the largest plot served, and .json or .jsonl read
+PLOTS = {".png": "image/png", ".svg": "image/svg+xml"}
+CURVE_KEYS = ("step", "epoch", "loss", "accuracy", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+class OutsideError(MinidlError, PermissionError):
+    """A path that would leave the runs folder, or a file the view does not serve."""
+
+
+class RunsFolder:
+    """The runs under ``root`` (see the module docstring)."""
+
+    def __init__(self, root):
+        self.root = os.path.realpath(root)
+        if not os.path.isdir(self.root):
+            raise MinidlError(f"--runs {root}: no such folder; give the folder that minidl train --out and "
+                              f"minidl sweep --results write into (e.g. runs)")
+        self.cache = {}           # path -> ((size, mtime_ns), parsed)
+
+    # --- the listing ---
+    def listing(self):
+        found = {"root": self.root, "runs": [], "sweeps": [], "plots": [], "skipped": []}
+        for folder, names in self._folders():
+            # a run folder shows one of its two files: last.npz while it trains, then results.json
+            both = "last.npz" in names and "results.json" in names
+            hidden = ("results.json" if _newer(folder) else "last.npz") if both else None
+            for name in names:
+                if name != hidden:
+                    self._add(found, folder, name)
+        return found
+
+    def _folders(self):
+        """(folder, sorted visible file names) of each folder down to MAX_DEPTH, at most MAX_FILES files."""
+        seen = 0
+        for folder, subfolders, files in os.walk(self.root):
+            depth = os.path.relpath(folder, self.root).count(os.sep) + (folder != self.root)
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")) if depth < MAX_DEPTH else []
+            names = sorted(f for f in files if not f.startswith("."))[:max(0, MAX_FILES - seen)]
+            seen += len(names)
+            yield folder, names
+
+    def _add(self, found, folder, name):
+        path = os.path.join(folder, name)
+        relative = os.path.relpath(path, self.root).replace(os.sep, "/")
+        ext = os.path.splitext(name)[1].lower()
+        reader = {".json": _read_run, ".jsonl": _read_sweep}.get(ext)
+        reader = _read_checkpoint if name == "last.npz" else reader
+        if reader is None and ext not in PLOTS:
+            return
+        try:
+            self.inside(relative)               # a link that leads out of the folder is not read
+            if ext in PLOTS:                    # the version changes when the plot is redrawn
+                found["plots"].append({"path": relative, "version": os.stat(path).st_mtime_ns})
+                return
+            item = self._parsed(path, reader)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            found["skipped"].append({"path": relative, "why": _one_line(e)})
+            return
+        kind = "sweeps" if ext == ".jsonl" else "runs"
+        for note in item.pop("notes", []):
+            found["skipped"].append({"path": relative, "why": note})
+        found[kind].append({"path": relative, **item})
+
+    def _parsed(self, path, reader):
+        status = os.stat(path)
+        if status.st_size > MAX_BYTES and not path.endswith(".npz"):
+            raise ValueError(f"over {MAX_BYTES // 1_000_000} MB: not read")
+        stamp = (status.st_size, status.st_mtime_ns)
+        cached = self.cache.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = self.cache[path] = (stamp, reader(path))
+        return json.loads(json.dumps(cached[1]))      # a copy: the caller pops its notes
+
+    # --- one plot ---
+    def file(self, relative):
+        """(bytes, content type) of the plot at ``relative`` (a path inside the folder, with /)."""
+        path = self.inside(relative)
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in PLOTS:
+            raise OutsideError(f"{relative}: the Runs view serves plots only (.png, .svg)")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no plot {relative} in the runs folder; /api/runs lists them")
+        if os.path.getsize(path) > MAX_BYTES:
+            raise OutsideError(f"{relative} is over {MAX_BYTES // 1_000_000} MB; open it from the disk")
+        with open(path, "rb") as f:
+            return f.read(), PLOTS[ext]
+
+    def inside(self, relative):
+        """The real path of ``relative``, refused unless it lies inside the folder."""
+        parts = relative.replace("\\", "/").split("/")
+        if not relative or relative.startswith("/") or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+            raise OutsideError(f"path={relative!r}: give a path inside the runs folder as /api/runs lists it "
+                               f"(no leading /, no . or .. parts, no hidden names)")
+        path = os.path.realpath(os.path.join(self.root, *parts))
+        if os.path.commonpath([path, self.root]) != self.root:
+            raise OutsideError(f"path={relative!r} leads out of the runs folder (a link?); it is not served")
+        return path
+
+
+# --- readers: each returns a JSON-able dict, or raises with what is wrong ---------------------
+def _read_run(path):
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)                       # a half-written file raises here
+    if not (isinstance(result, dict) and isinstance(result.get("config"), dict)
+            and isinstance(result.get("history"), list)):
+        raise ValueError("not a training run (no config and history): minidl train --out writes results.json")
+    return {"label": _label(result["config"]), "source": "results.json", "finished": True,
+            "history": _curves(result["history"]), "test": _plain(result.get("test") or {})}
+
+
+def _read_checkpoint(path):
+    """The history so far of a run still training, from its last.npz's metadata alone."""
+    with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
+        meta = json.loads(str(np.lib.format.read_array(member, allow_pickle=False)))
+    config, loop = meta.get("config"), meta.get("loop") or {}
+    if not isinstance(config, dict):
+        raise ValueError("a checkpoint without a training config (not minidl train's)")
+    return {"label": _label(config), "source": "last.npz", "finished": False,
+            "history": _curves(loop.get("history") or []), "test": {}}
+
+
+def _read_sweep(path):
+    from ..experiments.sweep import describe, summarise
+
+    with open(path, "rb") as f:
+        records, notes = _sweep_records(f.read().split(b"\n"))
+    if not records:
+        raise ValueError(notes[0] if len(notes) == 1 else "an empty sweep file" if not notes
+                         else "not a sweep of minidl sweep: no line is a JSON object with a config")
+    jobs = [_job(r, describe) for r in records.values()]
+    summary = summarise([r for r in records.values() if isinstance(r.get("test"), dict)])
+    return {"jobs": jobs, "summary": _plain(summary), "notes": notes}
+
+
+def _sweep_records(lines):
+    """({key: record}, notes) of a sweep file's lines: one record per job (a success over a failure, a
+    later line over an earlier one, as minidl.experiments.sweep.load_results), bad lines noted."""
+    records, notes = {}, []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not (isinstance(record, dict) and isinstance(record.get("config"), dict)):
+                raise ValueError("not a sweep record (a JSON object with a config)")
+        except ValueError as e:
+            notes.append(f"line {number} is being written, not shown yet" if number == len(lines)
+                         else f"line {number} skipped: {_one_line(e)}")
+            continue
+        key = record.get("key") or json.dumps(record["config"], sort_keys=True)
+        if key not in records or not (record.get("error") and not records[key].get("error")):
+            records[key] = record
+    return records, notes
+
+
+def _job(record, describe):
+    config = record["config"]
+    try:
+        label = describe(config)
+    except KeyError:
+        label = config.get("model", "?")
+    return {"label": label, "history": _curves(record.get("history") or []), "test": _plain(record.get("test") or {}),
+            "error": _one_line(record["error"]) if record.get("error") else None}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _newer(folder):
+    """Whether the folder's last.npz was written after its results.json (a run going on, or again)."""
+    try:
+        last, results = (os.stat(os.path.join(folder, name)).st_mtime_ns for name in ("last.npz", "results.json"))
+    except OSError:
+        return False
+    return last > results
+
+
+def _label(config):
+    options = config.get("model_options") or {}
+    extra = " causal" if options.get("causal") else ""
+    return f"{config.get('model', '?')}{extra} hidden={json.dumps(config.get('hidden'))} seed={config.get('seed', '?')}"
+
+
+def _curves(history):
+    """Each evaluation's numbers for the curves (the rest, such as confusion matrices, left out)."""
+    return [{k: _plain(h[k]) for k in CURVE_KEYS if k in h} for h in history if isinstance(h, dict)]
+
+
+def _plain(value):
+    """Non-finite numbers as None (JSON has none); lists and dicts walked."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."

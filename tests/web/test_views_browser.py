@@ -1,0 +1,61 @@
+"""The Graph, Attention and Runs views in a real headless Chromium, one run per view: the DOM holds
+what the API answered, and the screenshot shows the view's colours (so it is not blank)."""
+import re
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from .conftest import PLOT_COLOUR, browse, ink, pixels
+from .test_server import get
+
+PARAMETER, OP = (0xd9, 0xf0, 0xd3), (0xdd, 0xe8, 0xf6)      # minidl/viz/layout.py's fills of the graph's boxes
+HEAT = (0x21, 0x66, 0xac)                                   # --heat in minidl/web/page.html: a map's largest weight
+CURVES = {"train": (0x1b, 0x9e, 0x77), "validation": (0xd9, 0x5f, 0x02)}    # CURVES in minidl/web/views.js
+TEXT = "the acting was great but the plot was not good"
+
+
+@pytest.fixture(scope="module")
+def open_view(chromium, views_url, tmp_path_factory):
+    """open_view(**query) -> (DOM, screenshot) of the page opened with that query."""
+    return lambda **query: browse(chromium, f"{views_url}/?{urlencode(query)}", tmp_path_factory.mktemp("view"))
+
+
+def test_the_graph_view_draws_the_graph_with_its_gradients(open_view):
+    dom, screenshot = open_view(view="graph", expr="x = [1, -2, 3]\nh = tanh(x) * x\nsum(h)", backward=1)
+    assert 'id="view-graph"' in dom and re.search(r'<section id="view-graph">', dom), "the Graph view is shown"
+    assert len(re.findall(r'<g class="node (parameter|op)">', dom)) == 4
+    assert "grad [" in dom and "backward: each node's gradient" in dom
+    assert 'id="graph-error" class="error"></div>' in dom, "no error shown"
+    assert pixels(screenshot, PARAMETER) > 200 and pixels(screenshot, OP) > 200, "the boxes are drawn"
+
+
+def test_a_bad_expression_shows_its_message_on_the_page(open_view, views_url):
+    expression = "x = [1, 2]\nx @ [1, 2, 3]"
+    dom, _ = open_view(view="graph", expr=expression)
+    error = get(f"{views_url}/api/graph?expr={quote(expression)}")[1]["error"]
+    shown = re.search(r'<div id="graph-error" class="error">(.*?)</div>', dom).group(1)
+    assert shown == error.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert "cannot be computed: matmul" in shown and '<div id="graph-out"></div>' in dom
+
+
+def test_the_attention_view_draws_a_heat_map_per_head_and_the_windows(open_view, views_url):
+    dom, screenshot = open_view(view="attention", text=TEXT)
+    words = len(get(f"{views_url}/api/attention?text={quote(TEXT)}")[1]["models"][0]["words"])
+    maps = re.findall(r'<caption>head (\d)</caption>', dom)
+    assert maps == ["1", "2", "1", "2"], "two layers of two heads"
+    assert dom.count('class="cell"') == 4 * words ** 2 and dom.count('class="cell window"') > 0
+    assert "each word over its window of ±2" in dom
+    assert pixels(screenshot, HEAT) > 4 * 200, "the largest weight of each map in full colour"
+
+
+def test_the_runs_view_draws_the_curves_the_sweep_and_its_plot(open_view):
+    dom, screenshot = open_view(view="runs")
+    assert "gru/results.json · gru hidden=8 seed=0</h3><div class=\"hint\">6 evaluations · finished" in dom
+    assert "sweep/results.jsonl · sweep of 2 jobs (2 done, 0 failed)" in dom
+    assert dom.count('<polyline') >= 2 * 2 * 2 + 2, "train and validation loss and accuracy per run, a line a job"
+    assert re.search(r'<img src="/api/runs/file\?path=sweep%2Fplot.svg&amp;v=\d+"', dom)
+    assert "1 file or line not shown" in dom and "broken.json" in dom
+    assert ink(screenshot) > 0.02
+    for name, colour in CURVES.items():
+        assert pixels(screenshot, colour, tolerance=8) > 30, f"no {name} curve"
+    assert pixels(screenshot, PLOT_COLOUR) > 1000, "the plot is shown"
