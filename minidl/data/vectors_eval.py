@@ -55,27 +55,16 @@ def logistic_regression(x_train, y_train, x_test, y_test, steps=500, lr=0.05, se
     one learning rate suits any vectors (means of unit vectors are small and their scale
     differs between vector sets)."""
     import minidl as md
-    from minidl import nn, optim
-    from minidl.train.loop import LossCurve, train
+    from minidl import nn
+    from minidl.train.full_batch import accuracy, train_full_batch
 
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     md.manual_seed(seed)
     model = nn.Linear(x_train.shape[1], int(max(y_train.max(), y_test.max())) + 1, device=device)
-    opt = optim.Adam(model.parameters(), lr=lr)
-    x, y = md.tensor(x_train, device=device), md.tensor(y_train, device=device)
-    # full batch: every epoch is the one batch (x, y), so epoch = step
-    losses = LossCurve()
-    train(model, lambda epoch: [(x, y)], lambda model, batch: md.cross_entropy(model(batch[0]), batch[1]), opt,
-          epochs=steps, callbacks=[losses], log=None)
-
-    def accuracy(features, labels):
-        with md.no_grad():
-            predicted = model(md.tensor(features, device=device)).numpy().argmax(axis=1)
-        return float((predicted == labels).mean())
-
-    return {"train_loss": losses[-1], "train_accuracy": accuracy(x_train, y_train),
-            "test_accuracy": accuracy(x_test, y_test)}
+    losses = train_full_batch(model, x_train, y_train, steps, lr, device)
+    return {"train_loss": losses[-1], "train_accuracy": accuracy(model, x_train, y_train, device),
+            "test_accuracy": accuracy(model, x_test, y_test, device)}
 
 
 def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_test, steps=500, lr=0.05, seed=0,

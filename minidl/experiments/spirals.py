@@ -14,10 +14,10 @@ import time
 import numpy as np
 
 import minidl as md
-from minidl import nn, optim
+from minidl import nn
 from minidl.datasets.toy import two_spirals
 from minidl.io import atomic_path
-from minidl.train.loop import LossCurve, train
+from minidl.train.full_batch import accuracy, train_full_batch
 
 
 def train_one(hidden, seed, steps=1500, lr=0.02, n_per_class=200, device="cpu"):
@@ -28,20 +28,10 @@ def train_one(hidden, seed, steps=1500, lr=0.02, n_per_class=200, device="cpu"):
     model = nn.Sequential(nn.Linear(2, hidden, device=device), nn.Tanh(),
                           nn.Linear(hidden, hidden, device=device), nn.Tanh(),
                           nn.Linear(hidden, 2, device=device))
-    opt = optim.Adam(model.parameters(), lr=lr)
-    x, y = md.tensor(x_train, device=device), md.tensor(y_train, device=device)
-    # full batch: every epoch is the one batch (x, y), so epoch = step
-    losses = LossCurve()
-    train(model, lambda epoch: [(x, y)], lambda model, batch: md.cross_entropy(model(batch[0]), batch[1]), opt,
-          epochs=steps, callbacks=[losses], log=None)
-
-    def accuracy(features, labels):
-        with md.no_grad():
-            predicted = model(md.tensor(features, device=device)).numpy().argmax(axis=1)
-        return float((predicted == labels).mean())
-
+    losses = train_full_batch(model, x_train, y_train, steps, lr, device)
     return {"hidden": hidden, "seed": seed, "losses": list(losses),
-            "train_accuracy": accuracy(x_train, y_train), "test_accuracy": accuracy(x_test, y_test)}
+            "train_accuracy": accuracy(model, x_train, y_train, device),
+            "test_accuracy": accuracy(model, x_test, y_test, device)}
 
 
 def sweep(hidden_sizes=(2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), steps=1500, device="cpu", log=print):
