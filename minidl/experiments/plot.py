@@ -58,8 +58,11 @@ def _lines(ax, series, colours, metric, x):
         mean = [r[metric] for r in rows]
         std = [r[metric + "_std"] for r in rows]
         ax.plot(xs, mean, marker="o", color=colour, label=label)
-        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=colour, alpha=0.18, linewidth=0)
+        if len(xs) == 1:   # a band of one point has no width: draw its std as an error bar
+            ax.errorbar(xs, mean, yerr=std, color=colour, capsize=4)
+        else:
+            ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                            color=colour, alpha=0.18, linewidth=0)
     if sizes[0] > 0 and sizes[-1] / sizes[0] >= 4:
         ax.set_xscale("log", base=2)
     ax.minorticks_off()
