@@ -38,7 +38,7 @@ minidl sweep --models gru,attention --hidden 64 "${LONG[@]}" --results "$R/imdb_
 minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "$R/imdb_400.jsonl"
 
 # 5. a better recipe (against the baselines of `minidl baseline`): the same settings, but the vectors
-#    fine-tuned at their own learning rate 1e-4 while the rest learns at 1e-3 (3 seeds; ~15 min)
+#    fine-tuned at their own learning rate 1e-4 while the rest learns at 1e-3 (3 seeds; ~17 min)
 FINE=(--data imdb --epochs 6 --max-length 100 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
       --set embedding_lr=0.0001 --set dropout=0.3 --set eval_every=350 --set patience=4)
 minidl sweep --models rnn,gru,attention --hidden 64 --seeds 0,1,2 "${FINE[@]}" --results "$R/imdb_100_recipes.jsonl"
@@ -46,7 +46,7 @@ minidl plot --results "$R/imdb_100_recipes.jsonl" --out "$R/imdb_100_recipes" \
     --title "IMDB, first 100 words: vectors fine-tuned at lr 1e-4 (mean ± std, 3 seeds)"
 
 #    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up
-#    over 200 steps then decayed linearly to 0 (3 seeds; ~20 min)
+#    over 200 steps then decayed linearly to 0 (3 seeds; ~22 min)
 LONG_FINE=(--data imdb --epochs 8 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
            --set embedding_lr=0.0001 --set warmup_steps=200 --set dropout=0.3 --set eval_every=350 --set patience=4)
 minidl sweep --models gru,attention --hidden 64 --seeds 0,1,2 "${LONG_FINE[@]}" --results "$R/imdb_400_recipes.jsonl"
