@@ -263,6 +263,10 @@ def build_parser():
     transformer.add_argument("--quick", action="store_true",
                              help="small sizes for a first look")
     transformer.add_argument("--seed", type=int, default=0, help="random seed of the weights and the batch")
+    transformer.add_argument("--shape", default=None,
+                             help='the model\'s size as JSON, any of d_model, num_heads, num_layers, d_ff, e.g. '
+                                  '\'{"d_model": 256, "num_layers": 4, "d_ff": 1024}\' (default: the compression '
+                                  'teacher, {"d_model": 128, "num_heads": 4, "num_layers": 2, "d_ff": 256})')
     transformer.add_argument("--json", action="store_true",
                              help="print the results as JSON instead of the table")
     for each in (mlp, gru, kernels, transformer):

@@ -111,11 +111,11 @@ def make_batch(vocab, batch, T, seed=0):
     return Batch(ids, mask, lengths, rng.integers(0, CLASSES, batch), inputs, positions, ids.flat[positions].copy())
 
 
-def build_minidl(kind, vocab, T, dropout, seed=0, device="cpu"):
+def build_minidl(kind, vocab, T, dropout, seed=0, device="cpu", shape=SHAPE):
     """minidl's model, built on the CPU from ``seed`` and moved to ``device``, so every device
     starts from the same weights."""
     md.manual_seed(seed)
-    model = TransformerClassifier(vocab, **SHAPE, max_len=T, pooling="mean", dropout=dropout,
+    model = TransformerClassifier(vocab, **shape, max_len=T, pooling="mean", dropout=dropout,
                                   mlm_head=kind == "mlm")
     return model.to(device)
 
@@ -198,9 +198,9 @@ def copy_weights(ours, theirs):
     return theirs
 
 
-def build_torch(kind, ours, vocab, T, dropout, device="cpu"):
+def build_torch(kind, ours, vocab, T, dropout, device="cpu", shape=SHAPE):
     """The PyTorch twin of the minidl model ``ours`` (any minidl device), on torch ``device``."""
-    theirs = TorchTransformer(vocab, T, dropout, kind == "mlm", **SHAPE)
+    theirs = TorchTransformer(vocab, T, dropout, kind == "mlm", **shape)
     return copy_weights(ours, theirs).to(device)
 
 
@@ -251,20 +251,21 @@ def sides(device):
     return {"minidl CUDA": device, "PyTorch CUDA": None}, device
 
 
-def side_jobs(side, kind, vocab, T, batch, dropout, device="cpu", seed=0):
+def side_jobs(side, kind, vocab, T, batch, dropout, device="cpu", seed=0, shape=SHAPE):
     """{"train": fn, "infer": fn} of one side, its model built from ``seed`` (PyTorch's copied
     from a minidl model built from it)."""
     names, torch_device = sides(device)
     minidl_device = names[side]
     if minidl_device is None:
-        theirs = build_torch(kind, build_minidl(kind, vocab, T, dropout, seed), vocab, T, dropout, torch_device)
+        theirs = build_torch(kind, build_minidl(kind, vocab, T, dropout, seed, shape=shape), vocab, T, dropout,
+                             torch_device, shape)
         return _torch_jobs(kind, theirs, batch, torch_device)
-    return _minidl_jobs(kind, build_minidl(kind, vocab, T, dropout, seed, minidl_device), batch, minidl_device)
+    return _minidl_jobs(kind, build_minidl(kind, vocab, T, dropout, seed, minidl_device, shape), batch, minidl_device)
 
 
-def contenders(kind, vocab, T, batch, dropout, device="cpu", seed=0):
+def contenders(kind, vocab, T, batch, dropout, device="cpu", seed=0, shape=SHAPE):
     """{side: {"train": fn, "infer": fn}} over the same batch and the same starting weights."""
-    return {side: side_jobs(side, kind, vocab, T, batch, dropout, device, seed) for side in sides(device)[0]}
+    return {side: side_jobs(side, kind, vocab, T, batch, dropout, device, seed, shape) for side in sides(device)[0]}
 
 
 def _numpy(logits):
@@ -278,11 +279,11 @@ def _relative(a, b):
     return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(b))))
 
 
-def first_steps(kind, vocab, T, batch, device="cpu", seed=0):
+def first_steps(kind, vocab, T, batch, device="cpu", seed=0, shape=SHAPE):
     """With dropout 0, for each side: the logits, the first training step's loss and the loss
     of the step after it (after one Adam update)."""
     results = {}
-    for name, job in contenders(kind, vocab, T, batch, 0.0, device, seed).items():
+    for name, job in contenders(kind, vocab, T, batch, 0.0, device, seed, shape).items():
         # the logits come from inference (torch's fused fast path), the losses from training
         # (its ordinary path), so both of torch's paths are checked against ours
         logits = _numpy(job["infer"]())
@@ -291,10 +292,10 @@ def first_steps(kind, vocab, T, batch, device="cpu", seed=0):
     return results
 
 
-def check_agreement(kind, vocab, T, batch, device="cpu", seed=0, rtol=AGREEMENT_RTOL):
+def check_agreement(kind, vocab, T, batch, device="cpu", seed=0, rtol=AGREEMENT_RTOL, shape=SHAPE):
     """Stop with a one-line MinidlError unless every minidl side matches PyTorch on the first
     step (loss and logits) and the step after; returns {side: {what: relative error}}."""
-    results = first_steps(kind, vocab, T, batch, device, seed)
+    results = first_steps(kind, vocab, T, batch, device, seed, shape)
     reference = results.pop(next(name for name in results if name.startswith("PyTorch")))
     errors = {}
     for name, result in results.items():
@@ -365,17 +366,18 @@ def _max_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def _measure_memory(kind, side, vocab, T, batch_size, dropout, device, seed, threads):
+def _measure_memory(kind, side, vocab, T, batch_size, dropout, device, seed, threads, shape):
     """In this (fresh) process: {"infer": bytes, "train": bytes} of peak memory above the built
     model and batch, for one side (see the module docstring)."""
     with limit_threads(threads):
         # a tiny model first loads the code, libraries and thread pools both jobs need, so the
         # figures below are what this model's size costs, not the process's one-time start-up
-        warm_up = side_jobs(side, kind, MASK_ID + 3, 4, make_batch(MASK_ID + 3, 2, 4, seed), dropout, device, seed)
+        warm_up = side_jobs(side, kind, MASK_ID + 3, 4, make_batch(MASK_ID + 3, 2, 4, seed), dropout, device, seed,
+                            shape)
         for measure in MEASURES:
             warm_up[measure]()
         del warm_up
-        job = side_jobs(side, kind, vocab, T, make_batch(vocab, batch_size, T, seed), dropout, device, seed)
+        job = side_jobs(side, kind, vocab, T, make_batch(vocab, batch_size, T, seed), dropout, device, seed, shape)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -393,10 +395,10 @@ def _measure_memory(kind, side, vocab, T, batch_size, dropout, device, seed, thr
     return growth
 
 
-def peak_memory(kind, side, vocab, T, batch_size, dropout, device="cpu", seed=0, threads=None):
+def peak_memory(kind, side, vocab, T, batch_size, dropout, device="cpu", seed=0, threads=None, shape=SHAPE):
     """``_measure_memory`` in a fresh spawned process on the CPU (in this one on CUDA, where
     the allocator's own statistics are exact)."""
-    args = (kind, side, vocab, T, batch_size, dropout, device, seed, threads)
+    args = (kind, side, vocab, T, batch_size, dropout, device, seed, threads, shape)
     if device.startswith("cuda"):
         return _measure_memory(*args)
     import multiprocessing
@@ -409,30 +411,53 @@ def peak_memory(kind, side, vocab, T, batch_size, dropout, device="cpu", seed=0,
 
 def run(models=MODELS, lengths=DEFAULTS["lengths"], batch=DEFAULTS["batch"], vocab=DEFAULTS["vocab"], dropout=0.1,
         rounds=DEFAULTS["rounds"], steps=DEFAULTS["steps"], device="cpu", memory=True, seed=0, threads=None,
-        progress=None):
+        progress=None, shape=None):
     """The whole benchmark -> a JSON-ready dict: settings, threads, the agreement check, and
-    one row per (model, T, measure) with each side's seconds, throughput, ratio and memory."""
+    one row per (model, T, measure) with each side's seconds, throughput, ratio and memory.
+    ``shape``: {d_model, num_heads, num_layers, d_ff}, any of them; the rest from SHAPE."""
     _check_device(device)
+    shape = _shape(shape)
     _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps)
     log = progress or (lambda line: None)
     started = time.perf_counter()
     result = {"settings": dict(models=list(models), lengths=list(lengths), batch=batch, vocab=vocab, dropout=dropout,
-                               rounds=rounds, steps=steps, device=device, seed=seed, **SHAPE),
+                               rounds=rounds, steps=steps, device=device, seed=seed, **shape),
               "sides": list(sides(device)[0]), "agreement": {}, "rows": []}
     with limit_threads(threads):
         result["threads"] = thread_info()
         for kind in models:
             for T in lengths:
                 result["agreement"][f"{kind} T={T}"] = check_agreement(
-                    kind, vocab, T, make_batch(vocab, min(batch, AGREEMENT_BATCH), T, seed), device, seed)
+                    kind, vocab, T, make_batch(vocab, min(batch, AGREEMENT_BATCH), T, seed), device, seed, shape=shape)
                 data = make_batch(vocab, batch, T, seed)
-                times = time_jobs(contenders(kind, vocab, T, data, dropout, device, seed), rounds, steps, device)
-                memory_by_side = ({side: peak_memory(kind, side, vocab, T, batch, dropout, device, seed, threads)
+                times = time_jobs(contenders(kind, vocab, T, data, dropout, device, seed, shape), rounds, steps, device)
+                memory_by_side = ({side: peak_memory(kind, side, vocab, T, batch, dropout, device, seed, threads, shape)
                                    for side in times} if memory else None)
                 result["rows"] += _result_rows(kind, T, batch, times, memory_by_side)
                 log(f"bench transformer: {kind} T={T} done ({time.perf_counter() - started:.0f} s): " + ", ".join(
                     f"{side} {by_measure['train'] * 1e3:.0f} ms/step" for side, by_measure in times.items()))
     return result
+
+
+def _shape(given):
+    """SHAPE updated with ``given`` (a dict, or JSON text like '{"d_model": 256, "num_layers": 4}'); a one-line
+    MinidlError for an unknown key, a value that is not a whole number >= 1, or heads that do not divide d_model."""
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except json.JSONDecodeError:
+            given = None
+        if not isinstance(given, dict):
+            raise MinidlError("bench transformer --shape: expected a JSON object like "
+                              "'{\"d_model\": 256, \"num_layers\": 4, \"d_ff\": 1024}'")
+    shape = {**SHAPE, **(given or {})}
+    unknown = sorted(set(shape) - set(SHAPE))
+    if unknown:
+        raise MinidlError(f"bench transformer --shape: unknown keys {unknown}; the keys are {', '.join(SHAPE)}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape.values()) \
+            or shape["d_model"] % shape["num_heads"]:
+        raise MinidlError(f"bench transformer --shape: whole numbers >= 1, with num_heads dividing d_model; got {shape}")
+    return shape
 
 
 def _check_device(device):
@@ -561,6 +586,6 @@ def main(args=None):
                  dropout=getattr(args, "dropout", 0.1), rounds=option("rounds"), steps=option("steps"),
                  device=getattr(args, "device", "cpu"), memory=getattr(args, "memory", True),
                  seed=getattr(args, "seed", 0), threads=getattr(args, "threads", None),
-                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+                 progress=lambda line: print(line, file=sys.stderr, flush=True), shape=getattr(args, "shape", None))
     print(json.dumps(result, indent=1) if getattr(args, "json", False) else report(result))
     return result

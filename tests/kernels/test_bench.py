@@ -145,6 +145,22 @@ def test_transformer_bench_rows_have_positive_ratios():
     assert "ratio NumPy" in table and "ratio torch-CPU" in table and "rev/s" in table
 
 
+def test_transformer_shape_sizes_both_sides_and_bad_shapes_are_refused():
+    """--shape builds the same other-sized model on every side (they still agree), and says so in the table."""
+    shape = {"d_model": 16, "num_heads": 2, "num_layers": 3, "d_ff": 24}
+    result = transformer_bench.run(models=("classifier",), lengths=(TINY_T,), batch=TINY_BATCH, vocab=TINY_VOCAB,
+                                   rounds=1, steps=1, memory=False, threads=1, shape=json.dumps(shape))
+    assert {k: result["settings"][k] for k in shape} == shape
+    assert max(result["agreement"][f"classifier T={TINY_T}"]["minidl torch-CPU"].values()) < 1e-4
+    assert "D=16, h=2, L=3, F=24" in transformer_bench.report(result)
+    model = transformer_bench.build_minidl("classifier", TINY_VOCAB, TINY_T, 0.0, shape=shape)
+    assert len(model.encoder.layers) == 3
+    for bad, words in (("[1]", "expected a JSON object"), ('{"layers": 4}', "unknown keys"),
+                       ('{"d_model": 30, "num_heads": 4}', "num_heads dividing d_model")):
+        with pytest.raises(MinidlError, match=words):
+            transformer_bench.run(shape=bad)
+
+
 def test_transformer_peak_memory_in_a_fresh_process():
     """Training keeps activations, gradients and Adam's moments (over 2 MiB of them here): more than inference."""
     memory = transformer_bench.peak_memory("classifier", "minidl NumPy", TINY_VOCAB, 32, 8, 0.1, threads=1)
