@@ -145,7 +145,7 @@ def _check_teacher_untouched(teacher, before):
 
 def test_distill_teaches_the_student_and_leaves_the_teacher_alone(teacher_and_data):
     """α = 0: the labels are never used, so everything the student learns comes from the teacher.
-    Cached teacher logits must give bit-identical training to running the teacher every batch."""
+    Cached teacher logits must give the same training as running the teacher every batch."""
     teacher, prepared = teacher_and_data
     before = teacher.state_dict()
     teacher.train()  # distill switches it to eval mode and back
@@ -160,9 +160,12 @@ def test_distill_teaches_the_student_and_leaves_the_teacher_alone(teacher_and_da
         assert teacher.training
         _check_teacher_untouched(teacher, before)
     (plain, plain_weights), (cached, cached_weights) = results[False], results[True]
-    assert plain["loss"] == cached["loss"]
+    # the table's logits come from batches of other shapes, which a BLAS may round differently
+    # (OpenBLAS on an AMD EPYC does, by a few float32 ulps; Adam's steps on rare embedding rows,
+    # g / √v, grow those to ~4e-5 in three epochs): the same training to rounding
+    np.testing.assert_allclose(plain["loss"], cached["loss"], rtol=1e-5)
     for name in plain_weights:
-        np.testing.assert_array_equal(plain_weights[name], cached_weights[name])
+        np.testing.assert_allclose(plain_weights[name], cached_weights[name], rtol=1e-3, atol=1e-4, err_msg=name)
     assert plain["validation_accuracy"][-1] > 0.8  # chance is 0.5; ≈0.9 observed
 
 
@@ -343,7 +346,7 @@ def test_shared_teacher_logits_and_callbacks(teacher_and_data):
     for kwargs in ({"cache_teacher": True}, {"teacher_logits": table}):
         student = _student("gru", len(prepared.vocab))
         runs.append(distill(student, teacher, part, epochs=1, lr=0.01, log=None, **kwargs)["loss"])
-    assert runs[0] == runs[1]
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)   # the two tables' batches differ in shape
 
     student = _student("mlp", len(prepared.vocab))
     schedule = GradualPruning(initial=0.0, final=0.8, start=0, end=6, every=2,

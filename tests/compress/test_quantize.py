@@ -185,7 +185,9 @@ def test_no_gradient_reaches_the_int8_weights_and_x_gets_the_straight_through_on
     model(x).sum().backward()
     assert model[0].qweight.grad is None and model[0].bias.grad is None
     w = dequantize(model[0].qweight.numpy(), model[0].scale.numpy(), "float64")
-    np.testing.assert_allclose(md.tensor(x.grad).numpy(), np.broadcast_to(w.sum(axis=1), (2, 96)), rtol=1e-5)
+    # float32 sums of 96 terms that partly cancel: the error scales with Σ|w|, not with the sum
+    np.testing.assert_allclose(md.tensor(x.grad).numpy(), np.broadcast_to(w.sum(axis=1), (2, 96)), rtol=1e-5,
+                               atol=1e-6 * np.abs(w).sum(axis=1).max())
 
 
 def test_fake_quantize_forward_and_straight_through_backward(rng, device):
