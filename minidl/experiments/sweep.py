@@ -408,14 +408,16 @@ def _collect(futures, todo, jobs, records, results_path, log):
     """Append each job's record to the results file (and to ``records``) as it finishes, and
     log it; returns the number of failed jobs. ``futures[i]`` runs the job ``todo[i]``."""
     failures = 0
-    with open(results_path, "a", encoding="utf-8") as f:
-        for n, i in enumerate(_finished_order(futures), 1):
-            key = todo[i]
-            record = _outcome(futures[i], key, jobs[key])
+    for n, i in enumerate(_finished_order(futures), 1):
+        key = todo[i]
+        record = _outcome(futures[i], key, jobs[key])
+        # opened for each record: a file replaced meanwhile (a git checkout, an editor's save)
+        # gets the line, where a handle kept open would write it into the replaced file's inode
+        with open(results_path, "a", encoding="utf-8") as f:
             _append(f, record)
-            records[key] = record
-            done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
-            failures += _log_record(record, done, log)
+        records[key] = record
+        done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
+        failures += _log_record(record, done, log)
     return failures
 
 

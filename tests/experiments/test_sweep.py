@@ -124,6 +124,22 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_jobs(tmp_path):
     assert third.submitted == []
 
 
+def test_a_results_file_replaced_during_the_sweep_still_gets_every_line(tmp_path):
+    """A git checkout or an editor's save replaces the file (a new inode) while jobs run: the
+    lines that finish after it go into the new file, not into the replaced one."""
+    path = tmp_path / "results.jsonl"
+    configs = tiny_grid(models=("gru",), hidden=(4,), seeds=(0, 1))
+
+    def replace_after_the_first(line):
+        if line.startswith("[1/2]"):
+            kept = path.read_text()
+            os.remove(path)
+            path.write_text(kept)                            # same content, another inode
+    run_sweep(configs, path, executor=Serial(), log=replace_after_the_first)
+    keys = [json.loads(line)["key"] for line in path.read_text().splitlines()]
+    assert keys == [job_key(c) for c in configs]
+
+
 def test_a_record_holds_the_config_test_metrics_and_a_trimmed_history(tmp_path):
     config = tiny_grid(models=("mlp",), hidden=(4,))[0]
     (record,) = run_sweep([config], tmp_path / "r.jsonl", executor=InlineExecutor(), log=quiet)
