@@ -60,6 +60,11 @@ def _json_object(text):
     return value
 
 
+def _number_or_none(text):
+    """"1e-4" -> 0.0001; "none" -> None."""
+    return None if text.strip().lower() == "none" else float(text)
+
+
 def _parse_hidden(text):
     """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]."""
     text = text.strip()
@@ -104,8 +109,8 @@ _TRAIN_HELP = {
     "epochs": "passes over the training reviews, fewer if training stops early",
     "optimizer": '"adam" (weight decay as an L2 penalty) or "adamw" (decoupled weight decay)',
     "lr": "learning rate; with --warmup-steps, the peak one",
-    "embedding_lr": "the embedding table's own learning rate, e.g. to fine-tune --embeddings slowly (default: "
-                    "--lr)",
+    "embedding_lr": "the embedding table's own learning rate, e.g. to fine-tune --embeddings slowly; \"none\": "
+                    "--lr (default: none)",
     "weight_decay": "weight decay, as --optimizer applies it; 0: none",
     "clip_norm": 'clip the gradients\' global norm to this; "none": no clipping',
     "warmup_steps": "raise the learning rate linearly over this many steps, then lower it linearly to 0 by the "
@@ -140,7 +145,7 @@ def add_train_config_arguments(parser):
         elif isinstance(default, (int, float)) and f.name not in ("clip_norm", "patience"):
             parser.add_argument(flag, type=type(default), default=default, help=text)
         elif f.name == "embedding_lr":
-            parser.add_argument(flag, type=float, default=default, help=text)
+            parser.add_argument(flag, type=_number_or_none, default=default, help=text)
         elif f.name in ("clip_norm", "patience", "eval_every", "train_limit"):
             parser.add_argument(flag, type=lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v),
                                 default=default, help=text)

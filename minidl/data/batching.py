@@ -149,7 +149,7 @@ def batches(encoded, batch_size, shuffle=True, seed=0, epoch=0, bucket=False, de
         groups = [groups[i] for i in rng.permutation(len(groups))]
     hide = np.random.default_rng([seed, epoch, 1]) if word_dropout else None
     for group in groups:
-        yield _make_batch(encoded, group, device, hide and (hide, word_dropout, unk_id))
+        yield _make_batch(encoded, group, device, (hide, word_dropout, unk_id) if hide else None)
 
 
 def _make_batch(encoded, group, device, word_dropout=None):
