@@ -46,6 +46,16 @@ class Backend(abc.ABC):
     device: str                    # "cpu", or "cuda:N"
     negative_step_slices: bool     # whether ``a[::-1]`` works on its arrays
 
+    # one backend object per device: copies and pickles of arrays' owners share it
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return get_backend, (device_name(self),)
+
     # creation and conversion
     @abc.abstractmethod
     def dtype(self, name): """The library's dtype object for a name such as "float32"."""

@@ -265,6 +265,13 @@ def quantize(model, embeddings=False):
     return report
 
 
+def stored_numbers(model):
+    """(parameters, non-zeros): every float parameter and every int8 weight buffer."""
+    arrays = [p.numpy() for p in model.parameters()]
+    arrays += [b.numpy() for name, b in model.named_buffers() if name.endswith("qweight")]
+    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
+
+
 class FakeQuantize(Function):
     """Quantisation-aware training: forward dequantize(quantize(W)) per output channel,
     backward the straight-through estimator.

@@ -39,8 +39,6 @@ import json
 import os
 import time
 
-import numpy as np
-
 import minidl as md
 
 from ..data.batching import subset
@@ -55,19 +53,12 @@ from .prune import (GradualPruning, LockedMasks, load_sparse, prune_global_magni
                     save_sparse, weight_matrices)
 from .qat import convert_qat, prepare_qat
 from .rank_sweep import default_ranks, plot_rank_sweep, rank_sweep
-from .quantize import quantize
+from .quantize import quantize, stored_numbers
 from .structured import load_structured, prune_ffn_neurons, prune_heads, save_structured
 
 PRUNE_LEVELS = (0.1, 0.2, 0.5, 0.8, 0.9)
 LOWRANK_FRACTIONS = (0.25, 0.5, 0.75)
 METRICS = ("loss", "accuracy", "f1", "precision", "recall")
-
-
-def stored_numbers(model):
-    """(parameters, non-zeros): every float parameter and every int8 weight buffer."""
-    arrays = [p.numpy() for p in model.parameters()]
-    arrays += [b.numpy() for name, b in model.named_buffers() if name.endswith("qweight")]
-    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
 
 
 def lowrank_ranks(model, fraction, min_size=1024):

@@ -1,8 +1,9 @@
 """A masked-LM checkpoint: the model's weights and, in one JSON string, what rebuilds it.
 
-    model.<name>   parameters (the MLM head included)
+    model.<name>   parameters (the MLM head included); in an int8 copy (``minidl mlm
+                   quantize``) each Linear's qweight/scale and the embedding table's
     meta           {"format", "settings" (TransformerClassifier keyword arguments),
-                    "vocab", "tokenizer", "history" (training log), "role"}
+                    "vocab", "tokenizer", "history" (training log), "role", "int8"}
 
 Written atomically and read without pickle (``minidl.io``). The weights only, no optimizer
 state: a student's file size is what the comparison with its teacher reports.
@@ -42,16 +43,21 @@ def build_mlm(vocab_size, settings, device="cpu", seed=0, embeddings=None):
 
 
 def save_mlm(path, model, vocab, settings, history=None, role="mlm"):
+    """Write ``model`` (float, or int8 after ``compress.quantize(model, embeddings=True)``)."""
+    from ..compress.quantize import QuantizedLinear
+
     arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
     meta = {"format": FORMAT, "settings": settings, "vocab": vocab.to_dict(), "tokenizer": MLMTokenizer().to_dict(),
-            "history": history or {}, "role": role}
+            "history": history or {}, "role": role,
+            "int8": any(isinstance(m, QuantizedLinear) for _, m in model.named_modules())}
     arrays["meta"] = np.array(json.dumps(meta))
     write_npz(path, pack_bool_arrays(arrays))   # pruning masks: 1 bit a weight
     return path
 
 
-def load_mlm(path, device="cpu"):
-    """(model in eval mode, vocabulary, tokenizer, meta) of a ``save_mlm`` file."""
+def load_mlm(path, device="cpu", for_training=False):
+    """(model in eval mode, vocabulary, tokenizer, meta) of a ``save_mlm`` file. An int8 copy
+    loads for scoring only: ``for_training`` refuses it."""
     arrays = read_npz(path)
     try:
         meta = json.loads(str(arrays.pop("meta")))
@@ -63,6 +69,13 @@ def load_mlm(path, device="cpu"):
                               f"{FORMAT!r}); a classifier checkpoint of minidl train cannot fill masks")
     vocab = Vocabulary.from_dict(meta["vocab"])
     model = build_mlm(len(vocab), meta["settings"], device)
+    if meta.get("int8"):
+        if for_training:
+            raise CheckpointError(f"{path!r} is an int8 copy (minidl mlm quantize), for evaluation and fill-mask "
+                                  f"only: train from the float checkpoint it was made from")
+        from ..compress.quantize import quantize
+
+        quantize(model, embeddings=True)
     model.load_state_dict({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
     model.eval()
     return model, vocab, MLMTokenizer.from_dict(meta["tokenizer"]), meta

@@ -103,6 +103,13 @@ def add_arguments(commands):
     evaluate.add_argument("--out", default=None, help="also write the results as JSON here")
     evaluate.set_defaults(run=main_evaluate)
 
+    quantize = what.add_parser("quantize", help="an int8 copy of a masked-LM checkpoint for evaluate and fill-mask: "
+                                                "each Linear per output channel, the embedding table (also the "
+                                                "output layer) per row")
+    quantize.add_argument("--model", required=True, help="the float checkpoint (minidl mlm pretrain or distill)")
+    quantize.add_argument("--out", required=True, help="where the int8 copy goes (not --model itself)")
+    quantize.set_defaults(run=main_quantize)
+
     finetune = what.add_parser("finetune", help="fine-tune the distilled student on IMDB sentiment, and the same "
                                                 "architecture from scratch, side by side")
     finetune.add_argument("--student", required=True, help="the distilled student's checkpoint (minidl mlm distill)")
@@ -169,7 +176,8 @@ def main_pretrain(args):
         print(f"minidl mlm pretrain: {problem}", file=sys.stderr)
         return 2
     if args.resume_from or args.resume:
-        model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device)
+        model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
+                                         for_training=True)
         settings, history = meta["settings"], meta["history"]
         corpus = _corpus(args, settings["max_len"], vocab=vocab)
     else:
@@ -227,6 +235,28 @@ def main_evaluate(args):
     print(json.dumps(result, indent=2))
     if args.out:
         _write_json(args.out, result)
+    return 0
+
+
+def main_quantize(args):
+    from ..compress.quantize import quantize
+    from .checkpoint import load_mlm, save_mlm
+
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
+        print(f"minidl mlm quantize: --out is --model ({args.model}); name another file, so the float checkpoint "
+              f"stays", file=sys.stderr)
+        return 2
+    model, vocab, _, meta = load_mlm(args.model, "cpu")
+    if meta.get("int8"):
+        print(f"minidl mlm quantize: {args.model} is already an int8 copy; give the float checkpoint",
+              file=sys.stderr)
+        return 2
+    report = quantize(model, embeddings=True)
+    save_mlm(args.out, model, vocab, meta["settings"], meta["history"], meta["role"])
+    before, after = os.path.getsize(args.model), os.path.getsize(args.out)
+    print(f"int8: {len(report)} weight matrices (every Linear and the embedding table), each within half a step "
+          f"of its scale (largest |W − q·scale|: {max(r.max_abs_error for r in report):.3g})")
+    print(f"{args.model}: {before / 1e6:.2f} MB -> {args.out}: {after / 1e6:.2f} MB ({before / after:.2f}x smaller)")
     return 0
 
 

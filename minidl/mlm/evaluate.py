@@ -5,7 +5,9 @@ On N held-out sentences with one hidden word each (``corpus.fill_mask_cases``):
     top-k accuracy     the hidden word is among the model's k most probable tokens
     top-k agreement    the TEACHER's first choice is among the student's k most probable
                        tokens (top-1 agreement: both give the same first choice)
-    size ratio         teacher file / student file (weights only, float32)
+    size ratio         teacher file / student file (weights only: float32, or int8 for a copy
+                       written by ``minidl mlm quantize``)
+    parameters         numbers stored for the weights, int8 ones included
     speed ratio        student sentences/s / teacher sentences/s, both timed here, one after
                        the other, each the best of ``repeats`` passes over all N sentences
     rank-limited       (a student narrower than its teacher) the agreement of the teacher
@@ -23,6 +25,7 @@ import numpy as np
 
 import minidl as md
 
+from ..compress.quantize import stored_numbers
 from .projection import RankLimitedTeacher
 from .tokenizer import CLS, MASK, SPECIALS
 
@@ -105,10 +108,10 @@ def compare(teacher, student, vocab, cases, teacher_path=None, student_path=None
     student_choices = first_choices(student, vocab, cases, device=device)
     result = {"sentences": len(cases),
               "teacher": {"accuracy": accuracy(teacher_choices, vocab, cases),
-                          "parameters": sum(int(p.size()) for p in teacher.parameters()),
+                          "parameters": stored_numbers(teacher)[0],
                           "sentences_per_s": sentences_per_second(teacher, vocab, cases, repeats, device)},
               "student": {"accuracy": accuracy(student_choices, vocab, cases),
-                          "parameters": sum(int(p.size()) for p in student.parameters()),
+                          "parameters": stored_numbers(student)[0],
                           "sentences_per_s": sentences_per_second(student, vocab, cases, repeats, device)},
               "agreement": agreement(student_choices, teacher_choices)}
     if student.d_model < teacher.d_model and student.project is None and teacher.project is None:

@@ -128,7 +128,7 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     if "teacher embeddings only" in starts and teacher_path is None:
         raise ValueError('compare_pretraining: the start "teacher embeddings only" needs the teacher\'s checkpoint '
                          '(--teacher)')
-    pretrained, vocab, tokenizer, meta = load_mlm(student_path, device)
+    pretrained, vocab, tokenizer, meta = load_mlm(student_path, device, for_training=True)
     settings = meta["settings"]
     if length > settings["max_len"]:
         raise ValueError(f"length {length} is longer than the student's {settings['max_len']} positions")

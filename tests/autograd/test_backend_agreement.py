@@ -77,3 +77,20 @@ def test_both_backends_implement_exactly_the_contract():
         assert public == contract, (cls.__name__, sorted(public ^ contract))
         for attribute in ("name", "device", "negative_step_slices"):
             assert hasattr(backend.get_backend("cpu" if cls is backend.NumpyBackend else "torch"), attribute)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_copies_and_pickles_keep_the_one_backend_of_their_device(device):
+    """copy.deepcopy(model) and pickle keep each tensor on its device's backend object (a copied
+    NumPy backend once made tensors report device "torch", so a copied model could not meet
+    its own inputs)."""
+    import copy
+    import pickle
+
+    from minidl.nn import Linear
+
+    layer = Linear(4, 3, device=device)
+    for twin in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert twin.weight.xp is layer.weight.xp and twin.weight.device == layer.weight.device
+        x = md.tensor(np.ones((2, 4), np.float32), device=device)
+        np.testing.assert_array_equal(twin(x).numpy(), layer(x).numpy())

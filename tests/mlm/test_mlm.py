@@ -317,3 +317,35 @@ def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
     assert main([*command, "--out", str(tmp_path / "run.npz"), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run.state.npz" in err and "without --resume" in err
+
+
+def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training(tmp_path, capsys):
+    """minidl mlm quantize: the copy reloads into the int8 model it was written from (same logits),
+    its choices stay those of the float model on a clear case, the file is smaller, and
+    training from it, or quantising onto the source, is refused in one line."""
+    from minidl.cli import main
+    from minidl.compress.quantize import QuantizedEmbedding, QuantizedLinear, quantize
+
+    vocab = _vocab(200)
+    settings = {**TINY, "d_model": 32, "d_ff": 64}
+    float_path = save_mlm(tmp_path / "student.npz", build_mlm(len(vocab), settings, "cpu", seed=2), vocab, settings)
+    assert main(["mlm", "quantize", "--model", str(float_path), "--out", str(tmp_path / "int8.npz")]) == 0
+    assert "smaller" in capsys.readouterr().out
+    loaded, loaded_vocab, _, meta = load_mlm(tmp_path / "int8.npz")
+    assert meta["int8"] and loaded_vocab == vocab and isinstance(loaded.embedding, QuantizedEmbedding)
+    assert any(isinstance(m, QuantizedLinear) for _, m in loaded.named_modules())
+    reference = load_mlm(float_path)[0]
+    quantize(reference, embeddings=True)
+    ids = md.tensor(np.array([[2, 7, 4, 9, 11]]))
+    mask, positions = md.tensor(np.ones((1, 5), np.float32)), md.tensor(np.array([1, 3]))
+    np.testing.assert_array_equal(loaded.masked_lm_logits(ids, mask, positions).numpy(),
+                                  reference.masked_lm_logits(ids, mask, positions).numpy())
+    assert os.path.getsize(tmp_path / "int8.npz") < 0.55 * os.path.getsize(float_path)   # small: meta, biases
+    with pytest.raises(CheckpointError, match="int8 copy"):
+        load_mlm(tmp_path / "int8.npz", for_training=True)
+    before = open(float_path, "rb").read()
+    assert main(["mlm", "quantize", "--model", str(float_path), "--out", str(float_path)]) == 2
+    assert main(["mlm", "quantize", "--model", str(tmp_path / "int8.npz"), "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--out is --model" in err[0] and "already an int8 copy" in err[1]
+    assert open(float_path, "rb").read() == before and not os.path.exists(tmp_path / "x.npz")
