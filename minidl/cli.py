@@ -96,6 +96,9 @@ _TRAIN_HELP = {
     "label_names": '"neg,pos": the labels of --data in class order; "0=neg,1=pos": and the names shown '
                    "(default: the file's labels, sorted)",
     "max_length": "keep the first N words of each review",
+    "train_windows": "train on every window of --max-length words of each training review (words 1-N, N+1-2N, "
+                     "...; a last window shorter than N/2 is left out), not only the first; validation and test "
+                     "still read the first N words",
     "min_word_length": "drop words shorter than this; 1 keeps \"a\" and \"I\" (the course's cleaning drops them)",
     "keep_digits": "keep numbers (\"10/10\" -> 10 10, \"90s\"); the course's cleaning keeps letters only",
     "contractions": "\"split\": didn't -> did n't; \"not\": didn't -> did not (can't, won't: can, will) "

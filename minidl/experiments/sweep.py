@@ -7,8 +7,9 @@ JSONL file the moment it finishes, so an interrupted sweep resumes where it stop
     results = run_sweep(configs, "runs/sweep/results.jsonl")     # local worker processes
     print(table_markdown(summarise(results)))
 
-**Jobs and resuming.** A job is one ``TrainConfig`` dict; its key is a hash of the complete
-config (every default filled in, sorted JSON), so the same settings always get the same key.
+**Jobs and resuming.** A job is one ``TrainConfig`` dict; its key is a hash of the settings
+that differ from the defaults (sorted JSON), so the same settings always get the same key,
+also after TrainConfig gains a setting.
 ``run_sweep`` skips every job whose key already has a result in the file and runs the rest.
 Each finished job is written as one complete line (append, flush, fsync): a crash or Ctrl-C
 loses only the jobs that were running. A last line cut short by a crash is ignored with a
@@ -147,8 +148,13 @@ def complete_config(config):
 
 
 def job_key(config):
-    """A stable 16-hex-digit key: the SHA-256 of the complete config as sorted JSON."""
-    text = json.dumps(complete_config(config), sort_keys=True, separators=(",", ":"))
+    """A stable 16-hex-digit key: the SHA-256 of the settings that differ from TrainConfig's
+    defaults, as sorted JSON. Equal settings get equal keys however they were written, and a
+    setting added to TrainConfig later, at a default that changes nothing, leaves the keys of
+    earlier results as they were."""
+    complete, defaults = complete_config(config), TrainConfig().to_dict()
+    changed = {name: value for name, value in complete.items() if value != defaults[name]}
+    text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -186,7 +192,12 @@ def load_results(path):
 
 
 def _key(record):
-    return record.get("key") or job_key(record["config"])
+    """The record's job key, computed again from its config (the stored "key" may come from an
+    older way of computing it); the stored one for a config this version cannot read."""
+    try:
+        return job_key(record["config"])
+    except (KeyError, TypeError, ValueError):
+        return record["key"]
 
 
 def _read_records(path):

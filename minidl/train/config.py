@@ -34,6 +34,7 @@ class TrainConfig:
     label_column: str = "label"
     label_names: str = None             # "neg,pos": the file's labels in class order; "0=neg,1=pos": renamed
     max_length: int = 100               # keep the first words of each review (the course: 100)
+    train_windows: bool = False         # train on each review's successive max_length-word windows
     min_word_length: int = 2            # the course's cleaning drops one-letter words ("a", "I"); 1 keeps them
     keep_digits: bool = False           # the course's cleaning keeps letters only; True keeps "10", "90s"
     contractions: str = None            # None: the course's "didn't" -> "didn"; "split": "did n't"; "not": "did not"

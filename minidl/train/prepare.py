@@ -10,7 +10,7 @@ import functools
 import json
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
 
 DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
-             "max_length", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq", "validation",
+             "max_length", "train_windows", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq", "validation",
              "train_limit", "seed", "embeddings")
 BUILT_IN = ("synthetic", "imdb")
 
@@ -103,6 +103,24 @@ def split_by_movie(dataset, fraction, seed=0):
             dataset.subset(np.flatnonzero(validation), f"{dataset.name}/validation"))
 
 
+def windows(dataset, token_lists, length):
+    """Each review's successive windows of ``length`` words (words 0..L-1, L..2L-1, ...) as
+    examples with the review's label: (a TextDataset with one row per window, whose text is
+    the review's, and the windows' token lists). A review's first window is always kept,
+    a later one only with at least L/2 words, so no example is a stray tail of a few words.
+    More of each review to learn from; what the model reads at test time is unchanged."""
+    rows, kept = [], []
+    for i, tokens in enumerate(token_lists):
+        for start in range(0, max(len(tokens), 1), length):
+            window = tokens[start:start + length]
+            if start == 0 or 2 * len(window) >= length:
+                rows.append(i)
+                kept.append(window)
+    rows = np.asarray(rows, dtype=np.int64)
+    return (TextDataset([dataset.texts[i] for i in rows], dataset.labels[rows], list(dataset.label_names),
+                        f"{dataset.name} ({length}-word windows)", {"source": dataset.info.get("source", dataset.name)}), kept)
+
+
 def parse_label_names(spec):
     """--label-names -> (the file's label values in class order, the names shown), or (None, None).
 
@@ -181,7 +199,11 @@ def _prepare_cached(key):
                              else train.split(config.validation, seed=config.seed))
     tokenizer = Tokenizer(max_length=config.max_length, min_word_length=config.min_word_length,
                           keep_digits=config.keep_digits, contractions=config.contractions)
-    train_tokens = tokenizer.tokenize_all(train.texts)
+    if config.train_windows:
+        train, train_tokens = windows(train, replace(tokenizer, max_length=None).tokenize_all(train.texts),
+                                      config.max_length)
+    else:
+        train_tokens = tokenizer.tokenize_all(train.texts)
     vocab = Vocabulary.build(train_tokens, max_size=config.max_vocab, min_freq=config.min_freq)
     encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)
     embeddings = None

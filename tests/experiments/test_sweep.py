@@ -101,6 +101,27 @@ def test_job_key_is_stable_and_depends_on_every_setting():
     assert job_key({**config, "seed": 1}) != key
 
 
+def test_results_written_before_a_setting_existed_still_count_as_done(tmp_path):
+    """A record from before TrainConfig gained settings (its config lacks them, its stored key
+    hashed the old complete config) is the same job as today's: the sweep does not run it
+    again, and the summary does not count it twice."""
+    path = tmp_path / "results.jsonl"
+    configs = tiny_grid(seeds=(0,))
+    run_sweep(configs, path, executor=Serial(), log=quiet)
+    old_lines = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        for later in ("word_dropout", "embedding_lr", "train_windows"):
+            del record["config"][later]
+        record["key"] = "0123456789abcdef"                # what an older job_key gave
+        old_lines.append(json.dumps(record))
+    path.write_text("\n".join(old_lines) + "\n")
+    again = Serial()
+    records = run_sweep(configs, path, executor=again, log=quiet)
+    assert again.submitted == [] and len(records) == len(configs)
+    assert job_key({**configs[0], "train_windows": True}) != job_key(configs[0])
+
+
 # ----------------------------------------------------------------------------- running and resuming
 
 def test_an_interrupted_sweep_resumes_with_only_the_missing_jobs(tmp_path):

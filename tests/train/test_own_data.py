@@ -190,3 +190,27 @@ def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "empty after cleaning" in err and "--keep-digits" in err
     assert main(["train", "--data", str(digits), "--epochs", "1", "--quiet", "--keep-digits",
                  "--min-word-length", "1"]) == 0
+
+
+def test_train_windows_cut_each_training_text_into_windows_and_leave_the_rest_alone(tmp_path):
+    """--train-windows: words 1-N, N+1-2N, ... of each training text are examples with its label
+    (a last window under N/2 words is left out); validation and test still read the first N."""
+    from minidl.train import TrainConfig
+    from minidl.train.prepare import prepare
+
+    words = [f"w{chr(97 + i)}" for i in range(23)]      # wa, wb, ...: letters only, as the cleaning keeps
+    rows = [(" ".join(words[:n]), n % 2) for n in (23, 9, 4, 2)] * 3
+    train = _write(tmp_path / "train.tsv", ("text", "label"), rows)
+    held = _write(tmp_path / "held.tsv", ("text", "label"), rows[:4])
+    config = dict(data=train, validation_data=held, test_data=held, max_length=4, min_freq=1)
+    first, windowed = (prepare(TrainConfig(**config, train_windows=windows)) for windows in (False, True))
+    # 23 words: 6 windows (the 3 words left over are under N/2); 9: 2 (1 left over); 4: 1; 2: 1 (a first window)
+    assert len(first.train) == 12 and len(windowed.train) == 3 * (6 + 2 + 1 + 1)
+    decoded = [windowed.vocab.decode(ids) for ids in windowed.train.ids[:10]]
+    assert decoded[:6] == [words[i:i + 4] for i in range(0, 24, 4)][:6]
+    assert decoded[6:8] == [words[0:4], words[4:8]] and decoded[8:] == [words[:4], words[:2]]
+    np.testing.assert_array_equal(windowed.train.labels[:10], [1] * 6 + [1] * 2 + [0, 0])
+    for split in ("validation", "test"):
+        np.testing.assert_array_equal(np.concatenate(getattr(windowed, split).ids),
+                                      np.concatenate(getattr(first, split).ids))
+        assert max(getattr(windowed, split).lengths) == 4
