@@ -101,6 +101,7 @@ def add_arguments(commands):
     evaluate.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
     evaluate.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
     evaluate.add_argument("--out", default=None, help="also write the results as JSON here")
+    evaluate.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     evaluate.set_defaults(run=main_evaluate)
 
     quantize = what.add_parser("quantize", help="an int8 copy of a masked-LM checkpoint for evaluate and fill-mask: "
@@ -232,10 +233,33 @@ def main_evaluate(args):
                          f"from this teacher (minidl mlm distill --teacher {args.teacher})")
     corpus = load_corpus(args.data, length=meta["settings"]["max_len"], cases=args.cases, vocab=vocab, log=None)
     result = compare(teacher, student, vocab, corpus.cases, args.teacher, args.student, device=args.device)
-    print(json.dumps(result, indent=2))
     if args.out:
         _write_json(args.out, result)
+    print(json.dumps(result, indent=2) if args.json else _comparison_table(result))
     return 0
+
+
+def _comparison_table(result):
+    """``compare``'s result as the lines a reader wants: each model's numbers side by side."""
+    teacher, student = result["teacher"], result["student"]
+    rows = [("parameters (stored)", f"{teacher['parameters']:,}", f"{student['parameters']:,}", ""),
+            ("file (MB)", f"{teacher['size_mb']:.2f}", f"{student['size_mb']:.2f}",
+             f"{result['size_ratio']:.2f}x smaller"),
+            ("sentences/s", f"{teacher['sentences_per_s']:,.0f}", f"{student['sentences_per_s']:,.0f}",
+             f"{result['speed_ratio']:.2f}x faster"),
+            ("top-1 accuracy", f"{teacher['accuracy']['top1']:.3f}", f"{student['accuracy']['top1']:.3f}", ""),
+            ("top-5 accuracy", f"{teacher['accuracy']['top5']:.3f}", f"{student['accuracy']['top5']:.3f}", "")]
+    lines = [f"teacher vs student on {result['sentences']:,} held-out fill-mask sentences, timed in this run",
+             f"{'':<20} {'teacher':>12} {'student':>12}"]
+    lines += [f"{name:<20} {a:>12} {b:>12}  {note}".rstrip() for name, a, b, note in rows]
+    agreement = result["agreement"]
+    lines.append(f"agreement: the teacher's first choice is the student's first in {agreement['top1']:.3f} of the "
+                 f"sentences, among its top 5 in {agreement['top5']:.3f}")
+    if "rank_limited_teacher" in result:
+        limited = result["rank_limited_teacher"]
+        lines.append(f"(the teacher through its best rank-{limited['width']} output table: "
+                     f"{limited['agreement']['top1']:.3f} and {limited['agreement']['top5']:.3f})")
+    return "\n".join(lines)
 
 
 def main_quantize(args):

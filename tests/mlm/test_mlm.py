@@ -1,5 +1,6 @@
 """minidl.mlm: tokenizer, masking, segments, fill-mask cases, the masked-position head,
 the training loop (pretraining learns; distillation follows the teacher), checkpoints."""
+import json
 import os
 
 import numpy as np
@@ -349,3 +350,32 @@ def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "--out is --model" in err[0] and "already an int8 copy" in err[1]
     assert open(float_path, "rb").read() == before and not os.path.exists(tmp_path / "x.npz")
+
+
+def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_path, capsys):
+    """minidl mlm evaluate on a small made-up IMDB: the table by default, the same numbers as
+    JSON with --json (and in --out), and an int8 student counted by the numbers it stores."""
+    from minidl.cli import main
+    from minidl.mlm.corpus import load_corpus
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
+    corpus = load_corpus(tmp_path / "imdb", cases=10, log=None)
+    settings = {**TINY, "max_len": 128}
+    paths = {role: save_mlm(tmp_path / f"{role}.npz", build_mlm(len(corpus.vocab), {**settings, **size}, "cpu"),
+                            corpus.vocab, {**settings, **size})
+             for role, size in (("teacher", {"d_model": 32, "d_ff": 64}), ("student", {"d_model": 16}))}
+    assert main(["mlm", "quantize", "--model", str(paths["student"]), "--out", str(tmp_path / "int8.npz")]) == 0
+    common = ["mlm", "evaluate", "--teacher", str(paths["teacher"]), "--data", str(tmp_path / "imdb"), "--cases",
+              "10", "--device", "cpu"]
+    capsys.readouterr()
+    assert main([*common, "--student", str(paths["student"])]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("teacher vs student on 10 held-out") and "x smaller" in table[3]
+    assert table[4].startswith("sentences/s") and "x faster" in table[4] and table[7].startswith("agreement")
+    assert main([*common, "--student", str(tmp_path / "int8.npz"), "--json", "--out", str(tmp_path / "r.json")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result == json.load(open(tmp_path / "r.json")) and result["sentences"] == 10
+    student = load_mlm(paths["student"])[0]
+    assert result["student"]["parameters"] == sum(int(p.size()) for p in student.parameters())
+    assert result["size_ratio"] > 1 and 0 <= result["agreement"]["top5"] <= 1
