@@ -462,7 +462,7 @@ def summarise(results, x="hidden", metrics=METRICS):
     different settings are never averaged together. The std is the sample standard deviation
     over seeds (ddof=1; 0 with one seed). Failed jobs are skipped.
     """
-    groups = _group_seeds(results, x)
+    groups = _group_seeds([_completed(record) for record in results], x)
     if not groups:
         return []
     configs = [members[0]["config"] for members in groups.values()]
@@ -472,6 +472,15 @@ def summarise(results, x="hidden", metrics=METRICS):
     rows.sort(key=lambda r: (model_order.index(r["model"]), json.dumps(r["settings"], sort_keys=True),
                              _x_order(r[x])))
     return rows
+
+
+def _completed(record):
+    """``record`` with its config's defaults filled in, so that runs from before a setting
+    existed group with today's runs of the same settings (as ``_key`` matches them)."""
+    try:
+        return {**record, "config": complete_config(record["config"])}
+    except (KeyError, TypeError, ValueError):
+        return record
 
 
 def _group_seeds(results, x):

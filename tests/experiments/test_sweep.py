@@ -120,6 +120,11 @@ def test_results_written_before_a_setting_existed_still_count_as_done(tmp_path):
     records = run_sweep(configs, path, executor=again, log=quiet)
     assert again.submitted == [] and len(records) == len(configs)
     assert job_key({**configs[0], "train_windows": True}) != job_key(configs[0])
+    assert "train_windows" not in records[0]["config"]
+    today = TrainConfig.from_dict({**records[0]["config"], "seed": 5}).to_dict()      # every setting written
+    newer = {**records[0], "config": today}
+    rows = summarise([records[0], newer])
+    assert len(rows) == 1 and rows[0]["seeds"] == 2 and rows[0]["settings"] == {}
 
 
 # ----------------------------------------------------------------------------- running and resuming
