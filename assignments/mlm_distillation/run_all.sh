@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces assignments/mlm_distillation/results/ (about 3.5 hours on one CPU core, the steps
+# Reproduces assignments/mlm_distillation/results/ (about 4 hours on one CPU core, the steps
 # one after the other; the time limits make the step counts depend on the machine). Needs the
 # IMDB archive: $MINIDL_DATA or ~/.cache/minidl (`minidl data download` fetches it).
 set -euo pipefail
@@ -27,6 +27,17 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 --eval-every 250 \
     --init teacher --head-weight 1 | tee "$RUNS/student.log"
 
+# 2b. Toward the thesis's 22x smaller and 11x faster: the same recipe with 2 layers instead of 4,
+#     then stored in int8 (every Linear per output channel, the tied embedding table per row).
+.venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/student_2layer.npz" --d-model 48 --layers 2 \
+    --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 --eval-every 250 \
+    --init teacher --head-weight 1 | tee "$RUNS/student_2layer.log"
+.venv/bin/minidl mlm quantize --model "$RUNS/student_2layer.npz" --out "$RUNS/student_2layer_int8.npz"
+for student in student_2layer student_2layer_int8; do
+    .venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/$student.npz" \
+        --out "$RESULTS/evaluation_$student.json"
+done
+
 # 3. The thesis's evaluation on 1,000 held-out sentences, and fill-mask examples.
 .venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/student.npz" \
     --out "$RESULTS/evaluation.json"
@@ -44,7 +55,7 @@ done | tee "$RESULTS/fill_mask.txt"
     --out "$RESULTS/finetune_baselines.json" --starts "scratch,teacher embeddings only"
 .venv/bin/minidl mlm finetune --student "$RUNS/student.npz" --out "$RESULTS/finetune_pretrained.json" --epochs 3 \
     --starts pretrained
-cp "$RUNS/teacher.log" "$RUNS/student.log" "$RESULTS/"
+cp "$RUNS/teacher.log" "$RUNS/student.log" "$RUNS/student_2layer.log" "$RESULTS/"
 
 # 5. (ABLATIONS=1) What the student's recipe needs: the same student with the soft targets
 #    only (no head matching), and started from co-occurrence vectors instead of the teacher's.
