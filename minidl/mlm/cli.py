@@ -266,7 +266,7 @@ def main_quantize(args):
     from ..compress.quantize import quantize
     from .checkpoint import load_mlm, save_mlm
 
-    if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
+    if os.path.exists(args.out) and os.path.exists(args.model) and os.path.samefile(args.out, args.model):
         print(f"minidl mlm quantize: --out is --model ({args.model}); name another file, so the float checkpoint "
               f"stays", file=sys.stderr)
         return 2
