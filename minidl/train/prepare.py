@@ -22,8 +22,8 @@ from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
 
 DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
-             "max_length", "train_windows", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq", "validation",
-             "train_limit", "seed", "embeddings")
+             "max_length", "train_windows", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq",
+             "validation", "train_limit", "seed", "embeddings")
 BUILT_IN = ("synthetic", "imdb")
 
 
@@ -105,8 +105,8 @@ def split_by_movie(dataset, fraction, seed=0):
 
 def windows(dataset, token_lists, length):
     """Each review's successive windows of ``length`` words (words 0..L-1, L..2L-1, ...) as
-    examples with the review's label: (a TextDataset with one row per window, whose text is
-    the review's, and the windows' token lists). A review's first window is always kept,
+    examples with the review's label: (``dataset.subset`` with one row per window, its text and
+    per-review info those of the review, and the windows' token lists). A review's first window is always kept,
     a later one only with at least L/2 words, so no example is a stray tail of a few words.
     More of each review to learn from; what the model reads at test time is unchanged."""
     rows, kept = [], []
@@ -116,9 +116,7 @@ def windows(dataset, token_lists, length):
             if start == 0 or 2 * len(window) >= length:
                 rows.append(i)
                 kept.append(window)
-    rows = np.asarray(rows, dtype=np.int64)
-    return (TextDataset([dataset.texts[i] for i in rows], dataset.labels[rows], list(dataset.label_names),
-                        f"{dataset.name} ({length}-word windows)", {"source": dataset.info.get("source", dataset.name)}), kept)
+    return dataset.subset(rows, f"{dataset.name} ({length}-word windows)"), kept
 
 
 def parse_label_names(spec):
