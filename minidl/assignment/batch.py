@@ -106,11 +106,13 @@ class _Groups:
             return process
 
     def finish(self, process):
-        """Kill what is left of ``process``'s group, then reap ``process``."""
+        """Kill what is left of ``process``'s group, reap ``process``, and wait (a few seconds at most) for the
+        rest of the group to die: SIGKILL is asynchronous, and a busy student's loop dies when next scheduled."""
         with self.lock:
             _kill_group(process)
             process.wait()
             self.live.discard(process)
+        _wait_group_gone(process.pid)
 
     def stop_all(self):
         with self.lock:
@@ -128,6 +130,18 @@ def _kill_group(process):
             process.kill()
     except (ProcessLookupError, PermissionError):
         pass  # the whole group has already exited
+
+
+def _wait_group_gone(group, seconds=5.0):
+    """Wait until no process of ``group`` is left (dead ones that nobody reaps count as left: hence the bound)."""
+    killpg = getattr(os, "killpg", None)
+    deadline = time.monotonic() + seconds
+    while killpg is not None and time.monotonic() < deadline:
+        try:
+            killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
 
 
 def _exited(process):
