@@ -115,6 +115,8 @@ _TRAIN_HELP = {
     "embedding_lr": "the embedding table's own learning rate, e.g. to fine-tune --embeddings slowly; \"none\": "
                     "--lr (default: none)",
     "weight_decay": "weight decay, as --optimizer applies it; 0: none",
+    "weight_average": "keep an exponential moving average of the weights with this decay (e.g. 0.999: about the "
+                      "last 1,000 steps) and evaluate, keep and test it instead of the latest weights; 0: off",
     "clip_norm": 'clip the gradients\' global norm to this; "none": no clipping',
     "warmup_steps": "raise the learning rate linearly over this many steps, then lower it linearly to 0 by the "
                     "end; 0: a constant learning rate",

@@ -19,9 +19,21 @@ class Optimizer:
     """``params``: an iterable of parameters (``model.parameters()``), or of dicts
     ``{"params": [...], "lr": ...}`` to give groups their own hyper-parameters
     (e.g. no weight decay on biases). ``defaults`` fills what a group leaves out.
+
+    ``average`` (0 < average < 1; 0: off) also keeps, after every step, an exponential moving
+    average of each parameter's weights (Polyak averaging; the rule of torch's
+    ``swa_utils.get_ema_multi_avg_fn``):
+
+        θ̄ ← θ  at a parameter's first step,   then   θ̄ ← average · θ̄ + (1 − average) · θ
+
+    in the optimizer's state (so checkpoints and resume carry it); ``swap_average`` puts it in
+    the model for evaluation. The average smooths the step-to-step noise of the weights.
     """
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, average=0.0):
+        if not 0.0 <= average < 1.0:
+            raise ValueError(f"average must lie in [0, 1), got {average}")
+        self.average = average
         self.defaults = dict(defaults)
         params = list(params)
         if not params:
@@ -67,6 +79,27 @@ class Optimizer:
                 state = self.state.setdefault(p, {"step": 0})
                 state["step"] += 1
                 self.update(p, p.grad, state, group)
+                if self.average:
+                    self._keep_average(p, state)
+
+    def _keep_average(self, p, state):
+        first = "average" not in state
+        average = self._moment(state, "average", p)
+        if first:
+            average += p.data
+        else:
+            average *= self.average
+            p.xp.add_scaled_(average, 1.0 - self.average, p.data)
+
+    def swap_average(self):
+        """Exchange every parameter's weights with their running average (``average``); a second
+        call swaps them back. -> whether anything was swapped (False without ``average``)."""
+        swapped = False
+        for p, state in self.state.items():
+            if "average" in state:
+                p.data, state["average"] = state["average"], p.data
+                swapped = True
+        return swapped
 
     def update(self, p, grad, state, group):  # pragma: no cover - interface
         """Change ``p.data`` in place from ``grad``; ``state`` persists between steps."""

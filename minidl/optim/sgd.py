@@ -13,12 +13,13 @@ class SGD(Optimizer):
         θ ← θ − lr · d
     """
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, average=0.0):
         if nesterov and momentum <= 0:
             raise ValueError("nesterov=True needs momentum > 0")
         if momentum < 0:
             raise ValueError(f"momentum must be >= 0, got {momentum}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay),
+                         average)
 
     def update(self, p, grad, state, group):
         lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]

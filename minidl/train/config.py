@@ -49,6 +49,7 @@ class TrainConfig:
     lr: float = 1e-3
     embedding_lr: float = None          # the embedding table's own learning rate; None: lr
     weight_decay: float = 0.0
+    weight_average: float = 0.0         # > 0: evaluate and keep a running average of the weights, this decay
     clip_norm: float = 5.0              # None: no clipping
     warmup_steps: int = 0               # > 0: linear warm-up, then linear decay to 0
     eval_every: int = None              # steps between validations; None: once per epoch
@@ -102,7 +103,8 @@ def _check_numbers(config):
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{_flag(name)} must be a whole number >= {low}, got {value!r}")
-    for name, low, high in (("validation", 0.0, 1.0), ("dropout", 0.0, 1.0), ("word_dropout", 0.0, 1.0)):
+    for name, low, high in (("validation", 0.0, 1.0), ("dropout", 0.0, 1.0), ("word_dropout", 0.0, 1.0),
+                            ("weight_average", 0.0, 1.0)):
         value = getattr(config, name)
         if not isinstance(value, (int, float)) or not low <= value < high:
             raise ConfigError(f"{_flag(name)} must lie in [{low:g}, {high:g}), got {value!r}")

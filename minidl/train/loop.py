@@ -212,28 +212,36 @@ class _Run:
         return value
 
     def evaluation(self, epoch_steps):
-        """Check, evaluate, record, keep the best, save; -> True when early stopping says stop."""
+        """Check, evaluate, record, keep the best, save; -> True when early stopping says stop.
+        When the optimizer keeps a running average of the weights, the average is what is
+        evaluated and kept as best; last.npz holds the trained weights (the average travels in
+        the optimizer's state), so a resumed run goes on exactly."""
         loop = self.loop
         problem = non_finite(self.model, self.optimizer)
         if problem:
             raise self.diverged(problem, loop["step"])
-        metrics = self.validate()
-        fraction = loop["batch"] / epoch_steps if epoch_steps else 0.0
-        metrics.update(step=loop["step"], epoch=loop["epoch"] + fraction, **self.running.means())
-        self.running.clear()
-        self.evaluated_at = loop["step"]
-        loop["history"].append(metrics)
-        for callback in self.callbacks:
-            callback.on_evaluate(loop["step"], metrics)
-        improved = self.evaluate is not None and better(self.metric, metrics, loop["best"])
-        if improved:
-            loop["best"], loop["bad_evaluations"] = metrics, 0
-            self.best_state = self.model.state_dict()  # a copy, in memory even without checkpoints
-        elif self.evaluate is not None:
-            loop["bad_evaluations"] += 1
-        loop["seconds"] = time.perf_counter() - self.start
-        if improved:
-            self.checkpoints.save("best", loop, self.callbacks)
+        averaged = self.optimizer.swap_average()
+        try:
+            metrics = self.validate()
+            fraction = loop["batch"] / epoch_steps if epoch_steps else 0.0
+            metrics.update(step=loop["step"], epoch=loop["epoch"] + fraction, **self.running.means())
+            self.running.clear()
+            self.evaluated_at = loop["step"]
+            loop["history"].append(metrics)
+            for callback in self.callbacks:
+                callback.on_evaluate(loop["step"], metrics)
+            improved = self.evaluate is not None and better(self.metric, metrics, loop["best"])
+            if improved:
+                loop["best"], loop["bad_evaluations"] = metrics, 0
+                self.best_state = self.model.state_dict()  # a copy, in memory even without checkpoints
+            elif self.evaluate is not None:
+                loop["bad_evaluations"] += 1
+            loop["seconds"] = time.perf_counter() - self.start
+            if improved:
+                self.checkpoints.save("best", loop, self.callbacks)
+        finally:
+            if averaged:
+                self.optimizer.swap_average()
         self.checkpoints.save("last", loop, self.callbacks)
         if self.patience is None or loop["bad_evaluations"] < self.patience:
             return False

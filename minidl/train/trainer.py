@@ -75,7 +75,7 @@ def build(config, prepared):
     table = getattr(getattr(model, "embedding", None), "weight", None)
     if config.embedding_lr is not None and any(p is table for p in params):   # the table learns at its own rate
         params = [{"params": [p for p in params if p is not table]}, {"params": [table], "lr": config.embedding_lr}]
-    return model, kind(params, lr=config.lr, weight_decay=config.weight_decay)
+    return model, kind(params, lr=config.lr, weight_decay=config.weight_decay, average=config.weight_average)
 
 
 def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
@@ -145,8 +145,9 @@ def _resume(paths, config, model, optimizer, schedule):
         raise FileNotFoundError(f"resume=True but there is no checkpoint at "
                                 f"{paths.get('last', '(no output folder given)')}; train without resume first")
     meta, arrays = checkpoint.read(paths["last"])
-    if meta["config"] != config.to_dict():
-        changed = sorted(k for k in meta["config"] if meta["config"][k] != config.to_dict().get(k))
+    saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since take their defaults
+    if saved != config.to_dict():
+        changed = sorted(k for k in saved if saved[k] != config.to_dict().get(k))
         raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed})")
     loop = checkpoint.restore_training(meta, arrays, model, optimizer)
     best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1]) if os.path.exists(paths["best"]) else None

@@ -148,3 +148,43 @@ def test_bad_hyperparameters_are_refused():
         optim.AdamW([])
     with pytest.raises(ValueError, match="twice"):
         optim.SGD([{"params": params}, {"params": params}], lr=0.1)
+
+
+@pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])
+def test_weight_average_matches_torch_swa_utils_and_swaps_back_exactly(device, rng, name):
+    """``average``: after every step, the running average of torch's AveragedModel with its EMA rule (a copy at
+    the first step, then decay · average + (1 − decay) · weights); swap_average twice restores the weights bit for
+    bit; the average travels in state_dict, so a resumed optimizer keeps averaging where it left off."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ours_cls, torch_cls, hyper = CONFIGS[name]
+    ours, theirs = make_params(rng, device)
+    opt, reference = ours_cls(ours, **hyper, average=0.9), torch_cls(theirs, **hyper)
+    module = torch.nn.ParameterList(theirs)
+    averaged = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    assert opt.swap_average() is False, "nothing to swap before the first step"
+    for step in range(STEPS):
+        for p, q in zip(ours, theirs):
+            g = rng.standard_normal(p.shape)
+            p.grad, q.grad = p.xp.asarray(g, "float64"), torch.tensor(g)
+        opt.step()
+        reference.step()
+        averaged.update_parameters(module)
+        trained = [p.numpy().copy() for p in ours]
+        assert opt.swap_average() is True
+        assert_same(ours, list(averaged.module.parameters()))
+        opt.swap_average()
+        for p, before in zip(ours, trained):
+            np.testing.assert_array_equal(p.numpy(), before)
+        assert_same(ours, theirs)
+    saved = opt.state_dict()
+    assert all("average" in state for state in saved["state"].values())
+    again = ours_cls([nn.Parameter(p.numpy(), device=device, dtype="float64") for p in ours], **hyper, average=0.9)
+    again.load_state_dict(saved)
+    again.swap_average()
+    assert_same(again.param_groups[0]["params"], list(averaged.module.parameters()))
+
+
+def test_a_bad_weight_average_is_refused():
+    with pytest.raises(ValueError, match=r"average must lie in \[0, 1\), got 1.0"):
+        optim.Adam([nn.Parameter(np.ones(2))], average=1.0)

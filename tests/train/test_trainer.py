@@ -57,6 +57,46 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, warmup_st
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
 
 
+class Average(Callback):
+    """An independent running average of the weights (a copy at the first step, then the EMA rule), checked
+    against best.npz whenever it is written."""
+
+    def __init__(self, decay):
+        self.decay, self.ema, self.checked = decay, None, 0
+
+    def on_train_begin(self, model, optimizer):
+        self.model = model
+
+    def on_step(self, step, loss):
+        now = {name: p.numpy().astype(np.float64) for name, p in self.model.named_parameters()}
+        self.ema = now if self.ema is None else {k: self.decay * self.ema[k] + (1 - self.decay) * now[k] for k in now}
+
+    def on_save(self, path, kind):
+        if kind == "best":
+            saved = weights(path)
+            for name, value in self.ema.items():
+                np.testing.assert_allclose(saved[f"model.{name}"], value, rtol=1e-5, atol=1e-6, err_msg=name)
+            self.checked += 1
+
+
+def test_a_weight_average_is_what_is_evaluated_and_kept_and_it_resumes_exactly(tmp_path):
+    config = TrainConfig(**QUICK, dropout=0.2, weight_average=0.8)
+    average = Average(0.8)
+    full = fit(config, out=tmp_path / "full", callbacks=[average], progress=False)
+    assert average.checked >= 1
+    trained, best = weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "full" / "best.npz")
+    assert any(not np.array_equal(trained[k], best[k]) for k in trained), "last.npz: the trained weights"
+    plain = fit(TrainConfig(**QUICK, dropout=0.2), progress=False)
+    assert [h["loss"] for h in plain.history] != [h["loss"] for h in full.history], "the average is evaluated"
+    with pytest.raises(Crash):
+        fit(config, out=tmp_path / "cut", callbacks=[CrashAt(11)], progress=False)
+    resumed = fit(config, out=tmp_path / "cut", resume=True, progress=False, log=lambda *a: None)
+    for name, value in weights(tmp_path / "cut" / "last.npz").items():
+        np.testing.assert_array_equal(value, trained[name], err_msg=name)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    assert resumed.test == full.test
+
+
 def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
     fit(TrainConfig(**{**QUICK, "epochs": 1}), out=tmp_path, progress=False)
     with pytest.raises(ValueError, match="different settings.*lr"):
@@ -148,8 +188,9 @@ def test_the_embedding_table_learns_at_its_own_rate_and_word_dropout_resumes_exa
 
 
 @pytest.mark.parametrize("setting, value, words", [("word_dropout", 1.0, "--word-dropout must lie in [0, 1)"),
-                                                   ("embedding_lr", -1.0, "--embedding-lr must be a number >= 0")])
-def test_bad_word_dropout_and_embedding_lr_are_refused_before_any_work(setting, value, words):
+                                                   ("embedding_lr", -1.0, "--embedding-lr must be a number >= 0"),
+                                                   ("weight_average", 1.0, "--weight-average must lie in [0, 1)")])
+def test_bad_word_dropout_embedding_lr_and_weight_average_are_refused_before_any_work(setting, value, words):
     from minidl.train.config import ConfigError
 
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
