@@ -133,7 +133,8 @@ def _kill_group(process):
 
 
 def _wait_group_gone(group, seconds=5.0):
-    """Wait until no process of ``group`` is left (dead ones that nobody reaps count as left: hence the bound)."""
+    """Wait until no process of ``group`` is left. Bounded: dead ones that nobody reaps still count, and once the
+    leader is reaped its id may start a new grading's group (then this only waits, it sends no signal)."""
     killpg = getattr(os, "killpg", None)
     deadline = time.monotonic() + seconds
     while killpg is not None and time.monotonic() < deadline:

@@ -145,9 +145,9 @@ def _resume(paths, config, model, optimizer, schedule):
         raise FileNotFoundError(f"resume=True but there is no checkpoint at "
                                 f"{paths.get('last', '(no output folder given)')}; train without resume first")
     meta, arrays = checkpoint.read(paths["last"])
-    saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since take their defaults
-    if saved != config.to_dict():
-        changed = sorted(k for k in saved if saved[k] != config.to_dict().get(k))
+    saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()  # added settings: defaults
+    if saved != now:
+        changed = sorted(k for k in saved if saved[k] != now.get(k))
         raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed})")
     loop = checkpoint.restore_training(meta, arrays, model, optimizer)
     best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1]) if os.path.exists(paths["best"]) else None
