@@ -308,6 +308,8 @@ def build_parser():
                              "at or above the training split's size means all of it)")
     report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of this many "
                                                                           "test reviews (default: all of them)")
+    report.add_argument("--seed", type=int, default=0, help="seeds the fine-tuning reviews, their order, dropout and "
+                                                            "the students' initialisation")
     baseline = commands.add_parser("baseline", help="linear baselines on the models' own inputs: TF-IDF or NB-weighted "
                                                     "word n-grams + logistic regression, scored on the test split")
     baseline.set_defaults(run=_call("minidl.baseline", "main"))

@@ -1,12 +1,16 @@
-"""``minidl compress prune | qat | lowrank-sweep``: one procedure of the compression report at a time.
+"""``minidl compress prune | qat | lowrank-sweep | seeds``: one procedure of the compression report at a time.
 
     minidl compress prune --teacher runs/teacher/best.npz --out runs/compress --amount 0.2 --fine-tune
     minidl compress qat --teacher runs/teacher/best.npz --out runs/compress
     minidl compress lowrank-sweep --teacher runs/teacher/best.npz --out runs/compress --ranks 2,8,32,128
+    minidl compress seeds --teacher runs/teacher/best.npz --out runs/compress --seeds 0,1,2
 
 Each writes its model file and its row(s), with the teacher's as the reference, into
 ``--out``/results.jsonl, the file ``minidl compress-report --out`` fills: the report then
-reuses those rows instead of recomputing them. The rank sweep writes rank_sweep.jsonl and rank_sweep.png/.svg.
+reuses those rows instead of recomputing them. The rank sweep writes rank_sweep.jsonl and
+rank_sweep.png/.svg. ``seeds`` repeats the fine-tuned rows whose differences from the teacher
+are under a point (``CompressionReport.seeded_rows``) under each seed, seed 0's in ``--out``
+itself and seed N's in ``--out``/seedN, and writes their mean and spread to seeds.md.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def add_arguments(commands):
     what = compress.add_subparsers(dest="what", required=True)
 
     prune = what.add_parser("prune", help="one-shot magnitude pruning, optionally fine-tuned with the mask locked")
-    _common(prune)
+    _common(prune, seed=True)
     prune.add_argument("--amount", type=float, required=True, help="fraction of the weights to zero, in (0, 1)")
     prune.add_argument("--scope", choices=("linear", "all"), default="linear",
                        help="linear: every Linear's weight; all: the embedding tables too (their N(0, 1) entries "
@@ -29,20 +33,28 @@ def add_arguments(commands):
     prune.set_defaults(run=main_prune)
 
     qat = what.add_parser("qat", help="int8 after training (PTQ) and with quantisation-aware training (QAT)")
-    _common(qat)
+    _common(qat, seed=True)
     qat.set_defaults(run=main_qat)
 
     sweep = what.add_parser("lowrank-sweep", help="SVD ranks from 2 to full: error, energy and accuracy, plotted")
-    _common(sweep)
-    sweep.add_argument("--ranks", type=_ranks, default=None,
+    _common(sweep, seed=True)
+    sweep.add_argument("--ranks", type=lambda text: _whole_numbers(text, 1), default=None,
                        help="comma-separated ranks (default: powers of two from 2, the largest useful rank, full)")
     sweep.add_argument("--no-fine-tune", action="store_true", help="score each rank only before fine-tuning")
     sweep.add_argument("--min-size", type=int, default=1024,
                        help="factorise only Linears with at least this many weights")
     sweep.set_defaults(run=main_lowrank_sweep)
 
+    seeds = what.add_parser("seeds", help="the fine-tuned rows within a point of the teacher, under several seeds: "
+                                          "mean and standard deviation")
+    _common(seeds)
+    seeds.add_argument("--seeds", type=lambda text: _whole_numbers(text, 0), default="0,1,2",
+                       help="comma-separated seeds (seed 0's rows are --out's own, compress-report's; seed N's go "
+                            "to --out/seedN)")
+    seeds.set_defaults(run=main_seeds)
 
-def _common(parser):
+
+def _common(parser, seed=False):
     parser.add_argument("--teacher", required=True, help="the teacher's checkpoint (best.npz of minidl train)")
     parser.add_argument("--out", required=True, help="folder for results.jsonl and the models (shared with "
                                                      "compress-report)")
@@ -51,22 +63,30 @@ def _common(parser):
                         help="training reviews each fine-tuning pass reads")
     parser.add_argument("--test-limit", type=int, default=None,
                         help="score a seeded subset of this many test reviews (default: all of them)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seeds the fine-tuning reviews, their order and dropout")
 
 
-def _ranks(text):
-    ranks = [int(part) for part in text.split(",") if part.strip()]
-    if not ranks or min(ranks) < 1:
-        raise ValueError(f"--ranks: give whole numbers >= 1, comma-separated, got {text!r}")
-    return ranks
+def _whole_numbers(text, minimum):
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers or min(numbers) < minimum:
+        from argparse import ArgumentTypeError
+
+        raise ArgumentTypeError(f"give whole numbers >= {minimum}, comma-separated, got {text!r}")
+    return numbers
 
 
-def _report(args):
+def _report(args, seed=None, out=None):
     from .report import CompressionReport
 
     if args.fine_tune_reviews < 1:
         raise ValueError(f"--fine-tune-reviews must be >= 1, got {args.fine_tune_reviews}")
-    return CompressionReport(args.teacher, args.out, device=args.device, fine_tune=args.fine_tune_reviews,
-                             test_limit=args.test_limit)
+    return CompressionReport(args.teacher, out or args.out, device=args.device, fine_tune=args.fine_tune_reviews,
+                             test_limit=args.test_limit, seed=args.seed if seed is None else seed)
 
 
 def _print_rows(report, names):
@@ -100,4 +120,23 @@ def main_lowrank_sweep(args):
     rows = report.rank_sweep(args.ranks, fine_tune=not args.no_fine_tune, min_size=args.min_size)
     print(format_rank_sweep(rows))
     print(f"written: rank_sweep.jsonl, rank_sweep.png, rank_sweep.svg in {args.out}")
+    return 0
+
+
+def main_seeds(args):
+    import os
+
+    from .report import seed_table
+    from ..io import atomic_path
+
+    runs = {}
+    for seed in args.seeds:
+        report = _report(args, seed=seed, out=args.out if seed == 0 else os.path.join(args.out, f"seed{seed}"))
+        names = report.seeded_rows()
+        runs[seed] = [row for row in report.rows if row["name"] in names]
+    table = seed_table(runs)
+    with atomic_path(os.path.join(args.out, "seeds.md")) as tmp, open(tmp, "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(f"written: {os.path.join(args.out, 'seeds.md')}")
     return 0

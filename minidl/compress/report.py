@@ -84,7 +84,7 @@ class CompressionReport:
         if prepared.vocab.to_dict() != vocab.to_dict():
             raise ValueError(f"{teacher_path}: its vocabulary differs from the one rebuilt from its data settings; "
                              f"was the data changed since it was trained?")
-        self.train, self.test = prepared.train, subset(prepared.test, test_limit, seed)
+        self.train, self.test = prepared.train, subset(prepared.test, test_limit, 0)  # the same reviews for every seed
         self.tune = subset(prepared.train, fine_tune, seed)
         self.gradual_tune = self.tune if gradual_tune is None else subset(prepared.train, gradual_tune, seed)
         self.vocab_size = len(vocab)
@@ -170,6 +170,7 @@ class CompressionReport:
         """Measure every variant (the ones the acceptance asks about first) and return the rows."""
         os.makedirs(self.out, exist_ok=True)
         self.teacher_row()
+        self.control_row()
         if self.decoder_path:
             decoder, _, _, _, decoder_config = load_classifier(self.decoder_path, self.device)
             decoder_settings = {**decoder_config.model_config(), "embed_dim": decoder.embed_dim}
@@ -209,6 +210,24 @@ class CompressionReport:
                     note=f"{self.config.hidden}-d encoder, max length {self.config.max_length}")
         return "teacher"
 
+    def control_row(self):
+        """The teacher after the same distilled pass over the ``fine_tune`` reviews that every
+        fine-tuned row gets, uncompressed: the fair reference for those rows; -> its name."""
+        def make():
+            model = self.teacher_copy()
+            self.distill_into(model, self.tune)
+            return model
+
+        self.record("teacher + KD pass", "teacher", make, _save, lambda path: _loaded(self.fresh(), path),
+                    note="the teacher, one distilled pass over the fine-tuning reviews: the fine-tuned rows' reference")
+        return "teacher + KD pass"
+
+    def seeded_rows(self):
+        """The fine-tuned rows whose differences from the teacher are under a point, the ones
+        ``minidl compress seeds`` repeats under other seeds; -> their names."""
+        return [self.control_row(), self.qat_rows(ptq=False)[-1], self.prune_row(0.2, tuned=True),
+                *self._lowrank((0.5,), untuned=False), *self._students(only="student transformer")]
+
     def prune_row(self, amount, scope="linear", tuned=False, per_layer=False):
         """One one-shot pruning row (``minidl compress prune`` makes one): ``amount`` of the
         weights of ``scope`` under one threshold (or ``per_layer``), fine-tuned on the
@@ -223,14 +242,16 @@ class CompressionReport:
                     scope=f"{'Linears' if scope == 'linear' else 'all'}, {'per layer' if per_layer else 'global'}")
         return name
 
-    def qat_rows(self):
-        """int8 after training and with quantisation-aware training, side by side; -> their names."""
-        self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
-                    lambda path: _loaded(_quantized(self.fresh()), path), note="post-training, Linears and embedding")
+    def qat_rows(self, ptq=True):
+        """int8 after training (if ``ptq``) and with quantisation-aware training, side by side;
+        -> their names."""
+        if ptq:
+            self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
+                        lambda path: _loaded(_quantized(self.fresh()), path), note="post-training, Linears and embedding")
         self.record("int8 QAT + KD", "int8", lambda: self._qat(self.teacher_copy()), _save,
                     lambda path: _loaded(_quantized(self.fresh()), path),
                     note="fake-quantised Linears fine-tuned with distillation, then int8")
-        return ["int8", "int8 QAT + KD"]
+        return ["int8", "int8 QAT + KD"] if ptq else ["int8 QAT + KD"]
 
     def rank_sweep(self, ranks=None, fine_tune=True, min_size=1024):
         """SVD ranks from 2 to full for every factorisable Linear at once (``compress.rank_sweep``),
@@ -250,7 +271,8 @@ class CompressionReport:
     def file_of(self, name):
         return next(row["file"] for row in self.rows if row["name"] == name)
 
-    def _students(self):
+    def _students(self, only=None):
+        """The distilled students (``only``: that one, distilled); -> the names recorded."""
         width = max(4, self.config.hidden // 4)
         heads = 2 if width % 2 == 0 else 1
         students = {
@@ -260,16 +282,22 @@ class CompressionReport:
             "student TokenMLP": ("mlp", dict(hidden=[width], embed_dim=width)),
         }
         keep = {k: self.settings[k] for k in ("max_len", "dropout") if k in self.settings}
+        names = []
         for name, (kind, sizes) in students.items():
+            if only and name != only:
+                continue
             sizes = {**sizes, **(keep if kind == "transformer" else {"dropout": keep.get("dropout", 0.0)})}
             build = lambda kind=kind, sizes=sizes: build_model(  # noqa: E731
                 kind, self.vocab_size, num_classes=len(self.label_names), device=self.device, **sizes)
             label = f"{kind}, width {width}"
             self.record(f"{name} + KD", "students", lambda b=build: self._student(b(), alpha=0.5), _save,
                         lambda path, b=build: _loaded(b(), path), note=f"{label}, distilled")
-            if kind == "transformer":
+            names.append(f"{name} + KD")
+            if kind == "transformer" and not only:
                 self.record(f"{name}, labels only", "students", lambda b=build: self._student(b(), alpha=1.0), _save,
                             lambda path, b=build: _loaded(b(), path), note=f"{label}, no teacher")
+                names.append(f"{name}, labels only")
+        return names
 
     def _student(self, model, alpha):
         md.manual_seed(self.seed)
@@ -318,8 +346,10 @@ class CompressionReport:
                     lambda path: _loaded_structured(self.fresh(), path),
                     note="half the heads and FFN neurons removed, distilled")
 
-    def _lowrank(self, fractions):
-        ranks = {}
+    def _lowrank(self, fractions, untuned=True):
+        """Encoder Linears at ``fractions`` of their parameters, fine-tuned (50 % also before,
+        if ``untuned``); -> the names recorded."""
+        ranks, names = {}, []
 
         def factorized(fraction, fine_tune):
             model = self.teacher_copy()
@@ -336,12 +366,15 @@ class CompressionReport:
             return _loaded(model, path)
 
         for fraction in fractions:
-            if fraction == 0.5:
+            if fraction == 0.5 and untuned:
                 self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False), _save,
                             lambda path: load(path, 0.5), note="encoder Linears at half their parameters")
+                names.append("low-rank 50%, no fine-tune")
             self.record(f"low-rank {fraction:.0%} + KD", "low-rank", lambda f=fraction: factorized(f, True), _save,
                         lambda path, f=fraction: load(path, f),
                         note=f"encoder Linears at {fraction:.0%} of their parameters, fine-tuned")
+            names.append(f"low-rank {fraction:.0%} + KD")
+        return names
 
 
 GROUPS = ("teacher", "students", "one-shot pruning", "gradual pruning", "structured", "low-rank", "int8")
@@ -408,6 +441,28 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def seed_table(runs):
+    """{seed: rows} -> a Markdown table of each row's test accuracy under every seed, their mean
+    and (sample) standard deviation, and the mean's difference from the control row's
+    ("teacher + KD pass", the same distilled pass without compression)."""
+    import numpy as np
+
+    seeds = sorted(runs)
+    names = list(dict.fromkeys(row["name"] for seed in seeds for row in runs[seed]))
+    accuracy = {(seed, row["name"]): row["accuracy"] for seed in seeds for row in runs[seed]}
+    means = {name: np.mean([accuracy[s, name] for s in seeds if (s, name) in accuracy]) for name in names}
+    control = means.get("teacher + KD pass")
+    lines = ["| model | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd | mean - teacher + KD pass |",
+             "|" + "---|" * (len(seeds) + 4)]
+    for name in names:
+        values = [accuracy[s, name] for s in seeds if (s, name) in accuracy]
+        spread = f"{np.std(values, ddof=1):.4f}" if len(values) > 1 else "-"
+        difference = f"{means[name] - control:+.4f}" if control is not None else "-"
+        cells = " | ".join(f"{accuracy[s, name]:.4f}" if (s, name) in accuracy else "-" for s in seeds)
+        lines.append(f"| {name} | {cells} | {means[name]:.4f} | {spread} | {difference} |")
+    return "\n".join(lines)
+
+
 def write_outputs(rows, out):
     """results.md (the table) and accuracy_vs_size.png / accuracy_vs_speed.png."""
     with atomic_path(os.path.join(out, "results.md")) as tmp, open(tmp, "w") as f:
@@ -450,7 +505,7 @@ def main(args):
     report = CompressionReport(args.teacher, args.out, decoder_path=args.decoder, device=args.device,
                                fine_tune=args.fine_tune, student_epochs=args.student_epochs,
                                gradual_epochs=args.gradual_epochs, gradual_tune=args.gradual_tune,
-                               test_limit=args.test_limit)
+                               test_limit=args.test_limit, seed=args.seed)
     report.run()
     rows = ordered(report.measure_speed())
     write_outputs(rows, args.out)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from minidl.cli import main
-from minidl.compress.report import CompressionReport, format_table, write_outputs
+from minidl.compress.report import CompressionReport, format_table, seed_table, write_outputs
 from minidl.train import TrainConfig, fit
 
 
@@ -37,7 +37,7 @@ def report_rows(teacher_checkpoint, tmp_path_factory):
 
 def test_every_variant_is_measured_from_its_reloaded_file(report_rows):
     rows, out, _ = report_rows
-    expected = ["teacher", "decoder", "student transformer + KD", "student transformer, labels only",
+    expected = ["teacher", "teacher + KD pass", "decoder", "student transformer + KD", "student transformer, labels only",
                 "student GRU + KD", "student TokenMLP + KD", "per-layer L1 20%", "structured 50% heads+FFN + KD",
                 "low-rank 50%, no fine-tune", "int8", "gradual 90% + int8", "int8 QAT + KD", "gradual 90% + QAT",
                 "one-shot 20%, embedding included"]
@@ -125,3 +125,36 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert os.path.getsize(os.path.join(out, "rank_sweep.png")) > 0
     assert main(["compress", "prune", *common, "--amount", "1.5"]) == 1
     assert "--amount must lie in (0, 1)" in capsys.readouterr().err
+
+
+def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teacher_checkpoint, capsys):
+    """Seed 0's rows are the report's own (reused, not recomputed); seed 1's are new, in
+    --out/seed1, and differ from seed 0's (other reviews, order, dropout); the table has both."""
+    _, out, _ = report_rows
+    args = ["compress", "seeds", "--teacher", teacher_checkpoint, "--out", out, "--fine-tune-reviews", "600",
+            "--test-limit", "400", "--seeds", "0,1"]
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    names = ["teacher + KD pass", "int8 QAT + KD", "one-shot 20% + locked FT", "low-rank 50% + KD",
+             "student transformer + KD"]
+    with open(os.path.join(out, "seed1", "results.jsonl")) as f:
+        seed1 = {json.loads(line)["name"]: json.loads(line) for line in f}
+    assert sorted(seed1) == sorted(names)   # only the seeded rows: no teacher row, no PTQ, no untuned rows
+    with open(os.path.join(out, "seeds.md")) as f:
+        written = f.read().strip()
+    assert written in table   # printed after the rows' progress lines
+    for name in names:
+        assert f"| {name} | " in written
+    assert written.count("\n") == len(names) + 1
+    losses = [(report_rows[0][name]["loss"], seed1[name]["loss"]) for name in names]
+    assert all(a != b for a, b in losses), losses
+
+
+def test_seed_table_reads_mean_spread_and_the_controls_difference():
+    row = lambda name, accuracy: {"name": name, "accuracy": accuracy}  # noqa: E731
+    runs = {0: [row("teacher + KD pass", 0.80), row("int8 QAT + KD", 0.81)],
+            1: [row("teacher + KD pass", 0.82), row("int8 QAT + KD", 0.85)]}
+    lines = seed_table(runs).splitlines()
+    assert lines[0] == "| model | seed 0 | seed 1 | mean | sd | mean - teacher + KD pass |"
+    assert lines[2] == "| teacher + KD pass | 0.8000 | 0.8200 | 0.8100 | 0.0141 | +0.0000 |"
+    assert lines[3] == "| int8 QAT + KD | 0.8100 | 0.8500 | 0.8300 | 0.0283 | +0.0200 |"
