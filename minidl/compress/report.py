@@ -19,7 +19,7 @@ the Linears at 10/20/50/80/90 %, each without retraining and fine-tuned with the
 (the first course project's procedure), per-layer L1 pruning at 20 %, and one row with the
 embedding table inside the global threshold (the lesson: its N(0, 1) entries dwarf the
 Linears' ±1/√D, so the Linears are emptied); gradual magnitude pruning of every weight
-matrix on the cubic schedule with distillation and a locked mask (Prune Once for All);
+matrix at 50/80/90 % on the cubic schedule with distillation and a locked mask (Prune Once for All);
 structured pruning (heads and FFN neurons physically removed) then distillation; low-rank
 factorisation of the encoder's Linears at 25/50/75 % of their parameters, fine-tuned with
 distillation (50 % also before fine-tuning); int8 after training (PTQ) and with
@@ -57,6 +57,7 @@ from .quantize import quantize, stored_numbers
 from .structured import load_structured, prune_ffn_neurons, prune_heads, save_structured
 
 PRUNE_LEVELS = (0.1, 0.2, 0.5, 0.8, 0.9)
+GRADUAL_LEVELS = (0.5, 0.8, 0.9)  # each ~20 minutes of the report's 3 hours on two cores
 LOWRANK_FRACTIONS = (0.25, 0.5, 0.75)
 METRICS = ("loss", "accuracy", "f1", "precision", "recall")
 
@@ -166,7 +167,7 @@ class CompressionReport:
         return self.rows
 
     # --- the variants ---------------------------------------------------------------------------------
-    def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS):
+    def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS, gradual_levels=GRADUAL_LEVELS):
         """Measure every variant (the ones the acceptance asks about first) and return the rows."""
         os.makedirs(self.out, exist_ok=True)
         self.teacher_row()
@@ -179,15 +180,15 @@ class CompressionReport:
         self.qat_rows()
         self._students()
         self._lowrank(fractions)
-        for amount in levels:
+        for amount in gradual_levels:
             self.record(f"gradual {amount:.0%} + KD", "gradual pruning", lambda a=amount: self._gradual(a),
                         save_sparse, lambda path: _loaded_sparse(self.fresh(), path),
                         note="each weight matrix on the cubic schedule, distilled", scope="all, per layer")
-        top = f"gradual {max(levels):.0%} + KD"
-        self.record(f"gradual {max(levels):.0%} + int8", "int8",
+        top = f"gradual {max(gradual_levels):.0%} + KD"
+        self.record(f"gradual {max(gradual_levels):.0%} + int8", "int8",
                     lambda: _quantized(_loaded_sparse(self.fresh(), self.file_of(top))), save_sparse,
                     lambda path: _loaded_sparse(_quantized(self.fresh()), path), note="post-training int8 non-zeros")
-        self.record(f"gradual {max(levels):.0%} + QAT", "int8",
+        self.record(f"gradual {max(gradual_levels):.0%} + QAT", "int8",
                     lambda: self._qat(_loaded_sparse(self.fresh(), self.file_of(top))), save_sparse,
                     lambda path: _loaded_sparse(_quantized(self.fresh()), path),
                     note="QAT with the mask locked, int8 non-zeros")
