@@ -104,6 +104,12 @@ def main_prune(args):
     report = _report(args)
     name = report.prune_row(args.amount, scope=args.scope, tuned=args.fine_tune, per_layer=args.per_layer)
     _print_rows(report, [name])
+    from .prune import format_report, sparsity_report
+
+    file = next(row["file"] for row in report.rows if row["name"] == name)
+    print(f"\nwhat each weight matrix kept, read back from {file}:")
+    model = report.loaders[name](file)
+    print(format_report(sparsity_report(model, names=[n for n, p in model.named_parameters() if p.data.ndim == 2])))
     return 0
 
 

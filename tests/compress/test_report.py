@@ -105,7 +105,13 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     out = str(tmp_path / "compress")
     common = ["--teacher", teacher_checkpoint, "--out", out, "--fine-tune-reviews", "200", "--test-limit", "100"]
     assert main(["compress", "prune", *common, "--amount", "0.3", "--fine-tune"]) == 0
-    assert "| one-shot 30% + locked FT | Linears, global |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| one-shot 30% + locked FT | Linears, global |" in printed
+    kept = [line.split() for line in printed.split("what each weight matrix kept")[1].splitlines()[2:]
+            if line.strip() and not line.startswith("total")]   # parameter, size, non-zero, sparsity, [masked]
+    masked = [row[0] for row in kept if row[-1] == "yes"]
+    assert "embedding.weight" in [row[0] for row in kept] and "embedding.weight" not in masked   # scope "linear"
+    assert "encoder.layers.0.feed_forward.3.weight" in masked and len(masked) == len(kept) - 2   # and the positions
     assert main(["compress", "qat", *common]) == 0
     assert "| int8 QAT + KD |" in capsys.readouterr().out
     with open(os.path.join(out, "results.jsonl")) as f:
