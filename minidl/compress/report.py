@@ -313,10 +313,12 @@ class CompressionReport:
         return model
 
     def _qat(self, model):
-        """Quantisation-aware training: fake-quantised Linears (masks kept) fine-tuned with
-        distillation on the ``fine_tune`` reviews, then converted to int8 (embedding too)."""
+        """Quantisation-aware training: fake-quantised Linears fine-tuned with distillation on
+        the ``fine_tune`` reviews, every mask locked (the embedding table's too: it is not
+        fake-quantised, and without the lock its pruned entries would grow back), then
+        converted to int8 (embedding too)."""
         prepare_qat(model)
-        self.distill_into(model, self.tune)
+        self.distill_into(model, self.tune, callbacks=[LockedMasks()])
         convert_qat(model, embeddings=True)
         return model
 

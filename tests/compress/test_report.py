@@ -77,6 +77,8 @@ def test_fine_tuned_low_rank_and_int8_keep_the_accuracy(report_rows):
     assert rows["one-shot 20% + locked FT"]["accuracy"] >= teacher - 0.02
     assert rows["one-shot 90% + locked FT"]["nonzeros"] == rows["one-shot 90%"]["nonzeros"]   # the mask held
     assert rows["int8 QAT + KD"]["accuracy"] >= rows["int8"]["accuracy"] - 0.02
+    # QAT keeps every mask locked, the embedding table's too (it is not fake-quantised)
+    assert rows["gradual 90% + QAT"]["nonzeros"] <= rows["gradual 90% + KD"]["nonzeros"]
     # which weights each pruning row pruned is in the row (what that does to the Linears: test_prune_scope.py)
     assert rows["one-shot 20%"]["scope"] == "Linears, global"
     assert rows["one-shot 20%, embedding included"]["scope"] == "all, global"
