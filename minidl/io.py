@@ -145,9 +145,10 @@ class CheckpointError(MinidlError, ValueError):
     """A checkpoint file that cannot be read: corrupted, truncated, or holding pickled objects."""
 
 
-def write_npz(path, arrays):
-    """Write {name: array} as an uncompressed .npz (what ``np.savez`` writes) to a temporary
-    file in the destination folder, renamed over ``path`` once complete. Writing the
+def write_npz(path, arrays, compress=False):
+    """Write {name: array} as an .npz (what ``np.savez`` writes; ``np.savez_compressed``'s
+    deflated archive with ``compress=True``) to a temporary file in the destination folder,
+    renamed over ``path`` once complete. Writing the
     archive by hand keeps names like "file" legal, which ``np.savez(file, **arrays)``
     would reject, and refuses object arrays (``allow_pickle=False``).
 
@@ -159,7 +160,8 @@ def write_npz(path, arrays):
                          f"{os.path.join(path, 'best.npz')}")
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            with zipfile.ZipFile(f, "w", compression=method, allowZip64=True) as archive:
                 for name, array in arrays.items():
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)

@@ -31,13 +31,16 @@ the same results file.
 Fine-tuning uses ``fine_tune`` training reviews (one pass), gradual pruning ``gradual_epochs``
 passes over ``gradual_tune`` reviews (default: the same ones), students the whole training set; all share the teacher's logits, computed
 once. Rows are appended to ``results.jsonl`` as they finish, so an interrupted report resumes
-where it stopped.
+where it stopped; the files of the rows it reuses are saved again in today's formats before the
+timing (``rewrite_files``), so every size is that of the current save code.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+
+import numpy as np
 
 import minidl as md
 
@@ -93,6 +96,7 @@ class CompressionReport:
         self.results_path = os.path.join(out, "results.jsonl")
         self.rows = _read_rows(self.results_path)
         self.loaders = {}  # row name -> load(path) -> a fresh model with that file's weights
+        self.savers = {}   # row name -> save(model, path), the format that row is stored in
         self._logits = None
 
     # --- building blocks --------------------------------------------------------------------------
@@ -123,7 +127,7 @@ class CompressionReport:
         """Build the variant (``make()`` -> model), ``save(model, path)``, ``load(path)`` -> a fresh
         model, and score the reloaded model on the test split. Skipped if ``results.jsonl``
         already has ``name`` (its loader is still kept, for ``measure_speed``)."""
-        self.loaders[name] = load
+        self.loaders[name], self.savers[name] = load, save
         if any(row["name"] == name for row in self.rows):
             return
         start = time.perf_counter()
@@ -162,9 +166,29 @@ class CompressionReport:
             row["reviews_per_s"] = len(timed) / best
             if self.log:
                 self.log(f"{row['name']:<32} {row['reviews_per_s']:8.0f} reviews/s")
+        self._write_rows()
+        return self.rows
+
+    def rewrite_files(self):
+        """Save every row's model again, from its file, with today's save code, and take its size
+        anew: a resumed report's sizes are those of the current formats (say, once ``save_sparse``
+        deflates). The rewritten file must load to exactly the arrays the old one held, so the
+        row's scores still describe it. Rewrites ``results.jsonl``."""
+        for row in self.rows:
+            load, save = self.loaders[row["name"]], self.savers[row["name"]]
+            before = load(row["file"]).state_dict()
+            save(load(row["file"]), row["file"])
+            after = load(row["file"]).state_dict()
+            if before.keys() != after.keys() or any(not np.array_equal(before[k], after[k]) for k in before):
+                raise RuntimeError(f"{row['file']}: saving it again changed its weights; its row would no longer "
+                                   f"describe it")
+            row["size_mb"] = os.path.getsize(row["file"]) / 1e6
+        self._write_rows()
+        return self.rows
+
+    def _write_rows(self):
         with atomic_path(self.results_path) as tmp, open(tmp, "w") as f:
             f.writelines(json.dumps(row) + "\n" for row in self.rows)
-        return self.rows
 
     # --- the variants ---------------------------------------------------------------------------------
     def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS, gradual_levels=GRADUAL_LEVELS):
@@ -448,8 +472,6 @@ def seed_table(runs):
     """{seed: rows} -> a Markdown table of each row's test accuracy under every seed, their mean
     and (sample) standard deviation, and the mean's difference from the control row's
     ("teacher + KD pass", the same distilled pass without compression)."""
-    import numpy as np
-
     seeds = sorted(runs)
     names = list(dict.fromkeys(row["name"] for seed in seeds for row in runs[seed]))
     accuracy = {(seed, row["name"]): row["accuracy"] for seed in seeds for row in runs[seed]}
@@ -510,6 +532,7 @@ def main(args):
                                gradual_epochs=args.gradual_epochs, gradual_tune=args.gradual_tune,
                                test_limit=args.test_limit, seed=args.seed)
     report.run()
+    report.rewrite_files()
     rows = ordered(report.measure_speed())
     write_outputs(rows, args.out)
     print(format_table(rows))

@@ -167,3 +167,22 @@ def test_seed_table_reads_mean_spread_and_the_controls_difference():
     assert lines[0] == "| model | seed 0 | seed 1 | mean | sd | mean - teacher + KD pass |"
     assert lines[2] == "| teacher + KD pass | 0.8000 | 0.8200 | 0.8100 | 0.0141 | +0.0000 |"
     assert lines[3] == "| int8 QAT + KD | 0.8100 | 0.8500 | 0.8300 | 0.0283 | +0.0200 |"
+
+
+def test_a_resumed_report_rewrites_old_files_in_the_current_format(report_rows, tmp_path):
+    """A row whose file predates a format change (here: an undeflated sparse file, as
+    save_sparse wrote before it deflated) is saved again, its size taken anew, and it loads
+    to the same weights."""
+    from minidl.io import read_npz, write_npz
+
+    rows, out, report = report_rows
+    row = next(r for r in report.rows if r["name"] == "gradual 90% + KD")
+    before = report.loaders[row["name"]](row["file"]).state_dict()
+    write_npz(row["file"], read_npz(row["file"]), compress=False)   # the old, stored-not-deflated layout
+    old = os.path.getsize(row["file"]) / 1e6
+    report.rewrite_files()
+    assert row["size_mb"] < 0.9 * old and row["size_mb"] == os.path.getsize(row["file"]) / 1e6
+    after = report.loaders[row["name"]](row["file"]).state_dict()
+    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
+    with open(os.path.join(out, "results.jsonl")) as f:
+        assert {json.loads(line)["name"]: json.loads(line)["size_mb"] for line in f}[row["name"]] == row["size_mb"]
