@@ -37,6 +37,7 @@ timing (``rewrite_files``), so every size is that of the current save code.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 
@@ -506,13 +507,17 @@ def plot_report(rows, out):
     for key, label, filename in (("size_mb", "size on disk (MB, log scale)", "accuracy_vs_size"),
                                  ("reviews_per_s", "evaluation speed (reviews/s, log scale)", "accuracy_vs_speed")):
         fig, ax = plt.subplots(figsize=(10, 5.5))
+        shown = [r for r in rows if r.get(key)]
         for i, group in enumerate(groups):
-            members = [r for r in rows if r["group"] == group]
+            members = [r for r in shown if r["group"] == group]
             ax.scatter([r[key] for r in members], [r["accuracy"] for r in members], s=40, label=group,
                        color=plt.cm.tab10(i % 10), marker="o^sDvP*X"[i % 8])
-            for r in members:
-                ax.annotate(r["name"], (r[key], r["accuracy"]), fontsize=6, xytext=(3, 2),
-                            textcoords="offset points")
+        clusters = _label_clusters(shown, key)
+        for r, text in clusters:
+            ax.annotate(text, (r[key], r["accuracy"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        if len(clusters) < len(shown):
+            fig.text(0.01, 0.01, "points that share a spot share a label; results.md lists every row", fontsize=7,
+                     color="grey")
         if teacher is not None:
             ax.axhline(teacher["accuracy"], color="grey", linewidth=0.8, linestyle="--", label="teacher accuracy")
         ax.set(xscale="log", xlabel=label, ylabel="test accuracy", title=f"Compression: accuracy against {label.split(' (')[0]}")
@@ -523,6 +528,22 @@ def plot_report(rows, out):
             with atomic_path(os.path.join(out, f"{filename}.{ext}")) as tmp:
                 fig.savefig(tmp, format=ext, dpi=130)
         plt.close(fig)
+
+
+def _label_clusters(rows, key, width=0.15, height=0.01):
+    """[(row, label)]: rows whose labels would overlap (within ``width`` of a decade on the log-x
+    axis and ``height`` of accuracy of the cluster's first row, the teacher's or the most
+    accurate) share one label: two names, or the first and how many more."""
+    clusters = []
+    for r in sorted(rows, key=lambda r: (r["name"] != "teacher", -r["accuracy"])):
+        x, y = math.log10(r[key]), r["accuracy"]
+        home = next((c for c in clusters if abs(x - c[0]) <= width and abs(y - c[1]) <= height), None)
+        if home is None:
+            clusters.append((x, y, [r]))
+        else:
+            home[2].append(r)
+    return [(members[0], " / ".join(m["name"] for m in members) if len(members) <= 2
+             else f"{members[0]['name']} (+{len(members) - 1} more)") for _, _, members in clusters]
 
 
 def main(args):
