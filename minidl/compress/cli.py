@@ -135,9 +135,11 @@ def main_seeds(args):
     from .report import seed_table
     from ..io import atomic_path
 
-    runs = {}
+    runs, first = {}, None
     for seed in args.seeds:
-        report = _report(args, seed=seed, out=args.out if seed == 0 else os.path.join(args.out, f"seed{seed}"))
+        out = args.out if seed == 0 else os.path.join(args.out, f"seed{seed}")
+        first = first or _report(args, seed=seed, out=out)   # the data and the teacher's logits, prepared once
+        report = first.with_seed(seed, out)
         names = report.seeded_rows()
         runs[seed] = [row for row in report.rows if row["name"] in names]
     table = seed_table(runs)

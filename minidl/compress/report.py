@@ -36,6 +36,7 @@ timing (``rewrite_files``), so every size is that of the current save code.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -81,7 +82,7 @@ class CompressionReport:
 
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
-        self.out, self.device, self.log, self.seed, self.lr, self.student_lr = out, device, log, seed, lr, student_lr
+        self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.decoder_path, self.student_epochs = teacher_path, decoder_path, student_epochs
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
@@ -90,15 +91,29 @@ class CompressionReport:
             raise ValueError(f"{teacher_path}: its vocabulary differs from the one rebuilt from its data settings; "
                              f"was the data changed since it was trained?")
         self.train, self.test = prepared.train, subset(prepared.test, test_limit, 0)  # the same reviews for every seed
-        self.tune = subset(prepared.train, fine_tune, seed)
-        self.gradual_tune = self.tune if gradual_tune is None else subset(prepared.train, gradual_tune, seed)
+        self.fine_tune, self.gradual_tune_reviews = fine_tune, gradual_tune
         self.vocab_size = len(vocab)
         self.settings = {**self.config.model_config(), "embed_dim": self.teacher.embed_dim}
+        self._shared = {}  # the teacher's logits, computed once, also for with_seed's copies
+        self._start(seed, out)
+
+    def _start(self, seed, out):
+        """What depends on the seed (the fine-tuning reviews) and on the output folder (the rows)."""
+        self.seed, self.out = seed, out
+        self.tune = subset(self.train, self.fine_tune, seed)
+        self.gradual_tune = (self.tune if self.gradual_tune_reviews is None
+                             else subset(self.train, self.gradual_tune_reviews, seed))
         self.results_path = os.path.join(out, "results.jsonl")
         self.rows = _read_rows(self.results_path)
         self.loaders = {}  # row name -> load(path) -> a fresh model with that file's weights
         self.savers = {}   # row name -> save(model, path), the format that row is stored in
-        self._logits = None
+
+    def with_seed(self, seed, out):
+        """This report under another ``seed``, writing into ``out``: the teacher, the data and the
+        teacher's logits (none depends on the seed) are shared, the fine-tuning reviews drawn anew."""
+        other = copy.copy(self)
+        other._start(seed, out)
+        return other
 
     # --- building blocks --------------------------------------------------------------------------
     def fresh(self, **changes):
@@ -114,9 +129,9 @@ class CompressionReport:
 
     def teacher_logits(self):
         """The teacher's logits for every training review, computed once (by ``batch.index``)."""
-        if self._logits is None:
-            self._logits = teacher_logits_table(self.teacher, self.train, 128, self.device)
-        return self._logits
+        if "logits" not in self._shared:
+            self._shared["logits"] = teacher_logits_table(self.teacher, self.train, 128, self.device)
+        return self._shared["logits"]
 
     def distill_into(self, student, data, epochs=1, alpha=0.5, lr=None, callbacks=()):
         return distill(student, self.teacher, data, epochs=epochs, lr=lr or self.lr, alpha=alpha, temperature=2.0,

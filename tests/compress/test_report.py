@@ -136,13 +136,27 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert "--amount must lie in (0, 1)" in capsys.readouterr().err
 
 
-def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teacher_checkpoint, capsys):
+def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teacher_checkpoint, capsys, monkeypatch):
     """Seed 0's rows are the report's own (reused, not recomputed); seed 1's are new, in
-    --out/seed1, and differ from seed 0's (other reviews, order, dropout); the table has both."""
+    --out/seed1, and differ from seed 0's (other reviews, order, dropout); the table has both.
+    The data and the teacher's logits are prepared once for all the seeds."""
+    import minidl.compress.report as report_module
+
     _, out, _ = report_rows
+    calls = {"prepare": 0, "logits": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(report_module, "prepare", counted("prepare", report_module.prepare))
+    monkeypatch.setattr(report_module, "teacher_logits_table", counted("logits", report_module.teacher_logits_table))
     args = ["compress", "seeds", "--teacher", teacher_checkpoint, "--out", out, "--fine-tune-reviews", "600",
             "--test-limit", "400", "--seeds", "0,1"]
     assert main(args) == 0
+    assert calls == {"prepare": 1, "logits": 1}
     table = capsys.readouterr().out
     names = ["teacher + KD pass", "int8 QAT + KD", "one-shot 20% + locked FT", "low-rank 50% + KD",
              "student transformer + KD"]
