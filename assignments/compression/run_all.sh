@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduces assignments/compression/results/ (about 5 hours on two CPU cores; the two
-# trainings run side by side, one thread each). Needs the IMDB archive: $MINIDL_DATA or
+# Reproduces assignments/compression/results/ (about 6 hours on two CPU cores, from the steps'
+# times measured one at a time, never in one go: the trainings ~55 min side by side, one thread
+# each; the report ~3.3 h; the seeds ~1 h; the rank sweep ~45 min). Needs the IMDB archive: $MINIDL_DATA or
 # ~/.cache/minidl (`minidl data download` fetches it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
