@@ -60,6 +60,14 @@ minidl sweep --models attention --hidden 64 --seeds 0,1,2 "${LONG_FINE[@]}" --se
 minidl plot --results "$R/imdb_400_recipes.jsonl" --out "$R/imdb_400_recipes" \
     --title "IMDB, first 400 words: vectors fine-tuned at lr 1e-4, 8 epochs, warm-up and decay (mean ± std, 3 seeds)"
 
+#    skip-gram vectors trained by minidl (SGNS, word2vec; ~13 min) instead of PPMI-SVD, in the 100-word
+#    fine-tuned recipe (RNN, GRU, WindowAttention) and, frozen, for the per-word models (~45 min)
+SGNS="${SGNS:-$HOME/.cache/minidl/imdb_sgns_100d.txt}"
+[ -f "$SGNS" ] || minidl vectors build --method sgns --out "$SGNS"
+minidl sweep --models rnn,gru,attention --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
+    --results "$R/imdb_100_sgns.jsonl"
+minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[@]}" --set "embeddings=\"$SGNS\"" \
+    --results "$R/imdb_100_sgns.jsonl"
 # 6. the course's three reviews, explained by each model (seed 0 checkpoints)
 for m in rnn gru mlp softmax attention; do
     h=64; case $m in mlp|softmax) h="[64,32,16]";; esac
