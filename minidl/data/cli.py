@@ -15,7 +15,7 @@ from . import vectors_eval
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError
 from .imdb import (LABELLED, OFFICIAL_URL, UNLABELLED, _dataset, _kind, download_imdb, find_imdb, load_imdb,
                    load_imdb_unlabelled, read_imdb_reviews)
-from .sgns import build_sgns
+from .sgns import build_sgns, check_arguments
 from .text import Tokenizer
 from .vectors import PROBE_WORDS, build_ppmi_svd, format_neighbours, load_glove, save_glove
 
@@ -135,6 +135,9 @@ def main_build(args, log=print):
     """``minidl vectors build --out FILE [--method ppmi|sgns]``: PPMI-SVD (the default) or SGNS
     vectors from the IMDB training and unlabelled reviews (75,000; never the test reviews),
     saved in the GloVe text format."""
+    if getattr(args, "method", "ppmi") == "sgns":   # bad settings are refused before the reviews are read
+        check_arguments(dim=args.dim, window=args.window, negatives=getattr(args, "negatives", 5),
+                        epochs=getattr(args, "epochs", 3))
     start = time.perf_counter()
     texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
     tokenizer = Tokenizer()

@@ -147,7 +147,8 @@ def context_pairs(ids, texts, start, stop, window, rng):
     return np.concatenate(words)[order], np.concatenate(contexts)[order]
 
 
-def _check_arguments(dim, window, negatives, epochs, lr, batch, subsample):
+def check_arguments(dim=100, window=5, negatives=5, epochs=3, lr=0.025, batch=2048, subsample=1e-4):
+    """Raise a one-line ValueError for a setting ``build_sgns`` cannot use (called before any work)."""
     checks = [("dim", dim, 1), ("window", window, 1), ("negatives", negatives, 1), ("epochs", epochs, 1),
               ("batch", batch, 1)]
     for name, value, least in checks:
@@ -216,7 +217,7 @@ def build_sgns(token_lists, dim=100, window=5, negatives=5, epochs=3, lr=0.025, 
     (V, D) float32 array of the input vectors W, each row scaled to unit length.
     ``log``: a function for progress lines (e.g. ``print``), or None.
     """
-    _check_arguments(dim, window, negatives, epochs, lr, batch, subsample)
+    check_arguments(dim, window, negatives, epochs, lr, batch, subsample)
     say = log or (lambda *_: None)
     start = time.perf_counter()
     words, counts = count_words(token_lists, min_count, max_vocab)

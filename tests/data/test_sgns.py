@@ -159,3 +159,11 @@ def test_main_build_with_sgns_on_a_generated_imdb(imdb_folder, tmp_path, capsys)
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
     printed = capsys.readouterr().out
     assert "SGNS: 6-d, window 3, 3 negatives, 1 epochs" in printed and f"wrote {len(words)} 6-d vectors" in printed
+
+
+def test_the_command_refuses_bad_sgns_settings_before_reading_any_review(tmp_path):
+    """--epochs 0 is refused in one line without looking for the reviews (the data path here does not exist)."""
+    args = argparse.Namespace(method="sgns", dim=100, window=5, negatives=5, epochs=0, min_count=5, max_vocab=30000,
+                              seed=0, data=str(tmp_path / "no-such-archive"), out=str(tmp_path / "v.txt"))
+    with pytest.raises(ValueError, match="epochs=0 is not allowed"):
+        data_cli.main_build(args, log=lambda *_: None)
