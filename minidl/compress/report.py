@@ -192,8 +192,9 @@ class CompressionReport:
         row's scores still describe it. Rewrites ``results.jsonl``."""
         for row in self.rows:
             load, save = self.loaders[row["name"]], self.savers[row["name"]]
-            before = load(row["file"]).state_dict()
-            save(load(row["file"]), row["file"])
+            model = load(row["file"])
+            before = model.state_dict()
+            save(model, row["file"])
             after = load(row["file"]).state_dict()
             if before.keys() != after.keys() or any(not np.array_equal(before[k], after[k]) for k in before):
                 raise RuntimeError(f"{row['file']}: saving it again changed its weights; its row would no longer "
