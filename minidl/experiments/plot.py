@@ -45,10 +45,20 @@ def plot_sweep(results, out_prefix, metrics=("accuracy", "f1", "auc"), title=Non
         ax.set_ylabel(METRIC_NAMES.get(metric, metric))
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncols=legend_columns(labels, fig.get_figwidth()),
+               frameon=False)
     fig.suptitle(title or _default_title(results, rows, x, numeric))
 
     return save_figure(fig, out_prefix)
+
+
+def legend_columns(labels, width_inches, font_points=10.0):
+    """How many legend entries fit side by side across the figure (at most 6): each takes about
+    0.6 em a character plus 3.5 em for its marker and the gap, and all columns are as wide as the
+    widest entry, so long labels (e.g. several differing settings) wrap onto more rows instead of
+    running off both edges."""
+    entry = font_points * (0.6 * max(map(len, labels), default=0) + 3.5)
+    return max(1, min(len(labels), 6, int(width_inches * 72 // entry)))
 
 
 def _lines(ax, series, colours, metric, x):

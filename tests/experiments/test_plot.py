@@ -47,3 +47,28 @@ def test_nothing_to_plot_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no successful results"):
         plot_sweep([failed], str(tmp_path / "x"))
     assert not os.listdir(tmp_path)
+
+
+def test_long_legend_labels_wrap_inside_the_figure():
+    """Five series whose labels name two differing settings each (as a recipes sweep gives) ran off
+    both edges of the three-panel figure in one row; legend_columns wraps them onto rows that fit."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from minidl.experiments.plot import legend_columns
+
+    labels = [f"{m} dropout={d} word_dropout={w}" for m, d, w in
+              [("gru", 0.3, 0.0), ("gru", 0.5, 0.0), ("attention", 0.3, 0.0), ("attention", 0.3, 0.1),
+               ("attention", 0.5, 0.0)]]
+    fig = Figure(figsize=(4.3 * 3 + 0.6, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for label in labels:
+        ax.plot([0, 1], [0, 1], marker="o", label=label)
+    columns = legend_columns(labels, fig.get_figwidth())
+    assert 1 < columns < len(labels)
+    legend = fig.legend(loc="outside lower center", ncols=columns, frameon=False)
+    fig.canvas.draw()
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1
+    assert legend_columns(["rnn", "gru"], fig.get_figwidth()) == 2  # short labels stay on one row
