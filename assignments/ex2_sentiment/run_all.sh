@@ -37,37 +37,29 @@ LONG=(--seeds 0 --data imdb --epochs 4 --max-length 400 --set "embeddings=\"$VEC
 minidl sweep --models gru,attention --hidden 64 "${LONG[@]}" --results "$R/imdb_400.jsonl"
 minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "$R/imdb_400.jsonl"
 
-# 5. a better recipe (against the baselines of `minidl baseline`): the same settings, but the vectors
-#    fine-tuned at their own learning rate 1e-4 while the rest learns at 1e-3 (3 seeds; ~17 min)
-FINE=(--data imdb --epochs 6 --max-length 100 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
-      --set embedding_lr=0.0001 --set dropout=0.3 --set eval_every=350 --set patience=4)
-minidl sweep --models rnn,gru,attention --hidden 64 --seeds 0,1,2 "${FINE[@]}" --results "$R/imdb_100_recipes.jsonl"
-minidl plot --results "$R/imdb_100_recipes.jsonl" --out "$R/imdb_100_recipes" \
-    --title "IMDB, first 100 words: vectors fine-tuned at lr 1e-4 (mean ± std, 3 seeds)"
-
-#    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up
-#    over 200 steps then decayed linearly to 0, H = 64 and 128 (3 seeds; ~65 min: H = 128 is 2-3x slower)
-LONG_FINE=(--data imdb --epochs 8 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
-           --set embedding_lr=0.0001 --set warmup_steps=200 --set dropout=0.3 --set eval_every=350 --set patience=4)
-minidl sweep --models gru,attention --hidden 64,128 --seeds 0,1,2 "${LONG_FINE[@]}" --results "$R/imdb_400_recipes.jsonl"
-#    dropout 0.5 instead of 0.3 for the GRU at H = 128 and WindowAttention at H = 64, where seed 0
-#    gained (GRU +0.2 points at H = 64 and 128; WindowAttention +1.1 at H = 64, -0.2 at H = 128);
-#    over 3 seeds the GRU keeps the gain and WindowAttention loses it (~45 min)
-minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set dropout=0.5 \
-    --results "$R/imdb_400_recipes.jsonl"
-minidl sweep --models attention --hidden 64 --seeds 0,1,2 "${LONG_FINE[@]}" --set dropout=0.5 \
-    --results "$R/imdb_400_recipes.jsonl"
-minidl plot --results "$R/imdb_400_recipes.jsonl" --out "$R/imdb_400_recipes" \
-    --title "IMDB, first 400 words: vectors fine-tuned at lr 1e-4, 8 epochs, warm-up and decay (mean ± std, 3 seeds)"
-
-#    skip-gram vectors trained by minidl (SGNS, word2vec; ~13 min) instead of PPMI-SVD, in the 100-word
-#    fine-tuned recipe (RNN, GRU, WindowAttention) and, frozen, for the per-word models (~45 min)
+# 5. the best recipe found for each model (table 4; ablations.sh has the runs behind each choice):
+#    skip-gram vectors trained by minidl (SGNS, word2vec, on the same 75,000 reviews; ~13 min), at
+#    100 words fine-tuned at their own learning rate 1e-4 (the rest learns at 1e-3) by the RNN, GRU and
+#    WindowAttention, frozen for the per-word models (3 seeds; ~35 min)
 SGNS="${SGNS:-$HOME/.cache/minidl/imdb_sgns_100d.txt}"
 [ -f "$SGNS" ] || minidl vectors build --method sgns --out "$SGNS"
+FINE=(--data imdb --epochs 6 --max-length 100 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
+      --set embedding_lr=0.0001 --set dropout=0.3 --set eval_every=350 --set patience=4)
 minidl sweep --models rnn,gru,attention --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
     --results "$R/imdb_100_sgns.jsonl"
 minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[@]}" --set "embeddings=\"$SGNS\"" \
     --results "$R/imdb_100_sgns.jsonl"
+#    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up over
+#    200 steps then decayed linearly to 0, H = 128, the vectors fine-tuned at 1e-4; the GRU with the
+#    skip-gram vectors and dropout 0.5, WindowAttention with the PPMI vectors and word dropout 0.1
+#    (3 seeds; ~65 min)
+LONG_FINE=(--data imdb --epochs 8 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
+           --set embedding_lr=0.0001 --set warmup_steps=200 --set dropout=0.3 --set eval_every=350 --set patience=4)
+minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set "embeddings=\"$SGNS\"" --set dropout=0.5 \
+    --results "$R/imdb_400_sgns.jsonl"
+minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set word_dropout=0.1 \
+    --results "$R/imdb_400_recipes.jsonl"
+
 # 6. the course's three reviews, explained by each model (seed 0 checkpoints)
 for m in rnn gru mlp softmax attention; do
     h=64; case $m in mlp|softmax) h="[64,32,16]";; esac
@@ -79,3 +71,8 @@ for m in rnn gru mlp softmax attention; do
     minidl explain "Not what I expected" "This movie is the best movie I have ever seen" \
         "I really can not understand why people said this is a good movie" --checkpoint "runs/ex2/$m/best.npz"
 done | tee "$R/explanations.txt"
+
+# 7. the linear baselines on the same inputs (TF-IDF and NB-SVM logistic regression; ~3 min): word
+#    1-2-grams, and single words, the class of the per-word models (see the handout's discussion)
+minidl baseline --max-length 100,400 | tee "$R/baselines.txt"
+minidl baseline --ngrams 1,1 --max-length 100,400 | tee "$R/baselines_unigram.txt"
