@@ -26,6 +26,9 @@ minidl sweep --models gru --hidden 64 --seeds 0 "${SFINE[@]}" --set dropout=0.5 
 minidl sweep --models gru --hidden 64 --seeds 0 "${SFINE[@]}" --set word_dropout=0.1 --results "$V"
 minidl sweep --models gru,rnn --hidden 128 --seeds 0 "${SFINE[@]}" --results "$V"
 minidl sweep --models rnn --hidden 128 --seeds 1,2 "${SFINE[@]}" --results "$V"
+#    and the same GRU run (seed 0) scoring the test set at every check too (never used to choose):
+#    does early stopping on the validation split, which shares movies with training, pick badly?
+minidl sweep --models gru --hidden 64 --seeds 0 "${SFINE[@]}" --set test_curve=true --results "$V"
 
 # 3. first 400 words, the PPMI vectors fine-tuned, 8 epochs, warm-up and decay: H = 64 and 128, and
 #    dropout 0.5 for WindowAttention at H = 64 (seed 0 gained 1.1 points; 3 seeds lost them)
