@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce every IMDB table and figure of assignments/ex2_sentiment (run from the repository root,
-# after `make install`; IMDB under $MINIDL_DATA or ~/.cache/minidl). Every sweep is resumable:
-# run the script again after an interruption and only the missing runs train.
+# Reproduce the IMDB tables and figures of assignments/ex2_sentiment: tables 1-4, figure 1, the
+# explanations and the baselines (ablations.sh adds the runs behind table 4's choices). Run from the
+# repository root after `make install`, IMDB under $MINIDL_DATA or ~/.cache/minidl. Every sweep is
+# resumable: run the script again after an interruption and only the missing runs train.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
