@@ -213,6 +213,15 @@ def _checkpoints_in(folder, shown=5):
     return "e.g. best.npz"
 
 
+def legend_columns(labels, width_inches, font_points=10.0):
+    """How many legend entries fit side by side across the figure (at most 6): each takes about
+    0.6 em a character plus 3.5 em for its marker and the gap, and all columns are as wide as the
+    widest entry, so long labels (e.g. several differing settings) wrap onto more rows instead of
+    running off both edges."""
+    entry = font_points * (0.6 * max(map(len, labels), default=0) + 3.5)
+    return max(1, min(len(labels), 6, int(width_inches * 72 // entry)))
+
+
 def save_figure(fig, out_prefix, formats=("png", "svg")):
     """Write a matplotlib ``fig`` as ``out_prefix.png`` and ``.svg`` (atomically, 120 dpi; the SVG
     without a date, so an unchanged plot gives an unchanged file); -> the paths."""

@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from ..io import save_figure
+from ..io import legend_columns, save_figure
 from ..nn.linear import Linear
 from .lowrank import factorize, max_useful_rank
 
@@ -205,7 +205,8 @@ def plot_rank_sweep(rows, out_prefix, metric="accuracy", title=None):
     _error_panel(errors, rows)
     _rank_axis(errors, rows)
     handles, labels = by_rank.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=max(len(labels), 1), frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncols=legend_columns(labels, fig.get_figwidth()),
+               frameon=False)
     fig.suptitle(title or f"{metric} against SVD rank (every eligible Linear factorised at once)")
     return save_figure(fig, out_prefix)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numbers
 import os
 
-from ..io import atomic_path, save_figure
+from ..io import atomic_path, legend_columns, save_figure
 from .sweep import METRIC_NAMES, load_results, series_label, summarise, table_markdown, x_label
 
 X_NAMES = {"hidden": "hidden size", "embed_dim": "embedding size", "max_length": "words kept per review",
@@ -50,15 +50,6 @@ def plot_sweep(results, out_prefix, metrics=("accuracy", "f1", "auc"), title=Non
     fig.suptitle(title or _default_title(results, rows, x, numeric))
 
     return save_figure(fig, out_prefix)
-
-
-def legend_columns(labels, width_inches, font_points=10.0):
-    """How many legend entries fit side by side across the figure (at most 6): each takes about
-    0.6 em a character plus 3.5 em for its marker and the gap, and all columns are as wide as the
-    widest entry, so long labels (e.g. several differing settings) wrap onto more rows instead of
-    running off both edges."""
-    entry = font_points * (0.6 * max(map(len, labels), default=0) + 3.5)
-    return max(1, min(len(labels), 6, int(width_inches * 72 // entry)))
 
 
 def _lines(ax, series, colours, metric, x):

@@ -55,7 +55,7 @@ def test_long_legend_labels_wrap_inside_the_figure():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from minidl.experiments.plot import legend_columns
+    from minidl.io import legend_columns
 
     labels = [f"{m} dropout={d} word_dropout={w}" for m, d, w in
               [("gru", 0.3, 0.0), ("gru", 0.5, 0.0), ("attention", 0.3, 0.0), ("attention", 0.3, 0.1),
