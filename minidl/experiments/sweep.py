@@ -50,6 +50,7 @@ import numbers
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -161,12 +162,21 @@ def job_key(config):
 # ----------------------------------------------------------------------------- one job
 
 def run_job(config):
-    """Train one config (in whatever process the executor chose); returns its result record."""
+    """Train one config (in whatever process the executor chose); returns its result record.
+    Each validation check prints a line (a job may train for an hour): the job, its step and
+    epoch, and how it scores."""
     from ..train import fit
+    from ..train.loop import Callback
+
+    class ChecksLog(Callback):
+        def on_evaluate(self, step, metrics):
+            scores = ", ".join(f"{name} {metrics[name]:.3f}" for name in ("accuracy", "loss") if name in metrics)
+            print(f"  {describe(config)}: step {step:,} (epoch {metrics.get('epoch', 0):.1f}), validation {scores}",
+                  file=sys.stderr, flush=True)
 
     config = complete_config(config)
     with _FIT_LOCK:  # grad mode and generators are per process: one training at a time here
-        result = fit(config, progress=False, log=lambda *args, **kwargs: None)
+        result = fit(config, callbacks=(ChecksLog(),), progress=False, log=lambda *args, **kwargs: None)
     return {"key": job_key(config), "config": result.config, "test": result.test,
             "best_validation": result.best_validation, "steps": result.steps, "seconds": result.seconds,
             "stopped_early": result.stopped_early,
@@ -617,7 +627,8 @@ def add_arguments(subparsers):
     sweep = subparsers.add_parser(
         "sweep", help="train a grid of models x hidden sizes x seeds; results appended to a JSONL file (resumable)",
         description="Train every (model, hidden size, seed) and append each result to --results as it "
-                    "finishes. Run the same command again to resume: finished jobs are skipped.")
+                    "finishes; each validation check of a running job prints a line on stderr. Run the same "
+                    "command again to resume: finished jobs are skipped.")
     from ..models import MODELS
 
     sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")

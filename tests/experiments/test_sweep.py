@@ -176,6 +176,16 @@ def test_a_record_holds_the_config_test_metrics_and_a_trimmed_history(tmp_path):
     assert load_results(tmp_path / "r.jsonl") == [record]
 
 
+def test_each_validation_check_of_a_job_prints_a_line_naming_the_job(tmp_path, capsys):
+    config = {**tiny_grid(models=("mlp",), hidden=(4,))[0], "eval_every": 2}
+    (record,) = run_sweep([config], tmp_path / "r.jsonl", executor=InlineExecutor(), log=quiet)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == len(record["history"]) > 1
+    for line, check in zip(lines, record["history"]):
+        assert line.startswith("  mlp hidden=4 seed=0: step ") and f"step {check['step']:,} " in line
+        assert f"validation accuracy {check['accuracy']:.3f}, loss {check['loss']:.3f}" in line
+
+
 def test_a_truncated_last_line_is_ignored_with_a_warning_then_cut_off(tmp_path):
     path = tmp_path / "results.jsonl"
     configs = tiny_grid()
