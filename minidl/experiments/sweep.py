@@ -547,10 +547,17 @@ def x_label(value):
     return "[" + ", ".join(str(v) for v in value) + "]" if isinstance(value, list) else str(value)
 
 
+def setting_label(key, value):
+    """``lr=0.01``, ``model_options={"radius": 5}``; a file's path shows its name only
+    (``embeddings=imdb_sgns_100d.txt``), which is what tells two vector files apart in a table."""
+    if isinstance(value, str):
+        return f"{key}={os.path.basename(value) if os.sep in value else value}"
+    return f"{key}={json.dumps(value)}"
+
+
 def series_label(row):
     """``gru`` or ``gru lr=0.01``: one line (or set of points) of a plot."""
-    settings = " ".join(f"{k}={json.dumps(v) if not isinstance(v, (int, float)) else v}"
-                        for k, v in row["settings"].items())
+    settings = " ".join(setting_label(k, v) for k, v in row["settings"].items())
     return f"{row['model']} {settings}".strip()
 
 
@@ -571,7 +578,7 @@ def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
              *("---:" for _ in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for r in rows:
-        settings = [", ".join(f"{k}={json.dumps(v)}" for k, v in r["settings"].items())] if with_settings else []
+        settings = [", ".join(setting_label(k, v) for k, v in r["settings"].items())] if with_settings else []
         cells = [r["model"], *settings, x_label(r[x]), str(r["seeds"]),
                  *(f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")

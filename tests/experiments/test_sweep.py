@@ -12,7 +12,7 @@ import pytest
 
 from minidl.experiments import sweep
 from minidl.experiments.sweep import (InlineExecutor, grid, job_key, load_results, parse_hidden, parse_settings,
-                                      run_sweep, summarise, table_markdown)
+                                      run_sweep, series_label, summarise, table_markdown)
 from minidl.train import TrainConfig
 
 TINY = dict(embed_dim=8, epochs=1, train_limit=200, max_length=12, batch_size=32, validation=0.2, patience=None)
@@ -392,6 +392,18 @@ def test_summarise_keeps_other_varying_settings_apart_and_renders_architectures(
     rows = summarise([fake("gru", 8, 0, 0.8), fake("attention", 8, 0, 0.8, model_options={"radius": 5})])
     assert all(r["settings"] == {} for r in rows)
     assert summarise([]) == [] and table_markdown([]) == "(no successful results)"
+
+
+def test_settings_labels_name_vector_files_by_their_file_name():
+    results = [fake("gru", 64, 0, 0.80, embeddings="/home/ann/.cache/minidl/imdb_ppmi_100d.txt", dropout=0.3),
+               fake("gru", 64, 0, 0.82, embeddings="/home/ann/.cache/minidl/imdb_sgns_100d.txt", dropout=0.5)]
+    rows = summarise(results)
+    table = table_markdown(rows)
+    assert "| gru | dropout=0.3, embeddings=imdb_ppmi_100d.txt | 64 | 1 | 0.800 ± 0.000 |" in table
+    assert [series_label(r) for r in rows] == ["gru dropout=0.3 embeddings=imdb_ppmi_100d.txt",
+                                               "gru dropout=0.5 embeddings=imdb_sgns_100d.txt"]
+    assert series_label({"model": "gru", "settings": {"model_options": {"radius": 5}, "freeze_embeddings": True}}) \
+        == 'gru model_options={"radius": 5} freeze_embeddings=true'
 
 
 # ----------------------------------------------------------------------------- the command line
