@@ -2,7 +2,9 @@
 # Reproduce the IMDB tables and figures of assignments/ex2_sentiment: tables 1-4, figure 1, the
 # explanations and the baselines (ablations.sh adds the runs behind table 4's choices). Run from the
 # repository root after `make install`, IMDB under $MINIDL_DATA or ~/.cache/minidl. Every sweep is
-# resumable: run the script again after an interruption and only the missing runs train.
+# resumable: run the script again after an interruption and only the missing runs train. Timed end
+# to end from a clean clone with no results and no cached vectors, on two cores: 69 min (2026-12-03,
+# when step 5 also trained WindowAttention's three skip-gram runs, about 4 of those minutes).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
@@ -39,21 +41,22 @@ minidl sweep --models gru,attention --hidden 64 "${LONG[@]}" --results "$R/imdb_
 minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "$R/imdb_400.jsonl"
 
 # 5. the best recipe found for each model (table 4; ablations.sh has the runs behind each choice):
-#    skip-gram vectors trained by minidl (SGNS, word2vec, on the same 75,000 reviews; ~13 min), at
-#    100 words fine-tuned at their own learning rate 1e-4 (the rest learns at 1e-3) by the RNN, GRU and
-#    WindowAttention, frozen for the per-word models (3 seeds; ~35 min)
+#    skip-gram vectors trained by minidl (SGNS, word2vec, on the same 75,000 reviews; ~5 min), at
+#    100 words fine-tuned at their own learning rate 1e-4 (the rest learns at 1e-3) by the RNN and the
+#    GRU, frozen for the per-word models (3 seeds; ~6 min). WindowAttention's best at 100 words is
+#    step 1's (frozen PPMI vectors): fine-tuned skip-gram vectors did not help it (ablations.sh step 2)
 SGNS="${SGNS:-$HOME/.cache/minidl/imdb_sgns_100d.txt}"
 [ -f "$SGNS" ] || minidl vectors build --method sgns --out "$SGNS"
 FINE=(--data imdb --epochs 6 --max-length 100 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
       --set embedding_lr=0.0001 --set dropout=0.3 --set eval_every=350 --set patience=4)
-minidl sweep --models rnn,gru,attention --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
+minidl sweep --models rnn,gru --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
     --results "$R/imdb_100_sgns.jsonl"
 minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[@]}" --set "embeddings=\"$SGNS\"" \
     --results "$R/imdb_100_sgns.jsonl"
 #    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up over
 #    200 steps then decayed linearly to 0, H = 128, the vectors fine-tuned at 1e-4; the GRU with the
 #    skip-gram vectors and dropout 0.5, WindowAttention with the PPMI vectors and word dropout 0.1
-#    (3 seeds; ~65 min)
+#    (3 seeds; ~28 min)
 LONG_FINE=(--data imdb --epochs 8 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
            --set embedding_lr=0.0001 --set warmup_steps=200 --set dropout=0.3 --set eval_every=350 --set patience=4)
 #    (one sweep, so that both workers stay busy until its last run: "gru:" and "attention:" scope a setting)
@@ -72,7 +75,7 @@ for m in rnn gru mlp softmax attention; do
         "I really can not understand why people said this is a good movie" --checkpoint "runs/ex2/$m/best.npz"
 done | tee "$R/explanations.txt"
 
-# 7. the linear baselines on the same inputs (TF-IDF and NB-SVM logistic regression; ~3 min): word
+# 7. the linear baselines on the same inputs (TF-IDF and NB-SVM logistic regression; ~2 min): word
 #    1-2-grams, and single words, the class of the per-word models (see the handout's discussion)
 minidl baseline --max-length 100,400 | tee "$R/baselines.txt"
 minidl baseline --ngrams 1,1 --max-length 100,400 | tee "$R/baselines_unigram.txt"
