@@ -536,8 +536,11 @@ def main(argv=None):
         if args.debug:
             raise
         name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
-        print(f"minidl {name}: {e}" + ("" if isinstance(e, MinidlError) else " (--debug shows where)"),
-              file=sys.stderr)
+        if isinstance(e, FileNotFoundError) and e.filename:
+            message = f"no such file or folder: {e.filename!r}; check the path"
+        else:
+            message = f"{e}" + ("" if isinstance(e, MinidlError) else " (--debug shows where)")
+        print(f"minidl {name}: {message}", file=sys.stderr)
         return 1
 
 

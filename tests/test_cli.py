@@ -152,3 +152,9 @@ def test_every_option_has_help_that_shows_its_default(monkeypatch):
             if shown not in " ".join(parser.format_help().split()):
                 problems.append(f"{name}: not in `{command} --help`")
     assert not problems, "\n".join(problems)
+
+
+def test_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
+    missing = str(tmp_path / "no-such-vectors.txt")
+    assert main(["vectors", "neighbours", missing, "good"]) == 1
+    assert capsys.readouterr().err == f"minidl vectors neighbours: no such file or folder: {missing!r}; check the path\n"

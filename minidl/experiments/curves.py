@@ -14,7 +14,13 @@ from ..io import atomic_path
 def read_history(path):
     """(label, history) of a results.json written by ``minidl train``; refuses runs without test curves."""
     with open(path) as f:
-        result = json.load(f)
+        try:
+            result = json.load(f)
+        except ValueError:
+            result = None
+    if not isinstance(result, dict) or not isinstance(result.get("config"), dict) or "test" not in result:
+        raise ValueError(f"{path} is not a results.json written by minidl train: give the results.json in a "
+                         f"train --out folder")
     history = result.get("history") or []
     if not history or "test_accuracy" not in history[0]:
         raise ValueError(f"{path} has no test curve: train with --test-curve (and evaluations with --eval-every)")

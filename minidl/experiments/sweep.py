@@ -57,7 +57,7 @@ import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
-from ..train.config import TrainConfig
+from ..train.config import ConfigError, TrainConfig
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
 AXES = ("model", "hidden", "seed")
@@ -88,7 +88,7 @@ def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
         for model in models:
             for hidden in hidden_sizes:
                 settings = _job_settings(fixed, per_model.get(model, {}), model, _model_hidden(model, hidden), seed)
-                configs.append(TrainConfig.from_dict(settings).to_dict())
+                configs.append(_checked(settings).to_dict())
     return configs
 
 
@@ -110,6 +110,15 @@ def _check_grid(models, hidden_sizes, seeds, per_model, fixed):
                              f"pass them as grid(models, hidden_sizes, seeds)")
     if not models or not list(hidden_sizes) or not list(seeds):
         raise ValueError("grid needs at least one model, one hidden size and one seed")
+
+
+def _checked(settings):
+    """The job's TrainConfig, refused before any job runs if it could not train (one ConfigError
+    naming the job, so a bad --set is one line, not a results file of failed jobs)."""
+    try:
+        return TrainConfig.from_dict(settings).check()
+    except ConfigError as e:
+        raise ConfigError(f"{settings['model']}, hidden {settings['hidden']}: {e}") from None
 
 
 def _model_hidden(model, hidden):
@@ -217,7 +226,7 @@ def _read_records(path):
     with open(path, "rb") as f:
         data = f.read()
     lines = data.split(b"\n")
-    records = []
+    records, bad = [], None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -230,9 +239,15 @@ def _read_records(path):
                 warnings.warn(f"{path}: ignoring a truncated last line ({len(line)} bytes), left by an "
                               f"interrupted write; that job will run again with the next sweep", stacklevel=3)
                 continue
-            raise ValueError(f"{path} line {number} is not a sweep result ({e}); only the last line can be cut "
-                             f"short by a crash, so this one was changed by hand: fix or delete it") from e
+            bad = bad or (number, e)
+            continue
         records.append(record)
+    if bad and not records:
+        raise ValueError(f"{path} is not a sweep results file (line {bad[0]}: {bad[1]}); give the JSONL file "
+                         f"that `minidl sweep --results` writes") from bad[1]
+    if bad:
+        raise ValueError(f"{path} line {bad[0]} is not a sweep result ({bad[1]}); only the last line can be cut "
+                         f"short by a crash, so this one was changed by hand: fix or delete it") from bad[1]
     return records
 
 
@@ -382,7 +397,7 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print)
     finally:
         if own:
             executor.shutdown(wait=True, cancel_futures=True)
-    log(f"ran {len(todo)} jobs in {time.perf_counter() - start:.1f} s; results in {results_path}"
+    log(f"ran {len(todo)} job{'s' * (len(todo) != 1)} in {time.perf_counter() - start:.1f} s; results in {results_path}"
         + (f"; {failures} FAILED (their errors are in the file; run the sweep again to retry them)"
            if failures else ""))
     return [records[k] for k in jobs]
@@ -403,12 +418,16 @@ def _resume(jobs, results_path, log):
     """What the results file already holds: ({key: record} of the jobs that succeeded before,
     [keys of the jobs still to run, failed ones included]). Prepares the file for appending."""
     os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+    previous = {}
+    if os.path.exists(results_path):       # read first: a file that is not a sweep's is refused untouched
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a truncated last line: _drop_truncated_tail says so, once
+            previous = {_key(r): r for r in load_results(results_path)}
     _drop_truncated_tail(results_path, log)
-    previous = {_key(r): r for r in load_results(results_path)} if os.path.exists(results_path) else {}
     records = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
     todo = [k for k in jobs if k not in records]
     retried = [k for k in todo if k in previous]
-    log(f"sweep: {len(jobs)} jobs, {len(records)} already done in {results_path}, {len(todo)} to run"
+    log(f"sweep: {len(jobs)} job{'s' * (len(jobs) != 1)}, {len(records)} already done in {results_path}, {len(todo)} to run"
         + (f" ({len(retried)} of them failed before and are retried)" if retried else ""))
     return records, todo
 
@@ -603,6 +622,14 @@ def parse_hidden(text):
                          f'separated by ";" like "[50];[64,32];[64,32,16]"') from None
 
 
+def parse_seeds(text):
+    """``"0,1,2"`` -> [0, 1, 2]."""
+    try:
+        return [int(s) for s in _split(text)]
+    except ValueError:
+        raise ValueError(f'cannot read seeds {text!r}: give whole numbers separated by commas, like "0,1,2"') from None
+
+
 def parse_settings(items, models=()):
     """``["epochs=3", "attention:model_options={\\"radius\\": 5}"]`` -> (fixed, per_model).
     Values are JSON (``3``, ``0.01``, ``null``, ``[1,2]``), else plain strings (``data=imdb``)."""
@@ -684,7 +711,7 @@ def main_sweep(args):
                 if name in fixed:
                     raise ValueError(f"{name} is given both as --{name.replace('_', '-')} and with --set")
                 fixed[name] = value
-        configs = grid(models, parse_hidden(args.hidden), [int(s) for s in _split(args.seeds)],
+        configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)
     except ValueError as e:
         print(f"minidl sweep: error: {e}")

@@ -31,3 +31,12 @@ def test_curves_refuses_a_run_without_test_curve(tmp_path, capsys):
     assert main(["curves", path, "--out", str(tmp_path / "c.png")]) == 1
     assert "--test-curve" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "c.png")
+
+
+def test_curves_refuses_a_file_that_is_not_a_train_results_json(tmp_path, capsys):
+    for name, text in (("table.csv", "text,label\ngood,pos\n"), ("list.json", "[1, 2]")):
+        path = tmp_path / name
+        path.write_text(text)
+        assert main(["curves", str(path), "--out", str(tmp_path / "c.png")]) == 1
+        assert "is not a results.json written by minidl train" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "c.png")

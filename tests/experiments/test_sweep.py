@@ -56,7 +56,7 @@ class Serial:
 
 def test_grid_expands_seeds_models_hidden_with_fixed_and_per_model_settings():
     configs = grid(["rnn", "attention"], [8, 16], [0, 1], per_model={"attention": {"model_options": {"radius": 5}}},
-                   data="synthetic", epochs=4, max_length=100, model_options={"scorer_hidden": [8]})
+                   data="synthetic", epochs=4, max_length=100, model_options={"padding_idx": 0})
     assert len(configs) == 2 * 2 * 2
     assert [(c["seed"], c["model"], c["hidden"]) for c in configs[:4]] == [
         (0, "rnn", 8), (0, "rnn", 16), (0, "attention", 8), (0, "attention", 16)]
@@ -64,8 +64,8 @@ def test_grid_expands_seeds_models_hidden_with_fixed_and_per_model_settings():
     for c in configs:
         assert set(c) == set(defaults)                      # complete TrainConfig dicts
         assert c["epochs"] == 4 and c["max_length"] == 100 and c["lr"] == defaults["lr"]
-    assert configs[0]["model_options"] == {"scorer_hidden": [8]}
-    assert configs[2]["model_options"] == {"scorer_hidden": [8], "radius": 5}  # per-model extends fixed
+    assert configs[0]["model_options"] == {"padding_idx": 0}
+    assert configs[2]["model_options"] == {"padding_idx": 0, "radius": 5}  # per-model extends fixed
     TrainConfig.from_dict(configs[2])
 
 
@@ -84,6 +84,9 @@ def test_grid_takes_mlp_architectures_and_refuses_them_for_sequence_models():
     (lambda: grid(["gru"], [8], [0], per_model={"rnn": {"lr": 1}}), r"not among the swept models"),
     (lambda: grid(["gru"], [8], [0], hidden=3), r"grid's axes"),
     (lambda: grid(["gru"], [8.5], [0]), r"hidden size must be an int"),
+    (lambda: grid(["rnn"], [0], [0]), r"^rnn, hidden 0: --hidden must be a whole number >= 1"),
+    (lambda: grid(["rnn", "gru"], [8], [0], per_model={"gru": {"dropout": 2}}), r"^gru, hidden 8: --dropout must lie"),
+    (lambda: grid(["gru"], [8], [0], embeddings="no-such-vectors.txt"), r"--embeddings 'no-such-vectors.txt': no such"),
 ])
 def test_grid_names_bad_settings(call, message):
     with pytest.raises(ValueError, match=message):
@@ -458,3 +461,18 @@ def test_the_sweep_and_plot_commands(tmp_path, capsys):
     assert cli(["sweep", "--epochs", "2", "--set", "epochs=3", "--results", results]) == 2
     assert "both as --epochs and with --set" in capsys.readouterr().out
     assert cli(["plot", "--results", str(tmp_path / "none.jsonl")]) == 2
+
+
+def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_path, capsys):
+    results = tmp_path / "results.jsonl"
+    assert cli(["sweep", "--models", "rnn", "--hidden", "8", "--set", "rnn:dropout=2", "--results", str(results)]) == 2
+    assert capsys.readouterr().out == "minidl sweep: error: rnn, hidden 8: --dropout must lie in [0, 1), got 2\n"
+    assert cli(["sweep", "--seeds", "0,a", "--results", str(results)]) == 2
+    assert "cannot read seeds '0,a'" in capsys.readouterr().out
+    assert not results.exists()
+
+    table = tmp_path / "reviews.csv"
+    table.write_bytes(b"text,label\ngood,pos\nbad,neg")           # no newline at the end
+    with pytest.raises(ValueError, match=r"is not a sweep results file \(line 1"):
+        cli(["sweep", "--models", "mlp", "--hidden", "[4]", "--seeds", "0", "--results", str(table)])
+    assert table.read_bytes() == b"text,label\ngood,pos\nbad,neg"  # untouched
