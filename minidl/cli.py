@@ -114,6 +114,8 @@ _TRAIN_HELP = {
     "lr": "learning rate; with --warmup-steps, the peak one",
     "embedding_lr": "the embedding table's own learning rate, e.g. to fine-tune --embeddings slowly; \"none\": "
                     "--lr (default: none)",
+    "embedding_freeze_steps": "fine-tuning after a frozen warm-up: the embedding table stays frozen for the first "
+                              "N steps, then learns (at --embedding-lr if given); 0: off",
     "weight_decay": "weight decay, as --optimizer applies it; 0: none",
     "weight_average": "keep an exponential moving average of the weights with this decay (e.g. 0.999: about the "
                       "last 1,000 steps) and evaluate, keep and test it instead of the latest weights; 0: off",

@@ -25,6 +25,7 @@ class TrainConfig:
     word_dropout: float = 0.0           # training words shown as <unk> with this probability
     embeddings: str = None              # a GloVe-format file; None: learned embeddings
     freeze_embeddings: bool = False
+    embedding_freeze_steps: int = 0     # > 0: the table stays frozen this many steps, then learns (a frozen warm-up)
     # the data
     data: str = "synthetic"             # "synthetic", "imdb", or a CSV/TSV/JSONL file
     data_path: str = None               # where the IMDB data lives (default: $MINIDL_DATA, ~/.cache/minidl)
@@ -92,7 +93,7 @@ def _flag(name):
 
 # (setting, smallest allowed value, may it be None): whole numbers and positive reals
 _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
-             ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False), ("eval_every", 1, True),
+             ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False), ("embedding_freeze_steps", 0, False), ("eval_every", 1, True),
              ("patience", 1, True), ("train_limit", 1, True))
 
 
@@ -151,6 +152,9 @@ def _check_model(config):
     if not sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in sizes):
         raise ConfigError(f"--hidden must be a whole number >= 1 (or, for the MLP scorers, a list of them), "
                           f"got {config.hidden!r}")
+    if config.embedding_freeze_steps and config.freeze_embeddings:
+        raise ConfigError(f"--embedding-freeze-steps {config.embedding_freeze_steps} lets the embedding table learn "
+                          f"after that many steps, --freeze-embeddings keeps it frozen throughout: give one of them")
     if not isinstance(config.model_options, dict):
         raise ConfigError(f"--model-options must be a JSON object like '{{\"radius\": 5}}', "
                           f"got {config.model_options!r}")

@@ -25,8 +25,8 @@ from ..data.batching import batches, num_batches
 from ..metrics import classification_report
 from ..models import build_model
 from . import checkpoint
-from .config import TrainConfig
-from .loop import Checkpoints, train
+from .config import ConfigError, TrainConfig
+from .loop import Callback, Checkpoints, train
 from .prepare import prepare
 
 
@@ -103,6 +103,9 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
         checkpoints.saved_step = loop["step"]
         log(f"resumed from {paths['last']} at step {loop['step']} (epoch {loop['epoch']}, batch {loop['batch']})")
 
+    if config.embedding_freeze_steps:
+        callbacks = (*callbacks, FrozenWarmup(model, config.embedding_freeze_steps, loop["step"] if loop else 0))
+
     def train_batches(epoch):
         return batches(prepared.train, config.batch_size, seed=config.seed, epoch=epoch, bucket=config.bucket,
                        device=config.device, word_dropout=config.word_dropout, unk_id=prepared.vocab.unk_id)
@@ -136,6 +139,25 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                     paths.get("best"), loop["stopped_early"], list(prepared.label_names))
     result.model = model  # the trained model with the best weights (an attribute, not saved with the numbers)
     return result
+
+
+class FrozenWarmup(Callback):
+    """Fine-tuning after a frozen warm-up: the embedding table gets no gradient for the first
+    ``steps`` steps (the rest of the model learns around the vectors as given), then learns.
+    The optimizer skips a parameter without a gradient, so the table's Adam moments and step
+    count start at its first update, as for a parameter that has just joined."""
+
+    def __init__(self, model, steps, step=0):
+        self.table = getattr(getattr(model, "embedding", None), "weight", None)
+        if self.table is None:
+            raise ConfigError(f"--embedding-freeze-steps: the {type(model).__name__} model has no embedding table")
+        self.steps = steps
+        self.table.requires_grad = step >= steps        # a resumed run past the warm-up has it learning
+
+    def on_step(self, step, loss):
+        if step == self.steps:
+            self.table.requires_grad = True
+        return False
 
 
 def _resume(paths, config, model, optimizer, schedule):

@@ -187,6 +187,49 @@ def test_the_embedding_table_learns_at_its_own_rate_and_word_dropout_resumes_exa
     assert resumed.test == full.test
 
 
+class Tables(Callback):
+    """The embedding table after every step."""
+
+    def __init__(self):
+        self.after = []
+
+    def on_train_begin(self, model, optimizer):
+        self.model = model
+        self.after.append(model.embedding.weight.numpy().copy())
+
+    def on_step(self, step, loss):
+        self.after.append(self.model.embedding.weight.numpy().copy())
+
+
+def test_a_frozen_warm_up_keeps_the_table_fixed_for_its_steps_then_fine_tunes_it_and_resumes_exactly(tmp_path):
+    config = TrainConfig(**QUICK, embedding_freeze_steps=6, embedding_lr=1e-2)
+    tables = Tables()
+    full = fit(config, out=tmp_path / "full", callbacks=[tables], progress=False)
+    assert full.steps > 7
+    for step in range(1, 7):                                       # 6 steps: unchanged
+        np.testing.assert_array_equal(tables.after[step], tables.after[0], err_msg=f"step {step}")
+    assert not np.array_equal(tables.after[7], tables.after[6])    # step 7: learning
+    plain = TrainConfig(**QUICK, embedding_lr=1e-2)
+    assert [h["loss"] for h in fit(plain, progress=False).history] != [h["loss"] for h in full.history]
+    for crash in (5, 11):                                         # saved at step 4 (frozen) and 8 (learning)
+        cut = tmp_path / f"cut{crash}"
+        with pytest.raises(Crash):
+            fit(config, out=cut, callbacks=[CrashAt(crash)], progress=False)
+        resumed = fit(config, out=cut, resume=True, progress=False, log=lambda *a: None)
+        assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+        for name, value in weights(cut / "last.npz").items():
+            np.testing.assert_array_equal(value, weights(tmp_path / "full" / "last.npz")[name], err_msg=name)
+
+
+def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together():
+    from minidl.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="give one of them"):
+        TrainConfig(**QUICK, embedding_freeze_steps=6, freeze_embeddings=True).check()
+    with pytest.raises(ConfigError, match="--embedding-freeze-steps must be a whole number >= 0"):
+        TrainConfig(**QUICK, embedding_freeze_steps=-1).check()
+
+
 @pytest.mark.parametrize("setting, value, words", [("word_dropout", 1.0, "--word-dropout must lie in [0, 1)"),
                                                    ("embedding_lr", -1.0, "--embedding-lr must be a number >= 0"),
                                                    ("weight_average", 1.0, "--weight-average must lie in [0, 1)")])
