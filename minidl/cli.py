@@ -399,28 +399,18 @@ def _check_out(args):
     """Refuse an --out that cannot take this run, before any work: a file, a folder this user
     cannot write, or one holding another run's results (unless --resume or --overwrite)."""
     import os
-    import tempfile
+
+    from .io import check_writable
 
     if not args.out:
         return
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise OSError(f"--out {args.out} is a file; give a folder for best.npz, last.npz and results.json")
+    check_writable(args.out, folder=True)
     if os.path.isdir(args.out):
         found = [name for name in ("last.npz", "best.npz", "results.json") if os.path.exists(os.path.join(args.out,
                                                                                                            name))]
         if found and not (args.resume or args.overwrite):
             raise OSError(f"--out {args.out} holds another run ({', '.join(found)}); pass --resume to continue it, "
                           f"--overwrite to replace it, or another folder")
-    folder = os.path.abspath(args.out)
-    while not os.path.exists(folder):          # the nearest existing path: where the run's folder will go
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise OSError(f"--out {args.out}: {folder} is a file, so no folder can be made there; choose another path")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise OSError(f"--out {args.out}: cannot write in {folder} ({error.strerror}); choose another folder") from None
 
 
 def _finite(value):

@@ -75,6 +75,28 @@ def atomic_path(path):
             os.close(fd)
 
 
+def check_writable(path, what="--out", folder=False):
+    """Refuse, before any work, a path that cannot be written: one naming a folder where a file
+    goes (or a file where a folder goes), one below a file, or one in a folder this user cannot
+    write. Raises one ``WriteError`` naming ``what`` (the option) and what to do."""
+    path = os.fspath(path)
+    if not folder and os.path.isdir(path):
+        raise WriteError(f"{what} {path} is a folder; give the path of a file (inside it, or elsewhere)")
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise WriteError(f"{what} {path} is a file; give a folder")
+    nearest = os.path.abspath(path) if folder else os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(nearest):          # the nearest existing folder: where the new ones will go
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        raise WriteError(f"{what} {path}: {nearest} is a file, so no folder can be made there; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as error:
+        raise WriteError(f"{what} {path}: cannot write in {nearest} ({error.strerror}); "
+                         f"choose another folder") from None
+
+
 def _hold(fd):
     """Lock the new temporary file (``fd``) for as long as it is written, and return the fd to
     close at the end; without ``fcntl`` close it now (None), as Windows cannot rename an open file."""

@@ -449,6 +449,19 @@ def truncated_svd(matrix, dim, power_iterations=5, oversample=20, seed=0):
     return U * np.where(signs == 0, 1.0, signs), s
 
 
+def check_ppmi_arguments(dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5):
+    """Raise a one-line ValueError for a setting ``build_ppmi_svd`` cannot use (called before any work)."""
+    for name, value, least in (("dim", dim, 1), ("window", window, 1), ("min_count", min_count, 1),
+                               ("max_vocab", max_vocab, 2)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+            raise ValueError(f"{name}={value!r} is not allowed; pass a whole number >= {least}")
+    if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
+        raise ValueError(f"smoothing={smoothing!r} is not allowed; pass a number in (0, 1] "
+                         f"(0.75 as word2vec; 1: none)")
+    if not (isinstance(power, (int, float)) and 0 <= power <= 1):
+        raise ValueError(f"power={power!r} is not allowed; pass a number in [0, 1] (0.5; 1 is the textbook U·Σ)")
+
+
 def build_ppmi_svd(token_lists, dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5,
                    weighting="harmonic", seed=0, log=None):
     """Word vectors from a tokenised corpus, no network: co-occurrence counts → PPMI → truncated SVD.

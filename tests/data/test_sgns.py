@@ -167,3 +167,24 @@ def test_the_command_refuses_bad_sgns_settings_before_reading_any_review(tmp_pat
                               seed=0, data=str(tmp_path / "no-such-archive"), out=str(tmp_path / "v.txt"))
     with pytest.raises(ValueError, match="epochs=0 is not allowed"):
         data_cli.main_build(args, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("method, change, message", [
+    ("ppmi", {"dim": 0}, "dim=0 is not allowed"),
+    ("ppmi", {"window": 0}, "window=0 is not allowed"),
+    ("ppmi", {"smoothing": 0.0}, "smoothing=0.0 is not allowed"),
+    ("ppmi", {"out": "FILE/v.txt"}, "is a file, so no folder can be made there"),
+    ("sgns", {"out": "FOLDER"}, "is a folder; give the path of a file"),
+])
+def test_the_command_refuses_bad_settings_and_outs_before_reading_any_review(tmp_path, method, change, message):
+    """PPMI's settings and an --out no file can be written to (either method) are refused in one line
+    before the reviews are looked for (the data path here does not exist), not after minutes of work."""
+    (tmp_path / "FILE").write_text("a user's file")
+    (tmp_path / "FOLDER").mkdir()
+    settings = dict(method=method, dim=100, window=5, negatives=5, epochs=3, min_count=5, max_vocab=30000, seed=0,
+                    smoothing=0.75, power=0.5, data=str(tmp_path / "no-such-archive"), out="v.txt")
+    settings.update(change)
+    settings["out"] = str(tmp_path / settings["out"])
+    with pytest.raises((ValueError, OSError), match=message):
+        data_cli.main_build(argparse.Namespace(**settings), log=lambda *_: None)
+    assert (tmp_path / "FILE").read_text() == "a user's file"
