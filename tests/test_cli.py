@@ -158,3 +158,14 @@ def test_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
     missing = str(tmp_path / "no-such-vectors.txt")
     assert main(["vectors", "neighbours", missing, "good"]) == 1
     assert capsys.readouterr().err == f"minidl vectors neighbours: no such file or folder: {missing!r}; check the path\n"
+
+
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_training(tmp_path, capsys):
+    """probe used to train for a minute and then fail to write; demo and spirals said 'no such file'."""
+    (tmp_path / "notes.txt").write_text("mine")
+    for command in ("probe", "demo", "spirals"):
+        out = str(tmp_path / "notes.txt" / "run")
+        assert main([command, "--out", out]) == 1
+        assert capsys.readouterr().err == (f"minidl {command}: --out {out}: {tmp_path / 'notes.txt'} is a file, so no "
+                                           f"folder can be made there; choose another path\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+from ..io import check_writable
 from ..models import COURSE_MODELS
 from .plot import plot_sweep
 from .sweep import grid, run_sweep, summarise, table_markdown
@@ -22,6 +23,7 @@ SETTINGS = dict(data="synthetic", embed_dim=32, lr=0.005, epochs=6, patience=Non
 
 
 def main(args):
+    check_writable(args.out, folder=True)
     start = time.perf_counter()
     results_path = os.path.join(args.out, "results.jsonl")
     configs = grid(MODELS, HIDDEN, SEEDS, device=args.device, **SETTINGS)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.batching import encode_dataset
 from ..data.synthetic import make_negation_probe
-from ..io import atomic_path
+from ..io import atomic_path, check_writable
 from ..train import TrainConfig, evaluate, fit
 from ..train.prepare import prepare
 
@@ -81,6 +81,7 @@ def plot(results, radius, path_prefix):
 
 
 def main(args):
+    check_writable(args.out, folder=True)      # before minutes of training, not after
     models = tuple(m for m in args.models.split(",") if m)
     results = run(models, seed=args.seed, radius=args.radius, device=args.device)
     os.makedirs(args.out, exist_ok=True)
