@@ -44,10 +44,25 @@ def _training_arguments(parser, steps, lr):
                              "saved beside it (OUT.state.npz); give the same options as the first time")
 
 
-def _resumable(args):
-    """None if ``--resume`` can go ahead (or was not asked), else the one-line reason it cannot."""
+def _refused(args):
+    """None if pretraining or distillation can start, else the one-line reason it cannot, found
+    before the reviews are read: a setting out of range, an --out no file can be written to, or
+    a --resume with no training state to resume."""
+    from ..io import WriteError, check_writable
     from .pretrain import state_path
 
+    for name in ("steps", "batch_size", "eval_every", "d_model", "layers", "heads", "d_ff", "max_vocab", "length"):
+        value = getattr(args, name, 1)
+        if value < 1:
+            return f"--{name.replace('_', '-')} must be a whole number >= 1, got {value}"
+    if args.d_model % args.heads:
+        return f"--heads {args.heads} must divide --d-model {args.d_model} (each head takes d_model / heads)"
+    if not args.lr > 0 or not 0 <= args.dropout < 1:
+        return f"--lr must be > 0 (got {args.lr}) and --dropout in [0, 1) (got {args.dropout})"
+    try:
+        check_writable(args.out)
+    except WriteError as error:
+        return str(error)
     if args.resume and not os.path.exists(state_path(args.out)):
         return (f"--resume: there is no training state at {state_path(args.out)} (written beside --out at every "
                 f"evaluation); run without --resume first")
@@ -172,7 +187,7 @@ def main_pretrain(args):
     from .checkpoint import build_mlm, load_mlm
     from .pretrain import train_mlm
 
-    problem = _resumable(args)
+    problem = _refused(args)
     if problem:
         print(f"minidl mlm pretrain: {problem}", file=sys.stderr)
         return 2
@@ -199,7 +214,7 @@ def main_distill(args):
     from .projection import start_from_teacher
     from .pretrain import train_mlm
 
-    problem = _resumable(args)
+    problem = _refused(args)
     if problem:
         print(f"minidl mlm distill: {problem}", file=sys.stderr)
         return 2

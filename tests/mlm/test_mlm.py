@@ -320,6 +320,25 @@ def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
     assert len(err.splitlines()) == 1 and "run.state.npz" in err and "without --resume" in err
 
 
+@pytest.mark.parametrize("command", [["mlm", "pretrain"], ["mlm", "distill", "--teacher", "no-such-teacher.npz"]])
+@pytest.mark.parametrize("options, words", [(["--steps", "0"], "--steps must be a whole number >= 1, got 0"),
+                                            (["--heads", "3", "--d-model", "32"], "--heads 3 must divide --d-model 32"),
+                                            (["--dropout", "1"], "--dropout in [0, 1) (got 1.0)"),
+                                            (["--out", "FOLDER"], "is a folder; give the path of a file")])
+def test_bad_settings_and_outs_are_one_line_before_the_reviews_are_read(tmp_path, capsys, monkeypatch, command,
+                                                                         options, words):
+    """They used to be found after the corpus and its PPMI vectors were built (a minute or more), or never."""
+    from minidl.cli import main
+
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
+    (tmp_path / "FOLDER").mkdir()
+    options = [str(tmp_path / o) if o == "FOLDER" else o for o in options]
+    out = [] if "--out" in options else ["--out", str(tmp_path / "run.npz")]
+    assert main([*command, *out, *options]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and words in err
+
+
 def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training(tmp_path, capsys):
     """minidl mlm quantize: the copy reloads into the int8 model it was written from (same logits),
     its choices stay those of the float model on a clear case, the file is smaller, and
