@@ -47,7 +47,7 @@ import numpy as np
 import minidl as md
 
 from ..data.batching import subset
-from ..io import atomic_path
+from ..io import atomic_path, check_writable
 from ..models import build_model
 from ..train.checkpoint import load_classifier
 from ..train.prepare import prepare
@@ -82,6 +82,7 @@ class CompressionReport:
 
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
+        check_writable(out, folder=True)                # before the data and the teacher load, not after
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.decoder_path, self.student_epochs = teacher_path, decoder_path, student_epochs

@@ -434,8 +434,14 @@ def add_arguments(commands):
 
 def main(args):
     """Load the models (a MinidlError or FileNotFoundError is reported by minidl.cli), then serve until Ctrl-C."""
-    server = make_server(Models(args.teacher, args.student, args.classifier, args.device, args.runs), args.host,
-                         args.port)
+    if not 0 <= args.port <= 65535:
+        raise MinidlError(f"--port must be a port number in 0-65535 (0: any free one), got {args.port}")
+    models = Models(args.teacher, args.student, args.classifier, args.device, args.runs)
+    try:
+        server = make_server(models, args.host, args.port)
+    except OSError as error:
+        raise MinidlError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); give another --port "
+                      f"(0: any free one) or --host") from None
     host, port = server.server_address[:2]
     print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:

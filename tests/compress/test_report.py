@@ -200,3 +200,16 @@ def test_a_resumed_report_rewrites_old_files_in_the_current_format(report_rows, 
     assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
     with open(os.path.join(out, "results.jsonl")) as f:
         assert {json.loads(line)["name"]: json.loads(line)["size_mb"] for line in f}[row["name"]] == row["size_mb"]
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused_before_the_teacher_or_the_data_load(tmp_path, capsys):
+    """It used to load the teacher and prepare its data (seconds on IMDB), then fail at the first write."""
+    from minidl.io import WriteError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(WriteError, match="notes.txt is a file; give a folder"):
+        CompressionReport(str(tmp_path / "no-such-teacher.npz"), str(tmp_path / "notes.txt"))
+    assert main(["compress", "prune", "--teacher", str(tmp_path / "no-such-teacher.npz"), "--amount", "0.5",
+                 "--out", str(tmp_path / "notes.txt" / "run")]) == 1
+    assert "is a file, so no folder can be made there" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"

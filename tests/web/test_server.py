@@ -1,5 +1,6 @@
 """minidl serve's API: the JSON shapes, the 4xx errors with what to do, start and stop, the CLI."""
 import json
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -120,6 +121,15 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["serve", "--classifier", str(checkpoints["teacher"])]) == 1
     assert "is a masked-LM checkpoint" in capsys.readouterr().err
+    assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", "70000"]) == 1
+    assert capsys.readouterr().err == ("minidl serve: --port must be a port number in 0-65535 (0: any free one), "
+                                       "got 70000\n")                  # was a traceback (OverflowError)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--classifier", str(checkpoints["gru"]), "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use); give another --port" in capsys.readouterr().err
 
 
 def test_minidl_serve_prints_its_url_and_serves(checkpoints):
