@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..io import check_writable
 from .checks import EXPECTED
 from .handout import student_handout, student_readme
 from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, check_files, find_assignment
@@ -132,6 +133,7 @@ def make(name, out, root=None, tasks=None, solution=False):
         if out == source or source in out.parents:
             raise AssignmentError(f"{out} lies inside {source}, which is copied; choose a folder elsewhere")
     selected = [manifest.task(n) for n in tasks] if tasks else None
+    check_writable(out, "--out", folder=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

@@ -185,6 +185,11 @@ def test_make_refuses_a_folder_that_is_not_empty_and_an_unknown_name(tmp_path):
     with pytest.raises(AssignmentError, match="unknown assignment 'ex3'; known assignments: compression, ex2_sentiment"):
         make("ex3", tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # nothing half-written left behind
+    from minidl.io import WriteError
+
+    with pytest.raises(WriteError, match=r"mine.txt is a file, so no folder can be made there"):  # was a temp name
+        make("ex2_sentiment", tmp_path / "taken" / "mine.txt" / "copy")
+    assert (tmp_path / "taken" / "mine.txt").read_text() == "keep me"
 
 
 def test_a_target_that_is_not_in_the_source_is_named(tmp_path):
