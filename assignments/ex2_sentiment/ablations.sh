@@ -45,6 +45,10 @@ minidl sweep --models gru --hidden 64 --seeds 0,1,2 "${SFINE10[@]}" --set embedd
 minidl sweep --models gru --hidden 64 --seeds 0,1,2 "${SFINE[@]}" --set embedding_freeze_steps=700 \
     --set embedding_lr=0.0003 --results "$V"
 minidl sweep --models rnn --hidden 64 --seeds 0,1,2 "${SFINE10[@]}" --results "$V"
+#    and the GRU with the frozen warm-up at H = 128, or with dropout 0.5 (3 seeds)
+minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${SFINE[@]}" --set embedding_freeze_steps=700 --results "$V"
+minidl sweep --models gru --hidden 64 --seeds 0,1,2 "${SFINE[@]}" --set embedding_freeze_steps=700 --set dropout=0.5 \
+    --results "$V"
 #    and the recipe's GRU run (seed 0) scoring the test set at every check too (never used to choose):
 #    does early stopping on the validation split, which shares movies with training, pick badly?
 minidl sweep --models gru --hidden 64 --seeds 0 "${SFINE[@]}" --set test_curve=true --results "$V"
