@@ -64,7 +64,7 @@ import time
 
 import numpy as np
 
-from .vectors import count_words
+from .vectors import check_whole_numbers, count_words
 
 _TABLE_SIZE = 10_000_000     # slots of the negative-sampling table (word2vec uses 1e8)
 _CHUNK_TOKENS = 1_000_000    # centre tokens whose pairs are made, shuffled and trained at once
@@ -149,11 +149,8 @@ def context_pairs(ids, texts, start, stop, window, rng):
 
 def check_arguments(dim=100, window=5, negatives=5, epochs=3, lr=0.025, batch=2048, subsample=1e-4):
     """Raise a one-line ValueError for a setting ``build_sgns`` cannot use (called before any work)."""
-    checks = [("dim", dim, 1), ("window", window, 1), ("negatives", negatives, 1), ("epochs", epochs, 1),
-              ("batch", batch, 1)]
-    for name, value, least in checks:
-        if not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name}={value!r} is not allowed; pass a whole number >= {least}")
+    check_whole_numbers(dim=(dim, 1), window=(window, 1), negatives=(negatives, 1), epochs=(epochs, 1),
+                        batch=(batch, 1))
     if not lr > 0:
         raise ValueError(f"lr={lr!r} is not allowed; pass a learning rate > 0 (word2vec uses 0.025)")
     if not subsample >= 0:

@@ -449,12 +449,17 @@ def truncated_svd(matrix, dim, power_iterations=5, oversample=20, seed=0):
     return U * np.where(signs == 0, 1.0, signs), s
 
 
-def check_ppmi_arguments(dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5):
-    """Raise a one-line ValueError for a setting ``build_ppmi_svd`` cannot use (called before any work)."""
-    for name, value, least in (("dim", dim, 1), ("window", window, 1), ("min_count", min_count, 1),
-                               ("max_vocab", max_vocab, 2)):
+def check_whole_numbers(**settings):
+    """``name=(value, least)`` each: raise a one-line ValueError for a value that is not a whole
+    number >= least (the vector builders' settings, checked before any work)."""
+    for name, (value, least) in settings.items():
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
             raise ValueError(f"{name}={value!r} is not allowed; pass a whole number >= {least}")
+
+
+def check_ppmi_arguments(dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5):
+    """Raise a one-line ValueError for a setting ``build_ppmi_svd`` cannot use (called before any work)."""
+    check_whole_numbers(dim=(dim, 1), window=(window, 1), min_count=(min_count, 1), max_vocab=(max_vocab, 2))
     if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
         raise ValueError(f"smoothing={smoothing!r} is not allowed; pass a number in (0, 1] "
                          f"(0.75 as word2vec; 1: none)")

@@ -57,8 +57,10 @@ def _refused(args):
             return f"--{name.replace('_', '-')} must be a whole number >= 1, got {value}"
     if args.d_model % args.heads:
         return f"--heads {args.heads} must divide --d-model {args.d_model} (each head takes d_model / heads)"
-    if not args.lr > 0 or not 0 <= args.dropout < 1:
-        return f"--lr must be > 0 (got {args.lr}) and --dropout in [0, 1) (got {args.dropout})"
+    if not args.lr > 0:
+        return f"--lr must be > 0, got {args.lr}"
+    if not 0 <= args.dropout < 1:
+        return f"--dropout must lie in [0, 1), got {args.dropout}"
     try:
         check_writable(args.out)
     except WriteError as error:

@@ -93,7 +93,8 @@ def _flag(name):
 
 # (setting, smallest allowed value, may it be None): whole numbers and positive reals
 _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
-             ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False), ("embedding_freeze_steps", 0, False), ("eval_every", 1, True),
+             ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False),
+             ("embedding_freeze_steps", 0, False), ("eval_every", 1, True),
              ("patience", 1, True), ("train_limit", 1, True))
 
 

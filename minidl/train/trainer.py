@@ -72,10 +72,15 @@ def build(config, prepared):
     if kind is None:
         raise ValueError(f'optimizer must be "adam" or "adamw", got {config.optimizer!r}')
     params = [p for p in model.parameters() if p.requires_grad]
-    table = getattr(getattr(model, "embedding", None), "weight", None)
+    table = embedding_table(model)
     if config.embedding_lr is not None and any(p is table for p in params):   # the table learns at its own rate
         params = [{"params": [p for p in params if p is not table]}, {"params": [table], "lr": config.embedding_lr}]
     return model, kind(params, lr=config.lr, weight_decay=config.weight_decay, average=config.weight_average)
+
+
+def embedding_table(model):
+    """The model's embedding table (a Parameter), or None for a model without one."""
+    return getattr(getattr(model, "embedding", None), "weight", None)
 
 
 def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
@@ -148,7 +153,7 @@ class FrozenWarmup(Callback):
     count start at its first update, as for a parameter that has just joined."""
 
     def __init__(self, model, steps, step=0):
-        self.table = getattr(getattr(model, "embedding", None), "weight", None)
+        self.table = embedding_table(model)
         if self.table is None:
             raise ConfigError(f"--embedding-freeze-steps: the {type(model).__name__} model has no embedding table")
         self.steps = steps

@@ -323,7 +323,7 @@ def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
 @pytest.mark.parametrize("command", [["mlm", "pretrain"], ["mlm", "distill", "--teacher", "no-such-teacher.npz"]])
 @pytest.mark.parametrize("options, words", [(["--steps", "0"], "--steps must be a whole number >= 1, got 0"),
                                             (["--heads", "3", "--d-model", "32"], "--heads 3 must divide --d-model 32"),
-                                            (["--dropout", "1"], "--dropout in [0, 1) (got 1.0)"),
+                                            (["--dropout", "1"], "--dropout must lie in [0, 1), got 1.0"),
                                             (["--out", "FOLDER"], "is a folder; give the path of a file")])
 def test_bad_settings_and_outs_are_one_line_before_the_reviews_are_read(tmp_path, capsys, monkeypatch, command,
                                                                          options, words):
