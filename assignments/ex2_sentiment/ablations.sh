@@ -106,3 +106,6 @@ minidl sweep --models attention --hidden 128 --seeds 0 "${LONG_FINE[@]}" --set w
 #    and the vectors fine-tuned after a frozen warm-up, the table held for the first 700 steps (3 seeds)
 minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set word_dropout=0.1 \
     --set embedding_freeze_steps=700 --results "$W"
+#    and the two steadier changes together, the wider scorer and the frozen warm-up (3 seeds)
+minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set word_dropout=0.1 \
+    --set embedding_freeze_steps=700 --set 'model_options={"scorer_hidden": [64, 32]}' --results "$W"
