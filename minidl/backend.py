@@ -16,6 +16,7 @@ both libraries agree, and ``xp.<name>`` where they differ (``axis`` vs ``dim``,
 from __future__ import annotations
 
 import abc
+import sys
 
 import numpy as np
 
@@ -62,8 +63,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def dtype_name(self, a): """The dtype of ``a`` as a name ("float32")."""
     @abc.abstractmethod
-    def is_array(self, a): """Is ``a`` one of this backend's arrays?"""
-    @abc.abstractmethod
     def asarray(self, data, dtype=None): """``data`` as an array on this device, without a copy when it already is one."""
     @abc.abstractmethod
     def array(self, data, dtype=None): """Like ``asarray`` but always a fresh copy."""
@@ -77,8 +76,6 @@ class Backend(abc.ABC):
     def zeros(self, shape, dtype="float32"): ...
     @abc.abstractmethod
     def ones(self, shape, dtype="float32"): ...
-    @abc.abstractmethod
-    def full(self, shape, value, dtype="float32"): ...
     @abc.abstractmethod
     def zeros_like(self, a): ...
     @abc.abstractmethod
@@ -112,8 +109,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def maximum(self, a, b): ...
     @abc.abstractmethod
-    def minimum(self, a, b): ...
-    @abc.abstractmethod
     def where(self, cond, a, b): """``a`` where ``cond``, else ``b``; either may be a Python number."""
     @abc.abstractmethod
     def all_finite(self, a): """True when no element of ``a`` is NaN or infinite."""
@@ -131,8 +126,6 @@ class Backend(abc.ABC):
     def sum(self, a, axis=None, keepdims=False): ...
     @abc.abstractmethod
     def max(self, a, axis=None, keepdims=False): ...
-    @abc.abstractmethod
-    def argmax(self, a, axis=None): ...
     @abc.abstractmethod
     def transpose(self, a, axes): ...
     @abc.abstractmethod
@@ -204,9 +197,6 @@ class NumpyBackend(Backend):
     def dtype_name(self, a):
         return str(a.dtype)
 
-    def is_array(self, a):
-        return isinstance(a, np.ndarray)
-
     def asarray(self, data, dtype=None):
         if _is_torch_tensor(data):
             data = data.detach().cpu().numpy()
@@ -236,9 +226,6 @@ class NumpyBackend(Backend):
     def ones(self, shape, dtype="float32"):
         return np.ones(shape, dtype=dtype)
 
-    def full(self, shape, value, dtype="float32"):
-        return np.full(shape, value, dtype=dtype)
-
     def zeros_like(self, a):
         return np.zeros_like(a)
 
@@ -260,7 +247,6 @@ class NumpyBackend(Backend):
     sign = staticmethod(np.sign)
     tanh = staticmethod(np.tanh)
     maximum = staticmethod(np.maximum)
-    minimum = staticmethod(np.minimum)
     where = staticmethod(np.where)
 
     def sigmoid(self, a):
@@ -287,9 +273,6 @@ class NumpyBackend(Backend):
 
     def max(self, a, axis=None, keepdims=False):
         return np.max(a, axis=axis, keepdims=keepdims)
-
-    def argmax(self, a, axis=None):
-        return np.argmax(a, axis=axis)
 
     # --- shapes --------------------------------------------------------------------
     def transpose(self, a, axes):
@@ -417,9 +400,6 @@ class TorchBackend(Backend):
     def dtype_name(self, a):
         return str(a.dtype).replace("torch.", "")
 
-    def is_array(self, a):
-        return isinstance(a, self.torch.Tensor)
-
     def asarray(self, data, dtype=None):
         torch = self.torch
         dt = None if dtype is None else self.dtype(dtype)
@@ -452,9 +432,6 @@ class TorchBackend(Backend):
 
     def ones(self, shape, dtype="float32"):
         return self.torch.ones(shape, dtype=self.dtype(dtype), device=self.device)
-
-    def full(self, shape, value, dtype="float32"):
-        return self.torch.full(shape, value, dtype=self.dtype(dtype), device=self.device)
 
     def zeros_like(self, a):
         return self.torch.zeros_like(a)
@@ -499,9 +476,6 @@ class TorchBackend(Backend):
     def maximum(self, a, b):
         return self.torch.maximum(*self._tensors(a, b))
 
-    def minimum(self, a, b):
-        return self.torch.minimum(*self._tensors(a, b))
-
     def where(self, cond, a, b):
         return self.torch.where(cond, *self._tensors(a, b))
 
@@ -527,9 +501,6 @@ class TorchBackend(Backend):
         if axis is None and not keepdims:
             return a.max()
         return self.torch.amax(a, dim=normalise_axis(axis, a.ndim), keepdim=keepdims)
-
-    def argmax(self, a, axis=None):
-        return self.torch.argmax(a, dim=axis)
 
     # --- shapes --------------------------------------------------------------------
     def transpose(self, a, axes):
@@ -711,14 +682,8 @@ def _shares_memory(tensor, data):
 
 
 def _is_torch_tensor(x):
-    torch = _torch_if_imported()
+    torch = sys.modules.get("torch")  # never imports torch: a tensor exists only if torch is loaded
     return torch is not None and isinstance(x, torch.Tensor)
-
-
-def _torch_if_imported():
-    import sys
-
-    return sys.modules.get("torch")
 
 
 NUMPY = NumpyBackend()

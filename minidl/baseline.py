@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 from .autograd.function import Function, MinidlError, OpError, ShapeError
+from .io import finite
 from .nn.module import Module, Parameter
 
 KINDS = ("tfidf", "nbsvm")
@@ -383,17 +384,6 @@ def _numbers(text, option):
         raise BaselineError(f"--{option} must be comma-separated whole numbers, got {text!r}") from None
 
 
-def _finite(value):
-    """``value`` with NaN (an AUC of one class) as None, so the JSON printed is valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def format_table(results):
     """One row per run: kind, max_length, vocabulary, test accuracy / F1 / AUC, seconds."""
     def cell(value):
@@ -423,7 +413,7 @@ def main(args):
     results = [run_baseline(kind, data=args.data, max_length=length, data_path=args.data_path, seed=args.seed,
                             log=log, **settings) for kind in kinds for length in lengths]
     if args.json:
-        print(json.dumps(_finite(results), indent=2, allow_nan=False))
+        print(json.dumps(finite(results), indent=2, allow_nan=False))
         return 0
     first = results[0]
     low, high = first["ngrams"]

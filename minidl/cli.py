@@ -368,15 +368,14 @@ def build_parser():
 
 
 def _train(args):
-    import os
-
+    from .io import finite
     from .train import fit
 
     config = _config_from_args(args).check()
     _check_out(args)
     log = _stderr if args.json else print
     result = fit(config, out=args.out, resume=args.resume, progress=not args.quiet, log=log)
-    summary = _finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
+    summary = finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
     if args.json:
         print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
                           "stopped_early": result.stopped_early}, indent=2))
@@ -391,15 +390,13 @@ def _train(args):
         from .io import atomic_path
 
         with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
-            json.dump(_finite(dataclasses.asdict(result)), f, indent=1, allow_nan=False)
+            json.dump(finite(dataclasses.asdict(result)), f, indent=1, allow_nan=False)
     return 0
 
 
 def _check_out(args):
     """Refuse an --out that cannot take this run, before any work: a file, a folder this user
     cannot write, or one holding another run's results (unless --resume or --overwrite)."""
-    import os
-
     from .io import check_writable
 
     if not args.out:
@@ -413,26 +410,13 @@ def _check_out(args):
                           f"--overwrite to replace it, or another folder")
 
 
-def _finite(value):
-    """``value`` with every NaN or infinite float as None, so the JSON written is valid JSON
-    (a metric that is undefined, like AUC on one class, reads null)."""
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _stderr(message, **_):
     print(message, file=sys.stderr)
 
 
 def _eval(args):
     from .data.batching import encode_dataset
+    from .io import finite
     from .train import evaluate, load_classifier
 
     if args.limit is not None and args.limit < 1:
@@ -449,7 +433,7 @@ def _eval(args):
     if not args.int8:
         metrics = evaluate(model, test, device=args.device)
         if args.json:
-            print(json.dumps(_finite(metrics), indent=2))
+            print(json.dumps(finite(metrics), indent=2))
         else:
             from .metrics import format_report
 
@@ -463,7 +447,7 @@ def _eval(args):
     results["int8_speedup"] = round(results["int8"]["reviews_per_s"] / results["float32"]["reviews_per_s"], 3)
     results["accuracy_change_points"] = round(100 * (results["int8"]["accuracy"] - results["float32"]["accuracy"]), 2)
     if args.json:
-        print(json.dumps(_finite(results), indent=2))
+        print(json.dumps(finite(results), indent=2))
         return 0
     print(f"{scored.name}: {len(test)} reviews, float32 and int8 timed in the same run")
     print(f"  {'model':<8}{'accuracy':>10}{'f1':>10}{'loss':>10}{'reviews/s':>11}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import re
 import tempfile
@@ -254,3 +255,15 @@ def save_figure(fig, out_prefix, formats=("png", "svg")):
             fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
         paths.append(path)
     return paths
+
+
+def finite(value):
+    """``value`` with every NaN or infinite float as None, dicts (their keys as strings), lists and
+    tuples walked: valid JSON, where an undefined metric (AUC on one class) reads null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value

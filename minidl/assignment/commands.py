@@ -1,6 +1,8 @@
 """The command line of the assignment tools: ``minidl assignment make|list|expected`` and ``minidl grade``."""
 from __future__ import annotations
 
+from ..cli import _call
+
 
 def _task_numbers(text):
     try:
@@ -25,14 +27,14 @@ def add_arguments(subparsers):
                       help="stub only these tasks, e.g. 1,3 (default: all); to check that tasks are independent")
     make.add_argument("--solution", action="store_true", help="keep the reference bodies (an instructor's copy)")
     make.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
-    make.set_defaults(run=_make)
+    make.set_defaults(run=_call("minidl.assignment.make", "main"))
     listing = what.add_parser("list", help="the assignments, their tasks, points and targets")
     listing.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     listing.set_defaults(run=_list)
     expected = what.add_parser("expected", help="(instructors) rewrite grading/expected.json from the reference code")
     expected.add_argument("name", help="the assignment whose grading/expected.json to rewrite")
     expected.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
-    expected.set_defaults(run=_expected)
+    expected.set_defaults(run=_call("minidl.assignment.expected", "main"))
     gradescope = what.add_parser("gradescope", help="(instructors) write the Gradescope autograder (a zip) of an "
                                                     "assignment",
                                  description="Write the zip that a Gradescope programming assignment takes: setup.sh, "
@@ -47,7 +49,7 @@ def add_arguments(subparsers):
     gradescope.add_argument("--time-limit", type=float, default=480,
                             help="seconds one submission's grading may take; past it, it is stopped and scores 0")
     gradescope.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
-    gradescope.set_defaults(run=_gradescope)
+    gradescope.set_defaults(run=_call("minidl.assignment.gradescope", "main"))
 
     grade = subparsers.add_parser("grade", help="run an assignment's grading tests on a copy; a score per task",
                                   description="Grade the student copy in DIRECTORY (default: the current folder): "
@@ -79,29 +81,11 @@ def add_arguments(subparsers):
     return assignment, grade
 
 
-def _make(args):
-    from .make import main
-
-    return main(args)
-
-
-def _expected(args):
-    from .expected import main
-
-    return main(args)
-
-
 def _grade(args):
     if args.submissions:
         from .batch import main
     else:
         from .grade import main
-
-    return main(args)
-
-
-def _gradescope(args):
-    from .gradescope import main
 
     return main(args)
 

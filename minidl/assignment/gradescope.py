@@ -101,17 +101,10 @@ def _add(archive, name, data, mode=0o644):
     archive.writestr(info, data)
 
 
-def _reference_file(manifest, reference):
-    """The reference values' file to ship, found as ``minidl grade`` finds it (``reference``: a repository, an
-    assignment folder, its grading/ folder or the file; None: the instructor's repository); None if none."""
-    from .grade import find_reference
-
-    return find_reference(manifest, reference)
-
-
 def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT):
     """Write Gradescope's ``autograder.zip`` for assignment ``name`` to ``out`` (atomically); returns its Path."""
     from ..io import atomic_path
+    from .grade import find_reference
     from .make import make  # here, not at the top: make.py calls write_classroom_workflow
 
     manifest = find_assignment(name, root)
@@ -120,7 +113,7 @@ def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT
     out = Path(out)
     if out.suffix != ".zip":
         raise AssignmentError(f"--out {out}: Gradescope takes a .zip file; give a path like autograder.zip")
-    values = _reference_file(manifest, reference)
+    values = find_reference(manifest, reference)  # as minidl grade finds it; None if none
     where = f"{REFERENCE}/{EXPECTED}" if values is not None else ""
     run = RUN_AUTOGRADER.format(grader=GRADER, name=manifest.name, time_limit=f"{time_limit:g}",
                                 reference=f'"$ROOT/source/{where}"' if where else "")

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..io import check_writable
+from ..io import _umask, check_writable
 from .checks import EXPECTED
 from .handout import student_handout, student_readme
 from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, check_files, find_assignment
@@ -144,12 +144,6 @@ def make(name, out, root=None, tasks=None, solution=False):
         shutil.rmtree(building, ignore_errors=True)
         raise
     return out
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def main(args):

@@ -224,15 +224,16 @@ class CompressionReport:
         self._lowrank(fractions)
         for amount in gradual_levels:
             self.record(f"gradual {amount:.0%} + KD", "gradual pruning", lambda a=amount: self._gradual(a),
-                        save_sparse, lambda path: _loaded_sparse(self.fresh(), path),
+                        save_sparse, lambda path: _loaded(self.fresh(), path, load_sparse),
                         note="each weight matrix on the cubic schedule, distilled", scope="all, per layer")
         top = f"gradual {max(gradual_levels):.0%} + KD"
         self.record(f"gradual {max(gradual_levels):.0%} + int8", "int8",
-                    lambda: _quantized(_loaded_sparse(self.fresh(), self.file_of(top))), save_sparse,
-                    lambda path: _loaded_sparse(_quantized(self.fresh()), path), note="post-training int8 non-zeros")
+                    lambda: _quantized(_loaded(self.fresh(), self.file_of(top), load_sparse)), save_sparse,
+                    lambda path: _loaded(_quantized(self.fresh()), path, load_sparse),
+                    note="post-training int8 non-zeros")
         self.record(f"gradual {max(gradual_levels):.0%} + QAT", "int8",
-                    lambda: self._qat(_loaded_sparse(self.fresh(), self.file_of(top))), save_sparse,
-                    lambda path: _loaded_sparse(_quantized(self.fresh()), path),
+                    lambda: self._qat(_loaded(self.fresh(), self.file_of(top), load_sparse)), save_sparse,
+                    lambda path: _loaded(_quantized(self.fresh()), path, load_sparse),
                     note="QAT with the mask locked, int8 non-zeros")
         self._one_shot_rows(levels)
         self._structured()
@@ -281,7 +282,7 @@ class CompressionReport:
         if scope == "all":
             note += "; the lesson: N(0, 1) embeddings under one threshold with the Linears empty the Linears"
         self.record(name, "one-shot pruning", lambda: self._one_shot(amount, scope, tuned, per_layer), save_sparse,
-                    lambda path: _loaded_sparse(self.fresh(), path), note=note,
+                    lambda path: _loaded(self.fresh(), path, load_sparse), note=note,
                     scope=f"{'Linears' if scope == 'linear' else 'all'}, {'per layer' if per_layer else 'global'}")
         return name
 
@@ -387,8 +388,7 @@ class CompressionReport:
             return model
 
         self.record("structured 50% heads+FFN + KD", "structured", make,
-                    lambda model, path: save_structured(model, path),
-                    lambda path: _loaded_structured(self.fresh(), path),
+                    save_structured, lambda path: _loaded(self.fresh(), path, load_structured),
                     note="half the heads and FFN neurons removed, distilled")
 
     def _lowrank(self, fractions, untuned=True):
@@ -434,18 +434,12 @@ def _save(model, path):
     model.save(path)
 
 
-def _loaded(model, path):
-    model.load(path)
-    return model
-
-
-def _loaded_sparse(model, path):
-    load_sparse(model, path)
-    return model
-
-
-def _loaded_structured(model, path):
-    load_structured(model, path)
+def _loaded(model, path, load=None):
+    """``model`` with the weights of ``path``, read by ``load(model, path)`` (default: ``model.load``)."""
+    if load is None:
+        model.load(path)
+    else:
+        load(model, path)
     return model
 
 

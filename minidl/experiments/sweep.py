@@ -663,6 +663,7 @@ def add_arguments(subparsers):
         description="Train every (model, hidden size, seed) and append each result to --results as it "
                     "finishes; each validation check of a running job prints a line on stderr. Run the same "
                     "command again to resume: finished jobs are skipped.")
+    from ..cli import _call
     from ..models import MODELS
 
     sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")
@@ -690,14 +691,8 @@ def add_arguments(subparsers):
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
     plot.add_argument("--title", help="the figure's title (default: the data, the x axis and the number of seeds)")
     plot.add_argument("--models", help="comma-separated: plot only these models (default: all in the file)")
-    plot.set_defaults(run=_main_plot)
+    plot.set_defaults(run=_call("minidl.experiments.plot", "main_plot"))
     return sweep, plot
-
-
-def _main_plot(args):
-    from .plot import main_plot
-
-    return main_plot(args)
 
 
 def main_sweep(args):

@@ -31,13 +31,13 @@ lead out, and anything but a plot (``OutsideError``, a 403).
 from __future__ import annotations
 
 import json
-import math
 import os
 import zipfile
 
 import numpy as np
 
 from ..autograd.function import MinidlError
+from ..io import finite
 
 MAX_DEPTH = 4                     # folders below DIR that are searched
 MAX_FILES = 2000                  # entries looked at per listing
@@ -148,7 +148,7 @@ def _read_run(path):
             and isinstance(result.get("history"), list)):
         raise ValueError("not a training run (no config and history): minidl train --out writes results.json")
     return {"label": _label(result["config"]), "source": "results.json", "finished": True,
-            "history": _curves(result["history"]), "test": _plain(result.get("test") or {})}
+            "history": _curves(result["history"]), "test": finite(result.get("test") or {})}
 
 
 def _read_checkpoint(path):
@@ -172,7 +172,7 @@ def _read_sweep(path):
                          else "not a sweep of minidl sweep: no line is a JSON object with a config")
     jobs = [_job(r, describe) for r in records.values()]
     summary = summarise([r for r in records.values() if isinstance(r.get("test"), dict)])
-    return {"jobs": jobs, "summary": _plain(summary), "notes": notes}
+    return {"jobs": jobs, "summary": finite(summary), "notes": notes}
 
 
 def _sweep_records(lines):
@@ -202,7 +202,7 @@ def _job(record, describe):
         label = describe(config)
     except KeyError:
         label = config.get("model", "?")
-    return {"label": label, "history": _curves(record.get("history") or []), "test": _plain(record.get("test") or {}),
+    return {"label": label, "history": _curves(record.get("history") or []), "test": finite(record.get("test") or {}),
             "error": _one_line(record["error"]) if record.get("error") else None}
 
 
@@ -224,18 +224,7 @@ def _label(config):
 
 def _curves(history):
     """Each evaluation's numbers for the curves (the rest, such as confusion matrices, left out)."""
-    return [{k: _plain(h[k]) for k in CURVE_KEYS if k in h} for h in history if isinstance(h, dict)]
-
-
-def _plain(value):
-    """Non-finite numbers as None (JSON has none); lists and dicts walked."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return [{k: finite(h[k]) for k in CURVE_KEYS if k in h} for h in history if isinstance(h, dict)]
 
 
 def _one_line(error):
