@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 
 from ..io import atomic_path, legend_columns, save_figure
 from .sweep import METRIC_NAMES, load_results, series_label, summarise, table_markdown, x_label
@@ -98,7 +99,7 @@ def main_plot(args):
     try:
         results = load_results(args.results)
     except (FileNotFoundError, ValueError) as e:
-        print(f"minidl plot: error: {e}")
+        print(f"minidl plot: error: {e}", file=sys.stderr)
         return 2
     if getattr(args, "models", None):
         wanted = {m.strip() for m in args.models.split(",") if m.strip()}
@@ -108,7 +109,7 @@ def main_plot(args):
     try:
         paths = plot_sweep(results, out, metrics=metrics, title=args.title, x=args.x)
     except ValueError as e:
-        print(f"minidl plot: error: {e}")
+        print(f"minidl plot: error: {e}", file=sys.stderr)
         return 2
     table = table_markdown(summarise(results, x=args.x, metrics=metrics), x=args.x, metrics=metrics)
     with atomic_path(out + ".md") as tmp, open(tmp, "w", encoding="utf-8") as f:

@@ -709,7 +709,7 @@ def main_sweep(args):
         configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)
     except ValueError as e:
-        print(f"minidl sweep: error: {e}")
+        print(f"minidl sweep: error: {e}", file=sys.stderr)
         return 2
     executor = InlineExecutor() if args.workers == 0 else None
     try:

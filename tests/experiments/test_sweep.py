@@ -457,18 +457,19 @@ def test_the_sweep_and_plot_commands(tmp_path, capsys):
     assert "| mlp | [4] | 2 |" in open(f"{prefix}.md").read()
 
     assert cli(["sweep", "--models", "gru", "--hidden", "[8,4]", "--results", results]) == 2
-    assert "only the MLP scorers" in capsys.readouterr().out
+    assert "only the MLP scorers" in capsys.readouterr().err
     assert cli(["sweep", "--epochs", "2", "--set", "epochs=3", "--results", results]) == 2
-    assert "both as --epochs and with --set" in capsys.readouterr().out
+    assert "both as --epochs and with --set" in capsys.readouterr().err
     assert cli(["plot", "--results", str(tmp_path / "none.jsonl")]) == 2
+    assert capsys.readouterr().err.startswith("minidl plot: error: no sweep results at")
 
 
 def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_path, capsys):
     results = tmp_path / "results.jsonl"
     assert cli(["sweep", "--models", "rnn", "--hidden", "8", "--set", "rnn:dropout=2", "--results", str(results)]) == 2
-    assert capsys.readouterr().out == "minidl sweep: error: rnn, hidden 8: --dropout must lie in [0, 1), got 2\n"
+    assert capsys.readouterr() == ("", "minidl sweep: error: rnn, hidden 8: --dropout must lie in [0, 1), got 2\n")
     assert cli(["sweep", "--seeds", "0,a", "--results", str(results)]) == 2
-    assert "cannot read seeds '0,a'" in capsys.readouterr().out
+    assert "cannot read seeds '0,a'" in capsys.readouterr().err
     assert not results.exists()
 
     table = tmp_path / "reviews.csv"
