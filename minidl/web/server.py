@@ -92,6 +92,16 @@ def _sizes(model, path):
             "file_mb": round(os.path.getsize(path) / 1e6, 3)}   # MB (10⁶ bytes), as minidl mlm evaluate
 
 
+def check_sources(teacher, student, classifiers, runs):
+    """Refuse a set of models that cannot make a page, before anything is loaded."""
+    if not (teacher or classifiers or runs):
+        raise MinidlError("no model to serve: give --teacher T.npz (and --student S.npz) for fill-mask, "
+                          "and/or --classifier best.npz (repeatable) for classification, and/or --runs DIR "
+                          "for the training curves")
+    if student and not teacher:
+        raise MinidlError("--student needs a --teacher to sit beside")
+
+
 class Models:
     """The loaded models and what the API does with them.
 
@@ -104,13 +114,8 @@ class Models:
         from ..train import load_classifier
         from .runs import RunsFolder
 
-        if not (teacher or classifiers or runs):
-            raise MinidlError("no model to serve: give --teacher T.npz (and --student S.npz) for fill-mask, "
-                              "and/or --classifier best.npz (repeatable) for classification, and/or --runs DIR "
-                              "for the training curves")
+        check_sources(teacher, student, classifiers, runs)
         self.runs = RunsFolder(runs) if runs else None
-        if student and not teacher:
-            raise MinidlError("--student needs a --teacher to sit beside")
         self.device, self.lock = device, threading.Lock()
         self.mlm = []                      # [(role, model, vocab, tokenizer, meta, sizes)]
         for role, path in (("teacher", teacher), ("student", student)):
@@ -433,15 +438,21 @@ def add_arguments(commands):
 
 
 def main(args):
-    """Load the models (a MinidlError or FileNotFoundError is reported by minidl.cli), then serve until Ctrl-C."""
+    """Take the port, load the models (a MinidlError or FileNotFoundError is reported by minidl.cli), then
+    serve until Ctrl-C. The port comes first: a port in use is said at once, not after a model's load."""
     if not 0 <= args.port <= 65535:
         raise MinidlError(f"--port must be a port number in 0-65535 (0: any free one), got {args.port}")
-    models = Models(args.teacher, args.student, args.classifier, args.device, args.runs)
+    check_sources(args.teacher, args.student, args.classifier, args.runs)
     try:
-        server = make_server(models, args.host, args.port)
+        server = make_server(None, args.host, args.port)
     except OSError as error:
         raise MinidlError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); give another --port "
                       f"(0: any free one) or --host") from None
+    try:
+        server.models = Models(args.teacher, args.student, args.classifier, args.device, args.runs)
+    except BaseException:
+        server.server_close()
+        raise
     host, port = server.server_address[:2]
     print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
     try:

@@ -117,9 +117,9 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
     assert "no model to serve" in capsys.readouterr().err
     assert main(["serve", "--student", "s.npz", "--classifier", "c.npz"]) == 1
     assert "--student needs a --teacher" in capsys.readouterr().err
-    assert main(["serve", "--classifier", str(tmp_path / "missing.npz")]) == 1
+    assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", "0"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
-    assert main(["serve", "--classifier", str(checkpoints["teacher"])]) == 1
+    assert main(["serve", "--classifier", str(checkpoints["teacher"]), "--port", "0"]) == 1
     assert "is a masked-LM checkpoint" in capsys.readouterr().err
     assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", "70000"]) == 1
     assert capsys.readouterr().err == ("minidl serve: --port must be a port number in 0-65535 (0: any free one), "
@@ -128,7 +128,8 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["serve", "--classifier", str(checkpoints["gru"]), "--port", str(port)]) == 1
+        assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", str(port)]) == 1
+    # the port is taken before any model is read: a port in use is said first, at once
     assert f"cannot listen on 127.0.0.1:{port} (Address already in use); give another --port" in capsys.readouterr().err
 
 

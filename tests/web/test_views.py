@@ -222,7 +222,7 @@ def test_the_page_script_and_the_command_line_option(views_url, tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "--runs RUNS" in capsys.readouterr().out
-    assert main(["serve", "--runs", str(tmp_path / "missing")]) == 1
+    assert main(["serve", "--runs", str(tmp_path / "missing"), "--port", "0"]) == 1
     error = capsys.readouterr().err
     assert "--runs" in error and "no such folder" in error
 
