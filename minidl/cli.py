@@ -515,7 +515,7 @@ def main(argv=None):
         if isinstance(e, FileNotFoundError) and e.filename:
             message = f"no such file or folder: {e.filename!r}; check the path"
         else:
-            message = f"{e}" + ("" if isinstance(e, MinidlError) else " (--debug shows where)")
+            message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
         print(f"minidl {name}: {message}", file=sys.stderr)
         return 1
 
