@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bench.threads import usable_cpus
 from .manifest import AssignmentError
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
@@ -61,14 +62,6 @@ class Row:
     assignment: str = ""
     seconds: float = 0.0
     report: dict = None        # the JSON report of ``minidl grade --json`` (None unless graded)
-
-
-def default_workers():
-    """One grading at a time per CPU this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def submission_folders(submissions_dir):
@@ -255,7 +248,7 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
 
     ``reference``, ``assignment`` and ``tasks`` are passed on to ``grade`` (``minidl grade``'s ``--reference``,
     ``--assignment``, ``--task``); ``progress(row, done, count)`` is called as each student finishes."""
-    workers = default_workers() if workers is None else workers
+    workers = usable_cpus() if workers is None else workers  # one grading at a time per CPU
     if not isinstance(workers, int) or workers < 1:
         raise AssignmentError(f"--workers must be a whole number >= 1, got {workers!r}")
     if not time_limit > 0:

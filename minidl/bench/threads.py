@@ -11,6 +11,7 @@ restores both afterwards. ``N = None`` leaves the libraries' own choice; either 
 from __future__ import annotations
 
 import contextlib
+import os
 
 from ..autograd.function import MinidlError
 
@@ -32,10 +33,16 @@ def thread_info():
     return {"torch": torch.get_num_threads(), "blas": blas}
 
 
+def usable_cpus():
+    """The CPUs this process may run on (``taskset``, a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def describe(info=None):
     """One line, e.g. "torch 2; BLAS: openblas 2 (numpy.libs), openblas 2 (scipy.libs)"."""
-    import os
-
     info = info or thread_info()
     pools = ", ".join(f"{pool['library']} {pool['threads']} ({os.path.basename(os.path.dirname(pool['path']))})"
                       for pool in info["blas"]) or "none loaded"

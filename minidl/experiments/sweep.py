@@ -57,6 +57,7 @@ import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
+from ..bench.threads import usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
@@ -374,7 +375,7 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print)
 
     ``executor``: anything with ``submit(fn, *args)`` returning futures with ``.result()``
     (ThreadPoolExecutor, a Dask Client, ...); not shut down here. ``None``: a local
-    ProcessPoolExecutor with ``max_workers`` (default: one per CPU) "spawn" processes.
+    ProcessPoolExecutor with ``max_workers`` (default: one per usable CPU) "spawn" processes.
     """
     results_path = os.fspath(results_path)
     jobs = _unique_jobs(configs, log)
@@ -436,8 +437,9 @@ def _local_executor(max_workers, n_jobs, log):
     """A ProcessPoolExecutor of "spawn" workers (no more than jobs), each with an equal share
     of the CPUs for its BLAS and torch threads, and each ending when this process ends, even
     when it is killed (``end_with_parent``)."""
-    workers = max(1, min(max_workers or os.cpu_count() or 1, n_jobs))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    cpus = usable_cpus()
+    workers = max(1, min(max_workers or cpus, n_jobs))
+    threads = max(1, cpus // workers)
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(threads, os.getpid()))
     log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
@@ -677,7 +679,7 @@ def add_arguments(subparsers):
                        help=f"keep the first N words of each review (default: {TrainConfig.max_length})")
     sweep.add_argument("--device", help=f'"cpu" (NumPy), "torch" or "cuda" (default: {TrainConfig.device})')
     sweep.add_argument("--workers", type=int,
-                       help="local worker processes (default: one per CPU; 0: in this process, for debugging)")
+                       help="local worker processes (default: one per CPU this process may use; 0: in this process, for debugging)")
     sweep.add_argument("--results", default="runs/sweep/results.jsonl", help="the JSONL file results go to")
     sweep.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
                        help="any other TrainConfig setting, a JSON value (repeatable); "

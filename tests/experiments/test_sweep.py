@@ -303,6 +303,23 @@ def running(pid):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the worker processes in /proc (Linux)")
+@pytest.mark.parametrize("affinity, jobs, workers, threads",
+                         [({0}, 8, 1, 1), ({0, 1, 2, 3}, 8, 4, 1), ({0, 1, 2, 3, 4, 5}, 3, 3, 2)])
+def test_the_local_pool_shares_the_cpus_this_process_may_use(monkeypatch, affinity, jobs, workers, threads):
+    """`taskset -c 0 minidl sweep` (or a container's cpuset) gets one worker with one thread,
+    not one per CPU of the machine: two sweeps pinned to a core each do not fight over them."""
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: affinity)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    made = {}
+    monkeypatch.setattr(sweep, "ProcessPoolExecutor", lambda n, **kw: made.update(n=n, initargs=kw["initargs"]))
+    messages = []
+    sweep._local_executor(None, jobs, messages.append)
+    assert made["n"] == workers and made["initargs"][0] == threads
+    assert messages == [f"running on {workers} local worker process{'es' if workers > 1 else ''}"]
+
+
 def test_killing_the_sweep_process_ends_its_workers_and_the_resource_tracker(tmp_path):
     started = tmp_path / "started"
     started.mkdir()
