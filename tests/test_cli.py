@@ -169,3 +169,23 @@ def test_an_out_folder_that_cannot_be_made_is_refused_before_any_training(tmp_pa
         assert capsys.readouterr().err == (f"minidl {command}: --out {out}: {tmp_path / 'notes.txt'} is a file, so no "
                                            f"folder can be made there; choose another path\n")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_bad_setting_or_file_of_the_user_is_one_line_without_the_debug_hint(tmp_path, capsys):
+    """'(--debug shows where)' is for unexpected errors; a vector size of 0, a table without a known
+    extension and a broken vectors file are the user's input, said in one line with the fix."""
+    assert main(["vectors", "build", "--out", str(tmp_path / "v.txt"), "--dim", "0"]) == 1
+    assert capsys.readouterr().err == "minidl vectors build: dim=0 is not allowed; pass a whole number >= 1\n"
+    table = tmp_path / "reviews.dat"
+    table.write_text("text,label\ngood,pos\n")
+    assert main(["train", "--data", str(table)]) == 1
+    assert capsys.readouterr().err == (f"minidl train: cannot tell the format of {table} from its extension '.dat': "
+                                       f"name it .csv, .tsv, .tab, .jsonl, .ndjson, .json (or, from Python, pass "
+                                       f"format=)\n")
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 0.1 0.2\nbad 0.3\n")
+    assert main(["vectors", "neighbours", str(vectors), "good"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"minidl vectors neighbours: {vectors}, line 2: ") and err.count("\n") == 1
+    assert "--debug" not in err
+    assert not (tmp_path / "v.txt").exists()

@@ -16,6 +16,10 @@ class DataFormatError(MinidlError, ValueError):
     """A readable file whose content is not what was asked for (missing columns, unknown labels)."""
 
 
+class SettingError(MinidlError, ValueError):
+    """A setting a builder cannot use (0-d vectors, a window of 0), refused before any work."""
+
+
 class DownloadError(MinidlError, OSError):
     """A download that failed (network, HTTP status, short read); nothing was left on disk."""
 

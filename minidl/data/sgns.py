@@ -64,6 +64,7 @@ import time
 
 import numpy as np
 
+from .errors import SettingError
 from .vectors import check_whole_numbers, count_words
 
 _TABLE_SIZE = 10_000_000     # slots of the negative-sampling table (word2vec uses 1e8)
@@ -148,13 +149,13 @@ def context_pairs(ids, texts, start, stop, window, rng):
 
 
 def check_arguments(dim=100, window=5, negatives=5, epochs=3, lr=0.025, batch=2048, subsample=1e-4):
-    """Raise a one-line ValueError for a setting ``build_sgns`` cannot use (called before any work)."""
+    """Raise a one-line SettingError for a setting ``build_sgns`` cannot use (called before any work)."""
     check_whole_numbers(dim=(dim, 1), window=(window, 1), negatives=(negatives, 1), epochs=(epochs, 1),
                         batch=(batch, 1))
     if not lr > 0:
-        raise ValueError(f"lr={lr!r} is not allowed; pass a learning rate > 0 (word2vec uses 0.025)")
+        raise SettingError(f"lr={lr!r} is not allowed; pass a learning rate > 0 (word2vec uses 0.025)")
     if not subsample >= 0:
-        raise ValueError(f"subsample={subsample!r} is not allowed; pass a threshold >= 0 (1e-4; 0 turns it off)")
+        raise SettingError(f"subsample={subsample!r} is not allowed; pass a threshold >= 0 (1e-4; 0 turns it off)")
 
 
 class _Progress:
@@ -221,7 +222,7 @@ def build_sgns(token_lists, dim=100, window=5, negatives=5, epochs=3, lr=0.025, 
     say(f"vocabulary: {len(words):,} words seen >= {min_count} times "
         f"({counts.sum():,} of {sum(len(t) for t in token_lists):,} tokens) [{time.perf_counter() - start:.1f} s]")
     if len(words) < 2:
-        raise ValueError(f"only {len(words)} word(s) are seen >= {min_count} times, too few to train SGNS "
+        raise SettingError(f"only {len(words)} word(s) are seen >= {min_count} times, too few to train SGNS "
                          f"(it needs at least 2); use a larger corpus or a lower min_count")
     rng = np.random.default_rng(seed)
     ids, texts = token_stream(token_lists, words)

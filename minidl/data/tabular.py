@@ -199,12 +199,12 @@ def decode_lines(data, encoding="utf-8"):
 def _format_of(path, format):
     if format is not None:
         if format not in set(FORMATS.values()):
-            raise ValueError(f"load_table: unknown format {format!r}; use one of {sorted(set(FORMATS.values()))}")
+            raise DataFormatError(f"load_table: unknown format {format!r}; use one of {sorted(set(FORMATS.values()))}")
         return format
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"load_table: cannot tell the format of {path} from its extension {suffix!r}; "
-                         f"pass format= one of {sorted(set(FORMATS.values()))}")
+        raise DataFormatError(f"cannot tell the format of {path} from its extension {suffix!r}: name it "
+                              f"{', '.join(FORMATS)} (or, from Python, pass format=)")
     return FORMATS[suffix]
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io import atomic_path
+from .errors import DataFormatError, SettingError
 
 SPECIAL_TOKENS = ("<pad>", "<unk>")
 PAD_TOKEN = "<pad>"
@@ -158,7 +159,7 @@ def _open_text(path):
     with open(path, "rb") as f:
         magic = f.read(2)
     if magic == b"PK":
-        raise ValueError(f"{path} is a zip archive; unzip it and pass one of the .txt files inside "
+        raise DataFormatError(f"{path} is a zip archive; unzip it and pass one of the .txt files inside "
                          f"(e.g. glove.6B.100d.txt)")
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
@@ -183,7 +184,7 @@ class _GloveParser:
 
     def fail(self, number, reason):
         if self.errors == "raise":
-            raise ValueError(f"{self.path}, line {number}: {reason}")
+            raise DataFormatError(f"{self.path}, line {number}: {reason}")
         self.skipped.append((number, reason))
 
     def read_header(self, line):
@@ -193,7 +194,7 @@ class _GloveParser:
         if not (len(header) == 2 and all(h.isdigit() for h in header)):
             return False
         if self.dim is not None and int(header[1]) != self.dim:
-            raise ValueError(f"{self.path}: the header says dimension {header[1]}, "
+            raise DataFormatError(f"{self.path}: the header says dimension {header[1]}, "
                              f"but dim={self.dim} was requested")
         self.dim, self.dim_source = int(header[1]), "from the word2vec header on line 1"
         return True
@@ -267,7 +268,7 @@ def load_glove(path, vocab=None, dim=None, counts=None, seed=0, missing="random"
     with _open_text(path) as f:
         blocks, duplicates = _read_vectors(f, parser, wanted)
     if parser.dim is None:
-        raise ValueError(f"{parser.path} holds no word vectors (is it empty?)")
+        raise DataFormatError(f"{parser.path} holds no word vectors (is it empty?)")
     words = [w for block_words, _ in blocks for w in block_words]
     matrix = np.concatenate([values for _, values in blocks]) if blocks else np.zeros((0, parser.dim), np.float32)
     if log is not None:
@@ -431,7 +432,7 @@ def truncated_svd(matrix, dim, power_iterations=5, oversample=20, seed=0):
     import scipy.sparse as sp
 
     if not 1 <= dim < min(matrix.shape):
-        raise ValueError(f"dim={dim} must be at least 1 and less than the number of words ({min(matrix.shape)}); "
+        raise SettingError(f"dim={dim} must be at least 1 and less than the number of words ({min(matrix.shape)}); "
                          f"lower the dimension, or lower min_count / raise max_vocab to keep more words")
     A = sp.csr_matrix(matrix, dtype=np.float32)
     At = A.T.tocsr()
@@ -450,21 +451,21 @@ def truncated_svd(matrix, dim, power_iterations=5, oversample=20, seed=0):
 
 
 def check_whole_numbers(**settings):
-    """``name=(value, least)`` each: raise a one-line ValueError for a value that is not a whole
+    """``name=(value, least)`` each: raise a one-line SettingError for a value that is not a whole
     number >= least (the vector builders' settings, checked before any work)."""
     for name, (value, least) in settings.items():
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
-            raise ValueError(f"{name}={value!r} is not allowed; pass a whole number >= {least}")
+            raise SettingError(f"{name}={value!r} is not allowed; pass a whole number >= {least}")
 
 
 def check_ppmi_arguments(dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5):
-    """Raise a one-line ValueError for a setting ``build_ppmi_svd`` cannot use (called before any work)."""
+    """Raise a one-line SettingError for a setting ``build_ppmi_svd`` cannot use (called before any work)."""
     check_whole_numbers(dim=(dim, 1), window=(window, 1), min_count=(min_count, 1), max_vocab=(max_vocab, 2))
     if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
-        raise ValueError(f"smoothing={smoothing!r} is not allowed; pass a number in (0, 1] "
+        raise SettingError(f"smoothing={smoothing!r} is not allowed; pass a number in (0, 1] "
                          f"(0.75 as word2vec; 1: none)")
     if not (isinstance(power, (int, float)) and 0 <= power <= 1):
-        raise ValueError(f"power={power!r} is not allowed; pass a number in [0, 1] (0.5; 1 is the textbook U·Σ)")
+        raise SettingError(f"power={power!r} is not allowed; pass a number in [0, 1] (0.5; 1 is the textbook U·Σ)")
 
 
 def build_ppmi_svd(token_lists, dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5,
@@ -488,7 +489,7 @@ def build_ppmi_svd(token_lists, dim=100, window=5, min_count=5, max_vocab=30000,
     say(f"vocabulary: {len(words):,} words seen >= {min_count} times "
         f"({counts.sum():,} of {sum(len(t) for t in token_lists):,} tokens) [{time.perf_counter() - start:.1f} s]")
     if len(words) <= dim:
-        raise ValueError(f"only {len(words)} words are seen >= {min_count} times, too few for {dim}-d vectors; "
+        raise SettingError(f"only {len(words)} words are seen >= {min_count} times, too few for {dim}-d vectors; "
                          f"use a larger corpus, a lower min_count or a lower dim")
     X = cooccurrence_matrix(token_lists, words, window, weighting)
     say(f"co-occurrences: {X.nnz:,} word pairs within {window} words [{time.perf_counter() - start:.1f} s]")
