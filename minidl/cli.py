@@ -48,6 +48,14 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
+    def parse_known_args(self, args=None, namespace=None):
+        """An option the command does not know is its error ("minidl train: error: unrecognized
+        arguments: --lr-decay", with train's usage), not the top parser's list of every command."""
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra and self.prog != "minidl":
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
 
 def _json_object(text):
     """--model-options: a JSON object, or argparse's one-line error."""

@@ -189,3 +189,17 @@ def test_a_bad_setting_or_file_of_the_user_is_one_line_without_the_debug_hint(tm
     assert err.startswith(f"minidl vectors neighbours: {vectors}, line 2: ") and err.count("\n") == 1
     assert "--debug" not in err
     assert not (tmp_path / "v.txt").exists()
+
+
+def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
+    """Not the top parser's usage listing every command: the command's own, and its name."""
+    import pytest
+
+    for argv, name, unknown in ((["curves", "--results", "r.jsonl"], "curves", "--results"),
+                                (["vectors", "build", "--out", "v.txt", "--foo"], "vectors build", "--foo")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"usage: minidl {name} ")
+        assert err.endswith(f"minidl {name}: error: unrecognized arguments: {unknown}\n")
