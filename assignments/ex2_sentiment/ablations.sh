@@ -117,3 +117,9 @@ minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --s
 #    and the vectors fine-tuned at 3e-4 instead of 1e-4 (seed 0)
 minidl sweep --models attention --hidden 128 --seeds 0 "${LONG_FINE[@]}" --set word_dropout=0.1 --set embedding_lr=0.0003 \
     --results "$W"
+#    and the checkpoint chosen by the validation loss instead of the accuracy, and the three shape and
+#    warm-up changes of 0.896 each together (radius 2, the wider scorer, the frozen warm-up) (seed 0)
+minidl sweep --models attention --hidden 128 --seeds 0 "${LONG_FINE[@]}" --set word_dropout=0.1 --set 'metric="loss"' \
+    --results "$W"
+minidl sweep --models attention --hidden 128 --seeds 0 "${LONG_FINE[@]}" --set word_dropout=0.1 \
+    --set embedding_freeze_steps=700 --set 'model_options={"radius": 2, "scorer_hidden": [64, 32]}' --results "$W"
