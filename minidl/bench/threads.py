@@ -64,14 +64,25 @@ def limit_threads(threads):
     if threads is None:
         yield
         return
+    restore = set_threads(threads)
+    try:
+        yield
+    finally:
+        restore()
+
+
+def set_threads(threads):
+    """From now on torch and every BLAS/OpenMP pool use ``threads`` threads; returns a function
+    that puts back what was in force before."""
     import torch
     from threadpoolctl import threadpool_limits
 
     _load_thread_pools()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
+    limits = threadpool_limits(limits=threads)
+
+    def restore():
+        limits.restore_original_limits()
         torch.set_num_threads(before)
+    return restore

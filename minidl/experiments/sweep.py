@@ -57,7 +57,7 @@ import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
-from ..bench.threads import usable_cpus
+from ..bench.threads import set_threads, usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
@@ -323,25 +323,12 @@ def describe(config):
     return f"{config['model']} hidden={json.dumps(config['hidden'], separators=(',', ':'))} seed={config['seed']}"
 
 
-def limit_threads(threads):
-    """Cap the BLAS and torch thread pools of a worker process: two processes that each start
-    two BLAS threads on two cores spend their time spinning for each other, several times
-    slower than one thread each."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a declared dependency
-        pass
-
-
 def _init_worker(threads, sweep_pid):
-    """Initializer of each local worker process: end with the sweep process, then cap threads."""
+    """Initializer of each local worker process: end with the sweep process, then cap threads
+    (torch and every BLAS pool, for the worker's whole life: two processes that each start two
+    BLAS threads on two cores spend their time spinning for each other)."""
     end_with_parent(sweep_pid)
-    limit_threads(threads)
+    set_threads(threads)
 
 
 def end_with_parent(parent_pid):

@@ -320,6 +320,18 @@ def test_the_local_pool_shares_the_cpus_this_process_may_use(monkeypatch, affini
     assert messages == [f"running on {workers} local worker process{'es' if workers > 1 else ''}"]
 
 
+def test_a_worker_keeps_its_thread_cap_for_its_whole_life():
+    """torch and every BLAS pool (NumPy's and SciPy's OpenBLAS, even one loaded later) stay at the
+    worker's share after its initializer returns (in a fresh process: the cap is process-wide)."""
+    code = ("import json, os\n"
+            "from minidl.experiments.sweep import _init_worker\n"
+            "_init_worker(1, os.getppid())\n"
+            "from minidl.bench.threads import thread_info\n"
+            "print(json.dumps(thread_info()))")
+    info = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert info["torch"] == 1 and len(info["blas"]) >= 1 and all(pool["threads"] == 1 for pool in info["blas"]), info
+
+
 def test_killing_the_sweep_process_ends_its_workers_and_the_resource_tracker(tmp_path):
     started = tmp_path / "started"
     started.mkdir()
