@@ -223,7 +223,7 @@ def build_sgns(token_lists, dim=100, window=5, negatives=5, epochs=3, lr=0.025, 
         f"({counts.sum():,} of {sum(len(t) for t in token_lists):,} tokens) [{time.perf_counter() - start:.1f} s]")
     if len(words) < 2:
         raise SettingError(f"only {len(words)} word(s) are seen >= {min_count} times, too few to train SGNS "
-                         f"(it needs at least 2); use a larger corpus or a lower min_count")
+                           f"(it needs at least 2); use a larger corpus or a lower min_count")
     rng = np.random.default_rng(seed)
     ids, texts = token_stream(token_lists, words)
     keep, table = keep_probabilities(counts, subsample), negative_table(counts)

@@ -160,7 +160,7 @@ def _open_text(path):
         magic = f.read(2)
     if magic == b"PK":
         raise DataFormatError(f"{path} is a zip archive; unzip it and pass one of the .txt files inside "
-                         f"(e.g. glove.6B.100d.txt)")
+                              f"(e.g. glove.6B.100d.txt)")
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
@@ -195,7 +195,7 @@ class _GloveParser:
             return False
         if self.dim is not None and int(header[1]) != self.dim:
             raise DataFormatError(f"{self.path}: the header says dimension {header[1]}, "
-                             f"but dim={self.dim} was requested")
+                                  f"but dim={self.dim} was requested")
         self.dim, self.dim_source = int(header[1]), "from the word2vec header on line 1"
         return True
 
@@ -433,7 +433,7 @@ def truncated_svd(matrix, dim, power_iterations=5, oversample=20, seed=0):
 
     if not 1 <= dim < min(matrix.shape):
         raise SettingError(f"dim={dim} must be at least 1 and less than the number of words ({min(matrix.shape)}); "
-                         f"lower the dimension, or lower min_count / raise max_vocab to keep more words")
+                           f"lower the dimension, or lower min_count / raise max_vocab to keep more words")
     A = sp.csr_matrix(matrix, dtype=np.float32)
     At = A.T.tocsr()
     width = min(dim + oversample, min(A.shape))
@@ -463,7 +463,7 @@ def check_ppmi_arguments(dim=100, window=5, min_count=5, max_vocab=30000, smooth
     check_whole_numbers(dim=(dim, 1), window=(window, 1), min_count=(min_count, 1), max_vocab=(max_vocab, 2))
     if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
         raise SettingError(f"smoothing={smoothing!r} is not allowed; pass a number in (0, 1] "
-                         f"(0.75 as word2vec; 1: none)")
+                           f"(0.75 as word2vec; 1: none)")
     if not (isinstance(power, (int, float)) and 0 <= power <= 1):
         raise SettingError(f"power={power!r} is not allowed; pass a number in [0, 1] (0.5; 1 is the textbook U·Σ)")
 
@@ -490,7 +490,7 @@ def build_ppmi_svd(token_lists, dim=100, window=5, min_count=5, max_vocab=30000,
         f"({counts.sum():,} of {sum(len(t) for t in token_lists):,} tokens) [{time.perf_counter() - start:.1f} s]")
     if len(words) <= dim:
         raise SettingError(f"only {len(words)} words are seen >= {min_count} times, too few for {dim}-d vectors; "
-                         f"use a larger corpus, a lower min_count or a lower dim")
+                           f"use a larger corpus, a lower min_count or a lower dim")
     X = cooccurrence_matrix(token_lists, words, window, weighting)
     say(f"co-occurrences: {X.nnz:,} word pairs within {window} words [{time.perf_counter() - start:.1f} s]")
     M = ppmi(X, smoothing)
