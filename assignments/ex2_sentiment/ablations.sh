@@ -132,3 +132,8 @@ minidl sweep --models attention --hidden 128 --seeds 0,1 "${LONG_FINE[@]}" --set
 LONG_FINE12=(--data imdb --epochs 12 "${LONG_FINE[@]:4}")
 minidl sweep --models attention --hidden 128 --seeds 0,1 "${LONG_FINE12[@]}" --set word_dropout=0.1 --set lr=0.0005 \
     --set embedding_lr=0.00005 --set patience=6 --results "$W"
+#    and 300-d PPMI vectors instead of 100-d (seeds 0 and 1)
+VEC300="${VEC300:-$HOME/.cache/minidl/imdb_ppmi_300d.txt}"
+[ -f "$VEC300" ] || minidl vectors build --dim 300 --out "$VEC300"
+minidl sweep --models attention --hidden 128 --seeds 0,1 "${LONG_FINE[@]}" --set word_dropout=0.1 \
+    --set "embeddings=\"$VEC300\"" --results "$W"
