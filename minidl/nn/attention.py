@@ -15,6 +15,9 @@ class WindowSelfAttention(Module):
 
     def __init__(self, input_size, attention_size, radius=5, device=None, dtype=None):
         super().__init__()
+        if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
+            raise ValueError(f"WindowSelfAttention: radius is how many words either side a word sees, a whole "
+                             f"number >= 0; got {radius!r}")
         self.radius = radius
         self.query = Linear(input_size, attention_size, bias=False, device=device, dtype=dtype)
         self.key = Linear(input_size, attention_size, bias=False, device=device, dtype=dtype)

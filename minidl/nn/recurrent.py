@@ -45,6 +45,8 @@ class ElmanRNN(_Recurrent):
     """h_t = f(x_t @ W_x + b + h_{t-1} @ U), f = ReLU (the course) or tanh."""
 
     def __init__(self, input_size, hidden_size, nonlinearity="relu", device=None, dtype=None):
+        if nonlinearity not in ("relu", "tanh"):
+            raise ValueError(f'ElmanRNN: nonlinearity must be "relu" or "tanh", got {nonlinearity!r}')
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, device, dtype)
 

@@ -164,6 +164,21 @@ def _check_model(config):
     if unknown:
         raise ConfigError(f"--model-options {unknown}: {config.model} has no such setting; it takes "
                           f"{sorted(accepted - {'vocab_size', 'hidden', 'embed_dim', 'dropout'})}")
+    _try_build(cls, config)
+
+
+def _try_build(cls, config):
+    """Build the model once on a 3-word vocabulary (NumPy; the random state put back): a value its
+    constructor refuses (a radius of -1, heads that do not divide the width) is said before any work."""
+    from .. import backend
+
+    state = backend.rng_state()
+    try:
+        cls(3, **config.model_config())
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"--model {config.model} cannot be built with these settings: {e}") from None
+    finally:
+        backend.set_rng_state(*state)
 
 
 def _keywords(cls):

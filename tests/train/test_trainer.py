@@ -238,3 +238,24 @@ def test_bad_word_dropout_embedding_lr_and_weight_average_are_refused_before_any
 
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**QUICK, **{setting: value}).check()
+
+
+@pytest.mark.parametrize("model, options, words", [
+    ("attention", {"radius": -1}, "WindowSelfAttention: radius is how many words either side a word sees"),
+    ("rnn", {"nonlinearity": "sigmoid"}, 'ElmanRNN: nonlinearity must be "relu" or "tanh"'),
+    ("transformer", {"num_heads": 3}, "must be divisible by num_heads=3"),
+])
+def test_a_model_option_its_constructor_refuses_is_a_config_error_before_any_work(model, options, words):
+    """The model is built once on a 3-word vocabulary by check(): the value is refused in one line, not
+    after the data is prepared (or, for a radius, at the first forward pass), and the random state
+    the run will draw its weights from is left as it was."""
+    import minidl as md
+    from minidl.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"--model {model} cannot be built with these settings: .*{words}"):
+        TrainConfig(**{**QUICK, "model": model, "model_options": options}).check()
+    md.manual_seed(0)
+    expected = md.randn(4).numpy()
+    md.manual_seed(0)
+    TrainConfig(**{**QUICK, "model": "attention"}).check()
+    np.testing.assert_array_equal(md.randn(4).numpy(), expected)
