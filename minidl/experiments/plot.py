@@ -106,6 +106,11 @@ def main_plot(args):
         results = [r for r in results if r.get("config", {}).get("model") in wanted]
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
+    foreign = _not_from_plot(out)
+    if foreign:
+        print(f"minidl plot: error: --out {out}: {foreign} is there and was not written by minidl plot; give "
+              f"another --out, or move it away (nothing was written)", file=sys.stderr)
+        return 2
     try:
         paths = plot_sweep(results, out, metrics=metrics, title=args.title, x=args.x)
     except ValueError as e:
@@ -120,3 +125,15 @@ def main_plot(args):
         print(f"\n({failed} failed jobs left out; their errors are in {args.results})")
     print(f"\nwrote {', '.join(paths)} and {out}.md")
     return 0
+
+
+def _not_from_plot(out):
+    """The first of OUT.md, OUT.png, OUT.svg that is there but not from an earlier ``minidl plot``
+    (whose OUT.md is its summary table), or None: plot replaces only what it wrote itself, never
+    a README.md or a figure of the user's that --out happens to name."""
+    table = out + ".md"
+    if os.path.exists(table):
+        with open(table, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+        return None if first.startswith(("| model |", "(no successful results)")) else table
+    return next((out + ext for ext in (".png", ".svg") if os.path.exists(out + ext)), None)

@@ -484,6 +484,18 @@ def test_the_sweep_and_plot_commands(tmp_path, capsys):
     for ext in ("png", "svg", "md"):
         assert os.path.getsize(f"{prefix}.{ext}") > 0
     assert "| mlp | [4] | 2 |" in open(f"{prefix}.md").read()
+    assert cli(["plot", "--results", results, "--out", prefix]) == 0       # its own outputs: replaced
+    capsys.readouterr()
+    figs = tmp_path / "figs"
+    (figs / "README.md").write_text("# my notes\n")
+    (figs / "photo.png").write_bytes(b"mine")
+    for mine, named in ((figs / "README", figs / "README.md"), (figs / "photo", figs / "photo.png")):
+        assert cli(["plot", "--results", results, "--out", str(mine)]) == 2
+        assert capsys.readouterr().err == (f"minidl plot: error: --out {mine}: {named} is there and was not "
+                                           f"written by minidl plot; give another --out, or move it away (nothing "
+                                           f"was written)\n")
+    assert (figs / "README.md").read_text() == "# my notes\n" and (figs / "photo.png").read_bytes() == b"mine"
+    assert sorted(os.listdir(figs)) == ["README.md", "mlp.md", "mlp.png", "mlp.svg", "photo.png"]
 
     assert cli(["sweep", "--models", "gru", "--hidden", "[8,4]", "--results", results]) == 2
     assert "only the MLP scorers" in capsys.readouterr().err
