@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The runs behind the choices of run_all.sh's recipes (table 4 and the handout's discussion): each
 # change tried on top of a recipe, 3 seeds unless said, on all 25,000 test reviews. Run from the
-# repository root after run_all.sh (it reuses its vectors); resumable like it. About 8 h on
+# repository root after run_all.sh (it reuses its vectors); resumable like it. About 8.5 h on
 # two cores (the runs' recorded times, two jobs at a time; step 5's two runs one after the other).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
