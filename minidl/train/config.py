@@ -43,6 +43,11 @@ class TrainConfig:
     min_freq: int = 2
     validation: float = 0.1             # fraction of train held out for early stopping
     train_limit: int = None             # use only the first N training reviews (quick runs)
+    # a teacher to learn from (knowledge distillation; minidl/train/teacher.py)
+    teacher: str = None                 # a classifier checkpoint (best.npz of minidl train); "a,b": their mean
+    unlabelled: int = 0                 # IMDB: this many unlabelled reviews join training, labelled by the teacher
+    distill_alpha: float = 0.5          # the share of the label term; 1 - it: the teacher's soft targets
+    temperature: float = 2.0            # softens both models' softmax in the soft term
     # optimisation
     batch_size: int = 32
     epochs: int = 5
@@ -80,6 +85,7 @@ class TrainConfig:
         _check_choices(self)
         _check_model(self)
         _check_files(self)
+        _check_teacher(self)
         return self
 
     def model_config(self):
@@ -95,7 +101,7 @@ def _flag(name):
 _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
              ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False),
              ("embedding_freeze_steps", 0, False), ("eval_every", 1, True),
-             ("patience", 1, True), ("train_limit", 1, True))
+             ("patience", 1, True), ("train_limit", 1, True), ("unlabelled", 0, False))
 
 
 def _check_numbers(config):
@@ -199,3 +205,26 @@ def _check_files(config):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{_flag(name)} {path!r}: no such file")
+
+
+def _check_teacher(config):
+    if not config.teacher:
+        if config.unlabelled:
+            raise ConfigError(f"--unlabelled {config.unlabelled}: the unlabelled reviews are labelled by the "
+                              f"teacher; give --teacher CHECKPOINT (best.npz of a minidl train run)")
+        return
+    from .teacher import teacher_paths
+
+    teacher_paths(config.teacher)          # each a classifier checkpoint
+    if not isinstance(config.distill_alpha, (int, float)) or not 0.0 <= config.distill_alpha <= 1.0:
+        raise ConfigError(f"--distill-alpha is the share of the label term and must lie in [0, 1], "
+                          f"got {config.distill_alpha!r}")
+    if not isinstance(config.temperature, (int, float)) or not config.temperature > 0:
+        raise ConfigError(f"--temperature must be > 0 (1: the plain softmax; the course uses 2), "
+                          f"got {config.temperature!r}")
+    if config.train_windows:
+        raise ConfigError("--teacher with --train-windows: the teacher scores whole reviews, not windows; "
+                          "give one of them")
+    if config.unlabelled and config.data != "imdb":
+        raise ConfigError(f"--unlabelled {config.unlabelled}: unlabelled reviews come with --data imdb only "
+                          f"(its train/unsup), not with --data {config.data}")

@@ -23,7 +23,7 @@ from ..data.vocab import Vocabulary
 
 DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
              "max_length", "train_windows", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq",
-             "validation", "train_limit", "seed", "embeddings")
+             "validation", "train_limit", "seed", "embeddings", "teacher", "unlabelled")
 BUILT_IN = ("synthetic", "imdb")
 
 
@@ -36,6 +36,7 @@ class Prepared:
     validation: object   # EncodedDataset, or None
     test: object         # EncodedDataset
     embeddings: object = None  # (V, E) float32 aligned to vocab, or None
+    teacher_logits: object = None  # (N_train, C) float32, the teacher's logits by review index, or None
 
 
 def load_splits(config):
@@ -203,6 +204,11 @@ def _prepare_cached(key):
     else:
         train_tokens = tokenizer.tokenize_all(train.texts)
     vocab = Vocabulary.build(train_tokens, max_size=config.max_vocab, min_freq=config.min_freq)
+    teacher_logits = None
+    if config.teacher:       # the vocabulary stays that of the labelled reviews
+        from .teacher import with_teacher
+
+        train, train_tokens, teacher_logits = with_teacher(train, train_tokens, tokenizer, config)
     encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)
     embeddings = None
     if config.embeddings:
@@ -215,4 +221,4 @@ def _prepare_cached(key):
                               f"letters only, {config.min_word_length} or more long); try --keep-digits or "
                               f"--min-word-length 1, or check --text-column")
     return Prepared(tokenizer, vocab, list(train.label_names), encode(train, token_lists=train_tokens),
-                    encode(validation) if validation is not None else None, encode(test), embeddings)
+                    encode(validation) if validation is not None else None, encode(test), embeddings, teacher_logits)

@@ -115,11 +115,6 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
         return batches(prepared.train, config.batch_size, seed=config.seed, epoch=epoch, bucket=config.bucket,
                        device=config.device, word_dropout=config.word_dropout, unk_id=prepared.vocab.unk_id)
 
-    def loss_fn(model, batch):
-        logits = model(batch.ids, batch.mask, batch.lengths).logits
-        correct = (logits.numpy().argmax(axis=1) == batch.labels.numpy()).mean()
-        return md.cross_entropy(logits, batch.labels), {"accuracy": correct}
-
     def validate(model):
         metrics = evaluate(model, selection, device=config.device)
         if config.test_curve:
@@ -127,7 +122,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
             metrics.update(test_loss=scored["loss"], test_accuracy=scored["accuracy"])
         return metrics
 
-    loop, best_now = train(model, train_batches, loss_fn, optimizer, epochs=config.epochs, epoch_steps=steps_per_epoch,
+    loop, best_now = train(model, train_batches, _loss_fn(config, prepared), optimizer, epochs=config.epochs, epoch_steps=steps_per_epoch,
                            schedule=schedule, clip=config.clip_norm, evaluate=validate,
                            every=config.eval_every or steps_per_epoch, metric=config.metric, patience=config.patience,
                            checkpoints=checkpoints, callbacks=callbacks, loop=loop,
@@ -144,6 +139,23 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                     paths.get("best"), loop["stopped_early"], list(prepared.label_names))
     result.model = model  # the trained model with the best weights (an attribute, not saved with the numbers)
     return result
+
+
+def _loss_fn(config, prepared):
+    """The training loss of a batch: cross-entropy on the labels, or with a teacher the
+    distillation loss against its logits (``minidl/train/teacher.py``)."""
+    if prepared.teacher_logits is not None:
+        from ..compress.distill import distillation_loss
+
+    def loss_fn(model, batch):
+        logits = model(batch.ids, batch.mask, batch.lengths).logits
+        correct = (logits.numpy().argmax(axis=1) == batch.labels.numpy()).mean()
+        if prepared.teacher_logits is None:
+            return md.cross_entropy(logits, batch.labels), {"accuracy": correct}
+        return distillation_loss(logits, prepared.teacher_logits[batch.index], batch.labels, config.distill_alpha,
+                                 config.temperature), {"accuracy": correct}
+
+    return loss_fn
 
 
 class FrozenWarmup(Callback):

@@ -1,0 +1,90 @@
+"""Learning from a teacher: a trained classifier's logits as soft targets for another model
+(knowledge distillation, Hinton et al. 2015), and unlabelled reviews that it labels.
+
+    minidl train --model attention --teacher runs/gru/best.npz --unlabelled 50000 ...
+
+With a teacher, ``fit``'s loss is ``minidl.compress.distillation_loss`` on every review:
+
+    loss = mean_b [ α·CE(s_b, y_b) + (1 − α)·T²·KL(softmax(t_b/T) ‖ softmax(s_b/T)) ]
+
+s the student's logits (B, C), t the teacher's (B, C), α ``distill_alpha``, T ``temperature``,
+and y the review's label: the true one for a labelled review, the teacher's choice argmax t
+for one of the ``unlabelled`` reviews (IMDB's train/unsup) added to the training split.
+The validation and test splits are untouched, so the scores stay comparable to a run without
+a teacher.
+
+The teacher reads each text with its own tokenizer and vocabulary (from its checkpoint), once,
+before training; its logits are a table looked up by review (``batch.index``). A review it
+cannot read (nothing left after its cleaning) gets logits 0: uniform soft targets. Several
+teachers ("a.npz,b.npz") give the mean of their logits: an ensemble as the teacher.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from ..data.dataset import TextDataset
+from .config import ConfigError
+
+
+def teacher_paths(spec):
+    """The checkpoints named by ``--teacher`` ("a.npz" or "a.npz,b.npz"), each checked to be
+    a classifier checkpoint of ``minidl train``; ConfigError in one line otherwise."""
+    from ..io import CheckpointError
+    from .checkpoint import read
+
+    paths = [part.strip() for part in str(spec).split(",") if part.strip()]
+    if not paths:
+        raise ConfigError(f"--teacher {spec!r}: give a checkpoint, e.g. runs/gru/best.npz")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ConfigError(f"--teacher {path!r}: no such file; give the best.npz of a minidl train run")
+        try:
+            meta, _ = read(path)
+        except CheckpointError as e:
+            raise ConfigError(f"--teacher: {e}") from None
+        if "config" not in meta:
+            raise ConfigError(f"--teacher {path!r} is not a classifier checkpoint of minidl train")
+    return paths
+
+
+def teacher_logits(spec, dataset, batch_size=128, device="cpu"):
+    """(N, C) float32: the mean over the teachers of ``spec`` of their logits for each text of
+    ``dataset`` (a TextDataset, N texts); row i is text i (0 where a teacher read nothing)."""
+    from ..compress.distill import teacher_logits_table
+    from ..data.batching import encode_dataset
+    from .checkpoint import load_classifier
+
+    paths = teacher_paths(spec)
+    total = np.zeros((len(dataset), len(dataset.label_names)), dtype=np.float64)
+    for path in paths:
+        model, vocab, tokenizer, label_names, _ = load_classifier(path, device=device)
+        if list(label_names) != list(dataset.label_names):
+            raise ConfigError(f"--teacher {path!r} classifies {list(label_names)} but the data has "
+                              f"{list(dataset.label_names)}; give a teacher trained on the same labels")
+        print(f"teacher {path}: scoring {len(dataset):,} training reviews ...", file=sys.stderr, flush=True)
+        encoded = encode_dataset(dataset, tokenizer, vocab, max_length=tokenizer.max_length)
+        if len(encoded):
+            table = teacher_logits_table(model, encoded, batch_size, device)     # (max index + 1, C)
+            total[:len(table)] += table
+    return (total / len(paths)).astype(np.float32)
+
+
+def with_teacher(train, train_tokens, tokenizer, config):
+    """(training TextDataset with ``config.unlabelled`` unlabelled IMDB reviews appended, their
+    token lists likewise, the teacher's logits (N, C) for all of them). The unlabelled reviews'
+    labels are the teacher's choices."""
+    texts = []
+    if config.unlabelled:
+        from ..data.imdb import load_imdb_unlabelled
+
+        texts = load_imdb_unlabelled(config.data_path, max_reviews=config.unlabelled)
+    labels = np.concatenate([train.labels, np.zeros(len(texts), dtype=np.int64)])
+    name = f"{train.name} + {len(texts)} unlabelled" if texts else train.name
+    everything = TextDataset(list(train.texts) + texts, labels, list(train.label_names), name)
+    logits = teacher_logits(config.teacher, everything)
+    labels[len(train):] = logits[len(train):].argmax(axis=1)
+    taught = TextDataset(everything.texts, labels, everything.label_names, name)
+    return taught, list(train_tokens) + tokenizer.tokenize_all(texts), logits

@@ -1,0 +1,113 @@
+"""Training with a teacher (minidl/train/teacher.py): its logits as soft targets, unlabelled
+reviews it labels, an ensemble of teachers, and the settings refused before any work."""
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl.data.batching import batches
+from minidl.data.dataset import TextDataset
+from minidl.train import TrainConfig, fit, load_classifier
+from minidl.train.config import ConfigError
+from minidl.train.prepare import prepare
+from minidl.train.teacher import teacher_logits
+from minidl.train.trainer import evaluate
+
+QUICK = dict(model="gru", hidden=8, embed_dim=8, epochs=1, batch_size=64, train_limit=300, eval_every=None,
+             patience=None, validation=0.2)
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    """Two small trained classifiers on the synthetic corpus: their best.npz paths."""
+    folder = tmp_path_factory.mktemp("teachers")
+    paths = []
+    for seed in (0, 1):
+        fit(TrainConfig(**QUICK, seed=seed), out=folder / f"t{seed}", progress=False)
+        paths.append(str(folder / f"t{seed}" / "best.npz"))
+    return paths
+
+
+def test_the_table_holds_each_teachers_logits_and_an_ensemble_their_mean(teachers):
+    texts = TextDataset(["a fine film", "awful", "!!", "good plot but awful acting"], [1, 0, 0, 0], ["neg", "pos"])
+    one, two = (teacher_logits(path, texts) for path in teachers)
+    model, vocab, tokenizer, _, _ = load_classifier(teachers[0])
+    for i, text in enumerate(texts.texts):
+        ids = vocab.encode(tokenizer(text))
+        if not len(ids):
+            np.testing.assert_array_equal(one[i], 0.0)       # nothing left to read: uniform targets
+            continue
+        with md.no_grad():
+            expected = model(md.tensor(np.array([ids])), md.ones((1, len(ids))), md.tensor(np.array([len(ids)])))
+        np.testing.assert_allclose(one[i], expected.logits.numpy()[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(teacher_logits(",".join(teachers), texts), (one + two) / 2, rtol=1e-6, atol=1e-6)
+
+
+def test_alpha_one_is_training_on_the_labels_alone(teachers):
+    plain = fit(TrainConfig(**QUICK, seed=2), progress=False)
+    taught = fit(TrainConfig(**QUICK, seed=2, teacher=teachers[0], distill_alpha=1.0), progress=False)
+    np.testing.assert_allclose([h["train_loss"] for h in taught.history], [h["train_loss"] for h in plain.history],
+                               rtol=1e-6)
+    assert taught.test["accuracy"] == pytest.approx(plain.test["accuracy"])
+
+
+def test_the_student_moves_towards_its_teacher(teachers):
+    """alpha 0: the soft term alone; the student then agrees with the teacher more than a
+    student trained on the labels does (the synthetic teacher is far from perfect)."""
+    config = dict(QUICK, seed=3, epochs=3)
+    plain = fit(TrainConfig(**config), progress=False)
+    taught = fit(TrainConfig(**config, teacher=teachers[0], distill_alpha=0.0, temperature=1.0), progress=False)
+    test = prepare(TrainConfig(**config)).test
+    teacher, *_ = load_classifier(teachers[0])
+
+    def choices(model):
+        probabilities = []
+        model.eval()
+        with md.no_grad():
+            for batch in batches(test, 128, shuffle=False):
+                probabilities.append(model(batch.ids, batch.mask, batch.lengths).logits.numpy().argmax(1))
+        return np.concatenate(probabilities)
+
+    goal = choices(teacher)
+    assert (choices(taught.model) == goal).mean() > (choices(plain.model) == goal).mean()
+    assert evaluate(taught.model, test)["accuracy"] > 0.5
+
+
+def test_unlabelled_reviews_join_training_labelled_by_the_teacher(tmp_path, monkeypatch):
+    from tests.data.conftest import UNSUP, write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb")
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "imdb"))
+    base = dict(model="mlp", hidden=[4], embed_dim=4, epochs=1, batch_size=4, data="imdb", validation=0.0)
+    fit(TrainConfig(**base), out=tmp_path / "teacher", progress=False)
+    teacher = str(tmp_path / "teacher" / "best.npz")
+    plain = prepare(TrainConfig(**base))
+    taught = prepare(TrainConfig(**base, teacher=teacher, unlabelled=5))
+    assert len(taught.train) == len(plain.train) + 5 <= len(plain.train) + UNSUP
+    assert taught.vocab.to_dict() == plain.vocab.to_dict()             # the labelled reviews' vocabulary
+    assert taught.teacher_logits.shape == (len(taught.train), 2)
+    n = len(plain.train)
+    np.testing.assert_array_equal(taught.train.labels[:n], plain.train.labels)
+    np.testing.assert_array_equal(taught.train.labels[n:], taught.teacher_logits[n:].argmax(1))
+    result = fit(TrainConfig(**base, teacher=teacher, unlabelled=5), progress=False)
+    assert result.steps == -(-len(taught.train) // 4)
+
+
+@pytest.mark.parametrize("settings, words", [
+    (dict(unlabelled=10), "--unlabelled 10: the unlabelled reviews are labelled by the teacher"),
+    (dict(teacher="nowhere/best.npz"), "--teacher 'nowhere/best.npz': no such file"),
+    (dict(teacher="TEACHER", distill_alpha=1.5), "--distill-alpha is the share of the label term"),
+    (dict(teacher="TEACHER", temperature=0), "--temperature must be > 0"),
+    (dict(teacher="TEACHER", train_windows=True), "--teacher with --train-windows"),
+    (dict(teacher="TEACHER", unlabelled=10), "--unlabelled 10: unlabelled reviews come with --data imdb only"),
+    (dict(teacher="TEACHER", unlabelled=-1), "--unlabelled must be a whole number >= 0"),
+])
+def test_teacher_settings_that_cannot_work_are_refused_in_one_line(teachers, settings, words):
+    settings = {k: teachers[0] if v == "TEACHER" else v for k, v in settings.items()}
+    with pytest.raises(ConfigError, match="^" + words.replace("(", r"\(").replace("-", r"\-")):
+        TrainConfig(**QUICK, **settings).check()
+
+
+def test_a_file_that_is_not_a_classifier_checkpoint_is_refused_as_a_teacher(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"not an npz")
+    with pytest.raises(ConfigError, match="--teacher"):
+        TrainConfig(**QUICK, teacher=str(tmp_path / "x.npz")).check()
