@@ -344,25 +344,42 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     if kind == "nbsvm" and train.num_classes != 2:
         raise BaselineError(f"--kind nbsvm compares two classes; {data} has {train.num_classes} "
                             f"({', '.join(map(str, train.label_names))}): use --kind tfidf")
-    from .data.text import Tokenizer
     from .metrics import classification_report
 
-    tokenizer = Tokenizer(max_length=max_length)
-    train_tokens, test_tokens = tokenizer.tokenize_all(train.texts), tokenizer.tokenize_all(test.texts)
-    vocabulary = NgramVocabulary(ngrams, min_df).fit(train_tokens)
-    if len(vocabulary) == 0:
-        raise BaselineError(f"{data}: no n-gram is in {min_df} or more training reviews; lower --min-df")
-    x_train, x_test = features(kind, vocabulary, train_tokens, train.labels, [test_tokens], alpha)
-    if log:
-        log(f"{kind} at {max_length} words: {len(vocabulary):,} n-grams, {len(train):,} training reviews "
-            f"({time.perf_counter() - start:.0f} s); training ...")
-    model, _ = fit_logistic(x_train, train.labels, train.num_classes, epochs, batch_size, lr, weight_decay, seed)
+    settings = dict(ngrams=ngrams, min_df=min_df, epochs=epochs, batch_size=batch_size, lr=lr,
+                    weight_decay=weight_decay, alpha=alpha, seed=seed)
+    progress = (lambda n: log(f"{kind} at {max_length} words: {n:,} n-grams, {len(train):,} training reviews "
+                              f"({time.perf_counter() - start:.0f} s); training ...")) if log else None
+    model, vocabulary, (x_test,) = fit_baseline(kind, train, [test.texts], max_length, progress=progress, **settings)
     metrics = classification_report(test.labels, predict_proba(model, x_test))
     return {"kind": kind, "data": data, "max_length": max_length, "ngrams": list(ngrams), "vocabulary": len(vocabulary),
             "train": len(train), "test": len(test), "metrics": metrics, "label_names": list(train.label_names),
             "seconds": round(time.perf_counter() - start, 1),
             "settings": {"min_df": min_df, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                          "weight_decay": weight_decay, "alpha": alpha, "seed": seed}}
+
+
+def fit_baseline(kind, train, others, max_length, ngrams=(1, 2), min_df=2, epochs=5, batch_size=256, lr=None,
+                 weight_decay=None, alpha=1.0, seed=0, progress=None):
+    """The ``kind`` baseline trained on the TextDataset ``train`` (its first ``max_length`` words,
+    the course cleaning): -> (model, n-gram vocabulary, [features (CSR) of each list of texts in
+    ``others``]), the features' statistics from ``train`` only. ``model(x)`` gives logits (N, C).
+    ``progress(V)``: called with the vocabulary size before the regression trains."""
+    from .data.text import Tokenizer
+
+    lr = DEFAULTS[kind]["lr"] if lr is None else lr
+    weight_decay = DEFAULTS[kind]["weight_decay"] if weight_decay is None else weight_decay
+    tokenizer = Tokenizer(max_length=max_length)
+    train_tokens = tokenizer.tokenize_all(train.texts)
+    vocabulary = NgramVocabulary(ngrams, min_df).fit(train_tokens)
+    if len(vocabulary) == 0:
+        raise BaselineError(f"{train.name}: no n-gram is in {min_df} or more training reviews; lower --min-df")
+    x_train, *x_others = features(kind, vocabulary, train_tokens, train.labels,
+                                  [tokenizer.tokenize_all(texts) for texts in others], alpha)
+    if progress:
+        progress(len(vocabulary))
+    model, _ = fit_logistic(x_train, train.labels, train.num_classes, epochs, batch_size, lr, weight_decay, seed)
+    return model, vocabulary, x_others
 
 
 def _splits(data, data_path):

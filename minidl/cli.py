@@ -116,8 +116,9 @@ _TRAIN_HELP = {
     "validation": "fraction of the training reviews held out to choose the best checkpoint and stop early, "
                   "when there is no --validation-data; 0: none, the test split takes their place",
     "train_limit": "train on the first N training reviews only, for quick runs (default: all)",
-    "teacher": "learn from this trained classifier too (best.npz of minidl train; \"a.npz,b.npz\": their mean "
-               "logits): the loss mixes the labels with its soft targets (knowledge distillation) (default: none)",
+    "teacher": "learn from a teacher too: a trained classifier (best.npz of minidl train) or a linear baseline "
+               "trained here on the training reviews (tfidf, nbsvm); \"nbsvm,a.npz\": their mean logits. The loss "
+               "mixes the labels with its soft targets (knowledge distillation) (default: none)",
     "unlabelled": "with --data imdb and --teacher: add this many of IMDB's 50,000 unlabelled reviews to training, "
                   "with the teacher's soft targets and its choice as their label; 0: none",
     "distill_alpha": "with --teacher: the share of the label term in the loss; the rest is the teacher's soft "

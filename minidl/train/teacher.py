@@ -13,10 +13,14 @@ for one of the ``unlabelled`` reviews (IMDB's train/unsup) added to the training
 The validation and test splits are untouched, so the scores stay comparable to a run without
 a teacher.
 
-The teacher reads each text with its own tokenizer and vocabulary (from its checkpoint), once,
-before training; its logits are a table looked up by review (``batch.index``). A review it
-cannot read (nothing left after its cleaning) gets logits 0: uniform soft targets. Several
-teachers ("a.npz,b.npz") give the mean of their logits: an ensemble as the teacher.
+A teacher is a classifier checkpoint (``best.npz`` of ``minidl train``), which reads each text
+with its own tokenizer and vocabulary, or one of the linear baselines, "tfidf" or "nbsvm"
+(``minidl.baseline``, word 1-2-grams, its default settings), trained here on the labelled
+training reviews only (never the validation ones) and reading the first ``max_length`` words.
+It scores every training review once, before training; its logits are a table looked up by
+review (``batch.index``). A review a checkpoint cannot read (nothing left after its cleaning)
+gets logits 0: uniform soft targets. Several teachers ("nbsvm,runs/gru/best.npz") give the
+mean of their logits: an ensemble as the teacher.
 """
 from __future__ import annotations
 
@@ -30,15 +34,19 @@ from .config import ConfigError
 
 
 def teacher_paths(spec):
-    """The checkpoints named by ``--teacher`` ("a.npz" or "a.npz,b.npz"), each checked to be
-    a classifier checkpoint of ``minidl train``; ConfigError in one line otherwise."""
+    """The teachers named by ``--teacher`` ("a.npz", "nbsvm" or "nbsvm,a.npz"), each checkpoint
+    checked to be a classifier checkpoint of ``minidl train``; ConfigError in one line otherwise."""
+    from ..baseline import KINDS
     from ..io import CheckpointError
     from .checkpoint import read
 
     paths = [part.strip() for part in str(spec).split(",") if part.strip()]
     if not paths:
-        raise ConfigError(f"--teacher {spec!r}: give a checkpoint, e.g. runs/gru/best.npz")
+        raise ConfigError(f"--teacher {spec!r}: give a checkpoint, e.g. runs/gru/best.npz, or a baseline "
+                          f"({', '.join(KINDS)})")
     for path in paths:
+        if path in KINDS:
+            continue
         if not os.path.isfile(path):
             raise ConfigError(f"--teacher {path!r}: no such file; give the best.npz of a minidl train run")
         try:
@@ -50,9 +58,12 @@ def teacher_paths(spec):
     return paths
 
 
-def teacher_logits(spec, dataset, batch_size=128, device="cpu"):
+def teacher_logits(spec, dataset, labelled=None, max_length=None, batch_size=128, device="cpu"):
     """(N, C) float32: the mean over the teachers of ``spec`` of their logits for each text of
-    ``dataset`` (a TextDataset, N texts); row i is text i (0 where a teacher read nothing)."""
+    ``dataset`` (a TextDataset, N texts); row i is text i (0 where a checkpoint read nothing).
+    A baseline teacher is trained on the TextDataset ``labelled`` and reads the first
+    ``max_length`` words."""
+    from ..baseline import KINDS
     from ..compress.distill import teacher_logits_table
     from ..data.batching import encode_dataset
     from .checkpoint import load_classifier
@@ -60,6 +71,9 @@ def teacher_logits(spec, dataset, batch_size=128, device="cpu"):
     paths = teacher_paths(spec)
     total = np.zeros((len(dataset), len(dataset.label_names)), dtype=np.float64)
     for path in paths:
+        if path in KINDS:
+            total += _baseline_logits(path, labelled, dataset, max_length)
+            continue
         model, vocab, tokenizer, label_names, _ = load_classifier(path, device=device)
         if list(label_names) != list(dataset.label_names):
             raise ConfigError(f"--teacher {path!r} classifies {list(label_names)} but the data has "
@@ -70,6 +84,24 @@ def teacher_logits(spec, dataset, batch_size=128, device="cpu"):
             table = teacher_logits_table(model, encoded, batch_size, device)     # (max index + 1, C)
             total[:len(table)] += table
     return (total / len(paths)).astype(np.float32)
+
+
+def _baseline_logits(kind, labelled, dataset, max_length):
+    """(N, C) logits of the ``kind`` baseline trained on ``labelled`` for the texts of ``dataset``."""
+    import minidl as md
+
+    from ..baseline import fit_baseline
+
+    if labelled is None:
+        raise ValueError(f"teacher {kind!r}: a baseline teacher is trained here; pass the labelled training reviews")
+    if kind == "nbsvm" and labelled.num_classes != 2:
+        raise ConfigError(f"--teacher nbsvm compares two classes; the data has {labelled.num_classes} "
+                          f"({', '.join(map(str, labelled.label_names))}): use --teacher tfidf")
+    print(f"teacher {kind}: training on {len(labelled):,} labelled reviews, scoring {len(dataset):,} ...",
+          file=sys.stderr, flush=True)
+    model, _, (x,) = fit_baseline(kind, labelled, [dataset.texts], max_length)
+    with md.no_grad():
+        return model(x.astype(model.weight.dtype)).numpy()
 
 
 def with_teacher(train, train_tokens, tokenizer, config):
@@ -84,7 +116,7 @@ def with_teacher(train, train_tokens, tokenizer, config):
     labels = np.concatenate([train.labels, np.zeros(len(texts), dtype=np.int64)])
     name = f"{train.name} + {len(texts)} unlabelled" if texts else train.name
     everything = TextDataset(list(train.texts) + texts, labels, list(train.label_names), name)
-    logits = teacher_logits(config.teacher, everything)
+    logits = teacher_logits(config.teacher, everything, labelled=train, max_length=config.max_length)
     labels[len(train):] = logits[len(train):].argmax(axis=1)
     taught = TextDataset(everything.texts, labels, everything.label_names, name)
     return taught, list(train_tokens) + tokenizer.tokenize_all(texts), logits

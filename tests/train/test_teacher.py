@@ -42,6 +42,24 @@ def test_the_table_holds_each_teachers_logits_and_an_ensemble_their_mean(teacher
     np.testing.assert_allclose(teacher_logits(",".join(teachers), texts), (one + two) / 2, rtol=1e-6, atol=1e-6)
 
 
+def test_a_baseline_teacher_is_trained_on_the_labelled_reviews_only(teachers):
+    """"nbsvm": minidl.baseline's NB-SVM fitted to the labelled reviews given, scoring the texts;
+    mixed with a checkpoint, the mean of the two."""
+    from minidl.baseline import fit_baseline
+
+    labelled = TextDataset(["a fine good film", "awful bad plot", "good acting", "bad awful"] * 5, [1, 0, 1, 0] * 5,
+                           ["neg", "pos"])
+    texts = TextDataset(["good film", "bad plot", "nothing known"], [0, 0, 0], ["neg", "pos"])
+    model, _, (x,) = fit_baseline("nbsvm", labelled, [texts.texts], 100)
+    with md.no_grad():
+        expected = model(x.astype(model.weight.dtype)).numpy()
+    logits = teacher_logits("nbsvm", texts, labelled=labelled, max_length=100)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    assert logits[0].argmax() == 1 and logits[1].argmax() == 0
+    both = teacher_logits(f"nbsvm,{teachers[0]}", texts, labelled=labelled, max_length=100)
+    np.testing.assert_allclose(both, (logits + teacher_logits(teachers[0], texts)) / 2, rtol=1e-5, atol=1e-6)
+
+
 def test_alpha_one_is_training_on_the_labels_alone(teachers):
     plain = fit(TrainConfig(**QUICK, seed=2), progress=False)
     taught = fit(TrainConfig(**QUICK, seed=2, teacher=teachers[0], distill_alpha=1.0), progress=False)
