@@ -5,7 +5,7 @@
 # resumable: run the script again after an interruption and only the missing runs train. Timed end
 # to end from a clean clone with no results and no cached vectors, on two cores: 69 min (2026-12-03,
 # when step 5 also trained WindowAttention's three skip-gram runs, about 4 of those minutes, and
-# not yet the GRU's frozen warm-up runs, about 4 minutes more).
+# not yet the GRU's frozen warm-up runs, about 4 minutes more, nor table 4's teachers, about 25 more).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
@@ -69,9 +69,11 @@ minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set "em
 #    probability 0.1), learning from a teacher as well as from the labels: the NB-SVM baseline of step 7,
 #    trained on the training reviews not held out for validation, gives soft targets for every training
 #    review and for IMDB's 50,000 unlabelled reviews, which join training with its choice as their label
-#    (distillation, alpha 0.5, T 2); 4 epochs over the 72,500 reviews (3 seeds; ~30 min)
+#    (distillation, alpha 0.5, T 2); 4 epochs over the 72,500 reviews, all of them (patience 4 checks is
+#    0.6 of an epoch here: no early stop, the best check kept) (3 seeds; ~30 min)
 minidl sweep --models attention --hidden 128 --seeds 0,1,2 --data imdb --epochs 4 "${LONG_FINE[@]:4}" \
-    --set word_dropout=0.1 --set 'teacher="nbsvm"' --set unlabelled=50000 --results "$R/imdb_400_distilled.jsonl"
+    --set word_dropout=0.1 --set 'teacher="nbsvm"' --set unlabelled=50000 --set patience=null \
+    --results "$R/imdb_400_distilled.jsonl"
 #    and at 100 words the GRU, the RNN and WindowAttention learn from a teacher too: table 5's GRU at 400
 #    words (H = 128, dropout 0.5, PPMI vectors, seed 0; ~8 min), which reads the first 400 words of each
 #    review where its students read 100, trained here with a checkpoint; its soft targets on the training
