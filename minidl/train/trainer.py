@@ -122,8 +122,8 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
             metrics.update(test_loss=scored["loss"], test_accuracy=scored["accuracy"])
         return metrics
 
-    loop, best_now = train(model, train_batches, _loss_fn(config, prepared), optimizer, epochs=config.epochs, epoch_steps=steps_per_epoch,
-                           schedule=schedule, clip=config.clip_norm, evaluate=validate,
+    loop, best_now = train(model, train_batches, _loss_fn(config, prepared), optimizer, epochs=config.epochs,
+                           epoch_steps=steps_per_epoch, schedule=schedule, clip=config.clip_norm, evaluate=validate,
                            every=config.eval_every or steps_per_epoch, metric=config.metric, patience=config.patience,
                            checkpoints=checkpoints, callbacks=callbacks, loop=loop,
                            progress=progress and f"{config.model} h={config.hidden}", log=log,
