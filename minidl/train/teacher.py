@@ -113,10 +113,9 @@ def with_teacher(train, train_tokens, tokenizer, config):
         from ..data.imdb import load_imdb_unlabelled
 
         texts = load_imdb_unlabelled(config.data_path, max_reviews=config.unlabelled)
-    labels = np.concatenate([train.labels, np.zeros(len(texts), dtype=np.int64)])
+    labels = np.concatenate([train.labels, np.zeros(len(texts), dtype=np.int64)])   # 0 until the teacher says
     name = f"{train.name} + {len(texts)} unlabelled" if texts else train.name
-    everything = TextDataset(list(train.texts) + texts, labels, list(train.label_names), name)
-    logits = teacher_logits(config.teacher, everything, labelled=train, max_length=config.max_length)
-    labels[len(train):] = logits[len(train):].argmax(axis=1)
-    taught = TextDataset(everything.texts, labels, everything.label_names, name)
+    taught = TextDataset(list(train.texts) + texts, labels, list(train.label_names), name)
+    logits = teacher_logits(config.teacher, taught, labelled=train, max_length=config.max_length)
+    taught.labels[len(train):] = logits[len(train):].argmax(axis=1)
     return taught, list(train_tokens) + tokenizer.tokenize_all(texts), logits
