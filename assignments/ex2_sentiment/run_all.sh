@@ -5,7 +5,7 @@
 # resumable: run the script again after an interruption and only the missing runs train. Timed end
 # to end from a clean clone with no results and no cached vectors, on two cores: 69 min (2026-12-03,
 # when step 5 also trained WindowAttention's three skip-gram runs, about 4 of those minutes, and
-# not yet the GRU's frozen warm-up runs, about 4 minutes more, nor table 4's teachers, about 25 more).
+# not yet the GRU's frozen warm-up runs, about 4 minutes more, nor table 4's teachers, about 20 more).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results

@@ -118,6 +118,7 @@ def test_unlabelled_reviews_join_training_labelled_by_the_teacher(tmp_path, monk
     (dict(teacher="TEACHER", train_windows=True), "--teacher with --train-windows"),
     (dict(teacher="TEACHER", unlabelled=10), "--unlabelled 10: unlabelled reviews come with --data imdb only"),
     (dict(teacher="TEACHER", unlabelled=-1), "--unlabelled must be a whole number >= 0"),
+    (dict(teacher="TEACHER", unlabelled=60000, data="imdb"), "--unlabelled 60000: IMDB has 50,000 unlabelled"),
 ])
 def test_teacher_settings_that_cannot_work_are_refused_in_one_line(teachers, settings, words):
     settings = {k: teachers[0] if v == "TEACHER" else v for k, v in settings.items()}
