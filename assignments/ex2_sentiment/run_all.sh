@@ -3,9 +3,8 @@
 # explanations and the baselines (ablations.sh adds the runs behind table 4's choices). Run from the
 # repository root after `make install`, IMDB under $MINIDL_DATA or ~/.cache/minidl. Every sweep is
 # resumable: run the script again after an interruption and only the missing runs train. Timed end
-# to end from a clean clone with no results and no cached vectors, on two cores: 69 min (2026-12-03,
-# when step 5 also trained WindowAttention's three skip-gram runs, about 4 of those minutes, and
-# not yet the GRU's frozen warm-up runs, about 4 minutes more, nor table 4's teachers, about 20 more).
+# to end from a clean clone with no results, no cached vectors and no checkpoints, on two cores:
+# 92 min (2026-12-04; the handout lists each step's share).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
@@ -44,7 +43,7 @@ minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "
 # 5. the best recipe found for each model (table 4; ablations.sh has the runs behind each choice):
 #    skip-gram vectors trained by minidl (SGNS, word2vec, on the same 75,000 reviews; ~5 min), at
 #    100 words fine-tuned at their own learning rate 1e-4 (the rest learns at 1e-3) by the RNN and the
-#    GRU, frozen for the per-word models (3 seeds; ~10 min). WindowAttention's best at 100 words is
+#    GRU, frozen for the per-word models (3 seeds; ~8 min). WindowAttention's best at 100 words is
 #    step 1's (frozen PPMI vectors): fine-tuned skip-gram vectors did not help it (ablations.sh step 2)
 SGNS="${SGNS:-$HOME/.cache/minidl/imdb_sgns_100d.txt}"
 [ -f "$SGNS" ] || minidl vectors build --method sgns --out "$SGNS"
@@ -60,7 +59,7 @@ minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[
     --results "$R/imdb_100_sgns.jsonl"
 #    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up over
 #    200 steps then decayed linearly to 0, H = 128, the vectors fine-tuned at 1e-4; the GRU with the
-#    skip-gram vectors and dropout 0.5 (3 seeds; ~12 min)
+#    skip-gram vectors and dropout 0.5 (3 seeds; ~14 min)
 LONG_FINE=(--data imdb --epochs 8 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
            --set embedding_lr=0.0001 --set warmup_steps=200 --set dropout=0.3 --set eval_every=350 --set patience=4)
 minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set "embeddings=\"$SGNS\"" --set dropout=0.5 \
@@ -70,15 +69,15 @@ minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set "em
 #    trained on the training reviews not held out for validation, gives soft targets for every training
 #    review and for IMDB's 50,000 unlabelled reviews, which join training with its choice as their label
 #    (distillation, alpha 0.5, T 2); 4 epochs over the 72,500 reviews, all of them (patience 4 checks is
-#    0.6 of an epoch here: no early stop, the best check kept) (3 seeds; ~30 min)
+#    0.6 of an epoch here: no early stop, the best check kept) (3 seeds; ~23 min)
 minidl sweep --models attention --hidden 128 --seeds 0,1,2 --data imdb --epochs 4 "${LONG_FINE[@]:4}" \
     --set word_dropout=0.1 --set 'teacher="nbsvm"' --set unlabelled=50000 --set patience=null \
     --results "$R/imdb_400_distilled.jsonl"
 #    and at 100 words the GRU, the RNN and WindowAttention learn from a teacher too: table 5's GRU at 400
-#    words (H = 128, dropout 0.5, PPMI vectors, seed 0; ~8 min), which reads the first 400 words of each
+#    words (H = 128, dropout 0.5, PPMI vectors, seed 0; ~7 min), which reads the first 400 words of each
 #    review where its students read 100, trained here with a checkpoint; its soft targets on the training
 #    and the 50,000 unlabelled reviews, 3 epochs over the 72,500 reviews, each model's recipe above
-#    otherwise (3 seeds; ~10 min)
+#    otherwise (3 seeds; ~15 min)
 TEACHER=runs/ex2/gru_teacher/best.npz
 [ -f "$TEACHER" ] || minidl train --model gru --hidden 128 --data imdb --max-length 400 --embeddings "$VEC" \
     --no-freeze-embeddings --embedding-lr 0.0001 --warmup-steps 200 --dropout 0.5 --eval-every 350 --patience 4 \
