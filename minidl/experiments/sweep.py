@@ -57,7 +57,7 @@ import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
-from ..bench.threads import set_threads, usable_cpus
+from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
@@ -172,7 +172,9 @@ def job_key(config):
 # ----------------------------------------------------------------------------- one job
 
 def run_job(config):
-    """Train one config (in whatever process the executor chose); returns its result record.
+    """Train one config (in whatever process the executor chose); returns its result record,
+    which names the host and the torch and BLAS thread counts it ran with (float sums, so a run's
+    last digits, differ between thread counts, and a sweep gives each job cpus // workers threads).
     Each validation check prints a line (a job may train for an hour): the job, its step and
     epoch, and how it scores."""
     from ..train import fit
@@ -191,7 +193,7 @@ def run_job(config):
             "best_validation": result.best_validation, "steps": result.steps, "seconds": result.seconds,
             "stopped_early": result.stopped_early,
             "history": [{k: v for k, v in h.items() if k != "confusion_matrix"} for h in result.history],
-            "host": socket.gethostname()}
+            "host": socket.gethostname(), "threads": describe_threads()}
 
 
 # ----------------------------------------------------------------------------- the results file

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
 from minidl.experiments import sweep
 from minidl.experiments.sweep import (InlineExecutor, grid, job_key, load_results, parse_hidden, parse_settings,
@@ -27,8 +28,8 @@ def tiny_grid(models=("gru", "rnn"), hidden=(4, 8), seeds=(0,)):
 
 
 def comparable(record):
-    """A record without what legitimately differs between runs: wall-clock time and host."""
-    return {k: v for k, v in record.items() if k not in ("seconds", "host")}
+    """A record without what legitimately differs between runs: wall-clock time, host and threads."""
+    return {k: v for k, v in record.items() if k not in ("seconds", "host", "threads")}
 
 
 class Serial:
@@ -175,6 +176,7 @@ def test_a_record_holds_the_config_test_metrics_and_a_trimmed_history(tmp_path):
     assert record["key"] == job_key(config) and record["config"] == config
     assert set(record["test"]) >= {"accuracy", "f1", "auc", "loss", "confusion_matrix", "n"}
     assert record["steps"] > 0 and record["seconds"] > 0 and record["stopped_early"] is False
+    assert record["threads"].startswith(f"torch {torch.get_num_threads()}; BLAS: ")   # a run's digits depend on them
     assert record["history"] and all("confusion_matrix" not in h for h in record["history"])
     assert load_results(tmp_path / "r.jsonl") == [record]
 
