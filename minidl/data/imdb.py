@@ -67,6 +67,7 @@ CSV_NAME = "IMDB Dataset.csv"
 LABEL_NAMES = ["neg", "pos"]
 COURSE_TRAIN_SIZE = 30_000
 OFFICIAL_PER_CLASS = 12_500  # reviews in each of train/neg, train/pos, test/neg, test/pos
+UNLABELLED_SIZE = 50_000      # reviews in train/unsup
 MAX_CLASS_RATIO = 2          # a split whose classes differ more than this is incomplete
 ENV_VAR = "MINIDL_DATA"
 

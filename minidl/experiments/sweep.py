@@ -173,8 +173,8 @@ def job_key(config):
 
 def run_job(config):
     """Train one config (in whatever process the executor chose); returns its result record,
-    which names the host and the torch and BLAS thread counts it ran with (float sums, so a run's
-    last digits, differ between thread counts, and a sweep gives each job cpus // workers threads).
+    which names the host and the torch and BLAS thread counts it ran with: float sums, and so a
+    run's digits, differ between thread counts (a sweep gives each job cpus // workers threads).
     Each validation check prints a line (a job may train for an hour): the job, its step and
     epoch, and how it scores."""
     from ..train import fit

@@ -225,8 +225,11 @@ def _check_teacher(config):
     if config.train_windows:
         raise ConfigError("--teacher with --train-windows: the teacher scores whole reviews, not windows; "
                           "give one of them")
-    if config.unlabelled > 50000:
-        raise ConfigError(f"--unlabelled {config.unlabelled}: IMDB has 50,000 unlabelled reviews; give at most 50000")
     if config.unlabelled and config.data != "imdb":
         raise ConfigError(f"--unlabelled {config.unlabelled}: unlabelled reviews come with --data imdb only "
                           f"(its train/unsup), not with --data {config.data}")
+    from ..data.imdb import UNLABELLED_SIZE
+
+    if config.unlabelled > UNLABELLED_SIZE:
+        raise ConfigError(f"--unlabelled {config.unlabelled}: IMDB has {UNLABELLED_SIZE:,} unlabelled reviews; "
+                          f"give at most {UNLABELLED_SIZE}")
