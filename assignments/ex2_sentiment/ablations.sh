@@ -169,13 +169,22 @@ minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0 "${COMMON[@]}"
     "${TAUGHT[@]}" --results "$D"
 
 # 8. first 100 words, WindowAttention with table 4's GRU teacher and the 50,000 unlabelled reviews, 3 epochs
-#    over the 72,500 reviews (table 4's row is run_all.sh step 5's: the 400-word recipe at H = 128, no early stop):
-#    table 1's recipe (frozen PPMI vectors) at H = 64 (table 4's row until 2026-12-04) and at H = 128; the 400-word
-#    recipe (PPMI fine-tuned at 1e-4, word dropout 0.1, warm-up 200 steps then decay) stopping early (patience 4)
-#    at H = 128, and to the end at H = 64 (3 seeds each)
+#    over the 72,500 reviews (table 4's row is run_all.sh step 5's: the 400-word recipe at H = 128 with the
+#    skip-gram vectors, no early stop): table 1's recipe (frozen PPMI vectors) at H = 64 (table 4's row until
+#    2026-12-04) and at H = 128; the 400-word recipe (PPMI fine-tuned at 1e-4, word dropout 0.1, warm-up 200 steps
+#    then decay) stopping early (patience 4) at H = 128, and to the end at H = 64 and at H = 128 (table 4's row until
+#    2026-12-05) (3 seeds each)
 TAUGHT_GRU=(--epochs 3 --set unlabelled=50000 --set "teacher=\"$TEACHER\"")
 minidl sweep --models attention --hidden 64,128 --seeds 0,1,2 "${COMMON[@]}" "${TAUGHT_GRU[@]}" --results "$D"
 minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${FINE[@]}" --set warmup_steps=200 --set word_dropout=0.1 \
     "${TAUGHT_GRU[@]}" --results "$D"
-minidl sweep --models attention --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set warmup_steps=200 --set word_dropout=0.1 \
+minidl sweep --models attention --hidden 64,128 --seeds 0,1,2 "${FINE[@]}" --set warmup_steps=200 --set word_dropout=0.1 \
     "${TAUGHT_GRU[@]}" --set patience=null --results "$D"
+
+# 9. first 100 words, TokenMLP and SoftmaxWeighted with table 4's GRU teacher and the 50,000 unlabelled
+#    reviews (table 4's rows are run_all.sh step 5's: the skip-gram vectors fine-tuned at 1e-4): with the
+#    vectors frozen, as their recipe on the labels alone, and fine-tuned with a 30,000-word vocabulary (seed 0)
+minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0 "${COMMON[@]}" --set "embeddings=\"$SGNS\"" \
+    "${TAUGHT_GRU[@]}" --results "$D"
+minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
+    "${TAUGHT_GRU[@]}" --set max_vocab=30000 --results "$D"
