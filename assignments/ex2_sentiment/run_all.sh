@@ -4,7 +4,7 @@
 # repository root after `make install`, IMDB under $MINIDL_DATA or ~/.cache/minidl. Every sweep is
 # resumable: run the script again after an interruption and only the missing runs train. Timed end
 # to end from a clean clone with no results, no cached vectors and no checkpoints, on two cores:
-# 92 min (2026-12-04; the handout lists each step's share).
+# 115 min (2026-12-05; the handout lists each step's share).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
