@@ -19,7 +19,10 @@ with its own tokenizer and vocabulary, or one of the linear baselines, "tfidf" o
 training reviews only (never the validation ones) and reading the first ``max_length`` words.
 It scores every training review once, before training; its logits are a table looked up by
 review (``batch.index``). A review a checkpoint cannot read (nothing left after its cleaning)
-gets logits 0: uniform soft targets. Several teachers ("nbsvm,runs/gru/best.npz") give the
+gets logits 0: uniform soft targets. A checkpoint's table is kept beside it
+(``best.npz.logits-<key>.npy``, the key a hash of the checkpoint's bytes, the texts in their order,
+the batch size and the device), so the next run on the same reviews (another model, the same seed's
+split) reads it instead of scoring them again: the same numbers, bit for bit. Several teachers ("nbsvm,runs/gru/best.npz") give the
 mean of their logits: an ensemble as the teacher.
 """
 from __future__ import annotations
@@ -78,12 +81,49 @@ def teacher_logits(spec, dataset, labelled=None, max_length=None, batch_size=128
         if list(label_names) != list(dataset.label_names):
             raise ConfigError(f"--teacher {path!r} classifies {list(label_names)} but the data has "
                               f"{list(dataset.label_names)}; give a teacher trained on the same labels")
+        cache = f"{path}.logits-{_table_key(path, dataset.texts, batch_size, device)}.npy"
+        if os.path.isfile(cache):
+            print(f"teacher {path}: {len(dataset):,} training reviews' logits from {cache}", file=sys.stderr, flush=True)
+            total += np.load(cache)
+            continue
         print(f"teacher {path}: scoring {len(dataset):,} training reviews ...", file=sys.stderr, flush=True)
         encoded = encode_dataset(dataset, tokenizer, vocab, max_length=tokenizer.max_length)
+        scores = np.zeros_like(total)
         if len(encoded):
             table = teacher_logits_table(model, encoded, batch_size, device)     # (max index + 1, C)
-            total[:len(table)] += table
+            scores[:len(table)] = table
+        total += scores
+        _save_quietly(cache, scores)
     return (total / len(paths)).astype(np.float32)
+
+
+def _table_key(path, texts, batch_size, device):
+    """16 hex digits naming a checkpoint's table for ``texts``: a hash of the checkpoint's bytes,
+    the texts in their order, the batch size, the device and minidl's version."""
+    import hashlib
+
+    from .. import __version__
+
+    digest = hashlib.sha256(f"{__version__}|{batch_size}|{device}|".encode())
+    with open(path, "rb") as f:
+        digest.update(f.read())
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _save_quietly(path, table):
+    """Write ``table`` to ``path`` whole or not at all (a temporary file renamed into place); a
+    folder that cannot be written only costs the next run the scoring."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, table)
+        os.replace(tmp, path)
+    except OSError as e:
+        print(f"teacher: could not keep the table ({e}); the next run scores again", file=sys.stderr, flush=True)
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _baseline_logits(kind, labelled, dataset, max_length):

@@ -60,6 +60,34 @@ def test_a_baseline_teacher_is_trained_on_the_labelled_reviews_only(teachers):
     np.testing.assert_allclose(both, (logits + teacher_logits(teachers[0], texts)) / 2, rtol=1e-5, atol=1e-6)
 
 
+def test_a_checkpoints_table_is_kept_beside_it_and_read_back_bit_for_bit(teachers, monkeypatch, capsys):
+    """The second run on the same texts reads the kept table (the teacher is not run again) and
+    gets the same numbers; other texts, or the same in another order, are scored afresh."""
+    import glob
+    import importlib
+    import os
+
+    distill = importlib.import_module("minidl.compress.distill")     # the module; minidl.compress.distill is a function
+
+    texts = TextDataset(["kept table one", "a second review", "and a third"], [0, 1, 0], ["neg", "pos"])
+    before = set(glob.glob(teachers[1] + ".logits-*.npy"))
+    first = teacher_logits(teachers[1], texts)
+    kept = set(glob.glob(teachers[1] + ".logits-*.npy")) - before
+    assert len(kept) == 1 and not glob.glob(teachers[1] + ".logits-*.tmp")
+    calls = []
+    real = distill.teacher_logits_table
+    monkeypatch.setattr(distill, "teacher_logits_table", lambda *a, **k: calls.append(1) or real(*a, **k))
+    capsys.readouterr()
+    np.testing.assert_array_equal(teacher_logits(teachers[1], texts), first)
+    assert calls == [] and "logits from" in capsys.readouterr().err
+    reordered = TextDataset(texts.texts[::-1], [0, 1, 0], ["neg", "pos"])
+    np.testing.assert_array_equal(teacher_logits(teachers[1], reordered), first[::-1])
+    assert calls == [1]
+    os.remove(kept.pop())                                    # gone: scored again, the same numbers
+    np.testing.assert_array_equal(teacher_logits(teachers[1], texts), first)
+    assert calls == [1, 1]
+
+
 def test_alpha_one_is_training_on_the_labels_alone(teachers):
     plain = fit(TrainConfig(**QUICK, seed=2), progress=False)
     taught = fit(TrainConfig(**QUICK, seed=2, teacher=teachers[0], distill_alpha=1.0), progress=False)
