@@ -78,10 +78,11 @@ minidl sweep --models attention --hidden 128 --seeds 0,1,2 --data imdb --epochs 
 #    100, trained here with a checkpoint; its soft targets on the training and the 50,000 unlabelled
 #    reviews, 3 epochs over the 72,500 reviews, all of them, the best check kept (no early stop: with patience
 #    4 some runs stopped a third of the way in, ablations.sh step 9), each model's recipe above otherwise
-#    (3 seeds; ~15 min), but the per-word models fine-tune their skip-gram vectors at 1e-4 as the RNN does
-#    (3 seeds; ~9 min), and WindowAttention, with 72,500 reviews to learn from, takes table 4's 400-word recipe
+#    (3 seeds; ~11 min), but the per-word models fine-tune their skip-gram vectors at 1e-4 as the RNN does
+#    (3 seeds; ~6 min), and WindowAttention, with 72,500 reviews to learn from, takes table 4's 400-word recipe
 #    (H = 128, vectors fine-tuned at 1e-4, word dropout 0.1, warm-up 200 steps then decay) with the skip-gram
-#    vectors as the other 100-word recipes (3 seeds; ~13 min)
+#    vectors as the other 100-word recipes (3 seeds; ~10 min). The first run on each seed's reviews keeps
+#    the teacher's logits beside its checkpoint; the others read them (minidl/train/teacher.py)
 TEACHER=runs/ex2/gru_teacher/best.npz
 [ -f "$TEACHER" ] || minidl train --model gru --hidden 128 --data imdb --max-length 400 --embeddings "$VEC" \
     --no-freeze-embeddings --embedding-lr 0.0001 --warmup-steps 200 --dropout 0.5 --eval-every 350 --patience 4 \
