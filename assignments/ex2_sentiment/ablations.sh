@@ -173,13 +173,15 @@ minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0 "${COMMON[@]}"
 #    skip-gram vectors, no early stop): table 1's recipe (frozen PPMI vectors) at H = 64 (table 4's row until
 #    2026-12-04) and at H = 128; the 400-word recipe (PPMI fine-tuned at 1e-4, word dropout 0.1, warm-up 200 steps
 #    then decay) stopping early (patience 4) at H = 128, and to the end at H = 64 and at H = 128 (table 4's row until
-#    2026-12-05) (3 seeds each)
+#    2026-12-05) (3 seeds each); and table 4's recipe over 5 epochs instead of 3 (3 seeds)
 TAUGHT_GRU=(--epochs 3 --set unlabelled=50000 --set "teacher=\"$TEACHER\"")
 minidl sweep --models attention --hidden 64,128 --seeds 0,1,2 "${COMMON[@]}" "${TAUGHT_GRU[@]}" --results "$D"
 minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${FINE[@]}" --set warmup_steps=200 --set word_dropout=0.1 \
     "${TAUGHT_GRU[@]}" --results "$D"
 minidl sweep --models attention --hidden 64,128 --seeds 0,1,2 "${FINE[@]}" --set warmup_steps=200 --set word_dropout=0.1 \
     "${TAUGHT_GRU[@]}" --set patience=null --results "$D"
+minidl sweep --models attention --hidden 128 --seeds 0,1,2 "${SFINE[@]}" --set warmup_steps=200 --set word_dropout=0.1 \
+    "${TAUGHT_GRU[@]}" --set patience=null --epochs 5 --results "$D"
 
 # 9. first 100 words with table 4's GRU teacher and the 50,000 unlabelled reviews (table 4's rows are
 #    run_all.sh step 5's: all 3 epochs, the best check kept): the GRU, the RNN, TokenMLP and SoftmaxWeighted
