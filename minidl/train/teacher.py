@@ -82,9 +82,10 @@ def teacher_logits(spec, dataset, labelled=None, max_length=None, batch_size=128
             raise ConfigError(f"--teacher {path!r} classifies {list(label_names)} but the data has "
                               f"{list(dataset.label_names)}; give a teacher trained on the same labels")
         cache = f"{path}.logits-{_table_key(path, dataset.texts, batch_size, device)}.npy"
-        if os.path.isfile(cache):
+        kept = _read_kept(cache, total.shape)
+        if kept is not None:
             print(f"teacher {path}: {len(dataset):,} training reviews' logits from {cache}", file=sys.stderr, flush=True)
-            total += np.load(cache)
+            total += kept
             continue
         print(f"teacher {path}: scoring {len(dataset):,} training reviews ...", file=sys.stderr, flush=True)
         encoded = encode_dataset(dataset, tokenizer, vocab, max_length=tokenizer.max_length)
@@ -110,6 +111,16 @@ def _table_key(path, texts, batch_size, device):
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _read_kept(path, shape):
+    """The table kept at ``path``, or None where there is none, or it cannot be read or has
+    another shape (then it is scored again and written anew)."""
+    try:
+        table = np.load(path)
+    except (OSError, ValueError):
+        return None
+    return table if table.shape == shape else None
 
 
 def _save_quietly(path, table):

@@ -83,9 +83,14 @@ def test_a_checkpoints_table_is_kept_beside_it_and_read_back_bit_for_bit(teacher
     reordered = TextDataset(texts.texts[::-1], [0, 1, 0], ["neg", "pos"])
     np.testing.assert_array_equal(teacher_logits(teachers[1], reordered), first[::-1])
     assert calls == [1]
-    os.remove(kept.pop())                                    # gone: scored again, the same numbers
+    path = kept.pop()
+    os.remove(path)                                          # gone: scored again, the same numbers
     np.testing.assert_array_equal(teacher_logits(teachers[1], texts), first)
     assert calls == [1, 1]
+    with open(path, "r+b") as f:                             # cut short: scored again and written whole
+        f.truncate(40)
+    np.testing.assert_array_equal(teacher_logits(teachers[1], texts), first)
+    assert calls == [1, 1, 1] and np.load(path).shape == first.shape
 
 
 def test_alpha_one_is_training_on_the_labels_alone(teachers):
