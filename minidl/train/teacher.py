@@ -22,8 +22,8 @@ review (``batch.index``). A review a checkpoint cannot read (nothing left after 
 gets logits 0: uniform soft targets. A checkpoint's table is kept beside it
 (``best.npz.logits-<key>.npy``, the key a hash of the checkpoint's bytes, the texts in their order,
 the batch size and the device), so the next run on the same reviews (another model, the same seed's
-split) reads it instead of scoring them again: the same numbers, bit for bit. Several teachers ("nbsvm,runs/gru/best.npz") give the
-mean of their logits: an ensemble as the teacher.
+split) reads it instead of scoring them again: the same numbers, bit for bit. Several teachers
+("nbsvm,runs/gru/best.npz") give the mean of their logits: an ensemble as the teacher.
 """
 from __future__ import annotations
 
@@ -124,17 +124,15 @@ def _read_kept(path, shape):
 
 
 def _save_quietly(path, table):
-    """Write ``table`` to ``path`` whole or not at all (a temporary file renamed into place); a
-    folder that cannot be written only costs the next run the scoring."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    """Write ``table`` to ``path`` whole or not at all (``minidl.io.atomic_path``); a folder that
+    cannot be written only costs the next run the scoring."""
+    from ..io import WriteError, atomic_path
+
     try:
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, table)
-        os.replace(tmp, path)
-    except OSError as e:
+    except WriteError as e:
         print(f"teacher: could not keep the table ({e}); the next run scores again", file=sys.stderr, flush=True)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _baseline_logits(kind, labelled, dataset, max_length):
