@@ -4,7 +4,7 @@
 # repository root after `make install`, IMDB under $MINIDL_DATA or ~/.cache/minidl. Every sweep is
 # resumable: run the script again after an interruption and only the missing runs train. Timed end
 # to end from a clean clone with no results, no cached vectors and no checkpoints, on two cores:
-# 115 min (2026-12-05; the handout lists each step's share).
+# 122 min (2026-12-05, before step 5 ran in two lanes; the handout lists each step's share).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
@@ -43,36 +43,48 @@ minidl sweep --models mlp,softmax --hidden "[64,32,16]" "${LONG[@]}" --results "
 # 5. the best recipe found for each model (table 4; ablations.sh has the runs behind each choice):
 #    skip-gram vectors trained by minidl (SGNS, word2vec, on the same 75,000 reviews; ~5 min), at
 #    100 words fine-tuned at their own learning rate 1e-4 (the rest learns at 1e-3) by the RNN and the
-#    GRU, frozen for the per-word models (3 seeds; ~8 min). WindowAttention's best at 100 words is
+#    GRU, frozen for the per-word models (3 seeds). WindowAttention's best at 100 words is
 #    step 1's (frozen PPMI vectors): fine-tuned skip-gram vectors did not help it (ablations.sh step 2)
 SGNS="${SGNS:-$HOME/.cache/minidl/imdb_sgns_100d.txt}"
 [ -f "$SGNS" ] || minidl vectors build --method sgns --out "$SGNS"
 FINE=(--data imdb --epochs 6 --max-length 100 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
       --set embedding_lr=0.0001 --set dropout=0.3 --set eval_every=350 --set patience=4)
-minidl sweep --models rnn,gru --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
-    --results "$R/imdb_100_sgns.jsonl"
-#    the GRU's vectors after a frozen warm-up: the table held for the first epoch (700 steps) while the
-#    GRU learns around the vectors as given, then fine-tuned at 1e-4 (table 4's GRU)
-minidl sweep --models gru --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
-    --set embedding_freeze_steps=700 --results "$R/imdb_100_sgns.jsonl"
-minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[@]}" --set "embeddings=\"$SGNS\"" \
-    --results "$R/imdb_100_sgns.jsonl"
-#    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up over
-#    200 steps then decayed linearly to 0, H = 128, the vectors fine-tuned at 1e-4; the GRU with the
-#    skip-gram vectors and dropout 0.5 (3 seeds; ~14 min)
 LONG_FINE=(--data imdb --epochs 8 --max-length 400 --set "embeddings=\"$VEC\"" --set freeze_embeddings=false
            --set embedding_lr=0.0001 --set warmup_steps=200 --set dropout=0.3 --set eval_every=350 --set patience=4)
+#    Up to the teacher below, two lanes side by side (lane 1 in the background), each sweep with half the
+#    CPUs as workers of one thread each. A run's digits depend on its thread count, and one thread a job
+#    is what a two-worker sweep gives each job on two cores, so the records are the same; but a sweep of
+#    3 jobs on 2 workers left a core idle through its third job, where the other lane's jobs now run.
+CPUS=$(python -c "from minidl.bench.threads import usable_cpus; print(usable_cpus())")
+HALF=(--workers "$(( CPUS > 1 ? CPUS / 2 : 1 ))" --threads 1)
+(
+#    lane 1: the RNN and the GRU with the skip-gram vectors fine-tuned (~5 min on one core)
+minidl sweep --models rnn,gru --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
+    "${HALF[@]}" --results "$R/imdb_100_sgns.jsonl"
+#    the GRU's vectors after a frozen warm-up: the table held for the first epoch (700 steps) while the
+#    GRU learns around the vectors as given, then fine-tuned at 1e-4 (table 4's GRU; ~6 min)
+minidl sweep --models gru --hidden 64 --seeds 0,1,2 "${FINE[@]}" --set "embeddings=\"$SGNS\"" \
+    --set embedding_freeze_steps=700 "${HALF[@]}" --results "$R/imdb_100_sgns.jsonl"
+minidl sweep --models mlp,softmax --hidden "[64,32,16]" --seeds 0,1,2 "${COMMON[@]}" --set "embeddings=\"$SGNS\"" \
+    "${HALF[@]}" --results "$R/imdb_100_sgns.jsonl"
+#    and at 400 words, where 4 epochs were still improving: 8 epochs, the learning rate warmed up over
+#    200 steps then decayed linearly to 0, H = 128, the vectors fine-tuned at 1e-4; the GRU with the
+#    skip-gram vectors and dropout 0.5 (3 seeds; ~25 min on one core)
 minidl sweep --models gru --hidden 128 --seeds 0,1,2 "${LONG_FINE[@]}" --set "embeddings=\"$SGNS\"" --set dropout=0.5 \
-    --results "$R/imdb_400_recipes.jsonl"
-#    WindowAttention with the PPMI vectors and word dropout 0.1 (each training word shown as <unk> with
-#    probability 0.1), learning from a teacher as well as from the labels: the NB-SVM baseline of step 7,
-#    trained on the training reviews not held out for validation, gives soft targets for every training
-#    review and for IMDB's 50,000 unlabelled reviews, which join training with its choice as their label
-#    (distillation, alpha 0.5, T 2); 4 epochs over the 72,500 reviews, all of them (patience 4 checks is
-#    0.6 of an epoch here: no early stop, the best check kept) (3 seeds; ~23 min)
+    "${HALF[@]}" --results "$R/imdb_400_recipes.jsonl"
+) &
+LANE1=$!
+trap 'pkill -P "$LANE1" 2>/dev/null; kill "$LANE1" 2>/dev/null' EXIT
+#    lane 2: WindowAttention with the PPMI vectors and word dropout 0.1 (each training word shown as <unk>
+#    with probability 0.1), learning from a teacher as well as from the labels: the NB-SVM baseline of
+#    step 7, trained on the training reviews not held out for validation, gives soft targets for every
+#    training review and for IMDB's 50,000 unlabelled reviews, which join training with its choice as
+#    their label (distillation, alpha 0.5, T 2); 4 epochs over the 72,500 reviews, all of them (patience
+#    4 checks is 0.6 of an epoch here: no early stop, the best check kept) (3 seeds; ~42 min on one core)
 minidl sweep --models attention --hidden 128 --seeds 0,1,2 --data imdb --epochs 4 "${LONG_FINE[@]:4}" \
     --set word_dropout=0.1 --set 'teacher="nbsvm"' --set unlabelled=50000 --set patience=null \
-    --results "$R/imdb_400_distilled.jsonl"
+    "${HALF[@]}" --results "$R/imdb_400_distilled.jsonl"
+wait "$LANE1"
 #    and at 100 words all five learn from a teacher too: table 5's GRU at 400 words (H = 128, dropout 0.5,
 #    PPMI vectors, seed 0; ~7 min), which reads the first 400 words of each review where its students read
 #    100, trained here with a checkpoint; its soft targets on the training and the 50,000 unlabelled

@@ -357,14 +357,15 @@ def end_with_parent(parent_pid):
     threading.Thread(target=watch, name="minidl-end-with-parent", daemon=True).start()
 
 
-def run_sweep(configs, results_path, executor=None, max_workers=None, log=print):
+def run_sweep(configs, results_path, executor=None, max_workers=None, log=print, threads=None):
     """Run every config whose key has no result in ``results_path`` yet; append each result
     (or failure) to it as it finishes. Returns the records of all ``configs`` (earlier ones
     read from the file), in the order of ``configs``.
 
     ``executor``: anything with ``submit(fn, *args)`` returning futures with ``.result()``
     (ThreadPoolExecutor, a Dask Client, ...); not shut down here. ``None``: a local
-    ProcessPoolExecutor with ``max_workers`` (default: one per usable CPU) "spawn" processes.
+    ProcessPoolExecutor with ``max_workers`` (default: one per usable CPU) "spawn" processes,
+    each with ``threads`` torch/BLAS threads (default: the usable CPUs shared among the workers).
     """
     results_path = os.fspath(results_path)
     jobs = _unique_jobs(configs, log)
@@ -374,7 +375,7 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print)
 
     own = executor is None
     if own:
-        executor = _local_executor(max_workers, len(todo), log)
+        executor = _local_executor(max_workers, len(todo), log, threads)
     start, futures = time.perf_counter(), []
     try:
         futures = [executor.submit(run_job, jobs[k]) for k in todo]
@@ -422,13 +423,13 @@ def _resume(jobs, results_path, log):
     return records, todo
 
 
-def _local_executor(max_workers, n_jobs, log):
-    """A ProcessPoolExecutor of "spawn" workers (no more than jobs), each with an equal share
-    of the CPUs for its BLAS and torch threads, and each ending when this process ends, even
-    when it is killed (``end_with_parent``)."""
+def _local_executor(max_workers, n_jobs, log, threads=None):
+    """A ProcessPoolExecutor of "spawn" workers (no more than jobs), each with ``threads`` BLAS
+    and torch threads (default: an equal share of the CPUs), and each ending when this process
+    ends, even when it is killed (``end_with_parent``)."""
     cpus = usable_cpus()
     workers = max(1, min(max_workers or cpus, n_jobs))
-    threads = max(1, cpus // workers)
+    threads = threads or max(1, cpus // workers)
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_worker, initargs=(threads, os.getpid()))
     log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
@@ -669,6 +670,10 @@ def add_arguments(subparsers):
     sweep.add_argument("--device", help=f'"cpu" (NumPy), "torch" or "cuda" (default: {TrainConfig.device})')
     sweep.add_argument("--workers", type=int,
                        help="local worker processes (default: one per CPU this process may use; 0: in this process, for debugging)")
+    sweep.add_argument("--threads", type=int, metavar="N",
+                       help="torch and BLAS threads of each worker, N >= 1; a run's digits depend on it, so this "
+                            "repeats a record made with another share (its \"threads\" field) (default: the CPUs "
+                            "this process may use // the workers)")
     sweep.add_argument("--results", default="runs/sweep/results.jsonl", help="the JSONL file results go to")
     sweep.add_argument("--set", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
                        help="any other TrainConfig setting, a JSON value (repeatable); "
@@ -689,6 +694,8 @@ def add_arguments(subparsers):
 def main_sweep(args):
     """``minidl sweep``: returns the exit status (1 if a job failed, 2 for bad arguments)."""
     try:
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be a whole number >= 1, got {args.threads}")
         models = _split(args.models)
         fixed, per_model = parse_settings(args.set, models)
         for name in ("data", "epochs", "max_length", "device"):
@@ -703,8 +710,11 @@ def main_sweep(args):
         print(f"minidl sweep: error: {e}", file=sys.stderr)
         return 2
     executor = InlineExecutor() if args.workers == 0 else None
+    if executor is not None and args.threads:
+        set_threads(args.threads)  # the jobs run in this process
     try:
-        results = run_sweep(configs, args.results, executor=executor, max_workers=args.workers or None)
+        results = run_sweep(configs, args.results, executor=executor, max_workers=args.workers or None,
+                            threads=args.threads)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished jobs are in {args.results}; run the same command again to resume")
         return 130

@@ -322,6 +322,18 @@ def test_the_local_pool_shares_the_cpus_this_process_may_use(monkeypatch, affini
     assert messages == [f"running on {workers} local worker process{'es' if workers > 1 else ''}"]
 
 
+def test_threads_given_are_each_workers_whatever_the_cpus(monkeypatch):
+    """`minidl sweep --workers 1 --threads 1` on two CPUs: one worker with one thread (two such sweeps
+    side by side run each job as a two-worker sweep does, with the same digits), not both CPUs."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    made = {}
+    monkeypatch.setattr(sweep, "ProcessPoolExecutor", lambda n, **kw: made.update(n=n, initargs=kw["initargs"]))
+    sweep._local_executor(1, 3, lambda message: None, threads=1)
+    assert made["n"] == 1 and made["initargs"][0] == 1
+    sweep._local_executor(1, 3, lambda message: None)
+    assert made["n"] == 1 and made["initargs"][0] == 2
+
+
 def test_a_worker_keeps_its_thread_cap_for_its_whole_life():
     """torch and every BLAS pool (NumPy's and SciPy's OpenBLAS, even one loaded later) stay at the
     worker's share after its initializer returns (in a fresh process: the cap is process-wide)."""
@@ -513,6 +525,8 @@ def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_p
     assert capsys.readouterr() == ("", "minidl sweep: error: rnn, hidden 8: --dropout must lie in [0, 1), got 2\n")
     assert cli(["sweep", "--seeds", "0,a", "--results", str(results)]) == 2
     assert "cannot read seeds '0,a'" in capsys.readouterr().err
+    assert cli(["sweep", "--threads", "0", "--results", str(results)]) == 2
+    assert capsys.readouterr() == ("", "minidl sweep: error: --threads must be a whole number >= 1, got 0\n")
     assert not results.exists()
 
     table = tmp_path / "reviews.csv"
