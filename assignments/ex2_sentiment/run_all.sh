@@ -85,6 +85,7 @@ minidl sweep --models attention --hidden 128 --seeds 0,1,2 --data imdb --epochs 
     --set word_dropout=0.1 --set 'teacher="nbsvm"' --set unlabelled=50000 --set patience=null \
     "${HALF[@]}" --results "$R/imdb_400_distilled.jsonl"
 wait "$LANE1"
+trap - EXIT
 #    and at 100 words all five learn from a teacher too: table 5's GRU at 400 words (H = 128, dropout 0.5,
 #    PPMI vectors, seed 0; ~7 min), which reads the first 400 words of each review where its students read
 #    100, trained here with a checkpoint; its soft targets on the training and the 50,000 unlabelled
