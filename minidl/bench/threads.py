@@ -52,8 +52,7 @@ def describe(info=None):
 def check_threads(threads):
     """None (leave as is) or an int >= 1, else a one-line MinidlError."""
     if threads is not None and threads < 1:
-        raise MinidlError(f"--threads must be a whole number >= 1 (threads for torch and for NumPy's BLAS), "
-                          f"got {threads}; leave it out to keep the libraries' default")
+        raise MinidlError(f"--threads must be a whole number >= 1, got {threads}")
     return threads
 
 

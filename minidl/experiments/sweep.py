@@ -57,7 +57,8 @@ import traceback
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
-from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
+from ..autograd.function import MinidlError
+from ..bench.threads import check_threads, describe as describe_threads, set_threads, usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
@@ -694,8 +695,7 @@ def add_arguments(subparsers):
 def main_sweep(args):
     """``minidl sweep``: returns the exit status (1 if a job failed, 2 for bad arguments)."""
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be a whole number >= 1, got {args.threads}")
+        check_threads(args.threads)
         models = _split(args.models)
         fixed, per_model = parse_settings(args.set, models)
         for name in ("data", "epochs", "max_length", "device"):
@@ -706,7 +706,7 @@ def main_sweep(args):
                 fixed[name] = value
         configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)
-    except ValueError as e:
+    except (ValueError, MinidlError) as e:
         print(f"minidl sweep: error: {e}", file=sys.stderr)
         return 2
     executor = InlineExecutor() if args.workers == 0 else None
