@@ -28,6 +28,16 @@ def test_only_the_training_core_steps_an_optimizer():
     assert not offenders, "a training loop outside the core:\n" + "\n".join(offenders)
 
 
+def test_every_parse_of_python_source_takes_the_one_lock():
+    """CPython 3.11's tree builder counts its recursion depth per interpreter, so two threads in
+    ``ast.parse`` at once can fail with SystemError (gh-106905; the mutation tests grade on two
+    threads): minidl parses Python only through ``pysyntax.parse``, which holds a lock."""
+    offenders = [f"minidl/{name}:{node.lineno} {ast.unparse(node)}" for name, source in _sources()
+                 if name != "pysyntax.py" for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.Call) and ast.unparse(node.func) in ("ast.parse", "compile")]
+    assert not offenders, "Python parsed outside minidl.pysyntax.parse:\n" + "\n".join(offenders)
+
+
 def test_no_function_is_graded_d_or_worse():
     """radon's cyclomatic complexity: A-C (up to 20 paths) reads; D and worse get split."""
     complexity = pytest.importorskip("radon.complexity", reason="radon is a dev dependency: pip install -e .[dev]")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from ..pysyntax import parse
 from .stubs import defined_functions
 
 TORCH, NUMPY = "torch", "numpy"
@@ -161,7 +162,7 @@ def source_findings(source, qualname, filename="<source>", may_not_call=()):
     """One message per rule ``qualname``'s source breaks (see the module docstring); [] when it keeps them.
     ``may_not_call``: the task's same-file functions that hold its answer."""
     try:
-        tree = ast.parse(source, filename)
+        tree = parse(source, filename)
     except SyntaxError:
         return []  # the tests report the syntax error, with its line
     functions = defined_functions(tree)

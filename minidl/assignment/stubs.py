@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from ..pysyntax import parse
 from .manifest import AssignmentError
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -76,7 +77,7 @@ def replace_bodies(source, bodies, filename="<source>"):
     """``source`` with the body of each function named in ``bodies`` ({qualname: code}) replaced by ``code``
     (Python lines, dedented, then given the body's indentation). The docstring stays. The mutation tests
     write wrong solutions in place of the reference with it."""
-    tree = ast.parse(source, filename)
+    tree = parse(source, filename)
     functions = defined_functions(tree)
     missing = [name for name in bodies if name not in functions]
     if missing:
@@ -98,5 +99,5 @@ def replace_bodies(source, bodies, filename="<source>"):
     for first, last, text, _ in reversed(spans):  # bottom up, so the earlier line numbers stay valid
         lines[first:last + 1] = [text]
     result = "".join(lines)
-    ast.parse(result, filename)  # a stubbed module must still be valid Python
+    parse(result, filename)  # a stubbed module must still be valid Python
     return result

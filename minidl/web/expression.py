@@ -37,6 +37,7 @@ from .. import creation
 from ..autograd import ops
 from ..autograd.function import MinidlError
 from ..autograd.tensor import Tensor
+from ..pysyntax import parse
 
 MAX_CHARS = 1000
 MAX_NUMBERS = 256
@@ -75,7 +76,7 @@ def run(text):
         raise ExpressionError(f"the expression has {len(text):,} characters; at most {MAX_CHARS:,}: shorten it")
     text = textwrap.dedent(text)                   # lines copied with a common indentation still parse
     try:
-        tree = ast.parse(text, mode="exec")
+        tree = parse(text, mode="exec")
     except SyntaxError as e:
         raise ExpressionError(f"line {e.lineno}, column {e.offset}: syntax error ({e.msg}); allowed: "
                               f"{ALLOWED}") from None
