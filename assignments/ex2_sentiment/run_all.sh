@@ -2,7 +2,8 @@
 # Reproduce the IMDB tables and figures of assignments/ex2_sentiment: tables 1-4, figure 1, the
 # explanations and the baselines (ablations.sh adds the runs behind table 4's choices). Run from the
 # repository root after `make install`, IMDB under $MINIDL_DATA or ~/.cache/minidl. Every sweep is
-# resumable: run the script again after an interruption and only the missing runs train. Timed end
+# resumable: run the script again after an interruption and only the missing runs train (and those
+# whose vectors or teacher checkpoint have other bytes than their record names). Timed end
 # to end from a clean clone with no results, no cached vectors and no checkpoints, on two cores:
 # 122 min (2026-12-05, before step 5 ran in two lanes; the handout lists each step's share).
 set -euo pipefail

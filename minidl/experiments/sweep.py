@@ -11,6 +11,10 @@ JSONL file the moment it finishes, so an interrupted sweep resumes where it stop
 that differ from the defaults (sorted JSON), so the same settings always get the same key,
 also after TrainConfig gains a setting.
 ``run_sweep`` skips every job whose key already has a result in the file and runs the rest.
+A record also keeps the SHA-256 of each file its run read (``inputs``: the vectors, a teacher
+checkpoint, your own data files), and a job whose files have changed since (a teacher trained
+again, vectors rebuilt) runs again: its new line replaces the old one. The key names a
+teacher by its path; the digests tell which teacher that path held.
 Each finished job is written as one complete line (append, flush, fsync): a crash or Ctrl-C
 loses only the jobs that were running. A last line cut short by a crash is ignored with a
 warning when reading, and cut off the file before the next sweep appends to it.
@@ -170,6 +174,30 @@ def job_key(config):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def input_files(config):
+    """The files ``config`` reads besides the built-in datasets: the word vectors, each teacher
+    checkpoint (not a baseline teacher), your own data, validation and test files."""
+    from ..baseline import KINDS
+
+    teachers = [part.strip() for part in str(config.get("teacher") or "").split(",")]
+    data = config.get("data")
+    named = [config.get("embeddings"), *(t for t in teachers if t and t not in KINDS),
+             None if data in ("synthetic", "imdb") else data, config.get("validation_data"), config.get("test_data")]
+    return sorted({path for path in named if path})
+
+
+def file_digest(path):
+    """The SHA-256 of a file's bytes (hex); None when there is no such file."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------- one job
 
 def run_job(config):
@@ -188,13 +216,14 @@ def run_job(config):
                   file=sys.stderr, flush=True)
 
     config = complete_config(config)
+    inputs = {path: file_digest(path) for path in input_files(config)}   # read before training reads them
     with _FIT_LOCK:  # grad mode and generators are per process: one training at a time here
         result = fit(config, callbacks=(ChecksLog(),), progress=False, log=lambda *args, **kwargs: None)
     return {"key": job_key(config), "config": result.config, "test": result.test,
             "best_validation": result.best_validation, "steps": result.steps, "seconds": result.seconds,
             "stopped_early": result.stopped_early,
             "history": [{k: v for k, v in h.items() if k != "confusion_matrix"} for h in result.history],
-            "host": socket.gethostname(), "threads": describe_threads()}
+            "host": socket.gethostname(), "threads": describe_threads(), "inputs": inputs}
 
 
 # ----------------------------------------------------------------------------- the results file
@@ -407,8 +436,9 @@ def _unique_jobs(configs, log):
 
 
 def _resume(jobs, results_path, log):
-    """What the results file already holds: ({key: record} of the jobs that succeeded before,
-    [keys of the jobs still to run, failed ones included]). Prepares the file for appending."""
+    """What the results file already holds: ({key: record} of the jobs that succeeded before on
+    the files they read now, [keys of the jobs still to run: new, failed, or their files changed]).
+    Prepares the file for appending."""
     os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
     previous = {}
     if os.path.exists(results_path):       # read first: a file that is not a sweep's is refused untouched
@@ -416,12 +446,30 @@ def _resume(jobs, results_path, log):
             warnings.simplefilter("ignore")  # a truncated last line: _drop_truncated_tail says so, once
             previous = {_key(r): r for r in load_results(results_path)}
     _drop_truncated_tail(results_path, log)
-    records = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
+    succeeded = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
+    digests = {}
+    changed = {k: _changed_inputs(record, digests) for k, record in succeeded.items()}
+    records = {k: record for k, record in succeeded.items() if not changed[k]}
     todo = [k for k in jobs if k not in records]
-    retried = [k for k in todo if k in previous]
+    retried = [k for k in todo if k in previous and k not in succeeded]
+    stale = [k for k in succeeded if changed[k]]
+    paths = sorted({path for k in stale for path in changed[k]})
     log(f"sweep: {len(jobs)} job{'s' * (len(jobs) != 1)}, {len(records)} already done in {results_path}, {len(todo)} to run"
-        + (f" ({len(retried)} of them failed before and are retried)" if retried else ""))
+        + (f" ({len(retried)} of them failed before and are retried)" if retried else "")
+        + (f" ({len(stale)} of them ran on files that have changed or gone since: {', '.join(paths)})" if stale else ""))
     return records, todo
+
+
+def _changed_inputs(record, digests):
+    """The files ``record``'s run read whose bytes differ now (or that are gone); [] for a record
+    written before records kept their inputs. ``digests`` caches {path: digest} across records."""
+    changed = []
+    for path, digest in (record.get("inputs") or {}).items():
+        if path not in digests:
+            digests[path] = file_digest(path)
+        if digests[path] != digest:
+            changed.append(path)
+    return changed
 
 
 def _local_executor(max_workers, n_jobs, log, threads=None):

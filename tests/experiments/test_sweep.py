@@ -534,3 +534,49 @@ def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_p
     with pytest.raises(ValueError, match=r"is not a sweep results file \(line 1"):
         cli(["sweep", "--models", "mlp", "--hidden", "[4]", "--seeds", "0", "--results", str(table)])
     assert table.read_bytes() == b"text,label\ngood,pos\nbad,neg"  # untouched
+
+
+def test_a_job_runs_again_when_a_file_it_read_has_changed_since(tmp_path):
+    """A record keeps the SHA-256 of the files its run read (here the vectors; a teacher
+    checkpoint alike): the same settings on other bytes (vectors rebuilt, a teacher trained
+    again) are not a finished job. A record from before records kept them stays finished."""
+    import hashlib
+
+    from minidl.data.synthetic import make_reviews
+
+    vectors = tmp_path / "vectors.txt"
+    words = sorted({w for text in make_reviews(50).texts for w in text.split()})[:20]
+    write = lambda scale: vectors.write_text("".join(f"{w} " + " ".join(f"{scale * (i + j) / 100:.3f}" for j in range(8))
+                                                     + "\n" for i, w in enumerate(words)))
+    write(1)
+    path = tmp_path / "r.jsonl"
+    configs = grid(["gru"], [4], [0], embeddings=str(vectors), **TINY)
+    (first,) = run_sweep(configs, path, executor=Serial(), log=quiet)
+    assert first["inputs"] == {str(vectors): hashlib.sha256(vectors.read_bytes()).hexdigest()}
+
+    again, logged = Serial(), []
+    run_sweep(configs, path, executor=again, log=logged.append)
+    assert again.submitted == [] and "1 already done" in logged[0]
+
+    write(2)                                                 # the same path, other vectors
+    third, logged = Serial(), []
+    (record,) = run_sweep(configs, path, executor=third, log=logged.append)
+    assert third.submitted == configs
+    assert logged[0].endswith(f"0 already done in {path}, 1 to run (1 of them ran on files that have changed or "
+                              f"gone since: {vectors})")
+    assert record["inputs"][str(vectors)] == hashlib.sha256(vectors.read_bytes()).hexdigest() != first["inputs"][str(vectors)]
+    assert [r["inputs"] for r in load_results(path)] == [record["inputs"]]    # the new line replaces the old
+
+    older = {k: v for k, v in record.items() if k != "inputs"}   # written before records kept their inputs
+    path.write_text(json.dumps(older) + "\n")
+    write(3)
+    fourth = Serial()
+    run_sweep(configs, path, executor=fourth, log=quiet)
+    assert fourth.submitted == []
+
+
+def test_the_files_a_run_reads_are_its_vectors_checkpoint_teachers_and_own_data():
+    config = {"embeddings": "v.txt", "teacher": "nbsvm, runs/t/best.npz", "data": "train.csv",
+              "validation_data": None, "test_data": "test.csv"}
+    assert sweep.input_files(config) == ["runs/t/best.npz", "test.csv", "train.csv", "v.txt"]
+    assert sweep.input_files({"data": "imdb", "teacher": "nbsvm"}) == []
