@@ -5,7 +5,8 @@
 # resumable: run the script again after an interruption and only the missing runs train (and those
 # whose vectors or teacher checkpoint have other bytes than their record names). Timed end
 # to end from a clean clone with no results, no cached vectors and no checkpoints, on two cores:
-# 122 min (2026-12-05, before step 5 ran in two lanes; the handout lists each step's share).
+# 106 min (2026-12-05; 122 min the same morning before step 5 ran in two lanes; the handout lists
+# each step's share).
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"
 R=assignments/ex2_sentiment/results
