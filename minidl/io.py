@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import math
 import os
 import re
@@ -194,6 +195,15 @@ def write_npz(path, arrays, compress=False):
         if isinstance(e, MinidlError):
             raise
         raise _write_error(path, e) from e
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, as hex, read a megabyte at a time (OSError as open raises it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_npz(path):

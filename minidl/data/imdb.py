@@ -54,7 +54,7 @@ from collections import namedtuple
 from http.client import HTTPException
 from pathlib import Path
 
-from ..io import WriteError, atomic_path
+from ..io import WriteError, atomic_path, file_sha256
 from .dataset import TextDataset
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
 from .tabular import load_table
@@ -397,7 +397,7 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
         sha256 = OFFICIAL_SHA256
     expected = sha256.lower() if sha256 else None
     if target.is_file() and not force:
-        if expected is None or _sha256_of(target) == expected:
+        if expected is None or file_sha256(target) == expected:
             _say(f"{target} is already there", progress)
             return target
         _say(f"{target} exists but its SHA-256 is not {expected}; downloading it again", progress)
@@ -439,14 +439,6 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
 def _manual(url, folder):
     return (f"Check the network, or fetch {url} yourself and put it in {folder} (or in a folder named by "
             f"${ENV_VAR})")
-
-
-def _sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _say(message, progress):

@@ -62,6 +62,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 from ..autograd.function import MinidlError
+from ..io import file_sha256
 from ..bench.threads import check_threads, describe as describe_threads, set_threads, usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
@@ -188,14 +189,10 @@ def input_files(config):
 
 def file_digest(path):
     """The SHA-256 of a file's bytes (hex); None when there is no such file."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- one job
