@@ -378,6 +378,14 @@ class NumpyBackend(Backend):
         raise NotImplementedError("the numpy backend has no fused attention kernel")
 
 
+def _torch_function(name):
+    """A TorchBackend method that applies ``torch.<name>`` to its array (torch is imported lazily)."""
+    def method(self, a):
+        return getattr(self.torch, name)(a)
+    method.__name__ = name
+    return method
+
+
 class TorchBackend(Backend):
     name = "torch"
     negative_step_slices = False   # torch tensors refuse a[::-1]
@@ -446,32 +454,8 @@ class TorchBackend(Backend):
         return a.numel()
 
     # --- elementwise ---------------------------------------------------------------
-    def exp(self, a):
-        return self.torch.exp(a)
-
-    def log(self, a):
-        return self.torch.log(a)
-
-    def log1p(self, a):
-        return self.torch.log1p(a)
-
-    def sqrt(self, a):
-        return self.torch.sqrt(a)
-
-    def abs(self, a):
-        return self.torch.abs(a)
-
-    def sign(self, a):
-        return self.torch.sign(a)
-
-    def tanh(self, a):
-        return self.torch.tanh(a)
-
-    def sigmoid(self, a):
-        return self.torch.sigmoid(a)
-
-    def erf(self, a):
-        return self.torch.erf(a)
+    exp, log, log1p, sqrt, abs, sign, tanh, sigmoid, erf = (
+        _torch_function(name) for name in ("exp", "log", "log1p", "sqrt", "abs", "sign", "tanh", "sigmoid", "erf"))
 
     def maximum(self, a, b):
         return self.torch.maximum(*self._tensors(a, b))
