@@ -229,15 +229,13 @@ def features(kind, vocabulary, train_tokens, train_labels, token_lists, alpha=1.
     """The feature matrices (CSR float64) of ``kind`` for the training reviews and for each of
     ``token_lists`` (e.g. [test_tokens]): their statistics (df, r) come from training only."""
     train = vocabulary.transform(train_tokens)
-    others = [vocabulary.transform(tokens) for tokens in token_lists]
+    out = [train, *(vocabulary.transform(tokens) for tokens in token_lists)]
     if kind == "tfidf":
         df = np.bincount(train.indices, minlength=train.shape[1])
-        return [tfidf(x, df, train.shape[0]) for x in [train, *others]]
-    out = []
-    for x in [train, *others]:
+        return [tfidf(x, df, train.shape[0]) for x in out]
+    for x in out:
         x.data[:] = 1.0                     # binarised: did the review use the n-gram at all
-        out.append(x)
-    r = nb_ratios(out[0], train_labels, alpha)
+    r = nb_ratios(train, train_labels, alpha)
     for x in out:
         x.data = x.data * r[x.indices]      # x̂ ⊙ r
     return out
@@ -355,8 +353,7 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     return {"kind": kind, "data": data, "max_length": max_length, "ngrams": list(ngrams), "vocabulary": len(vocabulary),
             "train": len(train), "test": len(test), "metrics": metrics, "label_names": list(train.label_names),
             "seconds": round(time.perf_counter() - start, 1),
-            "settings": {"min_df": min_df, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                         "weight_decay": weight_decay, "alpha": alpha, "seed": seed}}
+            "settings": {name: value for name, value in settings.items() if name != "ngrams"}}
 
 
 def fit_baseline(kind, train, others, max_length, ngrams=(1, 2), min_df=2, epochs=5, batch_size=256, lr=None,

@@ -22,9 +22,8 @@ from .errors import DataWarning
 
 def oversample(dataset, target=None, seed=0):
     """Classes smaller than ``target`` (default: the largest class) grow to ``target`` examples."""
-    counts = _counts(dataset)
-    return _resample(dataset, counts.max() if target is None else _check_target(target, "oversample"),
-                     seed, grow=True, shrink=False, suffix="oversampled")
+    target = _counts(dataset).max() if target is None else _check_target(target, "oversample")
+    return _resample(dataset, target, seed, grow=True, shrink=False, suffix="oversampled")
 
 
 def undersample(dataset, target=None, seed=0):

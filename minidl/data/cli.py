@@ -26,15 +26,13 @@ def add_arguments(commands):
     data_what = data.add_subparsers(dest="what", required=True)
     download = data_what.add_parser("download", help="fetch aclImdb_v1.tar.gz (84 MB), verify its SHA-256, save it")
     download.set_defaults(run=main_download)
-    download.add_argument("--dest", default=None, help="folder to save into (default: ~/.cache/minidl)")
-    download.add_argument("--url", default=None, help="where from (default: the official Stanford URL)")
-    download.add_argument("--sha256", default=None,
-                          help="expected SHA-256 (default: the official archive's, for the official URL)")
+    download.add_argument("--dest", help="folder to save into (default: ~/.cache/minidl)")
+    download.add_argument("--url", help="where from (default: the official Stanford URL)")
+    download.add_argument("--sha256", help="expected SHA-256 (default: the official archive's, for the official URL)")
     download.add_argument("--force", action="store_true", help="download again even if a verified copy is there")
     info = data_what.add_parser("info", help="where the IMDB data is; reviews per split and class, decode errors, time")
     info.set_defaults(run=main_info)
-    info.add_argument("--path", default=None,
-                      help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
+    info.add_argument("--path", help="archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, then ~/.cache/minidl)")
     info.add_argument("--tokenize", action="store_true", help="also tokenise every review and time it")
 
     vectors = commands.add_parser("vectors",
@@ -63,7 +61,7 @@ def add_arguments(commands):
     build.add_argument("--epochs", type=int, default=3, help="sgns only: passes over the reviews")
     build.add_argument("--seed", type=int, default=0,
                        help="the randomised SVD's seed (ppmi) or the training's seed (sgns)")
-    build.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
+    build.add_argument("--data", help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
     neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
     neighbours.set_defaults(run=main_neighbours)
     neighbours.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
@@ -73,7 +71,7 @@ def add_arguments(commands):
                                                  "IMDB train -> test")
     check.set_defaults(run=main_eval)
     check.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
-    check.add_argument("--data", default=None, help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
+    check.add_argument("--data", help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
     check.add_argument("--steps", type=int, default=500, help="logistic-regression steps")
     check.add_argument("--seed", type=int, default=0, help="random seed of the random vectors and the training")
     check.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
@@ -146,8 +144,7 @@ def main_build(args, log=print):
     check_writable(args.out)
     start = time.perf_counter()
     texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
-    tokenizer = Tokenizer()
-    token_lists = [tokenizer(text) for text in texts]
+    token_lists = Tokenizer().tokenize_all(texts)
     log(f"tokenised {len(texts):,} reviews (IMDB train + unlabelled) [{time.perf_counter() - start:.1f} s]")
     common = dict(dim=args.dim, window=args.window, min_count=args.min_count, max_vocab=args.max_vocab,
                   seed=getattr(args, "seed", 0), log=log)

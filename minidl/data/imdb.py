@@ -327,17 +327,11 @@ def load_imdb(path=None, split="official", validation=0.0, seed=0, max_reviews=N
     else:
         reviews = read_imdb_reviews(source, LABELLED)
         _report(source, reviews)
-        if split == "official":
-            train_reviews = [r for r in reviews if r.split == "train"]
-            test_reviews = [r for r in reviews if r.split == "test"]
-        else:
-            train_reviews, test_reviews = reviews[:COURSE_TRAIN_SIZE], reviews[COURSE_TRAIN_SIZE:]
-        train, test = _dataset(train_reviews, "imdb/train", source), _dataset(test_reviews, "imdb/test", source)
+        # the official cut is where the train reviews end: read_imdb_reviews puts them first
+        cut = sum(r.split == "train" for r in reviews) if split == "official" else COURSE_TRAIN_SIZE
+        train, test = _dataset(reviews[:cut], "imdb/train", source), _dataset(reviews[cut:], "imdb/test", source)
     if max_reviews is not None:
-        train = train.subset(range(min(max_reviews, len(train))))
-        test = test.subset(range(min(max_reviews, len(test))))
-        for ds in (train, test):
-            _recount(ds)
+        train, test = (_recount(ds.subset(range(min(max_reviews, len(ds))))) for ds in (train, test))
     out = {"train": train, "test": test}
     if validation > 0:
         out["train"], out["validation"] = train.split(validation, seed)
@@ -348,10 +342,12 @@ def load_imdb(path=None, split="official", validation=0.0, seed=0, max_reviews=N
 
 
 def _recount(dataset):
-    """The counts in ``info`` for a subset: U+FFFD marks a replaced byte (only if the whole had some)."""
+    """The counts in ``info`` for a subset: U+FFFD marks a replaced byte (only if the whole had some).
+    Returns ``dataset``, its counts updated in place."""
     if dataset.info.get("decode_errors"):
         dataset.info["decode_errors"] = sum("\ufffd" in t for t in dataset.texts)
     dataset.info["empty_texts"] = sum(not t.strip() for t in dataset.texts)
+    return dataset
 
 
 def _load_csv(source, split):
@@ -363,10 +359,7 @@ def _load_csv(source, split):
                        label_names=["negative", "positive"], name="imdb")
     table.label_names = list(LABEL_NAMES)
     cut = min(COURSE_TRAIN_SIZE, len(table))
-    train, test = table.subset(range(cut), "imdb/train"), table.subset(range(cut, len(table)), "imdb/test")
-    for ds in (train, test):
-        _recount(ds)
-    return train, test
+    return _recount(table.subset(range(cut), "imdb/train")), _recount(table.subset(range(cut, len(table)), "imdb/test"))
 
 
 def load_imdb_unlabelled(path=None, max_reviews=None):

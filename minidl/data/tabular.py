@@ -132,8 +132,7 @@ def _collect_rows(rows, text_column, label_column, bad_lines, path):
     """The columns of ``rows`` (from ``_read_rows``) as lists, one entry per row: (texts,
     raw labels as strings, first lines, places such as "row 3 (line 4)"), and the places of
     the rows that held undecodable bytes (``bad_lines``: their sorted line numbers)."""
-    texts, raw_labels, lines, where = [], [], [], []
-    bad_rows = []
+    texts, raw_labels, lines, where, bad_rows = [], [], [], [], []
     for first_line, last_line, place, record in rows:
         raw_labels.append(_label_key(_row_label(record, label_column, place, path)))
         texts.append(_text_value(record.get(text_column)))
@@ -291,10 +290,7 @@ def _label_key(value):
 def _encode_labels(raw_labels, label_names, where, path, label_column):
     if label_names is None:
         distinct = set(raw_labels)
-        if all(_INTEGER.fullmatch(v) for v in distinct):
-            names = sorted(distinct, key=int)
-        else:
-            names = sorted(distinct)
+        names = sorted(distinct, key=int if all(_INTEGER.fullmatch(v) for v in distinct) else None)
     else:
         names = [_label_key(n) for n in label_names]
         duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -79,10 +79,6 @@ def _vocab_tokens(vocab):
     return list(getattr(vocab, "id_to_token", vocab))
 
 
-def _special_tokens(vocab):
-    return set(getattr(vocab, "specials", None) or SPECIAL_TOKENS)
-
-
 def _token_counts(tokens, counts):
     """Per-id counts as an int array, from a mapping token -> count or a sequence aligned to ids."""
     if counts is None:
@@ -103,7 +99,7 @@ def vocabulary_coverage(vocab, words, counts=None):
     """
     tokens = _vocab_tokens(vocab)
     available = words if isinstance(words, (set, dict)) else set(words)
-    specials = _special_tokens(vocab)
+    specials = set(getattr(vocab, "specials", None) or SPECIAL_TOKENS)
     per_id = _token_counts(tokens, counts)
     ids = [i for i, t in enumerate(tokens) if t not in specials]
     found_ids = [i for i in ids if tokens[i] in available]

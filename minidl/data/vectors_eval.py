@@ -12,11 +12,11 @@ between the two, not the accuracy alone, is what the vectors learned from co-occ
 """
 from __future__ import annotations
 
-import itertools
 import time
 
 import numpy as np
 
+from .sgns import token_stream
 from .vectors import PROBE_WORDS, format_neighbours, load_glove
 
 
@@ -28,13 +28,7 @@ def mean_vectors(token_lists, words, matrix):
     over the reviews' words beyond the dictionary look-up."""
     import scipy.sparse as sp
 
-    index = {w: i for i, w in enumerate(words)}
-    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
-    ids = np.fromiter(map(index.get, itertools.chain.from_iterable(token_lists), itertools.repeat(-1)),
-                      dtype=np.int64, count=int(lengths.sum()))
-    text = np.repeat(np.arange(len(token_lists)), lengths)
-    known = ids >= 0
-    ids, text = ids[known], text[known]
+    ids, text = token_stream(token_lists, words)     # the known words' ids and their texts' numbers
     known_per_text = np.bincount(text, minlength=len(token_lists))
     weights = 1.0 / known_per_text[text]
     averaging = sp.csr_matrix((weights, (text, ids)), shape=(len(token_lists), len(words)))
@@ -99,8 +93,7 @@ def main(args, log=print):
         log(format_neighbours(word, words, matrix))
     splits = load_imdb(getattr(args, "data", None))
     tokenizer = Tokenizer()
-    train_tokens = [tokenizer(t) for t in splits["train"].texts]
-    test_tokens = [tokenizer(t) for t in splits["test"].texts]
+    train_tokens, test_tokens = (tokenizer.tokenize_all(splits[name].texts) for name in ("train", "test"))
     log(f"logistic regression on mean word vectors: {len(train_tokens):,} IMDB training reviews -> "
         f"{len(test_tokens):,} test reviews, {matrix.shape[1]}-d, against random vectors")
     results = compare_with_random(words, matrix, train_tokens, splits["train"].labels, test_tokens,

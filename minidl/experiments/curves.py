@@ -39,12 +39,12 @@ def plot_curves(paths, out):
     fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 7), squeeze=False)
     for column, (label, history) in enumerate(runs):
         epochs = [h["epoch"] for h in history]
-        for row, (metric, name) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
+        for row, metric in enumerate(("loss", "accuracy")):
             ax = axes[row][column]
             ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train (running mean)")
             ax.plot(epochs, [h[metric] for h in history], "s--", label="validation")
             ax.plot(epochs, [h[f"test_{metric}"] for h in history], "^-", label="test")
-            ax.set(xlabel="epoch", ylabel=name, title=label if row == 0 else "")
+            ax.set(xlabel="epoch", ylabel=metric, title=label if row == 0 else "")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()

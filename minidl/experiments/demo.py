@@ -32,6 +32,5 @@ def main(args):
                        title="Built-in negation corpus: accuracy, F1, AUC against hidden size (3 seeds)")
     print()
     print(table_markdown(summarise(results)))
-    failed = sum(1 for r in results if r.get("error"))
     print(f"\nwrote {', '.join(paths)} ({results_path}) in {time.perf_counter() - start:.0f} s")
-    return 1 if failed else 0
+    return 1 if any(r.get("error") for r in results) else 0

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import multiprocessing
 import multiprocessing.connection
 import numbers
@@ -254,8 +253,7 @@ def _read_records(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no sweep results at {path!r}; run `minidl sweep --results {path}` first")
     with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
+        lines = f.read().split(b"\n")
     records, bad = [], None
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -302,12 +300,6 @@ def _drop_truncated_tail(path, log):
             f.truncate(start)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _append(f, record):
-    f.write(json.dumps(record, default=_plain) + "\n")  # one write of one complete line
-    f.flush()
-    os.fsync(f.fileno())
 
 
 def _plain(value):
@@ -492,7 +484,9 @@ def _collect(futures, todo, jobs, records, results_path, log):
         # opened for each record: a file replaced meanwhile (a git checkout, an editor's save)
         # gets the line, where a handle kept open would write it into the replaced file's inode
         with open(results_path, "a", encoding="utf-8") as f:
-            _append(f, record)
+            f.write(json.dumps(record, default=_plain) + "\n")  # one write of one complete line
+            f.flush()
+            os.fsync(f.fileno())
         records[key] = record
         done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
         failures += _log_record(record, done, log)
@@ -581,14 +575,10 @@ def _summary_row(members, x, varying, metrics):
     row = {"model": config["model"], x: config.get(x), "settings": {k: config.get(k) for k in varying},
            "seeds": len(members)}
     for metric in metrics:
-        values = np.array([float(_number(r["test"].get(metric))) for r in members])
+        values = np.array([r["test"].get(metric) for r in members], dtype=np.float64)  # None (not scored): NaN
         row[metric] = float(values.mean())
         row[metric + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return row
-
-
-def _number(value):
-    return math.nan if value is None else value
 
 
 def _x_order(value):
@@ -649,11 +639,8 @@ def parse_hidden(text):
     text = text.strip()
     try:
         if ";" in text or "[" in text:
-            sizes = []
-            for part in filter(None, (p.strip() for p in text.split(";"))):
-                part = part.strip("[] ")
-                sizes.append([int(v) for v in part.split(",") if v.strip()])
-            return sizes
+            parts = [p.strip().strip("[] ") for p in text.split(";") if p.strip()]
+            return [[int(v) for v in part.split(",") if v.strip()] for part in parts]
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ValueError(f'cannot read hidden sizes {text!r}: give ints like "16,32,64", or architectures '
