@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,11 +318,7 @@ def main(args):
                              args.assignment, args.task, progress=_print_progress)
     path = write_grades_csv(rows, args.csv)
     graded = [row for row in rows if row.status == GRADED]
-    counts = {}
-    for row in rows:
-        if row.status != GRADED:
-            kind = row.status.split(":")[0]
-            counts[kind] = counts.get(kind, 0) + 1
+    counts = Counter(row.status.split(":")[0] for row in rows if row.status != GRADED)
     others = "".join(f", {n} {kind}" for kind, n in sorted(counts.items()))
     mean = (f"; mean {sum(r.total for r in graded) / len(graded):.1f}/{graded[0].max_total}" if graded else "")
     print(f"graded {len(graded)} of {len(rows)} folders{others}{mean}; wrote {path}")

@@ -119,9 +119,7 @@ def expected(test_file, case):
 
 
 def _numpy(value):
-    if isinstance(value, md.Tensor):
-        return np.asarray(value.numpy(), dtype=np.float64)
-    return np.asarray(value, dtype=np.float64)
+    return np.asarray(value.numpy() if isinstance(value, md.Tensor) else value, dtype=np.float64)
 
 
 def _index(position):

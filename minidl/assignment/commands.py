@@ -82,12 +82,8 @@ def add_arguments(subparsers):
 
 
 def _grade(args):
-    if args.submissions:
-        from .batch import main
-    else:
-        from .grade import main
-
-    return main(args)
+    module = "minidl.assignment.batch" if args.submissions else "minidl.assignment.grade"
+    return _call(module, "main")(args)
 
 
 def _list(args):

@@ -16,19 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..io import atomic_path
-from .checks import EXPECTED
+from .checks import EXPECTED, _numpy
 from .make import MARKER
 from .manifest import AssignmentError, find_assignment
-
-
-def _value(value):
-    import minidl as md
-
-    array = value.numpy() if isinstance(value, md.Tensor) else value
-    return np.asarray(array, dtype=np.float64).tolist()
 
 
 def compute_cases(manifest):
@@ -47,7 +38,7 @@ def compute_cases(manifest):
                 case = name[len("case_"):]
                 if case in cases:
                     raise AssignmentError(f"{path}: case {case!r} is defined in two grading files")
-                cases[case] = {key: _value(value) for key, value in getattr(module, name)().items()}
+                cases[case] = {key: _numpy(value).tolist() for key, value in getattr(module, name)().items()}
     return cases
 
 

@@ -51,7 +51,7 @@ TORCH = "2.13.0"            # the course's pinned torch (see the Makefile), as t
 TIME_LIMIT = 480            # seconds per submission: under Gradescope's default limit of 10 minutes
 GRADER, REFERENCE = "grader", "reference"
 _TRUSTED = ("minidl/assignment", "minidl/gradcheck.py")   # the grading machinery: never the student's
-_NOT_COPIED = (".git", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".DS_Store")
+_IGNORE = shutil.ignore_patterns(".git", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".DS_Store")
 _NOT_A_COPY = ("__MACOSX",)
 
 SETUP_SH = f"""#!/usr/bin/env bash
@@ -81,10 +81,6 @@ export PYTHONPATH="$ROOT/source/{grader}${{PYTHONPATH:+:$PYTHONPATH}}"   # the z
 GRADE='import sys; from minidl.assignment.gradescope import autograde; sys.exit(autograde(*sys.argv[1:]))'
 exec "$PYTHON" -c "$GRADE" "$ROOT" {name} {time_limit} {reference}
 """
-
-
-def _ignore(folder, names):
-    return shutil.ignore_patterns(*_NOT_COPIED)(folder, names)
 
 
 def _zip_folder(archive, folder, prefix=""):
@@ -152,9 +148,9 @@ def assemble(source, submission, work):
     grader = Path(source) / GRADER
     if work.exists():
         shutil.rmtree(work)
-    shutil.copytree(grader, work, ignore=_ignore)
+    shutil.copytree(grader, work, ignore=_IGNORE)
     shutil.rmtree(work / "minidl")
-    shutil.copytree(student / "minidl", work / "minidl", ignore=_ignore, symlinks=True)
+    shutil.copytree(student / "minidl", work / "minidl", ignore=_IGNORE, symlinks=True)
     for path in _TRUSTED:
         target = work / path
         if target.is_dir():
@@ -162,7 +158,7 @@ def assemble(source, submission, work):
         elif target.exists() or target.is_symlink():
             target.unlink()
         if (grader / path).is_dir():
-            shutil.copytree(grader / path, target, ignore=_ignore)
+            shutil.copytree(grader / path, target, ignore=_IGNORE)
         else:
             shutil.copy2(grader / path, target)
     return work
@@ -185,11 +181,10 @@ def _tests(tasks, row):
 
 def results(manifest, row, seconds):
     """The content of Gradescope's results.json for one graded (or ungradable) submission."""
-    points = sum(task.points for task in manifest.tasks)
     if row.status == GRADED:
         passed = sum(1 for task in manifest.tasks if row.tasks.get(task.number) == task.points)
-        summary = (f"total {row.total}/{points} ({passed} of {len(manifest.tasks)} tasks passed); a task earns its "
-                   f"points only when all its checks pass. Check your work with: minidl grade")
+        summary = (f"total {row.total}/{manifest.points} ({passed} of {len(manifest.tasks)} tasks passed); a task "
+                   f"earns its points only when all its checks pass. Check your work with: minidl grade")
     elif row.status == TIMED_OUT:
         summary = f"no points: {row.first_failure}"
     else:

@@ -153,8 +153,7 @@ def _torch_message(qualname, uses, helper=None):
         return (f"{qualname} uses torch.autograd ({what}, {where}): write the backward by hand with ctx.xp; "
                 f"torch's autograd is off while grading")
     verb = "imports torch" if what == "import torch" else f"uses {what}"
-    where = f" ({where})"
-    return (f"{qualname} {verb}{where}: write it with ctx.xp, the backend's namespace, not torch, so that it runs "
+    return (f"{qualname} {verb} ({where}): write it with ctx.xp, the backend's namespace, not torch, so that it runs "
             f"on NumPy arrays and on torch tensors alike")
 
 

@@ -66,10 +66,8 @@ def _bars(names, layers, norms, title):
     floor = min(positive) / 10 if positive else 1e-12
     fig = Figure(figsize=(8, 1.4 + 0.26 * len(names)), layout="constrained")
     ax = fig.subplots()
-    colours, layer_index = [], {}
-    for layer in layers:
-        layer_index.setdefault(layer, len(layer_index))
-        colours.append(f"C{layer_index[layer] % 10}")
+    layer_index = {layer: i for i, layer in enumerate(dict.fromkeys(layers))}   # in order of first appearance
+    colours = [f"C{layer_index[layer] % 10}" for layer in layers]
     y = np.arange(len(names))
     widths = [(v if v else floor) - floor for v in norms]
     ax.barh(y, widths, left=floor, color=colours, height=0.7)

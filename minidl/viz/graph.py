@@ -58,6 +58,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -527,19 +528,14 @@ class Graph:
             raise ValueError(f"Graph.save: unknown format {ext!r}; give a path ending in .svg, .png or .dot")
         with atomic_path(path) as tmp:
             if ext in ("dot", "gv"):
-                _write(tmp, self.to_dot().encode("utf-8"))
+                Path(tmp).write_bytes(self.to_dot().encode("utf-8"))
             elif ext == "svg":
-                _write(tmp, self.to_svg(engine).encode("utf-8"))
+                Path(tmp).write_bytes(self.to_svg(engine).encode("utf-8"))
             elif _use_dot(engine):
-                _write(tmp, _run_dot(self.to_dot(), "png"))
+                Path(tmp).write_bytes(_run_dot(self.to_dot(), "png"))
             else:
                 layout.draw_png(tmp, self.nodes, self.edges, self.caption())
         return path
-
-
-def _write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def _use_dot(engine):

@@ -221,8 +221,7 @@ def svg_text(nodes, edges, caption=()):
     for (x1, y1), (c1x, c1y), (c2x, c2y), (x2, y2) in _edge_paths(edges, boxes):
         out.append(f'<path d="M{x1:.1f},{y1:.1f} C{c1x:.1f},{c1y:.1f} {c2x:.1f},{c2y:.1f} {x2:.1f},{y2:.1f}" '
                    f'fill="none" stroke="{EDGE_COLOUR}" stroke-width="1.2" marker-end="url(#arrow)"/>')
-    for node in nodes:
-        out.append(_svg_node(node, boxes[node["id"]]))
+    out.extend(_svg_node(node, boxes[node["id"]]) for node in nodes)
     for x, y, kind in legend:
         fill, stroke = COLOURS[kind]
         out.append(f'<rect x="{x:.1f}" y="{y + 3:.1f}" width="12" height="12" rx="3" fill="{fill}" stroke="{stroke}"/>'
@@ -313,7 +312,6 @@ def dot_text(nodes, edges, caption=()):
         tooltip = node.get("equations") or node["label"]
         out.append(f'  n{node["id"]} [label={_dot_label(node["lines"])}, fillcolor="{fill}", color="{stroke}", '
                    f'penwidth={2.5 if node.get("root") else 1.0}, tooltip={_dot_string(tooltip)}];')
-    for e in edges:
-        out.append(f'  n{e["source"]} -> n{e["target"]};')
+    out.extend(f'  n{e["source"]} -> n{e["target"]};' for e in edges)
     out.append("}")
     return "\n".join(out) + "\n"

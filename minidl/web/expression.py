@@ -163,11 +163,8 @@ class _Runner:
             return self.apply(node, FUNCTIONS[name], self.expr(args[0]))
         if len(args) not in (1, 2):
             raise self.error(node, f"{name} takes a tensor and optionally an integer axis, e.g. {name}(x, 0)")
-        axis = self.axis(args[1]) if len(args) == 2 else None
-        value = self.expr(args[0])
-        if axis is None:
-            return self.apply(node, REDUCTIONS[name], value)
-        return self.apply(node, REDUCTIONS[name], value, axis)
+        axis = (self.axis(args[1]),) if len(args) == 2 else ()
+        return self.apply(node, REDUCTIONS[name], self.expr(args[0]), *axis)
 
     def axis(self, node):
         sign = 1
@@ -220,11 +217,8 @@ def _is_literal(node):
     """A number, a negated number, or a list literal (checked further by ``_numbers``)."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         node = node.operand
-    return isinstance(node, ast.List) or (isinstance(node, ast.Constant) and _is_number(node.value))
-
-
-def _is_number(value):
-    return type(value) in (int, float)          # not bool, complex or str; finiteness: see _numbers
+    # a number is an int or a float: not bool, complex or str; finiteness: see _numbers
+    return isinstance(node, ast.List) or (isinstance(node, ast.Constant) and type(node.value) in (int, float))
 
 
 def _numbers(node, runner):
