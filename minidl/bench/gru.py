@@ -9,12 +9,15 @@ would write), to show what fusing buys. ``torch.nn.GRU`` uses the standard equat
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
 
 import minidl as md
 from minidl import nn, optim
+
+from .timing import time_interleaved, training_step
 
 
 def _minidl_step(x, y, hidden, device="cpu"):
@@ -24,14 +27,7 @@ def _minidl_step(x, y, hidden, device="cpu"):
     params = list(gru.parameters()) + list(head.parameters())
     opt = optim.Adam(params, lr=1e-3)
     xs, ys = md.tensor(x, device=device), md.tensor(y, device=device)
-
-    def step():
-        hs = gru(xs)
-        loss = md.cross_entropy(head(hs[:, -1]), ys)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return training_step(opt, lambda: md.cross_entropy(head(gru(xs)[:, -1]), ys))
 
 
 def _torch_step(x, y, hidden):
@@ -42,14 +38,7 @@ def _torch_step(x, y, hidden):
     head = torch.nn.Linear(hidden, 2)
     opt = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=1e-3)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        hs, _ = gru(xs)
-        loss = torch.nn.functional.cross_entropy(head(hs[:, -1]), ys)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return training_step(opt, lambda: torch.nn.functional.cross_entropy(head(gru(xs)[0][:, -1]), ys))
 
 
 def _torch_loop_step(x, y, hidden):
@@ -67,7 +56,7 @@ def _torch_loop_step(x, y, hidden):
     opt = torch.optim.Adam(params + list(head.parameters()), lr=1e-3)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
 
-    def step():
+    def loss():
         x_proj = xs @ W_x + b
         h = torch.zeros(xs.shape[0], H)
         for t in range(xs.shape[1]):
@@ -75,11 +64,8 @@ def _torch_loop_step(x, y, hidden):
             z, r = zr[:, :H], zr[:, H:]
             h_tilde = torch.tanh(x_proj[:, t, 2 * H:] + (r * h) @ U_h)
             h = (1 - z) * h + z * h_tilde
-        loss = torch.nn.functional.cross_entropy(head(h), ys)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+        return torch.nn.functional.cross_entropy(head(h), ys)
+    return training_step(opt, loss)
 
 
 def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, seed=0, log=None):
@@ -90,26 +76,11 @@ def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, 
     y = rng.integers(0, 2, batch)
     contenders = {"minidl (NumPy)": _minidl_step(x, y, hidden), "torch.nn.GRU": _torch_step(x, y, hidden),
                   "torch loop (course eqs)": _torch_loop_step(x, y, hidden)}
-    for step in contenders.values():
-        step()
-    times = {name: [] for name in contenders}
-    for round_ in range(rounds):
-        if log:
-            log(f"bench gru: round {round_ + 1}/{rounds} ...")
-        for name, step in contenders.items():
-            time.sleep(0.2)  # let the previous contender's worker threads go idle
-            step()
-            start = time.perf_counter()
-            for _ in range(repeats):
-                step()
-            times[name].append((time.perf_counter() - start) / repeats)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return time_interleaved(contenders, rounds, repeats, log=log, label="bench gru")
 
 
 def main(args=None):
     import torch
-
-    import sys
 
     shape = dict(batch=32, steps_in_time=100, embed=100, hidden=64)
     times = run(**shape, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -31,6 +31,7 @@ d_head ∈ {32, 64}). Without a GPU it says so and exits 0.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import minidl as md
@@ -48,23 +49,15 @@ HEADS, MHA_TIMES, HEAD_SIZES = 4, (128, 512), (32, 64)
 FAMILIES = ("gru", "rnn", "attention", "mha", "losses")
 
 
-def _minidl_step(forward, leaves, grad, mode):
-    """forward() + backward(grad) on minidl's path ``mode``, the gradients reset first (as zero_grad
-    would); returns the leaves' gradients, so a test can check that the contenders agree."""
+def _step(forward, leaves, grad=None, mode=None):
+    """forward() + backward(grad) on minidl's path ``mode`` (None: a torch contender's step), the
+    gradients reset first (as zero_grad would); returns the leaves' gradients, so a test can check
+    that the contenders agree."""
     def step():
         for leaf in leaves:
             leaf.grad = None
-        with kernels.mode(mode):
+        with kernels.mode(mode) if mode else contextlib.nullcontext():
             forward().backward(grad)
-        return [leaf.grad for leaf in leaves]
-    return step
-
-
-def _torch_step(forward, leaves, grad=None):
-    def step():
-        for leaf in leaves:
-            leaf.grad = None
-        forward().backward(grad)
         return [leaf.grad for leaf in leaves]
     return step
 
@@ -81,9 +74,9 @@ def recurrent_contenders(kind, B, T, H, device="cuda"):
               torch.nn.RNN(H, H, nonlinearity="tanh", batch_first=True)).to(x.data.device)
     x_torch = x.data.clone().requires_grad_()
     leaves = [x, *layer.parameters()]
-    return {"minidl+triton": _minidl_step(lambda: layer(x), leaves, grad, "triton"),
-            "reference": _minidl_step(lambda: layer(x), leaves, grad, "reference"),
-            "cuDNN": _torch_step(lambda: theirs(x_torch)[0], [x_torch, *theirs.parameters()], grad)}
+    return {"minidl+triton": _step(lambda: layer(x), leaves, grad, "triton"),
+            "reference": _step(lambda: layer(x), leaves, grad, "reference"),
+            "cuDNN": _step(lambda: theirs(x_torch)[0], [x_torch, *theirs.parameters()], grad)}
 
 
 def attention_contenders(B, T, d, device="cuda"):
@@ -101,10 +94,10 @@ def attention_contenders(B, T, d, device="cuda"):
 
     def window():
         return ops.window_attention(q, k, v, mask, RADIUS)[0]
-    return {"minidl+triton": _minidl_step(window, [q, k, v], grad, "triton"),
-            "reference": _minidl_step(window, [q, k, v], grad, "reference"),
-            "dense SDPA": _torch_step(lambda: F.scaled_dot_product_attention(q4, k4, v4, attn_mask=band),
-                                      [q4, k4, v4], grad[:, None])}
+    return {"minidl+triton": _step(window, [q, k, v], grad, "triton"),
+            "reference": _step(window, [q, k, v], grad, "reference"),
+            "dense SDPA": _step(lambda: F.scaled_dot_product_attention(q4, k4, v4, attn_mask=band),
+                                [q4, k4, v4], grad[:, None])}
 
 
 def mha_contenders(B, T, d, causal, device="cuda"):
@@ -119,10 +112,10 @@ def mha_contenders(B, T, d, causal, device="cuda"):
 
     def ours():
         return ops.scaled_dot_product_attention(q, k, v, None, causal)
-    return {"minidl+triton": _minidl_step(ours, [q, k, v], grad, "triton"),
-            "reference": _minidl_step(ours, [q, k, v], grad, "reference"),
-            "torch SDPA": _torch_step(lambda: F.scaled_dot_product_attention(q_t, k_t, v_t, is_causal=causal),
-                                      [q_t, k_t, v_t], grad)}
+    return {"minidl+triton": _step(ours, [q, k, v], grad, "triton"),
+            "reference": _step(ours, [q, k, v], grad, "reference"),
+            "torch SDPA": _step(lambda: F.scaled_dot_product_attention(q_t, k_t, v_t, is_causal=causal),
+                                [q_t, k_t, v_t], grad)}
 
 
 def loss_contenders(loss, N, C, device="cuda"):
@@ -150,9 +143,9 @@ def loss_contenders(loss, N, C, device="cuda"):
                             F.log_softmax(teacher_torch / TEMPERATURE, -1),
                             reduction="batchmean", log_target=True)
             return ALPHA * F.cross_entropy(logits_torch, targets_torch) + (1 - ALPHA) * TEMPERATURE ** 2 * soft
-    return {"minidl+triton": _minidl_step(ours, [logits], None, "triton"),
-            "reference": _minidl_step(ours, [logits], None, "reference"),
-            "pytorch": _torch_step(theirs, [logits_torch])}
+    return {"minidl+triton": _step(ours, [logits], None, "triton"),
+            "reference": _step(ours, [logits], None, "reference"),
+            "pytorch": _step(theirs, [logits_torch])}
 
 
 def _time(contenders):
@@ -178,24 +171,22 @@ def _row(sizes, times, baseline, extra=""):
     return f"{sizes}{columns}{times[baseline] / times['minidl+triton']:>11.2f}x{extra}"
 
 
-def _header(title, sizes, names, extra=""):
+def _header(title, sizes, baseline, extra=""):
     print(f"\n{title}")
-    columns = "".join(f"{name + ' ms':>18}" for name in names)
+    columns = "".join(f"{name + ' ms':>18}" for name in ("minidl+triton", "reference", baseline))
     print(f"{sizes}{columns}{'speed-up':>12}{extra}")
 
 
 def bench_recurrent(kind):
-    names = ("minidl+triton", "reference", "cuDNN")
     _header(f"{kind.upper()} forward + backward, float32; speed-up = cuDNN time / minidl+triton time (goal ≥ 1)",
-            f"{'B':>5}{'T':>5}{'H':>5}", names)
+            f"{'B':>5}{'T':>5}{'H':>5}", "cuDNN")
     for B, T, H in itertools.product(BATCHES, TIMES, HIDDEN):
         print(_row(f"{B:>5}{T:>5}{H:>5}", _time(recurrent_contenders(kind, B, T, H)), "cuDNN"), flush=True)
 
 
 def bench_attention():
-    names = ("minidl+triton", "reference", "dense SDPA")
     _header(f"windowed attention r={RADIUS} forward + backward, float32; speed-up = dense SDPA time / "
-            f"minidl+triton time (goal ≥ 3 at T=400); peak memory in MiB", f"{'B':>5}{'T':>5}{'d':>5}", names,
+            f"minidl+triton time (goal ≥ 3 at T=400); peak memory in MiB", f"{'B':>5}{'T':>5}{'d':>5}", "dense SDPA",
             f"{'ours MiB':>11}{'dense MiB':>11}")
     for B, T, d in itertools.product(BATCHES, TIMES, HIDDEN):
         contenders = attention_contenders(B, T, d)
@@ -205,9 +196,8 @@ def bench_attention():
 
 
 def bench_mha():
-    names = ("minidl+triton", "reference", "torch SDPA")
     _header(f"transformer attention, {HEADS} heads, forward + backward, float32; speed-up = torch SDPA time / "
-            "minidl+triton time; peak memory in MiB", f"{'B':>5}{'T':>5}{'d':>5}{'causal':>7}", names,
+            "minidl+triton time; peak memory in MiB", f"{'B':>5}{'T':>5}{'d':>5}{'causal':>7}", "torch SDPA",
             f"{'ours MiB':>11}{'ref MiB':>11}")
     for T, d, causal in itertools.product(MHA_TIMES, HEAD_SIZES, (False, True)):
         contenders = mha_contenders(BATCHES[0], T, d, causal)
@@ -221,11 +211,10 @@ def bench_losses():
     from triton.testing import get_dram_gbps
 
     peak = get_dram_gbps()
-    names = ("minidl+triton", "reference", "pytorch")
     for loss, passes in (("cross_entropy", 4), ("distillation", 5)):
         _header(f"{loss} forward + backward on (B·T, C) logits, float32; speed-up = PyTorch time / minidl+triton "
                 f"time (goal ≥ 1.5); GB/s of minidl+triton against the peak {peak:.0f} GB/s",
-                f"{'B':>5}{'T':>5}{'C':>6}", names, f"{'GB/s':>9}{'of peak':>9}")
+                f"{'B':>5}{'T':>5}{'C':>6}", "pytorch", f"{'GB/s':>9}{'of peak':>9}")
         for B, T, C in itertools.product(BATCHES, TIMES, CLASSES):
             times = _time(loss_contenders(loss, B * T, C))
             gb_per_s = passes * B * T * C * 4 / (times["minidl+triton"] * 1e-3) / 1e9

@@ -8,12 +8,12 @@ in the same process, interleaved round by round, on the same data and weights.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import minidl as md
 from minidl import nn, optim
+
+from .timing import time_interleaved, training_step
 
 
 def _minidl_step(batch, sizes, lr, momentum, seed, device):
@@ -22,13 +22,7 @@ def _minidl_step(batch, sizes, lr, momentum, seed, device):
                           nn.Linear(sizes[1], sizes[2], device=device))
     opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     x, y = md.tensor(batch[0], device=device), md.tensor(batch[1], device=device)
-
-    def step():
-        loss = md.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step, model
+    return training_step(opt, lambda: md.cross_entropy(model(x), y)), model
 
 
 def _weights(model):
@@ -48,12 +42,7 @@ def _torch_step(batch, model, lr, momentum):
             theirs.bias.copy_(torch.from_numpy(ours.bias.numpy().copy()))
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     x, y = torch.from_numpy(batch[0]), torch.from_numpy(batch[1])
-
-    def step():
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    step = training_step(opt, lambda: torch.nn.functional.cross_entropy(net(x), y))
     step.weights = lambda: [net[0].weight.detach().numpy().T, net[0].bias.detach().numpy(),
                             net[2].weight.detach().numpy().T, net[2].bias.detach().numpy()]
     return step
@@ -94,29 +83,13 @@ def run(batch_size=256, sizes=(784, 256, 10), rounds=7, steps=30, seed=0, device
     steps_by_name = {"minidl": minidl_step,
                      "pytorch": _torch_step(batch, model, 0.01, 0.9),
                      "numpy by hand": _numpy_step(batch, model, 0.01, 0.9)}
-    times = {name: [] for name in steps_by_name}
-    for step in steps_by_name.values():  # warm-up: allocator, BLAS threads
-        for _ in range(5):
-            step()
-    for _ in range(rounds):  # interleaved, so a noisy moment hits every contender
-        for name, step in steps_by_name.items():
-            # BLAS/OpenMP worker threads spin for a while after their last call; let the
-            # previous contender's go idle so they do not steal cores from this one.
-            time.sleep(0.2)
-            step()
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times[name].append((time.perf_counter() - start) / steps)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return time_interleaved(steps_by_name, rounds, steps, warm_up=5)
 
 
 def report(times, batch_size=256):
     torch_time = times["pytorch"]
-    lines = [f"{'implementation':<16}{'ms/step':>10}{'steps/s':>10}{'throughput vs PyTorch':>24}"]
-    for name, t in times.items():
-        lines.append(f"{name:<16}{t * 1e3:>10.3f}{1 / t:>10.0f}{torch_time / t:>23.2f}x")
-    return "\n".join(lines)
+    rows = [f"{name:<16}{t * 1e3:>10.3f}{1 / t:>10.0f}{torch_time / t:>23.2f}x" for name, t in times.items()]
+    return "\n".join([f"{'implementation':<16}{'ms/step':>10}{'steps/s':>10}{'throughput vs PyTorch':>24}", *rows])
 
 
 def main(args=None):

@@ -60,10 +60,7 @@ def check_threads(threads):
 def limit_threads(threads):
     """Inside: torch and every BLAS/OpenMP pool use ``threads`` threads (None: unchanged)."""
     check_threads(threads)
-    if threads is None:
-        yield
-        return
-    restore = set_threads(threads)
+    restore = set_threads(threads) if threads is not None else (lambda: None)
     try:
         yield
     finally:

@@ -287,8 +287,7 @@ def first_steps(kind, vocab, T, batch, device="cpu", seed=0, shape=SHAPE):
         # the logits come from inference (torch's fused fast path), the losses from training
         # (its ordinary path), so both of torch's paths are checked against ours
         logits = _numpy(job["infer"]())
-        first = job["train"]()
-        results[name] = {"logits": logits, "loss": first, "second loss": job["train"]()}
+        results[name] = {"logits": logits, "loss": job["train"](), "second loss": job["train"]()}
     return results
 
 
@@ -451,8 +450,7 @@ def _shape(given):
             raise MinidlError("bench transformer --shape: expected a JSON object like "
                               "'{\"d_model\": 256, \"num_layers\": 4, \"d_ff\": 1024}'")
     shape = {**SHAPE, **(given or {})}
-    unknown = sorted(set(shape) - set(SHAPE))
-    if unknown:
+    if unknown := sorted(set(shape) - set(SHAPE)):
         raise MinidlError(f"bench transformer --shape: unknown keys {unknown}; the keys are {', '.join(SHAPE)}")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape.values()) \
             or shape["d_model"] % shape["num_heads"]:
@@ -472,8 +470,7 @@ def _check_device(device):
 
 def _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps):
     """A one-line MinidlError for an unknown model or a size, count or dropout out of range."""
-    unknown = set(models) - set(MODELS)
-    if unknown or not models:
+    if set(models) - set(MODELS) or not models:
         raise MinidlError(f"bench transformer --models: choose from {','.join(MODELS)}, got {','.join(models)}")
     if min(lengths, default=0) < 2 or batch < 1 or vocab <= MASK_ID + 1 or rounds < 1 or steps < 1:
         raise MinidlError(f"bench transformer: lengths must be >= 2 (got {','.join(map(str, lengths))}), batch, "

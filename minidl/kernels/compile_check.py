@@ -120,8 +120,8 @@ def _dtype_name(dtype, dot=None):
     return f"{name} {dot}" if dot in ("ieee", "tf32") else name
 
 
-def _recurrent_configs(family, blocks, kernels):
-    """``blocks``: the H×H weight blocks (RNN 1, GRU 3); ``kernels``: {direction: (kernel, takes RELU)}."""
+def _recurrent_configs(family, blocks, forward, backward, relu):
+    """``blocks``: the H×H weight blocks (RNN 1, GRU 3); ``forward``, ``backward``: kernels taking RELU if ``relu``."""
     import torch
 
     from . import recurrent
@@ -135,11 +135,11 @@ def _recurrent_configs(family, blocks, kernels):
             weights = blocks * constexprs["BLOCK_H"] ** 2 * 4 if dot != "float64" else 0
             too_big_for = {arch: f"{weights // 1024} KiB of weights (recurrent.py) > {limit // 1024} KiB"
                            for arch, limit in SHARED_MEMORY_LIMIT.items() if weights > limit}
-            for direction, (kernel, relu_flag) in kernels.items():
-                for nonlinearity in ("tanh", "relu") if relu_flag else ("",):
+            for direction, kernel in (("forward", forward), ("backward", backward)):
+                for nonlinearity in ("tanh", "relu") if relu else ("",):
                     name = " ".join(filter(None, [f"{family}_{direction}", nonlinearity, f"H={H}",
                                                   _dtype_name(dtype, dot)]))
-                    flags = dict(RELU=nonlinearity == "relu") if relu_flag else {}
+                    flags = dict(RELU=nonlinearity == "relu") if relu else {}
                     configs.append(_config(name, kernel, dtype, dict(B=BATCH, T=TIME, H=H), {**constexprs, **flags},
                                            options, too_big_for=too_big_for))
     return configs
@@ -148,15 +148,13 @@ def _recurrent_configs(family, blocks, kernels):
 def rnn_configs():
     from . import recurrent
 
-    return _recurrent_configs("rnn", 1, {"forward": (recurrent.elman_rnn_forward_kernel, True),
-                                         "backward": (recurrent.elman_rnn_backward_kernel, True)})
+    return _recurrent_configs("rnn", 1, recurrent.elman_rnn_forward_kernel, recurrent.elman_rnn_backward_kernel, True)
 
 
 def gru_configs():
     from . import recurrent
 
-    return _recurrent_configs("gru", 3, {"forward": (recurrent.gru_forward_kernel, False),
-                                         "backward": (recurrent.gru_backward_kernel, False)})
+    return _recurrent_configs("gru", 3, recurrent.gru_forward_kernel, recurrent.gru_backward_kernel, False)
 
 
 def window_attention_configs():
@@ -321,8 +319,7 @@ def compile_config(config, arch):
 
 def configurations(only=None):
     """Every Config of the families in ``only`` (all of CONFIGS when None)."""
-    unknown = set(only or ()) - set(CONFIGS)
-    if unknown:
+    if unknown := set(only or ()) - set(CONFIGS):
         raise ValueError(f"compile_check: unknown kernel families {sorted(unknown)}; known: {', '.join(CONFIGS)}")
     return [config for family in (only or CONFIGS) for config in CONFIGS[family]()]
 

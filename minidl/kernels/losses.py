@@ -82,8 +82,7 @@ def distillation_kernel(student_ptr, teacher_ptr, targets_ptr, settings_ptr, los
         soft = tl.sum(q_T * (log_q_T - log_p_T), axis=1) * temperature * temperature
         d_soft = temperature * (tl.exp(log_p_T) - q_T)
     else:
-        difference = tl.where(inside, s - tl.load(teacher_ptr + rows[:, None] * C + cols[None, :], mask=inside,
-                                                  other=0.0), 0.0)
+        difference = tl.where(inside, s - _load_rows(teacher_ptr, rows, cols, N, C), 0.0)
         soft = tl.sum(difference * difference, axis=1) / C
         d_soft = 2.0 * difference / C
     tl.store(loss_ptr + rows, alpha * hard + (1.0 - alpha) * soft, mask=rows < N)

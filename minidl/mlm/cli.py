@@ -189,8 +189,7 @@ def main_pretrain(args):
     from .checkpoint import build_mlm, load_mlm
     from .pretrain import train_mlm
 
-    problem = _refused(args)
-    if problem:
+    if problem := _refused(args):
         print(f"minidl mlm pretrain: {problem}", file=sys.stderr)
         return 2
     if args.resume_from or args.resume:
@@ -203,7 +202,7 @@ def main_pretrain(args):
         settings, history = _settings(args, args.length), None
         model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, _embeddings(args, corpus))
     print(f"pretraining on {len(corpus.train)} segments of up to {args.length} tokens from {corpus.texts} reviews; "
-          f"vocabulary {len(corpus.vocab)}; {sum(int(p.size()) for p in model.parameters()):,} parameters", flush=True)
+          f"vocabulary {len(corpus.vocab)}; {model.num_parameters():,} parameters", flush=True)
     train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, time_limit=args.time_limit,
               seed=args.seed, device=args.device, role="teacher", history=history, resume=args.resume,
@@ -216,8 +215,7 @@ def main_distill(args):
     from .projection import start_from_teacher
     from .pretrain import train_mlm
 
-    problem = _refused(args)
-    if problem:
+    if problem := _refused(args):
         print(f"minidl mlm distill: {problem}", file=sys.stderr)
         return 2
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
@@ -227,8 +225,7 @@ def main_distill(args):
     student = build_mlm(len(vocab), settings, args.device, args.seed, _embeddings(args, corpus))
     if args.init == "teacher":
         start_from_teacher(student, teacher)
-    print(f"distilling {sum(int(p.size()) for p in teacher.parameters()):,} -> "
-          f"{sum(int(p.size()) for p in student.parameters()):,} parameters", flush=True)
+    print(f"distilling {teacher.num_parameters():,} -> {student.num_parameters():,} parameters", flush=True)
     train_mlm(student, corpus.train, vocab, args.steps, settings, args.out, teacher=teacher, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, alpha=args.alpha, temperature=args.temperature,
               hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,

@@ -106,14 +106,12 @@ def compare(teacher, student, vocab, cases, teacher_path=None, student_path=None
     """The evaluation of the module docstring, as one dict (``student`` and ``teacher`` share ``vocab``)."""
     teacher_choices = first_choices(teacher, vocab, cases, device=device)
     student_choices = first_choices(student, vocab, cases, device=device)
-    result = {"sentences": len(cases),
-              "teacher": {"accuracy": accuracy(teacher_choices, vocab, cases),
-                          "parameters": stored_numbers(teacher)[0],
-                          "sentences_per_s": sentences_per_second(teacher, vocab, cases, repeats, device)},
-              "student": {"accuracy": accuracy(student_choices, vocab, cases),
-                          "parameters": stored_numbers(student)[0],
-                          "sentences_per_s": sentences_per_second(student, vocab, cases, repeats, device)},
-              "agreement": agreement(student_choices, teacher_choices)}
+
+    def measured(model, choices):
+        return {"accuracy": accuracy(choices, vocab, cases), "parameters": stored_numbers(model)[0],
+                "sentences_per_s": sentences_per_second(model, vocab, cases, repeats, device)}
+    result = {"sentences": len(cases), "teacher": measured(teacher, teacher_choices),
+              "student": measured(student, student_choices), "agreement": agreement(student_choices, teacher_choices)}
     if student.d_model < teacher.d_model and student.project is None and teacher.project is None:
         # what a student of this width could reach through its output layer (``projection``)
         limited = first_choices(RankLimitedTeacher(teacher, student.d_model), vocab, cases, device=device)

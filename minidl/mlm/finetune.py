@@ -40,9 +40,8 @@ from .tokenizer import CLS
 
 def encode_reviews(dataset, tokenizer, vocab, length):
     """A labelled TextDataset -> EncodedDataset of [CLS] + its first ``length − 1`` tokens."""
-    cls, ids = vocab[CLS], []
-    for text in dataset.texts:
-        ids.append(np.concatenate([[cls], vocab.encode(tokenizer(text)[:length - 1])]).astype(np.int64))
+    ids = [np.concatenate([[vocab[CLS]], vocab.encode(tokenizer(text)[:length - 1])]).astype(np.int64)
+           for text in dataset.texts]
     return EncodedDataset(ids, np.asarray(dataset.labels, dtype=np.int64), np.array([len(x) for x in ids]),
                           np.arange(len(ids)), pad_id=vocab.pad_id, label_names=list(dataset.label_names),
                           name=dataset.name)
@@ -122,8 +121,7 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     the names in ``starts`` (the baselines need only the student's settings and vocabulary,
     so they can run while it is still being distilled). "teacher embeddings only" needs the
     teacher's checkpoint, ``teacher_path``."""
-    unknown = sorted(set(starts) - set(STARTS))
-    if unknown:
+    if unknown := sorted(set(starts) - set(STARTS)):
         raise ValueError(f"compare_pretraining: unknown start(s) {unknown}; choose from {list(STARTS)}")
     if "teacher embeddings only" in starts and teacher_path is None:
         raise ValueError('compare_pretraining: the start "teacher embeddings only" needs the teacher\'s checkpoint '

@@ -66,7 +66,6 @@ def build_vocabulary(token_lists, max_size=8000, min_freq=2):
 
 def special_ids(vocab):
     """{token: id} of the specials; ``ValueError`` if ``vocab`` was not built with them."""
-    missing = [s for s in SPECIALS if s not in vocab]
-    if missing:
+    if missing := [s for s in SPECIALS if s not in vocab]:
         raise ValueError(f"the vocabulary has no {', '.join(missing)}: build it with minidl.mlm.build_vocabulary")
     return {s: vocab[s] for s in SPECIALS}
