@@ -106,7 +106,7 @@ def main_prune(args):
     _print_rows(report, [name])
     from .prune import format_report, sparsity_report
 
-    file = next(row["file"] for row in report.rows if row["name"] == name)
+    file = report.file_of(name)
     print(f"\nwhat each weight matrix kept, read back from {file}:")
     model = report.loaders[name](file)
     print(format_report(sparsity_report(model, names=[n for n, p in model.named_parameters() if p.data.ndim == 2])))

@@ -31,7 +31,7 @@ from .. import kernels
 from ..autograd import ops
 from ..autograd.function import Function, ShapeError
 from ..autograd.ops.reductions import logsumexp_array
-from ..data.batching import batches
+from ..data.batching import batches, num_batches
 from ..nn import Linear, Module
 
 KINDS = ("kl", "mse")
@@ -257,7 +257,6 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
     ``"validation_accuracy"``, and with matching, ``"matching_loss"`` (its weighted part of the
     loss, per epoch) and ``"matching"`` (the trained ``IntermediateMatching``).
     """
-    from ..data.batching import num_batches
     from ..optim.schedule import LinearWarmupDecay
     from ..train import loop as core
     from ..train.trainer import evaluate
@@ -357,8 +356,7 @@ class _Trained(Module):
 
     def __init__(self, student, matching):
         super().__init__()
-        self.student = student
-        self.matching = matching
+        self.student, self.matching = student, matching
 
     def forward(self, *args):
         return self.student(*args)

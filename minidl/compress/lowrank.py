@@ -176,9 +176,9 @@ def replace_modules(model, convert):
     return replaced
 
 
-def _refuse_root(model, function, alternative):
-    if isinstance(model, Linear):
-        raise TypeError(f"{function} replaces the Linear layers inside a model and cannot replace the "
+def _refuse_root(model, function, alternative, kind=Linear):
+    if isinstance(model, kind):
+        raise TypeError(f"{function} replaces the {kind.__name__} layers inside a model and cannot replace the "
                         f"model itself; for a single layer use {alternative}")
 
 

@@ -104,12 +104,10 @@ def _targets(model, parameters=None, scope="linear"):
     if parameters is None and scope == "all":
         parameters = weight_matrices(model)
     if parameters is None:
-        targets = [((f"{name}.weight" if name else "weight"), module, "weight")
-                   for name, module in modules.items() if isinstance(module, Linear)]
-        if not targets:
+        parameters = _module_weights(model, (Linear,))
+        if not parameters:
             raise ValueError(f"nothing to prune: {type(model).__name__} has no Linear layer; name the weights "
                              f'with parameters=[...], or scope="all" to prune the Embedding tables too')
-        return targets
     by_id = {id(m): name for name, m in modules.items()}
     targets = []
     for item in parameters:
@@ -142,12 +140,9 @@ def weight_matrices(model, embeddings=True):
 
 def _masked(model):
     """[(dotted name, module, parameter name)] of every parameter that has a mask buffer."""
-    found = []
-    for module_name, module in model.named_modules():
-        for param_name, param in module._parameters.items():
-            if param is not None and module._buffers.get(param_name + MASK_SUFFIX) is not None:
-                found.append(((f"{module_name}.{param_name}" if module_name else param_name), module, param_name))
-    return found
+    return [((f"{module_name}.{param_name}" if module_name else param_name), module, param_name)
+            for module_name, module in model.named_modules() for param_name, param in module._parameters.items()
+            if param is not None and get_mask(module, param_name) is not None]
 
 
 def get_mask(module, param_name="weight"):
@@ -187,8 +182,7 @@ def apply_masks(model):
     pruned weights at exactly zero). Returns how many parameters were masked."""
     masked = _masked(model)
     for _, module, param_name in masked:
-        param, mask = module._parameters[param_name], get_mask(module, param_name)
-        param.data *= mask.data
+        module._parameters[param_name].data *= get_mask(module, param_name).data
     return len(masked)
 
 
@@ -226,8 +220,7 @@ def _prune(groups, amount):
             offset += keep.size
             _set_mask(module, param_name, part & keep)
         for _, module, param_name in group:
-            param = module._parameters[param_name]
-            param.data *= get_mask(module, param_name).data
+            module._parameters[param_name].data *= get_mask(module, param_name).data
 
 
 def prune_global_magnitude(model, amount, parameters=None, scope="linear"):
@@ -364,9 +357,8 @@ def format_report(report):
     """The report as a plain-text table."""
     width = max([len("total")] + [len(r.name) for r in report.rows])
     lines = [f"{'parameter':<{width}}  {'size':>10}  {'non-zero':>10}  {'sparsity':>8}  masked"]
-    for r in report.rows:
-        lines.append(f"{r.name:<{width}}  {r.parameters:>10}  {r.nonzeros:>10}  {r.sparsity:>8.2%}  "
-                     f"{'yes' if r.masked else ''}")
+    lines += [f"{r.name:<{width}}  {r.parameters:>10}  {r.nonzeros:>10}  {r.sparsity:>8.2%}  "
+              f"{'yes' if r.masked else ''}" for r in report.rows]
     lines.append(f"{'total':<{width}}  {report.parameters:>10}  {report.nonzeros:>10}  {report.sparsity:>8.2%}")
     if report.scope is not None:
         lines.append(f"scope: {report.scope}")
@@ -379,18 +371,19 @@ def load_pruned(model, path, strict=True):
     (unpruned) one: registers an all-ones mask for every ``<param>_mask`` in the file first,
     then ``load_state_dict`` fills in the saved masks and weights. Reads masks packed to bits
     (``Module.save`` now) and the 0/1 float masks of older files alike."""
-    state = unpack_bool_arrays(read_npz(path))
-    _masks_for(model, [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)])
-    return model.load_state_dict(state, strict=strict)
+    return _load_masked(model, unpack_bool_arrays(read_npz(path)), strict)
 
 
-def _masks_for(model, param_names):
+def _load_masked(model, state, strict=True):
+    """Register an all-ones mask for every ``<param>_mask`` in ``state`` that ``model`` lacks,
+    then ``model.load_state_dict(state, strict=strict)`` fills in the saved masks and weights."""
     modules = dict(model.named_modules())
-    for name in param_names:
+    for name in [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)]:
         module_name, param_name = _split(name)
         module = modules.get(module_name)
         if module is not None and module._parameters.get(param_name) is not None:
             _ensure_mask(module, param_name)
+    return model.load_state_dict(state, strict=strict)
 
 
 def save_sparse(model, path):
@@ -404,10 +397,8 @@ def save_sparse(model, path):
     same way, by its non-zeros, and comes back without a mask."""
     state = model.state_dict()
     out = {_SPARSE_MARK: np.array(1, dtype=np.int8)}
-    masked = {name for name, _, _ in _masked(model)}
-    for name in masked:
-        weight, mask = state.pop(name), state.pop(name + MASK_SUFFIX) != 0
-        _store_sparse(out, name, weight, mask)
+    for name in {name for name, _, _ in _masked(model)}:
+        _store_sparse(out, name, state.pop(name), state.pop(name + MASK_SUFFIX) != 0)
     for name in [n for n, a in state.items() if a.dtype == np.int8 and a.size and np.mean(a == 0) >= 0.5]:
         weight = state.pop(name)
         _store_sparse(out, name, weight, weight != 0)
@@ -453,9 +444,7 @@ def read_sparse(path):
 def load_sparse(model, path, strict=True):
     """Load a ``save_sparse`` file into ``model`` (a fresh, unpruned one is fine: the masks are
     created). Returns ``load_state_dict``'s ``LoadResult``."""
-    state = read_sparse(path)
-    _masks_for(model, [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)])
-    return model.load_state_dict(state, strict=strict)
+    return _load_masked(model, read_sparse(path), strict)
 
 
 __all__ = ["GradualPruning", "SCOPES", "SparsityReport", "SparsityRow", "apply_masks", "cubic_sparsity",

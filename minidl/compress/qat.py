@@ -57,12 +57,11 @@ import numpy as np
 from ..autograd import ops
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..nn.embedding import Embedding
 from ..nn.linear import Linear
 from ..nn.module import Module, Parameter
 from .lowrank import _refuse_root, replace_modules
 from .prune import MASK_SUFFIX, get_mask
-from .quantize import QuantizedEmbedding, QuantizedLinear, QuantizeReport, fake_quantize
+from .quantize import QuantizedLinear, _replace_by_int8, fake_quantize
 
 SCALE_FLOOR = 6.1e-5  # PyTorch's SMALL_SCALE_THRESHOLD: the int8 GEMM never uses a finer activation step
 _ZERO_STEP = float(np.float32(0.1))  # its step for an all-zero x (any would do: every code is z = 0)
@@ -229,27 +228,9 @@ def convert_qat(model, embeddings=False):
     which ``activations=True`` trained for and reproduces). ``embeddings=True`` also rounds
     every Embedding table to int8 rows (``QuantizedEmbedding``, post-training: QAT does not
     fake-quantise tables). Returns one ``QuantizeReport`` per converted layer, in model order."""
-    if isinstance(model, QATLinear):
-        raise TypeError("convert_qat replaces the QATLinear layers inside a model and cannot replace the model "
-                        "itself; for a single layer use layer.to_quantized()")
-    report = []
-
-    def convert(name, module):
-        if isinstance(module, Embedding) and embeddings:
-            new = QuantizedEmbedding.from_embedding(module)
-            w, restored = module.weight.numpy(), new.weight.numpy()
-        elif isinstance(module, QATLinear):
-            new = module.to_quantized()
-            w, restored = module.masked_weight().numpy(), new.dequantized_weight("float64").numpy()
-        else:
-            return None
-        error = float(np.max(np.abs(np.asarray(w, np.float64) - restored), initial=0.0))
-        report.append(QuantizeReport(name, tuple(w.shape), error, float(new.scale.numpy().max(initial=0.0))))
-        return new
-
+    _refuse_root(model, "convert_qat", "layer.to_quantized()", QATLinear)
     if not _kinds(model, QATLinear):
         hint = ("; for post-training int8 use quantize(model), or prepare_qat(model) and train first"
                 if _kinds(model, Linear) else "")
         raise ValueError(f"convert_qat: {type(model).__name__} has no QATLinear layer to convert{hint}")
-    replace_modules(model, convert)
-    return report
+    return _replace_by_int8(model, QATLinear, lambda layer: (layer.to_quantized(), layer.masked_weight()), embeddings)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import backend, creation
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..nn.embedding import Embedding
@@ -71,8 +72,6 @@ def quantize_per_channel(weight):
     if isinstance(weight, Tensor):
         xp, w = weight.xp, weight.data
     else:
-        from .. import backend
-
         xp, w = backend.NUMPY, np.asarray(weight)
     if w.ndim != 2:
         raise ValueError(f"quantize_per_channel expects a (D_in, D_out) weight, got shape {tuple(w.shape)}")
@@ -129,8 +128,6 @@ class QuantizedLinear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        from .. import creation
-
         self.in_features, self.out_features = in_features, out_features
         self.register_buffer("qweight", creation.zeros(in_features, out_features, device=device, dtype="int8"))
         self.register_buffer("scale", creation.ones(out_features, device=device, dtype="float32"))
@@ -194,8 +191,6 @@ class QuantizedEmbedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
         super().__init__()
-        from .. import creation
-
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.dtype = dtype or "float32"
         self.register_buffer("qweight", creation.zeros(num_embeddings, embedding_dim, device=device, dtype="int8"))
@@ -245,18 +240,26 @@ def quantize(model, embeddings=False):
     ``embeddings=True``, every ``Embedding`` by a ``QuantizedEmbedding`` (per-row scales).
     Returns one ``QuantizeReport`` per replaced layer, in model order."""
     _refuse_root(model, "quantize", "QuantizedLinear.from_linear(layer)")
+    return _replace_by_int8(model, Linear, lambda linear: (QuantizedLinear.from_linear(linear), linear.weight),
+                            embeddings)
+
+
+def _replace_by_int8(model, kind, to_int8, embeddings):
+    """Replace every ``kind`` module inside ``model`` (in place) by its int8 layer, ``to_int8(module)``
+    -> (QuantizedLinear, the float weight Tensor (D_in, D_out) it rounds), and with ``embeddings``
+    every Embedding by its ``QuantizedEmbedding``; -> one ``QuantizeReport`` per replaced layer."""
     report = []
 
     def convert(name, module):
         if isinstance(module, Embedding) and embeddings:
-            new = QuantizedEmbedding.from_embedding(module)
+            new, weight = QuantizedEmbedding.from_embedding(module), module.weight
             restored = new.weight.numpy().astype(np.float64)
-        elif isinstance(module, Linear):
-            new = QuantizedLinear.from_linear(module)
+        elif isinstance(module, kind):
+            new, weight = to_int8(module)
             restored = new.dequantized_weight("float64").numpy()
         else:
             return None
-        w = np.asarray(module.weight.numpy(), np.float64)
+        w = np.asarray(weight.numpy(), np.float64)
         error = float(np.max(np.abs(w - restored), initial=0.0))
         report.append(QuantizeReport(name, w.shape, error, float(new.scale.numpy().max(initial=0.0))))
         return new

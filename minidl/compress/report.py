@@ -47,8 +47,9 @@ import numpy as np
 import minidl as md
 
 from ..data.batching import subset
-from ..io import atomic_path, check_writable
+from ..io import atomic_path, check_writable, read_npz
 from ..models import build_model
+from ..nn.linear import Linear
 from ..train.checkpoint import load_classifier
 from ..train.prepare import prepare
 from ..train.trainer import evaluate
@@ -70,8 +71,6 @@ METRICS = ("loss", "accuracy", "f1", "precision", "recall")
 def lowrank_ranks(model, fraction, min_size=1024):
     """{Linear name: rank} giving each factorisable Linear ``fraction`` of its parameters:
     r (D_in + D_out) ≈ fraction · D_in D_out."""
-    from ..nn.linear import Linear
-
     return {name: max(1, int(fraction * m.in_features * m.out_features / (m.in_features + m.out_features)))
             for name, m in model.named_modules()
             if isinstance(m, Linear) and m.in_features * m.out_features >= min_size}
@@ -450,8 +449,6 @@ def _quantized(model):
 
 def _factorize_from_file(model, path):
     """Ranks read back from the saved factor shapes (A is (D_in, r)), for a resumed report."""
-    from ..io import read_npz
-
     state = read_npz(path)
     factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in state.items()
                            if key.endswith(".A")})

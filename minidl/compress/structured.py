@@ -62,7 +62,7 @@ from ..nn.linear import Linear
 from ..nn.module import pack_bool_arrays, unpack_bool_arrays
 from ..nn.recurrent import GRU, ElmanRNN
 from ..nn.transformer import MultiHeadSelfAttention, TransformerEncoderLayer
-from .prune import MASK_SUFFIX, _masks_for
+from .prune import MASK_SUFFIX, _load_masked
 
 _STRUCTURE_MARK = "__minidl_structured__"
 
@@ -256,8 +256,7 @@ class StructuredReport:
         width = max(len(layer.name) for layer in self.layers)
         lines = [f"{self.function}: parameters {self.params_before:,} -> {self.params_after:,} "
                  f"({self.params_after / self.params_before:.1%})"]
-        for layer in self.layers:
-            lines.append(f"  {layer.name:<{width}}  {layer.change}")
+        lines += [f"  {layer.name:<{width}}  {layer.change}" for layer in self.layers]
         return "\n".join(lines)
 
 
@@ -287,10 +286,8 @@ def _prune(model, kind, amount=None, removed=None):
     rows = []
     for name, layer in layers.items():
         n = kind.size_of(layer)
-        if removed is None:
-            gone = _lowest(kind.scores(layer), amount)
-        else:
-            gone = sorted({int(i) for i in removed.get(name, ())})
+        gone = (_lowest(kind.scores(layer), amount) if removed is None
+                else sorted({int(i) for i in removed.get(name, ())}))
         if gone:
             kind.keep(layer, np.setdiff1d(np.arange(n), gone))
         rows.append(PrunedLayer(name, kind.size, n, n - len(gone), gone))
@@ -404,8 +401,7 @@ def load_structured(model, path):
                               f"load a dense one with model.load(path)")
     header = json.loads(str(state.pop(_STRUCTURE_MARK)))
     restructure(model, header["structure"])
-    _masks_for(model, [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)])
-    model.load_state_dict(state)
+    _load_masked(model, state)
     return header["meta"]
 
 
