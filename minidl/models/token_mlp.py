@@ -11,17 +11,13 @@ from ..nn import Linear, Module, ReLU, Sequential
 from .base import Output, SentimentModel
 
 
-def _hidden_list(hidden):
-    return [hidden] if isinstance(hidden, int) else list(hidden)
-
-
 class WordMLP(Module):
     """The per-word trunk: x (B, T, D_in) -> features (B, T, D_last), ReLU between layers."""
 
     def __init__(self, input_size, hidden, device=None, dtype=None):
         super().__init__()
         layers, size = [], input_size
-        for width in _hidden_list(hidden):
+        for width in ([hidden] if isinstance(hidden, int) else hidden):
             layers += [Linear(size, width, device=device, dtype=dtype), ReLU()]
             size = width
         self.layers = Sequential(*layers)

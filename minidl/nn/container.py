@@ -12,8 +12,7 @@ class ModuleList(Module):
 
     def __init__(self, modules=()):
         super().__init__()
-        for module in modules:
-            self.append(module)
+        self.extend(modules)
 
     def append(self, module):
         if not isinstance(module, Module):

@@ -288,8 +288,7 @@ class Module:
 
     def __repr__(self):
         lines = [self.extra_repr()] if self.extra_repr() else []
-        for name, module in self._modules.items():
-            lines.append(f"({name}): " + repr(module).replace("\n", "\n  "))
+        lines += [f"({name}): " + repr(module).replace("\n", "\n  ") for name, module in self._modules.items()]
         if not self._modules:
             return f"{type(self).__name__}({''.join(lines)})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"

@@ -54,14 +54,11 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"a parameter of shape {p.shape} appears twice in {type(self).__name__}'s groups")
             seen.add(id(p))
-        self._check_hyperparameters(group)
-        self.param_groups.append(group)
-
-    def _check_hyperparameters(self, group):
         if group["lr"] < 0:
             raise ValueError(f"learning rate lr must be >= 0, got {group['lr']}")
         if group.get("weight_decay", 0.0) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']}")
+        self.param_groups.append(group)
 
     def zero_grad(self):
         """Forget the gradients (set them to None) before the next backward()."""

@@ -111,11 +111,10 @@ def _check_numbers(config):
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{_flag(name)} must be a whole number >= {low}, got {value!r}")
-    for name, low, high in (("validation", 0.0, 1.0), ("dropout", 0.0, 1.0), ("word_dropout", 0.0, 1.0),
-                            ("weight_average", 0.0, 1.0)):
+    for name in ("validation", "dropout", "word_dropout", "weight_average"):     # fractions
         value = getattr(config, name)
-        if not isinstance(value, (int, float)) or not low <= value < high:
-            raise ConfigError(f"{_flag(name)} must lie in [{low:g}, {high:g}), got {value!r}")
+        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ConfigError(f"{_flag(name)} must lie in [0, 1), got {value!r}")
     for name, positive, optional in (("lr", False, False), ("embedding_lr", False, True), ("weight_decay", False, False),
                                      ("clip_norm", True, True)):
         value = getattr(config, name)

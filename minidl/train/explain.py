@@ -60,10 +60,8 @@ def _rows(text, tokenizer, words, known, unk):
 
     ``tokenizer.trace`` says what became of each word; a tokenizer without it (any callable
     text -> words) gives one row per model token, as before."""
-    if hasattr(tokenizer, "trace"):
-        traced = tokenizer.trace(text)
-    else:
-        traced = [(word, [(word, None)], None) for word in words]
+    traced = (tokenizer.trace(text) if hasattr(tokenizer, "trace")
+              else [(word, [(word, None)], None) for word in words])
     rows, t = [], 0
     for word, tokens, dropped in traced:
         if not tokens:

@@ -138,8 +138,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     ended = crashed = False
     while not (ended or crashed):
         crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
-        if not (ended or crashed):
-            ended = epochs is not None and run.loop["epoch"] >= epochs
+        ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)
     if not crashed and run.evaluated_at != run.loop["step"]:
         run.evaluation(epoch_steps)
     if bar is not None:
@@ -291,9 +290,6 @@ class _Running:
 
     def clear(self):
         self.sums, self.count, self.since = {}, 0, time.perf_counter()
-
-    def empty(self):
-        return self.count == 0
 
     def add(self, loss, stats, size):
         for name, value in (("loss", loss), *stats.items()):

@@ -128,7 +128,7 @@ def parse_label_names(spec):
     """
     if not spec:
         return None, None
-    parts = [part.strip() for part in str(spec).split(",") if part.strip()]
+    parts = _names(spec)
     pairs = [part.split("=", 1) if "=" in part else (part, part) for part in parts]
     values, names = [v.strip() for v, _ in pairs], [n.strip() for _, n in pairs]
     if len(parts) < 2 or len(set(values)) < len(values) or len(set(names)) < len(names):
