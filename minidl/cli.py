@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import sys
+import time
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -174,12 +176,6 @@ def add_train_config_arguments(parser):
                                 default=default, help=text)
         else:
             parser.add_argument(flag, default=default, help=text)
-
-
-def _config_from_args(args):
-    from .train import TrainConfig
-
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def build_parser():
@@ -365,29 +361,21 @@ def build_parser():
     curves.add_argument("--out", default="curves.png", help="the image to write; its extension (.png, .svg, "
                                                             ".pdf) sets the format")
 
-    from .data.cli import add_arguments as add_data_arguments
-
-    add_data_arguments(commands)   # `minidl data ...` and `minidl vectors ...`; each sets args.run
-    from .experiments.sweep import add_arguments as add_sweep_arguments
-
-    add_sweep_arguments(commands)  # `minidl sweep` and `minidl plot`; each sets args.run
-    from .mlm.cli import add_arguments as add_mlm_arguments
-
-    add_mlm_arguments(commands)    # `minidl mlm ...` and `minidl fill-mask`; each sets args.run
-    from .web.server import add_arguments as add_serve_arguments
-
-    add_serve_arguments(commands)  # `minidl serve`: the local web page; sets args.run
-    from .assignment.commands import add_arguments as add_assignment_arguments
-
-    add_assignment_arguments(commands)  # `minidl assignment make|list|expected` and `minidl grade`; each sets args.run
+    for module in ("data.cli",             # `minidl data ...` and `minidl vectors ...`
+                   "experiments.sweep",    # `minidl sweep` and `minidl plot`
+                   "mlm.cli",              # `minidl mlm ...` and `minidl fill-mask`
+                   "web.server",           # `minidl serve`: the local web page
+                   "assignment.commands"):  # `minidl assignment make|list|expected` and `minidl grade`
+        importlib.import_module(f"minidl.{module}").add_arguments(commands)  # each command sets args.run
     return parser
 
 
 def _train(args):
-    from .io import finite
-    from .train import fit
+    from .io import atomic_path, finite
+    from .metrics import format_report
+    from .train import TrainConfig, fit
 
-    config = _config_from_args(args).check()
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).check()
     _check_out(args)
     log = _stderr if args.json else print
     result = fit(config, out=args.out, resume=args.resume, progress=not args.quiet, log=log)
@@ -396,15 +384,11 @@ def _train(args):
         print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
                           "stopped_early": result.stopped_early}, indent=2))
     else:
-        from .metrics import format_report
-
         stop = ", stopped early" if result.stopped_early else ""
         print(format_report(result.test, result.label_names, f"test: {result.test['n']} reviews, scored by the "
                                                              f"best checkpoint ({result.steps} steps, "
                                                              f"{result.seconds:.0f} s{stop})"))
     if args.out:
-        from .io import atomic_path
-
         with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
             json.dump(finite(dataclasses.asdict(result)), f, indent=1, allow_nan=False)
     return 0
@@ -431,8 +415,9 @@ def _stderr(message, **_):
 
 
 def _eval(args):
-    from .data.batching import encode_dataset
+    from .data.batching import encode_dataset, subset
     from .io import finite
+    from .metrics import format_report
     from .train import evaluate, load_classifier
 
     if args.limit is not None and args.limit < 1:
@@ -443,16 +428,12 @@ def _eval(args):
     scored = _evaluation_data(args, config, labels)
     test = encode_dataset(scored, tokenizer, vocab, config.max_length)     # the checkpoint's own vocabulary
     if args.limit is not None:
-        from .data.batching import subset
-
         test = subset(test, args.limit, 0)
     if not args.int8:
         metrics = evaluate(model, test, device=args.device)
         if args.json:
             print(json.dumps(finite(metrics), indent=2))
         else:
-            from .metrics import format_report
-
             print(format_report(metrics, labels, f"{scored.name}: {len(test)} reviews"))
         return 0
     from .compress.quantize import quantize
@@ -493,8 +474,6 @@ def _evaluation_data(args, config, labels):
 
 def _timed_evaluation(model, test, device):
     """The metrics of ``evaluate`` plus reviews/s, after one warm-up batch (int8 packs its weights there)."""
-    import time
-
     from .data.batching import subset
     from .train import evaluate
 
@@ -540,15 +519,11 @@ def _call(module, function):
     """A command that lives in ``module``, imported only when it runs (``minidl --help`` stays
     fast); ``function(args)`` returns the exit code."""
     def run(args):
-        import importlib
-
         return getattr(importlib.import_module(module), function)(args)
     return run
 
 
 def _bench(args):
-    import importlib
-
     from .bench.threads import describe, limit_threads
 
     with limit_threads(args.threads):  # checks N >= 1 before any work

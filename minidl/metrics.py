@@ -46,9 +46,8 @@ def roc_auc(y_true, scores, positive=1):
         return float("nan")  # undefined with one class only
     order = np.argsort(scores, kind="mergesort")
     ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
     # average rank within each group of tied scores (ranks start at 1)
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
+    starts = np.r_[0, np.flatnonzero(np.diff(scores[order])) + 1]
     ends = np.r_[starts[1:], len(scores)]
     for s, e in zip(starts, ends):
         ranks[order[s:e]] = (s + e + 1) / 2

@@ -54,8 +54,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        if device is None and not isinstance(data, np.ndarray) and not np.isscalar(data) \
-                and not isinstance(data, (list, tuple)):
+        if device is None and not isinstance(data, (np.ndarray, list, tuple)) and not np.isscalar(data):
             xp = _backend.backend_of(data)  # a torch tensor stays where it is
         else:
             xp = _backend.get_backend(device)
@@ -65,11 +64,9 @@ class Tensor:
         self.data = array
         self.xp = xp
         self.grad = None
-        self.requires_grad = bool(requires_grad)
         self._ctx = None
         self._retains_grad = False
-        if self.requires_grad and not _is_float(xp, array):
-            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad_(bool(requires_grad))  # refuses data that is not floating-point
 
     @classmethod
     def _wrap(cls, array, xp, requires_grad=False):
@@ -282,8 +279,7 @@ class Tensor:
     def transpose(self, *axes):
         return _ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
 
-    def permute(self, *axes):
-        return self.transpose(*axes)
+    permute = transpose
 
     @property
     def T(self):

@@ -49,6 +49,7 @@ import math
 
 from ... import kernels
 from ..function import Function, ShapeError
+from ..tensor import Tensor
 
 # A replaced score is this constant rather than −∞: a query that may see no key at all (a
 # row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other row
@@ -227,8 +228,6 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout=0.0, 
     """dropout(softmax(q kᵀ / √d, masked)) v: q, k, v (B, h, T, d), mask (B, T) or None ->
     (B, h, T, d). ``dropout``: the probability of dropping an attention weight (training only;
     the mask comes from ``generator``, default the backend's seeded one). See the module docstring."""
-    from ..tensor import Tensor
-
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout is a probability in [0, 1), got {dropout}")
     xp = q.xp

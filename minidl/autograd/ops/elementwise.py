@@ -10,6 +10,7 @@ import math
 
 from ..broadcast import broadcast_shape
 from ..function import Function
+from ..tensor import Tensor
 
 
 def _check_broadcast(op, a, b):
@@ -240,8 +241,6 @@ def minimum(a, b):
 
 def where(cond, a, b):
     """``a`` where ``cond`` is true, else ``b``; ``cond`` is a boolean Tensor or array."""
-    from ..tensor import Tensor
-
     if isinstance(cond, Tensor):
         cond = cond.data
     anchor = a if isinstance(a, Tensor) else b

@@ -1,6 +1,8 @@
 """Ops behind the basic layers: embedding lookup, dropout and layer normalisation."""
 from __future__ import annotations
 
+import operator
+
 from ..function import Function, OpError
 
 
@@ -77,8 +79,8 @@ class LayerNorm(Function):
         ctx.save_for_backward(x_hat, inv_std, weight)
         recording = any(ctx.needs_input_grad)           # else x̂ is not kept: the output overwrites it
         if weight is None:
-            return x_hat if bias is None else (x_hat + bias if recording else _add_(x_hat, bias))
-        out = x_hat * weight if recording else _mul_(x_hat, weight)
+            return x_hat if bias is None else (x_hat + bias if recording else operator.iadd(x_hat, bias))
+        out = x_hat * weight if recording else operator.imul(x_hat, weight)
         if bias is not None:
             out += bias
         return out
@@ -95,16 +97,6 @@ class LayerNorm(Function):
         d_x *= inv_std
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         return (d_x if need_x else None), (grad * x_hat if need_w else None), (grad if need_b else None), None
-
-
-def _add_(a, b):
-    a += b
-    return a
-
-
-def _mul_(a, b):
-    a *= b
-    return a
 
 
 def embedding(weight, ids, padding_idx=None):

@@ -35,10 +35,8 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        inverse = [0] * len(ctx.axes)
-        for i, a in enumerate(ctx.axes):
-            inverse[a] = i
-        return ctx.xp.transpose(grad, tuple(inverse)), None
+        inverse = tuple(ctx.axes.index(a) for a in range(len(ctx.axes)))  # the output position of each input axis
+        return ctx.xp.transpose(grad, inverse), None
 
 
 class BroadcastTo(Function):

@@ -29,6 +29,7 @@ import math
 
 from ... import kernels
 from ..function import Function, OpError, ShapeError
+from ..tensor import Tensor
 from .reductions import softmax_backward_array
 
 
@@ -101,8 +102,6 @@ class WindowAttention(Function):
 
 def window_attention(q, k, v, mask, radius=5):
     """(output (B, T, d), attention weights (B, T, 2r+1) as a constant Tensor); see the module docstring."""
-    from ..tensor import Tensor
-
     mask = mask.data if isinstance(mask, Tensor) else q.xp.asarray(mask)
     out = WindowAttention.apply(q, k, v, q.xp.astype(mask, q.dtype), radius)
     return out, Tensor._wrap(out.aux, q.xp)
