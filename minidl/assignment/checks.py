@@ -118,7 +118,8 @@ def expected(test_file, case):
     return {name: np.asarray(values, dtype=np.float64) for name, values in cases[case].items()}
 
 
-def _numpy(value):
+def as_float64(value):
+    """``value`` (a Tensor, an array, a number or nested lists) as a float64 NumPy array."""
     return np.asarray(value.numpy() if isinstance(value, md.Tensor) else value, dtype=np.float64)
 
 
@@ -128,7 +129,7 @@ def _index(position):
 
 def check_close(what, got, want, context, rtol=1e-7, atol=1e-9):
     """Raise AssertionError naming the worst element of ``got`` where it differs from ``want``."""
-    got, want = _numpy(got), _numpy(want)
+    got, want = as_float64(got), as_float64(want)
     if got.shape != want.shape:
         raise AssertionError(f"{what} has shape {got.shape}, expected {want.shape} ({context})")
     if got.size == 0:
@@ -148,7 +149,7 @@ def check_outputs(op, outputs, case_values, context):
 
 def describe(inputs):
     """"x_proj (2, 4, 9), h0 (2, 3), float64" for a dict of named inputs."""
-    return ", ".join(f"{name} {tuple(np.shape(_numpy(value)))}" for name, value in inputs.items()) + ", float64"
+    return ", ".join(f"{name} {tuple(np.shape(as_float64(value)))}" for name, value in inputs.items()) + ", float64"
 
 
 def _hint(report):
@@ -185,7 +186,7 @@ def check_backends(op, fn, inputs, rtol=1e-9):
     The torch run refuses any conversion of a torch tensor to NumPy (see ``torch_refuses_numpy``)."""
     runs = {}
     for device in ("cpu", "torch"):
-        tensors = [tensor(_numpy(value), device=device) for value in inputs.values()]
+        tensors = [tensor(as_float64(value), device=device) for value in inputs.values()]
         guard = torch_refuses_numpy() if device == "torch" else contextlib.nullcontext()
         try:
             with guard, watched_backwards():

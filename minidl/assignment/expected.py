@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ..io import atomic_path
-from .checks import EXPECTED, _numpy
+from .checks import EXPECTED, as_float64
 from .make import MARKER
 from .manifest import AssignmentError, find_assignment
 
@@ -38,7 +38,7 @@ def compute_cases(manifest):
                 case = name[len("case_"):]
                 if case in cases:
                     raise AssignmentError(f"{path}: case {case!r} is defined in two grading files")
-                cases[case] = {key: _numpy(value).tolist() for key, value in getattr(module, name)().items()}
+                cases[case] = {key: as_float64(value).tolist() for key, value in getattr(module, name)().items()}
     return cases
 
 
