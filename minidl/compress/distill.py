@@ -376,13 +376,9 @@ def _distill_checkpoints(out, resume, trained, optimizer, schedule):
                                                                                  kind="distillation"))
     if not resume:
         return checkpoints, None
-    if not os.path.exists(paths["last"]):
-        raise FileNotFoundError(f"distill: resume=True but there is no checkpoint at {paths['last']}; "
-                                f"distil without resume first")
-    meta, arrays = checkpoint.read(paths["last"])
-    loop = checkpoint.restore_training(meta, arrays, trained, optimizer)
-    if schedule:
-        schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})
+    _, loop = checkpoint.resume(paths["last"], trained, optimizer, schedule,
+                                missing=f"distill: resume=True but there is no checkpoint at {paths['last']}; "
+                                        f"distil without resume first")
     checkpoints.saved_step = loop["step"]
     return checkpoints, loop
 

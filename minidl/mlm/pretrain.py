@@ -177,10 +177,7 @@ def _resume(out, trained, optimizer, schedule):
     from ..train import checkpoint
 
     path = state_path(out) if out else None
-    if path is None or not os.path.exists(path):
-        raise FileNotFoundError(f"train_mlm: resume=True but there is no training state at "
-                                f"{path or '(no out given)'}; train without resume first")
-    meta, arrays = checkpoint.read(path)
-    loop = checkpoint.restore_training(meta, arrays, trained, optimizer)
-    schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})
+    meta, loop = checkpoint.resume(path, trained, optimizer, schedule,
+                                   missing=f"train_mlm: resume=True but there is no training state at "
+                                           f"{path or '(no out given)'}; train without resume first")
     return loop, meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]

@@ -14,6 +14,7 @@ Written atomically (``minidl.io.write_npz``) and read without pickle.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -76,8 +77,15 @@ def model_arrays(arrays):
     return {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
 
 
-def restore_training(meta, arrays, model, optimizer):
-    """Put model weights, optimizer state and random generators back as they were."""
+def resume(path, model, optimizer, schedule=None, missing="", check=None):
+    """Put the run saved at ``path`` back as it was: weights, optimizer state, random generators
+    and the schedule's position; -> (meta, the core's loop record). No file at ``path``:
+    FileNotFoundError(``missing``). ``check(meta)`` may refuse the file before anything is restored."""
+    if not path or not os.path.exists(path):
+        raise FileNotFoundError(missing)
+    meta, arrays = read(path)
+    if check is not None:
+        check(meta)
     model.load_state_dict(model_arrays(arrays))
     state = {}
     for key, value in arrays.items():
@@ -88,7 +96,10 @@ def restore_training(meta, arrays, model, optimizer):
         state.setdefault(int(i), {})["step"] = step
     optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
     _backend.set_rng_state(meta["rng_numpy"], arrays)
-    return meta["loop"]
+    loop = meta["loop"]
+    if schedule is not None:
+        schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})  # base lrs: the caller's
+    return meta, loop
 
 
 def load_classifier(path, device="cpu"):

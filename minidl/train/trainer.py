@@ -180,16 +180,14 @@ class FrozenWarmup(Callback):
 def _resume(paths, config, model, optimizer, schedule):
     """Put the run of ``paths``' last.npz back: weights, optimizer, generators, schedule;
     -> (its loop record, the weights of best.npz or None)."""
-    if not paths or not os.path.exists(paths["last"]):
-        raise FileNotFoundError(f"resume=True but there is no checkpoint at "
-                                f"{paths.get('last', '(no output folder given)')}; train without resume first")
-    meta, arrays = checkpoint.read(paths["last"])
-    saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()  # added settings: defaults
-    if saved != now:
-        changed = sorted(k for k in saved if saved[k] != now.get(k))
-        raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed})")
-    loop = checkpoint.restore_training(meta, arrays, model, optimizer)
+    def same_settings(meta):
+        saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()  # added settings: defaults
+        if saved != now:
+            changed = sorted(k for k in saved if saved[k] != now.get(k))
+            raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed})")
+
+    _, loop = checkpoint.resume(paths.get("last"), model, optimizer, schedule, check=same_settings,
+                                missing=f"resume=True but there is no checkpoint at "
+                                        f"{paths.get('last', '(no output folder given)')}; train without resume first")
     best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1]) if os.path.exists(paths["best"]) else None
-    if schedule:
-        schedule.load_state_dict({**schedule.state_dict(), "last_step": loop["step"]})  # base lrs: the config's
     return loop, best_state
