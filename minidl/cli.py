@@ -403,8 +403,8 @@ def _check_out(args):
         return
     check_writable(args.out, folder=True)
     if os.path.isdir(args.out):
-        found = [name for name in ("last.npz", "best.npz", "results.json") if os.path.exists(os.path.join(args.out,
-                                                                                                           name))]
+        found = [name for name in ("last.npz", "best.npz", "results.json")
+                 if os.path.exists(os.path.join(args.out, name))]
         if found and not (args.resume or args.overwrite):
             raise OSError(f"--out {args.out} holds another run ({', '.join(found)}); pass --resume to continue it, "
                           f"--overwrite to replace it, or another folder")

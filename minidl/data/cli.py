@@ -135,25 +135,21 @@ def main_build(args, log=print):
     vectors from the IMDB training and unlabelled reviews (75,000; never the test reviews),
     saved in the GloVe text format."""
     # bad settings and an --out that cannot be written are refused before the reviews are read
-    if getattr(args, "method", "ppmi") == "sgns":
-        check_arguments(dim=args.dim, window=args.window, negatives=getattr(args, "negatives", 5),
-                        epochs=getattr(args, "epochs", 3))
+    common = dict(dim=args.dim, window=args.window, min_count=args.min_count, max_vocab=args.max_vocab)
+    sgns = getattr(args, "method", "ppmi") == "sgns"
+    if sgns:  # the method's own settings, checked here and passed to its builder
+        own = dict(negatives=getattr(args, "negatives", 5), epochs=getattr(args, "epochs", 3))
+        check_arguments(dim=args.dim, window=args.window, **own)
     else:
-        check_ppmi_arguments(dim=args.dim, window=args.window, min_count=args.min_count, max_vocab=args.max_vocab,
-                             smoothing=getattr(args, "smoothing", 0.75), power=getattr(args, "power", 0.5))
+        own = dict(smoothing=getattr(args, "smoothing", 0.75), power=getattr(args, "power", 0.5))
+        check_ppmi_arguments(**common, **own)
     check_writable(args.out)
     start = time.perf_counter()
     texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
     token_lists = Tokenizer().tokenize_all(texts)
     log(f"tokenised {len(texts):,} reviews (IMDB train + unlabelled) [{time.perf_counter() - start:.1f} s]")
-    common = dict(dim=args.dim, window=args.window, min_count=args.min_count, max_vocab=args.max_vocab,
-                  seed=getattr(args, "seed", 0), log=log)
-    if getattr(args, "method", "ppmi") == "sgns":
-        words, matrix = build_sgns(token_lists, negatives=getattr(args, "negatives", 5),
-                                   epochs=getattr(args, "epochs", 3), **common)
-    else:
-        words, matrix = build_ppmi_svd(token_lists, smoothing=getattr(args, "smoothing", 0.75),
-                                       power=getattr(args, "power", 0.5), **common)
+    build = build_sgns if sgns else build_ppmi_svd
+    words, matrix = build(token_lists, **common, **own, seed=getattr(args, "seed", 0), log=log)
     save_glove(args.out, words, matrix)
     log(f"wrote {len(words):,} {matrix.shape[1]}-d vectors to {args.out} in {time.perf_counter() - start:.1f} s")
     for word in PROBE_WORDS:

@@ -46,6 +46,7 @@ for parallel runs use processes (or Dask workers with ``processes=True``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -90,11 +91,9 @@ def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
     _check_grid(models, hidden_sizes, seeds, per_model, fixed)
 
     configs = []
-    for seed in seeds:
-        for model in models:
-            for hidden in hidden_sizes:
-                settings = _job_settings(fixed, per_model.get(model, {}), model, _model_hidden(model, hidden), seed)
-                configs.append(_checked(settings).to_dict())
+    for seed, model, hidden in itertools.product(seeds, models, hidden_sizes):
+        settings = _job_settings(fixed, per_model.get(model, {}), model, _model_hidden(model, hidden), seed)
+        configs.append(_checked(settings).to_dict())
     return configs
 
 
@@ -640,8 +639,8 @@ def parse_hidden(text):
     try:
         if ";" in text or "[" in text:
             parts = [p.strip().strip("[] ") for p in text.split(";") if p.strip()]
-            return [[int(v) for v in part.split(",") if v.strip()] for part in parts]
-        return [int(v) for v in text.split(",") if v.strip()]
+            return [[int(v) for v in _split(part)] for part in parts]
+        return [int(v) for v in _split(text)]
     except ValueError:
         raise ValueError(f'cannot read hidden sizes {text!r}: give ints like "16,32,64", or architectures '
                          f'separated by ";" like "[50];[64,32];[64,32,16]"') from None
