@@ -13,6 +13,7 @@ first, ties broken alphabetically, so the same training data always gives the sa
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
@@ -78,9 +79,7 @@ class Vocabulary:
                              f"specials {list(specials)}; use max_size > {len(specials)} or None")
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
-        counts = Counter()
-        for tokens in token_lists:
-            counts.update(tokens)
+        counts = Counter(itertools.chain.from_iterable(token_lists))
         for special in specials:
             counts.pop(special, None)
         words = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
