@@ -734,10 +734,8 @@ def set_rng_state(numpy_state, arrays):
     NUMPY.generator.bit_generator.state = numpy_state
     for name, state in arrays.items():
         if name.startswith("rng.torch."):
-            import torch
-
-            get_backend("torch" if name.endswith("cpu") else name[len("rng.torch."):]).generator.set_state(
-                torch.from_numpy(state.copy()))
+            xp = get_backend("torch" if name.endswith("cpu") else name[len("rng.torch."):])
+            xp.generator.set_state(xp.torch.from_numpy(state.copy()))
 
 
 def manual_seed(seed):

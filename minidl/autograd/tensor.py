@@ -12,6 +12,7 @@ unless ``dtype=`` says otherwise; integer and boolean data (indices, masks) keep
 from __future__ import annotations
 
 import contextlib
+import operator
 
 import numpy as np
 
@@ -217,19 +218,19 @@ class Tensor:
         return Tensor._wrap(op(self.data, other), self.xp)
 
     def __gt__(self, other):
-        return self._compare(other, lambda a, b: a > b)
+        return self._compare(other, operator.gt)
 
     def __ge__(self, other):
-        return self._compare(other, lambda a, b: a >= b)
+        return self._compare(other, operator.ge)
 
     def __lt__(self, other):
-        return self._compare(other, lambda a, b: a < b)
+        return self._compare(other, operator.lt)
 
     def __le__(self, other):
-        return self._compare(other, lambda a, b: a <= b)
+        return self._compare(other, operator.le)
 
     def eq(self, other):
-        return self._compare(other, lambda a, b: a == b)
+        return self._compare(other, operator.eq)
 
     __hash__ = object.__hash__  # tensors are graph nodes, hashed by identity
 

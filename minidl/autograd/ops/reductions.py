@@ -5,6 +5,8 @@ contributed with weight 1 (mean: 1/n; max: only the maxima; logsumexp: softmax).
 """
 from __future__ import annotations
 
+import math
+
 from ...backend import normalise_axis
 from ..function import Function
 
@@ -38,9 +40,7 @@ class Mean(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, _axes(axis, x.ndim), keepdims
-        ctx.count = 1
-        for a in ctx.axes:
-            ctx.count *= x.shape[a]
+        ctx.count = math.prod(x.shape[a] for a in ctx.axes)
         return ctx.xp.sum(x, axis=ctx.axes, keepdims=keepdims) / ctx.count
 
     @staticmethod
