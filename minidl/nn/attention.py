@@ -19,9 +19,8 @@ class WindowSelfAttention(Module):
             raise ValueError(f"WindowSelfAttention: radius is how many words either side a word sees, a whole "
                              f"number >= 0; got {radius!r}")
         self.radius = radius
-        self.query = Linear(input_size, attention_size, bias=False, device=device, dtype=dtype)
-        self.key = Linear(input_size, attention_size, bias=False, device=device, dtype=dtype)
-        self.value = Linear(input_size, attention_size, bias=False, device=device, dtype=dtype)
+        self.query, self.key, self.value = (Linear(input_size, attention_size, bias=False, device=device, dtype=dtype)
+                                            for _ in range(3))
 
     def forward(self, x, mask):
         return ops.window_attention(self.query(x), self.key(x), self.value(x), mask, self.radius)

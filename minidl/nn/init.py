@@ -16,21 +16,21 @@ from .module import Parameter
 def uniform(shape, bound, device=None, dtype=None):
     """U(−bound, bound). Linear uses bound = 1/√D_in, which keeps the output's variance
     close to the input's (PyTorch's default for nn.Linear)."""
-    u = creation.rand(*shape, device=device, dtype=dtype or get_default_dtype())
+    u = creation.rand(*shape, device=device, dtype=dtype)
     return Parameter(u * (2.0 * bound) - bound)
 
 
 def normal(shape, std=1.0, device=None, dtype=None):
     """N(0, std²)."""
-    return Parameter(creation.randn(*shape, device=device, dtype=dtype or get_default_dtype()) * std)
+    return Parameter(creation.randn(*shape, device=device, dtype=dtype) * std)
 
 
 def zeros(shape, device=None, dtype=None):
-    return Parameter(creation.zeros(*shape, device=device, dtype=dtype or get_default_dtype()))
+    return Parameter(creation.zeros(*shape, device=device, dtype=dtype))
 
 
 def ones(shape, device=None, dtype=None):
-    return Parameter(creation.ones(*shape, device=device, dtype=dtype or get_default_dtype()))
+    return Parameter(creation.ones(*shape, device=device, dtype=dtype))
 
 
 def identity(size, device=None, dtype=None):

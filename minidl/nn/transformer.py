@@ -179,7 +179,7 @@ class TransformerEncoderLayer(Module):
         return (x, probabilities) if return_attention else x
 
     def extra_repr(self):
-        return "pre_norm=True" if self.pre_norm else "pre_norm=False"
+        return f"pre_norm={bool(self.pre_norm)}"
 
 
 class TransformerEncoder(Module):
