@@ -110,11 +110,11 @@ def _root_gradient(root, grad):
         if xp.size(root.data) != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a single-value output, got shape "
-                f"{tuple(root.shape)}; call .sum() first or pass grad=")
+                f"{root.shape}; call .sum() first or pass grad=")
         return xp.ones_like(root.data)
     grad = grad.data if hasattr(grad, "_ctx") else xp.asarray(grad, root.dtype)
-    if tuple(grad.shape) != tuple(root.shape):
-        raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has {tuple(root.shape)}")
+    if tuple(grad.shape) != root.shape:
+        raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has {root.shape}")
     return grad
 
 
@@ -124,7 +124,7 @@ def _check_finite(ctx, i, parent, g_in):
         where = getattr(ctx, "created_at", "<recorded outside detect_anomaly()>")
         raise FloatingPointError(
             f"anomaly: the backward of '{ctx.fn.op_name()}' produced NaN or Inf in the "
-            f"gradient of its input {i} (shape {tuple(parent.shape)}); the op was "
+            f"gradient of its input {i} (shape {parent.shape}); the op was "
             f"created at {where}")
 
 
@@ -151,7 +151,7 @@ def backward(root, grad=None):
         for i, (parent, g_in) in enumerate(zip(ctx.parents, input_grads)):
             if parent is None or g_in is None or not parent.requires_grad:
                 continue
-            if tuple(g_in.shape) != tuple(parent.shape):
+            if tuple(g_in.shape) != parent.shape:
                 g_in = unbroadcast(parent.xp, g_in, parent.shape)
             if _anomaly:
                 _check_finite(ctx, i, parent, g_in)
