@@ -45,7 +45,8 @@ def default_dtype(dtype):
         set_default_dtype(previous)
 
 
-def _is_float(xp, array):
+def is_float(xp, array):
+    """Whether ``array`` holds floating-point values (float16/32/64, bfloat16)."""
     return xp.dtype_name(array).startswith(("float", "bfloat"))
 
 
@@ -60,7 +61,7 @@ class Tensor:
         else:
             xp = _backend.get_backend(device)
         array = xp.array(data, dtype)  # a copy: the caller's array is never updated in place
-        if dtype is None and _is_float(xp, array) and xp.dtype_name(array) != _default_dtype:
+        if dtype is None and is_float(xp, array) and xp.dtype_name(array) != _default_dtype:
             array = xp.astype(array, _default_dtype)
         self.data = array
         self.xp = xp
@@ -148,7 +149,7 @@ class Tensor:
         return Tensor._wrap(self.data, self.xp)
 
     def requires_grad_(self, flag=True):
-        if flag and not _is_float(self.xp, self.data):
+        if flag and not is_float(self.xp, self.data):
             raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
         self.requires_grad = flag
         return self

@@ -57,7 +57,7 @@ from pathlib import Path
 from ..io import WriteError, atomic_path, file_sha256
 from .dataset import TextDataset
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
-from .tabular import _listing, load_table
+from .tabular import listing, load_table
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -294,7 +294,7 @@ def _report(source, reviews):
 
 
 def _files(reviews):
-    return _listing([f"{r.split}/{r.label}/{r.id}_{r.rating}.txt" for r in reviews])
+    return listing([f"{r.split}/{r.label}/{r.id}_{r.rating}.txt" for r in reviews])
 
 
 # ---------------------------------------------------------------------------------------- loading

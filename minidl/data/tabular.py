@@ -82,11 +82,11 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     info = {"source": str(path), "format": fmt, "lines": lines,
             "decode_errors": len(bad_rows), "empty_texts": len(empty)}
     if bad_rows:
-        warnings.warn(f"{path}: {len(bad_rows)} row(s) had bytes that are not valid {encoding} ({_listing(bad_rows)}); "
+        warnings.warn(f"{path}: {len(bad_rows)} row(s) had bytes that are not valid {encoding} ({listing(bad_rows)}); "
                       f"they were replaced with U+FFFD. Pass encoding= if the file is not {encoding}.",
                       DataWarning, stacklevel=2)
     if empty:
-        warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({_listing(empty)}); they are kept in the "
+        warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({listing(empty)}); they are kept in the "
                       f"dataset and dropped when it is encoded", DataWarning, stacklevel=2)
     return TextDataset(texts, labels, names, name or path.stem, info)
 
@@ -312,6 +312,8 @@ def _any_between(sorted_numbers, low, high):
     return i < len(sorted_numbers) and sorted_numbers[i] <= high
 
 
-def _listing(places):
+def listing(places):
+    """The first few of ``places`` (texts such as "line 7" or a file name), then how many more:
+    "a, b, c, d, e, ... 7 more"."""
     shown = ", ".join(places[:_SHOWN])
     return shown + (f", ... {len(places) - _SHOWN} more" if len(places) > _SHOWN else "")

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..io import atomic_path, legend_columns, save_figure
-from .sweep import METRIC_NAMES, _split, load_results, series_label, summarise, table_markdown, x_label
+from .sweep import METRIC_NAMES, split_commas, load_results, series_label, summarise, table_markdown, x_label
 
 X_NAMES = {"hidden": "hidden size", "embed_dim": "embedding size", "max_length": "words kept per review",
            "lr": "learning rate"}
@@ -102,9 +102,9 @@ def main_plot(args):
         print(f"minidl plot: error: {e}", file=sys.stderr)
         return 2
     if getattr(args, "models", None):
-        wanted = set(_split(args.models))
+        wanted = set(split_commas(args.models))
         results = [r for r in results if r.get("config", {}).get("model") in wanted]
-    metrics = _split(args.metrics)
+    metrics = split_commas(args.metrics)
     out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
     foreign = _not_from_plot(out)
     if foreign:

@@ -639,8 +639,8 @@ def parse_hidden(text):
     try:
         if ";" in text or "[" in text:
             parts = [p.strip().strip("[] ") for p in text.split(";") if p.strip()]
-            return [[int(v) for v in _split(part)] for part in parts]
-        return [int(v) for v in _split(text)]
+            return [[int(v) for v in split_commas(part)] for part in parts]
+        return [int(v) for v in split_commas(text)]
     except ValueError:
         raise ValueError(f'cannot read hidden sizes {text!r}: give ints like "16,32,64", or architectures '
                          f'separated by ";" like "[50];[64,32];[64,32,16]"') from None
@@ -649,7 +649,7 @@ def parse_hidden(text):
 def parse_seeds(text):
     """``"0,1,2"`` -> [0, 1, 2]."""
     try:
-        return [int(s) for s in _split(text)]
+        return [int(s) for s in split_commas(text)]
     except ValueError:
         raise ValueError(f'cannot read seeds {text!r}: give whole numbers separated by commas, like "0,1,2"') from None
 
@@ -676,7 +676,8 @@ def parse_settings(items, models=()):
     return fixed, per_model
 
 
-def _split(text):
+def split_commas(text):
+    """``"a, b,,c"`` -> ["a", "b", "c"]."""
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
@@ -727,7 +728,7 @@ def main_sweep(args):
     """``minidl sweep``: returns the exit status (1 if a job failed, 2 for bad arguments)."""
     try:
         check_threads(args.threads)
-        models = _split(args.models)
+        models = split_commas(args.models)
         fixed, per_model = parse_settings(args.set, models)
         for name in ("data", "epochs", "max_length", "device"):
             value = getattr(args, name, None)

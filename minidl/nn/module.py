@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import backend as _backend
 from ..autograd.function import MinidlError
-from ..autograd.tensor import Tensor, _is_float, get_default_dtype
+from ..autograd.tensor import Tensor, is_float, get_default_dtype
 from ..io import CheckpointError, read_npz, write_npz  # noqa: F401 (CheckpointError re-exported)
 
 
@@ -57,10 +57,10 @@ class Parameter(Tensor):
     """
 
     def __init__(self, data, requires_grad=True, device=None, dtype=None):
-        if dtype is None and isinstance(data, Tensor) and _is_float(data.xp, data.data):
+        if dtype is None and isinstance(data, Tensor) and is_float(data.xp, data.data):
             dtype = data.dtype
         super().__init__(data, device=device, dtype=dtype)
-        if not _is_float(self.xp, self.data):
+        if not is_float(self.xp, self.data):
             if dtype is not None:
                 raise TypeError(f"a Parameter holds floating-point values, got dtype={dtype!r}")
             self.data = self.xp.astype(self.data, get_default_dtype())
@@ -224,7 +224,7 @@ class Module:
             if xp is not tensor.xp:
                 # a copy: to_numpy / from_numpy would alias the old array, which someone may still hold
                 array = xp.array(array)
-            if dtype is not None and _is_float(tensor.xp, tensor.data):
+            if dtype is not None and is_float(tensor.xp, tensor.data):
                 array = xp.astype(array, str(dtype))
             tensor.data, tensor.xp, tensor.grad = array, xp, None
         return self
