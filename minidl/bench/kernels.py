@@ -62,6 +62,12 @@ def _step(forward, leaves, grad=None, mode=None):
     return step
 
 
+def _ours(forward, leaves, grad=None):
+    """{"minidl+triton", "reference"}: ``_step`` of ``forward`` on each of minidl's two paths."""
+    return {"minidl+triton": _step(forward, leaves, grad, "triton"),
+            "reference": _step(forward, leaves, grad, "reference")}
+
+
 def recurrent_contenders(kind, B, T, H, device="cuda"):
     """{name: one forward + backward} for ``kind`` "gru" or "rnn"."""
     import torch
@@ -73,9 +79,7 @@ def recurrent_contenders(kind, B, T, H, device="cuda"):
     theirs = (torch.nn.GRU(H, H, batch_first=True) if kind == "gru" else
               torch.nn.RNN(H, H, nonlinearity="tanh", batch_first=True)).to(x.data.device)
     x_torch = x.data.clone().requires_grad_()
-    leaves = [x, *layer.parameters()]
-    return {"minidl+triton": _step(lambda: layer(x), leaves, grad, "triton"),
-            "reference": _step(lambda: layer(x), leaves, grad, "reference"),
+    return {**_ours(lambda: layer(x), [x, *layer.parameters()], grad),
             "cuDNN": _step(lambda: theirs(x_torch)[0], [x_torch, *theirs.parameters()], grad)}
 
 
@@ -91,11 +95,7 @@ def attention_contenders(B, T, d, device="cuda"):
     positions = torch.arange(T, device=q.data.device)
     band = (positions[:, None] - positions[None, :]).abs() <= RADIUS               # (T, T): the dense mask
     q4, k4, v4 = (t.data[:, None].clone().requires_grad_() for t in (q, k, v))     # (B, 1, T, d)
-
-    def window():
-        return ops.window_attention(q, k, v, mask, RADIUS)[0]
-    return {"minidl+triton": _step(window, [q, k, v], grad, "triton"),
-            "reference": _step(window, [q, k, v], grad, "reference"),
+    return {**_ours(lambda: ops.window_attention(q, k, v, mask, RADIUS)[0], [q, k, v], grad),
             "dense SDPA": _step(lambda: F.scaled_dot_product_attention(q4, k4, v4, attn_mask=band),
                                 [q4, k4, v4], grad[:, None])}
 
@@ -109,11 +109,7 @@ def mha_contenders(B, T, d, causal, device="cuda"):
     q, k, v = (md.randn(B, HEADS, T, d, device=device, requires_grad=True) for _ in range(3))
     grad = torch.randn(B, HEADS, T, d, device=q.data.device)
     q_t, k_t, v_t = (t.data.clone().requires_grad_() for t in (q, k, v))
-
-    def ours():
-        return ops.scaled_dot_product_attention(q, k, v, None, causal)
-    return {"minidl+triton": _step(ours, [q, k, v], grad, "triton"),
-            "reference": _step(ours, [q, k, v], grad, "reference"),
+    return {**_ours(lambda: ops.scaled_dot_product_attention(q, k, v, None, causal), [q, k, v], grad),
             "torch SDPA": _step(lambda: F.scaled_dot_product_attention(q_t, k_t, v_t, is_causal=causal),
                                 [q_t, k_t, v_t], grad)}
 
@@ -143,9 +139,7 @@ def loss_contenders(loss, N, C, device="cuda"):
                             F.log_softmax(teacher_torch / TEMPERATURE, -1),
                             reduction="batchmean", log_target=True)
             return ALPHA * F.cross_entropy(logits_torch, targets_torch) + (1 - ALPHA) * TEMPERATURE ** 2 * soft
-    return {"minidl+triton": _step(ours, [logits], None, "triton"),
-            "reference": _step(ours, [logits], None, "reference"),
-            "pytorch": _step(theirs, [logits_torch])}
+    return {**_ours(ours, [logits]), "pytorch": _step(theirs, [logits_torch])}
 
 
 def _time(contenders):
@@ -164,6 +158,11 @@ def _peak_memory(step):
     step()
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated() - before
+
+
+def _peak_mib(contenders, names):
+    """The table cells of the named contenders' peak memory, in MiB."""
+    return "".join(f"{_peak_memory(contenders[name]) / 2 ** 20:>11.1f}" for name in names)
 
 
 def _row(sizes, times, baseline, extra=""):
@@ -190,8 +189,7 @@ def bench_attention():
             f"{'ours MiB':>11}{'dense MiB':>11}")
     for B, T, d in itertools.product(BATCHES, TIMES, HIDDEN):
         contenders = attention_contenders(B, T, d)
-        memory = "".join(f"{_peak_memory(contenders[name]) / 2 ** 20:>11.1f}" for name in ("minidl+triton",
-                                                                                          "dense SDPA"))
+        memory = _peak_mib(contenders, ("minidl+triton", "dense SDPA"))
         print(_row(f"{B:>5}{T:>5}{d:>5}", _time(contenders), "dense SDPA", memory), flush=True)
 
 
@@ -201,8 +199,7 @@ def bench_mha():
             f"{'ours MiB':>11}{'ref MiB':>11}")
     for T, d, causal in itertools.product(MHA_TIMES, HEAD_SIZES, (False, True)):
         contenders = mha_contenders(BATCHES[0], T, d, causal)
-        memory = "".join(f"{_peak_memory(contenders[name]) / 2 ** 20:>11.1f}" for name in ("minidl+triton",
-                                                                                          "reference"))
+        memory = _peak_mib(contenders, ("minidl+triton", "reference"))
         print(_row(f"{BATCHES[0]:>5}{T:>5}{d:>5}{'yes' if causal else 'no':>7}", _time(contenders), "torch SDPA",
                    memory), flush=True)
 
