@@ -51,10 +51,10 @@ FUNCTIONS = {"tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "leaky_
 REDUCTIONS = {"sum": ops.sum, "mean": ops.mean, "max": ops.max, "logsumexp": ops.logsumexp,
               "softmax": ops.softmax, "log_softmax": ops.log_softmax}      # an optional integer axis
 PAIRWISE = {"maximum": ops.maximum, "minimum": ops.minimum}
+CALLABLE = (*FUNCTIONS, *REDUCTIONS, *PAIRWISE)                         # every name a call may use
 OPERATORS = {ast.Add: ops.add, ast.Sub: ops.sub, ast.Mult: ops.mul, ast.Div: ops.div, ast.MatMult: ops.matmul,
              ast.Pow: ops.pow}
-ALLOWED = ("numbers, [lists], names, + - * / @ **, unary -, ( ) and the functions "
-           + ", ".join([*FUNCTIONS, *REDUCTIONS, *PAIRWISE]))
+ALLOWED = "numbers, [lists], names, + - * / @ **, unary -, ( ) and the functions " + ", ".join(CALLABLE)
 
 
 class ExpressionError(MinidlError, ValueError):
@@ -117,7 +117,7 @@ class _Runner:
             return self.expr(node.value)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
-            if name in FUNCTIONS or name in REDUCTIONS or name in PAIRWISE:
+            if name in CALLABLE:
                 raise self.error(node.targets[0], "is a function; give the variable another name")
             if _is_literal(node.value):                      # x = [1, 2]: a variable, it requires grad
                 value = creation.tensor(self.literal(node.value), requires_grad=True)
@@ -149,9 +149,9 @@ class _Runner:
 
     def call(self, node):
         name = node.func.id if isinstance(node.func, ast.Name) else None
-        if node.keywords or name not in (*FUNCTIONS, *REDUCTIONS, *PAIRWISE):
-            raise self.error(node, f"is not a known function call; the functions are "
-                                   f"{', '.join([*FUNCTIONS, *REDUCTIONS, *PAIRWISE])} (no keywords)")
+        if node.keywords or name not in CALLABLE:
+            raise self.error(node, f"is not a known function call; the functions are {', '.join(CALLABLE)} "
+                                   f"(no keywords)")
         args = node.args
         if name in PAIRWISE:
             if len(args) != 2:

@@ -133,12 +133,12 @@ class Models:
 
     def info(self):
         from .attention import kind_of
-        from .expression import FUNCTIONS, MAX_CHARS as EXPRESSION_CHARS, PAIRWISE, REDUCTIONS
+        from .expression import CALLABLE, MAX_CHARS as EXPRESSION_CHARS
 
         return {"mlm": [m[-1] for m in self.mlm], "classifiers": [c[-1] for c in self.classifiers],
                 "max_chars": MAX_CHARS, "attention": [i for i, c in enumerate(self.classifiers) if kind_of(c[0])],
                 "runs": self.runs.root if self.runs else None,
-                "graph": {"max_chars": EXPRESSION_CHARS, "functions": [*FUNCTIONS, *REDUCTIONS, *PAIRWISE]}}
+                "graph": {"max_chars": EXPRESSION_CHARS, "functions": list(CALLABLE)}}
 
     def fill_mask(self, text, k=5):
         from ..mlm.cli import fill_mask
