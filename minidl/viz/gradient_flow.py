@@ -87,11 +87,9 @@ def _bars(names, layers, norms, title):
 def _save(fig, out_path):
     from ..io import atomic_path
 
-    path = os.fspath(out_path)
-    ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
-    with atomic_path(path) as tmp:
+    ext = os.path.splitext(out_path)[1].lower().lstrip(".") or "png"
+    with atomic_path(out_path) as tmp:
         fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
-    return path
 
 
 # --- per time step -----------------------------------------------------------------------------------
