@@ -258,6 +258,7 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
     loss, per epoch) and ``"matching"`` (the trained ``IntermediateMatching``).
     """
     from ..optim.schedule import LinearWarmupDecay
+    from ..train import checkpoint
     from ..train import loop as core
     from ..train.trainer import evaluate
 
@@ -273,7 +274,13 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
                  else md.optim.Adam(params, lr=lr))
     epoch_steps = num_batches(train, batch_size)
     schedule = LinearWarmupDecay(optimizer, warmup_steps, epoch_steps * epochs) if warmup_steps else None
-    checkpoints, loop = _distill_checkpoints(out, resume, trained, optimizer, schedule)
+    checkpoints = core.Checkpoints(checkpoint.run_paths(out), lambda path, loop: checkpoint.save_state(
+        path, trained, optimizer, loop, kind="distillation"))
+    loop = None
+    if resume:
+        _, loop = checkpoint.resume(checkpoints.paths["last"], trained, optimizer, schedule,
+                                    missing=f"distill: resume=True but there is no checkpoint at "
+                                            f"{checkpoints.paths['last']}; distil without resume first")
 
     def loss_fn(student, batch):
         inputs = (batch.ids, batch.mask, batch.lengths)
@@ -360,27 +367,6 @@ class _Trained(Module):
 
     def forward(self, *args):
         return self.student(*args)
-
-
-def _distill_checkpoints(out, resume, trained, optimizer, schedule):
-    """(Checkpoints in ``out``, the loop record to resume from or None)."""
-    import os
-
-    from ..train import checkpoint
-    from ..train.loop import Checkpoints
-
-    if not out:
-        return None, None
-    paths = {kind: os.path.join(out, f"{kind}.npz") for kind in ("last", "best")}
-    checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save_state(path, trained, optimizer, loop,
-                                                                                 kind="distillation"))
-    if not resume:
-        return checkpoints, None
-    _, loop = checkpoint.resume(paths["last"], trained, optimizer, schedule,
-                                missing=f"distill: resume=True but there is no checkpoint at {paths['last']}; "
-                                        f"distil without resume first")
-    checkpoints.saved_step = loop["step"]
-    return checkpoints, loop
 
 
 def _matching(student, teacher, hidden_weight, attention_weight, cache_teacher):

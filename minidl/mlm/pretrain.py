@@ -117,7 +117,11 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     earlier = history["seconds"][-1] if history["seconds"] else 0.0
     loop = None
     if resume:
-        loop, history, done, earlier = _resume(out, trained, optimizer, schedule)
+        path = state_path(out) if out else None
+        meta, loop = checkpoint.resume(path, trained, optimizer, schedule,
+                                       missing=f"train_mlm: resume=True but there is no training state at "
+                                               f"{path or '(no out given)'}; train without resume first")
+        history, done, earlier = meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]
     start = time.perf_counter() - (loop["seconds"] if loop else 0.0)
 
     def loss_fn(model, item):
@@ -157,10 +161,10 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
         checkpoint.save_state(state_path(path), trained, optimizer, loop, kind="mlm", history=history,
                               offset={"step": done, "seconds": earlier})
 
-    checkpoints = Checkpoints({"last": out} if out else {}, write, saved_step=loop["step"] if loop else None)
     train(model, lambda epoch: masked_batches(data, vocab, batch_size, seed, epoch, device), loss_fn, optimizer,
           steps=steps, schedule=schedule, clip=1.0, evaluate=evaluate if cases else None, every=eval_every,
-          metric="top1", checkpoints=checkpoints, callbacks=[*callbacks, Record()], loop=loop, time_limit=time_limit, log=log,
+          metric="top1", checkpoints=Checkpoints({"last": out} if out else {}, write),
+          callbacks=[*callbacks, Record()], loop=loop, time_limit=time_limit, log=log,
           advice=f"Lower the learning rate (now {lr}).")
     return history
 
@@ -171,13 +175,3 @@ def state_path(out):
     root, extension = os.path.splitext(str(out))
     return f"{root}.state{extension or '.npz'}"
 
-
-def _resume(out, trained, optimizer, schedule):
-    """Restore the run saved beside ``out``; -> (loop record, history, step offset, seconds offset)."""
-    from ..train import checkpoint
-
-    path = state_path(out) if out else None
-    meta, loop = checkpoint.resume(path, trained, optimizer, schedule,
-                                   missing=f"train_mlm: resume=True but there is no training state at "
-                                           f"{path or '(no out given)'}; train without resume first")
-    return loop, meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]

@@ -27,6 +27,12 @@ from ..nn.module import pack_bool_arrays
 from .config import TrainConfig
 
 
+def run_paths(out):
+    """Where a run in the folder ``out`` keeps its checkpoints: {"last": out/last.npz, "best":
+    out/best.npz}; {} without a folder."""
+    return {kind: os.path.join(out, f"{kind}.npz") for kind in ("last", "best")} if out else {}
+
+
 def save(path, model, optimizer, config, prepared, loop_state):
     """A classifier's checkpoint: the training state plus what ``load_classifier`` needs."""
     return save_state(path, model, optimizer, loop_state, config=config.to_dict(), vocab=prepared.vocab.to_dict(),

@@ -128,6 +128,8 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     """
     if epochs is None and steps is None:
         raise ValueError("train: say when to stop, with epochs or steps")
+    if loop is not None and checkpoints is not None:
+        checkpoints.saved_step = loop["step"]   # resumed: the checkpoint it came from is the last good one
     run = _Run(model, loss_fn, optimizer, schedule, clip, evaluate, metric, patience,
                checkpoints or Checkpoints({}, None), callbacks, loop, advice, log)
     for callback in callbacks:

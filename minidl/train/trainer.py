@@ -100,12 +100,11 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     schedule = (optim.LinearWarmupDecay(optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
                 if config.warmup_steps else None)
     selection = prepared.validation if prepared.validation is not None else prepared.test
-    paths = {kind: os.path.join(out, f"{kind}.npz") for kind in ("last", "best")} if out else {}
+    paths = checkpoint.run_paths(out)
     checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save(path, model, optimizer, config, prepared, loop))
     loop, best_state = None, None
     if resume:
         loop, best_state = _resume(paths, config, model, optimizer, schedule)
-        checkpoints.saved_step = loop["step"]
         log(f"resumed from {paths['last']} at step {loop['step']} (epoch {loop['epoch']}, batch {loop['batch']})")
 
     if config.embedding_freeze_steps:
