@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 import minidl as md
 
 from ..data.vocab import Vocabulary
-from ..io import CheckpointError, read_npz, write_npz
+from ..io import CheckpointError, read_npz
 from ..models.transformer import TransformerClassifier
-from ..nn.module import pack_bool_arrays
+from ..train.checkpoint import model_arrays, write
 from .tokenizer import MLMTokenizer
 
 FORMAT = "minidl-mlm-1"
@@ -46,13 +44,10 @@ def save_mlm(path, model, vocab, settings, history=None, role="mlm"):
     """Write ``model`` (float, or int8 after ``compress.quantize(model, embeddings=True)``)."""
     from ..compress.quantize import QuantizedLinear
 
-    arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
     meta = {"format": FORMAT, "settings": settings, "vocab": vocab.to_dict(), "tokenizer": MLMTokenizer().to_dict(),
             "history": history or {}, "role": role,
             "int8": any(isinstance(m, QuantizedLinear) for _, m in model.named_modules())}
-    arrays["meta"] = np.array(json.dumps(meta))
-    write_npz(path, pack_bool_arrays(arrays))   # pruning masks: 1 bit a weight
-    return path
+    return write(path, model, meta)
 
 
 def load_mlm(path, device="cpu", for_training=False):
@@ -76,6 +71,6 @@ def load_mlm(path, device="cpu", for_training=False):
         from ..compress.quantize import quantize
 
         quantize(model, embeddings=True)
-    model.load_state_dict({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
+    model.load_state_dict(model_arrays(arrays))
     model.eval()
     return model, vocab, MLMTokenizer.from_dict(meta["tokenizer"]), meta

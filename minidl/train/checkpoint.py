@@ -42,7 +42,7 @@ def save(path, model, optimizer, config, prepared, loop_state):
 def save_state(path, model, optimizer, loop_state, **meta):
     """Everything a run needs to go on exactly: the model's weights, the optimizer's state, the
     random generators and the core's loop record, plus ``meta`` (JSON values), atomically."""
-    arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
+    arrays = {}
     opt = optimizer.state_dict()
     steps = {}
     for i, entry in opt["state"].items():
@@ -55,6 +55,13 @@ def save_state(path, model, optimizer, loop_state, **meta):
     arrays.update(torch_rng)
     meta = {"format": "minidl-checkpoint-1", **meta, "optimizer": {"param_groups": opt["param_groups"], "steps": steps},
             "loop": loop_state, "rng_numpy": numpy_rng}
+    return write(path, model, meta, arrays)
+
+
+def write(path, model, meta, arrays=None):
+    """``model``'s parameters (model.<name>), then ``arrays``, then ``meta`` as one JSON string,
+    atomically: the layout of minidl's training and masked-LM checkpoints; -> ``path``."""
+    arrays = {**{f"model.{name}": value for name, value in model.state_dict().items()}, **(arrays or {})}
     arrays["meta"] = np.array(json.dumps(meta))
     write_npz(path, pack_bool_arrays(arrays))   # pruning masks: 1 bit a weight
     return path
