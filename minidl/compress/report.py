@@ -182,7 +182,7 @@ class CompressionReport:
             row["reviews_per_s"] = len(timed) / best
             if self.log:
                 self.log(f"{row['name']:<32} {row['reviews_per_s']:8.0f} reviews/s")
-        self._write_rows()
+        _write_rows(self.results_path, self.rows)
         return self.rows
 
     def rewrite_files(self):
@@ -200,12 +200,8 @@ class CompressionReport:
                 raise RuntimeError(f"{row['file']}: saving it again changed its weights; its row would no longer "
                                    f"describe it")
             row["size_mb"] = os.path.getsize(row["file"]) / 1e6
-        self._write_rows()
+        _write_rows(self.results_path, self.rows)
         return self.rows
-
-    def _write_rows(self):
-        with atomic_path(self.results_path) as tmp, open(tmp, "w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in self.rows)
 
     # --- the variants ---------------------------------------------------------------------------------
     def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS, gradual_levels=GRADUAL_LEVELS):
@@ -305,8 +301,7 @@ class CompressionReport:
         rows = rank_sweep(self.teacher_copy, ranks, lambda model: evaluate(model, self.test, device=self.device),
                           fine_tune=(lambda model: self.distill_into(model, self.tune)) if fine_tune else None,
                           min_size=min_size)
-        with atomic_path(os.path.join(self.out, "rank_sweep.jsonl")) as tmp, open(tmp, "w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
+        _write_rows(os.path.join(self.out, "rank_sweep.jsonl"), rows)
         plot_rank_sweep(rows, os.path.join(self.out, "rank_sweep"),
                         title=f"{self.teacher_path}: accuracy against SVD rank")
         return rows
@@ -459,6 +454,11 @@ def _read_rows(path):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_rows(path, rows):
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 # --- writing the table and the plots --------------------------------------------------------------------
