@@ -160,11 +160,14 @@ def _parameter_pairs(ours, theirs):
     def transposed(linear):     # minidl (D_in, D_out) -> torch (D_out, D_in)
         return linear.weight.numpy().T
 
-    pairs = [(theirs.embedding.weight, ours.embedding.weight.numpy()),
-             (theirs.position, ours.position.weight.numpy()),
-             (theirs.encoder.norm.weight, ours.encoder.final_norm.weight.numpy()),
-             (theirs.encoder.norm.bias, ours.encoder.final_norm.bias.numpy()),
-             (theirs.out.weight, transposed(ours.out)), (theirs.out.bias, ours.out.bias.numpy())]
+    def linear(torch_linear, mine):
+        return [(torch_linear.weight, transposed(mine)), (torch_linear.bias, mine.bias.numpy())]
+
+    def norm(torch_norm, mine):
+        return [(torch_norm.weight, mine.weight.numpy()), (torch_norm.bias, mine.bias.numpy())]
+
+    pairs = [(theirs.embedding.weight, ours.embedding.weight.numpy()), (theirs.position, ours.position.weight.numpy()),
+             *norm(theirs.encoder.norm, ours.encoder.final_norm), *linear(theirs.out, ours.out)]
     for mine, layer in zip(ours.encoder.layers, theirs.encoder.layers):
         attention, ff = mine.attention, mine.feed_forward
         D = attention.d_model
@@ -173,17 +176,11 @@ def _parameter_pairs(ours, theirs):
              np.concatenate([transposed(attention.query), transposed(attention.key), transposed(attention.value)])),
             (layer.self_attn.in_proj_bias,                             # no key bias in minidl
              np.concatenate([attention.query.bias.numpy(), np.zeros(D, np.float32), attention.value.bias.numpy()])),
-            (layer.self_attn.out_proj.weight, transposed(attention.out)),
-            (layer.self_attn.out_proj.bias, attention.out.bias.numpy()),
-            (layer.linear1.weight, transposed(ff[0])), (layer.linear1.bias, ff[0].bias.numpy()),
-            (layer.linear2.weight, transposed(ff[3])), (layer.linear2.bias, ff[3].bias.numpy()),
-            (layer.norm1.weight, mine.norm1.weight.numpy()), (layer.norm1.bias, mine.norm1.bias.numpy()),
-            (layer.norm2.weight, mine.norm2.weight.numpy()), (layer.norm2.bias, mine.norm2.bias.numpy())]
+            *linear(layer.self_attn.out_proj, attention.out), *linear(layer.linear1, ff[0]),
+            *linear(layer.linear2, ff[3]), *norm(layer.norm1, mine.norm1), *norm(layer.norm2, mine.norm2)]
     if ours.mlm_head is not None:
-        linear, norm = ours.mlm_head.transform[0], ours.mlm_head.transform[2]
-        pairs += [(theirs.transform[0].weight, transposed(linear)), (theirs.transform[0].bias, linear.bias.numpy()),
-                  (theirs.transform[2].weight, norm.weight.numpy()), (theirs.transform[2].bias, norm.bias.numpy()),
-                  (theirs.mlm_bias, ours.mlm_head.bias.numpy())]
+        pairs += [*linear(theirs.transform[0], ours.mlm_head.transform[0]),
+                  *norm(theirs.transform[2], ours.mlm_head.transform[2]), (theirs.mlm_bias, ours.mlm_head.bias.numpy())]
     return pairs
 
 
@@ -223,9 +220,8 @@ def _jobs(model, opt, logits, loss_fn, targets, no_grad):
 
 
 def _minidl_jobs(kind, model, batch, device):
-    ids, mask, lengths, labels, inputs, positions, targets = (
-        md.tensor(a, device=device) for a in (batch.ids, batch.mask, batch.lengths, batch.labels, batch.inputs,
-                                              batch.positions, batch.targets))
+    ids, mask, lengths, labels, inputs, positions, targets = (md.tensor(a, device=device)
+                                                              for a in vars(batch).values())
 
     def logits():
         return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask, lengths).logits
@@ -234,9 +230,8 @@ def _minidl_jobs(kind, model, batch, device):
 
 
 def _torch_jobs(kind, model, batch, device):
-    ids, mask, labels, inputs, positions, targets = (
-        torch.from_numpy(a).to(device) for a in (batch.ids, batch.mask, batch.labels, batch.inputs,
-                                                 batch.positions, batch.targets))
+    ids, mask, _, labels, inputs, positions, targets = (torch.from_numpy(a).to(device)
+                                                        for a in vars(batch).values())
 
     def logits():
         return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask)
@@ -340,12 +335,9 @@ def _rss_peak_bytes():
     """The resident-set high-water mark (VmHWM) of this process, in bytes; None off Linux."""
     try:
         with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+            return next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:")), None)
     except OSError:
         return None
-    return None
 
 
 def _reset_rss_peak():
