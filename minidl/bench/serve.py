@@ -55,16 +55,16 @@ def load(url, path, requests=500, clients=16):
         return began, time.perf_counter(), seconds, errors, connections
 
     with ThreadPoolExecutor(clients) as pool:
-        runs = list(pool.map(client, [requests // clients + (i < requests % clients) for i in range(clients)]))
-    ms = 1e3 * np.array([s for run in runs for s in run[2]])
-    errors = [error for run in runs for error in run[3]]
+        began, ended, seconds, errors_by_client, connections = zip(
+            *pool.map(client, [requests // clients + (i < requests % clients) for i in range(clients)]))
+    ms = 1e3 * np.concatenate(seconds)
+    errors = [error for by_client in errors_by_client for error in by_client]
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    wall = max(run[1] for run in runs) - min(run[0] for run in runs)
     return {"url": url + path, "requests": requests, "clients": clients,
-            "connections": sum(run[4] for run in runs), "errors": len(errors),
+            "connections": sum(connections), "errors": len(errors),
             "first_error": errors[0] if errors else None, "mean_ms": round(float(ms.mean()), 2),
             "p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2), "p99_ms": round(float(p99), 2),
-            "requests_per_s": round(requests / wall, 1)}
+            "requests_per_s": round(requests / (max(ended) - min(began)), 1)}
 
 
 def run(requests=500, clients=16, classifier=None, text=TEXT):
