@@ -86,7 +86,7 @@ def run(batch_size=256, sizes=(784, 256, 10), rounds=7, steps=30, seed=0, device
     return time_interleaved(steps_by_name, rounds, steps, warm_up=5)
 
 
-def report(times, batch_size=256):
+def report(times):
     torch_time = times["pytorch"]
     rows = [f"{name:<16}{t * 1e3:>10.3f}{1 / t:>10.0f}{torch_time / t:>23.2f}x" for name, t in times.items()]
     return "\n".join([f"{'implementation':<16}{'ms/step':>10}{'steps/s':>10}{'throughput vs PyTorch':>24}", *rows])

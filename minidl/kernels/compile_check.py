@@ -97,9 +97,9 @@ class Result:
         return self.error is None and (self.fits or not self.expected_to_fit)
 
 
-def _config(name, kernel, dtype, sizes, constexprs, options, int64=("targets_ptr",), too_big_for=None):
+def _config(name, kernel, dtype, sizes, constexprs, options, too_big_for=None):
     """A Config whose arguments follow ``kernel``'s parameter names: a ``*_ptr`` is a tensor of
-    ``dtype`` (those in ``int64``: class indices), a constexpr comes from ``constexprs``, and
+    ``dtype`` (``targets_ptr``: int64 class indices), a constexpr comes from ``constexprs``, and
     every other parameter is the problem size of that name in ``sizes``."""
     import torch
     from triton.runtime.jit import MockTensor
@@ -108,7 +108,7 @@ def _config(name, kernel, dtype, sizes, constexprs, options, int64=("targets_ptr
         if param in constexprs:
             return constexprs[param]
         if param.endswith("_ptr"):
-            return MockTensor(torch.int64 if param in int64 else dtype)
+            return MockTensor(torch.int64 if param == "targets_ptr" else dtype)
         return sizes[param]
 
     return Config(name, kernel, tuple(argument(p) for p in kernel.arg_names), options, too_big_for or {})
