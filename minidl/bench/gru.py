@@ -24,8 +24,7 @@ def _minidl_step(x, y, hidden, device="cpu"):
     md.manual_seed(0)
     gru = nn.GRU(x.shape[2], hidden, device=device)
     head = nn.Linear(hidden, 2, device=device)
-    params = list(gru.parameters()) + list(head.parameters())
-    opt = optim.Adam(params, lr=1e-3)
+    opt = optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=1e-3)
     xs, ys = md.tensor(x, device=device), md.tensor(y, device=device)
     return training_step(opt, lambda: md.cross_entropy(head(gru(xs)[:, -1]), ys))
 
@@ -129,8 +128,7 @@ def imdb_epoch(data_path=None, hidden=64, embed=100, max_length=100, batch_size=
     embedding = torch.nn.Embedding(V, embed, padding_idx=0)
     gru = torch.nn.GRU(embed, hidden, batch_first=True)
     head = torch.nn.Linear(hidden, 2)
-    params = list(embedding.parameters()) + list(gru.parameters()) + list(head.parameters())
-    topt = torch.optim.Adam(params, lr=1e-3)
+    topt = torch.optim.Adam(list(embedding.parameters()) + list(gru.parameters()) + list(head.parameters()), lr=1e-3)
     start = time.perf_counter()
     for batch in batches(train, batch_size, seed=0, bucket=True):
         ids, lengths = torch.from_numpy(batch.ids.numpy()), torch.from_numpy(batch.lengths.numpy())
