@@ -220,8 +220,9 @@ def _jobs(model, opt, logits, loss_fn, targets, no_grad):
 
 
 def _minidl_jobs(kind, model, batch, device):
-    ids, mask, lengths, labels, inputs, positions, targets = (md.tensor(a, device=device)
-                                                              for a in vars(batch).values())
+    ids, mask, lengths, labels, inputs, positions, targets = (
+        md.tensor(a, device=device) for a in (batch.ids, batch.mask, batch.lengths, batch.labels, batch.inputs,
+                                              batch.positions, batch.targets))
 
     def logits():
         return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask, lengths).logits
@@ -230,8 +231,9 @@ def _minidl_jobs(kind, model, batch, device):
 
 
 def _torch_jobs(kind, model, batch, device):
-    ids, mask, _, labels, inputs, positions, targets = (torch.from_numpy(a).to(device)
-                                                        for a in vars(batch).values())
+    ids, mask, labels, inputs, positions, targets = (
+        torch.from_numpy(a).to(device) for a in (batch.ids, batch.mask, batch.labels, batch.inputs,
+                                                 batch.positions, batch.targets))
 
     def logits():
         return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask)
