@@ -46,12 +46,8 @@ def gradient_flow(model, out_path=None, title=None, draw=True):
         shapes.append(tuple(p.shape))
         norms[name] = None if p.grad is None else _norm(p.xp.to_numpy(p.grad))
     result = {"names": names, "layers": layers, "shapes": shapes, "norms": norms}
-    if draw or out_path is not None:
-        result["figure"] = _bars(names, layers, [norms[n] for n in names],
-                                 title or f"{type(model).__name__}: ‖dL/dθ‖ per parameter")
-        if out_path is not None:
-            _save(result["figure"], out_path)
-    return result
+    title = title or f"{type(model).__name__}: ‖dL/dθ‖ per parameter"
+    return _drawn(result, draw, out_path, lambda: _bars(names, layers, [norms[n] for n in names], title))
 
 
 def _norm(array):
@@ -84,12 +80,18 @@ def _bars(names, layers, norms, title):
     return fig
 
 
-def _save(fig, out_path):
+def _drawn(result, draw, out_path, figure):
+    """``result`` with its "figure" (made by ``figure()``) when ``draw`` or ``out_path``, and the
+    figure written to ``out_path`` (.png, .svg, .pdf), atomically."""
     from ..io import atomic_path
 
-    ext = os.path.splitext(out_path)[1].lower().lstrip(".") or "png"
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+    if draw or out_path is not None:
+        result["figure"] = figure()
+    if out_path is not None:
+        ext = os.path.splitext(out_path)[1].lower().lstrip(".") or "png"
+        with atomic_path(out_path) as tmp:
+            result["figure"].savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+    return result
 
 
 # --- per time step -----------------------------------------------------------------------------------
@@ -142,15 +144,11 @@ def recurrent_gradient_flow(model, ids, mask, lengths, labels, out_path=None, ti
     finally:
         for p, grad in kept:
             p.grad = grad
-    per_review = np.linalg.norm(grads, axis=-1)                            # (B, T)
     result = {"t": np.arange(grads.shape[1]), "norms": np.linalg.norm(grads, axis=(0, 2)),
-              "per_review": per_review, "grads": grads, "lengths": lengths.numpy().astype(np.int64),
-              "loss": float(loss.item()), "logits": logits.numpy()}
-    if draw or out_path is not None:
-        result["figure"] = _lines(result, title or f"{type(model).__name__}: gradient reaching each hidden state")
-        if out_path is not None:
-            _save(result["figure"], out_path)
-    return result
+              "per_review": np.linalg.norm(grads, axis=-1), "grads": grads,         # per_review: (B, T)
+              "lengths": lengths.numpy().astype(np.int64), "loss": float(loss.item()), "logits": logits.numpy()}
+    title = title or f"{type(model).__name__}: gradient reaching each hidden state"
+    return _drawn(result, draw, out_path, lambda: _lines(result, title))
 
 
 def _lines(result, title):
