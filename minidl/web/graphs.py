@@ -40,8 +40,6 @@ class ViewError(MinidlError, ValueError):
 
 def expression_graph(text, backward=False):
     """The graph of ``text`` (see ``minidl.web.expression``) as the API's JSON answer."""
-    from ..viz import graph
-
     with md.enable_grad(), np.errstate(all="ignore"):           # log(0) = -inf is shown, not warned about
         program = expression.run(text)
         output, names = program.output, dict(program.names)
@@ -54,16 +52,13 @@ def expression_graph(text, backward=False):
                     + ("the output" if root is output else "sum(output)"))
             if not root.requires_grad:
                 note += "; nothing here requires grad: make a variable (x = [1, 2]) to get gradients"
-        drawn = graph(root, values=True, gradients="all" if backward else False, names=names, max_nodes=MAX_NODES)
-    answer = _answer(drawn, backward, note)
+        answer = _answer(root, backward, note, names=names)
     answer["output"] = {"shape": list(output.shape), "value": _plain(output.numpy().tolist())}
     return answer
 
 
 def model_graph(model, vocab, tokenizer, labels, text, label=None, backward=False, device="cpu"):
     """The graph of a classifier's loss on ``text`` for ``label`` (default: its own prediction)."""
-    from ..viz import graph
-
     if label is not None and label not in labels:
         raise ViewError(f"label={label!r}: this model's labels are {', '.join(labels)}")
     ids = vocab.encode_text(text, tokenizer)                            # (T,); raises on unknown-only text
@@ -76,11 +71,9 @@ def model_graph(model, vocab, tokenizer, labels, text, label=None, backward=Fals
         predicted = labels[int(np.argmax(probabilities))]
         target = label or predicted
         loss = md.cross_entropy(logits, md.tensor([labels.index(target)], device=device))
-        drawn = graph(loss, values=True, gradients="all" if backward else False, model=model,
-                      names={**batch, "logits": logits, "loss": loss}, max_nodes=MAX_NODES)
-    note = (f"backward: each node's gradient d loss / d node, loss = cross-entropy of {target!r}" if backward
-            else f"forward: the loss is the cross-entropy of {target!r}")
-    answer = _answer(drawn, backward, note)
+        note = (f"backward: each node's gradient d loss / d node, loss = cross-entropy of {target!r}" if backward
+                else f"forward: the loss is the cross-entropy of {target!r}")
+        answer = _answer(loss, backward, note, model=model, names={**batch, "logits": logits, "loss": loss})
     answer.update(words=tokenizer(text)[:len(ids)], prediction=predicted, label=target, loss=_plain(loss.item()),
                   probabilities=dict(zip(labels, map(float, probabilities))))
     return answer
@@ -93,7 +86,12 @@ def check_length(model, tokens):
         raise ViewError(f"the text has {tokens} tokens; this model reads at most {position.max_len}: shorten it")
 
 
-def _answer(drawn, backward, note):
+def _answer(root, backward, note, **names):
+    """The API's JSON answer for ``graph(root, model=..., names=...)``, drawn as the views draw it:
+    every small value, and with ``backward`` every node's gradient (replayed)."""
+    from ..viz import graph
+
+    drawn = graph(root, values=True, gradients="all" if backward else False, max_nodes=MAX_NODES, **names)
     nodes = [{name: _plain(node[name]) for name in NODE_FIELDS} for node in drawn.nodes]
     return {"svg": drawn.to_svg(engine="builtin"), "nodes": nodes, "edges": drawn.edges, "mode": drawn.mode,
             "summary": _plain({k: v for k, v in drawn.summary.items() if k != "parameters"}),
