@@ -18,6 +18,7 @@ PNG share every coordinate, so they show the same picture.
 """
 from __future__ import annotations
 
+from itertools import accumulate
 from xml.sax.saxutils import escape, quoteattr
 
 FONT_PX = 12
@@ -149,10 +150,7 @@ def layout(nodes, edges):
     columns = _order(layer, parents, children, _components(n, edges))
     y = _centres(columns, parents, children, heights)
     widths = [max((sizes[v][0] for v in column), default=0.0) for column in columns]
-    lefts, x = [], float(MARGIN)
-    for w in widths:
-        lefts.append(x)
-        x += w + RANK_GAP
+    lefts = list(accumulate((w + RANK_GAP for w in widths), initial=float(MARGIN)))   # each column's left side
     top = min((y[v] - heights[v] / 2 for v in range(n)), default=0.0) - MARGIN
     boxes = {}
     for v in range(n):
@@ -193,8 +191,11 @@ def _text_rows(node, box):
     return rows
 
 
-def _footer(nodes, caption, width, height):
-    """(legend entries (x, y, kind), caption rows (x, y, text)) below the graph, and the new size."""
+def _drawing(nodes, edges, caption):
+    """The boxes of ``layout``, the legend entries (x, y, kind) and caption rows (x, y, text) below
+    the graph, and the size of the whole drawing."""
+    boxes, width, height = layout(nodes, edges)
+    caption = list(caption)
     kinds = [k for k in LEGEND if any(node["kind"] == k for node in nodes)]
     legend, x, y = [], float(MARGIN), height + 4
     for kind in kinds:
@@ -204,14 +205,13 @@ def _footer(nodes, caption, width, height):
     rows = [(float(MARGIN), first + i * LINE_H, line) for i, line in enumerate(caption)]
     new_height = first + len(caption) * LINE_H + MARGIN if kinds or caption else height
     new_width = max(width, x + MARGIN, max((len(line) for line in caption), default=0) * CHAR_W + 2 * MARGIN)
-    return legend, rows, new_width, new_height
+    return boxes, legend, rows, new_width, new_height
 
 
 # --- SVG -----------------------------------------------------------------------------------------
 def svg_text(nodes, edges, caption=()):
     """The graph as an SVG document (UTF-8 text), laid out by ``layout``."""
-    boxes, width, height = layout(nodes, edges)
-    legend, rows, width, height = _footer(nodes, list(caption), width, height)
+    boxes, legend, rows, width, height = _drawing(nodes, edges, caption)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.1f} {height:.1f}" font-family={quoteattr(FONT)} font-size="{FONT_PX}">',
@@ -255,8 +255,7 @@ def draw_png(path, nodes, edges, caption=(), max_pixels=16000):
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path
 
-    boxes, width, height = layout(nodes, edges)
-    legend, rows, width, height = _footer(nodes, list(caption), width, height)
+    boxes, legend, rows, width, height = _drawing(nodes, edges, caption)
     fig = Figure(figsize=(width / 100, height / 100), dpi=100)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
