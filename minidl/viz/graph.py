@@ -527,10 +527,8 @@ class Graph:
         if ext not in ("svg", "png", "dot", "gv"):
             raise ValueError(f"Graph.save: unknown format {ext!r}; give a path ending in .svg, .png or .dot")
         with atomic_path(path) as tmp:
-            if ext in ("dot", "gv"):
-                Path(tmp).write_bytes(self.to_dot().encode("utf-8"))
-            elif ext == "svg":
-                Path(tmp).write_bytes(self.to_svg(engine).encode("utf-8"))
+            if ext != "png":
+                Path(tmp).write_bytes((self.to_svg(engine) if ext == "svg" else self.to_dot()).encode("utf-8"))
             elif _use_dot(engine):
                 Path(tmp).write_bytes(_run_dot(self.to_dot(), "png"))
             else:
