@@ -86,12 +86,12 @@ def check_length(model, tokens):
         raise ViewError(f"the text has {tokens} tokens; this model reads at most {position.max_len}: shorten it")
 
 
-def _answer(root, backward, note, **names):
-    """The API's JSON answer for ``graph(root, model=..., names=...)``, drawn as the views draw it:
+def _answer(root, backward, note, **labels):
+    """The API's JSON answer for ``graph(root, **labels)`` (``model=``, ``names=``), drawn as the views draw it:
     every small value, and with ``backward`` every node's gradient (replayed)."""
     from ..viz import graph
 
-    drawn = graph(root, values=True, gradients="all" if backward else False, max_nodes=MAX_NODES, **names)
+    drawn = graph(root, values=True, gradients="all" if backward else False, max_nodes=MAX_NODES, **labels)
     nodes = [{name: _plain(node[name]) for name in NODE_FIELDS} for node in drawn.nodes]
     return {"svg": drawn.to_svg(engine="builtin"), "nodes": nodes, "edges": drawn.edges, "mode": drawn.mode,
             "summary": _plain({k: v for k, v in drawn.summary.items() if k != "parameters"}),
