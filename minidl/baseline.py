@@ -233,11 +233,9 @@ def features(kind, vocabulary, train_tokens, train_labels, token_lists, alpha=1.
     if kind == "tfidf":
         df = np.bincount(train.indices, minlength=train.shape[1])
         return [tfidf(x, df, train.shape[0]) for x in out]
+    r = nb_ratios(train, train_labels, alpha)    # it reads only which n-grams each review uses, not the counts
     for x in out:
-        x.data[:] = 1.0                     # binarised: did the review use the n-gram at all
-    r = nb_ratios(train, train_labels, alpha)
-    for x in out:
-        x.data = x.data * r[x.indices]      # x̂ ⊙ r
+        x.data = r[x.indices]               # x̂ ⊙ r, x̂ binarised: did the review use the n-gram at all (1 · r_j)
     return out
 
 
