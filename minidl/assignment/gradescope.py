@@ -166,13 +166,11 @@ def assemble(source, submission, work):
 
 def _tests(tasks, row):
     """Gradescope's tests: one per task, with the whole message of its first failing check as output."""
+    ungraded = row.status + (f": {row.first_failure}" if row.first_failure else "")   # each task's, if not graded
     tests = []
     for task in tasks:
         earned = row.tasks.get(task.number, 0)
-        if row.status != GRADED:
-            output = row.status + (f": {row.first_failure}" if row.first_failure else "")
-        else:
-            output = row.failures.get(task.number, "passed")
+        output = row.failures.get(task.number, "passed") if row.status == GRADED else ungraded
         tests.append({"name": f"Task {task.number}: {task.title}", "number": str(task.number), "score": earned,
                       "max_score": task.points, "status": "passed" if earned == task.points else "failed",
                       "output": output, "visibility": "visible"})
@@ -185,10 +183,8 @@ def results(manifest, row, seconds):
         passed = sum(1 for task in manifest.tasks if row.tasks.get(task.number) == task.points)
         summary = (f"total {row.total}/{manifest.points} ({passed} of {len(manifest.tasks)} tasks passed); a task "
                    f"earns its points only when all its checks pass. Check your work with: minidl grade")
-    elif row.status == TIMED_OUT:
-        summary = f"no points: {row.first_failure}"
     else:
-        summary = f"no points: {row.status}"
+        summary = f"no points: {row.first_failure if row.status == TIMED_OUT else row.status}"
     return {"score": row.total if row.status == GRADED else 0, "execution_time": round(seconds),
             "output": summary, "visibility": "visible", "tests": _tests(manifest.tasks, row)}
 
