@@ -136,10 +136,10 @@ def embedding_matrix(vocab, words, matrix, seed=0, missing="random"):
     tokens = _vocab_tokens(vocab)
     row_of = {w: i for i, w in reversed(list(enumerate(words)))}  # the first occurrence wins
     table = np.zeros((len(tokens), matrix.shape[1]), dtype=np.float32)
-    found = [(i, row_of[t]) for i, t in enumerate(tokens) if t in row_of]
-    ids, rows = (list(column) for column in zip(*found)) if found else ([], [])
+    ids = [i for i, t in enumerate(tokens) if t in row_of]
+    rows = [row_of[tokens[i]] for i in ids]
     if missing == "random":
-        reference = matrix[rows] if found else matrix
+        reference = matrix[rows] if rows else matrix
         scale = float(reference.std()) if reference.size else 1.0
         table[:] = np.random.default_rng(seed).normal(0.0, scale, size=table.shape)
     table[ids] = matrix[rows]
