@@ -332,15 +332,10 @@ class SparsityReport:
     def nonzeros(self):
         return sum(r.nonzeros for r in self.rows)
 
-    @property
-    def sparsity(self):
-        return 1.0 - self.nonzeros / self.parameters if self.parameters else 0.0
+    sparsity = SparsityRow.sparsity  # 1 − non-zeros / parameters, over all the rows
 
     def __getitem__(self, name):
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(name)
+        return {row.name: row for row in self.rows}[name]
 
 
 def sparsity_report(model, names=None):

@@ -170,12 +170,9 @@ def _unit_scores(layer):
     """(H,) ‖incoming_j‖ · ‖outgoing_j‖ (see the module docstring)."""
     rnn, out = layer
     H = rnn.hidden_size
-    incoming = (_values(rnn.W_x).reshape(rnn.input_size, rnn.gates, H) ** 2).sum(axis=(0, 1))
-    outgoing = (_values(out.weight) ** 2).sum(axis=1)
-    for name in _hidden_weights(rnn):
-        U = _values(getattr(rnn, name))
-        incoming += (U.reshape(H, -1, H) ** 2).sum(axis=(0, 1))
-        outgoing += (U ** 2).sum(axis=1)
+    hidden = [_values(getattr(rnn, name)) for name in _hidden_weights(rnn)]
+    incoming = sum((w.reshape(len(w), -1, H) ** 2).sum(axis=(0, 1)) for w in [_values(rnn.W_x), *hidden])
+    outgoing = sum((w ** 2).sum(axis=1) for w in [_values(out.weight), *hidden])
     return np.sqrt(incoming * outgoing)
 
 
@@ -247,10 +244,7 @@ class StructuredReport:
     layers: list = field(default_factory=list)
 
     def __getitem__(self, name):
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise KeyError(name)
+        return {layer.name: layer for layer in self.layers}[name]
 
     def __str__(self):
         width = max(len(layer.name) for layer in self.layers)
