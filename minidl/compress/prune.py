@@ -260,11 +260,11 @@ def cubic_sparsity(step, initial=0.0, final=0.9, start=0, end=1000):
     return float(final + (initial - final) * (1.0 - progress) ** 3)
 
 
-class GradualPruning(Callback):
+class GradualPruning(LockedMasks):
     """Gradual magnitude pruning as a ``fit`` callback (or call ``on_step`` yourself right after
     ``optimizer.step()``): at steps start, start+every, ... and at ``end`` it prunes to
-    ``cubic_sparsity(step)``; after *every* step it re-applies the masks, so pruned weights
-    stay exactly zero, also after ``end`` (locked mask).
+    ``cubic_sparsity(step)``; after *every* step it re-applies the masks (``LockedMasks``), so
+    pruned weights stay exactly zero, also after ``end`` (locked mask).
 
     ``scope`` / ``parameters`` pick the weights as in ``prune_global_magnitude`` ("linear" by
     default). ``threshold="global"``: one threshold over all of them; ``"layer"``: every weight
@@ -286,9 +286,6 @@ class GradualPruning(Callback):
         self.history = []  # (step, sparsity) of each pruning
         self.report = None
 
-    def on_train_begin(self, model, optimizer):
-        self.model = model
-
     def sparsity_at(self, step):
         return cubic_sparsity(step, self.initial, self.final, self.start, self.end)
 
@@ -300,8 +297,7 @@ class GradualPruning(Callback):
             self.report = _prune_targets(self.model, target, self.parameters, self.scope,
                                          per_layer=self.threshold == "layer")
             self.history.append((step, target))
-        apply_masks(self.model)
-        return False
+        return super().on_step(step, loss)
 
 
 # --- reports ------------------------------------------------------------------------------------

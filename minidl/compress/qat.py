@@ -213,8 +213,7 @@ def prepare_qat(model, activations=False):
 
     replace_modules(model, convert)
     if not report:
-        prepared = _kinds(model, QATLinear)
-        already = " (its layers are already QATLinear: train it, then convert_qat)" if prepared else ""
+        already = " (its layers are already QATLinear: train it, then convert_qat)" if _kinds(model, QATLinear) else ""
         raise ValueError(f"prepare_qat: {type(model).__name__} has no Linear layer to train quantisation-aware"
                          f"{already}")
     return report
