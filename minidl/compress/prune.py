@@ -328,7 +328,9 @@ class SparsityReport:
     def nonzeros(self):
         return sum(r.nonzeros for r in self.rows)
 
-    sparsity = SparsityRow.sparsity  # 1 − non-zeros / parameters, over all the rows
+    @property
+    def sparsity(self):
+        return 1.0 - self.nonzeros / self.parameters if self.parameters else 0.0
 
     def __getitem__(self, name):
         return {row.name: row for row in self.rows}[name]
