@@ -90,7 +90,7 @@ def model_arrays(arrays):
     return {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
 
 
-def resume(path, model, optimizer, schedule=None, missing="", check=None):
+def resume(path, model, optimizer, schedule=None, *, missing, check=None):
     """Put the run saved at ``path`` back as it was: weights, optimizer state, random generators
     and the schedule's position; -> (meta, the core's loop record). No file at ``path``:
     FileNotFoundError(``missing``). ``check(meta)`` may refuse the file before anything is restored."""

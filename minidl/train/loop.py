@@ -66,10 +66,11 @@ class LossCurve(Callback, list):
 class Checkpoints:
     """Where a run's checkpoints go: ``paths`` {"last": path, "best": path} (either may be
     missing: that kind is not written), each written by ``write(path, loop)`` (atomically:
-    ``minidl.io``). ``saved_step``: the step of the newest checkpoint written (or resumed from)."""
+    ``minidl.io``). ``saved_step``: the step of the newest checkpoint written, or resumed from
+    (``train`` sets it)."""
 
-    def __init__(self, paths, write, saved_step=None):
-        self.paths, self.write, self.saved_step = dict(paths), write, saved_step
+    def __init__(self, paths, write):
+        self.paths, self.write, self.saved_step = dict(paths), write, None
 
     def save(self, kind, loop, callbacks=()):
         if kind not in self.paths:
