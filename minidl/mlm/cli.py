@@ -65,9 +65,21 @@ def _refused(args):
         check_writable(args.out)
     except WriteError as error:
         return str(error)
+    if problem := _out_is_an_input(args, "teacher"):
+        return problem
     if args.resume and not os.path.exists(state_path(args.out)):
         return (f"--resume: there is no training state at {state_path(args.out)} (written beside --out at every "
                 f"evaluation); run without --resume first")
+    return None
+
+
+def _out_is_an_input(args, *names):
+    """The one-line refusal when --out names one of the input files ``names`` (options of
+    ``args``), which writing it would replace; else None."""
+    for name in names:
+        path = getattr(args, name, None)
+        if path and os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
+            return f"--out is --{name} ({path}); name another file, so {path} stays"
     return None
 
 
@@ -187,7 +199,7 @@ def _settings(args, max_len):
 
 def main_pretrain(args):
     from .checkpoint import build_mlm, load_mlm
-    from .pretrain import train_mlm
+    from .pretrain import differences, train_mlm
 
     if problem := _refused(args):
         print(f"minidl mlm pretrain: {problem}", file=sys.stderr)
@@ -196,6 +208,10 @@ def main_pretrain(args):
         model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
                                          for_training=True)
         settings, history = meta["settings"], meta["history"]
+        if args.resume and (changed := differences(settings, _settings(args, args.length))):
+            print(f"minidl mlm pretrain: --resume: {args.out} was trained with other model settings ({changed}); "
+                  f"give the same options as the first time", file=sys.stderr)
+            return 2
         corpus = _corpus(args, settings["max_len"], vocab=vocab)
     else:
         corpus = _corpus(args, args.length, args.max_vocab)
@@ -240,6 +256,9 @@ def main_evaluate(args):
     from .corpus import load_corpus
     from .evaluate import compare
 
+    if args.out and (problem := _out_is_an_input(args, "teacher", "student")):
+        print(f"minidl mlm evaluate: {problem}", file=sys.stderr)
+        return 2
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
     student, student_vocab, _, _ = load_mlm(args.student, args.device)
     if student_vocab != vocab:
@@ -280,9 +299,8 @@ def main_quantize(args):
     from ..compress.quantize import quantize
     from .checkpoint import load_mlm, save_mlm
 
-    if os.path.exists(args.out) and os.path.exists(args.model) and os.path.samefile(args.out, args.model):
-        print(f"minidl mlm quantize: --out is --model ({args.model}); name another file, so the float checkpoint "
-              f"stays", file=sys.stderr)
+    if problem := _out_is_an_input(args, "model"):
+        print(f"minidl mlm quantize: {problem}", file=sys.stderr)
         return 2
     model, vocab, _, meta = load_mlm(args.model, "cpu")
     if meta.get("int8"):
@@ -301,6 +319,9 @@ def main_quantize(args):
 def main_finetune(args):
     from .finetune import STARTS, compare_pretraining
 
+    if problem := _out_is_an_input(args, "student", "teacher"):
+        print(f"minidl mlm finetune: {problem}", file=sys.stderr)
+        return 2
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
     result = {}
     if args.starts and os.path.exists(args.out):

@@ -115,10 +115,16 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
         {"step": [], "loss": [], "top1": [], "top5": [], "seconds": []}
     done = history["step"][-1] if history["step"] else 0
     earlier = history["seconds"][-1] if history["seconds"] else 0.0
+    # what the run is: a resumed run must be the same one, or it would not end where this one ends
+    run = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
+           "alpha": alpha, "temperature": temperature, "hidden_weight": hidden_weight,
+           "attention_weight": attention_weight, "head_weight": head_weight, "eval_every": eval_every, "seed": seed,
+           "role": role, "settings": settings}
     loop = None
     if resume:
         path = state_path(out) if out else None
         meta, loop = checkpoint.resume(path, trained, optimizer, schedule,
+                                       check=lambda saved: _same_run(path, saved, run),
                                        missing=f"train_mlm: resume=True but there is no training state at "
                                                f"{path or '(no out given)'}; train without resume first")
         history, done, earlier = meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]
@@ -159,7 +165,7 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     def write(path, loop):
         save_mlm(path, model, vocab, settings, history, role)
         checkpoint.save_state(state_path(path), trained, optimizer, loop, kind="mlm", history=history,
-                              offset={"step": done, "seconds": earlier})
+                              offset={"step": done, "seconds": earlier}, run=run)
 
     train(model, lambda epoch: masked_batches(data, vocab, batch_size, seed, epoch, device), loss_fn, optimizer,
           steps=steps, schedule=schedule, clip=1.0, evaluate=evaluate if cases else None, every=eval_every,
@@ -167,6 +173,19 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
           callbacks=[*callbacks, Record()], loop=loop, time_limit=time_limit, log=log,
           advice=f"Lower the learning rate (now {lr}).")
     return history
+
+
+def _same_run(path, meta, run):
+    """Refuse to resume the state at ``path`` with other settings than it was trained with
+    (a state saved before runs were recorded is taken as it is)."""
+    if changed := differences(meta.get("run", run), run):
+        raise ValueError(f"cannot resume {path}: it was trained with different settings ({changed}); give the same "
+                         f"options as the first time")
+
+
+def differences(saved, now):
+    """"key <saved>, now <now>" for each key of ``now`` whose value differs in ``saved``, comma-separated."""
+    return ", ".join(f"{key} {saved.get(key)!r}, now {now[key]!r}" for key in sorted(now) if saved.get(key) != now[key])
 
 
 def state_path(out):

@@ -138,7 +138,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
     bar = _progress(progress, total, run.loop["step"])
     model.train()
-    ended = crashed = False
+    crashed, ended = False, steps is not None and run.loop["step"] >= steps   # a resumed run may be done
     while not (ended or crashed):
         crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
         ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)

@@ -235,6 +235,68 @@ def test_training_resumes_bit_for_bit(tmp_path, distil):
         run(tmp_path / "never.npz", resume=True)
 
 
+def test_a_finished_run_resumed_stays_as_it_is_and_other_settings_are_refused(tmp_path):
+    """Resuming a run that reached its last step used to train one more step (and so on with every
+    --resume: "step 41/40"); resuming with another learning rate, seed or step count went on
+    without a word, away from where the run would have ended."""
+    from minidl.mlm.pretrain import state_path
+
+    texts = _toy_corpus(60)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    data = segments(texts, vocab, length=13)
+    settings = {**TINY, "max_len": 13}
+
+    def run(resume=False, **changes):
+        options = {**dict(batch_size=16, lr=1e-2, warmup=2, eval_every=4, seed=3), **changes}
+        model = build_mlm(len(vocab), settings, "cpu", seed=1)
+        history = train_mlm(model, data, vocab, 8, settings, tmp_path / "m.npz", resume=resume, log=None, **options)
+        return model.state_dict(), history
+
+    finished, history = run()
+    files = {path: open(path, "rb").read() for path in (tmp_path / "m.npz", state_path(tmp_path / "m.npz"))}
+    again, again_history = run(resume=True)
+    assert again_history == history and history["step"] == [4, 8]
+    for name in finished:
+        np.testing.assert_array_equal(finished[name], again[name], err_msg=name)
+    for changes, words in (({"lr": 0.5}, "lr 0.01, now 0.5"), ({"seed": 5}, "seed 3, now 5")):
+        with pytest.raises(ValueError, match=f"different settings \\({words}\\)"):
+            run(resume=True, **changes)
+    assert {path: open(path, "rb").read() for path in files} == files
+
+
+def test_the_inputs_are_never_the_output(tmp_path, capsys):
+    """mlm distill --out TEACHER used to replace the teacher with its student, exit 0; evaluate
+    and finetune wrote their JSON over a checkpoint they read. Each is one line, exit 2, before
+    any work, and the file stays."""
+    from minidl.cli import main
+
+    vocab = _vocab(10)
+    teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), TINY, "cpu"), vocab, TINY)
+    before = open(teacher, "rb").read()
+    for command in (["mlm", "distill", "--teacher", str(teacher), "--out", str(teacher)],
+                    ["mlm", "evaluate", "--teacher", str(teacher), "--student", str(teacher), "--out", str(teacher)],
+                    ["mlm", "finetune", "--student", str(teacher), "--out", str(teacher)]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and f"({teacher}); name another file, so {teacher} stays" in err[0], err
+    assert open(teacher, "rb").read() == before
+
+
+def test_pretrain_resume_with_other_model_options_is_refused(tmp_path, capsys, monkeypatch):
+    from minidl.cli import main
+    from minidl.mlm.pretrain import state_path
+
+    vocab = _vocab(10)
+    settings = {"d_model": 16, "num_heads": 2, "num_layers": 1, "d_ff": 32, "max_len": 32, "dropout": 0.1}
+    out = save_mlm(tmp_path / "m.npz", build_mlm(len(vocab), settings, "cpu"), vocab, settings)
+    open(state_path(out), "wb").close()   # a state to resume: the options are refused before it is read
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
+    assert main(["mlm", "pretrain", "--out", str(out), "--resume", "--d-model", "32", "--heads", "2", "--layers",
+                 "1", "--d-ff", "32", "--length", "32", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "other model settings (d_model 16, now 32)" in err[0], err
+
+
 def test_top_k_never_predicts_specials_and_reads_every_mask():
     vocab = _vocab(10)
     model = build_mlm(len(vocab), TINY, "cpu")
