@@ -501,18 +501,36 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .autograd.function import MinidlError
 
+    name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
     try:
+        _check_device(getattr(args, "device", None))
         return args.run(args)
+    except KeyboardInterrupt:
+        resume = "; --resume goes on from the last checkpoint" if getattr(args, "resume", None) is not None else ""
+        print(f"minidl {name}: interrupted{resume}", file=sys.stderr)
+        return 130
     except (MinidlError, ValueError, OSError) as e:
         if args.debug:
             raise
-        name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
         if isinstance(e, FileNotFoundError) and e.filename:
             message = f"no such file or folder: {e.filename!r}; check the path"
         else:
             message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
         print(f"minidl {name}: {message}", file=sys.stderr)
         return 1
+
+
+def _check_device(device):
+    """A command's --device, before any work: an unknown name, or a GPU this machine does not
+    have, is the user's error (one line), not a traceback at the first tensor."""
+    if isinstance(device, str):
+        from .autograd.function import MinidlError
+        from .backend import get_backend
+
+        try:
+            get_backend(device)
+        except (RuntimeError, ValueError) as e:
+            raise MinidlError(str(e)) from None
 
 
 def _call(module, function):
