@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import math
 import os
 import re
@@ -97,6 +98,34 @@ def check_writable(path, what="--out", folder=False):
     except OSError as error:
         raise WriteError(f"{what} {path}: cannot write in {nearest} ({error.strerror}); "
                          f"choose another folder") from None
+
+
+def check_replaceable(path, is_own, writer, what="--out"):
+    """Refuse, before any work, to replace a file that is there but is not ``writer``'s own
+    output (``is_own(path)`` is False, or fails to read it): nothing a user wrote is overwritten."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        return
+    try:
+        own = is_own(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        own = False
+    if not own:
+        raise WriteError(f"{what} {path} is there and was not written by {writer}; give another path, or move the "
+                         f"file away first")
+
+
+def json_keys(path):
+    """The keys of the JSON object in the file ``path`` (none for another JSON value)."""
+    with open(path, encoding="utf-8") as f:
+        value = json.load(f)
+    return set(value) if isinstance(value, dict) else set()
+
+
+def npz_meta(path):
+    """The metadata of a minidl .npz (its "meta" member, one JSON string), read without its arrays."""
+    with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
+        return json.loads(str(np.lib.format.read_array(member, allow_pickle=False)))
 
 
 def _hold(fd):

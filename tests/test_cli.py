@@ -243,3 +243,27 @@ def test_python_dash_m_minidl_is_the_command():
 
     done = subprocess.run([sys.executable, "-m", "minidl", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: minidl")
+
+
+def test_a_file_the_user_wrote_is_never_replaced(tmp_path, capsys, monkeypatch):
+    """These commands replaced any file at their output path (a text file became a zip, a train run's
+    results.json became spirals'); each now refuses, in one line before any work, a file it did
+    not write itself, and still replaces its own output."""
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text('{"config": {}}')
+    for command in (["mlm", "pretrain", "--out", str(notes)],
+                    ["mlm", "quantize", "--model", "m.npz", "--out", str(notes)],
+                    ["mlm", "evaluate", "--teacher", "t.npz", "--student", "s.npz", "--out", str(notes)],
+                    ["mlm", "finetune", "--student", "s.npz", "--out", str(notes)],
+                    ["vectors", "build", "--out", str(notes)], ["grade", str(tmp_path), "--json", str(notes)],
+                    ["grade", "--submissions", str(tmp_path), "--csv", str(notes)],
+                    ["spirals", "--out", str(tmp_path / "run")]):
+        assert main(command) in (1, 2), command
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "is there and was not written by minidl" in err[0], (command, err)
+    assert notes.read_text() == "my notes\n" and (tmp_path / "run" / "results.json").read_text() == '{"config": {}}'
+    assert main(["spirals", "--out", str(tmp_path / "s"), "--hidden", "2", "--seeds", "0", "--steps", "2"]) == 0
+    assert main(["spirals", "--out", str(tmp_path / "s"), "--hidden", "2", "--seeds", "0", "--steps", "2"]) == 0

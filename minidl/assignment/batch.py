@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bench.threads import usable_cpus
+from ..io import check_replaceable
 from .manifest import AssignmentError
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
@@ -304,6 +305,13 @@ def _check_arguments(args):
     existing = next(p for p in target.parents if p.exists())
     if not os.access(existing, os.W_OK):
         raise AssignmentError(f"--csv {args.csv}: cannot write in {existing}; choose another folder")
+    check_replaceable(args.csv, _is_grades_csv, "minidl grade --submissions", "--csv")
+
+
+def _is_grades_csv(path):
+    """Does ``path`` begin as ``write_grades_csv`` writes (what --csv may replace)?"""
+    with open(path, encoding="utf-8") as f:
+        return f.readline().startswith("student,total,")
 
 
 def _print_progress(row, done, count):

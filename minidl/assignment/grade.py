@@ -297,8 +297,12 @@ def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600
 
 
 def main(args):
-    from ..io import atomic_path
+    from ..io import atomic_path, check_replaceable, check_writable, json_keys
 
+    if args.json:   # before the tests run, not after
+        check_writable(args.json, "--json")
+        check_replaceable(args.json, lambda path: {"assignment", "score", "tasks"} <= json_keys(path), "minidl grade",
+                          "--json")
     manifest, reference, results, seconds = grade_with_reference(
         args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None))
     print(format_report(manifest, results, seconds, reference))

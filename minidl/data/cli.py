@@ -11,14 +11,15 @@ from __future__ import annotations
 import sys
 import time
 
-from ..io import check_writable
+from ..io import check_replaceable, check_writable
 from . import vectors_eval
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError
 from .imdb import (LABELLED, OFFICIAL_URL, UNLABELLED, _dataset, _kind, download_imdb, find_imdb, load_imdb,
                    load_imdb_unlabelled, read_imdb_reviews)
 from .sgns import build_sgns, check_arguments
 from .text import Tokenizer
-from .vectors import PROBE_WORDS, build_ppmi_svd, check_ppmi_arguments, format_neighbours, load_glove, save_glove
+from .vectors import (PROBE_WORDS, build_ppmi_svd, check_ppmi_arguments, format_neighbours, is_vectors_file, load_glove,
+                      save_glove)
 
 
 def add_arguments(commands):
@@ -144,6 +145,7 @@ def main_build(args, log=print):
         own = dict(smoothing=getattr(args, "smoothing", 0.75), power=getattr(args, "power", 0.5))
         check_ppmi_arguments(**common, **own)
     check_writable(args.out)
+    check_replaceable(args.out, is_vectors_file, "minidl vectors build")
     start = time.perf_counter()
     texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
     token_lists = Tokenizer().tokenize_all(texts)

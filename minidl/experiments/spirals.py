@@ -16,7 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import nn
 from minidl.datasets.toy import two_spirals
-from minidl.io import atomic_path, check_writable
+from minidl.io import atomic_path, check_replaceable, check_writable, json_keys
 from minidl.train.full_batch import accuracy, train_full_batch
 
 
@@ -94,6 +94,8 @@ def plot(runs, path):
 
 def main(args):
     check_writable(args.out, folder=True)
+    check_replaceable(os.path.join(args.out, "results.json"), lambda path: {"runs", "summary"} <= json_keys(path),
+                      "minidl spirals", f"--out {args.out}:")
     os.makedirs(args.out, exist_ok=True)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     seeds = tuple(int(s) for s in args.seeds.split(","))

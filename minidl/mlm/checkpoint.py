@@ -15,7 +15,7 @@ import json
 import minidl as md
 
 from ..data.vocab import Vocabulary
-from ..io import CheckpointError, read_npz
+from ..io import CheckpointError, npz_meta, read_npz
 from ..models.transformer import TransformerClassifier
 from ..train.checkpoint import model_arrays, write
 from .tokenizer import MLMTokenizer
@@ -48,6 +48,11 @@ def save_mlm(path, model, vocab, settings, history=None, role="mlm"):
             "history": history or {}, "role": role,
             "int8": any(isinstance(m, QuantizedLinear) for _, m in model.named_modules())}
     return write(path, model, meta)
+
+
+def is_mlm_checkpoint(path):
+    """Is ``path`` a masked-LM checkpoint (what pretrain, distill and quantize may replace)?"""
+    return npz_meta(path).get("format") == FORMAT
 
 
 def load_mlm(path, device="cpu", for_training=False):

@@ -48,7 +48,8 @@ def _refused(args):
     """None if pretraining or distillation can start, else the one-line reason it cannot, found
     before the reviews are read: a setting out of range, an --out no file can be written to, or
     a --resume with no training state to resume."""
-    from ..io import WriteError, check_writable
+    from ..io import WriteError, check_replaceable, check_writable
+    from .checkpoint import is_mlm_checkpoint
     from .pretrain import state_path
 
     for name in ("steps", "batch_size", "eval_every", "d_model", "layers", "heads", "d_ff", "max_vocab", "length"):
@@ -63,6 +64,7 @@ def _refused(args):
         return f"--dropout must lie in [0, 1), got {args.dropout}"
     try:
         check_writable(args.out)
+        check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
     except WriteError as error:
         return str(error)
     if problem := _out_is_an_input(args, "teacher"):
@@ -252,6 +254,7 @@ def main_distill(args):
 
 
 def main_evaluate(args):
+    from ..io import check_replaceable, json_keys
     from .checkpoint import load_mlm
     from .corpus import load_corpus
     from .evaluate import compare
@@ -259,6 +262,9 @@ def main_evaluate(args):
     if args.out and (problem := _out_is_an_input(args, "teacher", "student")):
         print(f"minidl mlm evaluate: {problem}", file=sys.stderr)
         return 2
+    if args.out:
+        check_replaceable(args.out, lambda path: {"teacher", "student", "agreement"} <= json_keys(path),
+                          "minidl mlm evaluate")
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
     student, student_vocab, _, _ = load_mlm(args.student, args.device)
     if student_vocab != vocab:
@@ -297,11 +303,13 @@ def _comparison_table(result):
 
 def main_quantize(args):
     from ..compress.quantize import quantize
-    from .checkpoint import load_mlm, save_mlm
+    from ..io import check_replaceable
+    from .checkpoint import is_mlm_checkpoint, load_mlm, save_mlm
 
     if problem := _out_is_an_input(args, "model"):
         print(f"minidl mlm quantize: {problem}", file=sys.stderr)
         return 2
+    check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
     model, vocab, _, meta = load_mlm(args.model, "cpu")
     if meta.get("int8"):
         print(f"minidl mlm quantize: {args.model} is already an int8 copy; give the float checkpoint",
@@ -317,11 +325,13 @@ def main_quantize(args):
 
 
 def main_finetune(args):
+    from ..io import check_replaceable, json_keys
     from .finetune import STARTS, compare_pretraining
 
     if problem := _out_is_an_input(args, "student", "teacher"):
         print(f"minidl mlm finetune: {problem}", file=sys.stderr)
         return 2
+    check_replaceable(args.out, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune")
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
     result = {}
     if args.starts and os.path.exists(args.out):

@@ -34,10 +34,8 @@ import json
 import os
 import zipfile
 
-import numpy as np
-
 from ..autograd.function import MinidlError
-from ..io import finite
+from ..io import finite, npz_meta
 
 MAX_DEPTH = 4                     # folders below DIR that are searched
 MAX_FILES = 2000                  # entries looked at per listing
@@ -153,8 +151,7 @@ def _read_run(path):
 
 def _read_checkpoint(path):
     """The history so far of a run still training, from its last.npz's metadata alone."""
-    with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
-        meta = json.loads(str(np.lib.format.read_array(member, allow_pickle=False)))
+    meta = npz_meta(path)
     config, loop = meta.get("config"), meta.get("loop") or {}
     if not isinstance(config, dict):
         raise ValueError("a checkpoint without a training config (not minidl train's)")
