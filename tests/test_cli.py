@@ -267,3 +267,17 @@ def test_a_file_the_user_wrote_is_never_replaced(tmp_path, capsys, monkeypatch):
     assert notes.read_text() == "my notes\n" and (tmp_path / "run" / "results.json").read_text() == '{"config": {}}'
     assert main(["spirals", "--out", str(tmp_path / "s"), "--hidden", "2", "--seeds", "0", "--steps", "2"]) == 0
     assert main(["spirals", "--out", str(tmp_path / "s"), "--hidden", "2", "--seeds", "0", "--steps", "2"]) == 0
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path, capsys):
+    """sweep --results and mlm finetune / evaluate --out in a folder no file can be written to used to
+    be found after the first job, or the fine-tuning."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = str(blocker / "x.json")
+    for command in (["sweep", "--models", "gru", "--hidden", "4", "--seeds", "0", "--results", out],
+                    ["mlm", "finetune", "--student", "s.npz", "--out", out],
+                    ["mlm", "evaluate", "--teacher", "t.npz", "--student", "s.npz", "--out", out]):
+        assert main(command) in (1, 2), command
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "is a file, so no folder can be made there" in err[0], (command, err)

@@ -62,7 +62,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 from ..autograd.function import MinidlError
-from ..io import file_sha256
+from ..io import check_writable, file_sha256
 from ..bench.threads import check_threads, describe as describe_threads, set_threads, usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
@@ -738,6 +738,7 @@ def main_sweep(args):
                 fixed[name] = value
         configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)
+        check_writable(args.results, "--results")   # before the first job, not after it
     except (ValueError, MinidlError) as e:
         print(f"minidl sweep: error: {e}", file=sys.stderr)
         return 2

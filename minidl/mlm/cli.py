@@ -62,6 +62,14 @@ def _refused(args):
         return f"--lr must be > 0, got {args.lr}"
     if not 0 <= args.dropout < 1:
         return f"--dropout must lie in [0, 1), got {args.dropout}"
+    if hasattr(args, "teacher"):   # distill's own settings
+        if not 0 <= args.alpha <= 1:
+            return f"--alpha is the weight of the hard-label term and must lie in [0, 1], got {args.alpha}"
+        if not args.temperature > 0:
+            return f"--temperature must be > 0 (1: the plain softmax), got {args.temperature}"
+        for name in ("hidden_weight", "attention_weight", "head_weight"):
+            if not getattr(args, name) >= 0:
+                return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
     try:
         check_writable(args.out)
         check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
@@ -254,7 +262,7 @@ def main_distill(args):
 
 
 def main_evaluate(args):
-    from ..io import check_replaceable, json_keys
+    from ..io import check_replaceable, check_writable, json_keys
     from .checkpoint import load_mlm
     from .corpus import load_corpus
     from .evaluate import compare
@@ -263,6 +271,7 @@ def main_evaluate(args):
         print(f"minidl mlm evaluate: {problem}", file=sys.stderr)
         return 2
     if args.out:
+        check_writable(args.out)
         check_replaceable(args.out, lambda path: {"teacher", "student", "agreement"} <= json_keys(path),
                           "minidl mlm evaluate")
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
@@ -325,12 +334,13 @@ def main_quantize(args):
 
 
 def main_finetune(args):
-    from ..io import check_replaceable, json_keys
+    from ..io import check_replaceable, check_writable, json_keys
     from .finetune import STARTS, compare_pretraining
 
     if problem := _out_is_an_input(args, "student", "teacher"):
         print(f"minidl mlm finetune: {problem}", file=sys.stderr)
         return 2
+    check_writable(args.out)
     check_replaceable(args.out, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune")
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
     result = {}

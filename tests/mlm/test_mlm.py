@@ -460,3 +460,14 @@ def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_p
     student = load_mlm(paths["student"])[0]
     assert result["student"]["parameters"] == sum(int(p.size()) for p in student.parameters())
     assert result["size_ratio"] > 1 and 0 <= result["agreement"]["top5"] <= 1
+
+
+@pytest.mark.parametrize("option, words", [(["--alpha", "-1"], "--alpha is the weight of the hard-label term"),
+                                           (["--temperature", "0"], "--temperature must be > 0"),
+                                           (["--attention-weight", "-0.5"], "--attention-weight must be >= 0")])
+def test_distillation_settings_are_one_line_before_the_teacher_is_read(tmp_path, capsys, option, words):
+    from minidl.cli import main
+
+    assert main(["mlm", "distill", "--teacher", "no-such.npz", "--out", str(tmp_path / "s.npz"), *option]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and words in err[0], err
