@@ -203,3 +203,14 @@ def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"usage: minidl {name} ")
         assert err.endswith(f"minidl {name}: error: unrecognized arguments: {unknown}\n")
+
+
+def test_vectors_with_a_nan_are_refused_naming_the_line(tmp_path, capsys):
+    """neighbours printed "good (-inf)"; train --embeddings trained into a NaN loss and blamed --lr."""
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 0.1 0.2 0.3\nbad nan 0.1 0.2\nfine 0.3 0.2 1e39\n")
+    assert main(["vectors", "neighbours", str(vectors), "good"]) == 1
+    assert capsys.readouterr().err == (f"minidl vectors neighbours: {vectors}, line 2: a value is nan, inf or too "
+                                       f"large for float32 ('nan 0.1 0.2')\n")
+    assert main(["train", "--embeddings", str(vectors), "--embed-dim", "3", "--train-limit", "200", "--quiet"]) == 1
+    assert capsys.readouterr().err.startswith(f"minidl train: {vectors}, line 2: a value is nan")
