@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from minidl.bench import mlp
 from minidl.cli import main
@@ -203,6 +204,20 @@ def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"usage: minidl {name} ")
         assert err.endswith(f"minidl {name}: error: unrecognized arguments: {unknown}\n")
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--train-limit", "5"], "--validation 0.1 of 5 reviews leaves no validation reviews; raise --validation or "
+                             "--train-limit, or set --validation 0"),
+    (["--train-limit", "200", "--validation", "0.001"], "--validation 0.001 of 200 reviews leaves no validation"),
+    (["--train-limit", "1", "--validation", "0.9"], "--validation 0.9 of 1 reviews leaves no training reviews"),
+])
+def test_a_validation_share_that_leaves_a_split_empty_is_refused_before_training(options, words, tmp_path, capsys):
+    """It used to train, then fail in NumPy: "need at least one array to concatenate"."""
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run"), *options]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"minidl train: {words}") and err.count("\n") == 1
+    assert not (tmp_path / "run" / "last.npz").exists()
 
 
 def test_vectors_with_a_nan_are_refused_naming_the_line(tmp_path, capsys):
