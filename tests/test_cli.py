@@ -206,6 +206,14 @@ def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
         assert err.endswith(f"minidl {name}: error: unrecognized arguments: {unknown}\n")
 
 
+def test_an_infinite_learning_rate_or_a_negative_seed_is_refused_before_training(capsys):
+    """--lr nan was refused, --lr inf trained into a NaN loss; --seed -1 failed in NumPy."""
+    assert main(["train", "--lr", "inf", "--quiet"]) == 1
+    assert capsys.readouterr().err == "minidl train: --lr must be a number >= 0, finite, got inf\n"
+    assert main(["train", "--seed", "-1", "--quiet"]) == 1
+    assert capsys.readouterr().err == "minidl train: --seed must be a whole number >= 0, got -1\n"
+
+
 @pytest.mark.parametrize("options, words", [
     (["--train-limit", "5"], "--validation 0.1 of 5 reviews leaves no validation reviews; raise --validation or "
                              "--train-limit, or set --validation 0"),
