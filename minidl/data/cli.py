@@ -139,7 +139,7 @@ def main_build(args, log=print):
     sgns = getattr(args, "method", "ppmi") == "sgns"
     if sgns:  # the method's own settings, checked here and passed to its builder
         own = dict(negatives=getattr(args, "negatives", 5), epochs=getattr(args, "epochs", 3))
-        check_arguments(dim=args.dim, window=args.window, **own)
+        check_arguments(**common, **own)
     else:
         own = dict(smoothing=getattr(args, "smoothing", 0.75), power=getattr(args, "power", 0.5))
         check_ppmi_arguments(**common, **own)
