@@ -356,6 +356,7 @@ def main_fill_mask(args):
         if len(columns[0][1]) > 1:
             print(f"[MASK] {m + 1}")
         print("  " + "".join(f"{role + f' ({seconds * 1e3:.1f} ms)':<32}" for role, _, seconds in columns))
-        for rank in range(args.k):
+        shown = min(len(found[m]) for _, found, _ in columns)     # top_k stops at the vocabulary's last word
+        for rank in range(shown):
             print("  " + "".join(f"{f'{found[m][rank][0]}  {found[m][rank][1]:.3f}':<32}" for _, found, _ in columns))
     return 0
