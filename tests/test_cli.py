@@ -81,8 +81,8 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0
     change = 100 * (report["int8"]["accuracy"] - report["float32"]["accuracy"])
     assert abs(report["accuracy_change_points"] - round(change, 2)) < 1e-9
-    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"]) == 1
-    assert capsys.readouterr().err.startswith("minidl eval: --limit must be")
+    assert _refused_by_the_parser(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"],
+                                  capsys) == "minidl eval: error: argument --limit: must be a whole number >= 1, got 0"
 
 
 def test_explain_reports_bad_text_clearly(tmp_path, capsys):
@@ -204,6 +204,51 @@ def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"usage: minidl {name} ")
         assert err.endswith(f"minidl {name}: error: unrecognized arguments: {unknown}\n")
+
+
+def _refused_by_the_parser(argv, capsys):
+    """argparse's refusal of ``argv``, before the command runs: exit 2; its error line."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, option, got", [
+    (["compress", "prune", "--teacher", "T", "--out", "o", "--amount", "0.5", "--test-limit", "-1"], "--test-limit",
+     ">= 1, got -1"),
+    (["compress-report", "--teacher", "T", "--out", "o", "--test-limit", "0"], "--test-limit", ">= 1, got 0"),
+    (["mlm", "evaluate", "--teacher", "t", "--student", "s", "--cases", "-5"], "--cases", ">= 1, got -5"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--test-limit", "-3"], "--test-limit", ">= 1, got -3"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--train-limit", "0"], "--train-limit", ">= 1, got 0"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--epochs", "0"], "--epochs", ">= 1, got 0"),
+    (["mlm", "pretrain", "--out", "o.npz", "--steps", "0"], "--steps", ">= 1, got 0"),
+    (["vectors", "eval", "v.txt", "--steps", "0"], "--steps", ">= 1, got 0"),
+    (["vectors", "neighbours", "v.txt", "good", "-k", "-2"], "-k", ">= 1, got -2"),
+    (["fill-mask", "[MASK]", "--teacher", "t", "-k", "0"], "-k", ">= 1, got 0"),
+    (["spirals", "--steps", "-5"], "--steps", ">= 1, got -5"),
+    (["sweep", "--workers", "-1"], "--workers", ">= 0, got -1"),
+    (["probe", "--seed", "x"], "--seed", ">= 0, got x"),
+])
+def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, option, got, capsys):
+    """They used to run: a negative limit counted from the end (999 of 1,000 test reviews for
+    --test-limit -1), 0 or fewer steps, epochs or cases trained or scored nothing, or failed late."""
+    line = _refused_by_the_parser(argv, capsys)
+    assert line.endswith(f": error: argument {option}: must be a whole number {got}")
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["mlm", "pretrain", "--out", "o.npz", "--time-limit", "-1"], "argument --time-limit: must be a number > 0, "
+                                                                 "finite, got -1"),
+    (["grade", "copy", "--timeout", "0"], "argument --timeout: must be a number > 0, finite, got 0"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--lr", "inf"], "argument --lr: must be a number > 0, "
+                                                                        "finite, got inf"),
+    (["spirals", "--seeds", ""], "argument --seeds: give whole numbers >= 0, comma-separated, got ''"),
+    (["spirals", "--hidden", "abc"], "argument --hidden: give whole numbers >= 1, comma-separated, got 'abc'"),
+    (["spirals", "--hidden", "0,8"], "argument --hidden: give whole numbers >= 1, comma-separated, got '0,8'"),
+])
+def test_a_bad_number_list_or_name_is_one_line_naming_the_option(argv, error, capsys):
+    assert _refused_by_the_parser(argv, capsys).endswith(f": error: {error}")
 
 
 def test_an_infinite_learning_rate_or_a_negative_seed_is_refused_before_training(capsys):
