@@ -115,9 +115,14 @@ def _number_or_none(text):
 
 
 def _parse_hidden(text):
-    """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]."""
+    """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]; else argparse's one-line
+    error (the sizes themselves are TrainConfig.check's)."""
     text = text.strip()
-    return json.loads(text) if text.startswith("[") else int(text)
+    try:
+        return json.loads(text) if text.startswith("[") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number like 64, or for mlp and softmax a list like "
+                                         f"[64,32,16], got {text!r}") from None
 
 
 # the help of each TrainConfig field (minidl/train/config.py), as `minidl train` shows it

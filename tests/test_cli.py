@@ -246,6 +246,8 @@ def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, opt
     (["spirals", "--seeds", ""], "argument --seeds: give whole numbers >= 0, comma-separated, got ''"),
     (["spirals", "--hidden", "abc"], "argument --hidden: give whole numbers >= 1, comma-separated, got 'abc'"),
     (["spirals", "--hidden", "0,8"], "argument --hidden: give whole numbers >= 1, comma-separated, got '0,8'"),
+    (["train", "--hidden", ""], "argument --hidden: give a whole number like 64, or for mlp and softmax a list "
+                                "like [64,32,16], got ''"),
 ])
 def test_a_bad_number_list_or_name_is_one_line_naming_the_option(argv, error, capsys):
     assert _refused_by_the_parser(argv, capsys).endswith(f": error: {error}")
