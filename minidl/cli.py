@@ -109,6 +109,16 @@ def whole_numbers(minimum):
     return listed
 
 
+def _model_names(text):
+    """probe --models: comma-separated names of the model registry, at least one."""
+    from .models import MODELS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or not set(names) <= set(MODELS):
+        raise argparse.ArgumentTypeError(f"give comma-separated models of {', '.join(MODELS)}, got {text!r}")
+    return names
+
+
 def _number_or_none(text):
     """"1e-4" -> 0.0001; "none" -> None."""
     return None if text.strip().lower() == "none" else float(text)
@@ -282,7 +292,7 @@ def build_parser():
 
     probe = commands.add_parser("probe", help="train on the built-in corpus, then accuracy against negation distance")
     probe.set_defaults(run=_call("minidl.experiments.probe", "main"))
-    probe.add_argument("--models", default="attention,gru",
+    probe.add_argument("--models", type=_model_names, default="attention,gru",
                        help="comma-separated models to train and probe (names as for minidl train --model)")
     probe.add_argument("--radius", type=at_least(1), default=5, help="the attention window's radius")
     probe.add_argument("--seed", type=at_least(0), default=0, help="random seed of the training runs")

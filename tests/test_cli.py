@@ -248,9 +248,17 @@ def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, opt
     (["spirals", "--hidden", "0,8"], "argument --hidden: give whole numbers >= 1, comma-separated, got '0,8'"),
     (["train", "--hidden", ""], "argument --hidden: give a whole number like 64, or for mlp and softmax a list "
                                 "like [64,32,16], got ''"),
+    (["probe", "--models", ""], "argument --models: give comma-separated models of rnn, gru, mlp, softmax, "
+                                "attention, transformer, got ''"),
 ])
 def test_a_bad_number_list_or_name_is_one_line_naming_the_option(argv, error, capsys):
     assert _refused_by_the_parser(argv, capsys).endswith(f": error: {error}")
+
+
+def test_probe_with_no_models_writes_nothing(tmp_path, capsys):
+    """An empty --models used to train nothing, leave an empty probe.json and end in StopIteration."""
+    _refused_by_the_parser(["probe", "--models", ",", "--out", str(tmp_path / "pr")], capsys)
+    assert not (tmp_path / "pr").exists()
 
 
 def test_an_infinite_learning_rate_or_a_negative_seed_is_refused_before_training(capsys):
