@@ -70,15 +70,69 @@ def _json_object(text):
     return value
 
 
+def at_least(minimum):
+    """An argparse ``type=``: a whole number >= ``minimum`` (a count, limit, size, step or k), or
+    argparse's one-line error, "argument --steps: must be a whole number >= 1, got -5"."""
+    def whole_number(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text}")
+        return value
+    return whole_number
+
+
+def positive(text):
+    """An argparse ``type=``: a finite number > 0 (a learning rate, a time, a temperature), or
+    argparse's one-line error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, finite, got {text}")
+    return value
+
+
+def whole_numbers(minimum):
+    """An argparse ``type=``: comma-separated whole numbers >= ``minimum``, "2,8,32" -> [2, 8, 32]."""
+    def listed(text):
+        try:
+            numbers = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            numbers = []
+        if not numbers or min(numbers) < minimum:
+            raise argparse.ArgumentTypeError(f"give whole numbers >= {minimum}, comma-separated, got {text!r}")
+        return numbers
+    return listed
+
+
+def _model_names(text):
+    """probe --models: comma-separated names of the model registry, at least one."""
+    from .models import MODELS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or not set(names) <= set(MODELS):
+        raise argparse.ArgumentTypeError(f"give comma-separated models of {', '.join(MODELS)}, got {text!r}")
+    return names
+
+
 def _number_or_none(text):
     """"1e-4" -> 0.0001; "none" -> None."""
     return None if text.strip().lower() == "none" else float(text)
 
 
 def _parse_hidden(text):
-    """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]."""
+    """"64" -> 64; "[64,32,16]" or "64,32,16" with brackets -> [64, 32, 16]; else argparse's one-line
+    error (the sizes themselves are TrainConfig.check's)."""
     text = text.strip()
-    return json.loads(text) if text.startswith("[") else int(text)
+    try:
+        return json.loads(text) if text.startswith("[") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number like 64, or for mlp and softmax a list like "
+                                         f"[64,32,16], got {text!r}") from None
 
 
 # the help of each TrainConfig field (minidl/train/config.py), as `minidl train` shows it
@@ -187,15 +241,16 @@ def build_parser():
                                             "built-in corpus, plotted (about 2 minutes on two cores)")
     demo.set_defaults(run=_call("minidl.experiments.demo", "main"))
     demo.add_argument("--out", default="runs/demo", help="folder for results.jsonl and sweep.png/.svg")
-    demo.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    demo.add_argument("--workers", type=at_least(1), default=None, help="worker processes (default: one per core)")
     demo.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
     spirals = commands.add_parser("spirals", help="the engine demo: MLPs on two spirals over hidden sizes, plotted")
     spirals.set_defaults(run=_call("minidl.experiments.spirals", "main"))
     spirals.add_argument("--out", default="runs/spirals", help="folder for results.json and spirals.png")
-    spirals.add_argument("--hidden", default="2,4,8,16,32,64", help="comma-separated hidden sizes")
-    spirals.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    spirals.add_argument("--steps", type=int, default=1500, help="full-batch training steps per run")
+    spirals.add_argument("--hidden", type=whole_numbers(1), default="2,4,8,16,32,64",
+                         help="comma-separated hidden sizes")
+    spirals.add_argument("--seeds", type=whole_numbers(0), default="0,1,2", help="comma-separated seeds")
+    spirals.add_argument("--steps", type=at_least(1), default=1500, help="full-batch training steps per run")
     spirals.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
     train = commands.add_parser("train", help="train one sentiment model; checkpoints and results in --out")
@@ -226,7 +281,7 @@ def build_parser():
     evaluate.add_argument("--int8", action="store_true",
                           help="also quantise the checkpoint to int8 (Linears and the embedding table) and report "
                                "both models' metrics and reviews/s, timed in the same run")
-    evaluate.add_argument("--limit", type=int, default=None,
+    evaluate.add_argument("--limit", type=at_least(1), default=None,
                           help="score a seeded subset of this many test reviews (default: all of them)")
 
     explain = commands.add_parser("explain", help="print each word's contribution to a checkpoint's prediction")
@@ -237,10 +292,10 @@ def build_parser():
 
     probe = commands.add_parser("probe", help="train on the built-in corpus, then accuracy against negation distance")
     probe.set_defaults(run=_call("minidl.experiments.probe", "main"))
-    probe.add_argument("--models", default="attention,gru",
+    probe.add_argument("--models", type=_model_names, default="attention,gru",
                        help="comma-separated models to train and probe (names as for minidl train --model)")
-    probe.add_argument("--radius", type=int, default=5, help="the attention window's radius")
-    probe.add_argument("--seed", type=int, default=0, help="random seed of the training runs")
+    probe.add_argument("--radius", type=at_least(1), default=5, help="the attention window's radius")
+    probe.add_argument("--seed", type=at_least(0), default=0, help="random seed of the training runs")
     probe.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     probe.add_argument("--out", default="runs/probe", help="folder for probe.json, probe.png and probe.svg")
 
@@ -270,14 +325,15 @@ def build_parser():
                              help="comma-separated subset of classifier,mlm")
     transformer.add_argument("--lengths", default=None,
                              help="comma-separated sequence lengths T (default: 128,256,512; --quick: 32,64)")
-    transformer.add_argument("--batch", type=int, default=None, help="reviews per batch (default: 32; --quick: 8)")
-    transformer.add_argument("--vocab", type=int, default=None,
+    transformer.add_argument("--batch", type=at_least(1), default=None,
+                             help="reviews per batch (default: 32; --quick: 8)")
+    transformer.add_argument("--vocab", type=at_least(1), default=None,
                              help="vocabulary size V (default: 20000; --quick: 2000)")
     transformer.add_argument("--dropout", type=float, default=0.1,
                              help="dropout on both sides while training")
-    transformer.add_argument("--rounds", type=int, default=None,
+    transformer.add_argument("--rounds", type=at_least(1), default=None,
                              help="interleaved rounds, the median is reported (default: 3; --quick: 2)")
-    transformer.add_argument("--steps", type=int, default=None,
+    transformer.add_argument("--steps", type=at_least(1), default=None,
                              help="calls timed per side, measure and round (default: 1; --quick: 2)")
     transformer.add_argument("--device", default="cpu",
                              help='"cpu": minidl on NumPy and on torch-CPU vs PyTorch on the CPU; "cuda": minidl '
@@ -286,7 +342,7 @@ def build_parser():
                              help="also measure each side's peak memory, in a fresh process per side")
     transformer.add_argument("--quick", action="store_true",
                              help="small sizes for a first look")
-    transformer.add_argument("--seed", type=int, default=0, help="random seed of the weights and the batch")
+    transformer.add_argument("--seed", type=at_least(0), default=0, help="random seed of the weights and the batch")
     transformer.add_argument("--shape", default=None,
                              help='the model\'s size as JSON, any of d_model, num_heads, num_layers, d_ff, e.g. '
                                   '\'{"d_model": 256, "num_layers": 4, "d_ff": 1024}\' (default: the compression '
@@ -294,7 +350,7 @@ def build_parser():
     transformer.add_argument("--json", action="store_true",
                              help="print the results as JSON instead of the table")
     for each in (mlp, gru, kernels, transformer):
-        each.add_argument("--threads", type=int, default=None, metavar="N",
+        each.add_argument("--threads", type=at_least(1), default=None, metavar="N",
                           help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
                                "libraries' own choice; the one in force is printed)")
 
@@ -314,16 +370,16 @@ def build_parser():
                                                                 "comparison row (default: no such row)")
     report.add_argument("--out", required=True, help="folder for results.jsonl/.md, the plots and the models")
     report.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
-    report.add_argument("--fine-tune", type=int, default=8000, help="training reviews for each fine-tuning run")
-    report.add_argument("--student-epochs", type=int, default=2, help="epochs of distillation for each student")
-    report.add_argument("--gradual-epochs", type=int, default=2, help="passes over the gradual-pruning reviews")
-    report.add_argument("--gradual-tune", type=int, default=None,
+    report.add_argument("--fine-tune", type=at_least(1), default=8000, help="training reviews for each fine-tuning run")
+    report.add_argument("--student-epochs", type=at_least(1), default=2, help="epochs of distillation for each student")
+    report.add_argument("--gradual-epochs", type=at_least(1), default=2, help="passes over the gradual-pruning reviews")
+    report.add_argument("--gradual-tune", type=at_least(1), default=None,
                         help="training reviews for gradual pruning (default: the --fine-tune ones; a number "
                              "at or above the training split's size means all of it)")
-    report.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of this many "
+    report.add_argument("--test-limit", type=at_least(1), default=None, help="score a seeded subset of this many "
                                                                           "test reviews (default: all of them)")
-    report.add_argument("--seed", type=int, default=0, help="seeds the fine-tuning reviews, their order, dropout and "
-                                                            "the students' initialisation")
+    report.add_argument("--seed", type=at_least(0), default=0,
+                        help="seeds the fine-tuning reviews, their order, dropout and the students' initialisation")
     baseline = commands.add_parser("baseline", help="linear baselines on the models' own inputs: TF-IDF or NB-weighted "
                                                     "word n-grams + logistic regression, scored on the test split")
     baseline.set_defaults(run=_call("minidl.baseline", "main"))
@@ -352,7 +408,7 @@ def build_parser():
                                "1e-5 for nbsvm)")
     baseline.add_argument("--alpha", type=float, default=1.0,
                           help="nbsvm: the count added to every n-gram of each class (Laplace smoothing)")
-    baseline.add_argument("--seed", type=int, default=0, help="random seed of the mini-batch order")
+    baseline.add_argument("--seed", type=at_least(0), default=0, help="random seed of the mini-batch order")
     baseline.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
 
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
@@ -420,10 +476,6 @@ def _eval(args):
     from .metrics import format_report
     from .train import evaluate, load_classifier
 
-    if args.limit is not None and args.limit < 1:
-        print(f"minidl eval: --limit must be a whole number >= 1 (test reviews to score), got {args.limit}; "
-              f"leave it out to score all of them", file=sys.stderr)
-        return 1
     model, vocab, tokenizer, labels, config = load_classifier(args.checkpoint, device=args.device)
     scored = _evaluation_data(args, config, labels)
     test = encode_dataset(scored, tokenizer, vocab, config.max_length)     # the checkpoint's own vocabulary

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from minidl.bench import mlp
 from minidl.cli import main
@@ -80,8 +81,8 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0
     change = 100 * (report["int8"]["accuracy"] - report["float32"]["accuracy"])
     assert abs(report["accuracy_change_points"] - round(change, 2)) < 1e-9
-    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"]) == 1
-    assert capsys.readouterr().err.startswith("minidl eval: --limit must be")
+    assert _refused_by_the_parser(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"],
+                                  capsys) == "minidl eval: error: argument --limit: must be a whole number >= 1, got 0"
 
 
 def test_explain_reports_bad_text_clearly(tmp_path, capsys):
@@ -281,3 +282,91 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path, ca
         assert main(command) in (1, 2), command
         err = capsys.readouterr().err.splitlines()
         assert len(err) == 1 and "is a file, so no folder can be made there" in err[0], (command, err)
+
+
+def _refused_by_the_parser(argv, capsys):
+    """argparse's refusal of ``argv``, before the command runs: exit 2; its error line."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, option, got", [
+    (["compress", "prune", "--teacher", "T", "--out", "o", "--amount", "0.5", "--test-limit", "-1"], "--test-limit",
+     ">= 1, got -1"),
+    (["compress-report", "--teacher", "T", "--out", "o", "--test-limit", "0"], "--test-limit", ">= 1, got 0"),
+    (["mlm", "evaluate", "--teacher", "t", "--student", "s", "--cases", "-5"], "--cases", ">= 1, got -5"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--test-limit", "-3"], "--test-limit", ">= 1, got -3"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--train-limit", "0"], "--train-limit", ">= 1, got 0"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--epochs", "0"], "--epochs", ">= 1, got 0"),
+    (["mlm", "pretrain", "--out", "o.npz", "--steps", "0"], "--steps", ">= 1, got 0"),
+    (["vectors", "eval", "v.txt", "--steps", "0"], "--steps", ">= 1, got 0"),
+    (["vectors", "neighbours", "v.txt", "good", "-k", "-2"], "-k", ">= 1, got -2"),
+    (["fill-mask", "[MASK]", "--teacher", "t", "-k", "0"], "-k", ">= 1, got 0"),
+    (["spirals", "--steps", "-5"], "--steps", ">= 1, got -5"),
+    (["sweep", "--workers", "-1"], "--workers", ">= 0, got -1"),
+    (["probe", "--seed", "x"], "--seed", ">= 0, got x"),
+])
+def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, option, got, capsys):
+    """They used to run: a negative limit counted from the end (999 of 1,000 test reviews for
+    --test-limit -1), 0 or fewer steps, epochs or cases trained or scored nothing, or failed late."""
+    line = _refused_by_the_parser(argv, capsys)
+    assert line.endswith(f": error: argument {option}: must be a whole number {got}")
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["mlm", "pretrain", "--out", "o.npz", "--time-limit", "-1"], "argument --time-limit: must be a number > 0, "
+                                                                 "finite, got -1"),
+    (["grade", "copy", "--timeout", "0"], "argument --timeout: must be a number > 0, finite, got 0"),
+    (["mlm", "finetune", "--student", "s", "--out", "o", "--lr", "inf"], "argument --lr: must be a number > 0, "
+                                                                        "finite, got inf"),
+    (["spirals", "--seeds", ""], "argument --seeds: give whole numbers >= 0, comma-separated, got ''"),
+    (["spirals", "--hidden", "abc"], "argument --hidden: give whole numbers >= 1, comma-separated, got 'abc'"),
+    (["spirals", "--hidden", "0,8"], "argument --hidden: give whole numbers >= 1, comma-separated, got '0,8'"),
+    (["train", "--hidden", ""], "argument --hidden: give a whole number like 64, or for mlp and softmax a list "
+                                "like [64,32,16], got ''"),
+    (["probe", "--models", ""], "argument --models: give comma-separated models of rnn, gru, mlp, softmax, "
+                                "attention, transformer, got ''"),
+])
+def test_a_bad_number_list_or_name_is_one_line_naming_the_option(argv, error, capsys):
+    assert _refused_by_the_parser(argv, capsys).endswith(f": error: {error}")
+
+
+def test_probe_with_no_models_writes_nothing(tmp_path, capsys):
+    """An empty --models used to train nothing, leave an empty probe.json and end in StopIteration."""
+    _refused_by_the_parser(["probe", "--models", ",", "--out", str(tmp_path / "pr")], capsys)
+    assert not (tmp_path / "pr").exists()
+
+
+def test_an_infinite_learning_rate_or_a_negative_seed_is_refused_before_training(capsys):
+    """--lr nan was refused, --lr inf trained into a NaN loss; --seed -1 failed in NumPy."""
+    assert main(["train", "--lr", "inf", "--quiet"]) == 1
+    assert capsys.readouterr().err == "minidl train: --lr must be a number >= 0, finite, got inf\n"
+    assert main(["train", "--seed", "-1", "--quiet"]) == 1
+    assert capsys.readouterr().err == "minidl train: --seed must be a whole number >= 0, got -1\n"
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--train-limit", "5"], "--validation 0.1 of 5 reviews leaves no validation reviews; raise --validation or "
+                             "--train-limit, or set --validation 0"),
+    (["--train-limit", "200", "--validation", "0.001"], "--validation 0.001 of 200 reviews leaves no validation"),
+    (["--train-limit", "1", "--validation", "0.9"], "--validation 0.9 of 1 reviews leaves no training reviews"),
+])
+def test_a_validation_share_that_leaves_a_split_empty_is_refused_before_training(options, words, tmp_path, capsys):
+    """It used to train, then fail in NumPy: "need at least one array to concatenate"."""
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run"), *options]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"minidl train: {words}") and err.count("\n") == 1
+    assert not (tmp_path / "run" / "last.npz").exists()
+
+
+def test_vectors_with_a_nan_are_refused_naming_the_line(tmp_path, capsys):
+    """neighbours printed "good (-inf)"; train --embeddings trained into a NaN loss and blamed --lr."""
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 0.1 0.2 0.3\nbad nan 0.1 0.2\nfine 0.3 0.2 1e39\n")
+    assert main(["vectors", "neighbours", str(vectors), "good"]) == 1
+    assert capsys.readouterr().err == (f"minidl vectors neighbours: {vectors}, line 2: a value is nan, inf or too "
+                                       f"large for float32 ('nan 0.1 0.2')\n")
+    assert main(["train", "--embeddings", str(vectors), "--embed-dim", "3", "--train-limit", "200", "--quiet"]) == 1
+    assert capsys.readouterr().err.startswith(f"minidl train: {vectors}, line 2: a value is nan")

@@ -1,16 +1,7 @@
 """The command line of the assignment tools: ``minidl assignment make|list|expected`` and ``minidl grade``."""
 from __future__ import annotations
 
-from ..cli import _call
-
-
-def _task_numbers(text):
-    try:
-        return [int(n) for n in text.split(",")]
-    except ValueError:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"expected task numbers like 1,3, got {text!r}") from None
+from ..cli import _call, at_least, positive, whole_numbers
 
 
 def add_arguments(subparsers):
@@ -23,7 +14,7 @@ def add_arguments(subparsers):
                                        "every function the student writes replaced by a stub.")
     make.add_argument("name", help="the assignment (minidl assignment list shows them)")
     make.add_argument("--out", required=True, help="the new folder (must not exist, or be empty)")
-    make.add_argument("--tasks", type=_task_numbers, default=None,
+    make.add_argument("--tasks", type=whole_numbers(1), default=None,
                       help="stub only these tasks, e.g. 1,3 (default: all); to check that tasks are independent")
     make.add_argument("--solution", action="store_true", help="keep the reference bodies (an instructor's copy)")
     make.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
@@ -58,10 +49,10 @@ def add_arguments(subparsers):
     grade.add_argument("--assignment", default=None,
                        help="grade this assignment in a tree that is not a student copy, e.g. the repository "
                             "(default: the copy's own)")
-    grade.add_argument("--task", type=int, action="append", default=None,
+    grade.add_argument("--task", type=at_least(1), action="append", default=None,
                        help="grade only this task; repeatable (default: all of them)")
     grade.add_argument("--json", default=None, help="also write the report as JSON to this file")
-    grade.add_argument("--timeout", type=float, default=600, help="seconds before the tests are stopped")
+    grade.add_argument("--timeout", type=positive, default=600, help="seconds before the tests are stopped")
     grade.add_argument("--reference", default=None,
                        help="(instructors) the reference values: a clone of the repository, its assignments/NAME "
                             "folder, its grading/ folder or the expected.json file (default: the repository of "

@@ -14,6 +14,8 @@ itself and seed N's in ``--out``/seedN, and writes their mean and spread to seed
 """
 from __future__ import annotations
 
+from ..cli import at_least, whole_numbers
+
 
 def add_arguments(commands):
     compress = commands.add_parser("compress", help="one compression procedure on a trained teacher: prune, qat, "
@@ -38,17 +40,17 @@ def add_arguments(commands):
 
     sweep = what.add_parser("lowrank-sweep", help="SVD ranks from 2 to full: error, energy and accuracy, plotted")
     _common(sweep, seed=True)
-    sweep.add_argument("--ranks", type=lambda text: _whole_numbers(text, 1), default=None,
+    sweep.add_argument("--ranks", type=whole_numbers(1), default=None,
                        help="comma-separated ranks (default: powers of two from 2, the largest useful rank, full)")
     sweep.add_argument("--no-fine-tune", action="store_true", help="score each rank only before fine-tuning")
-    sweep.add_argument("--min-size", type=int, default=1024,
+    sweep.add_argument("--min-size", type=at_least(0), default=1024,
                        help="factorise only Linears with at least this many weights")
     sweep.set_defaults(run=main_lowrank_sweep)
 
     seeds = what.add_parser("seeds", help="the fine-tuned rows within a point of the teacher, under several seeds: "
                                           "mean and standard deviation")
     _common(seeds)
-    seeds.add_argument("--seeds", type=lambda text: _whole_numbers(text, 0), default="0,1,2",
+    seeds.add_argument("--seeds", type=whole_numbers(0), default="0,1,2",
                        help="comma-separated seeds (seed 0's rows are --out's own, compress-report's; seed N's go "
                             "to --out/seedN)")
     seeds.set_defaults(run=main_seeds)
@@ -59,32 +61,18 @@ def _common(parser, seed=False):
     parser.add_argument("--out", required=True, help="folder for results.jsonl and the models (shared with "
                                                      "compress-report)")
     parser.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
-    parser.add_argument("--fine-tune-reviews", type=int, default=8000,
+    parser.add_argument("--fine-tune-reviews", type=at_least(1), default=8000,
                         help="training reviews each fine-tuning pass reads")
-    parser.add_argument("--test-limit", type=int, default=None,
+    parser.add_argument("--test-limit", type=at_least(1), default=None,
                         help="score a seeded subset of this many test reviews (default: all of them)")
     if seed:
-        parser.add_argument("--seed", type=int, default=0,
+        parser.add_argument("--seed", type=at_least(0), default=0,
                             help="seeds the fine-tuning reviews, their order and dropout")
-
-
-def _whole_numbers(text, minimum):
-    try:
-        numbers = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        numbers = []
-    if not numbers or min(numbers) < minimum:
-        from argparse import ArgumentTypeError
-
-        raise ArgumentTypeError(f"give whole numbers >= {minimum}, comma-separated, got {text!r}")
-    return numbers
 
 
 def _report(args, seed=None, out=None):
     from .report import CompressionReport
 
-    if args.fine_tune_reviews < 1:
-        raise ValueError(f"--fine-tune-reviews must be >= 1, got {args.fine_tune_reviews}")
     return CompressionReport(args.teacher, out or args.out, device=args.device, fine_tune=args.fine_tune_reviews,
                              test_limit=args.test_limit, seed=args.seed if seed is None else seed)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
+from ..cli import at_least
 from ..io import check_replaceable, check_writable
 from . import vectors_eval
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError
@@ -60,21 +61,21 @@ def add_arguments(commands):
     build.add_argument("--negatives", type=int, default=5,
                        help="sgns only: negative words drawn per (word, context) pair")
     build.add_argument("--epochs", type=int, default=3, help="sgns only: passes over the reviews")
-    build.add_argument("--seed", type=int, default=0,
+    build.add_argument("--seed", type=at_least(0), default=0,
                        help="the randomised SVD's seed (ppmi) or the training's seed (sgns)")
     build.add_argument("--data", help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
     neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
     neighbours.set_defaults(run=main_neighbours)
     neighbours.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
     neighbours.add_argument("words", nargs="*", help="words to look up (default: a fixed list of sentiment words)")
-    neighbours.add_argument("-k", type=int, default=10, help="neighbours per word")
+    neighbours.add_argument("-k", type=at_least(1), default=10, help="neighbours per word")
     check = vectors_what.add_parser("eval", help="logistic regression on mean word vectors vs random vectors, "
                                                  "IMDB train -> test")
     check.set_defaults(run=main_eval)
     check.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
     check.add_argument("--data", help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
-    check.add_argument("--steps", type=int, default=500, help="logistic-regression steps")
-    check.add_argument("--seed", type=int, default=0, help="random seed of the random vectors and the training")
+    check.add_argument("--steps", type=at_least(1), default=500, help="logistic-regression steps")
+    check.add_argument("--seed", type=at_least(0), default=0, help="random seed of the random vectors and the training")
     check.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
 
 
@@ -140,7 +141,7 @@ def main_build(args, log=print):
     sgns = getattr(args, "method", "ppmi") == "sgns"
     if sgns:  # the method's own settings, checked here and passed to its builder
         own = dict(negatives=getattr(args, "negatives", 5), epochs=getattr(args, "epochs", 3))
-        check_arguments(dim=args.dim, window=args.window, **own)
+        check_arguments(**common, **own)
     else:
         own = dict(smoothing=getattr(args, "smoothing", 0.75), power=getattr(args, "power", 0.5))
         check_ppmi_arguments(**common, **own)

@@ -148,10 +148,11 @@ def context_pairs(ids, texts, start, stop, window, rng):
     return np.concatenate(words)[order], np.concatenate(contexts)[order]
 
 
-def check_arguments(dim=100, window=5, negatives=5, epochs=3, lr=0.025, batch=2048, subsample=1e-4):
+def check_arguments(dim=100, window=5, negatives=5, epochs=3, lr=0.025, batch=2048, subsample=1e-4, min_count=5,
+                    max_vocab=30000):
     """Raise a one-line SettingError for a setting ``build_sgns`` cannot use (called before any work)."""
     check_whole_numbers(dim=(dim, 1), window=(window, 1), negatives=(negatives, 1), epochs=(epochs, 1),
-                        batch=(batch, 1))
+                        batch=(batch, 1), min_count=(min_count, 1), max_vocab=(max_vocab, 2))
     if not lr > 0:
         raise SettingError(f"lr={lr!r} is not allowed; pass a learning rate > 0 (word2vec uses 0.025)")
     if not subsample >= 0:
@@ -215,7 +216,7 @@ def build_sgns(token_lists, dim=100, window=5, negatives=5, epochs=3, lr=0.025, 
     (V, D) float32 array of the input vectors W, each row scaled to unit length.
     ``log``: a function for progress lines (e.g. ``print``), or None.
     """
-    check_arguments(dim, window, negatives, epochs, lr, batch, subsample)
+    check_arguments(dim, window, negatives, epochs, lr, batch, subsample, min_count, max_vocab)
     say = log or (lambda *_: None)
     start = time.perf_counter()
     words, counts = count_words(token_lists, min_count, max_vocab)

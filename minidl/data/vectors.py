@@ -223,18 +223,26 @@ class _GloveParser:
     def parse(self, chunk):
         """The (n, D) float32 values of a chunk of (line number, word, values text); lines
         that fail to parse are raised or dropped. Returns (words, values)."""
-        numbers, words, rests = zip(*chunk)
+        _, words, rests = zip(*chunk)
         try:
-            return list(words), np.loadtxt(rests, dtype=np.float32, delimiter=" ", comments=None, ndmin=2)
+            values = np.loadtxt(rests, dtype=np.float32, delimiter=" ", comments=None, ndmin=2)
         except ValueError:
-            pass
+            values = None
+        if values is not None and np.isfinite(values).all():
+            return list(words), values
         kept, rows = [], []
         for number, word, rest in chunk:  # find the offending line(s)
             try:
-                rows.append(np.array(rest.split(" "), dtype=np.float32))
-                kept.append(word)
+                with np.errstate(over="ignore"):    # 1e39 -> inf, refused below
+                    row = np.array(rest.split(" "), dtype=np.float32)
             except ValueError:
                 self.fail(number, f"a value is not a number ({rest[:60]!r})")
+                continue
+            if np.isfinite(row).all():
+                rows.append(row)
+                kept.append(word)
+            else:
+                self.fail(number, f"a value is nan, inf or too large for float32 ({rest[:60]!r})")
         return kept, np.array(rows, dtype=np.float32).reshape(len(rows), self.dim)
 
 

@@ -105,6 +105,10 @@ def main_plot(args):
         wanted = set(split_commas(args.models))
         results = [r for r in results if r.get("config", {}).get("model") in wanted]
     metrics = split_commas(args.metrics)
+    unknown = _unknown_axes(results, args.x, metrics)
+    if unknown:
+        print(f"minidl plot: error: {unknown} (nothing was written)", file=sys.stderr)
+        return 2
     out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
     foreign = _not_from_plot(out)
     if foreign:
@@ -125,6 +129,21 @@ def main_plot(args):
         print(f"\n({failed} failed jobs left out; their errors are in {args.results})")
     print(f"\nwrote {', '.join(paths)} and {out}.md")
     return 0
+
+
+def _unknown_axes(results, x, metrics):
+    """Why --x or --metrics names nothing the successful ``results`` hold, with the choices; or None."""
+    done = [record for record in results if not record.get("error")]
+    if not done:
+        return None             # nothing to plot: plot_sweep says so
+    fields = sorted({key for record in done for key in record["config"]})
+    scores = sorted({key for record in done for key, value in record["test"].items()
+                     if isinstance(value, numbers.Real) and key != "n"})
+    if x not in fields:
+        return f"--x {x!r} is not a setting of these runs; choose one of {', '.join(fields)}"
+    if not metrics or not set(metrics) <= set(scores):
+        return f"--metrics {','.join(metrics)!r}: give comma-separated test metrics of {', '.join(scores)}"
+    return None
 
 
 def _not_from_plot(out):

@@ -82,8 +82,7 @@ def plot(results, radius, path_prefix):
 
 def main(args):
     check_writable(args.out, folder=True)      # before minutes of training, not after
-    models = tuple(m for m in args.models.split(",") if m)
-    results = run(models, seed=args.seed, radius=args.radius, device=args.device)
+    results = run(args.models, seed=args.seed, radius=args.radius, device=args.device)
     os.makedirs(args.out, exist_ok=True)
     with atomic_path(os.path.join(args.out, "probe.json")) as tmp, open(tmp, "w") as f:
         json.dump(results, f, indent=1)

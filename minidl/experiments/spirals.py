@@ -97,10 +97,8 @@ def main(args):
     check_replaceable(os.path.join(args.out, "results.json"), lambda path: {"runs", "summary"} <= json_keys(path),
                       "minidl spirals", f"--out {args.out}:")
     os.makedirs(args.out, exist_ok=True)
-    hidden = tuple(int(h) for h in args.hidden.split(","))
-    seeds = tuple(int(s) for s in args.seeds.split(","))
     start = time.perf_counter()
-    runs = sweep(hidden, seeds, steps=args.steps, device=args.device)
+    runs = sweep(args.hidden, args.seeds, steps=args.steps, device=args.device)
     with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
         json.dump({"runs": runs, "summary": summarise(runs)}, f)
     plot(runs, os.path.join(args.out, "spirals.png"))

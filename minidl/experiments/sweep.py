@@ -63,7 +63,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from ..autograd.function import MinidlError
 from ..io import check_writable, file_sha256
-from ..bench.threads import check_threads, describe as describe_threads, set_threads, usable_cpus
+from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
 from ..train.config import ConfigError, TrainConfig
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
@@ -688,7 +688,7 @@ def add_arguments(subparsers):
         description="Train every (model, hidden size, seed) and append each result to --results as it "
                     "finishes; each validation check of a running job prints a line on stderr. Run the same "
                     "command again to resume: finished jobs are skipped.")
-    from ..cli import _call
+    from ..cli import _call, at_least
     from ..models import MODELS
 
     sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")
@@ -696,14 +696,15 @@ def add_arguments(subparsers):
                        help='hidden sizes "16,32,64", or MLP architectures "[50];[64,32];[64,32,16]"')
     sweep.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     sweep.add_argument("--data", help=f'"synthetic", "imdb", or a CSV/TSV/JSONL table (default: {TrainConfig.data})')
-    sweep.add_argument("--epochs", type=int, help=f"passes over the training reviews in each job, fewer if it stops "
-                                                  f"early (default: {TrainConfig.epochs})")
-    sweep.add_argument("--max-length", type=int,
+    sweep.add_argument("--epochs", type=at_least(1),
+                       help=f"passes over the training reviews in each job, fewer if it stops early "
+                            f"(default: {TrainConfig.epochs})")
+    sweep.add_argument("--max-length", type=at_least(1),
                        help=f"keep the first N words of each review (default: {TrainConfig.max_length})")
     sweep.add_argument("--device", help=f'"cpu" (NumPy), "torch" or "cuda" (default: {TrainConfig.device})')
-    sweep.add_argument("--workers", type=int,
+    sweep.add_argument("--workers", type=at_least(0),
                        help="local worker processes (default: one per CPU this process may use; 0: in this process, for debugging)")
-    sweep.add_argument("--threads", type=int, metavar="N",
+    sweep.add_argument("--threads", type=at_least(1), metavar="N",
                        help="torch and BLAS threads of each worker, N >= 1; a run's digits depend on it, so this "
                             "repeats a record made with another share (its \"threads\" field) (default: the CPUs "
                             "this process may use // the workers)")
@@ -727,7 +728,6 @@ def add_arguments(subparsers):
 def main_sweep(args):
     """``minidl sweep``: returns the exit status (1 if a job failed, 2 for bad arguments)."""
     try:
-        check_threads(args.threads)
         models = split_commas(args.models)
         fixed, per_model = parse_settings(args.set, models)
         for name in ("data", "epochs", "max_length", "device"):

@@ -13,31 +13,35 @@ import os
 import sys
 import time
 
+from ..cli import at_least, positive
+
 
 def _model_arguments(parser, d_model, layers, heads, d_ff):
-    parser.add_argument("--d-model", type=int, default=d_model, help="the model's width: embedding and hidden size")
-    parser.add_argument("--layers", type=int, default=layers, help="encoder layers")
-    parser.add_argument("--heads", type=int, default=heads, help="attention heads per layer; must divide --d-model")
-    parser.add_argument("--d-ff", type=int, default=d_ff, help="hidden size of each layer's feed-forward block")
+    parser.add_argument("--d-model", type=at_least(1), default=d_model,
+                        help="the model's width: embedding and hidden size")
+    parser.add_argument("--layers", type=at_least(1), default=layers, help="encoder layers")
+    parser.add_argument("--heads", type=at_least(1), default=heads,
+                        help="attention heads per layer; must divide --d-model")
+    parser.add_argument("--d-ff", type=at_least(1), default=d_ff, help="hidden size of each layer's feed-forward block")
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability while training")
 
 
 def _training_arguments(parser, steps, lr):
     parser.add_argument("--out", required=True, help="the checkpoint to write (.npz), rewritten at every evaluation")
     parser.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
-    parser.add_argument("--steps", type=int, default=steps,
+    parser.add_argument("--steps", type=at_least(1), default=steps,
                         help="training steps; the learning rate warms up over the first tenth (at most 1000 steps), "
                              "then decays linearly to 0 at the last")
-    parser.add_argument("--time-limit", type=float, default=None, help="stop (evaluated and saved) after this "
+    parser.add_argument("--time-limit", type=positive, default=None, help="stop (evaluated and saved) after this "
                                                                       "many seconds (default: no limit)")
-    parser.add_argument("--batch-size", type=int, default=64, help="segments per training batch")
-    parser.add_argument("--lr", type=float, default=lr, help="AdamW's peak learning rate")
-    parser.add_argument("--eval-every", type=int, default=200,
+    parser.add_argument("--batch-size", type=at_least(1), default=64, help="segments per training batch")
+    parser.add_argument("--lr", type=positive, default=lr, help="AdamW's peak learning rate")
+    parser.add_argument("--eval-every", type=at_least(1), default=200,
                         help="steps between evaluations on the held-out fill-mask sentences, each one saving --out")
-    parser.add_argument("--max-reviews", type=int, default=None,
+    parser.add_argument("--max-reviews", type=at_least(1), default=None,
                         help="the first N reviews of each part, for quick runs (default: all)")
     parser.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=at_least(0), default=0,
                         help="random seed: the weights, the batch order, the masking and the held-out sentences")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run that writes --out exactly where it stopped, from the training state "
@@ -52,14 +56,8 @@ def _refused(args):
     from .checkpoint import is_mlm_checkpoint
     from .pretrain import state_path
 
-    for name in ("steps", "batch_size", "eval_every", "d_model", "layers", "heads", "d_ff", "max_vocab", "length"):
-        value = getattr(args, name, 1)
-        if value < 1:
-            return f"--{name.replace('_', '-')} must be a whole number >= 1, got {value}"
     if args.d_model % args.heads:
         return f"--heads {args.heads} must divide --d-model {args.d_model} (each head takes d_model / heads)"
-    if not args.lr > 0:
-        return f"--lr must be > 0, got {args.lr}"
     if not 0 <= args.dropout < 1:
         return f"--dropout must lie in [0, 1), got {args.dropout}"
     if hasattr(args, "teacher"):   # distill's own settings
@@ -108,9 +106,9 @@ def add_arguments(commands):
     pretrain = what.add_parser("pretrain", help="pretrain a masked-LM teacher on IMDB (train + unlabelled)")
     _model_arguments(pretrain, 128, 4, 4, 512)
     _training_arguments(pretrain, 3000, 1e-3)
-    pretrain.add_argument("--max-vocab", type=int, default=8000,
+    pretrain.add_argument("--max-vocab", type=at_least(1), default=8000,
                           help="vocabulary size, specials included: the most frequent tokens")
-    pretrain.add_argument("--length", type=int, default=128, help="tokens per segment, [CLS] included")
+    pretrain.add_argument("--length", type=at_least(1), default=128, help="tokens per segment, [CLS] included")
     _init_argument(pretrain)
     pretrain.add_argument("--resume-from", default=None,
                           help="continue pretraining this checkpoint (its weights, vocabulary and settings; a fresh "
@@ -122,7 +120,7 @@ def add_arguments(commands):
     _model_arguments(distill, 32, 4, 2, 128)
     _training_arguments(distill, 3000, 2e-3)
     distill.add_argument("--alpha", type=float, default=0.0, help="weight of the hard-label term (0: teacher only)")
-    distill.add_argument("--temperature", type=float, default=2.0,
+    distill.add_argument("--temperature", type=positive, default=2.0,
                          help="softmax temperature T of the teacher's and the student's distributions in the "
                               "distillation term")
     distill.add_argument("--hidden-weight", type=float, default=0.0, help="TinyBERT hidden-state matching")
@@ -136,7 +134,8 @@ def add_arguments(commands):
     evaluate = what.add_parser("evaluate", help="teacher vs student on held-out fill-mask sentences")
     evaluate.add_argument("--teacher", required=True, help="the teacher's checkpoint (minidl mlm pretrain)")
     evaluate.add_argument("--student", required=True, help="a student distilled from it (minidl mlm distill)")
-    evaluate.add_argument("--cases", type=int, default=1000, help="fill-mask sentences from the IMDB test reviews")
+    evaluate.add_argument("--cases", type=at_least(1), default=1000,
+                          help="fill-mask sentences from the IMDB test reviews")
     evaluate.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
     evaluate.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
     evaluate.add_argument("--out", default=None, help="also write the results as JSON here")
@@ -157,17 +156,18 @@ def add_arguments(commands):
                                                           '(default: none, that start is left out)')
     finetune.add_argument("--out", required=True, help="results (JSON)")
     finetune.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
-    finetune.add_argument("--length", type=int, default=128, help="tokens per review, [CLS] included")
-    finetune.add_argument("--epochs", type=int, default=3, help="passes over the training reviews, for each start")
-    finetune.add_argument("--batch-size", type=int, default=32, help="reviews per training batch")
-    finetune.add_argument("--lr", type=float, default=5e-4,
+    finetune.add_argument("--length", type=at_least(1), default=128, help="tokens per review, [CLS] included")
+    finetune.add_argument("--epochs", type=at_least(1), default=3,
+                          help="passes over the training reviews, for each start")
+    finetune.add_argument("--batch-size", type=at_least(1), default=32, help="reviews per training batch")
+    finetune.add_argument("--lr", type=positive, default=5e-4,
                           help="AdamW's peak learning rate (warm-up over the first tenth of the steps, then down to 0)")
-    finetune.add_argument("--train-limit", type=int, default=None,
+    finetune.add_argument("--train-limit", type=at_least(1), default=None,
                           help="a seeded subset of this many training reviews (default: all)")
-    finetune.add_argument("--test-limit", type=int, default=None,
+    finetune.add_argument("--test-limit", type=at_least(1), default=None,
                           help="a seeded subset of this many test reviews (default: all)")
     finetune.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
-    finetune.add_argument("--seed", type=int, default=0,
+    finetune.add_argument("--seed", type=at_least(0), default=0,
                           help="random seed: the subsets, the new weights and the batch order")
     finetune.add_argument("--starts", type=lambda text: text.split(","), default=None,
                           help="comma-separated subset of: pretrained, teacher embeddings only, cooccurrence only, "
@@ -180,7 +180,7 @@ def add_arguments(commands):
     fill.add_argument("--teacher", required=True, help="a masked-LM checkpoint (minidl mlm pretrain)")
     fill.add_argument("--student", default=None, help="a second one shown beside it, e.g. its student from minidl "
                                                        "mlm distill (default: the teacher alone)")
-    fill.add_argument("-k", type=int, default=5, help="tokens shown for each [MASK], the most probable first")
+    fill.add_argument("-k", type=at_least(1), default=5, help="tokens shown for each [MASK], the most probable first")
     fill.add_argument("--device", default="torch", help='"cpu" (NumPy), "torch" or "cuda"')
     fill.set_defaults(run=main_fill_mask)
 
@@ -397,6 +397,7 @@ def main_fill_mask(args):
         if len(columns[0][1]) > 1:
             print(f"[MASK] {m + 1}")
         print("  " + "".join(f"{role + f' ({seconds * 1e3:.1f} ms)':<32}" for role, _, seconds in columns))
-        for rank in range(args.k):
+        shown = min(len(found[m]) for _, found, _ in columns)     # top_k stops at the vocabulary's last word
+        for rank in range(shown):
             print("  " + "".join(f"{f'{found[m][rank][0]}  {found[m][rank][1]:.3f}':<32}" for _, found, _ in columns))
     return 0

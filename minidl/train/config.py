@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -101,7 +102,7 @@ def _flag(name):
 _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
              ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False),
              ("embedding_freeze_steps", 0, False), ("eval_every", 1, True),
-             ("patience", 1, True), ("train_limit", 1, True), ("unlabelled", 0, False))
+             ("patience", 1, True), ("train_limit", 1, True), ("unlabelled", 0, False), ("seed", 0, False))
 
 
 def _check_numbers(config):
@@ -120,9 +121,9 @@ def _check_numbers(config):
         value = getattr(config, name)
         if value is None and optional:
             continue
-        if not isinstance(value, (int, float)) or value != value or value < 0 or (positive and value == 0):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise ConfigError(f"{_flag(name)} must be a number {'>' if positive else '>='} 0"
-                              f"{' (or none)' if optional else ''}, got {value!r}")
+                              f"{' (or none)' if optional else ''}, finite, got {value!r}")
 
 
 def _check_choices(config):

@@ -179,6 +179,19 @@ def relabel(dataset, values, names, whose):
                        dataset.name, dataset.info)
 
 
+def _check_split(config, train, validation):
+    """Refuse a --validation share that leaves either side empty, before any tokenising (training on
+    it would end in NumPy's "need at least one array to concatenate")."""
+    from .config import ConfigError
+
+    of = f"--validation {config.validation} of {len(train) + len(validation)} reviews"
+    if not len(validation):
+        raise ConfigError(f"{of} leaves no validation reviews; raise --validation or --train-limit, or set "
+                          f"--validation 0")
+    if not len(train):
+        raise ConfigError(f"{of} leaves no training reviews; lower --validation or raise --train-limit")
+
+
 def prepare(config):
     key = json.dumps({k: getattr(config, k) for k in DATA_KEYS}, sort_keys=True)
     return _prepare_cached(key)
@@ -196,6 +209,7 @@ def _prepare_cached(key):
     if validation is None and config.validation:    # IMDB: held out by movie, as its test split is
         train, validation = (split_by_movie(train, config.validation, seed=config.seed) if config.data == "imdb"
                              else train.split(config.validation, seed=config.seed))
+        _check_split(config, train, validation)
     tokenizer = Tokenizer(max_length=config.max_length, min_word_length=config.min_word_length,
                           keep_digits=config.keep_digits, contractions=config.contractions)
     if config.train_windows:

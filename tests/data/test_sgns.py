@@ -175,6 +175,8 @@ def test_the_command_refuses_bad_sgns_settings_before_reading_any_review(tmp_pat
     ("ppmi", {"smoothing": 0.0}, "smoothing=0.0 is not allowed"),
     ("ppmi", {"out": "FILE/v.txt"}, "is a file, so no folder can be made there"),
     ("sgns", {"out": "FOLDER"}, "is a folder; give the path of a file"),
+    ("sgns", {"min_count": -1}, "min_count=-1 is not allowed"),      # sgns checked only its own settings
+    ("sgns", {"max_vocab": 0}, "max_vocab=0 is not allowed"),
 ])
 def test_the_command_refuses_bad_settings_and_outs_before_reading_any_review(tmp_path, method, change, message):
     """PPMI's settings and an --out no file can be written to (either method) are refused in one line

@@ -72,3 +72,22 @@ def test_long_legend_labels_wrap_inside_the_figure():
     box, page = legend.get_window_extent(), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1
     assert legend_columns(["rnn", "gru"], fig.get_figwidth()) == 2  # short labels stay on one row
+
+
+@pytest.mark.parametrize("options, error", [
+    (["--x", "foo"], "--x 'foo' is not a setting of these runs; choose one of batch_size, "),
+    (["--metrics", "foo"], "--metrics 'foo': give comma-separated test metrics of accuracy, auc, f1, loss"),
+    (["--metrics", ""], "--metrics '': give comma-separated test metrics of accuracy, auc, f1, loss"),
+])
+def test_an_unknown_x_or_metric_is_refused_with_the_choices(tmp_path, capsys, options, error):
+    """--x foo drew a None column, --metrics foo a "nan ± 0.000" one, --metrics "" a matplotlib error."""
+    import json
+
+    from minidl.cli import main
+
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake("gru", 4, seed, 0.6)) + "\n" for seed in (0, 1)))
+    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "p"), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"minidl plot: error: {error}") and err.endswith(" (nothing was written)\n")
+    assert sorted(os.listdir(tmp_path)) == ["results.jsonl"]

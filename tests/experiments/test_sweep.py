@@ -525,8 +525,11 @@ def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_p
     assert capsys.readouterr() == ("", "minidl sweep: error: rnn, hidden 8: --dropout must lie in [0, 1), got 2\n")
     assert cli(["sweep", "--seeds", "0,a", "--results", str(results)]) == 2
     assert "cannot read seeds '0,a'" in capsys.readouterr().err
-    assert cli(["sweep", "--threads", "0", "--results", str(results)]) == 2
-    assert capsys.readouterr() == ("", "minidl sweep: error: --threads must be a whole number >= 1, got 0\n")
+    with pytest.raises(SystemExit) as stop:
+        cli(["sweep", "--threads", "0", "--results", str(results)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.endswith("minidl sweep: error: argument --threads: must be a whole number >= 1, "
+                                            "got 0\n")
     assert not results.exists()
 
     table = tmp_path / "reviews.csv"

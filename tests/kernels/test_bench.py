@@ -175,9 +175,11 @@ def test_threads_option_on_every_bench(monkeypatch, capsys, what):
     seen = []
     monkeypatch.setattr(module, "main", lambda args: seen.append(thread_info()))
     before = thread_info()
-    assert main(["bench", what, "--threads", "0"]) == 1
-    error = capsys.readouterr().err
-    assert "--threads" in error and ">= 1" in error and error.count("\n") == 1
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", what, "--threads", "0"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error == f"minidl bench {what}: error: argument --threads: must be a whole number >= 1, got 0"
     assert seen == []
     assert main(["bench", what, "--threads", "1"]) == 0
     assert seen[0]["torch"] == 1 and all(pool["threads"] == 1 for pool in seen[0]["blas"])

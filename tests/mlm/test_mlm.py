@@ -361,6 +361,9 @@ def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
     assert lines[0] == "w1 [MASK] w2" and "teacher (" in lines[1] and "student (" in lines[1] and len(lines) == 5
     assert main(["fill-mask", "no mask here", "--teacher", str(teacher), "--device", "cpu"]) == 1
     assert "no [MASK]" in capsys.readouterr().err
+    # -k past the vocabulary (an IndexError once) shows each word once: the specials are never predicted
+    assert main(["fill-mask", "w1 [MASK] w2", "--teacher", str(teacher), "-k", "100000", "--device", "cpu"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 + len(vocab) - len(SPECIALS)
 
 
 def test_a_masked_lm_is_refused_as_a_classifier_checkpoint(tmp_path):
@@ -383,7 +386,7 @@ def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
 
 
 @pytest.mark.parametrize("command", [["mlm", "pretrain"], ["mlm", "distill", "--teacher", "no-such-teacher.npz"]])
-@pytest.mark.parametrize("options, words", [(["--steps", "0"], "--steps must be a whole number >= 1, got 0"),
+@pytest.mark.parametrize("options, words", [(["--steps", "0"], "--steps: must be a whole number >= 1, got 0"),
                                             (["--heads", "3", "--d-model", "32"], "--heads 3 must divide --d-model 32"),
                                             (["--dropout", "1"], "--dropout must lie in [0, 1), got 1.0"),
                                             (["--out", "FOLDER"], "is a folder; give the path of a file")])
@@ -396,8 +399,12 @@ def test_bad_settings_and_outs_are_one_line_before_the_reviews_are_read(tmp_path
     (tmp_path / "FOLDER").mkdir()
     options = [str(tmp_path / o) if o == "FOLDER" else o for o in options]
     out = [] if "--out" in options else ["--out", str(tmp_path / "run.npz")]
-    assert main([*command, *out, *options]) == 2
-    err = capsys.readouterr().err
+    try:
+        code = main([*command, *out, *options])
+    except SystemExit as stop:       # argparse's refusal: its usage, then the one line
+        code = stop.code
+    assert code == 2
+    err = capsys.readouterr().err.split("\nminidl mlm")[-1]
     assert len(err.splitlines()) == 1 and words in err
 
 
