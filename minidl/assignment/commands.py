@@ -78,10 +78,10 @@ def _grade(args):
 
 
 def _list(args):
-    from .manifest import default_root, find_assignment, known_assignments
+    from .manifest import default_root, find_assignment, listed_assignments
 
     root = args.root or default_root()
-    for name in known_assignments(root):
+    for name in listed_assignments(root):
         manifest = find_assignment(name, root)
         print(f"{name}: {manifest.title} ({manifest.points} points)")
         for task in manifest.tasks:

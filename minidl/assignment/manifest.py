@@ -211,13 +211,19 @@ def known_assignments(root):
     return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
 
 
+def listed_assignments(root):
+    """``known_assignments(root)``, or an AssignmentError saying where none were found."""
+    known = known_assignments(root)
+    if not known:
+        raise AssignmentError(f"no assignments found: {Path(root) / ASSIGNMENTS} has no folder with a {MANIFEST}; "
+                              f"run from a clone of the minidl repository or pass --root")
+    return known
+
+
 def find_assignment(name, root=None):
     """The manifest of assignment ``name`` under ``root``/assignments (``root``: see ``default_root``)."""
     root = Path(root) if root is not None else default_root()
-    known = known_assignments(root)
+    known = listed_assignments(root)
     if name not in known:
-        if not known:
-            raise AssignmentError(f"no assignments found: {root / ASSIGNMENTS} has no folder with a {MANIFEST}; "
-                                  f"run from a clone of the minidl repository or pass --root")
         raise AssignmentError(f"unknown assignment {name!r}; known assignments: {', '.join(known)}")
     return load_manifest(root / ASSIGNMENTS / name, root)

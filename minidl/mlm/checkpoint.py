@@ -64,6 +64,9 @@ def load_mlm(path, device="cpu", for_training=False):
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path!r} is not a masked-LM checkpoint (no readable metadata); write one with "
                               f"minidl mlm pretrain or minidl.mlm.save_mlm") from e
+    if meta.get("kind") == "mlm":
+        raise CheckpointError(f"{path!r} is the training state of a masked-LM run (for --resume); give the "
+                              f"checkpoint beside it, without .state")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a masked-LM checkpoint (format {meta.get('format')!r}, expected "
                               f"{FORMAT!r}); a classifier checkpoint of minidl train cannot fill masks")

@@ -63,8 +63,6 @@ def _refused(args):
     if hasattr(args, "teacher"):   # distill's own settings
         if not 0 <= args.alpha <= 1:
             return f"--alpha is the weight of the hard-label term and must lie in [0, 1], got {args.alpha}"
-        if not args.temperature > 0:
-            return f"--temperature must be > 0 (1: the plain softmax), got {args.temperature}"
         for name in ("hidden_weight", "attention_weight", "head_weight"):
             if not getattr(args, name) >= 0:
                 return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"

@@ -280,3 +280,11 @@ def test_mlm_distillation_reference_scores_full_marks_and_a_wrong_measure_loses_
     by_number = {r.number: r for r in results}
     assert by_number[4].score == 0 and by_number[1].passed
     assert "agreement(" in by_number[4].first_failure().message and " expected " in by_number[4].first_failure().message
+
+
+def test_list_says_where_it_found_no_assignments(tmp_path, capsys):
+    """It printed nothing and exited 0 for a --root without assignments."""
+    from minidl.cli import main
+
+    assert main(["assignment", "list", "--root", str(tmp_path)]) == 1
+    assert "no assignments found" in capsys.readouterr().err

@@ -470,7 +470,6 @@ def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_p
 
 
 @pytest.mark.parametrize("option, words", [(["--alpha", "-1"], "--alpha is the weight of the hard-label term"),
-                                           (["--temperature", "0"], "--temperature must be > 0"),
                                            (["--attention-weight", "-0.5"], "--attention-weight must be >= 0")])
 def test_distillation_settings_are_one_line_before_the_teacher_is_read(tmp_path, capsys, option, words):
     from minidl.cli import main
@@ -478,3 +477,15 @@ def test_distillation_settings_are_one_line_before_the_teacher_is_read(tmp_path,
     assert main(["mlm", "distill", "--teacher", "no-such.npz", "--out", str(tmp_path / "s.npz"), *option]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_a_training_state_given_for_a_checkpoint_says_so(tmp_path):
+    from minidl.mlm.pretrain import state_path
+
+    texts = _toy_corpus(30)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    settings = {**TINY, "max_len": 13}
+    train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=13), vocab, 2, settings,
+              tmp_path / "m.npz", batch_size=16, eval_every=2, log=None)
+    with pytest.raises(CheckpointError, match="training state of a masked-LM run .* without .state"):
+        load_mlm(state_path(tmp_path / "m.npz"))
