@@ -84,7 +84,7 @@ class CompressionReport:
         check_writable(out, folder=True)                # before the data and the teacher load, not after
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
-        self.teacher_path, self.decoder_path, self.student_epochs = teacher_path, decoder_path, student_epochs
+        self.teacher_path, self.student_epochs = teacher_path, student_epochs
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
         prepared = prepare(self.config)
         if prepared.vocab.to_dict() != vocab.to_dict():
@@ -94,8 +94,21 @@ class CompressionReport:
         self.fine_tune, self.gradual_tune_reviews = fine_tune, gradual_tune
         self.vocab_size = len(vocab)
         self.settings = {**self.config.model_config(), "embed_dim": self.teacher.embed_dim}
+        self.decoder = decoder_path and self._load_decoder(decoder_path)    # refused now, not after the first rows
         self._shared = {}  # the teacher's logits, computed once, also for with_seed's copies
         self._start(seed, out)
+
+    def _load_decoder(self, path):
+        """(decoder, its settings): a classifier of the teacher's kind (a causal one) and labels."""
+        decoder, _, _, labels, config = load_classifier(path, self.device)
+        if config.model != self.config.model:
+            raise ValueError(f"--decoder {path} is a {config.model}, not a {self.config.model} like the teacher; "
+                             f"train one with minidl train --model {self.config.model} --model-options "
+                             f"'{{\"causal\": true}}'")
+        if labels != self.label_names:
+            raise ValueError(f"--decoder {path} has the labels {labels}, the teacher {self.label_names}; train it on "
+                             f"the teacher's data")
+        return decoder, {**config.model_config(), "embed_dim": decoder.embed_dim}
 
     def _start(self, seed, out):
         """What depends on the seed (the fine-tuning reviews) and on the output folder (the rows)."""
@@ -209,9 +222,8 @@ class CompressionReport:
         os.makedirs(self.out, exist_ok=True)
         self.teacher_row()
         self.control_row()
-        if self.decoder_path:
-            decoder, _, _, _, decoder_config = load_classifier(self.decoder_path, self.device)
-            decoder_settings = {**decoder_config.model_config(), "embed_dim": decoder.embed_dim}
+        if self.decoder:
+            decoder, decoder_settings = self.decoder
             self.record("decoder", "teacher", lambda: decoder, _save,
                         lambda path: _loaded(self.fresh(**decoder_settings), path), note="causal, last-token pooling")
         self.qat_rows()

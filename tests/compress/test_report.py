@@ -213,3 +213,12 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_the_teacher_or_the_dat
                  "--out", str(tmp_path / "notes.txt" / "run")]) == 1
     assert "is a file, so no folder can be made there" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_decoder_of_another_kind_is_refused_before_any_row(tmp_path, teacher_checkpoint):
+    """A GRU given as --decoder used to fail after the teacher's rows, with a dump of missing weights."""
+    gru = fit(TrainConfig(model="gru", hidden=4, epochs=1, train_limit=50), out=tmp_path / "gru", progress=False,
+              log=lambda *args: None)
+    with pytest.raises(ValueError, match="is a gru, not a transformer like the teacher"):
+        CompressionReport(teacher_checkpoint, tmp_path / "out", decoder_path=gru.checkpoint)
+    assert not (tmp_path / "out" / "results.jsonl").exists()
