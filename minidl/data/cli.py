@@ -8,6 +8,7 @@ the command line. The library code they call lives in ``imdb``, ``vectors`` and
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -15,8 +16,8 @@ from ..cli import at_least
 from ..io import check_replaceable, check_writable
 from . import vectors_eval
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError
-from .imdb import (LABELLED, OFFICIAL_URL, UNLABELLED, _dataset, _kind, download_imdb, find_imdb, load_imdb,
-                   load_imdb_unlabelled, read_imdb_reviews)
+from .imdb import (LABELLED, OFFICIAL_URL, UNLABELLED, _dataset, _kind, default_data_dir, download_imdb, find_imdb,
+                   load_imdb, load_imdb_unlabelled, read_imdb_reviews)
 from .sgns import build_sgns, check_arguments
 from .text import Tokenizer
 from .vectors import (PROBE_WORDS, build_ppmi_svd, check_ppmi_arguments, format_neighbours, is_vectors_file, load_glove,
@@ -81,6 +82,11 @@ def add_arguments(commands):
 
 def main_download(args):
     """``minidl data download [--dest DIR] [--url URL] [--sha256 HEX] [--force]``; 1 on failure."""
+    if args.sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", args.sha256):
+        print(f"minidl data download: --sha256 {args.sha256!r} is not a SHA-256 (64 hexadecimal digits); copy it "
+              f"again, or leave it out", file=sys.stderr)
+        return 2
+    check_writable(args.dest or default_data_dir(), "--dest", folder=True)   # before the download, not after
     try:
         path = download_imdb(args.dest, url=args.url or OFFICIAL_URL, sha256=args.sha256 or None, force=args.force)
     except (DownloadError, CorruptDataError) as e:

@@ -505,3 +505,17 @@ def test_the_real_archive():
         assert len(splits[name]) == 25_000 and splits[name].class_counts() == {"neg": 12_500, "pos": 12_500}
         assert isinstance(splits[name].info["decode_errors"], int)
     assert len(unlabelled) == 50_000   # the time is printed above, not asserted: CI machines are shared
+
+
+def test_download_refuses_a_bad_hash_or_a_file_as_dest_before_downloading(tmp_path, capsys):
+    """A malformed --sha256 was found after the download; a file as --dest read "cannot write
+    FILE/aclImdb_v1.tar.gz: File exists"."""
+    from minidl.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    never = "file:///no/such/archive.tar.gz"   # a download would fail differently
+    assert main(["data", "download", "--dest", str(tmp_path), "--url", never, "--sha256", "abc"]) == 2
+    assert "is not a SHA-256 (64 hexadecimal digits)" in capsys.readouterr().err
+    assert main(["data", "download", "--dest", str(tmp_path / "notes.txt"), "--url", never]) == 1
+    assert f"--dest {tmp_path / 'notes.txt'} is a file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
