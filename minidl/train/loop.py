@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
+
 from ..autograd.function import MinidlError
 from ..optim.clip import clip_grad_norm_
 
@@ -139,11 +141,14 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     bar = _progress(progress, total, run.loop["step"])
     model.train()
     crashed, ended = False, steps is not None and run.loop["step"] >= steps   # a resumed run may be done
-    while not (ended or crashed):
-        crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
-        ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)
-    if not crashed and run.evaluated_at != run.loop["step"]:
-        run.evaluation(epoch_steps)
+    # NumPy's overflow warnings would come before the one message a divergence gets (and a
+    # non-finite value is always caught: see the module docstring)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        while not (ended or crashed):
+            crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
+            ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)
+        if not crashed and run.evaluated_at != run.loop["step"]:
+            run.evaluation(epoch_steps)
     if bar is not None:
         bar.close()
     run.loop["seconds"] = time.perf_counter() - run.start

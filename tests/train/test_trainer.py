@@ -259,3 +259,14 @@ def test_a_model_option_its_constructor_refuses_is_a_config_error_before_any_wor
     md.manual_seed(0)
     TrainConfig(**{**QUICK, "model": "attention"}).check()
     np.testing.assert_array_equal(md.randn(4).numpy(), expected)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_diverging_command_prints_one_line(tmp_path, capsys):
+    """NumPy's overflow warnings came before the divergence message (here they would raise)."""
+    from minidl.cli import main
+
+    assert main(["train", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run"), "--lr", "1e20",
+                 "--clip-norm", "none", "--train-limit", "300"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "became nan" in err[0] and "Lower the learning rate" in err[0], err
