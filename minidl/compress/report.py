@@ -47,10 +47,10 @@ import numpy as np
 import minidl as md
 
 from ..data.batching import subset
-from ..io import atomic_path, check_writable, read_npz
+from ..io import atomic_path, check_writable, file_sha256, read_npz
 from ..models import build_model
 from ..nn.linear import Linear
-from ..train.checkpoint import load_classifier
+from ..train.checkpoint import differences, load_classifier
 from ..train.prepare import prepare
 from ..train.trainer import evaluate
 from .distill import distill, teacher_logits_table
@@ -82,6 +82,9 @@ class CompressionReport:
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
         check_writable(out, folder=True)                # before the data and the teacher load, not after
+        # what every row depends on: rows of another teacher or other settings in --out are refused, not reused
+        self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune}
+        _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
@@ -117,7 +120,7 @@ class CompressionReport:
         self.gradual_tune = (self.tune if self.gradual_tune_reviews is None
                              else subset(self.train, self.gradual_tune_reviews, seed))
         self.results_path = os.path.join(out, "results.jsonl")
-        self.rows = _read_rows(self.results_path)
+        self.rows = _read_rows(self.results_path, {**self.setup, "seed": seed})
         self.loaders = {}  # row name -> load(path) -> a fresh model with that file's weights
         self.savers = {}   # row name -> save(model, path), the format that row is stored in
 
@@ -170,7 +173,8 @@ class CompressionReport:
         metrics = evaluate(reloaded, self.test, device=self.device)
         row = {"name": name, "group": group, "parameters": int(parameters), "nonzeros": int(nonzeros),
                "size_mb": os.path.getsize(path) / 1e6, **{k: float(metrics[k]) for k in METRICS},
-               "reviews_per_s": None, "build_seconds": built, "note": note, "scope": scope, "file": path}
+               "reviews_per_s": None, "build_seconds": built, "note": note, "scope": scope, "file": path,
+               "setup": {**self.setup, "seed": self.seed}}
         self.rows.append(row)
         with open(self.results_path, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -461,11 +465,25 @@ def _factorize_from_file(model, path):
                            if key.endswith(".A")})
 
 
-def _read_rows(path):
+def _read_rows(path, setup):
+    """The rows already in ``path``; a file that is not a report's, or rows measured with another
+    ``setup`` (teacher file, test reviews, fine-tuning reviews, seed), are refused in one line."""
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line for line in f if line.strip()]
+    try:
+        rows = [json.loads(line) for line in lines]
+    except ValueError:
+        rows = None
+    if rows is None or not all(isinstance(row, dict) and "name" in row for row in rows):
+        raise ValueError(f"{path} is not the results.jsonl of a compression report; give another --out")
+    for row in rows:
+        if row.get("setup", setup) != setup:   # rows of older versions carry none
+            raise ValueError(f"{path}: its row {row['name']!r} was measured with other settings "
+                             f"({differences(row['setup'], setup)}); give another --out, or delete the file to "
+                             f"measure again")
+    return rows
 
 
 def _write_rows(path, rows):

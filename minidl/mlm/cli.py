@@ -207,7 +207,8 @@ def _settings(args, max_len):
 
 def main_pretrain(args):
     from .checkpoint import build_mlm, load_mlm
-    from .pretrain import differences, train_mlm
+    from ..train.checkpoint import differences
+    from .pretrain import train_mlm
 
     if problem := _refused(args):
         print(f"minidl mlm pretrain: {problem}", file=sys.stderr)

@@ -31,6 +31,7 @@ from ..autograd import ops
 from ..compress.distill import IntermediateMatching, _check_settings, distillation_loss
 from ..data.batching import batches
 from ..optim.schedule import LinearWarmupDecay
+from ..train.checkpoint import differences
 from .checkpoint import save_mlm
 from .evaluate import accuracy, first_choices
 from .masking import mask_tokens
@@ -181,11 +182,6 @@ def _same_run(path, meta, run):
     if changed := differences(meta.get("run", run), run):
         raise ValueError(f"cannot resume {path}: it was trained with different settings ({changed}); give the same "
                          f"options as the first time")
-
-
-def differences(saved, now):
-    """"key <saved>, now <now>" for each key of ``now`` whose value differs in ``saved``, comma-separated."""
-    return ", ".join(f"{key} {saved.get(key)!r}, now {now[key]!r}" for key in sorted(now) if saved.get(key) != now[key])
 
 
 def state_path(out):

@@ -90,6 +90,12 @@ def model_arrays(arrays):
     return {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
 
 
+def differences(saved, now):
+    """"key <saved>, now <now>" for each key of ``now`` whose value differs in ``saved``, comma-separated:
+    why a run, or rows, cannot go on with the settings given now ("" when nothing differs)."""
+    return ", ".join(f"{key} {saved.get(key)!r}, now {now[key]!r}" for key in sorted(now) if saved.get(key) != now[key])
+
+
 def resume(path, model, optimizer, schedule=None, *, missing, check=None):
     """Put the run saved at ``path`` back as it was: weights, optimizer state, random generators
     and the schedule's position; -> (meta, the core's loop record). No file at ``path``:

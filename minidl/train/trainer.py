@@ -180,10 +180,10 @@ def _resume(paths, config, model, optimizer, schedule):
     """Put the run of ``paths``' last.npz back: weights, optimizer, generators, schedule;
     -> (its loop record, the weights of best.npz or None)."""
     def same_settings(meta):
-        saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()  # added settings: defaults
-        if saved != now:
-            changed = sorted(k for k in saved if saved[k] != now.get(k))
-            raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed})")
+        saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since: their defaults
+        if changed := checkpoint.differences(saved, config.to_dict()):
+            raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed}); "
+                             f"give the same options as the first time")
 
     _, loop = checkpoint.resume(paths.get("last"), model, optimizer, schedule, check=same_settings,
                                 missing=f"resume=True but there is no checkpoint at "

@@ -222,3 +222,14 @@ def test_a_decoder_of_another_kind_is_refused_before_any_row(tmp_path, teacher_c
     with pytest.raises(ValueError, match="is a gru, not a transformer like the teacher"):
         CompressionReport(teacher_checkpoint, tmp_path / "out", decoder_path=gru.checkpoint)
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_rows_of_another_teacher_or_settings_are_refused_not_reused(report_rows, teacher_checkpoint, tmp_path):
+    """--out's rows were matched by name alone: another teacher or --test-limit printed the old
+    rows as the new ones, and a sweep's results.jsonl there was a KeyError traceback."""
+    _, out, _ = report_rows
+    with pytest.raises(ValueError, match=r"was measured with other settings \(test_limit 400, now 100\)"):
+        CompressionReport(teacher_checkpoint, out, fine_tune=600, test_limit=100)
+    (tmp_path / "results.jsonl").write_text('{"config": {"model": "gru"}, "test": {}}\n')
+    with pytest.raises(ValueError, match="is not the results.jsonl of a compression report"):
+        CompressionReport(teacher_checkpoint, tmp_path)
