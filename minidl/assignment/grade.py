@@ -130,6 +130,7 @@ def find_reference(manifest, reference=None):
             raise AssignmentError(f"--reference {reference}: no {EXPECTED} for {manifest.name} there; give the "
                                   f"repository, its {ASSIGNMENTS}/{manifest.name} folder, the grading/ folder or "
                                   f"the file")
+        _check_reference(found, manifest, reference)
         return found.resolve()
     grading_code = Path(__file__).resolve().parents[2]
     for root, trusted in ((grading_code, True), (Path.cwd(), False), (manifest.root, False)):
@@ -137,6 +138,22 @@ def find_reference(manifest, reference=None):
         if path.is_file() and (trusted or not (root / MARKER).is_file()):
             return path.resolve()
     return None
+
+
+def _check_reference(path, manifest, given):
+    """Refuse, before grading, a --reference file without the reference values of every case of
+    ``manifest``'s grading files: graded with it, a correct copy would score 0."""
+    try:
+        cases = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        cases = error
+    wanted = {name for test in (manifest.folder / "grading").glob("test_*.py")
+              for name in re.findall(r"^def case_(\w+)\(", test.read_text(encoding="utf-8"), re.M)}
+    missing = sorted(wanted - set(cases)) if isinstance(cases, dict) else None
+    if missing is None or missing:
+        what = f"it lacks the cases {', '.join(missing)}" if missing else "it is not a JSON object of reference values"
+        raise AssignmentError(f"--reference {given}: {what} of {manifest.name}; give that assignment's "
+                              f"grading/{EXPECTED} (minidl assignment expected {manifest.name} writes it)")
 
 
 def _node_ids(manifest, spec):

@@ -288,3 +288,16 @@ def test_list_says_where_it_found_no_assignments(tmp_path, capsys):
 
     assert main(["assignment", "list", "--root", str(tmp_path)]) == 1
     assert "no assignments found" in capsys.readouterr().err
+
+
+def test_a_reference_without_the_assignments_values_is_refused_before_grading(copies, tmp_path):
+    """A text file, or another assignment's expected.json, as --reference graded a correct copy 0
+    with exit 0 (the reference's fault blamed on the student)."""
+    manifest = locate(copies("compression"))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not json")
+    with pytest.raises(AssignmentError, match="--reference .*notes.txt: it is not a JSON object of reference values"):
+        find_reference(manifest, notes)
+    other = REPO / "assignments/ex2_sentiment/grading" / EXPECTED
+    with pytest.raises(AssignmentError, match="it lacks the cases .* of compression; give that assignment's"):
+        find_reference(manifest, other)
