@@ -200,6 +200,17 @@ def _embeddings(args, corpus):
                                    log=lambda m: print(m, flush=True))
 
 
+def _source(args):
+    """What a pretraining or distillation run reads, besides its settings: a resumed run must read the same."""
+    from ..io import file_sha256
+
+    source = {"data": args.data, "max_reviews": args.max_reviews, "max_vocab": getattr(args, "max_vocab", None),
+              "init": args.init, "resume_from": getattr(args, "resume_from", None)}
+    if getattr(args, "teacher", None):
+        source["teacher"] = file_sha256(args.teacher)
+    return source
+
+
 def _settings(args, max_len):
     return {"d_model": args.d_model, "num_heads": args.heads, "num_layers": args.layers, "d_ff": args.d_ff,
             "max_len": max_len, "dropout": args.dropout}
@@ -231,7 +242,7 @@ def main_pretrain(args):
     train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, time_limit=args.time_limit,
               seed=args.seed, device=args.device, role="teacher", history=history, resume=args.resume,
-              log=lambda m: print(m, flush=True))
+              source=_source(args), log=lambda m: print(m, flush=True))
     return 0
 
 
@@ -256,7 +267,7 @@ def main_distill(args):
               hidden_weight=args.hidden_weight, attention_weight=args.attention_weight,
               head_weight=args.head_weight, eval_every=args.eval_every,
               time_limit=args.time_limit, seed=args.seed, device=args.device, role="student", resume=args.resume,
-              log=lambda m: print(m, flush=True))
+              source=_source(args), log=lambda m: print(m, flush=True))
     return 0
 
 

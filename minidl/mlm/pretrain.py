@@ -82,7 +82,7 @@ def _check_mlm(steps, teacher, alpha, temperature, hidden_weight, attention_weig
 def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases=None, batch_size=64, lr=1e-3,
               warmup=None, weight_decay=0.01, alpha=0.0, temperature=2.0, hidden_weight=0.0, attention_weight=0.0,
               head_weight=0.0, eval_every=200, time_limit=None, seed=0, device="cpu", role="teacher",
-              history=None, resume=False, callbacks=(), log=print):
+              history=None, resume=False, source=None, callbacks=(), log=print):
     """Train ``model`` (built by ``build_mlm(len(vocab), settings)``) for ``steps`` steps over
     the segments ``data`` with the training core; with a ``teacher``, distil (see the module
     docstring). Returns the history: {"step", "loss", "top1", "top5", "seconds"} lists, one
@@ -93,7 +93,9 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     Every evaluation rewrites ``out`` (the weights: what the other commands read) and, beside
     it, ``state_path(out)``: the optimizer, the generators and the core's position.
     ``resume=True`` puts all of that back and ends bit for bit where an uninterrupted run
-    ends (the hidden positions are a function of (seed, epoch, batch), not of a generator).
+    ends (the hidden positions are a function of (seed, epoch, batch), not of a generator);
+    a run resumed with other settings, or another ``source`` (JSON values naming the data, the
+    teacher and the start, e.g. the command's options), is refused.
     ``callbacks``: ``minidl.train`` Callbacks, as for any run of the training core."""
     from ..nn import ModuleList
     from ..train import checkpoint
@@ -120,7 +122,7 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     run = {"steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
            "alpha": alpha, "temperature": temperature, "hidden_weight": hidden_weight,
            "attention_weight": attention_weight, "head_weight": head_weight, "eval_every": eval_every, "seed": seed,
-           "role": role, "settings": settings}
+           "role": role, "settings": settings, **(source or {})}
     loop = None
     if resume:
         path = state_path(out) if out else None
@@ -129,6 +131,8 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
                                        missing=f"train_mlm: resume=True but there is no training state at "
                                                f"{path or '(no out given)'}; train without resume first")
         history, done, earlier = meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]
+        if loop["step"] >= steps and log:
+            log(f"{out} has finished its {done + steps} steps already: nothing to train")
     start = time.perf_counter() - (loop["seconds"] if loop else 0.0)
 
     def loss_fn(model, item):

@@ -258,7 +258,8 @@ def test_a_finished_run_resumed_stays_as_it_is_and_other_settings_are_refused(tm
     assert again_history == history and history["step"] == [4, 8]
     for name in finished:
         np.testing.assert_array_equal(finished[name], again[name], err_msg=name)
-    for changes, words in (({"lr": 0.5}, "lr 0.01, now 0.5"), ({"seed": 5}, "seed 3, now 5")):
+    for changes, words in (({"lr": 0.5}, "lr 0.01, now 0.5"), ({"seed": 5}, "seed 3, now 5"),
+                           ({"source": {"max_reviews": 10}}, "max_reviews None, now 10")):
         with pytest.raises(ValueError, match=f"different settings \\({words}\\)"):
             run(resume=True, **changes)
     assert {path: open(path, "rb").read() for path in files} == files
