@@ -344,7 +344,8 @@ def main_quantize(args):
 
 
 def main_finetune(args):
-    from ..io import check_replaceable, check_writable, json_keys
+    from ..io import check_replaceable, check_writable, file_sha256, json_keys
+    from ..train.checkpoint import differences
     from .finetune import STARTS, compare_pretraining
 
     if problem := _out_is_an_input(args, "student", "teacher"):
@@ -353,10 +354,19 @@ def main_finetune(args):
     check_writable(args.out)
     check_replaceable(args.out, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune")
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
+    # the runs' options: other starts already in --out are kept only when they ran with the same
+    options = {"student": file_sha256(args.student), "data": args.data, "length": args.length, "epochs": args.epochs,
+               "batch_size": args.batch_size, "lr": args.lr, "train_limit": args.train_limit,
+               "test_limit": args.test_limit, "seed": args.seed}
     result = {}
     if args.starts and os.path.exists(args.out):
         with open(args.out) as f:
             result = json.load(f)
+        if changed := differences(result.get("options", options), options):
+            print(f"minidl mlm finetune: {args.out} holds runs with other options ({changed}); give the same "
+                  f"options, or another --out", file=sys.stderr)
+            return 2
+    result["options"] = options
     result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
                                       args.train_limit, args.seed, args.device, starts,
                                       args.test_limit, args.teacher, log=lambda m: print(m, flush=True)))

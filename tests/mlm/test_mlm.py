@@ -490,3 +490,21 @@ def test_a_training_state_given_for_a_checkpoint_says_so(tmp_path):
               tmp_path / "m.npz", batch_size=16, eval_every=2, log=None)
     with pytest.raises(CheckpointError, match="training state of a masked-LM run .* without .state"):
         load_mlm(state_path(tmp_path / "m.npz"))
+
+
+def test_finetune_keeps_other_starts_only_when_they_ran_with_the_same_options(tmp_path, capsys):
+    """--starts with an --out of another --train-limit or seed merged both into one file, under the
+    new run's numbers."""
+    from minidl.cli import main
+    from minidl.io import file_sha256
+
+    student = tmp_path / "s.npz"
+    student.write_bytes(b"a student")
+    out = tmp_path / "ft.json"
+    options = {"student": file_sha256(student), "data": None, "length": 128, "epochs": 3, "batch_size": 32,
+               "lr": 5e-4, "train_limit": 40, "test_limit": None, "seed": 0}
+    out.write_text(json.dumps({"settings": {}, "length": 128, "options": options, "scratch": {}}))
+    assert main(["mlm", "finetune", "--student", str(student), "--out", str(out), "--starts", "scratch",
+                 "--train-limit", "80"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "holds runs with other options (train_limit 40, now 80)" in err[0], err
