@@ -228,8 +228,10 @@ class CompressionReport:
         self.control_row()
         if self.decoder:
             decoder, decoder_settings = self.decoder
+            pooling = "last-token" if decoder.pooling == "last" else decoder.pooling     # what the note says it is
             self.record("decoder", "teacher", lambda: decoder, _save,
-                        lambda path: _loaded(self.fresh(**decoder_settings), path), note="causal, last-token pooling")
+                        lambda path: _loaded(self.fresh(**decoder_settings), path),
+                        note=f"{'causal' if decoder.causal else 'not causal'}, {pooling} pooling")
         self.qat_rows()
         self._students()
         self._lowrank(fractions)

@@ -233,3 +233,9 @@ def test_rows_of_another_teacher_or_settings_are_refused_not_reused(report_rows,
     (tmp_path / "results.jsonl").write_text('{"config": {"model": "gru"}, "test": {}}\n')
     with pytest.raises(ValueError, match="is not the results.jsonl of a compression report"):
         CompressionReport(teacher_checkpoint, tmp_path)
+
+
+def test_the_decoder_row_says_what_the_decoder_is(report_rows):
+    """It read "causal, last-token pooling" whatever was given (here the non-causal teacher)."""
+    rows, _, _ = report_rows
+    assert rows["decoder"]["note"] == "not causal, mean pooling"
