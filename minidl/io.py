@@ -100,18 +100,22 @@ def check_writable(path, what="--out", folder=False):
                          f"choose another folder") from None
 
 
-def check_replaceable(path, is_own, writer, what="--out"):
+def check_replaceable(path, is_own, writer, what="--out", beside=()):
     """Refuse, before any work, to replace a file that is there but is not ``writer``'s own
-    output (``is_own(path)`` is False, or fails to read it): nothing a user wrote is overwritten."""
+    output (``is_own(path)`` is False, or fails to read it): nothing a user wrote is overwritten.
+    ``beside``: the files written with ``path`` (figures, tables), which are ``writer``'s when
+    ``path`` is, and anyone's while ``path`` is not there."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        return
-    try:
-        own = is_own(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        own = False
-    if not own:
-        raise WriteError(f"{what} {path} is there and was not written by {writer}; give another path, or move the "
+    if os.path.isfile(path):
+        try:
+            own = is_own(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            own = False
+        foreign = None if own else path
+    else:
+        foreign = next((os.fspath(other) for other in beside if os.path.exists(other)), None)
+    if foreign:
+        raise WriteError(f"{what} {foreign} is there and was not written by {writer}; give another path, or move the "
                          f"file away first")
 
 

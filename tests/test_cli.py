@@ -370,3 +370,25 @@ def test_vectors_with_a_nan_are_refused_naming_the_line(tmp_path, capsys):
                                        f"large for float32 ('nan 0.1 0.2')\n")
     assert main(["train", "--embeddings", str(vectors), "--embed-dim", "3", "--train-limit", "200", "--quiet"]) == 1
     assert capsys.readouterr().err.startswith(f"minidl train: {vectors}, line 2: a value is nan")
+
+
+def test_figures_and_tables_of_the_user_beside_an_output_are_never_replaced(tmp_path, capsys, monkeypatch):
+    """spirals, probe, demo and the compression commands replaced a figure or table of the same name
+    in --out (e.g. a user's spirals.png or results.md) when --out held none of their results;
+    assignment gradescope replaced any zip."""
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
+    teacher = tmp_path / "teacher.npz"
+    teacher.write_bytes(b"not read: the folder is refused first")
+    for folder, figure, command in (("s", "spirals.png", ["spirals"]), ("p", "probe.svg", ["probe"]),
+                                    ("d", "sweep.png", ["demo"]),
+                                    ("c", "results.md", ["compress", "prune", "--teacher", str(teacher),
+                                                         "--amount", "0.5"])):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / figure).write_text("mine")
+        assert main([*command, "--out", str(tmp_path / folder)]) == 1, command
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and f"{figure} is there and was not written by minidl" in err[0], (command, err)
+        assert (tmp_path / folder / figure).read_text() == "mine"
+    (tmp_path / "mine.zip").write_bytes(b"PK\x05\x06" + bytes(18))   # an empty zip
+    assert main(["assignment", "gradescope", "compression", "--out", str(tmp_path / "mine.zip")]) == 1
+    assert "mine.zip is there and was not written by minidl assignment gradescope" in capsys.readouterr().err

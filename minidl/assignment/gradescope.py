@@ -97,9 +97,14 @@ def _add(archive, name, data, mode=0o644):
     archive.writestr(info, data)
 
 
+def _is_autograder(path):
+    with zipfile.ZipFile(path) as archive:
+        return "run_autograder" in archive.namelist()
+
+
 def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT):
     """Write Gradescope's ``autograder.zip`` for assignment ``name`` to ``out`` (atomically); returns its Path."""
-    from ..io import atomic_path
+    from ..io import atomic_path, check_replaceable
     from .grade import find_reference
     from .make import make  # here, not at the top: make.py calls write_classroom_workflow
 
@@ -109,6 +114,7 @@ def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT
     out = Path(out)
     if out.suffix != ".zip":
         raise AssignmentError(f"--out {out}: Gradescope takes a .zip file; give a path like autograder.zip")
+    check_replaceable(out, _is_autograder, "minidl assignment gradescope")
     values = find_reference(manifest, reference)  # as minidl grade finds it; None if none
     where = f"{REFERENCE}/{EXPECTED}" if values is not None else ""
     run = RUN_AUTOGRADER.format(grader=GRADER, name=manifest.name, time_limit=f"{time_limit:g}",

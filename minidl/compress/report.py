@@ -47,7 +47,7 @@ import numpy as np
 import minidl as md
 
 from ..data.batching import subset
-from ..io import atomic_path, check_writable, file_sha256, read_npz
+from ..io import atomic_path, check_replaceable, check_writable, file_sha256, read_npz
 from ..models import build_model
 from ..nn.linear import Linear
 from ..train.checkpoint import differences, load_classifier
@@ -85,6 +85,8 @@ class CompressionReport:
         # what every row depends on: rows of another teacher or other settings in --out are refused, not reused
         self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune}
         _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})
+        check_replaceable(os.path.join(out, "results.jsonl"), os.path.isfile, "minidl compress", f"--out {out}:",
+                          beside=[os.path.join(out, name) for name in OUTPUTS])   # the folder's are the rows'
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
@@ -465,6 +467,11 @@ def _factorize_from_file(model, path):
     state = read_npz(path)
     factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in state.items()
                            if key.endswith(".A")})
+
+
+# what the commands write beside results.jsonl
+FIGURES = ("accuracy_vs_size", "accuracy_vs_speed", "rank_sweep")
+OUTPUTS = ("results.md", "seeds.md", "rank_sweep.jsonl", *(f"{name}.{ext}" for name in FIGURES for ext in ("png", "svg")))
 
 
 def _read_rows(path, setup):

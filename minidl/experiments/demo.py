@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import time
 
-from ..io import check_writable
+from ..io import check_replaceable, check_writable
 from ..models import COURSE_MODELS
 from .plot import plot_sweep
-from .sweep import grid, run_sweep, summarise, table_markdown
+from .sweep import grid, load_results, run_sweep, summarise, table_markdown
 
 MODELS = COURSE_MODELS            # the registry's course models: rnn, gru, mlp, softmax, attention
 HIDDEN = (4, 8, 16, 32)
@@ -26,6 +26,8 @@ def main(args):
     check_writable(args.out, folder=True)
     start = time.perf_counter()
     results_path = os.path.join(args.out, "results.jsonl")
+    check_replaceable(results_path, lambda path: load_results(path) is not None, "minidl demo", f"--out {args.out}:",
+                      beside=[os.path.join(args.out, f"sweep.{ext}") for ext in ("png", "svg")])
     configs = grid(MODELS, HIDDEN, SEEDS, device=args.device, **SETTINGS)
     results = run_sweep(configs, results_path, max_workers=args.workers)
     paths = plot_sweep(results, os.path.join(args.out, "sweep"),

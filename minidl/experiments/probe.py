@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.batching import encode_dataset
 from ..data.synthetic import make_negation_probe
-from ..io import atomic_path, check_writable
+from ..io import atomic_path, check_replaceable, check_writable
 from ..train import TrainConfig, evaluate, fit
 from ..train.prepare import prepare
 
@@ -80,8 +80,16 @@ def plot(results, radius, path_prefix):
             fig.savefig(tmp, dpi=110)
 
 
+def _is_probe_results(path):
+    with open(path, encoding="utf-8") as f:
+        results = json.load(f)
+    return isinstance(results, dict) and all(isinstance(r, dict) and "by_distance" in r for r in results.values())
+
+
 def main(args):
     check_writable(args.out, folder=True)      # before minutes of training, not after
+    check_replaceable(os.path.join(args.out, "probe.json"), _is_probe_results, "minidl probe", f"--out {args.out}:",
+                      beside=[os.path.join(args.out, f"probe.{ext}") for ext in ("png", "svg")])
     results = run(args.models, seed=args.seed, radius=args.radius, device=args.device)
     os.makedirs(args.out, exist_ok=True)
     with atomic_path(os.path.join(args.out, "probe.json")) as tmp, open(tmp, "w") as f:

@@ -125,14 +125,7 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
            "role": role, "settings": settings, **(source or {})}
     loop = None
     if resume:
-        path = state_path(out) if out else None
-        meta, loop = checkpoint.resume(path, trained, optimizer, schedule,
-                                       check=lambda saved: _same_run(path, saved, run),
-                                       missing=f"train_mlm: resume=True but there is no training state at "
-                                               f"{path or '(no out given)'}; train without resume first")
-        history, done, earlier = meta["history"], meta["offset"]["step"], meta["offset"]["seconds"]
-        if loop["step"] >= steps and log:
-            log(f"{out} has finished its {done + steps} steps already: nothing to train")
+        history, done, earlier, loop = _resume(out, trained, optimizer, schedule, run, log)
     start = time.perf_counter() - (loop["seconds"] if loop else 0.0)
 
     def loss_fn(model, item):
@@ -178,6 +171,21 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
           callbacks=[*callbacks, Record()], loop=loop, time_limit=time_limit, log=log,
           advice=f"Lower the learning rate (now {lr}).")
     return history
+
+
+def _resume(out, trained, optimizer, schedule, run, log):
+    """Put the run saved beside ``out`` back (see ``train_mlm``); -> (history, steps and seconds
+    before it, the core's loop record)."""
+    from ..train import checkpoint
+
+    path = state_path(out) if out else None
+    meta, loop = checkpoint.resume(path, trained, optimizer, schedule, check=lambda saved: _same_run(path, saved, run),
+                                   missing=f"train_mlm: resume=True but there is no training state at "
+                                           f"{path or '(no out given)'}; train without resume first")
+    done = meta["offset"]["step"]
+    if loop["step"] >= run["steps"] and log:
+        log(f"{out} has finished its {done + run['steps']} steps already: nothing to train")
+    return meta["history"], done, meta["offset"]["seconds"], loop
 
 
 def _same_run(path, meta, run):

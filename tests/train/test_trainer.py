@@ -270,3 +270,4 @@ def test_a_diverging_command_prints_one_line(tmp_path, capsys):
                  "--clip-norm", "none", "--train-limit", "300"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "became nan" in err[0] and "Lower the learning rate" in err[0], err
+
