@@ -103,7 +103,12 @@ def main_plot(args):
         return 2
     if getattr(args, "models", None):
         wanted = set(split_commas(args.models))
+        found = sorted({r.get("config", {}).get("model") for r in results} - {None})
         results = [r for r in results if r.get("config", {}).get("model") in wanted]
+        if not results:
+            print(f"minidl plot: error: --models {args.models}: {args.results} has no runs of them; it has "
+                  f"{', '.join(found) or 'none'} (nothing was written)", file=sys.stderr)
+            return 2
     metrics = split_commas(args.metrics)
     unknown = _unknown_axes(results, args.x, metrics)
     if unknown:

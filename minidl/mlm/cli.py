@@ -52,7 +52,7 @@ def _refused(args):
     """None if pretraining or distillation can start, else the one-line reason it cannot, found
     before the reviews are read: a setting out of range, an --out no file can be written to, or
     a --resume with no training state to resume."""
-    from ..io import WriteError, check_replaceable, check_writable
+    from ..io import WriteError, check_replaceable, check_writable, npz_meta
     from .checkpoint import is_mlm_checkpoint
     from .pretrain import state_path
 
@@ -69,6 +69,8 @@ def _refused(args):
     try:
         check_writable(args.out)
         check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
+        check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
+                          "--out's training state")
     except WriteError as error:
         return str(error)
     if problem := _out_is_an_input(args, "teacher"):

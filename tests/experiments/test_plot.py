@@ -91,3 +91,16 @@ def test_an_unknown_x_or_metric_is_refused_with_the_choices(tmp_path, capsys, op
     err = capsys.readouterr().err
     assert err.startswith(f"minidl plot: error: {error}") and err.endswith(" (nothing was written)\n")
     assert sorted(os.listdir(tmp_path)) == ["results.jsonl"]
+
+
+def test_models_that_the_file_has_no_runs_of_are_named(tmp_path, capsys):
+    """--models foo said "no successful results to plot (every job failed, or the file is empty)"."""
+    import json
+
+    from minidl.cli import main
+
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake("gru", 4, seed, 0.6)) + "\n" for seed in (0, 1)))
+    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "p"), "--models", "foo"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"minidl plot: error: --models foo: {results} has no runs of them; it has gru (nothing was written)\n"

@@ -508,3 +508,14 @@ def test_finetune_keeps_other_starts_only_when_they_ran_with_the_same_options(tm
                  "--train-limit", "80"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "holds runs with other options (train_limit 40, now 80)" in err[0], err
+
+
+def test_a_file_of_the_user_where_the_training_state_goes_is_never_replaced(tmp_path, capsys):
+    """pretrain --out P.npz replaced a P.state.npz of the user's."""
+    from minidl.cli import main
+
+    (tmp_path / "P.state.npz").write_text("mine")
+    assert main(["mlm", "pretrain", "--out", str(tmp_path / "P.npz")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "P.state.npz is there and was not written by minidl mlm" in err[0], err
+    assert (tmp_path / "P.state.npz").read_text() == "mine"
