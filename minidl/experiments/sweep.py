@@ -53,6 +53,7 @@ import multiprocessing.connection
 import numbers
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -346,9 +347,12 @@ def describe(config):
 def _init_worker(threads, sweep_pid):
     """Initializer of each local worker process: end with the sweep process, then cap threads
     (torch and every BLAS pool, for the worker's whole life: two processes that each start two
-    BLAS threads on two cores spend their time spinning for each other)."""
+    BLAS threads on two cores spend their time spinning for each other). Ctrl-C, which a terminal
+    sends to the workers too, ends a worker at once: as a KeyboardInterrupt it would end only the
+    job at hand, and the worker would run the job queued next to its end, for nothing."""
     end_with_parent(sweep_pid)
     set_threads(threads)
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def end_with_parent(parent_pid):

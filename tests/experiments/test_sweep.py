@@ -583,3 +583,22 @@ def test_the_files_a_run_reads_are_its_vectors_checkpoint_teachers_and_own_data(
               "validation_data": None, "test_data": "test.csv"}
     assert sweep.input_files(config) == ["runs/t/best.npz", "test.csv", "train.csv", "v.txt"]
     assert sweep.input_files({"data": "imdb", "teacher": "nbsvm"}) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
+def test_ctrl_c_ends_the_workers_without_running_the_next_job(tmp_path):
+    """A terminal's Ctrl-C reaches the worker processes too; as a KeyboardInterrupt it ended only the
+    job at hand, and the worker then ran the job queued next to its end before the sweep could stop."""
+    command = [sys.executable, "-m", "minidl", "sweep", "--models", "gru", "--hidden", "8", "--seeds", "0,1",
+               "--epochs", "40", "--workers", "1", "--results", str(tmp_path / "r.jsonl"), "--set", "patience=null",
+               "--set", "train_limit=200"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = []
+    while not any("step" in line for line in seen[-1:]):   # seed 0 is training
+        seen.append(process.stderr.readline())
+        assert seen[-1], "".join(seen)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130 and "interrupted" in out, out + err
+    assert "seed=1" not in "".join(seen) + err, err     # the job queued next never ran
