@@ -82,6 +82,10 @@ def add_arguments(commands):
 
 def main_download(args):
     """``minidl data download [--dest DIR] [--url URL] [--sha256 HEX] [--force]``; 1 on failure."""
+    if args.url is not None and not args.url.strip():
+        print("minidl data download: --url is empty; give the archive's URL, or leave --url out for Stanford's",
+              file=sys.stderr)
+        return 2
     if args.sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", args.sha256):
         print(f"minidl data download: --sha256 {args.sha256!r} is not a SHA-256 (64 hexadecimal digits); copy it "
               f"again, or leave it out", file=sys.stderr)

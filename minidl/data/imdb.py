@@ -404,7 +404,9 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
             received = 0
             with open(tmp, "wb") as out, tqdm(total=length, unit="B", unit_scale=True, unit_divisor=1024,
                                               desc=ARCHIVE_NAME, disable=not progress) as bar:
+                head = b""
                 while chunk := response.read(1 << 20):
+                    head = head if len(head) >= 2 else (head + chunk)[:2]
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
@@ -415,7 +417,10 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
             if expected is not None and digest.hexdigest() != expected:
                 raise CorruptDataError(f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
                                        f"{expected}: it is damaged or not the expected archive; nothing was saved. "
-                                       f"Try again, or pass the right sha256=")
+                                       f"Try again, or pass the right --sha256 (sha256= in Python)")
+            if head != b"\x1f\x8b":   # what a URL of the user's gives is checked, hash or not
+                raise CorruptDataError(f"the file downloaded from {url} is not a gzip archive, as {ARCHIVE_NAME} is; "
+                                       f"nothing was saved. Check the URL")
     except (DownloadError, WriteError):  # WriteError: the disk, not the network (an OSError too)
         raise
     except urllib.error.HTTPError as e:

@@ -519,3 +519,18 @@ def test_download_refuses_a_bad_hash_or_a_file_as_dest_before_downloading(tmp_pa
     assert main(["data", "download", "--dest", str(tmp_path / "notes.txt"), "--url", never]) == 1
     assert f"--dest {tmp_path / 'notes.txt'} is a file; give a folder" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_url_that_gives_no_archive_saves_nothing(tmp_path, capsys):
+    """A URL of the user's without --sha256 saved whatever came (a text file) as the archive."""
+    from minidl.cli import main
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "notes.txt").write_text("my notes\n")
+    dest = tmp_path / "cache"
+    with serve(tmp_path / "site") as url:
+        with pytest.raises(CorruptDataError, match="is not a gzip archive, as aclImdb_v1.tar.gz is; nothing was saved"):
+            download_imdb(dest, url=f"{url}/notes.txt", progress=False)
+    assert not dest.exists() or os.listdir(dest) == []
+    assert main(["data", "download", "--dest", str(dest), "--url", " "]) == 2
+    assert "--url is empty" in capsys.readouterr().err
