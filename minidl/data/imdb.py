@@ -394,33 +394,10 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
             return target
         _say(f"{target} exists but its SHA-256 is not {expected}; downloading it again", progress)
 
-    from tqdm.auto import tqdm
-
-    digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
-            length = response.headers.get("Content-Length")
-            length = int(length) if length and length.isdigit() else None
-            received = 0
-            with open(tmp, "wb") as out, tqdm(total=length, unit="B", unit_scale=True, unit_divisor=1024,
-                                              desc=ARCHIVE_NAME, disable=not progress) as bar:
-                head = b""
-                while chunk := response.read(1 << 20):
-                    head = head if len(head) >= 2 else (head + chunk)[:2]
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if length is not None and received != length:
-                raise DownloadError(f"downloading {url} stopped after {received:,} of {length:,} bytes; "
-                                    f"nothing was saved, try again")
-            if expected is not None and digest.hexdigest() != expected:
-                raise CorruptDataError(f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
-                                       f"{expected}: it is damaged or not the expected archive; nothing was saved. "
-                                       f"Try again, or pass the right --sha256 (sha256= in Python)")
-            if head != b"\x1f\x8b":   # what a URL of the user's gives is checked, hash or not
-                raise CorruptDataError(f"the file downloaded from {url} is not a gzip archive, as {ARCHIVE_NAME} is; "
-                                       f"nothing was saved. Check the URL")
+            received, length, sha, head = _save_stream(response, tmp, progress)
+            _check_download(url, received, length, sha, head, expected)
     except (DownloadError, WriteError):  # WriteError: the disk, not the network (an OSError too)
         raise
     except urllib.error.HTTPError as e:
@@ -429,8 +406,41 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
         reason = getattr(e, "reason", None) or e
         raise DownloadError(f"downloading {url} failed ({type(e).__name__}: {reason}); nothing was saved. "
                             f"{_manual(url, folder)}") from None
-    _say(f"saved {target} ({received / 2**20:.1f} MiB, SHA-256 {digest.hexdigest()})", progress)
+    _say(f"saved {target} ({received / 2**20:.1f} MiB, SHA-256 {sha})", progress)
     return target
+
+
+def _save_stream(response, path, progress):
+    """Write ``response``'s bytes to ``path``, with a progress bar; -> (bytes received, the length
+    the server announced or None, their SHA-256 as hex, their first two bytes)."""
+    from tqdm.auto import tqdm
+
+    length = response.headers.get("Content-Length")
+    length = int(length) if length and length.isdigit() else None
+    digest, received, head = hashlib.sha256(), 0, b""
+    with open(path, "wb") as out, tqdm(total=length, unit="B", unit_scale=True, unit_divisor=1024,
+                                       desc=ARCHIVE_NAME, disable=not progress) as bar:
+        while chunk := response.read(1 << 20):
+            head = head if len(head) >= 2 else (head + chunk)[:2]
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    return received, length, digest.hexdigest(), head
+
+
+def _check_download(url, received, length, sha, head, expected):
+    """Refuse a download cut short, with another hash than ``expected``, or that is no gzip archive."""
+    if length is not None and received != length:
+        raise DownloadError(f"downloading {url} stopped after {received:,} of {length:,} bytes; "
+                            f"nothing was saved, try again")
+    if expected is not None and sha != expected:
+        raise CorruptDataError(f"the file downloaded from {url} has SHA-256 {sha}, expected "
+                               f"{expected}: it is damaged or not the expected archive; nothing was saved. "
+                               f"Try again, or pass the right --sha256 (sha256= in Python)")
+    if head != b"\x1f\x8b":   # what a URL of the user's gives is checked, hash or not
+        raise CorruptDataError(f"the file downloaded from {url} is not a gzip archive, as {ARCHIVE_NAME} is; "
+                               f"nothing was saved. Check the URL")
 
 
 def _manual(url, folder):
