@@ -69,8 +69,9 @@ def _refused(args):
     try:
         check_writable(args.out)
         check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
-        check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
-                          "--out's training state")
+        if not args.resume:   # a resumed run reads it first
+            check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
+                              "--out's training state")
     except WriteError as error:
         return str(error)
     if problem := _out_is_an_input(args, "teacher"):
