@@ -52,7 +52,7 @@ def _refused(args):
     """None if pretraining or distillation can start, else the one-line reason it cannot, found
     before the reviews are read: a setting out of range, an --out no file can be written to, or
     a --resume with no training state to resume."""
-    from ..io import WriteError, check_replaceable, check_writable, npz_meta
+    from ..io import WriteError, check_replaceable, npz_meta
     from .checkpoint import is_mlm_checkpoint
     from .pretrain import state_path
 
@@ -66,29 +66,35 @@ def _refused(args):
         for name in ("hidden_weight", "attention_weight", "head_weight"):
             if not getattr(args, name) >= 0:
                 return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
+    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher"):
+        return problem
     try:
-        check_writable(args.out)
-        check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
         if not args.resume:   # a resumed run reads it first
             check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
                               "--out's training state")
     except WriteError as error:
         return str(error)
-    if problem := _out_is_an_input(args, "teacher"):
-        return problem
     if args.resume and not os.path.exists(state_path(args.out)):
         return (f"--resume: there is no training state at {state_path(args.out)} (written beside --out at every "
                 f"evaluation); run without --resume first")
     return None
 
 
-def _out_is_an_input(args, *names):
-    """The one-line refusal when --out names one of the input files ``names`` (options of
-    ``args``), which writing it would replace; else None."""
-    for name in names:
+def _out_refused(args, is_own, writer, *inputs):
+    """Why --out cannot be written, as one line, before any work (None: it can): it is one of the
+    input files ``inputs`` (options of ``args``), no file can be made there, or a file is there that
+    ``writer`` did not write (``is_own`` False: see ``io.check_replaceable``)."""
+    from ..io import WriteError, check_replaceable, check_writable
+
+    for name in inputs:
         path = getattr(args, name, None)
         if path and os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
             return f"--out is --{name} ({path}); name another file, so {path} stays"
+    try:
+        check_writable(args.out)
+        check_replaceable(args.out, is_own, writer)
+    except WriteError as error:
+        return str(error)
     return None
 
 
@@ -275,18 +281,15 @@ def main_distill(args):
 
 
 def main_evaluate(args):
-    from ..io import check_replaceable, check_writable, json_keys
+    from ..io import json_keys
     from .checkpoint import load_mlm
     from .corpus import load_corpus
     from .evaluate import compare
 
-    if args.out and (problem := _out_is_an_input(args, "teacher", "student")):
+    if args.out and (problem := _out_refused(args, lambda path: {"teacher", "student", "agreement"} <= json_keys(path),
+                                             "minidl mlm evaluate", "teacher", "student")):
         print(f"minidl mlm evaluate: {problem}", file=sys.stderr)
         return 2
-    if args.out:
-        check_writable(args.out)
-        check_replaceable(args.out, lambda path: {"teacher", "student", "agreement"} <= json_keys(path),
-                          "minidl mlm evaluate")
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
     student, student_vocab, _, _ = load_mlm(args.student, args.device)
     if student_vocab != vocab:
@@ -325,13 +328,11 @@ def _comparison_table(result):
 
 def main_quantize(args):
     from ..compress.quantize import quantize
-    from ..io import check_replaceable
     from .checkpoint import is_mlm_checkpoint, load_mlm, save_mlm
 
-    if problem := _out_is_an_input(args, "model"):
+    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "model"):
         print(f"minidl mlm quantize: {problem}", file=sys.stderr)
         return 2
-    check_replaceable(args.out, is_mlm_checkpoint, "minidl mlm")
     model, vocab, _, meta = load_mlm(args.model, "cpu")
     if meta.get("int8"):
         print(f"minidl mlm quantize: {args.model} is already an int8 copy; give the float checkpoint",
@@ -347,15 +348,14 @@ def main_quantize(args):
 
 
 def main_finetune(args):
-    from ..io import check_replaceable, check_writable, file_sha256, json_keys
+    from ..io import file_sha256, json_keys
     from ..train.checkpoint import differences
     from .finetune import STARTS, compare_pretraining
 
-    if problem := _out_is_an_input(args, "student", "teacher"):
+    if problem := _out_refused(args, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune",
+                               "student", "teacher"):
         print(f"minidl mlm finetune: {problem}", file=sys.stderr)
         return 2
-    check_writable(args.out)
-    check_replaceable(args.out, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune")
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
     # the runs' options: other starts already in --out are kept only when they ran with the same
     options = {"student": file_sha256(args.student), "data": args.data, "length": args.length, "epochs": args.epochs,
