@@ -472,6 +472,9 @@ def check_whole_numbers(**settings):
 def check_ppmi_arguments(dim=100, window=5, min_count=5, max_vocab=30000, smoothing=0.75, power=0.5):
     """Raise a one-line SettingError for a setting ``build_ppmi_svd`` cannot use (called before any work)."""
     check_whole_numbers(dim=(dim, 1), window=(window, 1), min_count=(min_count, 1), max_vocab=(max_vocab, 2))
+    if dim >= max_vocab:  # the SVD of a V x V matrix, V <= max_vocab, has fewer than dim directions
+        raise SettingError(f"dim={dim} needs more than {dim} words, but max_vocab={max_vocab} keeps at most "
+                           f"{max_vocab}; pass a dim below max_vocab")
     if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
         raise SettingError(f"smoothing={smoothing!r} is not allowed; pass a number in (0, 1] "
                            f"(0.75 as word2vec; 1: none)")

@@ -173,6 +173,7 @@ def test_the_command_refuses_bad_sgns_settings_before_reading_any_review(tmp_pat
     ("ppmi", {"dim": 0}, "dim=0 is not allowed"),
     ("ppmi", {"window": 0}, "window=0 is not allowed"),
     ("ppmi", {"smoothing": 0.0}, "smoothing=0.0 is not allowed"),
+    ("ppmi", {"dim": 1000, "max_vocab": 200}, "pass a dim below max_vocab"),   # was refused after tokenising
     ("ppmi", {"out": "FILE/v.txt"}, "is a file, so no folder can be made there"),
     ("sgns", {"out": "FOLDER"}, "is a folder; give the path of a file"),
     ("sgns", {"min_count": -1}, "min_count=-1 is not allowed"),      # sgns checked only its own settings
