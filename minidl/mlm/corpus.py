@@ -70,7 +70,7 @@ def fill_mask_cases(token_lists, vocab, n=1000, seed=0, min_tokens=6, max_tokens
     pool = [s for s in sentences(token_lists, min_tokens, max_tokens) if all(t in vocab for t in s)]
     if len(pool) < n:
         raise ValueError(f"fill_mask_cases: only {len(pool)} usable sentences of {min_tokens}-{max_tokens} known "
-                         f"tokens, {n} asked for; give more texts")
+                         f"tokens, {n} asked for")
     cases = []
     for k in rng.permutation(len(pool))[:n]:
         sentence = pool[k]
@@ -109,8 +109,12 @@ def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=N
     token_lists = [tokenizer(t) for t in texts]
     vocab = vocab or build_vocabulary(token_lists, max_size=max_vocab)
     test_tokens = [tokenizer(t) for t in data["test"].texts]
-    return Corpus(tokenizer, vocab, segments(token_lists, vocab, length), fill_mask_cases(test_tokens, vocab, cases, seed),
-                  len(texts), token_lists)
+    try:
+        held_out = fill_mask_cases(test_tokens, vocab, cases, seed)
+    except ValueError as e:  # say which settings give more sentences
+        raise ValueError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary); "
+                         f"use a larger max_vocab, more max_reviews or fewer cases") from None
+    return Corpus(tokenizer, vocab, segments(token_lists, vocab, length), held_out, len(texts), token_lists)
 
 
 def cooccurrence_embeddings(token_lists, vocab, dim, seed=0, log=None):

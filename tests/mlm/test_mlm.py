@@ -441,6 +441,17 @@ def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training
     assert open(float_path, "rb").read() == before and not os.path.exists(tmp_path / "x.npz")
 
 
+def test_too_few_held_out_sentences_name_the_settings_that_give_more(tmp_path):
+    """A small vocabulary leaves few test sentences with every word known: the error says which
+    settings give more (it named none, only "give more texts")."""
+    from minidl.mlm.corpus import load_corpus
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
+    with pytest.raises(ValueError, match=r"from 40 test reviews and a 12-token vocabulary\); use a larger max_vocab"):
+        load_corpus(tmp_path / "imdb", max_vocab=12, cases=10, log=None)
+
+
 def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_path, capsys):
     """minidl mlm evaluate on a small made-up IMDB: the table by default, the same numbers as
     JSON with --json (and in --out), and an int8 student counted by the numbers it stores."""
