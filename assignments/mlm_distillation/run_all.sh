@@ -2,6 +2,7 @@
 # Reproduces assignments/mlm_distillation/results/ (about 4 hours on one CPU core, the steps
 # one after the other; the time limits make the step counts depend on the machine). Needs the
 # IMDB archive: $MINIDL_DATA or ~/.cache/minidl (`minidl data download` fetches it).
+# Run again, it replaces its earlier runs (--overwrite).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-runs/mlm}
@@ -15,9 +16,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 #    word-frequency plateau), then a warm restart at lr 2e-3 for up to 45 minutes.
 .venv/bin/minidl mlm pretrain --out "$RUNS/teacher_1500.npz" --d-model 192 --layers 4 --heads 4 --d-ff 768 \
     --length 128 --max-vocab 8000 --steps 1500 --time-limit 3000 --batch-size 32 --lr 1e-3 --eval-every 100 \
-    | tee "$RUNS/teacher.log"
+    --overwrite | tee "$RUNS/teacher.log"
 .venv/bin/minidl mlm pretrain --resume-from "$RUNS/teacher_1500.npz" --out "$RUNS/teacher.npz" --steps 3000 \
-    --time-limit 2700 --batch-size 32 --lr 2e-3 --eval-every 250 --seed 1 | tee -a "$RUNS/teacher.log"
+    --time-limit 2700 --batch-size 32 --lr 2e-3 --eval-every 250 --seed 1 --overwrite | tee -a "$RUNS/teacher.log"
 
 # 2. The student: 4 layers, d=48, 2 heads, FFN 192. It starts from the teacher's embedding
 #    table, positions and output bias projected onto the top 48 singular directions of the
@@ -25,13 +26,13 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 #    positions (α = 0, T = 2) plus its head features in that basis (--head-weight 1).
 .venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/student.npz" --d-model 48 --layers 4 \
     --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 --eval-every 250 \
-    --init teacher --head-weight 1 | tee "$RUNS/student.log"
+    --init teacher --head-weight 1 --overwrite | tee "$RUNS/student.log"
 
 # 2b. Toward the thesis's 22x smaller and 11x faster: the same recipe with 2 layers instead of 4,
 #     then stored in int8 (every Linear per output channel, the tied embedding table per row).
 .venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/student_2layer.npz" --d-model 48 --layers 2 \
     --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 --eval-every 250 \
-    --init teacher --head-weight 1 | tee "$RUNS/student_2layer.log"
+    --init teacher --head-weight 1 --overwrite | tee "$RUNS/student_2layer.log"
 .venv/bin/minidl mlm quantize --model "$RUNS/student_2layer.npz" --out "$RUNS/student_2layer_int8.npz"
 for student in student_2layer student_2layer_int8; do
     .venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/$student.npz" \
@@ -65,7 +66,7 @@ if [ "${ABLATIONS:-0}" = 1 ]; then
         name=$1; shift
         .venv/bin/minidl mlm distill --teacher "$RUNS/teacher.npz" --out "$RUNS/ablation_$name.npz" --d-model 48 \
             --layers 4 --heads 2 --d-ff 192 --steps 4000 --time-limit 3600 --batch-size 32 --lr 2e-3 \
-            --eval-every 250 "$@" | tee "$RESULTS/ablation_$name.log"
+            --eval-every 250 --overwrite "$@" | tee "$RESULTS/ablation_$name.log"
         .venv/bin/minidl mlm evaluate --teacher "$RUNS/teacher.npz" --student "$RUNS/ablation_$name.npz" \
             --out "$RESULTS/ablation_$name.json"
     done

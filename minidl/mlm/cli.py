@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 
 from ..cli import at_least, positive
 
@@ -46,6 +47,9 @@ def _training_arguments(parser, steps, lr):
     parser.add_argument("--resume", action="store_true",
                         help="continue the run that writes --out exactly where it stopped, from the training state "
                              "saved beside it (OUT.state.npz); give the same options as the first time")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the checkpoint of an earlier run at --out (without it, such an --out is "
+                             "refused)")
 
 
 def _refused(args):
@@ -68,6 +72,9 @@ def _refused(args):
                 return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
     if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher"):
         return problem
+    if os.path.exists(args.out) and not (args.resume or args.overwrite):
+        return (f"--out {args.out} holds an earlier run; pass --resume to continue it, --overwrite to replace it, "
+                f"or another --out")
     try:
         if not args.resume:   # a resumed run reads it first
             check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
@@ -77,7 +84,34 @@ def _refused(args):
     if args.resume and not os.path.exists(state_path(args.out)):
         return (f"--resume: there is no training state at {state_path(args.out)} (written beside --out at every "
                 f"evaluation); run without --resume first")
+    if args.resume:
+        try:
+            changed = _changed_run(args)
+        except (zipfile.BadZipFile, KeyError):
+            return f"--resume: {state_path(args.out)} is not a minidl training state; run without --resume to start again"
+        if changed:
+            return f"--resume: {args.out} was trained with other options ({changed}); give the same options as the first time"
     return None
+
+
+def _changed_run(args):
+    """The options of a --resume that differ from its first run's, before the reviews are read:
+    the model settings saved in --out, and the run recorded in its training state (``train_mlm``
+    checks the whole run again when it resumes)."""
+    from ..io import npz_meta
+    from ..train.checkpoint import differences
+    from .pretrain import state_path
+
+    saved = npz_meta(state_path(args.out)).get("run", {})
+    now = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
+           "seed": args.seed, **_source(args)}
+    settings = npz_meta(args.out)["settings"]
+    if hasattr(args, "teacher"):   # distillation: the student's length is the teacher's
+        now.update({name: getattr(args, name) for name in ("alpha", "temperature", "hidden_weight", "attention_weight",
+                                                            "head_weight")})
+    changed = [differences(settings, _settings(args, getattr(args, "length", settings["max_len"]))),
+               differences(saved, {key: value for key, value in now.items() if key in saved})]
+    return ", ".join(filter(None, changed))
 
 
 def _out_refused(args, is_own, writer, *inputs):
@@ -227,7 +261,6 @@ def _settings(args, max_len):
 
 def main_pretrain(args):
     from .checkpoint import build_mlm, load_mlm
-    from ..train.checkpoint import differences
     from .pretrain import train_mlm
 
     if problem := _refused(args):
@@ -237,10 +270,6 @@ def main_pretrain(args):
         model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
                                          for_training=True)
         settings, history = meta["settings"], meta["history"]
-        if args.resume and (changed := differences(settings, _settings(args, args.length))):
-            print(f"minidl mlm pretrain: --resume: {args.out} was trained with other model settings ({changed}); "
-                  f"give the same options as the first time", file=sys.stderr)
-            return 2
         corpus = _corpus(args, settings["max_len"], vocab=vocab)
     else:
         corpus = _corpus(args, args.length, args.max_vocab)

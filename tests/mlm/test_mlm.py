@@ -283,19 +283,37 @@ def test_the_inputs_are_never_the_output(tmp_path, capsys):
     assert open(teacher, "rb").read() == before
 
 
-def test_pretrain_resume_with_other_model_options_is_refused(tmp_path, capsys, monkeypatch):
+def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read(tmp_path, capsys, monkeypatch):
+    """pretrain over an earlier run's --out replaced it without a word, and a --resume with another
+    --lr or --max-reviews was refused only after the corpus loaded (about 9 s on IMDB). Each is
+    now one line, exit 2, before any review is read, and the files stay; the same options pass."""
     from minidl.cli import main
     from minidl.mlm.pretrain import state_path
 
-    vocab = _vocab(10)
+    texts = _toy_corpus(60)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     settings = {"d_model": 16, "num_heads": 2, "num_layers": 1, "d_ff": 32, "max_len": 32, "dropout": 0.1}
-    out = save_mlm(tmp_path / "m.npz", build_mlm(len(vocab), settings, "cpu"), vocab, settings)
-    open(state_path(out), "wb").close()   # a state to resume: the options are refused before it is read
+    out = tmp_path / "m.npz"
+    source = {"data": None, "max_reviews": None, "max_vocab": 8000, "init": "cooccurrence", "resume_from": None}
+    train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=32), vocab, 2, settings, out,
+              source=source, log=None)   # what the command line below records
+    files = {path: open(path, "rb").read() for path in (out, state_path(out))}
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
-    assert main(["mlm", "pretrain", "--out", str(out), "--resume", "--d-model", "32", "--heads", "2", "--layers",
-                 "1", "--d-ff", "32", "--length", "32", "--device", "cpu"]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "other model settings (d_model 16, now 32)" in err[0], err
+    common = ["mlm", "pretrain", "--out", str(out), "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff",
+              "32", "--length", "32", "--steps", "2", "--device", "cpu"]
+    for options, words in (([], "holds an earlier run; pass --resume to continue it, --overwrite to replace it"),
+                           (["--resume", "--lr", "0.5"], "other options (lr 0.001, now 0.5)"),
+                           (["--resume", "--d-model", "32"], "other options (d_model 16, now 32)"),
+                           (["--resume", "--max-reviews", "10"], "other options (max_reviews None, now 10)")):
+        assert main([*common, *options]) == 2, options
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and words in err[0], err
+    assert main([*common, "--resume"]) == 1   # the same options: on to the reviews, which are not there
+    assert "no-reviews-here" in capsys.readouterr().err
+    assert {path: open(path, "rb").read() for path in files} == files
+    (tmp_path / "m.state.npz").write_text("not a training state")
+    assert main([*common, "--resume"]) == 2
+    assert "m.state.npz is not a minidl training state" in capsys.readouterr().err
 
 
 def test_top_k_never_predicts_specials_and_reads_every_mask():
