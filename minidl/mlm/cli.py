@@ -70,7 +70,7 @@ def _refused(args):
         for name in ("hidden_weight", "attention_weight", "head_weight"):
             if not getattr(args, name) >= 0:
                 return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
-    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher"):
+    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher", "resume_from"):
         return problem
     if os.path.exists(args.out) and not (args.resume or args.overwrite):
         return (f"--out {args.out} holds an earlier run; pass --resume to continue it, --overwrite to replace it, "
@@ -123,7 +123,7 @@ def _out_refused(args, is_own, writer, *inputs):
     for name in inputs:
         path = getattr(args, name, None)
         if path and os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
-            return f"--out is --{name} ({path}); name another file, so {path} stays"
+            return f"--out is --{name.replace('_', '-')} ({path}); name another file, so {path} stays"
     try:
         check_writable(args.out)
         check_replaceable(args.out, is_own, writer)

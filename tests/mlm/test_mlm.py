@@ -275,6 +275,7 @@ def test_the_inputs_are_never_the_output(tmp_path, capsys):
     teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), TINY, "cpu"), vocab, TINY)
     before = open(teacher, "rb").read()
     for command in (["mlm", "distill", "--teacher", str(teacher), "--out", str(teacher)],
+                    ["mlm", "pretrain", "--resume-from", str(teacher), "--out", str(teacher), "--overwrite"],
                     ["mlm", "evaluate", "--teacher", str(teacher), "--student", str(teacher), "--out", str(teacher)],
                     ["mlm", "finetune", "--student", str(teacher), "--out", str(teacher)]):
         assert main(command) == 2, command
