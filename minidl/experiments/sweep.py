@@ -729,6 +729,18 @@ def add_arguments(subparsers):
     return sweep, plot
 
 
+def _check_own_data(configs):
+    """Read each of the user's own data files once, before any job: a file that cannot train a
+    model is one line here, not a failed row per job (the built-in datasets need no check)."""
+    from ..train.prepare import BUILT_IN, load_splits
+
+    files = {json.dumps({key: config.get(key) for key in ("data", "text_column", "label_column", "label_names",
+                                                          "validation_data", "test_data")}): config
+             for config in configs if config["data"] not in BUILT_IN}
+    for config in files.values():
+        load_splits(TrainConfig.from_dict(config))
+
+
 def main_sweep(args):
     """``minidl sweep``: returns the exit status (1 if a job failed, 2 for bad arguments)."""
     try:
@@ -743,6 +755,7 @@ def main_sweep(args):
         configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)
         check_writable(args.results, "--results")   # before the first job, not after it
+        _check_own_data(configs)
     except (ValueError, MinidlError) as e:
         print(f"minidl sweep: error: {e}", file=sys.stderr)
         return 2

@@ -531,6 +531,12 @@ def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_p
     assert capsys.readouterr().err.endswith("minidl sweep: error: argument --threads: must be a whole number >= 1, "
                                             "got 0\n")
     assert not results.exists()
+    tiny = tmp_path / "tiny.csv"      # too small to train on: it was one failed row per job
+    tiny.write_text("text,label\ngood,pos\nbad,neg\n")
+    assert cli(["sweep", "--data", str(tiny), "--models", "gru", "--hidden", "4", "--seeds", "0,1", "--results",
+                str(results)]) == 2
+    assert capsys.readouterr().err.startswith(f"minidl sweep: error: {tiny}: only 2 rows with a text")
+    assert not results.exists()
 
     table = tmp_path / "reviews.csv"
     table.write_bytes(b"text,label\ngood,pos\nbad,neg")           # no newline at the end
