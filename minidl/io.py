@@ -288,16 +288,38 @@ def legend_columns(labels, width_inches, font_points=10.0):
     return max(1, min(len(labels), 6, int(width_inches * 72 // entry)))
 
 
-def save_figure(fig, out_prefix, formats=("png", "svg")):
-    """Write a matplotlib ``fig`` as ``out_prefix.png`` and ``.svg`` (atomically, 120 dpi; the SVG
-    without a date, so an unchanged plot gives an unchanged file); -> the paths."""
-    paths = []
-    for ext in formats:
-        path = f"{os.fspath(out_prefix)}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
-        paths.append(path)
-    return paths
+def write_figure(fig, path, dpi=120):
+    """Write a matplotlib ``fig`` at ``path`` (atomically) in the format its extension names, PNG
+    without one, tagged as minidl's (``is_minidl_figure``); an SVG without a date, so an
+    unchanged plot gives an unchanged file. -> ``path``."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
+    metadata = {"Creator": "minidl", **({"Date": None} if ext == "svg" else {})} if ext in _TAGGED else None
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=ext, dpi=dpi, metadata=metadata)
+    return path
+
+
+def save_figure(fig, out_prefix, formats=("png", "svg"), dpi=120):
+    """``write_figure`` as ``out_prefix.png`` and ``.svg``; -> the paths."""
+    return [write_figure(fig, f"{os.fspath(out_prefix)}.{ext}", dpi) for ext in formats]
+
+
+_TAGGED = ("png", "svg", "pdf")   # the formats that keep write_figure's tag
+
+
+def is_minidl_figure(path):
+    """Whether ``path`` is a figure ``write_figure`` wrote: a PNG, SVG or PDF whose creator is minidl."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+        tail = f.read()
+    if head.startswith(b"\x89PNG"):
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.info.get("Creator") == "minidl"
+    return (re.search(rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>minidl</dc:title>", head) is not None
+            or head.startswith(b"%PDF") and b"/Creator (minidl)" in tail)
 
 
 def finite(value):

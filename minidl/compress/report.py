@@ -47,7 +47,7 @@ import numpy as np
 import minidl as md
 
 from ..data.batching import subset
-from ..io import atomic_path, check_replaceable, check_writable, file_sha256, read_npz
+from ..io import atomic_path, check_replaceable, check_writable, file_sha256, read_npz, save_figure
 from ..models import build_model
 from ..nn.linear import Linear
 from ..train.checkpoint import differences, load_classifier
@@ -571,9 +571,7 @@ def plot_report(rows, out):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: points stay visible
         fig.tight_layout()
-        for ext in ("png", "svg"):
-            with atomic_path(os.path.join(out, f"{filename}.{ext}")) as tmp:
-                fig.savefig(tmp, format=ext, dpi=130)
+        save_figure(fig, os.path.join(out, filename), dpi=130)
         plt.close(fig)
 
 

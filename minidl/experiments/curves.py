@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..io import atomic_path
+from ..io import check_replaceable, is_minidl_figure, write_figure
 
 
 def read_history(path):
@@ -48,8 +48,7 @@ def plot_curves(paths, out):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=os.path.splitext(out)[1][1:] or "png", dpi=130)
+    write_figure(fig, out, dpi=130)
     plt.close(fig)
     return out
 
@@ -58,6 +57,9 @@ def main(args):
     import sys
 
     try:
+        if os.path.splitext(args.out)[1].lower() not in ("", ".png", ".svg", ".pdf"):
+            raise ValueError(f"--out {args.out}: give a .png, .svg or .pdf file")
+        check_replaceable(args.out, is_minidl_figure, "minidl curves")
         print(plot_curves(args.results, args.out))
     except ValueError as e:
         print(f"minidl curves: {e}", file=sys.stderr)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.batching import encode_dataset
 from ..data.synthetic import make_negation_probe
-from ..io import atomic_path, check_replaceable, check_writable
+from ..io import atomic_path, check_replaceable, check_writable, save_figure
 from ..train import TrainConfig, evaluate, fit
 from ..train.prepare import prepare
 
@@ -75,9 +75,7 @@ def plot(results, radius, path_prefix):
     ax.set_xticks(sorted(next(iter(results.values()))["by_distance"]))
     ax.legend(loc="center left")
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        with atomic_path(f"{path_prefix}.{ext}") as tmp:
-            fig.savefig(tmp, dpi=110)
+    save_figure(fig, path_prefix, dpi=110)
 
 
 def _is_probe_results(path):

@@ -16,7 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import nn
 from minidl.datasets.toy import two_spirals
-from minidl.io import atomic_path, check_replaceable, check_writable, json_keys
+from minidl.io import atomic_path, check_replaceable, check_writable, json_keys, write_figure
 from minidl.train.full_batch import accuracy, train_full_batch
 
 
@@ -87,8 +87,7 @@ def plot(runs, path):
     right.legend()
     fig.suptitle("minidl: 2-hidden-layer tanh MLP on two spirals, Adam")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -22,8 +22,6 @@ left as they were.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .. import creation
@@ -83,14 +81,12 @@ def _bars(names, layers, norms, title):
 def _drawn(result, draw, out_path, figure):
     """``result`` with its "figure" (made by ``figure()``) when ``draw`` or ``out_path``, and the
     figure written to ``out_path`` (.png, .svg, .pdf), atomically."""
-    from ..io import atomic_path
+    from ..io import write_figure
 
     if draw or out_path is not None:
         result["figure"] = figure()
     if out_path is not None:
-        ext = os.path.splitext(out_path)[1].lower().lstrip(".") or "png"
-        with atomic_path(out_path) as tmp:
-            result["figure"].savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+        write_figure(result["figure"], out_path)
     return result
 
 

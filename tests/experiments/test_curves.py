@@ -24,6 +24,29 @@ def test_test_curve_is_recorded_and_plotted(tmp_path):
     out = str(tmp_path / "curves.png")
     assert main(["curves", path, path, "--out", out]) == 0
     assert os.path.getsize(out) > 10_000
+    for name in ("curves.svg", "curves.pdf", "curves.png"):   # its own figures it replaces
+        assert main(["curves", path, "--out", str(tmp_path / name)]) == 0
+
+
+def test_curves_never_replaces_a_figure_of_the_user(tmp_path, capsys):
+    """curves --out photo.png replaced any file there; now only a figure minidl wrote (tagged in its
+    metadata), and only in the formats that keep the tag. Refused before the results are read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    for name in ("photo.png", "drawing.svg", "paper.pdf", "notes.txt"):
+        mine = tmp_path / name
+        fig.savefig(mine) if name != "notes.txt" else mine.write_text("mine")
+        before = mine.read_bytes()
+        assert main(["curves", "no-such-results.json", "--out", str(mine)]) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and (f"{mine} is there and was not written by minidl curves" in err[0]
+                                  or "give a .png, .svg or .pdf file" in err[0]), err
+        assert mine.read_bytes() == before
+    plt.close(fig)
 
 
 def test_curves_refuses_a_run_without_test_curve(tmp_path, capsys):
