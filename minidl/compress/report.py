@@ -84,9 +84,12 @@ class CompressionReport:
         check_writable(out, folder=True)                # before the data and the teacher load, not after
         # what every row depends on: rows of another teacher or other settings in --out are refused, not reused
         self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune}
-        _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})
-        check_replaceable(os.path.join(out, "results.jsonl"), os.path.isfile, "minidl compress", f"--out {out}:",
-                          beside=[os.path.join(out, name) for name in OUTPUTS])   # the folder's are the rows'
+        rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
+        _read_rows(rows, {**self.setup, "seed": seed})
+        # the outputs are the rows' (or, where a rank sweep alone ran, its rows')
+        check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
+                          lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
+                          beside=[os.path.join(out, name) for name in OUTPUTS])
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
@@ -493,6 +496,12 @@ def _read_rows(path, setup):
                              f"({differences(row['setup'], setup)}); give another --out, or delete the file to "
                              f"measure again")
     return rows
+
+
+def _is_rank_sweep(path):
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return all(isinstance(row, dict) and {"rank", "factorised"} <= set(row) for row in rows)
 
 
 def _write_rows(path, rows):

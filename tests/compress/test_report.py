@@ -134,6 +134,11 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert os.path.getsize(os.path.join(out, "rank_sweep.png")) > 0
     assert main(["compress", "prune", *common, "--amount", "1.5"]) == 1
     assert "--amount must lie in (0, 1)" in capsys.readouterr().err
+    sweep = ["compress", "lowrank-sweep", *common[:3], str(tmp_path / "sweep"), *common[4:], "--ranks", "2",
+             "--no-fine-tune", "--min-size", "256"]
+    assert main(sweep) == 0 and main(sweep) == 0   # a folder holding a rank sweep alone: refused as foreign before
+    (tmp_path / "sweep" / "rank_sweep.jsonl").write_text("my notes\n")
+    assert main(sweep) == 1 and "rank_sweep.jsonl is there and was not written by" in capsys.readouterr().err
 
 
 def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teacher_checkpoint, capsys, monkeypatch):
