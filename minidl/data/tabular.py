@@ -11,8 +11,9 @@ are reported, never silently dropped:
 * a missing column -> ``DataFormatError`` naming the missing and the available columns;
 * a label outside ``label_names`` (or no label, or a JSON list or object) -> ``DataFormatError``
   naming the row;
-* a quote that is never closed (it would swallow the rest of the file into one text) ->
-  ``DataFormatError`` naming the line where it opens;
+* a quote that is never closed (it would swallow the rest of the file into one text), or a
+  row with more fields than the header (an unquoted comma in a text) -> ``DataFormatError``
+  naming the line; so is a text or label column named twice in the header;
 * bytes that are not valid in ``encoding`` -> replaced with U+FFFD, counted in
   ``ds.info["decode_errors"]`` and reported with a ``DataWarning``;
 * empty texts -> kept (so row numbers still match the file), counted in
@@ -92,7 +93,12 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
 
 
 def _check_columns(path, columns, wanted):
-    """Raise a DataFormatError naming the ``wanted`` columns that the file lacks, and those it has."""
+    """Raise a DataFormatError naming a ``wanted`` column the header names twice, or the ``wanted``
+    columns that the file lacks, and those it has."""
+    twice = [c for c in wanted if isinstance(columns, list) and columns.count(c) > 1]
+    if twice:  # dict(zip(header, fields)) would keep the last of them
+        raise DataFormatError(f"{path}: the header names column {twice[0]!r} {columns.count(twice[0])} times; "
+                              f"rename all but one")
     missing = [c for c in wanted if c not in columns]
     if missing:
         raise DataFormatError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
@@ -272,6 +278,10 @@ def _parse_delimited(text, delimiter, path, strict, state):
             if not fields:  # a blank line
                 continue
             number += 1
+            if any(field.strip() for field in fields[len(header):]):   # zip would drop them: a text cut short
+                raise DataFormatError(f"{path}: line {start} has {len(fields)} fields but the header has "
+                                      f"{len(header)}; is there a {'comma' if delimiter == ',' else 'tab'} in a "
+                                      f"text? Put that text in quotes (\"...\")")
             rows.append((start, reader.line_num, f"row {number} (line {start})", dict(zip(header, fields))))
     except StopIteration:
         raise DataFormatError(f"{path}: the file is empty (expected a header row with the column names)") from None

@@ -154,6 +154,28 @@ def test_an_unterminated_quote_is_named_with_the_line_where_it_opens(tmp_path):
     assert ds.texts[:2] == ['two\nlines, "quoted"', 'say "hi" there'] and len(ds) == 12
 
 
+def test_a_row_with_more_fields_than_the_header_is_refused_not_cut(tmp_path):
+    """An unquoted comma in a text: the row's fields past the header's were dropped, so "dull film,
+    was terrible,0" trained as the text "dull film" of the class "was terrible" (or, with the label
+    first, every text cut to its first word), exit 0. A trailing empty field is still read."""
+    path = write_csv(tmp_path / "c.csv", "text,label\n" + rows(3) + "dull film, was terrible,neg\n" + rows(9))
+    message = one_line_error(lambda: load_table(path, "text", "label"))
+    assert message == (f"{path}: line 5 has 3 fields but the header has 2; is there a comma in a text? Put that "
+                       f'text in quotes ("...")')
+    first = write_csv(tmp_path / "l.tsv", "label\ttext\n" + "".join(f"pos\tgood\tfilm {i}\n" for i in range(12)))
+    assert "line 2 has 3 fields" in one_line_error(lambda: load_table(first, "text", "label"))
+    trailing = write_csv(tmp_path / "t.csv", "text,label\n" + rows(12).replace("\n", ",\n"))
+    assert load_table(trailing, "text", "label").texts[0] == "review number 0"
+
+
+def test_a_column_named_twice_in_the_header_is_refused(tmp_path):
+    """text,label,label: the last label column was taken without a word."""
+    path = write_csv(tmp_path / "d.csv", "text,label,label\n" + rows(12).replace("\n", ",pos\n"))
+    assert one_line_error(lambda: load_table(path, "text", "label")) == (
+        f"{path}: the header names column 'label' 2 times; rename all but one")
+    assert len(load_table(write_csv(tmp_path / "n.csv", "text,label,note,note\n" + rows(12)), "text", "label")) == 12
+
+
 @pytest.mark.parametrize("value", [[1, 2], {"stars": 5}, []])
 def test_a_label_that_is_a_list_or_an_object_is_refused(tmp_path, value):
     lines = [json.dumps({"text": f"review {i}", "label": ["pos", "neg"][i % 2]}) for i in range(12)]
