@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -555,8 +556,11 @@ def main(argv=None):
 
     name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
     try:
-        _check_device(getattr(args, "device", None))
-        return args.run(args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                _one_line_warnings(name)
+            _check_device(getattr(args, "device", None))
+            return args.run(args)
     except KeyboardInterrupt:
         resume = "; --resume goes on from the last checkpoint" if getattr(args, "resume", None) is not None else ""
         print(f"minidl {name}: interrupted{resume}", file=sys.stderr)
@@ -570,6 +574,19 @@ def main(argv=None):
             message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
         print(f"minidl {name}: {message}", file=sys.stderr)
         return 1
+
+
+def _one_line_warnings(name):
+    """Show what minidl warns of (UserWarnings: the user's data, a results file) as one line,
+    ``minidl <command>: warning: ...``, not with Python's file, line and source; others as before."""
+    show = warnings.showwarning
+
+    def one_line(message, category, *where):
+        if issubclass(category, UserWarning):
+            print(f"minidl {name}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *where)
+    warnings.showwarning = one_line
 
 
 def _check_device(device):

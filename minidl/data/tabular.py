@@ -84,7 +84,8 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
             "decode_errors": len(bad_rows), "empty_texts": len(empty)}
     if bad_rows:
         warnings.warn(f"{path}: {len(bad_rows)} row(s) had bytes that are not valid {encoding} ({listing(bad_rows)}); "
-                      f"they were replaced with U+FFFD. Pass encoding= if the file is not {encoding}.",
+                      f"they were replaced with U+FFFD. If the file is not {encoding}, save it as UTF-8 (or, "
+                      f"from Python, pass encoding=)",
                       DataWarning, stacklevel=2)
     if empty:
         warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({listing(empty)}); they are kept in the "

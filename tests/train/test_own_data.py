@@ -192,6 +192,20 @@ def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
                  "--min-word-length", "1"]) == 0
 
 
+def test_warnings_about_the_data_are_one_line_each(tmp_path, capsys):
+    """Bytes that are not UTF-8 were reported in Python's warning format: the file and line of
+    minidl's code, then that line of source; the advice named an option the command lacks."""
+    table = tmp_path / "latin.csv"
+    table.write_bytes(b"text,label\n" + b"".join(b"caf\xe9 film %d good,pos\nbad film %d,neg\n" % (i, i)
+                                                   for i in range(15)))
+    assert main(["train", "--data", str(table), "--epochs", "1", "--quiet", "--model", "mlp", "--hidden", "4"]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning == [f"minidl train: warning: {table}: 15 row(s) had bytes that are not valid utf-8 (row 1 (line 2), "
+                       f"row 3 (line 4), row 5 (line 6), row 7 (line 8), row 9 (line 10), ... 10 more); they were "
+                       f"replaced with U+FFFD. If the file is not utf-8, save it as UTF-8 (or, from Python, pass "
+                       f"encoding=)"], warning
+
+
 def test_train_windows_cut_each_training_text_into_windows_and_leave_the_rest_alone(tmp_path):
     """--train-windows: words 1-N, N+1-2N, ... of each training text are examples with its label
     (a last window under N/2 words is left out); validation and test still read the first N."""
