@@ -512,11 +512,14 @@ def _eval(args):
 def _evaluation_data(args, config, labels):
     """The TextDataset ``eval`` scores: its --data file whole (labels matched by name to the
     checkpoint's ``labels``), or the test split of a built-in source or of the training data."""
+    from .train.checkpoint import check_data
     from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
 
     changes = {k: getattr(args, k) for k in ("text_column", "label_column") if getattr(args, k)}
     config = dataclasses.replace(config, **changes)
     if not args.data or args.data in BUILT_IN:
+        if not args.data:   # the checkpoint's own data: the file it was trained on, unchanged
+            check_data(args.checkpoint, advice="restore the file, or score a file whole with --data FILE")
         config = dataclasses.replace(config, data=args.data or config.data)
         return load_splits(config)["test"]
     if not os.path.isfile(args.data):

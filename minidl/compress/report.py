@@ -50,7 +50,7 @@ from ..data.batching import subset
 from ..io import atomic_path, check_replaceable, check_writable, file_sha256, read_npz, save_figure
 from ..models import build_model
 from ..nn.linear import Linear
-from ..train.checkpoint import differences, load_classifier
+from ..train.checkpoint import check_data, differences, load_classifier
 from ..train.prepare import prepare
 from ..train.trainer import evaluate
 from .distill import distill, teacher_logits_table
@@ -94,6 +94,7 @@ class CompressionReport:
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
+        check_data(teacher_path)
         prepared = prepare(self.config)
         if prepared.vocab.to_dict() != vocab.to_dict():
             raise ValueError(f"{teacher_path}: its vocabulary differs from the one rebuilt from its data settings; "

@@ -36,7 +36,28 @@ def run_paths(out):
 def save(path, model, optimizer, config, prepared, loop_state):
     """A classifier's checkpoint: the training state plus what ``load_classifier`` needs."""
     return save_state(path, model, optimizer, loop_state, config=config.to_dict(), vocab=prepared.vocab.to_dict(),
-                      tokenizer=prepared.tokenizer.to_dict(), label_names=prepared.label_names)
+                      tokenizer=prepared.tokenizer.to_dict(), label_names=prepared.label_names,
+                      data_files=prepared.files or {})
+
+
+def check_data(path, files=None, advice="restore the file, or train again"):
+    """Refuse to read the data of the checkpoint at ``path`` again (its test split, or its
+    training data to go on) when one of its own data files is not where it was or has changed
+    since: the split would be other reviews, perhaps ones it was trained on (``advice``: what to
+    do then). ``files``: the files as they are now (``prepare.data_files``; default: hashed
+    here). Checkpoints from before files were recorded are taken as they are."""
+    from ..data.errors import DataFormatError, DataNotFoundError
+    from ..io import file_sha256, npz_meta
+
+    for key, recorded in npz_meta(path).get("data_files", {}).items():
+        option, file = f"--{key.replace('_', '-')}", recorded["file"]
+        if not os.path.isfile(file):
+            raise DataNotFoundError(f"{path} was trained on {option} {file} ({recorded['absolute']}), which is not "
+                                    f"here; run from the folder it was trained in")
+        now = (files or {}).get(key, {}).get("sha256") or file_sha256(file)
+        if now != recorded["sha256"]:
+            raise DataFormatError(f"{file} has changed since {path} was trained on it ({option}; its SHA-256 "
+                                  f"differs), so its splits would be other reviews; {advice}")
 
 
 def save_state(path, model, optimizer, loop_state, **meta):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import warnings
 from dataclasses import dataclass, replace
@@ -37,6 +38,7 @@ class Prepared:
     test: object         # EncodedDataset
     embeddings: object = None  # (V, E) float32 aligned to vocab, or None
     teacher_logits: object = None  # (N_train, C) float32, the teacher's logits by review index, or None
+    files: dict = None             # the user's data files read: see ``data_files``
 
 
 def load_splits(config):
@@ -194,11 +196,18 @@ def _check_split(config, train, validation):
 
 def prepare(config):
     key = json.dumps({k: getattr(config, k) for k in DATA_KEYS}, sort_keys=True)
-    return _prepare_cached(key)
+    return _prepare_cached(key, _stamps(config))
+
+
+def _stamps(config):
+    """The size and time of change of the user's data files: a file edited since is prepared again."""
+    stamp = lambda path: (lambda st: (st.st_size, st.st_mtime_ns))(os.stat(path)) if os.path.isfile(path) else None
+    return tuple(stamp(getattr(config, key)) for key in ("data", "validation_data", "test_data")
+                 if getattr(config, key) not in (None, *BUILT_IN))
 
 
 @functools.lru_cache(maxsize=2)
-def _prepare_cached(key):
+def _prepare_cached(key, stamps):
     from .config import TrainConfig
 
     config = TrainConfig.from_dict(json.loads(key))
@@ -235,4 +244,15 @@ def _prepare_cached(key):
                               f"letters only, {config.min_word_length} or more long); try --keep-digits or "
                               f"--min-word-length 1, or check --text-column")
     return Prepared(tokenizer, vocab, list(train.label_names), encode(train, token_lists=train_tokens),
-                    encode(validation) if validation is not None else None, encode(test), embeddings, teacher_logits)
+                    encode(validation) if validation is not None else None, encode(test), embeddings, teacher_logits,
+                    data_files(config))
+
+
+def data_files(config):
+    """{option: {"file": as given, "absolute": its absolute path, "sha256": of its bytes}} for the
+    user's own data files that ``config`` reads (none for a built-in source): what a checkpoint
+    records, so that a file changed since is never taken for the one it was trained on."""
+    from ..io import file_sha256
+
+    return {key: {"file": path, "absolute": os.path.abspath(path), "sha256": file_sha256(path)}
+            for key in ("data", "validation_data", "test_data") if (path := getattr(config, key)) not in (None, *BUILT_IN)}

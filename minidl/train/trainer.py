@@ -104,6 +104,8 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save(path, model, optimizer, config, prepared, loop))
     loop, best_state = None, None
     if resume:
+        if os.path.exists(paths.get("last") or ""):   # trained on these very files (else: other splits)
+            checkpoint.check_data(paths["last"], prepared.files)
         loop, best_state = _resume(paths, config, model, optimizer, schedule)
         log(f"resumed from {paths['last']} at step {loop['step']} (epoch {loop['epoch']}, batch {loop['batch']})")
 

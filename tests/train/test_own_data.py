@@ -192,6 +192,32 @@ def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
                  "--min-word-length", "1"]) == 0
 
 
+def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, monkeypatch):
+    """A checkpoint keeps its data file's path as given: eval from another folder said only
+    "load_table: my.csv is not a file", and after an edit of the file it scored a "test split" of
+    the new one (which may hold reviews it was trained on), exit 0; --resume went on with it."""
+    monkeypatch.chdir(tmp_path)
+    sentences = make_reviews(60, seed=1, min_length=4, max_length=8, max_distance=3)
+    _write(tmp_path / "my.tsv", ("text", "label"), zip(sentences.texts, sentences.labels))
+    train = ["train", "--data", "my.tsv", "--model", "mlp", "--hidden", "4", "--epochs", "1", "--min-freq", "1",
+             "--quiet", "--out", "run"]
+    assert main(train) == 0 and main(["eval", "--checkpoint", "run/best.npz"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path / "run")
+    assert main(["eval", "--checkpoint", "best.npz"]) == 1
+    assert capsys.readouterr().err == (f"minidl eval: best.npz was trained on --data my.tsv ({tmp_path / 'my.tsv'}), "
+                                       f"which is not here; run from the folder it was trained in\n")
+    monkeypatch.chdir(tmp_path)
+    with open("my.tsv", "a") as f:
+        f.write("one more review\t1\n")
+    assert main(["eval", "--checkpoint", "run/best.npz"]) == 1
+    assert capsys.readouterr().err == ("minidl eval: my.tsv has changed since run/best.npz was trained on it (--data; "
+                                       "its SHA-256 differs), so its splits would be other reviews; restore the file, "
+                                       "or score a file whole with --data FILE\n")
+    assert main(["eval", "--checkpoint", "run/best.npz", "--data", "my.tsv"]) == 0   # a file scored whole: any file
+    assert main([*train, "--resume"]) == 1 and "my.tsv has changed since run/last.npz" in capsys.readouterr().err
+
+
 def test_warnings_about_the_data_are_one_line_each(tmp_path, capsys):
     """Bytes that are not UTF-8 were reported in Python's warning format: the file and line of
     minidl's code, then that line of source; the advice named an option the command lacks."""
