@@ -321,11 +321,12 @@ def _is_rate(value, positive):
 
 
 def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epochs=5, batch_size=256, lr=None,
-                 weight_decay=None, alpha=1.0, data_path=None, seed=0, log=None):
+                 weight_decay=None, alpha=1.0, data_path=None, seed=0, log=None, columns=("text", "label")):
     """Train the ``kind`` baseline ("tfidf" or "nbsvm") on ``data``'s training split and score
     its test split.
 
-    ``data``: "imdb", "synthetic" or a table of yours (as ``minidl train --data``); the
+    ``data``: "imdb", "synthetic" or a table of yours (as ``minidl train --data``; its text and
+    label ``columns``, each possibly "a,b" as ``--text-column``); the
     first ``max_length`` words of each review after the course cleaning; n-grams of sizes
     ``ngrams`` = (low, high) in >= ``min_df`` training reviews; ``lr`` / ``weight_decay``
     (None: ``DEFAULTS[kind]``) for Adam; ``alpha``: the NB smoothing (nbsvm). Returns
@@ -336,7 +337,7 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     lr = DEFAULTS[kind]["lr"] if lr is None else lr
     weight_decay = DEFAULTS[kind]["weight_decay"] if weight_decay is None else weight_decay
     start = time.perf_counter()
-    train, test = _splits(data, data_path)
+    train, test = _splits(data, data_path, columns)
     if kind == "nbsvm" and train.num_classes != 2:
         raise BaselineError(f"--kind nbsvm compares two classes; {data} has {train.num_classes} "
                             f"({', '.join(map(str, train.label_names))}): use --kind tfidf")
@@ -377,12 +378,12 @@ def fit_baseline(kind, train, others, max_length, ngrams=(1, 2), min_df=2, epoch
     return model, vocabulary, x_others
 
 
-def _splits(data, data_path):
+def _splits(data, data_path, columns):
     """(train, test) TextDatasets of ``data``, as ``minidl train`` loads them (the whole training split)."""
     from .train.config import TrainConfig
     from .train.prepare import load_splits
 
-    splits = load_splits(TrainConfig(data=data, data_path=data_path))
+    splits = load_splits(TrainConfig(data=data, data_path=data_path, text_column=columns[0], label_column=columns[1]))
     return splits["train"], splits["test"]
 
 
@@ -423,7 +424,8 @@ def main(args):
             check_settings(kind, length, **settings)
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
     results = [run_baseline(kind, data=args.data, max_length=length, data_path=args.data_path, seed=args.seed,
-                            log=log, **settings) for kind in kinds for length in lengths]
+                            log=log, columns=(args.text_column, args.label_column), **settings)
+               for kind in kinds for length in lengths]
     if args.json:
         print(json.dumps(finite(results), indent=2, allow_nan=False))
         return 0

@@ -150,7 +150,8 @@ def test_run_on_the_synthetic_corpus_beats_chance(kind):
 def _args(**changes):
     """The options of `minidl baseline`, as its parser gives them."""
     values = dict(kind="tfidf,nbsvm", max_length="100", data="imdb", data_path=None, ngrams="1,2", min_df=2,
-                  epochs=5, batch_size=256, lr=None, weight_decay=None, alpha=1.0, seed=0, json=False)
+                  epochs=5, batch_size=256, lr=None, weight_decay=None, alpha=1.0, seed=0, json=False,
+                  text_column="text", label_column="label")
     return argparse.Namespace(**{**values, **changes})
 
 
@@ -191,6 +192,22 @@ def test_run_baseline_refuses_bad_settings_itself():
     with pytest.raises(BaselineError, match="--max-length must be a whole number >= 1, got 0"):
         run_baseline("tfidf", data="synthetic", max_length=0)
     check_settings("nbsvm", 400, (1, 3), 1, 1, 1, 1e-3, 0.0, 0.5)    # fine
+
+
+def test_a_table_of_yours_with_other_column_names(tmp_path, capsys):
+    """baseline had no --text-column / --label-column, though its error told the user to pass them."""
+    from minidl.cli import main as cli_main
+    from minidl.data import make_reviews
+
+    reviews = make_reviews(60, seed=2)
+    table = tmp_path / "mine.tsv"
+    table.write_text("review\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in zip(reviews.texts, reviews.labels)))
+    assert cli_main(["baseline", "--data", str(table), "--kind", "tfidf", "--epochs", "1"]) == 1
+    assert "no column 'text' or 'label'" in capsys.readouterr().err
+    assert cli_main(["baseline", "--data", str(table), "--kind", "tfidf", "--epochs", "1", "--text-column", "review",
+                     "--label-column", "sentiment", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["train"] + result["test"] == 60 and result["label_names"] == ["0", "1"]
 
 
 def test_the_registered_command_answers_in_one_line(capsys):
