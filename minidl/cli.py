@@ -455,12 +455,19 @@ def _train(args):
 
 def _check_out(args):
     """Refuse an --out that cannot take this run, before any work: a file, a folder this user
-    cannot write, or one holding another run's results (unless --resume or --overwrite)."""
-    from .io import check_writable
+    cannot write, one holding files of the same names that minidl train did not write, or one
+    holding another run's results (unless --resume or --overwrite)."""
+    from .io import check_replaceable, check_writable, json_keys, npz_meta
 
     if not args.out:
         return
     check_writable(args.out, folder=True)
+    def checkpoint(path):
+        return "config" in npz_meta(path)
+
+    for name, is_own in (("last.npz", checkpoint), ("best.npz", checkpoint),
+                         ("results.json", lambda path: {"config", "test"} <= json_keys(path))):
+        check_replaceable(os.path.join(args.out, name), is_own, "minidl train", "--out:")
     if os.path.isdir(args.out):
         found = [name for name in ("last.npz", "best.npz", "results.json")
                  if os.path.exists(os.path.join(args.out, name))]
@@ -546,6 +553,8 @@ def _explain(args):
     from .train.explain import explain, format_explanation
 
     model, vocab, tokenizer, labels, _ = load_classifier(args.checkpoint, device=args.device)
+    for text in args.texts:   # each one readable (not empty, a known word) before the first is explained
+        vocab.encode_text(text, tokenizer)
     for text in args.texts:
         print(format_explanation(explain(text, model, vocab, tokenizer, labels, device=args.device)))
         print()

@@ -94,6 +94,8 @@ def test_explain_reports_bad_text_clearly(tmp_path, capsys):
     assert "empty after cleaning" in capsys.readouterr().err
     assert main(["explain", "zzyzx qwghlm", "--checkpoint", str(out / "best.npz")]) == 1
     assert "none of the words" in capsys.readouterr().err
+    assert main(["explain", "a good film", "zzyzx", "--checkpoint", str(out / "best.npz")]) == 1
+    assert capsys.readouterr().out == ""      # the first text was explained before the second was refused
     assert main(["explain", "good", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
 
@@ -306,6 +308,7 @@ def _refused_by_the_parser(argv, capsys):
     (["fill-mask", "[MASK]", "--teacher", "t", "-k", "0"], "-k", ">= 1, got 0"),
     (["spirals", "--steps", "-5"], "--steps", ">= 1, got -5"),
     (["sweep", "--workers", "-1"], "--workers", ">= 0, got -1"),
+    (["bench", "serve", "--requests", "0"], "--requests", ">= 1, got 0"),
     (["probe", "--seed", "x"], "--seed", ">= 0, got x"),
 ])
 def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, option, got, capsys):

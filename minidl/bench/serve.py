@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 
 from ..autograd.function import MinidlError
+from ..cli import at_least
 
 TEXT = "the acting was great but the plot was terrible"
 
@@ -110,8 +111,9 @@ def add_arguments(bench):
     """``minidl bench serve``, one of ``bench``'s sub-commands (an argparse sub-parsers object); sets args.run."""
     serve = bench.add_parser("serve", help="minidl serve's API under concurrent keep-alive clients on this "
                                            "machine's loopback: latency percentiles and requests/s")
-    serve.add_argument("--requests", type=int, default=500, help="requests in all, shared between the clients")
-    serve.add_argument("--clients", type=int, default=16,
+    serve.add_argument("--requests", type=at_least(1), default=500,
+                       help="requests in all, shared between the clients")
+    serve.add_argument("--clients", type=at_least(1), default=16,
                        help="concurrent clients, each a thread on one keep-alive connection")
     serve.add_argument("--classifier", default=None, help="the checkpoint to serve, best.npz of minidl train "
                                                           "(default: a tiny MLP trained here in under a second)")
@@ -122,6 +124,8 @@ def add_arguments(bench):
 
 def main(args):
     """Run the benchmark and print its table (or JSON); the exit code: 1 if any request failed, else 0."""
+    if not args.text.strip():   # every request would fail
+        raise MinidlError("--text is empty: give a review to classify, or leave --text out")
     result = run(args.requests, args.clients, args.classifier, args.text)
     print(json.dumps(result, indent=1) if args.json else report(result))
     return 1 if result["errors"] else 0

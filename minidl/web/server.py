@@ -143,7 +143,7 @@ class Models:
     def fill_mask(self, text, k=5):
         from ..mlm.cli import fill_mask
 
-        _check(text)
+        _check(text, "the film was [MASK] .")
         if not self.mlm:
             raise BadRequest("no masked-LM is loaded: restart with minidl serve --teacher T.npz [--student S.npz]")
         if not 1 <= k <= MAX_K:
@@ -240,9 +240,9 @@ class Models:
         return self.runs
 
 
-def _check(text):
+def _check(text, example="the film was great ."):
     if not text.strip():
-        raise BadRequest("the text is empty: type a sentence, e.g. \"the film was [MASK] .\"")
+        raise BadRequest(f"the text is empty: type a sentence, e.g. \"{example}\"")
     if len(text) > MAX_CHARS:
         raise BadRequest(f"the text has {len(text):,} characters; at most {MAX_CHARS:,}: shorten it", 413)
 

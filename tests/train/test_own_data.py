@@ -142,6 +142,12 @@ def test_out_folders_that_cannot_take_the_run(tmp_path, capsys):
     assert "different settings" in capsys.readouterr().err and (run / "best.npz").read_bytes() == before
     assert main([*quick, "--lr", "0.01", "--out", str(run), "--overwrite"]) == 0
     assert (run / "best.npz").read_bytes() != before
+    mine = tmp_path / "mine"      # files of the user's that share a run's names: --overwrite replaced them
+    mine.mkdir()
+    (mine / "results.json").write_text('{"my": "data"}')
+    assert main([*quick, "--out", str(mine), "--overwrite"]) == 1
+    assert "results.json is there and was not written by minidl train" in capsys.readouterr().err
+    assert (mine / "results.json").read_text() == '{"my": "data"}' and not (mine / "best.npz").exists()
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into a read-only folder")

@@ -159,3 +159,12 @@ def test_bench_serve_counts_failed_requests_and_exits_1(checkpoints, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["errors"] == 4 and result["first_error"].startswith("400: ") and "none of the words" in \
         result["first_error"]
+
+
+def test_bench_serve_refuses_an_empty_text_before_any_request(capsys):
+    """--text "" sent every request to fail, then exited 1, with fill-mask's advice."""
+    from minidl.cli import main
+
+    assert main(["bench", "serve", "--text", " "]) == 1
+    assert capsys.readouterr().err == ("minidl bench serve: --text is empty: give a review to classify, or leave "
+                                       "--text out\n")
