@@ -575,6 +575,9 @@ def main(argv=None):
                 _one_line_warnings(name)
             _check_device(getattr(args, "device", None))
             return args.run(args)
+    except BrokenPipeError:   # the reader stopped (e.g. `| head`): what it wanted was printed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so exiting flushes nowhere, silently
+        return 141
     except KeyboardInterrupt:
         resume = "; --resume goes on from the last checkpoint" if getattr(args, "resume", None) is not None else ""
         print(f"minidl {name}: interrupted{resume}", file=sys.stderr)

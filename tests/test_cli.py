@@ -248,6 +248,17 @@ def test_python_dash_m_minidl_is_the_command():
     assert done.returncode == 0 and done.stdout.startswith("usage: minidl")
 
 
+def test_a_reader_that_stops_early_is_no_error():
+    """`minidl eval ... | head -1` ended with "minidl eval: [Errno 32] Broken pipe", exit 1."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "minidl", "assignment", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()                          # before the command prints: every write finds no reader
+    assert process.stderr.read() == b"" and process.wait(timeout=60) == 141
+
+
 def test_a_file_the_user_wrote_is_never_replaced(tmp_path, capsys, monkeypatch):
     """These commands replaced any file at their output path (a text file became a zip, a train run's
     results.json became spirals'); each now refuses, in one line before any work, a file it did
