@@ -416,7 +416,8 @@ def build_parser():
 
     curves = commands.add_parser("curves", help="plot train/validation/test loss and accuracy per epoch")
     curves.set_defaults(run=_call("minidl.experiments.curves", "main"))
-    curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve")
+    curves.add_argument("results", nargs="+", help="results.json files of minidl train --test-curve, or the --out "
+                                                   "folders that hold them")
     curves.add_argument("--out", default="curves.png", help="the image to write; its extension (.png, .svg, "
                                                             ".pdf) sets the format")
 

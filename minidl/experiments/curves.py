@@ -12,7 +12,10 @@ from ..io import check_replaceable, is_minidl_figure, write_figure
 
 
 def read_history(path):
-    """(label, history) of a results.json written by ``minidl train``; refuses runs without test curves."""
+    """(label, history) of a results.json written by ``minidl train`` (or of the --out folder holding
+    it); refuses runs without test curves."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "results.json")
     with open(path) as f:
         try:
             result = json.load(f)

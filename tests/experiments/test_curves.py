@@ -26,6 +26,7 @@ def test_test_curve_is_recorded_and_plotted(tmp_path):
     assert os.path.getsize(out) > 10_000
     for name in ("curves.svg", "curves.pdf", "curves.png"):   # its own figures it replaces
         assert main(["curves", path, "--out", str(tmp_path / name)]) == 0
+    assert main(["curves", os.path.dirname(path), "--out", out]) == 0    # the run's folder: its results.json
 
 
 def test_curves_never_replaces_a_figure_of_the_user(tmp_path, capsys):
