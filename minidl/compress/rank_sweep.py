@@ -55,7 +55,8 @@ def full_rank(model, min_size=1024):
     """The smallest rank at which every eligible matrix of ``model`` is exact: max min(D_in, D_out)."""
     linears = eligible_linears(model, min_size)
     if not linears:
-        raise ValueError(f"no Linear with at least min_size={min_size} weights to factorise")
+        raise ValueError(f"no Linear with at least min_size={min_size} weights to factorise; lower min_size "
+                         f"(--min-size)")
     return max(min(m.in_features, m.out_features) for m in linears.values())
 
 
@@ -126,7 +127,8 @@ def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024):
     original = model_factory()
     linears = eligible_linears(original, min_size)
     if not linears:
-        raise ValueError(f"rank_sweep: no Linear with at least min_size={min_size} weights to factorise")
+        raise ValueError(f"rank_sweep: no Linear with at least min_size={min_size} weights to factorise; lower "
+                         f"min_size (--min-size)")
     spectra, params_original = _spectra(original, min_size), original.num_parameters()
     rows = []
     for rank in ranks:

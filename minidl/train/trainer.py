@@ -188,7 +188,7 @@ def _resume(paths, config, model, optimizer, schedule):
                              f"give the same options as the first time")
 
     _, loop = checkpoint.resume(paths.get("last"), model, optimizer, schedule, check=same_settings,
-                                missing=f"resume=True but there is no checkpoint at "
-                                        f"{paths.get('last', '(no output folder given)')}; train without resume first")
+                                missing=f"nothing to resume: there is no checkpoint at "
+                                        f"{paths.get('last', '(no output folder given)')}; train without --resume first")
     best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1]) if os.path.exists(paths["best"]) else None
     return loop, best_state
