@@ -418,8 +418,9 @@ def _write_json(path, value):
         json.dump(value, f, indent=2)
 
 
-def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu"):
-    """(list of per-[MASK] [(token, probability)] lists, seconds) for one text."""
+def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu", role="model"):
+    """(list of per-[MASK] [(token, probability)] lists, seconds) for one text; a text longer than
+    the ``role``'s positions is a TextEncodingError."""
     from ..data.vocab import TextEncodingError
     from .evaluate import top_k
     from .tokenizer import MASK
@@ -428,6 +429,8 @@ def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu"):
     if MASK not in tokens:
         raise TextEncodingError(f"no {MASK} in {text!r}: write {MASK} (upper case, in brackets) where a word is "
                                 f"missing, e.g. \"happy birthday to {MASK} !\"")
+    if len(tokens) > (limit := model.position.max_len - 1):     # [CLS] takes one position
+        raise TextEncodingError(f"the text has {len(tokens)} tokens; the {role} reads at most {limit}: shorten it")
     tick = time.perf_counter()
     found = top_k(model, vocab, [tokens], k, device=device)[0]
     seconds = time.perf_counter() - tick
@@ -442,8 +445,8 @@ def main_fill_mask(args):
     columns = []
     for role, path in models:
         model, vocab, tokenizer, _ = load_mlm(path, args.device)
-        fill_mask(model, vocab, tokenizer, args.text, args.k, args.device)           # warm-up
-        columns.append((role, *fill_mask(model, vocab, tokenizer, args.text, args.k, args.device)))
+        fill_mask(model, vocab, tokenizer, args.text, args.k, args.device, role)           # warm-up
+        columns.append((role, *fill_mask(model, vocab, tokenizer, args.text, args.k, args.device, role)))
     print(args.text)
     for m in range(len(columns[0][1])):
         if len(columns[0][1]) > 1:

@@ -150,11 +150,8 @@ class Models:
             raise BadRequest(f"k={k}: ask for 1 to {MAX_K} tokens per [MASK]")
         models = []
         for role, model, vocab, tokenizer, meta, _ in self.mlm:
-            tokens, limit = len(tokenizer(text)), meta["settings"]["max_len"] - 1   # [CLS] takes one position
-            if tokens > limit:
-                raise BadRequest(f"the text has {tokens} tokens; the {role} reads at most {limit}: shorten it")
             with self.lock:
-                masks, seconds = fill_mask(model, vocab, tokenizer, text, k, self.device)
+                masks, seconds = fill_mask(model, vocab, tokenizer, text, k, self.device, role)
             models.append({"role": role, "ms": round(seconds * 1e3, 2),
                            "masks": [[{"token": token, "p": p} for token, p in found] for found in masks]})
         return {"text": text, "models": models}

@@ -381,6 +381,9 @@ def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
     assert lines[0] == "w1 [MASK] w2" and "teacher (" in lines[1] and "student (" in lines[1] and len(lines) == 5
     assert main(["fill-mask", "no mask here", "--teacher", str(teacher), "--device", "cpu"]) == 1
     assert "no [MASK]" in capsys.readouterr().err
+    assert main(["fill-mask", "w1 " * 20 + "[MASK]", "--teacher", str(teacher), "--device", "cpu"]) == 1
+    assert capsys.readouterr().err == ("minidl fill-mask: the text has 21 tokens; the teacher reads at most 15: "
+                                       "shorten it\n")   # an error of the position table's, "--debug shows where"
     # -k past the vocabulary (an IndexError once) shows each word once: the specials are never predicted
     assert main(["fill-mask", "w1 [MASK] w2", "--teacher", str(teacher), "-k", "100000", "--device", "cpu"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2 + len(vocab) - len(SPECIALS)
