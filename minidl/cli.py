@@ -533,7 +533,8 @@ def _evaluation_data(args, config, labels):
         config = dataclasses.replace(config, data=args.data or config.data)
         return load_splits(config)["test"]
     if not os.path.isfile(args.data):
-        raise FileNotFoundError(f"--data {args.data}: no such file")
+        raise FileNotFoundError(f"--data {args.data}: " + ("a folder, not a file" if os.path.isdir(args.data)
+                                                          else "no such file"))
     values, _ = parse_label_names(config.label_names)
     return relabel(read_table(args.data, config), values or labels, labels, "checkpoint's")
 

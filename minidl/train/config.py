@@ -198,13 +198,16 @@ def _keywords(cls):
 
 
 def _check_files(config):
+    def missing(path):
+        return "is a folder, not a file" if os.path.isdir(path) else "no such file"
+
     if config.data not in ("synthetic", "imdb") and not os.path.isfile(config.data):
-        raise ConfigError(f'--data {config.data!r}: no such file; give "synthetic", "imdb" or a CSV/TSV/JSONL '
-                          f"file of your own")
+        raise ConfigError(f'--data {config.data!r}: {missing(config.data)}; give "synthetic", "imdb" or a '
+                          f"CSV/TSV/JSONL file of your own")
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
-            raise ConfigError(f"{_flag(name)} {path!r}: no such file")
+            raise ConfigError(f"{_flag(name)} {path!r}: {missing(path)}")
 
 
 def _check_teacher(config):

@@ -95,6 +95,7 @@ BAD_SETTINGS = [
     (["--clip-norm", "0"], "--clip-norm must be a number > 0 (or none)"),
     (["--data", "no/such/file.csv"], "no such file"),
     (["--test-data", "no/such/test.tsv"], "--test-data 'no/such/test.tsv': no such file"),
+    (["--data", "tests"], "--data 'tests': is a folder, not a file"),      # "no such file" before
 ]
 
 
