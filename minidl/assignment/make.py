@@ -147,12 +147,13 @@ def make(name, out, root=None, tasks=None, solution=False):
 
 
 def main(args):
-    out = make(args.name, args.out, root=args.root, tasks=args.tasks, solution=args.solution)
+    tasks = sorted(set(args.tasks or ()))   # --tasks 1,1 is task 1
+    out = make(args.name, args.out, root=args.root, tasks=tasks, solution=args.solution)
     manifest = find_assignment(args.name, args.root)
     if args.solution:
         print(f"wrote the solution copy of {manifest.name} (reference bodies kept) to {out}")
     else:
-        stubbed = ", ".join(str(n) for n in args.tasks) if args.tasks else "all"
+        stubbed = ", ".join(map(str, tasks)) if tasks else "all"
         print(f"wrote the student copy of {manifest.name} to {out}\n"
               f"  stubbed tasks: {stubbed} of {len(manifest.tasks)}; the handout: {out / manifest.handout}")
     print(f"  grade it with: minidl grade {out}")

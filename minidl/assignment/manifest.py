@@ -216,7 +216,8 @@ def listed_assignments(root):
     known = known_assignments(root)
     if not known:
         raise AssignmentError(f"no assignments found: {Path(root) / ASSIGNMENTS} has no folder with a {MANIFEST}; "
-                              f"run from a clone of the minidl repository or pass --root")
+                              f"run from a clone of the minidl repository, or give --root the folder that holds "
+                              f"{ASSIGNMENTS}/")
     return known
 
 
