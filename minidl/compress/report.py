@@ -270,7 +270,7 @@ class CompressionReport:
     def teacher_row(self):
         """The reference row every other row is read against; -> its name."""
         self.record("teacher", "teacher", self.teacher_copy, _save, lambda path: _loaded(self.fresh(), path),
-                    note=f"{self.config.hidden}-d encoder, max length {self.config.max_length}")
+                    note=f"{self.config.model}, hidden {self.config.hidden}, max length {self.config.max_length}")
         return "teacher"
 
     def control_row(self):
