@@ -83,7 +83,8 @@ def _rows(text, tokenizer, words, known, unk):
 def format_explanation(result, max_word=24):
     """``explain``'s result as text: the prediction, then a table of every word of the text in
     order: as written, the token the model read, the columns, and a note on words it did not read
-    (dropped by the cleaning) or read as ``<unk>``. Words longer than ``max_word`` are cut ("...")."""
+    (dropped by the cleaning) or read as ``<unk>``; the words past the tokenizer's max_length as one
+    line. Words longer than ``max_word`` are cut ("...")."""
     names, rows = list(result["columns"]), result["rows"]
     words = [_fit(" ".join(row["word"].split()), max_word) for row in rows]    # a tag may hold newlines
     tokens = [_fit(row["token"] or "", max_word) for row in rows]
@@ -95,10 +96,15 @@ def format_explanation(result, max_word=24):
              + ", ".join(f"p({k}) = {v:.3f}" for k, v in result["probabilities"].items()) + ")",
              "  " + f"{'word':<{word_width}}{'token':<{token_width}}"
              + "".join(f"{n:>{w}}" for n, w in zip(names, widths)) + "  note"]
-    for word, token, row in zip(words, tokens, rows):
+    # from the first word past max_length on, the model reads nothing: one line says how many there are
+    cut = next((i for i, row in enumerate(rows) if "past max_length" in (row["note"] or "")), len(rows))
+    for word, token, row in zip(words[:cut], tokens, rows):
         cells = [_cell(result["columns"][name], row["index"], width) for name, width in zip(names, widths)]
         line = f"  {word:<{word_width}}{token:<{token_width}}" + "".join(cells) + f"  {row['note'] or ''}"
         lines.append(line.rstrip())
+    if cut < len(rows):
+        lines.append(f"  ... and {sum(1 for row in rows[cut:] if row['word'])} more words past max_length, "
+                     f"not read by the model")
     return "\n".join(lines)
 
 

@@ -104,12 +104,15 @@ def test_a_word_that_becomes_several_tokens_or_loses_one_to_the_stop_words():
 
 
 def test_past_max_length_and_long_words():
+    """The words past max_length are one line of the table (a 20,000-word text printed 19,900 rows
+    of "dropped by cleaning: past max_length")."""
     tokenizer = Tokenizer(max_length=2)
-    result = explain("like it bad " + "x" * 40, small_model("mlp"), VOCAB, tokenizer, ["neg", "pos"])
-    assert [row["note"] for row in result["rows"]] == [None, None, "dropped by cleaning: past max_length",
-                                                       "dropped by cleaning: past max_length"]
-    table = "\n".join(format_explanation(result).splitlines()[3:])     # the first line is the whole text
-    assert "x" * 21 + "..." in table and "x" * 22 not in table
+    result = explain("like " + "x" * 40 + " bad" + " film" * 500, small_model("mlp"), VOCAB, tokenizer, ["neg", "pos"])
+    assert [row["note"] for row in result["rows"]] == [None, "not in vocabulary: <unk>",
+                                                       *["dropped by cleaning: past max_length"] * 501]
+    table = format_explanation(result).splitlines()[3:]     # the first line is the whole text
+    assert len(table) == 3 and "x" * 21 + "..." in table[1] and "x" * 22 not in table[1]
+    assert table[2] == "  ... and 501 more words past max_length, not read by the model"
 
 
 def test_a_tokenizer_without_trace_shows_the_tokens_as_before():
