@@ -15,6 +15,7 @@ itself and seed N's in ``--out``/seedN, and writes their mean and spread to seed
 from __future__ import annotations
 
 from ..cli import at_least, whole_numbers
+from ..train.config import ConfigError
 
 
 def add_arguments(commands):
@@ -88,7 +89,7 @@ def _print_rows(report, names):
 
 def main_prune(args):
     if not 0.0 < args.amount < 1.0:
-        raise ValueError(f"--amount must lie in (0, 1), got {args.amount}")
+        raise ConfigError(f"--amount must lie in (0, 1), got {args.amount}")
     report = _report(args)
     name = report.prune_row(args.amount, scope=args.scope, tuned=args.fine_tune, per_layer=args.per_layer)
     _print_rows(report, [name])

@@ -47,10 +47,12 @@ import numpy as np
 import minidl as md
 
 from ..data.batching import subset
-from ..io import atomic_path, check_replaceable, check_writable, file_sha256, read_npz, save_figure
+from ..data.errors import DataFormatError
+from ..io import CheckpointError, atomic_path, check_replaceable, check_writable, file_sha256, read_npz, save_figure
 from ..models import build_model
 from ..nn.linear import Linear
 from ..train.checkpoint import check_data, differences, load_classifier
+from ..train.config import ConfigError
 from ..train.prepare import prepare
 from ..train.trainer import evaluate
 from .distill import distill, teacher_logits_table
@@ -111,12 +113,12 @@ class CompressionReport:
         """(decoder, its settings): a classifier of the teacher's kind (a causal one) and labels."""
         decoder, _, _, labels, config = load_classifier(path, self.device)
         if config.model != self.config.model:
-            raise ValueError(f"--decoder {path} is a {config.model}, not a {self.config.model} like the teacher; "
-                             f"train one with minidl train --model {self.config.model} --model-options "
-                             f"'{{\"causal\": true}}'")
+            raise CheckpointError(f"--decoder {path} is a {config.model}, not a {self.config.model} like the "
+                                  f"teacher; train one with minidl train --model {self.config.model} --model-options "
+                                  f"'{{\"causal\": true}}'")
         if labels != self.label_names:
-            raise ValueError(f"--decoder {path} has the labels {labels}, the teacher {self.label_names}; train it on "
-                             f"the teacher's data")
+            raise CheckpointError(f"--decoder {path} has the labels {labels}, the teacher {self.label_names}; train "
+                                  f"it on the teacher's data")
         return decoder, {**config.model_config(), "embed_dim": decoder.embed_dim}
 
     def _start(self, seed, out):
@@ -490,12 +492,12 @@ def _read_rows(path, setup):
     except ValueError:
         rows = None
     if rows is None or not all(isinstance(row, dict) and "name" in row for row in rows):
-        raise ValueError(f"{path} is not the results.jsonl of a compression report; give another --out")
+        raise DataFormatError(f"{path} is not the results.jsonl of a compression report; give another --out")
     for row in rows:
         if row.get("setup", setup) != setup:   # rows of older versions carry none
-            raise ValueError(f"{path}: its row {row['name']!r} was measured with other settings "
-                             f"({differences(row['setup'], setup)}); give another --out, or delete the file to "
-                             f"measure again")
+            raise ConfigError(f"{path}: its row {row['name']!r} was measured with other settings "
+                              f"({differences(row['setup'], setup)}); give another --out, or delete the file to "
+                              f"measure again")
     return rows
 
 

@@ -32,6 +32,7 @@ from ..compress.distill import IntermediateMatching, _check_settings, distillati
 from ..data.batching import batches
 from ..optim.schedule import LinearWarmupDecay
 from ..train.checkpoint import differences
+from ..train.config import ConfigError
 from .checkpoint import save_mlm
 from .evaluate import accuracy, first_choices
 from .masking import mask_tokens
@@ -192,7 +193,7 @@ def _same_run(path, meta, run):
     """Refuse to resume the state at ``path`` with other settings than it was trained with
     (a state saved before runs were recorded is taken as it is)."""
     if changed := differences(meta.get("run", run), run):
-        raise ValueError(f"cannot resume {path}: it was trained with different settings ({changed}); give the same "
+        raise ConfigError(f"cannot resume {path}: it was trained with different settings ({changed}); give the same "
                          f"options as the first time")
 
 

@@ -184,7 +184,7 @@ def _resume(paths, config, model, optimizer, schedule):
     def same_settings(meta):
         saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since: their defaults
         if changed := checkpoint.differences(saved, config.to_dict()):
-            raise ValueError(f"cannot resume {paths['last']}: it was trained with different settings ({changed}); "
+            raise ConfigError(f"cannot resume {paths['last']}: it was trained with different settings ({changed}); "
                              f"give the same options as the first time")
 
     _, loop = checkpoint.resume(paths.get("last"), model, optimizer, schedule, check=same_settings,
