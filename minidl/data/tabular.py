@@ -87,6 +87,9 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
                       f"they were replaced with U+FFFD. If the file is not {encoding}, save it as UTF-8 (or, "
                       f"from Python, pass encoding=)",
                       DataWarning, stacklevel=2)
+    if len(names) > max(10, len(texts) // 2) and min_classes > 1:    # about one row a class: nothing to learn
+        warnings.warn(f"{path}: column {label_column!r} has {len(names):,} different labels in {len(texts):,} rows; "
+                      f"is it the label column (not an id)? Else check --label-column", DataWarning, stacklevel=2)
     if empty:
         warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({listing(empty)}); they are kept in the "
                       f"dataset and dropped when it is encoded", DataWarning, stacklevel=2)

@@ -133,9 +133,10 @@ def parse_label_names(spec):
     parts = _names(spec)
     pairs = [part.split("=", 1) if "=" in part else (part, part) for part in parts]
     values, names = [v.strip() for v, _ in pairs], [n.strip() for _, n in pairs]
-    if len(parts) < 2 or len(set(values)) < len(values) or len(set(names)) < len(names):
-        raise DataFormatError(f'--label-names {spec!r}: give two or more distinct labels, "neg,pos" or '
-                              f'"0=neg,1=pos" (the file\'s value=the name shown)')
+    mixed = 0 < sum("=" in part for part in parts) < len(parts)     # "0=neg,pos": is pos a value or a name?
+    if mixed or len(parts) < 2 or len(set(values)) < len(values) or len(set(names)) < len(names):
+        raise DataFormatError(f'--label-names {spec!r}: give two or more distinct labels, all as "neg,pos" or all '
+                              f'as "0=neg,1=pos" (the file\'s value=the name shown)')
     return values, names
 
 

@@ -1,5 +1,6 @@
 """Your own data: CSV / TSV / JSON lines into a TextDataset, and every bad input named clearly."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -166,6 +167,17 @@ def test_a_row_with_more_fields_than_the_header_is_refused_not_cut(tmp_path):
     assert "line 2 has 3 fields" in one_line_error(lambda: load_table(first, "text", "label"))
     trailing = write_csv(tmp_path / "t.csv", "text,label\n" + rows(12).replace("\n", ",\n"))
     assert load_table(trailing, "text", "label").texts[0] == "review number 0"
+
+
+def test_a_label_column_of_nearly_one_row_a_class_is_warned_of(tmp_path):
+    """An id column taken for the labels trained a 200-class model to accuracy 0, exit 0, without a word."""
+    path = write_csv(tmp_path / "ids.csv", "text,label\n" + "".join(f"review {i},{1000 + i}\n" for i in range(30)))
+    with pytest.warns(DataWarning, match="column 'label' has 30 different labels in 30 rows; is it the label column"):
+        load_table(path, "text", "label")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_table(path, "text", "label", min_rows=1, min_classes=1)    # read to score, not to train: no warning
+        load_table(write_csv(tmp_path / "ten.csv", "text,label\n" + rows(30, labels="abcdefghij")), "text", "label")
 
 
 def test_a_column_named_twice_in_the_header_is_refused(tmp_path):
