@@ -337,6 +337,8 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     lr = DEFAULTS[kind]["lr"] if lr is None else lr
     weight_decay = DEFAULTS[kind]["weight_decay"] if weight_decay is None else weight_decay
     start = time.perf_counter()
+    if log:
+        log(f"reading {data} ...")      # IMDB: about 8 s
     train, test = _splits(data, data_path, columns)
     if kind == "nbsvm" and train.num_classes != 2:
         raise BaselineError(f"--kind nbsvm compares two classes; {data} has {train.num_classes} "

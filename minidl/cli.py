@@ -531,6 +531,7 @@ def _evaluation_data(args, config, labels):
         if not args.data:   # the checkpoint's own data: the file it was trained on, unchanged
             check_data(args.checkpoint, advice="restore the file, or score a file whole with --data FILE")
         config = dataclasses.replace(config, data=args.data or config.data)
+        print(f"reading the test split of {config.data} ...", file=sys.stderr, flush=True)   # IMDB: seconds
         return load_splits(config)["test"]
     if not os.path.isfile(args.data):
         raise FileNotFoundError(f"--data {args.data}: " + ("a folder, not a file" if os.path.isdir(args.data)
