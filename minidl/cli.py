@@ -571,6 +571,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from .autograd.function import MinidlError
 
+    if hasattr(sys.stdout, "reconfigure"):   # progress lines reach a pipe (| tee) as they are printed, not at the end
+        sys.stdout.reconfigure(line_buffering=True)
+
     name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
     try:
         with warnings.catch_warnings():
