@@ -81,10 +81,13 @@ def encode_dataset(dataset, tokenizer, vocab, max_length=None, token_lists=None)
         else:
             dropped.append(i)
     kept = np.asarray(kept, dtype=np.int64)
-    if dropped:
-        first = ", ".join(map(str, dropped[:5])) + (", ..." if len(dropped) > 5 else "")
-        logger.warning("%s: dropped %d of %d reviews that are empty after cleaning (indices %s)",
-                       dataset.name, len(dropped), len(dataset), first)
+    if dropped:   # where to find them: a file's line numbers where the dataset has them, else positions
+        lines = dataset.info.get("lines")
+        found = isinstance(lines, list) and len(lines) == len(dataset) and None not in (lines[i] for i in dropped)
+        first = ", ".join(str(lines[i] if found else i) for i in dropped[:5]) + (", ..." if len(dropped) > 5 else "")
+        logger.warning("%s: dropped %d of %d reviews that are empty after cleaning (%s %s)", dataset.name,
+                       len(dropped), len(dataset), f"lines of {dataset.info.get('source')}:" if found else "indices",
+                       first)
     return EncodedDataset(ids, dataset.labels[kept], np.array([len(x) for x in ids], dtype=np.int64), kept,
                           vocab.pad_id, list(dataset.label_names), dataset.name, np.asarray(dropped, dtype=np.int64))
 

@@ -30,6 +30,11 @@ def test_empty_reviews_are_dropped_counted_and_reported(caplog):
         data, vocab, encoded = encoded_toy()
     assert len(encoded) == 5 and encoded.dropped.tolist() == [1, 4]
     assert "toy: dropped 2 of 7 reviews that are empty after cleaning (indices 1, 4)" in caplog.text
+    caplog.clear()
+    data.info.update(source="toy.csv", lines=[2, 3, 5, 6, 7, 9, 10])   # a file's: its line numbers
+    with caplog.at_level(logging.WARNING, logger="minidl.data.batching"):
+        encode_dataset(data.subset(np.array([4, 1, 0])), TOKENIZER, vocab)
+    assert "dropped 2 of 3 reviews that are empty after cleaning (lines of toy.csv: 7, 3)" in caplog.text
     assert encoded.index.tolist() == [0, 2, 3, 5, 6]
     assert encoded.labels.tolist() == [1, 0, 1, 1, 0] and encoded.labels.dtype == np.int64
     assert encoded.lengths.tolist() == [2, 4, 1, 6, 2]
