@@ -140,7 +140,10 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
     bar = _progress(progress, total, run.loop["step"])
     model.train()
-    crashed, ended = False, steps is not None and run.loop["step"] >= steps   # a resumed run may be done
+    # a resumed run may be over: its steps or epochs done, or stopped early (then it stays so)
+    run.loop["stopped_early"] = patience is not None and run.loop["bad_evaluations"] >= patience
+    crashed, ended = False, (run.loop["stopped_early"] or (steps is not None and run.loop["step"] >= steps)
+                             or (epochs is not None and run.loop["epoch"] >= epochs))
     # NumPy's overflow warnings would come before the one message a divergence gets (and a
     # non-finite value is always caught: see the module docstring)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -57,6 +57,19 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, warmup_st
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
 
 
+@pytest.mark.parametrize("changes", [dict(eval_every=3), dict(eval_every=1, patience=2, lr=0.0)])
+def test_a_finished_run_resumed_trains_no_more(tmp_path, changes):
+    """A run whose last save came after its last epoch (eval_every 3 of 8 steps an epoch), or one that
+    stopped early, trained another epoch on every --resume and rewrote its results, exit 0."""
+    config = TrainConfig(**{**QUICK, **changes})
+    done = fit(config, out=tmp_path / "run", progress=False)
+    files = {name: (tmp_path / "run" / name).read_bytes() for name in ("last.npz", "best.npz")}
+    again = fit(config, out=tmp_path / "run", resume=True, progress=False, log=lambda *a: None)
+    assert (again.steps, again.stopped_early, again.test) == (done.steps, done.stopped_early, done.test)
+    assert done.steps == (16 if changes["eval_every"] == 3 else 3) and done.stopped_early == ("patience" in changes)
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in files} == files
+
+
 class Average(Callback):
     """An independent running average of the weights (a copy at the first step, then the EMA rule), checked
     against best.npz whenever it is written."""
