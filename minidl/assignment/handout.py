@@ -79,7 +79,8 @@ def student_readme(text, manifest):
     kept = [chunk for title, chunk in sections if title in manifest.readme_sections]
     about = ("## This copy: " + manifest.title + "\n\n"
              f"This is a student copy of minidl for the assignment `{manifest.name}`. The handout, with the\n"
-             f"functions you write, is [{manifest.handout}]({manifest.handout}).\n\n"
+             f"functions you write, is [{manifest.handout}]({manifest.handout}). It holds the package and\n"
+             f"this assignment; the course repository's own tests/, results and runs are not in it.\n\n"
              "```bash\n"
              "make install           # .venv with minidl (this copy, editable) and pytest\n"
              ".venv/bin/minidl grade  # your score per task\n"
