@@ -239,7 +239,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="the main job: all five models x hidden sizes x 3 seeds on the "
-                                            "built-in corpus, plotted (about 2 minutes on two cores)")
+                                            "built-in corpus, plotted (about a minute on two cores)")
     demo.set_defaults(run=_call("minidl.experiments.demo", "main"))
     demo.add_argument("--out", default="runs/demo", help="folder for results.jsonl and sweep.png/.svg")
     demo.add_argument("--workers", type=at_least(1), default=None, help="worker processes (default: one per core)")

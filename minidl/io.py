@@ -243,7 +243,8 @@ def read_npz(path):
     """{name: NumPy array} from an .npz file, never unpickling anything."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}: check the path, or write one with model.save(path)")
+        raise FileNotFoundError(f"no checkpoint at {path!r}: check the path (minidl train --out DIR writes "
+                                f"DIR/best.npz)")
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path!r} is a directory, not a .npz file; pass the checkpoint file inside "
                               f"it, {_checkpoints_in(path)}")

@@ -119,7 +119,7 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
     assert "--student needs a --teacher" in capsys.readouterr().err
     assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", "0"]) == 1
     assert capsys.readouterr().err == (f"minidl serve: no checkpoint at {str(tmp_path / 'missing.npz')!r}: check the "
-                                       f"path, or write one with model.save(path)\n")   # one line, no "--debug" hint
+                                       f"path (minidl train --out DIR writes DIR/best.npz)\n")   # one line, no --debug
     assert main(["serve", "--classifier", str(checkpoints["teacher"]), "--port", "0"]) == 1
     assert "is a masked-LM checkpoint" in capsys.readouterr().err
     assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", "70000"]) == 1
