@@ -140,10 +140,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
     bar = _progress(progress, total, run.loop["step"])
     model.train()
-    # a resumed run may be over: its steps or epochs done, or stopped early (then it stays so)
-    run.loop["stopped_early"] = patience is not None and run.loop["bad_evaluations"] >= patience
-    crashed, ended = False, (run.loop["stopped_early"] or (steps is not None and run.loop["step"] >= steps)
-                             or (epochs is not None and run.loop["epoch"] >= epochs))
+    crashed, ended = False, run.over(epochs, steps)   # a resumed run may be over
     # NumPy's overflow warnings would come before the one message a divergence gets (and a
     # non-finite value is always caught: see the module docstring)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -171,6 +168,14 @@ class _Run:
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.start = time.perf_counter() - self.loop["seconds"]
         self.running, self.best_state, self.evaluated_at = _Running(), None, self.loop["step"]
+
+    def over(self, epochs, steps):
+        """Whether the run has nothing left to do: its steps or epochs done, or stopped early (a
+        resumed run that had stopped early stays so)."""
+        loop = self.loop
+        loop["stopped_early"] = self.patience is not None and loop["bad_evaluations"] >= self.patience
+        return (loop["stopped_early"] or (steps is not None and loop["step"] >= steps)
+                or (epochs is not None and loop["epoch"] >= epochs))
 
     def diverged(self, what, step):
         return TrainingDiverged(f"{what} at step {step} (epoch {self.loop['epoch']}); {self.checkpoints.where()}."
