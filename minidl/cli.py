@@ -463,6 +463,7 @@ def _check_out(args):
     if not args.out:
         return
     check_writable(args.out, folder=True)
+
     def checkpoint(path):
         return "config" in npz_meta(path)
 

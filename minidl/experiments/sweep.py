@@ -732,13 +732,14 @@ def add_arguments(subparsers):
 def _check_own_data(configs):
     """Read each of the user's own data files once, before any job: a file that cannot train a
     model is one line here, not a failed row per job (the built-in datasets need no check)."""
-    from ..train.prepare import BUILT_IN, load_splits
+    from ..train.prepare import load_splits, own_files
 
-    files = {json.dumps({key: config.get(key) for key in ("data", "text_column", "label_column", "label_names",
-                                                          "validation_data", "test_data")}): config
-             for config in configs if config["data"] not in BUILT_IN}
-    for config in files.values():
-        load_splits(TrainConfig.from_dict(config))
+    read = set()
+    for config in map(TrainConfig.from_dict, configs):
+        key = json.dumps([own_files(config), config.text_column, config.label_column, config.label_names])
+        if own_files(config) and key not in read:
+            read.add(key)
+            load_splits(config)
 
 
 def main_sweep(args):

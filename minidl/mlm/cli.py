@@ -88,9 +88,11 @@ def _refused(args):
         try:
             changed = _changed_run(args)
         except (zipfile.BadZipFile, KeyError):
-            return f"--resume: {state_path(args.out)} is not a minidl training state; run without --resume to start again"
+            return (f"--resume: {state_path(args.out)} is not a minidl training state; run without --resume to start "
+                    f"again")
         if changed:
-            return f"--resume: {args.out} was trained with other options ({changed}); give the same options as the first time"
+            return (f"--resume: {args.out} was trained with other options ({changed}); give the same options as the "
+                    f"first time")
     return None
 
 

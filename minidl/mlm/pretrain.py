@@ -193,8 +193,8 @@ def _same_run(path, meta, run):
     """Refuse to resume the state at ``path`` with other settings than it was trained with
     (a state saved before runs were recorded is taken as it is)."""
     if changed := differences(meta.get("run", run), run):
-        raise ConfigError(f"cannot resume {path}: it was trained with different settings ({changed}); give the same "
-                         f"options as the first time")
+        raise ConfigError(f"cannot resume {path}: it was trained with different settings ({changed}); give the "
+                          f"same options as the first time")
 
 
 def state_path(out):

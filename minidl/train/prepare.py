@@ -202,9 +202,14 @@ def prepare(config):
 
 def _stamps(config):
     """The size and time of change of the user's data files: a file edited since is prepared again."""
-    stamp = lambda path: (lambda st: (st.st_size, st.st_mtime_ns))(os.stat(path)) if os.path.isfile(path) else None
-    return tuple(stamp(getattr(config, key)) for key in ("data", "validation_data", "test_data")
-                 if getattr(config, key) not in (None, *BUILT_IN))
+    stats = [os.stat(path) if os.path.isfile(path) else None for path in own_files(config).values()]
+    return tuple(st and (st.st_size, st.st_mtime_ns) for st in stats)
+
+
+def own_files(config):
+    """{option: path} of the user's own data files that ``config`` reads (none for a built-in source)."""
+    return {key: path for key in ("data", "validation_data", "test_data")
+            if (path := getattr(config, key)) not in (None, *BUILT_IN)}
 
 
 @functools.lru_cache(maxsize=2)
@@ -256,4 +261,4 @@ def data_files(config):
     from ..io import file_sha256
 
     return {key: {"file": path, "absolute": os.path.abspath(path), "sha256": file_sha256(path)}
-            for key in ("data", "validation_data", "test_data") if (path := getattr(config, key)) not in (None, *BUILT_IN)}
+            for key, path in own_files(config).items()}

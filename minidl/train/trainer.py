@@ -185,10 +185,11 @@ def _resume(paths, config, model, optimizer, schedule):
         saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since: their defaults
         if changed := checkpoint.differences(saved, config.to_dict()):
             raise ConfigError(f"cannot resume {paths['last']}: it was trained with different settings ({changed}); "
-                             f"give the same options as the first time")
+                              f"give the same options as the first time")
 
     _, loop = checkpoint.resume(paths.get("last"), model, optimizer, schedule, check=same_settings,
                                 missing=f"nothing to resume: there is no checkpoint at "
-                                        f"{paths.get('last', '(no output folder given)')}; train without --resume first")
+                                        f"{paths.get('last', '(no output folder given)')}; train without --resume "
+                                        f"first")
     best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1]) if os.path.exists(paths["best"]) else None
     return loop, best_state
