@@ -53,9 +53,17 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         """An option the command does not know is its error ("minidl train: error: unrecognized
-        arguments: --lr-decay", with train's usage), not the top parser's list of every command."""
-        parsed, extra = super().parse_known_args(args, namespace)
-        if extra and self.prog != "minidl":
+        arguments: --lr-decay", with train's usage), not the top parser's list of every command.
+        A command's words may come before, between or after its options (``vectors neighbours
+        FILE -k 3 good bad``): argparse's intermixed parsing, which parses twice."""
+        if self.prog == "minidl" or self._subparsers is not None or getattr(self, "_parsing", False):
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            parsed, extra = super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+        if extra:
             self.error(f"unrecognized arguments: {' '.join(extra)}")
         return parsed, extra
 

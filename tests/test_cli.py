@@ -194,6 +194,18 @@ def test_a_bad_setting_or_file_of_the_user_is_one_line_without_the_debug_hint(tm
     assert not (tmp_path / "v.txt").exists()
 
 
+def test_a_commands_words_may_follow_its_options(tmp_path, capsys):
+    """`vectors neighbours FILE -k 1 good` was "unrecognized arguments: good" (argparse takes the
+    words of a list only before the options); an unknown option is still refused."""
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("good 0.1 0.2\nbad 0.3 0.1\nfine 0.2 0.2\n")
+    assert main(["vectors", "neighbours", str(vectors), "-k", "1", "good", "bad"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["good: fine (0.95)", "bad: fine (0.89)"]
+    with pytest.raises(SystemExit) as stop:
+        main(["vectors", "neighbours", str(vectors), "-k", "1", "good", "--bogus"])
+    assert stop.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
     """Not the top parser's usage listing every command: the command's own, and its name."""
     import pytest
