@@ -25,11 +25,15 @@ _DEVICE_HELP = 'use "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda" / "cud
 
 
 def normalise_axis(axis, ndim):
-    """Axis argument -> tuple of non-negative ints (``None`` means every axis)."""
+    """Axis argument -> tuple of non-negative ints (``None`` means every axis); an axis out of
+    range is an error, as in NumPy (it wrapped around: axis 2 of a 2-D tensor read axis 0)."""
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int):
         axis = (axis,)
+    wrong = [a for a in axis if ndim and not -ndim <= a < ndim]
+    if wrong:
+        raise IndexError(f"axis {wrong[0]} is out of range for a {ndim}-D tensor (axes {-ndim} to {ndim - 1})")
     return tuple(a % ndim if ndim else a for a in axis)
 
 

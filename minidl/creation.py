@@ -6,6 +6,9 @@ from .backend import get_backend
 
 
 def tensor(data, requires_grad=False, device=None, dtype=None):
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in data):
+        raise TypeError("md.tensor of a list of Tensors would cut them from the graph: md.stack(tensors) joins them "
+                        "(a new axis), md.concat(tensors) along an axis")
     return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
 
 

@@ -128,6 +128,28 @@ def _check_finite(ctx, i, parent, g_in):
             f"created at {where}")
 
 
+_Tensor = None   # the Tensor class, handed over by tensor.py (which imports this module)
+
+
+def _tensor_gradient(node):
+    from .function import OpError
+
+    raise OpError(f"the gradient of a tensor of shape {node.shape} is a minidl Tensor, not an array: a "
+                  f"Function.backward returned Tensors; return arrays (a Tensor's .data)")
+
+
+def _wrong_gradients(ctx, input_grads):
+    """Refuse a backward that returned gradients past its forward's inputs (Nones, for settings
+    passed by name, are fine), or none for a Tensor input that needs one (zip would drop it, and
+    that input would get no gradient)."""
+    from .function import OpError
+
+    missing = [i for i, p in enumerate(ctx.parents) if i >= len(input_grads) and p is not None and p.requires_grad]
+    if missing or any(g is not None for g in input_grads[len(ctx.parents):]):
+        raise OpError(f"{ctx.fn.op_name()}.backward returned {len(input_grads)} gradient(s) for {len(ctx.parents)} "
+                      f"inputs; return one per input of forward, None for one that needs none")
+
+
 def backward(root, grad=None):
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
@@ -142,12 +164,16 @@ def backward(root, grad=None):
             continue
         ctx = node._ctx
         if ctx is None or node._retains_grad:
+            if isinstance(g, _Tensor):     # an optimizer would then update nothing
+                _tensor_gradient(node)
             node.grad = g if node.grad is None else node.grad + g
         if ctx is None:
             continue
         input_grads = ctx.fn.backward(ctx, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        if len(input_grads) != len(ctx.parents):
+            _wrong_gradients(ctx, input_grads)
         for i, (parent, g_in) in enumerate(zip(ctx.parents, input_grads)):
             if parent is None or g_in is None or not parent.requires_grad:
                 continue

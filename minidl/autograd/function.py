@@ -99,6 +99,8 @@ class Function:
         except Exception as e:                        # the array library could not combine the shapes
             shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, Tensor))
             raise ShapeError(f"{cls.op_name()}: {e} (input shapes: {shapes})") from e
+        if out is None:
+            raise OpError(f"{cls.op_name()}: forward returned None; return the output array")
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).
         result = Tensor._wrap(out, getattr(ctx, "out_xp", xp), requires_grad=record)
         if ctx.aux is not None:

@@ -107,7 +107,26 @@ class Tensor:
         return self.xp.size(self.data)
 
     def __len__(self):
+        if not self.ndim:
+            raise TypeError("len() of a 0-d tensor (one value): it has no length; .item() is its value")
         return len(self.data)
+
+    def __iter__(self):
+        """The tensor's rows (along axis 0), each a tensor in the graph. (Without it Python would
+        index until an IndexError, and an index past the end is the getitem op's ShapeError.)"""
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        """The truth of a one-value tensor (``if loss < 0.1``); for more values, as in NumPy, an error."""
+        if self.size() != 1:
+            raise ValueError(f"the truth value of a tensor of {self.size()} values is ambiguous; compare its values "
+                             f"with .numpy().any() or .numpy().all()")
+        return bool(self.item())
+
+    def __float__(self):
+        if self.size() != 1:
+            raise TypeError(f"float() of a tensor of {self.size()} values; .numpy() gives them all")
+        return float(self.item())
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -291,16 +310,17 @@ class Tensor:
         return _ops.broadcast_to(self, shape)
 
     def unsqueeze(self, axis):
-        axis = axis % (self.ndim + 1)
+        axis = _backend.normalise_axis(axis, self.ndim + 1)[0]
         return _ops.reshape(self, self.shape[:axis] + (1,) + self.shape[axis:])
 
     def squeeze(self, axis):
+        axis = _backend.normalise_axis(axis, self.ndim)[0]
         if self.shape[axis] != 1:
             raise ValueError(f"squeeze: axis {axis} has size {self.shape[axis]}, not 1 (shape {self.shape})")
-        axis = axis % self.ndim
         return _ops.reshape(self, self.shape[:axis] + self.shape[axis + 1:])
 
 
 # The ops build on this Tensor class and its methods call them, so the two cannot import each
 # other: ``minidl.autograd`` imports the ops after this module and hands them over here.
 _ops = None
+engine._Tensor = Tensor   # the engine checks that gradients are arrays, not Tensors

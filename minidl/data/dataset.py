@@ -19,7 +19,12 @@ class TextDataset:
     info: dict = field(default_factory=dict)  # loader-specific extras (e.g. per-review metadata)
 
     def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        raw = np.asarray(self.labels).reshape(-1)
+        if raw.size and not (raw.dtype.kind in "iub" or raw.dtype.kind == "f" and np.all(raw == np.round(raw))):
+            raise ValueError(f"{self.name}: labels are class indices 0..{len(self.label_names) - 1} (ints), got "
+                             f"{raw[:3].tolist()}...; map each label to its index in label_names "
+                             f"{list(self.label_names)}")
+        self.labels = raw.astype(np.int64)
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{self.name}: {len(self.texts)} texts but {len(self.labels)} labels")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):

@@ -28,6 +28,14 @@ VERSION = 1
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 
+def _token_list(tokens):
+    """``tokens`` as given, refusing a str: its characters would be taken for the words."""
+    if isinstance(tokens, str):
+        raise TypeError(f"expected a list of tokens, got the str {tokens[:40]!r}; tokenize first: Tokenizer()(text), "
+                        f"or Tokenizer().tokenize_all(texts) for Vocabulary.build")
+    return tokens
+
+
 class VocabularyError(MinidlError, ValueError):
     """A vocabulary file or dict that cannot be read (corrupted, truncated, or not a vocabulary)."""
 
@@ -79,7 +87,7 @@ class Vocabulary:
                              f"specials {list(specials)}; use max_size > {len(specials)} or None")
         if min_freq < 1:
             raise ValueError(f"min_freq must be >= 1, got {min_freq}")
-        counts = Counter(itertools.chain.from_iterable(token_lists))
+        counts = Counter(itertools.chain.from_iterable(map(_token_list, token_lists)))
         for special in specials:
             counts.pop(special, None)
         words = sorted((w for w, n in counts.items() if n >= min_freq), key=lambda w: (-counts[w], w))
@@ -97,6 +105,9 @@ class Vocabulary:
 
     def __getitem__(self, token):
         """The id of ``token`` (``unk_id`` when unknown)."""
+        if not isinstance(token, str):
+            raise TypeError(f"vocab[token] takes a token (a str) and gives its id, got {token!r}; "
+                            f"vocab.id_to_token[i] is the token of id i")
         return self.token_to_id.get(token, self.unk_id)
 
     @property
@@ -110,7 +121,7 @@ class Vocabulary:
     def encode(self, tokens):
         """List of T tokens -> (T,) int64 NumPy array of ids; unknown words -> ``unk_id``."""
         get, unk = self.token_to_id.get, self.unk_id
-        return np.fromiter((get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
+        return np.fromiter((get(t, unk) for t in _token_list(tokens)), dtype=np.int64, count=len(tokens))
 
     def decode(self, ids):
         """(T,) ids (list, NumPy array or minidl Tensor) -> list of T tokens."""

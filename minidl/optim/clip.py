@@ -16,6 +16,8 @@ def clip_grad_norm_(parameters, max_norm, eps=1e-6):
     share one gradient array between two tensors. ``eps`` guards the division, as in
     ``torch.nn.utils.clip_grad_norm_``.
     """
+    if not max_norm > 0:   # 0 zeroes every gradient, a negative norm turns them round
+        raise ValueError(f"clip_grad_norm_: max_norm must be > 0, got {max_norm}")
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     with_grad = [p for p in parameters if p.grad is not None]

@@ -35,6 +35,9 @@ class Optimizer:
             raise ValueError(f"average must lie in [0, 1), got {average}")
         self.average = average
         self.defaults = dict(defaults)
+        if not hasattr(params, "__iter__") or hasattr(params, "named_parameters"):
+            raise TypeError(f"{type(self).__name__} takes the parameters, e.g. model.parameters(), got "
+                            f"{type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__} got no parameters to optimize "
@@ -54,8 +57,8 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"a parameter of shape {p.shape} appears twice in {type(self).__name__}'s groups")
             seen.add(id(p))
-        if group["lr"] < 0:
-            raise ValueError(f"learning rate lr must be >= 0, got {group['lr']}")
+        if not (isinstance(group["lr"], (int, float)) and 0 <= group["lr"] < float("inf")):
+            raise ValueError(f"learning rate lr must be a number >= 0, got {group['lr']!r}")
         if group.get("weight_decay", 0.0) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']}")
         self.param_groups.append(group)

@@ -37,6 +37,8 @@ class LinearWarmupDecay:
         self.optimizer = optimizer
         self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        if min_lr < 0:
+            raise ValueError(f"min_lr={min_lr} is below 0: a negative learning rate climbs the loss")
         if any(min_lr > base for base in self.base_lrs):
             raise ValueError(f"min_lr={min_lr} is above a base learning rate {self.base_lrs}")
         self.last_step = 0

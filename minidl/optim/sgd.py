@@ -16,8 +16,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, average=0.0):
         if nesterov and momentum <= 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        if momentum < 0:
-            raise ValueError(f"momentum must be >= 0, got {momentum}")
+        if not 0 <= momentum < 1:   # 1 and above: the velocity grows without end
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay),
                          average)
 

@@ -1,0 +1,121 @@
+"""A student's usual mistakes with the Python API: each is an error naming the mistake and the
+fix, never a silent wrong result or a traceback from deep inside (a new-user sweep found each)."""
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import nn, optim
+from minidl.data import Tokenizer, Vocabulary
+from minidl.data.dataset import TextDataset
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_an_axis_out_of_range_is_an_error_not_another_axis(device):
+    """x.mean(axis=2) of a 2-D tensor read axis 0 (2 % 2), unsqueeze(7) put the axis anywhere."""
+    x = md.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], device=device)
+    for call in (lambda: x.mean(axis=2), lambda: x.max(axis=-3), lambda: x.sum(axis=(0, 2))):
+        with pytest.raises(md.ShapeError, match="is out of range for a 2-D tensor"):
+            call()
+    for call in (lambda: x.unsqueeze(7), lambda: x.squeeze(5)):
+        with pytest.raises(IndexError, match="is out of range"):
+            call()
+    assert x.mean(axis=-1).tolist() == [2.0, 5.0] and x.unsqueeze(-1).shape == (2, 3, 1)
+
+
+def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():
+    """Iteration ended in getitem's ShapeError (list(t), zip, for, max); bool(t) was len(t) > 0,
+    so `if x > 0` took every non-empty mask for True; `if loss < 0.1` failed on a 0-d tensor."""
+    t = md.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    rows = list(t)
+    assert [r.item() for r in rows] == [1.0, 2.0, 3.0] and max(t).item() == 3.0
+    m = md.randn(3, 2, requires_grad=True)
+    sum(r * r for r in m).sum().backward()                  # the rows stay in the graph
+    np.testing.assert_allclose(m.grad, 2 * m.numpy(), rtol=1e-6)
+    (rows[1] * 5).backward()
+    np.testing.assert_array_equal(t.grad, [0.0, 5.0, 0.0])
+    loss = md.tensor(0.05)
+    assert (loss < 0.1) and float(loss) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="truth value of a tensor of 2 values is ambiguous"):
+        bool(md.tensor([-1.0, -2.0]) > 0)
+    for call in (lambda: len(loss), lambda: list(loss)):
+        with pytest.raises(TypeError, match="0-d tensor"):
+            call()
+
+
+def test_a_list_of_tensors_is_stacked_not_cut_from_the_graph():
+    a = md.tensor(1.0, requires_grad=True)
+    with pytest.raises(TypeError, match=r"md.stack\(tensors\)"):
+        md.tensor([a * 2, a * 3])
+
+
+def test_a_hand_written_function_that_breaks_the_contract_is_named():
+    """Too few gradients were dropped by zip (b.grad stayed None), a Tensor gradient left the
+    optimizer updating nothing, and a forward without return became a tensor of None."""
+    a, b = md.tensor([1.0, 2.0], requires_grad=True), md.tensor([3.0, 4.0], requires_grad=True)
+
+    class Mul(md.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x * y
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    class Twice(md.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return md.tensor(g * 2)
+
+    class Forgot(md.Function):
+        @staticmethod
+        def forward(ctx, x):
+            x * 2
+
+    with pytest.raises(md.OpError, match="mul.backward returned 1 gradient.s. for 2 inputs"):
+        Mul.apply(a, b).sum().backward()
+    with pytest.raises(md.OpError, match="is a minidl Tensor, not an array"):
+        Twice.apply(a).sum().backward()
+    with pytest.raises(md.OpError, match="forgot: forward returned None"):
+        Forgot.apply(a)
+
+
+def test_strings_where_token_lists_go_are_refused():
+    """build(texts) counted characters (an 18-token vocabulary of letters), encode('the movie')
+    gave one <unk> per character, vocab[2] gave unk_id."""
+    with pytest.raises(TypeError, match="tokenize first"):
+        Vocabulary.build(["the movie was great", "awful movie"])
+    vocab = Vocabulary.build([["the", "movie"]])
+    with pytest.raises(TypeError, match="got the str 'the movie'"):
+        vocab.encode("the movie")
+    with pytest.raises(TypeError, match=r"vocab.id_to_token\[i\] is the token of id i"):
+        vocab[2]
+    assert vocab.encode(["the", "film"]).tolist() == [vocab["the"], vocab.unk_id]
+
+
+def test_settings_are_given_by_name_and_labels_are_class_indices():
+    """Tokenizer(100) set lowercase=100; float labels were truncated (0.7 -> 0), strings failed in int()."""
+    with pytest.raises(ValueError, match=r"lowercase must be True or False, got 100; pass settings by name"):
+        Tokenizer(100)
+    for labels in ([0.0, 0.7], ["pos", "neg"]):
+        with pytest.raises(ValueError, match="labels are class indices 0..1"):
+            TextDataset(["a b", "c d"], labels, ["neg", "pos"])
+    assert TextDataset(["a b", "c d"], [1.0, 0.0], ["neg", "pos"]).labels.tolist() == [1, 0]
+
+
+def test_optimizer_settings_that_would_reverse_or_stop_training_are_refused():
+    model = nn.Linear(2, 2)
+    for call, words in ((lambda: optim.SGD(model, lr=0.1), "takes the parameters, e.g. model.parameters()"),
+                        (lambda: optim.SGD(model.parameters, lr=0.1), "got method"),
+                        (lambda: optim.SGD(model.parameters(), lr="0.1"), "lr must be a number >= 0"),
+                        (lambda: optim.SGD(model.parameters(), lr=float("nan")), "lr must be a number >= 0"),
+                        (lambda: optim.SGD(model.parameters(), lr=0.1, momentum=1.5), r"momentum must lie in \[0, 1\)"),
+                        (lambda: optim.LinearWarmupDecay(optim.SGD(model.parameters(), lr=0.1), 0, 10, min_lr=-1.0),
+                         "min_lr=-1.0 is below 0"),
+                        (lambda: optim.clip_grad_norm_(model.parameters(), 0.0), "max_norm must be > 0")):
+        with pytest.raises((TypeError, ValueError), match=words):
+            call()
