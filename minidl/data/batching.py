@@ -138,6 +138,9 @@ def batches(encoded, batch_size, shuffle=True, seed=0, epoch=0, bucket=False, de
       (``seed``, ``epoch``) so that a resumed epoch sees the same words.
     """
     _check_batch_size(batch_size)
+    if not hasattr(encoded, "lengths"):   # e.g. a TextDataset: texts, not ids
+        raise TypeError(f"batches takes an encoded dataset, got {type(encoded).__name__}; encode it first: "
+                        f"encode_dataset(dataset, tokenizer, vocab)")
     n = len(encoded)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(n) if shuffle else np.arange(n)

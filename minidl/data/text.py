@@ -182,6 +182,9 @@ class Tokenizer:
 
     def __call__(self, text):
         """The list of words of ``text`` (a str), cleaned as configured."""
+        if not isinstance(text, str):
+            raise TypeError(f"a Tokenizer takes one text (a str), got {type(text).__name__}; "
+                            f"tokenize_all(texts) takes a list of them")
         words = self._split_words(self._clean(text))
         if self._stop:
             words = self._drop_stop_words(words)

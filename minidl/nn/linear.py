@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..autograd import ops
 from . import init
@@ -20,9 +21,11 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, "
-                             f"out_features={out_features}")
+        if not all(isinstance(n, numbers.Integral) and n >= 1 for n in (in_features, out_features)):
+            floats = float in map(type, (in_features, out_features))
+            hint = " (hidden / 2 is a float; hidden // 2 is not)" if floats else ""
+            raise ValueError(f"Linear needs whole-number sizes >= 1, got in_features={in_features!r}, "
+                             f"out_features={out_features!r}{hint}")
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
         self.weight = init.uniform((in_features, out_features), bound, device, dtype)

@@ -245,6 +245,9 @@ class Module:
         ``strict``) and shape mismatches (always). Returns ``LoadResult(missing_keys,
         unexpected_keys)``. Gradients are dropped.
         """
+        if not hasattr(state, "items"):   # a path, a module, a list: not {name: array}
+            raise TypeError(f"load_state_dict takes a dict of arrays (another model's .state_dict()), got "
+                            f"{type(state).__name__}; model.load(path) reads a file")
         state = unpack_bool_arrays(state)
         own = dict(self._named_tensors(("_parameters", "_buffers")))
         missing = [name for name in own if name not in state]

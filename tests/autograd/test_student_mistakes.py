@@ -119,3 +119,20 @@ def test_optimizer_settings_that_would_reverse_or_stop_training_are_refused():
                         (lambda: optim.clip_grad_norm_(model.parameters(), 0.0), "max_norm must be > 0")):
         with pytest.raises((TypeError, ValueError), match=words):
             call()
+
+
+def test_types_where_others_go_are_named():
+    """Linear(hidden / 2, ...) failed ten frames deep in NumPy's random; load_state_dict('f.npz')
+    listed each character as an unexpected key; batches(text_dataset) and a tokenizer given a list
+    failed on a missing attribute."""
+    from minidl.data.batching import batches
+
+    with pytest.raises(ValueError, match=r"in_features=2.0, out_features=3 \(hidden / 2 is a float"):
+        nn.Linear(2.0, 3)
+    for state in ("ck/l.npz", nn.Linear(2, 3)):
+        with pytest.raises(TypeError, match=r"model.load\(path\) reads a file"):
+            nn.Linear(2, 3).load_state_dict(state)
+    with pytest.raises(TypeError, match=r"encode_dataset\(dataset, tokenizer, vocab\)"):
+        next(batches(TextDataset(["a b"], [0], ["neg", "pos"]), 2))
+    with pytest.raises(TypeError, match=r"tokenize_all\(texts\) takes a list"):
+        Tokenizer()(["a", "b"])
