@@ -43,6 +43,8 @@ def randn(*shape, device=None, dtype=None, requires_grad=False, generator=None):
     return _make(lambda xp, s, d: xp.randn(s, d, generator), shape, device, dtype, requires_grad)
 
 
-def arange(n, device=None, dtype="int64"):
+def arange(n, *, device=None, dtype="int64"):
+    """0, 1, ..., n - 1 (one count, not NumPy's start, stop, step: md.arange(0, 1, 0.25) read 1
+    as the device)."""
     xp = get_backend(device)
     return Tensor._wrap(xp.arange(n, dtype), xp)

@@ -136,3 +136,24 @@ def test_types_where_others_go_are_named():
         next(batches(TextDataset(["a b"], [0], ["neg", "pos"]), 2))
     with pytest.raises(TypeError, match=r"tokenize_all\(texts\) takes a list"):
         Tokenizer()(["a", "b"])
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_targets_and_ids_of_the_wrong_dtype_are_named(device):
+    """Float targets or ids read as NumPy's "arrays used as indices must be of integer type" (a
+    ShapeError), int logits as "Cannot cast ufunc 'exp' output"."""
+    logits = md.randn(4, 3, device=device)
+    for call in (lambda: md.cross_entropy(logits, md.tensor([0.0, 1.0, 2.0, 1.0], device=device)),
+                 lambda: md.cross_entropy(md.tensor([[1, 2]] * 4, device=device),
+                                          md.tensor([0, 1, 0, 1], device=device))):
+        with pytest.raises(md.OpError, match="logits are floats and targets class indices"):
+            call()
+    with pytest.raises(md.OpError, match="embedding: ids are row numbers"):
+        nn.Embedding(10, 4, device=device)(md.tensor([1.0, 2.0], device=device))
+
+
+def test_arange_takes_one_count():
+    """md.arange(0, 1, 0.25), NumPy's start, stop, step, said "unknown device '1'"."""
+    with pytest.raises(TypeError, match="1 positional argument"):
+        md.arange(0, 1, 0.25)
+    assert md.arange(3, device="torch").tolist() == [0, 1, 2]

@@ -17,6 +17,9 @@ class Embedding(Function):
     def forward(ctx, weight, ids, padding_idx):
         xp = ctx.xp
         num_rows = weight.shape[0]
+        if not xp.dtype_name(ids).startswith(("int", "uint")):
+            raise OpError(f"embedding: ids are row numbers (ints), got {xp.dtype_name(ids)}; e.g. "
+                          f"md.tensor(ids, dtype=\"int64\")")
         if xp.size(ids) and (int(ids.min()) < 0 or int(ids.max()) >= num_rows):
             raise OpError(f"embedding: ids must lie in [0, {num_rows}) for a table of {num_rows} rows, "
                              f"got values from {int(ids.min())} to {int(ids.max())}; map unknown words to <unk>")

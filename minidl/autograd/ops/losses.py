@@ -84,6 +84,10 @@ class CrossEntropy(Function):
         xp = ctx.xp
         ctx.op = "cross_entropy"
         num_classes = logits.shape[-1]
+        kinds = xp.dtype_name(logits), xp.dtype_name(targets)
+        if "float" not in kinds[0] or not kinds[1].startswith(("int", "uint")):
+            raise OpError(f"cross_entropy: logits are floats and targets class indices (ints), got {kinds[0]} "
+                          f"logits and {kinds[1]} targets; e.g. md.tensor(labels, dtype=\"int64\")")
         if tuple(targets.shape) != tuple(logits.shape[:-1]):
             raise ShapeError(f"cross_entropy: logits {tuple(logits.shape)} need targets of shape "
                              f"{tuple(logits.shape[:-1])} (one class index per row), got {tuple(targets.shape)}")
