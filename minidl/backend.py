@@ -24,6 +24,9 @@ FLOAT_DTYPES = ("float32", "float64")
 _DEVICE_HELP = 'use "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda" / "cuda:N" (PyTorch on a GPU)'
 
 
+_NUMPY_NAMES = {}   # np.dtype -> its name, for NumpyBackend.dtype_name
+
+
 def normalise_axis(axis, ndim):
     """Axis argument -> tuple of non-negative ints (``None`` means every axis); an axis out of
     range is an error, as in NumPy (it wrapped around: axis 2 of a 2-D tensor read axis 0)."""
@@ -199,7 +202,8 @@ class NumpyBackend(Backend):
         return np.dtype(name)
 
     def dtype_name(self, a):
-        return str(a.dtype)
+        dtype = a.dtype   # str(dtype) costs NumPy about 2 us, a dict lookup of its name 0.07 us
+        return _NUMPY_NAMES.get(dtype) or _NUMPY_NAMES.setdefault(dtype, str(dtype))
 
     def asarray(self, data, dtype=None):
         if _is_torch_tensor(data):
