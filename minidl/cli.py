@@ -475,12 +475,12 @@ def _check_out(args):
     def checkpoint(path):
         return "config" in npz_meta(path)
 
-    for name, is_own in (("last.npz", checkpoint), ("best.npz", checkpoint),
-                         ("results.json", lambda path: {"config", "test"} <= json_keys(path))):
+    owners = {"last.npz": checkpoint, "best.npz": checkpoint,
+              "results.json": lambda path: {"config", "test"} <= json_keys(path)}
+    for name, is_own in owners.items():
         check_replaceable(os.path.join(args.out, name), is_own, "minidl train", "--out:")
     if os.path.isdir(args.out):
-        found = [name for name in ("last.npz", "best.npz", "results.json")
-                 if os.path.exists(os.path.join(args.out, name))]
+        found = [name for name in owners if os.path.exists(os.path.join(args.out, name))]
         if found and not (args.resume or args.overwrite):
             raise OSError(f"--out {args.out} holds another run ({', '.join(found)}); pass --resume to continue it, "
                           f"--overwrite to replace it, or another folder")

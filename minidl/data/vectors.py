@@ -510,7 +510,7 @@ def build_ppmi_svd(token_lists, dim=100, window=5, min_count=5, max_vocab=30000,
     M = ppmi(X, smoothing)
     del X
     say(f"PPMI (alpha={smoothing}): {M.nnz:,} positive cells [{time.perf_counter() - start:.1f} s]")
-    say(f"SVD: the top {dim} of a {M.shape[0]:,} x {M.shape[1]:,} matrix, randomized (on IMDB about 30 s on two "
+    say(f"SVD: the top {dim} of a {M.shape[0]:,} x {M.shape[1]:,} matrix, randomized (on IMDB 4-30 s on two "
         f"cores) ...")
     U, s = truncated_svd(M, dim, seed=seed)
     vectors = U * s ** power
