@@ -23,7 +23,11 @@ one ends.
 Divergence: the loss, the gradient norm (when clipping), the parameters and the optimizer's
 state, and the validation loss are checked; the first that is not finite stops the run
 with ``TrainingDiverged``, before anything is evaluated, kept as best or saved, so every
-checkpoint holds finite weights with a finite validation loss.
+checkpoint holds finite weights with a finite validation loss. On NumPy a value that
+overflows to infinity anywhere in a step or an evaluation stops it too: a sigmoid or tanh
+squashes an infinite pre-activation back to ±1, so a run whose weights had grown past 1e19
+trained on with a finite loss of 1e21 (PyTorch reports no overflows; there a run stops
+when the infinity reaches one of the values above).
 """
 from __future__ import annotations
 
@@ -141,9 +145,9 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     bar = _progress(progress, total, run.loop["step"])
     model.train()
     crashed, ended = False, run.over(epochs, steps)   # a resumed run may be over
-    # NumPy's overflow warnings would come before the one message a divergence gets (and a
-    # non-finite value is always caught: see the module docstring)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    # an overflow is a divergence (see the module docstring); NumPy's other warnings would come
+    # before the one message a divergence gets, and what they warn of is caught by the checks
+    with np.errstate(over="call", call=run.overflowed, invalid="ignore", divide="ignore"):
         while not (ended or crashed):
             crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
             ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)
@@ -168,6 +172,16 @@ class _Run:
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.start = time.perf_counter() - self.loop["seconds"]
         self.running, self.best_state, self.evaluated_at = _Running(), None, self.loop["step"]
+        self.overflow = None   # what overflowed since the last check, e.g. "matmul" (NumPy)
+
+    def overflowed(self, error, flag):
+        """NumPy's call on an overflow (np.errstate(over="call")): remembered, and said by ``check``."""
+        self.overflow = self.overflow or error
+
+    def check(self, where, step):
+        """Stop the run if a value overflowed to infinity since the last check."""
+        if self.overflow:
+            raise self.diverged(f"a value overflowed to infinity in {where}", step)
 
     def over(self, epochs, steps):
         """Whether the run has nothing left to do: its steps or epochs done, or stopped early (a
@@ -210,16 +224,19 @@ class _Run:
         """One optimizer step on ``batch``; -> the loss as a float."""
         out = self.loss_fn(self.model, batch)
         loss, stats = out if isinstance(out, tuple) else (out, {})
-        value = loss.item()
+        value, step = loss.item(), self.loop["step"] + 1
+        self.check("the forward pass", step)   # first: the cause of a loss that became inf or nan
         if not math.isfinite(value):
-            raise self.diverged(f"the training loss became {value}", self.loop["step"] + 1)
+            raise self.diverged(f"the training loss became {value}", step)
         self.optimizer.zero_grad()
         loss.backward()
         if self.clip:
             norm = clip_grad_norm_(self.params, self.clip)
             if not math.isfinite(norm):
-                raise self.diverged(f"the gradient norm became {norm}", self.loop["step"] + 1)
+                raise self.diverged(f"the gradient norm became {norm}", step)
+        self.check("the backward pass", step)
         self.optimizer.step()
+        self.check("the optimizer step", step)
         if self.schedule is not None:
             self.schedule.step()
         self.loop["step"] += 1
@@ -273,6 +290,7 @@ class _Run:
         self.model.eval()
         metrics = dict(self.evaluate(self.model))
         self.model.train()
+        self.check("the validation", self.loop["step"])
         if not math.isfinite(metrics.get("loss", 0.0)):
             raise self.diverged(f"the validation loss became {metrics['loss']}", self.loop["step"])
         return metrics
