@@ -32,6 +32,8 @@ class SentimentModel(Module):
         course        one of the course's five sentiment models (the demo sweeps them)
         hidden_list   ``hidden`` may be a list of layer sizes (else one int)
         prefix_states it answers after every prefix of a review (``prefix_logits``)
+        width_option  its own keyword for the width ``hidden`` sets (TransformerClassifier:
+                      d_model), which ``minidl train --model-options`` must not set too
         prunable_units()  {name: (recurrent layer, the Linear that alone reads its states)}:
                       what ``compress.prune_rnn_units`` may shrink
     """
@@ -41,6 +43,7 @@ class SentimentModel(Module):
     course = False
     hidden_list = False
     prefix_states = False
+    width_option = None
 
     def prunable_units(self):
         return {}

@@ -57,10 +57,14 @@ class TransformerMLMHead(Module):
 
 class TransformerClassifier(SentimentModel):
     name, summary = "transformer", "transformer encoder (or causal decoder), pooled, for compression"
+    width_option = "d_model"
 
     def __init__(self, vocab_size, d_model=64, num_heads=4, num_layers=2, d_ff=128, max_len=512, pooling=None,
                  causal=False, dropout=0.1, pre_norm=True, mlm_head=False, hidden=None, **kwargs):
         d_model = hidden or d_model  # ``hidden``: what sweeps and ``minidl train --hidden`` vary
+        for flag, value in (("causal", causal), ("pre_norm", pre_norm), ("mlm_head", mlm_head)):
+            if not isinstance(value, bool):   # JSON's "yes" or 2 would read as True
+                raise TypeError(f"TransformerClassifier: {flag} is true or false, got {value!r}")
         kwargs.setdefault("embed_dim", d_model)
         super().__init__(vocab_size, dropout=dropout, **kwargs)
         device, dtype = kwargs.get("device"), kwargs.get("dtype")

@@ -253,10 +253,38 @@ def test_bad_word_dropout_embedding_lr_and_weight_average_are_refused_before_any
         TrainConfig(**QUICK, **{setting: value}).check()
 
 
+@pytest.mark.parametrize("model, options, flag", [
+    ("transformer", {"d_model": 128}, "--hidden"),     # the transformer's d_model was hidden or d_model: 64, silently
+    ("gru", {"hidden": 12}, "--hidden"),               # the option won over --hidden, which the records showed
+    ("gru", {"embed_dim": 3}, "--embed-dim"),
+    ("attention", {"dropout": 0.5}, "--dropout"),
+])
+def test_a_model_option_that_a_flag_sets_is_refused_naming_the_flag(model, options, flag):
+    from minidl.train.config import ConfigError
+
+    name = next(iter(options))
+    with pytest.raises(ConfigError, match=f"--model-options '{name}': {flag} sets it; give {flag} instead"):
+        TrainConfig(**{**QUICK, "model": model, "model_options": options}).check()
+
+
+@pytest.mark.parametrize("options, max_length", [({"max_len": 10}, 100), ({}, 600)])   # the default max_len: 512
+def test_a_transformer_with_fewer_positions_than_max_length_is_refused_before_any_work(options, max_length):
+    """It stopped at the first batch longer than max_len, after the data was prepared."""
+    from minidl.train.config import ConfigError
+
+    config = TrainConfig(**{**QUICK, "model": "transformer", "model_options": options, "max_length": max_length})
+    with pytest.raises(ConfigError, match=r"learns positions for max_len=\d+ words, fewer than --max-length"):
+        config.check()
+    TrainConfig(**{**QUICK, "model": "transformer", "model_options": {"max_len": max_length},
+                   "max_length": max_length}).check()
+
+
 @pytest.mark.parametrize("model, options, words", [
     ("attention", {"radius": -1}, "WindowSelfAttention: radius is how many words either side a word sees"),
     ("rnn", {"nonlinearity": "sigmoid"}, 'ElmanRNN: nonlinearity must be "relu" or "tanh"'),
     ("transformer", {"num_heads": 3}, "must be divisible by num_heads=3"),
+    ("transformer", {"causal": "yes"}, "causal is true or false, got 'yes'"),   # JSON's "yes" read as True
+    ("transformer", {"pre_norm": 2}, "pre_norm is true or false, got 2"),
 ])
 def test_a_model_option_its_constructor_refuses_is_a_config_error_before_any_work(model, options, words):
     """The model is built once on a 3-word vocabulary by check(): the value is refused in one line, not
