@@ -175,18 +175,7 @@ def _check_model(config):
     taken = [name for name in config.model_options if name in flags]
     if taken:   # the option would silently win over the flag, which the run's records show
         raise ConfigError(f"--model-options {taken[0]!r}: {flags[taken[0]]} sets it; give {flags[taken[0]]} instead")
-    _check_positions(cls, config)
     _try_build(cls, config)
-
-
-def _check_positions(cls, config):
-    """A model with learned positions (max_len) must have one for each of --max-length words."""
-    parameter = inspect.signature(cls.__init__).parameters.get("max_len")
-    max_len = config.model_options.get("max_len", parameter and parameter.default)
-    if isinstance(max_len, int) and max_len < config.max_length:
-        raise ConfigError(f"--model {config.model} learns positions for max_len={max_len} words, fewer than "
-                          f"--max-length {config.max_length}; give --max-length {max_len} or less, or "
-                          f"--model-options '{{\"max_len\": {config.max_length}}}'")
 
 
 def _try_build(cls, config):

@@ -68,6 +68,7 @@ def build(config, prepared):
                         freeze_embeddings=config.freeze_embeddings)
     model = build_model(config.model, len(prepared.vocab), num_classes=len(prepared.label_names),
                         device=config.device, **settings)
+    _check_positions(model, config, prepared)
     kind = {"adam": optim.Adam, "adamw": optim.AdamW}.get(config.optimizer)
     if kind is None:
         raise ValueError(f'optimizer must be "adam" or "adamw", got {config.optimizer!r}')
@@ -76,6 +77,18 @@ def build(config, prepared):
     if config.embedding_lr is not None and any(p is table for p in params):   # the table learns at its own rate
         params = [{"params": [p for p in params if p is not table]}, {"params": [table], "lr": config.embedding_lr}]
     return model, kind(params, lr=config.lr, weight_decay=config.weight_decay, average=config.weight_average)
+
+
+def _check_positions(model, config, prepared):
+    """A model with learned positions must have one for every word of the longest review it will
+    read (it stopped at the first batch longer than max_len, after the data was prepared)."""
+    positions = getattr(getattr(model, "position", None), "max_len", None)
+    splits = [s for s in (prepared.train, prepared.validation, prepared.test) if s is not None and len(s)]
+    longest = max((int(s.lengths.max()) for s in splits), default=0)
+    if positions is not None and longest > positions:
+        raise ConfigError(f"--model {config.model} learns positions for max_len={positions} words, but the longest "
+                          f"review it would read has {longest} (--max-length {config.max_length}); give --max-length "
+                          f"{positions} or less, or --model-options '{{\"max_len\": {longest}}}'")
 
 
 def embedding_table(model):

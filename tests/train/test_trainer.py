@@ -267,16 +267,16 @@ def test_a_model_option_that_a_flag_sets_is_refused_naming_the_flag(model, optio
         TrainConfig(**{**QUICK, "model": model, "model_options": options}).check()
 
 
-@pytest.mark.parametrize("options, max_length", [({"max_len": 10}, 100), ({}, 600)])   # the default max_len: 512
-def test_a_transformer_with_fewer_positions_than_max_length_is_refused_before_any_work(options, max_length):
-    """It stopped at the first batch longer than max_len, after the data was prepared."""
+def test_a_transformer_with_fewer_positions_than_its_longest_review_is_refused_before_training(tmp_path):
+    """It stopped at the first batch longer than max_len, with a message that said --debug shows where."""
     from minidl.train.config import ConfigError
 
-    config = TrainConfig(**{**QUICK, "model": "transformer", "model_options": options, "max_length": max_length})
-    with pytest.raises(ConfigError, match=r"learns positions for max_len=\d+ words, fewer than --max-length"):
-        config.check()
-    TrainConfig(**{**QUICK, "model": "transformer", "model_options": {"max_len": max_length},
-                   "max_length": max_length}).check()
+    config = {**QUICK, "model": "transformer", "hidden": 8, "model_options": {"num_heads": 2, "max_len": 10}}
+    with pytest.raises(ConfigError, match=r"max_len=10 words, but the longest review it would read has \d+ "
+                                          r"\(--max-length 100\); give --max-length 10 or less"):
+        fit(TrainConfig(**config), out=tmp_path / "run", progress=False)
+    assert not os.path.exists(tmp_path / "run" / "last.npz")
+    fit(TrainConfig(**{**config, "max_length": 10, "epochs": 1}), progress=False)   # what the message says works
 
 
 @pytest.mark.parametrize("model, options, words", [
