@@ -12,8 +12,21 @@ from ..io import check_replaceable, is_minidl_figure, write_figure
 
 
 def read_history(path):
-    """(label, history) of a results.json written by ``minidl train`` (or of the --out folder holding
-    it); refuses runs without test curves."""
+    """(label, history, has a validation split) of a results.json written by ``minidl train`` (or
+    of the --out folder holding it); refuses runs without test curves."""
+    result = _read_result(path)
+    config, test = result["config"], result["test"]
+    options = config.get("model_options") if isinstance(config.get("model_options"), dict) else {}
+    kind = (f"{'decoder (causal)' if options.get('causal') else 'encoder'}" if config.get("model") == "transformer"
+            else f"h={config.get('hidden')}")
+    # --validation 0: the test split chose the best checkpoint, so the "validation" values are the test's
+    chosen_on_test = config.get("validation") == 0 and not config.get("validation_data")
+    label = f"{config.get('model')} {kind}, test acc {test['accuracy']:.3f}"
+    return label + (", best chosen on test" if chosen_on_test else ""), result["history"], not chosen_on_test
+
+
+def _read_result(path):
+    """The results.json at ``path`` (or in the folder), checked to hold every number the curves draw."""
     if os.path.isdir(path):
         path = os.path.join(path, "results.json")
     with open(path) as f:
@@ -25,11 +38,18 @@ def read_history(path):
         raise ValueError(f"{path} is not a results.json written by minidl train: give the results.json in a "
                          f"train --out folder")
     history = result.get("history") or []
-    if not history or "test_accuracy" not in history[0]:
+    if not (isinstance(history, list) and history and all(isinstance(h, dict) for h in history)
+            and "test_accuracy" in history[0]):
         raise ValueError(f"{path} has no test curve: train with --test-curve (and evaluations with --eval-every)")
-    options = result["config"].get("model_options", {})
-    kind = "decoder (causal)" if options.get("causal") else "encoder"
-    return f"{result['config']['model']} {kind}, test acc {result['test']['accuracy']:.3f}", history
+    lacking = sorted({key for h in history for key in CURVE_KEYS if not isinstance(h.get(key), (int, float))})
+    test = result["test"]
+    if lacking or not isinstance(test, dict) or not isinstance(test.get("accuracy"), (int, float)):
+        raise ValueError(f"{path}: its history lacks {', '.join(lacking) or 'the test accuracy'}; give a "
+                         f"results.json as minidl train --test-curve wrote it")
+    return result
+
+
+CURVE_KEYS = ("epoch", "loss", "accuracy", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
 def plot_curves(paths, out):
@@ -40,12 +60,13 @@ def plot_curves(paths, out):
 
     runs = [read_history(p) for p in paths]
     fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 7), squeeze=False)
-    for column, (label, history) in enumerate(runs):
+    for column, (label, history, validated) in enumerate(runs):
         epochs = [h["epoch"] for h in history]
         for row, metric in enumerate(("loss", "accuracy")):
             ax = axes[row][column]
             ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train (running mean)")
-            ax.plot(epochs, [h[metric] for h in history], "s--", label="validation")
+            if validated:
+                ax.plot(epochs, [h[metric] for h in history], "s--", label="validation")
             ax.plot(epochs, [h[f"test_{metric}"] for h in history], "^-", label="test")
             ax.set(xlabel="epoch", ylabel=metric, title=label if row == 0 else "")
             ax.grid(alpha=0.3)

@@ -115,6 +115,8 @@ def main_plot(args):
         print(f"minidl plot: error: {unknown} (nothing was written)", file=sys.stderr)
         return 2
     out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
+    if out.endswith(os.sep) or os.path.isdir(out):   # "figures/" wrote figures/.png, a hidden file
+        out = os.path.join(out, "sweep")
     foreign = _not_from_plot(out)
     if foreign:
         print(f"minidl plot: error: --out {out}: {foreign} is there and was not written by minidl plot; give "

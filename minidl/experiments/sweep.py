@@ -252,27 +252,33 @@ def _read_records(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no sweep results at {path!r}; run `minidl sweep --results {path}` first")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; give the results.jsonl file that `minidl sweep --results` wrote")
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
-    records, bad = [], None
+    records, bad, truncated = [], None, None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict) or "config" not in record:
-                raise ValueError("a sweep record is a JSON object with a 'config'")
+            if not (isinstance(record, dict) and isinstance(record.get("config"), dict)
+                    and (record.get("error") or isinstance(record.get("test"), dict))):
+                raise ValueError("a sweep record is a JSON object with a 'config' and a 'test' (or an 'error')")
         except ValueError as e:
             if number == len(lines):  # no newline after it: a write cut short by a crash
-                warnings.warn(f"{path}: ignoring a truncated last line ({len(line)} bytes), left by an "
-                              f"interrupted write; that job will run again with the next sweep", stacklevel=3)
+                truncated = len(line)
                 continue
             bad = bad or (number, e)
             continue
         records.append(record)
-    if bad and not records:
+    if not records and (bad or truncated):
+        bad = bad or (len(lines), "not a sweep record")
         raise ValueError(f"{path} is not a sweep results file (line {bad[0]}: {bad[1]}); give the JSONL file "
-                         f"that `minidl sweep --results` writes") from bad[1]
+                         f"that `minidl sweep --results` writes") from None
+    if truncated:
+        warnings.warn(f"{path}: ignoring a truncated last line ({truncated} bytes), left by an interrupted "
+                      f"write; that job will run again with the next sweep", stacklevel=3)
     if bad:
         raise ValueError(f"{path} line {bad[0]} is not a sweep result ({bad[1]}); only the last line can be cut "
                          f"short by a crash, so this one was changed by hand: fix or delete it") from bad[1]
@@ -720,7 +726,8 @@ def add_arguments(subparsers):
 
     plot = subparsers.add_parser("plot", help="plot a sweep's results (PNG, SVG) and print its summary table")
     plot.add_argument("--results", default="runs/sweep/results.jsonl", help="a results file from `minidl sweep`")
-    plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md (default: next to --results)")
+    plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md; a folder: FOLDER/sweep.* "
+                                    "(default: next to --results)")
     plot.add_argument("--x", default="hidden", help="the config field on the x axis")
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
     plot.add_argument("--title", help="the figure's title (default: the data, the x axis and the number of seeds)")

@@ -64,3 +64,28 @@ def test_curves_refuses_a_file_that_is_not_a_train_results_json(tmp_path, capsys
         assert main(["curves", str(path), "--out", str(tmp_path / "c.png")]) == 1
         assert "is not a results.json written by minidl train" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "c.png")
+
+
+def test_without_a_validation_split_the_test_curve_is_not_drawn_twice(tmp_path):
+    """--validation 0: the test split chose the best, so the "validation" numbers are the test's; they
+    were drawn as a validation curve lying under the test one. The title names a non-transformer by
+    its size (every model was an "encoder")."""
+    from minidl.experiments.curves import read_history
+
+    label, history, validated = read_history(_train(tmp_path, "noval", "--test-curve", "--validation", "0"))
+    assert not validated and label.startswith("softmax h=8, test acc ") and label.endswith(", best chosen on test")
+    assert all(h["accuracy"] == h["test_accuracy"] for h in history)
+    assert read_history(_train(tmp_path, "val", "--test-curve"))[2]
+
+
+def test_a_results_json_lacking_curve_numbers_is_one_line(tmp_path, capsys):
+    """"test": null was a TypeError traceback, a history without train_loss a KeyError."""
+    for name, result in (("null.json", {"config": {"model": "gru"}, "test": None,
+                                        "history": [{"epoch": 1, "test_accuracy": 0.5}]}),
+                         ("short.json", {"config": {"model": "gru"}, "test": {"accuracy": 0.5},
+                                         "history": [{"epoch": 1, "test_accuracy": 0.5, "loss": 0.7}]})):
+        (tmp_path / name).write_text(json.dumps(result))
+        assert main(["curves", str(tmp_path / name), "--out", str(tmp_path / "c.png")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "its history lacks" in err and "minidl train --test-curve" in err, err
+    assert not os.path.exists(tmp_path / "c.png")

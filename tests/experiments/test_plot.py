@@ -104,3 +104,28 @@ def test_models_that_the_file_has_no_runs_of_are_named(tmp_path, capsys):
     assert main(["plot", "--results", str(results), "--out", str(tmp_path / "p"), "--models", "foo"]) == 2
     err = capsys.readouterr().err
     assert err == f"minidl plot: error: --models foo: {results} has no runs of them; it has gru (nothing was written)\n"
+
+
+def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_files(tmp_path, capsys):
+    """A train results.json (one line, no newline) was first "ignoring a truncated last line ... that job
+    will run again", then the error; a folder was "[Errno 21] Is a directory"; a record with no
+    "test" was a KeyError; --out FOLDER/ wrote the hidden files FOLDER/.png, .svg and .md."""
+    import json
+
+    from minidl.cli import main
+
+    (tmp_path / "run").mkdir()
+    run = tmp_path / "run" / "results.json"
+    run.write_text(json.dumps({"config": TrainConfig().to_dict(), "test": {"accuracy": 0.5}, "history": []})[:-1])
+    untested = tmp_path / "untested.jsonl"
+    untested.write_text(json.dumps({"key": "k", "config": TrainConfig().to_dict()}) + "\n")
+    for path, words in ((run, "is not a sweep results file"), (tmp_path / "run", "is a folder; give the results.jsonl"),
+                        (untested, "is not a sweep results file")):
+        assert main(["plot", "--results", str(path), "--out", str(tmp_path / "p")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("minidl plot: error: ") and words in err and err.count("\n") == 1, err
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake("gru", 4, seed, 0.6)) + "\n" for seed in (0, 1)))
+    (tmp_path / "figures").mkdir()
+    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "figures") + os.sep]) == 0
+    assert sorted(os.listdir(tmp_path / "figures")) == ["sweep.md", "sweep.png", "sweep.svg"]
