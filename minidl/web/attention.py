@@ -37,7 +37,9 @@ def attention_maps(model, vocab, tokenizer, labels, text, device="cpu"):
         return None
     ids = vocab.encode_text(text, tokenizer)                           # (T,)
     if len(ids) > MAX_WORDS:
-        raise ViewError(f"the text has {len(ids)} tokens; the Attention view shows at most {MAX_WORDS}: shorten it")
+        # not len(ids): the tokenizer has cut the text to the model's max_length already
+        raise ViewError(f"the text has more than {MAX_WORDS} tokens; the Attention view shows at most {MAX_WORDS}: "
+                        f"shorten it")
     check_length(model, len(ids))
     batch = (md.tensor(ids[None, :], device=device), md.ones(1, len(ids), device=device),
              md.tensor([len(ids)], device=device))

@@ -78,8 +78,8 @@ def run(text):
     try:
         tree = parse(text, mode="exec")
     except SyntaxError as e:
-        raise ExpressionError(f"line {e.lineno}, column {e.offset}: syntax error ({e.msg}); allowed: "
-                              f"{ALLOWED}") from None
+        where = f"line {e.lineno}, column {e.offset}: " if e.lineno else ""   # a NUL byte has no place
+        raise ExpressionError(f"{where}syntax error ({e.msg}); allowed: {ALLOWED}") from None
     except (ValueError, MemoryError, RecursionError) as e:     # a NUL byte, a parser stack overflow
         raise ExpressionError(f"the expression cannot be parsed ({type(e).__name__}); shorten it") from None
     _check_depth(tree)
@@ -223,6 +223,9 @@ def _is_literal(node):
 
 def _numbers(node, runner):
     """The numbers of a literal as a float64 array; ragged lists, strings and the rest refused."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.List):   # literal_eval refuses -[1, 2]
+        numbers = _numbers(node.operand, runner)
+        return -numbers if isinstance(node.op, ast.USub) else numbers
     stack, count = [node], 0
     while stack:                                 # first check every element is a number or a list
         item = stack.pop()

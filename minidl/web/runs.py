@@ -54,7 +54,8 @@ class RunsFolder:
     def __init__(self, root):
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
-            raise MinidlError(f"--runs {root}: no such folder; give the folder that minidl train --out and "
+            what = "a file, not a folder" if os.path.exists(root) else "no such folder"
+            raise MinidlError(f"--runs {root}: {what}; give the folder that minidl train --out and "
                               f"minidl sweep --results write into (e.g. runs)")
         self.cache = {}           # path -> ((size, mtime_ns), parsed)
 
@@ -94,7 +95,7 @@ class RunsFolder:
                 found["plots"].append({"path": relative, "version": os.stat(path).st_mtime_ns})
                 return
             item = self._parsed(path, reader)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, zipfile.BadZipFile) as e:
             found["skipped"].append({"path": relative, "why": _one_line(e)})
             return
         kind = "sweeps" if ext == ".jsonl" else "runs"
@@ -129,9 +130,10 @@ class RunsFolder:
     def inside(self, relative):
         """The real path of ``relative``, refused unless it lies inside the folder."""
         parts = relative.replace("\\", "/").split("/")
-        if not relative or relative.startswith("/") or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if (not relative or relative.startswith("/") or "\0" in relative
+                or any(p in ("", ".", "..") or p.startswith(".") for p in parts)):
             raise OutsideError(f"path={relative!r}: give a path inside the runs folder as /api/runs lists it "
-                               f"(no leading /, no . or .. parts, no hidden names)")
+                               f"(no leading /, no . or .. parts, no hidden names, no NUL)")
         path = os.path.realpath(os.path.join(self.root, *parts))
         if os.path.commonpath([path, self.root]) != self.root:
             raise OutsideError(f"path={relative!r} leads out of the runs folder (a link?); it is not served")
@@ -146,7 +148,7 @@ def _read_run(path):
             and isinstance(result.get("history"), list)):
         raise ValueError("not a training run (no config and history): minidl train --out writes results.json")
     return {"label": _label(result["config"]), "source": "results.json", "finished": True,
-            "history": _curves(result["history"]), "test": finite(result.get("test") or {})}
+            "history": _curves(result["history"], result["config"]), "test": finite(result.get("test") or {})}
 
 
 def _read_checkpoint(path):
@@ -156,7 +158,7 @@ def _read_checkpoint(path):
     if not isinstance(config, dict):
         raise ValueError("a checkpoint without a training config (not minidl train's)")
     return {"label": _label(config), "source": "last.npz", "finished": False,
-            "history": _curves(loop.get("history") or []), "test": {}}
+            "history": _curves(loop.get("history") or [], config), "test": {}}
 
 
 def _read_sweep(path):
@@ -214,14 +216,27 @@ def _newer(folder):
 
 
 def _label(config):
-    options = config.get("model_options") or {}
+    options = config.get("model_options") if isinstance(config.get("model_options"), dict) else {}
     extra = " causal" if options.get("causal") else ""
-    return f"{config.get('model', '?')}{extra} hidden={json.dumps(config.get('hidden'))} seed={config.get('seed', '?')}"
+    return (f"{config.get('model', '?')}{extra} hidden={json.dumps(config.get('hidden'))} "
+            f"seed={config.get('seed', '?')}" + (", best chosen on test" if _chosen_on_test(config) else ""))
 
 
-def _curves(history):
-    """Each evaluation's numbers for the curves (the rest, such as confusion matrices, left out)."""
-    return [{k: finite(h[k]) for k in CURVE_KEYS if k in h} for h in history if isinstance(h, dict)]
+def _curves(history, config=None):
+    """Each evaluation's numbers for the curves (the rest, such as confusion matrices, left out). A
+    run with no validation split (--validation 0) chose its best on the test split, so what its
+    history holds as validation numbers are the test's: shown as the test curve."""
+    rows = [{k: finite(h[k]) for k in CURVE_KEYS if k in h} for h in history if isinstance(h, dict)]
+    if _chosen_on_test(config):
+        for row in rows:
+            for metric in ("loss", "accuracy"):
+                value = row.pop(metric, None)
+                row.setdefault(f"test_{metric}", value)
+    return rows
+
+
+def _chosen_on_test(config):
+    return isinstance(config, dict) and config.get("validation") == 0 and not config.get("validation_data")
 
 
 def _one_line(error):

@@ -94,12 +94,12 @@ def _sizes(model, path):
 
 def check_sources(teacher, student, classifiers, runs):
     """Refuse a set of models that cannot make a page, before anything is loaded."""
+    if student and not teacher:   # before "no model to serve", which a --student alone also is
+        raise MinidlError("--student needs a --teacher to sit beside")
     if not (teacher or classifiers or runs):
         raise MinidlError("no model to serve: give --teacher T.npz (and --student S.npz) for fill-mask, "
                           "and/or --classifier best.npz (repeatable) for classification, and/or --runs DIR "
                           "for the training curves")
-    if student and not teacher:
-        raise MinidlError("--student needs a --teacher to sit beside")
 
 
 class Models:
@@ -177,7 +177,10 @@ class Models:
         """/api/graph: an expression's graph (``expr``), or classifier ``model``'s on ``text``."""
         from .graphs import expression_graph, model_graph
 
-        backward = query.get("backward", "0") not in ("0", "", "false")
+        flag = query.get("backward", "0").lower()
+        if flag not in ("0", "1", "", "false", "true"):   # "no" or "off" drew the backward
+            raise BadRequest(f"backward={query['backward']!r}: give 1 (draw the gradients too) or 0")
+        backward = flag in ("1", "true")
         if "expr" in query:
             with self.lock:
                 return expression_graph(query["expr"], backward)
@@ -193,6 +196,8 @@ class Models:
 
     def _classifier(self, number):
         try:
+            if int(number) < 0:   # Python would count from the end: -1 picked the last one
+                raise IndexError(number)
             return self.classifiers[int(number)]
         except (ValueError, IndexError):
             names = ", ".join(f"{i}: {c[-1]['name']}" for i, c in enumerate(self.classifiers)) or "none is loaded"

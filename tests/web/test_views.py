@@ -51,6 +51,12 @@ def test_backward_shows_every_gradient_of_the_sum(views_url):
     assert {n["label"]: n["grad"] for n in answer["nodes"]}["w"] == [[2.0, 2.0], [4.0, 4.0]]
 
 
+def test_a_negated_list_is_a_variable_of_negated_numbers(views_url):
+    """`x = -[1, 2]` said "is not rectangular" (ast.literal_eval takes no sign on a list)."""
+    status, answer = graph(views_url, expr="x = -[1, 2]; y = +[[3], [4]]; sum(x @ y)")
+    assert status == 200 and answer["nodes"][0]["value"] == [-1.0, -2.0] and answer["output"]["value"] == -11.0
+
+
 def test_non_finite_values_come_as_strings(views_url):
     status, answer = graph(views_url, expr="x = [0, 1]; log(x)", backward=1)
     assert status == 200 and answer["nodes"][1]["value"] == ["-inf", 0.0] and answer["nodes"][0]["grad"][0] == "inf"
@@ -61,6 +67,7 @@ def test_non_finite_values_come_as_strings(views_url):
     ("x = [1, 2]\ny * x", "line 2: `y` is not defined"),
     ("x = [1, 2]; x @ [1, 2, 3]", "line 1: `x @ [1, 2, 3]` cannot be computed: matmul: shapes"),
     ("x = [[1, 2], [3]]", "is not rectangular"),
+    ("x = 1\0", "syntax error (source code string cannot contain null bytes); allowed"),   # was "line None, ..."
     ("__import__('os').system('true')", "is not a known function call"),
     ("x = [1]; x.real", "`x.real` is not allowed"),
     ("open('/etc/passwd')", "is not a known function call"),
@@ -96,6 +103,8 @@ def test_the_graph_of_a_classifier_loss(views_url):
 @pytest.mark.parametrize("params, message", [
     ({"model": 7, "text": "good"}, "model='7': give the number of a loaded classifier (0: mlp, 1: transformer"),
     ({"model": "x", "text": "good"}, "model='x'"),
+    ({"model": -1, "text": "good"}, "model='-1': give the number"),            # Python's -1 gave the last one
+    ({"model": 0, "text": "good", "backward": "no"}, "backward='no': give 1"),  # "no" drew the backward
     ({"model": 0, "text": "good", "label": "maybe"}, "label='maybe': this model's labels are neg, pos"),
     ({"model": 0, "text": ""}, "the text is empty"),
     ({"model": 1, "text": "good " * 70}, "this model reads at most 64"),
@@ -121,8 +130,8 @@ def test_attention_maps_per_layer_and_head_and_per_window(views_url):
 
 
 def test_attention_needs_a_model_with_attention_and_a_short_text(views_url, models):
-    status, body = get(f"{views_url}/api/attention?text={quote('good ' * 65)}")
-    assert status == 400 and "shows at most 64" in body["error"]
+    status, body = get(f"{views_url}/api/attention?text={quote('good ' * 240)}")
+    assert status == 400 and "the text has more than 64 tokens; the Attention view shows at most 64" in body["error"]
     for url in serving(models):                                   # mlp and gru only
         status, body = get(f"{url}/api/attention?text=good")
         assert status == 400 and "no attention model is loaded: restart with minidl serve --classifier" in body["error"]
@@ -146,6 +155,24 @@ def test_runs_lists_runs_sweeps_plots_and_skips_a_broken_file(views_url, runs):
     assert [p["path"] for p in listing["plots"]] == ["sweep/plot.svg"]
     assert listing["skipped"] == [{"path": "broken.json", "why": listing["skipped"][0]["why"]}]
     assert "Unterminated string" in listing["skipped"][0]["why"] or "Expecting" in listing["skipped"][0]["why"]
+
+
+def test_a_run_whose_options_are_not_an_object_is_skipped_and_one_without_validation_shows_test_curves(tmp_path):
+    """A results.json whose model_options was a string made /api/runs a 500 (the whole Runs view
+    failed); a run trained with --validation 0 chose its best on the test split, and its
+    "validation" curve was the test's under another name."""
+    evaluation = {"step": 10, "epoch": 1.0, "loss": 0.6, "accuracy": 0.7, "train_loss": 0.65}
+    config = {"model": "gru", "hidden": 8, "seed": 0}
+    for name, run_config in (("odd", {**config, "model_options": "causal"}), ("noval", {**config, "validation": 0})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"config": run_config, "history": [evaluation]}))
+    for url in serving(Models(runs=tmp_path)):
+        status, listing = get(f"{url}/api/runs")
+        assert status == 200, listing
+        noval, odd = listing["runs"]
+        assert odd["label"] == "gru hidden=8 seed=0" and noval["label"] == "gru hidden=8 seed=0, best chosen on test"
+        assert noval["history"] == [{"step": 10, "epoch": 1.0, "train_loss": 0.65, "test_loss": 0.6,
+                                     "test_accuracy": 0.7}]
 
 
 def checkpoint_with(path, history):
@@ -197,6 +224,9 @@ def test_plots_are_served_and_no_path_leaves_the_runs_folder(views_url, runs, tm
     finally:
         (runs / "link.png").unlink()
     assert get(f"{views_url}/api/runs/file?path=nothing.png")[0] == 404
+    for path in ("%00", "sweep/plot.svg%00.png"):                   # os.path.realpath's ValueError was a 500
+        status, body = get(f"{views_url}/api/runs/file?path={path}")
+        assert status == 403 and "no NUL" in body["error"], body
     assert get(f"{views_url}/api/runs/file")[1] == {"error": "missing the path: /api/runs/file?path=..."}
 
 
@@ -225,6 +255,9 @@ def test_the_page_script_and_the_command_line_option(views_url, tmp_path, capsys
     assert main(["serve", "--runs", str(tmp_path / "missing"), "--port", "0"]) == 1
     error = capsys.readouterr().err
     assert "--runs" in error and "no such folder" in error
+    (tmp_path / "a.json").write_text("{}")
+    assert main(["serve", "--runs", str(tmp_path / "a.json"), "--port", "0"]) == 1
+    assert "a.json: a file, not a folder; give the folder" in capsys.readouterr().err   # was "no such folder"
 
 
 def handout_expressions():
