@@ -22,13 +22,14 @@ over seeds), one line per activation, one panel per network, log scale.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 
 import numpy as np
 
 import minidl as md
+from minidl.cli import ArgumentParser
+from minidl.io import WriteError, check_replaceable, is_minidl_figure, write_figure
 
 ACTIVATIONS = {
     "sigmoid": md.sigmoid,
@@ -113,33 +114,43 @@ def plot(profiles, depth, width, n_seeds, out):
                  f"$W_k \\sim N(0, 1/{width})$ unless scaled, geometric mean over {n_seeds} seeds")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=100, metadata={"Software": None})
     svg = os.path.splitext(out)[0] + ".svg"
-    fig.savefig(svg, metadata={"Date": None})
+    for path in (out, svg):
+        write_figure(fig, path, dpi=100)
     plt.close(fig)
     return svg
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m theory.gradient_flow", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="theory/gradient_flow.png", help="PNG to write (an SVG goes next to it)")
-    parser.add_argument("--depth", type=int, default=50)
-    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=50, help="layers L, at least 2")
+    parser.add_argument("--width", type=int, default=64, help="units per layer E")
     parser.add_argument("--seeds", type=int, default=5, help="average over seeds 0..N-1")
     parser.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
     args = parser.parse_args(argv)
+    if args.depth < 2 or args.width < 1 or args.seeds < 1:
+        parser.error(f"--depth {args.depth}, --width {args.width}, --seeds {args.seeds}: give --depth >= 2, "
+                     f"--width >= 1 and --seeds >= 1")
+    if not args.out.lower().endswith(".png"):
+        parser.error(f"--out {args.out}: give a .png file (the .svg goes next to it)")
+    svg = os.path.splitext(args.out)[0] + ".svg"
+    try:   # before the work: a figure of the user's at either path is never replaced
+        check_replaceable(args.out, is_minidl_figure, "theory.gradient_flow", beside=(svg,))
+    except WriteError as e:
+        parser.exit(2, f"{parser.prog}: {e}\n")
 
     seeds = range(args.seeds)
     profiles = {network: {name: relative_profile(name, args.depth, skip, args.width, seeds, args.device, scale)
                           for name in ACTIVATIONS}
                 for network, _, skip, scale in networks(args.depth)}
-    marks = [0, args.depth // 2, args.depth - 10, args.depth - 1]
+    marks = sorted({0, args.depth // 2, max(args.depth - 10, 0), args.depth - 1})   # depth - 10 < 0 wrapped round
     print(f"||dL/dh_k|| / ||dL/dh_{args.depth}||, geometric mean over {args.seeds} seeds")
     for network, by_activation in profiles.items():
         print(f"\n{network}\n{'':<12}" + "".join(f"{'k=' + str(k):>11}" for k in marks))
         for name, profile in by_activation.items():
             print(f"{name:<12}" + "".join(f"{profile[k]:>11.2e}" for k in marks))
-    svg = plot(profiles, args.depth, args.width, args.seeds, args.out)
+    plot(profiles, args.depth, args.width, args.seeds, args.out)
     print(f"\nwrote {args.out} and {svg}")
 
 
