@@ -85,6 +85,8 @@ def check_writable(path, what="--out", folder=False):
     path = os.fspath(path)
     if not folder and os.path.isdir(path):
         raise WriteError(f"{what} {path} is a folder; give the path of a file (inside it, or elsewhere)")
+    if not folder and path.endswith(("/", os.sep)):   # abspath drops the slash: "new/" passed, failed after the work
+        raise WriteError(f"{what} {path} names a folder; give the path of a file (inside it, or elsewhere)")
     if folder and os.path.exists(path) and not os.path.isdir(path):
         raise WriteError(f"{what} {path} is a file; give a folder")
     nearest = os.path.abspath(path) if folder else os.path.dirname(os.path.abspath(path))

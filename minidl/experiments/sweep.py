@@ -262,27 +262,32 @@ def _read_records(path):
             continue
         try:
             record = json.loads(line)
-            if not (isinstance(record, dict) and isinstance(record.get("config"), dict)
+            if not (isinstance(record, dict) and "key" in record and isinstance(record.get("config"), dict)
                     and (record.get("error") or isinstance(record.get("test"), dict))):
-                raise ValueError("a sweep record is a JSON object with a 'config' and a 'test' (or an 'error')")
+                raise ValueError("a sweep record is a JSON object with a 'key', a 'config' and a 'test' (or an "
+                                 "'error')")
         except ValueError as e:
-            if number == len(lines):  # no newline after it: a write cut short by a crash
-                truncated = len(line)
+            if number == len(lines):  # no newline after it: a write cut short by a crash...
+                truncated = line
                 continue
             bad = bad or (number, e)
             continue
         records.append(record)
-    if not records and (bad or truncated):
+    # ...or, the file's only line, a file of the user's (a note, a results.json) that is not a sweep's
+    if not records and (bad or (truncated and not truncated.startswith(RECORD_START))):
         bad = bad or (len(lines), "not a sweep record")
         raise ValueError(f"{path} is not a sweep results file (line {bad[0]}: {bad[1]}); give the JSONL file "
                          f"that `minidl sweep --results` writes") from None
     if truncated:
-        warnings.warn(f"{path}: ignoring a truncated last line ({truncated} bytes), left by an interrupted "
+        warnings.warn(f"{path}: ignoring a truncated last line ({len(truncated)} bytes), left by an interrupted "
                       f"write; that job will run again with the next sweep", stacklevel=3)
     if bad:
         raise ValueError(f"{path} line {bad[0]} is not a sweep result ({bad[1]}); only the last line can be cut "
                          f"short by a crash, so this one was changed by hand: fix or delete it") from bad[1]
     return records
+
+
+RECORD_START = b'{"key": '   # how every line _record and a failed job write begins (json.dumps)
 
 
 def _drop_truncated_tail(path, log):

@@ -543,6 +543,25 @@ def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_p
     with pytest.raises(ValueError, match=r"is not a sweep results file \(line 1"):
         cli(["sweep", "--models", "mlp", "--hidden", "[4]", "--seeds", "0", "--results", str(table)])
     assert table.read_bytes() == b"text,label\ngood,pos\nbad,neg"  # untouched
+    # a file of one line without a newline was taken for a sweep's crashed write: the note was cut
+    # away, the one-line JSON of a train or spirals run kept with records appended after it
+    for name, text in (("notes.txt", "my notes, line one"), ("results.json", json.dumps(
+            {"config": tiny_grid()[0], "test": {"accuracy": 0.5}, "history": []}))):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=r"is not a sweep results file \(line 1"):
+            cli(["sweep", "--models", "mlp", "--hidden", "[4]", "--seeds", "0", "--results", str(tmp_path / name)])
+        assert (tmp_path / name).read_text() == text
+    capsys.readouterr()
+    assert cli(["sweep", "--models", "mlp", "--hidden", "[4]", "--seeds", "0", "--results", "new/"]) == 2
+    assert "--results new/ names a folder; give the path of a file" in capsys.readouterr().err   # trained, then Errno 21
+
+
+def test_a_sweep_whose_first_line_was_cut_short_by_a_crash_runs_on(tmp_path):
+    path = tmp_path / "results.jsonl"
+    line = json.dumps(run_sweep(tiny_grid()[:1], tmp_path / "other.jsonl", executor=InlineExecutor(), log=quiet)[0])
+    path.write_text(line[: len(line) // 2])
+    with pytest.warns(UserWarning, match="truncated last line"):
+        assert load_results(path) == []
 
 
 def test_a_job_runs_again_when_a_file_it_read_has_changed_since(tmp_path):
