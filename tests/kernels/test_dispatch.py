@@ -43,6 +43,25 @@ def test_the_op_records_the_path_it_took(kernel_device):
         assert not md.gru(numpy_x, md.zeros(2, 2), md.randn(2, 4), md.randn(2, 2))._ctx.kernel
 
 
+@pytest.mark.parametrize("mode", ["triton", "reference"])
+def test_hidden_weights_of_another_width_or_dtype_are_refused_on_both_paths(kernel_device, mode):
+    """The kernel path took U_h (H, H) as U_zr, U (H, 2H) for an Elman RNN and float64 inputs with
+    float32 weights, and answered (on a GPU, read past the end of U); the reference path refused."""
+    from minidl.autograd.function import OpError, ShapeError
+
+    x, h0, x1 = md.randn(2, 3, 12, device=kernel_device), md.randn(2, 4, device=kernel_device), md.randn(
+        2, 3, 4, device=kernel_device)
+    square, wide = md.randn(4, 4, device=kernel_device), md.randn(4, 8, device=kernel_device)
+    with kernels.mode(mode):
+        with pytest.raises(ShapeError, match=r"gru: expected .* hidden weights \(H, 2·H\), \(H, H\); got"):
+            md.gru(x, h0, square, square)
+        with pytest.raises(ShapeError, match="elman_rnn: expected"):
+            md.elman_rnn(x1, h0, wide)
+        with pytest.raises(OpError, match="gru: x_proj, h0 and the hidden weights must have one dtype, got float64"):
+            md.gru(x.double(), h0, wide, square)
+        assert md.gru(x, h0, wide, square).shape == (2, 3, 4)
+
+
 def test_bad_mode_and_cpu_tensors_outside_the_interpreter_are_refused(monkeypatch):
     with pytest.raises(ValueError, match="auto, triton, reference"):
         kernels.set_mode("fast")

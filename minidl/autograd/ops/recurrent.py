@@ -29,13 +29,21 @@ from ... import kernels
 from ..function import Function, OpError, ShapeError
 
 
-def _check(name, x_proj, h0, gates, hidden_weights):
+def _check(name, xp, x_proj, h0, gates, hidden_weights):
+    """hidden_weights: [(U, k)], U of shape (H, k·H). The whole shapes and one dtype: the Triton
+    kernels read U by its expected shape, past its end for a narrower one, and take no mixed dtypes."""
     B, T, width = x_proj.shape
     H = h0.shape[-1]
-    if width != gates * H or tuple(h0.shape) != (B, H) or any(tuple(U.shape[:1]) != (H,) for U in hidden_weights):
-        raise ShapeError(f"{name}: expected x_proj (B, T, {gates}·H), h0 (B, H) and hidden weights (H, ...); got "
+    expected = [(H, k * H) for _, k in hidden_weights]
+    if width != gates * H or tuple(h0.shape) != (B, H) or [tuple(U.shape) for U, _ in hidden_weights] != expected:
+        raise ShapeError(f"{name}: expected x_proj (B, T, {gates}·H), h0 (B, H) and hidden weights "
+                         f"{', '.join(f'(H, {k}·H)' if k > 1 else '(H, H)' for _, k in hidden_weights)}; got "
                          f"x_proj {tuple(x_proj.shape)}, h0 {tuple(h0.shape)}, "
-                         + ", ".join(str(tuple(U.shape)) for U in hidden_weights))
+                         + ", ".join(str(tuple(U.shape)) for U, _ in hidden_weights))
+    dtypes = [xp.dtype_name(a) for a in (x_proj, h0, *(U for U, _ in hidden_weights))]
+    if len(set(dtypes)) > 1:
+        raise OpError(f"{name}: x_proj, h0 and the hidden weights must have one dtype, got {', '.join(dtypes)}; "
+                      f"convert them with .to(dtype=...)")
     return B, T, H
 
 
@@ -48,7 +56,7 @@ class ElmanRNN(Function):
     @staticmethod
     def forward(ctx, x_proj, h0, U, nonlinearity):
         xp = ctx.xp
-        B, T, H = _check("elman_rnn", x_proj, h0, 1, [U])
+        B, T, H = _check("elman_rnn", xp, x_proj, h0, 1, [(U, 1)])
         if nonlinearity not in ("relu", "tanh"):
             raise OpError(f'elman_rnn: nonlinearity must be "relu" or "tanh", got {nonlinearity!r}')
         ctx.nonlinearity, ctx.kernel = nonlinearity, kernels.use_kernel(x_proj)
@@ -90,7 +98,7 @@ class GRU(Function):
     @staticmethod
     def forward(ctx, x_proj, h0, U_zr, U_h):
         xp = ctx.xp
-        B, T, H = _check("gru", x_proj, h0, 3, [U_zr, U_h])
+        B, T, H = _check("gru", xp, x_proj, h0, 3, [(U_zr, 2), (U_h, 1)])
         ctx.kernel = kernels.use_kernel(x_proj)
         if ctx.kernel:
             hs, zs, rs, h_tildes = kernels.gru_forward(x_proj, h0, U_zr, U_h)
