@@ -26,6 +26,7 @@ import gzip
 import itertools
 import os
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -269,8 +270,11 @@ def load_glove(path, vocab=None, dim=None, counts=None, seed=0, missing="random"
         raise ValueError(f'errors must be "raise" or "skip", got {errors!r}')
     wanted = set(_vocab_tokens(vocab)) if vocab is not None else None
     parser = _GloveParser(path, dim, errors)
-    with _open_text(path) as f:
-        blocks, duplicates = _read_vectors(f, parser, wanted)
+    try:
+        with _open_text(path) as f:
+            blocks, duplicates = _read_vectors(f, parser, wanted)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:   # a download or copy cut short
+        raise DataFormatError(f"{parser.path} is a damaged gzip file ({e}); copy or download it again") from None
     if parser.dim is None:
         raise DataFormatError(f"{parser.path} holds no word vectors (is it empty?)")
     words = [w for block_words, _ in blocks for w in block_words]

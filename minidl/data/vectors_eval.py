@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .errors import DataFormatError
 from .sgns import token_stream
 from .vectors import PROBE_WORDS, format_neighbours, load_glove
 
@@ -69,6 +70,9 @@ def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_tes
     for name, vectors in (("vectors", matrix), ("random", random_vectors(len(words), matrix.shape[1], seed))):
         start = time.perf_counter()
         x_train, known_train = mean_vectors(train_tokens, words, vectors)
+        if not known_train.any():   # every review's features 0: both lines would read 0.5, exit 0
+            raise DataFormatError(f"none of the {len(words):,} words of the vectors occurs in the training reviews; "
+                                  f"give vectors of their language and tokens (e.g. from minidl vectors build)")
         x_test, _ = mean_vectors(test_tokens, words, vectors)
         results[name] = logistic_regression(x_train, y_train, x_test, y_test, steps, lr, seed, device)
         if log is not None:

@@ -66,6 +66,17 @@ def test_gzip_files_are_written_and_read(tmp_path):
     assert load_glove(renamed, log=None)[0] == words
 
 
+def test_a_gzip_file_cut_short_is_one_error_naming_it(tmp_path):
+    """EOFError ("Compressed file ended before the end-of-stream marker") was a traceback."""
+    from minidl.data.errors import DataFormatError
+
+    words, matrix = made_up_vectors(2000, 8)
+    whole = open(save_glove(tmp_path / "vectors.txt.gz", words, matrix), "rb").read()
+    (tmp_path / "half.txt.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFormatError, match="half.txt.gz is a damaged gzip file .*; copy or download it again"):
+        load_glove(tmp_path / "half.txt.gz", log=None)
+
+
 def test_word2vec_header_tabs_numeric_words_and_words_with_spaces(tmp_path):
     path = write_lines(tmp_path / "v.txt", ["4 2", "the 1 2", "1990 3 4", "tab\t5\t6", ". . . 7 8", ""])
     words, matrix = load_glove(path, log=None)
@@ -346,3 +357,13 @@ def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
     assert set(results) == {"vectors", "random"}
     assert all(0 <= r["test_accuracy"] <= 1 for r in results.values())
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_eval_of_vectors_that_share_no_word_with_the_reviews_is_one_line(imdb_folder, tmp_path, capsys):
+    """Both lines read test accuracy 0.5000 (every review's features were 0), exit 0."""
+    from minidl.cli import main
+
+    save_glove(tmp_path / "v.txt", ["zzzq", "qqqz"], np.eye(2, dtype=np.float32))
+    assert main(["vectors", "eval", str(tmp_path / "v.txt"), "--data", str(imdb_folder), "--steps", "5"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none of the 2 words of the vectors occurs in the training reviews" in err, err
