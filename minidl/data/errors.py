@@ -16,6 +16,14 @@ class DataFormatError(MinidlError, ValueError):
     """A readable file whose content is not what was asked for (missing columns, unknown labels)."""
 
 
+class MissingColumnsError(DataFormatError):
+    """A table without the text or label column asked for; ``columns``: the ones it has."""
+
+    def __init__(self, message, columns):
+        super().__init__(message)
+        self.columns = columns
+
+
 class SettingError(MinidlError, ValueError):
     """A setting a builder cannot use (0-d vectors, a window of 0), refused before any work."""
 

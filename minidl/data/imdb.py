@@ -56,7 +56,8 @@ from pathlib import Path
 
 from ..io import WriteError, atomic_path, file_sha256
 from .dataset import TextDataset
-from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
+from .errors import (CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError,
+                     MissingColumnsError)
 from .tabular import listing, load_table
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -354,8 +355,13 @@ def _load_csv(source, split):
         raise DataFormatError(f"{source} is the Kaggle CSV, which has no official train/test split: pass "
                               f'split="course" (first {COURSE_TRAIN_SIZE:,} rows train, the rest test), or use the '
                               f"official archive (`minidl data download`)")
-    table = load_table(source, text_column="review", label_column="sentiment",
-                       label_names=["negative", "positive"], name="imdb")
+    try:
+        table = load_table(source, text_column="review", label_column="sentiment",
+                           label_names=["negative", "positive"], name="imdb")
+    except MissingColumnsError as e:   # its advice named options that the IMDB commands do not have
+        raise DataFormatError(f"{source} is not the IMDB CSV (its columns are {e.columns}, not review and "
+                              f"sentiment); a table of your own trains with minidl train --data {source} "
+                              f"--text-column ... --label-column ...") from None
     table.label_names = list(LABEL_NAMES)
     cut = min(COURSE_TRAIN_SIZE, len(table))
     return _recount(table.subset(range(cut), "imdb/train")), _recount(table.subset(range(cut, len(table)), "imdb/test"))

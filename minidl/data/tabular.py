@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import TextDataset
-from .errors import DataFormatError, DataNotFoundError, DataWarning
+from .errors import DataFormatError, DataNotFoundError, DataWarning, MissingColumnsError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 _INTEGER = re.compile(r"-?\d+")
@@ -105,9 +105,9 @@ def _check_columns(path, columns, wanted):
                               f"rename all but one")
     missing = [c for c in wanted if c not in columns]
     if missing:
-        raise DataFormatError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
-                              f"{_column_list(columns)}. Pass the right names "
-                              f"as text_column= / label_column= (--text-column / --label-column)")
+        raise MissingColumnsError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
+                                  f"{_column_list(columns)}. Pass the right names as text_column= / "
+                                  f"label_column= (--text-column / --label-column)", _column_list(columns))
 
 
 def _check_trainable(path, texts, labels, names, wanted, columns, minimum):

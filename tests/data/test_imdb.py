@@ -231,7 +231,10 @@ def test_kaggle_csv_without_the_columns(tmp_path):
     csv = write_kaggle_csv(tmp_path / "IMDB Dataset.csv", rows=3, header=("text", "label"))
     with pytest.raises(DataFormatError) as err:
         load_imdb(csv, split="course")
-    assert "no column 'review' or 'sentiment'" in str(err.value) and "['text', 'label']" in str(err.value)
+    # it advised --text-column / --label-column, which `minidl data info` and the IMDB commands do not have
+    assert str(err.value) == (f"{csv} is not the IMDB CSV (its columns are ['text', 'label'], not review and "
+                              f"sentiment); a table of your own trains with minidl train --data {csv} --text-column "
+                              f"... --label-column ...")
 
 
 # ------------------------------------------------------------------------------------------- movies
