@@ -336,7 +336,7 @@ def build_parser():
                              help="comma-separated sequence lengths T (default: 128,256,512; --quick: 32,64)")
     transformer.add_argument("--batch", type=at_least(1), default=None,
                              help="reviews per batch (default: 32; --quick: 8)")
-    transformer.add_argument("--vocab", type=at_least(1), default=None,
+    transformer.add_argument("--vocab", type=at_least(3), default=None,   # ids 0, 1: padding and [MASK]
                              help="vocabulary size V (default: 20000; --quick: 2000)")
     transformer.add_argument("--dropout", type=float, default=0.1,
                              help="dropout on both sides while training")

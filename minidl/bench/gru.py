@@ -81,6 +81,10 @@ def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, 
 def main(args=None):
     import torch
 
+    if getattr(args, "imdb_epoch", False):   # the data is looked for before the step benchmark, not after it
+        from ..data.imdb import find_imdb
+
+        find_imdb(getattr(args, "data", None))
     shape = dict(batch=32, steps_in_time=100, embed=100, hidden=64)
     times = run(**shape, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"GRU classifier training step, B={shape['batch']}, T={shape['steps_in_time']}, E={shape['embed']}, "

@@ -224,14 +224,14 @@ def main(args=None):
 
     families = getattr(args, "only", None) or FAMILIES
     if set(families) - set(FAMILIES):
-        raise MinidlError(f"bench kernels --only: choose from {', '.join(FAMILIES)}, got {', '.join(families)}")
+        raise MinidlError(f"--only: choose from {', '.join(FAMILIES)}, got {', '.join(families)}")
     if not torch.cuda.is_available():
         print("minidl bench kernels: no CUDA GPU here (torch.cuda.is_available() is False), so there is nothing "
               "to time. The kernels' correctness is checked on the CPU by Triton's interpreter: "
               "pytest tests/kernels")
         return
     if not kernels.triton_available():
-        raise MinidlError('bench kernels needs Triton: pip install "triton>=3.0" (or minidl[gpu])')
+        raise MinidlError('it needs Triton: pip install "triton>=3.0" (or minidl[gpu])')
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(getattr(args, "precision", None) or "high")
     try:

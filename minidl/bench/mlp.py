@@ -8,6 +8,8 @@ in the same process, interleaved round by round, on the same data and weights.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 import minidl as md
@@ -74,8 +76,9 @@ def _numpy_step(batch, model, lr, momentum):
     return step
 
 
-def run(batch_size=256, sizes=(784, 256, 10), rounds=7, steps=30, seed=0, device="cpu"):
-    """Time the three steps; returns {name: seconds per step (median over rounds)}."""
+def run(batch_size=256, sizes=(784, 256, 10), rounds=7, steps=30, seed=0, device="cpu", log=None):
+    """Time the three steps; returns {name: seconds per step (median over rounds)}; ``log``: a
+    progress line per round."""
     rng = np.random.default_rng(seed)
     batch = (rng.standard_normal((batch_size, sizes[0])).astype(np.float32),
              rng.integers(0, sizes[2], batch_size))
@@ -83,7 +86,7 @@ def run(batch_size=256, sizes=(784, 256, 10), rounds=7, steps=30, seed=0, device
     steps_by_name = {"minidl": minidl_step,
                      "pytorch": _torch_step(batch, model, 0.01, 0.9),
                      "numpy by hand": _numpy_step(batch, model, 0.01, 0.9)}
-    return time_interleaved(steps_by_name, rounds, steps, warm_up=5)
+    return time_interleaved(steps_by_name, rounds, steps, warm_up=5, log=log, label="bench mlp")
 
 
 def report(times):
@@ -96,7 +99,7 @@ def main(args=None):
     import torch
 
     device = getattr(args, "device", "cpu")
-    times = run(device=device)
+    times = run(device=device, log=lambda line: print(line, file=sys.stderr, flush=True))   # ~10 s: as gru
     print(f"2-layer MLP training step, batch 256, 784->256->10, SGD momentum 0.9, float32; "
           f"threads: torch {torch.get_num_threads()}")
     print(report(times))

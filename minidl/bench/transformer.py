@@ -189,7 +189,7 @@ def copy_weights(ours, theirs):
     with torch.no_grad():
         for parameter, value in _parameter_pairs(ours, theirs):
             if tuple(parameter.shape) != value.shape:
-                raise MinidlError(f"bench transformer: weight copy: torch {tuple(parameter.shape)} <- minidl "
+                raise MinidlError(f"weight copy: torch {tuple(parameter.shape)} <- minidl "
                                   f"{value.shape}")
             parameter.copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return theirs
@@ -298,7 +298,7 @@ def check_agreement(kind, vocab, T, batch, device="cpu", seed=0, rtol=AGREEMENT_
         errors[name] = {what: _relative(result[what], expected) for what, expected in reference.items()}
         worst = max(errors[name], key=errors[name].get)
         if errors[name][worst] > rtol:
-            raise MinidlError(f"bench transformer: {name} and PyTorch disagree before timing ({kind}, T={T}, "
+            raise MinidlError(f"{name} and PyTorch disagree before timing ({kind}, T={T}, "
                               f"dropout 0): {worst} relative error {errors[name][worst]:.2e} > {rtol:.0e} "
                               f"(minidl loss {result['loss']:.6f}, PyTorch {reference['loss']:.6f}); the "
                               f"models compute different things, so no ratio would mean anything")
@@ -441,37 +441,39 @@ def _shape(given):
         except json.JSONDecodeError:
             given = None
         if not isinstance(given, dict):
-            raise MinidlError("bench transformer --shape: expected a JSON object like "
+            raise MinidlError("--shape: expected a JSON object like "
                               "'{\"d_model\": 256, \"num_layers\": 4, \"d_ff\": 1024}'")
     shape = {**SHAPE, **(given or {})}
     if unknown := sorted(set(shape) - set(SHAPE)):
-        raise MinidlError(f"bench transformer --shape: unknown keys {unknown}; the keys are {', '.join(SHAPE)}")
+        raise MinidlError(f"--shape: unknown keys {unknown}; the keys are {', '.join(SHAPE)}")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape.values()) \
             or shape["d_model"] % shape["num_heads"]:
-        raise MinidlError(f"bench transformer --shape: whole numbers >= 1, with num_heads dividing d_model; got {shape}")
+        raise MinidlError(f"--shape: whole numbers >= 1, with num_heads dividing d_model; got {shape}")
     return shape
 
 
 def _check_device(device):
     """A one-line MinidlError unless ``device`` is "cpu", or "cuda[:N]" with a GPU present."""
     if device != "cpu" and not device.startswith("cuda"):
-        raise MinidlError(f'bench transformer --device: "cpu" (minidl on NumPy and on torch-CPU against PyTorch) '
+        raise MinidlError(f'--device: "cpu" (minidl on NumPy and on torch-CPU against PyTorch) '
                           f'or "cuda" / "cuda:N", got {device!r}')
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MinidlError("bench transformer --device cuda: no CUDA GPU here (torch.cuda.is_available() is "
+        raise MinidlError("--device cuda: no CUDA GPU here (torch.cuda.is_available() is "
                           "False); use --device cpu")
 
 
 def _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps):
     """A one-line MinidlError for an unknown model or a size, count or dropout out of range."""
     if set(models) - set(MODELS) or not models:
-        raise MinidlError(f"bench transformer --models: choose from {','.join(MODELS)}, got {','.join(models)}")
-    if min(lengths, default=0) < 2 or batch < 1 or vocab <= MASK_ID + 1 or rounds < 1 or steps < 1:
-        raise MinidlError(f"bench transformer: lengths must be >= 2 (got {','.join(map(str, lengths))}), batch, "
-                          f"rounds and steps >= 1 (got {batch}, {rounds}, {steps}), vocab > {MASK_ID + 1} "
-                          f"(got {vocab})")
+        raise MinidlError(f"--models: choose from {','.join(MODELS)}, got {','.join(models)}")
+    wrong = [f"--lengths must be >= 2 (got {','.join(map(str, lengths)) or 'none'})"] * (min(lengths, default=0) < 2)
+    wrong += [f"--{name} must be >= 1 (got {value})" for name, value in (("batch", batch), ("rounds", rounds),
+                                                                         ("steps", steps)) if value < 1]
+    wrong += [f"--vocab must be > {MASK_ID + 1} (got {vocab})"] * (vocab <= MASK_ID + 1)
+    if wrong:   # only what is wrong (it listed every size)
+        raise MinidlError("; ".join(wrong))
     if not 0.0 <= dropout < 1.0:
-        raise MinidlError(f"bench transformer --dropout: a probability in [0, 1), got {dropout}")
+        raise MinidlError(f"--dropout: a probability in [0, 1), got {dropout}")
 
 
 def _result_rows(kind, T, batch, times, memory_by_side):
@@ -562,7 +564,7 @@ def _lengths(text):
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise MinidlError(f"bench transformer --lengths: expected comma-separated whole numbers like 128,256,512, "
+        raise MinidlError(f"--lengths: expected comma-separated whole numbers like 128,256,512, "
                           f"got {text!r}") from None
 
 

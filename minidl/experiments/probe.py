@@ -42,15 +42,16 @@ def accuracy_by_distance(model, prepared, distances=range(1, 13), n_per_distance
     return out
 
 
-def run(models=("attention", "gru"), seed=0, radius=5, distances=range(1, 13), **overrides):
-    """{model: {"test": accuracy on the ordinary test split, "by_distance": {d: accuracy}}}."""
+def run(models=("attention", "gru"), seed=0, radius=5, distances=range(1, 13), progress=False, **overrides):
+    """{model: {"test": accuracy on the ordinary test split, "by_distance": {d: accuracy}}};
+    ``progress``: each model's progress bar (a run takes about half a minute)."""
     results = {}
     for name in models:
         settings = {**DEFAULTS, **overrides, "model": name, "seed": seed}
         if name == "attention":
             settings["model_options"] = {**settings.get("model_options", {}), "radius": radius}
         config = TrainConfig(**settings)
-        result = fit(config, progress=False)
+        result = fit(config, progress=progress)
         results[name] = {"test": result.test["accuracy"],
                          "by_distance": accuracy_by_distance(result.model, prepare(config), distances,
                                                              device=config.device)}
@@ -88,7 +89,7 @@ def main(args):
     check_writable(args.out, folder=True)      # before minutes of training, not after
     check_replaceable(os.path.join(args.out, "probe.json"), _is_probe_results, "minidl probe", f"--out {args.out}:",
                       beside=[os.path.join(args.out, f"probe.{ext}") for ext in ("png", "svg")])
-    results = run(args.models, seed=args.seed, radius=args.radius, device=args.device)
+    results = run(args.models, seed=args.seed, radius=args.radius, device=args.device, progress=True)
     os.makedirs(args.out, exist_ok=True)
     with atomic_path(os.path.join(args.out, "probe.json")) as tmp, open(tmp, "w") as f:
         json.dump(results, f, indent=1)

@@ -155,6 +155,8 @@ def test_transformer_shape_sizes_both_sides_and_bad_shapes_are_refused():
     assert "D=16, h=2, L=3, F=24" in transformer_bench.report(result)
     model = transformer_bench.build_minidl("classifier", TINY_VOCAB, TINY_T, 0.0, shape=shape)
     assert len(model.encoder.layers) == 3
+    with pytest.raises(MinidlError, match=r"^--vocab must be > 2 \(got 2\)$"):   # it listed every size
+        transformer_bench.run(vocab=2, lengths=(TINY_T,))
     for bad, words in (("[1]", "expected a JSON object"), ('{"layers": 4}', "unknown keys"),
                        ('{"d_model": 30, "num_heads": 4}', "num_heads dividing d_model")):
         with pytest.raises(MinidlError, match=words):
@@ -184,3 +186,13 @@ def test_threads_option_on_every_bench(monkeypatch, capsys, what):
     assert main(["bench", what, "--threads", "1"]) == 0
     assert seen[0]["torch"] == 1 and all(pool["threads"] == 1 for pool in seen[0]["blas"])
     assert thread_info() == before
+
+
+def test_bench_gru_looks_for_the_imdb_data_before_timing(monkeypatch, capsys, tmp_path):
+    """--imdb-epoch --data nope ran the step benchmark (about 10 s, its table printed) and then said the
+    data was not found."""
+    from minidl.bench import gru
+
+    monkeypatch.setattr(gru, "run", lambda **kwargs: pytest.fail("the step benchmark ran first"))
+    assert main(["bench", "gru", "--imdb-epoch", "--data", str(tmp_path / "nope")]) == 1
+    assert "IMDB reviews not found" in capsys.readouterr().err
