@@ -177,12 +177,18 @@ def _old_mask(module, param_name):
 
 
 # --- masks --------------------------------------------------------------------------------------
-def apply_masks(model):
+def apply_masks(model, optimizer=None):
     """W ← W ⊙ M, in place, for every masked parameter (call after each optimizer step to keep
-    pruned weights at exactly zero). Returns how many parameters were masked."""
+    pruned weights at exactly zero), and for the running average of the weights ``optimizer``
+    keeps (``average``), which is what is evaluated and kept as best. Returns how many
+    parameters were masked."""
     masked = _masked(model)
     for _, module, param_name in masked:
-        module._parameters[param_name].data *= get_mask(module, param_name).data
+        parameter, mask = module._parameters[param_name], get_mask(module, param_name).data
+        parameter.data *= mask
+        average = optimizer.state.get(parameter, {}).get("average") if optimizer is not None else None
+        if average is not None:
+            average *= mask
     return len(masked)
 
 
@@ -191,11 +197,13 @@ class LockedMasks(Callback):
     fine-tune"): after every optimizer step W ← W ⊙ M, so pruned weights stay exactly 0 while
     the others learn. Pass it to any training through the core (``fit``, ``distill``, ``train``)."""
 
+    optimizer = None   # set by on_train_begin: its weight average is masked too
+
     def on_train_begin(self, model, optimizer):
-        self.model = model
+        self.model, self.optimizer = model, optimizer
 
     def on_step(self, step, loss=None):
-        apply_masks(self.model)
+        apply_masks(self.model, self.optimizer)
         return False
 
 
@@ -277,6 +285,10 @@ class GradualPruning(LockedMasks):
                  scope="linear", threshold="global"):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
+        if not (0.0 <= initial <= final < 1.0 and 0 <= start <= end):   # it failed mid-training, or never pruned
+            raise ValueError(f"GradualPruning prunes from initial to final sparsity, 0 <= initial <= final < 1 "
+                             f"(masks only grow), between steps 0 <= start <= end; got initial={initial}, "
+                             f"final={final}, start={start}, end={end}")
         if threshold not in ("global", "layer"):
             raise ValueError(f'threshold must be "global" (one threshold) or "layer" (each weight to the same '
                              f'sparsity), got {threshold!r}')
@@ -288,6 +300,11 @@ class GradualPruning(LockedMasks):
 
     def sparsity_at(self, step):
         return cubic_sparsity(step, self.initial, self.final, self.start, self.end)
+
+    def settled(self, step):
+        """The schedule has ended: before, the training core keeps no model as best (it would be
+        less sparse than ``final``)."""
+        return step >= self.end
 
     def on_step(self, step, loss=None):
         if self.model is None:

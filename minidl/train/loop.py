@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 from ..autograd.function import MinidlError
+from ..autograd.tensor import Tensor
 from ..optim.clip import clip_grad_norm_
 
 
@@ -59,6 +60,12 @@ class Callback:
 
     def on_save(self, path, kind):  # kind: "last" or "best"
         pass
+
+    def settled(self, step):
+        """Whether the model is in its final form at ``step`` (a pruning schedule has ended). Until
+        every callback is settled, each evaluation replaces the best and none counts towards
+        early stopping: the kept model is never one from the middle of the schedule."""
+        return True
 
 
 class LossCurve(Callback, list):
@@ -224,6 +231,9 @@ class _Run:
         """One optimizer step on ``batch``; -> the loss as a float."""
         out = self.loss_fn(self.model, batch)
         loss, stats = out if isinstance(out, tuple) else (out, {})
+        if not (isinstance(loss, Tensor) and loss.size() == 1):   # .item() of anything else failed from inside
+            raise TypeError(f"train: loss_fn must return a Tensor holding one number (or (loss, {{name: value}})), "
+                            f"got {type(loss).__name__}{f' of shape {loss.shape}' if isinstance(loss, Tensor) else ''}")
         value, step = loss.item(), self.loop["step"] + 1
         self.check("the forward pass", step)   # first: the cause of a loss that became inf or nan
         if not math.isfinite(value):
@@ -259,10 +269,12 @@ class _Run:
             metrics.update(step=loop["step"], epoch=loop["epoch"] + fraction, **self.running.means())
             self.running.clear()
             self.evaluated_at = loop["step"]
+            if not all(callback.settled(loop["step"]) for callback in self.callbacks):
+                metrics["unsettled"] = True   # e.g. pruned to less than its final sparsity
             loop["history"].append(metrics)
             for callback in self.callbacks:
                 callback.on_evaluate(loop["step"], metrics)
-            improved = self.evaluate is not None and better(self.metric, metrics, loop["best"])
+            improved = self.evaluate is not None and self.improves(metrics)
             if improved:
                 loop["best"], loop["bad_evaluations"] = metrics, 0
                 self.best_state = self.model.state_dict()  # a copy, in memory even without checkpoints
@@ -282,14 +294,26 @@ class _Run:
                      f"{self.patience} evaluations")
         return True
 
+    def improves(self, metrics):
+        """Is ``metrics`` the new best? An unsettled evaluation always is (the latest model of a
+        schedule, see ``Callback.settled``), and so is a settled one after an unsettled best."""
+        best = self.loop["best"]
+        return metrics.get("unsettled") or (best or {}).get("unsettled") or better(self.metric, metrics, best)
+
     def validate(self):
         """The caller's metrics, the model in eval mode ({} without ``evaluate``); a non-finite
         validation loss stops the run."""
         if self.evaluate is None:
             return {}
         self.model.eval()
-        metrics = dict(self.evaluate(self.model))
-        self.model.train()
+        try:
+            metrics = self.evaluate(self.model)
+        finally:
+            self.model.train()
+        if not isinstance(metrics, dict):
+            raise TypeError(f"train: evaluate must return a dict of metrics like {{'loss': 0.42}}, got "
+                            f"{type(metrics).__name__}")
+        metrics = dict(metrics)
         self.check("the validation", self.loop["step"])
         if not math.isfinite(metrics.get("loss", 0.0)):
             raise self.diverged(f"the validation loss became {metrics['loss']}", self.loop["step"])

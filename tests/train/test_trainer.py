@@ -316,3 +316,25 @@ def test_a_diverging_command_prints_one_line(tmp_path, capsys):
     assert len(err) == 1 and "Lower the learning rate" in err[0], err
     assert "a value overflowed to infinity in the forward pass at step 2" in err[0], err
 
+
+
+def test_the_core_names_a_loss_fn_or_evaluate_that_returns_the_wrong_thing():
+    """A per-example loss failed in .item() ("can only convert an array of size 1"), a float loss with
+    "'float' object has no attribute 'item'", a float from evaluate with "'float' object is not
+    iterable" -- and left the model in eval mode."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+
+    net = nn.Sequential(nn.Linear(4, 2))
+    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
+    run = lambda loss_fn, **kw: train(net, lambda e: [(X, Y)], loss_fn, optim.SGD(net.parameters(), lr=0.1), epochs=1,
+                                      **kw)
+    with pytest.raises(TypeError, match=r"loss_fn must return a Tensor holding one number .*got Tensor of shape "
+                                        r"\(8,\)"):
+        run(lambda m, b: m(b[0]).sum(axis=1))
+    with pytest.raises(TypeError, match="loss_fn must return a Tensor holding one number .*got float"):
+        run(lambda m, b: 0.5)
+    with pytest.raises(TypeError, match=r"evaluate must return a dict of metrics like \{'loss': 0.42\}, got float"):
+        run(lambda m, b: md.cross_entropy(m(b[0]), b[1]), evaluate=lambda m: 0.5, every=1)
+    assert net.training
