@@ -94,3 +94,14 @@ def test_copies_and_pickles_keep_the_one_backend_of_their_device(device):
         assert twin.weight.xp is layer.weight.xp and twin.weight.device == layer.weight.device
         x = md.tensor(np.ones((2, 4), np.float32), device=device)
         np.testing.assert_array_equal(twin(x).numpy(), layer(x).numpy())
+
+
+def test_a_python_float_beside_an_integer_tensor_keeps_its_value_on_both_backends():
+    """torch's maximum / minimum / where got the float cut to the integer tensor's dtype: 1.5 -> 1."""
+    from minidl.autograd import ops
+
+    for device in ("cpu", "torch"):
+        i, cond = md.tensor([1, 2, 3], device=device), md.tensor([True, False, True], device=device)
+        assert ops.maximum(i, 1.5).numpy().tolist() == [1.5, 2, 3], device
+        assert ops.minimum(i, 2.5).numpy().tolist() == [1, 2, 2.5], device
+        assert ops.where(cond, i, 1.5).numpy().tolist() == [1, 1.5, 3], device
