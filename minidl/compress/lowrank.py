@@ -182,6 +182,23 @@ def _refuse_root(model, function, alternative, kind=Linear):
                         f"model itself; for a single layer use {alternative}")
 
 
+def _check_ranks(model, rank, energy):
+    """Refuse what factorize would skip or round quietly: a rank that is not a whole number >= 1
+    (0 skipped every layer, 2.7 became 2), an energy outside (0, 1], a layer name that is no Linear's."""
+    ranks = rank.values() if isinstance(rank, dict) else [] if rank is None else [rank]
+    wrong = [r for r in ranks if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 1]
+    if wrong:
+        raise ValueError(f"factorize: a rank is a whole number >= 1, got {wrong[0]!r}")
+    if energy is not None and not (isinstance(energy, (int, float)) and 0 < energy <= 1):
+        raise ValueError(f"factorize: energy must be in (0, 1], got {energy!r}")
+    if isinstance(rank, dict):
+        linears = [name for name, module in model.named_modules() if isinstance(module, Linear)]
+        unknown = sorted(set(rank) - set(linears))
+        if unknown:
+            raise ValueError(f"factorize: no Linear named {', '.join(map(repr, unknown))}; the Linears are "
+                             f"{', '.join(linears) or 'none'}")
+
+
 def factorize(model, rank=None, energy=None, min_size=1024):
     """Replace every ``Linear`` inside ``model`` (in place) by its truncated-SVD ``LowRankLinear``.
 
@@ -196,6 +213,7 @@ def factorize(model, rank=None, energy=None, min_size=1024):
     _refuse_root(model, "factorize", "LowRankLinear.from_linear(layer, ...)")
     if (rank is None) == (energy is None):
         raise ValueError("give exactly one of rank= or energy=")
+    _check_ranks(model, rank, energy)
     report = []
 
     def convert(name, module):
@@ -213,7 +231,7 @@ def factorize(model, rank=None, energy=None, min_size=1024):
         if isinstance(rank, dict) and layer_rank is None:
             return skip("no rank given for this layer")
         if layer_rank is not None:
-            layer_rank = min(int(layer_rank), d_in, d_out)
+            layer_rank = min(layer_rank, d_in, d_out)
         try:
             new = LowRankLinear.from_linear(module, rank=layer_rank, energy=None if layer_rank else energy)
         except ValueError as e:

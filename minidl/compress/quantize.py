@@ -186,15 +186,21 @@ class QuantizedEmbedding(Module):
     One scale per word (per row of W (V, E)), the same symmetric rule as QuantizedLinear's
     per-column one applied to Wᵀ: scale_v = max_e |W[v, e]| / 127. In a text classifier the
     table is most of the weights, so quantising it is what makes the whole file ~4× smaller.
-    Buffers: ``qweight`` int8 (V, E), ``scale`` float32 (V,). ids (B, T) -> (B, T, E).
+    Buffers: ``qweight`` int8 (V, E), ``scale`` (V,) in the float dtype the rows come out in
+    (float32; float64 in a float64 model, also after ``model.to(dtype="float64")``, which left
+    the rows float32 while the scales moved). ids (B, T) -> (B, T, E).
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.dtype = dtype or "float32"
         self.register_buffer("qweight", creation.zeros(num_embeddings, embedding_dim, device=device, dtype="int8"))
-        self.register_buffer("scale", creation.ones(num_embeddings, device=device, dtype="float32"))
+        self.register_buffer("scale", creation.ones(num_embeddings, device=device, dtype=dtype or "float32"))
+
+    @property
+    def dtype(self):
+        """The float dtype of the rows it gives: its scales'."""
+        return self.scale.dtype
 
     @classmethod
     def from_embedding(cls, embedding):
@@ -204,7 +210,7 @@ class QuantizedEmbedding(Module):
         layer = cls(embedding.num_embeddings, embedding.embedding_dim, embedding.padding_idx, device=w.device,
                     dtype=w.dtype)
         q, scale = quantize_per_channel(w.T)                   # per column of Wᵀ = per row of W
-        layer.qweight, layer.scale = q.T, scale
+        layer.qweight, layer.scale = q.T, scale.to(dtype=w.dtype)
         layer.training = embedding.training
         return layer
 
@@ -240,8 +246,12 @@ def quantize(model, embeddings=False):
     ``embeddings=True``, every ``Embedding`` by a ``QuantizedEmbedding`` (per-row scales).
     Returns one ``QuantizeReport`` per replaced layer, in model order."""
     _refuse_root(model, "quantize", "QuantizedLinear.from_linear(layer)")
-    return _replace_by_int8(model, Linear, lambda linear: (QuantizedLinear.from_linear(linear), linear.weight),
-                            embeddings)
+    report = _replace_by_int8(model, Linear, lambda linear: (QuantizedLinear.from_linear(linear), linear.weight),
+                              embeddings)
+    if not report:   # it returned [] and left the model float, silently
+        raise ValueError(f"quantize: {type(model).__name__} has no Linear layer{' or Embedding' * embeddings} to "
+                         f"quantise (a LowRankLinear's factors are not Linears; layers already int8 stay so)")
+    return report
 
 
 def _replace_by_int8(model, kind, to_int8, embeddings):

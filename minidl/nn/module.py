@@ -344,6 +344,10 @@ def _describe_problems(model, missing, unexpected, mismatched, strict):
         lines.append(f"  unexpected keys (in the state, not in the model): {', '.join(unexpected)}")
     for name, theirs, ours in mismatched:
         lines.append(f"  shape mismatch for {name}: state has {theirs}, model has {ours}")
+    if strict and unexpected and not missing and not mismatched and all(k.endswith("_mask") for k in unexpected):
+        lines.append("These are pruning masks: minidl.compress.load_pruned(model, path) loads a pruned model's "
+                     "file, masks included.")
+        return "\n".join(lines)
     lines.append("Build the model with the same sizes as the one that was saved; strict=False skips "
                  "missing and unexpected keys (never shape mismatches).")
     return "\n".join(lines)

@@ -58,6 +58,16 @@ def test_rank_arguments_are_checked():
         choose_rank([1.0, 0.5], energy=1.5)
     with pytest.raises(ValueError, match="rank"):
         choose_rank([1.0, 0.5], rank=3)
+    # factorize skipped every layer for a rank of 0, rounded 2.7 down, and read a misspelled layer
+    # name as "no rank given for this layer"
+    net = lambda: Sequential(Linear(64, 48), Tanh(), Linear(48, 64))
+    for rank in (0, -1, 2.7, "3", True):
+        with pytest.raises(ValueError, match=f"factorize: a rank is a whole number >= 1, got {rank!r}"):
+            factorize(net(), rank=rank)
+    with pytest.raises(ValueError, match=r"factorize: energy must be in \(0, 1\], got 1.5"):
+        factorize(net(), energy=1.5)
+    with pytest.raises(ValueError, match="factorize: no Linear named 'layer0'; the Linears are 0, 2"):
+        factorize(net(), rank={"layer0": 4, "2": 4})
 
 
 def test_refuses_a_rank_that_saves_nothing(rng):

@@ -239,3 +239,33 @@ def test_quantized_embedding_rows_within_half_a_step_and_file_4x_smaller(tmp_pat
     mask, lengths = md.tensor(np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.float32), device=device), \
         md.tensor(np.array([3, 2]), device=device)
     np.testing.assert_array_equal(fresh(ids, mask, lengths).logits.numpy(), model(ids, mask, lengths).logits.numpy())
+
+
+def test_a_model_with_nothing_to_quantise_is_refused():
+    """quantize returned [] and left a GRU's recurrent layer, or a factorised model, float32."""
+    from minidl import nn
+    from minidl.compress import factorize
+    from minidl.models import build_model
+
+    with pytest.raises(ValueError, match="quantize: GRU has no Linear layer to quantise"):
+        quantize(build_model("gru", 50, embed_dim=8, hidden=8).rnn)
+    low = nn.Sequential(nn.Linear(64, 64))
+    factorize(low, rank=8)
+    with pytest.raises(ValueError, match="has no Linear layer to quantise .a LowRankLinear"):
+        quantize(low)
+
+
+def test_a_quantised_embedding_follows_the_model_to_float64():
+    """After model.to(dtype="float64") its rows stayed float32 (a dtype string of its own) while its
+    scales became float64."""
+    from minidl import nn
+
+    model = nn.Sequential(nn.Linear(4, 2), nn.Embedding(10, 4))
+    quantize(model, embeddings=True)
+    ids = md.tensor([[1, 2]])
+    before = model[1](ids).numpy()
+    model.to(dtype="float64")
+    after = model[1](ids)
+    assert after.dtype == "float64" and model[1].weight.dtype == "float64"
+    np.testing.assert_allclose(after.numpy(), before, rtol=1e-6)
+    assert QuantizedEmbedding.from_embedding(nn.Embedding(10, 4, dtype="float64"))(ids).dtype == "float64"
