@@ -261,6 +261,8 @@ class NumpyBackend(Backend):
         # σ(a) = ½ + ½·tanh(a/2): never overflows, and one tanh is ~10x faster than the
         # logaddexp form. Far in the negative tail (a < −17 in float32) it returns 0 where
         # σ is < 4e-8: an absolute error no model notices (the losses use their own formulas).
+        if a.dtype.kind != "f":   # integers: NumPy's float64 (the engine then gives the default dtype)
+            a = a.astype(np.float64)
         out = np.multiply(a, 0.5, out=np.empty_like(a))  # an array even for 0-d input
         np.tanh(out, out=out)
         out *= 0.5

@@ -179,6 +179,8 @@ def backward(root, grad=None):
                 continue
             if tuple(g_in.shape) != parent.shape:
                 g_in = unbroadcast(parent.xp, g_in, parent.shape)
+            if g_in.dtype is not parent.data.dtype and not isinstance(g_in, _Tensor):   # (named below)
+                g_in = parent.xp.astype(g_in, parent.xp.dtype_name(parent.data))   # NumPy: f32 · int64 -> f64
             if _anomaly:
                 _check_finite(ctx, i, parent, g_in)
             key = id(parent)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 
+from ..backend import FLOAT_DTYPES
 from . import engine
-from .tensor import Tensor
+from .tensor import Tensor, get_default_dtype, is_float
 
 
 class MinidlError(Exception):
@@ -53,6 +54,32 @@ class Context:
         self.saved = arrays
 
 
+def _library_error(cls, inputs, error):
+    """What the array library's ``error`` in ``cls``'s forward is for the user: a ShapeError naming
+    the input shapes, or an OpError naming the dtypes where they clash (torch refuses int64 @ float32)."""
+    tensors = [x for x in inputs if isinstance(x, Tensor)]
+    dtypes = sorted({x.dtype for x in tensors})
+    if len(dtypes) > 1 and "dtype" in str(error):
+        return OpError(f"{cls.op_name()}: {error} (input dtypes: {', '.join(dtypes)}); give the inputs one dtype, "
+                       f"e.g. x.float()")
+    shapes = ", ".join(str(tuple(x.shape)) for x in tensors)
+    return ShapeError(f"{cls.op_name()}: {error} (input shapes: {shapes})")
+
+
+def _promoted(xp, out, arrays):
+    """One promotion rule on both backends: a float output takes the widest float dtype among the
+    inputs, or the default dtype when no input is float. NumPy promotes integers to float64
+    (int64 + float32, int64 * 0.5, the mean of integers), PyTorch to its default float32."""
+    name = xp.dtype_name(out) if hasattr(out, "dtype") else None
+    if name not in FLOAT_DTYPES:
+        return out
+    floats = {xp.dtype_name(a) for a in arrays if hasattr(a, "dtype") and is_float(xp, a)}
+    if not floats <= set(FLOAT_DTYPES):   # half precision among the inputs: left as the library gives it
+        return out
+    want = "float64" if "float64" in floats else "float32" if floats else get_default_dtype()
+    return out if name == want else xp.astype(out, want)
+
+
 class Function:
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - interface
@@ -63,6 +90,7 @@ class Function:
         raise NotImplementedError
 
     name = None  # the public function's name, where snake-casing the class name does not give it
+    sets_dtype = False  # True for an op whose output dtype is its argument (``To``), not its inputs'
 
     @classmethod
     def op_name(cls):
@@ -96,11 +124,12 @@ class Function:
             out = cls.forward(ctx, *arrays, **kwargs)
         except (MinidlError, NotImplementedError):   # the op's own message (or an op still to be written)
             raise
-        except Exception as e:                        # the array library could not combine the shapes
-            shapes = ", ".join(str(tuple(x.shape)) for x in inputs if isinstance(x, Tensor))
-            raise ShapeError(f"{cls.op_name()}: {e} (input shapes: {shapes})") from e
+        except Exception as e:                        # the array library could not combine the inputs
+            raise _library_error(cls, inputs, e) from e
         if out is None:
             raise OpError(f"{cls.op_name()}: forward returned None; return the output array")
+        if getattr(out, "dtype", None) is not getattr(arrays[0], "dtype", None) and not cls.sets_dtype:
+            out = _promoted(xp, out, arrays)
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).
         result = Tensor._wrap(out, getattr(ctx, "out_xp", xp), requires_grad=record)
         if ctx.aux is not None:

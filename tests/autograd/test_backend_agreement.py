@@ -105,3 +105,24 @@ def test_a_python_float_beside_an_integer_tensor_keeps_its_value_on_both_backend
         assert ops.maximum(i, 1.5).numpy().tolist() == [1.5, 2, 3], device
         assert ops.minimum(i, 2.5).numpy().tolist() == [1, 2, 2.5], device
         assert ops.where(cond, i, 1.5).numpy().tolist() == [1, 1.5, 3], device
+
+
+def test_integers_meeting_floats_give_the_same_dtype_on_both_backends():
+    """NumPy promoted int64 to float64 (int64 + float32, int64 * 0.5, the mean or exp of integers),
+    PyTorch to float32: one rule now, the widest float input or else the default dtype. Gradients
+    take their input's dtype. torch's refusal of int64 @ float32 is a dtype error, not a ShapeError."""
+    from minidl.autograd.function import OpError
+
+    for device in ("cpu", "torch"):
+        i, f = md.tensor([1, 2, 3], device=device), md.tensor([0.5, 1.5, 2.5], device=device)
+        results = [i + f, i / 2, i * 0.5, i ** 0.5, i.mean(), i.exp(), i.softmax(), i.sigmoid(),   # sigmoid was
+                   md.tensor([True, False], device=device).mean()]                                # a ShapeError
+        assert [r.dtype for r in results] == ["float32"] * len(results), device
+        assert (i + f.double()).dtype == "float64" and (i + 1).dtype == "int64"
+        with md.default_dtype("float64"):
+            assert (i / 2).dtype == "float64" and (i + f).dtype == "float32"
+        w = md.tensor([0.5, 1.5, 2.5], device=device, requires_grad=True)
+        (w * md.tensor(np.array([1, 2, 3]), device=device)).sum().backward()
+        assert md.tensor(w.grad, device=device).dtype == "float32" and w.grad.tolist() == [1, 2, 3]
+    with pytest.raises(OpError, match=r"input dtypes: float32, int64\); give the inputs one dtype"):
+        md.tensor([[1, 2]], device="torch") @ md.tensor([[1.0], [2.0]], device="torch")

@@ -165,6 +165,8 @@ class Pad(Function):
 class To(Function):
     """Copy to another backend/device and/or dtype; the gradient goes back the same way."""
 
+    sets_dtype = True
+
     @staticmethod
     def forward(ctx, x, xp, dtype):
         ctx.out_xp, ctx.source_dtype = xp, ctx.xp.dtype_name(x)
