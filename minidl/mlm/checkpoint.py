@@ -11,6 +11,7 @@ state: a student's file size is what the comparison with its teacher reports.
 from __future__ import annotations
 
 import json
+import os
 
 import minidl as md
 
@@ -58,6 +59,9 @@ def is_mlm_checkpoint(path):
 def load_mlm(path, device="cpu", for_training=False):
     """(model in eval mode, vocabulary, tokenizer, meta) of a ``save_mlm`` file. An int8 copy
     loads for scoring only: ``for_training`` refuses it."""
+    if not os.path.exists(path):   # read_npz's hint is a classifier's (minidl train --out DIR)
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}: check the path (minidl mlm pretrain and "
+                                f"distill --out write masked-LM checkpoints)")
     arrays = read_npz(path)
     try:
         meta = json.loads(str(arrays.pop("meta")))

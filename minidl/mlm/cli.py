@@ -231,6 +231,7 @@ def add_arguments(commands):
 def _corpus(args, length, max_vocab=8000, vocab=None):
     from .corpus import load_corpus
 
+    print("reading and tokenising the reviews (about 10-30 s) ...", flush=True)   # it was silent
     return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews, seed=args.seed,
                        vocab=vocab)
 
@@ -277,8 +278,9 @@ def main_pretrain(args):
         corpus = _corpus(args, args.length, args.max_vocab)
         settings, history = _settings(args, args.length), None
         model = build_mlm(len(corpus.vocab), settings, args.device, args.seed, _embeddings(args, corpus))
-    print(f"pretraining on {len(corpus.train)} segments of up to {args.length} tokens from {corpus.texts} reviews; "
-          f"vocabulary {len(corpus.vocab)}; {model.num_parameters():,} parameters", flush=True)
+    kept = f" (the model of {args.resume_from}: its settings, not the options')" if args.resume_from else ""
+    print(f"pretraining on {len(corpus.train)} segments of up to {settings['max_len']} tokens from {corpus.texts} "
+          f"reviews; vocabulary {len(corpus.vocab)}; {model.num_parameters():,} parameters{kept}", flush=True)
     train_mlm(model, corpus.train, corpus.vocab, args.steps, settings, args.out, cases=corpus.cases,
               batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, time_limit=args.time_limit,
               seed=args.seed, device=args.device, role="teacher", history=history, resume=args.resume,
@@ -326,6 +328,7 @@ def main_evaluate(args):
     if student_vocab != vocab:
         raise ValueError(f"{args.student} and {args.teacher} have different vocabularies; distil the student "
                          f"from this teacher (minidl mlm distill --teacher {args.teacher})")
+    print("reading the test reviews for the held-out sentences (about 20 s) ...", file=sys.stderr, flush=True)
     corpus = load_corpus(args.data, length=meta["settings"]["max_len"], cases=args.cases, vocab=vocab, log=None)
     result = compare(teacher, student, vocab, corpus.cases, args.teacher, args.student, device=args.device)
     if args.out:
@@ -359,9 +362,12 @@ def _comparison_table(result):
 
 def main_quantize(args):
     from ..compress.quantize import quantize
+    from ..io import npz_meta
     from .checkpoint import is_mlm_checkpoint, load_mlm, save_mlm
 
-    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "model"):
+    # only an earlier int8 copy is replaced: a trained student or teacher at --out was, silently
+    if problem := _out_refused(args, lambda path: is_mlm_checkpoint(path) and bool(npz_meta(path).get("int8")),
+                               "minidl mlm quantize", "model"):
         print(f"minidl mlm quantize: {problem}", file=sys.stderr)
         return 2
     model, vocab, _, meta = load_mlm(args.model, "cpu")
@@ -450,6 +456,9 @@ def main_fill_mask(args):
         fill_mask(model, vocab, tokenizer, args.text, args.k, args.device, role)           # warm-up
         columns.append((role, *fill_mask(model, vocab, tokenizer, args.text, args.k, args.device, role)))
     print(args.text)
+    unknown = [t for t in tokenizer(args.text) if t not in vocab and t != "[MASK]"]
+    if unknown:   # they were read as [UNK] without a word
+        print(f"(not in the vocabulary, read as [UNK]: {', '.join(dict.fromkeys(unknown))})")
     for m in range(len(columns[0][1])):
         if len(columns[0][1]) > 1:
             print(f"[MASK] {m + 1}")

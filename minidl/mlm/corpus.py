@@ -112,8 +112,8 @@ def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=N
     try:
         held_out = fill_mask_cases(test_tokens, vocab, cases, seed)
     except ValueError as e:  # say which settings give more sentences
-        raise ValueError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary); "
-                         f"use a larger max_vocab, more max_reviews or fewer cases") from None
+        raise ValueError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary): a "
+                         f"larger vocabulary, more reviews or fewer held-out sentences give enough") from None
     return Corpus(tokenizer, vocab, segments(token_lists, vocab, length), held_out, len(texts), token_lists)
 
 

@@ -64,7 +64,8 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
 
     optimizer = md.optim.AdamW(list(model.parameters()), lr=lr, weight_decay=weight_decay)
     epoch_steps = num_batches(train, batch_size)
-    schedule = LinearWarmupDecay(optimizer, max(1, epoch_steps * epochs // 10), epoch_steps * epochs)
+    total = epoch_steps * epochs   # a tenth of it warms up; none when it is one step ("need warmup_steps < total")
+    schedule = LinearWarmupDecay(optimizer, min(max(1, total // 10), total - 1), total)
     md.manual_seed(seed)
 
     class Report(core.Callback):
@@ -129,7 +130,13 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     pretrained, vocab, tokenizer, meta = load_mlm(student_path, device, for_training=True)
     settings = meta["settings"]
     if length > settings["max_len"]:
-        raise ValueError(f"length {length} is longer than the student's {settings['max_len']} positions")
+        raise ValueError(f"length {length} is longer than the student's {settings['max_len']} positions; give a "
+                         f"length of {settings['max_len']} or less")
+    if "teacher embeddings only" in starts and load_mlm(teacher_path)[1] != vocab:   # before any fine-tuning
+        raise ValueError(f"{teacher_path} and {student_path} have different vocabularies; give the teacher the "
+                         f"student was distilled from")
+    if log:
+        log("reading and encoding the IMDB reviews ...")
     splits = load_imdb(data)
     train = subset(encode_reviews(splits["train"], tokenizer, vocab, length), train_limit, seed)
     test = subset(encode_reviews(splits["test"], tokenizer, vocab, length), test_limit, seed)

@@ -342,6 +342,8 @@ def test_fill_mask_errors_and_checkpoint_errors(tmp_path):
     model.save(tmp_path / "bare.npz")
     with pytest.raises(CheckpointError, match="not a masked-LM checkpoint"):
         load_mlm(tmp_path / "bare.npz")
+    with pytest.raises(FileNotFoundError, match=r"check the path \(minidl mlm pretrain and distill --out write"):
+        load_mlm(tmp_path / "nothere.npz")   # the hint was a classifier's, minidl train --out DIR
 
 
 def test_train_mlm_refuses_distillation_settings_without_a_teacher():
@@ -379,6 +381,8 @@ def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
                  "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "w1 [MASK] w2" and "teacher (" in lines[1] and "student (" in lines[1] and len(lines) == 5
+    assert main(["fill-mask", "xyzzy [MASK] w2 xyzzy qwerty", "--teacher", str(teacher), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "(not in the vocabulary, read as [UNK]: xyzzy, qwerty)"
     assert main(["fill-mask", "no mask here", "--teacher", str(teacher), "--device", "cpu"]) == 1
     assert "no [MASK]" in capsys.readouterr().err
     assert main(["fill-mask", "w1 " * 20 + "[MASK]", "--teacher", str(teacher), "--device", "cpu"]) == 1
@@ -461,6 +465,13 @@ def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and "--out is --model" in err[0] and "already an int8 copy" in err[1]
     assert open(float_path, "rb").read() == before and not os.path.exists(tmp_path / "x.npz")
+    # a trained masked-LM at --out was replaced by the int8 copy of another: only an int8 copy is replaced
+    other = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), settings, "cpu", seed=3), vocab, settings)
+    trained = open(other, "rb").read()
+    assert main(["mlm", "quantize", "--model", str(float_path), "--out", str(other)]) == 2
+    assert "is there and was not written by minidl mlm quantize" in capsys.readouterr().err
+    assert open(other, "rb").read() == trained
+    assert main(["mlm", "quantize", "--model", str(float_path), "--out", str(tmp_path / "int8.npz")]) == 0
 
 
 def test_too_few_held_out_sentences_name_the_settings_that_give_more(tmp_path):
@@ -470,7 +481,8 @@ def test_too_few_held_out_sentences_name_the_settings_that_give_more(tmp_path):
     from tests.data.conftest import write_fake_imdb
 
     write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
-    with pytest.raises(ValueError, match=r"from 40 test reviews and a 12-token vocabulary\); use a larger max_vocab"):
+    with pytest.raises(ValueError, match=r"from 40 test reviews and a 12-token vocabulary\): a larger vocabulary, "
+                                         r"more reviews or fewer held-out sentences give enough"):   # no option names:
         load_corpus(tmp_path / "imdb", max_vocab=12, cases=10, log=None)
 
 

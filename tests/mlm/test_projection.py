@@ -162,3 +162,27 @@ def test_compare_reports_the_thesis_table_and_the_rank_limited_teacher(tmp_path)
     assert result["size_ratio"] > 1 and result["speed_ratio"] > 0
     assert "rank_limited_teacher" not in compare(teacher, teacher, vocab, cases, repeats=1)
     assert compare(teacher, teacher, vocab, cases, repeats=1)["agreement"] == {"top1": 1.0, "top5": 1.0}
+
+
+def test_fine_tuning_checks_the_teacher_and_the_length_first_and_runs_one_step(tmp_path):
+    """A teacher of another vocabulary was found out after the "pretrained" start had fine-tuned (three
+    epochs over IMDB thrown away); a run of one step failed in the schedule ("need warmup_steps <
+    total_steps"); a --length past the student's positions did not say what to give."""
+    from minidl.mlm import build_vocabulary, save_mlm
+    from minidl.mlm.finetune import compare_pretraining
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=6, unsup=0)
+    vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
+    student = save_mlm(tmp_path / "student.npz", build_mlm(len(vocab), TEACHER, "cpu", seed=5), vocab, TEACHER)
+    other = build_vocabulary([[f"v{i}" for i in range(20)]], max_size=None, min_freq=1)
+    teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(other), TEACHER, "cpu", seed=3), other, TEACHER)
+    read = []
+    with pytest.raises(ValueError, match="have different vocabularies; give the teacher the student was distilled"):
+        compare_pretraining(student, tmp_path / "imdb", length=16, teacher_path=teacher, log=read.append)
+    assert read == [], "refused before the reviews were read"
+    with pytest.raises(ValueError, match="longer than the student's 16 positions; give a length of 16 or less"):
+        compare_pretraining(student, tmp_path / "imdb", length=32, starts=("pretrained",), log=None)
+    result = compare_pretraining(student, tmp_path / "imdb", length=16, epochs=1, batch_size=64,
+                                 starts=("pretrained",), log=None)
+    assert len(result["pretrained"]["epochs"]) == 1
