@@ -340,9 +340,7 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     if log:
         log(f"reading {data} ...")      # IMDB: about 8 s
     train, test = _splits(data, data_path, columns)
-    if kind == "nbsvm" and train.num_classes != 2:
-        raise BaselineError(f"--kind nbsvm compares two classes; {data} has {train.num_classes} "
-                            f"({', '.join(map(str, train.label_names))}): use --kind tfidf")
+    _check_two_classes(kind, data, train)
     from .metrics import classification_report
 
     settings = dict(ngrams=ngrams, min_df=min_df, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -378,6 +376,15 @@ def fit_baseline(kind, train, others, max_length, ngrams=(1, 2), min_df=2, epoch
         progress(len(vocabulary))
     model, _ = fit_logistic(x_train, train.labels, train.num_classes, epochs, batch_size, lr, weight_decay, seed)
     return model, vocabulary, x_others
+
+
+def _check_two_classes(kind, data, train):
+    from .data.tabular import listing
+
+    if kind == "nbsvm" and train.num_classes != 2:
+        names = listing([str(name)[:40] for name in train.label_names])   # not 23 KB of review texts
+        raise BaselineError(f"--kind nbsvm compares two classes; {data} has {train.num_classes} ({names}): use "
+                            f"--kind tfidf")
 
 
 def _splits(data, data_path, columns):
@@ -424,6 +431,9 @@ def main(args):
     for kind in kinds:                      # every setting checked before the first run
         for length in lengths:
             check_settings(kind, length, **settings)
+    if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
+        _check_two_classes("nbsvm", args.data, _splits(args.data, args.data_path,
+                                                        (args.text_column, args.label_column))[0])
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
     results = [run_baseline(kind, data=args.data, max_length=length, data_path=args.data_path, seed=args.seed,
                             log=log, columns=(args.text_column, args.label_column), **settings)

@@ -224,3 +224,18 @@ def test_the_registered_command_answers_in_one_line(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ["minidl baseline: --kind must be one of tfidf, nbsvm, got 'svm'",
                      "minidl baseline: --max-length must be a whole number >= 1, got 0"]
+
+
+def test_nbsvm_on_more_than_two_classes_is_refused_before_tfidf_trains(tmp_path, monkeypatch):
+    """The default --kind tfidf,nbsvm trained tfidf, then refused nbsvm; with --label-column text the
+    message listed every review's text (23 KB on one line)."""
+    ran = []
+    monkeypatch.setattr("minidl.baseline.run_baseline", lambda *a, **k: ran.append(a) or {})
+    table = tmp_path / "three.csv"
+    table.write_text("text,label\n" + "".join(f"review number {i} with words,{['good', 'bad', 'meh'][i % 3]}\n"
+                                              for i in range(60)))
+    with pytest.raises(BaselineError, match=r"nbsvm compares two classes; .*three.csv has 3 \(bad, good, meh\)"):
+        main(_args(kind="tfidf,nbsvm", data=str(table)))
+    with pytest.raises(BaselineError, match=r"has 60 \(review number 0 with words, .*, \.\.\. 55 more\): use"):
+        main(_args(kind="nbsvm", data=str(table), label_column="text"))
+    assert not ran

@@ -220,6 +220,11 @@ def _check_teacher(config):
         if config.unlabelled:
             raise ConfigError(f"--unlabelled {config.unlabelled}: the unlabelled reviews are labelled by the "
                               f"teacher; give --teacher CHECKPOINT (best.npz of a minidl train run)")
+        ignored = [f"{_flag(name)} {getattr(config, name)}" for name in ("distill_alpha", "temperature")
+                   if getattr(config, name) != getattr(TrainConfig, name)]   # they changed nothing, silently
+        if ignored:
+            raise ConfigError(f"{' and '.join(ignored)}: distillation settings, with no --teacher to learn from; "
+                              f"give --teacher CHECKPOINT (best.npz of a minidl train run), or leave them out")
         return
     from .teacher import teacher_paths
 

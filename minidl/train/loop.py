@@ -218,6 +218,9 @@ class _Run:
             if any([callback.on_step(loop["step"], value) for callback in self.callbacks]):
                 return True, False
             out_of_time = time_limit is not None and time.perf_counter() - self.start > time_limit
+            if out_of_time and self.log:   # a resumed run counts the seconds of the run it resumed
+                self.log(f"time limit of {time_limit:g} s reached at step {loop['step']} (the run's seconds, those "
+                         f"before any resume included)")
             if (every and loop["step"] % every == 0) or out_of_time:
                 loop["stopped_early"] = self.evaluation(epoch_steps)
             if loop["stopped_early"] or out_of_time or (steps is not None and loop["step"] >= steps):

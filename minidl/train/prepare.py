@@ -18,6 +18,7 @@ import numpy as np
 from ..data import synthetic
 from ..data.batching import encode_dataset
 from ..data.dataset import TextDataset
+from ..data.tabular import listing
 from ..data.errors import DataFormatError, DataWarning
 from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
@@ -175,7 +176,9 @@ def relabel(dataset, values, names, whose):
     unknown = [label for label in dataset.label_names if label not in lookup]
     if unknown:
         known = values if values == names else [f"{v}={n}" for v, n in zip(values, names)]
-        raise DataFormatError(f"{dataset.info.get('source', dataset.name)}: labels {unknown} are not among the "
+        shown = listing([repr(label[:40] + "..." if len(label) > 40 else label) for label in map(str, unknown)])
+        # (they were all listed: with --label-column text, every review)
+        raise DataFormatError(f"{dataset.info.get('source', dataset.name)}: labels {shown} are not among the "
                               f"{whose} labels {known}; fix the file, or its --label-column")
     index = np.array([lookup[label] for label in dataset.label_names], dtype=np.int64)
     return TextDataset(dataset.texts, index[dataset.labels] if len(dataset) else dataset.labels, list(names),

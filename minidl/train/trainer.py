@@ -91,6 +91,18 @@ def _check_positions(model, config, prepared):
                           f"{positions} or less, or --model-options '{{\"max_len\": {longest}}}'")
 
 
+def _check_steps(config, steps_per_epoch):
+    """The run's number of steps, once the settings counted in steps are known to fit in it."""
+    total = steps_per_epoch * config.epochs
+    for flag, steps, what in (("--warmup-steps", config.warmup_steps, "the learning rate would never decay"),
+                              ("--embedding-freeze-steps", config.embedding_freeze_steps,
+                               "the embedding table would never learn (--freeze-embeddings keeps it frozen)")):
+        if steps and steps >= total:   # the schedule's internal error; the table frozen throughout, silently
+            raise ConfigError(f"{flag} {steps} is not fewer than the run's {total} steps ({config.epochs} epoch(s) of "
+                              f"{steps_per_epoch}), so {what}; give fewer steps")
+    return total
+
+
 def embedding_table(model):
     """The model's embedding table (a Parameter), or None for a model without one."""
     return getattr(getattr(model, "embedding", None), "weight", None)
@@ -110,7 +122,8 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
             f"test reviews; {len(prepared.vocab)} words ({time.perf_counter() - tick:.0f} s)")
     model, optimizer = build(config, prepared)
     steps_per_epoch = num_batches(prepared.train, config.batch_size)
-    schedule = (optim.LinearWarmupDecay(optimizer, config.warmup_steps, steps_per_epoch * config.epochs)
+    total = _check_steps(config, steps_per_epoch)
+    schedule = (optim.LinearWarmupDecay(optimizer, config.warmup_steps, total)
                 if config.warmup_steps else None)
     selection = prepared.validation if prepared.validation is not None else prepared.test
     paths = checkpoint.run_paths(out)

@@ -264,3 +264,15 @@ def test_train_windows_cut_each_training_text_into_windows_and_leave_the_rest_al
         np.testing.assert_array_equal(np.concatenate(getattr(windowed, split).ids),
                                       np.concatenate(getattr(first, split).ids))
         assert max(getattr(windowed, split).lengths) == 4
+
+
+def test_many_unknown_labels_are_a_short_line(triple, capsys):
+    """eval --label-column text listed every review's text as an unknown label, on one line."""
+    out = triple["folder"] / "run3"
+    assert _train(triple, out) == 0
+    capsys.readouterr()
+    texts = _write(triple["folder"] / "texts.tsv", ("content", "label"),
+                   [(f"review {i} " + "word " * 30, "pos") for i in range(50)])
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", texts, "--label-column", "content"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 600 and "... 45 more are not among the checkpoint" in err, err

@@ -338,3 +338,35 @@ def test_the_core_names_a_loss_fn_or_evaluate_that_returns_the_wrong_thing():
     with pytest.raises(TypeError, match=r"evaluate must return a dict of metrics like \{'loss': 0.42\}, got float"):
         run(lambda m, b: md.cross_entropy(m(b[0]), b[1]), evaluate=lambda m: 0.5, every=1)
     assert net.training
+
+
+def test_settings_that_would_change_nothing_are_refused(tmp_path):
+    """--distill-alpha / --temperature without --teacher trained the plain run; --embedding-freeze-steps
+    past the run's steps kept the table frozen throughout; --warmup-steps past them was the
+    schedule's "need 0 <= warmup_steps < total_steps"."""
+    from minidl.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--distill-alpha 0.3 and --temperature 5: distillation settings, with no "
+                                          "--teacher"):
+        TrainConfig(**{**QUICK, "distill_alpha": 0.3, "temperature": 5}).check()
+    for name, words in (("embedding_freeze_steps", "the embedding table would never learn"),
+                        ("warmup_steps", "the learning rate would never decay")):
+        with pytest.raises(ConfigError, match=rf"--{name.replace('_', '-')} 16 is not fewer than the run's 16 steps "
+                                              rf"\(2 epoch\(s\) of 8\), so {words}"):
+            fit(TrainConfig(**{**QUICK, name: 16}), progress=False)
+
+
+def test_a_time_limit_says_it_stopped_the_run():
+    """A resumed run with --time-limit counts the seconds of the run it resumed, and stopped after one
+    step without a word."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+
+    net, said = nn.Sequential(nn.Linear(4, 2)), []
+    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
+    loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]),
+                    optim.SGD(net.parameters(), lr=0.1), epochs=5, loop={"seconds": 100.0}, time_limit=50,
+                    log=said.append)
+    assert loop["step"] == 1 and said == ["time limit of 50 s reached at step 1 (the run's seconds, those before "
+                                          "any resume included)"]
