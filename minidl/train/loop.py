@@ -179,7 +179,7 @@ class _Run:
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.start = time.perf_counter() - self.loop["seconds"]
         self.running, self.best_state, self.evaluated_at = _Running(), None, self.loop["step"]
-        self.overflow = None   # what overflowed since the last check, e.g. "matmul" (NumPy)
+        self.overflow = None   # NumPy's report of an overflow since the last check (its kind, "overflow")
 
     def overflowed(self, error, flag):
         """NumPy's call on an overflow (np.errstate(over="call")): remembered, and said by ``check``."""
