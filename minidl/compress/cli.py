@@ -51,6 +51,8 @@ def add_arguments(commands):
     seeds = what.add_parser("seeds", help="the fine-tuned rows within a point of the teacher, under several seeds: "
                                           "mean and standard deviation")
     _common(seeds)
+    seeds.add_argument("--student-epochs", type=at_least(1), default=2,
+                       help="epochs of distillation for the student, as compress-report was given them")
     seeds.add_argument("--seeds", type=whole_numbers(0), default="0,1,2",
                        help="comma-separated seeds (seed 0's rows are --out's own, compress-report's; seed N's go "
                             "to --out/seedN)")
@@ -75,7 +77,8 @@ def _report(args, seed=None, out=None):
     from .report import CompressionReport
 
     return CompressionReport(args.teacher, out or args.out, device=args.device, fine_tune=args.fine_tune_reviews,
-                             test_limit=args.test_limit, seed=args.seed if seed is None else seed)
+                             test_limit=args.test_limit, seed=args.seed if seed is None else seed,
+                             student_epochs=getattr(args, "student_epochs", 2))   # seeds: its student's epochs
 
 
 def _print_rows(report, names):

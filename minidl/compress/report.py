@@ -84,8 +84,17 @@ class CompressionReport:
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
         check_writable(out, folder=True)                # before the data and the teacher load, not after
+        # (a folder or a missing file named in one line, before its SHA-256 is taken)
+        self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
+        if self.config.model != "transformer":   # an RNN's rows claimed compression that never happened
+            raise ConfigError(f"--teacher {teacher_path} is a {self.config.model}; the compression report and "
+                              f"commands take a transformer (minidl train --model transformer)")
+        _check_not_inside(out, teacher=teacher_path, decoder=decoder_path)
         # what every row depends on: rows of another teacher or other settings in --out are refused, not reused
-        self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune}
+        self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune,
+                      "device": str(device)}
+        self.depends = {"student_epochs": student_epochs, "gradual_epochs": gradual_epochs,
+                        "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(decoder_path)}
         rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
         _read_rows(rows, {**self.setup, "seed": seed})
         # the outputs are the rows' (or, where a rank sweep alone ran, its rows')
@@ -95,7 +104,6 @@ class CompressionReport:
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
-        self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
         check_data(teacher_path)
         prepared = prepare(self.config)
         if prepared.vocab.to_dict() != vocab.to_dict():
@@ -103,15 +111,38 @@ class CompressionReport:
                              f"was the data changed since it was trained?")
         self.train, self.test = prepared.train, subset(prepared.test, test_limit, 0)  # the same reviews for every seed
         self.fine_tune, self.gradual_tune_reviews = fine_tune, gradual_tune
-        self.vocab_size = len(vocab)
+        self.vocab_size, self.vocab = len(vocab), vocab
         self.settings = {**self.config.model_config(), "embed_dim": self.teacher.embed_dim}
         self.decoder = decoder_path and self._load_decoder(decoder_path)    # refused now, not after the first rows
         self._shared = {}  # the teacher's logits, computed once, also for with_seed's copies
         self._start(seed, out)
 
+    def row_setup(self, name, group):
+        """What the row ``name`` depends on besides the seed: the setup of every row and its own
+        settings (students: their epochs; gradual rows: theirs and their reviews; the decoder: its file)."""
+        own = (["student_epochs"] if group == "students" else ["gradual_epochs", "gradual_tune"]
+               if name.startswith("gradual") else ["decoder"] if name == "decoder" else [])
+        return {**self.setup, **{key: self.depends[key] for key in own}}
+
+    def check_rows(self):
+        """Refuse, before any work, the rows ``run`` and the timing could not reuse: one of other
+        settings than its own now (a student of other epochs was printed as the new one), or a
+        decoder row without --decoder (it crashed after every other row)."""
+        for row in self.rows:
+            if row["name"] == "decoder" and not self.decoder:
+                raise ConfigError(f"{row['file']}: --out holds a decoder row; give its --decoder again, or another "
+                                  f"--out")
+            self._check_row(row)
+
+    def _check_row(self, row):
+        want, saved = {**self.row_setup(row["name"], row.get("group")), "seed": self.seed}, row.get("setup", {})
+        if changed := differences(saved, {key: value for key, value in want.items() if key in saved}):
+            raise ConfigError(f"--out's row {row['name']!r} was measured with other settings ({changed}); give "
+                              f"another --out, or delete its results.jsonl to measure again")
+
     def _load_decoder(self, path):
         """(decoder, its settings): a classifier of the teacher's kind (a causal one) and labels."""
-        decoder, _, _, labels, config = load_classifier(path, self.device)
+        decoder, vocab, _, labels, config = load_classifier(path, self.device)
         if config.model != self.config.model:
             raise CheckpointError(f"--decoder {path} is a {config.model}, not a {self.config.model} like the "
                                   f"teacher; train one with minidl train --model {self.config.model} --model-options "
@@ -119,6 +150,9 @@ class CompressionReport:
         if labels != self.label_names:
             raise CheckpointError(f"--decoder {path} has the labels {labels}, the teacher {self.label_names}; train "
                                   f"it on the teacher's data")
+        if vocab.to_dict() != self.vocab.to_dict():   # it read the teacher's ids as its own words
+            raise CheckpointError(f"--decoder {path} has another vocabulary than the teacher; train it on the "
+                                  f"teacher's data and settings")
         return decoder, {**config.model_config(), "embed_dim": decoder.embed_dim}
 
     def _start(self, seed, out):
@@ -160,7 +194,7 @@ class CompressionReport:
     def distill_into(self, student, data, epochs=1, alpha=0.5, lr=None, callbacks=()):
         return distill(student, self.teacher, data, epochs=epochs, lr=lr or self.lr, alpha=alpha, temperature=2.0,
                        seed=self.seed, device=self.device, teacher_logits=self.teacher_logits(),
-                       callbacks=callbacks, log=None)
+                       callbacks=callbacks, progress=self.log is not None, log=None)   # a bar: it was silent
 
     # --- measuring one variant --------------------------------------------------------------------
     def record(self, name, group, make, save, load, note="", scope=""):
@@ -168,8 +202,12 @@ class CompressionReport:
         model, and score the reloaded model on the test split. Skipped if ``results.jsonl``
         already has ``name`` (its loader is still kept, for ``measure_speed``)."""
         self.loaders[name], self.savers[name] = load, save
-        if any(row["name"] == name for row in self.rows):
-            return
+        for row in self.rows:
+            if row["name"] == name:
+                self._check_row(row)   # (keys an older row lacks are not held against it)
+                return
+        if self.log:
+            self.log(f"{name:<32} building and scoring ...")
         start = time.perf_counter()
         model = make()
         built = time.perf_counter() - start
@@ -182,7 +220,7 @@ class CompressionReport:
         row = {"name": name, "group": group, "parameters": int(parameters), "nonzeros": int(nonzeros),
                "size_mb": os.path.getsize(path) / 1e6, **{k: float(metrics[k]) for k in METRICS},
                "reviews_per_s": None, "build_seconds": built, "note": note, "scope": scope, "file": path,
-               "setup": {**self.setup, "seed": self.seed}}
+               "setup": {**self.row_setup(name, group), "seed": self.seed}}
         self.rows.append(row)
         with open(self.results_path, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -197,7 +235,7 @@ class CompressionReport:
         the machine did). Rewrites ``results.jsonl``."""
         timed = subset(self.test, reviews, self.seed + 1)
         for row in self.rows:
-            model = self.loaders[row["name"]](row["file"])
+            model = self._format(row)[0](row["file"])
             evaluate(model, subset(timed, 256), device=self.device)            # warm-up
             best = float("inf")
             for _ in range(repeats):
@@ -216,7 +254,7 @@ class CompressionReport:
         deflates). The rewritten file must load to exactly the arrays the old one held, so the
         row's scores still describe it. Rewrites ``results.jsonl``."""
         for row in self.rows:
-            load, save = self.loaders[row["name"]], self.savers[row["name"]]
+            load, save = self._format(row)
             model = load(row["file"])
             before = model.state_dict()
             save(model, row["file"])
@@ -227,6 +265,16 @@ class CompressionReport:
             row["size_mb"] = os.path.getsize(row["file"]) / 1e6
         _write_rows(self.results_path, self.rows)
         return self.rows
+
+    def _format(self, row):
+        """(load, save) of a row's file: as its builder registered them, or, for a row that
+        ``minidl compress prune`` made at a level the report does not build, the pruned rows'
+        (it was a KeyError after every row was built)."""
+        if row["name"] in self.loaders:
+            return self.loaders[row["name"]], self.savers[row["name"]]
+        if row.get("group") == "one-shot pruning":
+            return (lambda path: _loaded(self.fresh(), path, load_sparse)), save_sparse
+        raise ConfigError(f"{row['file']}: no way to load the row {row['name']!r} of --out; give another --out")
 
     # --- the variants ---------------------------------------------------------------------------------
     def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS, gradual_levels=GRADUAL_LEVELS):
@@ -297,7 +345,7 @@ class CompressionReport:
         """One one-shot pruning row (``minidl compress prune`` makes one): ``amount`` of the
         weights of ``scope`` under one threshold (or ``per_layer``), fine-tuned on the
         ``fine_tune`` reviews with the mask locked if ``tuned``; -> its name."""
-        name = (f"per-layer L1 {amount:.0%}" if per_layer else f"one-shot {amount:.0%}") + (
+        name = (f"per-layer L1 {_percent(amount)}" if per_layer else f"one-shot {_percent(amount)}") + (
             ", embedding included" if scope == "all" else "") + (" + locked FT" if tuned else "")
         note = "then fine-tuned with the mask locked" if tuned else "no retraining"
         if scope == "all":
@@ -480,6 +528,21 @@ FIGURES = ("accuracy_vs_size", "accuracy_vs_speed", "rank_sweep")
 OUTPUTS = ("results.md", "seeds.md", "rank_sweep.jsonl", *(f"{name}.{ext}" for name in FIGURES for ext in ("png", "svg")))
 
 
+def _percent(amount):
+    """0.5 -> "50%", 0.125 -> "12.5%": the exact level, so 0.504 is not the 50 % row (nor 0.001 "0%")."""
+    return f"{amount * 100:.6g}%"
+
+
+def _check_not_inside(out, **inputs):
+    """Refuse an input checkpoint inside --out's models/ folder, where the rows' files are written
+    (a teacher at OUT/models/teacher.npz was replaced by a bare weights file)."""
+    models = os.path.realpath(os.path.join(out, "models"))
+    for option, path in inputs.items():
+        if path and os.path.commonpath([os.path.realpath(path), models]) == models:
+            raise ConfigError(f"--{option} {path} lies in --out's models/ folder, where the report writes its rows' "
+                              f"files; move it out, or give another --out")
+
+
 def _read_rows(path, setup):
     """The rows already in ``path``; a file that is not a report's, or rows measured with another
     ``setup`` (teacher file, test reviews, fine-tuning reviews, seed), are refused in one line."""
@@ -493,11 +556,11 @@ def _read_rows(path, setup):
         rows = None
     if rows is None or not all(isinstance(row, dict) and "name" in row for row in rows):
         raise DataFormatError(f"{path} is not the results.jsonl of a compression report; give another --out")
-    for row in rows:
-        if row.get("setup", setup) != setup:   # rows of older versions carry none
-            raise ConfigError(f"{path}: its row {row['name']!r} was measured with other settings "
-                              f"({differences(row['setup'], setup)}); give another --out, or delete the file to "
-                              f"measure again")
+    for row in rows:   # on the keys a row has: older versions' rows carry fewer, or no setup
+        saved = row.get("setup", {})
+        if changed := differences(saved, {key: value for key, value in setup.items() if key in saved}):
+            raise ConfigError(f"{path}: its row {row['name']!r} was measured with other settings ({changed}); give "
+                              f"another --out, or delete the file to measure again")
     return rows
 
 
@@ -609,6 +672,7 @@ def main(args):
                                fine_tune=args.fine_tune, student_epochs=args.student_epochs,
                                gradual_epochs=args.gradual_epochs, gradual_tune=args.gradual_tune,
                                test_limit=args.test_limit, seed=args.seed)
+    report.check_rows()
     report.run()
     report.rewrite_files()
     rows = ordered(report.measure_speed())

@@ -51,9 +51,11 @@ def check_data(path, files=None, advice="restore the file, or train again"):
 
     for key, recorded in npz_meta(path).get("data_files", {}).items():
         option, file = f"--{key.replace('_', '-')}", recorded["file"]
-        if not os.path.isfile(file):
+        if not os.path.isfile(file):   # a moved file: running from another folder cannot help
+            fix = ("run from the folder it was trained in" if os.path.isfile(recorded["absolute"])
+                   else f"it is not there either: {advice}")
             raise DataNotFoundError(f"{path} was trained on {option} {file} ({recorded['absolute']}), which is not "
-                                    f"here; run from the folder it was trained in")
+                                    f"here; {fix}")
         now = (files or {}).get(key, {}).get("sha256") or file_sha256(file)
         if now != recorded["sha256"]:
             raise DataFormatError(f"{file} has changed since {path} was trained on it ({option}; its SHA-256 "

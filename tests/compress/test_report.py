@@ -87,7 +87,8 @@ def test_fine_tuned_low_rank_and_int8_keep_the_accuracy(report_rows):
 def test_a_second_run_resumes_and_the_table_lists_every_row(report_rows, teacher_checkpoint):
     rows, out, _ = report_rows
     again = CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, fine_tune=600,
-                              test_limit=400, log=lambda *_: pytest.fail("nothing should be recomputed"))
+                              test_limit=400, student_epochs=3, gradual_epochs=1,
+                              log=lambda *_: pytest.fail("nothing should be recomputed"))
     assert len(again.run()) == len(rows)
     assert set(again.loaders) == set(rows)  # every row can be loaded again, e.g. to time it
     table = format_table(list(rows.values()))
@@ -160,7 +161,7 @@ def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teac
     monkeypatch.setattr(report_module, "prepare", counted("prepare", report_module.prepare))
     monkeypatch.setattr(report_module, "teacher_logits_table", counted("logits", report_module.teacher_logits_table))
     args = ["compress", "seeds", "--teacher", teacher_checkpoint, "--out", out, "--fine-tune-reviews", "600",
-            "--test-limit", "400", "--seeds", "0,1"]
+            "--test-limit", "400", "--seeds", "0,1", "--student-epochs", "3"]   # seed 1 trained 2 epochs beside 3
     assert main(args) == 0
     assert calls == {"prepare": 1, "logits": 1}
     table = capsys.readouterr().out
@@ -245,3 +246,48 @@ def test_the_decoder_row_says_what_the_decoder_is(report_rows):
     """It read "causal, last-token pooling" whatever was given (here the non-causal teacher)."""
     rows, _, _ = report_rows
     assert rows["decoder"]["note"] == "not causal, mean pooling"
+
+
+def test_rows_the_report_cannot_reuse_are_refused_before_any_work(report_rows, teacher_checkpoint):
+    """A rerun with other --student-epochs printed the old students as the new ones; one without
+    --decoder crashed with KeyError 'decoder' after every row was built."""
+    _, out, _ = report_rows
+    common = dict(fine_tune=600, test_limit=400, gradual_epochs=1, log=None)
+    with pytest.raises(ValueError, match=r"row 'student transformer \+ KD' was measured with other settings "
+                                         r"\(student_epochs 3, now 1\)"):
+        CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=1,
+                          **common).check_rows()
+    with pytest.raises(ValueError, match="--out holds a decoder row; give its --decoder again"):
+        CompressionReport(teacher_checkpoint, out, student_epochs=3, **common).check_rows()
+    CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=3, **common).check_rows()
+
+
+def test_a_row_compress_prune_made_at_another_level_is_timed_and_rewritten(teacher_checkpoint, tmp_path, capsys):
+    """compress-report over rows of `compress prune --amount 0.3` (README's way) ended, after every
+    row was built, in KeyError 'one-shot 30%'; 0.504 was the 50 % row."""
+    out = str(tmp_path / "c")
+    common = ["--teacher", teacher_checkpoint, "--out", out, "--fine-tune-reviews", "100", "--test-limit", "50"]
+    assert main(["compress", "prune", *common, "--amount", "0.3"]) == 0
+    assert main(["compress", "prune", *common, "--amount", "0.504"]) == 0
+    report = CompressionReport(teacher_checkpoint, out, fine_tune=100, test_limit=50, log=None)
+    report.teacher_row()
+    rows = {row["name"]: row for row in report.measure_speed(reviews=50, repeats=1)}
+    assert sorted(rows) == ["one-shot 30%", "one-shot 50.4%", "teacher"] and rows["one-shot 30%"]["reviews_per_s"] > 0
+    report.rewrite_files()
+
+
+def test_a_teacher_that_is_no_transformer_or_lies_in_out_models_is_refused(teacher_checkpoint, tmp_path):
+    """An RNN teacher's rows claimed compression that never happened (its W_x and U are no Linears);
+    a teacher at OUT/models/teacher.npz was replaced by the teacher row's bare weights file."""
+    import shutil
+
+    from minidl.compress.report import CompressionReport as Report
+
+    rnn = fit(TrainConfig(model="rnn", hidden=4, epochs=1, train_limit=50), out=tmp_path / "rnn", progress=False,
+              log=lambda *args: None)
+    with pytest.raises(ValueError, match="is a rnn; the compression report and commands take a transformer"):
+        Report(rnn.checkpoint, tmp_path / "out")
+    (tmp_path / "out" / "models").mkdir(parents=True)
+    inside = shutil.copy(teacher_checkpoint, tmp_path / "out" / "models" / "teacher.npz")
+    with pytest.raises(ValueError, match="lies in --out's models/ folder, where the report writes its rows' files"):
+        Report(inside, tmp_path / "out")

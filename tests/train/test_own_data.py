@@ -225,6 +225,11 @@ def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, 
                                        "its SHA-256 differs), so its splits would be other reviews; restore the file, "
                                        "or score a file whole with --data FILE\n")
     assert main(["eval", "--checkpoint", "run/best.npz", "--data", "my.tsv"]) == 0   # a file scored whole: any file
+    os.rename("my.tsv", "moved.tsv")   # moved: another folder cannot help (the message said to run from one)
+    assert main(["eval", "--checkpoint", "run/best.npz"]) == 1
+    assert capsys.readouterr().err.endswith("which is not here; it is not there either: restore the file, or score a "
+                                            "file whole with --data FILE\n")
+    os.rename("moved.tsv", "my.tsv")
     assert main([*train, "--resume"]) == 1 and "my.tsv has changed since run/last.npz" in capsys.readouterr().err
 
 
