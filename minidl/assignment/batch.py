@@ -2,11 +2,16 @@
 
     minidl grade --submissions submissions/ --csv grades.csv --workers 4 --time-limit 300
 
-Each immediate subfolder of DIR is one student's copy (hidden folders are skipped). Each is graded
-by a process of its own that calls ``grade.grade``, the function behind ``minidl grade``, and
-writes its JSON report (``grade.report_json``), so a batch scores exactly what ``minidl grade``
-scores for one copy, reference values included (``reference``: as ``minidl grade --reference``
-takes them; default: the instructor's repository this minidl runs from). That process runs
+Each immediate subfolder of DIR is one student's copy (hidden folders are skipped). As on the
+Gradescope autograder, it is graded in the instructor's copy of its assignment (``minidl
+assignment make`` from the repository this minidl runs from) with the student's ``minidl/`` put
+in (``gradescope.assemble``; the grading machinery stays the instructor's): the copy's own
+manifest, grading tests and conftest.py are never read, so edited tests or points change
+nothing. Give ``--assignment`` so that a copy's ``assignment.toml`` cannot choose what it is
+graded as. Each is graded by a process of its own that calls ``grade.grade``, the function
+behind ``minidl grade``, and writes its JSON report (``grade.report_json``), reference values
+included (``reference``: as ``minidl grade --reference`` takes them; default: the instructor's
+repository this minidl runs from). That process runs
 pytest in a further subprocess, and the student's code runs there: an endless loop, a crash or
 a ``sys.exit`` ends or stalls only that student's grading. Each grading process starts a process
 group of its own; when it runs past ``time_limit`` the whole group is killed (the grader, its
@@ -260,8 +265,10 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
     folders = submission_folders(submissions_dir)
     groups, rows = _Groups(), {}
     pool = ThreadPoolExecutor(max_workers=min(workers, len(folders)), thread_name_prefix="minidl-grade")
+    trusted = tempfile.TemporaryDirectory(prefix="minidl-trusted-")
     try:
-        pending = {pool.submit(grade_folder, folder, reference, assignment, time_limit, tasks, groups): folder
+        copies = _TrustedCopies(Path(trusted.name))
+        pending = {pool.submit(grade_trusted, folder, copies, reference, assignment, time_limit, tasks, groups): folder
                    for folder in folders}
         for done in as_completed(pending):
             row = done.result()
@@ -272,8 +279,53 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
         groups.stop_all()  # Ctrl-C or a failure: no student's code keeps running
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    finally:
+        pool.shutdown(wait=True)
+        trusted.cleanup()
     return [rows[folder] for folder in folders]
+
+
+class _TrustedCopies:
+    """The instructor's copy of each assignment (``minidl assignment make``, from the repository this
+    minidl runs from), made once per batch: its manifest, grading tests and checks are the ones a
+    submission is graded with."""
+
+    def __init__(self, folder):
+        self.folder, self.made, self.lock = folder, {}, threading.Lock()
+
+    def source(self, name):
+        """A folder holding ``grader/``, the trusted copy of ``name`` (as Gradescope's source/ does)."""
+        from .make import make
+
+        with self.lock:
+            if name not in self.made:
+                make(name, self.folder / name / "grader")
+                self.made[name] = self.folder / name
+            return self.made[name]
+
+
+def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=600, tasks=None, groups=None):
+    """Grade one submission as the Gradescope autograder does: the instructor's copy of its assignment with
+    the student's ``minidl/`` in it (the grading machinery excepted). A copy's own manifest, grading tests
+    and conftest.py are never read: with them, a copy whose tests or points were edited scored 100/100
+    stubbed (or 1000). Its Row, under the folder's name."""
+    from .gradescope import assemble, find_submitted_copy
+    from .make import MARKER
+    from .manifest import read_toml
+
+    folder = Path(folder)
+    try:
+        copy = find_submitted_copy(folder)
+        name = assignment or (read_toml(copy / MARKER).get("assignment") if (copy / MARKER).is_file() else None)
+        if not isinstance(name, str):
+            raise AssignmentError(f"{folder} is not a student copy (its {MARKER} names no assignment)")
+        source = copies.source(name)
+    except AssignmentError as e:
+        return Row(folder.name, status=NOT_A_SUBMISSION + str(e))
+    with tempfile.TemporaryDirectory(prefix="minidl-work-") as tmp:
+        work = assemble(source, copy, Path(tmp) / folder.name)
+        row = grade_folder(work, reference, name, time_limit, tasks, groups)
+    return row
 
 
 def write_grades_csv(rows, path):

@@ -173,7 +173,9 @@ def run_tests(manifest, tasks, timeout, reference=None):
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
-    paths = sorted({_node_ids(manifest, spec) for task in tasks for spec in task.tests})
+    # a deleted grading file: its task fails (score names it), the others run (pytest stopped for all of them)
+    paths = sorted({node for task in tasks for spec in task.tests
+                    if (root / (node := _node_ids(manifest, spec)).partition("::")[0]).is_file()})
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
     env.update(PYTHONDONTWRITEBYTECODE="1", MINIDL_GRADE_ROOT=str(root),  # no __pycache__ left in the copy
                PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
@@ -208,7 +210,9 @@ def score(manifest, tasks, recorded, output):
             ran = [CheckResult(nodeid, **entry) for nodeid, entry in tests.items() if _matches(nodeid, prefix)]
             if not ran:
                 file = prefix.partition("::")[0]
-                message = errors.get(file) or why_not_run or "no test matched this name in the grading file"
+                message = (errors.get(file) or (f"{file} is missing: restore it (minidl assignment make writes it)"
+                                                if not (manifest.root / file).is_file() else None)
+                           or why_not_run or "no test matched this name in the grading file")
                 ran = [CheckResult(prefix, "not run", f"could not run {file}: {message}" if file in errors
                                   else message)]
             found += ran

@@ -13,7 +13,14 @@ killed on a timeout still tells which tests had finished.
 Every test runs with torch's autograd switched off (``torch.set_grad_enabled(False)`` before
 each one): the student writes backward passes by hand, and one that calls
 ``torch.autograd.grad`` over a forward of torch ops must fail, not earn the task's points.
-minidl itself never uses torch's autograd (its torch backend stores plain tensors).
+Its entry points refuse too (``torch.autograd.grad`` and ``backward``, ``Tensor.backward``,
+``torch.func``'s transforms), since a helper in another file could switch it on again with
+``torch.enable_grad()`` (that scored full marks). minidl itself never uses torch's autograd
+(its torch backend stores plain tensors).
+
+What this cannot do: the student's code runs in this process, beside this plugin, so code
+that sets out to can still reach the plugin's objects or the reference values' file (see
+the README's section on grading); the grading is a check of honest work, not a sandbox.
 """
 from __future__ import annotations
 
@@ -39,6 +46,18 @@ def _torch_autograd_off():
     import torch
 
     torch.set_grad_enabled(False)
+    if not getattr(torch, "_minidl_grading", False):
+        torch._minidl_grading = True
+        for owner, names in ((torch.autograd, ("grad", "backward")), (torch.Tensor, ("backward",)),
+                             (torch.func, ("grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"))):
+            for name in names:
+                setattr(owner, name, _refused(f"{owner.__name__}.{name}"))
+
+
+def _refused(name):
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"{name}: torch's autograd is off while grading; write the backward by hand")
+    return refuse
 
 
 class Recorder:

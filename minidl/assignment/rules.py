@@ -200,6 +200,12 @@ def task_findings(root, task):
         if not path.is_file():
             found.append((target, f"{target.path} is missing: the copy's files must stay where they are"))
             continue
-        found += [(target, message) for message in
-                  source_findings(path.read_text(encoding="utf-8"), target.qualname, target.path, task.may_not_call)]
+        try:
+            source = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:   # the grader's own exception ended the grading, naming no file
+            found.append((target, f"{target.path} is not UTF-8 text (byte {e.object[e.start]:#04x} at position "
+                                  f"{e.start}): save it as UTF-8"))
+            continue
+        found += [(target, message) for message in source_findings(source, target.qualname, target.path,
+                                                                   task.may_not_call)]
     return found

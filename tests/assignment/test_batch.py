@@ -38,12 +38,13 @@ def _hang(copy):
     path.write_text(source)
 
 
-def _processes_in(folder):
-    """The ids of the processes whose working folder is ``folder`` (grading runs pytest there)."""
+def _processes_in(name):
+    """The ids of the processes whose working folder is a copy named ``name`` (grading runs pytest in the
+    trusted tree it assembles for that copy, a temporary folder of the student's name)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == folder:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd").removesuffix(" (deleted)")).name == name:
                 found.append(int(entry.name))
         except OSError:
             continue
@@ -91,7 +92,7 @@ def test_a_class_is_graded_in_parallel_and_a_hanging_copy_is_stopped(submissions
     assert hung.status == TIMED_OUT and hung.total == 0 and hung.tasks == {}
     assert f"did not finish within {TIME_LIMIT} s" in hung.first_failure
     assert hung.seconds >= TIME_LIMIT                   # stopped by the limit (its processes: below)
-    assert not _processes_in((submissions / HUNG).resolve()), "the hung copy's processes must all be killed"
+    assert not _processes_in(HUNG), "the hung copy's processes must all be killed"
     notes = by_name["notes"]
     assert notes.status.startswith("not a submission: ") and "assignment.toml" in notes.status and notes.total == 0
     print(f"graded {len(rows)} copies in {elapsed:.0f} s, {sum(row.seconds for row in rows):.0f} s of grading")
@@ -109,6 +110,25 @@ def test_a_class_is_graded_in_parallel_and_a_hanging_copy_is_stopped(submissions
     assert by_student[HUNG][1:9] == ["0"] * 7 + [TIMED_OUT]
     assert by_student["notes"][8].startswith("not a submission: ")
     assert [p.name for p in path.parent.iterdir()] == ["grades.csv"], "written atomically: no temporary file left"
+
+
+def test_a_copy_is_graded_with_the_instructors_tests_and_points(tmp_path):
+    """A stubbed copy whose grading tests were emptied, or with a conftest.py that marks every test passed,
+    scored 100/100; one with a task's points raised to 1000 scored 1000."""
+    folder = tmp_path / "class"
+    stubbed = make(NAME, tmp_path / "stubbed", tasks=list(POINTS))
+    for student in ("edited_tests", "conftest", "points"):
+        shutil.copytree(stubbed, folder / student)
+    for test in (folder / "edited_tests" / "assignments" / NAME / "grading").glob("test_*.py"):
+        test.write_text("def test_ok():\n    pass\n")
+    (folder / "conftest" / "conftest.py").write_text(
+        "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    report = (yield).get_result()\n    report.outcome, report.longrepr = 'passed', None\n")
+    manifest = folder / "points" / "assignments" / NAME / "manifest.toml"
+    manifest.write_text(manifest.read_text().replace("points = 10", "points = 1000", 1))
+    rows = grade_submissions(folder, workers=1, time_limit=TIME_LIMIT, assignment=NAME)
+    assert [(row.student, row.status, row.total, row.max_total) for row in rows] == [
+        (student, GRADED, 0, 100) for student in ("conftest", "edited_tests", "points")]
 
 
 def _args(**overrides):
@@ -149,4 +169,4 @@ def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):
     assert "[1/1] empty: not a submission: " in printed
     assert f"graded 0 of 1 folders, 1 not a submission; wrote {tmp_path / 'grades.csv'}" in printed
     lines = (tmp_path / "grades.csv").read_text().splitlines()
-    assert lines[0] == "student,total,status,first_failure" and lines[1].startswith("empty,0,not a submission: ")
+    assert lines[0] == "student,total,status,first_failure" and lines[1].startswith('empty,0,"not a submission: ')

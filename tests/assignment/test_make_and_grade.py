@@ -301,3 +301,14 @@ def test_a_reference_without_the_assignments_values_is_refused_before_grading(co
     other = REPO / "assignments/ex2_sentiment/grading" / EXPECTED
     with pytest.raises(AssignmentError, match="it lacks the cases .* of compression; give that assignment's"):
         find_reference(manifest, other)
+
+
+def test_a_deleted_grading_file_fails_its_task_only(copies, tmp_path):
+    """pytest stopped for every task on the missing path: 0/100, task 1 blamed on a file that was there."""
+    copy = shutil.copytree(copies("ex2_sentiment", solution=True), tmp_path / "copy")
+    (copy / "assignments" / "ex2_sentiment" / "grading" / "test_matmul.py").unlink()
+    _, results, _ = grade(copy, tasks=[1, 2])
+    by_number = {r.number: r for r in results}
+    assert by_number[1].passed and by_number[2].score == 0
+    assert by_number[2].first_failure().message == ("assignments/ex2_sentiment/grading/test_matmul.py is missing: "
+                                                    "restore it (minidl assignment make writes it)")

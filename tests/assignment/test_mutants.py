@@ -125,6 +125,18 @@ def _gru_by_torch(xp, x_proj, h0, U_zr, U_h):
     return xp.asarray(hs.detach().numpy(), xp.dtype_name(x_proj)), backward
 '''
 
+# the same cheat from a file of its own, which the source rules do not read: torch's autograd itself refuses
+TORCH_OTHER_FILE = '''
+import numpy
+import torch
+
+
+def grads(a, b, grad):
+    ta, tb = (torch.tensor(numpy.asarray(x), requires_grad=True) for x in (a, b))
+    with torch.enable_grad():
+        return [g.numpy() for g in torch.autograd.grad(ta @ tb, (ta, tb), torch.tensor(numpy.asarray(grad)))]
+'''
+
 UNSORTED_TOP_K = """
 best = np.argpartition(-logits, k - 1, axis=1)[:, :k]          # the k best, in no particular order
 peak = logits.max(axis=1, keepdims=True)
@@ -150,6 +162,11 @@ MUTANTS = [
            (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
                                             "return ctx.xp.swap_last(a) @ grad, grad @ ctx.xp.swap_last(b)"),),
            (("", "MatMul.backward returned dL/da of shape (4, 2); a has shape (3, 4)"),)),
+    Mutant("cheat-matmul-by-torch-autograd-in-another-file", "ex2_sentiment", 2,
+           (("append", "minidl/autograd/ops/_helper.py", TORCH_OTHER_FILE),
+            body(LINALG, "MatMul.backward",
+                 "from . import _helper\na, b = ctx.saved\nreturn tuple(_helper.grads(a, b, grad))")),
+           (("test_", "torch.autograd.grad: torch's autograd is off while grading"),)),
     Mutant("matmul-transposed-gradient", "ex2_sentiment", 2,
            (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
                                             "return grad @ ctx.xp.swap_last(b), ctx.xp.swap_last(grad) @ a"),),
@@ -182,7 +199,8 @@ MUTANTS = [
            (("GRU.backward (source rules)", "GRU.backward uses torch.autograd (torch.autograd.grad, line "),
             ("GRU.backward (source rules)", "write the backward by hand with ctx.xp"),
             ("GRU.forward (source rules)", "GRU.forward uses torch."),
-            ("test_backward", "does not require grad"))),   # torch's autograd is off while grading
+            ("test_backward", "torch.autograd.grad: torch's autograd is off while grading; write the backward "
+                              "by hand"))),
     Mutant("cheat-gru-by-torch-autograd-in-a-helper", "ex2_sentiment", 4,
            (("append", RECURRENT, TORCH_HELPER),
             body(RECURRENT, "GRU.forward", "hs, ctx.torch_backward = _gru_by_torch(ctx.xp, x_proj, h0, U_zr, U_h)\n"
@@ -323,7 +341,7 @@ CHEATS = [m for m in MUTANTS if m.id.startswith("cheat-")]
 
 def _apply(copy, edit):
     kind, path = edit[0], copy / edit[1]
-    source = path.read_text()
+    source = path.read_text() if path.exists() else ""   # "append" to a new file writes it
     if kind == "replace":
         assert source.count(edit[2]) == 1, f"{edit[1]}: {edit[2]!r} occurs {source.count(edit[2])} times, not once"
         source = source.replace(edit[2], edit[3])

@@ -170,3 +170,17 @@ def test_a_target_may_not_call_the_code_that_holds_its_answer():
         "MatMul.direct calls Linear.backward, which")
     assert source_findings(ANSWER_KEPT, "MatMul.honest", "linalg.py", forbid) == []
     assert source_findings(ANSWER_KEPT, "MatMul.backward", "linalg.py") == []   # nothing forbidden, nothing found
+
+
+def test_a_file_that_is_not_utf8_is_named_for_its_task(tmp_path):
+    """A byte 0xe9 in a student's file ended the whole grading with the grader's UnicodeDecodeError,
+    naming no file."""
+    from minidl.assignment.manifest import Target, Task
+    from minidl.assignment.rules import task_findings
+
+    (tmp_path / "ops.py").write_bytes(OPS.encode() + b"# caf\xe9\n")
+    target = Target("ops.py", "Op.backward")
+    task = Task(1, "ops", 10, (target,), ("grading/test_ops.py",))
+    ((found, message),) = task_findings(tmp_path, task)
+    assert found == target and message.startswith("ops.py is not UTF-8 text (byte 0xe9 at position ")
+    assert message.endswith("): save it as UTF-8")
