@@ -42,9 +42,9 @@ def tasks_markdown(manifest, tasks):
            "points in all).\nThe checks are float64 gradient checks on small inputs (your backward against "
            "centred finite\ndifferences of your forward), forward values on fixed inputs, statistics of "
            "random choices,\nand training runs that must learn, as each task's tests say. The forward values are "
-           "compared with\nreference values that this copy does not hold: here those checks report \"need the "
-           "reference\nvalues\" and their task scores 0; every other check runs. Your instructor grades with "
-           "them.\n\n"]
+           "compared with\nreference values that this copy does not hold: here the report says how many of a "
+           "task's\nchecks \"compare with the reference values, which this grading did not have\", and that "
+           "task\nscores 0; every other check runs. Your instructor grades with them.\n\n"]
     for task in tasks:
         out.append(f"### {task.number}. {task.title} ({task.points} points)\n\n")
         if task.description:
