@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.batching import EncodedDataset
+from ..data.errors import SettingError
 from ..data.imdb import DataFormatError, find_imdb, load_imdb, load_imdb_unlabelled
 from .tokenizer import CLS, MASK, MLMTokenizer, build_vocabulary
 
@@ -112,7 +113,7 @@ def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=N
     try:
         held_out = fill_mask_cases(test_tokens, vocab, cases, seed)
     except ValueError as e:  # say which settings give more sentences
-        raise ValueError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary): a "
+        raise SettingError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary): a "
                          f"larger vocabulary, more reviews or fewer held-out sentences give enough") from None
     return Corpus(tokenizer, vocab, segments(token_lists, vocab, length), held_out, len(texts), token_lists)
 

@@ -98,6 +98,8 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     a run resumed with other settings, or another ``source`` (JSON values naming the data, the
     teacher and the start, e.g. the command's options), is refused.
     ``callbacks``: ``minidl.train`` Callbacks, as for any run of the training core."""
+    if log is not None:   # its lines print above the progress bar, not after it on the bar's line
+        log = _above_the_bar(log)
     from ..nn import ModuleList
     from ..train import checkpoint
     from ..train.loop import Callback, Checkpoints, train
@@ -170,8 +172,18 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
           steps=steps, schedule=schedule, clip=1.0, evaluate=evaluate if cases else None, every=eval_every,
           metric="top1", checkpoints=Checkpoints({"last": out} if out else {}, write),
           callbacks=[*callbacks, Record()], loop=loop, time_limit=time_limit, log=log,
+          progress=log is not None and role,   # a bar between the evaluations (minutes apart at the course's size)
           advice=f"Lower the learning rate (now {lr}).")
     return history
+
+
+def _above_the_bar(log):
+    from tqdm import tqdm
+
+    def say(message):
+        with tqdm.external_write_mode():
+            log(message)
+    return say
 
 
 def _resume(out, trained, optimizer, schedule, run, log):
