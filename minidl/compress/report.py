@@ -84,6 +84,11 @@ class CompressionReport:
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
         check_writable(out, folder=True)                # before the data and the teacher load, not after
+        rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
+        # the outputs are the rows' (or, where a rank sweep alone ran, its rows')
+        check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
+                          lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
+                          beside=[os.path.join(out, name) for name in OUTPUTS])
         # (a folder or a missing file named in one line, before its SHA-256 is taken)
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
         if self.config.model != "transformer":   # an RNN's rows claimed compression that never happened
@@ -95,12 +100,7 @@ class CompressionReport:
                       "device": str(device)}
         self.depends = {"student_epochs": student_epochs, "gradual_epochs": gradual_epochs,
                         "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(decoder_path)}
-        rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
         _read_rows(rows, {**self.setup, "seed": seed})
-        # the outputs are the rows' (or, where a rank sweep alone ran, its rows')
-        check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
-                          lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
-                          beside=[os.path.join(out, name) for name in OUTPUTS])
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
