@@ -13,8 +13,10 @@ behind ``minidl grade``, and writes its JSON report (``grade.report_json``), ref
 included (``reference``: as ``minidl grade --reference`` takes them; default: the instructor's
 repository this minidl runs from). That process runs
 pytest in a further subprocess, and the student's code runs there: an endless loop, a crash or
-a ``sys.exit`` ends or stalls only that student's grading. Each grading process starts a process
-group of its own; when it runs past ``time_limit`` the whole group is killed (the grader, its
+a ``sys.exit`` ends or stalls only that student's grading. The tests stop after ``time_limit``
+seconds and the tasks that finished keep their points (the report names the test that was
+running). Each grading process starts a process group of its own; when it runs past
+``time_limit`` and a minute more the whole group is killed (the grader, its
 pytest, and whatever the student's code started), and what is left of the group is killed when
 it ends in time too, so nothing of one student outlives its turn. Several students are graded at
 once (default: one per CPU), each with one BLAS/OpenMP thread, so they do not fight over the cores.
@@ -51,7 +53,9 @@ _REFUSED = 3                  # the exit status of a grading process whose folde
 _WORKER = ("import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
            "from minidl.assignment.batch import grade_one; sys.exit(grade_one(sys.argv[1:]))")
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-_GRACE = 60   # grade's own pytest timeout is this much above the time limit, so the batch's kill comes first
+_GRACE = 60   # the batch kills a grading this much after the time limit, where grade's own pytest timeout stops
+#               the tests and scores what finished (the tasks done keep their points; the report names the test
+#               that was running)
 
 
 @dataclass
@@ -163,7 +167,7 @@ def _wait(process, time_limit):
 
 
 def _command(directory, files, reference, assignment, time_limit, tasks):
-    options = {"assignment": assignment, "tasks": list(tasks) if tasks else None, "timeout": time_limit + _GRACE}
+    options = {"assignment": assignment, "tasks": list(tasks) if tasks else None, "timeout": time_limit}
     if reference is not None:  # only when given: grade finds the instructor's own otherwise
         options["reference"] = str(Path(reference).resolve())
     return [sys.executable, "-c", _WORKER, str(Path(directory).resolve()), str(files / "report.json"),
@@ -234,7 +238,7 @@ def grade_folder(directory, reference=None, assignment=None, time_limit=600, tas
             process = groups.start(_command(directory, files, reference, assignment, time_limit, tasks),
                                    env=_environment(), stdout=out, stderr=subprocess.STDOUT)
             try:
-                finished = _wait(process, time_limit)
+                finished = _wait(process, time_limit + _GRACE)
             finally:
                 groups.finish(process)
         seconds = time.perf_counter() - start

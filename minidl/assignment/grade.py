@@ -188,7 +188,7 @@ def run_tests(manifest, tasks, timeout, reference=None):
             done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
             output = done.stdout + done.stderr
         except subprocess.TimeoutExpired as e:
-            output = f"grading stopped after {timeout} s (--timeout): {_text(e.stdout)}{_text(e.stderr)}"
+            output = f"grading stopped after {timeout:g} s (--timeout)"   # score names the test that ran
         recorded = json.loads(results.read_text()) if results.is_file() else {}
     return recorded, output
 
@@ -199,27 +199,36 @@ def _text(data):
 
 def score(manifest, tasks, recorded, output):
     """One TaskResult per task: its tests' outcomes in manifest order, and its points if all passed."""
-    tests, errors = recorded.get("tests", {}), recorded.get("collection_errors", {})
-    why_not_run = ("the tests did not run: " + (output.strip().splitlines() or ["pytest gave no output"])[-1]
-                   if not recorded.get("finished") else "")
+    last = (output.strip().splitlines() or ["pytest gave no output"])[-1]
+    running = recorded.get("running")
+    why_not_run = ("" if recorded.get("finished") else
+                   f"the tests did not finish: {last}, while {running} ran: an endless loop, or code far too slow"
+                   if running and last.startswith("grading stopped after") else f"the tests did not run: {last}")
     results = []
     for task in tasks:
-        found = []
-        for spec in task.tests:
-            prefix = _node_ids(manifest, spec)
-            ran = [CheckResult(nodeid, **entry) for nodeid, entry in tests.items() if _matches(nodeid, prefix)]
-            if not ran:
-                file = prefix.partition("::")[0]
-                message = (errors.get(file) or (f"{file} is missing: restore it (minidl assignment make writes it)"
-                                                if not (manifest.root / file).is_file() else None)
-                           or why_not_run or "no test matched this name in the grading file")
-                ran = [CheckResult(prefix, "not run", f"could not run {file}: {message}" if file in errors
-                                  else message)]
-            found += ran
+        found = [check for spec in task.tests for check in _spec_checks(manifest, spec, recorded, why_not_run)]
         found = _rule_checks(manifest, task) + [_classified(t) for t in found]
         ok = all(t.outcome == "passed" for t in found)
         results.append(TaskResult(task.number, task.title, task.points, task.points if ok else 0, found))
     return results
+
+
+def _spec_checks(manifest, spec, recorded, why_not_run):
+    """The CheckResults of one test spec of the manifest: the tests that ran, and one "not run" for each
+    collected test that did not (a time limit stopped it: those were simply missing, and a task whose later
+    test hung kept the points of its earlier ones), or for the spec when nothing of it ran."""
+    tests, errors = recorded.get("tests", {}), recorded.get("collection_errors", {})
+    prefix = _node_ids(manifest, spec)
+    ran = [CheckResult(nodeid, **entry) for nodeid, entry in tests.items() if _matches(nodeid, prefix)]
+    ran += [CheckResult(nodeid, "not run", why_not_run or "it did not run")
+            for nodeid in recorded.get("collected", []) if _matches(nodeid, prefix) and nodeid not in tests]
+    if ran:
+        return ran
+    file = prefix.partition("::")[0]
+    message = (errors.get(file) or (f"{file} is missing: restore it (minidl assignment make writes it)"
+                                    if not (manifest.root / file).is_file() else None)
+               or why_not_run or "no test matched this name in the grading file")
+    return [CheckResult(prefix, "not run", f"could not run {file}: {message}" if file in errors else message)]
 
 
 def _classified(check):

@@ -7,8 +7,9 @@ import still gets a report):
     python -c "<load this file>; run(['results.json', pytest args...])"
 
 The JSON is {"tests": {nodeid: {"outcome", "message", "seconds"}}, "collection_errors":
-{path: message}, "finished": bool}, rewritten atomically after every test, so a run that is
-killed on a timeout still tells which tests had finished.
+{path: message}, "collected": [nodeid], "running": nodeid, "finished": bool}, rewritten
+atomically after every test, so a run that is killed on a timeout still tells which tests
+had finished, which did not, and which one was running.
 
 Every test runs with torch's autograd switched off (``torch.set_grad_enabled(False)`` before
 each one): the student writes backward passes by hand, and one that calls
@@ -63,7 +64,7 @@ def _refused(name):
 class Recorder:
     def __init__(self, path):
         self.path = path
-        self.data = {"tests": {}, "collection_errors": {}, "finished": False}
+        self.data = {"tests": {}, "collection_errors": {}, "finished": False, "collected": []}
 
     def _write(self):
         tmp = f"{self.path}.tmp"
@@ -80,8 +81,14 @@ class Recorder:
             self.data["collection_errors"][report.nodeid] = f"{message} ({where[-1]})" if where else message
             self._write()
 
+    def pytest_collection_finish(self, session):
+        self.data["collected"] = [item.nodeid for item in session.items]   # so a test a time limit stopped
+        self._write()                                                       # is not simply missing
+
     def pytest_runtest_setup(self, item):
         _torch_autograd_off()
+        self.data["running"] = item.nodeid   # what ran when a time limit stopped the run
+        self._write()
 
     def pytest_runtest_logreport(self, report):
         entry = self.data["tests"].setdefault(report.nodeid, {"outcome": "passed", "message": "", "seconds": 0.0})

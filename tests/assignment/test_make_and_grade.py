@@ -312,3 +312,15 @@ def test_a_deleted_grading_file_fails_its_task_only(copies, tmp_path):
     assert by_number[1].passed and by_number[2].score == 0
     assert by_number[2].first_failure().message == ("assignments/ex2_sentiment/grading/test_matmul.py is missing: "
                                                     "restore it (minidl assignment make writes it)")
+
+
+def test_a_time_limit_keeps_the_points_of_the_tasks_that_finished(copies, tmp_path):
+    """An endless loop in one task zeroed every task, and the message ended at "(--timeout): "."""
+    copy = _patched(copies, tmp_path, "ex2_sentiment", "minidl/autograd/ops/recurrent.py",
+                    "d_pre_h = dh * z * (1 - h_tilde * h_tilde)", "while True:\n                pass")
+    _, results, _ = grade(copy, tasks=[1, 4], timeout=40)
+    by_number = {r.number: r for r in results}
+    assert by_number[1].passed and by_number[4].score == 0
+    message = by_number[4].first_failure().message
+    assert message.startswith("the tests did not finish: grading stopped after 40 s (--timeout), while "
+                              "assignments/ex2_sentiment/grading/test_gru.py::"), message
