@@ -236,6 +236,9 @@ def test_nbsvm_on_more_than_two_classes_is_refused_before_tfidf_trains(tmp_path,
                                               for i in range(60)))
     with pytest.raises(BaselineError, match=r"nbsvm compares two classes; .*three.csv has 3 \(bad, good, meh\)"):
         main(_args(kind="tfidf,nbsvm", data=str(table)))
-    with pytest.raises(BaselineError, match=r"has 60 \(review number 0 with words, .*, \.\.\. 55 more\): use"):
+    from minidl.data.errors import DataWarning
+
+    with pytest.warns(DataWarning, match="has 60 different labels in 60 rows"), pytest.raises(
+            BaselineError, match=r"has 60 \(review number 0 with words, .*, \.\.\. 55 more\): use"):
         main(_args(kind="nbsvm", data=str(table), label_column="text"))
     assert not ran
