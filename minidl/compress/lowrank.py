@@ -103,6 +103,12 @@ def _check_saves(d_in, d_out, rank, energy=None):
             f"{d_in * d_out}; the largest rank that saves anything is {max_useful_rank(d_in, d_out)}")
 
 
+def check_energy(energy, who=""):
+    """Refuse an energy (the share of Σσ² to keep) outside (0, 1]; ``who``: the message's prefix."""
+    if not (isinstance(energy, (int, float, np.floating)) and 0.0 < energy <= 1.0):
+        raise ValueError(f"{who}energy must be in (0, 1], got {energy!r}")
+
+
 def choose_rank(singular_values, rank=None, energy=None):
     """``rank`` itself (checked against the number of singular values), or the smallest r with
     Σ_{i≤r} σ_i² ≥ energy·Σ σ_i² (σ sorted descending, as ``np.linalg.svd`` returns them)."""
@@ -113,8 +119,7 @@ def choose_rank(singular_values, rank=None, energy=None):
         if not (isinstance(rank, (int, np.integer)) and 1 <= rank <= len(s)):
             raise ValueError(f"rank must be an integer in [1, {len(s)}], got {rank!r}")
         return int(rank)
-    if not 0.0 < energy <= 1.0:
-        raise ValueError(f"energy must be in (0, 1], got {energy!r}")
+    check_energy(energy)
     power = s ** 2
     total = power.sum()
     if total == 0.0:  # an all-zero weight: rank 1 represents it exactly
@@ -189,8 +194,8 @@ def _check_ranks(model, rank, energy):
     wrong = [r for r in ranks if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r < 1]
     if wrong:
         raise ValueError(f"factorize: a rank is a whole number >= 1, got {wrong[0]!r}")
-    if energy is not None and not (isinstance(energy, (int, float)) and 0 < energy <= 1):
-        raise ValueError(f"factorize: energy must be in (0, 1], got {energy!r}")
+    if energy is not None:
+        check_energy(energy, "factorize: ")
     if isinstance(rank, dict):
         linears = [name for name, module in model.named_modules() if isinstance(module, Linear)]
         unknown = sorted(set(rank) - set(linears))

@@ -135,8 +135,7 @@ class CompressionReport:
             self._check_row(row)
 
     def _check_row(self, row):
-        want, saved = {**self.row_setup(row["name"], row.get("group")), "seed": self.seed}, row.get("setup", {})
-        if changed := differences(saved, {key: value for key, value in want.items() if key in saved}):
+        if changed := _setup_changes(row, {**self.row_setup(row["name"], row.get("group")), "seed": self.seed}):
             raise ConfigError(f"--out's row {row['name']!r} was measured with other settings ({changed}); give "
                               f"another --out, or delete its results.jsonl to measure again")
 
@@ -179,6 +178,10 @@ class CompressionReport:
         md.manual_seed(self.seed)
         return build_model(self.config.model, self.vocab_size, num_classes=len(self.label_names),
                            device=self.device, **{**self.settings, **changes})
+
+    def load_sparse(self, path):
+        """A fresh model of the teacher's architecture with the pruned weights of ``path`` (``save_sparse``)."""
+        return _loaded(self.fresh(), path, load_sparse)
 
     def teacher_copy(self):
         model = self.fresh()
@@ -273,7 +276,7 @@ class CompressionReport:
         if row["name"] in self.loaders:
             return self.loaders[row["name"]], self.savers[row["name"]]
         if row.get("group") == "one-shot pruning":
-            return (lambda path: _loaded(self.fresh(), path, load_sparse)), save_sparse
+            return self.load_sparse, save_sparse
         raise ConfigError(f"{row['file']}: no way to load the row {row['name']!r} of --out; give another --out")
 
     # --- the variants ---------------------------------------------------------------------------------
@@ -293,7 +296,7 @@ class CompressionReport:
         self._lowrank(fractions)
         for amount in gradual_levels:
             self.record(f"gradual {amount:.0%} + KD", "gradual pruning", lambda a=amount: self._gradual(a),
-                        save_sparse, lambda path: _loaded(self.fresh(), path, load_sparse),
+                        save_sparse, self.load_sparse,
                         note="each weight matrix on the cubic schedule, distilled", scope="all, per layer")
         top = f"gradual {max(gradual_levels):.0%} + KD"
         self.record(f"gradual {max(gradual_levels):.0%} + int8", "int8",
@@ -351,7 +354,7 @@ class CompressionReport:
         if scope == "all":
             note += "; the lesson: N(0, 1) embeddings under one threshold with the Linears empty the Linears"
         self.record(name, "one-shot pruning", lambda: self._one_shot(amount, scope, tuned, per_layer), save_sparse,
-                    lambda path: _loaded(self.fresh(), path, load_sparse), note=note,
+                    self.load_sparse, note=note,
                     scope=f"{'Linears' if scope == 'linear' else 'all'}, {'per layer' if per_layer else 'global'}")
         return name
 
@@ -543,6 +546,13 @@ def _check_not_inside(out, **inputs):
                               f"files; move it out, or give another --out")
 
 
+def _setup_changes(row, setup):
+    """How ``row`` was measured otherwise than ``setup`` says, on the keys the row records (rows of
+    older versions record fewer, or none); "" when it was measured so."""
+    saved = row.get("setup", {})
+    return differences(saved, {key: value for key, value in setup.items() if key in saved})
+
+
 def _read_rows(path, setup):
     """The rows already in ``path``; a file that is not a report's, or rows measured with another
     ``setup`` (teacher file, test reviews, fine-tuning reviews, seed), are refused in one line."""
@@ -556,9 +566,8 @@ def _read_rows(path, setup):
         rows = None
     if rows is None or not all(isinstance(row, dict) and "name" in row for row in rows):
         raise DataFormatError(f"{path} is not the results.jsonl of a compression report; give another --out")
-    for row in rows:   # on the keys a row has: older versions' rows carry fewer, or no setup
-        saved = row.get("setup", {})
-        if changed := differences(saved, {key: value for key, value in setup.items() if key in saved}):
+    for row in rows:
+        if changed := _setup_changes(row, setup):
             raise ConfigError(f"{path}: its row {row['name']!r} was measured with other settings ({changed}); give "
                               f"another --out, or delete the file to measure again")
     return rows

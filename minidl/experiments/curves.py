@@ -19,10 +19,15 @@ def read_history(path):
     options = config.get("model_options") if isinstance(config.get("model_options"), dict) else {}
     kind = (f"{'decoder (causal)' if options.get('causal') else 'encoder'}" if config.get("model") == "transformer"
             else f"h={config.get('hidden')}")
-    # --validation 0: the test split chose the best checkpoint, so the "validation" values are the test's
-    chosen_on_test = config.get("validation") == 0 and not config.get("validation_data")
+    on_test = chosen_on_test(config)
     label = f"{config.get('model')} {kind}, test acc {test['accuracy']:.3f}"
-    return label + (", best chosen on test" if chosen_on_test else ""), result["history"], not chosen_on_test
+    return label + (", best chosen on test" if on_test else ""), result["history"], not on_test
+
+
+def chosen_on_test(config):
+    """Whether a run's (``config``: results.json's) best was chosen on its test split: --validation 0
+    without --validation-data, so its history's "validation" values are the test split's."""
+    return isinstance(config, dict) and config.get("validation") == 0 and not config.get("validation_data")
 
 
 def _read_result(path):

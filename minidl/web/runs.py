@@ -35,6 +35,7 @@ import os
 import zipfile
 
 from ..autograd.function import MinidlError
+from ..experiments.curves import chosen_on_test
 from ..io import finite, npz_meta
 
 MAX_DEPTH = 4                     # folders below DIR that are searched
@@ -219,7 +220,7 @@ def _label(config):
     options = config.get("model_options") if isinstance(config.get("model_options"), dict) else {}
     extra = " causal" if options.get("causal") else ""
     return (f"{config.get('model', '?')}{extra} hidden={json.dumps(config.get('hidden'))} "
-            f"seed={config.get('seed', '?')}" + (", best chosen on test" if _chosen_on_test(config) else ""))
+            f"seed={config.get('seed', '?')}" + (", best chosen on test" if chosen_on_test(config) else ""))
 
 
 def _curves(history, config=None):
@@ -227,16 +228,13 @@ def _curves(history, config=None):
     run with no validation split (--validation 0) chose its best on the test split, so what its
     history holds as validation numbers are the test's: shown as the test curve."""
     rows = [{k: finite(h[k]) for k in CURVE_KEYS if k in h} for h in history if isinstance(h, dict)]
-    if _chosen_on_test(config):
+    if chosen_on_test(config):
         for row in rows:
             for metric in ("loss", "accuracy"):
                 value = row.pop(metric, None)
                 row.setdefault(f"test_{metric}", value)
     return rows
 
-
-def _chosen_on_test(config):
-    return isinstance(config, dict) and config.get("validation") == 0 and not config.get("validation_data")
 
 
 def _one_line(error):
