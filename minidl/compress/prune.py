@@ -157,11 +157,8 @@ def _set_mask(module, param_name, mask):
     weight in memory, 1 bit on disk (``Module.save`` packs boolean buffers), and ``W *= M``
     works the same on NumPy and torch; ``to(dtype=...)`` leaves it boolean."""
     param = module._parameters[param_name]
-    tensor = Tensor(np.asarray(mask) != 0, device=param.device, dtype="bool")
-    if get_mask(module, param_name) is None:
-        module.register_buffer(param_name + MASK_SUFFIX, tensor)
-    else:
-        setattr(module, param_name + MASK_SUFFIX, tensor)
+    # registering again replaces the old mask in place: same slot of the state dict
+    module.register_buffer(param_name + MASK_SUFFIX, Tensor(np.asarray(mask) != 0, device=param.device, dtype="bool"))
 
 
 def _ensure_mask(module, param_name):
