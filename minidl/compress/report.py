@@ -449,8 +449,6 @@ class CompressionReport:
         return model
 
     def _structured(self):
-        if self.config.model != "transformer":
-            return
         def make():
             model = self.teacher_copy()
             prune_heads(model, 0.5)
