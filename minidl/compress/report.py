@@ -50,7 +50,7 @@ from ..data.batching import subset
 from ..data.errors import DataFormatError
 from ..io import CheckpointError, atomic_path, check_replaceable, check_writable, file_sha256, read_npz, save_figure
 from ..models import build_model
-from ..nn.linear import Linear
+from ..nn import Linear, Module
 from ..train.checkpoint import check_data, differences, load_classifier
 from ..train.config import ConfigError
 from ..train.prepare import prepare
@@ -288,7 +288,7 @@ class CompressionReport:
         if self.decoder:
             decoder, decoder_settings = self.decoder
             pooling = "last-token" if decoder.pooling == "last" else decoder.pooling     # what the note says it is
-            self.record("decoder", "teacher", lambda: decoder, _save,
+            self.record("decoder", "teacher", lambda: decoder, Module.save,
                         lambda path: _loaded(self.fresh(**decoder_settings), path),
                         note=f"{'causal' if decoder.causal else 'not causal'}, {pooling} pooling")
         self.qat_rows()
@@ -322,7 +322,7 @@ class CompressionReport:
 
     def teacher_row(self):
         """The reference row every other row is read against; -> its name."""
-        self.record("teacher", "teacher", self.teacher_copy, _save, lambda path: _loaded(self.fresh(), path),
+        self.record("teacher", "teacher", self.teacher_copy, Module.save, lambda path: _loaded(self.fresh(), path),
                     note=f"{self.config.model}, hidden {self.config.hidden}, max length {self.config.max_length}")
         return "teacher"
 
@@ -334,7 +334,7 @@ class CompressionReport:
             self.distill_into(model, self.tune)
             return model
 
-        self.record("teacher + KD pass", "teacher", make, _save, lambda path: _loaded(self.fresh(), path),
+        self.record("teacher + KD pass", "teacher", make, Module.save, lambda path: _loaded(self.fresh(), path),
                     note="the teacher, one distilled pass over the fine-tuning reviews: the fine-tuned rows' reference")
         return "teacher + KD pass"
 
@@ -362,9 +362,9 @@ class CompressionReport:
         """int8 after training (if ``ptq``) and with quantisation-aware training, side by side;
         -> their names."""
         if ptq:
-            self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), _save,
+            self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), Module.save,
                         lambda path: _loaded(_quantized(self.fresh()), path), note="post-training, Linears and embedding")
-        self.record("int8 QAT + KD", "int8", lambda: self._qat(self.teacher_copy()), _save,
+        self.record("int8 QAT + KD", "int8", lambda: self._qat(self.teacher_copy()), Module.save,
                     lambda path: _loaded(_quantized(self.fresh()), path),
                     note="fake-quantised Linears fine-tuned with distillation, then int8")
         return ["int8", "int8 QAT + KD"] if ptq else ["int8 QAT + KD"]
@@ -405,12 +405,12 @@ class CompressionReport:
             build = lambda kind=kind, sizes=sizes: build_model(  # noqa: E731
                 kind, self.vocab_size, num_classes=len(self.label_names), device=self.device, **sizes)
             label = f"{kind}, width {width}"
-            self.record(f"{name} + KD", "students", lambda b=build: self._student(b(), alpha=0.5), _save,
+            self.record(f"{name} + KD", "students", lambda b=build: self._student(b(), alpha=0.5), Module.save,
                         lambda path, b=build: _loaded(b(), path), note=f"{label}, distilled")
             names.append(f"{name} + KD")
             if kind == "transformer" and not only:
-                self.record(f"{name}, labels only", "students", lambda b=build: self._student(b(), alpha=1.0), _save,
-                            lambda path, b=build: _loaded(b(), path), note=f"{label}, no teacher")
+                self.record(f"{name}, labels only", "students", lambda b=build: self._student(b(), alpha=1.0),
+                            Module.save, lambda path, b=build: _loaded(b(), path), note=f"{label}, no teacher")
                 names.append(f"{name}, labels only")
         return names
 
@@ -481,11 +481,11 @@ class CompressionReport:
 
         for fraction in fractions:
             if fraction == 0.5 and untuned:
-                self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False), _save,
+                self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False), Module.save,
                             lambda path: load(path, 0.5), note="encoder Linears at half their parameters")
                 names.append("low-rank 50%, no fine-tune")
-            self.record(f"low-rank {fraction:.0%} + KD", "low-rank", lambda f=fraction: factorized(f, True), _save,
-                        lambda path, f=fraction: load(path, f),
+            self.record(f"low-rank {fraction:.0%} + KD", "low-rank", lambda f=fraction: factorized(f, True),
+                        Module.save, lambda path, f=fraction: load(path, f),
                         note=f"encoder Linears at {fraction:.0%} of their parameters, fine-tuned")
             names.append(f"low-rank {fraction:.0%} + KD")
         return names
@@ -499,16 +499,9 @@ def ordered(rows):
     return sorted(rows, key=lambda r: GROUPS.index(r["group"]) if r["group"] in GROUPS else len(GROUPS))
 
 
-def _save(model, path):
-    model.save(path)
-
-
-def _loaded(model, path, load=None):
-    """``model`` with the weights of ``path``, read by ``load(model, path)`` (default: ``model.load``)."""
-    if load is None:
-        model.load(path)
-    else:
-        load(model, path)
+def _loaded(model, path, load=Module.load):
+    """``model`` with the weights of ``path``, read by ``load(model, path)`` (default: ``Module.load``)."""
+    load(model, path)
     return model
 
 
