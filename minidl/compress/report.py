@@ -298,15 +298,11 @@ class CompressionReport:
             self.record(f"gradual {amount:.0%} + KD", "gradual pruning", lambda a=amount: self._gradual(a),
                         save_sparse, self.load_sparse,
                         note="each weight matrix on the cubic schedule, distilled", scope="all, per layer")
-        top = f"gradual {max(gradual_levels):.0%} + KD"
-        self.record(f"gradual {max(gradual_levels):.0%} + int8", "int8",
-                    lambda: _quantized(_loaded(self.fresh(), self.file_of(top), load_sparse)), save_sparse,
-                    lambda path: _loaded(_quantized(self.fresh()), path, load_sparse),
-                    note="post-training int8 non-zeros")
-        self.record(f"gradual {max(gradual_levels):.0%} + QAT", "int8",
-                    lambda: self._qat(_loaded(self.fresh(), self.file_of(top), load_sparse)), save_sparse,
-                    lambda path: _loaded(_quantized(self.fresh()), path, load_sparse),
-                    note="QAT with the mask locked, int8 non-zeros")
+        top = f"gradual {max(gradual_levels):.0%}"
+        for method, to_int8, note in (("int8", _quantized, "post-training int8 non-zeros"),
+                                      ("QAT", self._qat, "QAT with the mask locked, int8 non-zeros")):
+            self.record(f"{top} + {method}", "int8", lambda f=to_int8: f(self.load_sparse(self.file_of(f"{top} + KD"))),
+                        save_sparse, lambda path: _loaded(_quantized(self.fresh()), path, load_sparse), note=note)
         self._one_shot_rows(levels)
         self._structured()
         return ordered(self.rows)
