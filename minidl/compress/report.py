@@ -56,7 +56,7 @@ from ..train.config import ConfigError
 from ..train.prepare import prepare
 from ..train.trainer import evaluate
 from .distill import distill, teacher_logits_table
-from .lowrank import factorize, ranks_of
+from .lowrank import factorize
 from .prune import (GradualPruning, LockedMasks, load_sparse, prune_global_magnitude, prune_l1_per_layer,
                     save_sparse, weight_matrices)
 from .qat import convert_qat, prepare_qat
@@ -182,6 +182,14 @@ class CompressionReport:
     def load_sparse(self, path):
         """A fresh model of the teacher's architecture with the pruned weights of ``path`` (``save_sparse``)."""
         return _loaded(self.fresh(), path, load_sparse)
+
+    def load_lowrank(self, path):
+        """A fresh model of the teacher's architecture with the factorised Linears of ``path``, their
+        ranks read back from the saved factor shapes (A is (D_in, r))."""
+        model = self.fresh()
+        factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in read_npz(path).items()
+                               if key.endswith(".A")})
+        return _loaded(model, path)
 
     def teacher_copy(self):
         model = self.fresh()
@@ -459,29 +467,23 @@ class CompressionReport:
     def _lowrank(self, fractions, untuned=True):
         """Encoder Linears at ``fractions`` of their parameters, fine-tuned (50 % also before,
         if ``untuned``); -> the names recorded."""
-        ranks, names = {}, []
+        names = []
 
         def factorized(fraction, fine_tune):
             model = self.teacher_copy()
-            chosen = {name: rank for name, rank in lowrank_ranks(model, fraction).items()
-                      if name.startswith("encoder.")}
-            ranks[fraction] = ranks_of(factorize(model, rank=chosen))
+            factorize(model, rank={name: rank for name, rank in lowrank_ranks(model, fraction).items()
+                                   if name.startswith("encoder.")})
             if fine_tune:
                 self.distill_into(model, self.tune)
             return model
 
-        def load(path, fraction):
-            model = self.fresh()
-            factorize(model, rank=ranks[fraction]) if fraction in ranks else _factorize_from_file(model, path)
-            return _loaded(model, path)
-
         for fraction in fractions:
             if fraction == 0.5 and untuned:
                 self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False), Module.save,
-                            lambda path: load(path, 0.5), note="encoder Linears at half their parameters")
+                            self.load_lowrank, note="encoder Linears at half their parameters")
                 names.append("low-rank 50%, no fine-tune")
             self.record(f"low-rank {fraction:.0%} + KD", "low-rank", lambda f=fraction: factorized(f, True),
-                        Module.save, lambda path, f=fraction: load(path, f),
+                        Module.save, self.load_lowrank,
                         note=f"encoder Linears at {fraction:.0%} of their parameters, fine-tuned")
             names.append(f"low-rank {fraction:.0%} + KD")
         return names
@@ -504,13 +506,6 @@ def _loaded(model, path, load=Module.load):
 def _quantized(model):
     quantize(model, embeddings=True)
     return model
-
-
-def _factorize_from_file(model, path):
-    """Ranks read back from the saved factor shapes (A is (D_in, r)), for a resumed report."""
-    state = read_npz(path)
-    factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in state.items()
-                           if key.endswith(".A")})
 
 
 # what the commands write beside results.jsonl
