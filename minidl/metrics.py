@@ -49,8 +49,7 @@ def roc_auc(y_true, scores, positive=1):
     # average rank within each group of tied scores (ranks start at 1)
     starts = np.r_[0, np.flatnonzero(np.diff(scores[order])) + 1]
     ends = np.r_[starts[1:], len(scores)]
-    for s, e in zip(starts, ends):
-        ranks[order[s:e]] = (s + e + 1) / 2
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
     return float((ranks[is_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
