@@ -41,6 +41,7 @@ import numpy as np
 
 from .autograd.function import Function, MinidlError, OpError, ShapeError
 from .io import finite
+from .metrics import cell, classification_report
 from .nn.module import Module, Parameter
 
 KINDS = ("tfidf", "nbsvm")
@@ -341,8 +342,6 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
         log(f"reading {data} ...")      # IMDB: about 8 s
     train, test = _splits(data, data_path, columns)
     _check_two_classes(kind, data, train)
-    from .metrics import classification_report
-
     settings = dict(ngrams=ngrams, min_df=min_df, epochs=epochs, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, alpha=alpha, seed=seed)
     progress = (lambda n: log(f"{kind} at {max_length} words: {n:,} n-grams, {len(train):,} training reviews "
@@ -408,9 +407,6 @@ def _numbers(text, option):
 
 def format_table(results):
     """One row per run: kind, max_length, vocabulary, test accuracy / F1 / AUC, seconds."""
-    def cell(value):
-        return "-" if value is None or value != value else f"{value:.4f}"
-
     lines = [f"  {'kind':<7}{'max_length':>11}{'vocabulary':>12}{'accuracy':>10}{'f1':>9}{'auc':>9}{'seconds':>9}"]
     for r in results:
         m = r["metrics"]

@@ -74,12 +74,14 @@ def classification_report(y_true, probabilities, loss=None):
     return report
 
 
+def cell(value):
+    """A metric as a table shows it: four decimals, "-" for an undefined one (None or NaN)."""
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
 def format_report(report, label_names, title):
     """``classification_report``'s numbers as a table people read: the metrics in one row
     (undefined ones as "-"), then the confusion matrix with its labels (rows: the truth)."""
-    def cell(value):
-        return "-" if value is None or value != value else f"{value:.4f}"
-
     keys = [k for k in ("accuracy", "precision", "recall", "f1", "auc", "loss") if k in report]
     lines = [title, "  " + "  ".join(f"{k:>9}" for k in keys), "  " + "  ".join(f"{cell(report[k]):>9}" for k in keys)]
     names = [str(n) for n in label_names]
