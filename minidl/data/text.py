@@ -155,13 +155,12 @@ class Tokenizer:
             if getattr(self, name) not in (True, False):   # NumPy's bools too; Tokenizer(100) is lowercase=100
                 raise ValueError(f"Tokenizer: {name} must be True or False, got {getattr(self, name)!r}; pass "
                                  f"settings by name, e.g. Tokenizer(max_length=100)")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if not (self.contractions is None or isinstance(self.contractions, str) and self.contractions in CONTRACTIONS):
             raise ValueError(f'Tokenizer: contractions must be None, "split" or "not", got {self.contractions!r}')
         object.__setattr__(self, "min_word_length", int(self.min_word_length))
         if self.max_length is not None:
             object.__setattr__(self, "max_length", int(self.max_length))
-        for name in ("lowercase", "strip_html", "strip_links", "letters_only", "keep_digits"):
-            object.__setattr__(self, name, bool(getattr(self, name)))
 
     def _stop_set(self):
         """The stop words, lower-cased: with lowercase=False, "The" is still the stop word "the"."""
