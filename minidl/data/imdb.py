@@ -334,10 +334,8 @@ def load_imdb(path=None, split="official", validation=0.0, seed=0, max_reviews=N
         train, test = (_recount(ds.subset(range(min(max_reviews, len(ds))))) for ds in (train, test))
     out = {"train": train, "test": test}
     if validation > 0:
-        out["train"], out["validation"] = train.split(validation, seed)
+        out["train"], out["validation"] = map(_recount, train.split(validation, seed))
         out["train"].name, out["validation"].name = "imdb/train", "imdb/validation"
-        for ds in (out["train"], out["validation"]):
-            _recount(ds)
     return out
 
 
