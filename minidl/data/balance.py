@@ -29,10 +29,7 @@ def oversample(dataset, target=None, seed=0):
 def undersample(dataset, target=None, seed=0):
     """Classes larger than ``target`` (default: the smallest non-empty class) shrink to ``target``."""
     counts = _counts(dataset)
-    if target is None:
-        target = counts[counts > 0].min() if (counts > 0).any() else 0
-    else:
-        target = _check_target(target, "undersample")
+    target = min(counts[counts > 0], default=0) if target is None else _check_target(target, "undersample")
     return _resample(dataset, target, seed, grow=False, shrink=True, suffix="undersampled")
 
 
