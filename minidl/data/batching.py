@@ -73,8 +73,7 @@ def encode_dataset(dataset, tokenizer, vocab, max_length=None, token_lists=None)
         token_lists = map(tokenizer, dataset.texts)
     ids, kept, dropped = [], [], []
     for i, tokens in enumerate(token_lists):
-        if max_length is not None:
-            tokens = tokens[:max_length]
+        tokens = tokens[:max_length]
         if tokens:
             ids.append(vocab.encode(tokens))
             kept.append(i)

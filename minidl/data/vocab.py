@@ -151,9 +151,7 @@ class Vocabulary:
         callable text -> list of words). Raises ``TextEncodingError`` when nothing is left
         to classify: the text is empty after cleaning, or none of its words is known.
         """
-        tokens = list(tokenizer(text))
-        if max_length is not None:
-            tokens = tokens[:max_length]
+        tokens = list(tokenizer(text))[:max_length]
         if not tokens:
             min_letters = getattr(tokenizer, "min_word_length", None)
             kept = (f" (the cleaning keeps words of {_NUMBER_WORDS.get(min_letters, min_letters)} or more letters)"
