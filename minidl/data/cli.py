@@ -49,19 +49,16 @@ def add_arguments(commands):
     build.add_argument("--method", choices=("ppmi", "sgns"), default="ppmi",
                        help="ppmi: PPMI + truncated SVD (seconds to minutes); sgns: skip-gram with negative "
                             "sampling, word2vec, trained here (about 5 minutes on two cores, 13 beside a test run)")
-    build.add_argument("--dim", type=int, default=100, help="vector size")
-    build.add_argument("--window", type=int, default=5,
-                       help="context words each side; for sgns the largest reach of the dynamic window")
-    build.add_argument("--min-count", type=int, default=5,
-                       help="leave out words seen fewer times than this")
-    build.add_argument("--max-vocab", type=int, default=30000,
-                       help="keep this many of the most frequent words")
-    build.add_argument("--smoothing", type=float, default=0.75,
-                       help="ppmi only: context-distribution smoothing alpha")
-    build.add_argument("--power", type=float, default=0.5, help="ppmi only: vectors = U * S**power")
-    build.add_argument("--negatives", type=int, default=5,
-                       help="sgns only: negative words drawn per (word, context) pair")
-    build.add_argument("--epochs", type=int, default=3, help="sgns only: passes over the reviews")
+    for option, kind, default, text in (
+            ("--dim", int, 100, "vector size"),
+            ("--window", int, 5, "context words each side; for sgns the largest reach of the dynamic window"),
+            ("--min-count", int, 5, "leave out words seen fewer times than this"),
+            ("--max-vocab", int, 30000, "keep this many of the most frequent words"),
+            ("--smoothing", float, 0.75, "ppmi only: context-distribution smoothing alpha"),
+            ("--power", float, 0.5, "ppmi only: vectors = U * S**power"),
+            ("--negatives", int, 5, "sgns only: negative words drawn per (word, context) pair"),
+            ("--epochs", int, 3, "sgns only: passes over the reviews")):
+        build.add_argument(option, type=kind, default=default, help=text)
     build.add_argument("--seed", type=at_least(0), default=0,
                        help="the randomised SVD's seed (ppmi) or the training's seed (sgns)")
     build.add_argument("--data", help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
