@@ -50,7 +50,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zlib
-from collections import namedtuple
+from collections import Counter, namedtuple
 from http.client import HTTPException
 from pathlib import Path
 
@@ -159,9 +159,8 @@ def read_imdb_reviews(source, parts=LABELLED):
         raise DataFormatError(f"{source} is a CSV file; read it with load_imdb()")
     reviews, urls = _read_folder(source, parts) if source.is_dir() else _read_archive(source, parts)
     reviews = _with_movies(reviews, urls)
-    counts = {part: 0 for part in parts}
-    for r in reviews:
-        counts[f"{r.split}/{r.label}"] += 1
+    found = Counter(f"{r.split}/{r.label}" for r in reviews)
+    counts = {part: found[part] for part in parts}
     empty = [part for part, n in counts.items() if n == 0]
     if empty:
         raise DataFormatError(f"{source} has no reviews under {', '.join(f'{FOLDER_NAME}/{p}/' for p in empty)}: "
