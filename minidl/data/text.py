@@ -279,8 +279,7 @@ class Tokenizer:
         cleaned = self._clean(piece)
         words = self._split_words(cleaned)
         if words:
-            stop = self._stop
-            return Traced(piece, [(w, "stop word" if w.lower() in stop else None) for w in words], None)
+            return Traced(piece, [(w, "stop word" if w.lower() in self._stop else None) for w in words], None)
         if self.strip_links and _LINK.search(piece):
             return Traced(piece, [], "link")
         if self._kept_char.search(cleaned):
