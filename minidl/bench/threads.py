@@ -49,17 +49,12 @@ def describe(info=None):
     return f"torch {info['torch']}; BLAS: {pools}"
 
 
-def check_threads(threads):
-    """None (leave as is) or an int >= 1, else a one-line MinidlError."""
-    if threads is not None and threads < 1:
-        raise MinidlError(f"--threads must be a whole number >= 1, got {threads}")
-    return threads
-
-
 @contextlib.contextmanager
 def limit_threads(threads):
-    """Inside: torch and every BLAS/OpenMP pool use ``threads`` threads (None: unchanged)."""
-    check_threads(threads)
+    """Inside: torch and every BLAS/OpenMP pool use ``threads`` threads (None: unchanged; below 1:
+    a one-line MinidlError)."""
+    if threads is not None and threads < 1:
+        raise MinidlError(f"--threads must be a whole number >= 1, got {threads}")
     restore = set_threads(threads) if threads is not None else (lambda: None)
     try:
         yield
