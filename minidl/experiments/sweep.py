@@ -45,6 +45,7 @@ for parallel runs use processes (or Dask workers with ``processes=True``).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -59,6 +60,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
@@ -326,15 +328,7 @@ class InlineExecutor:
     (so each is written to the file as soon as it ends). For debugging: pdb, plain tracebacks."""
 
     def submit(self, fn, *args, **kwargs):
-        return _Deferred(fn, args, kwargs)
-
-
-class _Deferred:
-    def __init__(self, fn, args, kwargs):
-        self.fn, self.args, self.kwargs = fn, args, kwargs
-
-    def result(self):
-        return self.fn(*self.args, **self.kwargs)
+        return types.SimpleNamespace(result=functools.partial(fn, *args, **kwargs))   # a future without callbacks
 
 
 def _finished_order(futures):
