@@ -195,12 +195,6 @@ def copy_weights(ours, theirs):
     return theirs
 
 
-def build_torch(kind, ours, vocab, T, dropout, device="cpu", shape=SHAPE):
-    """The PyTorch twin of the minidl model ``ours`` (any minidl device), on torch ``device``."""
-    theirs = TorchTransformer(vocab, T, dropout, kind == "mlm", **shape)
-    return copy_weights(ours, theirs).to(device)
-
-
 def _jobs(model, opt, logits, loss_fn, targets, no_grad):
     """{"train": one Adam step -> loss, "infer": one eval forward -> logits}: the same two jobs
     for either framework, given its ``loss_fn`` (logits, targets) and its ``no_grad`` context."""
@@ -254,9 +248,9 @@ def side_jobs(side, kind, vocab, T, batch, dropout, device="cpu", seed=0, shape=
     names, torch_device = sides(device)
     minidl_device = names[side]
     if minidl_device is None:
-        theirs = build_torch(kind, build_minidl(kind, vocab, T, dropout, seed, shape=shape), vocab, T, dropout,
-                             torch_device, shape)
-        return _torch_jobs(kind, theirs, batch, torch_device)
+        theirs = copy_weights(build_minidl(kind, vocab, T, dropout, seed, shape=shape),
+                              TorchTransformer(vocab, T, dropout, kind == "mlm", **shape))
+        return _torch_jobs(kind, theirs.to(torch_device), batch, torch_device)
     return _minidl_jobs(kind, build_minidl(kind, vocab, T, dropout, seed, minidl_device, shape), batch, minidl_device)
 
 
