@@ -220,25 +220,19 @@ def add_train_config_arguments(parser):
     from .models import describe
     from .train import TrainConfig
 
+    types = {"hidden": _parse_hidden, "embedding_lr": _number_or_none,
+             **dict.fromkeys(("clip_norm", "patience", "eval_every", "train_limit"),
+                             lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v))}
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
         text = _TRAIN_HELP.get(f.name, "") + (describe() if f.name == "model" else "")
-        if f.name == "hidden":
-            parser.add_argument(flag, type=_parse_hidden, default=default, help=text)
-        elif isinstance(default, bool):
+        if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-        elif isinstance(default, dict):
-            parser.add_argument(flag, type=_json_object, default=default, help=text)
-        elif isinstance(default, (int, float)) and f.name not in ("clip_norm", "patience"):
-            parser.add_argument(flag, type=type(default), default=default, help=text)
-        elif f.name == "embedding_lr":
-            parser.add_argument(flag, type=_number_or_none, default=default, help=text)
-        elif f.name in ("clip_norm", "patience", "eval_every", "train_limit"):
-            parser.add_argument(flag, type=lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v),
-                                default=default, help=text)
-        else:
-            parser.add_argument(flag, default=default, help=text)
+            continue
+        kind = types.get(f.name) or (_json_object if isinstance(default, dict)
+                                     else type(default) if isinstance(default, (int, float)) else None)
+        parser.add_argument(flag, type=kind, default=default, help=text)
 
 
 def build_parser():
