@@ -305,16 +305,13 @@ def build_parser():
     bench = commands.add_parser("bench", help="benchmarks against PyTorch, measured in the same run")
     bench_what = bench.add_subparsers(dest="what", required=True)
     mlp = bench_what.add_parser("mlp", help="2-layer MLP training step, minidl-NumPy vs PyTorch eager (CPU)")
-    mlp.set_defaults(run=_bench)
     mlp.add_argument("--device", default="cpu", help='minidl\'s side: "cpu" (NumPy), "torch" or "cuda"; '
                                                       'PyTorch\'s runs on the CPU')
     gru = bench_what.add_parser("gru", help="GRU classifier training step, minidl-NumPy vs torch.nn.GRU (CPU)")
-    gru.set_defaults(run=_bench)
     gru.add_argument("--imdb-epoch", action="store_true", help="also time one IMDB training epoch of each")
     gru.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
     kernels = bench_what.add_parser("kernels", help="the Triton kernels vs cuDNN, dense attention and PyTorch's "
                                                     "losses (forward + backward, on a GPU)")
-    kernels.set_defaults(run=_bench)
     kernels.add_argument("--only", type=lambda text: text.split(","), default=None,
                          help="comma-separated subset of gru,rnn,attention,mha,losses (default: all)")
     kernels.add_argument("--precision", choices=["high", "highest"], default="high",
@@ -323,7 +320,6 @@ def build_parser():
     transformer = bench_what.add_parser("transformer", help="transformer encoder (classifier and masked-LM) "
                                                             "training step and inference, minidl vs PyTorch eager "
                                                             "with the same weights")
-    transformer.set_defaults(run=_bench)
     transformer.add_argument("--models", default="classifier,mlm",
                              help="comma-separated subset of classifier,mlm")
     transformer.add_argument("--lengths", default=None,
@@ -353,6 +349,7 @@ def build_parser():
     transformer.add_argument("--json", action="store_true",
                              help="print the results as JSON instead of the table")
     for each in (mlp, gru, kernels, transformer):
+        each.set_defaults(run=_bench)
         each.add_argument("--threads", type=at_least(1), default=None, metavar="N",
                           help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
                                "libraries' own choice; the one in force is printed)")
