@@ -463,10 +463,7 @@ def _check_out(args):
         return
     check_writable(args.out, folder=True)
 
-    def checkpoint(path):
-        return "config" in npz_meta(path)
-
-    owners = {"last.npz": checkpoint, "best.npz": checkpoint,
+    owners = {**dict.fromkeys(("last.npz", "best.npz"), lambda path: "config" in npz_meta(path)),
               "results.json": lambda path: {"config", "test"} <= json_keys(path)}
     for name, is_own in owners.items():
         check_replaceable(os.path.join(args.out, name), is_own, "minidl train", "--out:")
