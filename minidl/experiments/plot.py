@@ -96,35 +96,26 @@ def _default_title(results, rows, x, numeric):
 
 def main_plot(args):
     """``minidl plot``: PNG, SVG and a Markdown table of a results file; prints the table."""
-    try:
+    try:   # each refusal is one line, and nothing is written
         results = load_results(args.results)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"minidl plot: error: {e}", file=sys.stderr)
-        return 2
-    if getattr(args, "models", None):
-        wanted = set(split_commas(args.models))
-        found = sorted({r.get("config", {}).get("model") for r in results} - {None})
-        results = [r for r in results if r.get("config", {}).get("model") in wanted]
-        if not results:
-            print(f"minidl plot: error: --models {args.models}: {args.results} has no runs of them; it has "
-                  f"{', '.join(found) or 'none'} (nothing was written)", file=sys.stderr)
-            return 2
-    metrics = split_commas(args.metrics)
-    unknown = _unknown_axes(results, args.x, metrics)
-    if unknown:
-        print(f"minidl plot: error: {unknown} (nothing was written)", file=sys.stderr)
-        return 2
-    out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
-    if out.endswith(os.sep) or os.path.isdir(out):   # "figures/" wrote figures/.png, a hidden file
-        out = os.path.join(out, "sweep")
-    foreign = _not_from_plot(out)
-    if foreign:
-        print(f"minidl plot: error: --out {out}: {foreign} is there and was not written by minidl plot; give "
-              f"another --out, or move it away (nothing was written)", file=sys.stderr)
-        return 2
-    try:
+        if getattr(args, "models", None):
+            wanted = set(split_commas(args.models))
+            found = sorted({r.get("config", {}).get("model") for r in results} - {None})
+            results = [r for r in results if r.get("config", {}).get("model") in wanted]
+            if not results:
+                raise ValueError(f"--models {args.models}: {args.results} has no runs of them; it has "
+                                 f"{', '.join(found) or 'none'} (nothing was written)")
+        metrics = split_commas(args.metrics)
+        if unknown := _unknown_axes(results, args.x, metrics):
+            raise ValueError(f"{unknown} (nothing was written)")
+        out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
+        if out.endswith(os.sep) or os.path.isdir(out):   # "figures/" wrote figures/.png, a hidden file
+            out = os.path.join(out, "sweep")
+        if foreign := _not_from_plot(out):
+            raise ValueError(f"--out {out}: {foreign} is there and was not written by minidl plot; give another "
+                             f"--out, or move it away (nothing was written)")
         paths = plot_sweep(results, out, metrics=metrics, title=args.title, x=args.x)
-    except ValueError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"minidl plot: error: {e}", file=sys.stderr)
         return 2
     table = table_markdown(summarise(results, x=args.x, metrics=metrics), x=args.x, metrics=metrics)
