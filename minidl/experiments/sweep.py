@@ -133,8 +133,12 @@ def _model_hidden(model, hidden):
     """``hidden`` as an int or a list of ints, checked against what ``model`` accepts."""
     from ..models import MODELS
 
-    hidden = _hidden_value(hidden)
-    if isinstance(hidden, list) and not MODELS[model].hidden_list:
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+        return int(hidden)
+    if not (isinstance(hidden, (list, tuple)) and hidden and all(isinstance(h, numbers.Integral) for h in hidden)):
+        raise ValueError(f"a hidden size must be an int or a non-empty list of ints, got {hidden!r}")
+    hidden = [int(h) for h in hidden]
+    if not MODELS[model].hidden_list:
         takers = ", ".join(name for name, cls in MODELS.items() if cls.hidden_list)
         raise ValueError(f"hidden={hidden} is a list of layer sizes, which only the MLP scorers "
                          f"({takers}) take; {model!r} needs one int")
@@ -150,14 +154,6 @@ def _job_settings(fixed, override, model, hidden, seed):
             settings[name] = {**fixed[name], **override[name]}
     settings.update(model=model, hidden=hidden, seed=int(seed))
     return settings
-
-
-def _hidden_value(hidden):
-    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-        return int(hidden)
-    if isinstance(hidden, (list, tuple)) and hidden and all(isinstance(h, numbers.Integral) for h in hidden):
-        return [int(h) for h in hidden]
-    raise ValueError(f"a hidden size must be an int or a non-empty list of ints, got {hidden!r}")
 
 
 def complete_config(config):
