@@ -440,8 +440,8 @@ def _resume(jobs, results_path, log):
             previous = {_key(r): r for r in load_results(results_path)}
     _drop_truncated_tail(results_path, log)
     succeeded = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
-    digests = {}
-    changed = {k: _changed_inputs(record, digests) for k, record in succeeded.items()}
+    digest = functools.cache(file_digest)   # each file read once, however many records name it
+    changed = {k: _changed_inputs(record, digest) for k, record in succeeded.items()}
     records = {k: record for k, record in succeeded.items() if not changed[k]}
     todo = [k for k in jobs if k not in records]
     retried = [k for k in todo if k in previous and k not in succeeded]
@@ -453,16 +453,10 @@ def _resume(jobs, results_path, log):
     return records, todo
 
 
-def _changed_inputs(record, digests):
+def _changed_inputs(record, digest):
     """The files ``record``'s run read whose bytes differ now (or that are gone); [] for a record
-    written before records kept their inputs. ``digests`` caches {path: digest} across records."""
-    changed = []
-    for path, digest in (record.get("inputs") or {}).items():
-        if path not in digests:
-            digests[path] = file_digest(path)
-        if digests[path] != digest:
-            changed.append(path)
-    return changed
+    written before records kept their inputs. ``digest``: ``file_digest``, cached across records."""
+    return [path for path, old in (record.get("inputs") or {}).items() if digest(path) != old]
 
 
 def _local_executor(max_workers, n_jobs, log, threads=None):
