@@ -392,11 +392,8 @@ def build_parser():
     baseline.add_argument("--data", default="imdb",
                           help='"imdb" (the official split), "synthetic", or a CSV/TSV/JSONL table of yours, as '
                                "for minidl train --data")
-    for name, default in (("text_column", "text"), ("label_column", "label")):   # as train's
+    for name, default in (("text_column", "text"), ("label_column", "label"), ("data_path", None)):   # as train's
         baseline.add_argument("--" + name.replace("_", "-"), default=default, help=_TRAIN_HELP[name])
-    baseline.add_argument("--data-path", default=None,
-                          help="where the IMDB data is: archive, aclImdb/ folder or CSV (default: $MINIDL_DATA, "
-                               "then ~/.cache/minidl)")
     baseline.add_argument("--ngrams", default="1,2",
                           help="the n-gram sizes low,high (at most 3): 1,2 counts words and pairs of words")
     baseline.add_argument("--min-df", type=int, default=2,
