@@ -90,7 +90,6 @@ def main(args):
     check_replaceable(os.path.join(args.out, "probe.json"), _is_probe_results, "minidl probe", f"--out {args.out}:",
                       beside=[os.path.join(args.out, f"probe.{ext}") for ext in ("png", "svg")])
     results = run(args.models, seed=args.seed, radius=args.radius, device=args.device, progress=True)
-    os.makedirs(args.out, exist_ok=True)
     with atomic_path(os.path.join(args.out, "probe.json")) as tmp, open(tmp, "w") as f:
         json.dump(results, f, indent=1)
     plot(results, args.radius, os.path.join(args.out, "probe"))

@@ -421,7 +421,6 @@ def main_finetune(args):
 def _write_json(path, value):
     from ..io import atomic_path
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(value, f, indent=2)
 
