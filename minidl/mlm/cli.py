@@ -116,6 +116,12 @@ def _changed_run(args):
     return ", ".join(filter(None, changed))
 
 
+def _refuse(command, problem):
+    """``minidl mlm <command>`` cannot run: say why on stderr, in one line; the exit code 2."""
+    print(f"minidl mlm {command}: {problem}", file=sys.stderr)
+    return 2
+
+
 def _out_refused(args, is_own, writer, *inputs):
     """Why --out cannot be written, as one line, before any work (None: it can): it is one of the
     input files ``inputs`` (options of ``args``), no file can be made there, or a file is there that
@@ -267,8 +273,7 @@ def main_pretrain(args):
     from .pretrain import train_mlm
 
     if problem := _refused(args):
-        print(f"minidl mlm pretrain: {problem}", file=sys.stderr)
-        return 2
+        return _refuse("pretrain", problem)
     if args.resume_from or args.resume:
         model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
                                          for_training=True)
@@ -294,8 +299,7 @@ def main_distill(args):
     from .pretrain import train_mlm
 
     if problem := _refused(args):
-        print(f"minidl mlm distill: {problem}", file=sys.stderr)
-        return 2
+        return _refuse("distill", problem)
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
     max_len = meta["settings"]["max_len"]
     corpus = _corpus(args, max_len, vocab=vocab)
@@ -321,8 +325,7 @@ def main_evaluate(args):
 
     if args.out and (problem := _out_refused(args, lambda path: {"teacher", "student", "agreement"} <= json_keys(path),
                                              "minidl mlm evaluate", "teacher", "student")):
-        print(f"minidl mlm evaluate: {problem}", file=sys.stderr)
-        return 2
+        return _refuse("evaluate", problem)
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
     student, student_vocab, _, _ = load_mlm(args.student, args.device)
     if student_vocab != vocab:
@@ -368,13 +371,10 @@ def main_quantize(args):
     # only an earlier int8 copy is replaced: a trained student or teacher at --out was, silently
     if problem := _out_refused(args, lambda path: is_mlm_checkpoint(path) and bool(npz_meta(path).get("int8")),
                                "minidl mlm quantize", "model"):
-        print(f"minidl mlm quantize: {problem}", file=sys.stderr)
-        return 2
+        return _refuse("quantize", problem)
     model, vocab, _, meta = load_mlm(args.model, "cpu")
     if meta.get("int8"):
-        print(f"minidl mlm quantize: {args.model} is already an int8 copy; give the float checkpoint",
-              file=sys.stderr)
-        return 2
+        return _refuse("quantize", f"{args.model} is already an int8 copy; give the float checkpoint")
     report = quantize(model, embeddings=True)
     save_mlm(args.out, model, vocab, meta["settings"], meta["history"], meta["role"])
     before, after = os.path.getsize(args.model), os.path.getsize(args.out)
@@ -391,8 +391,7 @@ def main_finetune(args):
 
     if problem := _out_refused(args, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune",
                                "student", "teacher"):
-        print(f"minidl mlm finetune: {problem}", file=sys.stderr)
-        return 2
+        return _refuse("finetune", problem)
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
     # the runs' options: other starts already in --out are kept only when they ran with the same
     options = {"student": file_sha256(args.student), "data": args.data, "length": args.length, "epochs": args.epochs,
@@ -403,9 +402,8 @@ def main_finetune(args):
         with open(args.out) as f:
             result = json.load(f)
         if changed := differences(result.get("options", options), options):
-            print(f"minidl mlm finetune: {args.out} holds runs with other options ({changed}); give the same "
-                  f"options, or another --out", file=sys.stderr)
-            return 2
+            return _refuse("finetune", f"{args.out} holds runs with other options ({changed}); give the same "
+                                       f"options, or another --out")
     result["options"] = options
     result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
                                       args.train_limit, args.seed, args.device, starts,
