@@ -94,17 +94,15 @@ def _order(layer, parents, children, component):
     for column in columns:
         refresh(column)
 
-    def sweep(indices, primary, secondary):
-        for c in indices:
-            column = columns[c]
+    def sweep(in_order, primary, secondary):
+        for column in in_order:
             keys = {v: _mean([place[u] for u in (primary[v] or secondary[v])], place[v]) for v in column}
             column.sort(key=lambda v: (component[v], keys[v]))
             refresh(column)
 
-    forward, backward = range(len(columns)), range(len(columns) - 1, -1, -1)
-    for indices, primary, secondary in ((forward, parents, children), (backward, children, parents),
-                                        (forward, parents, children)):
-        sweep(indices, primary, secondary)
+    sweep(columns, parents, children)
+    sweep(reversed(columns), children, parents)
+    sweep(columns, parents, children)
     return columns
 
 
