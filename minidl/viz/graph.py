@@ -317,11 +317,10 @@ class _NodeMaker:
         name = self.names.get(id(tensor))
         node = {"id": node_id, "kind": kind, "op": op, "name": name, "shape": tuple(tensor.shape),
                 "dtype": tensor.dtype, "requires_grad": tensor.requires_grad, "count": count,
-                "root": id(tensor) in self.roots, "fused": kind == "fused", "equations": None,
+                "root": id(tensor) in self.roots, "fused": kind == "fused",
+                "equations": equations(tensor._ctx.fn) if kind == "fused" else None,
                 "label": self._label(kind, op, ops[:period], times, name),
                 "value": None, "grad": None, "grad_norm": None, "grad_source": None}
-        if kind == "fused":
-            node["equations"] = equations(tensor._ctx.fn)
         small = tensor.xp.size(tensor.data) <= SMALL
         if self.values and small and kind != "repeat":
             node["value"] = tensor.numpy().tolist()
