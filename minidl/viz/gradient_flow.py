@@ -42,14 +42,10 @@ def gradient_flow(model, out_path=None, title=None, draw=True):
         names.append(name)
         layers.append(name.rsplit(".", 1)[0] if "." in name else "")
         shapes.append(tuple(p.shape))
-        norms[name] = None if p.grad is None else _norm(p.xp.to_numpy(p.grad))
+        norms[name] = None if p.grad is None else float(np.linalg.norm(p.xp.to_numpy(p.grad).astype(np.float64)))
     result = {"names": names, "layers": layers, "shapes": shapes, "norms": norms}
     title = title or f"{type(model).__name__}: ‖dL/dθ‖ per parameter"
     return _drawn(result, draw, out_path, lambda: _bars(names, layers, [norms[n] for n in names], title))
-
-
-def _norm(array):
-    return float(np.linalg.norm(np.asarray(array, dtype=np.float64)))
 
 
 def _bars(names, layers, norms, title):
