@@ -26,8 +26,6 @@ import torch
 import triton
 import triton.language as tl
 
-PRECISIONS = ("ieee", "tf32", "float64")
-
 
 def precision(dtype):
     """The precision of the products in a launch on arrays of ``dtype`` (see the module docstring)."""
