@@ -86,8 +86,7 @@ class RunsFolder:
         path = os.path.join(folder, name)
         relative = os.path.relpath(path, self.root).replace(os.sep, "/")
         ext = os.path.splitext(name)[1].lower()
-        reader = {".json": _read_run, ".jsonl": _read_sweep}.get(ext)
-        reader = _read_checkpoint if name == "last.npz" else reader
+        reader = _read_checkpoint if name == "last.npz" else {".json": _read_run, ".jsonl": _read_sweep}.get(ext)
         if reader is None and ext not in PLOTS:
             return
         try:
@@ -99,10 +98,8 @@ class RunsFolder:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, zipfile.BadZipFile) as e:
             found["skipped"].append({"path": relative, "why": _one_line(e)})
             return
-        kind = "sweeps" if ext == ".jsonl" else "runs"
-        for note in item.pop("notes", []):
-            found["skipped"].append({"path": relative, "why": note})
-        found[kind].append({"path": relative, **item})
+        found["skipped"].extend({"path": relative, "why": note} for note in item.pop("notes", []))
+        found["sweeps" if ext == ".jsonl" else "runs"].append({"path": relative, **item})
 
     def _parsed(self, path, reader):
         status = os.stat(path)
