@@ -95,10 +95,9 @@ def equations(fn):
         heading = paragraph.splitlines()[0].strip().lower().replace(" ", "_")
         if heading.startswith(name) and _has_equations(paragraph):
             return _tidy(paragraph)
-    first = paragraphs[0].splitlines()[0].strip()
-    for paragraph in paragraphs:
-        if _has_equations(paragraph) and paragraph is not paragraphs[0]:
-            return first + "\n" + _tidy(paragraph)
+    for paragraph in paragraphs[1:]:
+        if _has_equations(paragraph):
+            return paragraphs[0].splitlines()[0].strip() + "\n" + _tidy(paragraph)
     return _tidy(paragraphs[0])
 
 
