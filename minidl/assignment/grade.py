@@ -187,14 +187,10 @@ def run_tests(manifest, tasks, timeout, reference=None):
         try:
             done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
             output = done.stdout + done.stderr
-        except subprocess.TimeoutExpired as e:
+        except subprocess.TimeoutExpired:
             output = f"grading stopped after {timeout:g} s (--timeout)"   # score names the test that ran
         recorded = json.loads(results.read_text()) if results.is_file() else {}
     return recorded, output
-
-
-def _text(data):
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 def score(manifest, tasks, recorded, output):
