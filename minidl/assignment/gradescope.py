@@ -231,11 +231,6 @@ def autograde(root, name, time_limit=TIME_LIMIT, reference=None):
     return 0
 
 
-def _yaml(text):
-    """A YAML double-quoted scalar: JSON's string syntax is a subset of it."""
-    return json.dumps(text)
-
-
 _CHECK = ('import json, sys; task = [t for t in json.load(open(".minidl-grade.json"))["tasks"] '
           'if t["number"] == {n}][0]; print(task["first_failure"] or "passed"); '
           'sys.exit(0 if task["passed"] else 1)')
@@ -257,12 +252,13 @@ def classroom_workflow(name, root=None):
     this is feedback on every push; the grades of record come from ``minidl grade --submissions``."""
     manifest = find_assignment(name, root)
     secret = reference_secret(manifest.name)
+    # json.dumps writes a YAML double-quoted scalar: JSON's string syntax is a subset of it
     lines = [f"# GitHub Classroom autograding of {manifest.name}, written by `minidl assignment make`: on every push",
              "# the copy is graded once by `minidl grade` (the full report is in the log of the step",
              "# \"minidl grade\"), and each task is one autograding test worth its points, passed when all its",
              "# checks pass. The checks that compare with the reference values need them: instructors, put the",
              f"# assignment's grading/expected.json in the organisation secret {secret}.",
-             f"name: {_yaml('Autograding: ' + manifest.name)}",
+             f"name: {json.dumps('Autograding: ' + manifest.name)}",
              '"on": [push, workflow_dispatch, repository_dispatch]',
              "permissions:", "  checks: write", "  actions: read", "  contents: read",
              "jobs:", "  run-autograding-tests:", "    runs-on: ubuntu-latest",
@@ -284,10 +280,10 @@ def classroom_workflow(name, root=None):
              "          fi"]
     for task in manifest.tasks:
         title = f"Task {task.number}: {task.title}"
-        lines += [f"      - name: {_yaml(title)}", f"        id: task-{task.number}",
+        lines += [f"      - name: {json.dumps(title)}", f"        id: task-{task.number}",
                   "        uses: classroom-resources/autograding-command-grader@v1", "        with:",
-                  f"          test-name: {_yaml(title)}",
-                  f"          command: {_yaml(_check_command(task.number))}",
+                  f"          test-name: {json.dumps(title)}",
+                  f"          command: {json.dumps(_check_command(task.number))}",
                   "          timeout: 1", f"          max-score: {task.points}"]
     runners = ",".join(f"task-{task.number}" for task in manifest.tasks)
     lines += ["      - name: Autograding Reporter", "        uses: classroom-resources/autograding-grading-reporter@v1",
