@@ -17,14 +17,11 @@ def add_arguments(subparsers):
     make.add_argument("--tasks", type=whole_numbers(1), default=None,
                       help="stub only these tasks, e.g. 1,3 (default: all); to check that tasks are independent")
     make.add_argument("--solution", action="store_true", help="keep the reference bodies (an instructor's copy)")
-    make.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     make.set_defaults(run=_call("minidl.assignment.make", "main"))
     listing = what.add_parser("list", help="the assignments, their tasks, points and targets")
-    listing.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     listing.set_defaults(run=_list)
     expected = what.add_parser("expected", help="(instructors) rewrite grading/expected.json from the reference code")
     expected.add_argument("name", help="the assignment whose grading/expected.json to rewrite")
-    expected.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     expected.set_defaults(run=_call("minidl.assignment.expected", "main"))
     gradescope = what.add_parser("gradescope", help="(instructors) write the Gradescope autograder (a zip) of an "
                                                     "assignment",
@@ -39,8 +36,9 @@ def add_arguments(subparsers):
                                  "this repository's)")
     gradescope.add_argument("--time-limit", type=float, default=480,
                             help="seconds one submission's grading may take; past it, it is stopped and scores 0")
-    gradescope.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
     gradescope.set_defaults(run=_call("minidl.assignment.gradescope", "main"))
+    for parser in (make, listing, expected, gradescope):   # each one's last option
+        parser.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
 
     grade = subparsers.add_parser("grade", help="run an assignment's grading tests on a copy; a score per task",
                                   description="Grade the student copy in DIRECTORY (default: the current folder): "
