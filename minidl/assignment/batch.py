@@ -42,9 +42,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import minidl
+
 from ..bench.threads import usable_cpus
-from ..io import check_replaceable
-from .manifest import AssignmentError
+from ..io import atomic_path, check_replaceable
+from .grade import grade, report_json
+from .make import MARKER, make
+from .manifest import AssignmentError, read_toml
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
 _REFUSED = 3                  # the exit status of a grading process whose folder ``grade`` refused
@@ -77,8 +81,6 @@ class Row:
 
 def submission_folders(submissions_dir):
     """The immediate, non-hidden subfolders of ``submissions_dir``, sorted by name."""
-    from .make import MARKER  # here: make.py may import what imports this module
-
     folder = Path(submissions_dir)
     if not folder.is_dir():
         raise AssignmentError(f"{folder} is not a folder: give the folder that holds one student copy per subfolder")
@@ -177,8 +179,6 @@ def _command(directory, files, reference, assignment, time_limit, tasks):
 def grade_one(argv):
     """The grading process of one copy (``python -c`` runs it): argv = [copy, report.json, refused.txt, options
     as JSON]. Writes the JSON report and returns 0, or writes why ``grade`` refused the folder and returns 3."""
-    from .grade import grade, report_json
-
     directory, report, refused, options = argv[0], Path(argv[1]), Path(argv[2]), json.loads(argv[3])
     try:
         manifest, results, seconds = grade(directory, **options)
@@ -192,8 +192,6 @@ def grade_one(argv):
 def _environment():
     """This minidl first on the path (the grader is the instructor's, whatever the working folder), and one
     thread per numerical library."""
-    import minidl
-
     here = str(Path(minidl.__file__).resolve().parents[1])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
     env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -299,8 +297,6 @@ class _TrustedCopies:
 
     def source(self, name):
         """A folder holding ``grader/``, the trusted copy of ``name`` (as Gradescope's source/ does)."""
-        from .make import make
-
         with self.lock:
             if name not in self.made:
                 make(name, self.folder / name / "grader")
@@ -313,9 +309,7 @@ def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=60
     the student's ``minidl/`` in it (the grading machinery excepted). A copy's own manifest, grading tests
     and conftest.py are never read: with them, a copy whose tests or points were edited scored 100/100
     stubbed (or 1000). Its Row, under the folder's name."""
-    from .gradescope import assemble, find_submitted_copy
-    from .make import MARKER
-    from .manifest import read_toml
+    from .gradescope import assemble, find_submitted_copy  # here: gradescope imports this module
 
     folder = Path(folder)
     try:
@@ -335,8 +329,6 @@ def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=60
 def write_grades_csv(rows, path):
     """Write the rows as CSV (student, total, one column per task, status, first_failure), atomically: a
     gradebook import never reads half a file. A row that is not graded has 0 in every task column."""
-    from ..io import atomic_path
-
     numbers = sorted({number for row in rows for number in row.tasks})
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import minidl as md
+from minidl.autograd.function import Function
 from minidl.gradcheck import gradcheck
 
 GRADE_ROOT = "MINIDL_GRADE_ROOT"
@@ -241,8 +242,6 @@ def culprit(frame):
 
 
 def _op_classes():
-    from minidl.autograd.function import Function
-
     found, stack = [], list(Function.__subclasses__())
     while stack:
         cls = stack.pop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..cli import _call, at_least, positive, whole_numbers
+from .manifest import default_root, find_assignment, listed_assignments
 
 
 def add_arguments(subparsers):
@@ -76,8 +77,6 @@ def _grade(args):
 
 
 def _list(args):
-    from .manifest import default_root, find_assignment, listed_assignments
-
     root = args.root or default_root()
     for name in listed_assignments(root):
         manifest = find_assignment(name, root)

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import minidl
+
 from ..io import atomic_path
 from .checks import EXPECTED, as_float64
 from .make import MARKER
@@ -43,8 +45,6 @@ def compute_cases(manifest):
 
 
 def write_expected(name, root=None):
-    import minidl
-
     manifest = find_assignment(name, root)
     running = Path(minidl.__file__).resolve().parents[1]
     if (manifest.root / MARKER).is_file() or running != manifest.root:

@@ -38,6 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..io import atomic_path, check_replaceable, check_writable, json_keys
 from .checks import EXPECTED, REFERENCE
 from .make import MARKER
 from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, known_assignments, load_manifest, read_toml
@@ -323,8 +324,6 @@ def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600
 
 
 def main(args):
-    from ..io import atomic_path, check_replaceable, check_writable, json_keys
-
     if args.json:   # before the tests run, not after
         check_writable(args.json, "--json")
         check_replaceable(args.json, lambda path: {"assignment", "score", "tasks"} <= json_keys(path), "minidl grade",

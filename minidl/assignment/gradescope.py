@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -43,8 +44,11 @@ import time
 import zipfile
 from pathlib import Path
 
+from ..io import atomic_path, check_replaceable
 from .batch import GRADED, TIMED_OUT, Row, grade_folder
 from .checks import EXPECTED
+from .grade import find_reference
+from .make import make
 from .manifest import AssignmentError, find_assignment
 
 TORCH = "2.13.0"            # the course's pinned torch (see the Makefile), as the CPU wheel
@@ -104,10 +108,6 @@ def _is_autograder(path):
 
 def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT):
     """Write Gradescope's ``autograder.zip`` for assignment ``name`` to ``out`` (atomically); returns its Path."""
-    from ..io import atomic_path, check_replaceable
-    from .grade import find_reference
-    from .make import make  # here, not at the top: make.py calls write_classroom_workflow
-
     manifest = find_assignment(name, root)
     if not time_limit > 0:
         raise AssignmentError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
@@ -196,8 +196,6 @@ def results(manifest, row, seconds):
 
 
 def _write_results(root, content):
-    from ..io import atomic_path
-
     path = Path(root) / "results" / "results.json"
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(content, f, indent=1)
@@ -308,8 +306,6 @@ def write_classroom_workflow(destination, name, root=None):
 
 def _check_command(number):
     """The shell command that passes when task ``number`` earned its points in the report of ``minidl grade``."""
-    import shlex
-
     return "python -c " + shlex.quote(_CHECK.format(n=number))
 
 

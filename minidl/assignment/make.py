@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .. import __version__
 from ..io import _umask, check_writable
 from .checks import EXPECTED
 from .handout import student_handout, student_readme
@@ -83,8 +84,6 @@ def _check_no_leaks(copy_root):
 
 
 def _marker(manifest, tasks, solution):
-    from .. import __version__
-
     lines = ["# Written by `minidl assignment make`: which assignment this copy is (`minidl grade` reads it).",
              f"assignment = {json.dumps(manifest.name)}",
              f"manifest = {json.dumps(f'{ASSIGNMENTS}/{manifest.name}/{MANIFEST}')}",
