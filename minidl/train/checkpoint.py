@@ -21,7 +21,8 @@ import numpy as np
 from .. import backend as _backend
 from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
-from ..io import CheckpointError, read_npz, write_npz
+from ..data.errors import DataFormatError, DataNotFoundError
+from ..io import CheckpointError, file_sha256, npz_meta, read_npz, write_npz
 from ..models import build_model
 from ..nn.module import pack_bool_arrays
 from .config import TrainConfig
@@ -46,9 +47,6 @@ def check_data(path, files=None, advice="restore the file, or train again"):
     since: the split would be other reviews, perhaps ones it was trained on (``advice``: what to
     do then). ``files``: the files as they are now (``prepare.data_files``; default: hashed
     here). Checkpoints from before files were recorded are taken as they are."""
-    from ..data.errors import DataFormatError, DataNotFoundError
-    from ..io import file_sha256, npz_meta
-
     for key, recorded in npz_meta(path).get("data_files", {}).items():
         option, file = f"--{key.replace('_', '-')}", recorded["file"]
         if not os.path.isfile(file):   # a moved file: running from another folder cannot help

@@ -8,7 +8,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from .. import backend
 from ..autograd.function import MinidlError
+from ..data.imdb import UNLABELLED_SIZE
+from ..models import MODELS
 
 
 class ConfigError(MinidlError, ValueError):
@@ -146,8 +149,6 @@ def _check_choices(config):
 
 
 def _check_model(config):
-    from ..models import MODELS
-
     if config.model not in MODELS:
         raise ConfigError(f"--model {config.model!r} is not a model; choose one of {', '.join(MODELS)}")
     cls = MODELS[config.model]
@@ -181,8 +182,6 @@ def _check_model(config):
 def _try_build(cls, config):
     """Build the model once on a 3-word vocabulary (NumPy; the random state put back): a value its
     constructor refuses (a radius of -1, heads that do not divide the width) is said before any work."""
-    from .. import backend
-
     state = backend.rng_state()
     try:
         cls(3, **config.model_config())
@@ -241,8 +240,6 @@ def _check_teacher(config):
     if config.unlabelled and config.data != "imdb":
         raise ConfigError(f"--unlabelled {config.unlabelled}: unlabelled reviews come with --data imdb only "
                           f"(its train/unsup), not with --data {config.data}")
-    from ..data.imdb import UNLABELLED_SIZE
-
     if config.unlabelled > UNLABELLED_SIZE:
         raise ConfigError(f"--unlabelled {config.unlabelled}: IMDB has {UNLABELLED_SIZE:,} unlabelled reviews; "
                           f"give at most {UNLABELLED_SIZE}")

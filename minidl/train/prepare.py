@@ -18,10 +18,14 @@ import numpy as np
 from ..data import synthetic
 from ..data.batching import encode_dataset
 from ..data.dataset import TextDataset
-from ..data.tabular import listing
+from ..data.tabular import listing, load_table
 from ..data.errors import DataFormatError, DataWarning
+from ..data.imdb import load_imdb
 from ..data.text import Tokenizer
+from ..data.vectors import load_glove
 from ..data.vocab import Vocabulary
+from ..io import file_sha256
+from .config import ConfigError, TrainConfig
 
 DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
              "max_length", "train_windows", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq",
@@ -53,8 +57,6 @@ def load_splits(config):
     if config.data == "synthetic":
         return {**synthetic.make_corpus(), "validation": None}  # fixed data; the seed varies init and order
     if config.data == "imdb":
-        from ..data.imdb import load_imdb
-
         return {**load_imdb(config.data_path, split="official"), "validation": None}
     values, names = parse_label_names(config.label_names)
     train = read_table(config.data, config, values, training=True)
@@ -148,8 +150,6 @@ def read_table(path, config, values=None, training=False):
     ``training``: the file trains a model, so it must have two classes and rows enough to
     split; a file that is only scored may hold a single row of a single class."""
     limits = {} if training else {"min_rows": 1, "min_classes": 1}
-    from ..data.tabular import load_table
-
     text_columns, label_columns = (_names(config.text_column), _names(config.label_column))
     last = None
     for text_column in text_columns:
@@ -188,8 +188,6 @@ def relabel(dataset, values, names, whose):
 def _check_split(config, train, validation):
     """Refuse a --validation share that leaves either side empty, before any tokenising (training on
     it would end in NumPy's "need at least one array to concatenate")."""
-    from .config import ConfigError
-
     of = f"--validation {config.validation} of {len(train) + len(validation)} reviews"
     if not len(validation):
         raise ConfigError(f"{of} leaves no validation reviews; raise --validation or --train-limit, or set "
@@ -217,8 +215,6 @@ def own_files(config):
 
 @functools.lru_cache(maxsize=2)
 def _prepare_cached(key, stamps):
-    from .config import TrainConfig
-
     config = TrainConfig.from_dict(json.loads(key))
     splits = load_splits(config)
     train, validation, test = splits["train"], splits["validation"], splits["test"]
@@ -244,8 +240,6 @@ def _prepare_cached(key, stamps):
     encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)
     embeddings = None
     if config.embeddings:
-        from ..data.vectors import load_glove
-
         # what was found goes to stderr: stdout stays the command's table or JSON
         embeddings, _ = load_glove(config.embeddings, vocab=vocab, log=lambda line: print(line, file=sys.stderr))
     if not any(train_tokens):
@@ -261,7 +255,5 @@ def data_files(config):
     """{option: {"file": as given, "absolute": its absolute path, "sha256": of its bytes}} for the
     user's own data files that ``config`` reads (none for a built-in source): what a checkpoint
     records, so that a file changed since is never taken for the one it was trained on."""
-    from ..io import file_sha256
-
     return {key: {"file": path, "absolute": os.path.abspath(path), "sha256": file_sha256(path)}
             for key, path in own_files(config).items()}

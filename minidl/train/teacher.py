@@ -27,22 +27,27 @@ split) reads it instead of scoring them again: the same numbers, bit for bit. Se
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
 import numpy as np
 
+import minidl as md
+
+from .. import __version__
+from ..baseline import KINDS, fit_baseline
+from ..data.batching import encode_dataset
 from ..data.dataset import TextDataset
+from ..data.imdb import load_imdb_unlabelled
+from ..io import CheckpointError, WriteError, atomic_path
+from .checkpoint import load_classifier, read
 from .config import ConfigError
 
 
 def teacher_paths(spec):
     """The teachers named by ``--teacher`` ("a.npz", "nbsvm" or "nbsvm,a.npz"), each checkpoint
     checked to be a classifier checkpoint of ``minidl train``; ConfigError in one line otherwise."""
-    from ..baseline import KINDS
-    from ..io import CheckpointError
-    from .checkpoint import read
-
     paths = [part.strip() for part in str(spec).split(",") if part.strip()]
     if not paths:
         raise ConfigError(f"--teacher {spec!r}: give a checkpoint, e.g. runs/gru/best.npz, or a baseline "
@@ -66,10 +71,7 @@ def teacher_logits(spec, dataset, labelled=None, max_length=None, batch_size=128
     ``dataset`` (a TextDataset, N texts); row i is text i (0 where a checkpoint read nothing).
     A baseline teacher is trained on the TextDataset ``labelled`` and reads the first
     ``max_length`` words."""
-    from ..baseline import KINDS
     from ..compress.distill import teacher_logits_table
-    from ..data.batching import encode_dataset
-    from .checkpoint import load_classifier
 
     paths = teacher_paths(spec)
     total = np.zeros((len(dataset), len(dataset.label_names)), dtype=np.float64)
@@ -101,10 +103,6 @@ def teacher_logits(spec, dataset, labelled=None, max_length=None, batch_size=128
 def _table_key(path, texts, batch_size, device):
     """16 hex digits naming a checkpoint's table for ``texts``: a hash of the checkpoint's bytes,
     the texts in their order, the batch size, the device and minidl's version."""
-    import hashlib
-
-    from .. import __version__
-
     digest = hashlib.sha256(f"{__version__}|{batch_size}|{device}|".encode())
     with open(path, "rb") as f:
         digest.update(f.read())
@@ -126,8 +124,6 @@ def _read_kept(path, shape):
 def _save_quietly(path, table):
     """Write ``table`` to ``path`` whole or not at all (``minidl.io.atomic_path``); a folder that
     cannot be written only costs the next run the scoring."""
-    from ..io import WriteError, atomic_path
-
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, table)
@@ -137,10 +133,6 @@ def _save_quietly(path, table):
 
 def _baseline_logits(kind, labelled, dataset, max_length):
     """(N, C) logits of the ``kind`` baseline trained on ``labelled`` for the texts of ``dataset``."""
-    import minidl as md
-
-    from ..baseline import fit_baseline
-
     if labelled is None:
         raise ValueError(f"teacher {kind!r}: a baseline teacher is trained here; pass the labelled training reviews")
     if kind == "nbsvm" and labelled.num_classes != 2:
@@ -159,8 +151,6 @@ def with_teacher(train, train_tokens, tokenizer, config):
     labels are the teacher's choices."""
     texts = []
     if config.unlabelled:
-        from ..data.imdb import load_imdb_unlabelled
-
         texts = load_imdb_unlabelled(config.data_path, max_reviews=config.unlabelled)
     labels = np.concatenate([train.labels, np.zeros(len(texts), dtype=np.int64)])   # 0 until the teacher says
     name = f"{train.name} + {len(texts)} unlabelled" if texts else train.name
