@@ -63,15 +63,10 @@ def check_data(path, files=None, advice="restore the file, or train again"):
 def save_state(path, model, optimizer, loop_state, **meta):
     """Everything a run needs to go on exactly: the model's weights, the optimizer's state, the
     random generators and the core's loop record, plus ``meta`` (JSON values), atomically."""
-    arrays = {}
     opt = optimizer.state_dict()
-    steps = {}
-    for i, entry in opt["state"].items():
-        for name, value in entry.items():
-            if name == "step":
-                steps[str(i)] = int(value)
-            else:
-                arrays[f"optim.{i}.{name}"] = value
+    steps = {str(i): int(entry["step"]) for i, entry in opt["state"].items() if "step" in entry}
+    arrays = {f"optim.{i}.{name}": value for i, entry in opt["state"].items()
+              for name, value in entry.items() if name != "step"}
     numpy_rng, torch_rng = _backend.rng_state()
     arrays.update(torch_rng)
     meta = {"format": "minidl-checkpoint-1", **meta, "optimizer": {"param_groups": opt["param_groups"], "steps": steps},
