@@ -322,8 +322,7 @@ def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=60
         return Row(folder.name, status=NOT_A_SUBMISSION + str(e))
     with tempfile.TemporaryDirectory(prefix="minidl-work-") as tmp:
         work = assemble(source, copy, Path(tmp) / folder.name)
-        row = grade_folder(work, reference, name, time_limit, tasks, groups)
-    return row
+        return grade_folder(work, reference, name, time_limit, tasks, groups)
 
 
 def write_grades_csv(rows, path):
