@@ -26,6 +26,8 @@ import sys
 import time
 import warnings
 
+from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
+
 
 class HelpFormatter(argparse.HelpFormatter):
     """Ends each option's help with "(default: X)", the value argparse fills in. Not where X is None,
@@ -427,7 +429,6 @@ def build_parser():
 
 
 def _train(args):
-    from .io import atomic_path, finite
     from .metrics import format_report
     from .train import TrainConfig, fit
 
@@ -445,8 +446,8 @@ def _train(args):
                                                              f"best checkpoint ({result.steps} steps, "
                                                              f"{result.seconds:.0f} s{stop})"))
     if args.out:
-        with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
-            json.dump(finite(dataclasses.asdict(result)), f, indent=1, allow_nan=False)
+        write_text(os.path.join(args.out, "results.json"),
+                   json.dumps(finite(dataclasses.asdict(result)), indent=1, allow_nan=False))
     return 0
 
 
@@ -454,8 +455,6 @@ def _check_out(args):
     """Refuse an --out that cannot take this run, before any work: a file, a folder this user
     cannot write, one holding files of the same names that minidl train did not write, or one
     holding another run's results (unless --resume or --overwrite)."""
-    from .io import check_replaceable, check_writable, json_keys, npz_meta
-
     if not args.out:
         return
     check_writable(args.out, folder=True)
@@ -477,7 +476,6 @@ def _stderr(message, **_):
 
 def _eval(args):
     from .data.batching import encode_dataset, subset
-    from .io import finite
     from .metrics import format_report
     from .train import evaluate, load_classifier
 

@@ -78,6 +78,12 @@ def atomic_path(path):
             os.close(fd)
 
 
+def write_text(path, text):
+    """Write ``text`` to ``path`` in UTF-8, atomically (``atomic_path``): whole or not at all."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def check_writable(path, what="--out", folder=False):
     """Refuse, before any work, a path that cannot be written: one naming a folder where a file
     goes (or a file where a folder goes), one below a file, or one in a folder this user cannot

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import minidl
 
-from ..io import atomic_path
+from ..io import write_text
 from .checks import EXPECTED, as_float64
 from .make import MARKER
 from .manifest import AssignmentError, find_assignment
@@ -52,9 +52,8 @@ def write_expected(name, root=None):
                               f"{manifest.root} (this is the minidl of {running}), and not in a student copy")
     cases = compute_cases(manifest)
     path = manifest.folder / "grading" / EXPECTED
-    with atomic_path(path) as tmp, open(tmp, "w") as f:  # one line per case: readable diffs
-        f.write("{\n" + ",\n".join(f" {json.dumps(case)}: {json.dumps(values)}" for case, values in cases.items())
-                + "\n}\n")
+    lines = (f" {json.dumps(case)}: {json.dumps(values)}" for case, values in cases.items())
+    write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")   # one line per case: readable diffs
     return path, cases
 
 

@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..io import atomic_path, check_replaceable, check_writable, json_keys
+from ..io import check_replaceable, check_writable, json_keys, write_text
 from .checks import EXPECTED, REFERENCE
 from .make import MARKER
 from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, known_assignments, load_manifest, read_toml
@@ -332,6 +332,5 @@ def main(args):
         args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None))
     print(format_report(manifest, results, seconds, reference))
     if args.json:
-        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(report_json(manifest, results, seconds, reference), f, indent=1)
+        write_text(args.json, json.dumps(report_json(manifest, results, seconds, reference), indent=1))
     return 0

@@ -44,7 +44,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from ..io import atomic_path, check_replaceable
+from ..io import atomic_path, check_replaceable, write_text
 from .batch import GRADED, TIMED_OUT, Row, grade_folder
 from .checks import EXPECTED
 from .grade import find_reference
@@ -197,8 +197,7 @@ def results(manifest, row, seconds):
 
 def _write_results(root, content):
     path = Path(root) / "results" / "results.json"
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(content, f, indent=1)
+    write_text(path, json.dumps(content, indent=1))
     return path
 
 

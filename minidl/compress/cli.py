@@ -15,6 +15,7 @@ itself and seed N's in ``--out``/seedN, and writes their mean and spread to seed
 from __future__ import annotations
 
 from ..cli import at_least, whole_numbers
+from ..io import write_text
 from ..train.config import ConfigError
 
 
@@ -125,7 +126,6 @@ def main_seeds(args):
     import os
 
     from .report import seed_table
-    from ..io import atomic_path
 
     runs, first = {}, None
     for seed in args.seeds:
@@ -135,8 +135,7 @@ def main_seeds(args):
         names = report.seeded_rows()
         runs[seed] = [row for row in report.rows if row["name"] in names]
     table = seed_table(runs)
-    with atomic_path(os.path.join(args.out, "seeds.md")) as tmp, open(tmp, "w") as f:
-        f.write(table + "\n")
+    write_text(os.path.join(args.out, "seeds.md"), table + "\n")
     print(table)
     print(f"written: {os.path.join(args.out, 'seeds.md')}")
     return 0

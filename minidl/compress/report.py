@@ -48,7 +48,7 @@ import minidl as md
 
 from ..data.batching import subset
 from ..data.errors import DataFormatError
-from ..io import CheckpointError, atomic_path, check_replaceable, check_writable, file_sha256, read_npz, save_figure
+from ..io import CheckpointError, check_replaceable, check_writable, file_sha256, read_npz, save_figure, write_text
 from ..models import build_model
 from ..nn import Linear, Module
 from ..train.checkpoint import check_data, differences, load_classifier
@@ -562,8 +562,7 @@ def _is_rank_sweep(path):
 
 
 def _write_rows(path, rows):
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 # --- writing the table and the plots --------------------------------------------------------------------
@@ -604,8 +603,7 @@ def seed_table(runs):
 
 def write_outputs(rows, out):
     """results.md (the table) and accuracy_vs_size.png / accuracy_vs_speed.png."""
-    with atomic_path(os.path.join(out, "results.md")) as tmp, open(tmp, "w") as f:
-        f.write(format_table(rows) + "\n")
+    write_text(os.path.join(out, "results.md"), format_table(rows) + "\n")
     plot_report(rows, out)
 
 

@@ -14,7 +14,7 @@ import numbers
 import os
 import sys
 
-from ..io import atomic_path, legend_columns, save_figure
+from ..io import legend_columns, save_figure, write_text
 from .sweep import METRIC_NAMES, split_commas, load_results, series_label, summarise, table_markdown, x_label
 
 X_NAMES = {"hidden": "hidden size", "embed_dim": "embedding size", "max_length": "words kept per review",
@@ -119,8 +119,7 @@ def main_plot(args):
         print(f"minidl plot: error: {e}", file=sys.stderr)
         return 2
     table = table_markdown(summarise(results, x=args.x, metrics=metrics), x=args.x, metrics=metrics)
-    with atomic_path(out + ".md") as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(table + "\n")
+    write_text(out + ".md", table + "\n")
     print(table)
     failed = sum(1 for r in results if r.get("error"))
     if failed:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.batching import encode_dataset
 from ..data.synthetic import make_negation_probe
-from ..io import atomic_path, check_replaceable, check_writable, save_figure
+from ..io import check_replaceable, check_writable, save_figure, write_text
 from ..train import TrainConfig, evaluate, fit
 from ..train.prepare import prepare
 
@@ -90,8 +90,7 @@ def main(args):
     check_replaceable(os.path.join(args.out, "probe.json"), _is_probe_results, "minidl probe", f"--out {args.out}:",
                       beside=[os.path.join(args.out, f"probe.{ext}") for ext in ("png", "svg")])
     results = run(args.models, seed=args.seed, radius=args.radius, device=args.device, progress=True)
-    with atomic_path(os.path.join(args.out, "probe.json")) as tmp, open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
+    write_text(os.path.join(args.out, "probe.json"), json.dumps(results, indent=1))
     plot(results, args.radius, os.path.join(args.out, "probe"))
     distances = sorted(next(iter(results.values()))["by_distance"])
     print(f"{'d':>3} " + "".join(f"{name:>11}" for name in results))

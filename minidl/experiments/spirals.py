@@ -16,7 +16,7 @@ import numpy as np
 import minidl as md
 from minidl import nn
 from minidl.datasets.toy import two_spirals
-from minidl.io import atomic_path, check_replaceable, check_writable, json_keys, write_figure
+from minidl.io import check_replaceable, check_writable, json_keys, write_figure, write_text
 from minidl.train.full_batch import accuracy, train_full_batch
 
 
@@ -98,8 +98,7 @@ def main(args):
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     runs = sweep(args.hidden, args.seeds, steps=args.steps, device=args.device)
-    with atomic_path(os.path.join(args.out, "results.json")) as tmp, open(tmp, "w") as f:
-        json.dump({"runs": runs, "summary": summarise(runs)}, f)
+    write_text(os.path.join(args.out, "results.json"), json.dumps({"runs": runs, "summary": summarise(runs)}))
     plot(runs, os.path.join(args.out, "spirals.png"))
     print(f"\n{'hidden':>6} {'train acc':>16} {'test acc':>16}")
     for row in summarise(runs):

@@ -15,6 +15,7 @@ import time
 import zipfile
 
 from ..cli import at_least, positive
+from ..io import WriteError, check_replaceable, check_writable, file_sha256, json_keys, npz_meta, write_text
 
 
 def _model_arguments(parser, d_model, layers, heads, d_ff):
@@ -56,7 +57,6 @@ def _refused(args):
     """None if pretraining or distillation can start, else the one-line reason it cannot, found
     before the reviews are read: a setting out of range, an --out no file can be written to, or
     a --resume with no training state to resume."""
-    from ..io import WriteError, check_replaceable, npz_meta
     from .checkpoint import is_mlm_checkpoint
     from .pretrain import state_path
 
@@ -100,7 +100,6 @@ def _changed_run(args):
     """The options of a --resume that differ from its first run's, before the reviews are read:
     the model settings saved in --out, and the run recorded in its training state (``train_mlm``
     checks the whole run again when it resumes)."""
-    from ..io import npz_meta
     from ..train.checkpoint import differences
     from .pretrain import state_path
 
@@ -126,8 +125,6 @@ def _out_refused(args, is_own, writer, *inputs):
     """Why --out cannot be written, as one line, before any work (None: it can): it is one of the
     input files ``inputs`` (options of ``args``), no file can be made there, or a file is there that
     ``writer`` did not write (``is_own`` False: see ``io.check_replaceable``)."""
-    from ..io import WriteError, check_replaceable, check_writable
-
     for name in inputs:
         path = getattr(args, name, None)
         if path and os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
@@ -254,8 +251,6 @@ def _embeddings(args, corpus):
 
 def _source(args):
     """What a pretraining or distillation run reads, besides its settings: a resumed run must read the same."""
-    from ..io import file_sha256
-
     source = {"data": args.data, "max_reviews": args.max_reviews, "max_vocab": getattr(args, "max_vocab", None),
               "init": args.init, "resume_from": getattr(args, "resume_from", None)}
     if getattr(args, "teacher", None):
@@ -318,7 +313,6 @@ def main_distill(args):
 
 
 def main_evaluate(args):
-    from ..io import json_keys
     from .checkpoint import load_mlm
     from .corpus import load_corpus
     from .evaluate import compare
@@ -335,7 +329,7 @@ def main_evaluate(args):
     corpus = load_corpus(args.data, length=meta["settings"]["max_len"], cases=args.cases, vocab=vocab, log=None)
     result = compare(teacher, student, vocab, corpus.cases, args.teacher, args.student, device=args.device)
     if args.out:
-        _write_json(args.out, result)
+        write_text(args.out, json.dumps(result, indent=2))
     print(json.dumps(result, indent=2) if args.json else _comparison_table(result))
     return 0
 
@@ -365,7 +359,6 @@ def _comparison_table(result):
 
 def main_quantize(args):
     from ..compress.quantize import quantize
-    from ..io import npz_meta
     from .checkpoint import is_mlm_checkpoint, load_mlm, save_mlm
 
     # only an earlier int8 copy is replaced: a trained student or teacher at --out was, silently
@@ -385,7 +378,6 @@ def main_quantize(args):
 
 
 def main_finetune(args):
-    from ..io import file_sha256, json_keys
     from ..train.checkpoint import differences
     from .finetune import STARTS, compare_pretraining
 
@@ -408,19 +400,12 @@ def main_finetune(args):
     result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
                                       args.train_limit, args.seed, args.device, starts,
                                       args.test_limit, args.teacher, log=lambda m: print(m, flush=True)))
-    _write_json(args.out, result)
+    write_text(args.out, json.dumps(result, indent=2))
     for name in (name for name in STARTS if name in result):
         best = max(epoch["accuracy"] for epoch in result[name]["epochs"])
         print(f"{name:<23} test accuracy after each epoch: "
               + ", ".join(f"{e['accuracy']:.4f}" for e in result[name]["epochs"]) + f" (best {best:.4f})")
     return 0
-
-
-def _write_json(path, value):
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
 
 
 def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu", role="model"):

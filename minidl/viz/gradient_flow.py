@@ -27,6 +27,7 @@ import numpy as np
 from .. import creation
 from ..autograd import ops
 from ..autograd.tensor import Tensor
+from ..io import write_figure
 from ..nn import GRU, ElmanRNN
 
 
@@ -77,8 +78,6 @@ def _bars(names, layers, norms, title):
 def _drawn(result, draw, out_path, figure):
     """``result`` with its "figure" (made by ``figure()``) when ``draw`` or ``out_path``, and the
     figure written to ``out_path`` (.png, .svg, .pdf), atomically."""
-    from ..io import write_figure
-
     if draw or out_path is not None:
         result["figure"] = figure()
     if out_path is not None:

@@ -64,6 +64,7 @@ import numpy as np
 
 from ..autograd.broadcast import unbroadcast
 from ..autograd.tensor import Tensor
+from ..io import atomic_path
 from . import layout
 
 SMALL = 8            # outputs (and gradients) with at most this many numbers are printed in full
@@ -518,8 +519,6 @@ class Graph:
 
     def save(self, path, engine="auto"):
         """Write .svg, .png or .dot (by the extension), atomically; returns the path."""
-        from ..io import atomic_path
-
         path = os.fspath(path)
         ext = os.path.splitext(path)[1].lower().lstrip(".")
         if ext not in ("svg", "png", "dot", "gv"):
