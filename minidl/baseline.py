@@ -43,6 +43,7 @@ from .autograd.function import Function, MinidlError, OpError, ShapeError
 from .io import finite
 from .metrics import cell, classification_report
 from .nn.module import Module, Parameter
+from .optim import Adam
 
 KINDS = ("tfidf", "nbsvm")
 MAX_NGRAM = 3      # an n-gram is one int64 key, Σ word ids · U^k: three words of U <= 2 million fit
@@ -258,7 +259,6 @@ def fit_logistic(x, labels, num_classes, epochs=5, batch_size=256, lr=0.01, weig
     ``epochs`` passes in seeded random mini-batches of ``batch_size``; -> (model, loop record)."""
     import minidl as md
 
-    from .optim import Adam
     from .train.loop import train
 
     x = x.astype(md.get_default_dtype())

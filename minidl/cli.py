@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 
+from .autograd.function import MinidlError
 from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
 
 
@@ -561,8 +562,6 @@ def main(argv=None):
     the user's input or the machine (a bad setting, a missing file, a full disk) print one line,
     ``minidl <command>: <what is wrong and what to do>``, and exit 1; ``--debug`` shows the traceback."""
     args = build_parser().parse_args(argv)
-    from .autograd.function import MinidlError
-
     if hasattr(sys.stdout, "reconfigure"):   # progress lines reach a pipe (| tee) as they are printed, not at the end
         sys.stdout.reconfigure(line_buffering=True)
 

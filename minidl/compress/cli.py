@@ -17,6 +17,8 @@ from __future__ import annotations
 from ..cli import at_least, whole_numbers
 from ..io import write_text
 from ..train.config import ConfigError
+from .prune import format_report, sparsity_report
+from .rank_sweep import format_rank_sweep
 
 
 def add_arguments(commands):
@@ -97,8 +99,6 @@ def main_prune(args):
     report = _report(args)
     name = report.prune_row(args.amount, scope=args.scope, tuned=args.fine_tune, per_layer=args.per_layer)
     _print_rows(report, [name])
-    from .prune import format_report, sparsity_report
-
     file = report.file_of(name)
     print(f"\nwhat each weight matrix kept, read back from {file}:")
     model = report.loaders[name](file)
@@ -113,8 +113,6 @@ def main_qat(args):
 
 
 def main_lowrank_sweep(args):
-    from .rank_sweep import format_rank_sweep
-
     report = _report(args)
     rows = report.rank_sweep(args.ranks, fine_tune=not args.no_fine_tune, min_size=args.min_size)
     print(format_rank_sweep(rows))

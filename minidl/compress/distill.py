@@ -32,7 +32,11 @@ from ..autograd import ops
 from ..autograd.function import Function, ShapeError
 from ..autograd.ops.reductions import logsumexp_array
 from ..data.batching import batches, num_batches
+from ..models.transformer import TransformerClassifier
 from ..nn import Linear, Module
+from ..optim.schedule import LinearWarmupDecay
+from ..train import checkpoint, loop as core
+from ..train.trainer import evaluate
 
 KINDS = ("kl", "mse")
 
@@ -257,11 +261,6 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
     ``"validation_accuracy"``, and with matching, ``"matching_loss"`` (its weighted part of the
     loss, per epoch) and ``"matching"`` (the trained ``IntermediateMatching``).
     """
-    from ..optim.schedule import LinearWarmupDecay
-    from ..train import checkpoint
-    from ..train import loop as core
-    from ..train.trainer import evaluate
-
     _check_distill(student, teacher, epochs, resume, out, alpha, temperature, kind)
     matching = _matching(student, teacher, hidden_weight, attention_weight,
                          cache_teacher or teacher_logits is not None)
@@ -371,8 +370,6 @@ class _Trained(Module):
 
 def _matching(student, teacher, hidden_weight, attention_weight, cache_teacher):
     """The ``IntermediateMatching`` that ``distill`` trains, or None when both weights are 0."""
-    from ..models.transformer import TransformerClassifier
-
     if hidden_weight < 0 or attention_weight < 0:
         raise ValueError(f"distill: hidden_weight and attention_weight must be >= 0, got {hidden_weight} and "
                          f"{attention_weight}")

@@ -17,7 +17,9 @@ import time
 import numpy as np
 
 from .errors import DataFormatError
+from .imdb import load_imdb
 from .sgns import token_stream
+from .text import Tokenizer
 from .vectors import PROBE_WORDS, format_neighbours, load_glove
 
 
@@ -88,9 +90,6 @@ def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_tes
 
 def main(args, log=print):
     """``minidl vectors eval FILE [--data PATH] [--steps 500] [--seed 0]``."""
-    from .imdb import load_imdb
-    from .text import Tokenizer
-
     start = time.perf_counter()
     words, matrix = load_glove(args.file, log=log)
     for word in PROBE_WORDS:

@@ -65,9 +65,13 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 from ..autograd.function import MinidlError
-from ..io import check_writable, file_sha256
 from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
+from ..io import check_writable, file_sha256
+from ..models import MODELS
+from ..train import fit
 from ..train.config import ConfigError, TrainConfig
+from ..train.loop import Callback
+from ..train.prepare import load_splits, own_files
 
 MERGED_SETTINGS = ("model_options",)      # dict settings a per-model override extends rather than replaces
 AXES = ("model", "hidden", "seed")
@@ -103,8 +107,6 @@ def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
 def _check_grid(models, hidden_sizes, seeds, per_model, fixed):
     """Raise a ValueError for unknown models, settings for models not swept, a grid axis
     (model, hidden, seed) among the settings, or an empty axis."""
-    from ..models import MODELS
-
     unknown = [m for m in [*models, *per_model] if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -131,8 +133,6 @@ def _checked(settings):
 
 def _model_hidden(model, hidden):
     """``hidden`` as an int or a list of ints, checked against what ``model`` accepts."""
-    from ..models import MODELS
-
     if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
         return int(hidden)
     if not (isinstance(hidden, (list, tuple)) and hidden and all(isinstance(h, numbers.Integral) for h in hidden)):
@@ -200,9 +200,6 @@ def run_job(config):
     run's digits, differ between thread counts (a sweep gives each job cpus // workers threads).
     Each validation check prints a line (a job may train for an hour): the job, its step and
     epoch, and how it scores."""
-    from ..train import fit
-    from ..train.loop import Callback
-
     class ChecksLog(Callback):
         def on_evaluate(self, step, metrics):
             scores = ", ".join(f"{name} {metrics[name]:.3f}" for name in ("accuracy", "loss") if name in metrics)
@@ -688,7 +685,6 @@ def add_arguments(subparsers):
                     "finishes; each validation check of a running job prints a line on stderr. Run the same "
                     "command again to resume: finished jobs are skipped.")
     from ..cli import _call, at_least
-    from ..models import MODELS
 
     sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")
     sweep.add_argument("--hidden", default="16,32,64,96,128",
@@ -728,8 +724,6 @@ def add_arguments(subparsers):
 def _check_own_data(configs):
     """Read each of the user's own data files once, before any job: a file that cannot train a
     model is one line here, not a failed row per job (the built-in datasets need no check)."""
-    from ..train.prepare import load_splits, own_files
-
     read = set()
     for config in map(TrainConfig.from_dict, configs):
         key = json.dumps([own_files(config), config.text_column, config.label_column, config.label_names])

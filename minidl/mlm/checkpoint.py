@@ -15,6 +15,7 @@ import os
 
 import minidl as md
 
+from ..compress.quantize import QuantizedLinear
 from ..data.vocab import Vocabulary
 from ..io import CheckpointError, npz_meta, read_npz
 from ..models.transformer import TransformerClassifier
@@ -43,8 +44,6 @@ def build_mlm(vocab_size, settings, device="cpu", seed=0, embeddings=None):
 
 def save_mlm(path, model, vocab, settings, history=None, role="mlm"):
     """Write ``model`` (float, or int8 after ``compress.quantize(model, embeddings=True)``)."""
-    from ..compress.quantize import QuantizedLinear
-
     meta = {"format": FORMAT, "settings": settings, "vocab": vocab.to_dict(), "tokenizer": MLMTokenizer().to_dict(),
             "history": history or {}, "role": role,
             "int8": any(isinstance(m, QuantizedLinear) for _, m in model.named_modules())}

@@ -15,7 +15,16 @@ import time
 import zipfile
 
 from ..cli import at_least, positive
+from ..compress.quantize import quantize
+from ..data.vocab import TextEncodingError
 from ..io import WriteError, check_replaceable, check_writable, file_sha256, json_keys, npz_meta, write_text
+from ..train.checkpoint import differences
+from .checkpoint import build_mlm, is_mlm_checkpoint, load_mlm, save_mlm
+from .corpus import cooccurrence_embeddings, load_corpus
+from .evaluate import compare, top_k
+from .pretrain import state_path, train_mlm
+from .projection import start_from_teacher
+from .tokenizer import MASK
 
 
 def _model_arguments(parser, d_model, layers, heads, d_ff):
@@ -57,9 +66,6 @@ def _refused(args):
     """None if pretraining or distillation can start, else the one-line reason it cannot, found
     before the reviews are read: a setting out of range, an --out no file can be written to, or
     a --resume with no training state to resume."""
-    from .checkpoint import is_mlm_checkpoint
-    from .pretrain import state_path
-
     if args.d_model % args.heads:
         return f"--heads {args.heads} must divide --d-model {args.d_model} (each head takes d_model / heads)"
     if not 0 <= args.dropout < 1:
@@ -100,9 +106,6 @@ def _changed_run(args):
     """The options of a --resume that differ from its first run's, before the reviews are read:
     the model settings saved in --out, and the run recorded in its training state (``train_mlm``
     checks the whole run again when it resumes)."""
-    from ..train.checkpoint import differences
-    from .pretrain import state_path
-
     saved = npz_meta(state_path(args.out)).get("run", {})
     now = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "eval_every": args.eval_every,
            "seed": args.seed, **_source(args)}
@@ -232,8 +235,6 @@ def add_arguments(commands):
 
 
 def _corpus(args, length, max_vocab=8000, vocab=None):
-    from .corpus import load_corpus
-
     print("reading and tokenising the reviews (about 10-30 s) ...", flush=True)   # it was silent
     return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews, seed=args.seed,
                        vocab=vocab)
@@ -241,8 +242,6 @@ def _corpus(args, length, max_vocab=8000, vocab=None):
 
 def _embeddings(args, corpus):
     """The starting embedding table that ``--init`` asks for (None: build_mlm's random one)."""
-    from .corpus import cooccurrence_embeddings
-
     if args.init in ("random", "teacher"):
         return None
     return cooccurrence_embeddings(corpus.token_lists, corpus.vocab, args.d_model, args.seed,
@@ -264,9 +263,6 @@ def _settings(args, max_len):
 
 
 def main_pretrain(args):
-    from .checkpoint import build_mlm, load_mlm
-    from .pretrain import train_mlm
-
     if problem := _refused(args):
         return _refuse("pretrain", problem)
     if args.resume_from or args.resume:
@@ -289,10 +285,6 @@ def main_pretrain(args):
 
 
 def main_distill(args):
-    from .checkpoint import build_mlm, load_mlm
-    from .projection import start_from_teacher
-    from .pretrain import train_mlm
-
     if problem := _refused(args):
         return _refuse("distill", problem)
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
@@ -313,10 +305,6 @@ def main_distill(args):
 
 
 def main_evaluate(args):
-    from .checkpoint import load_mlm
-    from .corpus import load_corpus
-    from .evaluate import compare
-
     if args.out and (problem := _out_refused(args, lambda path: {"teacher", "student", "agreement"} <= json_keys(path),
                                              "minidl mlm evaluate", "teacher", "student")):
         return _refuse("evaluate", problem)
@@ -358,9 +346,6 @@ def _comparison_table(result):
 
 
 def main_quantize(args):
-    from ..compress.quantize import quantize
-    from .checkpoint import is_mlm_checkpoint, load_mlm, save_mlm
-
     # only an earlier int8 copy is replaced: a trained student or teacher at --out was, silently
     if problem := _out_refused(args, lambda path: is_mlm_checkpoint(path) and bool(npz_meta(path).get("int8")),
                                "minidl mlm quantize", "model"):
@@ -378,7 +363,6 @@ def main_quantize(args):
 
 
 def main_finetune(args):
-    from ..train.checkpoint import differences
     from .finetune import STARTS, compare_pretraining
 
     if problem := _out_refused(args, lambda path: {"settings", "length"} <= json_keys(path), "minidl mlm finetune",
@@ -411,10 +395,6 @@ def main_finetune(args):
 def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu", role="model"):
     """(list of per-[MASK] [(token, probability)] lists, seconds) for one text; a text longer than
     the ``role``'s positions is a TextEncodingError."""
-    from ..data.vocab import TextEncodingError
-    from .evaluate import top_k
-    from .tokenizer import MASK
-
     tokens = tokenizer(text)
     if MASK not in tokens:
         raise TextEncodingError(f"no {MASK} in {text!r}: write {MASK} (upper case, in brackets) where a word is "
@@ -429,8 +409,6 @@ def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu", role="model"):
 
 
 def main_fill_mask(args):
-    from .checkpoint import load_mlm
-
     models = [("teacher", args.teacher)] + ([("student", args.student)] if args.student else [])
     columns = []
     for role, path in models:

@@ -19,6 +19,7 @@ import numpy as np
 from ..data.batching import EncodedDataset
 from ..data.errors import SettingError
 from ..data.imdb import DataFormatError, find_imdb, load_imdb, load_imdb_unlabelled
+from ..data.vectors import build_ppmi_svd, embedding_matrix
 from .tokenizer import CLS, MASK, MLMTokenizer, build_vocabulary
 
 SENTENCE_END = {".", "!", "?"}
@@ -127,7 +128,5 @@ def cooccurrence_embeddings(token_lists, vocab, dim, seed=0, log=None):
     the unigram distribution ("the", ",", ".") before its attention learns to use the
     context. Vectors built from co-occurrence counts (seconds, no network) start the tied
     embedding table -- which is also the output layer -- with which words go together."""
-    from ..data.vectors import build_ppmi_svd, embedding_matrix
-
     words, vectors = build_ppmi_svd(token_lists, dim=dim, min_count=2, max_vocab=len(vocab), seed=seed, log=log)
     return embedding_matrix(vocab, words, vectors, seed=seed)

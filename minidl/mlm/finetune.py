@@ -32,8 +32,10 @@ from ..data.batching import EncodedDataset, batches, num_batches, subset
 from ..data.imdb import load_imdb
 from ..models.transformer import TransformerClassifier
 from ..optim.schedule import LinearWarmupDecay
+from ..train import loop as core
 from ..train.trainer import evaluate
 from .checkpoint import build_mlm, load_mlm
+from .corpus import cooccurrence_embeddings, load_corpus
 from .projection import start_from_teacher
 from .tokenizer import CLS
 
@@ -60,8 +62,6 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
               name="model", log=print):
     """Train ``model`` on ``train`` with the training core; returns {"epochs": [test metrics
     per epoch], "seconds"}."""
-    from ..train import loop as core
-
     optimizer = md.optim.AdamW(list(model.parameters()), lr=lr, weight_decay=weight_decay)
     epoch_steps = num_batches(train, batch_size)
     total = epoch_steps * epochs   # a tenth of it warms up; none when it is one step ("need warmup_steps < total")
@@ -108,8 +108,6 @@ def starting_state(name, settings, vocab, pretrained=None, teacher_path=None, da
     if name == "teacher embeddings only":
         start_from_teacher(model, load_mlm(teacher_path)[0])
         return model.state_dict()
-    from .corpus import cooccurrence_embeddings, load_corpus
-
     corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
     vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
     return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()

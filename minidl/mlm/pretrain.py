@@ -30,9 +30,12 @@ import minidl as md
 from ..autograd import ops
 from ..compress.distill import IntermediateMatching, _check_settings, distillation_loss
 from ..data.batching import batches
+from ..nn import ModuleList
 from ..optim.schedule import LinearWarmupDecay
+from ..train import checkpoint
 from ..train.checkpoint import differences
 from ..train.config import ConfigError
+from ..train.loop import Callback, Checkpoints, train
 from .checkpoint import save_mlm
 from .evaluate import accuracy, first_choices
 from .masking import mask_tokens
@@ -100,10 +103,6 @@ def train_mlm(model, data, vocab, steps, settings, out=None, teacher=None, cases
     ``callbacks``: ``minidl.train`` Callbacks, as for any run of the training core."""
     if log is not None:   # its lines print above the progress bar, not after it on the bar's line
         log = _above_the_bar(log)
-    from ..nn import ModuleList
-    from ..train import checkpoint
-    from ..train.loop import Callback, Checkpoints, train
-
     _check_mlm(steps, teacher, alpha, temperature, hidden_weight, attention_weight, head_weight)
     if head_weight:
         # Q (D_t, D_s): the basis the student's embedding table was projected onto
@@ -189,8 +188,6 @@ def _above_the_bar(log):
 def _resume(out, trained, optimizer, schedule, run, log):
     """Put the run saved beside ``out`` back (see ``train_mlm``); -> (history, steps and seconds
     before it, the core's loop record)."""
-    from ..train import checkpoint
-
     path = state_path(out) if out else None
     meta, loop = checkpoint.resume(path, trained, optimizer, schedule, check=lambda saved: _same_run(path, saved, run),
                                    missing=f"train_mlm: resume=True but there is no training state at "
