@@ -33,11 +33,14 @@ cross-entropy, Adam with an L2 penalty on W, mini-batches through ``train.loop.t
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
 
 import numpy as np
+
+import minidl as md
 
 from .autograd.function import Function, MinidlError, OpError, ShapeError
 from .io import finite
@@ -257,8 +260,6 @@ def fit_logistic(x, labels, num_classes, epochs=5, batch_size=256, lr=0.01, weig
     """A ``SparseLogisticRegression`` trained on x (N, V) CSR with ``train.loop.train``:
     softmax cross-entropy, Adam with the L2 penalty ``weight_decay`` · ½‖W‖² (not on b),
     ``epochs`` passes in seeded random mini-batches of ``batch_size``; -> (model, loop record)."""
-    import minidl as md
-
     from .train.loop import train
 
     x = x.astype(md.get_default_dtype())
@@ -284,8 +285,6 @@ def fit_logistic(x, labels, num_classes, epochs=5, batch_size=256, lr=0.01, weig
 
 def predict_proba(model, x):
     """Class probabilities (N, C) of the logistic regression for features x (N, V) CSR."""
-    import minidl as md
-
     with md.no_grad():
         return model(x.astype(model.weight.dtype)).softmax(axis=-1).numpy()
 
@@ -417,8 +416,6 @@ def format_table(results):
 
 def main(args):
     """``minidl baseline``: every --kind at every --max-length, one table (or --json)."""
-    import json
-
     kinds = [k.strip() for k in str(args.kind).split(",")]
     lengths = _numbers(args.max_length, "max-length")
     ngrams = tuple(_numbers(args.ngrams, "ngrams"))

@@ -14,6 +14,8 @@ itself and seed N's in ``--out``/seedN, and writes their mean and spread to seed
 """
 from __future__ import annotations
 
+import os
+
 from ..cli import at_least, whole_numbers
 from ..io import write_text
 from ..train.config import ConfigError
@@ -121,8 +123,6 @@ def main_lowrank_sweep(args):
 
 
 def main_seeds(args):
-    import os
-
     from .report import seed_table
 
     runs, first = {}, None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from ..io import check_replaceable, is_minidl_figure, write_figure
 
@@ -83,8 +84,6 @@ def plot_curves(paths, out):
 
 
 def main(args):
-    import sys
-
     try:
         if os.path.splitext(args.out)[1].lower() not in ("", ".png", ".svg", ".pdf"):
             raise ValueError(f"--out {args.out}: give a .png, .svg or .pdf file")

@@ -64,6 +64,8 @@ import types
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
+
 from ..autograd.function import MinidlError
 from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
 from ..io import check_writable, file_sha256
@@ -564,8 +566,6 @@ def _varying_settings(configs, x):
 
 def _summary_row(members, x, varying, metrics):
     """One row of ``summarise``: the mean and sample std over the seeds in ``members``."""
-    import numpy as np
-
     config = members[0]["config"]
     row = {"model": config["model"], x: config.get(x), "settings": {k: config.get(k) for k in varying},
            "seeds": len(members)}
