@@ -112,7 +112,7 @@ def _fresh(model_factory, original, names, min_size):
     return model
 
 
-def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024):
+def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024, on_row=None):
     """One row per rank (see the module docstring for the keys and the dense-above-maximum rule).
 
     model_factory()   a new model with the teacher's weights (called once per rank, plus once
@@ -122,6 +122,7 @@ def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024):
     fine_tune(model)  optional: trains the factorised model briefly in place (returns nothing);
                       each row then also holds ``after``, its metrics afterwards
     min_size          Linears with fewer weights are left alone (as in ``factorize``)
+    on_row(rows)      optional: called with the rows so far as each rank's row is done
     """
     ranks = _check_ranks(ranks)
     original = model_factory()
@@ -141,6 +142,8 @@ def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024):
             fine_tune(model)
             row["after"] = _plain(evaluate(model))
         rows.append(row)
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 

@@ -377,12 +377,20 @@ class CompressionReport:
         """SVD ranks from 2 to full for every factorisable Linear at once (``compress.rank_sweep``),
         scored on the test reviews before and after a distilled fine-tune on the ``fine_tune``
         reviews; -> the rows (also written to rank_sweep.jsonl and plotted)."""
-        os.makedirs(self.out, exist_ok=True)
         ranks = ranks or default_ranks(self.teacher, min_size)
+        path = os.path.join(self.out, "rank_sweep.jsonl")
+
+        def done(rows):   # each finished rank is kept (an interrupted sweep keeps its rows) and said
+            _write_rows(path, rows)
+            if self.log:
+                scores = "  ".join(f"{when} {rows[-1][when]['accuracy']:.4f}" for when in ("before", "after")
+                                   if rows[-1][when])
+                self.log(f"rank {rows[-1]['rank']:<6} {rows[-1]['params_ratio']:6.1%} of the parameters  {scores}"
+                         f"  ({len(rows)} of {len(ranks)} ranks)")
+
         rows = rank_sweep(self.teacher_copy, ranks, lambda model: evaluate(model, self.test, device=self.device),
                           fine_tune=(lambda model: self.distill_into(model, self.tune)) if fine_tune else None,
-                          min_size=min_size)
-        _write_rows(os.path.join(self.out, "rank_sweep.jsonl"), rows)
+                          min_size=min_size, on_row=done)
         plot_rank_sweep(rows, os.path.join(self.out, "rank_sweep"),
                         title=f"{self.teacher_path}: accuracy against SVD rank")
         return rows

@@ -130,6 +130,7 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert main(["compress", "lowrank-sweep", *common, "--ranks", "2,8", "--no-fine-tune", "--min-size", "256"]) == 0
     printed = capsys.readouterr().out
     assert "rank" in printed and "rank_sweep.png" in printed
+    assert "(1 of 2 ranks)" in printed and "(2 of 2 ranks)" in printed   # a line as each rank is done
     with open(os.path.join(out, "rank_sweep.jsonl")) as f:
         assert [json.loads(line)["rank"] for line in f] == [2, 8]
     assert os.path.getsize(os.path.join(out, "rank_sweep.png")) > 0
@@ -141,6 +142,24 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert main(sweep) == 0 and main(sweep) == 0   # a folder holding a rank sweep alone: refused as foreign before
     (tmp_path / "sweep" / "rank_sweep.jsonl").write_text("my notes\n")
     assert main(sweep) == 1 and "rank_sweep.jsonl is there and was not written by" in capsys.readouterr().err
+
+
+def test_an_interrupted_rank_sweep_keeps_the_ranks_it_finished(teacher_checkpoint, tmp_path, monkeypatch):
+    import minidl.compress.report as report_module
+
+    out = tmp_path / "sweep"
+    report = CompressionReport(teacher_checkpoint, str(out), fine_tune=200, test_limit=100, log=None)
+    evaluate = report_module.evaluate
+
+    def evaluate_until_a_row_is_kept(model, data, **options):
+        if (out / "rank_sweep.jsonl").exists():
+            raise KeyboardInterrupt   # Ctrl-C during the second rank
+        return evaluate(model, data, **options)
+
+    monkeypatch.setattr(report_module, "evaluate", evaluate_until_a_row_is_kept)
+    with pytest.raises(KeyboardInterrupt):
+        report.rank_sweep([2, 8], fine_tune=False, min_size=256)
+    assert [json.loads(line)["rank"] for line in (out / "rank_sweep.jsonl").read_text().splitlines()] == [2]
 
 
 def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teacher_checkpoint, capsys, monkeypatch):
