@@ -381,10 +381,14 @@ def main_finetune(args):
             return _refuse("finetune", f"{args.out} holds runs with other options ({changed}); give the same "
                                        f"options, or another --out")
     result["options"] = options
-    result.update(compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr,
-                                      args.train_limit, args.seed, args.device, starts,
-                                      args.test_limit, args.teacher, log=lambda m: print(m, flush=True)))
-    write_text(args.out, json.dumps(result, indent=2))
+
+    def keep(done):   # each start as it ends: an interrupted run keeps them (--starts runs the others)
+        result.update(done)
+        write_text(args.out, json.dumps(result, indent=2))
+
+    compare_pretraining(args.student, args.data, args.length, args.epochs, args.batch_size, args.lr, args.train_limit,
+                        args.seed, args.device, starts, args.test_limit, args.teacher,
+                        log=lambda m: print(m, flush=True), on_start=keep)
     for name in (name for name in STARTS if name in result):
         best = max(epoch["accuracy"] for epoch in result[name]["epochs"])
         print(f"{name:<23} test accuracy after each epoch: "

@@ -114,12 +114,14 @@ def starting_state(name, settings, vocab, pretrained=None, teacher_path=None, da
 
 
 def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_size=32, lr=5e-4, train_limit=None,
-                        seed=0, device="cpu", starts=STARTS, test_limit=None, teacher_path=None, log=print):
+                        seed=0, device="cpu", starts=STARTS, test_limit=None, teacher_path=None, log=print,
+                        on_start=None):
     """Fine-tune the student of ``student_path`` and the same architecture from the other
     starts (module docstring) on IMDB; returns {name: history, "settings", "length", ...} for
     the names in ``starts`` (the baselines need only the student's settings and vocabulary,
     so they can run while it is still being distilled). "teacher embeddings only" needs the
-    teacher's checkpoint, ``teacher_path``."""
+    teacher's checkpoint, ``teacher_path``. ``on_start(result)``, if given, is called with the result
+    so far as each start is done."""
     if unknown := sorted(set(starts) - set(STARTS)):
         raise ValueError(f"compare_pretraining: unknown start(s) {unknown}; choose from {list(STARTS)}")
     if "teacher embeddings only" in starts and teacher_path is None:
@@ -144,4 +146,6 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
                                  log=log)
+        if on_start is not None:
+            on_start(result)
     return result

@@ -1,5 +1,7 @@
 """minidl.mlm.projection: a student started from the teacher's embedding table (SVD), the
 head-feature matching loss, and the fill-mask top-k selection (``evaluate._most_probable``)."""
+import json
+
 import numpy as np
 import pytest
 
@@ -186,3 +188,29 @@ def test_fine_tuning_checks_the_teacher_and_the_length_first_and_runs_one_step(t
     result = compare_pretraining(student, tmp_path / "imdb", length=16, epochs=1, batch_size=64,
                                  starts=("pretrained",), log=None)
     assert len(result["pretrained"]["epochs"]) == 1
+
+
+def test_an_interrupted_finetune_keeps_the_starts_it_finished(tmp_path, monkeypatch):
+    """mlm finetune wrote its JSON only at the end: an interrupt in the last start lost every start before it."""
+    from minidl.cli import main
+    from minidl.mlm import build_vocabulary, finetune, save_mlm
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=6, unsup=0)
+    vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
+    student = save_mlm(tmp_path / "student.npz", build_mlm(len(vocab), TEACHER, "cpu", seed=5), vocab, TEACHER)
+    out, fine_tune = tmp_path / "ft.json", finetune.fine_tune
+    command = ["mlm", "finetune", "--student", str(student), "--data", str(tmp_path / "imdb"), "--out", str(out),
+               "--length", "16", "--epochs", "1", "--batch-size", "64"]
+
+    def interrupted_in_the_second_start(model, *args, name, **options):
+        if name == "scratch":
+            raise KeyboardInterrupt
+        return fine_tune(model, *args, name=name, **options)
+
+    monkeypatch.setattr(finetune, "fine_tune", interrupted_in_the_second_start)
+    assert main([*command, "--starts", "pretrained,scratch"]) == 130
+    assert "pretrained" in json.loads(out.read_text()) and "scratch" not in json.loads(out.read_text())
+    monkeypatch.undo()
+    assert main([*command, "--starts", "scratch"]) == 0
+    assert {"pretrained", "scratch"} <= set(json.loads(out.read_text()))
