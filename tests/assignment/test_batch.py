@@ -1,6 +1,7 @@
 """Grading a whole class: 8 copies of ex2_sentiment with different tasks solved, one of which hangs, graded two
 at a time; each student's points, the hung one stopped and reported without stopping the others, and the CSV."""
 import argparse
+import contextlib
 import csv
 import os
 import re
@@ -172,3 +173,35 @@ def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):
     assert f"graded 0 of 1 folders, 1 not a submission; wrote {tmp_path / 'grades.csv'}" in printed
     lines = (tmp_path / "grades.csv").read_text().splitlines()
     assert lines[0] == "student,total,status,first_failure" and lines[1].startswith('empty,0,"not a submission: ')
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see leftover processes")
+def test_a_terminated_batch_kills_the_grading_under_way(submissions, tmp_path):
+    """SIGTERM (kill, a job scheduler's stop) ended the batch at once and left the student's code running."""
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "submissions"
+    shutil.copytree(submissions / HUNG, folder / HUNG)
+    batch = subprocess.Popen([sys.executable, "-m", "minidl", "grade", "--submissions", str(folder), "--csv",
+                              str(tmp_path / "grades.csv"), "--time-limit", str(TIME_LIMIT)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + TIME_LIMIT
+        while not _processes_in(HUNG) and time.monotonic() < deadline and batch.poll() is None:
+            time.sleep(0.2)
+        assert _processes_in(HUNG), "the grading started"
+        batch.send_signal(signal.SIGTERM)
+        _, err = batch.communicate(timeout=30)
+        assert batch.returncode == 130 and err.strip().splitlines()[-1] == "minidl grade: interrupted", err
+        deadline = time.monotonic() + 10
+        while _processes_in(HUNG) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_in(HUNG), "the student's code must not keep running"
+        assert not (tmp_path / "grades.csv").exists()
+    finally:   # whatever failed, no endless loop is left behind for the rest of the suite
+        batch.kill()
+        for pid in _processes_in(HUNG):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
