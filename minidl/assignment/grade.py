@@ -169,8 +169,9 @@ def _matches(nodeid, prefix):
 
 
 def run_tests(manifest, tasks, timeout, reference=None):
-    """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON, pytest's output).
-    ``reference``: the reference values' file, copied to a temporary folder for the run (None: none)."""
+    """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON with pytest's
+    "exit_status" added, None after the time limit; pytest's output). ``reference``: the reference
+    values' file, copied to a temporary folder for the run (None: none)."""
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
@@ -187,20 +188,26 @@ def run_tests(manifest, tasks, timeout, reference=None):
                    "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
         try:
             done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-            output = done.stdout + done.stderr
+            output, status = done.stdout + done.stderr, done.returncode
         except subprocess.TimeoutExpired:
-            output = f"grading stopped after {timeout:g} s (--timeout)"   # score names the test that ran
+            output, status = f"grading stopped after {timeout:g} s (--timeout)", None   # score names the test that ran
         recorded = json.loads(results.read_text()) if results.is_file() else {}
-    return recorded, output
+    return {**recorded, "exit_status": status}, output
 
 
 def score(manifest, tasks, recorded, output):
     """One TaskResult per task: its tests' outcomes in manifest order, and its points if all passed."""
     last = (output.strip().splitlines() or ["pytest gave no output"])[-1]
     running = recorded.get("running")
-    why_not_run = ("" if recorded.get("finished") else
-                   f"the tests did not finish: {last}, while {running} ran: an endless loop, or code far too slow"
-                   if running and last.startswith("grading stopped after") else f"the tests did not run: {last}")
+    if recorded.get("finished"):
+        why_not_run = ""
+    elif running and recorded.get("exit_status") is None:
+        why_not_run = f"the tests did not finish: {last}, while {running} ran: an endless loop, or code far too slow"
+    elif running:
+        why_not_run = (f"the tests stopped: the grading process ended (exit status {recorded['exit_status']}) while "
+                       f"{running} ran: os._exit, a crash or a signal")
+    else:
+        why_not_run = f"the tests did not run: {last}"
     results = []
     for task in tasks:
         found = [check for spec in task.tests for check in _spec_checks(manifest, spec, recorded, why_not_run)]

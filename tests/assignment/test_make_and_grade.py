@@ -324,3 +324,16 @@ def test_a_time_limit_keeps_the_points_of_the_tasks_that_finished(copies, tmp_pa
     message = by_number[4].first_failure().message
     assert message.startswith("the tests did not finish: grading stopped after 40 s (--timeout), while "
                               "assignments/ex2_sentiment/grading/test_gru.py::"), message
+
+
+def test_a_process_that_exits_mid_test_keeps_the_finished_tasks_and_names_the_test(copies, tmp_path):
+    """os._exit in a student's backward: every task read "the tests did not run: pytest gave no output"."""
+    copy = _patched(copies, tmp_path, "ex2_sentiment", "minidl/autograd/ops/recurrent.py",
+                    "d_pre_h = dh * z * (1 - h_tilde * h_tilde)", "import os; os._exit(0)")
+    _, results, _ = grade(copy, tasks=[1, 4])
+    by_number = {r.number: r for r in results}
+    assert by_number[1].passed and by_number[4].score == 0
+    message = by_number[4].first_failure().message
+    assert message.startswith("the tests stopped: the grading process ended (exit status 0) while "
+                              "assignments/ex2_sentiment/grading/test_gru.py::"), message
+    assert message.endswith(" ran: os._exit, a crash or a signal"), message
