@@ -117,6 +117,9 @@ def whole_numbers(minimum):
             numbers = []
         if not numbers or min(numbers) < minimum:
             raise argparse.ArgumentTypeError(f"give whole numbers >= {minimum}, comma-separated, got {text!r}")
+        if repeated := sorted({n for n in numbers if numbers.count(n) > 1}):   # a seed or rank run twice
+            raise argparse.ArgumentTypeError(f"{', '.join(map(str, repeated))} given more than once in {text!r}; "
+                                             f"give each once")
         return numbers
     return listed
 

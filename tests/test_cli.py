@@ -350,6 +350,8 @@ def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, opt
     (["spirals", "--seeds", ""], "argument --seeds: give whole numbers >= 0, comma-separated, got ''"),
     (["spirals", "--hidden", "abc"], "argument --hidden: give whole numbers >= 1, comma-separated, got 'abc'"),
     (["spirals", "--hidden", "0,8"], "argument --hidden: give whole numbers >= 1, comma-separated, got '0,8'"),
+    (["compress", "seeds", "--teacher", "t", "--out", "o", "--seeds", "0,1,0"],
+     "argument --seeds: 0 given more than once in '0,1,0'; give each once"),
     (["train", "--hidden", ""], "argument --hidden: give a whole number like 64, or for mlp and softmax a list "
                                 "like [64,32,16], got ''"),
     (["probe", "--models", ""], "argument --models: give comma-separated models of rnn, gru, mlp, softmax, "
