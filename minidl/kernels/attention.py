@@ -41,6 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import check_launchable
 from .matmul import matmul, precision
 
 # jit functions may read only constexpr globals
@@ -235,6 +236,7 @@ def launch_config(dtype, B, heads, T, D, mask, causal, dot=None):
 
 
 def _launch(kernel, q, mask, causal, *args):
+    check_launchable(q)
     B, heads, T, D = q.shape
     grid, constexprs, options = launch_config(q.dtype, B, heads, T, D, mask is not None, causal)
     kernel[grid](*args, T, D, heads, **constexprs, **options)

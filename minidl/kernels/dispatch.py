@@ -84,9 +84,15 @@ def use_kernel(array):
         return array.is_cuda and triton_available()
     if not triton_available():
         raise RuntimeError('kernels.mode("triton") needs Triton: pip install "triton>=3.0" (or minidl[gpu])')
+    check_launchable(array, 'kernels.mode("triton")')
+    return True
+
+
+def check_launchable(array, who="minidl's Triton kernels"):
+    """Refuse, in one line, a launch Triton cannot run: a CPU tensor outside its interpreter
+    (Triton's own error is "0 active drivers")."""
     if not array.is_cuda and not interpreting():
         raise RuntimeError(
-            'kernels.mode("triton") on CPU tensors needs Triton\'s interpreter: set TRITON_INTERPRET=1 in the '
-            "environment before triton is imported and before any kernel runs (the kernels were defined with "
-            f"TRITON_INTERPRET unset; now it is {os.environ.get('TRITON_INTERPRET')!r})")
-    return True
+            f"{who}: CPU tensors need Triton's interpreter: set TRITON_INTERPRET=1 in the environment before "
+            "triton is imported and before any kernel runs (the kernels were defined with TRITON_INTERPRET unset; "
+            f"now it is {os.environ.get('TRITON_INTERPRET')!r}), or give CUDA tensors")

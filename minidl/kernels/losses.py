@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import check_launchable
+
 MAX_TILE = 2048  # elements per program for short rows; a long row is one program on its own
 
 
@@ -102,6 +104,7 @@ def launch_config(N, C):
 
 def _launch(kernel, logits, *args, **constants):
     """Run ``kernel`` over the (N, C) rows of ``logits``; returns the row losses (N,) and the gradient (N, C)."""
+    check_launchable(logits)
     N, C = logits.shape
     loss = torch.empty(N, dtype=logits.dtype, device=logits.device)
     grad = torch.empty_like(logits)

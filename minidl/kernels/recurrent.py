@@ -45,6 +45,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import check_launchable
 from .matmul import matmul, precision
 
 
@@ -176,6 +177,7 @@ def launch_config(dtype, B, H, dot=None):
 
 def _launch(kernel, dtype, B, H, *args):
     """Run ``kernel`` on cdiv(B, BLOCK_B) programs."""
+    check_launchable(args[0])
     grid, constexprs, options = launch_config(dtype, B, H)
     kernel[grid](*args, **constexprs, **options)
 

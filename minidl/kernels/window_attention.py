@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .dispatch import check_launchable
+
 MAX_TILE = 8192  # elements of one (BLOCK_T, BLOCK_W, BLOCK_D) window tile
 
 
@@ -138,6 +140,7 @@ def launch_config(B, T, D, radius):
 
 
 def _launch(kernel, B, T, D, radius, *args):
+    check_launchable(args[0])
     grid, constexprs, options = launch_config(B, T, D, radius)
     kernel[grid](*args, T, D, radius, **constexprs, **options)
 

@@ -68,6 +68,11 @@ def test_bad_mode_and_cpu_tensors_outside_the_interpreter_are_refused(monkeypatc
     monkeypatch.setattr(dispatch, "interpreting", lambda: False)
     with kernels.mode("triton"), pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
         kernels.use_kernel(torch.zeros(3))
+    B, T, H = 2, 3, 4   # a kernel launched on CPU tensors by hand: Triton's own error was "0 active drivers"
+    with pytest.raises(RuntimeError, match="minidl's Triton kernels: CPU tensors need Triton's interpreter"):
+        kernels.gru_forward(torch.zeros(B, T, 3 * H), torch.zeros(B, H), torch.zeros(H, 2 * H), torch.zeros(H, H))
+    with pytest.raises(RuntimeError, match="CPU tensors need Triton's interpreter"):
+        kernels.cross_entropy_forward(torch.zeros(B, H), torch.zeros(B, dtype=torch.int64))
 
 
 def test_minidl_works_without_triton():
