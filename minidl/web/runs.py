@@ -35,14 +35,14 @@ import os
 import zipfile
 
 from ..autograd.function import MinidlError
-from ..experiments.curves import chosen_on_test
+from ..experiments.curves import CURVE_KEYS as DRAWN, chosen_on_test
 from ..io import finite, npz_meta
 
 MAX_DEPTH = 4                     # folders below DIR that are searched
 MAX_FILES = 2000                  # entries looked at per listing
 MAX_BYTES = 20_000_000           # the largest plot served, and .json or .jsonl read
 PLOTS = {".png": "image/png", ".svg": "image/svg+xml"}
-CURVE_KEYS = ("step", "epoch", "loss", "accuracy", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+CURVE_KEYS = ("step", *DRAWN)    # what minidl curves draws, and the step of each point
 
 
 class OutsideError(MinidlError, PermissionError):
