@@ -247,8 +247,8 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def read_npz(path):
-    """{name: NumPy array} from an .npz file, never unpickling anything."""
+def checkpoint_file(path):
+    """``path`` as a string, after a one-line error if no checkpoint file can be there: none at all, or a folder."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}: check the path (minidl train --out DIR writes "
@@ -256,6 +256,12 @@ def read_npz(path):
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint {path!r} is a directory, not a .npz file; pass the checkpoint file inside "
                               f"it, {_checkpoints_in(path)}")
+    return path
+
+
+def read_npz(path):
+    """{name: NumPy array} from an .npz file, never unpickling anything."""
+    path = checkpoint_file(path)
     corrupted = (f"checkpoint {path!r} is corrupted (not a complete .npz archive: truncated by an "
                  f"interrupted copy or download, or not a minidl checkpoint at all); copy it again or "
                  f"re-save it with model.save(path)")

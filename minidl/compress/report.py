@@ -48,7 +48,8 @@ import minidl as md
 
 from ..data.batching import subset
 from ..data.errors import DataFormatError
-from ..io import CheckpointError, check_replaceable, check_writable, file_sha256, read_npz, save_figure, write_text
+from ..io import (CheckpointError, check_replaceable, check_writable, checkpoint_file, file_sha256, read_npz, save_figure,
+                  write_text)
 from ..models import build_model
 from ..nn import Linear, Module
 from ..train.checkpoint import check_data, differences, load_classifier
@@ -99,7 +100,7 @@ class CompressionReport:
         self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune,
                       "device": str(device)}
         self.depends = {"student_epochs": student_epochs, "gradual_epochs": gradual_epochs,
-                        "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(decoder_path)}
+                        "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(checkpoint_file(decoder_path))}
         _read_rows(rows, {**self.setup, "seed": seed})
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs

@@ -248,6 +248,8 @@ def test_a_decoder_of_another_kind_is_refused_before_any_row(tmp_path, teacher_c
     with pytest.raises(ValueError, match="is a gru, not a transformer like the teacher"):
         CompressionReport(teacher_checkpoint, tmp_path / "out", decoder_path=gru.checkpoint)
     assert not (tmp_path / "out" / "results.jsonl").exists()
+    with pytest.raises(ValueError, match="is a directory, not a .npz file; pass the checkpoint file inside it"):
+        CompressionReport(teacher_checkpoint, tmp_path / "out", decoder_path=tmp_path / "gru")   # was [Errno 21]
 
 
 def test_rows_of_another_teacher_or_settings_are_refused_not_reused(report_rows, teacher_checkpoint, tmp_path):
