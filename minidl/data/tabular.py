@@ -262,6 +262,10 @@ def _read_delimited(text, delimiter, path):
             raise DataFormatError(f"{path}: line {state['start']}: a quote (\") opens a field that is never closed, "
                                   f"so the rest of the file (to line {state['line']}) would be one text; close it, or "
                                   f"write a quote inside a quoted field as two (\"\")") from None
+        if state["line"] > state["start"]:   # the quoted field ran over lines: the rows between would be one text
+            raise DataFormatError(f"{path}: line {state['start']}: a quote (\") opens a field that only closes on line "
+                                  f"{state['line']}, so the rows between would be one text; close it on its own line, "
+                                  f"or write a quote inside a quoted field as two (\"\")") from None
     try:
         return _parse_delimited(text, delimiter, path, False, state)
     except csv.Error as e:

@@ -147,6 +147,11 @@ def test_an_unterminated_quote_is_named_with_the_line_where_it_opens(tmp_path):
     assert str(path) in message and "line 4" in message and "never closed" in message and "to line 14" in message
     tsv = write_csv(tmp_path / "q.tsv", "text\tlabel\n" + rows(12).replace(",", "\t") + '"cut off\tneg\n')
     assert "line 14" in one_line_error(lambda: load_table(tsv, "text", "label"))
+    # ... or closes far below, mid-text (a 6" hero): the rows between were one text, under the last row's label
+    far = write_csv(tmp_path / "far.tsv", "text\tlabel\n" + rows(2).replace(",", "\t") + '"oops, my mum\tpos\n'
+                    + rows(10).replace(",", "\t") + 'a 6" tall hero\tneg\n')
+    message = one_line_error(lambda: load_table(far, "text", "label"))
+    assert "line 4: a quote" in message and "only closes on line 15" in message
     header = write_csv(tmp_path / "h.csv", 'text,"label\n' + rows(12))
     assert "line 1" in one_line_error(lambda: load_table(header, "text", "label"))
     # closed quotes (newlines and "" inside) and a stray quote inside a field still read as before
