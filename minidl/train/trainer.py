@@ -91,6 +91,17 @@ def _check_positions(model, config, prepared):
                           f"{positions} or less, or --model-options '{{\"max_len\": {longest}}}'")
 
 
+def _check_metric(config, selection, label_names):
+    """--metric auc or f1 ranks checkpoints by a score that needs two classes among the reviews it is measured
+    on: with one, AUC is undefined and F1 constant, and the first checkpoint was kept, silently."""
+    present = np.unique(selection.labels)
+    if config.metric in ("auc", "f1") and len(present) == 1:
+        which = "validation" if config.validation or config.validation_data else "test"
+        raise ConfigError(f"--metric {config.metric} cannot rank the checkpoints: the {len(selection)} {which} reviews "
+                          f"are all {label_names[present[0]]!r}; choose --metric accuracy or loss, or give "
+                          f"{which} reviews of two classes or more")
+
+
 def _check_steps(config, steps_per_epoch):
     """The run's number of steps, once the settings counted in steps are known to fit in it."""
     total = steps_per_epoch * config.epochs
@@ -126,6 +137,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     schedule = (optim.LinearWarmupDecay(optimizer, config.warmup_steps, total)
                 if config.warmup_steps else None)
     selection = prepared.validation if prepared.validation is not None else prepared.test
+    _check_metric(config, selection, prepared.label_names)
     paths = checkpoint.run_paths(out)
     checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save(path, model, optimizer, config, prepared, loop))
     loop, best_state = None, None

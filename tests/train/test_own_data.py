@@ -202,6 +202,21 @@ def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
                  "--min-word-length", "1"]) == 0
 
 
+def test_a_metric_that_needs_two_classes_is_refused_on_one_class_validation(triple, tmp_path, capsys):
+    """--metric auc on validation reviews of one class: AUC was NaN at every evaluation, so the first
+    checkpoint was kept and the run stopped early, with a test accuracy far below --metric accuracy's."""
+    rows = [line.split("\t") for line in open(triple["dev"], encoding="utf-8").read().splitlines()[1:]]
+    positive = _write(tmp_path / "positive.tsv", ("content", "label"), [row for row in rows if row[1] == "1"])
+    for metric in ("auc", "f1"):
+        assert _train({**triple, "dev": positive}, tmp_path / metric, "--metric", metric) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        kept = sum(row[1] == "1" for row in rows)
+        assert err[-1].endswith(f"--metric {metric} cannot rank the checkpoints: the {kept} validation "
+                                f"reviews are all 'pos'; choose --metric accuracy or loss, or give validation "
+                                f"reviews of two classes or more"), err
+        assert not (tmp_path / metric / "best.npz").exists()
+
+
 def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, monkeypatch):
     """A checkpoint keeps its data file's path as given: eval from another folder said only
     "load_table: my.csv is not a file", and after an edit of the file it scored a "test split" of
