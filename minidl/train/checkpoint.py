@@ -54,7 +54,11 @@ def check_data(path, files=None, advice="restore the file, or train again"):
                    else f"it is not there either: {advice}")
             raise DataNotFoundError(f"{path} was trained on {option} {file} ({recorded['absolute']}), which is not "
                                     f"here; {fix}")
-        now = (files or {}).get(key, {}).get("sha256") or file_sha256(file)
+        given = (files or {}).get(key)
+        if given and os.path.abspath(given["file"]) != recorded["absolute"]:   # not a changed file: another one
+            raise DataFormatError(f"{path} was trained on {option} {file}, and this run gives {option} "
+                                  f"{given['file']}; give the same file")
+        now = given["sha256"] if given else file_sha256(file)
         if now != recorded["sha256"]:
             raise DataFormatError(f"{file} has changed since {path} was trained on it ({option}; its SHA-256 "
                                   f"differs), so its splits would be other reviews; {advice}")

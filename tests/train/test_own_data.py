@@ -2,6 +2,7 @@
 between files, labels matched by name, and every bad input answered in one line before any work."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -246,6 +247,10 @@ def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, 
                                             "file whole with --data FILE\n")
     os.rename("moved.tsv", "my.tsv")
     assert main([*train, "--resume"]) == 1 and "my.tsv has changed since run/last.npz" in capsys.readouterr().err
+    shutil.copy("my.tsv", "other.tsv")   # --resume with another --data: the first file was blamed for changing
+    assert main([*train[:2], "other.tsv", *train[3:], "--resume"]) == 1
+    assert capsys.readouterr().err == ("minidl train: run/last.npz was trained on --data my.tsv, and this run gives "
+                                       "--data other.tsv; give the same file\n")
 
 
 def test_warnings_about_the_data_are_one_line_each(tmp_path, capsys):
