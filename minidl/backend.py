@@ -490,12 +490,14 @@ class TorchBackend(Backend):
     def sum(self, a, axis=None, keepdims=False):
         if axis is None and not keepdims:
             return a.sum()
-        return a.sum(dim=normalise_axis(axis, a.ndim), keepdim=keepdims)
+        dims = normalise_axis(axis, a.ndim)   # torch reads dim=() as every axis; NumPy's axis=() reduces none
+        return a.sum(dim=dims, keepdim=keepdims) if dims else a.clone()
 
     def max(self, a, axis=None, keepdims=False):
         if axis is None and not keepdims:
             return a.max()
-        return self.torch.amax(a, dim=normalise_axis(axis, a.ndim), keepdim=keepdims)
+        dims = normalise_axis(axis, a.ndim)
+        return self.torch.amax(a, dim=dims, keepdim=keepdims) if dims else a.clone()
 
     # --- shapes --------------------------------------------------------------------
     def transpose(self, a, axes):

@@ -343,6 +343,10 @@ CASES = [
            lambda x: x.sum((0, 2), keepdim=True)),
     OpCase("sum_negative_axis", ("sum",), inputs(normal(2, 3, 4)), lambda x: md.sum(x, -1), lambda x: x.sum(-1)),
     OpCase("sum_0d", ("sum",), inputs(normal()), md.sum, torch.sum),
+    # axis=() reduces no axis, as in NumPy (torch's dim=() is every axis: the torch backend summed all)
+    OpCase("sum_no_axes", ("sum",), inputs(normal(2, 3)), lambda x: x.sum(axis=()), lambda x: x.clone()),
+    OpCase("mean_no_axes", ("mean",), inputs(normal(2, 3)), lambda x: x.mean(axis=()), lambda x: x.clone()),
+    OpCase("max_no_axes", ("max",), inputs(distinct(2, 3)), lambda x: x.max(axis=()), lambda x: x.clone(), kink=True),
     OpCase("mean_all", ("mean",), inputs(normal(2, 3, 4)), md.mean, torch.mean),
     OpCase("mean_axis", ("mean",), inputs(normal(2, 3, 4)), lambda x: x.mean(axis=-2), lambda x: x.mean(-2)),
     OpCase("mean_axes_keepdims", ("mean",), inputs(normal(2, 3, 4)), lambda x: x.mean(axis=(0, 1), keepdims=True),
