@@ -232,6 +232,32 @@ class Tensor:
     def __getitem__(self, index):
         return _ops.getitem(self, index)
 
+    # ``p -= lr * p.grad`` under ``no_grad``: a leaf that requires grad (a parameter) is updated in place, as in
+    # PyTorch (Python's fallback, p = p - ..., rebound the loop variable and left the model as it was). On every
+    # other tensor ``x -= y`` stays ``x = x - y``, a new tensor that the graph records.
+    def _in_place(self, other, update, fallback):
+        if self._ctx is not None or not self.requires_grad:
+            return fallback(self, other)
+        if engine.is_grad_enabled():
+            from .function import OpError
+
+            raise OpError("an in-place update of a tensor that requires grad (a parameter) would not be "
+                                 "recorded; write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")
+        update(self.data, other.data if isinstance(other, Tensor) else other)
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place(other, operator.iadd, Tensor.__add__)
+
+    def __isub__(self, other):
+        return self._in_place(other, operator.isub, Tensor.__sub__)
+
+    def __imul__(self, other):
+        return self._in_place(other, operator.imul, Tensor.__mul__)
+
+    def __itruediv__(self, other):
+        return self._in_place(other, operator.itruediv, Tensor.__truediv__)
+
     # Comparisons give constant boolean tensors (masks); they are not differentiable.
     def _compare(self, other, op):
         other = other.data if isinstance(other, Tensor) else other

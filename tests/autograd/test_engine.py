@@ -301,3 +301,21 @@ def test_a_backward_of_the_wrong_shape_is_named_not_reshaped(device):
     y = md.ones(3, 1, dtype="float64", device=device, requires_grad=True)
     (md.ones(3, 4, dtype="float64", device=device) * y).sum().backward()   # broadcast: summed back, as before
     assert y.grad.shape == (3, 1) and float(as_numpy(y.grad).max()) == 4.0
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_an_in_place_update_of_a_parameter_under_no_grad_updates_it(device):
+    """p -= lr * p.grad, PyTorch's hand-written SGD step, rebound the loop variable and left the model as it was."""
+    w = md.ones(2, 2, device=device, requires_grad=True)
+    (w * 3).sum().backward()
+    with md.no_grad():
+        for p in [w]:
+            p -= 0.5 * p.grad
+            p *= 2
+    assert w.numpy().tolist() == [[-1.0, -1.0], [-1.0, -1.0]] and w.requires_grad
+    with pytest.raises(md.OpError, match=r"would not be recorded; write it under md.no_grad\(\)"):
+        w -= 1
+    x = md.ones(3, device=device)   # not a parameter: x += 1 is still x = x + 1, a new tensor
+    y = x
+    x += 1
+    assert y.numpy().tolist() == [1.0, 1.0, 1.0] and x.numpy().tolist() == [2.0, 2.0, 2.0]
