@@ -122,8 +122,8 @@ class Function:
         ctx = Context(xp, tuple(needs) if record else (False,) * len(needs))
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
-        except (MinidlError, NotImplementedError):   # the op's own message (or an op still to be written)
-            raise
+        except (MinidlError, NotImplementedError, NameError, AttributeError, KeyError, ZeroDivisionError):
+            raise   # the op's own message, an op still to be written, or a slip in its code: not the inputs' fault
         except Exception as e:                        # the array library could not combine the inputs
             raise _library_error(cls, inputs, e) from e
         if out is None:

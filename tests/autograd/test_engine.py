@@ -319,3 +319,30 @@ def test_an_in_place_update_of_a_parameter_under_no_grad_updates_it(device):
     y = x
     x += 1
     assert y.numpy().tolist() == [1.0, 1.0, 1.0] and x.numpy().tolist() == [2.0, 2.0, 2.0]
+
+
+def test_a_slip_in_a_forward_is_its_own_error_not_a_shape_error():
+    """A NameError in a student's forward read "ShapeError: window_attention: name 'd_k' is not defined (input
+    shapes: ...)": a hunt for a shape bug. The array library's errors are still ShapeErrors naming the shapes."""
+    class Slip(md.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x / d_k ** 0.5   # noqa: F821 - the slip
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(NameError, match="name 'd_k' is not defined"):
+        Slip.apply(md.ones(2, 3))
+    class Product(md.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a @ b   # the library's own shape error
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad
+
+    with pytest.raises(md.ShapeError, match=r"input shapes: \(2, 3\), \(4, 5\)"):
+        Product.apply(md.ones(2, 3), md.ones(4, 5))
