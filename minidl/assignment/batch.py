@@ -47,9 +47,9 @@ import minidl
 
 from ..bench.threads import usable_cpus
 from ..io import atomic_path, check_replaceable
-from .grade import grade, report_json
+from .grade import check_once, check_seconds, find_reference, grade, report_json, selected_tasks
 from .make import MARKER, make
-from .manifest import AssignmentError, read_toml
+from .manifest import AssignmentError, find_assignment, read_toml
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
 _REFUSED = 3                  # the exit status of a grading process whose folder ``grade`` refused
@@ -261,8 +261,7 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
     workers = usable_cpus() if workers is None else workers  # one grading at a time per CPU
     if not isinstance(workers, int) or workers < 1:
         raise AssignmentError(f"--workers must be a whole number >= 1, got {workers!r}")
-    if not time_limit > 0:
-        raise AssignmentError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+    check_seconds(time_limit, "--time-limit")
     if reference is not None and not Path(reference).exists():
         raise AssignmentError(f"--reference {reference} does not exist")
     folders = submission_folders(submissions_dir)
@@ -372,6 +371,11 @@ def _check_arguments(args):
     if not os.access(existing, os.W_OK):
         raise AssignmentError(f"--csv {args.csv}: cannot write in {existing}; choose another folder")
     check_replaceable(args.csv, _is_grades_csv, "minidl grade --submissions", "--csv")
+    check_once(args.task)
+    if args.assignment:   # a typo here graded every student 0 and replaced the last grades
+        manifest = find_assignment(args.assignment)
+        selected_tasks(manifest, args.task)
+        find_reference(manifest, getattr(args, "reference", None))
 
 
 def _is_grades_csv(path):

@@ -50,6 +50,7 @@ _BOOT = ("import importlib.util, sys; spec = importlib.util.spec_from_file_locat
          "sys.exit(module.run(sys.argv[2:]))")
 
 
+MAX_SECONDS = 86_400   # a day: a longer limit overflowed the process timers (--timeout 1e7 was a traceback)
 NO_REFERENCE = "no reference"   # the outcome of a check that needs the reference values, run without them
 
 
@@ -313,6 +314,26 @@ def report_json(manifest, results, seconds, reference=None):
                        "tests": [asdict(t) for t in r.tests]} for r in results]}
 
 
+def check_seconds(value, option):
+    """``value`` if it is a time limit grading can keep: a number of seconds in (0, a day]."""
+    if not (isinstance(value, (int, float)) and 0 < value <= MAX_SECONDS):
+        raise AssignmentError(f"{option} must be a positive number of seconds, at most {MAX_SECONDS:,} (a day), got "
+                              f"{value!r}")
+    return value
+
+
+def check_once(tasks):
+    """Refuse a task number given twice (its points were counted twice)."""
+    if tasks and (twice := sorted({n for n in tasks if list(tasks).count(n) > 1})):
+        raise AssignmentError(f"--task {twice[0]} is given more than once; give each task once")
+
+
+def selected_tasks(manifest, tasks):
+    """The tasks of ``manifest`` that ``tasks`` (numbers; None: all) names, each once."""
+    check_once(tasks)
+    return [manifest.task(n) for n in tasks] if tasks else list(manifest.tasks)
+
+
 def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None):
     """Grade ``directory``; returns (manifest, [TaskResult], seconds). ``reference``: see ``find_reference``."""
     manifest, found, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference)
@@ -322,8 +343,9 @@ def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=Non
 def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600, reference=None):
     """``grade``, also returning the reference file it used (None: none found):
     (manifest, reference, [TaskResult], seconds)."""
+    check_seconds(timeout, "--timeout")
     manifest = locate(directory, assignment)
-    selected = [manifest.task(n) for n in tasks] if tasks else list(manifest.tasks)
+    selected = selected_tasks(manifest, tasks)
     found = find_reference(manifest, reference)
     start = time.perf_counter()
     recorded, output = run_tests(manifest, selected, timeout, found)

@@ -47,7 +47,7 @@ from pathlib import Path
 from ..io import atomic_path, check_replaceable, write_text
 from .batch import GRADED, TIMED_OUT, Row, grade_folder
 from .checks import EXPECTED
-from .grade import find_reference
+from .grade import check_seconds, find_reference
 from .make import make
 from .manifest import AssignmentError, find_assignment
 
@@ -109,8 +109,7 @@ def _is_autograder(path):
 def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT):
     """Write Gradescope's ``autograder.zip`` for assignment ``name`` to ``out`` (atomically); returns its Path."""
     manifest = find_assignment(name, root)
-    if not time_limit > 0:
-        raise AssignmentError(f"--time-limit must be a positive number of seconds, got {time_limit!r}")
+    check_seconds(time_limit, "--time-limit")
     out = Path(out)
     if out.suffix != ".zip":
         raise AssignmentError(f"--out {out}: Gradescope takes a .zip file; give a path like autograder.zip")

@@ -162,6 +162,18 @@ def test_the_command_refuses_what_it_cannot_do_before_grading(tmp_path, copies):
         grade_submissions(folder, workers=0)
     with pytest.raises(AssignmentError, match="--time-limit must be a positive number"):
         grade_submissions(folder, time_limit=0)
+    with pytest.raises(AssignmentError, match=r"at most 86,400 \(a day\), got inf"):   # OverflowError for each student
+        grade_submissions(folder, time_limit=float("inf"))
+    # a typo in the assignment, a task or the reference graded the whole class 0 and replaced the last grades
+    csv_file = tmp_path / "grades.csv"
+    csv_file.write_text("student,total,task 1,status,first_failure\nalice,10,10,graded,\n")
+    for options, message in (({"assignment": "compresion"}, "unknown assignment 'compresion'"),
+                             ({"assignment": NAME, "task": [9]}, "ex2_sentiment has no task 9"),
+                             ({"task": [1, 1]}, "--task 1 is given more than once"),
+                             ({"assignment": NAME, "reference": str(csv_file)}, "it is not a JSON object")):
+        with pytest.raises(AssignmentError, match=message):
+            main(_args(submissions=str(folder), csv=str(csv_file), **options))
+    assert csv_file.read_text().endswith("alice,10,10,graded,\n")
 
 
 def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):

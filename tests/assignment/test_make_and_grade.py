@@ -337,3 +337,13 @@ def test_a_process_that_exits_mid_test_keeps_the_finished_tasks_and_names_the_te
     assert message.startswith("the tests stopped: the grading process ended (exit status 0) while "
                               "assignments/ex2_sentiment/grading/test_gru.py::"), message
     assert message.endswith(" ran: os._exit, a crash or a signal"), message
+
+
+def test_a_task_given_twice_or_a_limit_past_a_day_is_refused_before_grading(copies):
+    """--task 1 --task 1 graded task 1 twice and counted its points twice (20/20); --timeout 1e7 was an
+    OverflowError traceback after the tests had started."""
+    copy = copies("ex2_sentiment", solution=True)
+    with pytest.raises(AssignmentError, match="--task 1 is given more than once; give each task once"):
+        grade(copy, tasks=[1, 1])
+    with pytest.raises(AssignmentError, match=r"--timeout must be a positive number of seconds, at most 86,400"):
+        grade(copy, tasks=[1], timeout=1e7)
