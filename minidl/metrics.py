@@ -66,7 +66,8 @@ def classification_report(y_true, probabilities, loss=None):
     else:
         per_class = [precision_recall_f1(y_true, y_pred, c) for c in range(C)]
         precision, recall, f1 = (float(np.mean(v)) for v in zip(*per_class))
-        auc = float(np.nanmean([roc_auc(y_true, probabilities[:, c], c) for c in range(C)]))
+        aucs = [roc_auc(y_true, probabilities[:, c], c) for c in range(C)]   # NaN for a class absent or alone
+        auc = float(np.nanmean(aucs)) if not np.isnan(aucs).all() else float("nan")   # (nanmean warns of all-NaN)
     report = {"accuracy": accuracy(y_true, y_pred), "precision": precision, "recall": recall, "f1": f1,
               "auc": auc, "confusion_matrix": confusion_matrix(y_true, y_pred, C).tolist(), "n": int(len(y_true))}
     if loss is not None:

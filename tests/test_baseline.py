@@ -232,13 +232,13 @@ def test_nbsvm_on_more_than_two_classes_is_refused_before_tfidf_trains(tmp_path,
     ran = []
     monkeypatch.setattr("minidl.baseline.run_baseline", lambda *a, **k: ran.append(a) or {})
     table = tmp_path / "three.csv"
-    table.write_text("text,label\n" + "".join(f"review number {i} with words,{['good', 'bad', 'meh'][i % 3]}\n"
-                                              for i in range(60)))
+    table.write_text("text,label,note\n" + "".join(f"review number {i} with words,{['good', 'bad', 'meh'][i % 3]},"
+                                                   f"note {i} of mine\n" for i in range(60)))
     with pytest.raises(BaselineError, match=r"nbsvm compares two classes; .*three.csv has 3 \(bad, good, meh\)"):
         main(_args(kind="tfidf,nbsvm", data=str(table)))
     from minidl.data.errors import DataWarning
 
     with pytest.warns(DataWarning, match="has 60 different labels in 60 rows"), pytest.raises(
-            BaselineError, match=r"has 60 \(review number 0 with words, .*, \.\.\. 55 more\): use"):
-        main(_args(kind="nbsvm", data=str(table), label_column="text"))
+            BaselineError, match=r"has 60 \(note 0 of mine, .*, \.\.\. 55 more\): use"):
+        main(_args(kind="nbsvm", data=str(table), label_column="note"))
     assert not ran

@@ -50,3 +50,9 @@ def test_report_multiclass_macro():
     assert report["precision"] == pytest.approx((1 + 1 + 0.5) / 3)
     assert report["recall"] == pytest.approx((1 + 0.5 + 1) / 3)
     assert report["loss"] == 0.5
+
+
+def test_a_multiclass_auc_undefined_for_every_class_is_nan_without_a_warning(recwarn):
+    """Reviews of one class: every per-class AUC is NaN, and NumPy's "Mean of empty slice" reached stderr."""
+    report = metrics.classification_report([1, 1], np.array([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]]))
+    assert np.isnan(report["auc"]) and report["accuracy"] == 0.5 and not recwarn.list

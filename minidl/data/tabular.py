@@ -72,7 +72,10 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     if not path.is_file():
         raise DataNotFoundError(f"load_table: {path} is not a file" + ("" if path.exists() else " (it does not exist)"))
     fmt = _format_of(path, format)
-    text, bad_lines = decode_lines(path.read_bytes(), encoding)
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        raise DataFormatError(f"{path} is UTF-16 (Excel's \"Unicode text\"); save it as UTF-8 (\"CSV UTF-8\")")
+    text, bad_lines = decode_lines(data, encoding)
     rows, columns = _read_rows(text, fmt, path)
     _check_columns(path, columns, (text_column, label_column))
     texts, raw_labels, lines, where, bad_rows = _collect_rows(rows, text_column, label_column, bad_lines, path)

@@ -6,6 +6,7 @@ runs of a sweep that share data settings prepare it once.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import os
@@ -151,6 +152,9 @@ def read_table(path, config, values=None, training=False):
     split; a file that is only scored may hold a single row of a single class."""
     limits = {} if training else {"min_rows": 1, "min_classes": 1}
     text_columns, label_columns = (_names(config.text_column), _names(config.label_column))
+    if training and (same := [name for name in text_columns if name in label_columns]):   # test accuracy 1.0
+        raise ConfigError(f"--text-column and --label-column both name {same[0]!r}: the model would read the label; "
+                          f"give two columns")
     last = None
     for text_column in text_columns:
         for label_column in label_columns:
@@ -232,6 +236,10 @@ def _prepare_cached(key, stamps):
     else:
         train_tokens = tokenizer.tokenize_all(train.texts)
     vocab = Vocabulary.build(train_tokens, max_size=config.max_vocab, min_freq=config.min_freq)
+    if len(vocab) == len(vocab.specials) and any(train_tokens):   # every review all <unk>: a constant classifier
+        most = max(collections.Counter(w for tokens in train_tokens for w in tokens).values())
+        raise ConfigError(f"--min-freq {config.min_freq} leaves no word in the vocabulary (the most frequent is seen "
+                          f"{most} times); give --min-freq {most} or less")
     teacher_logits = None
     if config.teacher:       # the vocabulary stays that of the labelled reviews
         from .teacher import with_teacher

@@ -105,6 +105,16 @@ def test_a_utf8_byte_order_mark_is_skipped(tmp_path):
     assert read(path, "text", "label").texts == ["hello"]
 
 
+def test_a_utf16_file_is_one_line(tmp_path):
+    """Excel's UTF-16 export read as "no column 'text'; the columns are ['\\x00t\\x00e...']", with advice to rename
+    columns."""
+    utf16 = tmp_path / "u16.tsv"
+    utf16.write_bytes(("text\tlabel\r\n" + "a great film\tpos\r\na dull film\tneg\r\n" * 6).encode("utf-16"))
+    assert one_line_error(lambda: load_table(utf16, "text", "label")).endswith(
+        "u16.tsv is UTF-16 (Excel's \"Unicode text\"); save it as UTF-8 (\"CSV UTF-8\")")
+    assert load_table(utf16, "text", "label", encoding="utf-16").texts[0] == "a great film"   # said: it reads
+
+
 def test_empty_texts_are_kept_counted_and_reported(tmp_path):
     path = write_csv(tmp_path / "e.csv", 'text,label\ngood,a\n,b\n"   ",a\n')
     with pytest.warns(DataWarning, match=r"2 row\(s\) have an empty text \(row 2 \(line 3\), row 3"):

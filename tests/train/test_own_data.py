@@ -203,6 +203,17 @@ def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
                  "--min-word-length", "1"]) == 0
 
 
+def test_a_min_freq_that_leaves_no_word_is_refused(triple, tmp_path, capsys):
+    """--min-freq 100000 kept no word: every review read as <unk>, a constant classifier scored, exit 0."""
+    assert _train(triple, tmp_path / "run", "--min-freq", "100000") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-freq 100000 leaves no word in the vocabulary (the most frequent is seen" in err[0]
+    # the label column named as a text column too: the model read the label (test accuracy 1.0)
+    assert _train(triple, tmp_path / "run", "--text-column", "sentence,label") == 1
+    assert capsys.readouterr().err.strip().endswith("--text-column and --label-column both name 'label': the model "
+                                                    "would read the label; give two columns")
+
+
 def test_a_metric_that_needs_two_classes_is_refused_on_one_class_validation(triple, tmp_path, capsys):
     """--metric auc on validation reviews of one class: AUC was NaN at every evaluation, so the first
     checkpoint was kept and the run stopped early, with a test accuracy far below --metric accuracy's."""
