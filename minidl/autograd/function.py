@@ -126,8 +126,9 @@ class Function:
             raise   # the op's own message, an op still to be written, or a slip in its code: not the inputs' fault
         except Exception as e:                        # the array library could not combine the inputs
             raise _library_error(cls, inputs, e) from e
-        if out is None:
-            raise OpError(f"{cls.op_name()}: forward returned None; return the output array")
+        if out is None or isinstance(out, (tuple, list)):   # NumPy stacked a tuple into one array, silently
+            raise OpError(f"{cls.op_name()}: forward returned {'None' if out is None else 'a ' + type(out).__name__}; "
+                          f"return the output array (keep what else the backward needs with ctx.save_for_backward)")
         if getattr(out, "dtype", None) is not getattr(arrays[0], "dtype", None) and not cls.sets_dtype:
             out = _promoted(xp, out, arrays)
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).

@@ -83,6 +83,14 @@ def test_a_hand_written_function_that_breaks_the_contract_is_named():
     with pytest.raises(md.OpError, match="forgot: forward returned None"):
         Forgot.apply(a)
 
+    class TwoOutputs(md.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x, x * 2   # NumPy stacked the two into one (2, ...) array; torch failed on tuple.shape
+
+    with pytest.raises(md.OpError, match="two_outputs: forward returned a tuple; return the output array"):
+        TwoOutputs.apply(a)
+
 
 def test_strings_where_token_lists_go_are_refused():
     """build(texts) counted characters (an 18-token vocabulary of letters), encode('the movie')
