@@ -257,13 +257,17 @@ class Module:
         if mismatched or (strict and (missing or unexpected)):
             raise StateDictError(_describe_problems(type(self).__name__, missing, unexpected, mismatched,
                                                     strict))
+        converted = {}   # all first: a value that cannot be converted left the model half old, half new
         for name, tensor in own.items():
             if name in state:
                 value = state[name]
                 value = value.data if isinstance(value, Tensor) else value
-                # a copy: if the model shared the caller's arrays, an optimizer step would change them
-                tensor.data = tensor.xp.array(value, tensor.dtype)
-                tensor.grad = None
+                try:   # a copy: if the model shared the caller's arrays, an optimizer step would change them
+                    converted[name] = tensor.xp.array(value, tensor.dtype)
+                except (TypeError, ValueError, RuntimeError) as e:
+                    raise StateDictError(f"{name}: cannot be read as {tensor.dtype} ({e}); nothing was loaded") from e
+        for name, data in converted.items():
+            own[name].data, own[name].grad = data, None
         return LoadResult(missing, unexpected)
 
     def save(self, path):

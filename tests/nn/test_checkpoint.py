@@ -170,3 +170,16 @@ def test_names_that_np_savez_would_reject_are_saved(tmp_path):
     model.file.data[:] = 0
     model.load(tmp_path / "odd.npz")
     assert model.file.tolist() == [1.0, 2.0]
+
+
+def test_a_value_that_cannot_be_converted_loads_nothing():
+    """A bfloat16 (or string) entry raised torch's own TypeError after the entries before it were copied: the
+    model was left half old, half new, though everything is checked before anything is copied."""
+    torch = pytest.importorskip("torch")
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    before = {name: value.copy() for name, value in model.state_dict().items()}
+    state = {name: torch.tensor(value) + 1 for name, value in before.items()}
+    state["1.bias"] = state["1.bias"].to(torch.bfloat16)
+    with pytest.raises(nn.StateDictError, match=r"1.bias: cannot be read as float32 .*; nothing was loaded"):
+        model.load_state_dict(state)
+    assert all(np.array_equal(before[name], value) for name, value in model.state_dict().items())
