@@ -183,3 +183,14 @@ def test_a_value_that_cannot_be_converted_loads_nothing():
     with pytest.raises(nn.StateDictError, match=r"1.bias: cannot be read as float32 .*; nothing was loaded"):
         model.load_state_dict(state)
     assert all(np.array_equal(before[name], value) for name, value in model.state_dict().items())
+
+
+def test_a_checkpoint_of_minidl_train_loaded_into_a_bare_model_says_how_to_read_it(tmp_path):
+    """model.load(run/best.npz) listed model.* and optim.* keys and advised strict=False, which loads nothing."""
+    from minidl.io import write_npz
+
+    path = tmp_path / "best.npz"
+    write_npz(path, {"model.weight": np.zeros((2, 2)), "model.bias": np.zeros(2), "optim.0.exp_avg": np.zeros((2, 2)),
+                     "meta": np.array("{}")})
+    with pytest.raises(nn.StateDictError, match=r"minidl.train.load_classifier\(path\) reads it"):
+        nn.Linear(2, 2).load(path)
