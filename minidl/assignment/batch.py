@@ -28,7 +28,6 @@ not ``graded`` scores 0, so the CSV can go to a gradebook as it is; its status s
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -47,7 +46,7 @@ import minidl
 
 from ..bench.threads import usable_cpus
 from ..io import atomic_path, check_replaceable
-from .grade import check_once, check_seconds, find_reference, grade, report_json, selected_tasks
+from .grade import check_once, check_seconds, find_reference, grade, report_json, selected_tasks, sigterm_as_interrupt
 from .make import MARKER, make
 from .manifest import AssignmentError, find_assignment, read_toml
 
@@ -269,7 +268,7 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
     pool = ThreadPoolExecutor(max_workers=min(workers, len(folders)), thread_name_prefix="minidl-grade")
     trusted = tempfile.TemporaryDirectory(prefix="minidl-trusted-")
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             copies = _TrustedCopies(Path(trusted.name))
             pending = {pool.submit(grade_trusted, folder, copies, reference, assignment, time_limit, tasks, groups):
                        folder for folder in folders}
@@ -286,23 +285,6 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
         pool.shutdown(wait=True)
         trusted.cleanup()
     return [rows[folder] for folder in folders]
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Inside, SIGTERM (``kill``, a job scheduler's stop) interrupts as Ctrl-C does, so the batch kills its
-    gradings on the way out; by default the batch died at once and left them running. Only the main thread
-    can take signals: elsewhere nothing changes."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
-    try:
-        yield
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 class _TrustedCopies:

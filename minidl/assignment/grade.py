@@ -26,14 +26,17 @@ words of the grading tests' assertion messages (the JSON report: the whole messa
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,6 +172,23 @@ def _matches(nodeid, prefix):
     return nodeid == prefix or nodeid.startswith(prefix + "::") or nodeid.startswith(prefix + "[")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside, SIGTERM (``kill``, a job scheduler's stop) interrupts as Ctrl-C does, so the gradings under way are
+    killed on the way out; by default Python died at once and left the student's code running. Only the main
+    thread can take signals: elsewhere nothing changes."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def run_tests(manifest, tasks, timeout, reference=None):
     """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON with pytest's
     "exit_status" added, None after the time limit; pytest's output). ``reference``: the reference
@@ -188,7 +208,8 @@ def run_tests(manifest, tasks, timeout, reference=None):
         command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
                    "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
         try:
-            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+            with sigterm_as_interrupt():   # subprocess.run kills pytest on the way out
+                done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
             output, status = done.stdout + done.stderr, done.returncode
         except subprocess.TimeoutExpired:
             output, status = f"grading stopped after {timeout:g} s (--timeout)", None   # score names the test that ran
@@ -353,6 +374,9 @@ def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600
 
 
 def main(args):
+    if batch_only := [flag for flag in ("csv", "workers") if getattr(args, flag, None) is not None]:   # ignored
+        raise AssignmentError(f"--{batch_only[0]} goes with --submissions DIR (a class at once); one copy's report "
+                              f"goes to the screen, and to --json FILE")
     if args.json:   # before the tests run, not after
         check_writable(args.json, "--json")
         check_replaceable(args.json, lambda path: {"assignment", "score", "tasks"} <= json_keys(path), "minidl grade",

@@ -217,3 +217,43 @@ def test_a_terminated_batch_kills_the_grading_under_way(submissions, tmp_path):
         for pid in _processes_in(HUNG):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see leftover processes")
+def test_a_terminated_grade_of_one_copy_kills_its_tests(submissions, tmp_path):
+    """kill (SIGTERM) of minidl grade left pytest, and the student's endless loop, running with no parent."""
+    import signal
+    import subprocess
+    import sys
+
+    copy = shutil.copytree(submissions / HUNG, tmp_path / HUNG)
+    grading = subprocess.Popen([sys.executable, "-m", "minidl", "grade", str(copy), "--timeout", str(TIME_LIMIT)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + TIME_LIMIT
+        while not _processes_in(HUNG) and time.monotonic() < deadline and grading.poll() is None:
+            time.sleep(0.2)
+        assert _processes_in(HUNG), "the grading started"
+        time.sleep(1)   # pytest is in the student's loop
+        grading.send_signal(signal.SIGTERM)
+        _, err = grading.communicate(timeout=30)
+        assert grading.returncode == 130 and err.strip().splitlines()[-1] == "minidl grade: interrupted", err
+        deadline = time.monotonic() + 10
+        while _processes_in(HUNG) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_in(HUNG), "the student's code must not keep running"
+    finally:
+        grading.kill()
+        for pid in _processes_in(HUNG):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_batch_options_without_submissions_are_refused(tmp_path):
+    """--csv, --workers without --submissions were ignored: the copy was graded and no CSV written, exit 0."""
+    from minidl.assignment.grade import main as grade_main
+
+    with pytest.raises(AssignmentError, match="--csv goes with --submissions DIR"):
+        grade_main(_args(csv=str(tmp_path / "bob.csv")))
+    with pytest.raises(AssignmentError, match="--workers goes with --submissions DIR"):
+        grade_main(_args(workers=2))
