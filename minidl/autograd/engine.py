@@ -112,6 +112,9 @@ def _root_gradient(root, grad):
                 f"backward() without a gradient needs a single-value output, got shape "
                 f"{root.shape}; call .sum() first or pass grad=")
         return xp.ones_like(root.data)
+    if hasattr(grad, "_ctx") and grad.xp is not xp:
+        raise ValueError(f"backward(): grad lives on {grad.device}, the output on {root.device}; move it with "
+                         f".to({root.device!r})")
     grad = grad.data if hasattr(grad, "_ctx") else xp.asarray(grad, root.dtype)
     if tuple(grad.shape) != root.shape:
         raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, output has {root.shape}")
@@ -136,6 +139,18 @@ def _tensor_gradient(node):
 
     raise OpError(f"the gradient of a tensor of shape {node.shape} is a minidl Tensor, not an array: a "
                   f"Function.backward returned Tensors; return arrays (a Tensor's .data)")
+
+
+def _keep(node, g, given):
+    """Store ``g`` as the gradient of a leaf (or a retained node): added to the one it has, else as its own array
+    (one backward's array, add's (grad, grad), is never two leaves' .grad: p.grad *= 0.5 on one scaled both)."""
+    if isinstance(g, _Tensor):     # an optimizer would then update nothing
+        _tensor_gradient(node)
+    if node.grad is not None:
+        node.grad = node.grad + g
+    else:
+        node.grad = node.xp.copy(g) if id(g) in given else g
+        given.add(id(node.grad))
 
 
 def _sums_back(grad_shape, shape):
@@ -170,6 +185,7 @@ def backward(root, grad=None):
     ``grad`` is dL/d(root); it may be omitted when ``root`` holds a single value.
     """
     grads = {id(root): _root_gradient(root, grad)}
+    given = set()   # the arrays handed to leaves so far
     # The hot loop: one iteration per node, kept free of extra function calls (the anomaly
     # check costs one only while detect_anomaly() is on).
     for node in reversed(topological_order(root)):
@@ -178,9 +194,7 @@ def backward(root, grad=None):
             continue
         ctx = node._ctx
         if ctx is None or node._retains_grad:
-            if isinstance(g, _Tensor):     # an optimizer would then update nothing
-                _tensor_gradient(node)
-            node.grad = g if node.grad is None else node.grad + g
+            _keep(node, g, given)
         if ctx is None:
             continue
         input_grads = ctx.fn.backward(ctx, g)

@@ -346,3 +346,22 @@ def test_a_slip_in_a_forward_is_its_own_error_not_a_shape_error():
 
     with pytest.raises(md.ShapeError, match=r"input shapes: \(2, 3\), \(4, 5\)"):
         Product.apply(md.ones(2, 3), md.ones(4, 5))
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_two_leaves_never_share_one_gradient_array(device):
+    """add's backward hands the same array to both inputs: base.grad was delta.grad, so scaling one gradient in
+    place (p.grad *= 0.5, clipping by hand) scaled the other too."""
+    base = md.ones(2, 2, device=device, requires_grad=True)
+    delta = md.zeros(2, 2, device=device, requires_grad=True)
+    (md.ones(3, 2, device=device) @ (base + delta)).sum().backward()
+    assert base.grad is not delta.grad
+    for p in (base, delta):
+        p.grad *= 0.5
+    assert md.tensor(base.grad).numpy().tolist() == [[1.5, 1.5], [1.5, 1.5]]
+
+
+def test_a_gradient_on_another_device_is_one_line():
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"backward\(\): grad lives on torch, the output on cpu; move it with"):
+        (x * x).backward(md.tensor([1.0, 1.0], device="torch"))
