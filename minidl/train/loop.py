@@ -316,6 +316,9 @@ class _Run:
         if not isinstance(metrics, dict):
             raise TypeError(f"train: evaluate must return a dict of metrics like {{'loss': 0.42}}, got "
                             f"{type(metrics).__name__}")
+        if self.metric not in metrics:   # a KeyError traceback at the second evaluation
+            raise ValueError(f"train: metric={self.metric!r} is not among what evaluate returns "
+                             f"({', '.join(map(str, metrics)) or 'nothing'}); choose one of them")
         metrics = dict(metrics)
         self.check("the validation", self.loop["step"])
         if not math.isfinite(metrics.get("loss", 0.0)):

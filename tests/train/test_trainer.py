@@ -337,6 +337,9 @@ def test_the_core_names_a_loss_fn_or_evaluate_that_returns_the_wrong_thing():
         run(lambda m, b: 0.5)
     with pytest.raises(TypeError, match=r"evaluate must return a dict of metrics like \{'loss': 0.42\}, got float"):
         run(lambda m, b: md.cross_entropy(m(b[0]), b[1]), evaluate=lambda m: 0.5, every=1)
+    with pytest.raises(ValueError, match=r"metric='acc' is not among what evaluate returns \(loss, accuracy\)"):
+        run(lambda m, b: md.cross_entropy(m(b[0]), b[1]), evaluate=lambda m: {"loss": 0.5, "accuracy": 0.5},
+            metric="acc")   # a typo: a KeyError traceback at the second evaluation, or none at all with one
     assert net.training
 
 
