@@ -188,46 +188,18 @@ def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see leftover processes")
-def test_a_terminated_batch_kills_the_grading_under_way(submissions, tmp_path):
-    """SIGTERM (kill, a job scheduler's stop) ended the batch at once and left the student's code running."""
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "one copy"])
+def test_a_terminated_grading_kills_the_students_code(submissions, tmp_path, batch):
+    """SIGTERM (kill, a job scheduler's stop) ended minidl grade at once, a batch or one copy's, and left pytest
+    and the student's endless loop running with no parent."""
     import signal
     import subprocess
     import sys
 
-    folder = tmp_path / "submissions"
-    shutil.copytree(submissions / HUNG, folder / HUNG)
-    batch = subprocess.Popen([sys.executable, "-m", "minidl", "grade", "--submissions", str(folder), "--csv",
-                              str(tmp_path / "grades.csv"), "--time-limit", str(TIME_LIMIT)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + TIME_LIMIT
-        while not _processes_in(HUNG) and time.monotonic() < deadline and batch.poll() is None:
-            time.sleep(0.2)
-        assert _processes_in(HUNG), "the grading started"
-        batch.send_signal(signal.SIGTERM)
-        _, err = batch.communicate(timeout=30)
-        assert batch.returncode == 130 and err.strip().splitlines()[-1] == "minidl grade: interrupted", err
-        deadline = time.monotonic() + 10
-        while _processes_in(HUNG) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _processes_in(HUNG), "the student's code must not keep running"
-        assert not (tmp_path / "grades.csv").exists()
-    finally:   # whatever failed, no endless loop is left behind for the rest of the suite
-        batch.kill()
-        for pid in _processes_in(HUNG):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc to see leftover processes")
-def test_a_terminated_grade_of_one_copy_kills_its_tests(submissions, tmp_path):
-    """kill (SIGTERM) of minidl grade left pytest, and the student's endless loop, running with no parent."""
-    import signal
-    import subprocess
-    import sys
-
-    copy = shutil.copytree(submissions / HUNG, tmp_path / HUNG)
-    grading = subprocess.Popen([sys.executable, "-m", "minidl", "grade", str(copy), "--timeout", str(TIME_LIMIT)],
+    copy = shutil.copytree(submissions / HUNG, tmp_path / "submissions" / HUNG)
+    where = (["--submissions", str(copy.parent), "--csv", str(tmp_path / "grades.csv"), "--time-limit"] if batch
+             else [str(copy), "--timeout"])
+    grading = subprocess.Popen([sys.executable, "-m", "minidl", "grade", *where, str(TIME_LIMIT)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + TIME_LIMIT
@@ -242,7 +214,8 @@ def test_a_terminated_grade_of_one_copy_kills_its_tests(submissions, tmp_path):
         while _processes_in(HUNG) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not _processes_in(HUNG), "the student's code must not keep running"
-    finally:
+        assert not (tmp_path / "grades.csv").exists()
+    finally:   # whatever failed, no endless loop is left behind for the rest of the suite
         grading.kill()
         for pid in _processes_in(HUNG):
             with contextlib.suppress(ProcessLookupError):

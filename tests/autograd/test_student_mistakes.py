@@ -83,6 +83,19 @@ def test_a_hand_written_function_that_breaks_the_contract_is_named():
     with pytest.raises(md.OpError, match="forgot: forward returned None"):
         Forgot.apply(a)
 
+    class Transposed(md.Function):   # (2, 3) for a (3, 2) input was reshaped into a scrambled gradient, silently
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g * 2).T
+
+    with pytest.raises(md.OpError, match=r"transposed.backward returned a gradient of shape \(2, 3\) for input 0 "
+                                         r"of shape \(3, 2\); return one of the input's shape"):
+        Transposed.apply(md.ones(3, 2, requires_grad=True)).sum().backward()
+
     class TwoOutputs(md.Function):
         @staticmethod
         def forward(ctx, x):
