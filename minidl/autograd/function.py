@@ -54,6 +54,14 @@ class Context:
         self.saved = arrays
 
 
+def mask_array(mask, like, op):
+    """A padding mask (a Tensor or an array) as an array on the device of ``like`` (a Tensor), in its dtype."""
+    if isinstance(mask, Tensor) and mask.xp is not like.xp:   # an AttributeError inside the op, before
+        raise ValueError(f"{op}: inputs live on different devices ({mask.device} and {like.device}); move them with "
+                         f".to(device) first")
+    return like.xp.astype(mask.data if isinstance(mask, Tensor) else like.xp.asarray(mask), like.dtype)
+
+
 def _library_error(cls, inputs, error):
     """What the array library's ``error`` in ``cls``'s forward is for the user: a ShapeError naming
     the input shapes, or an OpError naming the dtypes where they clash (torch refuses int64 @ float32)."""

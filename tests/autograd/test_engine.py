@@ -189,6 +189,11 @@ def test_mixing_devices_is_a_clear_error():
     b = md.tensor([1.0, 2.0], device="torch")
     with pytest.raises(ValueError, match=r"different devices.*\.to\(device\)"):
         a + b
+    x = md.ones(1, 1, 3, 4, device="torch")   # a padding mask on the CPU was an AttributeError inside the ops
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: inputs live on different devices"):
+        md.scaled_dot_product_attention(x, x, x, mask=md.ones(1, 3))
+    with pytest.raises(ValueError, match=r"window_attention: inputs live on different devices"):
+        md.window_attention(x[0], x[0], x[0], md.ones(1, 3))
 
 
 def test_unknown_device_is_a_clear_error():

@@ -48,8 +48,7 @@ from __future__ import annotations
 import math
 
 from ... import kernels
-from ..function import Function, ShapeError
-from ..tensor import Tensor
+from ..function import Function, ShapeError, mask_array
 
 # A replaced score is this constant rather than −∞: a query that may see no key at all (a
 # row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other row
@@ -232,6 +231,6 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout=0.0, 
         raise ValueError(f"scaled_dot_product_attention: dropout is a probability in [0, 1), got {dropout}")
     xp = q.xp
     if mask is not None:
-        mask = xp.astype(mask.data if isinstance(mask, Tensor) else xp.asarray(mask), q.dtype)
+        mask = mask_array(mask, q, "scaled_dot_product_attention")
     seed = int(float(xp.rand((), "float64", generator) * 2 ** 52)) if dropout > 0 else 0
     return ScaledDotProductAttention.apply(q, k, v, mask, bool(causal), float(dropout), seed)

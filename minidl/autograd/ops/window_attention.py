@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from ... import kernels
-from ..function import Function, OpError, ShapeError
+from ..function import Function, OpError, ShapeError, mask_array
 from ..tensor import Tensor
 from .reductions import softmax_backward_array
 
@@ -102,6 +102,5 @@ class WindowAttention(Function):
 
 def window_attention(q, k, v, mask, radius=5):
     """(output (B, T, d), attention weights (B, T, 2r+1) as a constant Tensor); see the module docstring."""
-    mask = mask.data if isinstance(mask, Tensor) else q.xp.asarray(mask)
-    out = WindowAttention.apply(q, k, v, q.xp.astype(mask, q.dtype), radius)
+    out = WindowAttention.apply(q, k, v, mask_array(mask, q, "window_attention"), radius)
     return out, Tensor._wrap(out.aux, q.xp)
