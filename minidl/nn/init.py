@@ -6,6 +6,8 @@ Each returns a new ``Parameter`` of the given shape on ``device`` (default "cpu"
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import creation
@@ -36,3 +38,12 @@ def ones(shape, device=None, dtype=None):
 def identity(size, device=None, dtype=None):
     """The (size, size) identity matrix."""
     return Parameter(np.eye(size), device=device, dtype=dtype or get_default_dtype())
+
+
+def check_sizes(layer, **sizes):
+    """Refuse sizes that are not whole numbers >= 1, in one line naming them (a GRU of hidden size 0 was a
+    ZeroDivisionError, a float size a TypeError deep in NumPy)."""
+    if not all(isinstance(n, numbers.Integral) and n >= 1 for n in sizes.values()):
+        hint = " (hidden / 2 is a float; hidden // 2 is not)" if float in map(type, sizes.values()) else ""
+        listed = ", ".join(f"{name}={n!r}" for name, n in sizes.items())
+        raise ValueError(f"{layer} needs whole-number sizes >= 1, got {listed}{hint}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 from ..autograd import ops
 from . import init
@@ -21,11 +20,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        if not all(isinstance(n, numbers.Integral) and n >= 1 for n in (in_features, out_features)):
-            floats = float in map(type, (in_features, out_features))
-            hint = " (hidden / 2 is a float; hidden // 2 is not)" if floats else ""
-            raise ValueError(f"Linear needs whole-number sizes >= 1, got in_features={in_features!r}, "
-                             f"out_features={out_features!r}{hint}")
+        init.check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         bound = 1.0 / math.sqrt(in_features)
         self.weight = init.uniform((in_features, out_features), bound, device, dtype)

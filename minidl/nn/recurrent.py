@@ -19,6 +19,7 @@ class _Recurrent(Module):
 
     def __init__(self, input_size, hidden_size, device=None, dtype=None):
         super().__init__()
+        init.check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         bound = 1.0 / math.sqrt(hidden_size)  # torch.nn.RNN/GRU's default
         width = self.gates * hidden_size

@@ -59,6 +59,7 @@ class MultiHeadSelfAttention(Module):
 
     def __init__(self, d_model, num_heads, dropout=0.0, causal=False, device=None, dtype=None):
         super().__init__()
+        init.check_sizes("MultiHeadSelfAttention", d_model=d_model, num_heads=num_heads)   # 0 heads: modulo by zero
         if d_model % num_heads:
             raise ValueError(f"MultiHeadSelfAttention: d_model={d_model} must be divisible by "
                              f"num_heads={num_heads} (each head gets d_model / num_heads features)")

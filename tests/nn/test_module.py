@@ -222,3 +222,17 @@ def test_layers_compute_what_torch_computes(device, rng):
                          (nn.LeakyReLU(0.2), lambda t: F.leaky_relu(t, 0.2))]:
         np.testing.assert_allclose(ours(md.tensor(x, device=device, dtype="float64")).numpy(),
                                    theirs(tx).numpy(), rtol=1e-12, atol=1e-15, err_msg=repr(ours))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.GRU(4, 0), "GRU needs whole-number sizes >= 1, got input_size=4, hidden_size=0"),
+    (lambda: nn.ElmanRNN(4, -2), "ElmanRNN needs whole-number sizes >= 1, got input_size=4, hidden_size=-2"),
+    (lambda: nn.Embedding(-1, 3), "Embedding needs whole-number sizes >= 1, got num_embeddings=-1, embedding_dim=3"),
+    (lambda: nn.GRU(4, 2.5), r"hidden_size=2.5 \(hidden / 2 is a float; hidden // 2 is not\)"),
+    (lambda: nn.MultiHeadSelfAttention(64, 0), "MultiHeadSelfAttention needs whole-number sizes >= 1"),
+])
+def test_layer_sizes_are_checked_as_linear_checks_them(make, message):
+    """A ZeroDivisionError, 'math domain error', 'negative dimensions' or a TypeError deep in NumPy, where
+    nn.Linear said what was wrong."""
+    with pytest.raises(ValueError, match=message):
+        make()
