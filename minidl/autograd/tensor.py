@@ -241,8 +241,8 @@ class Tensor:
         if engine.is_grad_enabled():
             from .function import OpError
 
-            raise OpError("an in-place update of a tensor that requires grad (a parameter) would not be "
-                                 "recorded; write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")
+            raise OpError("an in-place update of a tensor that requires grad (a parameter) would not be recorded; "
+                          "write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")
         update(self.data, other.data if isinstance(other, Tensor) else other)
         return self
 

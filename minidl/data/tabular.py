@@ -73,7 +73,7 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
         raise DataNotFoundError(f"load_table: {path} is not a file" + ("" if path.exists() else " (it does not exist)"))
     fmt = _format_of(path, format)
     data = path.read_bytes()
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and _is_utf8(encoding):
         raise DataFormatError(f"{path} is UTF-16 (Excel's \"Unicode text\"); save it as UTF-8 (\"CSV UTF-8\")")
     text, bad_lines = decode_lines(data, encoding)
     rows, columns = _read_rows(text, fmt, path)
@@ -179,13 +179,17 @@ def _text_value(value):
     return "" if value is None else value if isinstance(value, str) else str(value)
 
 
+def _is_utf8(encoding):
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
 def decode_lines(data, encoding="utf-8"):
     """``data`` (bytes) as text, and the sorted 1-based numbers of the lines that were not valid.
 
     Invalid bytes become U+FFFD instead of stopping the load; the line numbers let the caller
     say which rows were affected. A UTF-8 byte-order mark is dropped.
     """
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and data.startswith(b"\xef\xbb\xbf"):
+    if _is_utf8(encoding) and data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode(encoding), []

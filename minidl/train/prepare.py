@@ -19,9 +19,9 @@ import numpy as np
 from ..data import synthetic
 from ..data.batching import encode_dataset
 from ..data.dataset import TextDataset
-from ..data.tabular import listing, load_table
 from ..data.errors import DataFormatError, DataWarning
 from ..data.imdb import load_imdb
+from ..data.tabular import listing, load_table
 from ..data.text import Tokenizer
 from ..data.vectors import load_glove
 from ..data.vocab import Vocabulary
