@@ -8,13 +8,16 @@ reference values (``grading/expected.json``): they are the answers of the forwar
 (and every ``hide`` body) has its body replaced by a stub that raises ``NotImplementedError``
 naming the task. Nothing that would give a solution away is copied: no ``.git``, ``.venv``,
 ``__pycache__``/``.pyc``, egg-info, ``runs/``, ``results/``, other assignments, or the files the
-manifest excludes (e.g. the Triton kernels of the ops the student writes). A file
-``assignment.toml`` at the top says which assignment the copy is, for ``minidl grade``.
+manifest excludes (e.g. the Triton kernels of the ops the student writes). The package holds the
+code of every assignment, so the targets, ``hide`` bodies and excluded files of every *later* one
+(a higher ``exercise`` number, or none given) are stubbed or left out too: a student of exercise 2
+does not receive exercise 3's solutions. Earlier exercises' bodies stay (later code builds on
+them). A file ``assignment.toml`` at the top says which assignment the copy is, for ``minidl grade``.
 
 The copy is built in a temporary folder beside DIR and renamed to DIR at the end, so DIR is
 either absent or complete; an existing non-empty DIR is refused, never overwritten.
-``solution=True`` makes the same copy with the reference bodies kept (for instructors, and to
-check that grading the reference scores full marks).
+``solution=True`` makes the same copy with this assignment's reference bodies kept (for instructors,
+and to check that grading the reference scores full marks); later assignments' stay stubbed.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from .. import __version__
 from ..io import _umask, check_writable
 from .checks import EXPECTED
 from .handout import student_handout, student_readme
-from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, check_files, find_assignment
+from .manifest import (ASSIGNMENTS, MANIFEST, AssignmentError, check_files, find_assignment, known_assignments,
+                       load_manifest)
 from .stubs import stub_source
 
 MARKER = "assignment.toml"
@@ -58,22 +62,36 @@ def _copy(source, destination, root, exclude):
         shutil.copy2(source, destination)
 
 
-def _stub_targets(manifest, tasks, copy_root):
-    """Stub every target of ``tasks`` (and their ``hide`` bodies) in the copy, one pass per file."""
-    by_file = {}
-    for task in tasks:
-        for target in task.targets + task.hide:
-            by_file.setdefault(target.path, {})[target.qualname] = task.stub_message(manifest.handout, target)
+def later_assignments(manifest):
+    """The other assignments beside ``manifest`` that do not come before it in the course (a higher
+    ``exercise`` number, or a number missing on either side): their solutions are not handed out with it."""
+    others = (load_manifest(manifest.root / ASSIGNMENTS / name, manifest.root)
+              for name in known_assignments(manifest.root) if name != manifest.name)
+    return [m for m in others if manifest.exercise is None or m.exercise is None or m.exercise > manifest.exercise]
+
+
+def _stub_targets(stubbed, copy_root):
+    """Stub every target (and ``hide`` body) of the ``(manifest, tasks)`` pairs in the copy, one pass per file;
+    the first pair's tasks are the student's, the others' belong to later assignments."""
+    by_file, where = {}, {}
+    for manifest, tasks in stubbed:
+        for task in tasks:
+            for target in task.targets + task.hide:
+                message = (task.stub_message(manifest.handout, target) if manifest is stubbed[0][0] else
+                           f"not handed out: {target.qualname} is task {task.number} of {manifest.name}, "
+                           f"which comes later in the course")
+                by_file.setdefault(target.path, {}).setdefault(target.qualname, message)
+                where.setdefault(target.path, manifest.folder / MANIFEST)
     for path, messages in by_file.items():
         file = copy_root / path
         if not file.is_file():
-            raise AssignmentError(f"{manifest.folder / MANIFEST}: target file {path} is excluded from the copy "
+            raise AssignmentError(f"{where[path]}: target file {path} is excluded from the copy "
                                   f"(copy.exclude) or missing; a stubbed file must be handed out")
         try:
-            stubbed = stub_source(file.read_text(encoding="utf-8"), messages, path)
+            source = stub_source(file.read_text(encoding="utf-8"), messages, path)
         except AssignmentError as e:
-            raise AssignmentError(f"{manifest.folder / MANIFEST}: {e}") from None
-        file.write_text(stubbed, encoding="utf-8")
+            raise AssignmentError(f"{where[path]}: {e}") from None
+        file.write_text(source, encoding="utf-8")
 
 
 def _check_no_leaks(copy_root):
@@ -83,24 +101,25 @@ def _check_no_leaks(copy_root):
         raise AssignmentError(f"the copy would contain {', '.join(sorted(found)[:5])}; not handing it out")
 
 
-def _marker(manifest, tasks, solution):
+def _marker(manifest, tasks, solution, later):
     lines = ["# Written by `minidl assignment make`: which assignment this copy is (`minidl grade` reads it).",
              f"assignment = {json.dumps(manifest.name)}",
              f"manifest = {json.dumps(f'{ASSIGNMENTS}/{manifest.name}/{MANIFEST}')}",
              f"kind = {json.dumps('solution' if solution else 'student')}",
              f"stubbed_tasks = {json.dumps([] if solution else [t.number for t in tasks])}",
+             f"withheld = {json.dumps([m.name for m in later])}   # later assignments: their tasks are stubs here",
              f"made_with = {json.dumps('minidl ' + __version__)}"]
     return "\n".join(lines) + "\n"
 
 
 def build(manifest, destination, tasks=None, solution=False):
     """Write the copy into ``destination`` (a fresh folder). ``tasks``: stub only these (default: all)."""
-    root, tasks = manifest.root, list(tasks or manifest.tasks)
+    root, tasks, later = manifest.root, list(tasks or manifest.tasks), later_assignments(manifest)
     check_files(manifest)
     for name in PACKAGE_FILES:
         if not (root / name).exists():
             raise AssignmentError(f"{root} has no {name}; run from a clone of the minidl repository")
-        _copy(root / name, destination / name, root, manifest.exclude)
+        _copy(root / name, destination / name, root, manifest.exclude + tuple(p for m in later for p in m.exclude))
     assignment = destination / ASSIGNMENTS / manifest.name
     _copy(manifest.folder / MANIFEST, assignment / MANIFEST, root, ())
     answers = [manifest.folder / "grading" / EXPECTED]  # absolute: root / answers[0] is answers[0]
@@ -112,9 +131,8 @@ def build(manifest, destination, tasks=None, solution=False):
     (assignment / "README.md").write_text(student_handout(handout, manifest, manifest.tasks), encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     (destination / "README.md").write_text(student_readme(readme, manifest), encoding="utf-8")
-    if not solution:
-        _stub_targets(manifest, tasks, destination)
-    (destination / MARKER).write_text(_marker(manifest, tasks, solution), encoding="utf-8")
+    _stub_targets([(manifest, [] if solution else tasks)] + [(m, m.tasks) for m in later], destination)
+    (destination / MARKER).write_text(_marker(manifest, tasks, solution, later), encoding="utf-8")
     from .gradescope import write_classroom_workflow  # here: gradescope imports make
 
     write_classroom_workflow(destination, manifest.name, manifest.root)   # .github/workflows/classroom.yml
@@ -155,5 +173,9 @@ def main(args):
         stubbed = ", ".join(map(str, tasks)) if tasks else "all"
         print(f"wrote the student copy of {manifest.name} to {out}\n"
               f"  stubbed tasks: {stubbed} of {len(manifest.tasks)}; the handout: {out / manifest.handout}")
+    later = later_assignments(manifest)
+    if later:
+        print("  also stubbed, as later in the course: every task of "
+              + ", ".join(m.name + (f" (exercise {m.exercise})" if m.exercise else "") for m in later))
     print(f"  grade it with: minidl grade {out}")
     return 0

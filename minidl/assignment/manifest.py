@@ -4,6 +4,7 @@ Each assignment folder holds a ``manifest.toml``::
 
     name = "ex2_sentiment"
     title = "Exercise 2: ..."
+    exercise = 2      # the course's order: a copy stubs the tasks of every later exercise (and of unnumbered ones)
 
     [handout]
     drop_sections = ["Our results", "Discussion"]   # the handout's "## " sections a student must not see
@@ -95,6 +96,7 @@ class Manifest:
     folder: Path          # the assignment folder
     root: Path            # the repository (or student copy) root that holds assignments/ and minidl/
     tasks: tuple
+    exercise: int | None = None   # the place in the course; later exercises' solutions are not handed out
     copy_files: tuple = ("README.md",)
     exclude: tuple = ()
     readme_sections: tuple = ()
@@ -175,8 +177,12 @@ def load_manifest(folder, root=None):
                           raw.get("description", ""), tuple(Target.parse(t, where)
                                                             for t in _strings(raw.get("hide"), where, "hide")),
                           _strings(raw.get("may_not_call"), where, "may_not_call")))
-    copy, handout = data.get("copy", {}), data.get("handout", {})
+    copy, handout, exercise = data.get("copy", {}), data.get("handout", {}), data.get("exercise")
+    if exercise is not None and (not isinstance(exercise, int) or isinstance(exercise, bool) or exercise <= 0):
+        raise AssignmentError(f"{path}: exercise must be a positive integer (the place in the course), "
+                              f"got {exercise!r}")
     return Manifest(name=name, title=data.get("title", name), folder=folder, root=root, tasks=tuple(tasks),
+                    exercise=exercise,
                     copy_files=_strings(copy.get("files", ["README.md"]), path, "copy.files"),
                     exclude=_strings(copy.get("exclude"), path, "copy.exclude"),
                     readme_sections=_strings(copy.get("readme_sections"), path, "copy.readme_sections"),

@@ -85,6 +85,37 @@ def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
     assert f'assignment = "{name}"' in marker and 'kind = "student"' in marker
 
 
+def test_a_copy_withholds_the_later_exercises_solutions_and_keeps_the_earlier_ones(copies):
+    # The package holds every assignment's code: exercise 2's copy held exercise 3's and 4's reference bodies
+    # (the compression kernel of distillation among them), and so did its solution copy.
+    manifests = {name: find_assignment(name, REPO) for name in ASSIGNMENTS}
+    assert [manifests[n].exercise for n in ("ex2_sentiment", "compression", "mlm_distillation")] == [2, 3, 4]
+    for name, solution in (("ex2_sentiment", False), ("compression", True)):
+        copy = copies(name, solution=solution)
+        marker = (copy / "assignment.toml").read_text()
+        for other, manifest in manifests.items():
+            if other == name:
+                continue
+            later = manifest.exercise > manifests[name].exercise
+            assert (f'"{other}"' in marker.partition("withheld = ")[2].splitlines()[0]) == later, (name, other)
+            lines = [(t, line) for task in manifest.tasks for t, line in _reference_lines(manifest, task)]
+            assert len(lines) >= 3 * len(manifest.tasks)
+            kept = [line for target, line in lines if line in (copy / target.path).read_text()]
+            assert kept == ([] if later else [line for _, line in lines]), (name, other, kept[:3])
+    stub = (copies("ex2_sentiment") / "minidl/mlm/masking.py").read_text()
+    assert "not handed out: mask_tokens is task 1 of mlm_distillation, which comes later in the course" in stub
+
+
+def test_an_exercise_number_that_is_not_a_positive_integer_is_refused(tmp_path):
+    folder = tmp_path / "assignments" / "odd"
+    folder.mkdir(parents=True)
+    for value in ('"3"', "0", "true"):
+        (folder / "manifest.toml").write_text(f'name = "odd"\nexercise = {value}\n[[task]]\ntitle = "t"\npoints = 5\n'
+                                              'targets = ["minidl/io.py::write_text"]\ntests = ["grading/test_x.py"]\n')
+        with pytest.raises(AssignmentError, match=r"exercise must be a positive integer \(the place in the course\)"):
+            load_manifest(folder, root=REPO)
+
+
 NUMBER = re.compile(r"-?\d+\.\d+(?:[eE][-+]?\d+)?")
 
 
