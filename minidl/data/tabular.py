@@ -16,6 +16,8 @@ are reported, never silently dropped:
   naming the line; so is a text or label column named twice in the header;
 * bytes that are not valid in ``encoding`` -> replaced with U+FFFD, counted in
   ``ds.info["decode_errors"]`` and reported with a ``DataWarning``;
+* labels that differ only in case, spaces or number format ("pos"/"Pos", "1"/"1.0") -> kept as
+  separate classes and reported with a ``DataWarning``;
 * empty texts -> kept (so row numbers still match the file), counted in
   ``ds.info["empty_texts"]`` and reported; the encoder drops them later, saying so.
 
@@ -93,6 +95,12 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     if len(names) > max(10, len(texts) // 2) and min_classes > 1:    # about one row a class: nothing to learn
         warnings.warn(f"{path}: column {label_column!r} has {len(names):,} different labels in {len(texts):,} rows; "
                       f"is it the label column (not an id)? Else check --label-column", DataWarning, stacklevel=2)
+    alike = _alike(names) if label_names is None else []
+    if alike:
+        shown = "; ".join(" and ".join(map(repr, group)) for group in alike[:_SHOWN])
+        warnings.warn(f"{path}: column {label_column!r} has labels that differ only in case, spaces or how a number "
+                      f"is written ({shown}); each is a class of its own. If they mean one class, write them one way "
+                      f"in the file", DataWarning, stacklevel=2)
     if empty:
         warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({listing(empty)}); they are kept in the "
                       f"dataset and dropped when it is encoded", DataWarning, stacklevel=2)
@@ -330,6 +338,19 @@ def _encode_labels(raw_labels, label_names, where, path, label_column):
             raise DataFormatError(f"{path}: {where[i]} has label {value!r} in column {label_column!r}, which is "
                                   f"not one of the label names {names}") from None
     return names, labels
+
+
+def _alike(names):
+    """The groups of ``names`` that differ only in case, spaces or how a number is written ("Pos" and
+    "pos", "1" and "1.0"): a user's one class, split in two."""
+    groups = {}
+    for name in names:
+        try:
+            form = float(name)
+        except ValueError:
+            form = " ".join(name.casefold().split())
+        groups.setdefault(form, []).append(name)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def _any_between(sorted_numbers, low, high):

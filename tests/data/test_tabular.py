@@ -195,6 +195,23 @@ def test_a_label_column_of_nearly_one_row_a_class_is_warned_of(tmp_path):
         load_table(write_csv(tmp_path / "ten.csv", "text,label\n" + rows(30, labels="abcdefghij")), "text", "label")
 
 
+def test_labels_that_differ_only_in_case_or_number_format_are_warned_of(tmp_path):
+    """1 and 1.0, or pos and Pos, trained as separate classes without a word."""
+    numbers = write_csv(tmp_path / "n.csv", "text,label\n" + "".join(f"review {i},{['0', '1', '1.0'][i % 3]}\n"
+                                                                     for i in range(30)))
+    with pytest.warns(DataWarning, match=r"column 'label' has labels that differ only in case, spaces or how a "
+                                         r"number is written \('1' and '1.0'\); each is a class of its own"):
+        assert load_table(numbers, "text", "label").label_names == ["0", "1", "1.0"]
+    records = ({"text": f"review {i}", "label": ["neg", "pos", "Pos"][i % 3]} for i in range(30))
+    cases = write_csv(tmp_path / "c.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    with pytest.warns(DataWarning, match=r"\('Pos' and 'pos'\)"):
+        load_table(cases, "text", "label")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_table(write_csv(tmp_path / "ok.csv", "text,label\n" + rows(30)), "text", "label")
+        load_table(cases, "text", "label", label_names=["neg", "pos", "Pos"])   # named on purpose: no warning
+
+
 def test_a_column_named_twice_in_the_header_is_refused(tmp_path):
     """text,label,label: the last label column was taken without a word."""
     path = write_csv(tmp_path / "d.csv", "text,label,label\n" + rows(12).replace("\n", ",pos\n"))
