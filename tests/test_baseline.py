@@ -224,6 +224,8 @@ def test_the_registered_command_answers_in_one_line(capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == ["minidl baseline: --kind must be one of tfidf, nbsvm, got 'svm'",
                      "minidl baseline: --max-length must be a whole number >= 1, got 0"]
+    assert cli_main(["baseline", "--data", "synthetic", "--data-path", "somewhere.csv"]) == 1   # it was ignored
+    assert "--data-path 'somewhere.csv': it says where the IMDB data is" in capsys.readouterr().err
 
 
 def test_nbsvm_on_more_than_two_classes_is_refused_before_tfidf_trains(tmp_path, monkeypatch):

@@ -88,7 +88,7 @@ class TrainConfig:
         _check_numbers(self)
         _check_choices(self)
         _check_model(self)
-        _check_files(self)
+        check_files(self)
         _check_teacher(self)
         return self
 
@@ -201,13 +201,17 @@ def _keywords(cls):
     return names - {"device", "dtype", "num_classes", "embeddings", "freeze_embeddings"}
 
 
-def _check_files(config):
+def check_files(config):
+    """--data (and --validation-data, --test-data, --embeddings) name files; --data-path only with --data imdb."""
     def missing(path):
         return "is a folder, not a file" if os.path.isdir(path) else "no such file"
 
     if config.data not in ("synthetic", "imdb") and not os.path.isfile(config.data):
         raise ConfigError(f'--data {config.data!r}: {missing(config.data)}; give "synthetic", "imdb" or a '
                           f"CSV/TSV/JSONL file of your own")
+    if config.data_path is not None and config.data != "imdb":   # it was ignored without a word
+        raise ConfigError(f"--data-path {config.data_path!r}: it says where the IMDB data is, for --data imdb; "
+                          f"--data is {config.data!r}. For a table of your own give --data FILE")
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):

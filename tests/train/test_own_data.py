@@ -97,6 +97,8 @@ BAD_SETTINGS = [
     (["--data", "no/such/file.csv"], "no such file"),
     (["--test-data", "no/such/test.tsv"], "--test-data 'no/such/test.tsv': no such file"),
     (["--data", "tests"], "--data 'tests': is a folder, not a file"),      # "no such file" before
+    (["--data-path", "tests/data/conftest.py"], "--data-path 'tests/data/conftest.py': it says where the IMDB "
+                                                "data is, for --data imdb; --data is 'synthetic'"),  # was ignored
     (["--data", "tests/data/conftest.py", "--label-names", "0=neg,pos"], 'all as "neg,pos" or all as "0=neg,1=pos"'),
     (["--data", "tests/data/conftest.py", "--label-names", "pos"], "give two or more distinct labels"),
 ]
