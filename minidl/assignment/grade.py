@@ -4,9 +4,10 @@ DIR is a student copy (its ``assignment.toml`` says which assignment it is) or, 
 ``--assignment NAME``, any tree that holds ``assignments/NAME/manifest.toml`` and ``minidl/``
 (the repository itself: the reference, which must score full marks).
 
-pytest runs once, in a subprocess whose working directory and first ``sys.path`` entry are
-DIR, so the tests import DIR's ``minidl`` and not an installed one (``checks`` verifies it);
-a small plugin (``pytest_recorder``) writes each test's outcome and message to a JSON file.
+pytest runs in a subprocess whose working directory and first ``sys.path`` entry are DIR, so
+the tests import DIR's ``minidl`` and not an installed one (``checks`` verifies it); a small
+plugin (``pytest_recorder``) writes each test's outcome and message to a JSON file. A test that
+ends that process fails, and the tests after it run in a new one (``run_tests``).
 
 Reference values: the forward checks compare with values computed by the reference code,
 the answers themselves, so a student copy never holds them. ``grade`` takes them from
@@ -192,7 +193,9 @@ def sigterm_as_interrupt():
 def run_tests(manifest, tasks, timeout, reference=None):
     """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON with pytest's
     "exit_status" added, None after the time limit; pytest's output). ``reference``: the reference
-    values' file, copied to a temporary folder for the run (None: none)."""
+    values' file, copied to a temporary folder for the run (None: none). A test that ends the process
+    (os._exit, a crash) fails, and the tests after it run in a new process within the time left: one
+    student's os._exit in task 4 zeroed tasks 5 and 6 too."""
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
@@ -202,18 +205,38 @@ def run_tests(manifest, tasks, timeout, reference=None):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
     env.update(PYTHONDONTWRITEBYTECODE="1", MINIDL_GRADE_ROOT=str(root),  # no __pycache__ left in the copy
                PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    deadline, merged = time.monotonic() + timeout, {"tests": {}, "collection_errors": {}, "collected": []}
     with tempfile.TemporaryDirectory(prefix="minidl-grade-") as tmp:
-        results = Path(tmp) / "results.json"
         env[REFERENCE] = shutil.copyfile(reference, Path(tmp) / EXPECTED).as_posix() if reference else ""
-        command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
-                   "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
-        try:
-            with sigterm_as_interrupt():   # subprocess.run kills pytest on the way out
-                done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-            output, status = done.stdout + done.stderr, done.returncode
-        except subprocess.TimeoutExpired:
-            output, status = f"grading stopped after {timeout:g} s (--timeout)", None   # score names the test that ran
-        recorded = json.loads(results.read_text()) if results.is_file() else {}
+        while True:
+            recorded, output = _pytest(root, paths, env, Path(tmp) / "results.json", deadline, timeout)
+            merged = {**recorded, "tests": {**merged["tests"], **recorded.get("tests", {})},
+                      "collection_errors": {**merged["collection_errors"], **recorded.get("collection_errors", {})},
+                      "collected": list(dict.fromkeys(merged["collected"] + recorded.get("collected", [])))}
+            crashed = recorded.get("running") if recorded["exit_status"] is not None else None
+            if recorded.get("finished") or not crashed:
+                return merged, output
+            merged["tests"][crashed] = {"outcome": "failed", "message": (
+                f"the grading process ended (exit status {recorded['exit_status']}) while this test ran: os._exit, "
+                f"a crash or a signal; the tests after it ran in a new process")}
+            paths = [node for node in recorded.get("collected", []) if node not in merged["tests"]]
+            if not paths or time.monotonic() >= deadline:
+                return merged, output
+
+
+def _pytest(root, paths, env, results, deadline, timeout):
+    """One pytest run of ``paths`` (node ids) until ``deadline``; (what the recorder wrote, output)."""
+    command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
+               "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
+    results.unlink(missing_ok=True)
+    try:
+        with sigterm_as_interrupt():   # subprocess.run kills pytest on the way out
+            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                                  timeout=max(deadline - time.monotonic(), 0.001))
+        output, status = done.stdout + done.stderr, done.returncode
+    except subprocess.TimeoutExpired:
+        output, status = f"grading stopped after {timeout:g} s (--timeout)", None   # score names the test that ran
+    recorded = json.loads(results.read_text()) if results.is_file() else {}
     return {**recorded, "exit_status": status}, output
 
 
