@@ -46,7 +46,8 @@ import minidl
 
 from ..bench.threads import usable_cpus
 from ..io import atomic_path, check_replaceable
-from .grade import check_once, check_seconds, find_reference, grade, report_json, selected_tasks, sigterm_as_interrupt
+from .grade import (TEST_SECONDS, check_once, check_seconds, find_reference, grade, report_json, selected_tasks,
+                    sigterm_as_interrupt)
 from .make import MARKER, make
 from .manifest import AssignmentError, find_assignment, read_toml
 
@@ -168,8 +169,9 @@ def _wait(process, time_limit):
     return True
 
 
-def _command(directory, files, reference, assignment, time_limit, tasks):
-    options = {"assignment": assignment, "tasks": list(tasks) if tasks else None, "timeout": time_limit}
+def _command(directory, files, reference, assignment, time_limit, tasks, test_timeout):
+    options = {"assignment": assignment, "tasks": list(tasks) if tasks else None, "timeout": time_limit,
+               "test_timeout": test_timeout}
     if reference is not None:  # only when given: grade finds the instructor's own otherwise
         options["reference"] = str(Path(reference).resolve())
     return [sys.executable, "-c", _WORKER, str(Path(directory).resolve()), str(files / "report.json"),
@@ -226,14 +228,15 @@ def _failed_row(student, returncode, files, seconds):
     return Row(student, status=f"error: {why}", seconds=seconds)
 
 
-def grade_folder(directory, reference=None, assignment=None, time_limit=600, tasks=None, groups=None):
+def grade_folder(directory, reference=None, assignment=None, time_limit=600, tasks=None, groups=None,
+                 test_timeout=TEST_SECONDS):
     """Grade one student's copy in a process group of its own, killed after ``time_limit`` seconds; its Row."""
     directory, groups = Path(directory), groups or _Groups()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="minidl-batch-") as tmp:
         files = Path(tmp)
         with open(files / "output.txt", "wb") as out:  # a file, not a pipe: a leftover child cannot block us
-            process = groups.start(_command(directory, files, reference, assignment, time_limit, tasks),
+            process = groups.start(_command(directory, files, reference, assignment, time_limit, tasks, test_timeout),
                                    env=_environment(), stdout=out, stderr=subprocess.STDOUT)
             try:
                 finished = _wait(process, time_limit + _GRACE)
@@ -251,16 +254,18 @@ def grade_folder(directory, reference=None, assignment=None, time_limit=600, tas
 
 
 def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=600, assignment=None, tasks=None,
-                      progress=None):
+                      progress=None, test_timeout=TEST_SECONDS):
     """Grade every subfolder of ``submissions_dir`` (one student each), ``workers`` at a time (default: one per
     CPU), each in its own process group killed after ``time_limit`` seconds; one Row per folder, by name.
 
-    ``reference``, ``assignment`` and ``tasks`` are passed on to ``grade`` (``minidl grade``'s ``--reference``,
-    ``--assignment``, ``--task``); ``progress(row, done, count)`` is called as each student finishes."""
+    ``reference``, ``assignment``, ``tasks`` and ``test_timeout`` are passed on to ``grade`` (``minidl grade``'s
+    ``--reference``, ``--assignment``, ``--task``, ``--test-timeout``); ``progress(row, done, count)`` is called
+    as each student finishes."""
     workers = usable_cpus() if workers is None else workers  # one grading at a time per CPU
     if not isinstance(workers, int) or workers < 1:
         raise AssignmentError(f"--workers must be a whole number >= 1, got {workers!r}")
     check_seconds(time_limit, "--time-limit")
+    check_seconds(test_timeout, "--test-timeout")
     if reference is not None and not Path(reference).exists():
         raise AssignmentError(f"--reference {reference} does not exist")
     folders = submission_folders(submissions_dir)
@@ -270,7 +275,8 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
     try:
         with sigterm_as_interrupt():
             copies = _TrustedCopies(Path(trusted.name))
-            pending = {pool.submit(grade_trusted, folder, copies, reference, assignment, time_limit, tasks, groups):
+            pending = {pool.submit(grade_trusted, folder, copies, reference, assignment, time_limit, tasks, groups,
+                                   test_timeout):
                        folder for folder in folders}
             for done in as_completed(pending):
                 row = done.result()
@@ -304,7 +310,8 @@ class _TrustedCopies:
             return self.made[name]
 
 
-def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=600, tasks=None, groups=None):
+def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=600, tasks=None, groups=None,
+                  test_timeout=TEST_SECONDS):
     """Grade one submission as the Gradescope autograder does: the instructor's copy of its assignment with
     the student's ``minidl/`` in it (the grading machinery excepted). A copy's own manifest, grading tests
     and conftest.py are never read: with them, a copy whose tests or points were edited scored 100/100
@@ -322,7 +329,7 @@ def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=60
         return Row(folder.name, status=NOT_A_SUBMISSION + str(e))
     with tempfile.TemporaryDirectory(prefix="minidl-work-") as tmp:
         work = assemble(source, copy, Path(tmp) / folder.name)
-        return grade_folder(work, reference, name, time_limit, tasks, groups)
+        return grade_folder(work, reference, name, time_limit, tasks, groups, test_timeout)
 
 
 def write_grades_csv(rows, path):
@@ -346,6 +353,8 @@ def _check_arguments(args):
         raise AssignmentError(f"give either a copy to grade ({args.directory}) or --submissions, not both")
     if args.json:
         raise AssignmentError("--json writes the report of one copy; with --submissions the grades go to --csv")
+    if args.timeout != 600:   # it was ignored: each student's limit is --time-limit
+        raise AssignmentError("--timeout is the limit of one copy's grading; with --submissions give --time-limit")
     target = Path(args.csv).resolve()
     if target.is_dir():
         raise AssignmentError(f"--csv {args.csv} is a folder; give the path of a file, e.g. {target / 'grades.csv'}")
@@ -375,7 +384,7 @@ def main(args):
     """``minidl grade --submissions DIR --csv FILE``: grade the class, write the CSV, print a summary."""
     _check_arguments(args)
     rows = grade_submissions(args.submissions, getattr(args, "reference", None), args.workers, args.time_limit,
-                             args.assignment, args.task, progress=_print_progress)
+                             args.assignment, args.task, progress=_print_progress, test_timeout=args.test_timeout)
     path = write_grades_csv(rows, args.csv)
     graded = [row for row in rows if row.status == GRADED]
     counts = Counter(row.status.split(":")[0] for row in rows if row.status != GRADED)

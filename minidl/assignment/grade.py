@@ -55,6 +55,9 @@ _BOOT = ("import importlib.util, sys; spec = importlib.util.spec_from_file_locat
 
 
 MAX_SECONDS = 86_400   # a day: a longer limit overflowed the process timers (--timeout 1e7 was a traceback)
+TEST_SECONDS = 60      # one grading test's limit (--test-timeout); the references' take about a second each
+TOO_SLOW = "too slow"  # the "exit status" of a pytest run stopped because one test ran past --test-timeout
+_POLL = 0.2            # how often grading looks at which test runs
 NO_REFERENCE = "no reference"   # the outcome of a check that needs the reference values, run without them
 
 
@@ -190,12 +193,12 @@ def sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def run_tests(manifest, tasks, timeout, reference=None):
+def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECONDS):
     """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON with pytest's
     "exit_status" added, None after the time limit; pytest's output). ``reference``: the reference
     values' file, copied to a temporary folder for the run (None: none). A test that ends the process
-    (os._exit, a crash) fails, and the tests after it run in a new process within the time left: one
-    student's os._exit in task 4 zeroed tasks 5 and 6 too."""
+    (os._exit, a crash) or runs longer than ``test_timeout`` seconds fails, and the tests after it run
+    in a new process within the time left: one endless loop in task 4 zeroed tasks 5 and 6 too."""
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
@@ -209,35 +212,70 @@ def run_tests(manifest, tasks, timeout, reference=None):
     with tempfile.TemporaryDirectory(prefix="minidl-grade-") as tmp:
         env[REFERENCE] = shutil.copyfile(reference, Path(tmp) / EXPECTED).as_posix() if reference else ""
         while True:
-            recorded, output = _pytest(root, paths, env, Path(tmp) / "results.json", deadline, timeout)
+            recorded, output = _pytest(root, paths, env, Path(tmp) / "results.json", deadline, test_timeout)
+            output = _stopped(timeout) if recorded["exit_status"] is None else output
             merged = {**recorded, "tests": {**merged["tests"], **recorded.get("tests", {})},
                       "collection_errors": {**merged["collection_errors"], **recorded.get("collection_errors", {})},
                       "collected": list(dict.fromkeys(merged["collected"] + recorded.get("collected", [])))}
-            crashed = recorded.get("running") if recorded["exit_status"] is not None else None
-            if recorded.get("finished") or not crashed:
-                return merged, output
-            merged["tests"][crashed] = {"outcome": "failed", "message": (
-                f"the grading process ended (exit status {recorded['exit_status']}) while this test ran: os._exit, "
-                f"a crash or a signal; the tests after it ran in a new process")}
+            stopped, status = recorded.get("running"), recorded["exit_status"]
+            if recorded.get("finished") or not stopped or status is None:
+                break
+            merged["tests"][stopped] = {"outcome": "failed", "message": (
+                f"this test ran longer than {test_timeout:g} s (--test-timeout) and was stopped: an endless loop, "
+                f"or code far too slow" if status == TOO_SLOW else f"the grading process ended (exit status "
+                f"{status}) while this test ran: os._exit, a crash or a signal") + "; the tests after it ran in a "
+                                                                                   "new process"}
             paths = [node for node in recorded.get("collected", []) if node not in merged["tests"]]
-            if not paths or time.monotonic() >= deadline:
-                return merged, output
+            if not paths:
+                break
+            if time.monotonic() >= deadline:   # the rest did not run: the time limit says why
+                merged["exit_status"], output = None, _stopped(timeout)
+                break
+    return merged, output
 
 
-def _pytest(root, paths, env, results, deadline, timeout):
-    """One pytest run of ``paths`` (node ids) until ``deadline``; (what the recorder wrote, output)."""
+def _stopped(timeout):
+    return f"grading stopped after {timeout:g} s (--timeout)"
+
+
+def _pytest(root, paths, env, results, deadline, test_timeout):
+    """One pytest run of ``paths`` (node ids): (what the recorder wrote, with "exit_status": pytest's, None when
+    it ran past ``deadline``, TOO_SLOW when one test ran ``test_timeout`` seconds; pytest's output)."""
     command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
                "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
     results.unlink(missing_ok=True)
-    try:
-        with sigterm_as_interrupt():   # subprocess.run kills pytest on the way out
-            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
-                                  timeout=max(deadline - time.monotonic(), 0.001))
-        output, status = done.stdout + done.stderr, done.returncode
-    except subprocess.TimeoutExpired:
-        output, status = f"grading stopped after {timeout:g} s (--timeout)", None   # score names the test that ran
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out, sigterm_as_interrupt():
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            status = _watch(process, results, deadline, test_timeout)
+        finally:   # Ctrl-C or SIGTERM: the student's code must not run on
+            process.kill()
+            process.wait()
+        out.seek(0)
+        output = out.read()
     recorded = json.loads(results.read_text()) if results.is_file() else {}
     return {**recorded, "exit_status": status}, output
+
+
+def _watch(process, results, deadline, test_timeout):
+    """Wait for pytest to exit (its exit status), for ``deadline`` (None), or for one test to run
+    ``test_timeout`` seconds (TOO_SLOW), reading which test runs from the recorder's file."""
+    running, since = None, time.monotonic()
+    while True:
+        try:
+            return process.wait(timeout=min(_POLL, max(deadline - time.monotonic(), 0)))
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+        try:
+            current = json.loads(results.read_text()).get("running")
+        except (OSError, ValueError):   # not written yet
+            current = None
+        if current != running:
+            running, since = current, now
+        if now >= deadline:
+            return None
+        if running is not None and now - since >= test_timeout:
+            return TOO_SLOW
 
 
 def score(manifest, tasks, recorded, output):
@@ -378,21 +416,24 @@ def selected_tasks(manifest, tasks):
     return [manifest.task(n) for n in tasks] if tasks else list(manifest.tasks)
 
 
-def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None):
+def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None, test_timeout=TEST_SECONDS):
     """Grade ``directory``; returns (manifest, [TaskResult], seconds). ``reference``: see ``find_reference``."""
-    manifest, found, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference)
+    manifest, found, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference,
+                                                             test_timeout)
     return manifest, results, seconds
 
 
-def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600, reference=None):
+def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600, reference=None,
+                         test_timeout=TEST_SECONDS):
     """``grade``, also returning the reference file it used (None: none found):
     (manifest, reference, [TaskResult], seconds)."""
     check_seconds(timeout, "--timeout")
+    check_seconds(test_timeout, "--test-timeout")
     manifest = locate(directory, assignment)
     selected = selected_tasks(manifest, tasks)
     found = find_reference(manifest, reference)
     start = time.perf_counter()
-    recorded, output = run_tests(manifest, selected, timeout, found)
+    recorded, output = run_tests(manifest, selected, timeout, found, test_timeout)
     return manifest, found, score(manifest, selected, recorded, output), time.perf_counter() - start
 
 
@@ -405,7 +446,7 @@ def main(args):
         check_replaceable(args.json, lambda path: {"assignment", "score", "tasks"} <= json_keys(path), "minidl grade",
                           "--json")
     manifest, reference, results, seconds = grade_with_reference(
-        args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None))
+        args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout)
     print(format_report(manifest, results, seconds, reference))
     if args.json:
         write_text(args.json, json.dumps(report_json(manifest, results, seconds, reference), indent=1))

@@ -136,7 +136,7 @@ def test_a_copy_is_graded_with_the_instructors_tests_and_points(tmp_path):
 
 def _args(**overrides):
     values = dict(directory=".", submissions=None, csv=None, workers=1, time_limit=30.0, assignment=None, task=None,
-                  json=None, reference=None)
+                  json=None, reference=None, timeout=600, test_timeout=60)
     return argparse.Namespace(**{**values, **overrides})
 
 
@@ -149,6 +149,9 @@ def test_the_command_refuses_what_it_cannot_do_before_grading(tmp_path, copies):
         main(_args(submissions=str(folder), csv="g.csv", directory="copy"))
     with pytest.raises(AssignmentError, match="--json writes the report of one copy"):
         main(_args(submissions=str(folder), csv="g.csv", json="r.json"))
+    with pytest.raises(AssignmentError, match="--timeout is the limit of one copy's grading; with --submissions give "
+                                              "--time-limit"):   # it was ignored
+        main(_args(submissions=str(folder), csv="g.csv", timeout=30))
     with pytest.raises(AssignmentError, match="is a folder; give the path of a file"):
         main(_args(submissions=str(folder), csv=str(tmp_path)))
     with pytest.raises(AssignmentError, match="has no subfolders"):

@@ -357,6 +357,21 @@ def test_a_time_limit_keeps_the_points_of_the_tasks_that_finished(copies, tmp_pa
                               "assignments/ex2_sentiment/grading/test_gru.py::"), message
 
 
+def test_a_test_past_its_own_limit_fails_and_the_tests_after_it_run(copies, tmp_path):
+    """An endless loop in task 4 left tasks 5 and 6 "not run" (0 points) after the whole --timeout."""
+    copy = _patched(copies, tmp_path, "ex2_sentiment", "minidl/autograd/ops/recurrent.py",
+                    "d_pre_h = dh * z * (1 - h_tilde * h_tilde)", "while True:\n                pass")
+    _, results, _ = grade(copy, tasks=[1, 4, 6], timeout=300, test_timeout=2)
+    by_number = {r.number: r for r in results}
+    assert by_number[1].passed and by_number[6].passed and by_number[4].score == 0
+    failed = [t for t in by_number[4].tests if t.outcome != "passed"]
+    assert failed and all(t.outcome == "failed" for t in failed), [(t.outcome, t.message) for t in failed]
+    assert failed[0].message == ("this test ran longer than 2 s (--test-timeout) and was stopped: an endless loop, "
+                                 "or code far too slow; the tests after it ran in a new process"), failed[0].message
+    with pytest.raises(AssignmentError, match=r"--test-timeout must be a positive number of seconds"):
+        grade(copy, tasks=[1], test_timeout=0)
+
+
 def test_a_process_that_exits_mid_test_fails_that_test_and_grades_the_others(copies, tmp_path):
     """os._exit in a student's backward: every task read "the tests did not run: pytest gave no output";
     later, the tasks whose tests came after it (task 6's test_pooling.py) still scored 0."""
