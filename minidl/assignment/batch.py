@@ -2,7 +2,8 @@
 
     minidl grade --submissions submissions/ --csv grades.csv --workers 4 --time-limit 300
 
-Each immediate subfolder of DIR is one student's copy (hidden folders are skipped). As on the
+Each immediate subfolder of DIR is one student's copy (hidden folders are skipped), and so is each
+``NAME.zip`` there (a learning platform's download), unpacked for grading as Gradescope does. As on the
 Gradescope autograder, it is graded in the instructor's copy of its assignment (``minidl
 assignment make`` from the repository this minidl runs from) with the student's ``minidl/`` put
 in (``gradescope.assemble``; the grading machinery stays the instructor's): the copy's own
@@ -21,9 +22,10 @@ pytest, and whatever the student's code started), and what is left of the group 
 it ends in time too, so nothing of one student outlives its turn. Several students are graded at
 once (default: one per CPU), each with one BLAS/OpenMP thread, so they do not fight over the cores.
 
-Every subfolder gets one row: its total, its points per task, the whole message of its first
-failing check, and a status: ``graded``, ``timed out``, ``not a submission: <why>`` (``grade``
-refused the folder: no ``assignment.toml``, no ``minidl/``...) or ``error: <why>``. A row that is
+Every subfolder and zip gets one row (a zip's under its name without ``.zip``): its total, its
+points per task, the whole message of its first failing check, and a status: ``graded``, ``timed
+out``, ``not a submission: <why>`` (``grade`` refused the folder: no ``assignment.toml``, no
+``minidl/``...) or ``error: <why>``. A row that is
 not ``graded`` scores 0, so the CSV can go to a gradebook as it is; its status says why.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -81,17 +84,34 @@ class Row:
 
 
 def submission_folders(submissions_dir):
-    """The immediate, non-hidden subfolders of ``submissions_dir``, sorted by name."""
+    """The immediate, non-hidden subfolders and ``.zip`` files of ``submissions_dir``, sorted by name; a zip
+    beside a folder of the same student is refused (which one is theirs?)."""
     folder = Path(submissions_dir)
     if not folder.is_dir():
         raise AssignmentError(f"{folder} is not a folder: give the folder that holds one student copy per subfolder")
     if (folder / MARKER).is_file():
         raise AssignmentError(f"{folder} is one student copy, not a folder of copies; grade it with: "
                               f"minidl grade {folder}")
-    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p.is_dir() or _is_zip(p)))
     if not found:
         raise AssignmentError(f"{folder} has no subfolders: put each student's copy in a folder of its own there")
+    if twice := sorted({p.name for p in found if p.is_dir()} & {p.name[:-4] for p in found if _is_zip(p)}):
+        raise AssignmentError(f"{folder} holds both {twice[0]}/ and {twice[0]}.zip; keep one submission per student")
     return found
+
+
+def _is_zip(path):
+    return path.name.lower().endswith(".zip") and path.is_file()
+
+
+def _unzipped(path, folder):
+    """The submission ``path`` (a .zip) unpacked into ``folder`` (zipfile drops ".." and absolute names)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.extractall(folder)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise AssignmentError(f"{path.name} cannot be unpacked ({e}); submit a zip of the copy's top folder") from None
+    return folder
 
 
 class _Groups:
@@ -255,7 +275,7 @@ def grade_folder(directory, reference=None, assignment=None, time_limit=600, tas
 
 def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=600, assignment=None, tasks=None,
                       progress=None, test_timeout=TEST_SECONDS):
-    """Grade every subfolder of ``submissions_dir`` (one student each), ``workers`` at a time (default: one per
+    """Grade every subfolder and zip of ``submissions_dir`` (one student each), ``workers`` at a time (default: one per
     CPU), each in its own process group killed after ``time_limit`` seconds; one Row per folder, by name.
 
     ``reference``, ``assignment``, ``tasks`` and ``test_timeout`` are passed on to ``grade`` (``minidl grade``'s
@@ -319,16 +339,17 @@ def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=60
     from .gradescope import assemble, find_submitted_copy  # here: gradescope imports this module
 
     folder = Path(folder)
-    try:
-        copy = find_submitted_copy(folder)
-        name = assignment or (read_toml(copy / MARKER).get("assignment") if (copy / MARKER).is_file() else None)
-        if not isinstance(name, str):
-            raise AssignmentError(f"{folder} is not a student copy (its {MARKER} names no assignment)")
-        source = copies.source(name)
-    except AssignmentError as e:
-        return Row(folder.name, status=NOT_A_SUBMISSION + str(e))
+    student = folder.name[:-4] if _is_zip(folder) else folder.name
     with tempfile.TemporaryDirectory(prefix="minidl-work-") as tmp:
-        work = assemble(source, copy, Path(tmp) / folder.name)
+        try:
+            copy = find_submitted_copy(_unzipped(folder, Path(tmp) / "zip") if _is_zip(folder) else folder)
+            name = assignment or (read_toml(copy / MARKER).get("assignment") if (copy / MARKER).is_file() else None)
+            if not isinstance(name, str):
+                raise AssignmentError(f"{folder} is not a student copy (its {MARKER} names no assignment)")
+            source = copies.source(name)
+        except AssignmentError as e:
+            return Row(student, status=NOT_A_SUBMISSION + str(e))
+        work = assemble(source, copy, Path(tmp) / student)
         return grade_folder(work, reference, name, time_limit, tasks, groups, test_timeout)
 
 

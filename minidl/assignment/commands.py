@@ -60,8 +60,8 @@ def add_arguments(subparsers):
                             "folder, its grading/ folder or the expected.json file (default: the repository of "
                             "this minidl)")
     grade.add_argument("--submissions", default=None, metavar="DIR",
-                       help="(instructors) grade every subfolder of DIR, one student copy each, several at once, and "
-                            "write the grades to --csv")
+                       help="(instructors) grade every subfolder (or .zip) of DIR, one student copy each, several at "
+                            "once, and write the grades to --csv")
     grade.add_argument("--csv", default=None,
                        help="with --submissions: the CSV to write (student, total, one column per task, status, "
                             "first_failure)")

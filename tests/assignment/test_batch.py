@@ -233,3 +233,21 @@ def test_batch_options_without_submissions_are_refused(tmp_path):
         grade_main(_args(csv=str(tmp_path / "bob.csv")))
     with pytest.raises(AssignmentError, match="--workers goes with --submissions DIR"):
         grade_main(_args(workers=2))
+
+
+def test_a_zip_in_the_submissions_is_unpacked_and_graded(tmp_path, copies):
+    """A platform's download (alice.zip, bob.zip) was skipped without a word: no row, so no grade."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    copy = copies(NAME, solution=True)
+    shutil.make_archive(str(folder / "bob"), "zip", root_dir=copy.parent, base_dir=copy.name)   # the top folder
+    (folder / "carol.zip").write_bytes(b"not a zip")
+    shutil.make_archive(str(folder / "dave"), "zip", root_dir=copy / "assignments")            # no minidl/ in it
+    rows = {row.student: row for row in grade_submissions(folder, workers=2, time_limit=TIME_LIMIT, tasks=[1])}
+    assert sorted(rows) == ["bob", "carol", "dave"]
+    assert rows["bob"].status == GRADED and rows["bob"].total == 10, rows["bob"]
+    assert rows["carol"].status.startswith("not a submission: carol.zip cannot be unpacked (File is not a zip file)")
+    assert rows["dave"].status.startswith("not a submission: the submission has no minidl/ package")
+    (folder / "bob").mkdir()
+    with pytest.raises(AssignmentError, match=r"holds both bob/ and bob.zip; keep one submission per student"):
+        submission_folders(folder)
