@@ -424,15 +424,18 @@ def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=Non
 
 
 def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600, reference=None,
-                         test_timeout=TEST_SECONDS):
+                         test_timeout=TEST_SECONDS, log=None):
     """``grade``, also returning the reference file it used (None: none found):
-    (manifest, reference, [TaskResult], seconds)."""
+    (manifest, reference, [TaskResult], seconds). ``log(message)`` hears when the tests start."""
     check_seconds(timeout, "--timeout")
     check_seconds(test_timeout, "--test-timeout")
     manifest = locate(directory, assignment)
     selected = selected_tasks(manifest, tasks)
     found = find_reference(manifest, reference)
     start = time.perf_counter()
+    if log is not None:
+        log(f"running the grading tests of {manifest.name} on {manifest.root} ({len(selected)} of "
+            f"{len(manifest.tasks)} tasks; at most {timeout:g} s, {test_timeout:g} s a test) ...")
     recorded, output = run_tests(manifest, selected, timeout, found, test_timeout)
     return manifest, found, score(manifest, selected, recorded, output), time.perf_counter() - start
 
@@ -446,7 +449,8 @@ def main(args):
         check_replaceable(args.json, lambda path: {"assignment", "score", "tasks"} <= json_keys(path), "minidl grade",
                           "--json")
     manifest, reference, results, seconds = grade_with_reference(
-        args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout)
+        args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout,
+        log=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_report(manifest, results, seconds, reference))
     if args.json:
         write_text(args.json, json.dumps(report_json(manifest, results, seconds, reference), indent=1))

@@ -249,7 +249,10 @@ def test_grade_explains_what_it_cannot_grade(tmp_path):
 def test_a_student_copy_scores_0_with_every_task_explained(name, copies, tmp_path, capsys):
     report = tmp_path / "report.json"
     assert cli.main(["grade", str(copies(name)), "--json", str(report)]) == 0
-    printed = capsys.readouterr().out
+    printed, said = capsys.readouterr()
+    tasks = len(find_assignment(name, REPO).tasks)
+    assert said == (f"running the grading tests of {name} on {copies(name)} ({tasks} of {tasks} tasks; at most "
+                    f"600 s, 60 s a test) ...\n")   # nothing was said for as long as the tests ran
     result = json.loads(report.read_text())
     assert result["assignment"] == name and result["score"] == 0 and result["max_score"] == 100
     for task in result["tasks"]:
