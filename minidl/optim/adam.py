@@ -3,6 +3,7 @@ differing only in how weight decay enters."""
 from __future__ import annotations
 
 import math
+import numbers
 
 from .optimizer import Optimizer
 
@@ -22,8 +23,8 @@ class Adam(Optimizer):
     decoupled_weight_decay = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, average=0.0):
-        if not all(0.0 <= beta < 1.0 for beta in betas):
-            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        if not (len(betas) == 2 and all(isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0 for beta in betas)):
+            raise ValueError(f"betas must be two numbers (beta1, beta2) in [0, 1), got {betas!r}")
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), average)

@@ -144,6 +144,9 @@ def test_bad_hyperparameters_are_refused():
         optim.SGD(params, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="betas"):
         optim.Adam(params, betas=(0.9, 1.0))
+    for betas in ((0.9,), (0.9, 0.99, 0.999), ("a", "b")):   # a step's unpacking or comparison failed, not this
+        with pytest.raises(ValueError, match=r"betas must be two numbers \(beta1, beta2\) in \[0, 1\)"):
+            optim.Adam(params, betas=betas)
     with pytest.raises(ValueError, match="no parameters"):
         optim.AdamW([])
     with pytest.raises(ValueError, match="twice"):
