@@ -96,8 +96,8 @@ class Optimizer:
         call swaps them back. -> whether anything was swapped (False without ``average``)."""
         swapped = False
         for p, state in self.state.items():
-            if "average" in state:
-                p.data, state["average"] = state["average"], p.data
+            if "average" in state:   # moved first, if the model was moved since the last step
+                p.data, state["average"] = self._moment(state, "average", p), p.data
                 swapped = True
         return swapped
 
@@ -112,7 +112,7 @@ class Optimizer:
         groups in order (the layout of ``torch.optim``). Arrays are copies."""
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         groups = [{**g, "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
-        state = {index[id(p)]: {k: (np.array(p.xp.to_numpy(v), copy=True) if k != "step" else v)
+        state = {index[id(p)]: {k: (np.array(_backend.backend_of(v).to_numpy(v), copy=True) if k != "step" else v)
                                 for k, v in s.items()}
                  for p, s in self.state.items()}
         return {"state": state, "param_groups": groups}

@@ -136,6 +136,28 @@ def test_zero_grad_and_frozen_parameters():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_a_model_moved_after_a_step_keeps_a_working_optimizer():
+    """model.to("torch") after a step: state_dict() (every checkpoint) raised AttributeError on the NumPy moments,
+    and swap_average() put NumPy weights into torch parameters."""
+    model = nn.Linear(3, 2, dtype="float64")
+    opt = optim.Adam(model.parameters(), lr=0.1, average=0.5)
+    x = md.tensor(np.ones((4, 3)))
+    model(x).sum().backward()
+    opt.step()
+    saved = opt.state_dict()
+    model.to("torch")
+    moved = opt.state_dict()
+    assert all(isinstance(v, np.ndarray) for s in moved["state"].values() for k, v in s.items() if k != "step")
+    assert all(np.array_equal(moved["state"][i][k], saved["state"][i][k]) for i in saved["state"]
+               for k in ("exp_avg", "exp_avg_sq", "average"))
+    weights = [p.numpy().copy() for p in model.parameters()]
+    assert opt.swap_average()
+    assert all(p.xp.name == "torch" for p in model.parameters())
+    assert all(np.array_equal(p.numpy(), saved["state"][i]["average"]) for i, p in enumerate(model.parameters()))
+    opt.swap_average()
+    assert all(np.array_equal(p.numpy(), w) for p, w in zip(model.parameters(), weights))
+
+
 def test_bad_hyperparameters_are_refused():
     params = [nn.Parameter(np.ones(2))]
     with pytest.raises(ValueError, match="lr"):
