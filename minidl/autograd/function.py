@@ -106,7 +106,8 @@ class Function:
         return cls.name or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
     @classmethod
-    def apply(cls, *inputs, **kwargs):
+    def _unwrap(cls, inputs):
+        """(the backend of the Tensor inputs, every input's array, which inputs require grad)."""
         xp = None
         arrays, needs = [], []
         for x in inputs:
@@ -124,6 +125,11 @@ class Function:
                 needs.append(False)
         if xp is None:
             raise TypeError(f"{cls.op_name()}: needs at least one minidl Tensor input")
+        return xp, arrays, needs
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        xp, arrays, needs = cls._unwrap(inputs)
         record = engine.is_grad_enabled() and any(needs)
         # not recording (no_grad, or constants only): no backward will run, so the forward may
         # skip what only the backward needs and work in place
@@ -140,7 +146,9 @@ class Function:
         if getattr(out, "dtype", None) is not getattr(arrays[0], "dtype", None) and not cls.sets_dtype:
             out = _promoted(xp, out, arrays)
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).
-        result = Tensor._wrap(out, getattr(ctx, "out_xp", xp), requires_grad=record)
+        out_xp = getattr(ctx, "out_xp", xp)
+        record = record and is_float(out_xp, out)   # integers carry no gradient (x.to(dtype="int64"), as in torch)
+        result = Tensor._wrap(out, out_xp, requires_grad=record)
         if ctx.aux is not None:
             result.aux = ctx.aux
         if record:

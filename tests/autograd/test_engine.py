@@ -247,6 +247,15 @@ def test_to_dtype_gradients_come_back_in_the_source_dtype(device):
     np.testing.assert_array_equal(as_numpy(x.grad), [2.0, 4.0])
 
 
+def test_to_an_integer_dtype_leaves_the_graph(device):
+    """x.to(dtype="int64") of a tensor that requires grad came back requiring grad, as no integer tensor can
+    (requires_grad_ refuses it); torch gives requires_grad False."""
+    x = f64([1.5, 2.0], device)
+    y = x.to(dtype="int64")
+    assert y.dtype == "int64" and not y.requires_grad and y._ctx is None
+    np.testing.assert_array_equal(as_numpy(y.data), [1, 2])
+
+
 def test_graph_across_devices_with_broadcasting():
     """A computation that starts on one device, moves, and broadcasts on both sides."""
     a = f64([[1.0], [2.0]], "cpu")  # (2, 1), broadcast against (2, 3) on the CPU
