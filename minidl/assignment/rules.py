@@ -86,9 +86,12 @@ def torch_uses(function, torch_names):
 
 
 def numpy_calls(function, numpy_names):
-    """[(line, "np.asarray")]: the calls into NumPy in ``function``'s body."""
+    """[(line, "np.asarray")]: the calls into NumPy in ``function``'s body. A name the body binds to the
+    backend (``np = ctx.xp``, ``np = xp``) is the backend there, not NumPy."""
+    backend = {target.id for node in ast.walk(function) if isinstance(node, ast.Assign)
+               and _dotted(node.value) in ("ctx.xp", "xp") for target in node.targets if isinstance(target, ast.Name)}
     return sorted({(node.lineno, _dotted(node.func)) for node in ast.walk(function)
-                   if isinstance(node, ast.Call) and _root(node.func) in numpy_names})
+                   if isinstance(node, ast.Call) and _root(node.func) in numpy_names - backend})
 
 
 def _parameters(function):

@@ -76,6 +76,25 @@ def test_np_calls_in_an_op_are_named_once_and_constants_are_not():
     assert source_findings(OPS, "_by_hand") == []
 
 
+def test_np_bound_to_the_backend_is_the_backend():
+    """``np = ctx.xp`` then ``np.exp(x)`` failed the task as a NumPy call; ``np.asarray`` is still one where np is
+    NumPy."""
+    source = OPS + textwrap.dedent('''\
+
+        class Renamed:
+            @staticmethod
+            def forward(ctx, x):
+                np = ctx.xp
+                return np.exp(x)
+
+            @staticmethod
+            def backward(ctx, grad):
+                return np.asarray(grad)
+        ''')
+    assert source_findings(source, "Renamed.forward") == []
+    assert source_findings(source, "Renamed.backward")[0].startswith("Renamed.backward calls np.asarray (line 51)")
+
+
 def test_a_model_method_may_not_use_torch_and_a_plain_function_may():
     assert source_findings(OPS, "Model.forward")[0].startswith("Model.forward uses T.softmax (line 36)")
     assert source_findings(OPS, "top_k") == []   # fill-mask's _most_probable is meant to call torch.topk
