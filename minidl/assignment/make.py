@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -94,6 +95,15 @@ def _stub_targets(stubbed, copy_root):
         file.write_text(source, encoding="utf-8")
 
 
+def _named_files(text, root):
+    """The repository files that ``text`` links to (``](docs/x.png)``) or names in code (`` `python docs/x.py` ``),
+    leaving out the package (copied already, less what the manifests exclude), the assignments, tests and
+    anything that is never handed out."""
+    named = re.findall(r"(?:\]\(|`(?:python )?)((?:[\w-]+/)+[\w.-]+\.\w+)", text)
+    return sorted({path for path in named if (root / path).is_file() and not any(map(_leaks, path.split("/")))
+                   and path.split("/")[0] not in ("minidl", ASSIGNMENTS, "tests")})
+
+
 def _check_no_leaks(copy_root):
     found = [str(p.relative_to(copy_root)) for p in copy_root.rglob("*") if _leaks(p.name)]
     found += [str(p.relative_to(copy_root)) for p in (copy_root / ASSIGNMENTS).rglob(EXPECTED)]  # the answers
@@ -129,8 +139,10 @@ def build(manifest, destination, tasks=None, solution=False):
         _copy(manifest.folder / name, assignment / name, root, answers)
     handout = (manifest.folder / "README.md").read_text(encoding="utf-8")
     (assignment / "README.md").write_text(student_handout(handout, manifest, manifest.tasks), encoding="utf-8")
-    readme = (root / "README.md").read_text(encoding="utf-8")
-    (destination / "README.md").write_text(student_readme(readme, manifest), encoding="utf-8")
+    readme = student_readme((root / "README.md").read_text(encoding="utf-8"), manifest)
+    (destination / "README.md").write_text(readme, encoding="utf-8")
+    for path in _named_files(readme, root):   # its picture and the script that draws it: they were missing
+        _copy(root / path, destination / path, root, ())
     _stub_targets([(manifest, [] if solution else tasks)] + [(m, m.tasks) for m in later], destination)
     (destination / MARKER).write_text(_marker(manifest, tasks, solution, later), encoding="utf-8")
     from .gradescope import write_classroom_workflow  # here: gradescope imports make

@@ -83,6 +83,9 @@ def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
                                                                      *manifest.readme_sections}
     marker = (copy / "assignment.toml").read_text()
     assert f'assignment = "{name}"' in marker and 'kind = "student"' in marker
+    links = re.findall(r"\]\(([^)#\s]+)\)", (copy / "README.md").read_text())
+    assert "docs/graph_example.png" in links   # was missing: the README's picture and the script that draws it
+    assert [link for link in links if not link.startswith("http") and not (copy / link).exists()] == []
 
 
 def test_a_copy_withholds_the_later_exercises_solutions_and_keeps_the_earlier_ones(copies):
