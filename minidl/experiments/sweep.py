@@ -684,7 +684,7 @@ def add_arguments(subparsers):
         description="Train every (model, hidden size, seed) and append each result to --results as it "
                     "finishes; each validation check of a running job prints a line on stderr. Run the same "
                     "command again to resume: finished jobs are skipped.")
-    from ..cli import _call, at_least
+    from ..cli import _TRAIN_HELP, _call, at_least
 
     sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")
     sweep.add_argument("--hidden", default="16,32,64,96,128",
@@ -697,6 +697,9 @@ def add_arguments(subparsers):
     sweep.add_argument("--max-length", type=at_least(1),
                        help=f"keep the first N words of each review (default: {TrainConfig.max_length})")
     sweep.add_argument("--device", help=f'"cpu" (NumPy), "torch" or "cuda" (default: {TrainConfig.device})')
+    for name in ("text_column", "label_column"):   # as train's: the message of a missing column names them
+        sweep.add_argument("--" + name.replace("_", "-"),
+                           help=f"{_TRAIN_HELP[name]} (default: {getattr(TrainConfig, name)})")
     sweep.add_argument("--workers", type=at_least(0),
                        help="local worker processes (default: one per CPU this process may use; 0: in this process, for debugging)")
     sweep.add_argument("--threads", type=at_least(1), metavar="N",
@@ -737,7 +740,7 @@ def main_sweep(args):
     try:
         models = split_commas(args.models)
         fixed, per_model = parse_settings(args.set, models)
-        for name in ("data", "epochs", "max_length", "device"):
+        for name in ("data", "epochs", "max_length", "device", "text_column", "label_column"):
             value = getattr(args, name, None)
             if value is not None:
                 if name in fixed:

@@ -537,6 +537,17 @@ def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_p
                 str(results)]) == 2
     assert capsys.readouterr().err.startswith(f"minidl sweep: error: {tiny}: only 2 rows with a text")
     assert not results.exists()
+    other = tmp_path / "columns.csv"  # the message said to pass --text-column / --label-column, which sweep lacked
+    other.write_text("review,sentiment\n" + "".join(f"film {i} good,pos\nfilm {i} bad,neg\n" for i in range(20)))
+    assert cli(["sweep", "--data", str(other), "--models", "gru", "--results", str(results)]) == 2
+    assert "(--text-column / --label-column)" in capsys.readouterr().err
+    assert cli(["sweep", "--data", str(other), "--text-column", "review", "--label-column", "sentiment", "--models",
+                "mlp", "--hidden", "[4]", "--seeds", "0", "--epochs", "1", "--workers", "0", "--results",
+                str(results)]) == 0
+    (record,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert (record["config"]["text_column"], record["config"]["label_column"]) == ("review", "sentiment")
+    results.unlink()
+    capsys.readouterr()
 
     table = tmp_path / "reviews.csv"
     table.write_bytes(b"text,label\ngood,pos\nbad,neg")           # no newline at the end
