@@ -1,12 +1,14 @@
 """Per-word explanations of a trained model's prediction, as the course prints them.
 
 * TokenMLP / WindowAttention: each word's sub-score (for two classes: the score's
-  pos − neg difference, so a positive number pushes towards "pos"); they add up to the logit.
+  pos − neg difference, so a positive number pushes towards "pos"; for more, its sub-score of
+  the predicted class, column "score(C)"); they add up to the logit.
 * SoftmaxWeighted: the sub-score and the softmax weight of each word; the prediction is
   their weighted sum.
 * WindowAttention: also, for each word, the neighbour it attends to most.
 * Elman RNN / GRU: there are no per-word scores; we print the prediction after each
-  prefix of the review ("if the review stopped here"), which shows where it changes its mind.
+  prefix of the review ("if the review stopped here"), which shows where it changes its mind
+  (of the last class for two, of the predicted class for more).
 
 The table shows every word of the text as written, in order, not only those the model saw:
 a word the cleaning dropped (a stop word, a one-letter word, "10/10" under letters-only
@@ -32,10 +34,16 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
     with md.no_grad():
         out = model(batch_ids, mask, lengths)
         probabilities = out.logits.softmax(axis=-1).numpy()[0]
+        # two classes: pos - neg and p(pos), as the course prints them; more: the predicted class c's
+        # (a word's largest sub-score over the classes, printed before, named no class)
+        c = len(label_names) - 1 if len(label_names) == 2 else int(np.argmax(probabilities))
         columns = {}
         if out.token_scores is not None:
             scores = out.token_scores.numpy()[0]                  # (T, C)
-            columns["score"] = scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores.max(axis=1)
+            if len(label_names) == 2:
+                columns["score"] = scores[:, 1] - scores[:, 0]
+            else:
+                columns[f"score({label_names[c]})"] = scores[:, c]
         if out.token_weights is not None:
             columns["weight"] = out.token_weights.numpy()[0]
         if out.attention is not None:
@@ -44,7 +52,7 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
             columns["attends to"] = [words[t + int(np.argmax(row)) - radius] for t, row in enumerate(attention)]
         if model.prefix_states:
             prefix = model.prefix_logits(batch_ids).softmax(axis=-1).numpy()[0]   # (T, C)
-            columns[f"p({label_names[-1]}) so far"] = prefix[:, -1]
+            columns[f"p({label_names[c]}) so far"] = prefix[:, c]
     known = [int(i) != vocab.unk_id for i in ids]
     return {"text": text, "words": words, "known": known,
             "prediction": label_names[int(np.argmax(probabilities))],

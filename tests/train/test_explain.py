@@ -120,3 +120,27 @@ def test_a_tokenizer_without_trace_shows_the_tokens_as_before():
     assert [(row["word"], row["token"], row["index"], row["note"]) for row in result["rows"]] == [
         ("like", "like", 0, None), ("zzyzx", "zzyzx", 1, "not in vocabulary: <unk>"), ("bad", "bad", 2, None)]
     assert "zzyzx" in format_explanation(result)
+
+
+@pytest.mark.parametrize("name", ["mlp", "gru"])
+def test_more_than_two_classes_are_explained_for_the_predicted_class(name):
+    """Three classes: the score column was each word's largest sub-score over the classes, naming no class."""
+    md.manual_seed(0)
+    model = build_model(name, len(VOCAB), num_classes=3, embed_dim=4, **MODELS[name])
+    model.eval()
+    result = explain("not a bad film", model, VOCAB, Tokenizer(), ["a", "b", "c"])
+    probabilities = list(result["probabilities"].values())
+    c = int(np.argmax(probabilities))
+    assert result["prediction"] == "abc"[c]
+    ids = VOCAB.encode(result["words"])
+    with md.no_grad():
+        out = model(md.tensor(ids[None, :]), md.ones(1, len(ids)), md.tensor([len(ids)]))
+        if name == "mlp":
+            expected = {f"score({'abc'[c]})": out.token_scores.numpy()[0][:, c]}
+        else:
+            expected = {f"p({'abc'[c]}) so far": model.prefix_logits(md.tensor(ids[None, :])).softmax(axis=-1)
+                        .numpy()[0][:, c]}
+    assert list(result["columns"]) == list(expected)
+    for column, values in expected.items():
+        np.testing.assert_array_equal(result["columns"][column], values)
+
