@@ -141,6 +141,9 @@ def read_toml(path):
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise AssignmentError(f"{path}: not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:   # TOML is UTF-8; an editor saved it in another encoding
+        raise AssignmentError(f"{path}: not UTF-8 (byte {e.object[e.start]:#04x} at {e.start}); TOML files are UTF-8: "
+                              f"save it as UTF-8") from None
 
 
 def load_manifest(folder, root=None):

@@ -109,6 +109,18 @@ def test_a_copy_withholds_the_later_exercises_solutions_and_keeps_the_earlier_on
     assert "not handed out: mask_tokens is task 1 of mlm_distillation, which comes later in the course" in stub
 
 
+def test_a_manifest_or_marker_that_is_not_utf8_or_not_toml_is_one_line(tmp_path):
+    """A marker saved as Latin-1 ("# café") was a UnicodeDecodeError with no file named."""
+    from minidl.assignment.manifest import read_toml
+
+    (tmp_path / "a.toml").write_bytes(b'# caf\xe9\nassignment = "x"\n')
+    with pytest.raises(AssignmentError, match=r"a.toml: not UTF-8 \(byte 0xe9 at 5\); TOML files are UTF-8"):
+        read_toml(tmp_path / "a.toml")
+    (tmp_path / "b.toml").write_text("assignment = \n")
+    with pytest.raises(AssignmentError, match=r"b.toml: not valid TOML"):
+        read_toml(tmp_path / "b.toml")
+
+
 def test_an_exercise_number_that_is_not_a_positive_integer_is_refused(tmp_path):
     folder = tmp_path / "assignments" / "odd"
     folder.mkdir(parents=True)
