@@ -334,12 +334,8 @@ class CompressionReport:
     def control_row(self):
         """The teacher after the same distilled pass over the ``fine_tune`` reviews that every
         fine-tuned row gets, uncompressed: the fair reference for those rows; -> its name."""
-        def make():
-            model = self.teacher_copy()
-            self.distill_into(model, self.tune)
-            return model
-
-        self.record("teacher + KD pass", "teacher", make, Module.save, lambda path: _loaded(self.fresh(), path),
+        self.record("teacher + KD pass", "teacher", lambda: self._tuned(self.teacher_copy()), Module.save,
+                    lambda path: _loaded(self.fresh(), path),
                     note="the teacher, one distilled pass over the fine-tuning reviews: the fine-tuned rows' reference")
         return "teacher + KD pass"
 
@@ -390,8 +386,7 @@ class CompressionReport:
                          f"  ({len(rows)} of {len(ranks)} ranks)")
 
         rows = rank_sweep(self.teacher_copy, ranks, lambda model: evaluate(model, self.test, device=self.device),
-                          fine_tune=(lambda model: self.distill_into(model, self.tune)) if fine_tune else None,
-                          min_size=min_size, on_row=done)
+                          fine_tune=self._tuned if fine_tune else None, min_size=min_size, on_row=done)
         plot_rank_sweep(rows, os.path.join(self.out, "rank_sweep"),
                         title=f"{self.teacher_path}: accuracy against SVD rank")
         return rows
@@ -427,6 +422,11 @@ class CompressionReport:
                 names.append(f"{name}, labels only")
         return names
 
+    def _tuned(self, model, callbacks=()):
+        """``model`` after one distilled pass over the ``fine_tune`` reviews (``callbacks``: e.g. a mask lock)."""
+        self.distill_into(model, self.tune, callbacks=callbacks)
+        return model
+
     def _student(self, model, alpha):
         md.manual_seed(self.seed)
         self.distill_into(model, self.train, epochs=self.student_epochs, alpha=alpha, lr=self.student_lr)
@@ -435,9 +435,7 @@ class CompressionReport:
     def _one_shot(self, amount, scope, tuned, per_layer=False):
         model = self.teacher_copy()
         (prune_l1_per_layer if per_layer else prune_global_magnitude)(model, amount, scope=scope)
-        if tuned:
-            self.distill_into(model, self.tune, callbacks=[LockedMasks()])
-        return model
+        return self._tuned(model, callbacks=[LockedMasks()]) if tuned else model
 
     def _qat(self, model):
         """Quantisation-aware training: fake-quantised Linears fine-tuned with distillation on
@@ -445,7 +443,7 @@ class CompressionReport:
         fake-quantised, and without the lock its pruned entries would grow back), then
         converted to int8 (embedding too)."""
         prepare_qat(model)
-        self.distill_into(model, self.tune, callbacks=[LockedMasks()])
+        self._tuned(model, callbacks=[LockedMasks()])
         convert_qat(model, embeddings=True)
         return model
 
@@ -466,8 +464,7 @@ class CompressionReport:
             model = self.teacher_copy()
             prune_heads(model, 0.5)
             prune_ffn_neurons(model, 0.5)
-            self.distill_into(model, self.tune)
-            return model
+            return self._tuned(model)
 
         self.record("structured 50% heads+FFN + KD", "structured", make,
                     save_structured, lambda path: _loaded(self.fresh(), path, load_structured),
@@ -482,9 +479,7 @@ class CompressionReport:
             model = self.teacher_copy()
             factorize(model, rank={name: rank for name, rank in lowrank_ranks(model, fraction).items()
                                    if name.startswith("encoder.")})
-            if fine_tune:
-                self.distill_into(model, self.tune)
-            return model
+            return self._tuned(model) if fine_tune else model
 
         for fraction in fractions:
             if fraction == 0.5 and untuned:
