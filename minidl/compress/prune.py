@@ -161,12 +161,6 @@ def _set_mask(module, param_name, mask):
     module.register_buffer(param_name + MASK_SUFFIX, Tensor(np.asarray(mask) != 0, device=param.device, dtype="bool"))
 
 
-def _ensure_mask(module, param_name):
-    """Register an all-ones mask if ``module.<param_name>`` has none (to receive a saved one)."""
-    if get_mask(module, param_name) is None:
-        _set_mask(module, param_name, np.ones(module._parameters[param_name].shape, dtype=bool))
-
-
 def _old_mask(module, param_name):
     mask = get_mask(module, param_name)
     shape = module._parameters[param_name].shape
@@ -388,8 +382,9 @@ def _load_masked(model, state, strict=True):
     for name in [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)]:
         module_name, param_name = _split(name)
         module = modules.get(module_name)
-        if module is not None and module._parameters.get(param_name) is not None:
-            _ensure_mask(module, param_name)
+        param = None if module is None else module._parameters.get(param_name)
+        if param is not None and get_mask(module, param_name) is None:   # all ones, to receive the saved one
+            _set_mask(module, param_name, np.ones(param.shape, dtype=bool))
     return model.load_state_dict(state, strict=strict)
 
 
