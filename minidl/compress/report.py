@@ -224,7 +224,6 @@ class CompressionReport:
         model = make()
         built = time.perf_counter() - start
         path = os.path.join(self.out, "models", f"{name.replace(' ', '_').replace('%', 'pct')}.npz")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         save(model, path)
         reloaded = load(path)
         parameters, nonzeros = stored_numbers(reloaded)
