@@ -101,11 +101,6 @@ def _values(param):
     return np.asarray(param.numpy(), np.float64)
 
 
-def _norms(a, axis):
-    """Euclidean norm of the array ``a`` over ``axis``."""
-    return np.sqrt((a ** 2).sum(axis=axis))
-
-
 # --- attention heads ----------------------------------------------------------------------------
 def _attention_layers(model):
     return {name: m for name, m in model.named_modules() if isinstance(m, MultiHeadSelfAttention)}
@@ -114,8 +109,8 @@ def _attention_layers(model):
 def _head_scores(attention):
     """(h,) ‖W_v[:, S_i]‖_F · ‖W_o[S_i, :]‖_F."""
     h, d_head, D = attention.num_heads, attention.d_head, attention.d_model
-    return (_norms(_values(attention.value.weight).reshape(D, h, d_head), (0, 2))
-            * _norms(_values(attention.out.weight).reshape(h, d_head, D), (1, 2)))
+    return (np.linalg.norm(_values(attention.value.weight).reshape(D, h, d_head), axis=(0, 2))
+            * np.linalg.norm(_values(attention.out.weight).reshape(h, d_head, D), axis=(1, 2)))
 
 
 def _keep_heads(attention, heads):
@@ -135,7 +130,7 @@ def _feed_forwards(model):
 
 def _neuron_scores(ff):
     """(F,) ‖W₁[:, j]‖ · ‖W₂[j, :]‖."""
-    return _norms(_values(ff[0].weight), 0) * _norms(_values(ff[3].weight), 1)
+    return np.linalg.norm(_values(ff[0].weight), axis=0) * np.linalg.norm(_values(ff[3].weight), axis=1)
 
 
 def _keep_neurons(ff, neurons):
