@@ -23,6 +23,10 @@ from .text import Tokenizer
 from .vectors import (PROBE_WORDS, build_ppmi_svd, check_ppmi_arguments, format_neighbours, is_vectors_file, load_glove,
                       save_glove)
 
+# each --method: the check of its settings, its builder, and its own settings with their defaults
+_METHODS = {"ppmi": (check_ppmi_arguments, build_ppmi_svd, {"smoothing": 0.75, "power": 0.5}),
+            "sgns": (check_arguments, build_sgns, {"negatives": 5, "epochs": 3})}
+
 
 def add_arguments(commands):
     data = commands.add_parser("data", help="the IMDB reviews: download them, or see what is there")
@@ -145,20 +149,15 @@ def main_build(args, log=print):
     saved in the GloVe text format."""
     # bad settings and an --out that cannot be written are refused before the reviews are read
     common = dict(dim=args.dim, window=args.window, min_count=args.min_count, max_vocab=args.max_vocab)
-    sgns = getattr(args, "method", "ppmi") == "sgns"
-    if sgns:  # the method's own settings, checked here and passed to its builder
-        own = dict(negatives=getattr(args, "negatives", 5), epochs=getattr(args, "epochs", 3))
-        check_arguments(**common, **own)
-    else:
-        own = dict(smoothing=getattr(args, "smoothing", 0.75), power=getattr(args, "power", 0.5))
-        check_ppmi_arguments(**common, **own)
+    check, build, defaults = _METHODS[getattr(args, "method", "ppmi")]
+    own = {name: getattr(args, name, default) for name, default in defaults.items()}  # checked here, passed to build
+    check(**common, **own)
     check_writable(args.out)
     check_replaceable(args.out, is_vectors_file, "minidl vectors build")
     start = time.perf_counter()
     texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
     token_lists = Tokenizer().tokenize_all(texts)
     log(f"tokenised {len(texts):,} reviews (IMDB train + unlabelled) [{time.perf_counter() - start:.1f} s]")
-    build = build_sgns if sgns else build_ppmi_svd
     words, matrix = build(token_lists, **common, **own, seed=getattr(args, "seed", 0), log=log)
     save_glove(args.out, words, matrix)
     log(f"wrote {len(words):,} {matrix.shape[1]}-d vectors to {args.out} in {time.perf_counter() - start:.1f} s")
