@@ -154,19 +154,18 @@ def batches(encoded, batch_size, shuffle=True, seed=0, epoch=0, bucket=False, de
         groups = [groups[i] for i in rng.permutation(len(groups))]
     hide = np.random.default_rng([seed, epoch, 1]) if word_dropout else None
     for group in groups:
-        yield _make_batch(encoded, group, device, (hide, word_dropout, unk_id) if hide else None)
+        yield _make_batch(encoded, group, device, hide, word_dropout, unk_id)
 
 
-def _make_batch(encoded, group, device, word_dropout=None):
-    """``word_dropout``: None, or (generator, p, unk_id): each real word becomes unk_id with probability p."""
+def _make_batch(encoded, group, device, hide, p, unk_id):
+    """``hide``: None, or the generator of the word dropout: each real word becomes ``unk_id`` with probability p."""
     lengths = encoded.lengths[group]
     width = int(lengths.max())
     real = np.arange(width)[None, :] < lengths[:, None]          # (B, T) bool
     ids = np.full((len(group), width), encoded.pad_id, dtype=np.int64)
     ids[real] = np.concatenate([encoded.ids[i] for i in group])   # row-major: each row's words in order
-    if word_dropout:
-        generator, p, unk_id = word_dropout
-        ids[real & (generator.random(ids.shape) < p)] = unk_id
+    if hide is not None:
+        ids[real & (hide.random(ids.shape) < p)] = unk_id
     return Batch(ids=tensor(ids, device=device), mask=tensor(real.astype(np.float32), device=device),
                  lengths=tensor(lengths, device=device), labels=tensor(encoded.labels[group], device=device),
                  index=encoded.index[group])
