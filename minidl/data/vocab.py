@@ -136,13 +136,10 @@ class Vocabulary:
     def coverage(self, token_lists):
         """Fraction of the tokens in ``token_lists`` that the vocabulary knows (not ``<unk>``),
         e.g. on the test split, to see how many words a model meets but never learned."""
-        known = total = 0
-        for tokens in token_lists:
-            total += len(tokens)
-            known += sum(1 for t in tokens if t in self.token_to_id)
-        if total == 0:
+        tokens = list(itertools.chain.from_iterable(token_lists))
+        if not tokens:
             raise ValueError("coverage of no tokens at all: the token lists are empty")
-        return known / total
+        return sum(t in self.token_to_id for t in tokens) / len(tokens)
 
     def encode_text(self, text, tokenizer, max_length=None):
         """One user's text -> (T,) int64 ids, ready to classify (add a batch axis: (1, T)).
