@@ -156,7 +156,8 @@ def _collect_rows(rows, text_column, label_column, bad_lines, path):
     texts, raw_labels, lines, where, bad_rows = [], [], [], [], []
     for first_line, last_line, place, record in rows:
         raw_labels.append(_label_key(_row_label(record, label_column, place, path)))
-        texts.append(_text_value(record.get(text_column)))
+        text = record.get(text_column)
+        texts.append("" if text is None else str(text))   # a missing text is "", a JSON number its digits
         lines.append(first_line)
         where.append(place)
         if bad_lines and (_any_between(bad_lines, first_line, last_line) if first_line is not None
@@ -180,11 +181,6 @@ def _row_label(record, label_column, place, path):
                               f"{'list' if isinstance(label, list) else 'object'}; a label is one string, number "
                               f"or true/false (one class per row)")
     return label
-
-
-def _text_value(value):
-    """A row's text as a str: "" for a missing one, ``str(value)`` for a JSON number or other value."""
-    return "" if value is None else value if isinstance(value, str) else str(value)
 
 
 def _is_utf8(encoding):
