@@ -234,8 +234,7 @@ def _read_folder(folder, parts):
             for entry in entries:
                 match = _MEMBER.search(f"{part}/{entry.name}")
                 if match and entry.is_file():
-                    with open(entry.path, "rb") as f:
-                        reviews.append(_decode(f.read(), split, label, int(match[3]), int(match[4])))
+                    reviews.append(_decode(Path(entry.path).read_bytes(), split, label, int(match[3]), int(match[4])))
     return reviews, urls
 
 
