@@ -26,10 +26,9 @@ def two_spirals(n_per_class=100, noise=0.0, seed=0, turns=1.5):
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
     rng = np.random.default_rng(seed)
     radius = np.arange(1, n_per_class + 1) / n_per_class
-    points, labels = [], []
+    points = []
     for c in (0, 1):
         angle = 2.0 * np.pi * turns * radius + c * np.pi
         xy = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
         points.append(xy + noise * rng.standard_normal(xy.shape))
-        labels.append(np.full(n_per_class, c, dtype=np.int64))
-    return np.concatenate(points), np.concatenate(labels)
+    return np.concatenate(points), np.repeat(np.arange(2, dtype=np.int64), n_per_class)
