@@ -237,8 +237,6 @@ def _read_rows(text, fmt, path):
             records = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataFormatError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(records, list):
-            raise DataFormatError(f"{path}: expected a JSON array of objects or one object per line")
         rows = [(None, None, f"record {i + 1}", r) for i, r in enumerate(records)]
     else:
         rows = []
