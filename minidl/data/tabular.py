@@ -199,11 +199,7 @@ def decode_lines(data, encoding="utf-8"):
         return data.decode(encoding), []
     except UnicodeDecodeError:
         pass
-    try:
-        ascii_compatible = "\n".encode(encoding) == b"\n"
-    except LookupError:
-        ascii_compatible = False
-    if not ascii_compatible:  # e.g. UTF-16: lines cannot be cut at b"\n"; find the lines afterwards
+    if "\n".encode(encoding) != b"\n":  # e.g. UTF-16: lines cannot be cut at b"\n"; find the lines afterwards
         text = data.decode(encoding, errors="replace")
         return text, [i + 1 for i, line in enumerate(io.StringIO(text, newline="")) if "\ufffd" in line]
     lines, bad = [], []
