@@ -15,7 +15,7 @@ import os
 
 import minidl as md
 
-from ..compress.quantize import QuantizedLinear
+from ..compress.quantize import QuantizedLinear, quantize
 from ..data.vocab import Vocabulary
 from ..io import CheckpointError, npz_meta, read_npz
 from ..models.transformer import TransformerClassifier
@@ -79,8 +79,6 @@ def load_mlm(path, device="cpu", for_training=False):
         if for_training:
             raise CheckpointError(f"{path!r} is an int8 copy (minidl mlm quantize), for evaluation and fill-mask "
                                   f"only: train from the float checkpoint it was made from")
-        from ..compress.quantize import quantize
-
         quantize(model, embeddings=True)
     model.load_state_dict(model_arrays(arrays))
     model.eval()
