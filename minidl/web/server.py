@@ -53,6 +53,7 @@ a request is no page's, and tools like ``curl -0`` or ``nc`` may leave it out.
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -450,17 +451,10 @@ def main(args):
     except OSError as error:
         raise MinidlError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); give another --port "
                       f"(0: any free one) or --host") from None
-    try:
+    with server:   # closed on the way out: a model that cannot be loaded, Ctrl-C, an error
         server.models = Models(args.teacher, args.student, args.classifier, args.device, args.runs)
-    except BaseException:
-        server.server_close()
-        raise
-    host, port = server.server_address[:2]
-    print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+        host, port = server.server_address[:2]
+        print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
     return 0
