@@ -360,13 +360,9 @@ def build_parser():
                           help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
                                "libraries' own choice; the one in force is printed)")
 
-    from .bench.serve import add_arguments as add_bench_serve_arguments
-
-    add_bench_serve_arguments(bench_what)  # `minidl bench serve`: minidl serve under load; sets args.run
-
-    from .compress.cli import add_arguments as add_compress_arguments
-
-    add_compress_arguments(commands)  # `minidl compress prune | qat | lowrank-sweep`; each sets args.run
+    # `minidl bench serve`: minidl serve under load; `minidl compress prune | qat | lowrank-sweep`; each sets args.run
+    importlib.import_module("minidl.bench.serve").add_arguments(bench_what)
+    importlib.import_module("minidl.compress.cli").add_arguments(commands)
 
     report = commands.add_parser("compress-report", help="distil, prune, factorise and quantise a trained teacher; "
                                                          "one table of size, accuracy and speed, plotted")
