@@ -27,6 +27,7 @@ import time
 import warnings
 
 from .autograd.function import MinidlError
+from .backend import get_backend
 from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
 
 
@@ -606,9 +607,6 @@ def _check_device(device):
     """A command's --device, before any work: an unknown name, or a GPU this machine does not
     have, is the user's error (one line), not a traceback at the first tensor."""
     if isinstance(device, str):
-        from .autograd.function import MinidlError
-        from .backend import get_backend
-
         try:
             get_backend(device)
         except (RuntimeError, ValueError) as e:
