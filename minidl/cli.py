@@ -72,41 +72,37 @@ class ArgumentParser(argparse.ArgumentParser):
         return parsed, extra
 
 
-def _json_object(text):
-    """--model-options: a JSON object, or argparse's one-line error."""
+def _converted(text, convert, accept, error):
+    """``convert(text)`` where that works and ``accept`` takes the value, else argparse's one-line
+    ``error`` (a format string of ``text``): the body of an argparse ``type=``."""
     try:
-        value = json.loads(text)
+        value = convert(text)
     except ValueError:
         value = None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"give a JSON object like '{{\"radius\": 5}}', got {text!r}")
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(error.format(text=text))
     return value
+
+
+def _json_object(text):
+    """--model-options: a JSON object, or argparse's one-line error."""
+    return _converted(text, json.loads, lambda value: isinstance(value, dict),
+                      "give a JSON object like '{{\"radius\": 5}}', got {text!r}")
 
 
 def at_least(minimum):
     """An argparse ``type=``: a whole number >= ``minimum`` (a count, limit, size, step or k), or
     argparse's one-line error, "argument --steps: must be a whole number >= 1, got -5"."""
     def whole_number(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text}")
-        return value
+        return _converted(text, int, lambda value: value >= minimum,
+                          f"must be a whole number >= {minimum}, got {{text}}")
     return whole_number
 
 
 def positive(text):
     """An argparse ``type=``: a finite number > 0 (a learning rate, a time, a temperature), or
     argparse's one-line error."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, finite, got {text}")
-    return value
+    return _converted(text, float, lambda value: 0 < value < float("inf"), "must be a number > 0, finite, got {text}")
 
 
 def whole_numbers(minimum):
