@@ -32,6 +32,7 @@ interpreter ``triton.jit`` makes functions that cannot be compiled.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -120,12 +121,15 @@ def _dtype_name(dtype, dot=None):
     return f"{name} {dot}" if dot in ("ieee", "tf32") else name
 
 
-def _recurrent_configs(family, blocks, forward, backward, relu):
-    """``blocks``: the H×H weight blocks (RNN 1, GRU 3); ``forward``, ``backward``: kernels taking RELU if ``relu``."""
+def _recurrent_configs(family):
+    """``family`` "rnn": the Elman RNN's kernels (one H×H weight block, tanh and relu), "gru": the GRU's (three)."""
     import torch
 
     from . import recurrent
 
+    rnn = family == "rnn"
+    blocks, forward, backward = ((1, recurrent.elman_rnn_forward_kernel, recurrent.elman_rnn_backward_kernel) if rnn
+                                 else (3, recurrent.gru_forward_kernel, recurrent.gru_backward_kernel))
     configs = []
     for dtype_name, dot, widths in PRECISIONS:
         dtype = getattr(torch, dtype_name)
@@ -136,25 +140,13 @@ def _recurrent_configs(family, blocks, forward, backward, relu):
             too_big_for = {arch: f"{weights // 1024} KiB of weights (recurrent.py) > {limit // 1024} KiB"
                            for arch, limit in SHARED_MEMORY_LIMIT.items() if weights > limit}
             for direction, kernel in (("forward", forward), ("backward", backward)):
-                for nonlinearity in ("tanh", "relu") if relu else ("",):
+                for nonlinearity in ("tanh", "relu") if rnn else ("",):
                     name = " ".join(filter(None, [f"{family}_{direction}", nonlinearity, f"H={H}",
                                                   _dtype_name(dtype, dot)]))
-                    flags = dict(RELU=nonlinearity == "relu") if relu else {}
+                    flags = dict(RELU=nonlinearity == "relu") if rnn else {}
                     configs.append(_config(name, kernel, dtype, dict(B=BATCH, T=TIME, H=H), {**constexprs, **flags},
                                            options, too_big_for=too_big_for))
     return configs
-
-
-def rnn_configs():
-    from . import recurrent
-
-    return _recurrent_configs("rnn", 1, recurrent.elman_rnn_forward_kernel, recurrent.elman_rnn_backward_kernel, True)
-
-
-def gru_configs():
-    from . import recurrent
-
-    return _recurrent_configs("gru", 3, recurrent.gru_forward_kernel, recurrent.gru_backward_kernel, False)
 
 
 def window_attention_configs():
@@ -213,8 +205,8 @@ def losses_configs():
 
 
 # Kernel family -> its Configs. A new kernel module adds one function here.
-CONFIGS = {"rnn": rnn_configs, "gru": gru_configs, "window_attention": window_attention_configs,
-           "attention": attention_configs, "losses": losses_configs}
+CONFIGS = {"rnn": functools.partial(_recurrent_configs, "rnn"), "gru": functools.partial(_recurrent_configs, "gru"),
+           "window_attention": window_attention_configs, "attention": attention_configs, "losses": losses_configs}
 
 
 def missing_compiler():
