@@ -273,13 +273,10 @@ def _relative(a, b):
 def first_steps(kind, vocab, T, batch, device="cpu", seed=0, shape=SHAPE):
     """With dropout 0, for each side: the logits, the first training step's loss and the loss
     of the step after it (after one Adam update)."""
-    results = {}
-    for name, job in contenders(kind, vocab, T, batch, 0.0, device, seed, shape).items():
-        # the logits come from inference (torch's fused fast path), the losses from training
-        # (its ordinary path), so both of torch's paths are checked against ours
-        logits = _numpy(job["infer"]())
-        results[name] = {"logits": logits, "loss": job["train"](), "second loss": job["train"]()}
-    return results
+    # the logits come from inference (torch's fused fast path), the losses from training
+    # (its ordinary path), so both of torch's paths are checked against ours
+    return {name: {"logits": _numpy(job["infer"]()), "loss": job["train"](), "second loss": job["train"]()}
+            for name, job in contenders(kind, vocab, T, batch, 0.0, device, seed, shape).items()}
 
 
 def check_agreement(kind, vocab, T, batch, device="cpu", seed=0, rtol=AGREEMENT_RTOL, shape=SHAPE):
