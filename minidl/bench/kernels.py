@@ -125,21 +125,16 @@ def loss_contenders(loss, N, C, device="cuda"):
     targets = md.tensor(torch.randint(0, C, (N,), device=logits.data.device))
     logits_torch, teacher_torch, targets_torch = logits.data.clone().requires_grad_(), teacher.data, targets.data
     if loss == "cross_entropy":
-        def ours():
-            return md.cross_entropy(logits, targets)
+        return {**_ours(lambda: md.cross_entropy(logits, targets), [logits]),
+                "pytorch": _step(lambda: F.cross_entropy(logits_torch, targets_torch), [logits_torch])}
 
-        def theirs():
-            return F.cross_entropy(logits_torch, targets_torch)
-    else:
-        def ours():
-            return distillation_loss(logits, teacher, targets, ALPHA, TEMPERATURE)
-
-        def theirs():
-            soft = F.kl_div(F.log_softmax(logits_torch / TEMPERATURE, -1),
-                            F.log_softmax(teacher_torch / TEMPERATURE, -1),
-                            reduction="batchmean", log_target=True)
-            return ALPHA * F.cross_entropy(logits_torch, targets_torch) + (1 - ALPHA) * TEMPERATURE ** 2 * soft
-    return {**_ours(ours, [logits]), "pytorch": _step(theirs, [logits_torch])}
+    def theirs():
+        soft = F.kl_div(F.log_softmax(logits_torch / TEMPERATURE, -1),
+                        F.log_softmax(teacher_torch / TEMPERATURE, -1),
+                        reduction="batchmean", log_target=True)
+        return ALPHA * F.cross_entropy(logits_torch, targets_torch) + (1 - ALPHA) * TEMPERATURE ** 2 * soft
+    return {**_ours(lambda: distillation_loss(logits, teacher, targets, ALPHA, TEMPERATURE), [logits]),
+            "pytorch": _step(theirs, [logits_torch])}
 
 
 def _time(contenders):
