@@ -347,10 +347,6 @@ def _recount(dataset):
 
 
 def _load_csv(source, split):
-    if split == "official":
-        raise DataFormatError(f"{source} is the Kaggle CSV, which has no official train/test split: pass "
-                              f'split="course" (first {COURSE_TRAIN_SIZE:,} rows train, the rest test), or use the '
-                              f"official archive (`minidl data download`)")
     try:
         table = load_table(source, text_column="review", label_column="sentiment",
                            label_names=["negative", "positive"], name="imdb")
@@ -358,6 +354,12 @@ def _load_csv(source, split):
         raise DataFormatError(f"{source} is not the IMDB CSV (its columns are {e.columns}, not review and "
                               f"sentiment); a table of your own trains with minidl train --data {source} "
                               f"--text-column ... --label-column ...") from None
+    if split == "official":   # (the advice was split="course" alone, which no command takes)
+        raise DataFormatError(f"{source} is the Kaggle CSV, which has no official train/test split: train on it as "
+                              f"a table of your own (minidl train --data {source} --text-column review "
+                              f"--label-column sentiment), from Python pass split=\"course\" (first "
+                              f"{COURSE_TRAIN_SIZE:,} rows train, the rest test), or use the official archive "
+                              f"(`minidl data download`)")
     table.label_names = list(LABEL_NAMES)
     cut = min(COURSE_TRAIN_SIZE, len(table))
     return _recount(table.subset(range(cut), "imdb/train")), _recount(table.subset(range(cut, len(table)), "imdb/test"))

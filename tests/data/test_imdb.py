@@ -223,6 +223,9 @@ def test_kaggle_csv(tmp_path, monkeypatch):
     assert splits["test"].info["lines"][0] == 14 and splits["train"].info["decode_errors"] == 0
     with pytest.raises(DataFormatError, match='no official train/test split.*split="course"'):
         load_imdb(csv)
+    with pytest.raises(DataFormatError, match=r"train on it as a table of your own \(minidl train --data .*IMDB "
+                                              r"Dataset.csv --text-column review --label-column sentiment\)"):
+        load_imdb(csv)   # the one advice, split="course", was Python's: no command takes it
     with pytest.raises(DataFormatError, match="no unlabelled reviews"):
         load_imdb_unlabelled(csv)
 
