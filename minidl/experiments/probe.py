@@ -32,12 +32,11 @@ DEFAULTS = dict(data="synthetic", embed_dim=32, hidden=32, lr=0.002, epochs=30, 
 def accuracy_by_distance(model, prepared, distances=range(1, 13), n_per_distance=200, device="cpu"):
     """{d: accuracy on reviews negated at distance d}."""
     probe = make_negation_probe(distances, n_per_distance)
-    encoded = encode_dataset(probe, prepared.tokenizer, prepared.vocab)
+    distance = np.asarray(probe.info["distance"])
     out = {}
     for d in distances:
-        keep = np.flatnonzero(np.asarray(probe.info["distance"])[encoded.index] == d)
-        subset = type(encoded)([encoded.ids[i] for i in keep], encoded.labels[keep], encoded.lengths[keep],
-                               encoded.index[keep], encoded.pad_id, encoded.label_names, f"probe d={d}")
+        subset = encode_dataset(probe.subset(np.flatnonzero(distance == d), f"probe d={d}"), prepared.tokenizer,
+                                prepared.vocab)
         out[int(d)] = evaluate(model, subset, device=device)["accuracy"]
     return out
 
