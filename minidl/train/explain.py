@@ -75,12 +75,9 @@ def _rows(text, tokenizer, words, known, unk):
         if not tokens:
             rows.append({"word": word, "token": None, "index": None, "note": f"dropped by cleaning: {dropped}"})
         for k, (token, why) in enumerate(tokens):
-            row = {"word": "" if k else word, "token": token, "index": None, "note": None}
-            if why is not None:
-                row["note"] = f"dropped by cleaning: {why}"
-            else:
-                row["index"] = t
-                row["note"] = None if known[t] else f"not in vocabulary: {unk}"
+            row = {"word": "" if k else word, "token": token, "index": None, "note": f"dropped by cleaning: {why}"}
+            if why is None:
+                row.update(index=t, note=None if known[t] else f"not in vocabulary: {unk}")
                 t += 1
             rows.append(row)
     if t != len(words):
