@@ -69,9 +69,7 @@ def build(config, prepared):
     model = build_model(config.model, len(prepared.vocab), num_classes=len(prepared.label_names),
                         device=config.device, **settings)
     _check_positions(model, config, prepared)
-    kind = {"adam": optim.Adam, "adamw": optim.AdamW}.get(config.optimizer)
-    if kind is None:
-        raise ValueError(f'optimizer must be "adam" or "adamw", got {config.optimizer!r}')
+    kind = {"adam": optim.Adam, "adamw": optim.AdamW}[config.optimizer]   # TrainConfig.check refused any other
     params = [p for p in model.parameters() if p.requires_grad]
     table = embedding_table(model)
     if config.embedding_lr is not None and any(p is table for p in params):   # the table learns at its own rate
