@@ -59,13 +59,11 @@ CURVE_KEYS = ("epoch", "loss", "accuracy", "train_loss", "train_accuracy", "test
 
 
 def plot_curves(paths, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, any backend
 
     runs = [read_history(p) for p in paths]
-    fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs), 7), squeeze=False)
+    fig = Figure(figsize=(5 * len(runs), 7))
+    axes = fig.subplots(2, len(runs), squeeze=False)
     for column, (label, history, validated) in enumerate(runs):
         epochs = [h["epoch"] for h in history]
         for row, metric in enumerate(("loss", "accuracy")):
@@ -78,9 +76,7 @@ def plot_curves(paths, out):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
-    write_figure(fig, out, dpi=130)
-    plt.close(fig)
-    return out
+    return write_figure(fig, out, dpi=130)
 
 
 def main(args):

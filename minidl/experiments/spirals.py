@@ -62,14 +62,13 @@ def summarise(runs):
 
 
 def plot(runs, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, any backend
 
     table = summarise(runs)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(table)))
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
+    colours = colormaps["viridis"](np.linspace(0, 0.9, len(table)))
     for colour, row in zip(colours, table):
         curves = np.array([r["losses"] for r in runs if r["hidden"] == row["hidden"]])
         left.plot(curves.mean(axis=0), color=colour, label=f"H = {row['hidden']}")
@@ -88,7 +87,6 @@ def plot(runs, path):
     fig.suptitle("minidl: 2-hidden-layer tanh MLP on two spirals, Adam")
     fig.tight_layout()
     write_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 def main(args):
