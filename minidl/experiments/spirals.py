@@ -93,7 +93,6 @@ def main(args):
     check_writable(args.out, folder=True)
     check_replaceable(os.path.join(args.out, "results.json"), lambda path: {"runs", "summary"} <= json_keys(path),
                       "minidl spirals", f"--out {args.out}:", beside=[os.path.join(args.out, "spirals.png")])
-    os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     runs = sweep(args.hidden, args.seeds, steps=args.steps, device=args.device)
     write_text(os.path.join(args.out, "results.json"), json.dumps({"runs": runs, "summary": summarise(runs)}))
