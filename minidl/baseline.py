@@ -43,10 +43,15 @@ import numpy as np
 import minidl as md
 
 from .autograd.function import Function, MinidlError, OpError, ShapeError
+from .data.tabular import listing
+from .data.text import Tokenizer
 from .io import finite
 from .metrics import cell, classification_report
 from .nn.module import Module, Parameter
 from .optim import Adam
+from .train import loop as core
+from .train.config import TrainConfig, check_files
+from .train.prepare import load_splits
 
 KINDS = ("tfidf", "nbsvm")
 MAX_NGRAM = 3      # an n-gram is one int64 key, Σ word ids · U^k: three words of U <= 2 million fit
@@ -260,8 +265,6 @@ def fit_logistic(x, labels, num_classes, epochs=5, batch_size=256, lr=0.01, weig
     """A ``SparseLogisticRegression`` trained on x (N, V) CSR with ``train.loop.train``:
     softmax cross-entropy, Adam with the L2 penalty ``weight_decay`` · ½‖W‖² (not on b),
     ``epochs`` passes in seeded random mini-batches of ``batch_size``; -> (model, loop record)."""
-    from .train.loop import train
-
     x = x.astype(md.get_default_dtype())
     labels = np.asarray(labels, dtype=np.int64)
     model = SparseLogisticRegression(x.shape[1], num_classes)
@@ -277,9 +280,9 @@ def fit_logistic(x, labels, num_classes, epochs=5, batch_size=256, lr=0.01, weig
     def loss_fn(model, batch):
         return md.cross_entropy(model(batch.x), batch.labels)
 
-    loop, _ = train(model, batches, loss_fn, optimizer, epochs=epochs,
-                    epoch_steps=math.ceil(len(labels) / batch_size), log=None,
-                    advice=f"Lower the learning rate (now {lr}).")
+    loop, _ = core.train(model, batches, loss_fn, optimizer, epochs=epochs,
+                         epoch_steps=math.ceil(len(labels) / batch_size), log=None,
+                         advice=f"Lower the learning rate (now {lr}).")
     return model, loop
 
 
@@ -359,8 +362,6 @@ def fit_baseline(kind, train, others, max_length, ngrams=(1, 2), min_df=2, epoch
     the course cleaning): -> (model, n-gram vocabulary, [features (CSR) of each list of texts in
     ``others``]), the features' statistics from ``train`` only. ``model(x)`` gives logits (N, C).
     ``progress(V)``: called with the vocabulary size before the regression trains."""
-    from .data.text import Tokenizer
-
     lr = DEFAULTS[kind]["lr"] if lr is None else lr
     weight_decay = DEFAULTS[kind]["weight_decay"] if weight_decay is None else weight_decay
     tokenizer = Tokenizer(max_length=max_length)
@@ -377,8 +378,6 @@ def fit_baseline(kind, train, others, max_length, ngrams=(1, 2), min_df=2, epoch
 
 
 def _check_two_classes(kind, data, train):
-    from .data.tabular import listing
-
     if kind == "nbsvm" and train.num_classes != 2:
         names = listing([str(name)[:40] for name in train.label_names])   # not 23 KB of review texts
         raise BaselineError(f"--kind nbsvm compares two classes; {data} has {train.num_classes} ({names}): use "
@@ -387,9 +386,6 @@ def _check_two_classes(kind, data, train):
 
 def _splits(data, data_path, columns):
     """(train, test) TextDatasets of ``data``, as ``minidl train`` loads them (the whole training split)."""
-    from .train.config import TrainConfig
-    from .train.prepare import load_splits
-
     splits = load_splits(TrainConfig(data=data, data_path=data_path, text_column=columns[0], label_column=columns[1]))
     return splits["train"], splits["test"]
 
@@ -424,8 +420,6 @@ def main(args):
     for kind in kinds:                      # every setting checked before the first run
         for length in lengths:
             check_settings(kind, length, **settings)
-    from .train.config import TrainConfig, check_files
-
     check_files(TrainConfig(data=args.data, data_path=args.data_path))
     if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
         _check_two_classes("nbsvm", args.data, _splits(args.data, args.data_path,
