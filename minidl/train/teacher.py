@@ -149,9 +149,7 @@ def with_teacher(train, train_tokens, tokenizer, config):
     """(training TextDataset with ``config.unlabelled`` unlabelled IMDB reviews appended, their
     token lists likewise, the teacher's logits (N, C) for all of them). The unlabelled reviews'
     labels are the teacher's choices."""
-    texts = []
-    if config.unlabelled:
-        texts = load_imdb_unlabelled(config.data_path, max_reviews=config.unlabelled)
+    texts = load_imdb_unlabelled(config.data_path, max_reviews=config.unlabelled) if config.unlabelled else []
     labels = np.concatenate([train.labels, np.zeros(len(texts), dtype=np.int64)])   # 0 until the teacher says
     name = f"{train.name} + {len(texts)} unlabelled" if texts else train.name
     taught = TextDataset(list(train.texts) + texts, labels, list(train.label_names), name)
