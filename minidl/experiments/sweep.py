@@ -71,7 +71,7 @@ from ..bench.threads import describe as describe_threads, set_threads, usable_cp
 from ..io import check_writable, file_sha256
 from ..models import MODELS
 from ..train import fit
-from ..train.config import ConfigError, TrainConfig
+from ..train.config import ConfigError, TrainConfig, split_commas
 from ..train.loop import Callback
 from ..train.prepare import load_splits, own_files
 
@@ -179,9 +179,9 @@ def input_files(config):
     checkpoint (not a baseline teacher), your own data, validation and test files."""
     from ..baseline import KINDS
 
-    teachers = [part.strip() for part in str(config.get("teacher") or "").split(",")]
+    teachers = split_commas(config.get("teacher") or "")
     data = config.get("data")
-    named = [config.get("embeddings"), *(t for t in teachers if t and t not in KINDS),
+    named = [config.get("embeddings"), *(t for t in teachers if t not in KINDS),
              None if data in ("synthetic", "imdb") else data, config.get("validation_data"), config.get("test_data")]
     return sorted({path for path in named if path})
 
@@ -670,11 +670,6 @@ def parse_settings(items, models=()):
         else:
             fixed[key] = value
     return fixed, per_model
-
-
-def split_commas(text):
-    """``"a, b,,c"`` -> ["a", "b", "c"]."""
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def add_arguments(subparsers):

@@ -101,6 +101,11 @@ def _flag(name):
     return "--" + name.replace("_", "-")
 
 
+def split_commas(text):
+    """``"a, b,,c"`` -> ["a", "b", "c"]: a setting that lists several values (--teacher, --text-column)."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
 # (setting, smallest allowed value, may it be None): whole numbers and positive reals
 _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_length", 1, False), ("max_vocab", 3, False), ("min_freq", 1, False),
              ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False),

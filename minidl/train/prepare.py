@@ -26,7 +26,7 @@ from ..data.text import Tokenizer
 from ..data.vectors import load_glove
 from ..data.vocab import Vocabulary
 from ..io import file_sha256
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, split_commas
 
 DATA_KEYS = ("data", "data_path", "validation_data", "test_data", "text_column", "label_column", "label_names",
              "max_length", "train_windows", "min_word_length", "keep_digits", "contractions", "max_vocab", "min_freq",
@@ -134,7 +134,7 @@ def parse_label_names(spec):
     """
     if not spec:
         return None, None
-    parts = _names(spec)
+    parts = split_commas(spec)
     pairs = [part.split("=", 1) if "=" in part else (part, part) for part in parts]
     values, names = [v.strip() for v, _ in pairs], [n.strip() for _, n in pairs]
     mixed = 0 < sum("=" in part for part in parts) < len(parts)     # "0=neg,pos": is pos a value or a name?
@@ -151,7 +151,7 @@ def read_table(path, config, values=None, training=False):
     ``training``: the file trains a model, so it must have two classes and rows enough to
     split; a file that is only scored may hold a single row of a single class."""
     limits = {} if training else {"min_rows": 1, "min_classes": 1}
-    text_columns, label_columns = (_names(config.text_column), _names(config.label_column))
+    text_columns, label_columns = (split_commas(config.text_column), split_commas(config.label_column))
     if training and (same := [name for name in text_columns if name in label_columns]):   # test accuracy 1.0
         raise ConfigError(f"--text-column and --label-column both name {same[0]!r}: the model would read the label; "
                           f"give two columns")
@@ -166,10 +166,6 @@ def read_table(path, config, values=None, training=False):
                     raise
                 last = error
     raise DataFormatError(f"{last} (tried text columns {text_columns}, label columns {label_columns})")
-
-
-def _names(columns):
-    return [c.strip() for c in str(columns).split(",") if c.strip()]
 
 
 def relabel(dataset, values, names, whose):

@@ -42,13 +42,13 @@ from ..data.dataset import TextDataset
 from ..data.imdb import load_imdb_unlabelled
 from ..io import CheckpointError, WriteError, atomic_path
 from .checkpoint import load_classifier, read
-from .config import ConfigError
+from .config import ConfigError, split_commas
 
 
 def teacher_paths(spec):
     """The teachers named by ``--teacher`` ("a.npz", "nbsvm" or "nbsvm,a.npz"), each checkpoint
     checked to be a classifier checkpoint of ``minidl train``; ConfigError in one line otherwise."""
-    paths = [part.strip() for part in str(spec).split(",") if part.strip()]
+    paths = split_commas(spec)
     if not paths:
         raise ConfigError(f"--teacher {spec!r}: give a checkpoint, e.g. runs/gru/best.npz, or a baseline "
                           f"({', '.join(KINDS)})")
