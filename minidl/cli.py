@@ -575,11 +575,13 @@ def main(argv=None):
         resume = "; --resume goes on from the last checkpoint" if getattr(args, "resume", None) is not None else ""
         print(f"minidl {name}: interrupted{resume}", file=sys.stderr)
         return 130
-    except (MinidlError, ValueError, OSError) as e:
+    except (MinidlError, ValueError, OSError, MemoryError) as e:
         if args.debug:
             raise
         if isinstance(e, FileNotFoundError) and e.filename:
             message = f"no such file or folder: {e.filename!r}; check the path"
+        elif isinstance(e, MemoryError):   # --hidden 99999999 was a traceback of NumPy's allocator
+            message = f"out of memory: {e or 'an array did not fit'}; give smaller sizes (e.g. --hidden, --batch-size)"
         else:
             message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
         print(f"minidl {name}: {message}", file=sys.stderr)
