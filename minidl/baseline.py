@@ -420,7 +420,8 @@ def main(args):
     for kind in kinds:                      # every setting checked before the first run
         for length in lengths:
             check_settings(kind, length, **settings)
-    check_files(TrainConfig(data=args.data, data_path=args.data_path))
+    check_files(TrainConfig(data=args.data, data_path=args.data_path, text_column=args.text_column,
+                            label_column=args.label_column))
     if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
         _check_two_classes("nbsvm", args.data, _splits(args.data, args.data_path,
                                                         (args.text_column, args.label_column))[0])

@@ -217,6 +217,11 @@ def check_files(config):
     if config.data_path is not None and config.data != "imdb":   # it was ignored without a word
         raise ConfigError(f"--data-path {config.data_path!r}: it says where the IMDB data is, for --data imdb; "
                           f"--data is {config.data!r}. For a table of your own give --data FILE")
+    tables = config.data not in ("synthetic", "imdb") or config.validation_data or config.test_data
+    if not tables and (ignored := [name for name in ("text_column", "label_column", "label_names")
+                                   if getattr(config, name) != getattr(TrainConfig, name)]):   # ignored too
+        raise ConfigError(f"{_flag(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
+                          f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts and labels")
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):

@@ -99,6 +99,9 @@ BAD_SETTINGS = [
     (["--data", "tests"], "--data 'tests': is a folder, not a file"),      # "no such file" before
     (["--data-path", "tests/data/conftest.py"], "--data-path 'tests/data/conftest.py': it says where the IMDB "
                                                 "data is, for --data imdb; --data is 'synthetic'"),  # was ignored
+    (["--label-names", "a,b"], "--label-names 'a,b': it is for tables of your own (--data FILE, --validation-data, "
+                               "--test-data); --data synthetic has its own texts and labels"),   # was ignored too
+    (["--data", "imdb", "--text-column", "review"], "--text-column 'review': it is for tables of your own"),
     (["--data", "tests/data/conftest.py", "--label-names", "0=neg,pos"], 'all as "neg,pos" or all as "0=neg,1=pos"'),
     (["--data", "tests/data/conftest.py", "--label-names", "pos"], "give two or more distinct labels"),
 ]
