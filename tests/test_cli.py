@@ -254,10 +254,11 @@ def test_ctrl_c_is_one_line_with_the_way_back(monkeypatch, capsys):
 
 def test_sizes_past_the_memory_are_one_line(tmp_path, capsys):
     """--hidden 99999999 was a traceback of NumPy's allocator (Unable to allocate 55.9 GiB ...)."""
-    assert main(["train", "--model", "rnn", "--hidden", "999999999", "--epochs", "1", "--out", str(tmp_path / "r")]) == 1
+    out = tmp_path / "r"
+    assert main(["train", "--model", "rnn", "--hidden", "999999999", "--epochs", "1", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("minidl train: out of memory: Unable to allocate ") and len(err.splitlines()) == 1, err
-    assert err.endswith("; give smaller sizes (e.g. --hidden, --batch-size)\n") and not (tmp_path / "r").exists()
+    assert err.endswith("; give smaller sizes (e.g. --hidden, --batch-size)\n") and not out.exists()
 
 
 def test_python_dash_m_minidl_is_the_command():

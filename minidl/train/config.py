@@ -221,7 +221,8 @@ def check_files(config):
     if not tables and (ignored := [name for name in ("text_column", "label_column", "label_names")
                                    if getattr(config, name) != getattr(TrainConfig, name)]):   # ignored too
         raise ConfigError(f"{_flag(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
-                          f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts and labels")
+                          f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts "
+                          f"and labels")
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
