@@ -351,11 +351,10 @@ def _describe_problems(model, missing, unexpected, mismatched, strict):
     if strict and unexpected and not missing and not mismatched and all(k.endswith("_mask") for k in unexpected):
         lines.append("These are pruning masks: minidl.compress.load_pruned(model, path) loads a pruned model's "
                      "file, masks included.")
-        return "\n".join(lines)
-    if strict and any(key.startswith("model.") for key in unexpected) and "meta" in unexpected:
+    elif strict and any(key.startswith("model.") for key in unexpected) and "meta" in unexpected:
         lines.append("This is a checkpoint of minidl train (model, optimizer and run together): "
                      "minidl.train.load_classifier(path) reads it, model and vocabulary.")
-        return "\n".join(lines)
-    lines.append("Build the model with the same sizes as the one that was saved; strict=False skips "
-                 "missing and unexpected keys (never shape mismatches).")
+    else:
+        lines.append("Build the model with the same sizes as the one that was saved; strict=False skips "
+                     "missing and unexpected keys (never shape mismatches).")
     return "\n".join(lines)
