@@ -28,11 +28,9 @@ def _divide(a, b):
 
 def precision_recall_f1(y_true, y_pred, positive=1):
     """(precision, recall, F1) of class ``positive``: TP/(TP+FP), TP/(TP+FN), their harmonic mean."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    tp = int(np.sum((y_pred == positive) & (y_true == positive)))
-    fp = int(np.sum((y_pred == positive) & (y_true != positive)))
-    fn = int(np.sum((y_pred != positive) & (y_true == positive)))
-    precision, recall = _divide(tp, tp + fp), _divide(tp, tp + fn)
+    predicted, actual = np.asarray(y_pred) == positive, np.asarray(y_true) == positive
+    tp = int(np.sum(predicted & actual))
+    precision, recall = _divide(tp, int(np.sum(predicted))), _divide(tp, int(np.sum(actual)))  # TP + FP, TP + FN
     return precision, recall, _divide(2 * precision * recall, precision + recall)
 
 
