@@ -133,13 +133,10 @@ class Optimizer:
             p = params[int(i)]
             entry = {}
             for name, value in saved.items():
-                if name == "step":
-                    entry[name] = int(value)
-                    continue
-                if tuple(np.shape(value)) != p.shape:
+                if name != "step" and tuple(np.shape(value)) != p.shape:
                     raise MinidlError(f"{type(self).__name__}.load_state_dict: state {name!r} of parameter {i} "
                                       f"has shape {tuple(np.shape(value))}, the parameter has {p.shape}")
-                entry[name] = p.xp.array(value, p.dtype)
+                entry[name] = int(value) if name == "step" else p.xp.array(value, p.dtype)
             new_state[p] = entry
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
