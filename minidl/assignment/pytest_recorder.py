@@ -109,7 +109,3 @@ def run(argv):
     import pytest
 
     return int(pytest.main(argv[1:], plugins=[Recorder(argv[0])]))
-
-
-if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
