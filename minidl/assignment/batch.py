@@ -45,14 +45,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import minidl
-
 from ..bench.threads import usable_cpus
 from ..io import atomic_path, check_replaceable
 from .grade import (TEST_SECONDS, check_once, check_seconds, find_reference, grade, report_json, selected_tasks,
                     sigterm_as_interrupt)
 from .make import MARKER, make
-from .manifest import AssignmentError, find_assignment, read_toml
+from .manifest import MINIDL_ROOT, AssignmentError, find_assignment, read_toml
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
 _REFUSED = 3                  # the exit status of a grading process whose folder ``grade`` refused
@@ -214,9 +212,8 @@ def grade_one(argv):
 def _environment():
     """This minidl first on the path (the grader is the instructor's, whatever the working folder), and one
     thread per numerical library."""
-    here = str(Path(minidl.__file__).resolve().parents[1])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(MINIDL_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     for name in _ONE_THREAD:
         env.setdefault(name, "1")

@@ -14,14 +14,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
-
-import minidl
 
 from ..io import write_text
 from .checks import EXPECTED, as_float64
 from .make import MARKER
-from .manifest import AssignmentError, find_assignment
+from .manifest import MINIDL_ROOT, AssignmentError, find_assignment
 
 
 def compute_cases(manifest):
@@ -46,10 +43,9 @@ def compute_cases(manifest):
 
 def write_expected(name, root=None):
     manifest = find_assignment(name, root)
-    running = Path(minidl.__file__).resolve().parents[1]
-    if (manifest.root / MARKER).is_file() or running != manifest.root:
+    if (manifest.root / MARKER).is_file() or MINIDL_ROOT != manifest.root:
         raise AssignmentError(f"reference values come from the reference code: run this with the minidl of "
-                              f"{manifest.root} (this is the minidl of {running}), and not in a student copy")
+                              f"{manifest.root} (this is the minidl of {MINIDL_ROOT}), and not in a student copy")
     cases = compute_cases(manifest)
     path = manifest.folder / "grading" / EXPECTED
     lines = (f" {json.dumps(case)}: {json.dumps(values)}" for case, values in cases.items())

@@ -45,7 +45,7 @@ from pathlib import Path
 from ..io import check_replaceable, check_writable, json_keys, write_text
 from .checks import EXPECTED, REFERENCE
 from .make import MARKER
-from .manifest import ASSIGNMENTS, MANIFEST, AssignmentError, known_assignments, load_manifest, read_toml
+from .manifest import ASSIGNMENTS, MANIFEST, MINIDL_ROOT, AssignmentError, known_assignments, load_manifest, read_toml
 from .rules import task_findings
 
 RECORDER = Path(__file__).with_name("pytest_recorder.py")
@@ -141,8 +141,7 @@ def find_reference(manifest, reference=None):
                                   f"the file")
         _check_reference(found, manifest, reference)
         return found.resolve()
-    grading_code = Path(__file__).resolve().parents[2]
-    for root, trusted in ((grading_code, True), (Path.cwd(), False), (manifest.root, False)):
+    for root, trusted in ((MINIDL_ROOT, True), (Path.cwd(), False), (manifest.root, False)):
         path = root / ASSIGNMENTS / manifest.name / "grading" / EXPECTED
         if path.is_file() and (trusted or not (root / MARKER).is_file()):
             return path.resolve()

@@ -47,6 +47,7 @@ except ImportError:  # Python 3.10
 
 MANIFEST = "manifest.toml"
 ASSIGNMENTS = "assignments"
+MINIDL_ROOT = Path(__file__).resolve().parents[2]   # the tree of the running minidl (the instructor's repository)
 
 
 class AssignmentError(MinidlError):
@@ -209,8 +210,7 @@ def check_files(manifest):
 def default_root():
     """The repository that holds the running minidl package, if it has an assignments/ folder; else the
     current directory."""
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / ASSIGNMENTS).is_dir() else Path(os.getcwd())
+    return MINIDL_ROOT if (MINIDL_ROOT / ASSIGNMENTS).is_dir() else Path(os.getcwd())
 
 
 def known_assignments(root):
