@@ -31,7 +31,6 @@ per task: a task earns its points only when every one of its tests passes (see `
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +209,7 @@ def check_files(manifest):
 def default_root():
     """The repository that holds the running minidl package, if it has an assignments/ folder; else the
     current directory."""
-    return MINIDL_ROOT if (MINIDL_ROOT / ASSIGNMENTS).is_dir() else Path(os.getcwd())
+    return MINIDL_ROOT if (MINIDL_ROOT / ASSIGNMENTS).is_dir() else Path.cwd()
 
 
 def known_assignments(root):
