@@ -176,10 +176,9 @@ def load_manifest(folder, root=None):
         tests = _strings(raw["tests"], where, "tests")
         if not targets or not tests:
             raise AssignmentError(f"{where}: a task needs at least one target and one test")
+        hide = tuple(Target.parse(t, where) for t in _strings(raw.get("hide"), where, "hide"))
         tasks.append(Task(number, raw["title"], raw["points"], targets, tests, raw.get("what", ""),
-                          raw.get("description", ""), tuple(Target.parse(t, where)
-                                                            for t in _strings(raw.get("hide"), where, "hide")),
-                          _strings(raw.get("may_not_call"), where, "may_not_call")))
+                          raw.get("description", ""), hide, _strings(raw.get("may_not_call"), where, "may_not_call")))
     copy, handout, exercise = data.get("copy", {}), data.get("handout", {}), data.get("exercise")
     if exercise is not None and (not isinstance(exercise, int) or isinstance(exercise, bool) or exercise <= 0):
         raise AssignmentError(f"{path}: exercise must be a positive integer (the place in the course), "
