@@ -177,16 +177,11 @@ def source_findings(source, qualname, filename="<source>", may_not_call=()):
     if kind is None:
         return findings
     torch_names = _aliases(tree, TORCH)
-    uses = torch_uses(function, torch_names)
-    if uses:
-        findings.append(_torch_message(qualname, uses))
-    else:
-        module_functions = {n: f for n, f in functions.items() if "." not in n}
-        for name, helper in _called_helpers(function, module_functions).items():
-            helper_uses = torch_uses(helper, torch_names)
-            if helper_uses:
-                findings.append(_torch_message(qualname, helper_uses, name))
-                break
+    module_functions = {n: f for n, f in functions.items() if "." not in n}
+    for helper, body in [(None, function), *_called_helpers(function, module_functions).items()]:
+        if uses := torch_uses(body, torch_names):   # the target's own body first, then the helpers it calls
+            findings.append(_torch_message(qualname, uses, helper))
+            break
     calls = numpy_calls(function, _aliases(tree, NUMPY)) if kind == "op" else []
     if calls:
         line, what = calls[0]
