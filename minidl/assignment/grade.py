@@ -417,8 +417,7 @@ def selected_tasks(manifest, tasks):
 
 def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None, test_timeout=TEST_SECONDS):
     """Grade ``directory``; returns (manifest, [TaskResult], seconds). ``reference``: see ``find_reference``."""
-    manifest, found, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference,
-                                                             test_timeout)
+    manifest, _, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout)
     return manifest, results, seconds
 
 
