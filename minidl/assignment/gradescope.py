@@ -297,8 +297,7 @@ def write_classroom_workflow(destination, name, root=None):
     """Write ``classroom_workflow(name, root)`` to ``destination/.github/workflows/classroom.yml`` (a student
     copy being made); returns its Path."""
     path = Path(destination) / CLASSROOM_WORKFLOW
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(classroom_workflow(name, root), encoding="utf-8")
+    write_text(path, classroom_workflow(name, root))   # makes .github/workflows/
     return path
 
 
