@@ -234,11 +234,8 @@ class NumpyBackend(Backend):
     def ones(self, shape, dtype="float32"):
         return np.ones(shape, dtype=dtype)
 
-    def zeros_like(self, a):
-        return np.zeros_like(a)
-
-    def ones_like(self, a):
-        return np.ones_like(a)
+    zeros_like = staticmethod(np.zeros_like)
+    ones_like = staticmethod(np.ones_like)
 
     def arange(self, n, dtype="int64"):
         return np.arange(n, dtype=dtype)
@@ -285,8 +282,7 @@ class NumpyBackend(Backend):
         return np.max(a, axis=axis, keepdims=keepdims)
 
     # --- shapes --------------------------------------------------------------------
-    def transpose(self, a, axes):
-        return np.transpose(a, axes)
+    transpose = staticmethod(np.transpose)
 
     def swap_last(self, a):
         return np.swapaxes(a, -1, -2)
@@ -317,8 +313,7 @@ class NumpyBackend(Backend):
     def concat(self, arrays, axis=0):
         return np.concatenate(arrays, axis=axis)
 
-    def stack(self, arrays, axis=0):
-        return np.stack(arrays, axis=axis)
+    stack = staticmethod(np.stack)
 
     def pad(self, a, pad_width, value=0.0):
         """``pad_width``: one ``(before, after)`` pair per axis, as in ``np.pad``."""
