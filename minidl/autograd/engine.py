@@ -134,18 +134,14 @@ def _check_finite(ctx, i, parent, g_in):
 _Tensor = None   # the Tensor class, handed over by tensor.py (which imports this module)
 
 
-def _tensor_gradient(node):
-    from .function import OpError
-
-    raise OpError(f"the gradient of a tensor of shape {node.shape} is a minidl Tensor, not an array: a "
-                  f"Function.backward returned Tensors; return arrays (a Tensor's .data)")
-
-
 def _keep(node, g, given):
     """Store ``g`` as the gradient of a leaf (or a retained node): added to the one it has, else as its own array
     (one backward's array, add's (grad, grad), is never two leaves' .grad: p.grad *= 0.5 on one scaled both)."""
     if isinstance(g, _Tensor):     # an optimizer would then update nothing
-        _tensor_gradient(node)
+        from .function import OpError
+
+        raise OpError(f"the gradient of a tensor of shape {node.shape} is a minidl Tensor, not an array: a "
+                      f"Function.backward returned Tensors; return arrays (a Tensor's .data)")
     if node.grad is not None:
         node.grad = node.grad + g
     else:
