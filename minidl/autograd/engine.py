@@ -149,18 +149,17 @@ def _keep(node, g, given):
         given.add(id(node.grad))
 
 
-def _sums_back(grad_shape, shape):
-    """Can a gradient of ``grad_shape`` be summed back to an input of ``shape``: the input broadcast to it, or
-    it is the input's shape but for axes of size 1? (Any other shape, even of the same size, is a bug.)"""
+def _summed_back(ctx, i, grad, parent):
+    """``grad`` summed back to the shape of input ``i``, ``parent``, where it can be: the input broadcast to it, or
+    it is the input's shape but for axes of size 1. (Any other shape, even of the same size, is a bug: an OpError.)"""
+    grad_shape, shape = tuple(grad.shape), parent.shape
     broadcast = len(shape) <= len(grad_shape) and all(n in (1, m) for n, m in zip(shape[::-1], grad_shape[::-1]))
-    return broadcast or [n for n in grad_shape if n != 1] == [n for n in shape if n != 1]
+    if not broadcast and [n for n in grad_shape if n != 1] != [n for n in shape if n != 1]:
+        from .function import OpError
 
-
-def _wrong_shape(ctx, i, grad, parent):
-    from .function import OpError
-
-    raise OpError(f"{ctx.fn.op_name()}.backward returned a gradient of shape {tuple(grad.shape)} for input {i} of "
-                  f"shape {parent.shape}; return one of the input's shape (or of the shape it was broadcast to)")
+        raise OpError(f"{ctx.fn.op_name()}.backward returned a gradient of shape {grad_shape} for input {i} of "
+                      f"shape {shape}; return one of the input's shape (or of the shape it was broadcast to)")
+    return unbroadcast(parent.xp, grad, shape)
 
 
 def _wrong_gradients(ctx, input_grads):
@@ -202,9 +201,7 @@ def backward(root, grad=None):
             if parent is None or g_in is None or not parent.requires_grad:
                 continue
             if tuple(g_in.shape) != parent.shape:
-                if not _sums_back(tuple(g_in.shape), parent.shape):
-                    _wrong_shape(ctx, i, g_in, parent)
-                g_in = unbroadcast(parent.xp, g_in, parent.shape)
+                g_in = _summed_back(ctx, i, g_in, parent)
             if g_in.dtype is not parent.data.dtype and not isinstance(g_in, _Tensor):   # (named below)
                 g_in = parent.xp.astype(g_in, parent.xp.dtype_name(parent.data))   # NumPy: f32 · int64 -> f64
             if _anomaly:
