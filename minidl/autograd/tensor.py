@@ -147,10 +147,8 @@ class Tensor:
 
     def to(self, device=None, dtype=None):
         """This tensor on another device and/or dtype; gradients flow back through the move."""
-        from .ops.shape import To
-
-        return To.apply(self, xp=_backend.get_backend(device) if device is not None else self.xp,
-                        dtype=dtype)
+        return _ops.shape.To.apply(self, xp=_backend.get_backend(device) if device is not None else self.xp,
+                                   dtype=dtype)
 
     def float(self):
         return self.to(dtype="float32")
