@@ -153,13 +153,9 @@ class ScaledDotProductAttention(Function):
     @staticmethod
     def backward(ctx, grad):
         xp = ctx.xp
-        if ctx.kernel:
-            return (*kernels.attention_backward(grad, *ctx.saved[:4], ctx.causal, *ctx.saved[4:]), None, None,
-                    None, None)
-        if ctx.backend_kernel:
-            q, k, v, blocked, out, logsumexp = ctx.saved
-            return (*xp.attention_kernel_backward(grad, q, k, v, blocked, ctx.causal, out, logsumexp), None, None,
-                    None, None)
+        if ctx.kernel or ctx.backend_kernel:   # (grad, q, k, v, mask or blocked, causal, what the forward kernel kept)
+            kernel_backward = kernels.attention_backward if ctx.kernel else xp.attention_kernel_backward
+            return (*kernel_backward(grad, *ctx.saved[:4], ctx.causal, *ctx.saved[4:]), None, None, None, None)
         q, k, v, mask, out, row_max, row_sum, kept = ctx.saved                  # q is q/√d
         B, h, T, _ = q.shape
         dtype = xp.dtype_name(q)
