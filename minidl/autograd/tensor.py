@@ -50,6 +50,14 @@ def is_float(xp, array):
     return xp.dtype_name(array).startswith(("float", "bfloat"))
 
 
+def _comparison(op):
+    """Tensor's comparison method for ``op`` (operator.gt, ...): ``op`` on the arrays, as a constant tensor."""
+    def compare(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(op(self.data, other), self.xp)
+    return compare
+
+
 class Tensor:
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
 
@@ -257,24 +265,8 @@ class Tensor:
         return self._in_place(other, operator.itruediv, Tensor.__truediv__)
 
     # Comparisons give constant boolean tensors (masks); they are not differentiable.
-    def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(op(self.data, other), self.xp)
-
-    def __gt__(self, other):
-        return self._compare(other, operator.gt)
-
-    def __ge__(self, other):
-        return self._compare(other, operator.ge)
-
-    def __lt__(self, other):
-        return self._compare(other, operator.lt)
-
-    def __le__(self, other):
-        return self._compare(other, operator.le)
-
-    def eq(self, other):
-        return self._compare(other, operator.eq)
+    __gt__, __ge__, __lt__, __le__ = map(_comparison, (operator.gt, operator.ge, operator.lt, operator.le))
+    eq = _comparison(operator.eq)
 
     __hash__ = object.__hash__  # tensors are graph nodes, hashed by identity
 
