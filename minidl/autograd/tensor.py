@@ -103,9 +103,7 @@ class Tensor:
     def device(self):
         return _backend.device_name(self.xp)
 
-    @staticmethod
-    def device_of(xp):
-        return _backend.device_name(xp)
+    device_of = staticmethod(_backend.device_name)   # the device string of a backend
 
     @property
     def is_leaf(self):
