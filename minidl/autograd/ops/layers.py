@@ -38,24 +38,20 @@ class Embedding(Function):
         return d_weight, None, None
 
 
-def keep_mask(xp, shape, p, dtype, generator=None):
-    """Inverted dropout's multiplier: 1/(1−p) where a value is kept (probability 1−p), 0 where
-    it is dropped; drawn from ``generator`` (default: the backend's seeded one)."""
-    if p >= 1:
-        return xp.zeros(shape, dtype)
-    scale = xp.ge_(xp.rand(shape, dtype, generator), p)       # 1.0 kept, 0.0 dropped, in place
-    scale *= 1.0 / (1.0 - p)
-    return scale
-
-
 class Dropout(Function):
     """Inverted dropout: keep each value with probability 1−p and scale it by 1/(1−p),
-    so the expected activation is unchanged and evaluation needs no rescaling."""
+    so the expected activation is unchanged and evaluation needs no rescaling. The
+    multiplier, 1/(1−p) where a value is kept and 0 where it is dropped, is drawn from
+    ``generator`` (None: the backend's seeded one)."""
 
     @staticmethod
     def forward(ctx, x, p, generator):
         xp = ctx.xp
-        scale = keep_mask(xp, x.shape, p, xp.dtype_name(x), generator)
+        if p >= 1:
+            scale = xp.zeros(x.shape, xp.dtype_name(x))
+        else:
+            scale = xp.ge_(xp.rand(x.shape, xp.dtype_name(x), generator), p)   # 1.0 kept, 0.0 dropped, in place
+            scale *= 1.0 / (1.0 - p)
         ctx.save_for_backward(scale)
         return x * scale
 
