@@ -106,8 +106,11 @@ class Function:
         return cls.name or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
 
     @classmethod
-    def _unwrap(cls, inputs):
+    def _unwrap(cls, inputs, kwargs):
         """(the backend of the Tensor inputs, every input's array, which inputs require grad)."""
+        if named := [name for name, value in kwargs.items() if isinstance(value, Tensor)]:   # no gradient reached it
+            raise OpError(f"{cls.op_name()}: the Tensor {named[0]}= is given by keyword; give Tensor inputs by "
+                          f"position (keywords are for settings)")
         xp = None
         arrays, needs = [], []
         for x in inputs:
@@ -129,7 +132,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **kwargs):
-        xp, arrays, needs = cls._unwrap(inputs)
+        xp, arrays, needs = cls._unwrap(inputs, kwargs)
         record = engine.is_grad_enabled() and any(needs)
         # not recording (no_grad, or constants only): no backward will run, so the forward may
         # skip what only the backward needs and work in place
@@ -140,9 +143,11 @@ class Function:
             raise   # the op's own message, an op still to be written, or a slip in its code: not the inputs' fault
         except Exception as e:                        # the array library could not combine the inputs
             raise _library_error(cls, inputs, e) from e
-        if out is None or isinstance(out, (tuple, list)):   # NumPy stacked a tuple into one array, silently
-            raise OpError(f"{cls.op_name()}: forward returned {'None' if out is None else 'a ' + type(out).__name__}; "
-                          f"return the output array (keep what else the backward needs with ctx.save_for_backward)")
+        if out is None or isinstance(out, (tuple, list, Tensor)):   # NumPy stacked a tuple into one array, silently
+            what = ("None" if out is None else "a minidl Tensor" if isinstance(out, Tensor)
+                    else "a " + type(out).__name__)
+            raise OpError(f"{cls.op_name()}: forward returned {what}; return the output array (keep what else the "
+                          f"backward needs with ctx.save_for_backward)")
         if getattr(out, "dtype", None) is not getattr(arrays[0], "dtype", None) and not cls.sets_dtype:
             out = _promoted(xp, out, arrays)
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).

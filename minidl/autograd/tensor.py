@@ -187,12 +187,13 @@ class Tensor:
 
     # --- operators ----------------------------------------------------------------------
     def _lift(self, other):
-        """Python/NumPy scalars stay scalars; arrays become constant Tensors on our device."""
+        """Python/NumPy scalars stay scalars; arrays become constant Tensors on our device, in our dtype
+        if we are floats (else in theirs: an integer tensor times [0.5, 0.5] was cut to integers)."""
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (int, float, bool, np.generic)):
             return other.item() if isinstance(other, np.generic) else other
-        return Tensor(other, device=self.xp, dtype=self.dtype)
+        return Tensor(other, device=self.xp, dtype=self.dtype if is_float(self.xp, self.data) else None)
 
     def __add__(self, other):
         return _ops.add(self, self._lift(other))
@@ -263,8 +264,10 @@ class Tensor:
         return self._in_place(other, operator.itruediv, Tensor.__truediv__)
 
     # Comparisons give constant boolean tensors (masks); they are not differentiable.
-    __gt__, __ge__, __lt__, __le__ = map(_comparison, (operator.gt, operator.ge, operator.lt, operator.le))
-    eq = _comparison(operator.eq)
+    # == and != too, as in torch (they compared identity: np.mean(preds == y) was 0.0 for a perfect model)
+    __gt__, __ge__, __lt__, __le__, __eq__, __ne__ = map(_comparison, (operator.gt, operator.ge, operator.lt,
+                                                                       operator.le, operator.eq, operator.ne))
+    eq = __eq__
 
     __hash__ = object.__hash__  # tensors are graph nodes, hashed by identity
 
@@ -311,10 +314,21 @@ class Tensor:
     def reshape(self, *shape):
         return _ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
-    def transpose(self, *axes):
+    def permute(self, *axes):
+        """The axes in the order ``axes`` (a full permutation, as one tuple or spread out); none: reversed."""
         return _ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
 
-    permute = transpose
+    def transpose(self, *axes):
+        """Two axes: those two swapped, as torch's ``transpose(-2, -1)`` (NumPy read (0, 1) of a matrix as the
+        identity, silently); else as ``permute``."""
+        if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+            if not all(-self.ndim <= a < self.ndim for a in axes):
+                raise ValueError(f"transpose{axes}: a tensor of shape {self.shape} has axes 0..{self.ndim - 1} "
+                                 f"(or -{self.ndim}..-1)")
+            order = list(range(self.ndim))
+            order[axes[0]], order[axes[1]] = order[axes[1]], order[axes[0]]
+            axes = (tuple(order),)
+        return self.permute(*axes)
 
     @property
     def T(self):

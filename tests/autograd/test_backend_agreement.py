@@ -126,3 +126,14 @@ def test_integers_meeting_floats_give_the_same_dtype_on_both_backends():
         assert md.tensor(w.grad, device=device).dtype == "float32" and w.grad.tolist() == [1, 2, 3]
     with pytest.raises(OpError, match=r"input dtypes: float32, int64\); give the inputs one dtype"):
         md.tensor([[1, 2]], device="torch") @ md.tensor([[1.0], [2.0]], device="torch")
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_an_integer_tensor_and_an_array_of_floats_give_floats(device):
+    """tensor([1, 2]) * np.array([0.5, 0.5]) was Tensor([0, 0], int64): the array was cast to the tensor's
+    dtype (md.mul gave [0.5, 1.0]); a float tensor keeps its dtype, and integers meeting integers stay integers."""
+    i = md.tensor([1, 2], device=device)
+    assert (i * np.array([0.5, 0.5])).numpy().tolist() == [0.5, 1.0]
+    assert (i + [0.5, 0.5]).numpy().tolist() == [1.5, 2.5] and (np.array([0.5, 0.5]) + i).numpy().tolist() == [1.5, 2.5]
+    assert (i + np.array(0.5)).numpy().tolist() == [1.5, 2.5] and (i - [1, 1]).dtype == "int64"
+    assert (md.tensor([1.0, 2.0], device=device) * np.array([0.5, 0.5])).dtype == "float32"

@@ -105,6 +105,36 @@ def test_a_hand_written_function_that_breaks_the_contract_is_named():
         TwoOutputs.apply(a)
 
 
+    class Wrapped(md.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return md.tensor(x) * 2   # an object-dtype tensor that required grad, then a misleading error
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    with pytest.raises(md.OpError, match="wrapped: forward returned a minidl Tensor; return the output array"):
+        Wrapped.apply(a)
+    with pytest.raises(md.OpError, match=r"mul: the Tensor y= is given by keyword; give Tensor inputs by position"):
+        Mul.apply(a, y=b)   # b received no gradient: 'mul.backward returned 1 gradient(s) for 1 inputs' blamed backward
+
+
+def test_transpose_of_two_axes_swaps_them_as_in_torch():
+    """x.transpose(0, 1) of a matrix was NumPy's identity permutation (q @ k.transpose(-2, -1) silently wrong for
+    a square k); permute keeps the permutation."""
+    x = md.tensor([[1.0, -2.0], [3.0, 4.0]], requires_grad=True)
+    assert x.transpose(0, 1).tolist() == x.transpose(-2, -1).tolist() == x.T.tolist() == [[1.0, 3.0], [-2.0, 4.0]]
+    assert x.permute(0, 1).tolist() == [[1.0, -2.0], [3.0, 4.0]]
+    (x.transpose(1, 0) * md.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    assert x.grad.tolist() == [[1.0, 3.0], [2.0, 4.0]]
+    y = md.ones(2, 3, 4)
+    assert y.transpose(-2, -1).shape == (2, 4, 3) and y.transpose(0, 2, 1).shape == (2, 4, 3)
+    assert y.permute(2, 0, 1).shape == (4, 2, 3) and y.transpose((2, 1, 0)).shape == (4, 3, 2)
+    with pytest.raises(ValueError, match=r"transpose\(0, 3\): a tensor of shape \(2, 3, 4\) has axes 0..2"):
+        y.transpose(0, 3)
+
+
 def test_strings_where_token_lists_go_are_refused():
     """build(texts) counted characters (an 18-token vocabulary of letters), encode('the movie')
     gave one <unk> per character, vocab[2] gave unk_id."""
@@ -178,3 +208,13 @@ def test_arange_takes_one_count():
     with pytest.raises(TypeError, match="1 positional argument"):
         md.arange(0, 1, 0.25)
     assert md.arange(3, device="torch").tolist() == [0, 1, 2]
+
+
+def test_equality_compares_values_as_in_torch():
+    """== and != compared identity: np.mean(preds == y) was 0.0 for a perfect model, y == 1 was False."""
+    y, preds = md.tensor([0, 1, 1, 0]), np.array([0, 1, 1, 0])
+    assert (y == 1).tolist() == [False, True, True, False] and (y != 1).tolist() == [True, False, False, True]
+    assert (preds == y).numpy().mean() == 1.0 and (y == md.tensor(preds)).tolist() == [True] * 4
+    assert y.eq(1).tolist() == (y == 1).tolist()
+    assert {y: "kept"}[y] == "kept" and y in {y}   # still hashed by identity: dicts and sets of tensors work
+
