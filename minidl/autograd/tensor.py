@@ -145,6 +145,10 @@ class Tensor:
         """A NumPy copy (or view on the CPU) of the values, outside the graph."""
         return self.xp.to_numpy(self.data)
 
+    def __array__(self, dtype=None, copy=None):
+        """NumPy reads the values (np.mean of a list of losses crashed inside NumPy; np.asarray gave objects)."""
+        return np.asarray(self.numpy(), dtype)
+
     def item(self):
         return self.data.item()
 

@@ -218,3 +218,13 @@ def test_equality_compares_values_as_in_torch():
     assert y.eq(1).tolist() == (y == 1).tolist()
     assert {y: "kept"}[y] == "kept" and y in {y}   # still hashed by identity: dicts and sets of tensors work
 
+
+def test_numpy_reads_a_tensor_s_values():
+    """np.mean of a list of losses crashed inside NumPy ('str' object has no attribute 'type'); np.asarray gave an
+    object array. An array times a tensor is still the tensor's operator (in the graph)."""
+    assert np.mean([md.tensor(0.5), md.tensor(0.7)]) == pytest.approx(0.6)
+    assert np.asarray(md.tensor([1.0, 2.0], device="torch")).tolist() == [1.0, 2.0]
+    w = md.tensor([1.0, 2.0], requires_grad=True)
+    product = np.array([2.0, 3.0]) * w
+    assert isinstance(product, md.Tensor) and product.requires_grad
+
