@@ -39,9 +39,10 @@ def _set_grad_enabled(mode):
         _grad_enabled = previous
 
 
-def no_grad():
-    """Context manager (or decorator) that stops recording the graph: for evaluation."""
-    return _set_grad_enabled(False)
+def no_grad(function=None):
+    """Context manager (or decorator, ``@no_grad()`` or, as torch allows, ``@no_grad``) that stops
+    recording the graph: for evaluation."""
+    return _set_grad_enabled(False) if function is None else _set_grad_enabled(False)(function)
 
 
 def enable_grad():

@@ -23,7 +23,8 @@ class Adam(Optimizer):
     decoupled_weight_decay = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, average=0.0):
-        if not (len(betas) == 2 and all(isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0 for beta in betas)):
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(beta, numbers.Real) and 0.0 <= beta < 1.0 for beta in betas)):
             raise ValueError(f"betas must be two numbers (beta1, beta2) in [0, 1), got {betas!r}")
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")

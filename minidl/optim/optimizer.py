@@ -8,6 +8,8 @@ the engine may hand one gradient array to two tensors.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import backend as _backend
@@ -57,17 +59,19 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"a parameter of shape {p.shape} appears twice in {type(self).__name__}'s groups")
             seen.add(id(p))
-        if not (isinstance(group["lr"], (int, float)) and 0 <= group["lr"] < float("inf")):
+        if not (isinstance(group["lr"], numbers.Real) and 0 <= group["lr"] < float("inf")):   # np.float32 too
             raise ValueError(f"learning rate lr must be a number >= 0, got {group['lr']!r}")
-        if group.get("weight_decay", 0.0) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']}")
+        decay = group.get("weight_decay", 0.0)
+        if not (isinstance(decay, numbers.Real) and 0 <= decay < float("inf")):   # "0.1": '<' not supported
+            raise ValueError(f"weight_decay must be a number >= 0, got {decay!r}")
         self.param_groups.append(group)
 
-    def zero_grad(self):
-        """Forget the gradients (set them to None) before the next backward()."""
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients before the next backward(): set them to None (torch's default), or to
+        zeros with ``set_to_none=False``."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                p.grad = None if set_to_none or p.grad is None else p.xp.zeros_like(p.grad)
 
     def step(self):
         """Update every parameter that has a gradient; parameters with ``grad is None``

@@ -85,8 +85,13 @@ def test_no_grad_restores_on_error_and_works_as_decorator(device):
     def evaluate(t):
         return t * 2.0
 
+    @md.no_grad   # as torch allows: it was a TypeError when the module was imported
+    def bare(t):
+        return t * 2.0
+
     x = f64([1.0], device)
     assert not evaluate(x).requires_grad and not evaluate(x).requires_grad  # the decorator is reusable
+    assert not bare(x).requires_grad and not bare(x).requires_grad and (x * 2.0).requires_grad
     assert md.is_grad_enabled()
 
 

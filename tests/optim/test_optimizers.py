@@ -136,6 +136,22 @@ def test_zero_grad_and_frozen_parameters():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_numpy_numbers_and_torch_s_zero_grad_options_are_taken_and_strings_refused():
+    """lr=np.float32(0.01) was refused as not a number, weight_decay="0.1" was a TypeError ('<' not supported),
+    zero_grad(set_to_none=False), torch's, a TypeError."""
+    params = [nn.Parameter(np.ones(2))]
+    assert optim.Adam(params, lr=np.float32(0.01), weight_decay=np.float64(0.1)).param_groups[0]["lr"] == 0.01
+    for bad in ("0.1", float("inf"), -1.0):
+        with pytest.raises(ValueError, match="weight_decay must be a number >= 0, got"):
+            optim.AdamW(params, weight_decay=bad)
+    opt = optim.SGD(params, lr=0.1)
+    params[0].grad = np.ones(2)
+    opt.zero_grad(set_to_none=False)
+    assert params[0].grad.tolist() == [0.0, 0.0]
+    opt.zero_grad()
+    assert params[0].grad is None
+
+
 def test_a_model_moved_after_a_step_keeps_a_working_optimizer():
     """model.to("torch") after a step: state_dict() (every checkpoint) raised AttributeError on the NumPy moments,
     and swap_average() put NumPy weights into torch parameters."""
@@ -166,7 +182,7 @@ def test_bad_hyperparameters_are_refused():
         optim.SGD(params, lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="betas"):
         optim.Adam(params, betas=(0.9, 1.0))
-    for betas in ((0.9,), (0.9, 0.99, 0.999), ("a", "b")):   # a step's unpacking or comparison failed, not this
+    for betas in ((0.9,), (0.9, 0.99, 0.999), ("a", "b"), 0.9):   # a step's unpacking or comparison failed
         with pytest.raises(ValueError, match=r"betas must be two numbers \(beta1, beta2\) in \[0, 1\)"):
             optim.Adam(params, betas=betas)
     with pytest.raises(ValueError, match="no parameters"):
