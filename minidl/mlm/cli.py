@@ -287,7 +287,8 @@ def main_pretrain(args):
 def main_distill(args):
     if problem := _refused(args):
         return _refuse("distill", problem)
-    teacher, vocab, _, meta = load_mlm(args.teacher, args.device)
+    # an int8 copy (mlm quantize) is refused as for training: its 3,506 "parameters" were printed as the teacher's
+    teacher, vocab, _, meta = load_mlm(args.teacher, args.device, for_training=True)
     max_len = meta["settings"]["max_len"]
     corpus = _corpus(args, max_len, vocab=vocab)
     settings = _settings(args, max_len)

@@ -459,6 +459,9 @@ def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training
     assert os.path.getsize(tmp_path / "int8.npz") < 0.55 * os.path.getsize(float_path)   # small: meta, biases
     with pytest.raises(CheckpointError, match="int8 copy"):
         load_mlm(tmp_path / "int8.npz", for_training=True)
+    # distilled from as a teacher: it ran, printing the int8 copy's 3,506 "parameters" for the teacher's 76,786
+    assert main(["mlm", "distill", "--teacher", str(tmp_path / "int8.npz"), "--out", str(tmp_path / "s.npz")]) == 1
+    assert "int8 copy" in capsys.readouterr().err and not os.path.exists(tmp_path / "s.npz")
     before = open(float_path, "rb").read()
     assert main(["mlm", "quantize", "--model", str(float_path), "--out", str(float_path)]) == 2
     assert main(["mlm", "quantize", "--model", str(tmp_path / "int8.npz"), "--out", str(tmp_path / "x.npz")]) == 2
