@@ -351,7 +351,7 @@ class CompressionReport:
         name = (f"per-layer L1 {_percent(amount)}" if per_layer else f"one-shot {_percent(amount)}") + (
             ", embedding included" if scope == "all" else "") + (" + locked FT" if tuned else "")
         note = "then fine-tuned with the mask locked" if tuned else "no retraining"
-        if scope == "all":
+        if scope == "all" and not per_layer:   # (per layer there is no one threshold: the lesson was false there)
             note += "; the lesson: N(0, 1) embeddings under one threshold with the Linears empty the Linears"
         self.record(name, "one-shot pruning", lambda: self._one_shot(amount, scope, tuned, per_layer), save_sparse,
                     self.load_sparse, note=note,

@@ -126,6 +126,10 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     again.qat_rows()
     again.prune_row(0.3, tuned=True)
     again.teacher_row()
+    per_layer = CompressionReport(teacher_checkpoint, str(tmp_path / "per_layer"), fine_tune=200, test_limit=100,
+                                  log=None)
+    name = per_layer.prune_row(0.3, scope="all", per_layer=True)   # its note told of one threshold for all
+    assert [row["note"] for row in per_layer.rows if row["name"] == name] == ["no retraining"]
 
     assert main(["compress", "lowrank-sweep", *common, "--ranks", "2,8", "--no-fine-tune", "--min-size", "256"]) == 0
     printed = capsys.readouterr().out
