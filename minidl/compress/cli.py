@@ -8,7 +8,8 @@
 Each writes its model file and its row(s), with the teacher's as the reference, into
 ``--out``/results.jsonl, the file ``minidl compress-report --out`` fills: the report then
 reuses those rows instead of recomputing them. The rank sweep writes rank_sweep.jsonl and
-rank_sweep.png/.svg. ``seeds`` repeats the fine-tuned rows whose differences from the teacher
+rank_sweep.png/.svg; run again, it reuses the ranks measured with the same settings (and refuses a
+sweep of others). ``seeds`` repeats the fine-tuned rows whose differences from the teacher
 are under a point (``CompressionReport.seeded_rows``) under each seed, seed 0's in ``--out``
 itself and seed N's in ``--out``/seedN, and writes their mean and spread to seeds.md.
 """

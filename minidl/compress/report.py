@@ -375,17 +375,24 @@ class CompressionReport:
         reviews; -> the rows (also written to rank_sweep.jsonl and plotted)."""
         ranks = ranks or default_ranks(self.teacher, min_size)
         path = os.path.join(self.out, "rank_sweep.jsonl")
+        setup = {**self.setup, "seed": self.seed, "min_size": min_size, "fine_tuned": bool(fine_tune)}
+        kept = _kept_ranks(path, setup)   # a rerun (an interrupted sweep) reuses its ranks; another sweep is refused
+        todo = [rank for rank in ranks if rank not in kept]
 
         def done(rows):   # each finished rank is kept (an interrupted sweep keeps its rows) and said
-            _write_rows(path, rows)
+            rows[-1]["setup"] = setup
+            _write_rows(path, sorted([*kept.values(), *rows], key=lambda row: row["rank"]))
             if self.log:
                 scores = "  ".join(f"{when} {rows[-1][when]['accuracy']:.4f}" for when in ("before", "after")
                                    if rows[-1][when])
                 self.log(f"rank {rows[-1]['rank']:<6} {rows[-1]['params_ratio']:6.1%} of the parameters  {scores}"
-                         f"  ({len(rows)} of {len(ranks)} ranks)")
+                         f"  ({len(rows) + len(ranks) - len(todo)} of {len(ranks)} ranks)")
 
-        rows = rank_sweep(self.teacher_copy, ranks, lambda model: evaluate(model, self.test, device=self.device),
-                          fine_tune=self._tuned if fine_tune else None, min_size=min_size, on_row=done)
+        if self.log and len(todo) < len(ranks):
+            self.log(f"reusing {len(ranks) - len(todo)} of the {len(ranks)} ranks from {path}")
+        new = rank_sweep(self.teacher_copy, todo, lambda model: evaluate(model, self.test, device=self.device),
+                         fine_tune=self._tuned if fine_tune else None, min_size=min_size, on_row=done) if todo else []
+        rows = sorted([*kept.values(), *new], key=lambda row: row["rank"])
         plot_rank_sweep(rows, os.path.join(self.out, "rank_sweep"),
                         title=f"{self.teacher_path}: accuracy against SVD rank")
         return rows
@@ -556,6 +563,20 @@ def _read_rows(path, setup):
             raise ConfigError(f"{path}: its row {row['name']!r} was measured with other settings ({changed}); give "
                               f"another --out, or delete the file to measure again")
     return rows
+
+
+def _kept_ranks(path, setup):
+    """{rank: row} of the sweep in ``path`` (none: {}), measured with ``setup``; a sweep of another teacher or
+    other settings was replaced without a word, and is refused in one line."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    if changed := next((_setup_changes(row, setup) or "settings not recorded" for row in rows
+                        if row.get("setup") != setup), None):
+        raise ConfigError(f"--out's rank_sweep.jsonl holds a sweep of other settings ({changed}); give another "
+                          f"--out, or move the file away to measure again")
+    return {row["rank"]: row for row in rows}
 
 
 def _is_rank_sweep(path):

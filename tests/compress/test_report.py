@@ -164,6 +164,17 @@ def test_an_interrupted_rank_sweep_keeps_the_ranks_it_finished(teacher_checkpoin
     with pytest.raises(KeyboardInterrupt):
         report.rank_sweep([2, 8], fine_tune=False, min_size=256)
     assert [json.loads(line)["rank"] for line in (out / "rank_sweep.jsonl").read_text().splitlines()] == [2]
+    # run again: rank 2 is reused, not measured again (a rerun started over), and rank 8 joins it
+    evaluated = []
+    monkeypatch.setattr(report_module, "evaluate", lambda model, data, **options: evaluated.append(1) or
+                        evaluate(model, data, **options))
+    assert [row["rank"] for row in report.rank_sweep([2, 8], fine_tune=False, min_size=256)] == [2, 8]
+    assert len(evaluated) == 1
+    assert [json.loads(line)["rank"] for line in (out / "rank_sweep.jsonl").read_text().splitlines()] == [2, 8]
+    # a sweep of other settings in --out was replaced without a word
+    with pytest.raises(ValueError, match=r"rank_sweep.jsonl holds a sweep of other settings \(min_size 256, now 512\)"):
+        report.rank_sweep([4], fine_tune=False, min_size=512)
+    assert len((out / "rank_sweep.jsonl").read_text().splitlines()) == 2
 
 
 def test_compress_seeds_repeats_the_close_rows_under_each_seed(report_rows, teacher_checkpoint, capsys, monkeypatch):
