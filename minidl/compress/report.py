@@ -86,16 +86,17 @@ class CompressionReport:
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
         check_writable(out, folder=True)                # before the data and the teacher load, not after
         rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
-        # the outputs are the rows' (or, where a rank sweep alone ran, its rows')
+        _check_not_inside(out, teacher=teacher_path, decoder=decoder_path)   # (its own message, before models/'s)
+        # the outputs are the rows' (or, where a rank sweep alone ran, its rows'); so is models/, where a
+        # user's files (a training checkpoint among them) were replaced by the rows' models without a word
         check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
                           lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
-                          beside=[os.path.join(out, name) for name in OUTPUTS])
+                          beside=[os.path.join(out, name) for name in (*OUTPUTS, "models")])
         # (a folder or a missing file named in one line, before its SHA-256 is taken)
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
         if self.config.model != "transformer":   # an RNN's rows claimed compression that never happened
             raise ConfigError(f"--teacher {teacher_path} is a {self.config.model}; the compression report and "
                               f"commands take a transformer (minidl train --model transformer)")
-        _check_not_inside(out, teacher=teacher_path, decoder=decoder_path)
         # what every row depends on: rows of another teacher or other settings in --out are refused, not reused
         self.setup = {"teacher": file_sha256(teacher_path), "test_limit": test_limit, "fine_tune": fine_tune,
                       "device": str(device)}

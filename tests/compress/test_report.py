@@ -9,6 +9,7 @@ import pytest
 
 from minidl.cli import main
 from minidl.compress.report import CompressionReport, format_table, seed_table, write_outputs
+from minidl.io import WriteError
 from minidl.train import TrainConfig, fit
 
 
@@ -146,6 +147,16 @@ def test_compress_commands_make_the_rows_the_report_reuses(teacher_checkpoint, t
     assert main(sweep) == 0 and main(sweep) == 0   # a folder holding a rank sweep alone: refused as foreign before
     (tmp_path / "sweep" / "rank_sweep.jsonl").write_text("my notes\n")
     assert main(sweep) == 1 and "rank_sweep.jsonl is there and was not written by" in capsys.readouterr().err
+
+
+def test_a_models_folder_of_the_user_in_out_is_refused(teacher_checkpoint, tmp_path):
+    """compress prune into a folder holding models/teacher.npz (a training checkpoint of the user's) replaced it
+    with the row's bare weights file."""
+    (tmp_path / "out" / "models").mkdir(parents=True)
+    (tmp_path / "out" / "models" / "teacher.npz").write_bytes(b"mine")
+    with pytest.raises(WriteError, match=r"out/models is there and was not written by minidl compress"):
+        CompressionReport(teacher_checkpoint, str(tmp_path / "out"), test_limit=50, log=None)
+    assert (tmp_path / "out" / "models" / "teacher.npz").read_bytes() == b"mine"
 
 
 def test_an_interrupted_rank_sweep_keeps_the_ranks_it_finished(teacher_checkpoint, tmp_path, monkeypatch):
