@@ -157,7 +157,7 @@ def add_arguments(commands):
     _training_arguments(pretrain, 3000, 1e-3)
     pretrain.add_argument("--max-vocab", type=at_least(1), default=8000,
                           help="vocabulary size, specials included: the most frequent tokens")
-    pretrain.add_argument("--length", type=at_least(1), default=128, help="tokens per segment, [CLS] included")
+    pretrain.add_argument("--length", type=at_least(2), default=128, help="tokens per segment, [CLS] included")
     _init_argument(pretrain)
     pretrain.add_argument("--resume-from", default=None,
                           help="continue pretraining this checkpoint (its weights, vocabulary and settings; a fresh "
@@ -284,11 +284,24 @@ def main_pretrain(args):
     return 0
 
 
+def _refused_by_teacher(args, teacher):
+    """The reason the student ``args`` describes cannot learn from a teacher of ``teacher``'s settings, or None."""
+    if args.init == "teacher" and args.d_model > teacher["d_model"]:
+        return (f"--init teacher projects the teacher's embeddings, of width {teacher['d_model']}: give --d-model "
+                f"at most that (got {args.d_model}), or another --init")
+    if (args.hidden_weight or args.attention_weight) and args.layers > teacher["num_layers"]:
+        return (f"--hidden-weight / --attention-weight match each student layer to its own teacher layer: give "
+                f"--layers at most the teacher's {teacher['num_layers']} (got {args.layers}), or both weights 0")
+    return None
+
+
 def main_distill(args):
     if problem := _refused(args):
         return _refuse("distill", problem)
     # an int8 copy (mlm quantize) is refused as for training: its 3,506 "parameters" were printed as the teacher's
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device, for_training=True)
+    if problem := _refused_by_teacher(args, meta["settings"]):   # (found after reading the reviews, by function names)
+        return _refuse("distill", problem)
     max_len = meta["settings"]["max_len"]
     corpus = _corpus(args, max_len, vocab=vocab)
     settings = _settings(args, max_len)

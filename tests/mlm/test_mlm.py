@@ -567,3 +567,26 @@ def test_a_file_of_the_user_where_the_training_state_goes_is_never_replaced(tmp_
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "P.state.npz is there and was not written by minidl mlm" in err[0], err
     assert (tmp_path / "P.state.npz").read_text() == "mine"
+
+
+def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_read(tmp_path, capsys, monkeypatch):
+    """A student wider than the teacher under --init teacher, or deeper with intermediate matching, was refused
+    after reading and tokenising the reviews (9 s on 1,000), in the words of teacher_basis and layer_map;
+    pretrain --length 1 likewise (segments)."""
+    import minidl.mlm.cli as mlm_cli
+    from minidl.cli import main
+
+    monkeypatch.setattr(mlm_cli, "_corpus", lambda *a, **k: pytest.fail("the reviews were read"))
+    vocab = _vocab()
+    teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), TINY, "cpu", seed=0), vocab, TINY)
+    common = ["mlm", "distill", "--teacher", str(teacher), "--out", str(tmp_path / "s.npz"), "--heads", "2"]
+    assert main([*common, "--d-model", "32", "--layers", "1"]) == 2
+    assert "--init teacher projects the teacher's embeddings, of width 16: give --d-model at most that (got 32)" \
+        in capsys.readouterr().err
+    assert main([*common, "--d-model", "16", "--layers", "3", "--hidden-weight", "1"]) == 2
+    assert "give --layers at most the teacher's 1 (got 3), or both weights 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--length", "1"])
+    assert "argument --length: must be a whole number >= 2, got 1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "s.npz")
+
