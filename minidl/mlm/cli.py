@@ -27,6 +27,9 @@ from .projection import start_from_teacher
 from .tokenizer import MASK
 
 
+PRETRAIN_SHAPE = {"d_model": 128, "num_layers": 4, "num_heads": 4, "d_ff": 512}   # pretrain's defaults
+
+
 def _model_arguments(parser, d_model, layers, heads, d_ff):
     parser.add_argument("--d-model", type=at_least(1), default=d_model,
                         help="the model's width: embedding and hidden size")
@@ -153,7 +156,7 @@ def add_arguments(commands):
     mlm = commands.add_parser("mlm", help="masked-LM pretraining, distillation and evaluation")
     what = mlm.add_subparsers(dest="what", required=True)
     pretrain = what.add_parser("pretrain", help="pretrain a masked-LM teacher on IMDB (train + unlabelled)")
-    _model_arguments(pretrain, 128, 4, 4, 512)
+    _model_arguments(pretrain, *PRETRAIN_SHAPE.values())
     _training_arguments(pretrain, 3000, 1e-3)
     pretrain.add_argument("--max-vocab", type=at_least(1), default=8000,
                           help="vocabulary size, specials included: the most frequent tokens")
@@ -269,6 +272,9 @@ def main_pretrain(args):
         model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
                                          for_training=True)
         settings, history = meta["settings"], meta["history"]
+        if args.resume_from and (clash := _clashes(args, settings)):   # they were dropped, with a note in brackets
+            return _refuse("pretrain", f"--resume-from {args.resume_from} goes on with its model's settings, not "
+                                       f"{', '.join(clash)}: leave them out, or pretrain a new model")
         corpus = _corpus(args, settings["max_len"], vocab=vocab)
     else:
         corpus = _corpus(args, args.length, args.max_vocab)
@@ -282,6 +288,14 @@ def main_pretrain(args):
               seed=args.seed, device=args.device, role="teacher", history=history, resume=args.resume,
               source=_source(args), log=lambda m: print(m, flush=True))
     return 0
+
+
+def _clashes(args, settings):
+    """The model options given other than their defaults and other than the checkpoint's ``settings``."""
+    given = {"--d-model": (args.d_model, "d_model"), "--layers": (args.layers, "num_layers"),
+             "--heads": (args.heads, "num_heads"), "--d-ff": (args.d_ff, "d_ff")}
+    return [f"{flag} {value} (it has {settings[key]})" for flag, (value, key) in given.items()
+            if value != PRETRAIN_SHAPE[key] and value != settings[key]]
 
 
 def _refused_by_teacher(args, teacher):

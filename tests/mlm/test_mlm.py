@@ -589,4 +589,9 @@ def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_re
         main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--length", "1"])
     assert "argument --length: must be a whole number >= 2, got 1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "s.npz")
+    # pretrain --resume-from went on with the checkpoint's model, dropping the --d-model and --layers given
+    assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--resume-from", str(teacher), "--d-model", "64",
+                 "--layers", "3", "--heads", "2"]) == 2
+    assert (f"--resume-from {teacher} goes on with its model's settings, not --d-model 64 (it has 16), --layers 3 "
+            f"(it has 1): leave them out") in capsys.readouterr().err
 
