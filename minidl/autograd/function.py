@@ -108,7 +108,8 @@ class Function:
     @classmethod
     def _unwrap(cls, inputs, kwargs):
         """(the backend of the Tensor inputs, every input's array, which inputs require grad)."""
-        if named := [name for name, value in kwargs.items() if isinstance(value, Tensor)]:   # no gradient reached it
+        # a Tensor given by keyword would get no gradient: refused (the check costs nothing without keywords)
+        if kwargs and (named := [name for name, value in kwargs.items() if isinstance(value, Tensor)]):
             raise OpError(f"{cls.op_name()}: the Tensor {named[0]}= is given by keyword; give Tensor inputs by "
                           f"position (keywords are for settings)")
         xp = None
@@ -152,7 +153,8 @@ class Function:
             out = _promoted(xp, out, arrays)
         # An op may hand its output to another backend (only ``To`` does: ctx.out_xp).
         out_xp = getattr(ctx, "out_xp", xp)
-        record = record and is_float(out_xp, out)   # integers carry no gradient (x.to(dtype="int64"), as in torch)
+        if record and cls.sets_dtype:   # (only such an op turns float inputs into integers: x.to(dtype="int64"))
+            record = is_float(out_xp, out)   # integers carry no gradient, as in torch
         result = Tensor._wrap(out, out_xp, requires_grad=record)
         if ctx.aux is not None:
             result.aux = ctx.aux

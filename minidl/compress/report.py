@@ -546,15 +546,19 @@ def _setup_changes(row, setup):
     return differences(saved, {key: value for key, value in setup.items() if key in saved})
 
 
-def _read_rows(path, setup):
-    """The rows already in ``path``; a file that is not a report's, or rows measured with another
-    ``setup`` (teacher file, test reviews, fine-tuning reviews, seed), are refused in one line."""
+def _jsonl(path):
+    """The JSON values of the non-empty lines of ``path`` (none when it is missing); ValueError if one is no JSON."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = [line for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _read_rows(path, setup):
+    """The rows already in ``path``; a file that is not a report's, or rows measured with another
+    ``setup`` (teacher file, test reviews, fine-tuning reviews, seed), are refused in one line."""
     try:
-        rows = [json.loads(line) for line in lines]
+        rows = _jsonl(path)
     except ValueError:
         rows = None
     if rows is None or not all(isinstance(row, dict) and "name" in row for row in rows):
@@ -569,10 +573,7 @@ def _read_rows(path, setup):
 def _kept_ranks(path, setup):
     """{rank: row} of the sweep in ``path`` (none: {}), measured with ``setup``; a sweep of another teacher or
     other settings was replaced without a word, and is refused in one line."""
-    rows = []
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+    rows = _jsonl(path)
     if changed := next((_setup_changes(row, setup) or "settings not recorded" for row in rows
                         if row.get("setup") != setup), None):
         raise ConfigError(f"--out's rank_sweep.jsonl holds a sweep of other settings ({changed}); give another "
@@ -581,8 +582,7 @@ def _kept_ranks(path, setup):
 
 
 def _is_rank_sweep(path):
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = _jsonl(path)
     return all(isinstance(row, dict) and {"rank", "factorised"} <= set(row) for row in rows)
 
 
