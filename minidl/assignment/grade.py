@@ -219,11 +219,11 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
             stopped, status = recorded.get("running"), recorded["exit_status"]
             if recorded.get("finished") or not stopped or status is None:
                 break
-            merged["tests"][stopped] = {"outcome": "failed", "message": (
-                f"this test ran longer than {test_timeout:g} s (--test-timeout) and was stopped: an endless loop, "
-                f"or code far too slow" if status == TOO_SLOW else f"the grading process ended (exit status "
-                f"{status}) while this test ran: os._exit, a crash or a signal") + "; the tests after it ran in a "
-                                                                                   "new process"}
+            why = (f"this test ran longer than {test_timeout:g} s (--test-timeout) and was stopped: an endless loop, "
+                   f"or code far too slow" if status == TOO_SLOW else f"the grading process ended (exit status "
+                   f"{status}) while this test ran: os._exit, a crash or a signal")
+            merged["tests"][stopped] = {"outcome": "failed",
+                                        "message": why + "; the tests after it ran in a new process"}
             paths = [node for node in recorded.get("collected", []) if node not in merged["tests"]]
             if not paths:
                 break
