@@ -8,7 +8,10 @@ hand-written ``backward`` and accumulates gradients into the leaves' ``.grad``
 Calling ``backward`` twice is allowed: the graph is kept (its saved arrays live as
 long as the output tensor does) and the second call *adds* the same gradients to
 the leaves again, as ``torch`` does with ``retain_graph=True``. Zero the gradients
-(``optimizer.zero_grad()``) between steps.
+(``optimizer.zero_grad()``) between steps. Once an optimizer step has changed an
+input of an op in place, a backward through that op is refused: its saved arrays may
+hold the old values. (torch refuses only where the backward needs the changed input;
+minidl checks every input, which is simpler and refuses a little more.)
 
 Gradient arrays are never modified in place: an op may hand the same array to two
 inputs (``add`` does), so accumulation always builds a new array.
@@ -23,6 +26,7 @@ from .broadcast import unbroadcast
 
 _grad_enabled = True
 _anomaly = False
+_clock = 0   # the number of in-place changes so far (``changed_in_place``): each op records the count it saw
 
 
 def is_grad_enabled():
@@ -47,6 +51,25 @@ def no_grad(function=None):
 
 def enable_grad():
     return _set_grad_enabled(True)
+
+
+def changed_in_place(tensor):
+    """Note that ``tensor``'s array was just changed in place (an optimizer's step, ``p -= lr * p.grad``):
+    a graph recorded before it can no longer run backward through it."""
+    global _clock
+    _clock += 1
+    tensor._changed_at = _clock
+
+
+def _check_unchanged(ctx):
+    """Refuse the backward of an op one of whose inputs an optimizer changed after the op was recorded."""
+    for parent in ctx.parents:
+        if parent is not None and parent._changed_at > ctx.clock:
+            raise RuntimeError(
+                f"backward(): an input of shape {parent.shape} of '{ctx.fn.op_name()}' was changed in place "
+                f"(optimizer.step(), or p -= ... under no_grad) after the graph was recorded, and the op's "
+                f"backward may use its old values; run the forward again after each step, and .detach() a "
+                f"state carried into the next batch")
 
 
 def anomaly_mode():
@@ -193,6 +216,8 @@ def backward(root, grad=None):
             _keep(node, g, given)
         if ctx is None:
             continue
+        if ctx.clock != _clock:   # an optimizer step since the op was recorded
+            _check_unchanged(ctx)
         input_grads = ctx.fn.backward(ctx, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)

@@ -160,6 +160,7 @@ class Function:
             result.aux = ctx.aux
         if record:
             ctx.fn = cls
+            ctx.clock = engine._clock
             ctx.parents = tuple(x if isinstance(x, Tensor) else None for x in inputs)
             if engine.anomaly_mode():
                 ctx.created_at = engine.user_frame()

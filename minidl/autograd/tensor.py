@@ -60,6 +60,7 @@ def _comparison(op):
 
 class Tensor:
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
+    _changed_at = 0   # engine.changed_in_place: when a step (p -= lr * p.grad) last changed the array in place
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
         if isinstance(data, Tensor):
@@ -253,6 +254,7 @@ class Tensor:
             raise OpError("an in-place update of a tensor that requires grad (a parameter) would not be recorded; "
                           "write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")
         update(self.data, other.data if isinstance(other, Tensor) else other)
+        engine.changed_in_place(self)
         return self
 
     def __iadd__(self, other):

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .. import backend as _backend
+from ..autograd import engine
 from ..autograd.function import MinidlError
 from ..autograd.tensor import Tensor
 
@@ -83,6 +84,7 @@ class Optimizer:
                 state = self.state.setdefault(p, {"step": 0})
                 state["step"] += 1
                 self.update(p, p.grad, state, group)
+                engine.changed_in_place(p)
                 if self.average:
                     self._keep_average(p, state)
 

@@ -42,6 +42,32 @@ def test_backward_twice_accumulates_exactly_twice(device):
     np.testing.assert_array_equal(as_numpy(w.grad), 2 * first_w)
 
 
+def test_backward_after_a_step_changed_an_input_is_refused(device):
+    """The graph saved the weights' old arrays, which the step changed in place: its backward would mix old
+    and new values (an RNN state carried into the next batch without .detach() does the same)."""
+    w = f64([[1.0, -0.5], [0.25, 2.0]], device)
+    h = f64([0.5, 1.0], device, requires_grad=False)
+    opt = md.optim.SGD([w], lr=0.1)
+    loss = (w @ h).tanh().sum()
+    loss.backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"shape \(2, 2\) of 'matmul' was changed in place.*\.detach\(\)"):
+        loss.backward()
+    state = (w @ h).tanh()              # a state from batch 1 ...
+    state.sum().backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match="optimizer.step"):
+        (w @ state).sum().backward()    # ... carried into batch 2 without .detach()
+    opt.zero_grad()
+    (w @ state.detach()).sum().backward()   # detached, and a forward after the step: fine
+    assert w.grad is not None
+    loss = (w @ h).sum()
+    with md.no_grad():
+        w -= 0.1 * w.grad                   # a step written by hand, as the course's first loops do
+    with pytest.raises(RuntimeError, match="changed in place"):
+        loss.backward()
+
+
 def test_backward_needs_a_gradient_for_non_scalar_outputs(device):
     y = f64([1.0, 2.0], device) * 2.0
     with pytest.raises(RuntimeError, match="single-value"):
