@@ -151,7 +151,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
     bar = _progress(progress, total, run.loop["step"])
     model.train()
-    crashed, ended = False, run.over(epochs, steps)   # a resumed run may be over
+    crashed, ended = False, run.over(epochs, steps) or run.out_of_time(time_limit)   # a resumed run may be over
     # an overflow is a divergence (see the module docstring); NumPy's other warnings would come
     # before the one message a divergence gets, and what they warn of is caught by the checks
     with np.errstate(over="call", call=run.overflowed, invalid="ignore", divide="ignore"):
@@ -198,6 +198,16 @@ class _Run:
         return (loop["stopped_early"] or (steps is not None and loop["step"] >= steps)
                 or (epochs is not None and loop["epoch"] >= epochs))
 
+    def out_of_time(self, time_limit):
+        """Whether the run's seconds passed ``time_limit``, said in the log; a resumed run counts the seconds of
+        the run it resumed (one resumed past the limit trains no step)."""
+        if time_limit is None or time.perf_counter() - self.start <= time_limit:
+            return False
+        if self.log:
+            self.log(f"time limit of {time_limit:g} s reached at step {self.loop['step']} (the run's seconds, those "
+                     f"before any resume included)")
+        return True
+
     def diverged(self, what, step):
         return TrainingDiverged(f"{what} at step {step} (epoch {self.loop['epoch']}); {self.checkpoints.where()}."
                                 + (f" {self.advice}" if self.advice else ""))
@@ -217,10 +227,7 @@ class _Run:
                 bar.set_postfix(self.running.postfix())
             if any([callback.on_step(loop["step"], value) for callback in self.callbacks]):
                 return True, False
-            out_of_time = time_limit is not None and time.perf_counter() - self.start > time_limit
-            if out_of_time and self.log:   # a resumed run counts the seconds of the run it resumed
-                self.log(f"time limit of {time_limit:g} s reached at step {loop['step']} (the run's seconds, those "
-                         f"before any resume included)")
+            out_of_time = self.out_of_time(time_limit)
             if (every and loop["step"] % every == 0) or out_of_time:
                 loop["stopped_early"] = self.evaluation(epoch_steps)
             if loop["stopped_early"] or out_of_time or (steps is not None and loop["step"] >= steps):

@@ -360,8 +360,8 @@ def test_settings_that_would_change_nothing_are_refused(tmp_path):
 
 
 def test_a_time_limit_says_it_stopped_the_run():
-    """A resumed run with --time-limit counts the seconds of the run it resumed, and stopped after one
-    step without a word."""
+    """A resumed run with --time-limit counts the seconds of the run it resumed; one resumed past its limit
+    stopped after one step without a word, then with a word: each --resume trained one step more."""
     import minidl as md
     from minidl import nn, optim
     from minidl.train import train
@@ -371,5 +371,5 @@ def test_a_time_limit_says_it_stopped_the_run():
     loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]),
                     optim.SGD(net.parameters(), lr=0.1), epochs=5, loop={"seconds": 100.0}, time_limit=50,
                     log=said.append)
-    assert loop["step"] == 1 and said == ["time limit of 50 s reached at step 1 (the run's seconds, those before "
+    assert loop["step"] == 0 and said == ["time limit of 50 s reached at step 0 (the run's seconds, those before "
                                           "any resume included)"]
