@@ -79,7 +79,7 @@ def _refused(args):
         for name in ("hidden_weight", "attention_weight", "head_weight"):
             if not getattr(args, name) >= 0:
                 return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
-    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher", "resume_from"):
+    if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher", "resume_from", suffix=".npz"):
         return problem
     if os.path.exists(args.out) and not (args.resume or args.overwrite):
         return (f"--out {args.out} holds an earlier run; pass --resume to continue it, --overwrite to replace it, "
@@ -127,10 +127,10 @@ def _refuse(command, problem):
     return 2
 
 
-def _out_refused(args, is_own, writer, *inputs):
-    """Why --out cannot be written, as one line, before any work (None: it can): it is one of the
-    input files ``inputs`` (options of ``args``), no file can be made there, or a file is there that
-    ``writer`` did not write (``is_own`` False: see ``io.check_replaceable``)."""
+def _out_refused(args, is_own, writer, *inputs, suffix=None):
+    """Why --out cannot be written, as one line, before any work (None: it can): it is one of the input
+    files ``inputs`` (options of ``args``), no file can be made there, a file is there that ``writer`` did
+    not write (``is_own`` False: see ``io.check_replaceable``), or it does not end in ``suffix``."""
     for name in inputs:
         path = getattr(args, name, None)
         if path and os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
@@ -140,6 +140,8 @@ def _out_refused(args, is_own, writer, *inputs):
         check_replaceable(args.out, is_own, writer)
     except WriteError as error:
         return str(error)
+    if suffix and not args.out.endswith(suffix):   # x.txt held a NumPy archive
+        return f"--out {args.out}: the checkpoint is a NumPy archive; name it {os.path.splitext(args.out)[0]}{suffix}"
     return None
 
 
@@ -376,7 +378,7 @@ def _comparison_table(result):
 def main_quantize(args):
     # only an earlier int8 copy is replaced: a trained student or teacher at --out was, silently
     if problem := _out_refused(args, lambda path: is_mlm_checkpoint(path) and bool(npz_meta(path).get("int8")),
-                               "minidl mlm quantize", "model"):
+                               "minidl mlm quantize", "model", suffix=".npz"):
         return _refuse("quantize", problem)
     model, vocab, _, meta = load_mlm(args.model, "cpu")
     if meta.get("int8"):

@@ -416,10 +416,12 @@ def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
 @pytest.mark.parametrize("options, words", [(["--steps", "0"], "--steps: must be a whole number >= 1, got 0"),
                                             (["--heads", "3", "--d-model", "32"], "--heads 3 must divide --d-model 32"),
                                             (["--dropout", "1"], "--dropout must lie in [0, 1), got 1.0"),
-                                            (["--out", "FOLDER"], "is a folder; give the path of a file")])
+                                            (["--out", "FOLDER"], "is a folder; give the path of a file"),
+                                            (["--out", "run.txt"], "a NumPy archive; name it run.npz")])
 def test_bad_settings_and_outs_are_one_line_before_the_reviews_are_read(tmp_path, capsys, monkeypatch, command,
                                                                          options, words):
-    """They used to be found after the corpus and its PPMI vectors were built (a minute or more), or never."""
+    """They used to be found after the corpus and its PPMI vectors were built (a minute or more), or never
+    (--out run.txt was written, a NumPy archive under that name)."""
     from minidl.cli import main
 
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
