@@ -75,6 +75,9 @@ def quantize_per_channel(weight):
         xp, w = backend.NUMPY, np.asarray(weight)
     if w.ndim != 2:
         raise ValueError(f"quantize_per_channel expects a (D_in, D_out) weight, got shape {tuple(w.shape)}")
+    if not xp.all_finite(w):   # a NaN weight was stored as 0: a diverged model looked fine once quantised
+        raise ValueError("quantize_per_channel: the weight holds NaN or Inf (a diverged model?); quantise a "
+                         "checkpoint with finite weights")
     w = xp.astype(w, "float64")  # float64: the scale and the rounding are computed without extra error
     scale = _scales(xp, w)
     q = xp.astype(_quantize_array(w, scale), "int8")

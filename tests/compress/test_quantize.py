@@ -33,6 +33,9 @@ def test_error_at_most_half_a_step_per_element(rng, device):
     q_np, scale_np = quantize_per_channel(w)  # NumPy in, NumPy out, same numbers
     np.testing.assert_array_equal(q_np, q)
     np.testing.assert_array_equal(scale_np, scale)
+    w[3, 4] = np.nan                          # stored as 0 before: a diverged weight quantised silently
+    with pytest.raises(ValueError, match="holds NaN or Inf"):
+        quantize_per_channel(md.tensor(w, dtype="float64", device=device))
 
 
 def _mlp(device):
