@@ -364,9 +364,6 @@ class _Trained(Module):
         super().__init__()
         self.student, self.matching = student, matching
 
-    def forward(self, *args):
-        return self.student(*args)
-
 
 def _matching(student, teacher, hidden_weight, attention_weight, cache_teacher):
     """The ``IntermediateMatching`` that ``distill`` trains, or None when both weights are 0."""
