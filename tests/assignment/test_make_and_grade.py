@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from minidl import cli
-from minidl.assignment.checks import EXPECTED
+from minidl.assignment.checks import EXPECTED, check_close
+from minidl.assignment.expected import compute_cases, write_expected
 from minidl.assignment.grade import find_reference, grade, locate
 from minidl.assignment.handout import section_titles
 from minidl.assignment.make import build, make
@@ -41,6 +42,23 @@ def test_the_manifest_names_real_code_tests_and_sections(name):
     readme, handout = (REPO / "README.md").read_text(), (manifest.folder / "README.md").read_text()
     assert set(manifest.readme_sections) <= set(section_titles(readme))
     assert set(manifest.drop_sections) | {manifest.insert_before} <= set(section_titles(handout))
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_reference_values_are_what_the_reference_code_computes(name, copies):
+    """grading/expected.json is written by `minidl assignment expected NAME` from the reference code; nothing in
+    the suite ran it, so a changed reference could leave stale values that graded right answers wrong. Every case
+    computed now matches the file to the grading tolerance; in a student copy the command is refused."""
+    manifest = find_assignment(name, REPO)
+    saved = json.loads((manifest.folder / "grading" / EXPECTED).read_text())
+    cases = compute_cases(manifest)
+    assert cases.keys() == saved.keys() and cases
+    for case, values in cases.items():
+        assert values.keys() == saved[case].keys()
+        for output, value in values.items():
+            check_close(f"{case}: {output}", value, saved[case][output], "expected.json against the reference code")
+    with pytest.raises(AssignmentError, match="reference values come from the reference code.*not in a student copy"):
+        write_expected(name, copies(name))
 
 
 def _reference_lines(manifest, task):
