@@ -57,6 +57,20 @@ def test_a_negated_list_is_a_variable_of_negated_numbers(views_url):
     assert status == 200 and answer["nodes"][0]["value"] == [-1.0, -2.0] and answer["output"]["value"] == -11.0
 
 
+def test_reductions_on_an_axis_pairwise_functions_and_unary_minus_compute_what_numpy_does():
+    """The language's axis argument, maximum/minimum and unary minus on a name ran in no test (coverage)."""
+    from minidl.web.expression import run
+
+    program = run("x = [[1, -2], [3, 4]]; y = -x; m = maximum(x, 0) + minimum(x, -1)\n"
+                  "sum(softmax(y, -1), 0) + max(m, 1) + mean(x, -2) + logsumexp(y, 1)")
+    x = np.array([[1.0, -2.0], [3.0, 4.0]])
+    softmax = np.exp(-x) / np.exp(-x).sum(axis=-1, keepdims=True)
+    want = (softmax.sum(0) + (np.maximum(x, 0) + np.minimum(x, -1)).max(1) + x.mean(-2)
+            + np.log(np.exp(-x).sum(1)))
+    np.testing.assert_allclose(program.output.numpy(), want, rtol=1e-6)
+    assert list(program.names) == ["x", "y", "0", "1", "m"]   # -1: the constant 1, negated by an op
+
+
 def test_non_finite_values_come_as_strings(views_url):
     status, answer = graph(views_url, expr="x = [0, 1]; log(x)", backward=1)
     assert status == 200 and answer["nodes"][1]["value"] == ["-inf", 0.0] and answer["nodes"][0]["grad"][0] == "inf"
