@@ -81,6 +81,11 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0
     change = 100 * (report["int8"]["accuracy"] - report["float32"]["accuracy"])
     assert abs(report["accuracy_change_points"] - round(change, 2)) < 1e-9
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "50", "--device", "torch"]) == 0
+    table = capsys.readouterr().out.splitlines()   # the table without --json ran in no test (coverage)
+    assert table[0].endswith(": 50 reviews, float32 and int8 timed in the same run")
+    assert table[1].split() == ["model", "accuracy", "f1", "loss", "reviews/s"]
+    assert [row.split()[0] for row in table[2:4]] == ["float32", "int8"] and table[4].startswith("int8: ")
     assert _refused_by_the_parser(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"],
                                   capsys) == "minidl eval: error: argument --limit: must be a whole number >= 1, got 0"
 

@@ -349,6 +349,26 @@ def test_mlm_distillation_reference_scores_full_marks_and_a_wrong_measure_loses_
     assert "agreement(" in by_number[4].first_failure().message and " expected " in by_number[4].first_failure().message
 
 
+def test_list_and_make_print_the_tasks_the_copy_and_what_is_withheld(tmp_path, capsys):
+    """What `assignment list` and `assignment make` print ran in no test (coverage): every task with its points
+    and targets; the copy, its handout, the later exercise whose tasks are stubs too, and how to grade it."""
+    from minidl.cli import main
+
+    assert main(["assignment", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    manifest = find_assignment("compression", REPO)
+    at = listed.index(f"compression: {manifest.title} (100 points)")
+    assert listed[at + 1] == f"  1. {manifest.tasks[0].title} ({manifest.tasks[0].points} points)"
+    assert listed[at + 2] == f"       {manifest.tasks[0].targets[0]}"
+    copy = tmp_path / "copy"
+    assert main(["assignment", "make", "compression", "--out", str(copy), "--tasks", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote the student copy of compression to {copy}",
+        f"  stubbed tasks: 2 of 5; the handout: {copy / manifest.handout}",
+        "  also stubbed, as later in the course: every task of mlm_distillation (exercise 4)",
+        f"  grade it with: minidl grade {copy}"]
+
+
 def test_list_says_where_it_found_no_assignments(tmp_path, capsys):
     """It printed nothing and exited 0 for a --root without assignments."""
     from minidl.cli import main
