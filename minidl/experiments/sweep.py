@@ -652,14 +652,15 @@ def parse_seeds(text):
 
 def parse_settings(items, models=()):
     """``["epochs=3", "attention:model_options={\\"radius\\": 5}"]`` -> (fixed, per_model).
-    Values are JSON (``3``, ``0.01``, ``null``, ``[1,2]``), else plain strings (``data=imdb``)."""
+    Values are JSON (``3``, ``0.01``, ``null``, ``[1,2]``), ``none`` (None, as train's options write it),
+    else plain strings (``data=imdb``)."""
     fixed, per_model = {}, {}
     for item in items or ():
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"--set {item!r}: write KEY=VALUE, or MODEL:KEY=VALUE for one model")
         try:
-            value = json.loads(raw)
+            value = None if raw.strip().lower() == "none" else json.loads(raw)   # clip_norm=none: the string
         except ValueError:
             value = raw
         model, colon, key = name.strip().rpartition(":")

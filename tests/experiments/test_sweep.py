@@ -460,9 +460,10 @@ def test_parse_hidden_and_settings():
     assert parse_hidden("50;64,32") == [[50], [64, 32]]
     with pytest.raises(ValueError, match="cannot read hidden sizes"):
         parse_hidden("16,big")
-    fixed, per_model = parse_settings(["lr=0.01", "data=imdb", "embeddings=null", "validation=0.2",
+    fixed, per_model = parse_settings(["lr=0.01", "data=imdb", "embeddings=null", "validation=0.2", "clip_norm=none",
                                        'attention:model_options={"radius": 3}'], models=["gru", "attention"])
-    assert fixed == {"lr": 0.01, "data": "imdb", "embeddings": None, "validation": 0.2}
+    # clip_norm=none, as train's --clip-norm and its message write it, was the string "none", refused
+    assert fixed == {"lr": 0.01, "data": "imdb", "embeddings": None, "validation": 0.2, "clip_norm": None}
     assert per_model == {"attention": {"model_options": {"radius": 3}}}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_settings(["lr"])
