@@ -111,6 +111,8 @@ def main_plot(args):
         out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
         if out.endswith(os.sep) or os.path.isdir(out):   # "figures/" wrote figures/.png, a hidden file
             out = os.path.join(out, "sweep")
+        if os.path.splitext(out)[1].lower() in (".png", ".svg", ".md"):   # fig.png wrote fig.png.png, fig.png.md
+            out = os.path.splitext(out)[0]
         if foreign := _not_from_plot(out):
             raise ValueError(f"--out {out}: {foreign} is there and was not written by minidl plot; give another "
                              f"--out, or move it away (nothing was written)")

@@ -710,8 +710,8 @@ def add_arguments(subparsers):
 
     plot = subparsers.add_parser("plot", help="plot a sweep's results (PNG, SVG) and print its summary table")
     plot.add_argument("--results", default="runs/sweep/results.jsonl", help="a results file from `minidl sweep`")
-    plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md; a folder: FOLDER/sweep.* "
-                                    "(default: next to --results)")
+    plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md (fig.png: fig.*); a folder: "
+                                    "FOLDER/sweep.* (default: next to --results)")
     plot.add_argument("--x", default="hidden", help="the config field on the x axis")
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
     plot.add_argument("--title", help="the figure's title (default: the data, the x axis and the number of seeds)")

@@ -129,3 +129,6 @@ def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_fil
     (tmp_path / "figures").mkdir()
     assert main(["plot", "--results", str(results), "--out", str(tmp_path / "figures") + os.sep]) == 0
     assert sorted(os.listdir(tmp_path / "figures")) == ["sweep.md", "sweep.png", "sweep.svg"]
+    (tmp_path / "named").mkdir()           # --out fig.png wrote fig.png.png, fig.png.svg and fig.png.md
+    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "named" / "fig.PNG")]) == 0
+    assert sorted(os.listdir(tmp_path / "named")) == ["fig.md", "fig.png", "fig.svg"]
