@@ -69,13 +69,16 @@ def test_curves_refuses_a_file_that_is_not_a_train_results_json(tmp_path, capsys
 def test_without_a_validation_split_the_test_curve_is_not_drawn_twice(tmp_path):
     """--validation 0: the test split chose the best, so the "validation" numbers are the test's; they
     were drawn as a validation curve lying under the test one. The title names a non-transformer by
-    its size (every model was an "encoder")."""
+    its size (every model was an "encoder"), under the run's folder (runs of one model and size had panels
+    of one title)."""
     from minidl.experiments.curves import read_history
 
     label, history, validated = read_history(_train(tmp_path, "noval", "--test-curve", "--validation", "0"))
-    assert not validated and label.startswith("softmax h=8, test acc ") and label.endswith(", best chosen on test")
+    assert not validated and label.startswith("noval\nsoftmax h=8, test acc ")
+    assert label.endswith(", best chosen on test")
     assert all(h["accuracy"] == h["test_accuracy"] for h in history)
-    assert read_history(_train(tmp_path, "val", "--test-curve"))[2]
+    label, _, validated = read_history(os.path.dirname(_train(tmp_path, "val", "--test-curve")))   # the folder
+    assert validated and label.startswith("val\nsoftmax h=8, test acc ")
 
 
 def test_a_results_json_lacking_curve_numbers_is_one_line(tmp_path, capsys):
