@@ -15,15 +15,20 @@ from ..io import check_replaceable, is_minidl_figure, write_figure
 def read_history(path):
     """(label, history, has a validation split) of a results.json written by ``minidl train`` (or
     of the --out folder holding it); refuses runs without test curves. The label's first line is the
-    run's folder: runs of one model and size had panels of one title."""
+    run's name: its folder (that of a results.json), or the file's own name (teacher.json): runs of one
+    model and size had panels of one title."""
     result = _read_result(path)
-    folder = os.path.basename(os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path) or "."))
+    name = os.path.basename(os.path.abspath(path))
+    if name == "results.json":
+        name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    elif not os.path.isdir(path):
+        name = os.path.splitext(name)[0]
     config, test = result["config"], result["test"]
     options = config.get("model_options") if isinstance(config.get("model_options"), dict) else {}
     kind = (f"{'decoder (causal)' if options.get('causal') else 'encoder'}" if config.get("model") == "transformer"
             else f"h={config.get('hidden')}")
     on_test = chosen_on_test(config)
-    label = f"{folder}\n{config.get('model')} {kind}, test acc {test['accuracy']:.3f}"
+    label = f"{name}\n{config.get('model')} {kind}, test acc {test['accuracy']:.3f}"
     return label + (", best chosen on test" if on_test else ""), result["history"], not on_test
 
 

@@ -79,6 +79,8 @@ def test_without_a_validation_split_the_test_curve_is_not_drawn_twice(tmp_path):
     assert all(h["accuracy"] == h["test_accuracy"] for h in history)
     label, _, validated = read_history(os.path.dirname(_train(tmp_path, "val", "--test-curve")))   # the folder
     assert validated and label.startswith("val\nsoftmax h=8, test acc ")
+    os.rename(tmp_path / "val" / "results.json", tmp_path / "teacher.json")
+    assert read_history(str(tmp_path / "teacher.json"))[0].startswith("teacher\n")   # a copy under its own name
 
 
 def test_a_results_json_lacking_curve_numbers_is_one_line(tmp_path, capsys):
