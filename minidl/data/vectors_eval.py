@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .errors import DataFormatError
-from .imdb import load_imdb
+from .imdb import find_imdb, load_imdb
 from .sgns import token_stream
 from .text import Tokenizer
 from .vectors import PROBE_WORDS, format_neighbours, load_glove
@@ -91,10 +91,12 @@ def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_tes
 def main(args, log=print):
     """``minidl vectors eval FILE [--data PATH] [--steps 500] [--seed 0]``."""
     start = time.perf_counter()
+    source = find_imdb(getattr(args, "data", None))   # a wrong --data said so after a large file had loaded
     words, matrix = load_glove(args.file, log=log)
     for word in PROBE_WORDS:
         log(format_neighbours(word, words, matrix))
-    splits = load_imdb(getattr(args, "data", None))
+    log(f"reading and tokenising the IMDB reviews in {source} (about 10 s) ...")   # it was silent
+    splits = load_imdb(source)
     tokenizer = Tokenizer()
     train_tokens, test_tokens = (tokenizer.tokenize_all(splits[name].texts) for name in ("train", "test"))
     log(f"logistic regression on mean word vectors: {len(train_tokens):,} IMDB training reviews -> "

@@ -356,7 +356,18 @@ def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
     results = vectors_eval.main(namespace)
     assert set(results) == {"vectors", "random"}
     assert all(0 <= r["test_accuracy"] <= 1 for r in results.values())
-    assert "test accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and f"reading and tokenising the IMDB reviews in {imdb_folder}" in printed
+
+
+def test_eval_with_a_wrong_data_path_says_so_before_reading_the_vectors(tmp_path, capsys, monkeypatch):
+    """It loaded the whole vectors file and printed the neighbours first (minutes for a large GloVe file)."""
+    from minidl.cli import main
+    from minidl.data import vectors_eval
+
+    monkeypatch.setattr(vectors_eval, "load_glove", lambda *a, **k: pytest.fail("the vectors were read first"))
+    assert main(["vectors", "eval", str(tmp_path / "v.txt"), "--data", str(tmp_path / "nosuch")]) == 1
+    assert "IMDB" in capsys.readouterr().err
 
 
 def test_eval_of_vectors_that_share_no_word_with_the_reviews_is_one_line(imdb_folder, tmp_path, capsys):
