@@ -18,6 +18,16 @@ def test_spirals_writes_results_and_plot(tmp_path, capsys):
     assert "hidden" in capsys.readouterr().out
 
 
+def test_spirals_std_over_seeds_is_the_sample_one_as_in_sweep():
+    """spirals printed the population std (0.015 for 0.625 and 0.595), sweep, plot and demo the sample one."""
+    from minidl.experiments.spirals import summarise
+
+    runs = [{"hidden": 2, "train_accuracy": a, "test_accuracy": a} for a in (0.625, 0.595)]
+    row, = summarise(runs + [{"hidden": 8, "train_accuracy": 0.9, "test_accuracy": 0.8}])[:1]
+    assert row["test_accuracy"] == pytest.approx(0.61) and row["test_accuracy_std"] == pytest.approx(0.03 / 2 ** 0.5)
+    assert summarise(runs[:1])[0]["train_accuracy_std"] == 0.0       # one seed: no spread, as in sweep
+
+
 def test_bench_times_all_three_implementations():
     times = mlp.run(batch_size=8, sizes=(16, 8, 3), rounds=1, steps=2)
     assert set(times) == {"minidl", "pytorch", "numpy by hand"}

@@ -48,7 +48,7 @@ def sweep(hidden_sizes=(2, 4, 8, 16, 32, 64), seeds=(0, 1, 2), steps=1500, devic
 
 
 def summarise(runs):
-    """Mean and std over seeds per hidden size."""
+    """Mean and sample std (ddof=1; 0 with one seed) over seeds per hidden size, as ``sweep.summarise``."""
     table = []
     for hidden in sorted({r["hidden"] for r in runs}):
         group = [r for r in runs if r["hidden"] == hidden]
@@ -56,7 +56,7 @@ def summarise(runs):
         for key in ("train_accuracy", "test_accuracy"):
             values = np.array([r[key] for r in group])
             row[key] = float(values.mean())
-            row[key + "_std"] = float(values.std())
+            row[key + "_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         table.append(row)
     return table
 
