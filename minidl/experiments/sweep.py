@@ -54,6 +54,7 @@ import multiprocessing.connection
 import numbers
 import os
 import queue
+import shlex
 import signal
 import socket
 import sys
@@ -287,7 +288,7 @@ def _read_records(path):
 RECORD_START = b'{"key": '   # how every line _record and a failed job write begins (json.dumps)
 
 
-def _drop_truncated_tail(path, log):
+def _drop_truncated_tail(path):
     """Cut off a last line without its newline that is not valid JSON, so the next appended
     line starts on a line of its own. A complete last line missing only its newline gets one."""
     if not os.path.exists(path) or os.path.getsize(path) == 0:
@@ -301,10 +302,8 @@ def _drop_truncated_tail(path, log):
             json.loads(data[start:])
             f.write(b"\n")
         except ValueError:
-            message = (f"{path}: removing a truncated last line ({len(data) - start} bytes) left by an "
-                       f"interrupted write; that job runs again")
-            warnings.warn(message, stacklevel=3)
-            log(message)
+            warnings.warn(f"{path}: removing a truncated last line ({len(data) - start} bytes) left by an "
+                          f"interrupted write; that job runs again", stacklevel=3)   # (the CLI shows it once)
             f.truncate(start)
         f.flush()
         os.fsync(f.fileno())
@@ -437,7 +436,7 @@ def _resume(jobs, results_path, log):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a truncated last line: _drop_truncated_tail says so, once
             previous = {_key(r): r for r in load_results(results_path)}
-    _drop_truncated_tail(results_path, log)
+    _drop_truncated_tail(results_path)
     succeeded = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
     digest = functools.cache(file_digest)   # each file read once, however many records name it
     changed = {k: _changed_inputs(record, digest) for k, record in succeeded.items()}
@@ -761,5 +760,5 @@ def main_sweep(args):
     print()
     print(table_markdown(summarise(results)))
     prefix = os.path.join(os.path.dirname(args.results) or ".", "sweep")
-    print(f"\nplot it: minidl plot --results {args.results} --out {prefix}")
+    print(f"\nplot it: minidl plot --results {shlex.quote(args.results)} --out {shlex.quote(prefix)}")
     return 1 if any(r.get("error") for r in results) else 0

@@ -481,13 +481,15 @@ def cli(argv):
 
 
 def test_the_sweep_and_plot_commands(tmp_path, capsys):
-    results = str(tmp_path / "sweep" / "results.jsonl")
+    results = str(tmp_path / "my sweep" / "results.jsonl")
     settings = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items() if k != "max_length"]
     argv = ["sweep", "--models", "mlp", "--hidden", "[4];[8,4]", "--seeds", "0,1", "--max-length", "12",
             "--workers", "0", "--results", results, *settings]
     assert cli(argv) == 0
     out = capsys.readouterr().out
     assert "[4/4] mlp hidden=[8,4] seed=1" in out and "| mlp | [8, 4] | 2 |" in out
+    sweep_prefix = str(tmp_path / "my sweep" / "sweep")    # a path with a space: the command pastes as printed
+    assert f"plot it: minidl plot --results '{results}' --out '{sweep_prefix}'" in out
     assert cli(argv) == 0
     assert "4 already done" in capsys.readouterr().out
     assert len(load_results(results)) == 4
