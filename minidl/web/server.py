@@ -449,8 +449,9 @@ def main(args):
     try:
         server = make_server(None, args.host, args.port)
     except OSError as error:
-        raise MinidlError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); give another --port "
-                      f"(0: any free one) or --host") from None
+        fix = ("a --host this machine answers to (e.g. 127.0.0.1)" if isinstance(error, socket.gaierror)   # not a port
+               else "another --port (0: any free one) or --host")
+        raise MinidlError(f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); give {fix}") from None
     with server:   # closed on the way out: a model that cannot be loaded, Ctrl-C, an error
         server.models = Models(args.teacher, args.student, args.classifier, args.device, args.runs)
         host, port = server.server_address[:2]

@@ -133,6 +133,8 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
         assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--port", str(port)]) == 1
     # the port is taken before any model is read: a port in use is said first, at once
     assert f"cannot listen on 127.0.0.1:{port} (Address already in use); give another --port" in capsys.readouterr().err
+    assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--host", "nosuch.invalid"]) == 1
+    assert "give a --host this machine answers to (e.g. 127.0.0.1)" in capsys.readouterr().err   # was: another --port
 
 
 def test_minidl_serve_prints_its_url_and_serves(checkpoints):
