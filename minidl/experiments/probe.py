@@ -65,10 +65,11 @@ def plot(results, radius, path_prefix):
     for name, result in results.items():
         d = sorted(result["by_distance"])
         ax.plot(d, [result["by_distance"][k] for k in d], marker="o", label=f"{name} (test {result['test']:.3f})")
-    ax.axvline(radius + 0.5, color="grey", linestyle="--")
-    ax.text(radius + 0.7, 0.2, f"attention radius r = {radius}", color="grey")
-    ax.axvline(2 * radius + 0.5, color="grey", linestyle=":")
-    ax.text(2 * radius + 0.7, 0.6, "2r: no word\nsees both", color="grey")
+    if "attention" in results:   # (drawn for --models mlp too)
+        ax.axvline(radius + 0.5, color="grey", linestyle="--")
+        ax.text(radius + 0.7, 0.2, f"attention radius r = {radius}", color="grey")
+        ax.axvline(2 * radius + 0.5, color="grey", linestyle=":")
+        ax.text(2 * radius + 0.7, 0.6, "2r: no word\nsees both", color="grey")
     ax.axhline(0.5, color="lightgrey", linewidth=1)
     ax.set(xlabel="distance d from the negator to the sentiment word (words)", ylabel="accuracy on negated reviews",
            ylim=(-0.02, 1.02), title="Negation probe on the built-in corpus")

@@ -33,3 +33,12 @@ def test_the_command_writes_its_table_json_and_figures_and_keeps_a_users_file(tm
     (mine / "probe.json").write_text("my notes")
     assert main(["probe", "--out", str(mine)]) == 1
     assert "--out" in capsys.readouterr().err and (mine / "probe.json").read_text() == "my notes"
+
+
+def test_the_radius_lines_are_drawn_only_with_an_attention_model(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(probe, "save_figure",
+                        lambda fig, *a, **k: drawn.append([t.get_text() for t in fig.axes[0].texts]))
+    for models in (("attention", "gru"), ("gru",)):
+        probe.plot({m: {"test": 0.9, "by_distance": {1: 1.0, 2: 0.5}} for m in models}, 5, "unused")
+    assert drawn == [["attention radius r = 5", "2r: no word\nsees both"], []]
