@@ -580,6 +580,8 @@ def main(argv=None):
             raise
         if isinstance(e, FileNotFoundError) and e.filename:
             message = f"no such file or folder: {e.filename!r}; check the path"
+        elif isinstance(e, IsADirectoryError) and e.filename:   # was "[Errno 21] Is a directory: '.'"
+            message = f"{e.filename!r} is a folder; give the path of a file"
         elif isinstance(e, MemoryError):   # --hidden 99999999 was a traceback of NumPy's allocator
             message = f"out of memory: {e or 'an array did not fit'}; give smaller sizes (e.g. --hidden, --batch-size)"
         else:

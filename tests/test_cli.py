@@ -176,6 +176,9 @@ def test_a_missing_file_is_one_line_naming_it(tmp_path, capsys):
     missing = str(tmp_path / "no-such-vectors.txt")
     assert main(["vectors", "neighbours", missing, "good"]) == 1
     assert capsys.readouterr().err == f"minidl vectors neighbours: no such file or folder: {missing!r}; check the path\n"
+    assert main(["vectors", "neighbours", str(tmp_path), "good"]) == 1      # was "[Errno 21] Is a directory: ..."
+    folder = str(tmp_path)
+    assert capsys.readouterr().err == f"minidl vectors neighbours: {folder!r} is a folder; give the path of a file\n"
 
 
 def test_an_out_folder_that_cannot_be_made_is_refused_before_any_training(tmp_path, capsys):
