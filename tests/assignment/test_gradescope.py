@@ -126,6 +126,26 @@ def test_a_submission_without_minidl_scores_0_and_says_why(autograder, tmp_path)
     assert all(t["score"] == 0 and "submit the top folder of your copy" in t["output"] for t in results["tests"])
 
 
+def test_the_autograders_own_failure_is_said_in_results_json_and_raised(autograder, tmp_path, monkeypatch):
+    """Gradescope shows no result at all for a run that leaves no results.json (this branch ran in no test)."""
+    from minidl.assignment import gradescope
+
+    shared, _ = autograder
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    os.symlink(shared / "source", root / "source")
+
+    def broken(*args):
+        raise RuntimeError("no space left on the device")
+    monkeypatch.setattr(gradescope, "assemble", broken)
+    with pytest.raises(RuntimeError, match="no space left"):       # raised: the run's log shows the traceback
+        autograde(str(root), NAME, "30")
+    results = json.loads((root / "results" / "results.json").read_text())
+    _check_schema(results)
+    assert results["score"] == 0
+    assert results["output"] == "no points: error: the autograder failed: no space left on the device"
+
+
 def test_the_command_builds_the_zip_and_refuses_bad_arguments(tmp_path, capsys):
     args = argparse.Namespace(name=NAME, out=str(tmp_path / "ag.zip"), root=None, reference=None, time_limit=300.0)
     assert main(args) == 0
