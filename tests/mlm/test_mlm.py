@@ -597,3 +597,34 @@ def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_re
     assert (f"--resume-from {teacher} goes on with its model's settings, not --d-model 64 (it has 16), --layers 3 "
             f"(it has 1): leave them out") in capsys.readouterr().err
 
+
+
+def test_pretrain_distill_and_fill_mask_run_end_to_end_from_the_command_line(tmp_path, capsys, monkeypatch):
+    """No test ran `mlm pretrain` or `mlm distill` to the end through the command line (coverage): the
+    reading, the model, the training, the files and what they print; then fill-mask on both checkpoints."""
+    import functools
+
+    from minidl.cli import main
+    from minidl.mlm import cli as mlm_cli
+    from minidl.mlm.corpus import load_corpus
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
+    monkeypatch.setattr(mlm_cli, "load_corpus", functools.partial(load_corpus, cases=10))   # a tiny corpus
+    shape = ["--layers", "1", "--heads", "2", "--dropout", "0", "--steps", "4", "--eval-every", "2", "--device",
+             "cpu", "--data", str(tmp_path / "imdb")]
+    teacher, student = tmp_path / "teacher.npz", tmp_path / "student.npz"
+    assert main(["mlm", "pretrain", "--out", str(teacher), "--d-model", "16", "--d-ff", "32", "--length", "24",
+                 "--max-vocab", "300", "--init", "cooccurrence", *shape]) == 0
+    printed = capsys.readouterr().out
+    assert "pretraining on " in printed and " segments of up to 24 tokens " in printed
+    assert load_mlm(teacher)[3]["history"]["step"] == [2, 4]
+    assert main(["mlm", "distill", "--teacher", str(teacher), "--out", str(student), "--d-model", "8", "--d-ff",
+                 "16", *shape]) == 0
+    model, vocab, _, meta = load_mlm(student)
+    assert meta["role"] == "student" and meta["settings"]["d_model"] == 8 and meta["history"]["step"] == [2, 4]
+    assert vocab.to_dict() == load_mlm(teacher)[1].to_dict()     # the teacher's vocabulary, for comparable ids
+    capsys.readouterr()
+    assert main(["fill-mask", "the movie was [MASK] .", "--teacher", str(teacher), "--student", str(student),
+                 "-k", "3", "--device", "cpu"]) == 0
+    assert "teacher" in capsys.readouterr().out
