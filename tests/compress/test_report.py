@@ -338,3 +338,22 @@ def test_a_teacher_that_is_no_transformer_or_lies_in_out_models_is_refused(teach
     inside = shutil.copy(teacher_checkpoint, tmp_path / "out" / "models" / "teacher.npz")
     with pytest.raises(ValueError, match="lies in --out's models/ folder, where the report writes its rows' files"):
         Report(inside, tmp_path / "out")
+
+
+def test_the_command_runs_every_variant_and_writes_the_table_and_plots(teacher_checkpoint, tmp_path, capsys):
+    """No test ran `minidl compress-report` itself to the end (coverage): every row, the timing, the files and
+    the printed table, on small settings; a second run reuses every row."""
+    from minidl.cli import main
+
+    out = tmp_path / "report"
+    argv = ["compress-report", "--teacher", teacher_checkpoint, "--out", str(out), "--fine-tune", "50",
+            "--student-epochs", "1", "--gradual-epochs", "1", "--gradual-tune", "50", "--test-limit", "50"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    with open(out / "results.jsonl") as f:
+        names = [json.loads(line)["name"] for line in f]
+    table = [line for line in printed if line.startswith("| ")]
+    assert len(table) == len(names) + 1 and {"teacher", "int8", "low-rank 50% + KD"} <= set(names)
+    assert printed[-1] == f"written: {out / 'results.md'}, accuracy_vs_size.png, accuracy_vs_speed.png"
+    assert {"results.md", "accuracy_vs_size.png", "accuracy_vs_speed.svg"} <= set(os.listdir(out))
+    assert main(argv) == 0 and "| teacher |" in capsys.readouterr().out     # resumed: every row reused
