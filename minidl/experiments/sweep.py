@@ -557,9 +557,9 @@ def _varying_settings(configs, x):
     """The sorted config fields (besides model, seed and ``x``) that take more than one value
     among the ``configs`` of some model."""
     fields = sorted({k for c in configs for k in c} - {"model", "seed", x})
-    models = {c["model"] for c in configs}
+    models = {c.get("model") for c in configs}
     return [k for k in fields
-            if any(len({json.dumps(c.get(k), sort_keys=True) for c in configs if c["model"] == model}) > 1
+            if any(len({json.dumps(c.get(k), sort_keys=True) for c in configs if c.get("model") == model}) > 1
                    for model in models)]
 
 
@@ -596,10 +596,23 @@ def setting_label(key, value):
     return f"{key}={json.dumps(value)}"
 
 
+def settings_label(settings, separator=", "):
+    """``lr=0.01, embed_dim=8``: a row's ``settings`` as the settings column of ``table_markdown`` (minidl
+    plot, minidl serve's Runs view) shows them; a plot's lines and the Runs view's jobs join them with spaces."""
+    return separator.join(setting_label(k, v) for k, v in settings.items())
+
+
 def series_label(row):
     """``gru`` or ``gru lr=0.01``: one line (or set of points) of a plot."""
-    settings = " ".join(setting_label(k, v) for k, v in row["settings"].items())
-    return f"{row['model']} {settings}".strip()
+    return f"{row['model']} {settings_label(row['settings'], ' ')}".strip()
+
+
+def job_settings(records, x="hidden"):
+    """The settings of each record's job that ``summarise`` would show in its row (those besides ``x`` and
+    the seed that vary within a model), e.g. ``{"lr": 0.01}``: what tells apart jobs ``describe`` names alike."""
+    configs = [_completed(record)["config"] for record in records]
+    varying = _varying_settings(configs, x)
+    return [{k: config.get(k) for k in varying} for config in configs]
 
 
 METRIC_NAMES = {"accuracy": "accuracy", "f1": "F1", "auc": "AUC", "loss": "loss", "precision": "precision",
@@ -619,7 +632,7 @@ def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
              *("---:" for _ in metrics)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for r in rows:
-        settings = [", ".join(setting_label(k, v) for k, v in r["settings"].items())] if with_settings else []
+        settings = [settings_label(r["settings"])] if with_settings else []
         cells = [r["model"], *settings, x_label(r[x]), str(r["seeds"]),
                  *(f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")

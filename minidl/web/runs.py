@@ -16,8 +16,9 @@ files of an atomic write, are not looked at):
                                       last.npz, still training or stopped before writing results.json),
                                       "history": [{"step", "epoch", "loss", "accuracy", "train_loss",
                                                    "train_accuracy", "test_loss", "test_accuracy"}], "test"}],
-                                      "sweeps": [{"path", "jobs": [{"label", "history", "test", "error"}],
-                                                  "summary": [...]}],
+                                      "sweeps": [{"path", "jobs": [{"label", "settings", "history", "test",
+                                                                    "error"}],
+                                                  "summary": [{..., "settings", "settings_label"}]}],
                                       "plots": [{"path": "sub/sweep.png", "version": mtime in ns}, ...],
                                       "skipped": [{"path", "why"}]}
     RunsFolder("runs").file("sub/sweep.png") -> (bytes, content type)
@@ -160,15 +161,18 @@ def _read_checkpoint(path):
 
 
 def _read_sweep(path):
-    from ..experiments.sweep import describe, summarise
+    from ..experiments.sweep import job_settings, settings_label, summarise
 
     with open(path, "rb") as f:
         records, notes = _sweep_records(f.read().split(b"\n"))
     if not records:
         raise ValueError(notes[0] if len(notes) == 1 else "an empty sweep file" if not notes
                          else "not a sweep of minidl sweep: no line is a JSON object with a config")
-    jobs = [_job(r, describe) for r in records.values()]
-    summary = summarise([r for r in records.values() if isinstance(r.get("test"), dict)])
+    records = list(records.values())
+    jobs = [_job(r, settings) for r, settings in zip(records, job_settings(records))]
+    summary = summarise([r for r in records if isinstance(r.get("test"), dict)])
+    for row in summary:
+        row["settings_label"] = settings_label(row["settings"])     # the cell of minidl plot's table
     return {"jobs": jobs, "summary": finite(summary), "notes": notes}
 
 
@@ -193,13 +197,18 @@ def _sweep_records(lines):
     return records, notes
 
 
-def _job(record, describe):
+def _job(record, settings):
+    """A job of a sweep; ``settings``: those that tell it apart from jobs of its model, hidden size and seed
+    (two sweeps of one file with --set lr=0.001 and lr=0.01), named in its label after describe's."""
+    from ..experiments.sweep import describe, settings_label
+
     config = record["config"]
     try:
         label = describe(config)
     except KeyError:
-        label = config.get("model", "?")
-    return {"label": label, "history": _curves(record.get("history") or []), "test": finite(record.get("test") or {}),
+        label = str(config.get("model", "?"))
+    return {"label": f"{label} {settings_label(settings, ' ')}".strip(), "settings": finite(settings),
+            "history": _curves(record.get("history") or []), "test": finite(record.get("test") or {}),
             "error": _one_line(record["error"]) if record.get("error") else None}
 
 

@@ -142,13 +142,17 @@ function sweepOf(sweep) {
   const lines = jobs.map((job, i) => ({name: job.label, colour: PALETTE[i % PALETTE.length],
     points: job.history.filter((e) => e.accuracy != null).map((e) => [e.epoch, e.accuracy])}));
   const metric = (row, m) => row[m] == null ? "" : `${row[m].toFixed(3)} ± ${row[`${m}_std`].toFixed(3)}`;
+  // the settings that vary (two sweeps of one file with --set lr=...), as minidl plot's table writes them
+  const withSettings = sweep.summary.some((row) => row.settings_label);
+  const columns = [["model", (row) => row.model], ...(withSettings ? [["settings", (row) => row.settings_label]] : []),
+    ["hidden", (row) => JSON.stringify(row.hidden)], ["seeds", (row) => row.seeds],
+    ["test accuracy", (row) => metric(row, "accuracy")], ["F1", (row) => metric(row, "f1")],
+    ["AUC", (row) => metric(row, "auc")]];
   return el("div", {className: "sweep"},
     el("h3", {}, `${sweep.path} · sweep of ${sweep.jobs.length} jobs (${done} done, ${sweep.jobs.length - done} failed)`),
     el("div", {className: "charts"}, el("table", {className: "summary"},
-      el("tr", {}, ...["model", "hidden", "seeds", "test accuracy", "F1", "AUC"].map((t) => el("th", {}, t))),
-      ...sweep.summary.map((row) => el("tr", {}, el("td", {}, row.model), el("td", {}, JSON.stringify(row.hidden)),
-        el("td", {}, row.seeds), el("td", {}, metric(row, "accuracy")), el("td", {}, metric(row, "f1")),
-        el("td", {}, metric(row, "auc"))))),
+      el("tr", {}, ...columns.map(([name]) => el("th", {}, name))),
+      ...sweep.summary.map((row) => el("tr", {}, ...columns.map(([, cell]) => el("td", {}, cell(row)))))),
     chart("validation accuracy, one line a job", lines)));
 }
 

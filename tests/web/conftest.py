@@ -67,6 +67,27 @@ def runs(checkpoints, tmp_path_factory):
     return folder
 
 
+def one_epoch_runs(folder):
+    """A --runs folder as a user's sweep left it: two sweeps of one epoch appended to one file with
+    --set lr=0.001 and --set lr=0.01 (mlp, two seeds each) and a gru job, and a run after its first
+    evaluation, with its validation numbers only (one point a chart). -> the sweep's records."""
+    def record(model, hidden, seed, lr, accuracy):
+        evaluation = {"step": 9, "epoch": 1.0, "loss": 0.69, "accuracy": accuracy}
+        return {"key": f"{model}-{hidden}-{seed}-{lr}", "test": {"accuracy": accuracy, "f1": 0.5, "auc": 0.5},
+                "config": {"model": model, "hidden": hidden, "seed": seed, "epochs": 1, "lr": lr},
+                "history": [evaluation]}
+
+    records = [record("mlp", 4, seed, lr, 0.5 + seed / 10 + lr) for lr in (0.001, 0.01) for seed in (0, 1)]
+    records.append(record("gru", 8, 0, 0.01, 0.6))
+    (folder / "lrs").mkdir(parents=True)
+    (folder / "lrs" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "first").mkdir()
+    first = {"config": {"model": "gru", "hidden": 8, "seed": 0},
+             "history": [{"epoch": 1.0, "loss": 0.633, "accuracy": 0.5}]}
+    (folder / "first" / "results.json").write_text(json.dumps(first))
+    return records
+
+
 @pytest.fixture(scope="session")
 def models(checkpoints):
     return Models(checkpoints["teacher"], checkpoints["student"], [checkpoints["mlp"], checkpoints["gru"]])

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from minidl.cli import main
+from minidl.experiments.sweep import summarise, table_markdown
 from minidl.io import write_npz
 from minidl.web import Models
 
-from .conftest import PLOT, serving
+from .conftest import PLOT, one_epoch_runs, serving
 from .test_server import get
 
 EXPRESSION = "x = [1, -2, 3]\ny = tanh(x) * x\nsum(y)"
@@ -219,6 +220,36 @@ def test_a_run_or_sweep_being_written_shows_more_points_on_the_next_request(tmp_
         listing = get(f"{url}/api/runs")[1]
         assert [(r["path"], r["finished"], len(r["history"])) for r in listing["runs"]] == [
             ("live/results.json", True, 3)], "the finished run's results.json replaces its last.npz"
+
+
+def test_a_sweep_over_a_setting_names_it_in_its_summary_and_its_job_labels(tmp_path):
+    """Two sweeps with --set lr=0.001 and --set lr=0.01 in one file: the Runs view's table had two rows
+    "mlp 4 2" and its chart two lines "mlp hidden=4 seed=0", the lr nowhere. Each summary row now has its
+    settings as minidl plot's table writes them, and each job's label the settings that vary."""
+    records = one_epoch_runs(tmp_path)
+    for url in serving(Models(runs=tmp_path)):
+        status, listing = get(f"{url}/api/runs")
+    assert status == 200, listing
+    (sweep,) = listing["sweeps"]
+    assert [j["label"] for j in sweep["jobs"]] == [
+        "mlp hidden=4 seed=0 lr=0.001", "mlp hidden=4 seed=1 lr=0.001", "mlp hidden=4 seed=0 lr=0.01",
+        "mlp hidden=4 seed=1 lr=0.01", "gru hidden=8 seed=0 lr=0.01"]
+    assert [j["settings"] for j in sweep["jobs"]] == [{"lr": r["config"]["lr"]} for r in records]
+    assert [(row["model"], row["settings"], row["settings_label"]) for row in sweep["summary"]] == [
+        ("mlp", {"lr": 0.001}, "lr=0.001"), ("mlp", {"lr": 0.01}, "lr=0.01"), ("gru", {"lr": 0.01}, "lr=0.01")]
+    table = table_markdown(summarise(records)).splitlines()[2:]              # minidl plot's table: the same cells
+    assert [line.split(" | ")[:2] for line in table] == [["| " + row["model"], row["settings_label"]]
+                                                          for row in sweep["summary"]]
+
+
+def test_a_sweep_whose_settings_do_not_vary_keeps_its_labels(tmp_path):
+    record = {"key": "a", "config": {"model": "gru", "hidden": [8, 4], "seed": 0, "lr": 0.01},
+              "test": {"accuracy": 0.8}, "history": []}
+    (tmp_path / "sweep.jsonl").write_text(json.dumps(record) + "\n" + json.dumps({**record, "key": "b"}) + "\n")
+    for url in serving(Models(runs=tmp_path)):
+        (sweep,) = get(f"{url}/api/runs")[1]["sweeps"]
+    assert [(j["label"], j["settings"]) for j in sweep["jobs"]] == [("gru hidden=[8,4] seed=0", {})] * 2
+    assert [(row["settings"], row["settings_label"]) for row in sweep["summary"]] == [({}, "")]
 
 
 def test_plots_are_served_and_no_path_leaves_the_runs_folder(views_url, runs, tmp_path):

@@ -5,7 +5,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from .conftest import PLOT_COLOUR, browse, ink, pixels
+from minidl.web import Models
+
+from .conftest import PLOT_COLOUR, browse, ink, one_epoch_runs, pixels, serving
 from .test_server import get
 
 PARAMETER, OP = (0xd9, 0xf0, 0xd3), (0xdd, 0xe8, 0xf6)      # minidl/viz/layout.py's fills of the graph's boxes
@@ -59,3 +61,39 @@ def test_the_runs_view_draws_the_curves_the_sweep_and_its_plot(open_view):
     for name, colour in CURVES.items():
         assert pixels(screenshot, colour, tolerance=8) > 30, f"no {name} curve"
     assert pixels(screenshot, PLOT_COLOUR) > 1000, "the plot is shown"
+
+
+def charts(dom):
+    """[(axis labels: y top, y bottom, x left, x right; the points' (cx, cy); the lines' names)] of each chart."""
+    found = []
+    for svg in re.findall(r'<svg [^>]*class="chart".*?</svg>', dom):
+        labels = re.findall(r'fill="#555">([^<]*)</text>', svg)[:4]
+        points = re.findall(r'<circle cx="([-\d.]+)" cy="([-\d.]+)"', svg)
+        names = re.findall(r"<polyline[^>]*><title>([^<]*)</title>", svg)
+        found.append((labels, [(float(x), float(y)) for x, y in points], names))
+    return found
+
+
+@pytest.fixture
+def one_epoch(chromium, tmp_path):
+    """(the jobs' labels from /api/runs, the DOM of the Runs view) of conftest.one_epoch_runs's folder."""
+    one_epoch_runs(tmp_path / "runs")
+    for url in serving(Models(runs=tmp_path / "runs")):
+        jobs = [j["label"] for j in get(f"{url}/api/runs")[1]["sweeps"][0]["jobs"]]
+        dom, _ = browse(chromium, f"{url}/?view=runs", tmp_path)
+    return jobs, dom
+
+
+def test_a_sweep_over_a_setting_shows_it_in_its_table_and_its_lines_names(one_epoch):
+    """Two sweeps with --set lr=0.001 and 0.01 in one file: the table had two rows "mlp 4 2" and no
+    settings column, and the chart's lines were named alike ("mlp hidden=4 seed=0" twice)."""
+    jobs, dom = one_epoch
+    header = re.search(r'<table class="summary"><tr>(.*?)</tr>', dom).group(1)
+    assert re.findall(r"<th>([^<]*)</th>", header) == ["model", "settings", "hidden", "seeds", "test accuracy",
+                                                         "F1", "AUC"], "the settings column, where minidl plot has it"
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", dom)
+    assert rows == [("mlp", "lr=0.001", "4"), ("mlp", "lr=0.01", "4"), ("gru", "lr=0.01", "8")]
+    names = charts(dom)[-1][2]
+    assert sorted(names) == sorted(jobs) and len(set(jobs)) == 5, "each job's line is named with its lr"
+    assert "mlp hidden=4 seed=1 lr=0.01" in jobs
+
