@@ -176,10 +176,16 @@ function chart(title, series, width = 260, height = 170) {
   const points = series.flatMap((s) => s.points), pad = {left: 46, right: 10, top: 22, bottom: 30};
   const svg = svgEl("svg", {width, height, class: "chart"}, svgEl("text", {x: pad.left, y: 14, "font-size": 12}, title));
   if (!points.length) return svg;
-  const [x0, x1] = [Math.min(...points.map((p) => p[0])), Math.max(...points.map((p) => p[0]))];
-  const [y0, y1] = [Math.min(...points.map((p) => p[1])), Math.max(...points.map((p) => p[1]))];
-  const sx = (x) => pad.left + (x - x0) / ((x1 - x0) || 1) * (width - pad.left - pad.right);
-  const sy = (y) => height - pad.bottom - (y - y0) / ((y1 - y0) || 1) * (height - pad.top - pad.bottom);
+  // one x or one y (a run after its first evaluation, a sweep of one epoch): a range around it, so that the
+  // points sit in the middle and the two ends get labels of their own
+  const range = (values, margin) => {
+    const [low, high] = [Math.min(...values), Math.max(...values)];
+    return high > low ? [low, high] : [low - margin(low), high + margin(low)];
+  };
+  const [x0, x1] = range(points.map((p) => p[0]), () => 0.5);                        // half an epoch
+  const [y0, y1] = range(points.map((p) => p[1]), (y) => Math.max(0.05 * Math.abs(y), 0.01));
+  const sx = (x) => pad.left + (x - x0) / (x1 - x0) * (width - pad.left - pad.right);
+  const sy = (y) => height - pad.bottom - (y - y0) / (y1 - y0) * (height - pad.top - pad.bottom);
   const label = (x, y, text, anchor) => svgEl("text", {x, y, "font-size": 10, "text-anchor": anchor, fill: "#555"}, text);
   svg.append(svgEl("rect", {x: pad.left, y: pad.top, width: width - pad.left - pad.right,
     height: height - pad.top - pad.bottom, fill: "none", stroke: "#ccc"}),

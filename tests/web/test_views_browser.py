@@ -97,3 +97,15 @@ def test_a_sweep_over_a_setting_shows_it_in_its_table_and_its_lines_names(one_ep
     assert sorted(names) == sorted(jobs) and len(set(jobs)) == 5, "each job's line is named with its lr"
     assert "mlp hidden=4 seed=1 lr=0.01" in jobs
 
+
+def test_charts_of_one_epoch_label_both_ends_of_their_axes_and_draw_the_points_inside(one_epoch):
+    """A run after its first evaluation and a sweep of one epoch: every chart's end labels were drawn on each
+    other ("1.001.00", "0.633" twice) and the points were put against the left (or bottom) edge."""
+    _, dom = one_epoch
+    (loss, _, _), (accuracy, _, _), (sweep, points, _) = charts(dom)
+    for labels in (loss, accuracy, sweep):
+        (y_top, y_bottom, x_left, x_right) = labels
+        assert y_top != y_bottom and x_left != x_right, "the two ends of each axis are labelled apart"
+        assert (x_left, x_right) == ("0.50", "1.50")
+    assert loss[:2] == ["0.665", "0.601"] and charts(dom)[0][1] == [(148.0, 81.0)], "one point: in the middle"
+    assert {x for x, _ in points} == {148.0} and len({y for _, y in points}) == 5
