@@ -195,7 +195,9 @@ function chart(title, series, width = 260, height = 170) {
   series.forEach((s, i) => {
     const line = svgEl("polyline", {fill: "none", stroke: s.colour, "stroke-width": 2, class: "series",
       points: s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}, svgEl("title", {}, s.name));
-    svg.append(line, ...s.points.map(([x, y]) => svgEl("circle", {cx: sx(x), cy: sy(y), r: 2.5, fill: s.colour})));
+    // each point's tooltip names its line: the legend stops at 4 lines, and a line of one point cannot be hovered
+    svg.append(line, ...s.points.map(([x, y]) => svgEl("circle", {cx: sx(x), cy: sy(y), r: 2.5, fill: s.colour},
+      svgEl("title", {}, `${s.name}: epoch ${Number(x.toFixed(2))}, ${y.toPrecision(3)}`))));
     if (series.length <= 4) svg.append(svgEl("text", {x: width - pad.right - 4, y: pad.top + 12 + 12 * i,
       "font-size": 10, "text-anchor": "end", fill: s.colour}, s.name));
   });

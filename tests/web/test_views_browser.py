@@ -109,3 +109,13 @@ def test_charts_of_one_epoch_label_both_ends_of_their_axes_and_draw_the_points_i
         assert (x_left, x_right) == ("0.50", "1.50")
     assert loss[:2] == ["0.665", "0.601"] and charts(dom)[0][1] == [(148.0, 81.0)], "one point: in the middle"
     assert {x for x, _ in points} == {148.0} and len({y for _, y in points}) == 5
+
+
+def test_each_point_names_its_line_when_hovered(one_epoch):
+    """Over four lines the chart draws no legend, and a line of one point (one epoch) is too short to hover
+    for its name: each point now has a tooltip with its line's name, epoch and value."""
+    jobs, dom = one_epoch
+    sweep = re.findall(r'<svg [^>]*class="chart".*?</svg>', dom)[-1]
+    tips = re.findall(r"<circle [^>]*><title>([^<]*)</title></circle>", sweep)
+    assert sorted(tip.rpartition(": ")[0] for tip in tips) == sorted(jobs)
+    assert "mlp hidden=4 seed=1 lr=0.01: epoch 1, 0.610" in tips
