@@ -1,5 +1,7 @@
 """Training with a teacher (minidl/train/teacher.py): its logits as soft targets, unlabelled
 reviews it labels, an ensemble of teachers, and the settings refused before any work."""
+import re
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,30 @@ def test_a_file_that_is_not_a_classifier_checkpoint_is_refused_as_a_teacher(tmp_
     (tmp_path / "x.npz").write_bytes(b"not an npz")
     with pytest.raises(ConfigError, match="--teacher"):
         TrainConfig(**QUICK, teacher=str(tmp_path / "x.npz")).check()
+
+
+def test_teachers_that_cannot_teach_this_data_are_refused_in_one_line(teachers, tmp_path):
+    """An empty --teacher, a weights file or masked-LM that no minidl train wrote, a teacher of other labels and
+    nbsvm on three classes: each a ConfigError naming the teacher and what to give instead (most ran in no test)."""
+    from minidl import nn
+    from minidl.mlm import build_mlm, build_vocabulary, save_mlm
+
+    nn.Linear(2, 2).save(tmp_path / "weights.npz")
+    settings = dict(d_model=8, num_heads=2, num_layers=1, d_ff=16, max_len=8, dropout=0.0)
+    vocab = build_vocabulary([["a", "b"]], max_size=None, min_freq=1)
+    save_mlm(tmp_path / "mlm.npz", build_mlm(len(vocab), settings, "cpu"), vocab, settings)
+    for spec, words in ((" , ", "--teacher ' , ': give a checkpoint, e.g. runs/gru/best.npz, or a baseline"),
+                        (str(tmp_path / "weights.npz"), "without minidl training metadata"),
+                        (str(tmp_path / "mlm.npz"), "mlm.npz' is a masked-LM checkpoint")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            TrainConfig(**QUICK, teacher=spec).check()
+    table = tmp_path / "three.csv"
+    table.write_text("text,label\n" + "".join(f"review number {i} is {w},{w}\n"
+                                              for i in range(30) for w in ("good", "bad", "meh")))
+    own = {**QUICK, "data": str(table), "train_limit": None}
+    for teacher, words in ((teachers[0], "classifies ['neg', 'pos'] but the data has ['bad', 'good', 'meh']; give "
+                                         "a teacher trained on the same labels"),
+                           ("nbsvm", "--teacher nbsvm compares two classes; the data has 3 (bad, good, meh): use "
+                                     "--teacher tfidf")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            fit(TrainConfig(**own, teacher=teacher), progress=False)
