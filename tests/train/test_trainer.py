@@ -373,3 +373,29 @@ def test_a_time_limit_says_it_stopped_the_run():
                     log=said.append)
     assert loop["step"] == 0 and said == ["time limit of 50 s reached at step 0 (the run's seconds, those before "
                                           "any resume included)"]
+
+
+def test_a_non_finite_gradient_norm_validation_loss_or_weight_stops_the_run_naming_it():
+    """Three of the divergence stops ran in no test (coverage): a gradient norm that is not finite (with clip), a
+    validation loss that is not, and a weight made non-finite outside the optimizer (here by a callback)."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+
+    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
+    cross_entropy = lambda m, b: md.cross_entropy(m(b[0]), b[1])      # noqa: E731
+
+    class Poison(Callback):
+        def on_step(self, step, loss):
+            if step == 2:                                   # after the last step before the evaluation
+                net[0].weight.data[0, 0] = np.nan
+
+    cases = (dict(loss_fn=lambda m, b: md.sqrt(m(b[0]) * 0.0).sum(), clip=1.0, words="the gradient norm became nan"),
+             dict(evaluate=lambda m: {"loss": float("inf")}, words="the validation loss became inf at step 2"),
+             dict(callbacks=[Poison()], words="parameter 0.weight became non-finite at step 2"))
+    for case in cases:
+        net = nn.Sequential(nn.Linear(4, 2))
+        words = case.pop("words")
+        with pytest.raises(TrainingDiverged, match=words):
+            train(net, lambda e: [(X, Y)] * 2, case.pop("loss_fn", cross_entropy), optim.SGD(net.parameters(), lr=0.1),
+                  epochs=1, every=2, log=None, **case)
