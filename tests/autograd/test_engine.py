@@ -388,3 +388,8 @@ def test_a_gradient_on_another_device_is_one_line():
     x = md.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match=r"backward\(\): grad lives on torch, the output on cpu; move it with"):
         (x * x).backward(md.tensor([1.0, 1.0], device="torch"))
+    # a gradient of another shape, an op with no Tensor input (neither ran in a test: coverage)
+    with pytest.raises(ValueError, match=r"backward\(\): grad has shape \(3,\), output has \(2,\)"):
+        (x * x).backward(np.ones(3))
+    with pytest.raises(TypeError, match="exp: needs at least one minidl Tensor input"):
+        md.exp(np.ones(2))

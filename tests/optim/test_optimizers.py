@@ -189,6 +189,23 @@ def test_bad_hyperparameters_are_refused():
         optim.AdamW([])
     with pytest.raises(ValueError, match="twice"):
         optim.SGD([{"params": params}, {"params": params}], lr=0.1)
+    with pytest.raises(ValueError, match="eps must be >= 0, got -1"):       # (these two ran in no test: coverage)
+        optim.Adam(params, eps=-1)
+    with pytest.raises(TypeError, match="SGD optimizes Tensors, got ndarray"):
+        optim.SGD([np.ones(2)], lr=0.1)
+
+
+def test_a_saved_state_of_other_shapes_is_refused_and_an_optimizer_prints_its_groups():
+    opt = optim.Adam([nn.Parameter(np.ones(2))], lr=0.1)
+    opt.param_groups[0]["params"][0].grad = np.ones(2)
+    opt.step()
+    saved = opt.state_dict()
+    saved["state"][0]["exp_avg"] = np.zeros(3)
+    with pytest.raises(md.MinidlError, match=r"state 'exp_avg' of parameter 0 has shape \(3,\), the parameter has "
+                                             r"\(2,\)"):
+        optim.Adam([nn.Parameter(np.ones(2))]).load_state_dict(saved)
+    assert repr(opt).splitlines() == ["Adam(", "  group 0: 1 parameters, lr=0.1, betas=(0.9, 0.999), eps=1e-08, "
+                                               "weight_decay=0.0", ")"]
 
 
 @pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])

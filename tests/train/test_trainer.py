@@ -245,7 +245,10 @@ def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together():
 
 @pytest.mark.parametrize("setting, value, words", [("word_dropout", 1.0, "--word-dropout must lie in [0, 1)"),
                                                    ("embedding_lr", -1.0, "--embedding-lr must be a number >= 0"),
-                                                   ("weight_average", 1.0, "--weight-average must lie in [0, 1)")])
+                                                   ("weight_average", 1.0, "--weight-average must lie in [0, 1)"),
+                                                   # (these two ran in no test: coverage)
+                                                   ("device", "gpu", '--device must be "cpu" (NumPy), "torch"'),
+                                                   ("model_options", [5], "--model-options must be a JSON object")])
 def test_bad_word_dropout_embedding_lr_and_weight_average_are_refused_before_any_work(setting, value, words):
     from minidl.train.config import ConfigError
 
