@@ -204,10 +204,8 @@ def _chains(order, parents):
 def _repeats(ops, start):
     """(period, times) of the longest run of one block of ops repeated from ``start``; (1, 1) if none."""
     best = (1, 1)
-    for period in range(1, MAX_PERIOD + 1):
+    for period in range(1, min(MAX_PERIOD, len(ops) - start) + 1):
         block = ops[start:start + period]
-        if len(block) < period:
-            break
         times = 1
         while ops[start + times * period:start + (times + 1) * period] == block:
             times += 1
