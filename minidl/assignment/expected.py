@@ -34,7 +34,7 @@ def compute_cases(manifest):
             sys.dont_write_bytecode = writes
         for name in sorted(vars(module)):
             if name.startswith("case_") and callable(getattr(module, name)):
-                case = name[len("case_"):]
+                case = name.removeprefix("case_")
                 if case in cases:
                     raise AssignmentError(f"{path}: case {case!r} is defined in two grading files")
                 cases[case] = {key: as_float64(value).tolist() for key, value in getattr(module, name)().items()}

@@ -335,8 +335,7 @@ def plain(message, limit=400, lines=3):
     echo of the assert statement, or anything said before a stub's 'implement this'; at most ``lines``
     lines and ``limit`` characters (None: all of it)."""
     text = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", message.strip())   # minidl.autograd.function.ShapeError -> ShapeError
-    if text.startswith("AssertionError: "):
-        text = text[len("AssertionError: "):]
+    text = text.removeprefix("AssertionError: ")
     if "implement this (" in text:
         stub = text[text.index("implement this ("):]
         text = "NotImplementedError: " + re.sub(r" \(input shapes: [^\n]*\)$", "", stub)

@@ -41,7 +41,7 @@ def gradient_flow(model, out_path=None, title=None, draw=True):
     names, layers, shapes, norms = [], [], [], {}
     for name, p in model.named_parameters():
         names.append(name)
-        layers.append(name.rsplit(".", 1)[0] if "." in name else "")
+        layers.append(name.rpartition(".")[0])
         shapes.append(tuple(p.shape))
         norms[name] = None if p.grad is None else float(np.linalg.norm(p.xp.to_numpy(p.grad).astype(np.float64)))
     result = {"names": names, "layers": layers, "shapes": shapes, "norms": norms}
