@@ -615,8 +615,7 @@ def job_settings(records, x="hidden"):
     return [{k: config.get(k) for k in varying} for config in configs]
 
 
-METRIC_NAMES = {"accuracy": "accuracy", "f1": "F1", "auc": "AUC", "loss": "loss", "precision": "precision",
-                "recall": "recall"}
+METRIC_NAMES = {"f1": "F1", "auc": "AUC"}   # how tables and plots write a metric; the others under their own name
 
 
 def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
