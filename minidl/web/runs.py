@@ -237,8 +237,7 @@ def _curves(history, config=None):
     if chosen_on_test(config):
         for row in rows:
             for metric in ("loss", "accuracy"):
-                value = row.pop(metric, None)
-                row.setdefault(f"test_{metric}", value)
+                row.setdefault(f"test_{metric}", row.pop(metric, None))
     return rows
 
 
