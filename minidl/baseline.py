@@ -44,7 +44,7 @@ import minidl as md
 
 from .autograd.function import Function, MinidlError, OpError, ShapeError
 from .data.tabular import listing
-from .data.text import Tokenizer
+from .data.text import Tokenizer, _is_count
 from .io import finite
 from .metrics import cell, classification_report
 from .nn.module import Module, Parameter
@@ -310,11 +310,6 @@ def check_settings(kind, max_length, ngrams=(1, 2), min_df=2, epochs=5, batch_si
     for name, value, positive in (("lr", lr, True), ("weight-decay", weight_decay, False), ("alpha", alpha, True)):
         if value is not None and not _is_rate(value, positive):
             raise BaselineError(f"--{name} must be a number {'>' if positive else '>='} 0, got {value!r}")
-
-
-def _is_count(value):
-    """A whole number >= 1 (not a bool)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 def _is_rate(value, positive):
