@@ -323,20 +323,15 @@ def build_parser():
     transformer = bench_what.add_parser("transformer", help="transformer encoder (classifier and masked-LM) "
                                                             "training step and inference, minidl vs PyTorch eager "
                                                             "with the same weights")
-    transformer.add_argument("--models", default="classifier,mlm",
-                             help="comma-separated subset of classifier,mlm")
-    transformer.add_argument("--lengths", default=None,
-                             help="comma-separated sequence lengths T (default: 128,256,512; --quick: 32,64)")
-    transformer.add_argument("--batch", type=at_least(1), default=None,
-                             help="reviews per batch (default: 32; --quick: 8)")
-    transformer.add_argument("--vocab", type=at_least(3), default=None,   # ids 0, 1: padding and [MASK]
-                             help="vocabulary size V (default: 20000; --quick: 2000)")
-    transformer.add_argument("--dropout", type=float, default=0.1,
-                             help="dropout on both sides while training")
-    transformer.add_argument("--rounds", type=at_least(1), default=None,
-                             help="interleaved rounds, the median is reported (default: 3; --quick: 2)")
-    transformer.add_argument("--steps", type=at_least(1), default=None,
-                             help="calls timed per side, measure and round (default: 1; --quick: 2)")
+    for option, kind, default, text in (   # --vocab >= 3: ids 0 and 1 are padding and [MASK]
+            ("--models", None, "classifier,mlm", "comma-separated subset of classifier,mlm"),
+            ("--lengths", None, None, "comma-separated sequence lengths T (default: 128,256,512; --quick: 32,64)"),
+            ("--batch", at_least(1), None, "reviews per batch (default: 32; --quick: 8)"),
+            ("--vocab", at_least(3), None, "vocabulary size V (default: 20000; --quick: 2000)"),
+            ("--dropout", float, 0.1, "dropout on both sides while training"),
+            ("--rounds", at_least(1), None, "interleaved rounds, the median is reported (default: 3; --quick: 2)"),
+            ("--steps", at_least(1), None, "calls timed per side, measure and round (default: 1; --quick: 2)")):
+        transformer.add_argument(option, type=kind, default=default, help=text)
     transformer.add_argument("--device", default="cpu",
                              help='"cpu": minidl on NumPy and on torch-CPU vs PyTorch on the CPU; "cuda": minidl '
                                   'on CUDA vs PyTorch on CUDA')
