@@ -388,19 +388,16 @@ def build_parser():
                                "for minidl train --data")
     for name, default in (("text_column", "text"), ("label_column", "label"), ("data_path", None)):   # as train's
         baseline.add_argument("--" + name.replace("_", "-"), default=default, help=_TRAIN_HELP[name])
-    baseline.add_argument("--ngrams", default="1,2",
-                          help="the n-gram sizes low,high (at most 3): 1,2 counts words and pairs of words")
-    baseline.add_argument("--min-df", type=int, default=2,
-                          help="keep the n-grams found in at least this many training reviews")
-    baseline.add_argument("--epochs", type=int, default=5, help="passes of Adam over the training reviews")
-    baseline.add_argument("--batch-size", type=int, default=256, help="training reviews per Adam step")
-    baseline.add_argument("--lr", type=float, default=None,
-                          help="Adam's learning rate (default: 0.01 for tfidf, 0.002 for nbsvm)")
-    baseline.add_argument("--weight-decay", type=float, default=None,
-                          help="the L2 penalty on the weights, as Adam's weight decay (default: 3e-6 for tfidf, "
-                               "1e-5 for nbsvm)")
-    baseline.add_argument("--alpha", type=float, default=1.0,
-                          help="nbsvm: the count added to every n-gram of each class (Laplace smoothing)")
+    for option, kind, default, text in (
+            ("--ngrams", None, "1,2", "the n-gram sizes low,high (at most 3): 1,2 counts words and pairs of words"),
+            ("--min-df", int, 2, "keep the n-grams found in at least this many training reviews"),
+            ("--epochs", int, 5, "passes of Adam over the training reviews"),
+            ("--batch-size", int, 256, "training reviews per Adam step"),
+            ("--lr", float, None, "Adam's learning rate (default: 0.01 for tfidf, 0.002 for nbsvm)"),
+            ("--weight-decay", float, None, "the L2 penalty on the weights, as Adam's weight decay (default: 3e-6 "
+                                            "for tfidf, 1e-5 for nbsvm)"),
+            ("--alpha", float, 1.0, "nbsvm: the count added to every n-gram of each class (Laplace smoothing)")):
+        baseline.add_argument(option, type=kind, default=default, help=text)
     baseline.add_argument("--seed", type=at_least(0), default=0, help="random seed of the mini-batch order")
     baseline.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
 
