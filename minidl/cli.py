@@ -28,7 +28,15 @@ import warnings
 
 from .autograd.function import MinidlError
 from .backend import get_backend
+from .bench.threads import describe as describe_threads, limit_threads
+from .compress.quantize import quantize
+from .data.batching import encode_dataset, subset
 from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
+from .metrics import format_report
+from .models import MODELS, describe
+from .train import TrainConfig, evaluate, fit, load_classifier
+from .train.checkpoint import check_data
+from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -123,8 +131,6 @@ def whole_numbers(minimum):
 
 def _model_names(text):
     """probe --models: comma-separated names of the model registry, at least one."""
-    from .models import MODELS
-
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names or not set(names) <= set(MODELS):
         raise argparse.ArgumentTypeError(f"give comma-separated models of {', '.join(MODELS)}, got {text!r}")
@@ -220,9 +226,6 @@ _TRAIN_HELP = {
 
 def add_train_config_arguments(parser):
     """One --option per TrainConfig field, typed from its default."""
-    from .models import describe
-    from .train import TrainConfig
-
     types = {"hidden": _parse_hidden, "embedding_lr": _number_or_none,
              **dict.fromkeys(("clip_norm", "patience", "eval_every", "train_limit"),
                              lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v))}
@@ -418,9 +421,6 @@ def build_parser():
 
 
 def _train(args):
-    from .metrics import format_report
-    from .train import TrainConfig, fit
-
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).check()
     _check_out(args)
     log = _stderr if args.json else print
@@ -464,10 +464,6 @@ def _stderr(message, **_):
 
 
 def _eval(args):
-    from .data.batching import encode_dataset, subset
-    from .metrics import format_report
-    from .train import evaluate, load_classifier
-
     model, vocab, tokenizer, labels, config = load_classifier(args.checkpoint, device=args.device)
     scored = _evaluation_data(args, config, labels)
     test = encode_dataset(scored, tokenizer, vocab, config.max_length)     # the checkpoint's own vocabulary
@@ -480,8 +476,6 @@ def _eval(args):
         else:
             print(format_report(metrics, labels, f"{scored.name}: {len(test)} reviews"))
         return 0
-    from .compress.quantize import quantize
-
     results = {"float32": _timed_evaluation(model, test, args.device)}
     quantize(model, embeddings=True)
     results["int8"] = _timed_evaluation(model, test, args.device)
@@ -503,9 +497,6 @@ def _eval(args):
 def _evaluation_data(args, config, labels):
     """The TextDataset ``eval`` scores: its --data file whole (labels matched by name to the
     checkpoint's ``labels``), or the test split of a built-in source or of the training data."""
-    from .train.checkpoint import check_data
-    from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
-
     changes = {k: getattr(args, k) for k in ("text_column", "label_column") if getattr(args, k)}
     config = dataclasses.replace(config, **changes)
     if not args.data or args.data in BUILT_IN:
@@ -523,9 +514,6 @@ def _evaluation_data(args, config, labels):
 
 def _timed_evaluation(model, test, device):
     """The metrics of ``evaluate`` plus reviews/s, after one warm-up batch (int8 packs its weights there)."""
-    from .data.batching import subset
-    from .train import evaluate
-
     evaluate(model, subset(test, min(len(test), 128), 1), device=device)
     start = time.perf_counter()
     metrics = evaluate(model, test, device=device)
@@ -533,7 +521,6 @@ def _timed_evaluation(model, test, device):
 
 
 def _explain(args):
-    from .train import load_classifier
     from .train.explain import explain, format_explanation
 
     model, vocab, tokenizer, labels, _ = load_classifier(args.checkpoint, device=args.device)
@@ -614,12 +601,10 @@ def _call(module, function):
 
 
 def _bench(args):
-    from .bench.threads import describe, limit_threads
-
     with limit_threads(args.threads):  # checks N >= 1 before any work
         importlib.import_module(f"minidl.bench.{args.what}").main(args)
         # afterwards, so that a bench refusing its input answers in one line
-        print(f"minidl bench {args.what} ran with threads: {describe()}", file=sys.stderr)
+        print(f"minidl bench {args.what} ran with threads: {describe_threads()}", file=sys.stderr)
     return 0
 
 
