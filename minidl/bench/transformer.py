@@ -538,13 +538,11 @@ def _report_columns(names, mine, memory):
 
 def _report_cells(row, names, mine, memory):
     """The cells of one result row, in the order of ``_report_columns``."""
-    cells = []
-    for name in names:
-        side = row["sides"][name]
-        cells.append(f"{side['ms']:.1f} ms ({side['per_second']:.2f}/s)" if row["measure"] == "train"
-                     else f"{side['per_second']:.1f} rev/s")
-    cells += [f"{row['sides'][name]['ratio']:.2f}x" for name in mine]
-    cells += [f"{row['sides'][name]['peak_mib']:.0f}" for name in names] if memory else []
+    sides = row["sides"]
+    cells = [f"{sides[name]['ms']:.1f} ms ({sides[name]['per_second']:.2f}/s)" if row["measure"] == "train"
+             else f"{sides[name]['per_second']:.1f} rev/s" for name in names]
+    cells += [f"{sides[name]['ratio']:.2f}x" for name in mine]
+    cells += [f"{sides[name]['peak_mib']:.0f}" for name in names] if memory else []
     return cells
 
 
