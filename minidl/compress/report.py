@@ -291,7 +291,6 @@ class CompressionReport:
     # --- the variants ---------------------------------------------------------------------------------
     def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS, gradual_levels=GRADUAL_LEVELS):
         """Measure every variant (the ones the acceptance asks about first) and return the rows."""
-        os.makedirs(self.out, exist_ok=True)
         self.teacher_row()
         self.control_row()
         if self.decoder:
