@@ -407,6 +407,5 @@ def teacher_logits_table(teacher, encoded, batch_size=128, device="cpu"):
     if not rows:
         raise ValueError("distill: the training set is empty")
     table = np.zeros((max(rows) + 1, len(next(iter(rows.values())))), dtype=next(iter(rows.values())).dtype)
-    for i, row in rows.items():
-        table[i] = row
+    table[list(rows)] = list(rows.values())
     return table
