@@ -336,9 +336,7 @@ class SparsityReport:
     def nonzeros(self):
         return sum(r.nonzeros for r in self.rows)
 
-    @property
-    def sparsity(self):
-        return 1.0 - self.nonzeros / self.parameters if self.parameters else 0.0
+    sparsity = SparsityRow.sparsity   # the same 1 − non-zeros / parameters, of the totals
 
     def __getitem__(self, name):
         return {row.name: row for row in self.rows}[name]
