@@ -470,15 +470,15 @@ def _eval(args):
     if args.limit is not None:
         test = subset(test, args.limit, 0)
     if not args.int8:
-        metrics = evaluate(model, test, device=args.device)
+        metrics = evaluate(model, test, device=args.device, progress="scoring")
         if args.json:
             print(json.dumps(finite(metrics), indent=2))
         else:
             print(format_report(metrics, labels, f"{scored.name}: {len(test)} reviews"))
         return 0
-    results = {"float32": _timed_evaluation(model, test, args.device)}
+    results = {"float32": _timed_evaluation(model, test, args.device, "float32")}
     quantize(model, embeddings=True)
-    results["int8"] = _timed_evaluation(model, test, args.device)
+    results["int8"] = _timed_evaluation(model, test, args.device, "int8")
     results["int8_speedup"] = round(results["int8"]["reviews_per_s"] / results["float32"]["reviews_per_s"], 3)
     results["accuracy_change_points"] = round(100 * (results["int8"]["accuracy"] - results["float32"]["accuracy"]), 2)
     if args.json:
@@ -512,11 +512,11 @@ def _evaluation_data(args, config, labels):
     return relabel(read_table(args.data, config), values or labels, labels, "checkpoint's")
 
 
-def _timed_evaluation(model, test, device):
+def _timed_evaluation(model, test, device, name):
     """The metrics of ``evaluate`` plus reviews/s, after one warm-up batch (int8 packs its weights there)."""
     evaluate(model, subset(test, min(len(test), 128), 1), device=device)
     start = time.perf_counter()
-    metrics = evaluate(model, test, device=device)
+    metrics = evaluate(model, test, device=device, progress=f"scoring ({name})")
     return {**metrics, "reviews_per_s": round(len(test) / (time.perf_counter() - start), 1)}
 
 

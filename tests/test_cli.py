@@ -86,8 +86,11 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "50", "--device", "torch",
                  "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
     assert report["float32"]["n"] == report["int8"]["n"] == 50
+    # a bar of the reviews scored, on stderr (IMDB's test split was about 40 s of silence)
+    assert "scoring (float32)" in printed.err and "scoring (int8)" in printed.err and "/50 [" in printed.err
     assert report["int8_speedup"] > 0 and report["int8"]["reviews_per_s"] > 0
     change = 100 * (report["int8"]["accuracy"] - report["float32"]["accuracy"])
     assert abs(report["accuracy_change_points"] - round(change, 2)) < 1e-9

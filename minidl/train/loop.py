@@ -149,7 +149,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     for callback in callbacks:
         callback.on_train_begin(model, optimizer)
     total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
-    bar = _progress(progress, total, run.loop["step"])
+    bar = progress_bar(progress, total, run.loop["step"])
     model.train()
     crashed, ended = False, run.over(epochs, steps) or run.out_of_time(time_limit)   # a resumed run may be over
     # an overflow is a divergence (see the module docstring); NumPy's other warnings would come
@@ -376,9 +376,10 @@ class _Running:
         return shown
 
 
-def _progress(description, total, initial):
+def progress_bar(description, total, initial=0, unit="step"):
+    """A progress bar on stderr, gone when closed (None without a ``description``)."""
     if not description:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=description, unit="step", dynamic_ncols=True, leave=False)
+    return tqdm(total=total, initial=initial, desc=description, unit=unit, dynamic_ncols=True, leave=False)

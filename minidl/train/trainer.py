@@ -26,7 +26,7 @@ from ..metrics import classification_report
 from ..models import build_model
 from . import checkpoint
 from .config import ConfigError, TrainConfig
-from .loop import Callback, Checkpoints, train
+from .loop import Callback, Checkpoints, progress_bar, train
 from .prepare import prepare
 
 
@@ -43,17 +43,23 @@ class Result:
     label_names: list = field(default_factory=list)   # class i is label_names[i]
 
 
-def evaluate(model, encoded, batch_size=128, device="cpu"):
-    """Metrics of ``model`` on an EncodedDataset (eval mode, no graph)."""
+def evaluate(model, encoded, batch_size=128, device="cpu", progress=None):
+    """Metrics of ``model`` on an EncodedDataset (eval mode, no graph); ``progress``: a description, to show
+    a bar of the reviews scored (IMDB's 25,000 test reviews take a GRU about 40 s on two cores)."""
     was_training = model.training
     model.eval()
     probabilities, labels, total_loss = [], [], 0.0
+    bar = progress_bar(progress, len(encoded), unit="review")
     with md.no_grad():
         for batch in batches(encoded, batch_size, shuffle=False, bucket=True, device=device):
             logits = model(batch.ids, batch.mask, batch.lengths).logits
             total_loss += md.cross_entropy(logits, batch.labels, reduction="sum").item()
             probabilities.append(logits.softmax(axis=-1).numpy())
             labels.append(batch.labels.numpy())
+            if bar is not None:
+                bar.update(len(labels[-1]))
+    if bar is not None:
+        bar.close()
     model.train(was_training)
     return classification_report(np.concatenate(labels), np.concatenate(probabilities),
                                  loss=total_loss / max(len(encoded), 1))
@@ -166,16 +172,20 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                            progress=progress and f"{config.model} h={config.hidden}", log=log,
                            advice=f"Lower the learning rate (now {config.lr}) or keep clip_norm set "
                                   f"(now {config.clip_norm}).")
-    best_state = best_now if best_now is not None else best_state
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if progress:
-        log(f"scoring the best checkpoint on {len(prepared.test)} test reviews ...")
-    test = evaluate(model, prepared.test, device=config.device)
+    test = _scored_on_test(model, best_now if best_now is not None else best_state, prepared, config, progress, log)
     result = Result(config.to_dict(), test, loop["best"] or {}, loop["history"], loop["step"], loop["seconds"],
                     paths.get("best"), loop["stopped_early"], list(prepared.label_names))
     result.model = model  # the trained model with the best weights (an attribute, not saved with the numbers)
     return result
+
+
+def _scored_on_test(model, best_state, prepared, config, progress, log):
+    """The test metrics of ``model`` with ``best_state`` (the weights of its best evaluation, if any) loaded."""
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if progress:
+        log(f"scoring the best checkpoint on {len(prepared.test)} test reviews ...")
+    return evaluate(model, prepared.test, device=config.device, progress=progress and "test")
 
 
 def _loss_fn(config, prepared):
