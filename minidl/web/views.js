@@ -132,7 +132,7 @@ function runOf(run) {
     .filter((s) => s.points.length);
   const test = run.test && run.test.accuracy != null ? ` · test accuracy ${run.test.accuracy.toFixed(4)}` : "";
   return el("div", {className: "run"}, el("h3", {}, `${run.path} · ${run.label}`),
-    el("div", {className: "hint"}, `${h.length} evaluations · ${state}${test}`),
+    el("div", {className: "hint"}, `${h.length} evaluation${h.length === 1 ? "" : "s"} · ${state}${test}`),
     el("div", {className: "charts"}, chart("loss", series("loss")), chart("accuracy", series("accuracy"))));
 }
 

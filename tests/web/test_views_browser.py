@@ -109,6 +109,7 @@ def test_charts_of_one_epoch_label_both_ends_of_their_axes_and_draw_the_points_i
         assert (x_left, x_right) == ("0.50", "1.50")
     assert loss[:2] == ["0.665", "0.601"] and charts(dom)[0][1] == [(148.0, 81.0)], "one point: in the middle"
     assert {x for x, _ in points} == {148.0} and len({y for _, y in points}) == 5
+    assert '<div class="hint">1 evaluation · ' in dom, "not '1 evaluations'"
 
 
 def test_each_point_names_its_line_when_hovered(one_epoch):
