@@ -48,7 +48,8 @@ def plot_sweep(results, out_prefix, metrics=("accuracy", "f1", "auc"), title=Non
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=legend_columns(labels, fig.get_figwidth()),
                frameon=False)
-    fig.suptitle(title or _default_title(results, rows, x, numeric))
+    if title != "":   # --title "": none (it gave the default one)
+        fig.suptitle(title or _default_title(results, rows, x, numeric))
 
     return save_figure(fig, out_prefix)
 

@@ -725,7 +725,8 @@ def add_arguments(subparsers):
                                     "FOLDER/sweep.* (default: next to --results)")
     plot.add_argument("--x", default="hidden", help="the config field on the x axis")
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
-    plot.add_argument("--title", help="the figure's title (default: the data, the x axis and the number of seeds)")
+    plot.add_argument("--title", help='the figure\'s title, "" for none (default: the data, the x axis and the '
+                                      'number of seeds)')
     plot.add_argument("--models", help="comma-separated: plot only these models (default: all in the file)")
     plot.set_defaults(run=_call("minidl.experiments.plot", "main_plot"))
     return sweep, plot

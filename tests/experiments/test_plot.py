@@ -31,6 +31,10 @@ def test_hidden_size_sweep_writes_png_and_svg(tmp_path):
     check_files(str(tmp_path / "out" / "sweep"))
     svg = open(paths[1]).read()
     assert "test sweep" in svg and "gru" in svg and "96" in svg  # title, legend, a tick at each size
+    for name, title in (("default", None), ("untitled", "")):           # --title "": none (it gave the default)
+        plot_sweep(results, str(tmp_path / "out" / name), title=title)
+    titles = {name: "seeds" in open(tmp_path / "out" / f"{name}.svg").read() for name in ("default", "untitled")}
+    assert titles == {"default": True, "untitled": False}
 
 
 def test_architecture_sweep_plots_categories(tmp_path):
