@@ -64,8 +64,9 @@ def _lines(ax, series, colours, metric, x):
         if len(xs) == 1:   # a band of one point has no width: draw its std as an error bar
             ax.errorbar(xs, mean, yerr=std, color=colour, capsize=4)
         else:
-            ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                            color=colour, alpha=0.18, linewidth=0)
+            top = float("inf") if metric == "loss" else 1.0     # the band stays where the metric can be (F1 < 0 was)
+            ax.fill_between(xs, [max(m - s, 0.0) for m, s in zip(mean, std)],
+                            [min(m + s, top) for m, s in zip(mean, std)], color=colour, alpha=0.18, linewidth=0)
     if sizes[0] > 0 and sizes[-1] / sizes[0] >= 4:
         ax.set_xscale("log", base=2)
     ax.minorticks_off()

@@ -37,6 +37,20 @@ def test_hidden_size_sweep_writes_png_and_svg(tmp_path):
     assert titles == {"default": True, "untitled": False}
 
 
+def test_a_spread_band_stays_between_0_and_1(tmp_path, monkeypatch):
+    """mean ± std of an F1 of 0.05 and 0.9 over seeds was shaded below 0."""
+    from minidl.experiments import plot
+
+    drawn = []
+    monkeypatch.setattr(plot, "save_figure", lambda fig, prefix: drawn.append(fig))
+    results = [fake("gru", hidden, seed, 0.5) for hidden in (16, 32) for seed in (0, 1)]
+    for i, record in enumerate(results):
+        record["test"]["f1"] = (0.05, 0.9)[i % 2]
+    plot_sweep(results, str(tmp_path / "f1"), metrics=["f1"])
+    band = drawn[0].axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 0.0 and band.max() <= 1.0
+
+
 def test_architecture_sweep_plots_categories(tmp_path):
     architectures = [[50], [64, 32], [64, 32, 16], [200, 50], [32, 16], [8, 16, 32]]
     results = [fake(model, hidden, seed, 0.8 + 0.01 * i + 0.005 * seed)
