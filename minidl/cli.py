@@ -122,11 +122,16 @@ def whole_numbers(minimum):
             numbers = []
         if not numbers or min(numbers) < minimum:
             raise argparse.ArgumentTypeError(f"give whole numbers >= {minimum}, comma-separated, got {text!r}")
-        if repeated := sorted({n for n in numbers if numbers.count(n) > 1}):   # a seed or rank run twice
-            raise argparse.ArgumentTypeError(f"{', '.join(map(str, repeated))} given more than once in {text!r}; "
-                                             f"give each once")
-        return numbers
+        return _once(numbers, text)   # a seed or rank run twice
     return listed
+
+
+def _once(values, text):
+    """``values`` (parsed from ``text``) if none is repeated, else argparse's one-line error naming the repeats."""
+    if repeated := sorted({v for v in values if values.count(v) > 1}):
+        raise argparse.ArgumentTypeError(f"{', '.join(map(str, repeated))} given more than once in {text!r}; "
+                                         f"give each once")
+    return values
 
 
 def _model_names(text):
@@ -134,7 +139,7 @@ def _model_names(text):
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names or not set(names) <= set(MODELS):
         raise argparse.ArgumentTypeError(f"give comma-separated models of {', '.join(MODELS)}, got {text!r}")
-    return names
+    return _once(names, text)   # probe --models mlp,mlp trained it twice and kept one
 
 
 def _number_or_none(text):

@@ -386,6 +386,8 @@ def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, opt
                                 "like [64,32,16], got ''"),
     (["probe", "--models", ""], "argument --models: give comma-separated models of rnn, gru, mlp, softmax, "
                                 "attention, transformer, got ''"),
+    (["probe", "--models", "mlp,gru,mlp"], "argument --models: mlp given more than once in 'mlp,gru,mlp'; give "
+                                           "each once"),     # it trained mlp twice and kept one
 ])
 def test_a_bad_number_list_or_name_is_one_line_naming_the_option(argv, error, capsys):
     assert _refused_by_the_parser(argv, capsys).endswith(f": error: {error}")
