@@ -107,7 +107,7 @@ def main_plot(args):
             if not results:
                 raise ValueError(f"--models {args.models}: {args.results} has no runs of them; it has "
                                  f"{', '.join(found) or 'none'} (nothing was written)")
-        metrics = split_commas(args.metrics)
+        metrics = list(dict.fromkeys(split_commas(args.metrics)))   # accuracy,accuracy drew its panel twice
         if unknown := _unknown_axes(results, args.x, metrics):
             raise ValueError(f"{unknown} (nothing was written)")
         out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")

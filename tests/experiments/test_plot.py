@@ -148,5 +148,8 @@ def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_fil
     assert main(["plot", "--results", str(results), "--out", str(tmp_path / "figures") + os.sep]) == 0
     assert sorted(os.listdir(tmp_path / "figures")) == ["sweep.md", "sweep.png", "sweep.svg"]
     (tmp_path / "named").mkdir()           # --out fig.png wrote fig.png.png, fig.png.svg and fig.png.md
-    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "named" / "fig.PNG")]) == 0
+    capsys.readouterr()
+    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "named" / "fig.PNG"), "--metrics",
+                 "accuracy,f1,accuracy"]) == 0   # each metric once (accuracy's panel and column came twice)
     assert sorted(os.listdir(tmp_path / "named")) == ["fig.md", "fig.png", "fig.svg"]
+    assert capsys.readouterr().out.splitlines()[0] == "| model | hidden | seeds | accuracy | F1 |"
