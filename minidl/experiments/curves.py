@@ -88,7 +88,7 @@ def plot_curves(paths, out):
 
 def main(args):
     try:
-        if os.path.splitext(args.out)[1].lower() not in ("", ".png", ".svg", ".pdf"):
+        if os.path.splitext(args.out)[1].lower() not in (".png", ".svg", ".pdf"):   # "c" got a PNG named c
             raise ValueError(f"--out {args.out}: give a .png, .svg or .pdf file")
         check_replaceable(args.out, is_minidl_figure, "minidl curves")
         print(plot_curves(args.results, args.out))

@@ -48,6 +48,8 @@ def test_curves_never_replaces_a_figure_of_the_user(tmp_path, capsys):
                                   or "give a .png, .svg or .pdf file" in err[0]), err
         assert mine.read_bytes() == before
     plt.close(fig)
+    assert main(["curves", "no-such-results.json", "--out", str(tmp_path / "c")]) == 1   # a PNG named c was written
+    assert capsys.readouterr().err == f"minidl curves: --out {tmp_path / 'c'}: give a .png, .svg or .pdf file\n"
 
 
 def test_curves_refuses_a_run_without_test_curve(tmp_path, capsys):
