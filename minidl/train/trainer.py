@@ -158,10 +158,10 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
         return batches(prepared.train, config.batch_size, seed=config.seed, epoch=epoch, bucket=config.bucket,
                        device=config.device, word_dropout=config.word_dropout, unk_id=prepared.vocab.unk_id)
 
-    def validate(model):
-        metrics = evaluate(model, selection, device=config.device)
+    def validate(model):   # (bars under the training one: IMDB's test split is 25,000 reviews)
+        metrics = evaluate(model, selection, device=config.device, progress=progress and "validation")
         if config.test_curve:
-            scored = evaluate(model, prepared.test, device=config.device)
+            scored = evaluate(model, prepared.test, device=config.device, progress=progress and "test")
             metrics.update(test_loss=scored["loss"], test_accuracy=scored["accuracy"])
         return metrics
 
