@@ -44,7 +44,7 @@ import minidl as md
 
 from .autograd.function import Function, MinidlError, OpError, ShapeError
 from .data.tabular import listing
-from .data.text import Tokenizer, _is_count
+from .data.text import Tokenizer, is_count
 from .io import finite
 from .metrics import cell, classification_report
 from .nn.module import Module, Parameter
@@ -301,10 +301,10 @@ def check_settings(kind, max_length, ngrams=(1, 2), min_df=2, epochs=5, batch_si
         raise BaselineError(f"--kind must be one of {', '.join(KINDS)}, got {kind!r}")
     for name, value in (("max-length", max_length), ("min-df", min_df), ("epochs", epochs),
                         ("batch-size", batch_size)):
-        if not _is_count(value):
+        if not is_count(value):
             raise BaselineError(f"--{name} must be a whole number >= 1, got {value!r}")
     sizes = tuple(ngrams) if isinstance(ngrams, (tuple, list)) else ()
-    if len(sizes) != 2 or not all(map(_is_count, sizes)) or not sizes[0] <= sizes[1] <= MAX_NGRAM:
+    if len(sizes) != 2 or not all(map(is_count, sizes)) or not sizes[0] <= sizes[1] <= MAX_NGRAM:
         raise BaselineError(f"--ngrams must be two sizes low,high with 1 <= low <= high <= {MAX_NGRAM} "
                             f"(e.g. 1,2), got {ngrams!r}")
     for name, value, positive in (("lr", lr, True), ("weight-decay", weight_decay, False), ("alpha", alpha, True)):

@@ -67,6 +67,7 @@ import minidl as md
 
 from .. import optim
 from ..autograd.function import MinidlError
+from ..data.text import is_count
 from ..models.transformer import TransformerClassifier
 from .threads import describe, limit_threads, thread_info
 
@@ -437,7 +438,7 @@ def _shape(given):
     shape = {**SHAPE, **(given or {})}
     if unknown := sorted(set(shape) - set(SHAPE)):
         raise MinidlError(f"--shape: unknown keys {unknown}; the keys are {', '.join(SHAPE)}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape.values()) \
+    if not all(map(is_count, shape.values())) \
             or shape["d_model"] % shape["num_heads"]:
         raise MinidlError(f"--shape: whole numbers >= 1, with num_heads dividing d_model; got {shape}")
     return shape

@@ -147,9 +147,9 @@ class Tokenizer:
 
     def _check_settings(self):
         """Raise ValueError on a bad setting; store the counts and the flag as plain ints and bool (JSON-able)."""
-        if not _is_count(self.min_word_length):
+        if not is_count(self.min_word_length):
             raise ValueError(f"Tokenizer: min_word_length must be an int >= 1, got {self.min_word_length!r}")
-        if self.max_length is not None and not _is_count(self.max_length):
+        if self.max_length is not None and not is_count(self.max_length):
             raise ValueError(f"Tokenizer: max_length must be None or an int >= 1, got {self.max_length!r}")
         for name in ("lowercase", "strip_html", "strip_links", "letters_only", "keep_digits"):
             if getattr(self, name) not in (True, False):   # NumPy's bools too; Tokenizer(100) is lowercase=100
@@ -331,5 +331,6 @@ def _mark_not(match):
     return f" {_full_stem(match.group(1))} {mark} "
 
 
-def _is_count(value):
+def is_count(value):
+    """A whole number >= 1 (a Python or NumPy integer, not a bool): a size, a length, a count."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .. import backend
 from ..autograd.function import MinidlError
 from ..data.imdb import UNLABELLED_SIZE
+from ..data.text import is_count
 from ..models import MODELS
 
 
@@ -162,7 +163,7 @@ def _check_model(config):
         raise ConfigError(f"--hidden {config.hidden}: a list of layer sizes is for "
                           f"{', '.join(n for n, c in MODELS.items() if c.hidden_list)}; {config.model} takes one "
                           f"whole number")
-    if not sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in sizes):
+    if not sizes or not all(map(is_count, sizes)):
         raise ConfigError(f"--hidden must be a whole number >= 1 (or, for the MLP scorers, a list of them), "
                           f"got {config.hidden!r}")
     if config.embedding_freeze_steps and config.freeze_embeddings:
