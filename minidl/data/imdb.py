@@ -78,11 +78,9 @@ _MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
 _URLS = re.compile(r"(?:^|/)(train|test)/urls_(pos|neg|unsup)\.txt$")
 _MOVIE = re.compile(r"/title/(tt\d+)")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-_HOW_TO_GET = (f"Get the data with one of:\n"
-               f"  minidl data download                  (the official archive, 84 MB, into ~/.cache/minidl)\n"
-               f"  python -c 'import minidl.data as d; d.download_imdb()'\n"
-               f"  or put {ARCHIVE_NAME} (or the extracted {FOLDER_NAME}/ folder) in a folder and set "
-               f"{ENV_VAR} to that folder")
+_HOW_TO_GET = (f"get it with `minidl data download` (the official archive, 84 MB, into ~/.cache/minidl; in Python "
+               f"minidl.data.download_imdb()), or put {ARCHIVE_NAME} (or the extracted {FOLDER_NAME}/ folder) in a "
+               f"folder and set {ENV_VAR} to it")
 
 Review = namedtuple("Review", "split label id rating text bad_bytes movie", defaults=(None,))
 
@@ -114,8 +112,7 @@ def find_imdb(path=None):
             return found
     if path is None and not os.environ.get(ENV_VAR):
         looked.append(f"${ENV_VAR} is not set")
-    raise DataNotFoundError("IMDB reviews not found. Looked in:\n" + "".join(f"  - {line}\n" for line in looked)
-                            + _HOW_TO_GET)
+    raise DataNotFoundError(f"IMDB reviews not found (looked in {'; '.join(looked)}); {_HOW_TO_GET}")   # one line
 
 
 def _find_in(place, why, looked):
@@ -166,7 +163,7 @@ def read_imdb_reviews(source, parts=LABELLED):
         raise DataFormatError(f"{source} has no reviews under {', '.join(f'{FOLDER_NAME}/{p}/' for p in empty)}: "
                               f"it is not the complete IMDB data set (expected "
                               f"{FOLDER_NAME}/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt and "
-                              f"{FOLDER_NAME}/train/unsup/). {_HOW_TO_GET}")
+                              f"{FOLDER_NAME}/train/unsup/); {_HOW_TO_GET}")
     _check_complete(source, counts)
     order = {"train": 0, "test": 1, "neg": 0, "pos": 1, "unsup": 2}
     reviews.sort(key=lambda r: (order[r.split], r.id, order[r.label]))
@@ -370,7 +367,7 @@ def load_imdb_unlabelled(path=None, max_reviews=None):
     source = find_imdb(path)
     if _kind(source) == "csv":
         raise DataFormatError(f"{source} is the Kaggle CSV, which has no unlabelled reviews; they come with the "
-                              f"official archive. {_HOW_TO_GET}")
+                              f"official archive; {_HOW_TO_GET}")
     reviews = read_imdb_reviews(source, UNLABELLED)
     _report(source, reviews)
     return [r.text for r in reviews[:max_reviews]]

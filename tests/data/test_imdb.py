@@ -55,6 +55,7 @@ def test_not_found_lists_every_place_and_how_to_get_the_data(isolated_data_env, 
     message = str(err.value)
     assert str(isolated_data_env / ".cache" / "minidl") in message and "$MINIDL_DATA is not set" in message
     assert "minidl data download" in message and "download_imdb()" in message and "MINIDL_DATA" in message
+    assert "\n" not in message, "one line, as every refusal (it was six: a list of places and of ways)"
     assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, MinidlError)
 
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path))
