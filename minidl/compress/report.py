@@ -213,12 +213,12 @@ class CompressionReport:
     def record(self, name, group, make, save, load, note="", scope=""):
         """Build the variant (``make()`` -> model), ``save(model, path)``, ``load(path)`` -> a fresh
         model, and score the reloaded model on the test split. Skipped if ``results.jsonl``
-        already has ``name`` (its loader is still kept, for ``measure_speed``)."""
+        already has ``name`` (its loader is still kept, for ``measure_speed``); -> ``name``."""
         self.loaders[name], self.savers[name] = load, save
         for row in self.rows:
             if row["name"] == name:
                 self._check_row(row)   # (keys an older row lacks are not held against it)
-                return
+                return name
         if self.log:
             self.log(f"{name:<32} building and scoring ...")
         start = time.perf_counter()
@@ -238,6 +238,7 @@ class CompressionReport:
             f.write(json.dumps(row) + "\n")
         if self.log:
             self.log(f"{name:<32} acc {row['accuracy']:.4f}  {row['size_mb']:7.2f} MB  (built in {built:.0f} s)")
+        return name
 
     def measure_speed(self, reviews=2000, repeats=3):
         """Evaluation speed of every row, all timed here, one after the other, so they compare:
@@ -361,13 +362,11 @@ class CompressionReport:
     def qat_rows(self, ptq=True):
         """int8 after training (if ``ptq``) and with quantisation-aware training, side by side;
         -> their names."""
-        if ptq:
-            self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), Module.save,
-                        lambda path: _loaded(_quantized(self.fresh()), path), note="post-training, Linears and embedding")
-        self.record("int8 QAT + KD", "int8", lambda: self._qat(self.teacher_copy()), Module.save,
-                    lambda path: _loaded(_quantized(self.fresh()), path),
-                    note="fake-quantised Linears fine-tuned with distillation, then int8")
-        return ["int8", "int8 QAT + KD"] if ptq else ["int8 QAT + KD"]
+        load = lambda path: _loaded(_quantized(self.fresh()), path)  # noqa: E731
+        names = [self.record("int8", "int8", lambda: _quantized(self.teacher_copy()), Module.save, load,
+                             note="post-training, Linears and embedding")] if ptq else []
+        return names + [self.record("int8 QAT + KD", "int8", lambda: self._qat(self.teacher_copy()), Module.save, load,
+                                    note="fake-quantised Linears fine-tuned with distillation, then int8")]
 
     def rank_sweep(self, ranks=None, fine_tune=True, min_size=1024):
         """SVD ranks from 2 to full for every factorisable Linear at once (``compress.rank_sweep``),
@@ -419,13 +418,12 @@ class CompressionReport:
             build = lambda kind=kind, sizes=sizes: build_model(  # noqa: E731
                 kind, self.vocab_size, num_classes=len(self.label_names), device=self.device, **sizes)
             label = f"{kind}, width {width}"
-            self.record(f"{name} + KD", "students", lambda b=build: self._student(b(), alpha=0.5), Module.save,
-                        lambda path, b=build: _loaded(b(), path), note=f"{label}, distilled")
-            names.append(f"{name} + KD")
+            names.append(self.record(f"{name} + KD", "students", lambda b=build: self._student(b(), alpha=0.5),
+                                     Module.save, lambda path, b=build: _loaded(b(), path), note=f"{label}, distilled"))
             if kind == "transformer" and not only:
-                self.record(f"{name}, labels only", "students", lambda b=build: self._student(b(), alpha=1.0),
-                            Module.save, lambda path, b=build: _loaded(b(), path), note=f"{label}, no teacher")
-                names.append(f"{name}, labels only")
+                names.append(self.record(f"{name}, labels only", "students",
+                                         lambda b=build: self._student(b(), alpha=1.0), Module.save,
+                                         lambda path, b=build: _loaded(b(), path), note=f"{label}, no teacher"))
         return names
 
     def _tuned(self, model, callbacks=()):
@@ -489,13 +487,12 @@ class CompressionReport:
 
         for fraction in fractions:
             if fraction == 0.5 and untuned:
-                self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False), Module.save,
-                            self.load_lowrank, note="encoder Linears at half their parameters")
-                names.append("low-rank 50%, no fine-tune")
-            self.record(f"low-rank {fraction:.0%} + KD", "low-rank", lambda f=fraction: factorized(f, True),
-                        Module.save, self.load_lowrank,
-                        note=f"encoder Linears at {fraction:.0%} of their parameters, fine-tuned")
-            names.append(f"low-rank {fraction:.0%} + KD")
+                names.append(self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False),
+                                         Module.save, self.load_lowrank,
+                                         note="encoder Linears at half their parameters"))
+            names.append(self.record(f"low-rank {fraction:.0%} + KD", "low-rank",
+                                     lambda f=fraction: factorized(f, True), Module.save, self.load_lowrank,
+                                     note=f"encoder Linears at {fraction:.0%} of their parameters, fine-tuned"))
         return names
 
 
