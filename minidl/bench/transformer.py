@@ -190,8 +190,7 @@ def copy_weights(ours, theirs):
     with torch.no_grad():
         for parameter, value in _parameter_pairs(ours, theirs):
             if tuple(parameter.shape) != value.shape:
-                raise MinidlError(f"weight copy: torch {tuple(parameter.shape)} <- minidl "
-                                  f"{value.shape}")
+                raise MinidlError(f"weight copy: torch {tuple(parameter.shape)} <- minidl {value.shape}")
             parameter.copy_(torch.from_numpy(np.ascontiguousarray(value)))
     return theirs
 
@@ -438,8 +437,7 @@ def _shape(given):
     shape = {**SHAPE, **(given or {})}
     if unknown := sorted(set(shape) - set(SHAPE)):
         raise MinidlError(f"--shape: unknown keys {unknown}; the keys are {', '.join(SHAPE)}")
-    if not all(map(is_count, shape.values())) \
-            or shape["d_model"] % shape["num_heads"]:
+    if not all(map(is_count, shape.values())) or shape["d_model"] % shape["num_heads"]:
         raise MinidlError(f"--shape: whole numbers >= 1, with num_heads dividing d_model; got {shape}")
     return shape
 
@@ -450,8 +448,7 @@ def _check_device(device):
         raise MinidlError(f'--device: "cpu" (minidl on NumPy and on torch-CPU against PyTorch) '
                           f'or "cuda" / "cuda:N", got {device!r}')
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MinidlError("--device cuda: no CUDA GPU here (torch.cuda.is_available() is "
-                          "False); use --device cpu")
+        raise MinidlError("--device cuda: no CUDA GPU here (torch.cuda.is_available() is False); use --device cpu")
 
 
 def _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps):
