@@ -64,8 +64,8 @@ def logistic_regression(x_train, y_train, x_test, y_test, steps=500, lr=0.05, se
             "test_accuracy": accuracy(model, x_test, y_test, device)}
 
 
-def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_test, steps=500, lr=0.05, seed=0,
-                        device="cpu", log=print):
+def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_test, steps=500, seed=0, device="cpu",
+                        log=print):
     """Logistic regression on mean vectors of ``matrix`` and of random vectors of the same
     shape; returns {"vectors": {...}, "random": {...}} (see ``logistic_regression``)."""
     results = {}
@@ -76,15 +76,13 @@ def compare_with_random(words, matrix, train_tokens, y_train, test_tokens, y_tes
             raise DataFormatError(f"none of the {len(words):,} words of the vectors occurs in the training reviews; "
                                   f"give vectors of their language and tokens (e.g. from minidl vectors build)")
         x_test, _ = mean_vectors(test_tokens, words, vectors)
-        results[name] = logistic_regression(x_train, y_train, x_test, y_test, steps, lr, seed, device)
-        if log is not None:
-            r = results[name]
-            log(f"{name:>8}: test accuracy {r['test_accuracy']:.4f}  (train {r['train_accuracy']:.4f}, "
-                f"final loss {r['train_loss']:.4f}; {time.perf_counter() - start:.1f} s)")
-    if log is not None:
-        none = int((known_train == 0).sum())
-        log(f"(mean of the known words' vectors; {none} training reviews had none)" if none else
-            "(every training review had known words)")
+        results[name] = logistic_regression(x_train, y_train, x_test, y_test, steps, seed=seed, device=device)
+        r = results[name]
+        log(f"{name:>8}: test accuracy {r['test_accuracy']:.4f}  (train {r['train_accuracy']:.4f}, "
+            f"final loss {r['train_loss']:.4f}; {time.perf_counter() - start:.1f} s)")
+    none = int((known_train == 0).sum())
+    log(f"(mean of the known words' vectors; {none} training reviews had none)" if none else
+        "(every training review had known words)")
     return results
 
 
