@@ -106,13 +106,6 @@ def new_loop():
     return {"epoch": 0, "batch": 0, "step": 0, "best": None, "bad_evaluations": 0, "history": [], "seconds": 0.0}
 
 
-def better(metric, new, old):
-    """Is evaluation ``new`` better than ``old`` (None: nothing yet) by ``metric``? Lower loss, else higher."""
-    if old is None:
-        return True
-    return new[metric] < old[metric] if metric == "loss" else new[metric] > old[metric]
-
-
 def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_steps=None, schedule=None,
           clip=None, evaluate=None, every=None, metric="loss", patience=None, checkpoints=None, callbacks=(),
           loop=None, time_limit=None, progress=None, advice="", log=print):
@@ -305,10 +298,13 @@ class _Run:
         return True
 
     def improves(self, metrics):
-        """Is ``metrics`` the new best? An unsettled evaluation always is (the latest model of a
-        schedule, see ``Callback.settled``), and so is a settled one after an unsettled best."""
-        best = self.loop["best"]
-        return metrics.get("unsettled") or (best or {}).get("unsettled") or better(self.metric, metrics, best)
+        """Is ``metrics`` the new best (the first is; then by ``metric``: lower loss, else higher)? An
+        unsettled evaluation always is (the latest model of a schedule, see ``Callback.settled``), and so
+        is a settled one after an unsettled best."""
+        best, metric = self.loop["best"], self.metric
+        if best is None or metrics.get("unsettled") or best.get("unsettled"):
+            return True
+        return metrics[metric] < best[metric] if metric == "loss" else metrics[metric] > best[metric]
 
     def validate(self):
         """The caller's metrics, the model in eval mode ({} without ``evaluate``); a non-finite
