@@ -234,8 +234,7 @@ class CompressionReport:
                "reviews_per_s": None, "build_seconds": built, "note": note, "scope": scope, "file": path,
                "setup": {**self.row_setup(name, group), "seed": self.seed}}
         self.rows.append(row)
-        with open(self.results_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        _write_rows(self.results_path, self.rows)   # whole or not at all: a torn line blocked every resume
         if self.log:
             self.log(f"{name:<32} acc {row['accuracy']:.4f}  {row['size_mb']:7.2f} MB  (built in {built:.0f} s)")
         return name

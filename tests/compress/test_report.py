@@ -357,3 +357,42 @@ def test_the_command_runs_every_variant_and_writes_the_table_and_plots(teacher_c
     assert printed[-1] == f"written: {out / 'results.md'}, accuracy_vs_size.png, accuracy_vs_speed.png"
     assert {"results.md", "accuracy_vs_size.png", "accuracy_vs_speed.svg"} <= set(os.listdir(out))
     assert main(argv) == 0 and "| teacher |" in capsys.readouterr().out     # resumed: every row reused
+
+
+def test_a_full_disk_while_a_row_is_written_leaves_the_rows_before_it(teacher_checkpoint, tmp_path, monkeypatch):
+    """Rows were appended to results.jsonl: a write cut short (a full disk, a kill) left half a line,
+    and every later run refused the folder as "not the results.jsonl of a compression report"."""
+    import builtins
+    import errno
+
+    report = CompressionReport(teacher_checkpoint, tmp_path, test_limit=50, log=None)
+    report.teacher_row()
+    real_open = builtins.open
+
+    class HalfWritten:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, text):
+            self.file.write(text[:len(text) // 2])
+            self.file.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exception):
+            self.file.close()
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        file = real_open(path, mode, *args, **kwargs)
+        writes = "results" in os.path.basename(str(path)) and ("w" in mode or "a" in mode)
+        return HalfWritten(file) if writes else file
+
+    monkeypatch.setattr(builtins, "open", full_disk)
+    with pytest.raises(OSError):
+        report.control_row()
+    monkeypatch.setattr(builtins, "open", real_open)
+    again = CompressionReport(teacher_checkpoint, tmp_path, test_limit=50, log=None)
+    assert [row["name"] for row in again.rows] == ["teacher"]
+
