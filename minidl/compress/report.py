@@ -71,12 +71,12 @@ LOWRANK_FRACTIONS = (0.25, 0.5, 0.75)
 METRICS = ("loss", "accuracy", "f1", "precision", "recall")
 
 
-def lowrank_ranks(model, fraction, min_size=1024):
-    """{Linear name: rank} giving each factorisable Linear ``fraction`` of its parameters:
-    r (D_in + D_out) ≈ fraction · D_in D_out."""
-    return {name: max(1, int(fraction * m.in_features * m.out_features / (m.in_features + m.out_features)))
+def lowrank_ranks(model, fraction):
+    """{Linear name: rank} giving each Linear ``fraction`` of its parameters: r (D_in + D_out) ≈ fraction · D_in D_out
+    (a Linear too small for rank 1 to save that much is left out)."""
+    return {name: int(fraction * m.in_features * m.out_features / (m.in_features + m.out_features))
             for name, m in model.named_modules()
-            if isinstance(m, Linear) and m.in_features * m.out_features >= min_size}
+            if isinstance(m, Linear) and fraction * m.in_features * m.out_features >= m.in_features + m.out_features}
 
 
 class CompressionReport:
@@ -190,7 +190,7 @@ class CompressionReport:
         ranks read back from the saved factor shapes (A is (D_in, r))."""
         model = self.fresh()
         factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in read_npz(path).items()
-                               if key.endswith(".A")})
+                               if key.endswith(".A")}, min_size=0)
         return _loaded(model, path)
 
     def teacher_copy(self):
@@ -481,10 +481,14 @@ class CompressionReport:
         def factorized(fraction, fine_tune):
             model = self.teacher_copy()
             factorize(model, rank={name: rank for name, rank in lowrank_ranks(model, fraction).items()
-                                   if name.startswith("encoder.")})
+                                   if name.startswith("encoder.")}, min_size=0)
             return self._tuned(model) if fine_tune else model
 
         for fraction in fractions:
+            if not any(name.startswith("encoder.") for name in lowrank_ranks(self.teacher, fraction)):
+                if self.log:   # (such rows were the teacher itself, under a note that said otherwise)
+                    self.log(f"no low-rank {fraction:.0%} rows: the encoder's Linears are too small to save that")
+                continue
             if fraction == 0.5 and untuned:
                 names.append(self.record("low-rank 50%, no fine-tune", "low-rank", lambda: factorized(0.5, False),
                                          Module.save, self.load_lowrank,

@@ -396,3 +396,23 @@ def test_a_full_disk_while_a_row_is_written_leaves_the_rows_before_it(teacher_ch
     again = CompressionReport(teacher_checkpoint, tmp_path, test_limit=50, log=None)
     assert [row["name"] for row in again.rows] == ["teacher"]
 
+
+def test_low_rank_rows_factorise_a_small_encoder_or_are_left_out(tmp_path):
+    """Linears under 1,024 weights were never factorised, so a small teacher's low-rank rows were the teacher
+    itself, noted "encoder Linears at 50% of their parameters"; too small for any rank to save: no row."""
+    def trained(width, name):
+        options = {"num_heads": 1, "num_layers": 1, "d_ff": 2 * width, "max_len": 20}
+        config = TrainConfig(model="transformer", hidden=width, embed_dim=width, max_length=20, model_options=options,
+                             epochs=1, train_limit=100)
+        return fit(config, out=tmp_path / name, progress=False, log=lambda *_: None).checkpoint
+
+    small = CompressionReport(trained(16, "small"), tmp_path / "report", fine_tune=20, test_limit=50, log=None)
+    small.teacher_row()
+    assert small._lowrank((0.5,)) == ["low-rank 50%, no fine-tune", "low-rank 50% + KD"]
+    teacher, *factorised = small.rows
+    assert all(row["parameters"] < teacher["parameters"] - 1000 for row in factorised)   # 4,674 -> 3,618
+    said = []
+    tiny = CompressionReport(trained(2, "tiny"), tmp_path / "tiny_report", fine_tune=20, test_limit=50,
+                             log=said.append)
+    assert tiny._lowrank((0.25, 0.5)) == [] and tiny.rows == []
+    assert said == [f"no low-rank {f} rows: the encoder's Linears are too small to save that" for f in ("25%", "50%")]
