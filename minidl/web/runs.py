@@ -37,6 +37,7 @@ import zipfile
 
 from ..autograd.function import MinidlError
 from ..experiments.curves import CURVE_KEYS as DRAWN, chosen_on_test
+from ..experiments.sweep import describe, job_settings, settings_label, summarise
 from ..io import finite, npz_meta
 
 MAX_DEPTH = 4                     # folders below DIR that are searched
@@ -161,8 +162,6 @@ def _read_checkpoint(path):
 
 
 def _read_sweep(path):
-    from ..experiments.sweep import job_settings, settings_label, summarise
-
     with open(path, "rb") as f:
         records, notes = _sweep_records(f.read().split(b"\n"))
     if not records:
@@ -200,8 +199,6 @@ def _sweep_records(lines):
 def _job(record, settings):
     """A job of a sweep; ``settings``: those that tell it apart from jobs of its model, hidden size and seed
     (two sweeps of one file with --set lr=0.001 and lr=0.01), named in its label after describe's."""
-    from ..experiments.sweep import describe, settings_label
-
     config = record["config"]
     try:
         label = describe(config)
@@ -239,7 +236,6 @@ def _curves(history, config=None):
             for metric in ("loss", "accuracy"):
                 row.setdefault(f"test_{metric}", row.pop(metric, None))
     return rows
-
 
 
 def _one_line(error):
