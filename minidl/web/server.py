@@ -66,6 +66,9 @@ from importlib import resources
 from urllib.parse import parse_qs, urlparse
 
 from ..autograd.function import MinidlError
+from ..mlm import load_mlm
+from ..mlm.cli import fill_mask
+from ..train import load_classifier
 
 MAX_CHARS = 2000
 MAX_K = 50
@@ -110,9 +113,6 @@ class Models:
     server answers each request in its own thread."""
 
     def __init__(self, teacher=None, student=None, classifiers=(), device="cpu", runs=None):
-        from ..mlm import load_mlm
-        from ..mlm.cli import fill_mask
-        from ..train import load_classifier
         from .runs import RunsFolder
 
         check_sources(teacher, student, classifiers, runs)
@@ -142,8 +142,6 @@ class Models:
                 "graph": {"max_chars": EXPRESSION_CHARS, "functions": list(CALLABLE)}}
 
     def fill_mask(self, text, k=5):
-        from ..mlm.cli import fill_mask
-
         _check(text, "the film was [MASK] .")
         if not self.mlm:
             raise BadRequest("no masked-LM is loaded: restart with minidl serve --teacher T.npz [--student S.npz]")
