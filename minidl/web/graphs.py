@@ -28,6 +28,7 @@ import numpy as np
 import minidl as md
 
 from ..autograd.function import MinidlError
+from ..viz import graph
 from . import expression
 
 MAX_NODES = 300                  # graph() draws a summary, not the nodes, beyond this
@@ -89,8 +90,6 @@ def check_length(model, tokens):
 def _answer(root, backward, note, **labels):
     """The API's JSON answer for ``graph(root, **labels)`` (``model=``, ``names=``), drawn as the views draw it:
     every small value, and with ``backward`` every node's gradient (replayed)."""
-    from ..viz import graph
-
     drawn = graph(root, values=True, gradients="all" if backward else False, max_nodes=MAX_NODES, **labels)
     nodes = [{name: _plain(node[name]) for name in NODE_FIELDS} for node in drawn.nodes]
     return {"svg": drawn.to_svg(engine="builtin"), "nodes": nodes, "edges": drawn.edges, "mode": drawn.mode,
