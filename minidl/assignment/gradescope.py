@@ -290,13 +290,10 @@ def classroom_workflow(name, root=None):
     return "\n".join(lines) + "\n"
 
 
-CLASSROOM_WORKFLOW = ".github/workflows/classroom.yml"
-
-
 def write_classroom_workflow(destination, name, root=None):
     """Write ``classroom_workflow(name, root)`` to ``destination/.github/workflows/classroom.yml`` (a student
     copy being made); returns its Path."""
-    path = Path(destination) / CLASSROOM_WORKFLOW
+    path = Path(destination) / ".github" / "workflows" / "classroom.yml"
     write_text(path, classroom_workflow(name, root))   # makes .github/workflows/
     return path
 
