@@ -327,8 +327,7 @@ class _TrustedCopies:
             return self.made[name]
 
 
-def grade_trusted(folder, copies, reference=None, assignment=None, time_limit=600, tasks=None, groups=None,
-                  test_timeout=TEST_SECONDS):
+def grade_trusted(folder, copies, reference, assignment, time_limit, tasks, groups, test_timeout):
     """Grade one submission as the Gradescope autograder does: the instructor's copy of its assignment with
     the student's ``minidl/`` in it (the grading machinery excepted). A copy's own manifest, grading tests
     and conftest.py are never read: with them, a copy whose tests or points were edited scored 100/100
