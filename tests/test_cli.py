@@ -77,7 +77,7 @@ def test_train_json_prints_only_json_with_embeddings_too(tmp_path, capsys):
     assert "3-d vectors" in printed.err and "found" in printed.err
 
 
-def test_eval_int8_reports_both_models(tmp_path, capsys):
+def test_eval_int8_reports_both_models(tmp_path, capsys, monkeypatch):
     """``eval --int8`` scores the checkpoint and its int8 copy on the same reviews: both sets of
     metrics, reviews/s, the speed-up and the accuracy change."""
     out = tmp_path / "run"
@@ -99,6 +99,14 @@ def test_eval_int8_reports_both_models(tmp_path, capsys):
     assert table[0].endswith(": 50 reviews, float32 and int8 timed in the same run")
     assert table[1].split() == ["model", "accuracy", "f1", "loss", "reviews/s"]
     assert [row.split()[0] for row in table[2:4]] == ["float32", "int8"] and table[4].startswith("int8: ")
+    # each model's warm-up shows its bar too: the first bar's set-up (tqdm's import) was timed as float32's
+    from minidl.train import trainer
+
+    bars, bar = [], trainer.progress_bar
+    monkeypatch.setattr(trainer, "progress_bar", lambda description, *a, **k: bars.append(description) or bar(
+        description, *a, **k))
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "50", "--json"]) == 0
+    assert bars == ["scoring (float32)"] * 2 + ["scoring (int8)"] * 2
     assert _refused_by_the_parser(["eval", "--checkpoint", str(out / "best.npz"), "--int8", "--limit", "0"],
                                   capsys) == "minidl eval: error: argument --limit: must be a whole number >= 1, got 0"
 
