@@ -77,7 +77,18 @@ class ArgumentParser(argparse.ArgumentParser):
             self._parsing = False
         if extra:
             self.error(f"unrecognized arguments: {' '.join(extra)}")
+        for action in self._actions:   # "" (an unset $OUT) was read as "." (compress, data) or as none (train)
+            value = getattr(parsed, action.dest, None) if action.dest in PATHS else None
+            if value == "" or isinstance(value, list) and "" in value:
+                self.error(f"argument {'/'.join(action.option_strings) or action.dest}: an empty path; give a file "
+                           f"or folder")
         return parsed, extra
+
+
+# the options (and command words) that name a file or a folder
+PATHS = {"checkpoint", "classifier", "csv", "data", "data_path", "decoder", "dest", "directory", "embeddings", "file",
+         "out", "path", "reference", "results", "resume_from", "root", "runs", "student", "submissions", "teacher",
+         "test_data", "validation_data"}
 
 
 def _converted(text, convert, accept, error):

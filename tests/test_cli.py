@@ -460,3 +460,19 @@ def test_figures_and_tables_of_the_user_beside_an_output_are_never_replaced(tmp_
     (tmp_path / "mine.zip").write_bytes(b"PK\x05\x06" + bytes(18))   # an empty zip
     assert main(["assignment", "gradescope", "compression", "--out", str(tmp_path / "mine.zip")]) == 1
     assert "mine.zip is there and was not written by minidl assignment gradescope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--out", ""], "--out"),                                              # trained, then saved nothing
+    (["compress", "prune", "--teacher", "t.npz", "--amount", "0.5", "--out", ""], "--out"),   # wrote into "."
+    (["sweep", "--models", "mlp", "--hidden", "4", "--seeds", "0", "--results", ""], "--results"),  # after the jobs
+    (["data", "download", "--dest", ""], "--dest"),
+    (["curves", "a.json", ""], "results"),
+    (["grade", ""], "directory")])
+def test_an_empty_path_is_refused_before_any_work(argv, option, capsys, tmp_path, monkeypatch):
+    """An unset variable ($OUT) gives "": train saved nothing without a word, compress wrote its rows and
+    models into the current folder, and sweep trained every job before it failed to write."""
+    monkeypatch.chdir(tmp_path)
+    assert _refused_by_the_parser(argv, capsys).endswith(f"error: argument {option}: an empty path; give a file or "
+                                                          f"folder")
+    assert list(tmp_path.iterdir()) == []
