@@ -16,6 +16,7 @@ import numpy as np
 
 import minidl as md
 from minidl import nn, optim
+from minidl.autograd.function import MinidlError
 
 from .timing import time_interleaved, training_step
 
@@ -81,6 +82,8 @@ def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, 
 def main(args=None):
     import torch
 
+    if getattr(args, "data", None) and not getattr(args, "imdb_epoch", False):
+        raise MinidlError("--data is read only for --imdb-epoch; add --imdb-epoch, or leave --data out")
     if getattr(args, "imdb_epoch", False):   # the data is looked for before the step benchmark, not after it
         from ..data.imdb import find_imdb
 

@@ -455,6 +455,9 @@ def _check_sizes(models, lengths, batch, vocab, dropout, rounds, steps):
     """A one-line MinidlError for an unknown model or a size, count or dropout out of range."""
     if set(models) - set(MODELS) or not models:
         raise MinidlError(f"--models: choose from {','.join(MODELS)}, got {','.join(models)}")
+    for name, values in (("models", models), ("lengths", lengths)):   # (their rows were printed twice)
+        if len(set(values)) < len(values):
+            raise MinidlError(f"--{name}: {','.join(map(str, values))} repeats a value; give each once")
     wrong = [f"--lengths must be >= 2 (got {','.join(map(str, lengths)) or 'none'})"] * (min(lengths, default=0) < 2)
     wrong += [f"--{name} must be >= 1 (got {value})" for name, value in (("batch", batch), ("rounds", rounds),
                                                                          ("steps", steps)) if value < 1]

@@ -155,6 +155,10 @@ def test_transformer_shape_sizes_both_sides_and_bad_shapes_are_refused():
     assert "D=16, h=2, L=3, F=24" in transformer_bench.report(result)
     model = transformer_bench.build_minidl("classifier", TINY_VOCAB, TINY_T, 0.0, shape=shape)
     assert len(model.encoder.layers) == 3
+    for models, lengths, words in ((("mlm", "mlm"), (TINY_T,), "--models: mlm,mlm repeats"),
+                                   (("mlm",), (8, 8), "--lengths: 8,8 repeats")):   # rows printed twice
+        with pytest.raises(MinidlError, match=words):
+            transformer_bench.run(models=models, lengths=lengths)
     with pytest.raises(MinidlError, match=r"^--vocab must be > 2 \(got 2\)$"):   # it listed every size
         transformer_bench.run(vocab=2, lengths=(TINY_T,))
     for bad, words in (("[1]", "expected a JSON object"), ('{"layers": 4}', "unknown keys"),
@@ -196,3 +200,6 @@ def test_bench_gru_looks_for_the_imdb_data_before_timing(monkeypatch, capsys, tm
     monkeypatch.setattr(gru, "run", lambda **kwargs: pytest.fail("the step benchmark ran first"))
     assert main(["bench", "gru", "--imdb-epoch", "--data", str(tmp_path / "nope")]) == 1
     assert "IMDB reviews not found" in capsys.readouterr().err
+    assert main(["bench", "gru", "--data", str(tmp_path / "nope")]) == 1   # ignored, without a word
+    assert capsys.readouterr().err.splitlines()[0] == ("minidl bench gru: --data is read only for --imdb-epoch; add "
+                                                       "--imdb-epoch, or leave --data out")
