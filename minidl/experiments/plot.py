@@ -62,11 +62,9 @@ def _lines(ax, series, colours, metric, x):
         std = [r[metric + "_std"] for r in rows]
         ax.plot(xs, mean, marker="o", color=colour, label=label)
         if len(xs) == 1:   # a band of one point has no width: draw its std as an error bar
-            ax.errorbar(xs, mean, yerr=std, color=colour, capsize=4)
+            ax.errorbar(xs, mean, yerr=_error_bars(mean, std, metric), color=colour, capsize=4)
         else:
-            top = float("inf") if metric == "loss" else 1.0     # the band stays where the metric can be (F1 < 0 was)
-            ax.fill_between(xs, [max(m - s, 0.0) for m, s in zip(mean, std)],
-                            [min(m + s, top) for m, s in zip(mean, std)], color=colour, alpha=0.18, linewidth=0)
+            ax.fill_between(xs, *_band(mean, std, metric), color=colour, alpha=0.18, linewidth=0)
     if sizes[0] > 0 and sizes[-1] / sizes[0] >= 4:
         ax.set_xscale("log", base=2)
     ax.minorticks_off()
@@ -80,11 +78,25 @@ def _points(ax, series, colours, metric, x, rows):
     for i, (colour, (label, members)) in enumerate(zip(colours, series.items())):
         offset = (i - (len(series) - 1) / 2) * width
         positions = [categories.index(x_label(r[x])) + offset for r in members]
-        ax.errorbar(positions, [r[metric] for r in members], yerr=[r[metric + "_std"] for r in members],
+        mean = [r[metric] for r in members]
+        ax.errorbar(positions, mean, yerr=_error_bars(mean, [r[metric + "_std"] for r in members], metric),
                     fmt="o", color=colour, capsize=4, markersize=6, label=label)
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
     ax.set_xlim(-0.6, len(categories) - 0.4)
     ax.set_xlabel("architecture (hidden layer sizes)" if x == "hidden" else x)
+
+
+def _band(mean, std, metric):
+    """(low, high): mean ± std kept where the metric can be, a loss >= 0 and the others in [0, 1]
+    (an F1 band was shaded below 0, an accuracy's error bar drawn past 1)."""
+    top = float("inf") if metric == "loss" else 1.0
+    return [max(m - s, 0.0) for m, s in zip(mean, std)], [min(m + s, top) for m, s in zip(mean, std)]
+
+
+def _error_bars(mean, std, metric):
+    """``_band`` as matplotlib's yerr: the distances below and above each mean."""
+    low, high = _band(mean, std, metric)
+    return [[m - l for m, l in zip(mean, low)], [h - m for m, h in zip(mean, high)]]
 
 
 def _default_title(results, rows, x, numeric):

@@ -49,6 +49,13 @@ def test_a_spread_band_stays_between_0_and_1(tmp_path, monkeypatch):
     plot_sweep(results, str(tmp_path / "f1"), metrics=["f1"])
     band = drawn[0].axes[0].collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == 0.0 and band.max() <= 1.0
+    # so do the error bars of one size and of architectures (they reached below 0 and past 1)
+    for hidden in ([16], [16, [8, 4]]):
+        records = [fake("gru", h, seed, (0.1, 0.99)[seed]) for h in hidden for seed in (0, 1)]
+        plot_sweep(records, str(tmp_path / "one"), metrics=["accuracy"])
+        bars = drawn[-1].axes[0].collections[-1].get_segments()
+        ends = [y for segment in bars for _, y in segment]
+        assert min(ends) == 0.0 and max(ends) == pytest.approx(1.0) and max(ends) <= 1.0 + 1e-12
 
 
 def test_architecture_sweep_plots_categories(tmp_path):
