@@ -228,13 +228,18 @@ def load_results(path):
 
     A last line cut short by a crash is skipped with a warning; any other line that is not a
     JSON record is an error naming the line."""
-    records = {}
-    for record in _read_records(path):
+    return one_per_job(_read_records(path))
+
+
+def one_per_job(records):
+    """``records`` with one per job key: a success wins over a failure, a later line over an earlier one."""
+    kept = {}
+    for record in records:
         key = _key(record)
-        old = records.get(key)
+        old = kept.get(key)
         if old is None or not (record.get("error") and not old.get("error")):
-            records[key] = record
-    return list(records.values())
+            kept[key] = record
+    return list(kept.values())
 
 
 def _key(record):
@@ -254,7 +259,28 @@ def _read_records(path):
         raise ValueError(f"{path} is a folder; give the results.jsonl file that `minidl sweep --results` wrote")
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
-    records, bad, truncated = [], None, None
+    records, bad, truncated = scan_records(lines)
+    # a last line that is no record: a write cut short by a crash, or, the file's only line, a file of the
+    # user's (a note, a results.json) that is not a sweep's
+    if not records and (bad or (truncated and not truncated.startswith(RECORD_START))):
+        number, error = (bad or [(len(lines), "not a sweep record")])[0]
+        raise ValueError(f"{path} is not a sweep results file (line {number}: {error}); give the JSONL file "
+                         f"that `minidl sweep --results` writes") from None
+    if truncated:
+        warnings.warn(f"{path}: ignoring a truncated last line ({len(truncated)} bytes), left by an interrupted "
+                      f"write; that job will run again with the next sweep", stacklevel=3)
+    if bad:
+        number, error = bad[0]
+        raise ValueError(f"{path} line {number} is not a sweep result ({error}); only the last line can be cut "
+                         f"short by a crash, so this one was changed by hand: fix or delete it") from error
+    return records
+
+
+def scan_records(lines):
+    """A sweep file's lines (split at newlines) -> (records, bad, truncated): its sweep records in order,
+    (line number, ValueError) of every other non-empty line but the last, and the last one if it is no
+    record (no newline after it: a write cut short, or one being written)."""
+    records, bad, truncated = [], [], None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -265,24 +291,13 @@ def _read_records(path):
                 raise ValueError("a sweep record is a JSON object with a 'key', a 'config' and a 'test' (or an "
                                  "'error')")
         except ValueError as e:
-            if number == len(lines):  # no newline after it: a write cut short by a crash...
+            if number == len(lines):
                 truncated = line
-                continue
-            bad = bad or (number, e)
+            else:
+                bad.append((number, e))
             continue
         records.append(record)
-    # ...or, the file's only line, a file of the user's (a note, a results.json) that is not a sweep's
-    if not records and (bad or (truncated and not truncated.startswith(RECORD_START))):
-        bad = bad or (len(lines), "not a sweep record")
-        raise ValueError(f"{path} is not a sweep results file (line {bad[0]}: {bad[1]}); give the JSONL file "
-                         f"that `minidl sweep --results` writes") from None
-    if truncated:
-        warnings.warn(f"{path}: ignoring a truncated last line ({len(truncated)} bytes), left by an interrupted "
-                      f"write; that job will run again with the next sweep", stacklevel=3)
-    if bad:
-        raise ValueError(f"{path} line {bad[0]} is not a sweep result ({bad[1]}); only the last line can be cut "
-                         f"short by a crash, so this one was changed by hand: fix or delete it") from bad[1]
-    return records
+    return records, bad, truncated
 
 
 RECORD_START = b'{"key": '   # how every line _record and a failed job write begins (json.dumps)

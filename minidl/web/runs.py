@@ -37,7 +37,7 @@ import zipfile
 
 from ..autograd.function import MinidlError
 from ..experiments.curves import CURVE_KEYS as DRAWN, chosen_on_test
-from ..experiments.sweep import describe, job_settings, settings_label, summarise
+from ..experiments.sweep import describe, job_settings, one_per_job, scan_records, settings_label, summarise
 from ..io import finite, npz_meta
 
 MAX_DEPTH = 4                     # folders below DIR that are searched
@@ -166,8 +166,7 @@ def _read_sweep(path):
         records, notes = _sweep_records(f.read().split(b"\n"))
     if not records:
         raise ValueError(notes[0] if len(notes) == 1 else "an empty sweep file" if not notes
-                         else "not a sweep of minidl sweep: no line is a JSON object with a config")
-    records = list(records.values())
+                         else "not a sweep of minidl sweep: no line is a sweep record")
     jobs = [_job(r, settings) for r, settings in zip(records, job_settings(records))]
     summary = summarise([r for r in records if isinstance(r.get("test"), dict)])
     for row in summary:
@@ -176,24 +175,11 @@ def _read_sweep(path):
 
 
 def _sweep_records(lines):
-    """({key: record}, notes) of a sweep file's lines: one record per job (a success over a failure, a
-    later line over an earlier one, as minidl.experiments.sweep.load_results), bad lines noted."""
-    records, notes = {}, []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not (isinstance(record, dict) and isinstance(record.get("config"), dict)):
-                raise ValueError("not a sweep record (a JSON object with a config)")
-        except ValueError as e:
-            notes.append(f"line {number} is being written, not shown yet" if number == len(lines)
-                         else f"line {number} skipped: {_one_line(e)}")
-            continue
-        key = record.get("key") or json.dumps(record["config"], sort_keys=True)
-        if key not in records or not (record.get("error") and not records[key].get("error")):
-            records[key] = record
-    return records, notes
+    """(records, notes) of a sweep file's lines: one record per job, as minidl plot reads them, and a note
+    for each line that is no record (the last one may be being written)."""
+    records, bad, truncated = scan_records(lines)
+    notes = [f"line {number} skipped: {_one_line(error)}" for number, error in bad]
+    return one_per_job(records), notes + [f"line {len(lines)} is being written, not shown yet"] * bool(truncated)
 
 
 def _job(record, settings):

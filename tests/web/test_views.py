@@ -245,11 +245,18 @@ def test_a_sweep_over_a_setting_names_it_in_its_summary_and_its_job_labels(tmp_p
 def test_a_sweep_whose_settings_do_not_vary_keeps_its_labels(tmp_path):
     record = {"key": "a", "config": {"model": "gru", "hidden": [8, 4], "seed": 0, "lr": 0.01},
               "test": {"accuracy": 0.8}, "history": []}
-    (tmp_path / "sweep.jsonl").write_text(json.dumps(record) + "\n" + json.dumps({**record, "key": "b"}) + "\n")
+    other_seed = {**record, "key": "b", "config": {**record["config"], "seed": 1}}   # (one job per config, as plot)
+    (tmp_path / "sweep.jsonl").write_text(json.dumps(record) + "\n" + json.dumps(other_seed) + "\n")
     for url in serving(Models(runs=tmp_path)):
         (sweep,) = get(f"{url}/api/runs")[1]["sweeps"]
-    assert [(j["label"], j["settings"]) for j in sweep["jobs"]] == [("gru hidden=[8,4] seed=0", {})] * 2
+    assert [(j["label"], j["settings"]) for j in sweep["jobs"]] == [("gru hidden=[8,4] seed=0", {}),
+                                                                     ("gru hidden=[8,4] seed=1", {})]
     assert [(row["settings"], row["settings_label"]) for row in sweep["summary"]] == [({}, "")]
+    with open(tmp_path / "sweep.jsonl", "a") as f:   # the job run again: one job, the later line (it was two)
+        f.write(json.dumps({**record, "key": "a2", "test": {"accuracy": 0.9}}) + "\n")
+    for url in serving(Models(runs=tmp_path)):
+        (sweep,) = get(f"{url}/api/runs")[1]["sweeps"]
+    assert [job["label"] for job in sweep["jobs"]] == ["gru hidden=[8,4] seed=0", "gru hidden=[8,4] seed=1"]
 
 
 def test_plots_are_served_and_no_path_leaves_the_runs_folder(views_url, runs, tmp_path):
