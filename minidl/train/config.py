@@ -169,6 +169,9 @@ def _check_model(config):
     if config.embedding_freeze_steps and config.freeze_embeddings:
         raise ConfigError(f"--embedding-freeze-steps {config.embedding_freeze_steps} lets the embedding table learn "
                           f"after that many steps, --freeze-embeddings keeps it frozen throughout: give one of them")
+    if config.freeze_embeddings and (config.embeddings is None or config.embedding_lr is not None):  # (ignored)
+        raise ConfigError("--freeze-embeddings keeps the table of --embeddings FILE fixed: give it with --embeddings, "
+                          "and without --embedding-lr (a frozen table does not learn at any rate)")
     if not isinstance(config.model_options, dict):
         raise ConfigError(f"--model-options must be a JSON object like '{{\"radius\": 5}}', "
                           f"got {config.model_options!r}")
@@ -247,8 +250,8 @@ def _check_teacher(config):
     if not isinstance(config.distill_alpha, (int, float)) or not 0.0 <= config.distill_alpha <= 1.0:
         raise ConfigError(f"--distill-alpha is the share of the label term and must lie in [0, 1], "
                           f"got {config.distill_alpha!r}")
-    if not isinstance(config.temperature, (int, float)) or not config.temperature > 0:
-        raise ConfigError(f"--temperature must be > 0 (1: the plain softmax; the course uses 2), "
+    if not isinstance(config.temperature, (int, float)) or not 0 < config.temperature <= 1e6:   # inf, 1e200: T²
+        raise ConfigError(f"--temperature must be > 0 and at most 1e6 (1: the plain softmax; the course uses 2), "
                           f"got {config.temperature!r}")
     if config.train_windows:
         raise ConfigError("--teacher with --train-windows: the teacher scores whole reviews, not windows; "

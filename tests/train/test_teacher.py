@@ -150,6 +150,8 @@ def test_unlabelled_reviews_join_training_labelled_by_the_teacher(tmp_path, monk
     (dict(teacher="nowhere/best.npz"), "--teacher 'nowhere/best.npz': no such file"),
     (dict(teacher="TEACHER", distill_alpha=1.5), "--distill-alpha is the share of the label term"),
     (dict(teacher="TEACHER", temperature=0), "--temperature must be > 0"),
+    (dict(teacher="TEACHER", temperature=float("inf")), "--temperature must be > 0 and at most 1e6"),   # nan loss
+    (dict(teacher="TEACHER", temperature=1e200), "--temperature must be > 0 and at most 1e6"),   # T² overflowed
     (dict(teacher="TEACHER", train_windows=True), "--teacher with --train-windows"),
     (dict(teacher="TEACHER", unlabelled=10), "--unlabelled 10: unlabelled reviews come with --data imdb only"),
     (dict(teacher="TEACHER", unlabelled=-1), "--unlabelled must be a whole number >= 0"),
