@@ -38,7 +38,13 @@ def save(path, model, optimizer, config, prepared, loop_state):
     """A classifier's checkpoint: the training state plus what ``load_classifier`` needs."""
     return save_state(path, model, optimizer, loop_state, config=config.to_dict(), vocab=prepared.vocab.to_dict(),
                       tokenizer=prepared.tokenizer.to_dict(), label_names=prepared.label_names,
-                      data_files=prepared.files or {})
+                      data_files=prepared.files or {}, teacher_files=teacher_files(config))
+
+
+def teacher_files(config):
+    """{path: SHA-256} of the checkpoints ``--teacher`` names (a baseline's name is no file): a resumed run
+    must learn from the teacher it learned from, not from a checkpoint trained again at that path since."""
+    return {path: file_sha256(path) for path in (config.teacher or "").split(",") if os.path.isfile(path.strip())}
 
 
 def check_data(path, files=None, advice="restore the file, or train again"):

@@ -22,12 +22,13 @@ import minidl as md
 
 from .. import optim
 from ..data.batching import batches, num_batches
+from ..io import npz_meta
 from ..metrics import classification_report
 from ..models import build_model
 from . import checkpoint
 from .config import ConfigError, TrainConfig
 from .loop import Callback, Checkpoints, progress_bar, train
-from .prepare import prepare
+from .prepare import data_files, prepare
 
 
 @dataclass
@@ -127,6 +128,9 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     """Train ``config`` (a TrainConfig or a dict) with the training core; returns a ``Result``
     with test metrics."""
     config = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).check()
+    paths = checkpoint.run_paths(out)
+    if resume:   # before the data are read (IMDB: seconds) and a teacher scores them (minutes)
+        _check_resumable(paths.get("last"), config)
     tick = time.perf_counter()
     if progress and config.data != "synthetic":
         log(f"preparing {config.data}: reading, tokenising, building the vocabulary ...")
@@ -142,12 +146,9 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                 if config.warmup_steps else None)
     selection = prepared.validation if prepared.validation is not None else prepared.test
     _check_metric(config, selection, prepared.label_names)
-    paths = checkpoint.run_paths(out)
     checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save(path, model, optimizer, config, prepared, loop))
     loop, best_state = None, None
     if resume:
-        if os.path.exists(paths.get("last") or ""):   # trained on these very files (else: other splits)
-            checkpoint.check_data(paths["last"], prepared.files)
         loop, best_state = _resume(paths, config, model, optimizer, schedule)
         log(f"resumed from {paths['last']} at step {loop['step']} (epoch {loop['epoch']}, batch {loop['batch']})")
 
@@ -224,18 +225,28 @@ class FrozenWarmup(Callback):
         return False
 
 
-def _resume(paths, config, model, optimizer, schedule):
-    """Put the run of ``paths``' last.npz back: weights, optimizer, generators, schedule;
-    -> (its loop record, the weights of best.npz or None)."""
-    def same_settings(meta):
-        saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since: their defaults
-        if changed := checkpoint.differences(saved, config.to_dict()):
-            raise ConfigError(f"cannot resume {paths['last']}: it was trained with different settings ({changed}); "
-                              f"give the same options as the first time")
+def _check_resumable(last, config):
+    """Refuse a --resume that cannot go on from ``last`` (out/last.npz): there is none, it was trained on other
+    data files (other splits) or settings, or a --teacher checkpoint has changed since (other soft targets)."""
+    if not last or not os.path.exists(last):
+        raise FileNotFoundError(f"nothing to resume: there is no checkpoint at {last or '(no output folder given)'}; "
+                                f"train without --resume first")
+    checkpoint.check_data(last, data_files(config))
+    meta = npz_meta(last)
+    saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since: their defaults
+    if changed := checkpoint.differences(saved, config.to_dict()):
+        raise ConfigError(f"cannot resume {last}: it was trained with different settings ({changed}); give the same "
+                          f"options as the first time")
+    recorded, now = meta.get("teacher_files"), checkpoint.teacher_files(config)   # (older runs recorded none)
+    if recorded is not None and (changed := sorted(path for path in now if recorded.get(path) != now[path])):
+        raise ConfigError(f"cannot resume {last}: --teacher {', '.join(changed)} has changed since the run learned "
+                          f"from it (its SHA-256 differs), so its soft targets would be other ones; give that teacher "
+                          f"back, or train again without --resume")
 
-    _, loop = checkpoint.resume(paths.get("last"), model, optimizer, schedule, check=same_settings,
-                                missing=f"nothing to resume: there is no checkpoint at "
-                                        f"{paths.get('last', '(no output folder given)')}; train without --resume "
-                                        f"first")
+
+def _resume(paths, config, model, optimizer, schedule):
+    """Put the run of ``paths``' last.npz back (``_check_resumable`` passed): weights, optimizer, generators,
+    schedule; -> (its loop record, the weights of best.npz or None)."""
+    _, loop = checkpoint.resume(paths["last"], model, optimizer, schedule, missing=f"{paths['last']} is gone")
     best_state = checkpoint.model_arrays(checkpoint.read(paths["best"])[1]) if os.path.exists(paths["best"]) else None
     return loop, best_state

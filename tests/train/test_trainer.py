@@ -110,12 +110,31 @@ def test_a_weight_average_is_what_is_evaluated_and_kept_and_it_resumes_exactly(t
     assert resumed.test == full.test
 
 
-def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path):
+def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, monkeypatch):
+    """... before the data are read: IMDB's took seconds, a teacher's scoring minutes, and then it said so."""
+    from minidl.train import trainer
+
     fit(TrainConfig(**{**QUICK, "epochs": 1}), out=tmp_path, progress=False)
+    monkeypatch.setattr(trainer, "prepare", lambda config: pytest.fail("the data were read first"))
     with pytest.raises(ValueError, match="different settings.*lr"):
         fit(TrainConfig(**{**QUICK, "epochs": 1, "lr": 0.5}), out=tmp_path, resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         fit(TrainConfig(**QUICK), out=tmp_path / "empty", resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at \(no output folder given\)"):
+        fit(TrainConfig(**QUICK), resume=True, progress=False)
+
+
+def test_resume_refuses_a_teacher_trained_again_since(tmp_path):
+    """--teacher T --out S, then T trained again (--overwrite), then S --resume: the run went on learning
+    from the new teacher's soft targets, without a word (0.614 uninterrupted, 0.63 resumed)."""
+    quick = {**QUICK, "model": "mlp", "epochs": 1}
+    teacher = fit(TrainConfig(**quick), out=tmp_path / "T", progress=False).checkpoint
+    taught = TrainConfig(**{**quick, "epochs": 2}, teacher=teacher)
+    fit(taught, out=tmp_path / "S", progress=False)
+    fit(taught, out=tmp_path / "S", resume=True, progress=False)   # the same teacher: it goes on
+    fit(TrainConfig(**{**quick, "seed": 7}), out=tmp_path / "T", progress=False)
+    with pytest.raises(ValueError, match=f"--teacher {teacher} has changed since the run learned from it"):
+        fit(taught, out=tmp_path / "S", resume=True, progress=False)
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -234,11 +253,16 @@ def test_a_frozen_warm_up_keeps_the_table_fixed_for_its_steps_then_fine_tunes_it
             np.testing.assert_array_equal(value, weights(tmp_path / "full" / "last.npz")[name], err_msg=name)
 
 
-def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together():
+def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together(tmp_path):
     from minidl.train.config import ConfigError
 
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("good 1 0\nbad 0 1\n")
     with pytest.raises(ConfigError, match="give one of them"):
-        TrainConfig(**QUICK, embedding_freeze_steps=6, freeze_embeddings=True).check()
+        TrainConfig(**QUICK, embedding_freeze_steps=6, freeze_embeddings=True, embeddings=str(vectors)).check()
+    for ignored in ({}, {"embeddings": str(vectors), "embedding_lr": 0.5}):   # each was ignored without a word
+        with pytest.raises(ConfigError, match="^--freeze-embeddings keeps the table of --embeddings FILE fixed"):
+            TrainConfig(**QUICK, freeze_embeddings=True, **ignored).check()
     with pytest.raises(ConfigError, match="--embedding-freeze-steps must be a whole number >= 0"):
         TrainConfig(**QUICK, embedding_freeze_steps=-1).check()
 
