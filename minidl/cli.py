@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -439,6 +440,9 @@ def build_parser():
 def _train(args):
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).check()
     _check_out(args)
+    if args.overwrite and args.out:   # the run it replaces: its results would sit beside the new checkpoints
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(args.out, "results.json"))
     log = _stderr if args.json else print
     result = fit(config, out=args.out, resume=args.resume, progress=not args.quiet, log=log)
     summary = finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
@@ -568,8 +572,7 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so exiting flushes nowhere, silently
         return 141
     except KeyboardInterrupt:
-        resume = "; --resume goes on from the last checkpoint" if getattr(args, "resume", None) is not None else ""
-        print(f"minidl {name}: interrupted{resume}", file=sys.stderr)
+        print(f"minidl {name}: interrupted{_resumable(args)}", file=sys.stderr)
         return 130
     except (MinidlError, ValueError, OSError, MemoryError) as e:
         if args.debug:
@@ -584,6 +587,19 @@ def main(argv=None):
             message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
         print(f"minidl {name}: {message}", file=sys.stderr)
         return 1
+
+
+def _resumable(args):
+    """What an interrupted command that has --resume can go on from: the state it saved, if any (the
+    message promised "the last checkpoint" also before the first, and without --out)."""
+    from .mlm.pretrain import state_path
+
+    if getattr(args, "resume", None) is None:
+        return ""
+    saved = args.out and (state_path(args.out) if args.command == "mlm" else os.path.join(args.out, "last.npz"))
+    if saved and os.path.exists(saved):
+        return f"; --resume goes on from {saved}"
+    return "; nothing was saved yet" + ("" if args.out else " (give --out to keep checkpoints)")
 
 
 def _one_line_warnings(name):

@@ -270,15 +270,38 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, capsy
     assert not (tmp_path / "s").exists()
 
 
-def test_ctrl_c_is_one_line_with_the_way_back(monkeypatch, capsys):
+def test_ctrl_c_is_one_line_with_the_way_back(monkeypatch, capsys, tmp_path):
+    """It promised "--resume goes on from the last checkpoint" also before the first, and without --out."""
     import minidl.cli
 
-    def interrupted(args):
+    def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(minidl.cli, "_train", interrupted)
-    assert main(["train", "--out", "x"]) == 130
-    assert capsys.readouterr().err == "minidl train: interrupted; --resume goes on from the last checkpoint\n"
+    monkeypatch.setattr(minidl.cli, "fit", interrupted)
+    out = tmp_path / "run"
+    for argv, said in ((["--out", str(out)], "nothing was saved yet"),
+                       ([], "nothing was saved yet (give --out to keep checkpoints)")):
+        assert main(["train", *argv]) == 130
+        assert capsys.readouterr().err == f"minidl train: interrupted; {said}\n"
+    monkeypatch.undo()
+    assert main(["train", "--model", "mlp", "--epochs", "1", "--train-limit", "100", "--quiet", "--out", str(out)]) == 0
+    monkeypatch.setattr(minidl.cli, "fit", interrupted)
+    argv = ["train", "--model", "mlp", "--epochs", "1", "--train-limit", "100", "--out", str(out), "--resume"]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == f"minidl train: interrupted; --resume goes on from {out / 'last.npz'}\n"
+
+
+def test_an_overwrite_stopped_before_it_ends_leaves_no_results_json_of_the_run_it_replaces(tmp_path, monkeypatch):
+    """The old run's results.json stayed beside the new run's checkpoints (mlp's numbers, rnn's best.npz)."""
+    import os
+
+    import minidl.cli
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--epochs", "1", "--train-limit", "100", "--quiet", "--out", str(out)]) == 0
+    monkeypatch.setattr(minidl.cli, "fit", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["train", "--model", "rnn", "--quiet", "--out", str(out), "--overwrite"]) == 130
+    assert sorted(os.listdir(out)) == ["best.npz", "last.npz"]
 
 
 def test_sizes_past_the_memory_are_one_line(tmp_path, capsys):
