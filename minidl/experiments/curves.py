@@ -13,10 +13,10 @@ from ..io import check_replaceable, is_minidl_figure, write_figure
 
 
 def read_history(path):
-    """(label, history, has a validation split) of a results.json written by ``minidl train`` (or
-    of the --out folder holding it); refuses runs without test curves. The label's first line is the
-    run's name: its folder (that of a results.json), or the file's own name (teacher.json): runs of one
-    model and size had panels of one title."""
+    """(label, history, has a validation split, learned from a teacher) of a results.json written by
+    ``minidl train`` (or of the --out folder holding it); refuses runs without test curves. The label's
+    first line is the run's name: its folder (that of a results.json), or the file's own name
+    (teacher.json): runs of one model and size had panels of one title."""
     result = _read_result(path)
     name = os.path.basename(os.path.abspath(path))
     if name == "results.json":
@@ -29,7 +29,8 @@ def read_history(path):
             else f"h={config.get('hidden')}")
     on_test = chosen_on_test(config)
     label = f"{name}\n{config.get('model')} {kind}, test acc {test['accuracy']:.3f}"
-    return label + (", best chosen on test" if on_test else ""), result["history"], not on_test
+    label += ", best chosen on test" if on_test else ""
+    return label, result["history"], not on_test, bool(config.get("teacher"))
 
 
 def chosen_on_test(config):
@@ -71,11 +72,12 @@ def plot_curves(paths, out):
     runs = [read_history(p) for p in paths]
     fig = Figure(figsize=(5 * len(runs), 7))
     axes = fig.subplots(2, len(runs), squeeze=False)
-    for column, (label, history, validated) in enumerate(runs):
+    for column, (label, history, validated, taught) in enumerate(runs):
         epochs = [h["epoch"] for h in history]
         for row, metric in enumerate(("loss", "accuracy")):
-            ax = axes[row][column]
-            ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label="train (running mean)")
+            ax = axes[row][column]   # with a teacher the train loss is the distillation loss: no cross-entropy
+            train = "train: distillation loss" if taught and metric == "loss" else "train"
+            ax.plot(epochs, [h[f"train_{metric}"] for h in history], "o-", label=f"{train} (running mean)")
             if validated:
                 ax.plot(epochs, [h[metric] for h in history], "s--", label="validation")
             ax.plot(epochs, [h[f"test_{metric}"] for h in history], "^-", label="test")

@@ -75,11 +75,11 @@ def test_without_a_validation_split_the_test_curve_is_not_drawn_twice(tmp_path):
     of one title)."""
     from minidl.experiments.curves import read_history
 
-    label, history, validated = read_history(_train(tmp_path, "noval", "--test-curve", "--validation", "0"))
+    label, history, validated, _ = read_history(_train(tmp_path, "noval", "--test-curve", "--validation", "0"))
     assert not validated and label.startswith("noval\nsoftmax h=8, test acc ")
     assert label.endswith(", best chosen on test")
     assert all(h["accuracy"] == h["test_accuracy"] for h in history)
-    label, _, validated = read_history(os.path.dirname(_train(tmp_path, "val", "--test-curve")))   # the folder
+    label, _, validated, _ = read_history(os.path.dirname(_train(tmp_path, "val", "--test-curve")))   # the folder
     assert validated and label.startswith("val\nsoftmax h=8, test acc ")
     os.rename(tmp_path / "val" / "results.json", tmp_path / "teacher.json")
     assert read_history(str(tmp_path / "teacher.json"))[0].startswith("teacher\n")   # a copy under its own name
@@ -96,3 +96,18 @@ def test_a_results_json_lacking_curve_numbers_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "its history lacks" in err and "minidl train --test-curve" in err, err
     assert not os.path.exists(tmp_path / "c.png")
+
+
+def test_a_taught_run_names_its_train_loss_the_distillation_loss(tmp_path, monkeypatch):
+    """With --teacher the train loss is α·CE + (1−α)·T²·KL, 0.43 at chance accuracy next to a validation
+    cross-entropy of 0.68: it was drawn as "train" on the same axis, an overfitting gap that was not there."""
+    from minidl.experiments import curves
+
+    drawn = []
+    monkeypatch.setattr(curves, "write_figure", lambda fig, out, **options: drawn.append(fig) or out)
+    taught = _train(tmp_path, "taught", "--test-curve", "--teacher", "tfidf")
+    plain = _train(tmp_path, "plain", "--test-curve")
+    curves.plot_curves([taught, plain], str(tmp_path / "c.png"))
+    legends = [[text.get_text() for text in ax.get_legend().get_texts()] for ax in drawn[0].axes]
+    assert legends[0][0] == "train: distillation loss (running mean)"       # the taught run's loss panel
+    assert [legend[0] for legend in legends[1:]] == ["train (running mean)"] * 3
