@@ -77,8 +77,8 @@ def _refused(args):
         if not 0 <= args.alpha <= 1:
             return f"--alpha is the weight of the hard-label term and must lie in [0, 1], got {args.alpha}"
         for name in ("hidden_weight", "attention_weight", "head_weight"):
-            if not getattr(args, name) >= 0:
-                return f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}"
+            if not 0 <= getattr(args, name) < float("inf"):   # inf: a loss of inf at step 1, "lower the lr"
+                return f"--{name.replace('_', '-')} must be a finite number >= 0, got {getattr(args, name)}"
     if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher", "resume_from", suffix=".npz"):
         return problem
     if os.path.exists(args.out) and not (args.resume or args.overwrite):
@@ -399,12 +399,13 @@ def main_finetune(args):
                                "student", "teacher"):
         return _refuse("finetune", problem)
     starts = args.starts or [name for name in STARTS if args.teacher or name != "teacher embeddings only"]
-    # the runs' options: other starts already in --out are kept only when they ran with the same
+    # the runs' options: other starts already in --out are kept, and only when they ran with the same (a run
+    # without --starts replaced the file, and with it the starts it did not run)
     options = {"student": file_sha256(args.student), "data": args.data, "length": args.length, "epochs": args.epochs,
                "batch_size": args.batch_size, "lr": args.lr, "train_limit": args.train_limit,
                "test_limit": args.test_limit, "seed": args.seed}
     result = {}
-    if args.starts and os.path.exists(args.out):
+    if os.path.exists(args.out):
         with open(args.out) as f:
             result = json.load(f)
         if changed := differences(result.get("options", options), options):

@@ -521,7 +521,8 @@ def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_p
 
 
 @pytest.mark.parametrize("option, words", [(["--alpha", "-1"], "--alpha is the weight of the hard-label term"),
-                                           (["--attention-weight", "-0.5"], "--attention-weight must be >= 0")])
+                                           (["--attention-weight", "-0.5"], "--attention-weight must be a finite "),
+                                           (["--head-weight", "inf"], "--head-weight must be a finite number >= 0")])
 def test_distillation_settings_are_one_line_before_the_teacher_is_read(tmp_path, capsys, option, words):
     from minidl.cli import main
 
@@ -558,6 +559,10 @@ def test_finetune_keeps_other_starts_only_when_they_ran_with_the_same_options(tm
                  "--train-limit", "80"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "holds runs with other options (train_limit 40, now 80)" in err[0], err
+    # without --starts (every start) too: the file was replaced, and with it the starts the run did not make
+    assert main(["mlm", "finetune", "--student", str(student), "--out", str(out), "--train-limit", "80"]) == 2
+    assert "holds runs with other options (train_limit 40, now 80)" in capsys.readouterr().err
+    assert "scratch" in json.loads(out.read_text())
 
 
 def test_a_file_of_the_user_where_the_training_state_goes_is_never_replaced(tmp_path, capsys):

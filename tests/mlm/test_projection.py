@@ -214,3 +214,6 @@ def test_an_interrupted_finetune_keeps_the_starts_it_finished(tmp_path, monkeypa
     monkeypatch.undo()
     assert main([*command, "--starts", "scratch"]) == 0
     assert {"pretrained", "scratch"} <= set(json.loads(out.read_text()))
+    monkeypatch.setattr(finetune, "STARTS", ("pretrained",))   # a run without --starts keeps the others
+    assert main(command) == 0
+    assert {"pretrained", "scratch"} <= set(json.loads(out.read_text()))
