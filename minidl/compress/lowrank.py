@@ -210,8 +210,9 @@ def factorize(model, rank=None, energy=None, min_size=1024):
     rank: an int for every layer, or {layer name: rank} (layers not named are skipped, e.g.
     ``ranks_of(report)`` of an earlier call; a named layer whose rank would not save
     parameters, e.g. rank ≥ min(D_in, D_out), is an error); energy: keep this share of each weight's Σσ²
-    (exactly one of the two). Layers whose weight has fewer than ``min_size`` entries, and
-    layers where the rank would not save parameters, are left as they are (and reported).
+    (exactly one of the two). Layers whose weight has fewer than ``min_size`` entries (unless a
+    rank dict names them), and layers where the rank would not save parameters, are left as they
+    are (and reported).
     A given rank larger than min(D_in, D_out) is capped there (and then refused as useless).
     Returns a list of ``FactorizeReport``, one per Linear, in model order.
     """
@@ -230,11 +231,11 @@ def factorize(model, rank=None, energy=None, min_size=1024):
         def skip(reason):
             report.append(FactorizeReport(name, (d_in, d_out), None, before, before, 0.0, False, reason))
 
-        if d_in * d_out < min_size:
-            return skip(f"{d_in * d_out} weights < min_size={min_size}")
         layer_rank = rank.get(name) if isinstance(rank, dict) else rank
         if isinstance(rank, dict) and layer_rank is None:
             return skip("no rank given for this layer")
+        if d_in * d_out < min_size and not isinstance(rank, dict):   # a layer named is factorised (it was skipped,
+            return skip(f"{d_in * d_out} weights < min_size={min_size}")   # and ranks_of's file then failed to load)
         if layer_rank is not None:
             layer_rank = min(layer_rank, d_in, d_out)
         try:

@@ -190,7 +190,7 @@ class CompressionReport:
         ranks read back from the saved factor shapes (A is (D_in, r))."""
         model = self.fresh()
         factorize(model, rank={key[:-len(".A")]: int(value.shape[1]) for key, value in read_npz(path).items()
-                               if key.endswith(".A")}, min_size=0)
+                               if key.endswith(".A")})
         return _loaded(model, path)
 
     def teacher_copy(self):
@@ -481,7 +481,7 @@ class CompressionReport:
         def factorized(fraction, fine_tune):
             model = self.teacher_copy()
             factorize(model, rank={name: rank for name, rank in lowrank_ranks(model, fraction).items()
-                                   if name.startswith("encoder.")}, min_size=0)
+                                   if name.startswith("encoder.")})
             return self._tuned(model) if fine_tune else model
 
         for fraction in fractions:

@@ -133,6 +133,20 @@ def test_factorised_model_stays_close_shrinks_and_reloads(tmp_path, rng, device)
     np.testing.assert_array_equal(fresh(x).numpy(), after)
 
 
+def test_a_layer_a_rank_dict_names_is_factorised_whatever_its_size(tmp_path, rng):
+    """min_size skipped it without a word: a model factorised with min_size=100 and saved could not be
+    rebuilt with factorize(fresh, rank=ranks_of(report)) (the default min_size) to load it."""
+    model = Sequential(Linear(16, 32), Tanh(), Linear(32, 16))
+    report = factorize(model, rank=3, min_size=100)
+    model.save(tmp_path / "small.npz")
+    fresh = Sequential(Linear(16, 32), Tanh(), Linear(32, 16))
+    again = factorize(fresh, rank=ranks_of(report))
+    assert [r.replaced for r in again] == [True, True] and [r.rank for r in again] == [3, 3]
+    fresh.load(tmp_path / "small.npz")
+    x = md.tensor(rng.standard_normal((4, 16)))
+    np.testing.assert_array_equal(fresh(x).numpy(), model(x).numpy())
+
+
 def test_skips_layers_where_the_rank_saves_nothing(rng):
     model = Sequential(Linear(40, 40))
     model[0].weight.data = rng.standard_normal((40, 40)).astype("float32")  # a flat spectrum
