@@ -297,6 +297,11 @@ class GradualPruning(LockedMasks):
         less sparse than ``final``)."""
         return step >= self.end
 
+    def on_train_begin(self, model, optimizer):
+        super().on_train_begin(model, optimizer)
+        if self.start == 0 and self.initial > 0:   # step 0, before the first optimizer step: the core's steps count
+            self.on_step(0)                        # from 1, and steps 1 to every-1 trained the dense model
+
     def on_step(self, step, loss=None):
         if self.model is None:
             raise RuntimeError("GradualPruning has no model: pass model= or let fit call on_train_begin")

@@ -142,6 +142,15 @@ def test_gradual_pruning_follows_schedule_then_locks(device):
     assert all(np.all(_weights(model)[n][z] == 0) for n, z in zero.items())
 
 
+def test_gradual_pruning_from_step_0_prunes_to_its_initial_sparsity_before_the_first_step(device):
+    """The core's steps count from 1, so start=0 first pruned at step `every`: steps 1-3 trained dense."""
+    model = _mlp(device)
+    total = sum(w.size for w in _weights(model).values())
+    callback = GradualPruning(initial=0.5, final=0.8, start=0, end=12, every=4)
+    _train_steps(model, 3, callback, device=device)
+    assert callback.history == [(0, 0.5)] and _zeros(model) == round(0.5 * total)
+
+
 def test_cubic_schedule_hand_computed():
     assert cubic_sparsity(0, 0.0, 0.9, 0, 1000) == 0.0
     assert cubic_sparsity(-5, 0.0, 0.9, 0, 1000) == 0.0
