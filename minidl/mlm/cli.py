@@ -16,6 +16,7 @@ import zipfile
 
 from ..cli import at_least, positive
 from ..compress.quantize import quantize
+from ..data.errors import SettingError
 from ..data.vocab import TextEncodingError
 from ..io import WriteError, check_replaceable, check_writable, file_sha256, json_keys, npz_meta, write_text
 from ..train.checkpoint import differences
@@ -241,8 +242,12 @@ def add_arguments(commands):
 
 def _corpus(args, length, max_vocab=8000, vocab=None):
     print("reading and tokenising the reviews (about 10-30 s) ...", flush=True)   # it was silent
-    return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews, seed=args.seed,
-                       vocab=vocab)
+    try:
+        return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews,
+                           seed=args.seed, vocab=vocab)
+    except SettingError as e:   # the options that give more (the 1,000 held-out sentences are no option here)
+        raise SettingError(f"{e}: here --max-reviews" + (" (the vocabulary is the teacher's)" if vocab else
+                                                        " or --max-vocab")) from None
 
 
 def _embeddings(args, corpus):

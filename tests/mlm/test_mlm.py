@@ -491,6 +491,17 @@ def test_too_few_held_out_sentences_name_the_settings_that_give_more(tmp_path):
         load_corpus(tmp_path / "imdb", max_vocab=12, cases=10, log=None)
 
 
+def test_too_few_held_out_sentences_name_the_options_on_the_command_line(tmp_path, capsys, monkeypatch):
+    """pretrain and distill hold out 1,000 sentences, no option: "fewer held-out sentences" had no way to it."""
+    from minidl.cli import main
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "imdb"))
+    assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--max-vocab", "12", "--device", "cpu"]) == 1
+    assert capsys.readouterr().err.rstrip().endswith("give enough: here --max-reviews or --max-vocab")
+
+
 def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_path, capsys):
     """minidl mlm evaluate on a small made-up IMDB: the table by default, the same numbers as
     JSON with --json (and in --out), and an int8 student counted by the numbers it stores."""
