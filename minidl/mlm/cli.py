@@ -450,15 +450,15 @@ def fill_mask(model, vocab, tokenizer, text, k=5, device="cpu", role="model"):
 
 def main_fill_mask(args):
     models = [("teacher", args.teacher)] + ([("student", args.student)] if args.student else [])
-    columns = []
+    columns, notes = [], []
     for role, path in models:
         model, vocab, tokenizer, _ = load_mlm(path, args.device)
         fill_mask(model, vocab, tokenizer, args.text, args.k, args.device, role)           # warm-up
         columns.append((role, *fill_mask(model, vocab, tokenizer, args.text, args.k, args.device, role)))
-    print(args.text)
-    unknown = [t for t in tokenizer(args.text) if t not in vocab and t != "[MASK]"]
-    if unknown:   # they were read as [UNK] without a word
-        print(f"(not in the vocabulary, read as [UNK]: {', '.join(dict.fromkeys(unknown))})")
+        # the words each model reads as [UNK] (one note, of the last model's vocabulary, said not whose)
+        if unknown := [t for t in tokenizer(args.text) if t not in vocab and t != "[MASK]"]:
+            notes.append(f"(not in the {role}'s vocabulary, read as [UNK]: {', '.join(dict.fromkeys(unknown))})")
+    print(args.text, *notes, sep="\n")
     for m in range(len(columns[0][1])):
         if len(columns[0][1]) > 1:
             print(f"[MASK] {m + 1}")

@@ -382,7 +382,14 @@ def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "w1 [MASK] w2" and "teacher (" in lines[1] and "student (" in lines[1] and len(lines) == 5
     assert main(["fill-mask", "xyzzy [MASK] w2 xyzzy qwerty", "--teacher", str(teacher), "--device", "cpu"]) == 0
-    assert capsys.readouterr().out.splitlines()[1] == "(not in the vocabulary, read as [UNK]: xyzzy, qwerty)"
+    assert capsys.readouterr().out.splitlines()[1] == "(not in the teacher's vocabulary, read as [UNK]: xyzzy, qwerty)"
+    # a student of another vocabulary: a note of its own (the note was the last model's, without saying whose)
+    small = _vocab(3)
+    small = save_mlm(tmp_path / "small.npz", build_mlm(len(small), TINY, "cpu", seed=2), small, TINY)
+    assert main(["fill-mask", "w1 [MASK] w5", "--teacher", str(teacher), "--student", str(small), "--device",
+                 "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "(not in the student's vocabulary, read as [UNK]: w5)" and lines[2].startswith("  teacher (")
     assert main(["fill-mask", "no mask here", "--teacher", str(teacher), "--device", "cpu"]) == 1
     assert "no [MASK]" in capsys.readouterr().err
     assert main(["fill-mask", "w1 " * 20 + "[MASK]", "--teacher", str(teacher), "--device", "cpu"]) == 1
