@@ -139,8 +139,8 @@ def _check_choices(config):
     for name, choices in (("optimizer", ("adam", "adamw")), ("metric", ("accuracy", "f1", "auc", "loss")),
                           ("contractions", (None, "split", "not"))):
         if getattr(config, name) not in choices:
-            raise ConfigError(f"{_flag(name)} must be one of {', '.join(map(str, choices))}, "
-                              f"got {getattr(config, name)!r}")
+            raise ConfigError(f"{_flag(name)} must be one of {', '.join(filter(None, choices))}"   # None: left out
+                              f"{' (or left out)' if None in choices else ''}, got {getattr(config, name)!r}")
     device = str(config.device)
     if device not in ("cpu", "numpy", "torch", "torch:cpu") and not (
             device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
