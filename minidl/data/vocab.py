@@ -151,7 +151,8 @@ class Vocabulary:
         tokens = list(tokenizer(text))[:max_length]
         if not tokens:
             min_letters = getattr(tokenizer, "min_word_length", None)
-            kept = (f" (the cleaning keeps words of {_NUMBER_WORDS.get(min_letters, min_letters)} or more letters)"
+            what = "letters or digits" if getattr(tokenizer, "keep_digits", False) else "letters"   # (--keep-digits)
+            kept = (f" (the cleaning keeps words of {_NUMBER_WORDS.get(min_letters, min_letters)} or more {what})"
                     if min_letters else "")
             raise TextEncodingError(f"the text is empty after cleaning{kept}: nothing to classify")
         ids = self.encode(tokens)

@@ -107,6 +107,8 @@ def test_encode_text_of_an_empty_review_names_the_cleaning():
     assert str(info.value) == ("the text is empty after cleaning (the cleaning keeps words of two or more "
                                "letters): nothing to classify")
     assert isinstance(info.value, md.MinidlError) and isinstance(info.value, ValueError)
+    with pytest.raises(TextEncodingError, match=r"keeps words of one or more letters or digits\)"):   # it said
+        vocab.encode_text("<br /> !!", Tokenizer(min_word_length=1, keep_digits=True))              # "letters"
 
 
 def test_encode_text_with_no_known_word_says_so():
