@@ -257,8 +257,9 @@ def attention_forward(q, k, v, mask, causal):
 
 
 def attention_backward(grad, q, k, v, mask, causal, out, row_max, row_sum):
-    """-> dL/dq, dL/dk, dL/dv, each (B, h, T, d)."""
-    grad = grad.contiguous()
+    """-> dL/dq, dL/dk, dL/dv, each (B, h, T, d). The kernels read and write contiguous rows, so the inputs
+    are made contiguous here too (the forward saw contiguous copies, the backward was handed the views)."""
+    grad, q, k, v = grad.contiguous(), q.contiguous(), k.contiguous(), v.contiguous()
     delta = (grad * out).sum(-1)                                   # Δ_i = g_i · out_i   (B, h, T)
     d_q, d_k, d_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     key_mask = _key_mask(q, mask)

@@ -201,8 +201,9 @@ def elman_rnn_forward(x_proj, h0, U, nonlinearity):
 
 
 def elman_rnn_backward(grad_hs, h0, U, hs, nonlinearity):
-    """-> dL/dx_proj (B, T, H), dL/dh0 (B, H), dL/dU (H, H)."""
-    grad_hs, U = grad_hs.contiguous(), U.contiguous()
+    """-> dL/dx_proj (B, T, H), dL/dh0 (B, H), dL/dU (H, H); h0 contiguous, as in the forward (dL/dh0 of a
+    transposed h0 was written in a contiguous layout into a buffer with the view's strides)."""
+    grad_hs, h0, U = grad_hs.contiguous(), h0.contiguous(), U.contiguous()
     B, T, H = hs.shape
     d_pre, d_h0 = torch.empty_like(hs), torch.empty_like(h0)
     _launch(elman_rnn_backward_kernel, hs.dtype, B, H, grad_hs, hs, U, d_pre, d_h0, B, T, H, nonlinearity == "relu")
@@ -219,8 +220,8 @@ def gru_forward(x_proj, h0, U_zr, U_h):
 
 
 def gru_backward(grad_hs, h0, U_zr, U_h, hs, zs, rs, h_tildes):
-    """-> dL/dx_proj (B, T, 3H), dL/dh0 (B, H), dL/dU_zr (H, 2H), dL/dU_h (H, H)."""
-    grad_hs, U_zr, U_h = grad_hs.contiguous(), U_zr.contiguous(), U_h.contiguous()
+    """-> dL/dx_proj (B, T, 3H), dL/dh0 (B, H), dL/dU_zr (H, 2H), dL/dU_h (H, H); h0 contiguous (see Elman's)."""
+    grad_hs, h0, U_zr, U_h = grad_hs.contiguous(), h0.contiguous(), U_zr.contiguous(), U_h.contiguous()
     B, T, H = hs.shape
     h_prevs = _previous_states(h0, hs)
     d_x, d_h0 = hs.new_empty((B, T, 3 * H)), torch.empty_like(h0)

@@ -155,8 +155,9 @@ def window_attention_forward(q, k, v, mask, radius):
 
 
 def window_attention_backward(grad, q, k, v, weights, radius):
-    """-> dL/dq, dL/dk, dL/dv, each (B, T, d)."""
-    grad = grad.contiguous()
+    """-> dL/dq, dL/dk, dL/dv, each (B, T, d); contiguous inputs, as in the forward (views were read, and
+    gradients written, as if they were)."""
+    grad, q, k, v = grad.contiguous(), q.contiguous(), k.contiguous(), v.contiguous()
     B, T, D = q.shape
     d_scores, d_q, d_k, d_v = torch.empty_like(weights), torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     _launch(window_attention_query_grad_kernel, B, T, D, radius, grad, q, k, v, weights, d_scores, d_q)

@@ -1,4 +1,5 @@
 """The transformer's attention kernel = the reference path: output and the three gradients."""
+import numpy as np
 import pytest
 import torch
 
@@ -28,6 +29,18 @@ def _attention(causal, masked=True):
 def test_matches_reference(kernel_device, T, d, masked, causal, dtype):
     assert_kernel_matches_reference(_attention(causal, masked), _inputs(2, 3, T, d), [0, 1, 2], kernel_device,
                                     dtype)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_heads_split_as_views(kernel_device, causal):
+    """MultiHeadSelfAttention hands the kernel (B, h, T, d) views of (B, T, h, d) arrays: the backward wrote
+    its gradients in a contiguous layout into buffers with the views' strides (dL/dx off by 9 where it was 3)."""
+    *qkv, mask = attention_inputs((2, 3, 7, 5))
+    q, k, v = (np.ascontiguousarray(a.transpose(0, 2, 1, 3)) for a in qkv)     # stored (B, T, h, d)
+
+    def heads_split(q, k, v, mask):
+        return ops.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, causal)
+    assert_kernel_matches_reference(heads_split, [q, k, v, mask], [0, 1, 2], kernel_device, "float64")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

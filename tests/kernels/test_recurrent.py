@@ -35,6 +35,18 @@ def test_matches_reference(kernel_device, name, H, dtype):
     assert_kernel_matches_reference(fn, arrays, range(len(arrays)), kernel_device, dtype)
 
 
+@pytest.mark.parametrize("name", list(RECURRENCES))
+def test_a_transposed_initial_state(kernel_device, name):
+    """h0 a (B, H) view of an (H, B) array: dL/dh0 was written in a contiguous layout into a buffer of the
+    view's strides (off by 2.5 for the Elman RNN, 1.0 for the GRU)."""
+    fn, arrays = _case(name, B=3, T=4, H=5)
+    arrays[1] = np.ascontiguousarray(arrays[1].T)     # stored (H, B)
+
+    def with_transposed_h0(x_proj, h0, *weights):
+        return fn(x_proj, h0.transpose(), *weights)
+    assert_kernel_matches_reference(with_transposed_h0, arrays, range(len(arrays)), kernel_device, "float64")
+
+
 @pytest.mark.parametrize("B,T", [(1, 1), (17, 2)])  # one step; more rows than one program's 16
 @pytest.mark.parametrize("name", list(RECURRENCES))
 def test_matches_reference_at_the_edges(kernel_device, name, B, T):

@@ -1,4 +1,5 @@
 """Windowed self-attention kernel = the reference path: output, weights and the three gradients."""
+import numpy as np
 import pytest
 
 import minidl as md
@@ -22,6 +23,16 @@ def _attention(radius):
 @pytest.mark.parametrize("d", [5, 13])
 def test_matches_reference(kernel_device, T, radius, d, dtype):
     assert_kernel_matches_reference(_attention(radius), _inputs(3, T, d), [0, 1, 2], kernel_device, dtype)
+
+
+def test_transposed_views(kernel_device):
+    """q, k, v that are (B, T, d) views of (B, d, T) arrays: the backward's gradients came out scrambled."""
+    *qkv, mask = attention_inputs((2, 7, 5))
+    q, k, v = (np.ascontiguousarray(a.transpose(0, 2, 1)) for a in qkv)     # stored (B, d, T)
+
+    def transposed(q, k, v, mask):
+        return ops.window_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, 2)
+    assert_kernel_matches_reference(transposed, [q, k, v, mask], [0, 1, 2], kernel_device, "float64")
 
 
 def test_padding_rows_and_radius_zero(kernel_device):
