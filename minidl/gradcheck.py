@@ -23,7 +23,10 @@ A correct smooth op gives ≲ 1e-7 in float64, even for gradient elements as sma
 1e-6 on an element of size 1e-4). Why float64: float32's round-off (1e-7 relative)
 would swamp the difference. Why test points should stay away from kinks (relu at 0,
 ties in max) by more than 2·eps: there the one-sided slopes differ and the difference
-quotient averages them, which no backward formula reproduces.
+quotient averages them, which no backward formula reproduces. The same holds near a
+singularity (log, sqrt or 1/x within a few eps of 0): the O(eps⁴) error grows with the
+derivatives there (log at 0.02: 2.5e-6), and a step past it is NaN; move the points away, or
+take a smaller eps (5e-5 there: 2e-11).
 """
 from __future__ import annotations
 
@@ -125,6 +128,13 @@ class InputReport:
         if not np.any(self.analytic_grad) and np.any(self.numeric_grad):
             hint = ("the backward gave this input no gradient at all: is the op recorded "
                     "(requires_grad), and does its backward return a gradient for this input?")
+        elif not np.isfinite(self.numeric):   # (the ratio hint read "nan here; a clean ratio like 2 ...")
+            hint = ("the finite differences are not finite here: a step of eps left the function's domain "
+                    "(log, sqrt or 1/x near 0); take points further from it, or a smaller eps")
+        elif abs(self.analytic - self.numeric) <= 1e-4 * abs(self.numeric):
+            hint = ("the two agree to 4 digits or more: at a point near a singularity (log, sqrt or 1/x close "
+                    "to 0) the finite differences themselves are off (take points further from it, or a smaller "
+                    "eps); elsewhere look for a small error, such as a step in float32")
         elif self.numeric != 0 and np.isfinite(self.analytic):
             hint = (f"analytic/numeric = {self.analytic / self.numeric:.4g} here; a clean ratio "
                     "like 2, 0.5 or -1 usually means a missing factor or a sign error")
@@ -193,15 +203,31 @@ def _checked_inputs(inputs):
 
 def _backward_once(fn, inputs, seed):
     """Run ``fn`` on ``inputs`` and back-propagate a seeded random ``grad_output`` (the shape
-    of the output) through it; returns that ``grad_output`` as a float64 NumPy array."""
+    of the output) through it; returns that ``grad_output`` as a float64 NumPy array.
+
+    An op that changes an array it was handed is refused by name: a forward that writes into its
+    input (the finite differences then measured another function, and the caller's data was
+    lost) or a backward that writes into its incoming gradient (which the engine may hand to
+    other ops too; the finite differences then used the changed one and blamed a right backward)."""
+    before = [_as_float64(t.data).copy() if isinstance(t, Tensor) else None for t in inputs]
     out = fn(*inputs)
+    for i, (t, kept) in enumerate(zip(inputs, before)):
+        if kept is not None and not np.array_equal(_as_float64(t.data), kept, equal_nan=True):
+            t.data[...] = t.xp.asarray(kept, t.dtype)   # the caller's values back
+            raise ValueError(f"gradcheck: fn changed input {i} in place (x[...] = ..., x *= ...); an op must "
+                             f"leave its inputs as they are and return a new array")
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a minidl Tensor, got {type(out).__name__}")
     if out.dtype != "float64":
         raise TypeError(f"gradcheck: fn returned a {out.dtype} tensor; every step must stay float64")
     grad_output = np.random.default_rng(seed).standard_normal(out.shape)
     if out.requires_grad:  # otherwise nothing was recorded: the analytic gradient is 0
-        out.backward(out.xp.asarray(grad_output, "float64"))
+        handed = out.xp.asarray(grad_output.copy(), "float64")   # (NumPy's asarray would hand over ours)
+        out.backward(handed)
+        if not np.array_equal(_as_float64(handed), grad_output):
+            raise ValueError("gradcheck: a backward changed the gradient it was handed in place (grad *= 2, "
+                             "grad[...] = ...); the engine may hand that array to other ops too: return a new "
+                             "array (grad = grad * 2)")
     return grad_output
 
 
@@ -233,6 +259,11 @@ def gradcheck(fn, inputs, eps=1e-3, tol=1e-7, seed=0, raise_on_fail=False, point
     input); with ``raise_on_fail=True`` a failure raises ``GradcheckError`` instead.
     Existing ``.grad`` values of the inputs are left as they were.
     """
+    if isinstance(inputs, Tensor):   # it iterated over the tensor's rows: "takes 1 argument but 2 were given"
+        raise TypeError("gradcheck: inputs is the list of fn's arguments; for one tensor x give [x]")
+    if points not in STENCILS or not eps > 0 or not tol >= 0:   # a KeyError, or nan errors, or every check failed
+        raise ValueError(f"gradcheck: points must be 3 or 5, eps > 0 and tol >= 0; got points={points!r}, "
+                         f"eps={eps!r}, tol={tol!r}")
     inputs = list(inputs)
     checked = _checked_inputs(inputs)
     analytic, grad_output = _analytic_gradients(fn, inputs, checked, seed)

@@ -130,3 +130,62 @@ def test_zero_dimensional_input(device):
 def test_through_a_device_move(device, target):
     x = f64((2, 3), device)
     assert gradcheck(lambda t: (t.to(target) * 2.0).tanh(), [x]).ok
+
+
+class _DoubleScalingItsGradient(md.autograd.Function):
+    """Right gradient, but it writes into the gradient it is handed (a student's ``grad *= 2``)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad *= 2
+        return grad
+
+
+class _CubeInPlace(md.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x.copy())
+        x[...] = x ** 3
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return 3 * x ** 2 * grad
+
+
+def test_an_op_that_writes_into_what_it_was_handed_is_named():
+    """A backward writing into its incoming gradient was blamed as "analytic/numeric = 0.5: a missing factor"
+    (the finite differences used the changed array); a forward writing into its input wiped the caller's data
+    and was blamed as a sign error."""
+    x = md.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    with pytest.raises(ValueError, match="a backward changed the gradient it was handed in place"):
+        gradcheck(lambda t: _DoubleScalingItsGradient.apply(t), [x])
+    with pytest.raises(ValueError, match="fn changed input 0 in place"):
+        gradcheck(lambda t: _CubeInPlace.apply(t), [x])
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])   # the caller's values, put back
+
+
+def test_settings_that_cannot_work_are_one_line():
+    """points=4 was a KeyError, eps=0 a nan table, tol=-1 failed everything, a bare tensor iterated its rows."""
+    x = md.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    for options in ({"points": 4}, {"eps": 0}, {"tol": -1}):
+        with pytest.raises(ValueError, match="points must be 3 or 5, eps > 0 and tol >= 0"):
+            gradcheck(lambda t: t * t, [x], **options)
+    with pytest.raises(TypeError, match=r"for one tensor x give \[x\]"):
+        gradcheck(lambda t: t * t, x)
+
+
+def test_near_a_singularity_the_hint_blames_the_finite_differences_not_the_backward():
+    """log at 0.02 reads 2.5e-6 with the default eps (a right backward), and at 0.0015 a step of eps left the
+    domain: the hint said "a clean ratio like 2 means a missing factor" (ratio 1, and nan)."""
+    near = md.tensor([0.02, 0.5], dtype="float64", requires_grad=True)
+    with pytest.warns(RuntimeWarning):
+        past = gradcheck(lambda t: t.log(), [md.tensor([0.0015, 0.5], dtype="float64", requires_grad=True)])
+    assert "the two agree to 4 digits or more: at a point near a singularity" in str(gradcheck(md.log, [near]))
+    assert "a step of eps left the function's domain" in str(past)
+    assert gradcheck(md.log, [near], eps=5e-5).ok
