@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 import minidl as md
+from minidl.backend import get_backend
 from minidl.cli import ArgumentParser
 from minidl.io import WriteError, check_replaceable, is_minidl_figure, write_figure
 
@@ -134,6 +135,10 @@ def main(argv=None):
                      f"--width >= 1 and --seeds >= 1")
     if not args.out.lower().endswith(".png"):
         parser.error(f"--out {args.out}: give a .png file (the .svg goes next to it)")
+    try:   # an unknown device, or a GPU not there, was a traceback at the first tensor
+        get_backend(args.device)
+    except (RuntimeError, ValueError) as e:
+        parser.error(f"--device: {e}")
     svg = os.path.splitext(args.out)[0] + ".svg"
     try:   # before the work: a figure of the user's at either path is never replaced
         check_replaceable(args.out, is_minidl_figure, "theory.gradient_flow", beside=(svg,))

@@ -280,3 +280,14 @@ def test_gradient_norms_orderings(device):
 def test_gradient_norms_rejects_unknown_activation():
     with pytest.raises(ValueError, match="activation must be one of"):
         gradient_norms("softplus", depth=2)
+
+
+def test_the_figure_command_refuses_a_device_in_one_line(tmp_path, capsys):
+    """--device gpu (or cuda without a GPU) was a traceback at the first tensor."""
+    from theory.gradient_flow import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "g.png"), "--depth", "2", "--width", "2", "--seeds", "1", "--device", "gpu"])
+    assert stop.value.code == 2 and not list(tmp_path.iterdir())
+    assert capsys.readouterr().err.splitlines()[-1].startswith("python -m theory.gradient_flow: error: --device: "
+                                                               "unknown device 'gpu'")
