@@ -345,12 +345,16 @@ def test_a_file_the_user_wrote_is_never_replaced(tmp_path, capsys, monkeypatch):
                     ["mlm", "quantize", "--model", "m.npz", "--out", str(notes)],
                     ["mlm", "evaluate", "--teacher", "t.npz", "--student", "s.npz", "--out", str(notes)],
                     ["mlm", "finetune", "--student", "s.npz", "--out", str(notes)],
-                    ["vectors", "build", "--out", str(notes)], ["grade", str(tmp_path), "--json", str(notes)],
+                    ["grade", str(tmp_path), "--json", str(notes)],
                     ["grade", "--submissions", str(tmp_path), "--csv", str(notes)],
                     ["spirals", "--out", str(tmp_path / "run")]):
         assert main(command) in (1, 2), command
         err = capsys.readouterr().err.splitlines()
         assert len(err) == 1 and "is there and was not written by minidl" in err[0], (command, err)
+    # vectors build cannot tell its file from a GloVe file of the user's (it replaced one): any file needs --overwrite
+    assert main(["vectors", "build", "--out", str(notes)]) == 1
+    assert capsys.readouterr().err == (f"minidl vectors build: --out {notes} is there; pass --overwrite to replace "
+                                       f"it, or give another path\n")
     assert notes.read_text() == "my notes\n" and (tmp_path / "run" / "results.json").read_text() == '{"config": {}}'
     assert main(["spirals", "--out", str(tmp_path / "s"), "--hidden", "2", "--seeds", "0", "--steps", "2"]) == 0
     assert main(["spirals", "--out", str(tmp_path / "s"), "--hidden", "2", "--seeds", "0", "--steps", "2"]) == 0

@@ -8,19 +8,20 @@ the command line. The library code they call lives in ``imdb``, ``vectors`` and
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
 
 from ..cli import at_least
-from ..io import check_replaceable, check_writable
+from ..io import WriteError, check_writable
 from . import vectors_eval
-from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError
+from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError, SettingError
 from .imdb import (LABELLED, OFFICIAL_URL, UNLABELLED, _dataset, _kind, default_data_dir, download_imdb, find_imdb,
                    load_imdb, load_imdb_unlabelled, read_imdb_reviews)
 from .sgns import build_sgns, check_arguments
 from .text import Tokenizer
-from .vectors import (PROBE_WORDS, build_ppmi_svd, check_ppmi_arguments, format_neighbours, is_vectors_file, load_glove,
+from .vectors import (PROBE_WORDS, build_ppmi_svd, check_ppmi_arguments, format_neighbours, load_glove,
                       save_glove)
 
 # each --method: the check of its settings, its builder, and its own settings with their defaults
@@ -66,6 +67,8 @@ def add_arguments(commands):
     build.add_argument("--seed", type=at_least(0), default=0,
                        help="the randomised SVD's seed (ppmi) or the training's seed (sgns)")
     build.add_argument("--data", help="IMDB archive/folder (default: $MINIDL_DATA, ~/.cache/minidl)")
+    build.add_argument("--overwrite", action="store_true", help="replace a file already at --out (without it, "
+                                                                "such an --out is refused)")
     neighbours = vectors_what.add_parser("neighbours", help="nearest words by cosine similarity")
     neighbours.set_defaults(run=main_neighbours)
     neighbours.add_argument("file", help="vectors in the GloVe text format (.txt or .txt.gz)")
@@ -149,11 +152,18 @@ def main_build(args, log=print):
     saved in the GloVe text format."""
     # bad settings and an --out that cannot be written are refused before the reviews are read
     common = dict(dim=args.dim, window=args.window, min_count=args.min_count, max_vocab=args.max_vocab)
-    check, build, defaults = _METHODS[getattr(args, "method", "ppmi")]
+    method = getattr(args, "method", "ppmi")
+    check, build, defaults = _METHODS[method]
     own = {name: getattr(args, name, default) for name, default in defaults.items()}  # checked here, passed to build
     check(**common, **own)
+    for other, (_, _, settings) in _METHODS.items():   # another method's options changed nothing, silently
+        given = [name for name, value in settings.items() if getattr(args, name, value) != value]
+        if other != method and given:
+            raise SettingError(f"--{given[0]} is an option of --method {other}, and --method is {method}")
     check_writable(args.out)
-    check_replaceable(args.out, is_vectors_file, "minidl vectors build")
+    if os.path.exists(args.out) and not getattr(args, "overwrite", False):   # (a GloVe file of the user's went)
+        raise WriteError(f"--out {args.out} is there; pass --overwrite to replace it, or give another path")
+    log("reading and tokenising the IMDB training and unlabelled reviews (about 10 s) ...")
     start = time.perf_counter()
     texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
     token_lists = Tokenizer().tokenize_all(texts)

@@ -327,13 +327,6 @@ def _reading_notes(parser, duplicates):
 
 
 # ----------------------------------------------------------------------------- writing
-def is_vectors_file(path):
-    """Does ``path`` begin as a GloVe-format text file does (a word, then its numbers)?"""
-    with _open_text(path) as f:
-        fields = f.readline().split()
-    return len(fields) > 1 and all(_is_float(field) for field in fields[1:])
-
-
 def save_glove(path, words, matrix, precision=6):
     """Write ``words`` (V,) and ``matrix`` (V, D) in the GloVe text format, each value with
     ``precision`` decimals (so ``load_glove`` gives them back to within 0.5·10^-precision).

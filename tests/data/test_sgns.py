@@ -161,6 +161,23 @@ def test_main_build_with_sgns_on_a_generated_imdb(imdb_folder, tmp_path, capsys)
     assert "SGNS: 6-d, window 3, 3 negatives, 1 epochs" in printed and f"wrote {len(words)} 6-d vectors" in printed
 
 
+def test_the_other_methods_options_and_a_file_at_out_are_refused_before_reading_any_review(tmp_path):
+    """--method sgns --smoothing 0.5, or ppmi with --negatives 9, changed nothing without a word; a GloVe file of
+    the user's at --out (its first line "word numbers", as the command's own) was replaced."""
+    settings = dict(method="sgns", dim=100, window=5, negatives=5, epochs=3, min_count=5, max_vocab=30000, seed=0,
+                    smoothing=0.5, power=0.5, data=str(tmp_path / "no-such-archive"), out=str(tmp_path / "v.txt"))
+    with pytest.raises(ValueError, match="^--smoothing is an option of --method ppmi, and --method is sgns$"):
+        data_cli.main_build(argparse.Namespace(**settings), log=lambda *_: None)
+    settings.update(method="ppmi", smoothing=0.75, negatives=9)
+    with pytest.raises(ValueError, match="^--negatives is an option of --method sgns, and --method is ppmi$"):
+        data_cli.main_build(argparse.Namespace(**settings), log=lambda *_: None)
+    (tmp_path / "v.txt").write_text("the 0.418 0.24968\n")
+    settings.update(negatives=5)
+    with pytest.raises(OSError, match="is there; pass --overwrite to replace it"):
+        data_cli.main_build(argparse.Namespace(**settings), log=lambda *_: None)
+    assert (tmp_path / "v.txt").read_text() == "the 0.418 0.24968\n"
+
+
 def test_the_command_refuses_bad_sgns_settings_before_reading_any_review(tmp_path):
     """--epochs 0 is refused in one line without looking for the reviews (the data path here does not exist)."""
     args = argparse.Namespace(method="sgns", dim=100, window=5, negatives=5, epochs=0, min_count=5, max_vocab=30000,
