@@ -159,8 +159,8 @@ def _open_text(path):
         raise DataFormatError(f"{path} is a zip archive; unzip it and pass one of the .txt files inside "
                               f"(e.g. glove.6B.100d.txt)")
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")   # -sig: a BOM (Windows editors)
+    return open(path, encoding="utf-8-sig", errors="replace")                  # was read into the first word
 
 
 def _is_float(text):
@@ -178,6 +178,7 @@ class _GloveParser:
         self.path, self.dim, self.errors = os.fspath(path), dim, errors
         self.dim_source = "as requested" if dim is not None else None
         self.skipped = []           # (line number, reason) for errors="skip"
+        self.lines = 0              # the lines that held a word and its values
 
     def fail(self, number, reason):
         if self.errors == "raise":
@@ -275,8 +276,8 @@ def load_glove(path, vocab=None, dim=None, counts=None, seed=0, missing="random"
             blocks, duplicates = _read_vectors(f, parser, wanted)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:   # a download or copy cut short
         raise DataFormatError(f"{parser.path} is a damaged gzip file ({e}); copy or download it again") from None
-    if parser.dim is None:
-        raise DataFormatError(f"{parser.path} holds no word vectors (is it empty?)")
+    if not parser.lines:   # (a word2vec header alone, a download cut short after it, read as 0 words and went on)
+        raise DataFormatError(f"{parser.path} holds no word vectors (is it empty, or cut short after its header?)")
     words = [w for block_words, _ in blocks for w in block_words]
     matrix = np.concatenate([values for _, values in blocks]) if blocks else np.zeros((0, parser.dim), np.float32)
     if log is not None:
@@ -302,6 +303,7 @@ def _read_vectors(lines, parser, wanted):
         item = parser.split(number, line)
         if item is None:
             continue
+        parser.lines += 1
         word, rest = item
         if word in seen:  # the first vector of a word wins
             duplicates += 1
