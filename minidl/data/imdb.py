@@ -390,10 +390,11 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
         sha256 = OFFICIAL_SHA256
     expected = sha256.lower() if sha256 else None
     if target.is_file() and not force:
-        if expected is None or file_sha256(target) == expected:
+        if file_sha256(target) == expected if expected else _whole_gzip(target):   # (a broken one was "there")
             _say(f"{target} is already there", progress)
             return target
-        _say(f"{target} exists but its SHA-256 is not {expected}; downloading it again", progress)
+        _say(f"{target} exists but {f'its SHA-256 is not {expected}' if expected else 'is no whole gzip archive'}; "
+             f"downloading it again", progress)
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
@@ -409,6 +410,18 @@ def download_imdb(dest=None, url=OFFICIAL_URL, sha256=None, progress=True, force
                             f"{_manual(url, folder)}") from None
     _say(f"saved {target} ({received / 2**20:.1f} MiB, SHA-256 {sha})", progress)
     return target
+
+
+def _whole_gzip(path):
+    """Whether ``path`` is a complete gzip stream (its CRC and length check out): an archive with no
+    hash to compare, from a URL of the user's."""
+    try:
+        with gzip.open(path) as f:
+            while f.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error):
+        return False
+    return True
 
 
 def _save_stream(response, path, progress):

@@ -420,6 +420,19 @@ def test_download_verifies_and_renames_into_place(imdb_archive, tmp_path, capsys
     assert load_imdb(path)["train"].class_counts() == {"neg": PER_CLASS, "pos": PER_CLASS}
 
 
+def test_a_broken_archive_is_not_already_there_without_a_hash(imdb_archive, tmp_path):
+    """--url without --sha256 took any file at the target as "already there", and data info then said to
+    download it again: a loop."""
+    dest = tmp_path / "cache"
+    dest.mkdir()
+    (dest / "aclImdb_v1.tar.gz").write_bytes(imdb_archive.read_bytes()[:-100])   # a copy cut short
+    with serve(imdb_archive.parent) as url:
+        path = download_imdb(dest, url=f"{url}/aclImdb_v1.tar.gz", progress=False)
+        assert path.read_bytes() == imdb_archive.read_bytes() and _Handler.requests == 1
+        assert download_imdb(dest, url=f"{url}/aclImdb_v1.tar.gz", progress=False) == path
+        assert _Handler.requests == 1   # a whole one is kept
+
+
 def test_download_with_the_wrong_hash_leaves_nothing(imdb_archive, tmp_path):
     dest = tmp_path / "cache"
     with serve(imdb_archive.parent) as url:
