@@ -415,6 +415,8 @@ def main(args):
     for kind in kinds:                      # every setting checked before the first run
         for length in lengths:
             check_settings(kind, length, **settings)
+    if "nbsvm" not in kinds and args.alpha != 1.0:   # it changed nothing, without a word
+        raise BaselineError(f"--alpha {args.alpha} is nbsvm's smoothing; --kind is {args.kind}")
     check_files(TrainConfig(data=args.data, data_path=args.data_path, text_column=args.text_column,
                             label_column=args.label_column))
     if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains

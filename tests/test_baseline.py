@@ -176,6 +176,7 @@ def test_the_command_prints_a_table_or_json(capsys):
     (dict(min_df=0), "--min-df must be a whole number >= 1"),
     (dict(lr=0.0), "--lr must be a number > 0"),
     (dict(weight_decay=-1.0), "--weight-decay must be a number >= 0"),
+    (dict(kind="tfidf", alpha=5.0), "--alpha 5.0 is nbsvm's smoothing; --kind is tfidf"),   # it changed nothing
 ])
 def test_bad_settings_are_refused_in_one_line_before_any_work(changes, message, monkeypatch):
     ran = []
