@@ -25,7 +25,7 @@ from ..data.errors import DataFormatError, DataNotFoundError
 from ..io import CheckpointError, file_sha256, npz_meta, read_npz, write_npz
 from ..models import build_model
 from ..nn.module import pack_bool_arrays
-from .config import TrainConfig
+from .config import TrainConfig, split_commas
 
 
 def run_paths(out):
@@ -44,7 +44,7 @@ def save(path, model, optimizer, config, prepared, loop_state):
 def teacher_files(config):
     """{path: SHA-256} of the checkpoints ``--teacher`` names (a baseline's name is no file): a resumed run
     must learn from the teacher it learned from, not from a checkpoint trained again at that path since."""
-    return {path: file_sha256(path) for path in (config.teacher or "").split(",") if os.path.isfile(path.strip())}
+    return {path: file_sha256(path) for path in split_commas(config.teacher or "") if os.path.isfile(path)}
 
 
 def check_data(path, files=None, advice="restore the file, or train again"):

@@ -129,7 +129,7 @@ def test_resume_refuses_a_teacher_trained_again_since(tmp_path):
     from the new teacher's soft targets, without a word (0.614 uninterrupted, 0.63 resumed)."""
     quick = {**QUICK, "model": "mlp", "epochs": 1}
     teacher = fit(TrainConfig(**quick), out=tmp_path / "T", progress=False).checkpoint
-    taught = TrainConfig(**{**quick, "epochs": 2}, teacher=teacher)
+    taught = TrainConfig(**{**quick, "epochs": 2}, teacher=f"nbsvm, {teacher}")   # (the space: a crash once)
     fit(taught, out=tmp_path / "S", progress=False)
     fit(taught, out=tmp_path / "S", resume=True, progress=False)   # the same teacher: it goes on
     fit(TrainConfig(**{**quick, "seed": 7}), out=tmp_path / "T", progress=False)
