@@ -35,7 +35,7 @@ from .data.batching import encode_dataset, subset
 from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
 from .metrics import format_report
 from .models import MODELS, describe
-from .train import TrainConfig, evaluate, fit, load_classifier
+from .train import Callback, TrainConfig, evaluate, fit, load_classifier
 from .train.checkpoint import check_data
 from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
 
@@ -440,11 +440,9 @@ def build_parser():
 def _train(args):
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).check()
     _check_out(args)
-    if args.overwrite and args.out:   # the run it replaces: its results would sit beside the new checkpoints
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(args.out, "results.json"))
     log = _stderr if args.json else print
-    result = fit(config, out=args.out, resume=args.resume, progress=not args.quiet, log=log)
+    replacing = [_Replacing(args.out)] if args.overwrite and args.out else []
+    result = fit(config, out=args.out, resume=args.resume, callbacks=replacing, progress=not args.quiet, log=log)
     summary = finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
     if args.json:
         print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
@@ -458,6 +456,18 @@ def _train(args):
         write_text(os.path.join(args.out, "results.json"),
                    json.dumps(finite(dataclasses.asdict(result)), indent=1, allow_nan=False))
     return 0
+
+
+class _Replacing(Callback):
+    """--overwrite: the replaced run's results.json goes with this run's first checkpoint. It stayed beside the
+    new checkpoints when the run stopped early; removed up front, it was lost also when the run was refused."""
+
+    def __init__(self, out):
+        self.results = os.path.join(out, "results.json")
+
+    def on_save(self, path, kind):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.results)
 
 
 def _check_out(args):
@@ -558,6 +568,7 @@ def main(argv=None):
     the user's input or the machine (a bad setting, a missing file, a full disk) print one line,
     ``minidl <command>: <what is wrong and what to do>``, and exit 1; ``--debug`` shows the traceback."""
     args = build_parser().parse_args(argv)
+    before = _saved_state(args)
     if hasattr(sys.stdout, "reconfigure"):   # progress lines reach a pipe (| tee) as they are printed, not at the end
         sys.stdout.reconfigure(line_buffering=True)
 
@@ -572,7 +583,7 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so exiting flushes nowhere, silently
         return 141
     except KeyboardInterrupt:
-        print(f"minidl {name}: interrupted{_resumable(args)}", file=sys.stderr)
+        print(f"minidl {name}: interrupted{_resumable(args, before)}", file=sys.stderr)
         return 130
     except (MinidlError, ValueError, OSError, MemoryError) as e:
         if args.debug:
@@ -589,16 +600,28 @@ def main(argv=None):
         return 1
 
 
-def _resumable(args):
-    """What an interrupted command that has --resume can go on from: the state it saved, if any (the
-    message promised "the last checkpoint" also before the first, and without --out)."""
+def _saved_state(args):
+    """(the file --resume goes on from, its inode and time of change) for a command that has --resume
+    and an --out; (None, None) otherwise or when there is no such file yet."""
     from .mlm.pretrain import state_path
 
+    if getattr(args, "resume", None) is None or not args.out:
+        return None, None
+    path = state_path(args.out) if args.command == "mlm" else os.path.join(args.out, "last.npz")
+    with contextlib.suppress(OSError):
+        return path, (os.stat(path).st_ino, os.stat(path).st_mtime_ns)
+    return path, None
+
+
+def _resumable(args, before):
+    """What an interrupted command that has --resume can go on from: the state it saved (or resumed),
+    if any; not that of a run it was replacing, whose file is as it was (``before``: _saved_state at
+    the start). The message promised "the last checkpoint" also before the first, and without --out."""
     if getattr(args, "resume", None) is None:
         return ""
-    saved = args.out and (state_path(args.out) if args.command == "mlm" else os.path.join(args.out, "last.npz"))
-    if saved and os.path.exists(saved):
-        return f"; --resume goes on from {saved}"
+    path, now = _saved_state(args)
+    if now is not None and (args.resume or now != before[1]):
+        return f"; --resume goes on from {path}"
     return "; nothing was saved yet" + ("" if args.out else " (give --out to keep checkpoints)")
 
 

@@ -289,19 +289,36 @@ def test_ctrl_c_is_one_line_with_the_way_back(monkeypatch, capsys, tmp_path):
     argv = ["train", "--model", "mlp", "--epochs", "1", "--train-limit", "100", "--out", str(out), "--resume"]
     assert main(argv) == 130
     assert capsys.readouterr().err == f"minidl train: interrupted; --resume goes on from {out / 'last.npz'}\n"
+    # the checkpoint of a run being replaced is not this run's way back (it named the replaced run's last.npz)
+    assert main(["train", "--model", "rnn", "--out", str(out), "--overwrite"]) == 130
+    assert capsys.readouterr().err == "minidl train: interrupted; nothing was saved yet\n"
 
 
-def test_an_overwrite_stopped_before_it_ends_leaves_no_results_json_of_the_run_it_replaces(tmp_path, monkeypatch):
-    """The old run's results.json stayed beside the new run's checkpoints (mlp's numbers, rnn's best.npz)."""
+def test_an_overwrite_replaces_the_old_results_with_its_first_checkpoint(tmp_path, monkeypatch, capsys):
+    """The old run's results.json stayed beside the new run's checkpoints (mlp's numbers, rnn's best.npz) when
+    the new run stopped early; a run refused before its first checkpoint changes nothing."""
     import os
 
     import minidl.cli
+    from minidl.train import Callback
 
     out = tmp_path / "run"
     assert main(["train", "--model", "mlp", "--epochs", "1", "--train-limit", "100", "--quiet", "--out", str(out)]) == 0
-    monkeypatch.setattr(minidl.cli, "fit", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    (tmp_path / "tiny.csv").write_text("text,label\nhello world,a\ngood film,b\nbad film,a\n")
+    assert main(["train", "--data", str(tmp_path / "tiny.csv"), "--quiet", "--out", str(out), "--overwrite"]) == 1
+    assert sorted(os.listdir(out)) == ["best.npz", "last.npz", "results.json"]
+
+    class StopAfterTheFirstSave(Callback):
+        def on_save(self, path, kind):
+            if kind == "last":
+                raise KeyboardInterrupt
+
+    fit = minidl.cli.fit
+    monkeypatch.setattr(minidl.cli, "fit", lambda config, callbacks=(), **kwargs: fit(
+        config, callbacks=[*callbacks, StopAfterTheFirstSave()], **kwargs))
     assert main(["train", "--model", "rnn", "--quiet", "--out", str(out), "--overwrite"]) == 130
     assert sorted(os.listdir(out)) == ["best.npz", "last.npz"]
+    assert capsys.readouterr().err.endswith(f"interrupted; --resume goes on from {out / 'last.npz'}\n")
 
 
 def test_sizes_past_the_memory_are_one_line(tmp_path, capsys):
