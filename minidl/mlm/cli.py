@@ -16,7 +16,6 @@ import zipfile
 
 from ..cli import at_least, positive
 from ..compress.quantize import quantize
-from ..data.errors import SettingError
 from ..data.vocab import TextEncodingError
 from ..io import WriteError, check_replaceable, check_writable, file_sha256, json_keys, npz_meta, write_text
 from ..train.checkpoint import differences
@@ -242,12 +241,10 @@ def add_arguments(commands):
 
 def _corpus(args, length, max_vocab=8000, vocab=None):
     print("reading and tokenising the reviews (about 10-30 s) ...", flush=True)   # it was silent
-    try:
-        return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews,
-                           seed=args.seed, vocab=vocab)
-    except SettingError as e:   # the options that give more (the 1,000 held-out sentences are no option here)
-        raise SettingError(f"{e}: here --max-reviews" + (" (the vocabulary is the teacher's)" if vocab else
-                                                        " or --max-vocab")) from None
+    more = ("more reviews (a larger --max-reviews, or none: all)" if vocab else   # (the teacher's vocabulary)
+            "more reviews (a larger --max-reviews, or none: all) or a larger --max-vocab")
+    return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews, seed=args.seed,
+                       vocab=vocab, more=more)
 
 
 def _embeddings(args, corpus):
@@ -349,7 +346,8 @@ def main_evaluate(args):
         raise ValueError(f"{args.student} and {args.teacher} have different vocabularies; distil the student "
                          f"from this teacher (minidl mlm distill --teacher {args.teacher})")
     print("reading the test reviews for the held-out sentences (about 20 s) ...", file=sys.stderr, flush=True)
-    corpus = load_corpus(args.data, length=meta["settings"]["max_len"], cases=args.cases, vocab=vocab, log=None)
+    corpus = load_corpus(args.data, length=meta["settings"]["max_len"], cases=args.cases, vocab=vocab, log=None,
+                         more="fewer held-out sentences (--cases)")
     print(f"both models' choices on {len(corpus.cases):,} sentences, then each timed three times ...",   # (silent:
           file=sys.stderr, flush=True)                                                   # 13-30 s on two cores)
     result = compare(teacher, student, vocab, corpus.cases, args.teacher, args.student, device=args.device)

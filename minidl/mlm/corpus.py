@@ -95,11 +95,13 @@ class Corpus:
     token_lists: list              # their tokens (for co-occurrence vectors)
 
 
-def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=None, seed=0, vocab=None, log=print):
+def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=None, seed=0, vocab=None, log=print,
+                more="a larger vocabulary, more reviews or fewer held-out sentences"):
     """The pretraining segments of the IMDB training and unlabelled reviews (``max_reviews``:
     the first that many of each, for quick runs) and ``cases`` fill-mask cases from the test
     reviews. The Kaggle CSV has no unlabelled reviews: its training reviews alone are used.
-    ``vocab``: a teacher's vocabulary, to distil on the same ids (else one is built)."""
+    ``vocab``: a teacher's vocabulary, to distil on the same ids (else one is built). ``more``:
+    what gives more held-out sentences when there are too few (a command names its options)."""
     data = load_imdb(path, max_reviews=max_reviews)
     texts = list(data["train"].texts)
     try:
@@ -114,8 +116,8 @@ def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=N
     try:
         held_out = fill_mask_cases(test_tokens, vocab, cases, seed)
     except ValueError as e:  # say which settings give more sentences
-        raise SettingError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary): a "
-                         f"larger vocabulary, more reviews or fewer held-out sentences give enough") from None
+        raise SettingError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary): "
+                           f"{more} give enough") from None
     return Corpus(tokenizer, vocab, segments(token_lists, vocab, length), held_out, len(texts), token_lists)
 
 

@@ -506,7 +506,8 @@ def test_too_few_held_out_sentences_name_the_options_on_the_command_line(tmp_pat
     write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "imdb"))
     assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--max-vocab", "12", "--device", "cpu"]) == 1
-    assert capsys.readouterr().err.rstrip().endswith("give enough: here --max-reviews or --max-vocab")
+    assert capsys.readouterr().err.rstrip().endswith("vocabulary): more reviews (a larger --max-reviews, or none: "
+                                                     "all) or a larger --max-vocab give enough")
 
 
 def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_path, capsys):
