@@ -234,7 +234,7 @@ class CompressionReport:
                "reviews_per_s": None, "build_seconds": built, "note": note, "scope": scope, "file": path,
                "setup": {**self.row_setup(name, group), "seed": self.seed}}
         self.rows.append(row)
-        _write_rows(self.results_path, self.rows)   # whole or not at all: a torn line blocked every resume
+        _append_row(self.results_path, row)
         if self.log:
             self.log(f"{name:<32} acc {row['accuracy']:.4f}  {row['size_mb']:7.2f} MB  (built in {built:.0f} s)")
         return name
@@ -546,11 +546,32 @@ def _setup_changes(row, setup):
 
 
 def _jsonl(path):
-    """The JSON values of the non-empty lines of ``path`` (none when it is missing); ValueError if one is no JSON."""
+    """The JSON values of the non-empty lines of ``path`` (none when it is missing); ValueError if one is no JSON,
+    but for a last line an interrupted write left without its newline (it blocked every resume), left out."""
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8", errors="replace") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    return [json.loads(line) for line in lines[:-1] if line.strip()] + _whole(lines[-1])
+
+
+def _whole(line):
+    """[its JSON value], or [] for a line cut short (or empty)."""
+    try:
+        return [json.loads(line)] if line.strip() else []
+    except ValueError:
+        return []
+
+
+def _append_row(path, row):
+    """Append ``row`` as one line (commands sharing an --out keep each other's rows, which rewriting the file
+    would not); a last line left without its newline by an interrupted write is cut off first."""
+    with open(path, "a+b") as f:
+        f.seek(0)
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+        f.write(json.dumps(row).encode() + b"\n")
 
 
 def _read_rows(path, setup):

@@ -360,8 +360,11 @@ def test_the_command_runs_every_variant_and_writes_the_table_and_plots(teacher_c
 
 
 def test_a_full_disk_while_a_row_is_written_leaves_the_rows_before_it(teacher_checkpoint, tmp_path, monkeypatch):
-    """Rows were appended to results.jsonl: a write cut short (a full disk, a kill) left half a line,
-    and every later run refused the folder as "not the results.jsonl of a compression report"."""
+    """A write cut short (a full disk, a kill) left half a line at the end of results.jsonl, and every later run
+    refused the folder as "not the results.jsonl of a compression report"; the next row starts a line of its own."""
+    from minidl.compress.report import _loaded
+    from minidl.nn import Module
+
     import builtins
     import errno
 
@@ -372,6 +375,9 @@ def test_a_full_disk_while_a_row_is_written_leaves_the_rows_before_it(teacher_ch
     class HalfWritten:
         def __init__(self, file):
             self.file = file
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
 
         def write(self, text):
             self.file.write(text[:len(text) // 2])
@@ -395,6 +401,8 @@ def test_a_full_disk_while_a_row_is_written_leaves_the_rows_before_it(teacher_ch
     monkeypatch.setattr(builtins, "open", real_open)
     again = CompressionReport(teacher_checkpoint, tmp_path, test_limit=50, log=None)
     assert [row["name"] for row in again.rows] == ["teacher"]
+    again.record("copy", "teacher", again.teacher_copy, Module.save, lambda path: _loaded(again.fresh(), path))
+    assert [json.loads(line)["name"] for line in open(tmp_path / "results.jsonl")] == ["teacher", "copy"]
 
 
 def test_low_rank_rows_factorise_a_small_encoder_or_are_left_out(tmp_path):
@@ -416,3 +424,16 @@ def test_low_rank_rows_factorise_a_small_encoder_or_are_left_out(tmp_path):
                              log=said.append)
     assert tiny._lowrank((0.25, 0.5)) == [] and tiny.rows == []
     assert said == [f"no low-rank {f} rows: the encoder's Linears are too small to save that" for f in ("25%", "50%")]
+
+
+def test_two_commands_sharing_an_out_keep_each_others_rows(teacher_checkpoint, tmp_path):
+    """minidl compress prune and qat into one --out at the same time: each row is appended, not the file rewritten
+    from the rows one command read at its start (the other's rows were lost that way)."""
+    from minidl.compress.report import _loaded
+    from minidl.nn import Module
+
+    first, second = (CompressionReport(teacher_checkpoint, tmp_path, test_limit=50, log=None) for _ in range(2))
+    for report, name in ((first, "one"), (second, "two")):
+        report.record(name, "teacher", report.teacher_copy, Module.save,
+                      lambda path, r=report: _loaded(r.fresh(), path))
+    assert [json.loads(line)["name"] for line in open(tmp_path / "results.jsonl")] == ["one", "two"]
