@@ -88,8 +88,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 # the options (and command words) that name a file or a folder
 PATHS = {"checkpoint", "classifier", "csv", "data", "data_path", "decoder", "dest", "directory", "embeddings", "file",
-         "out", "path", "reference", "results", "resume_from", "root", "runs", "student", "submissions", "teacher",
-         "test_data", "validation_data"}
+         "json", "out", "path", "reference", "results", "resume_from", "root", "runs", "student", "submissions",
+         "teacher", "test_data", "validation_data"}   # (json: grade --json FILE; elsewhere a flag, never "")
 
 
 def _converted(text, convert, accept, error):

@@ -512,7 +512,8 @@ def test_figures_and_tables_of_the_user_beside_an_output_are_never_replaced(tmp_
     (["sweep", "--models", "mlp", "--hidden", "4", "--seeds", "0", "--results", ""], "--results"),  # after the jobs
     (["data", "download", "--dest", ""], "--dest"),
     (["curves", "a.json", ""], "results"),
-    (["grade", ""], "directory")])
+    (["grade", ""], "directory"),
+    (["grade", "--json", ""], "--json")])
 def test_an_empty_path_is_refused_before_any_work(argv, option, capsys, tmp_path, monkeypatch):
     """An unset variable ($OUT) gives "": train saved nothing without a word, compress wrote its rows and
     models into the current folder, and sweep trained every job before it failed to write."""
