@@ -609,7 +609,8 @@ def _saved_state(args):
         return None, None
     path = state_path(args.out) if args.command == "mlm" else os.path.join(args.out, "last.npz")
     with contextlib.suppress(OSError):
-        return path, (os.stat(path).st_ino, os.stat(path).st_mtime_ns)
+        stat = os.stat(path)
+        return path, (stat.st_ino, stat.st_mtime_ns)
     return path, None
 
 

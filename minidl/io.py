@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 import zipfile
 import zlib
 
@@ -82,6 +83,28 @@ def write_text(path, text):
     """Write ``text`` to ``path`` in UTF-8, atomically (``atomic_path``): whole or not at all."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def drop_truncated_tail(path, again):
+    """Cut off a last line without its newline that is not valid JSON (left by an interrupted write of a
+    JSONL file), warning that it is gone and what follows (``again``: "that job runs again"), so the next
+    appended line starts on a line of its own. A complete last line missing only its newline gets one."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+            f.write(b"\n")
+        except ValueError:
+            warnings.warn(f"{path}: removing a truncated last line ({len(data) - start} bytes) left by an "
+                          f"interrupted write; {again}", stacklevel=3)   # (the CLI shows it once)
+            f.truncate(start)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def check_writable(path, what="--out", folder=False):

@@ -48,8 +48,8 @@ import minidl as md
 
 from ..data.batching import subset
 from ..data.errors import DataFormatError
-from ..io import (CheckpointError, check_replaceable, check_writable, checkpoint_file, file_sha256, read_npz, save_figure,
-                  write_text)
+from ..io import (CheckpointError, check_replaceable, check_writable, checkpoint_file, drop_truncated_tail, file_sha256,
+                  read_npz, save_figure, write_text)
 from ..models import build_model
 from ..nn import Linear, Module
 from ..train.checkpoint import check_data, differences, load_classifier
@@ -565,13 +565,10 @@ def _whole(line):
 
 def _append_row(path, row):
     """Append ``row`` as one line (commands sharing an --out keep each other's rows, which rewriting the file
-    would not); a last line left without its newline by an interrupted write is cut off first."""
-    with open(path, "a+b") as f:
-        f.seek(0)
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-        f.write(json.dumps(row).encode() + b"\n")
+    would not), after a last line that an interrupted write cut short."""
+    drop_truncated_tail(path, "that row is measured again")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")   # one write of one complete line
 
 
 def _read_rows(path, setup):

@@ -69,7 +69,7 @@ import numpy as np
 
 from ..autograd.function import MinidlError
 from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
-from ..io import check_writable, file_sha256
+from ..io import check_writable, drop_truncated_tail, file_sha256
 from ..models import MODELS
 from ..train import fit
 from ..train.config import ConfigError, TrainConfig, split_commas
@@ -303,27 +303,6 @@ def scan_records(lines):
 RECORD_START = b'{"key": '   # how every line _record and a failed job write begins (json.dumps)
 
 
-def _drop_truncated_tail(path):
-    """Cut off a last line without its newline that is not valid JSON, so the next appended
-    line starts on a line of its own. A complete last line missing only its newline gets one."""
-    if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data.endswith(b"\n"):
-            return
-        start = data.rfind(b"\n") + 1
-        try:
-            json.loads(data[start:])
-            f.write(b"\n")
-        except ValueError:
-            warnings.warn(f"{path}: removing a truncated last line ({len(data) - start} bytes) left by an "
-                          f"interrupted write; that job runs again", stacklevel=3)   # (the CLI shows it once)
-            f.truncate(start)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _plain(value):
     if hasattr(value, "tolist"):  # NumPy scalars and arrays
         return value.tolist()
@@ -449,9 +428,9 @@ def _resume(jobs, results_path, log):
     previous = {}
     if os.path.exists(results_path):       # read first: a file that is not a sweep's is refused untouched
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a truncated last line: _drop_truncated_tail says so, once
+            warnings.simplefilter("ignore")  # a truncated last line: drop_truncated_tail says so, once
             previous = {_key(r): r for r in load_results(results_path)}
-    _drop_truncated_tail(results_path)
+    drop_truncated_tail(results_path, "that job runs again")
     succeeded = {k: previous[k] for k in jobs if k in previous and not previous[k].get("error")}
     digest = functools.cache(file_digest)   # each file read once, however many records name it
     changed = {k: _changed_inputs(record, digest) for k, record in succeeded.items()}

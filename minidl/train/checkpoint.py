@@ -34,11 +34,12 @@ def run_paths(out):
     return {kind: os.path.join(out, f"{kind}.npz") for kind in ("last", "best")} if out else {}
 
 
-def save(path, model, optimizer, config, prepared, loop_state):
-    """A classifier's checkpoint: the training state plus what ``load_classifier`` needs."""
+def save(path, model, optimizer, config, prepared, loop_state, teachers):
+    """A classifier's checkpoint: the training state plus what ``load_classifier`` needs, and ``teachers``
+    (``teacher_files(config)``, hashed once per run, not at every save) for a resume to check."""
     return save_state(path, model, optimizer, loop_state, config=config.to_dict(), vocab=prepared.vocab.to_dict(),
                       tokenizer=prepared.tokenizer.to_dict(), label_names=prepared.label_names,
-                      data_files=prepared.files or {}, teacher_files=teacher_files(config))
+                      data_files=prepared.files or {}, teacher_files=teachers)
 
 
 def teacher_files(config):

@@ -128,9 +128,9 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
     """Train ``config`` (a TrainConfig or a dict) with the training core; returns a ``Result``
     with test metrics."""
     config = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).check()
-    paths = checkpoint.run_paths(out)
+    paths, teachers = checkpoint.run_paths(out), checkpoint.teacher_files(config)   # (the files it will learn from)
     if resume:   # before the data are read (IMDB: seconds) and a teacher scores them (minutes)
-        _check_resumable(paths.get("last"), config)
+        _check_resumable(paths.get("last"), config, teachers)
     tick = time.perf_counter()
     if progress and config.data != "synthetic":
         log(f"preparing {config.data}: reading, tokenising, building the vocabulary ...")
@@ -146,7 +146,8 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
                 if config.warmup_steps else None)
     selection = prepared.validation if prepared.validation is not None else prepared.test
     _check_metric(config, selection, prepared.label_names)
-    checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save(path, model, optimizer, config, prepared, loop))
+    checkpoints = Checkpoints(paths, lambda path, loop: checkpoint.save(path, model, optimizer, config, prepared, loop,
+                                                                        teachers))
     loop, best_state = None, None
     if resume:
         loop, best_state = _resume(paths, config, model, optimizer, schedule)
@@ -225,9 +226,10 @@ class FrozenWarmup(Callback):
         return False
 
 
-def _check_resumable(last, config):
+def _check_resumable(last, config, teachers):
     """Refuse a --resume that cannot go on from ``last`` (out/last.npz): there is none, it was trained on other
-    data files (other splits) or settings, or a --teacher checkpoint has changed since (other soft targets)."""
+    data files (other splits) or settings, or a --teacher checkpoint has changed since (other soft targets;
+    ``teachers``: their hashes now)."""
     if not last or not os.path.exists(last):
         raise FileNotFoundError(f"nothing to resume: there is no checkpoint at {last or '(no output folder given)'}; "
                                 f"train without --resume first")
@@ -237,8 +239,8 @@ def _check_resumable(last, config):
     if changed := checkpoint.differences(saved, config.to_dict()):
         raise ConfigError(f"cannot resume {last}: it was trained with different settings ({changed}); give the same "
                           f"options as the first time")
-    recorded, now = meta.get("teacher_files"), checkpoint.teacher_files(config)   # (older runs recorded none)
-    if recorded is not None and (changed := sorted(path for path in now if recorded.get(path) != now[path])):
+    recorded = meta.get("teacher_files")   # (older runs recorded none)
+    if recorded is not None and (changed := sorted(path for path in teachers if recorded.get(path) != teachers[path])):
         raise ConfigError(f"cannot resume {last}: --teacher {', '.join(changed)} has changed since the run learned "
                           f"from it (its SHA-256 differs), so its soft targets would be other ones; give that teacher "
                           f"back, or train again without --resume")

@@ -401,7 +401,8 @@ def test_a_full_disk_while_a_row_is_written_leaves_the_rows_before_it(teacher_ch
     monkeypatch.setattr(builtins, "open", real_open)
     again = CompressionReport(teacher_checkpoint, tmp_path, test_limit=50, log=None)
     assert [row["name"] for row in again.rows] == ["teacher"]
-    again.record("copy", "teacher", again.teacher_copy, Module.save, lambda path: _loaded(again.fresh(), path))
+    with pytest.warns(UserWarning, match="removing a truncated last line .* that row is measured again"):
+        again.record("copy", "teacher", again.teacher_copy, Module.save, lambda path: _loaded(again.fresh(), path))
     assert [json.loads(line)["name"] for line in open(tmp_path / "results.jsonl")] == ["teacher", "copy"]
 
 
@@ -437,3 +438,7 @@ def test_two_commands_sharing_an_out_keep_each_others_rows(teacher_checkpoint, t
         report.record(name, "teacher", report.teacher_copy, Module.save,
                       lambda path, r=report: _loaded(r.fresh(), path))
     assert [json.loads(line)["name"] for line in open(tmp_path / "results.jsonl")] == ["one", "two"]
+    text = (tmp_path / "results.jsonl").read_text()
+    (tmp_path / "results.jsonl").write_text(text.rstrip("\n"))   # a whole last line without its newline is kept
+    first.record("three", "teacher", first.teacher_copy, Module.save, lambda path: _loaded(first.fresh(), path))
+    assert [json.loads(line)["name"] for line in open(tmp_path / "results.jsonl")] == ["one", "two", "three"]
