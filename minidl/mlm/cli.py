@@ -28,6 +28,7 @@ from .tokenizer import MASK
 
 
 PRETRAIN_SHAPE = {"d_model": 128, "num_layers": 4, "num_heads": 4, "d_ff": 512}   # pretrain's defaults
+PRETRAIN_LENGTH, PRETRAIN_VOCAB, DROPOUT = 128, 8000, 0.1
 
 
 def _model_arguments(parser, d_model, layers, heads, d_ff):
@@ -37,7 +38,7 @@ def _model_arguments(parser, d_model, layers, heads, d_ff):
     parser.add_argument("--heads", type=at_least(1), default=heads,
                         help="attention heads per layer; must divide --d-model")
     parser.add_argument("--d-ff", type=at_least(1), default=d_ff, help="hidden size of each layer's feed-forward block")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout probability while training")
+    parser.add_argument("--dropout", type=float, default=DROPOUT, help="dropout probability while training")
 
 
 def _training_arguments(parser, steps, lr):
@@ -160,9 +161,10 @@ def add_arguments(commands):
     pretrain = what.add_parser("pretrain", help="pretrain a masked-LM teacher on IMDB (train + unlabelled)")
     _model_arguments(pretrain, *PRETRAIN_SHAPE.values())
     _training_arguments(pretrain, 3000, 1e-3)
-    pretrain.add_argument("--max-vocab", type=at_least(1), default=8000,
+    pretrain.add_argument("--max-vocab", type=at_least(1), default=PRETRAIN_VOCAB,
                           help="vocabulary size, specials included: the most frequent tokens")
-    pretrain.add_argument("--length", type=at_least(2), default=128, help="tokens per segment, [CLS] included")
+    pretrain.add_argument("--length", type=at_least(2), default=PRETRAIN_LENGTH,
+                          help="tokens per segment, [CLS] included")
     _init_argument(pretrain)
     pretrain.add_argument("--resume-from", default=None,
                           help="continue pretraining this checkpoint (its weights, vocabulary and settings; a fresh "
@@ -276,7 +278,7 @@ def main_pretrain(args):
         model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
                                          for_training=True)
         settings, history = meta["settings"], meta["history"]
-        if args.resume_from and (clash := _clashes(args, settings)):   # they were dropped, with a note in brackets
+        if args.resume_from and (clash := _clashes(args, settings, len(vocab))):   # they would be dropped
             return _refuse("pretrain", f"--resume-from {args.resume_from} goes on with its model's settings, not "
                                        f"{', '.join(clash)}: leave them out, or pretrain a new model")
         corpus = _corpus(args, settings["max_len"], vocab=vocab)
@@ -294,12 +296,21 @@ def main_pretrain(args):
     return 0
 
 
-def _clashes(args, settings):
-    """The model options given other than their defaults and other than the checkpoint's ``settings``."""
-    given = {"--d-model": (args.d_model, "d_model"), "--layers": (args.layers, "num_layers"),
-             "--heads": (args.heads, "num_heads"), "--d-ff": (args.d_ff, "d_ff")}
-    return [f"{flag} {value} (it has {settings[key]})" for flag, (value, key) in given.items()
-            if value != PRETRAIN_SHAPE[key] and value != settings[key]]
+def _clashes(args, settings, vocab_size):
+    """The options given other than their defaults that a --resume-from checkpoint's model, vocabulary
+    (``vocab_size`` tokens) and ``settings`` overrule."""
+    given = {"--d-model": (args.d_model, PRETRAIN_SHAPE["d_model"], settings["d_model"]),
+             "--layers": (args.layers, PRETRAIN_SHAPE["num_layers"], settings["num_layers"]),
+             "--heads": (args.heads, PRETRAIN_SHAPE["num_heads"], settings["num_heads"]),
+             "--d-ff": (args.d_ff, PRETRAIN_SHAPE["d_ff"], settings["d_ff"]),
+             "--dropout": (args.dropout, DROPOUT, settings["dropout"]),
+             "--length": (args.length, PRETRAIN_LENGTH, settings["max_len"]),
+             "--max-vocab": (args.max_vocab, PRETRAIN_VOCAB, vocab_size)}
+    clashes = [f"{flag} {value} (it has {has})" for flag, (value, default, has) in given.items()
+               if value != default and value != has]
+    if args.init != "cooccurrence":
+        clashes.append(f"--init {args.init} (it has its trained embeddings)")
+    return clashes
 
 
 def _refused_by_teacher(args, teacher):

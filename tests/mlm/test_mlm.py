@@ -622,6 +622,13 @@ def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_re
                  "--layers", "3", "--heads", "2"]) == 2
     assert (f"--resume-from {teacher} goes on with its model's settings, not --d-model 64 (it has 16), --layers 3 "
             f"(it has 1): leave them out") in capsys.readouterr().err
+    # ... and the segment length, dropout, vocabulary size and initialisation given, which it had not named
+    assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--resume-from", str(teacher), "--length", "64",
+                 "--dropout", "0.3", "--max-vocab", "100", "--init", "random"]) == 2
+    assert (f"not --dropout 0.3 (it has {TINY['dropout']}), --length 64 (it has {TINY['max_len']}), --max-vocab 100 "
+            f"(it has {len(vocab)}), --init random (it has its trained embeddings): leave them out") \
+        in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "p.npz")
 
 
 
