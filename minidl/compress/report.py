@@ -471,7 +471,7 @@ class CompressionReport:
 
         self.record("structured 50% heads+FFN + KD", "structured", make,
                     save_structured, lambda path: _loaded(self.fresh(), path, load_structured),
-                    note="half the heads and FFN neurons removed, distilled")
+                    note="round(h/2) heads (each layer keeps one) and half the FFN neurons removed, distilled")
 
     def _lowrank(self, fractions, untuned=True):
         """Encoder Linears at ``fractions`` of their parameters, fine-tuned (50 % also before,
