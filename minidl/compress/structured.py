@@ -50,13 +50,12 @@ so moments kept by an old one no longer fit.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..io import CheckpointError, read_npz, write_npz
+from ..io import CheckpointError, from_json_array, json_array, read_npz, write_npz
 from ..models.base import SentimentModel
 from ..nn.linear import Linear
 from ..nn.module import pack_bool_arrays, unpack_bool_arrays
@@ -376,7 +375,7 @@ def save_structured(model, path, meta=None):
     JSON-able, e.g. the build configuration) to an ``.npz``: atomic, no pickle. Returns
     ``path``."""
     header = {"format": "minidl-structured-1", "structure": structure_of(model), "meta": meta}
-    write_npz(path, {_STRUCTURE_MARK: np.array(json.dumps(header)), **pack_bool_arrays(model.state_dict())})
+    write_npz(path, {_STRUCTURE_MARK: json_array(header), **pack_bool_arrays(model.state_dict())})
     return path
 
 
@@ -388,7 +387,7 @@ def load_structured(model, path):
     if _STRUCTURE_MARK not in state:
         raise CheckpointError(f"{path!r} is not a structured checkpoint (written by save_structured); "
                               f"load a dense one with model.load(path)")
-    header = json.loads(str(state.pop(_STRUCTURE_MARK)))
+    header = from_json_array(state.pop(_STRUCTURE_MARK))
     restructure(model, header["structure"])
     _load_masked(model, state)
     return header["meta"]

@@ -10,14 +10,13 @@ state: a student's file size is what the comparison with its teacher reports.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import minidl as md
 
 from ..compress.quantize import QuantizedLinear, quantize
 from ..data.vocab import Vocabulary
-from ..io import CheckpointError, npz_meta, read_npz
+from ..io import CheckpointError, from_json_array, npz_meta, read_npz
 from ..models.transformer import TransformerClassifier
 from ..train.checkpoint import model_arrays, write
 from .tokenizer import MLMTokenizer
@@ -63,7 +62,7 @@ def load_mlm(path, device="cpu", for_training=False):
                                 f"distill --out write masked-LM checkpoints)")
     arrays = read_npz(path)
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = from_json_array(arrays.pop("meta"))
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path!r} is not a masked-LM checkpoint (no readable metadata); write one with "
                               f"minidl mlm pretrain or minidl.mlm.save_mlm") from e

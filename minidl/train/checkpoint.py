@@ -13,16 +13,13 @@ Written atomically (``minidl.io.write_npz``) and read without pickle.
 """
 from __future__ import annotations
 
-import json
 import os
-
-import numpy as np
 
 from .. import backend as _backend
 from ..data.text import Tokenizer
 from ..data.vocab import Vocabulary
 from ..data.errors import DataFormatError, DataNotFoundError
-from ..io import CheckpointError, file_sha256, npz_meta, read_npz, write_npz
+from ..io import CheckpointError, file_sha256, from_json_array, json_array, npz_meta, read_npz, write_npz
 from ..models import build_model
 from ..nn.module import pack_bool_arrays
 from .config import TrainConfig, split_commas
@@ -89,7 +86,7 @@ def write(path, model, meta, arrays=None):
     """``model``'s parameters (model.<name>), then ``arrays``, then ``meta`` as one JSON string,
     atomically: the layout of minidl's training and masked-LM checkpoints; -> ``path``."""
     arrays = {**{f"model.{name}": value for name, value in model.state_dict().items()}, **(arrays or {})}
-    arrays["meta"] = np.array(json.dumps(meta))
+    arrays["meta"] = json_array(meta)
     write_npz(path, pack_bool_arrays(arrays))   # pruning masks: 1 bit a weight
     return path
 
@@ -101,7 +98,7 @@ def read(path):
         raise CheckpointError(f"{path!r} is an .npz without minidl training metadata (a bare model.save() "
                               f"file?); minidl train writes complete checkpoints")
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = from_json_array(arrays.pop("meta"))
     except ValueError as e:
         raise CheckpointError(f"{path!r}: its metadata is not valid JSON; the file is damaged") from e
     if meta.get("format") != "minidl-checkpoint-1":
