@@ -141,6 +141,11 @@ def parse_label_names(spec):
     if mixed or len(parts) < 2 or len(set(values)) < len(values) or len(set(names)) < len(names):
         raise DataFormatError(f'--label-names {spec!r}: give two or more distinct labels, all as "neg,pos" or all '
                               f'as "0=neg,1=pos" (the file\'s value=the name shown)')
+    if clash := next((name for i, name in enumerate(names) if name in values and values.index(name) != i), None):
+        # "1=0,2=1": is a "1" in a file class 0 (a value) or class 1 (a name)? every row went to class 1
+        raise DataFormatError(f"--label-names {spec!r}: the name {clash!r} is another class's label in the file, so "
+                              f"a {clash!r} in a file could be either class; give names that are not labels, e.g. "
+                              f"{','.join(f'{value}=class{value}' for value in values)}")
     return values, names
 
 

@@ -104,6 +104,9 @@ BAD_SETTINGS = [
     (["--data", "imdb", "--text-column", "review"], "--text-column 'review': it is for tables of your own"),
     (["--data", "tests/data/conftest.py", "--label-names", "0=neg,pos"], 'all as "neg,pos" or all as "0=neg,1=pos"'),
     (["--data", "tests/data/conftest.py", "--label-names", "pos"], "give two or more distinct labels"),
+    # every row went to class 1 (a "1" was class 0's label and class 1's name), and the test accuracy read 1.0
+    (["--data", "tests/data/conftest.py", "--label-names", "1=0,2=1"], "--label-names '1=0,2=1': the name '1' is "
+                                                                       "another class's label in the file"),
 ]
 
 
