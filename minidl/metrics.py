@@ -2,8 +2,8 @@
 
 All take NumPy arrays: ``y_true`` (N,) ints; ``y_pred`` (N,) ints; ``scores`` (N,) floats
 (the probability, or any monotone score, of the positive class). Binary metrics treat
-class ``positive`` (default 1) as positive; with more classes, ``average="macro"``
-averages the per-class one-vs-rest values.
+class ``positive`` (default 1) as positive; with more classes, the macro average of the
+per-class one-vs-rest values, over the classes in the truth or the predictions (as scikit-learn's).
 """
 from __future__ import annotations
 
@@ -27,8 +27,11 @@ def _divide(a, b):
 
 
 def precision_recall_f1(y_true, y_pred, positive=1):
-    """(precision, recall, F1) of class ``positive``: TP/(TP+FP), TP/(TP+FN), their harmonic mean."""
+    """(precision, recall, F1) of class ``positive``: TP/(TP+FP), TP/(TP+FN), their harmonic mean;
+    NaN, all three, for a class neither in ``y_true`` nor predicted (a perfect model read 0)."""
     predicted, actual = np.asarray(y_pred) == positive, np.asarray(y_true) == positive
+    if not (predicted.any() or actual.any()):
+        return float("nan"), float("nan"), float("nan")
     tp = int(np.sum(predicted & actual))
     precision, recall = _divide(tp, int(np.sum(predicted))), _divide(tp, int(np.sum(actual)))  # TP + FP, TP + FN
     return precision, recall, _divide(2 * precision * recall, precision + recall)
@@ -62,15 +65,20 @@ def classification_report(y_true, probabilities, loss=None):
         precision, recall, f1 = precision_recall_f1(y_true, y_pred)
         auc = roc_auc(y_true, probabilities[:, 1])
     else:
-        per_class = [precision_recall_f1(y_true, y_pred, c) for c in range(C)]
-        precision, recall, f1 = (float(np.mean(v)) for v in zip(*per_class))
-        aucs = [roc_auc(y_true, probabilities[:, c], c) for c in range(C)]   # NaN for a class absent or alone
-        auc = float(np.nanmean(aucs)) if not np.isnan(aucs).all() else float("nan")   # (nanmean warns of all-NaN)
+        per_class = [precision_recall_f1(y_true, y_pred, c) for c in range(C)]   # NaN for a class absent
+        precision, recall, f1 = map(_macro, zip(*per_class))
+        auc = _macro([roc_auc(y_true, probabilities[:, c], c) for c in range(C)])   # NaN: a class absent or alone
     report = {"accuracy": accuracy(y_true, y_pred), "precision": precision, "recall": recall, "f1": f1,
               "auc": auc, "confusion_matrix": confusion_matrix(y_true, y_pred, C).tolist(), "n": int(len(y_true))}
     if loss is not None:
         report["loss"] = float(loss)
     return report
+
+
+def _macro(values):
+    """The mean of the defined (not NaN) ``values``; NaN if none is (NumPy's nanmean warns then)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
 
 
 def cell(value):

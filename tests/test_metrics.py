@@ -52,6 +52,18 @@ def test_report_multiclass_macro():
     assert report["loss"] == 0.5
 
 
+def test_a_class_absent_from_the_truth_and_the_predictions_counts_in_no_average():
+    """A file scored that holds one class (allowed): a perfect model read precision, recall, F1 0.3333 with
+    three classes, and 0 with two; scikit-learn averages over the classes present and has no binary F1 then."""
+    report = metrics.classification_report([2, 2], np.eye(3)[[2, 2]])
+    assert (report["precision"], report["recall"], report["f1"]) == (1.0, 1.0, 1.0)
+    binary = metrics.classification_report([0, 0], np.array([[0.9, 0.1], [0.8, 0.2]]))
+    assert binary["accuracy"] == 1.0 and all(np.isnan(binary[k]) for k in ("precision", "recall", "f1", "auc"))
+    assert [metrics.cell(binary[k]) for k in ("precision", "f1")] == ["-", "-"]
+    # a class in the truth but never predicted, or predicted but absent, still scores 0 (the usual convention)
+    assert metrics.precision_recall_f1([0, 0], [1, 0]) == (0.0, 0.0, 0.0)
+
+
 def test_a_multiclass_auc_undefined_for_every_class_is_nan_without_a_warning(recwarn):
     """Reviews of one class: every per-class AUC is NaN, and NumPy's "Mean of empty slice" reached stderr."""
     report = metrics.classification_report([1, 1], np.array([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]]))
