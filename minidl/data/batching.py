@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..creation import tensor
+from .errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ def subset(encoded, n, seed=0):
 def encode_dataset(dataset, tokenizer, vocab, max_length=None, token_lists=None):
     """Tokenize every text of ``dataset`` (a ``TextDataset``), keep its first ``max_length``
     words, and map them to ids with ``vocab``. Reviews with no word left after cleaning are
-    dropped, counted in ``.dropped`` and reported in a logged warning. ``token_lists``: the
-    texts already tokenized by ``tokenizer`` (e.g. to build the vocabulary), not done again."""
+    dropped, counted in ``.dropped`` and reported in a logged warning; if all are, a one-line
+    ``DataFormatError`` (there is nothing to score: a file of numbers or emoji, or the wrong column).
+    ``token_lists``: the texts already tokenized by ``tokenizer`` (e.g. to build the vocabulary),
+    not done again."""
     if max_length is not None and max_length < 1:
         raise ValueError(f"max_length must be >= 1 or None, got {max_length}")
     if token_lists is None:
@@ -80,6 +83,10 @@ def encode_dataset(dataset, tokenizer, vocab, max_length=None, token_lists=None)
         else:
             dropped.append(i)
     kept = np.asarray(kept, dtype=np.int64)
+    if dropped and not ids:   # it crashed in the scoring, after training: "need at least one array to concatenate"
+        raise DataFormatError(f"{dataset.info.get('source', dataset.name)}: all {len(dropped)} reviews are empty after "
+                              f"cleaning (it keeps words of letters): nothing to read; check the file and its text "
+                              f"column")
     if dropped:   # where to find them: a file's line numbers where the dataset has them, else positions
         lines = dataset.info.get("lines")
         found = isinstance(lines, list) and len(lines) == len(dataset) and None not in (lines[i] for i in dropped)

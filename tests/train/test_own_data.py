@@ -211,6 +211,22 @@ def test_a_file_whose_texts_all_clean_to_nothing_is_one_line(tmp_path, capsys):
                  "--min-word-length", "1"]) == 0
 
 
+def test_a_test_or_scored_file_whose_texts_all_clean_to_nothing_is_one_line_before_training(triple, tmp_path, capsys):
+    """It crashed with NumPy's "need at least one array to concatenate": train --test-data after training (the
+    checkpoints written, no results.json), eval --data after loading."""
+    numbers = _write(tmp_path / "numbers.tsv", ("content", "label"), [("10/10", 1), ("1/10", 0)])
+    out = tmp_path / "run"
+    assert main(["train", "--data", triple["train"], "--test-data", numbers, "--text-column", "sentence,content",
+                 "--epochs", "1", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{numbers}: all 2 reviews are empty after cleaning" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert _train(triple, out) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", numbers]) == 1
+    assert f"{numbers}: all 2 reviews are empty after cleaning" in capsys.readouterr().err
+
+
 def test_a_min_freq_that_leaves_no_word_is_refused(triple, tmp_path, capsys):
     """--min-freq 100000 kept no word: every review read as <unk>, a constant classifier scored, exit 0."""
     assert _train(triple, tmp_path / "run", "--min-freq", "100000") == 1
