@@ -123,8 +123,8 @@ def _check_columns(path, columns, wanted):
 
 def _check_trainable(path, texts, labels, names, wanted, columns, minimum):
     """Raise a DataFormatError for a table that cannot train a classifier: every text empty, or,
-    among the rows with a text, fewer than ``minimum`` = (rows, classes). ``wanted``: the
-    (text, label) column names; ``columns``: the file's."""
+    among the rows with a text, fewer than ``minimum`` = (rows, classes), or (training) a class with
+    none. ``wanted``: the (text, label) column names; ``columns``: the file's."""
     (text_column, label_column), (min_rows, min_classes) = wanted, minimum
     usable = np.array([bool(t.strip()) for t in texts], dtype=bool)
     if not texts and min_rows > 0:
@@ -138,6 +138,10 @@ def _check_trainable(path, texts, labels, names, wanted, columns, minimum):
                 f"{present[0]!r}" if len(present) == 1 else f"{len(present)} classes ({present})")
         raise DataFormatError(f"{path}: {kind} in column {label_column!r}; a classifier needs rows of at least "
                               f"{min_classes} classes. Add rows of the other class(es), or check --label-column")
+    # a class with no text was a class all the same: the untrained model still chose it, and accuracy fell to 0
+    if min_classes > 1 and (absent := [name for name in names if name not in present]):
+        raise DataFormatError(f"{path}: class {absent[0]!r} has no row with a text, so a model cannot learn it; "
+                              f"give it rows with a text, or remove it (its rows, or its name in --label-names)")
     if int(usable.sum()) < min_rows:
         raise DataFormatError(f"{path}: only {int(usable.sum())} rows with a text; training needs at least {min_rows} "
                               f"(20% of the rows are held out for testing and a validation fraction of the rest, "

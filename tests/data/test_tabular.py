@@ -242,6 +242,17 @@ def test_single_class_data_is_refused(tmp_path):
         assert load_table(path, "text", "label", min_classes=1).label_names == ["neg", "pos"]
 
 
+def test_a_class_with_no_text_to_learn_from_is_refused_for_training(tmp_path):
+    """It became a class all the same: the untrained model chose it for most test rows (accuracy 0), silently."""
+    path = write_csv(tmp_path / "three.csv", "text,label\n" + rows(20) + '"",neutral\n')
+    message = one_line_error(lambda: load_table(path, "text", "label"))
+    assert "class 'neutral' has no row with a text, so a model cannot learn it" in message
+    both = write_csv(tmp_path / "two.csv", "text,label\n" + rows(20))
+    assert "class 'neutral'" in one_line_error(lambda: load_table(both, "text", "label",
+                                                                  label_names=["neg", "neutral", "pos"]))
+    assert read(path, "text", "label").label_names == ["neg", "neutral", "pos"]   # a file only scored may lack one
+
+
 def test_a_table_too_small_to_split_is_refused(tmp_path):
     path = write_csv(tmp_path / "tiny.csv", "text,label\n" + rows(3))
     message = one_line_error(lambda: load_table(path, "text", "label"))
