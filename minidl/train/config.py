@@ -227,10 +227,23 @@ def check_files(config):
         raise ConfigError(f"{_flag(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
                           f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts "
                           f"and labels")
+    for name in ("text_column", "label_column"):   # '' was "minidl train: None (tried text columns [] ...)"
+        if tables and not split_commas(getattr(config, name)):
+            raise ConfigError(f"{_flag(name)} {getattr(config, name)!r} names no column; give the column's name "
+                              f"(default {getattr(TrainConfig, name)!r})")
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{_flag(name)} {path!r}: {missing(path)}")
+    for name, use in (("validation_data", "early stopping would pick the model on reviews it trained on"),
+                      ("test_data", "the test score would be a training score")):   # accepted without a word
+        if getattr(config, name) and os.path.isfile(config.data) and os.path.samefile(getattr(config, name),
+                                                                                      config.data):
+            raise ConfigError(f"{_flag(name)} {getattr(config, name)!r} is the --data file: {use}; give reviews "
+                              f"kept out of training, or leave it out (a share of --data is held out then)")
+    if config.validation_data and config.validation != TrainConfig.validation:   # it was ignored
+        raise ConfigError(f"--validation {config.validation} holds out a share of --data for validation, "
+                          f"--validation-data gives the validation reviews: give one of them")
 
 
 def _check_teacher(config):

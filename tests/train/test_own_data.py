@@ -107,6 +107,16 @@ BAD_SETTINGS = [
     # every row went to class 1 (a "1" was class 0's label and class 1's name), and the test accuracy read 1.0
     (["--data", "tests/data/conftest.py", "--label-names", "1=0,2=1"], "--label-names '1=0,2=1': the name '1' is "
                                                                        "another class's label in the file"),
+    # "minidl train: None (tried text columns [], ...)"
+    (["--data", "tests/data/conftest.py", "--text-column", ""], "--text-column '' names no column"),
+    (["--data", "tests/data/conftest.py", "--label-column", " ,"], "--label-column ' ,' names no column"),
+    # accepted without a word: the test score was the training score; --validation was ignored
+    (["--data", "tests/data/conftest.py", "--test-data", "tests/data/../data/conftest.py"],
+     "--test-data 'tests/data/../data/conftest.py' is the --data file: the test score would be a training score"),
+    (["--data", "tests/data/conftest.py", "--validation-data", "tests/data/conftest.py"],
+     "is the --data file: early stopping would pick the model on reviews it trained on"),
+    (["--data", "tests/data/conftest.py", "--validation-data", "tests/conftest.py", "--validation", "0.3"],
+     "--validation 0.3 holds out a share of --data for validation, --validation-data gives the validation reviews"),
 ]
 
 
