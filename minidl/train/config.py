@@ -221,16 +221,7 @@ def check_files(config):
     if config.data_path is not None and config.data != "imdb":   # it was ignored without a word
         raise ConfigError(f"--data-path {config.data_path!r}: it says where the IMDB data is, for --data imdb; "
                           f"--data is {config.data!r}. For a table of your own give --data FILE")
-    tables = config.data not in ("synthetic", "imdb") or config.validation_data or config.test_data
-    if not tables and (ignored := [name for name in ("text_column", "label_column", "label_names")
-                                   if getattr(config, name) != getattr(TrainConfig, name)]):   # ignored too
-        raise ConfigError(f"{_flag(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
-                          f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts "
-                          f"and labels")
-    for name in ("text_column", "label_column"):   # '' was "minidl train: None (tried text columns [] ...)"
-        if tables and not split_commas(getattr(config, name)):
-            raise ConfigError(f"{_flag(name)} {getattr(config, name)!r} names no column; give the column's name "
-                              f"(default {getattr(TrainConfig, name)!r})")
+    _check_columns(config)
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
@@ -244,6 +235,20 @@ def check_files(config):
     if config.validation_data and config.validation != TrainConfig.validation:   # it was ignored
         raise ConfigError(f"--validation {config.validation} holds out a share of --data for validation, "
                           f"--validation-data gives the validation reviews: give one of them")
+
+
+def _check_columns(config):
+    """--text-column, --label-column and --label-names: given only for tables of one's own, and naming a column."""
+    tables = config.data not in ("synthetic", "imdb") or config.validation_data or config.test_data
+    if not tables and (ignored := [name for name in ("text_column", "label_column", "label_names")
+                                   if getattr(config, name) != getattr(TrainConfig, name)]):   # ignored too
+        raise ConfigError(f"{_flag(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
+                          f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts "
+                          f"and labels")
+    for name in ("text_column", "label_column"):   # '' was "minidl train: None (tried text columns [] ...)"
+        if tables and not split_commas(getattr(config, name)):
+            raise ConfigError(f"{_flag(name)} {getattr(config, name)!r} names no column; give the column's name "
+                              f"(default {getattr(TrainConfig, name)!r})")
 
 
 def _check_teacher(config):
