@@ -30,7 +30,7 @@ import numpy as np
 import minidl as md
 from minidl.backend import get_backend
 from minidl.cli import ArgumentParser
-from minidl.io import WriteError, check_replaceable, is_minidl_figure, write_figure
+from minidl.io import WriteError, check_replaceable, check_writable, is_minidl_figure, write_figure
 
 ACTIVATIONS = {
     "sigmoid": md.sigmoid,
@@ -140,7 +140,8 @@ def main(argv=None):
     except (RuntimeError, ValueError) as e:
         parser.error(f"--device: {e}")
     svg = os.path.splitext(args.out)[0] + ".svg"
-    try:   # before the work: a figure of the user's at either path is never replaced
+    try:   # before the work: a figure of the user's at either path is never replaced, and the folder can be made
+        check_writable(args.out)   # (below a file, or in /proc: a traceback after all the work)
         check_replaceable(args.out, is_minidl_figure, "theory.gradient_flow", beside=(svg,))
     except WriteError as e:
         parser.exit(2, f"{parser.prog}: {e}\n")

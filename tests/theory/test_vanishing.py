@@ -291,3 +291,14 @@ def test_the_figure_command_refuses_a_device_in_one_line(tmp_path, capsys):
     assert stop.value.code == 2 and not list(tmp_path.iterdir())
     assert capsys.readouterr().err.splitlines()[-1].startswith("python -m theory.gradient_flow: error: --device: "
                                                                "unknown device 'gpu'")
+
+
+def test_the_figure_command_refuses_an_out_below_a_file_before_the_work(tmp_path, capsys, monkeypatch):
+    """It computed every profile, printed the tables, then stopped with a FileExistsError traceback."""
+    import theory.gradient_flow as gradient_flow
+
+    monkeypatch.setattr(gradient_flow, "relative_profile", lambda *a: pytest.fail("the profiles were computed"))
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as stop:
+        gradient_flow.main(["--out", str(tmp_path / "notes.txt" / "g.png"), "--depth", "2", "--seeds", "1"])
+    assert stop.value.code == 2 and "notes.txt is a file, so no folder can be made there" in capsys.readouterr().err
