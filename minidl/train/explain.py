@@ -2,13 +2,19 @@
 
 * TokenMLP / WindowAttention: each word's sub-score (for two classes: the score's
   pos − neg difference, so a positive number pushes towards "pos"; for more, its sub-score of
-  the predicted class, column "score(C)"); they add up to the logit.
+  the predicted class C minus its mean over the classes, column "score(C)": only differences
+  between classes change the softmax, so a raw sub-score alone says nothing); they add up to
+  the logit (to the logit minus the mean logit).
 * SoftmaxWeighted: the sub-score and the softmax weight of each word; the prediction is
   their weighted sum.
 * WindowAttention: also, for each word, the neighbour it attends to most.
 * Elman RNN / GRU: there are no per-word scores; we print the prediction after each
   prefix of the review ("if the review stopped here"), which shows where it changes its mind
   (of the last class for two, of the predicted class for more).
+* Transformer: no per-word column (its words act on one another through attention); the result's
+  ``legend`` says so, and where to look instead.
+
+``legend``: one line saying how to read the columns.
 
 The table shows every word of the text as written, in order, not only those the model saw:
 a word the cleaning dropped (a stop word, a one-letter word, "10/10" under letters-only
@@ -42,8 +48,8 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
             scores = out.token_scores.numpy()[0]                  # (T, C)
             if len(label_names) == 2:
                 columns["score"] = scores[:, 1] - scores[:, 0]
-            else:
-                columns[f"score({label_names[c]})"] = scores[:, c]
+            else:   # raw: "boring" read as the second strongest push towards good, pushing away from it
+                columns[f"score({label_names[c]})"] = scores[:, c] - scores.mean(axis=1)
         if out.token_weights is not None:
             columns["weight"] = out.token_weights.numpy()[0]
         if out.attention is not None:
@@ -57,7 +63,20 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
     return {"text": text, "words": words, "known": known,
             "prediction": label_names[int(np.argmax(probabilities))],
             "probabilities": dict(zip(label_names, map(float, probabilities))), "columns": columns,
-            "rows": _rows(text, tokenizer, words, known, vocab.unk_token)}
+            "rows": _rows(text, tokenizer, words, known, vocab.unk_token), "legend": _legend(columns, label_names, c)}
+
+
+def _legend(columns, label_names, c):
+    """How to read ``columns`` (of class ``c``), in one line."""
+    towards = f"> 0 pushes towards {label_names[c]!r}"
+    if "score" in columns:
+        return f"score = the word's sub-score of {label_names[1]!r} minus that of {label_names[0]!r}; {towards}"
+    if f"score({label_names[c]})" in columns:
+        return f"score({label_names[c]}) = the word's sub-score of it minus the mean over the classes; {towards}"
+    if columns:
+        return f"p({label_names[c]}) so far = the prediction had the review stopped at that word"
+    return ("no per-word numbers: a transformer's words act on one another through attention; minidl serve "
+            "--classifier shows its attention maps")
 
 
 def _rows(text, tokenizer, words, known, unk):
@@ -89,7 +108,7 @@ def format_explanation(result, max_word=24):
     """``explain``'s result as text: the prediction, then a table of every word of the text in
     order: as written, the token the model read, the columns, and a note on words it did not read
     (dropped by the cleaning) or read as ``<unk>``; the words past the tokenizer's max_length as one
-    line. Words longer than ``max_word`` are cut ("...")."""
+    line; last, the ``legend``. Words longer than ``max_word`` are cut ("...")."""
     names, rows = list(result["columns"]), result["rows"]
     words = [_fit(" ".join(row["word"].split()), max_word) for row in rows]    # a tag may hold newlines
     tokens = [_fit(row["token"] or "", max_word) for row in rows]
@@ -110,7 +129,7 @@ def format_explanation(result, max_word=24):
     if cut < len(rows):
         lines.append(f"  ... and {sum(1 for row in rows[cut:] if row['word'])} more words past max_length, "
                      f"not read by the model")
-    return "\n".join(lines)
+    return "\n".join([*lines, f"  ({result['legend']})"])
 
 
 def _cell(column, index, width):

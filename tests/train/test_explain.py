@@ -73,7 +73,7 @@ def test_every_word_of_the_text_is_in_the_table_in_order():
     printed = format_explanation(result)
     lines = printed.splitlines()
     assert lines[2].split() == ["word", "token", "score", "weight", "note"]
-    table = lines[3:]
+    table = lines[3:-1]   # the last line is the legend
     written = ["I", "didn't", "like", "it,", "10/10.", "<br />", "Not", "a", "bad", "zzyzx", "film", "at",
                "www.imdb.com"]
     assert [row["word"] for row in result["rows"]] == written
@@ -110,7 +110,7 @@ def test_past_max_length_and_long_words():
     result = explain("like " + "x" * 40 + " bad" + " film" * 500, small_model("mlp"), VOCAB, tokenizer, ["neg", "pos"])
     assert [row["note"] for row in result["rows"]] == [None, "not in vocabulary: <unk>",
                                                        *["dropped by cleaning: past max_length"] * 501]
-    table = format_explanation(result).splitlines()[3:]     # the first line is the whole text
+    table = format_explanation(result).splitlines()[3:-1]     # the first line is the whole text, the last the legend
     assert len(table) == 3 and "x" * 21 + "..." in table[1] and "x" * 22 not in table[1]
     assert table[2] == "  ... and 501 more words past max_length, not read by the model"
 
@@ -124,7 +124,9 @@ def test_a_tokenizer_without_trace_shows_the_tokens_as_before():
 
 @pytest.mark.parametrize("name", ["mlp", "gru"])
 def test_more_than_two_classes_are_explained_for_the_predicted_class(name):
-    """Three classes: the score column was each word's largest sub-score over the classes, naming no class."""
+    """Three classes: the score column was each word's largest sub-score over the classes, naming no class; then
+    the predicted class's raw sub-score, which alone says nothing (a word whose sub-scores are 0.68, 0.59, 0.30
+    read as a push towards the 0.59 class): now minus its mean over the classes, and a legend says so."""
     md.manual_seed(0)
     model = build_model(name, len(VOCAB), num_classes=3, embed_dim=4, **MODELS[name])
     model.eval()
@@ -136,7 +138,9 @@ def test_more_than_two_classes_are_explained_for_the_predicted_class(name):
     with md.no_grad():
         out = model(md.tensor(ids[None, :]), md.ones(1, len(ids)), md.tensor([len(ids)]))
         if name == "mlp":
-            expected = {f"score({'abc'[c]})": out.token_scores.numpy()[0][:, c]}
+            scores = out.token_scores.numpy()[0]
+            expected = {f"score({'abc'[c]})": scores[:, c] - scores.mean(axis=1)}
+            assert "minus the mean over the classes" in format_explanation(result).splitlines()[-1]
         else:
             expected = {f"p({'abc'[c]}) so far": model.prefix_logits(md.tensor(ids[None, :])).softmax(axis=-1)
                         .numpy()[0][:, c]}
@@ -144,3 +148,14 @@ def test_more_than_two_classes_are_explained_for_the_predicted_class(name):
     for column, values in expected.items():
         np.testing.assert_array_equal(result["columns"][column], values)
 
+
+
+def test_the_legend_says_how_to_read_the_numbers_and_why_a_transformer_has_none():
+    """The header said "score" with no direction, and a transformer's table had no number column, unexplained."""
+    result = explain("not a bad film", small_model("mlp"), VOCAB, Tokenizer(), ["neg", "pos"])
+    assert result["legend"] == "score = the word's sub-score of 'pos' minus that of 'neg'; > 0 pushes towards 'pos'"
+    md.manual_seed(0)
+    transformer = build_model("transformer", len(VOCAB), num_classes=2, hidden=4, num_heads=1, num_layers=1, d_ff=4)
+    transformer.eval()
+    result = explain("not a bad film", transformer, VOCAB, Tokenizer(), ["neg", "pos"])
+    assert result["columns"] == {} and "no per-word numbers" in format_explanation(result).splitlines()[-1]
