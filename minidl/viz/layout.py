@@ -5,7 +5,10 @@ like micrograd's pictures:
 
 1. **Layers.** An op goes one column after the last of its inputs (the longest path from the
    leaves); a leaf goes in the column just before its first consumer, so a parameter read late
-   (the classifier's weight) sits next to the op that reads it, not in column 0.
+   (the classifier's weight) sits next to the op that reads it, not in column 0. An edge that
+   skips columns gets a dummy node (a point) in each, which is ordered and placed like a box, so
+   the edge runs through room kept free for it, never under a box (x in ``tanh(x) * x``, drawn
+   straight from x to mul, ran under the tanh box: the picture read ``tanh(x) * tanh(x)``).
 2. **Order in a column.** Each node's key is the barycentre (mean position) of its inputs,
    sweeping left to right, then of its consumers, sweeping back; sorting by it untangles most
    crossings. Separate graphs (several roots) stay in separate bands.
@@ -42,11 +45,11 @@ def box_size(lines):
 
 
 # --- 1. layers ---------------------------------------------------------------------------------
-def _neighbours(n, edges):
+def _neighbours(n, links):
     parents, children = [[] for _ in range(n)], [[] for _ in range(n)]
-    for e in edges:
-        parents[e["target"]].append(e["source"])
-        children[e["source"]].append(e["target"])
+    for source, target in links:
+        parents[target].append(source)
+        children[source].append(target)
     return parents, children
 
 
@@ -63,7 +66,20 @@ def _layers(n, parents, children):
     return [v - low for v in layer]
 
 
-def _components(n, edges):
+def _chains(layer, edges):
+    """Each edge as the chain of nodes it passes: its input, one new dummy node in every column it
+    skips (numbered from ``len(layer)`` on; their columns are appended to ``layer``), its consumer."""
+    chains = []
+    for e in edges:
+        chain = [e["source"]]
+        for column in range(layer[e["source"]] + 1, layer[e["target"]]):
+            chain.append(len(layer))
+            layer.append(column)
+        chains.append(chain + [e["target"]])
+    return chains
+
+
+def _components(n, links):
     """Component id of each node (union-find), numbered in order of first appearance."""
     root = list(range(n))
 
@@ -73,8 +89,8 @@ def _components(n, edges):
             v = root[v]
         return v
 
-    for e in edges:
-        a, b = find(e["source"]), find(e["target"])
+    for source, target in links:
+        a, b = find(source), find(target)
         if a != b:
             root[max(a, b)] = min(a, b)
     return [find(v) for v in range(n)]
@@ -140,41 +156,68 @@ def _centres(columns, parents, children, heights):
 def layout(nodes, edges):
     """{id: (x, y, width, height)} of every node's box (top-left corner), and the drawing's size.
     The ids are the nodes' positions in ``nodes``, which lists inputs before their consumers."""
+    boxes, _, width, height = _layout(nodes, edges)
+    return boxes, width, height
+
+
+def _layout(nodes, edges):
+    """``layout``'s boxes, and the route of each edge: the points (x, y) where it enters and leaves
+    each column it passes, from the right side of its input to the left side of its consumer (at
+    its consumer's centre). Between the two points of a column it runs level beside the boxes."""
     n = len(nodes)
-    sizes = [box_size(node["lines"]) for node in nodes]
-    heights = [h for _, h in sizes]
-    parents, children = _neighbours(n, edges)
+    parents, children = _neighbours(n, [(e["source"], e["target"]) for e in edges])
     layer = _layers(n, parents, children)
-    columns = _order(layer, parents, children, _components(n, edges))
+    chains = _chains(layer, edges)
+    links = [link for chain in chains for link in zip(chain, chain[1:])]
+    parents, children = _neighbours(len(layer), links)
+    sizes = [box_size(node["lines"]) for node in nodes] + [(0.0, 0.0)] * (len(layer) - n)
+    heights = [h for _, h in sizes]
+    columns = _order(layer, parents, children, _components(len(layer), links))
     y = _centres(columns, parents, children, heights)
     widths = [max((sizes[v][0] for v in column), default=0.0) for column in columns]
     lefts = list(accumulate((w + RANK_GAP for w in widths), initial=float(MARGIN)))   # each column's left side
-    top = min((y[v] - heights[v] / 2 for v in range(n)), default=0.0) - MARGIN
+    top = min((y[v] - heights[v] / 2 for v in y), default=0.0) - MARGIN       # edges' dummies included
     boxes = {}
     for v in range(n):
         w, h = sizes[v]
         boxes[nodes[v]["id"]] = (lefts[layer[v]] + (widths[layer[v]] - w) / 2, y[v] - h / 2 - top, w, h)
+    routes = []
+    for chain in chains:
+        sides = [[lefts[layer[v]], lefts[layer[v]] + widths[layer[v]]] for v in chain]
+        sides[0][0] = boxes[chain[0]][0] + sizes[chain[0]][0]      # from its input's right side
+        sides[-1][1] = boxes[chain[-1]][0]                         # to its consumer's left side
+        routes.append([(x, y[v] - top) for v, xs in zip(chain, sides) for x in xs])
     width = max((bx + bw for bx, _, bw, _ in boxes.values()), default=0.0) + MARGIN
-    height = max((by + bh for _, by, _, bh in boxes.values()), default=0.0) + MARGIN
-    return boxes, width, height
+    height = max((y[v] + heights[v] / 2 - top for v in y), default=0.0) + MARGIN
+    return boxes, routes, width, height
 
 
-def _edge_paths(edges, boxes):
-    """Cubic Bézier control points of each edge, right side of the input to left side of the
-    consumer; a consumer's inputs arrive spread over its left side in the order of its inputs."""
+def _edge_paths(edges, boxes, routes):
+    """The path of each edge as SVG commands [("M", (x, y)), ("L", (x, y)), ("C", (x1, y1), (x2, y2), (x, y))]:
+    along its route (see ``_layout``), a level line across each column and a curve (a cubic Bézier,
+    level at both ends) across each gap; a consumer's inputs arrive spread over its left side in the
+    order of its inputs."""
     incoming = {}
-    for e in edges:
-        incoming.setdefault(e["target"], []).append(e)
-    paths = []
+    for i, e in enumerate(edges):
+        incoming.setdefault(e["target"], []).append(i)
+    routes = [list(route) for route in routes]
     for target, group in incoming.items():
-        group.sort(key=lambda e: (e["input"] if e["input"] is not None else 0, boxes[e["source"]][1]))
-        tx, ty, _, th = boxes[target]
-        for k, e in enumerate(group):
-            sx, sy, sw, sh = boxes[e["source"]]
-            x1, y1 = sx + sw, sy + sh / 2
-            y2 = ty + th / 2 + (k - (len(group) - 1) / 2) * min(8.0, th * 0.6 / max(len(group), 1))
-            bend = max((tx - x1) / 2, 20.0)
-            paths.append(((x1, y1), (x1 + bend, y1), (tx - bend, y2), (tx, y2)))
+        group.sort(key=lambda i: (edges[i]["input"] if edges[i]["input"] is not None else 0, routes[i][-3][1]))
+        _, ty, _, th = boxes[target]
+        for k, i in enumerate(group):
+            y2 = ty + th / 2 + (k - (len(group) - 1) / 2) * min(8.0, th * 0.6 / len(group))
+            routes[i][-2:] = [(x, y2) for x, _ in routes[i][-2:]]
+    paths = []
+    for route in routes:
+        path = [("M", route[0])] + ([("L", route[1])] if route[1][0] > route[0][0] else [])
+        for (x0, y0), (x1, y1), (x2, y2) in zip(route[1::2], route[2::2], route[3::2]):
+            if y1 != y0:
+                path.append(("C", ((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1), (x1, y1)))
+            elif path[-1][0] == "L":   # level with the line before: one line
+                path.pop()
+            if x2 > x1 or y1 == y0:
+                path.append(("L", (x2, y2)))
+        paths.append(path)
     return paths
 
 
@@ -190,9 +233,9 @@ def _text_rows(node, box):
 
 
 def _drawing(nodes, edges, caption):
-    """The boxes of ``layout``, the legend entries (x, y, kind) and caption rows (x, y, text) below
+    """The boxes of ``layout``, the edges' paths, the legend entries (x, y, kind) and caption rows (x, y, text) below
     the graph, and the size of the whole drawing."""
-    boxes, width, height = layout(nodes, edges)
+    boxes, routes, width, height = _layout(nodes, edges)
     caption = list(caption)
     kinds = [k for k in LEGEND if any(node["kind"] == k for node in nodes)]
     legend, x, y = [], float(MARGIN), height + 4
@@ -203,22 +246,22 @@ def _drawing(nodes, edges, caption):
     rows = [(float(MARGIN), first + i * LINE_H, line) for i, line in enumerate(caption)]
     new_height = first + len(caption) * LINE_H + MARGIN if kinds or caption else height
     new_width = max(width, x + MARGIN, max((len(line) for line in caption), default=0) * CHAR_W + 2 * MARGIN)
-    return boxes, legend, rows, new_width, new_height
+    return boxes, _edge_paths(edges, boxes, routes), legend, rows, new_width, new_height
 
 
 # --- SVG -----------------------------------------------------------------------------------------
 def svg_text(nodes, edges, caption=()):
     """The graph as an SVG document (UTF-8 text), laid out by ``layout``."""
-    boxes, legend, rows, width, height = _drawing(nodes, edges, caption)
+    boxes, paths, legend, rows, width, height = _drawing(nodes, edges, caption)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.1f} {height:.1f}" font-family={quoteattr(FONT)} font-size="{FONT_PX}">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            f'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{EDGE_COLOUR}"/></marker></defs>',
            f'<rect width="{width:.1f}" height="{height:.1f}" fill="white"/>']
-    for (x1, y1), (c1x, c1y), (c2x, c2y), (x2, y2) in _edge_paths(edges, boxes):
-        out.append(f'<path d="M{x1:.1f},{y1:.1f} C{c1x:.1f},{c1y:.1f} {c2x:.1f},{c2y:.1f} {x2:.1f},{y2:.1f}" '
-                   f'fill="none" stroke="{EDGE_COLOUR}" stroke-width="1.2" marker-end="url(#arrow)"/>')
+    for edge in paths:
+        d = " ".join(code + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) for code, *points in edge)
+        out.append(f'<path d="{d}" fill="none" stroke="{EDGE_COLOUR}" stroke-width="1.2" marker-end="url(#arrow)"/>')
     out.extend(_svg_node(node, boxes[node["id"]]) for node in nodes)
     for x, y, kind in legend:
         fill, stroke = COLOURS[kind]
@@ -253,7 +296,7 @@ def draw_png(path, nodes, edges, caption=(), max_pixels=16000):
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
     from matplotlib.path import Path
 
-    boxes, legend, rows, width, height = _drawing(nodes, edges, caption)
+    boxes, paths, legend, rows, width, height = _drawing(nodes, edges, caption)
     fig = Figure(figsize=(width / 100, height / 100), dpi=100)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
@@ -261,8 +304,9 @@ def draw_png(path, nodes, edges, caption=(), max_pixels=16000):
     ax.set_axis_off()
     points = FONT_PX * 72 / 100  # pixels at 100 dpi -> points
     text = dict(family="monospace", fontsize=points, va="center")
-    for p in _edge_paths(edges, boxes):
-        path_ = Path(p, [Path.MOVETO, Path.CURVE4, Path.CURVE4, Path.CURVE4])
+    codes = {"M": Path.MOVETO, "L": Path.LINETO, "C": Path.CURVE4}
+    for edge in paths:
+        path_ = Path([p for _, *points in edge for p in points], [codes[c] for c, *points in edge for _ in points])
         ax.add_patch(FancyArrowPatch(path=path_, arrowstyle="-|>", mutation_scale=9, color=EDGE_COLOUR, lw=1.0))
     for node in nodes:
         x, y, w, h = boxes[node["id"]]

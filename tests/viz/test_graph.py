@@ -1,6 +1,7 @@
 """minidl.viz.graph: the nodes and edges of small graphs exactly, the models' fused ops and
 parameters, the summary of a 10,000-op chain, and SVG/PNG/DOT output with and without Graphviz."""
 import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -327,6 +328,46 @@ def test_layout_keeps_boxes_apart_and_inside():
     for i, (x1, y1, w1, h1) in enumerate(items):
         for x2, y2, w2, h2 in items[i + 1:]:
             assert x1 + w1 <= x2 or x2 + w2 <= x1 or y1 + h1 <= y2 or y2 + h2 <= y1
+
+
+def drawn_boxes_and_edges(svg):
+    """The node boxes (x, y, width, height) of a built-in SVG drawing, and points along each edge's
+    path: its M and L points, and 20 on each cubic Bézier (C)."""
+    ns = "{http://www.w3.org/2000/svg}"
+    root = ET.fromstring(svg.encode("utf-8"))
+    boxes = [tuple(float(g.find(ns + "rect").get(k)) for k in ("x", "y", "width", "height"))
+             for g in root.iter(ns + "g") if "node" in g.get("class", "")]
+    edges = []
+    for path in root.findall(ns + "path"):
+        points = []
+        for code, numbers in re.findall(r"([MLC])([^MLC]*)", path.get("d")):
+            xy = [tuple(map(float, pair.split(","))) for pair in numbers.split()]
+            if code == "C":
+                p0, (p1, p2, p3) = points[-1], xy
+                xy = [tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t * t * c + t ** 3 * d
+                            for a, b, c, d in zip(p0, p1, p2, p3)) for t in np.linspace(0, 1, 21)[1:]]
+            points.extend(xy)
+        edges.append(points)
+    return boxes, edges
+
+
+def test_an_edge_that_skips_a_column_goes_round_the_boxes_in_between():
+    """x -> mul in tanh(x) * x ran in a straight curve through the tanh box, drawn under it: the
+    picture read tanh(x) * tanh(x) (and x + tanh(exp(x * 3)) read add(tanh, tanh)). No edge may pass
+    through a box (its own input's and consumer's included: it starts and ends on their sides)."""
+    x = md.tensor([[1.0, -2.0, 3.0]], requires_grad=True)
+    y = (x.tanh() * x).sum()
+    y.backward()
+    z = x + (x * 3).exp().tanh()
+    _, transformer = model_graph("transformer")
+    for g in (graph(y, names={"x": x, "y": y}, gradients="all"), graph(z, names={"x": x, "z": z}), transformer):
+        boxes, edges = drawn_boxes_and_edges(g.to_svg(engine="builtin"))
+        assert len(boxes) == len(g.nodes) and len(edges) == len(g.edges)
+        for points in edges:
+            for px, py in points:
+                inside = [box for box in boxes if box[0] + 1 < px < box[0] + box[2] - 1
+                          and box[1] + 1 < py < box[1] + box[3] - 1]
+                assert not inside, ((px, py), inside)
 
 
 def test_repr_and_types():
