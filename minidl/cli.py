@@ -32,6 +32,7 @@ from .backend import get_backend
 from .bench.threads import describe as describe_threads, limit_threads
 from .compress.quantize import quantize
 from .data.batching import encode_dataset, subset
+from .data.vocab import TextEncodingError
 from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
 from .metrics import format_report
 from .models import MODELS, describe
@@ -555,8 +556,13 @@ def _explain(args):
     from .train.explain import explain, format_explanation
 
     model, vocab, tokenizer, labels, _ = load_classifier(args.checkpoint, device=args.device)
-    for text in args.texts:   # each one readable (not empty, a known word) before the first is explained
-        vocab.encode_text(text, tokenizer)
+    for i, text in enumerate(args.texts, 1):   # each one readable (not empty, a known word) before the first is explained
+        try:
+            vocab.encode_text(text, tokenizer)
+        except TextEncodingError as error:
+            if len(args.texts) == 1:
+                raise
+            raise TextEncodingError(f"text {i} of {len(args.texts)}, {text[:40]!r}: {error}") from None   # which?
     for text in args.texts:
         print(format_explanation(explain(text, model, vocab, tokenizer, labels, device=args.device)))
         print()

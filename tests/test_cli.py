@@ -121,7 +121,9 @@ def test_explain_reports_bad_text_clearly(tmp_path, capsys):
     assert main(["explain", "zzyzx qwghlm", "--checkpoint", str(out / "best.npz")]) == 1
     assert "none of the words" in capsys.readouterr().err
     assert main(["explain", "a good film", "zzyzx", "--checkpoint", str(out / "best.npz")]) == 1
-    assert capsys.readouterr().out == ""      # the first text was explained before the second was refused
+    captured = capsys.readouterr()
+    assert captured.out == ""      # the first text was explained before the second was refused
+    assert "text 2 of 2, 'zzyzx': none of the words" in captured.err   # which one went unsaid
     assert main(["explain", "good", "--checkpoint", str(tmp_path / "missing.npz")]) == 1
     assert "no checkpoint" in capsys.readouterr().err
 
