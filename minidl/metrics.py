@@ -88,10 +88,13 @@ def cell(value):
 
 def format_report(report, label_names, title):
     """``classification_report``'s numbers as a table people read: the metrics in one row
-    (undefined ones as "-"), then the confusion matrix with its labels (rows: the truth)."""
+    (undefined ones as "-"), which class they are of, then the confusion matrix with its labels
+    (rows: the truth)."""
     keys = [k for k in ("accuracy", "precision", "recall", "f1", "auc", "loss") if k in report]
-    lines = [title, "  " + "  ".join(f"{k:>9}" for k in keys), "  " + "  ".join(f"{cell(report[k]):>9}" for k in keys)]
     names = [str(n) for n in label_names]
+    of = f"of {names[1]!r}" if len(names) == 2 else "macro averages over the classes present"   # it went unsaid
+    lines = [title, "  " + "  ".join(f"{k:>9}" for k in keys), "  " + "  ".join(f"{cell(report[k]):>9}" for k in keys),
+             f"  (precision, recall, F1, AUC: {of})"]
     width = max(7, *(len(n) + 1 for n in names))
     lines += ["", "confusion matrix (rows: true label, columns: predicted)",
               " " * (width + 2) + "".join(f"{n:>{width}}" for n in names)]

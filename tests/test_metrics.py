@@ -68,3 +68,12 @@ def test_a_multiclass_auc_undefined_for_every_class_is_nan_without_a_warning(rec
     """Reviews of one class: every per-class AUC is NaN, and NumPy's "Mean of empty slice" reached stderr."""
     report = metrics.classification_report([1, 1], np.array([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]]))
     assert np.isnan(report["auc"]) and report["accuracy"] == 0.5 and not recwarn.list
+
+
+def test_the_printed_report_says_which_class_precision_recall_and_f1_are_of():
+    """Two classes: they are of the second label, which the table never said (with labels 2=good,1=bad: of "bad")."""
+    report = metrics.classification_report([0, 1], np.eye(2))
+    lines = metrics.format_report(report, ["good", "bad"], "t").splitlines()
+    assert lines[3] == "  (precision, recall, F1, AUC: of 'bad')"
+    three = metrics.classification_report([0, 1, 2], np.eye(3))
+    assert "macro averages over the classes present" in metrics.format_report(three, ["a", "b", "c"], "t")
