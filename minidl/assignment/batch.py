@@ -291,7 +291,7 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
     trusted = tempfile.TemporaryDirectory(prefix="minidl-trusted-")
     try:
         with sigterm_as_interrupt():
-            copies = _TrustedCopies(Path(trusted.name))
+            copies = TrustedCopies(Path(trusted.name))
             pending = {pool.submit(grade_trusted, folder, copies, reference, assignment, time_limit, tasks, groups,
                                    test_timeout):
                        folder for folder in folders}
@@ -310,7 +310,7 @@ def grade_submissions(submissions_dir, reference=None, workers=None, time_limit=
     return [rows[folder] for folder in folders]
 
 
-class _TrustedCopies:
+class TrustedCopies:
     """The instructor's copy of each assignment (``minidl assignment make``, from the repository this
     minidl runs from), made once per batch: its manifest, grading tests and checks are the ones a
     submission is graded with."""
@@ -332,21 +332,27 @@ def grade_trusted(folder, copies, reference, assignment, time_limit, tasks, grou
     the student's ``minidl/`` in it (the grading machinery excepted). A copy's own manifest, grading tests
     and conftest.py are never read: with them, a copy whose tests or points were edited scored 100/100
     stubbed (or 1000). Its Row, under the folder's name."""
-    from .gradescope import assemble, find_submitted_copy  # here: gradescope imports this module
-
     folder = Path(folder)
     student = folder.name[:-4] if _is_zip(folder) else folder.name
     with tempfile.TemporaryDirectory(prefix="minidl-work-") as tmp:
         try:
-            copy = find_submitted_copy(_unzipped(folder, Path(tmp) / "zip") if _is_zip(folder) else folder)
-            name = assignment or (read_toml(copy / MARKER).get("assignment") if (copy / MARKER).is_file() else None)
-            if not isinstance(name, str):
-                raise AssignmentError(f"{folder} is not a student copy (its {MARKER} names no assignment)")
-            source = copies.source(name)
+            name, work = trusted_tree(folder, copies, assignment, Path(tmp) / student)
         except AssignmentError as e:
             return Row(student, status=NOT_A_SUBMISSION + str(e))
-        work = assemble(source, copy, Path(tmp) / student)
         return grade_folder(work, reference, name, time_limit, tasks, groups, test_timeout)
+
+
+def trusted_tree(folder, copies, assignment, work):
+    """(the assignment's name, ``work``): the instructor's copy of the assignment of the submission ``folder`` (a
+    copy or its zip; ``assignment``: None, as its ``assignment.toml`` says) with the student's ``minidl/`` put in,
+    written to ``work`` (a zip is unpacked beside it); an AssignmentError says why a folder is not a submission."""
+    from .gradescope import assemble, find_submitted_copy  # here: gradescope imports this module
+
+    copy = find_submitted_copy(_unzipped(folder, work.with_name("zip")) if _is_zip(folder) else folder)
+    name = assignment or (read_toml(copy / MARKER).get("assignment") if (copy / MARKER).is_file() else None)
+    if not isinstance(name, str):
+        raise AssignmentError(f"{folder} is not a student copy (its {MARKER} names no assignment)")
+    return name, assemble(copies.source(name), copy, work)
 
 
 def write_grades_csv(rows, path):

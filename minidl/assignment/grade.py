@@ -2,7 +2,10 @@
 
 DIR is a student copy (its ``assignment.toml`` says which assignment it is) or, with
 ``--assignment NAME``, any tree that holds ``assignments/NAME/manifest.toml`` and ``minidl/``
-(the repository itself: the reference, which must score full marks).
+(the repository itself: the reference, which must score full marks). With ``--reference`` (an
+instructor's grade) DIR's ``minidl/`` is graded in the instructor's copy of the assignment, as
+``--submissions`` grades each student (``batch.trusted_tree``): DIR's own grading tests, manifest
+and conftest.py are not used. Without it, a copy is graded with its own: a self-check, and the report says so.
 
 pytest runs in a subprocess whose working directory and first ``sys.path`` entry are DIR, so
 the tests import DIR's ``minidl`` and not an installed one (``checks`` verifies it); a small
@@ -39,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..io import check_replaceable, check_writable, json_keys, write_text
@@ -366,9 +369,10 @@ def _reference_line(reference, results):
                f"your instructor (instructors: minidl grade COPY --reference REPOSITORY)" if lacking else ""))
 
 
-def format_report(manifest, results, seconds, reference=None):
+def format_report(manifest, results, seconds, reference=None, how=""):
+    """The report on the screen; ``how`` follows the graded folder (what it was graded with)."""
     width = max(len(f"{r.score}/{r.points}") for r in results)
-    lines = [f"{manifest.name}: {manifest.title}", f"graded: {manifest.root}", _reference_line(reference, results)]
+    lines = [f"{manifest.name}: {manifest.title}", f"graded: {manifest.root}{how}", _reference_line(reference, results)]
     for r in results:
         mark = "ok  " if r.passed else "FAIL"
         lines.append(f"  task {r.number}  {f'{r.score}/{r.points}':>{width}}  {mark}  {r.title}")
@@ -437,6 +441,24 @@ def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600
     return manifest, found, score(manifest, selected, recorded, output), time.perf_counter() - start
 
 
+TRUSTED = " (its minidl/ in the instructor's copy of the assignment: its own tests, manifest and conftest.py unused)"
+SELF_CHECK = (" (with its own grading tests: a self-check, not the instructor's grade, which is: minidl grade COPY "
+              "--reference REPOSITORY)")
+
+
+def _trusted_tree(args, tmp):
+    """(the assignment, the folder to grade): the instructor's copy of the assignment with the minidl/ of the copy
+    ``args.directory`` in it, in ``tmp``, as ``--submissions`` grades each student (``batch.trusted_tree``): graded
+    in place, with its own tests, manifest and conftest.py, a stubbed copy scored what the copy said, 100/100."""
+    from .batch import TrustedCopies, trusted_tree   # here: batch imports this module
+
+    try:
+        return trusted_tree(Path(args.directory), TrustedCopies(tmp / "copies"), args.assignment,
+                            tmp / "work" / Path(args.directory).resolve().name)
+    except AssignmentError as e:
+        raise AssignmentError(f"{args.directory}: {e}") from None
+
+
 def main(args):
     if batch_only := [flag for flag in ("csv", "workers") if getattr(args, flag, None) is not None]:   # ignored
         raise AssignmentError(f"--{batch_only[0]} goes with --submissions DIR (a class at once); one copy's report "
@@ -445,10 +467,16 @@ def main(args):
         check_writable(args.json, "--json")
         check_replaceable(args.json, lambda path: {"assignment", "score", "tasks"} <= json_keys(path), "minidl grade",
                           "--json")
-    manifest, reference, results, seconds = grade_with_reference(
-        args.directory, args.assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout,
-        log=lambda message: print(message, file=sys.stderr, flush=True))
-    print(format_report(manifest, results, seconds, reference))
+    trusted = getattr(args, "reference", None) is not None
+    with tempfile.TemporaryDirectory(prefix="minidl-trusted-") as tmp:
+        assignment, directory = _trusted_tree(args, Path(tmp)) if trusted else (args.assignment, args.directory)
+        manifest, reference, results, seconds = grade_with_reference(
+            directory, assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout,
+            log=lambda message: print(message, file=sys.stderr, flush=True))
+    if trusted:
+        manifest = replace(manifest, root=Path(args.directory).resolve())
+    how = (TRUSTED if trusted else SELF_CHECK if (manifest.root / MARKER).is_file() else "")
+    print(format_report(manifest, results, seconds, reference, how))
     if args.json:
         write_text(args.json, json.dumps(report_json(manifest, results, seconds, reference), indent=1))
     return 0

@@ -298,6 +298,24 @@ def test_a_student_copy_scores_0_with_every_task_explained(name, copies, tmp_pat
     assert not list(copies(name).rglob("__pycache__")), "grading must not leave bytecode in the copy"
 
 
+def test_an_instructors_grade_of_one_copy_uses_the_instructors_tests_and_points(copies, tmp_path, capsys):
+    """minidl grade COPY --reference REPOSITORY ran the copy's own tests, manifest and conftest.py: a stubbed
+    copy with a conftest.py that marks every test passed scored 100/100, and 1000 with a task's points raised."""
+    copy = shutil.copytree(copies("ex2_sentiment"), tmp_path / "alice")
+    (copy / "conftest.py").write_text(
+        "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    report = (yield).get_result()\n    report.outcome, report.longrepr = 'passed', None\n")
+    manifest = copy / "assignments/ex2_sentiment/manifest.toml"
+    manifest.write_text(manifest.read_text().replace("points = 10", "points = 1000", 1))
+    report = tmp_path / "report.json"
+    assert cli.main(["grade", str(copy), "--reference", str(REPO), "--json", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert (result["score"], result["max_score"], result["graded"]) == (0, 100, str(copy))
+    assert f"graded: {copy} (its minidl/ in the instructor's copy" in capsys.readouterr().out
+    assert cli.main(["grade", str(copy), "--task", "1"]) == 0   # the student's own check says it is one
+    assert "a self-check, not the instructor's grade" in capsys.readouterr().out
+
+
 def test_the_reference_scores_full_marks(copies):
     # ex2 on a solution copy (which shows the copy is self-contained), compression on the repository itself
     for directory, name in ((copies("ex2_sentiment", solution=True), None), (REPO, "compression")):
