@@ -30,6 +30,7 @@ not ``graded`` scores 0, so the CSV can go to a gradebook as it is; its status s
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -50,7 +51,7 @@ from ..io import atomic_path, check_replaceable
 from .grade import (TEST_SECONDS, check_once, check_seconds, find_reference, grade, report_json, selected_tasks,
                     sigterm_as_interrupt)
 from .make import MARKER, make
-from .manifest import MINIDL_ROOT, AssignmentError, find_assignment, read_toml
+from .manifest import MINIDL_ROOT, AssignmentError, find_assignment, known_assignments, read_toml
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
 _REFUSED = 3                  # the exit status of a grading process whose folder ``grade`` refused
@@ -386,10 +387,23 @@ def _check_arguments(args):
         raise AssignmentError(f"--csv {args.csv}: cannot write in {existing}; choose another folder")
     check_replaceable(args.csv, _is_grades_csv, "minidl grade --submissions", "--csv")
     check_once(args.task)
-    if args.assignment:   # a typo here graded every student 0 and replaced the last grades
-        manifest = find_assignment(args.assignment)
+    # a typo here graded every student 0 and replaced the last grades (without --assignment: of those the copies are)
+    for name in [args.assignment] if args.assignment else _named_assignments(args.submissions):
+        manifest = find_assignment(name)
         selected_tasks(manifest, args.task)
         find_reference(manifest, getattr(args, "reference", None))
+
+
+def _named_assignments(submissions):
+    """The assignments of this minidl that the copies (zips aside) in ``submissions`` say they are, each once."""
+    from .gradescope import find_submitted_copy  # here: gradescope imports this module
+
+    names = set()
+    for folder in submission_folders(submissions):
+        with contextlib.suppress(AssignmentError):   # not a copy, or a zip: its own row says so
+            marker = find_submitted_copy(folder) / MARKER
+            names.add(str(read_toml(marker).get("assignment")) if marker.is_file() else "")
+    return sorted(names & set(known_assignments(MINIDL_ROOT)))
 
 
 def _is_grades_csv(path):

@@ -179,6 +179,21 @@ def test_the_command_refuses_what_it_cannot_do_before_grading(tmp_path, copies):
     assert csv_file.read_text().endswith("alice,10,10,graded,\n")
 
 
+def test_a_task_or_reference_the_copies_assignment_lacks_is_refused_without_assignment(tmp_path, copies):
+    """Without --assignment, --task 9 or a --reference of other values graded every student 0 ("not a submission:
+    ex2_sentiment has no task 9") and replaced the last grades: they are checked against what the copies are."""
+    folder = tmp_path / "class"
+    shutil.copytree(copies(NAME), folder / "ann")
+    (folder / "notes").mkdir()   # not a copy: no assignment to check against, and not fatal
+    csv_file = tmp_path / "grades.csv"
+    csv_file.write_text("student,total,task 1,status,first_failure\nalice,10,10,graded,\n")
+    for options, message in (({"task": [9]}, "ex2_sentiment has no task 9"),
+                             ({"reference": str(csv_file)}, "it is not a JSON object")):
+        with pytest.raises(AssignmentError, match=message):
+            main(_args(submissions=str(folder), csv=str(csv_file), **options))
+    assert csv_file.read_text().endswith("alice,10,10,graded,\n")
+
+
 def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):
     folder = tmp_path / "class"
     (folder / "empty").mkdir(parents=True)            # quick to grade: minidl grade refuses it at once
