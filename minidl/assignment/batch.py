@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bench.threads import usable_cpus
-from ..io import atomic_path, check_replaceable
+from ..io import atomic_path, check_replaceable, check_writable
 from .grade import (TEST_SECONDS, check_once, check_seconds, find_reference, grade, report_json, selected_tasks,
                     sigterm_as_interrupt)
 from .make import MARKER, make
@@ -382,9 +382,7 @@ def _check_arguments(args):
     target = Path(args.csv).resolve()
     if target.is_dir():
         raise AssignmentError(f"--csv {args.csv} is a folder; give the path of a file, e.g. {target / 'grades.csv'}")
-    existing = next(p for p in target.parents if p.exists())
-    if not os.access(existing, os.W_OK):
-        raise AssignmentError(f"--csv {args.csv}: cannot write in {existing}; choose another folder")
+    check_writable(args.csv, "--csv")   # below a file too: os.access on the nearest parent let it grade the class
     check_replaceable(args.csv, _is_grades_csv, "minidl grade --submissions", "--csv")
     check_once(args.task)
     # a typo here graded every student 0 and replaced the last grades (without --assignment: of those the copies are)

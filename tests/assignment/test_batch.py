@@ -14,6 +14,7 @@ import pytest
 from minidl.assignment.batch import GRADED, grade_submissions, main, submission_folders, write_grades_csv
 from minidl.assignment.make import make
 from minidl.assignment.manifest import AssignmentError
+from minidl.io import WriteError
 
 NAME = "ex2_sentiment"
 POINTS = {1: 10, 2: 10, 3: 20, 4: 25, 5: 20, 6: 15}
@@ -192,6 +193,18 @@ def test_a_task_or_reference_the_copies_assignment_lacks_is_refused_without_assi
         with pytest.raises(AssignmentError, match=message):
             main(_args(submissions=str(folder), csv=str(csv_file), **options))
     assert csv_file.read_text().endswith("alice,10,10,graded,\n")
+
+
+def test_a_csv_below_a_file_is_refused_before_grading(tmp_path, copies):
+    """--csv notes.txt/g.csv: only the nearest existing parent's access was checked, so the class was graded and
+    the CSV could not be written after the last student."""
+    folder = tmp_path / "class"
+    shutil.copytree(copies(NAME), folder / "ann")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    with pytest.raises(WriteError, match="notes.txt is a file, so no folder can be made there"):
+        main(_args(submissions=str(folder), csv=str(notes / "g.csv")))
+    assert notes.read_text() == "mine\n"
 
 
 def test_the_command_writes_the_csv_and_a_summary(tmp_path, capsys):
