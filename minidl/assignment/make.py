@@ -154,6 +154,12 @@ def build(manifest, destination, tasks=None, solution=False):
 def make(name, out, root=None, tasks=None, solution=False):
     """Make the copy of assignment ``name`` at ``out`` (atomically); returns the Path of the copy."""
     manifest = find_assignment(name, root)
+    if solution and tasks:   # --tasks was ignored
+        raise AssignmentError("--solution keeps every task's reference body and --tasks chooses the tasks to stub; "
+                              "give one of them")
+    if solution and (manifest.root / MARKER).is_file():   # its "solution copy" was full of stubs
+        raise AssignmentError(f"--solution keeps the reference bodies, and {manifest.root} is a student copy (its "
+                              f"bodies are stubs); give the repository as --root")
     out = Path(out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AssignmentError(f"{out} already exists and is not an empty folder; choose a new one "

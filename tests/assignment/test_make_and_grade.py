@@ -256,6 +256,15 @@ def test_make_refuses_a_folder_that_is_not_empty_and_an_unknown_name(tmp_path):
     assert (tmp_path / "taken" / "mine.txt").read_text() == "keep me"
 
 
+def test_a_solution_copy_refuses_tasks_and_a_student_copy_as_root(copies, tmp_path):
+    """make --solution ignored --tasks, and with --root a student copy wrote a "solution copy" full of stubs."""
+    with pytest.raises(AssignmentError, match="--solution keeps every task's reference body and --tasks"):
+        make("ex2_sentiment", tmp_path / "solution", tasks=[1], solution=True)
+    with pytest.raises(AssignmentError, match="is a student copy .*give the repository as --root"):
+        make("ex2_sentiment", tmp_path / "solution", root=copies("ex2_sentiment"), solution=True)
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_target_that_is_not_in_the_source_is_named(tmp_path):
     folder = tmp_path / "assignments" / "broken"
     (folder / "grading").mkdir(parents=True)
