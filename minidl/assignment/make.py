@@ -161,14 +161,14 @@ def make(name, out, root=None, tasks=None, solution=False):
         raise AssignmentError(f"--solution keeps the reference bodies, and {manifest.root} is a student copy (its "
                               f"bodies are stubs); give the repository as --root")
     out = Path(out).resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    check_writable(out, "--out", folder=True)   # first: a file was called "not an empty folder"
+    if out.is_dir() and any(out.iterdir()):
         raise AssignmentError(f"{out} already exists and is not an empty folder; choose a new one "
                               f"(nothing was written)")
     for source in (manifest.root / "minidl", manifest.folder):
         if out == source or source in out.parents:
             raise AssignmentError(f"{out} lies inside {source}, which is copied; choose a folder elsewhere")
     selected = [manifest.task(n) for n in tasks] if tasks else None
-    check_writable(out, "--out", folder=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

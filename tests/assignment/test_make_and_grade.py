@@ -256,6 +256,17 @@ def test_make_refuses_a_folder_that_is_not_empty_and_an_unknown_name(tmp_path):
     assert (tmp_path / "taken" / "mine.txt").read_text() == "keep me"
 
 
+def test_make_says_a_file_given_as_out_is_a_file(tmp_path):
+    """--out notes.txt was refused as 'already exists and is not an empty folder'."""
+    from minidl.io import WriteError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    with pytest.raises(WriteError, match=r"--out .*notes.txt is a file; give a folder"):
+        make("ex2_sentiment", notes)
+    assert notes.read_text() == "keep me"
+
+
 def test_a_solution_copy_refuses_tasks_and_a_student_copy_as_root(copies, tmp_path):
     """make --solution ignored --tasks, and with --root a student copy wrote a "solution copy" full of stubs."""
     with pytest.raises(AssignmentError, match="--solution keeps every task's reference body and --tasks"):
