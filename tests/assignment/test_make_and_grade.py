@@ -15,7 +15,7 @@ from minidl import cli
 from minidl.assignment.checks import EXPECTED, check_close
 from minidl.assignment.expected import compute_cases, write_expected
 from minidl.assignment.grade import find_reference, grade, locate
-from minidl.assignment.handout import section_titles
+from minidl.assignment.handout import section_titles, split_sections
 from minidl.assignment.make import build, make
 from minidl.assignment.manifest import AssignmentError, check_files, find_assignment, known_assignments, load_manifest
 from minidl.assignment.stubs import defined_functions
@@ -104,6 +104,18 @@ def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
     links = re.findall(r"\]\(([^)#\s]+)\)", (copy / "README.md").read_text())
     assert "docs/graph_example.png" in links   # was missing: the README's picture and the script that draws it
     assert [link for link in links if not link.startswith("http") and not (copy / link).exists()] == []
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_handout_gives_none_of_our_results(name, copies):
+    """mlm_distillation's handout kept "## Our results" (its manifest said there was none), and ex2's "Commands"
+    gave the 400-word accuracies that write-up task 7 asks for: no figure of our results is in a handout."""
+    text = (REPO / "assignments" / name / "README.md").read_text()
+    results = "".join(chunk for title, chunk in split_sections(text) if title in ("Our results", "Discussion"))
+    handout = (copies(name) / find_assignment(name, REPO).handout).read_text()
+    assert "Our results" not in section_titles(handout)
+    figures = set(re.findall(r"\b0\.\d{3,}\b", results)) & set(re.findall(r"\b0\.\d{3,}\b", handout))
+    assert not figures, f"the handout gives results: {sorted(figures)}"
 
 
 def test_a_copy_withholds_the_later_exercises_solutions_and_keeps_the_earlier_ones(copies):
