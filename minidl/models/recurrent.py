@@ -18,6 +18,11 @@ class _RecurrentClassifier(SentimentModel):
         would answer if the review stopped there (``minidl explain`` prints it)."""
         return self.out(self.rnn(self.embed(ids)))
 
+    def start_logits(self, ids):
+        """(B, C): what the model answers before the first word, the classifier on the RNN's initial
+        state: the baseline the first word's change in ``prefix_logits`` is measured from."""
+        return self.out(self.rnn._initial_state(self.embed(ids), None))
+
     def forward(self, ids, mask, lengths):
         hs = self.rnn(self.embed(ids))                                # (B, T, H)
         B = ids.shape[0]

@@ -10,7 +10,8 @@
 * WindowAttention: also, for each word, the neighbour it attends to most.
 * Elman RNN / GRU: there are no per-word scores; we print the prediction after each
   prefix of the review ("if the review stopped here"), which shows where it changes its mind
-  (of the last class for two, of the predicted class for more).
+  (of the last class for two, of the predicted class for more); "start" is the prediction
+  before the first word, from which the first word's change counts (not 0.5, nor 1/C).
 * Transformer: no per-word column (its words act on one another through attention); the result's
   ``legend`` says so, and where to look instead.
 
@@ -43,7 +44,7 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
         # two classes: pos - neg and p(pos), as the course prints them; more: the predicted class c's
         # (a word's largest sub-score over the classes, printed before, named no class)
         c = len(label_names) - 1 if len(label_names) == 2 else int(np.argmax(probabilities))
-        columns = {}
+        columns, start = {}, None
         if out.token_scores is not None:
             scores = out.token_scores.numpy()[0]                  # (T, C)
             if len(label_names) == 2:
@@ -59,10 +60,11 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
         if model.prefix_states:
             prefix = model.prefix_logits(batch_ids).softmax(axis=-1).numpy()[0]   # (T, C)
             columns[f"p({label_names[c]}) so far"] = prefix[:, c]
+            start = dict(zip(label_names, map(float, model.start_logits(batch_ids).softmax(axis=-1).numpy()[0])))
     known = [int(i) != vocab.unk_id for i in ids]
     return {"text": text, "words": words, "known": known,
             "prediction": label_names[int(np.argmax(probabilities))],
-            "probabilities": dict(zip(label_names, map(float, probabilities))), "columns": columns,
+            "probabilities": dict(zip(label_names, map(float, probabilities))), "columns": columns, "start": start,
             "rows": _rows(text, tokenizer, words, known, vocab.unk_token), "legend": _legend(columns, label_names, c)}
 
 

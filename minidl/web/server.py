@@ -14,8 +14,10 @@ except the page, its script and the plots):
                                        ?backward=1 there)
     /views.js                          the script of the Graph, Attention and Runs views
     /api/fill-mask?text=...&k=5        {"text", "models": [{"role", "masks": [[{"token", "p"}] per [MASK]], "ms"}]}
-    /api/classify?text=...             {"text", "models": [{"name", "path", "prediction", "probabilities",
-                                                            "words", "known", "columns": {name: [per word]}}]}
+    /api/classify?text=...             {"text", "models": [{"name", "path", "labels", "prediction", "probabilities",
+                                                            "start" (RNN/GRU: the probabilities before the first
+                                                            word, else null), "words", "known",
+                                                            "columns": {name: [per word]}}]}
     /api/info                          {"mlm": [{"role", "path", ...sizes}], "classifiers": [...], "max_chars",
                                         "attention": [indices of the classifiers with attention], "runs": DIR or null,
                                         "graph": {"max_chars", "functions"}}
@@ -167,9 +169,10 @@ class Models:
                 result = explain(text, model, vocab, tokenizer, labels, self.device)
             columns = {name: [v if isinstance(v, str) else float(v) for v in values]
                        for name, values in result["columns"].items()}
-            models.append({"name": sizes["name"], "path": sizes["path"], "prediction": result["prediction"],
-                           "probabilities": result["probabilities"], "words": result["words"],
-                           "known": result["known"], "columns": columns})
+            models.append({"name": sizes["name"], "path": sizes["path"], "labels": labels,
+                           "prediction": result["prediction"], "probabilities": result["probabilities"],
+                           "start": result["start"], "words": result["words"], "known": result["known"],
+                           "columns": columns})
         return {"text": text, "models": models}
 
     def graph(self, query):

@@ -69,6 +69,16 @@ def test_classify_gives_each_model_its_per_word_columns(url):
     assert gru["columns"]["p(pos) so far"][-1] == pytest.approx(gru["probabilities"]["pos"], abs=1e-5)
 
 
+def test_classify_gives_an_rnn_its_prediction_before_the_first_word(url, models):
+    """The first word's colour is its change from the model's own start (here p(pos) far from 0.5), not from 0.5."""
+    mlp, gru = get(f"{url}/api/classify?text=great")[1]["models"]
+    bias = models.classifiers[1][0].out.bias.numpy()            # the state before any word is zeros
+    expected = np.exp(bias) / np.exp(bias).sum()
+    assert mlp["start"] is None and mlp["labels"] == gru["labels"] == ["neg", "pos"]
+    assert [gru["start"]["neg"], gru["start"]["pos"]] == pytest.approx(expected, abs=1e-6)
+    assert gru["start"]["pos"] != pytest.approx(0.5, abs=1e-3)
+
+
 @pytest.mark.parametrize("path, status, message", [
     ("/api/fill-mask?text=the+film+was+good", 400, "no [MASK] in"),
     ("/api/fill-mask?text=+++", 400, "the text is empty"),
