@@ -405,6 +405,18 @@ class Server(ThreadingHTTPServer):
     request_queue_size = REQUEST_QUEUE_SIZE
     daemon_threads = True
 
+    def __init__(self, address, handler):
+        # an IPv6 host (::1, ::) needs an IPv6 socket: the default IPv4 one refused it ("Address family for
+        # hostname not supported")
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, handler)
+
+    def server_bind(self):
+        if self.address_family == socket.AF_INET6:    # "::" takes IPv4 too, as every interface (0.0.0.0) does
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
 
 def make_server(models, host="127.0.0.1", port=0, quiet=False, timeout=TIMEOUT):
     """A threaded HTTP/1.1 server for ``models`` (not yet serving: call serve_forever). Port 0: any free
@@ -416,7 +428,7 @@ def make_server(models, host="127.0.0.1", port=0, quiet=False, timeout=TIMEOUT):
     server.host_names = {*LOOPBACK, host.lower().strip("[]"), bound,
                          *([socket.gethostname().lower()] if server.any_interface else [])} - {""}
     # the address to suggest in a 403: the loopback where the server listens there too
-    shown = "127.0.0.1" if server.any_interface or host.lower() in LOOPBACK else host
+    shown = "127.0.0.1" if server.any_interface or host.lower() == "localhost" else host   # ::1 is IPv6 only
     server.address = f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
     return server
 
@@ -456,6 +468,7 @@ def main(args):
     with server:   # closed on the way out: a model that cannot be loaded, Ctrl-C, an error
         server.models = Models(args.teacher, args.student, args.classifier, args.device, args.runs)
         host, port = server.server_address[:2]
+        host = f"[{host}]" if ":" in host else host    # an IPv6 address in a URL: http://[::1]:8000/
         print(f"minidl serve: http://{host}:{port}/  (Ctrl-C to stop)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
