@@ -190,8 +190,9 @@ def _job(record, settings):
         label = describe(config)
     except KeyError:
         label = str(config.get("model", "?"))
-    return {"label": f"{label} {settings_label(settings, ' ')}".strip(), "settings": finite(settings),
-            "history": _curves(record.get("history") or []), "test": finite(record.get("test") or {}),
+    label = f"{label} {settings_label(settings, ' ')}".strip() + (", best chosen on test" * chosen_on_test(config))
+    return {"label": label, "settings": finite(settings),
+            "history": _curves(record.get("history") or [], config), "test": finite(record.get("test") or {}),
             "error": _one_line(record["error"]) if record.get("error") else None}
 
 

@@ -139,8 +139,11 @@ function runOf(run) {
 function sweepOf(sweep) {
   const done = sweep.jobs.filter((j) => !j.error).length;
   const jobs = sweep.jobs.filter((j) => !j.error && j.history.length);
+  // a job with no validation split (--set validation=0) chose its best on test: its line is the test accuracy
+  const onTest = jobs.filter((job) => job.history.some((e) => e.accuracy == null && e.test_accuracy != null));
   const lines = jobs.map((job, i) => ({name: job.label, colour: PALETTE[i % PALETTE.length],
-    points: job.history.filter((e) => e.accuracy != null).map((e) => [e.epoch, e.accuracy])}));
+    points: job.history.map((e) => [e.epoch, e.accuracy ?? e.test_accuracy]).filter(([, y]) => y != null)}));
+  const measured = !onTest.length ? "validation" : onTest.length === jobs.length ? "test" : "val./test";
   const metric = (row, m) => row[m] == null ? "" : `${row[m].toFixed(3)} ± ${row[`${m}_std`].toFixed(3)}`;
   // the settings that vary (two sweeps of one file with --set lr=...), as minidl plot's table writes them
   const withSettings = sweep.summary.some((row) => row.settings_label);
@@ -153,7 +156,7 @@ function sweepOf(sweep) {
     el("div", {className: "charts"}, el("table", {className: "summary"},
       el("tr", {}, ...columns.map(([name]) => el("th", {}, name))),
       ...sweep.summary.map((row) => el("tr", {}, ...columns.map(([, cell]) => el("td", {}, cell(row)))))),
-    chart("validation accuracy, one line a job", lines)));
+    chart(`${measured} accuracy, one line a job`, lines)));
 }
 
 function plotsOf(all) {

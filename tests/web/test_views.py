@@ -190,6 +190,19 @@ def test_a_run_whose_options_are_not_an_object_is_skipped_and_one_without_valida
                                      "test_accuracy": 0.7}]
 
 
+def test_a_sweep_job_without_validation_shows_test_curves_as_a_run_does(tmp_path):
+    """A sweep with --set validation=0: its jobs' test numbers were drawn as validation accuracy."""
+    evaluation = {"step": 10, "epoch": 1.0, "loss": 0.6, "accuracy": 0.7}
+    record = {"key": "a", "config": {"model": "mlp", "hidden": 4, "seed": 0, "validation": 0},
+              "test": {"accuracy": 0.7}, "history": [evaluation]}
+    (tmp_path / "sweep.jsonl").write_text(json.dumps(record) + "\n")
+    for url in serving(Models(runs=tmp_path)):
+        (sweep,) = get(f"{url}/api/runs")[1]["sweeps"]
+    (job,) = sweep["jobs"]
+    assert job["label"] == "mlp hidden=4 seed=0, best chosen on test"
+    assert job["history"] == [{"step": 10, "epoch": 1.0, "test_loss": 0.6, "test_accuracy": 0.7}]
+
+
 def checkpoint_with(path, history):
     """A last.npz as minidl train writes it, its metadata only: the run so far."""
     meta = {"format": "minidl-checkpoint-1", "config": {"model": "gru", "hidden": 8, "seed": 0},
