@@ -104,7 +104,7 @@ def _default_title(results, rows, x, numeric):
     data = ", ".join(sorted({str(c.get("data")) for c in configs}))
     seeds = sorted({r["seeds"] for r in rows})
     seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
-    against = X_NAMES.get(x, x) if numeric else "architecture"
+    against = "architecture" if x == "hidden" and not numeric else X_NAMES.get(x, x)   # lists of layer sizes
     return f"{data}: test metrics against {against} (mean ± std over {seeds_text} seeds)"
 
 

@@ -67,6 +67,15 @@ def test_architecture_sweep_plots_categories(tmp_path):
     assert "[64, 32, 16]" in open(tmp_path / "mlp.svg").read()
 
 
+def test_a_non_numeric_x_is_named_in_the_title(tmp_path):
+    """--x train_limit (None or a number: categories) was titled "against architecture"."""
+    results = [fake("mlp", 8, seed, 0.7 + 0.01 * seed) for seed in (0, 1)]
+    results = [{**r, "config": {**r["config"], "train_limit": limit}} for limit in (None, 1000) for r in results]
+    plot_sweep(results, str(tmp_path / "limit"), x="train_limit")
+    svg = open(tmp_path / "limit.svg").read()
+    assert "against train_limit" in svg and "architecture" not in svg
+
+
 def test_nothing_to_plot_is_a_clear_error(tmp_path):
     failed = {"key": "k", "config": TrainConfig().to_dict(), "error": "boom"}
     with pytest.raises(ValueError, match="no successful results"):
