@@ -105,7 +105,8 @@ def _default_title(results, rows, x, numeric):
     seeds = sorted({r["seeds"] for r in rows})
     seeds_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
     against = "architecture" if x == "hidden" and not numeric else X_NAMES.get(x, x)   # lists of layer sizes
-    return f"{data}: test metrics against {against} (mean ± std over {seeds_text} seeds)"
+    spread = "1 seed" if seeds == [1] else f"mean ± std over {seeds_text} seeds"   # one seed has no std
+    return f"{data}: test metrics against {against} ({spread})"
 
 
 def main_plot(args):

@@ -614,7 +614,7 @@ METRIC_NAMES = {"f1": "F1", "auc": "AUC"}   # how tables and plots write a metri
 
 def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
     """A Markdown table of ``summarise`` rows: model, (settings), hidden or architecture,
-    seeds, then ``mean ± std`` per metric."""
+    seeds, then ``mean ± std`` per metric (the value alone for one seed, whose std is undefined)."""
     if not rows:
         return "(no successful results)"
     x_name = "architecture" if any(isinstance(r[x], list) for r in rows) else x
@@ -627,7 +627,7 @@ def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
     for r in rows:
         settings = [settings_label(r["settings"])] if with_settings else []
         cells = [r["model"], *settings, x_label(r[x]), str(r["seeds"]),
-                 *(f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in metrics)]
+                 *(f"{r[m]:.3f}" + (f" ± {r[m + '_std']:.3f}" if r["seeds"] > 1 else "") for m in metrics)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

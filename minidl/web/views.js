@@ -144,7 +144,9 @@ function sweepOf(sweep) {
   const lines = jobs.map((job, i) => ({name: job.label, colour: PALETTE[i % PALETTE.length],
     points: job.history.map((e) => [e.epoch, e.accuracy ?? e.test_accuracy]).filter(([, y]) => y != null)}));
   const measured = !onTest.length ? "validation" : onTest.length === jobs.length ? "test" : "val./test";
-  const metric = (row, m) => row[m] == null ? "" : `${row[m].toFixed(3)} ± ${row[`${m}_std`].toFixed(3)}`;
+  // one seed has no std: its value alone, as minidl plot's table shows it
+  const metric = (row, m) => row[m] == null ? ""
+    : row[m].toFixed(3) + (row.seeds > 1 ? ` ± ${row[`${m}_std`].toFixed(3)}` : "");
   // the settings that vary (two sweeps of one file with --set lr=...), as minidl plot's table writes them
   const withSettings = sweep.summary.some((row) => row.settings_label);
   const columns = [["model", (row) => row.model], ...(withSettings ? [["settings", (row) => row.settings_label]] : []),

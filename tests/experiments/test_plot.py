@@ -76,6 +76,20 @@ def test_a_non_numeric_x_is_named_in_the_title(tmp_path):
     assert "against train_limit" in svg and "architecture" not in svg
 
 
+def test_one_seed_has_no_spread_in_the_table_or_the_title(tmp_path, capsys):
+    """With one seed the table read "0.610 ± 0.000" and the title "mean ± std over 1 seeds"."""
+    import json
+
+    from minidl.cli import main
+
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps(fake("gru", hidden, 0, 0.61)) + "\n" for hidden in (4, 8)))
+    assert main(["plot", "--results", str(results), "--metrics", "accuracy"]) == 0
+    assert "| gru | 4 | 1 | 0.610 |" in capsys.readouterr().out
+    svg = open(tmp_path / "sweep.svg").read()
+    assert "(1 seed)" in svg and "1 seeds" not in svg
+
+
 def test_nothing_to_plot_is_a_clear_error(tmp_path):
     failed = {"key": "k", "config": TrainConfig().to_dict(), "error": "boom"}
     with pytest.raises(ValueError, match="no successful results"):

@@ -98,6 +98,14 @@ def test_a_sweep_over_a_setting_shows_it_in_its_table_and_its_lines_names(one_ep
     assert "mlp hidden=4 seed=1 lr=0.01" in jobs
 
 
+def test_a_row_of_one_seed_shows_its_values_without_a_spread(one_epoch):
+    """The std of one run is undefined: the gru row of one seed read "0.600 ± 0.000"."""
+    _, dom = one_epoch
+    rows = re.findall(r"<tr><td>(mlp|gru)</td>(.*?)</tr>", dom)
+    cells = {model: re.findall(r"<td>([^<]*)</td>", row)[-3:] for model, row in rows}
+    assert cells["gru"] == ["0.600", "0.500", "0.500"] and all("±" in cell for cell in cells["mlp"])
+
+
 def test_charts_of_one_epoch_label_both_ends_of_their_axes_and_draw_the_points_inside(one_epoch):
     """A run after its first evaluation and a sweep of one epoch: every chart's end labels were drawn on each
     other ("1.001.00", "0.633" twice) and the points were put against the left (or bottom) edge."""
