@@ -15,7 +15,8 @@ import os
 import sys
 
 from ..io import legend_columns, save_figure, write_text
-from .sweep import METRIC_NAMES, split_commas, load_results, series_label, summarise, table_markdown, x_label
+from .sweep import (METRIC_NAMES, load_results, plot_prefix, series_label, split_commas, summarise, table_markdown,
+                    x_label)
 
 X_NAMES = {"hidden": "hidden size", "embed_dim": "embedding size", "max_length": "words kept per review",
            "lr": "learning rate"}
@@ -123,7 +124,7 @@ def main_plot(args):
         metrics = list(dict.fromkeys(split_commas(args.metrics)))   # accuracy,accuracy drew its panel twice
         if unknown := _unknown_axes(results, args.x, metrics):
             raise ValueError(f"{unknown} (nothing was written)")
-        out = args.out or os.path.join(os.path.dirname(args.results) or ".", "sweep")
+        out = args.out or plot_prefix(args.results)
         if out.endswith(os.sep) or os.path.isdir(out):   # "figures/" wrote figures/.png, a hidden file
             out = os.path.join(out, "sweep")
         if os.path.splitext(out)[1].lower() in (".png", ".svg", ".md"):   # fig.png wrote fig.png.png, fig.png.md

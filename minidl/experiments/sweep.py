@@ -612,6 +612,14 @@ def job_settings(records, x="hidden"):
 METRIC_NAMES = {"f1": "F1", "auc": "AUC"}   # how tables and plots write a metric; the others under their own name
 
 
+def plot_prefix(results):
+    """Where ``minidl plot`` writes the figures of the sweep in ``results`` by default: beside it, as
+    sweep.* for a results.jsonl, else under its own name (two sweeps of one folder, a.jsonl and b.jsonl,
+    each replaced the other's sweep.png)."""
+    stem = os.path.splitext(os.path.basename(results))[0]
+    return os.path.join(os.path.dirname(results) or ".", "sweep" if stem == "results" else stem)
+
+
 def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
     """A Markdown table of ``summarise`` rows: model, (settings), hidden or architecture,
     seeds, then ``mean ± std`` per metric (the value alone for one seed, whose std is undefined)."""
@@ -716,7 +724,8 @@ def add_arguments(subparsers):
     plot = subparsers.add_parser("plot", help="plot a sweep's results (PNG, SVG) and print its summary table")
     plot.add_argument("--results", default="runs/sweep/results.jsonl", help="a results file from `minidl sweep`")
     plot.add_argument("--out", help="output prefix: writes OUT.png, OUT.svg, OUT.md (fig.png: fig.*); a folder: "
-                                    "FOLDER/sweep.* (default: next to --results)")
+                                    "FOLDER/sweep.* (default: next to --results, sweep.* for results.jsonl, else "
+                                    "named after it: a.jsonl -> a.*)")
     plot.add_argument("--x", default="hidden", help="the config field on the x axis")
     plot.add_argument("--metrics", default="accuracy,f1,auc", help="comma-separated test metrics, one panel each")
     plot.add_argument("--title", help='the figure\'s title, "" for none (default: the data, the x axis and the '
@@ -766,6 +775,5 @@ def main_sweep(args):
         return 130
     print()
     print(table_markdown(summarise(results)))
-    prefix = os.path.join(os.path.dirname(args.results) or ".", "sweep")
-    print(f"\nplot it: minidl plot --results {shlex.quote(args.results)} --out {shlex.quote(prefix)}")
+    print(f"\nplot it: minidl plot --results {shlex.quote(args.results)} --out {shlex.quote(plot_prefix(args.results))}")
     return 1 if any(r.get("error") for r in results) else 0

@@ -183,3 +183,18 @@ def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_fil
                  "accuracy,f1,accuracy"]) == 0   # each metric once (accuracy's panel and column came twice)
     assert sorted(os.listdir(tmp_path / "named")) == ["fig.md", "fig.png", "fig.svg"]
     assert capsys.readouterr().out.splitlines()[0] == "| model | hidden | seeds | accuracy | F1 |"
+
+
+def test_two_sweeps_of_one_folder_get_figures_of_their_own_by_default(tmp_path):
+    """Without --out both a.jsonl and b.jsonl were plotted to sweep.*: the second replaced the first's figures."""
+    import json
+
+    from minidl.cli import main
+
+    for name, accuracy in (("a", 0.6), ("b", 0.7), ("results", 0.8)):
+        results = tmp_path / f"{name}.jsonl"
+        results.write_text("".join(json.dumps(fake("gru", 4, seed, accuracy)) + "\n" for seed in (0, 1)))
+        assert main(["plot", "--results", str(results)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.md")) == ["a.md", "b.md", "sweep.md"]
+    assert "0.600" in (tmp_path / "a.md").read_text() and "0.700" in (tmp_path / "b.md").read_text()
+
