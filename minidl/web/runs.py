@@ -65,22 +65,29 @@ class RunsFolder:
     # --- the listing ---
     def listing(self):
         found = {"root": self.root, "runs": [], "sweeps": [], "plots": [], "skipped": []}
-        for folder, names in self._folders():
+        left_out = []
+        for folder, names in self._folders(left_out):
             # a run folder shows one of its two files: last.npz while it trains, then results.json
             both = "last.npz" in names and "results.json" in names
             hidden = ("results.json" if _newer(folder) else "last.npz") if both else None
             for name in names:
                 if name != hidden:
                     self._add(found, folder, name)
+        if left_out:   # they were left out without a word
+            found["skipped"].append({"path": ".", "why": f"{len(left_out):,} more files past the first {MAX_FILES:,}: "
+                                                         f"not listed; give --runs a folder nearer the runs"})
         return found
 
-    def _folders(self):
-        """(folder, sorted visible file names) of each folder down to MAX_DEPTH, at most MAX_FILES files."""
+    def _folders(self, left_out):
+        """(folder, sorted visible file names it may show) of each folder down to MAX_DEPTH, at most MAX_FILES
+        files in all; the others are added to ``left_out``. Other files do not count (2,000 of them hid every run)."""
         seen = 0
         for folder, subfolders, files in os.walk(self.root):
             depth = os.path.relpath(folder, self.root).count(os.sep) + (folder != self.root)
             subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")) if depth < MAX_DEPTH else []
-            names = sorted(f for f in files if not f.startswith("."))[:max(0, MAX_FILES - seen)]
+            names = sorted(f for f in files if not f.startswith(".") and _shown(f))
+            left_out += names[max(0, MAX_FILES - seen):]
+            names = names[:max(0, MAX_FILES - seen)]
             seen += len(names)
             yield folder, names
 
@@ -89,8 +96,6 @@ class RunsFolder:
         relative = os.path.relpath(path, self.root).replace(os.sep, "/")
         ext = os.path.splitext(name)[1].lower()
         reader = _read_checkpoint if name == "last.npz" else {".json": _read_run, ".jsonl": _read_sweep}.get(ext)
-        if reader is None and ext not in PLOTS:
-            return
         try:
             self.inside(relative)               # a link that leads out of the folder is not read
             if ext in PLOTS:                    # the version changes when the plot is redrawn
@@ -197,6 +202,11 @@ def _job(record, settings):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def _shown(name):
+    """Whether the view reads the file ``name``: a run (results.json, last.npz), a sweep (.jsonl), a plot."""
+    return name == "last.npz" or os.path.splitext(name)[1].lower() in (".json", ".jsonl", *PLOTS)
+
+
 def _newer(folder):
     """Whether the folder's last.npz was written after its results.json (a run going on, or again)."""
     try:

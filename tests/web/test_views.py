@@ -353,3 +353,22 @@ def test_the_handouts_expressions_run_and_give_the_gradients_they_promise(views_
         else:                                                    # one GRU step
             assert {"z = sigmoid", "r = sigmoid", "c = tanh", "h", "L = sum"} <= set(grads)
             assert all(grads[k] is not None for k in ("z = sigmoid", "r = sigmoid", "c = tanh", "h"))
+
+
+def test_files_the_view_does_not_read_do_not_hide_runs_and_the_ones_past_the_limit_are_said(tmp_path, monkeypatch):
+    """MAX_FILES counted every file: 2,000 files of anything in a folder sorted first hid every run, and the
+    listing's "skipped" said nothing."""
+    from minidl.web import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "MAX_FILES", 3)
+    (tmp_path / "a").mkdir()
+    for i in range(5):
+        (tmp_path / "a" / f"notes{i}.txt").write_text("")
+    one_epoch_runs(tmp_path / "z")
+    listing = runs_module.RunsFolder(tmp_path).listing()
+    assert [r["path"] for r in listing["runs"]] == ["z/first/results.json"] and listing["skipped"] == []
+    for i in range(3):
+        (tmp_path / "a" / f"plot{i}.svg").write_text(PLOT)
+    listing = runs_module.RunsFolder(tmp_path).listing()
+    assert listing["runs"] == [] and listing["skipped"] == [
+        {"path": ".", "why": "2 more files past the first 3: not listed; give --runs a folder nearer the runs"}]
