@@ -90,6 +90,9 @@ def main(args, log=print):
     """``minidl vectors eval FILE [--data PATH] [--steps 500] [--seed 0]``."""
     start = time.perf_counter()
     source = find_imdb(getattr(args, "data", None))   # a wrong --data said so after a large file had loaded
+    if source.suffix.lower() == ".csv":   # refused by load_imdb, after the vectors had loaded and been printed
+        raise DataFormatError(f"{source} is a CSV, which has no official train/test split; vectors eval scores on "
+                              f"it: give --data the archive or its aclImdb/ folder (`minidl data download`)")
     words, matrix = load_glove(args.file, log=log)
     for word in PROBE_WORDS:
         log(format_neighbours(word, words, matrix))

@@ -380,6 +380,10 @@ def test_eval_with_a_wrong_data_path_says_so_before_reading_the_vectors(tmp_path
     monkeypatch.setattr(vectors_eval, "load_glove", lambda *a, **k: pytest.fail("the vectors were read first"))
     assert main(["vectors", "eval", str(tmp_path / "v.txt"), "--data", str(tmp_path / "nosuch")]) == 1
     assert "IMDB" in capsys.readouterr().err
+    kaggle = tmp_path / "IMDB Dataset.csv"   # (refused by load_imdb, after the vectors and their neighbours)
+    kaggle.write_text("review,sentiment\ngood film,positive\n")
+    assert main(["vectors", "eval", str(tmp_path / "v.txt"), "--data", str(kaggle)]) == 1
+    assert "is a CSV, which has no official train/test split" in capsys.readouterr().err
 
 
 def test_eval_of_vectors_that_share_no_word_with_the_reviews_is_one_line(imdb_folder, tmp_path, capsys):
