@@ -299,8 +299,8 @@ class GradualPruning(LockedMasks):
 
     def on_train_begin(self, model, optimizer):
         super().on_train_begin(model, optimizer)
-        if self.start == 0 and self.initial > 0 and not (optimizer and optimizer.state):   # step 0, before the first
-            self.on_step(0)   # optimizer step (steps count from 1: 1 to every-1 trained dense); not on a resume
+        if self.start == 0 and self.initial > 0:   # step 0, before the first optimizer step: the core's steps count
+            self.on_step(0)                        # from 1, and steps 1 to every-1 trained the dense model
 
     def on_step(self, step, loss=None):
         if self.model is None:
