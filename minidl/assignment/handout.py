@@ -3,9 +3,14 @@
 Both are cut along their ``## `` sections (headings inside code fences do not count): the
 handout loses the sections that answer its own questions (our results, our discussion) and
 gains the list of implementation tasks, generated from the manifest; the README keeps its
-introduction and the sections the manifest names, and says how to work and grade.
+introduction and the sections the manifest names (its Layout naming only what the copy holds), and says
+how to work and grade.
 """
 from __future__ import annotations
+
+import re
+
+from .manifest import ASSIGNMENTS, MANIFEST
 
 
 def split_sections(text):
@@ -71,12 +76,32 @@ def student_handout(text, manifest, tasks):
     return "".join(chunks)
 
 
+def copy_layout(chunk, manifest):
+    """The README's Layout as a copy has it: the package's lines, and assignments/ holding this assignment alone.
+    It listed every exercise and the repository's theory/ and tests/, which a copy does not hold."""
+    lines, keep, fenced = [], True, False
+    for line in chunk.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced, keep = not fenced, True
+        elif fenced and line[:1].strip():   # an entry: its path, what it holds, and indented lines that go on
+            keep = line.startswith("minidl/")
+            if line.startswith(f"{ASSIGNMENTS}/"):
+                width, path = len(re.match(r"\S+\s*", line).group()), f"{ASSIGNMENTS}/{manifest.name}/"
+                lines.append((f"{path:<{width}}" if len(path) < width else f"{path}\n{'':<{width}}")
+                             + f"this assignment alone: its handout (README.md), {MANIFEST} and grading/ "
+                               f"(the tests minidl grade runs)\n")
+        if keep:
+            lines.append(line)
+    return "".join(lines)
+
+
 def student_readme(text, manifest):
     """The repository README cut down to its introduction and the manifest's ``readme_sections``, with a
     first section that says what this copy is."""
     sections = split_sections(text)
     intro = [chunk for title, chunk in sections if title is None]
-    kept = [chunk for title, chunk in sections if title in manifest.readme_sections]
+    kept = [copy_layout(chunk, manifest) if title == "Layout" else chunk for title, chunk in sections
+            if title in manifest.readme_sections]
     about = ("## This copy: " + manifest.title + "\n\n"
              f"This is a student copy of minidl for the assignment `{manifest.name}`. The handout, with the\n"
              f"functions you write, is [{manifest.handout}]({manifest.handout}). It holds the package and\n"

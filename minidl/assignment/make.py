@@ -1,8 +1,9 @@
 """``minidl assignment make NAME --out DIR``: a self-contained student copy of minidl for one assignment.
 
-The copy holds the whole package (``minidl/``), ``pyproject.toml``, the ``Makefile``, a trimmed
-README, and of the assignment only its handout (trimmed, with the implementation tasks added),
-its manifest, its grading tests and the files the manifest lists, but not the grading tests'
+The copy holds the whole package (``minidl/``), ``pyproject.toml``, the ``Makefile`` (less the targets
+that need what a copy lacks; ``make test`` runs ``minidl grade``), a trimmed README, and of the
+assignment only its handout (trimmed, with the implementation tasks added), its manifest, its grading
+tests and the files the manifest lists, but not the grading tests'
 reference values (``grading/expected.json``): they are the answers of the forward checks, and
 ``minidl grade`` brings them from the instructor's repository (see ``grade.find_reference``). Every target of every task
 (and every ``hide`` body) has its body replaced by a stub that raises ``NotImplementedError``
@@ -43,6 +44,11 @@ PACKAGE_FILES = ("minidl", "pyproject.toml", "Makefile")
 # holds results (ours would answer the written questions)
 NEVER = (".git", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".pytest_cache",
          ".hypothesis", ".ipynb_checkpoints", "results", "runs", ".DS_Store")
+# Makefile targets that need what a copy lacks: theory/, the course's tests/ (browser installs chromium for one of
+# them) and every Triton kernel (exercise 2's copy leaves two out, and compile-check imports them all)
+NOT_IN_A_COPY = ("browser", "theory", "compile-check")
+GRADE_RULE = ("# in a student copy the course's tests/ are not there: `make test` grades this assignment\n"
+              "test: $(STAMP)\n\t$(BIN)/minidl grade")
 
 
 def _leaks(name):
@@ -61,6 +67,20 @@ def _copy(source, destination, root, exclude):
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, destination)
+
+
+def student_makefile(text):
+    """The repository's Makefile less the NOT_IN_A_COPY targets, with ``make test`` running ``minidl grade``: in a
+    copy ``make theory`` said "No module named 'theory'", and ``make test`` found no tests/ and ran the grading
+    tests without their reference values (``minidl grade`` brings them, or says which checks need them)."""
+    blocks = []
+    for block in text.split("\n\n"):   # a rule is a block: its comment lines, its target line and its recipe
+        target = re.search(r"^([\w-]+):", block, re.M)
+        name = target and target.group(1)
+        if name not in NOT_IN_A_COPY:
+            blocks.append(GRADE_RULE if name == "test" else block)
+    return re.sub(r"^\.PHONY:.*$", lambda m: " ".join(w for w in m.group().split() if w not in NOT_IN_A_COPY),
+                  "\n\n".join(blocks), flags=re.M)
 
 
 def later_assignments(manifest):
@@ -130,6 +150,8 @@ def build(manifest, destination, tasks=None, solution=False):
         if not (root / name).exists():
             raise AssignmentError(f"{root} has no {name}; run from a clone of the minidl repository")
         _copy(root / name, destination / name, root, manifest.exclude + tuple(p for m in later for p in m.exclude))
+    makefile = destination / "Makefile"
+    makefile.write_text(student_makefile(makefile.read_text(encoding="utf-8")), encoding="utf-8")
     assignment = destination / ASSIGNMENTS / manifest.name
     _copy(manifest.folder / MANIFEST, assignment / MANIFEST, root, ())
     answers = [manifest.folder / "grading" / EXPECTED]  # absolute: root / answers[0] is answers[0]

@@ -107,6 +107,23 @@ def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_a_copys_readme_and_makefile_offer_only_what_it_holds(name, copies):
+    """The copy's README listed theory/ and tests/ under Layout, and its Makefile kept `make theory` ("No module
+    named 'theory'") and `make test`, which found no tests/ and ran the grading tests without their reference
+    values: the Layout names only paths of the copy, every target's module is in it, and `make test` grades."""
+    copy = copies(name)
+    layout = dict(split_sections((copy / "README.md").read_text()))["Layout"].split("```")[1]
+    paths = re.findall(r"^([\w./-]+)", layout, re.M)
+    assert f"assignments/{name}/" in paths and [path for path in paths if not (copy / path).exists()] == []
+    makefile = (copy / "Makefile").read_text()
+    rules = dict(re.findall(r"^([\w-]+):.*\n((?:\t.*\n?)*)", makefile, re.M))
+    assert rules["test"].split() == ["$(BIN)/minidl", "grade"]
+    assert set(re.search(r"^\.PHONY:(.*)", makefile, re.M).group(1).split()) == set(rules)
+    modules = [module for recipe in rules.values() for module in re.findall(r"python -m ([\w.]+)", recipe)]
+    assert [module for module in modules if not (copy / f"{module.replace('.', '/')}.py").is_file()] == []
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_the_handout_gives_none_of_our_results(name, copies):
     """mlm_distillation's handout kept "## Our results" (its manifest said there was none), and ex2's "Commands"
     gave the 400-word accuracies that write-up task 7 asks for: no figure of our results is in a handout."""
