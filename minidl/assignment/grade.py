@@ -103,7 +103,9 @@ def locate(directory, assignment=None):
     if assignment is None:
         if not marker.is_file():
             known = known_assignments(directory)
+            copy = next((folder for folder in directory.parents if (folder / MARKER).is_file()), None)
             hint = (f"; to grade the assignments here, pass --assignment ({' | '.join(known)})" if known
+                    else f"; it lies inside the student copy {copy}: run minidl grade {copy}" if copy
                     else "; make one with: minidl assignment make NAME --out DIR")
             raise AssignmentError(f"{directory} is not a student copy (it has no {MARKER}){hint}")
         assignment = read_toml(marker).get("assignment")

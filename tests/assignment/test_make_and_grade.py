@@ -327,6 +327,14 @@ def test_grade_explains_what_it_cannot_grade(tmp_path):
         locate(REPO, "ex3")
 
 
+def test_grade_in_a_subfolder_of_a_copy_names_the_copy(copies):
+    """Run in a copy's minidl/autograd/, minidl grade said "make one with: minidl assignment make", as if there
+    were no copy: it names the copy above to grade."""
+    copy = copies("ex2_sentiment")
+    with pytest.raises(AssignmentError, match=f"lies inside the student copy {re.escape(str(copy))}: run minidl grade"):
+        locate(copy / "minidl" / "autograd")
+
+
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_a_student_copy_scores_0_with_every_task_explained(name, copies, tmp_path, capsys):
     report = tmp_path / "report.json"
