@@ -366,8 +366,10 @@ def _reference_line(reference, results):
     if reference is not None:
         return f"reference values: {reference}"
     lacking = [str(r.number) for r in results if r.lacking_reference]
+    one = len(lacking) == 1   # "tasks 3 compare with them" was said of one task
+    task, compare, score, are = ("task", "compares", "scores", "is") if one else ("tasks", "compare", "score", "are")
     return ("reference values: none found (a copy made by minidl assignment make holds none)"
-            + (f"; tasks {', '.join(lacking)} compare with them and score 0 here, and are graded with them by "
+            + (f"; {task} {', '.join(lacking)} {compare} with them and {score} 0 here, and {are} graded with them by "
                f"your instructor (instructors: minidl grade COPY --reference REPOSITORY)" if lacking else ""))
 
 

@@ -14,7 +14,7 @@ import pytest
 from minidl import cli
 from minidl.assignment.checks import EXPECTED, check_close
 from minidl.assignment.expected import compute_cases, write_expected
-from minidl.assignment.grade import find_reference, grade, locate
+from minidl.assignment.grade import NO_REFERENCE, CheckResult, TaskResult, find_reference, format_report, grade, locate
 from minidl.assignment.handout import section_titles, split_sections
 from minidl.assignment.make import build, make
 from minidl.assignment.manifest import AssignmentError, check_files, find_assignment, known_assignments, load_manifest
@@ -240,6 +240,13 @@ def test_grading_without_reference_values_scores_what_needs_none_and_says_why(co
         assert all("ReferenceMissing: this check compares with the instructor's reference values" in t["message"]
                    for t in lacking)
     assert "checks compare with the reference values, which this grading did not have" in done.stdout
+
+
+def test_a_report_without_reference_values_names_one_task_in_the_singular():
+    """It said "tasks 3 compare with them and score 0 here, and are graded" for a single task."""
+    lacking = TaskResult(3, "The Elman RNN", 20, 0, [CheckResult("test_rnn.py::test_forward", NO_REFERENCE)])
+    report = format_report(find_assignment("ex2_sentiment", REPO), [lacking], 1.0)
+    assert "; task 3 compares with them and scores 0 here, and is graded with them by your instructor" in report
 
 
 def test_the_reference_values_are_found_in_the_repository_or_where_given(copies, tmp_path):
