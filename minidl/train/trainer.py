@@ -235,8 +235,10 @@ def _check_resumable(last, config, teachers):
                                 f"train without --resume first")
     checkpoint.check_data(last, data_files(config))
     meta = npz_meta(last)
-    saved = TrainConfig.from_dict(meta["config"]).to_dict()   # settings added since: their defaults
-    if changed := checkpoint.differences(saved, config.to_dict()):
+    saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()   # added since: their defaults
+    if config.validation_data:   # then --validation is unused (and refused): a run started with one resumes without
+        saved["validation"] = now["validation"]
+    if changed := checkpoint.differences(saved, now):
         raise ConfigError(f"cannot resume {last}: it was trained with different settings ({changed}); give the same "
                           f"options as the first time")
     recorded = meta.get("teacher_files")   # (older runs recorded none)

@@ -346,3 +346,18 @@ def test_many_unknown_labels_are_a_short_line(triple, capsys):
     assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", texts, "--label-column", "content"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and len(err) < 600 and "... 45 more are not among the checkpoint" in err, err
+
+
+def test_a_run_with_validation_data_resumes_whatever_its_unused_validation_share_was(triple, tmp_path):
+    """--validation with --validation-data is refused now; a run started with both before (its config holds
+    validation 0.2) was refused at --resume either way: with --validation 0.2 by the new check, without it as
+    trained with other settings."""
+    from minidl.io import from_json_array, json_array, read_npz, write_npz
+
+    out = tmp_path / "run"
+    assert _train(triple, out) == 0
+    arrays = read_npz(out / "last.npz")
+    meta = from_json_array(arrays["meta"])
+    meta["config"]["validation"] = 0.2
+    write_npz(out / "last.npz", {**arrays, "meta": json_array(meta)})
+    assert _train(triple, out, "--resume") == 0
