@@ -304,10 +304,11 @@ def _clashes(args, settings, vocab_size):
              "--heads": (args.heads, PRETRAIN_SHAPE["num_heads"], settings["num_heads"]),
              "--d-ff": (args.d_ff, PRETRAIN_SHAPE["d_ff"], settings["d_ff"]),
              "--dropout": (args.dropout, DROPOUT, settings["dropout"]),
-             "--length": (args.length, PRETRAIN_LENGTH, settings["max_len"]),
-             "--max-vocab": (args.max_vocab, PRETRAIN_VOCAB, vocab_size)}
+             "--length": (args.length, PRETRAIN_LENGTH, settings["max_len"])}
     clashes = [f"{flag} {value} (it has {has})" for flag, (value, default, has) in given.items()
                if value != default and value != has]
+    if args.max_vocab < vocab_size:   # a ceiling: the first run's own --max-vocab, above what the corpus had, is kept
+        clashes.append(f"--max-vocab {args.max_vocab} (it has {vocab_size} tokens)")
     if args.init != "cooccurrence":
         clashes.append(f"--init {args.init} (it has its trained embeddings)")
     return clashes

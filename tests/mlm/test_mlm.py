@@ -643,11 +643,15 @@ def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_re
             f"(it has 1): leave them out") in capsys.readouterr().err
     # ... and the segment length, dropout, vocabulary size and initialisation given, which it had not named
     assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--resume-from", str(teacher), "--length", "64",
-                 "--dropout", "0.3", "--max-vocab", "100", "--init", "random"]) == 2
-    assert (f"not --dropout 0.3 (it has {TINY['dropout']}), --length 64 (it has {TINY['max_len']}), --max-vocab 100 "
-            f"(it has {len(vocab)}), --init random (it has its trained embeddings): leave them out") \
+                 "--dropout", "0.3", "--max-vocab", "30", "--init", "random"]) == 2
+    assert (f"not --dropout 0.3 (it has {TINY['dropout']}), --length 64 (it has {TINY['max_len']}), --max-vocab 30 "
+            f"(it has {len(vocab)} tokens), --init random (it has its trained embeddings): leave them out") \
         in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "p.npz")
+    # --max-vocab is a ceiling: the first run's own, above the vocabulary it got, goes on (to read the reviews)
+    with pytest.raises(pytest.fail.Exception, match="the reviews were read"):
+        main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--resume-from", str(teacher), "--max-vocab",
+              "100000"])
 
 
 
