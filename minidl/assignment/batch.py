@@ -386,7 +386,11 @@ def _check_arguments(args):
     check_replaceable(args.csv, _is_grades_csv, "minidl grade --submissions", "--csv")
     check_once(args.task)
     # a typo here graded every student 0 and replaced the last grades (without --assignment: of those the copies are)
-    for name in [args.assignment] if args.assignment else _named_assignments(args.submissions):
+    names = [args.assignment] if args.assignment else _named_assignments(args.submissions)
+    if len(names) > 1 and (args.task or getattr(args, "reference", None)):   # one stray copy refused the class
+        raise AssignmentError(f"the copies are of several assignments ({', '.join(names)}): --task and --reference "
+                              f"are one assignment's; give it with --assignment NAME, or leave them out")
+    for name in names:
         manifest = find_assignment(name)
         selected_tasks(manifest, args.task)
         find_reference(manifest, getattr(args, "reference", None))

@@ -193,6 +193,10 @@ def test_a_task_or_reference_the_copies_assignment_lacks_is_refused_without_assi
         with pytest.raises(AssignmentError, match=message):
             main(_args(submissions=str(folder), csv=str(csv_file), **options))
     assert csv_file.read_text().endswith("alice,10,10,graded,\n")
+    # a stray copy of another assignment: they were checked against each, and no --reference could pass both
+    shutil.copytree(copies("mlm_distillation"), folder / "bob")
+    with pytest.raises(AssignmentError, match=r"copies are of several assignments \(ex2_sentiment, mlm_distillation\)"):
+        main(_args(submissions=str(folder), csv=str(csv_file), task=[1]))
 
 
 def test_a_csv_below_a_file_is_refused_before_grading(tmp_path, copies):
