@@ -264,7 +264,10 @@ def gradcheck(fn, inputs, eps=1e-3, tol=1e-7, seed=0, raise_on_fail=False, point
     if points not in STENCILS or not eps > 0 or not tol >= 0:   # a KeyError, or nan errors, or every check failed
         raise ValueError(f"gradcheck: points must be 3 or 5, eps > 0 and tol >= 0; got points={points!r}, "
                          f"eps={eps!r}, tol={tol!r}")
-    inputs = list(inputs)
+    # an input made by an op (x.double(), x.to("torch"), w * 2) keeps no .grad: a right backward read "no gradient
+    # at all"; it is checked as the leaf of its values (sharing them: the finite differences restore each entry)
+    inputs = [t.detach().requires_grad_() if isinstance(t, Tensor) and t.requires_grad and not t.is_leaf else t
+              for t in inputs]
     checked = _checked_inputs(inputs)
     analytic, grad_output = _analytic_gradients(fn, inputs, checked, seed)
     numeric = [g for g in numerical_gradient(fn, inputs, grad_output, eps, points) if g is not None]

@@ -189,3 +189,14 @@ def test_near_a_singularity_the_hint_blames_the_finite_differences_not_the_backw
     assert "the two agree to 4 digits or more: at a point near a singularity" in str(gradcheck(md.log, [near]))
     assert "a step of eps left the function's domain" in str(past)
     assert gradcheck(md.log, [near], eps=5e-5).ok
+
+
+def test_an_input_made_by_an_op_is_checked_as_the_leaf_of_its_values(device):
+    """x.double(), x.to("torch") or w * 2 keep no .grad: a right tanh failed, "the backward gave this input no
+    gradient at all". The caller's tensor keeps its values and graph."""
+    x = md.randn(3, 4, requires_grad=True, device=device).double()
+    before = x.numpy().copy()
+    result = gradcheck(lambda a: a.tanh(), [x])
+    assert result.ok, result
+    np.testing.assert_array_equal(x.numpy(), before)
+    assert not x.is_leaf and x.grad is None
