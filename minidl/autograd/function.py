@@ -62,16 +62,24 @@ def mask_array(mask, like, op):
     return like.xp.astype(mask.data if isinstance(mask, Tensor) else like.xp.asarray(mask), like.dtype)
 
 
+# how NumPy's and torch's messages about shapes read ("could not be broadcast together with shapes", "mismatch in
+# its core dimension", "must match the size of tensor b", "cannot reshape array of size", "axis 2 is out of bounds")
+_SHAPE_WORDS = re.compile(r"shape|broadcast|dimension|size|axis|out of (bounds|range)|mismatch|must match", re.I)
+
+
 def _library_error(cls, inputs, error):
     """What the array library's ``error`` in ``cls``'s forward is for the user: a ShapeError naming
-    the input shapes, or an OpError naming the dtypes where they clash (torch refuses int64 @ float32)."""
+    the input shapes, an OpError naming the dtypes where they clash (torch refuses int64 @ float32), else
+    an OpError naming both (a student's np.clip(x, lo, hi, 0), dropout of an int tensor: "ShapeError" sent
+    them hunting for a shape bug)."""
     tensors = [x for x in inputs if isinstance(x, Tensor)]
     dtypes = sorted({x.dtype for x in tensors})
     if len(dtypes) > 1 and "dtype" in str(error):
         return OpError(f"{cls.op_name()}: {error} (input dtypes: {', '.join(dtypes)}); give the inputs one dtype, "
                        f"e.g. x.float()")
-    shapes = ", ".join(str(tuple(x.shape)) for x in tensors)
-    return ShapeError(f"{cls.op_name()}: {error} (input shapes: {shapes})")
+    if _SHAPE_WORDS.search(str(error)):
+        return ShapeError(f"{cls.op_name()}: {error} (input shapes: {', '.join(str(tuple(x.shape)) for x in tensors)})")
+    return OpError(f"{cls.op_name()}: {error} (inputs: {', '.join(f'{x.dtype} {tuple(x.shape)}' for x in tensors)})")
 
 
 def _promoted(xp, out, arrays):
