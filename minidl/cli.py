@@ -33,10 +33,10 @@ from .bench.threads import describe as describe_threads, limit_threads
 from .compress.quantize import quantize
 from .data.batching import encode_dataset, subset
 from .data.vocab import TextEncodingError
-from .io import check_replaceable, check_writable, finite, json_keys, npz_meta, write_text
+from .io import finite, write_text
 from .metrics import format_report
 from .models import MODELS, describe
-from .train import Callback, TrainConfig, evaluate, fit, load_classifier
+from .train import TrainConfig, evaluate, fit, load_classifier
 from .train.checkpoint import check_data
 from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
 
@@ -440,10 +440,8 @@ def build_parser():
 
 def _train(args):
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).check()
-    _check_out(args)
     log = _stderr if args.json else print
-    replacing = [_Replacing(args.out)] if args.overwrite and args.out else []
-    result = fit(config, out=args.out, resume=args.resume, callbacks=replacing, progress=not args.quiet, log=log)
+    result = fit(config, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, log=log)
     summary = finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
     if args.json:
         print(json.dumps({"test": summary, "steps": result.steps, "seconds": round(result.seconds, 1),
@@ -457,37 +455,6 @@ def _train(args):
         write_text(os.path.join(args.out, "results.json"),
                    json.dumps(finite(dataclasses.asdict(result)), indent=1, allow_nan=False))
     return 0
-
-
-class _Replacing(Callback):
-    """--overwrite: the replaced run's results.json goes with this run's first checkpoint. It stayed beside the
-    new checkpoints when the run stopped early; removed up front, it was lost also when the run was refused."""
-
-    def __init__(self, out):
-        self.results = os.path.join(out, "results.json")
-
-    def on_save(self, path, kind):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.results)
-
-
-def _check_out(args):
-    """Refuse an --out that cannot take this run, before any work: a file, a folder this user
-    cannot write, one holding files of the same names that minidl train did not write, or one
-    holding another run's results (unless --resume or --overwrite)."""
-    if not args.out:
-        return
-    check_writable(args.out, folder=True)
-
-    owners = {**dict.fromkeys(("last.npz", "best.npz"), lambda path: "config" in npz_meta(path)),
-              "results.json": lambda path: {"config", "test"} <= json_keys(path)}
-    for name, is_own in owners.items():
-        check_replaceable(os.path.join(args.out, name), is_own, "minidl train", "--out:")
-    if os.path.isdir(args.out):
-        found = [name for name in owners if os.path.exists(os.path.join(args.out, name))]
-        if found and not (args.resume or args.overwrite):
-            raise OSError(f"--out {args.out} holds another run ({', '.join(found)}); pass --resume to continue it, "
-                          f"--overwrite to replace it, or another folder")
 
 
 def _stderr(message, **_):

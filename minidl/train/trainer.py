@@ -12,6 +12,7 @@ optimizer's moments, the schedule's position and the random generators (dropout)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import minidl as md
 
 from .. import optim
 from ..data.batching import batches, num_batches
-from ..io import npz_meta
+from ..io import check_replaceable, check_writable, json_keys, npz_meta
 from ..metrics import classification_report
 from ..models import build_model
 from . import checkpoint
@@ -124,10 +125,14 @@ def embedding_table(model):
     return getattr(getattr(model, "embedding", None), "weight", None)
 
 
-def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print):
+def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print, overwrite=False):
     """Train ``config`` (a TrainConfig or a dict) with the training core; returns a ``Result``
-    with test metrics."""
+    with test metrics. A folder ``out`` holding another run is refused unless ``resume`` (go on
+    from it) or ``overwrite`` (replace it; its results.json goes with this run's first checkpoint)."""
     config = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).check()
+    _check_out(out, resume, overwrite)
+    if overwrite and out:
+        callbacks = (*callbacks, _Replacing(out))
     paths, teachers = checkpoint.run_paths(out), checkpoint.teacher_files(config)   # (the files it will learn from)
     if resume:   # before the data are read (IMDB: seconds) and a teacher scores them (minutes)
         _check_resumable(paths.get("last"), config, teachers)
@@ -224,6 +229,37 @@ class FrozenWarmup(Callback):
         if step == self.steps:
             self.table.requires_grad = True
         return False
+
+
+def _check_out(out, resume, overwrite):
+    """Refuse an ``out`` that cannot take this run, before any work: a file, a folder this user
+    cannot write, one holding files of the same names that minidl train did not write, or one
+    holding another run's results (unless ``resume`` or ``overwrite``). Checked here, not only by
+    minidl train: Python's fit replaced another run silently, and trained up to its first save
+    with a file as ``out``."""
+    if not out:
+        return
+    check_writable(out, folder=True)
+    owners = {**dict.fromkeys(("last.npz", "best.npz"), lambda path: "config" in npz_meta(path)),
+              "results.json": lambda path: {"config", "test"} <= json_keys(path)}
+    for name, is_own in owners.items():
+        check_replaceable(os.path.join(out, name), is_own, "minidl train", "--out:")
+    found = [name for name in owners if os.path.exists(os.path.join(out, name))]
+    if found and not (resume or overwrite):
+        raise OSError(f"--out {out} holds another run ({', '.join(found)}); pass --resume to continue it, "
+                      f"--overwrite to replace it, or another folder")
+
+
+class _Replacing(Callback):
+    """--overwrite: the replaced run's results.json goes with this run's first checkpoint. It stayed beside the
+    new checkpoints when the run stopped early; removed up front, it was lost also when the run was refused."""
+
+    def __init__(self, out):
+        self.results = os.path.join(out, "results.json")
+
+    def on_save(self, path, kind):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.results)
 
 
 def _check_resumable(last, config, teachers):

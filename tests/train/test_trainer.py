@@ -132,9 +132,30 @@ def test_resume_refuses_a_teacher_trained_again_since(tmp_path):
     taught = TrainConfig(**{**quick, "epochs": 2}, teacher=f"nbsvm, {teacher}")   # (the space: a crash once)
     fit(taught, out=tmp_path / "S", progress=False)
     fit(taught, out=tmp_path / "S", resume=True, progress=False)   # the same teacher: it goes on
-    fit(TrainConfig(**{**quick, "seed": 7}), out=tmp_path / "T", progress=False)
+    fit(TrainConfig(**{**quick, "seed": 7}), out=tmp_path / "T", overwrite=True, progress=False)
     with pytest.raises(ValueError, match=f"--teacher {teacher} has changed since the run learned from it"):
         fit(taught, out=tmp_path / "S", resume=True, progress=False)
+
+
+def test_an_out_holding_another_run_or_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    """fit replaced another run's checkpoints without a word (minidl train refused that folder), and with a
+    file as out it trained up to its first save; overwrite=True replaces the run."""
+    from minidl.train import trainer
+
+    run, notes, config = tmp_path / "run", tmp_path / "notes.txt", TrainConfig(**{**QUICK, "epochs": 1})
+    fit(config, out=run, progress=False)
+    before = (run / "best.npz").read_bytes()
+    notes.write_text("mine")
+    monkeypatch.setattr(trainer, "prepare", lambda config: pytest.fail("the data were read first"))
+    other = TrainConfig(**{**QUICK, "epochs": 1, "model": "mlp"})
+    with pytest.raises(OSError, match=r"holds another run \(last.npz, best.npz\); pass --resume .* --overwrite"):
+        fit(other, out=run, progress=False)
+    with pytest.raises(OSError, match="notes.txt is a file; give a folder"):
+        fit(other, out=notes, progress=False)
+    assert (run / "best.npz").read_bytes() == before and notes.read_text() == "mine"
+    monkeypatch.undo()
+    assert fit(other, out=run, overwrite=True, progress=False).config["model"] == "mlp"
+    assert (run / "best.npz").read_bytes() != before
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
