@@ -168,7 +168,13 @@ def _read_checkpoint(path):
 
 def _read_sweep(path):
     with open(path, "rb") as f:
-        records, notes = _sweep_records(f.read().split(b"\n"))
+        lines = f.read().split(b"\n")
+    # one record per job, as minidl plot reads them, and a note for each line that is no record (the last one
+    # may be being written)
+    found, bad, truncated = scan_records(lines)
+    records = one_per_job(found)
+    notes = [f"line {number} skipped: {_one_line(error)}" for number, error in bad]
+    notes += [f"line {len(lines)} is being written, not shown yet"] * bool(truncated)
     if not records:
         raise ValueError(notes[0] if len(notes) == 1 else "an empty sweep file" if not notes
                          else "not a sweep of minidl sweep: no line is a sweep record")
@@ -177,14 +183,6 @@ def _read_sweep(path):
     for row in summary:
         row["settings_label"] = settings_label(row["settings"])     # the cell of minidl plot's table
     return {"jobs": jobs, "summary": finite(summary), "notes": notes}
-
-
-def _sweep_records(lines):
-    """(records, notes) of a sweep file's lines: one record per job, as minidl plot reads them, and a note
-    for each line that is no record (the last one may be being written)."""
-    records, bad, truncated = scan_records(lines)
-    notes = [f"line {number} skipped: {_one_line(error)}" for number, error in bad]
-    return one_per_job(records), notes + [f"line {len(lines)} is being written, not shown yet"] * bool(truncated)
 
 
 def _job(record, settings):
