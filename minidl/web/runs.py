@@ -65,31 +65,28 @@ class RunsFolder:
     # --- the listing ---
     def listing(self):
         found = {"root": self.root, "runs": [], "sweeps": [], "plots": [], "skipped": []}
-        left_out = []
-        for folder, names in self._folders(left_out):
+        seen = 0
+        for folder, names in self._folders():
+            shown = names[:max(0, MAX_FILES - seen)]     # at most MAX_FILES files in all
+            seen += len(names)
             # a run folder shows one of its two files: last.npz while it trains, then results.json
-            both = "last.npz" in names and "results.json" in names
+            both = "last.npz" in shown and "results.json" in shown
             hidden = ("results.json" if _newer(folder) else "last.npz") if both else None
-            for name in names:
+            for name in shown:
                 if name != hidden:
                     self._add(found, folder, name)
-        if left_out:   # they were left out without a word
-            found["skipped"].append({"path": ".", "why": f"{len(left_out):,} more files past the first {MAX_FILES:,}: "
-                                                         f"not listed; give --runs a folder nearer the runs"})
+        if seen > MAX_FILES:   # they were left out without a word
+            found["skipped"].append({"path": ".", "why": f"{seen - MAX_FILES:,} more files past the first {MAX_FILES:,}"
+                                                         ": not listed; give --runs a folder nearer the runs"})
         return found
 
-    def _folders(self, left_out):
-        """(folder, sorted visible file names it may show) of each folder down to MAX_DEPTH, at most MAX_FILES
-        files in all; the others are added to ``left_out``. Other files do not count (2,000 of them hid every run)."""
-        seen = 0
+    def _folders(self):
+        """(folder, sorted visible file names it may show) of each folder down to MAX_DEPTH. Other files do not
+        count towards MAX_FILES (2,000 of them hid every run)."""
         for folder, subfolders, files in os.walk(self.root):
             depth = os.path.relpath(folder, self.root).count(os.sep) + (folder != self.root)
             subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")) if depth < MAX_DEPTH else []
-            names = sorted(f for f in files if not f.startswith(".") and _shown(f))
-            left_out += names[max(0, MAX_FILES - seen):]
-            names = names[:max(0, MAX_FILES - seen)]
-            seen += len(names)
-            yield folder, names
+            yield folder, sorted(f for f in files if not f.startswith(".") and _shown(f))
 
     def _add(self, found, folder, name):
         path = os.path.join(folder, name)
