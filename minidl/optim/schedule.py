@@ -23,7 +23,9 @@ def get_lr(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
 
 class LinearWarmupDecay:
     """Sets each parameter group's lr by ``get_lr``, from the group's lr at construction
-    (its base lr). Call ``step()`` once after each ``optimizer.step()``::
+    (its base lr, kept in the group as ``initial_lr`` as torch does: a second schedule on the
+    same optimizer starts from it, not from the lr 0 the first set). Call ``step()`` once after
+    each ``optimizer.step()``::
 
         scheduler = LinearWarmupDecay(optimizer, warmup_steps=100, total_steps=1000)
         for batch in batches:
@@ -36,11 +38,13 @@ class LinearWarmupDecay:
                              f"total_steps={total_steps}")
         self.optimizer = optimizer
         self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
         if min_lr < 0:
             raise ValueError(f"min_lr={min_lr} is below 0: a negative learning rate climbs the loss")
         if any(min_lr > base for base in self.base_lrs):
             raise ValueError(f"min_lr={min_lr} is above a base learning rate {self.base_lrs}")
+        for group, base_lr in zip(optimizer.param_groups, self.base_lrs):
+            group["initial_lr"] = base_lr
         self.last_step = 0
         self._apply()
 

@@ -51,6 +51,18 @@ def test_scheduler_resumes_from_state_dict():
     assert fresh.lr == pytest.approx(scheduler.lr) == pytest.approx(get_lr(30, 0.01, 10, 100))
 
 
+def test_a_second_schedule_on_one_optimizer_starts_from_the_base_lr():
+    """A notebook cell run again: the first schedule set lr to 0 (warm-up step 0); the second
+    starts from the group's initial_lr, as torch's schedulers do, not from that 0."""
+    opt = optim.Adam([nn.Parameter(np.ones(2))], lr=0.01)
+    LinearWarmupDecay(opt, warmup_steps=10, total_steps=100)
+    scheduler = LinearWarmupDecay(opt, warmup_steps=10, total_steps=100)
+    assert scheduler.base_lrs == [0.01]
+    for _ in range(10):
+        scheduler.step()
+    assert scheduler.lr == pytest.approx(0.01)
+
+
 def test_bad_settings_are_refused():
     opt = optim.SGD([nn.Parameter(np.ones(2))], lr=0.1)
     with pytest.raises(ValueError, match="warmup_steps < total_steps"):
