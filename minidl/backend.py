@@ -80,6 +80,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def copy(self, a): """A fresh copy of ``a``."""
     @abc.abstractmethod
+    def owns(self, a): """Whether ``a`` is writable and has memory of its own (no view of another array)."""
+    @abc.abstractmethod
     def zeros(self, shape, dtype="float32"): ...
     @abc.abstractmethod
     def ones(self, shape, dtype="float32"): ...
@@ -227,6 +229,9 @@ class NumpyBackend(Backend):
 
     def copy(self, a):
         return a.copy()
+
+    def owns(self, a):
+        return a.base is None and a.flags.writeable
 
     def zeros(self, shape, dtype="float32"):
         return np.zeros(shape, dtype=dtype)
@@ -439,6 +444,9 @@ class TorchBackend(Backend):
 
     def copy(self, a):
         return a.clone()
+
+    def owns(self, a):
+        return a._base is None
 
     def zeros(self, shape, dtype="float32"):
         return self.torch.zeros(shape, dtype=self.dtype(dtype), device=self.device)

@@ -159,8 +159,9 @@ _Tensor = None   # the Tensor class, handed over by tensor.py (which imports thi
 
 
 def _keep(node, g, given):
-    """Store ``g`` as the gradient of a leaf (or a retained node): added to the one it has, else as its own array
-    (one backward's array, add's (grad, grad), is never two leaves' .grad: p.grad *= 0.5 on one scaled both)."""
+    """Store ``g`` as the gradient of a leaf (or a retained node): added to the one it has, else as its own writable
+    array (one backward's array, add's (grad, grad), is never two leaves' .grad: p.grad *= 0.5 on one scaled both;
+    sum's read-only broadcast view and the caller's backward(grad) are copied: p.grad *= 0.5 failed or changed it)."""
     if isinstance(g, _Tensor):     # an optimizer would then update nothing
         from .function import OpError
 
@@ -169,7 +170,7 @@ def _keep(node, g, given):
     if node.grad is not None:
         node.grad = node.grad + g
     else:
-        node.grad = node.xp.copy(g) if id(g) in given else g
+        node.grad = g if id(g) not in given and node.xp.owns(g) else node.xp.copy(g)
         given.add(id(node.grad))
 
 
@@ -204,7 +205,7 @@ def backward(root, grad=None):
     ``grad`` is dL/d(root); it may be omitted when ``root`` holds a single value.
     """
     grads = {id(root): _root_gradient(root, grad)}
-    given = set()   # the arrays handed to leaves so far
+    given = {id(grads[id(root)])}   # the arrays handed to leaves so far, and the root's (maybe the caller's ``grad``)
     # The hot loop: one iteration per node, kept free of extra function calls (the anomaly
     # check costs one only while detect_anomaly() is on).
     for node in reversed(topological_order(root)):

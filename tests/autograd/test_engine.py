@@ -397,6 +397,32 @@ def test_two_leaves_never_share_one_gradient_array(device):
     assert md.tensor(base.grad).numpy().tolist() == [[1.5, 1.5], [1.5, 1.5]]
 
 
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+@pytest.mark.parametrize("loss", [lambda x: x.sum(), lambda x: x.mean(), lambda x: (x + 1).sum(),
+                                  lambda x: x.reshape(12).sum()], ids=["sum", "mean", "add", "reshape"])
+def test_a_leaf_gradient_is_a_writable_array_of_its_own(device, loss):
+    """sum's backward is a read-only broadcast view (strides 0): x.grad *= 0.5 raised NumPy's 'output array is
+    read-only' (torch: 'more than one element of the written-to tensor refers to a single memory location')."""
+    x = md.ones(3, 4, device=device, requires_grad=True)
+    loss(x).backward()
+    expected = as_numpy(x.grad) * 0.5
+    x.grad *= 0.5
+    np.testing.assert_allclose(as_numpy(x.grad), expected)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+@pytest.mark.parametrize("output", [lambda x: x, lambda x: x + 0, lambda x: x.reshape(4, 3).reshape(3, 4)],
+                         ids=["leaf", "add", "reshape"])
+def test_backward_keeps_the_callers_gradient_unchanged(device, output):
+    """y.backward(g) stored g itself (or a view of it) as x.grad, as torch does not: x.grad *= 2 changed g."""
+    x = md.zeros(3, 4, device=device, requires_grad=True)
+    for g in [md.ones(3, 4, device=device)] + ([np.ones((3, 4), np.float32)] if device == "cpu" else []):
+        x.grad = None
+        output(x).backward(g)
+        x.grad *= 2
+        assert as_numpy(g.data).tolist() == np.ones((3, 4)).tolist()
+
+
 def test_a_gradient_on_another_device_is_one_line():
     x = md.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match=r"backward\(\): grad lives on torch, the output on cpu; move it with"):
