@@ -278,6 +278,27 @@ def test_to_dtype_gradients_come_back_in_the_source_dtype(device):
     np.testing.assert_array_equal(as_numpy(x.grad), [2.0, 4.0])
 
 
+@pytest.mark.parametrize("dtypes", [("float32", "float64"), ("float64", "float32")])
+@pytest.mark.parametrize("op", ["matmul", "linear"])
+def test_matmul_and_linear_promote_float32_with_float64_on_both_devices(op, dtypes):
+    """NumPy's @ promotes float32 with float64; torch's refused the mix ('expected m1 and m2 to have the same
+    dtype'), though both devices give the widest float dtype: the same dtype and numbers on both now."""
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(shape) for shape in [(2, 4, 3), (3, 2), (2,)]]
+    results, inputs = {}, 2 if op == "matmul" else 3   # x, W (and b, in W's dtype)
+    for device in ("cpu", "torch"):
+        x, w, b = (md.tensor(v, dtype=dtype, device=device, requires_grad=True)
+                   for v, dtype in zip(values, dtypes + dtypes[1:]))
+        out = x @ w if op == "matmul" else md.linear(x, w, b)
+        (out * out).sum().backward()
+        grads = [p.grad for p in (x, w, b)[:inputs]]
+        assert out.dtype == "float64"
+        assert [md.get_backend(device).dtype_name(g) for g in grads] == list(dtypes + dtypes[1:])[:inputs]
+        results[device] = [out.numpy()] + [as_numpy(g) for g in grads]
+    for on_cpu, on_torch in zip(results["cpu"], results["torch"]):
+        np.testing.assert_allclose(on_torch, on_cpu, rtol=1e-6)
+
+
 def test_to_an_integer_dtype_leaves_the_graph(device):
     """x.to(dtype="int64") of a tensor that requires grad came back requiring grad, as no integer tensor can
     (requires_grad_ refuses it); torch gives requires_grad False."""

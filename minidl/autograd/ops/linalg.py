@@ -28,6 +28,7 @@ class MatMul(Function):
             except ShapeError:
                 raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} have batch dimensions "
                                  f"{tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} that cannot be broadcast") from None
+        a, b = _widest(ctx.xp, a, b)
         ctx.save_for_backward(a, b)
         return _product(a, b)
 
@@ -60,6 +61,7 @@ class Linear(Function):
                 bias is not None and tuple(bias.shape) != (weight.shape[1],)):
             raise ShapeError(f"linear: expected x (..., K), W (K, M) and b (M,) or None; got x {tuple(x.shape)}, "
                              f"W {tuple(weight.shape)}, b {None if bias is None else tuple(bias.shape)}")
+        x, weight, bias = _widest(ctx.xp, x, weight, bias)
         ctx.save_for_backward(x, weight)
         out = _product(x, weight)
         if bias is not None:
@@ -76,6 +78,16 @@ class Linear(Function):
         d_w = xp.swap_last(x.reshape(-1, x.shape[-1])) @ positions if need_w else None  # (K, B·T) @ (B·T, M)
         d_b = xp.sum(positions, axis=0) if need_b else None                            # Σ over every position
         return d_x, d_w, d_b
+
+
+def _widest(xp, *arrays):
+    """The arrays (None passes) in float64 where float32 meets float64, as NumPy's @ promotes them: torch's refuses
+    the mix, and minidl gives the widest float dtype on both devices. The backward then runs in float64 too (the
+    engine hands each input its gradient in its own dtype). Integers with floats pass: torch refuses them."""
+    dtypes = {a.dtype for a in arrays if a is not None}
+    if len(dtypes) == 1 or {xp.dtype_name(a) for a in arrays if a is not None} != {"float32", "float64"}:
+        return arrays
+    return tuple(None if a is None else xp.astype(a, "float64") for a in arrays)
 
 
 def _product(a, b):
