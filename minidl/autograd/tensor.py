@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend as _backend
 from . import engine
+from .broadcast import broadcast_shape
 
 _default_dtype = "float32"
 
@@ -244,30 +245,40 @@ class Tensor:
 
     # ``p -= lr * p.grad`` under ``no_grad``: a leaf that requires grad (a parameter) is updated in place, as in
     # PyTorch (Python's fallback, p = p - ..., rebound the loop variable and left the model as it was). On every
-    # other tensor ``x -= y`` stays ``x = x - y``, a new tensor that the graph records.
-    def _in_place(self, other, update, fallback):
+    # other tensor ``x -= y`` stays ``x = x - y``, a new tensor that the graph records. A value on another device, or
+    # one that does not broadcast to the parameter's shape, is refused in the words of ``p - y``, not the library's.
+    def _in_place(self, other, update, op):
+        other = self._lift(other)
         if self._ctx is not None or not self.requires_grad:
-            return fallback(self, other)
-        if engine.is_grad_enabled():
-            from .function import OpError
+            return op(self, other)
+        from .function import OpError, ShapeError
 
+        if engine.is_grad_enabled():
             raise OpError("an in-place update of a tensor that requires grad (a parameter) would not be recorded; "
                           "write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")
-        update(self.data, other.data if isinstance(other, Tensor) else other)
+        if isinstance(other, Tensor):
+            if other.xp is not self.xp:
+                raise ValueError(f"{op.__name__}: inputs live on different devices ({self.device} and {other.device}); "
+                                 f"move them with .to(device) first")
+            if (shape := broadcast_shape(op.__name__, self.shape, other.shape)) != self.shape:
+                raise ShapeError(f"{op.__name__}: shapes {self.shape} and {other.shape} broadcast to {shape}, not to "
+                                 f"the shape {self.shape} of the tensor updated in place; give a value of its shape")
+            other = other.data
+        update(self.data, other)
         engine.changed_in_place(self)
         return self
 
     def __iadd__(self, other):
-        return self._in_place(other, operator.iadd, Tensor.__add__)
+        return self._in_place(other, operator.iadd, _ops.add)
 
     def __isub__(self, other):
-        return self._in_place(other, operator.isub, Tensor.__sub__)
+        return self._in_place(other, operator.isub, _ops.sub)
 
     def __imul__(self, other):
-        return self._in_place(other, operator.imul, Tensor.__mul__)
+        return self._in_place(other, operator.imul, _ops.mul)
 
     def __itruediv__(self, other):
-        return self._in_place(other, operator.itruediv, Tensor.__truediv__)
+        return self._in_place(other, operator.itruediv, _ops.div)
 
     # Comparisons give constant boolean tensors (masks); they are not differentiable.
     # == and != too, as in torch (they compared identity: np.mean(preds == y) was 0.0 for a perfect model)

@@ -365,6 +365,21 @@ def test_an_in_place_update_of_a_parameter_under_no_grad_updates_it(device):
     assert y.numpy().tolist() == [1.0, 1.0, 1.0] and x.numpy().tolist() == [2.0, 2.0, 2.0]
 
 
+@pytest.mark.parametrize("device, other", [("cpu", "torch"), ("torch", "cpu")])
+def test_an_in_place_update_refuses_another_device_or_shape_as_p_minus_t_does(device, other):
+    """p -= t with t on the other device raised 'unsupported operand type(s) for -=' (cpu p) or changed p (torch p);
+    a t that broadcasts beyond p's shape raised NumPy's 'non-broadcastable output operand'. Now p - t's words."""
+    p = md.ones(3, device=device, requires_grad=True)
+    with md.no_grad():
+        with pytest.raises(ValueError, match=rf"^sub: inputs live on different devices \({device} and {other}\); move"):
+            p -= 0.1 * md.ones(3, device=other)
+        with pytest.raises(md.ShapeError, match=r"^sub: shapes \(3,\) and \(2, 3\) broadcast to \(2, 3\), not to"):
+            p -= md.ones(2, 3, device=device)
+        with pytest.raises(md.ShapeError, match=r"^div: shapes \(3,\) and \(2,\) cannot be broadcast together"):
+            p /= np.ones(2)
+    assert p.numpy().tolist() == [1.0, 1.0, 1.0]
+
+
 def test_a_slip_in_a_forward_is_its_own_error_not_a_shape_error():
     """A NameError in a student's forward read "ShapeError: window_attention: name 'd_k' is not defined (input
     shapes: ...)": a hunt for a shape bug. The array library's errors are still ShapeErrors naming the shapes."""
