@@ -32,6 +32,7 @@ when the infinity reaches one of the values above).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 import numpy as np
@@ -100,6 +101,18 @@ class Checkpoints:
         return f"the last good checkpoint is {self.paths.get('last', self.paths.get('best'))} (step {self.saved_step})"
 
 
+def _check_counts(batches, **counts):
+    """A one-line ValueError for a count that is not a whole number >= 1 (patience=0 or epochs=-2 trained nothing
+    and said nothing; epochs=2.5 ran 3), or ``batches`` that is not a function of the epoch (a list of batches read
+    "TypeError: 'list' object is not callable")."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ValueError(f"train: {name} must be a whole number >= 1 (or None), got {value!r}")
+    if not callable(batches):
+        raise TypeError(f"train: batches must be a function of the epoch that gives its batches, e.g. "
+                        f"lambda epoch: data; got a {type(batches).__name__}")
+
+
 def new_loop():
     """The core's position and record, saved in checkpoints: epoch, batches done in it, steps
     done, the best evaluation so far, evaluations since it, every evaluation, seconds."""
@@ -135,6 +148,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     """
     if epochs is None and steps is None:
         raise ValueError("train: say when to stop, with epochs or steps")
+    _check_counts(batches, epochs=epochs, steps=steps, every=every, patience=patience)
     if loop is not None and checkpoints is not None:
         checkpoints.saved_step = loop["step"]   # resumed: the checkpoint it came from is the last good one
     run = _Run(model, loss_fn, optimizer, schedule, clip, evaluate, metric, patience,

@@ -423,6 +423,25 @@ def test_a_time_limit_says_it_stopped_the_run():
                                           "any resume included)"]
 
 
+@pytest.mark.parametrize("bad, words", [(dict(patience=0), r"patience must be a whole number >= 1 \(or None\), got 0"),
+                                        (dict(epochs=-2), "epochs must be"), (dict(epochs=2.5), "got 2.5"),
+                                        (dict(every=0), "every must be"), (dict(batches=[]), "batches must be a "
+                                                                                             "function of the epoch")])
+def test_counts_that_train_nothing_and_batches_that_are_no_function_are_refused(bad, words):
+    """patience=0 or epochs=-2 trained nothing and said nothing, epochs=2.5 ran 3, a list of batches read
+    "TypeError: 'list' object is not callable"."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+
+    net = nn.Linear(4, 2)
+    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
+    settings = {"batches": lambda e: [(X, Y)], "epochs": 5, "evaluate": lambda m: {"loss": 1.0}, "every": 4, **bad}
+    with pytest.raises((ValueError, TypeError), match=words):
+        train(net, settings.pop("batches"), lambda m, b: md.cross_entropy(m(b[0]), b[1]),
+              optim.Adam(net.parameters()), **settings)
+
+
 def test_a_non_finite_gradient_norm_validation_loss_or_weight_stops_the_run_naming_it():
     """Three of the divergence stops ran in no test (coverage): a gradient norm that is not finite (with clip), a
     validation loss that is not, and a weight made non-finite outside the optimizer (here by a callback)."""
