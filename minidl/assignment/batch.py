@@ -212,13 +212,10 @@ def grade_one(argv):
 
 def _environment():
     """This minidl first on the path (the grader is the instructor's, whatever the working folder), and one
-    thread per numerical library."""
+    thread per numerical library (where the caller's environment sets no number)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env["PYTHONPATH"] = os.pathsep.join([str(MINIDL_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    for name in _ONE_THREAD:
-        env.setdefault(name, "1")
-    return env
+    return {**dict.fromkeys(_ONE_THREAD, "1"), **env, "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": os.pathsep.join([str(MINIDL_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def _whole_failure(task):
