@@ -149,13 +149,11 @@ class _Groups:
 
 def _kill_group(process):
     killpg = getattr(os, "killpg", None)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):   # the whole group has already exited
         if killpg is not None:
             killpg(process.pid, signal.SIGKILL)  # the leader is not reaped yet, so the group id is still its own
         else:  # pragma: no cover - Windows: no process groups to kill
             process.kill()
-    except (ProcessLookupError, PermissionError):
-        pass  # the whole group has already exited
 
 
 def _wait_group_gone(group, seconds=5.0):
