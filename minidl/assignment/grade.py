@@ -428,8 +428,7 @@ def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=Non
     return manifest, results, seconds
 
 
-def grade_with_reference(directory=".", assignment=None, tasks=None, timeout=600, reference=None,
-                         test_timeout=TEST_SECONDS, log=None):
+def grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout, log=None):
     """``grade``, also returning the reference file it used (None: none found):
     (manifest, reference, [TaskResult], seconds). ``log(message)`` hears when the tests start."""
     check_seconds(timeout, "--timeout")
