@@ -72,11 +72,11 @@ METRICS = ("loss", "accuracy", "f1", "precision", "recall")
 
 
 def lowrank_ranks(model, fraction):
-    """{Linear name: rank} giving each Linear ``fraction`` of its parameters: r (D_in + D_out) ≈ fraction · D_in D_out
-    (a Linear too small for rank 1 to save that much is left out)."""
+    """{encoder Linear name: rank} giving each of the encoder's Linears ``fraction`` of its parameters:
+    r (D_in + D_out) ≈ fraction · D_in D_out (a Linear too small for rank 1 to save that much is left out)."""
     return {name: int(fraction * m.in_features * m.out_features / (m.in_features + m.out_features))
-            for name, m in model.named_modules()
-            if isinstance(m, Linear) and fraction * m.in_features * m.out_features >= m.in_features + m.out_features}
+            for name, m in model.named_modules() if isinstance(m, Linear) and name.startswith("encoder.")
+            and fraction * m.in_features * m.out_features >= m.in_features + m.out_features}
 
 
 class CompressionReport:
@@ -480,12 +480,11 @@ class CompressionReport:
 
         def factorized(fraction, fine_tune):
             model = self.teacher_copy()
-            factorize(model, rank={name: rank for name, rank in lowrank_ranks(model, fraction).items()
-                                   if name.startswith("encoder.")})
+            factorize(model, rank=lowrank_ranks(model, fraction))
             return self._tuned(model) if fine_tune else model
 
         for fraction in fractions:
-            if not any(name.startswith("encoder.") for name in lowrank_ranks(self.teacher, fraction)):
+            if not lowrank_ranks(self.teacher, fraction):
                 if self.log:   # (such rows were the teacher itself, under a note that said otherwise)
                     self.log(f"no low-rank {fraction:.0%} rows: the encoder's Linears are too small to save that")
                 continue
