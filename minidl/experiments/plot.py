@@ -139,8 +139,7 @@ def main_plot(args):
     table = table_markdown(summarise(results, x=args.x, metrics=metrics), x=args.x, metrics=metrics)
     write_text(out + ".md", table + "\n")
     print(table)
-    failed = sum(1 for r in results if r.get("error"))
-    if failed:
+    if failed := sum(1 for r in results if r.get("error")):
         print(f"\n({failed} failed jobs left out; their errors are in {args.results})")
     print(f"\nwrote {', '.join(paths)} and {out}.md")
     return 0
