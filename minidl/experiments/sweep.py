@@ -110,15 +110,12 @@ def grid(models, hidden_sizes, seeds, per_model=None, **fixed):
 def _check_grid(models, hidden_sizes, seeds, per_model, fixed):
     """Raise a ValueError for unknown models, settings for models not swept, a grid axis
     (model, hidden, seed) among the settings, or an empty axis."""
-    unknown = [m for m in [*models, *per_model] if m not in MODELS]
-    if unknown:
+    if unknown := [m for m in [*models, *per_model] if m not in MODELS]:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
-    stray = sorted(set(per_model) - set(models))
-    if stray:
+    if stray := sorted(set(per_model) - set(models)):
         raise ValueError(f"per-model settings for {stray}, which are not among the swept models {models}")
     for where, settings in [("fixed settings", fixed), *((f"settings for {m}", s) for m, s in per_model.items())]:
-        axes = sorted(set(settings) & set(AXES))
-        if axes:
+        if axes := sorted(set(settings) & set(AXES)):
             raise ValueError(f"{axes} in the {where}: model, hidden and seed are the grid's axes; "
                              f"pass them as grid(models, hidden_sizes, seeds)")
     if not models or not list(hidden_sizes) or not list(seeds):

@@ -78,8 +78,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values):
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
+        if unknown := sorted(set(values) - known):
             raise ValueError(f"unknown training settings {unknown}; known ones: {sorted(known)}")
         return cls(**values)
 
@@ -178,8 +177,7 @@ def _check_model(config):
     flags = {"vocab_size": "--max-vocab", "hidden": "--hidden", cls.width_option: "--hidden",
              "embed_dim": "--embed-dim", "dropout": "--dropout"}
     accepted = _keywords(cls)
-    unknown = sorted(set(config.model_options) - accepted)
-    if unknown:
+    if unknown := sorted(set(config.model_options) - accepted):
         raise ConfigError(f"--model-options {unknown}: {config.model} has no such setting; it takes "
                           f"{sorted(accepted - set(flags))}")
     taken = [name for name in config.model_options if name in flags]
@@ -256,9 +254,8 @@ def _check_teacher(config):
         if config.unlabelled:
             raise ConfigError(f"--unlabelled {config.unlabelled}: the unlabelled reviews are labelled by the "
                               f"teacher; give --teacher CHECKPOINT (best.npz of a minidl train run)")
-        ignored = [f"{_flag(name)} {getattr(config, name)}" for name in ("distill_alpha", "temperature")
-                   if getattr(config, name) != getattr(TrainConfig, name)]   # they changed nothing, silently
-        if ignored:
+        if ignored := [f"{_flag(name)} {getattr(config, name)}" for name in ("distill_alpha", "temperature")
+                       if getattr(config, name) != getattr(TrainConfig, name)]:   # they changed nothing, silently
             raise ConfigError(f"{' and '.join(ignored)}: distillation settings, with no --teacher to learn from; "
                               f"give --teacher CHECKPOINT (best.npz of a minidl train run), or leave them out")
         return

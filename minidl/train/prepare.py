@@ -178,8 +178,7 @@ def relabel(dataset, values, names, whose):
     ``values[i]`` (the file's value) or ``names[i]`` (the name shown): the order of another
     file's labels never matters. Labels that are neither are refused, both sets listed."""
     lookup = {**{v: i for i, v in enumerate(values)}, **{n: i for i, n in enumerate(names)}}
-    unknown = [label for label in dataset.label_names if label not in lookup]
-    if unknown:
+    if unknown := [label for label in dataset.label_names if label not in lookup]:
         known = values if values == names else [f"{v}={n}" for v, n in zip(values, names)]
         shown = listing([repr(label[:40] + "..." if len(label) > 40 else label) for label in map(str, unknown)])
         # (they were all listed: with --label-column text, every review)
