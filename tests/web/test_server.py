@@ -147,31 +147,22 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
     assert "give a --host this machine answers to (e.g. 127.0.0.1)" in capsys.readouterr().err   # was: another --port
 
 
-def test_minidl_serve_prints_its_url_and_serves(checkpoints):
-    command = [sys.executable, "-m", "minidl.cli", "serve", "--classifier", str(checkpoints["mlp"]), "--port", "0"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as server:
+@pytest.mark.parametrize("host, url", [(None, "http://127.0.0.1:"), ("::1", "http://[::1]:")])
+def test_minidl_serve_prints_its_url_and_serves(checkpoints, host, url):
+    """Also on an IPv6 host: --host ::1 was refused ("Address family for hostname not supported"), the server's
+    socket was IPv4."""
+    if host == "::1":
         try:
-            line = server.stdout.readline()
-            assert line.startswith("minidl serve: http://127.0.0.1:"), line
-            status, info = get(line.split()[2] + "api/info")
-            assert status == 200 and info["classifiers"][0]["name"] == "mlp"
-        finally:
-            server.terminate()
-
-
-def test_minidl_serve_listens_on_an_ipv6_host(checkpoints):
-    """--host ::1 was refused ("Address family for hostname not supported"): the server's socket was IPv4."""
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError as e:
-        pytest.skip(f"this machine has no IPv6 loopback ({e})")
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+        except OSError as e:
+            pytest.skip(f"this machine has no IPv6 loopback ({e})")
     command = [sys.executable, "-m", "minidl.cli", "serve", "--classifier", str(checkpoints["mlp"]), "--port", "0",
-               "--host", "::1"]
+               *(["--host", host] if host else [])]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as server:
         try:
             line = server.stdout.readline()
-            assert line.startswith("minidl serve: http://[::1]:"), line
+            assert line.startswith(f"minidl serve: {url}"), line
             status, info = get(line.split()[2] + "api/info")
             assert status == 200 and info["classifiers"][0]["name"] == "mlp"
         finally:
