@@ -197,6 +197,9 @@ class Tensor:
         if we are floats (else in theirs: an integer tensor times [0.5, 0.5] was cut to integers)."""
         if isinstance(other, Tensor):
             return other
+        if other is None:   # it became a NaN tensor: p -= p.grad before any backward filled p with NaN, silently
+            raise TypeError("an operand is None (a .grad is None until backward() has reached it); give a number, "
+                            "an array or a Tensor")
         if isinstance(other, (int, float, bool, np.generic)):
             return other.item() if isinstance(other, np.generic) else other
         return Tensor(other, device=self.xp, dtype=self.dtype if is_float(self.xp, self.data) else None)
@@ -258,7 +261,7 @@ class Tensor:
                           "write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")
         if isinstance(other, Tensor):
             if other.xp is not self.xp:
-                raise ValueError(f"{op.__name__}: inputs live on different devices ({self.device} and {other.device}); "
+                raise ValueError(f"{op.__name__}: inputs live on different devices ({other.device} and {self.device}); "
                                  f"move them with .to(device) first")
             if (shape := broadcast_shape(op.__name__, self.shape, other.shape)) != self.shape:
                 raise ShapeError(f"{op.__name__}: shapes {self.shape} and {other.shape} broadcast to {shape}, not to "

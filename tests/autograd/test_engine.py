@@ -371,8 +371,12 @@ def test_an_in_place_update_refuses_another_device_or_shape_as_p_minus_t_does(de
     a t that broadcasts beyond p's shape raised NumPy's 'non-broadcastable output operand'. Now p - t's words."""
     p = md.ones(3, device=device, requires_grad=True)
     with md.no_grad():
-        with pytest.raises(ValueError, match=rf"^sub: inputs live on different devices \({device} and {other}\); move"):
-            p -= 0.1 * md.ones(3, device=other)
+        with pytest.raises(ValueError, match=rf"^sub: inputs live on different devices \({other} and {device}\); move"):
+            p -= 0.1 * md.ones(3, device=other)   # (the order p - t gives)
+        with pytest.raises(ValueError, match=rf"^sub: inputs live on different devices \({other} and {device}\); move"):
+            p - 0.1 * md.ones(3, device=other)
+        with pytest.raises(TypeError, match=r"an operand is None \(a .grad is None until backward\(\)"):
+            p -= p.grad   # no backward yet: p became NaN (cpu), or a TypeError about np.object_ (torch)
         with pytest.raises(md.ShapeError, match=r"^sub: shapes \(3,\) and \(2, 3\) broadcast to \(2, 3\), not to"):
             p -= md.ones(2, 3, device=device)
         with pytest.raises(md.ShapeError, match=r"^div: shapes \(3,\) and \(2,\) cannot be broadcast together"):
