@@ -64,7 +64,8 @@ def mask_array(mask, like, op):
 
 # how NumPy's and torch's messages about shapes read ("could not be broadcast together with shapes", "mismatch in
 # its core dimension", "must match the size of tensor b", "cannot reshape array of size", "axis 2 is out of bounds")
-_SHAPE_WORDS = re.compile(r"shape|broadcast|dimension|size|axis|out of (bounds|range)|mismatch|must match", re.I)
+_SHAPE_WORDS = re.compile(r"shape|broadcast|dimension|\bdim\b|size|axis|out of (bounds|range)|mismatch|must match",
+                          re.I)
 
 
 def _library_error(cls, inputs, error):
@@ -74,6 +75,8 @@ def _library_error(cls, inputs, error):
     them hunting for a shape bug)."""
     tensors = [x for x in inputs if isinstance(x, Tensor)]
     dtypes = sorted({x.dtype for x in tensors})
+    if "allocate" in str(error) or "out of memory" in str(error):   # torch's; the CLI says what to do with one
+        return MemoryError(f"{cls.op_name()}: {error}")
     if len(dtypes) > 1 and "dtype" in str(error):
         return OpError(f"{cls.op_name()}: {error} (input dtypes: {', '.join(dtypes)}); give the inputs one dtype, "
                        f"e.g. x.float()")
@@ -148,8 +151,8 @@ class Function:
         ctx = Context(xp, tuple(needs) if record else (False,) * len(needs))
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
-        except (MinidlError, NotImplementedError, NameError, AttributeError, KeyError, ZeroDivisionError):
-            raise   # the op's own message, an op still to be written, or a slip in its code: not the inputs' fault
+        except (MinidlError, NotImplementedError, NameError, AttributeError, KeyError, ZeroDivisionError, MemoryError):
+            raise   # the op's own message, an op still to be written, a slip in its code, or memory: not the inputs
         except Exception as e:                        # the array library could not combine the inputs
             raise _library_error(cls, inputs, e) from e
         if out is None or isinstance(out, (tuple, list, Tensor)):   # NumPy stacked a tuple into one array, silently

@@ -423,6 +423,19 @@ def test_a_slip_in_a_forward_is_its_own_error_not_a_shape_error():
         Clip.apply(md.ones(3))
     assert not isinstance(info.value, md.ShapeError)
 
+    class Huge(md.Function):   # NumPy's "Unable to allocate 335. GiB ... with shape" read ShapeError, torch's OpError
+        @staticmethod
+        def forward(ctx, x, error):
+            raise error
+
+    for error in (MemoryError("Unable to allocate 335. GiB for an array with shape (300000, 300000)"),
+                  RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 360000000000 bytes")):
+        with pytest.raises(MemoryError):
+            Huge.apply(md.ones(3), error)
+    for device in ("cpu", "torch"):   # one mistake, one class on both devices (torch: "dim 0 appears multiple times")
+        with pytest.raises(md.ShapeError):
+            md.ones(2, 3, device=device).mean(axis=(0, 0))
+
 
 @pytest.mark.parametrize("device", ["cpu", "torch"])
 def test_two_leaves_never_share_one_gradient_array(device):
