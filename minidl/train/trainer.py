@@ -8,7 +8,9 @@ Checkpoints (``out``/last.npz after every evaluation, ``out``/best.npz when the 
 metric improves) are written atomically. ``fit(..., resume=True)`` continues from last.npz
 and ends exactly where an uninterrupted run with the same seed ends: the batch order is
 a function of (seed, epoch), the position inside the epoch is saved, and so are the
-optimizer's moments, the schedule's position and the random generators (dropout).
+optimizer's moments, the schedule's position and the random generators (dropout). An ``out``
+holding another run is refused unless ``resume=True`` or ``overwrite=True`` (a notebook cell run
+again, ``fit(..., out="runs/gru", overwrite=True)``).
 """
 from __future__ import annotations
 
@@ -247,7 +249,8 @@ def _check_out(out, resume, overwrite):
     found = [name for name in owners if os.path.exists(os.path.join(out, name))]
     if found and not (resume or overwrite):
         raise OSError(f"--out {out} holds another run ({', '.join(found)}); pass --resume to continue it, "
-                      f"--overwrite to replace it, or another folder")
+                      f"--overwrite to replace it (from Python: fit(..., resume=True / overwrite=True)), or another "
+                      f"folder")
 
 
 class _Replacing(Callback):

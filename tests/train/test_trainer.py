@@ -148,7 +148,8 @@ def test_an_out_holding_another_run_or_a_file_is_refused_before_any_work(tmp_pat
     notes.write_text("mine")
     monkeypatch.setattr(trainer, "prepare", lambda config: pytest.fail("the data were read first"))
     other = TrainConfig(**{**QUICK, "epochs": 1, "model": "mlp"})
-    with pytest.raises(OSError, match=r"holds another run \(last.npz, best.npz\); pass --resume .* --overwrite"):
+    with pytest.raises(OSError, match=r"holds another run \(last.npz, best.npz\); pass --resume .* --overwrite .*"
+                                      r"from Python: fit\(..., resume=True / overwrite=True\)"):
         fit(other, out=run, progress=False)
     with pytest.raises(OSError, match="notes.txt is a file; give a folder"):
         fit(other, out=notes, progress=False)
