@@ -24,8 +24,9 @@ def get_lr(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
 class LinearWarmupDecay:
     """Sets each parameter group's lr by ``get_lr``, from the group's lr at construction
     (its base lr, kept in the group as ``initial_lr`` as torch does: a second schedule on the
-    same optimizer starts from it, not from the lr 0 the first set). Call ``step()`` once after
-    each ``optimizer.step()``::
+    same optimizer starts from it, not from the lr 0 the first set; to start a second phase from
+    another lr, set the group's "initial_lr" to it, or delete it and set "lr"). Call ``step()`` once
+    after each ``optimizer.step()``::
 
         scheduler = LinearWarmupDecay(optimizer, warmup_steps=100, total_steps=1000)
         for batch in batches:
