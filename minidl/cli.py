@@ -65,6 +65,13 @@ class ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
+    def error(self, message):
+        """A value one option refuses ("argument --out: an empty path; ...") is one line; the usage (train's is
+        28 lines) comes first only where the command line is malformed: an unknown option, a missing argument."""
+        if message.startswith("argument "):
+            self.exit(2, f"{self.prog}: error: {message}\n")
+        super().error(message)
+
     def parse_known_args(self, args=None, namespace=None):
         """An option the command does not know is its error ("minidl train: error: unrecognized
         arguments: --lr-decay", with train's usage), not the top parser's list of every command.
@@ -540,7 +547,11 @@ def main(argv=None):
     """Parse the command line and run the command; its exit code (0 on success). Errors from
     the user's input or the machine (a bad setting, a missing file, a full disk) print one line,
     ``minidl <command>: <what is wrong and what to do>``, and exit 1; ``--debug`` shows the traceback."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:   # Ctrl-C while the commands' modules load (half a second) was a traceback
+        print("minidl: interrupted", file=sys.stderr)
+        return 130
     before = _saved_state(args)
     if hasattr(sys.stdout, "reconfigure"):   # progress lines reach a pipe (| tee) as they are printed, not at the end
         sys.stdout.reconfigure(line_buffering=True)

@@ -251,6 +251,29 @@ def test_an_unknown_option_is_the_commands_error_with_its_usage(capsys):
         assert err.endswith(f"minidl {name}: error: unrecognized arguments: {unknown}\n")
 
 
+def test_a_value_an_option_refuses_is_one_line_without_the_usage(capsys):
+    """--out "" or --epochs abc printed train's 28-line usage before the one line (the README says one line)."""
+    import pytest
+
+    for argv, words in ((["train", "--out", ""], "argument --out: an empty path"),
+                        (["train", "--epochs", "abc"], "argument --epochs"), (["sweep", "--epochs", "0"], "--epochs")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and len(err.splitlines()) == 1 and words in err, err
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(capsys, monkeypatch):
+    """In the first half-second (build_parser imports every command's module) it was a traceback."""
+    from minidl import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["train"]) == 130 and capsys.readouterr().err == "minidl: interrupted\n"
+
+
 def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     """--device cuda without a GPU was a traceback in 14 commands (train alone said it in words),
     some of them after loading their data."""
