@@ -539,9 +539,13 @@ def nearest_neighbours(word, words, matrix, k=10):
 
 
 def format_neighbours(word, words, matrix, k=10):
-    """One line: "good: great (0.81), decent (0.77), ..." (or why there is none)."""
-    try:
-        neighbours = nearest_neighbours(word, words, matrix, k)
-    except KeyError:
-        return f"{word}: (no vector)"
-    return f"{word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in neighbours)
+    """One line: "good: great (0.81), decent (0.77), ..." (or why there is none). A word the file
+    lacks as written is looked up lowercased, as the cleaning writes every word ("Awful" had no vector)."""
+    for query in dict.fromkeys((word, word.lower())):
+        try:
+            neighbours = nearest_neighbours(query, words, matrix, k)
+        except KeyError:
+            continue
+        return f"{word if query == word else f'{word} (as {query})'}: " + ", ".join(f"{w} ({s:.2f})"
+                                                                                 for w, s in neighbours)
+    return f"{word}: (no vector)"

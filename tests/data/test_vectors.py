@@ -347,10 +347,12 @@ def test_logistic_regression_learns_a_separable_problem():
 def test_main_neighbours_prints_one_line_per_word(tmp_path, capsys):
     words, matrix = made_up_vectors(6, 3)
     save_glove(tmp_path / "v.txt", words, matrix)
-    assert data_cli.main_neighbours(argparse.Namespace(file=str(tmp_path / "v.txt"), words=["w0", "nothere"], k=2)) == 0
+    assert data_cli.main_neighbours(argparse.Namespace(file=str(tmp_path / "v.txt"), words=["w0", "nothere", "W0"],
+                                                       k=2)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith("w0: ") and out[1].count("(") == 2
     assert out[2] == "nothere: (no vector)"
+    assert out[3] == "W0 (as w0): " + out[1][len("w0: "):]   # the cleaning lowercases: "W0: (no vector)"
 
 
 def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
