@@ -209,6 +209,13 @@ def test_a_table_of_yours_with_other_column_names(tmp_path, capsys):
                      "--label-column", "sentiment", "--json"]) == 0
     (result,) = json.loads(capsys.readouterr().out)
     assert result["train"] + result["test"] == 60 and result["label_names"] == ["0", "1"]
+    # its own test file, as train --test-data (there was no option: own data were scored on a 20 % split only)
+    test = tmp_path / "test.tsv"
+    test.write_text("review\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in zip(reviews.texts[:7], reviews.labels)))
+    assert cli_main(["baseline", "--data", str(table), "--test-data", str(test), "--kind", "tfidf", "--epochs", "1",
+                     "--text-column", "review", "--label-column", "sentiment", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert (result["train"], result["test"]) == (60, 7)
 
 
 def test_the_registered_command_answers_in_one_line(capsys):
