@@ -63,6 +63,9 @@ def check_data(path, files=None, advice="restore the file, or train again"):
             raise DataFormatError(f"{path} was trained on {option} {file}, and this run gives {option} "
                                   f"{given['file']}; give the same file")
         now = given["sha256"] if given else file_sha256(file)
+        if now != recorded["sha256"] and os.path.abspath(file) != recorded["absolute"]:   # it said "has changed"
+            raise DataFormatError(f"{path} was trained on {option} {recorded['absolute']}; the {file} here is another "
+                                  f"file: run from the folder it was trained in")
         if now != recorded["sha256"]:
             raise DataFormatError(f"{file} has changed since {path} was trained on it ({option}; its SHA-256 "
                                   f"differs), so its splits would be other reviews; {advice}")

@@ -278,6 +278,10 @@ def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, 
     assert main(["eval", "--checkpoint", "best.npz"]) == 1
     assert capsys.readouterr().err == (f"minidl eval: best.npz was trained on --data my.tsv ({tmp_path / 'my.tsv'}), "
                                        f"which is not here; run from the folder it was trained in\n")
+    (tmp_path / "run" / "my.tsv").write_text("text\tlabel\nanother file\t1\n")   # "my.tsv has changed ...; restore"
+    assert main(["eval", "--checkpoint", "best.npz"]) == 1
+    assert capsys.readouterr().err == (f"minidl eval: best.npz was trained on --data {tmp_path / 'my.tsv'}; the my.tsv "
+                                       f"here is another file: run from the folder it was trained in\n")
     monkeypatch.chdir(tmp_path)
     with open("my.tsv", "a") as f:
         f.write("one more review\t1\n")
