@@ -772,5 +772,7 @@ def main_sweep(args):
         return 130
     print()
     print(table_markdown(summarise(results)))
-    print(f"\nplot it: minidl plot --results {shlex.quote(args.results)} --out {shlex.quote(plot_prefix(args.results))}")
+    if not all(r.get("error") for r in results):   # (after "(no successful results)" plot refuses the file)
+        print(f"\nplot it: minidl plot --results {shlex.quote(args.results)} --out "
+              f"{shlex.quote(plot_prefix(args.results))}")
     return 1 if any(r.get("error") for r in results) else 0

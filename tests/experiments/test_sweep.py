@@ -480,6 +480,15 @@ def cli(argv):
     return args.run(args)
 
 
+def test_a_sweep_whose_every_job_failed_offers_no_plot(tmp_path, capsys, monkeypatch):
+    """It printed "(no successful results)" and then "plot it: minidl plot ...", which refuses such a file."""
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: [{"key": "k", "config": {"model": "mlp"}, "error": "boom"}])
+    assert cli(["sweep", "--models", "mlp", "--hidden", "4", "--workers", "0", "--results",
+                str(tmp_path / "r.jsonl")]) == 1
+    out = capsys.readouterr().out
+    assert "(no successful results)" in out and "plot it" not in out
+
+
 def test_the_sweep_and_plot_commands(tmp_path, capsys):
     results = str(tmp_path / "my sweep" / "results.jsonl")
     settings = [f"--set={k}={json.dumps(v)}" for k, v in TINY.items() if k != "max_length"]
