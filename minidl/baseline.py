@@ -320,13 +320,13 @@ def _is_rate(value, positive):
 
 def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epochs=5, batch_size=256, lr=None,
                  weight_decay=None, alpha=1.0, data_path=None, seed=0, log=None, columns=("text", "label"),
-                 test_data=None):
+                 test_data=None, splits=None):
     """Train the ``kind`` baseline ("tfidf" or "nbsvm") on ``data``'s training split and score
     its test split.
 
     ``data``: "imdb", "synthetic" or a table of yours (as ``minidl train --data``; its text and
     label ``columns``, each possibly "a,b" as ``--text-column``; ``test_data``: its own test file,
-    as ``--test-data``); the
+    as ``--test-data``; ``splits``: those (train, test) already read, as ``_splits`` gives them); the
     first ``max_length`` words of each review after the course cleaning; n-grams of sizes
     ``ngrams`` = (low, high) in >= ``min_df`` training reviews; ``lr`` / ``weight_decay``
     (None: ``DEFAULTS[kind]``) for Adam; ``alpha``: the NB smoothing (nbsvm). Returns
@@ -337,9 +337,9 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     lr = DEFAULTS[kind]["lr"] if lr is None else lr
     weight_decay = DEFAULTS[kind]["weight_decay"] if weight_decay is None else weight_decay
     start = time.perf_counter()
-    if log:
+    if log and splits is None:
         log(f"reading {data} ...")      # IMDB: about 8 s
-    train, test = _splits(data, data_path, columns, test_data)
+    train, test = splits or _splits(data, data_path, columns, test_data)
     _check_two_classes(kind, data, train)
     settings = dict(ngrams=ngrams, min_df=min_df, epochs=epochs, batch_size=batch_size, lr=lr,
                     weight_decay=weight_decay, alpha=alpha, seed=seed)
@@ -423,11 +423,14 @@ def main(args):
     check_files(TrainConfig(data=args.data, data_path=args.data_path, text_column=args.text_column,
                             label_column=args.label_column, test_data=args.test_data))
     columns = (args.text_column, args.label_column)
-    if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
-        _check_two_classes("nbsvm", args.data, _splits(args.data, args.data_path, columns, args.test_data)[0])
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
+    if log:
+        log(f"reading {args.data} ...")      # once for every run: IMDB took about 8 s a run
+    splits = _splits(args.data, args.data_path, columns, args.test_data)
+    if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
+        _check_two_classes("nbsvm", args.data, splits[0])
     results = [run_baseline(kind, data=args.data, max_length=length, data_path=args.data_path, seed=args.seed,
-                            log=log, columns=columns, test_data=args.test_data, **settings)
+                            log=log, columns=columns, test_data=args.test_data, splits=splits, **settings)
                for kind in kinds for length in lengths]
     if args.json:
         print(json.dumps(finite(results), indent=2, allow_nan=False))

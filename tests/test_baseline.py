@@ -151,12 +151,17 @@ def _args(**changes):
     """The options of `minidl baseline`, as its parser gives them."""
     values = dict(kind="tfidf,nbsvm", max_length="100", data="imdb", data_path=None, ngrams="1,2", min_df=2,
                   epochs=5, batch_size=256, lr=None, weight_decay=None, alpha=1.0, seed=0, json=False,
-                  text_column="text", label_column="label")
+                  text_column="text", label_column="label", test_data=None)
     return argparse.Namespace(**{**values, **changes})
 
 
-def test_the_command_prints_a_table_or_json(capsys):
+def test_the_command_prints_a_table_or_json(capsys, monkeypatch):
+    from minidl import baseline
+
+    reads = []
+    monkeypatch.setattr(baseline, "_splits", lambda *a, _read=baseline._splits: reads.append(a) or _read(*a))
     assert main(_args(kind="tfidf", max_length="20,30", data="synthetic", epochs=1)) == 0
+    assert len(reads) == 1   # once for both runs (IMDB was read again for each: 8 s a run)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("baselines on synthetic: 5,000 training, 1,000 test reviews; word 1-2-grams")
     assert out[1].split() == ["kind", "max_length", "vocabulary", "accuracy", "f1", "auc", "seconds"]
