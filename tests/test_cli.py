@@ -1,5 +1,6 @@
 """The command line: the demo sweep and the benchmark run end to end on tiny settings."""
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -272,6 +273,21 @@ def test_ctrl_c_while_the_commands_load_is_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["train"]) == 130 and capsys.readouterr().err == "minidl: interrupted\n"
+
+
+def test_ctrl_c_while_the_cli_module_loads_is_one_line(capsys, monkeypatch):
+    """The minidl script imported minidl.cli (about 100 modules, 0.2 s) before main could catch anything."""
+    import types
+
+    from minidl.__main__ import run
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    loading = types.ModuleType("minidl.cli")
+    loading.__getattr__ = interrupted
+    monkeypatch.setitem(sys.modules, "minidl.cli", loading)
+    assert run() == 130 and capsys.readouterr().err == "minidl: interrupted\n"
 
 
 def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
