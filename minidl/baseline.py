@@ -330,7 +330,7 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
     first ``max_length`` words of each review after the course cleaning; n-grams of sizes
     ``ngrams`` = (low, high) in >= ``min_df`` training reviews; ``lr`` / ``weight_decay``
     (None: ``DEFAULTS[kind]``) for Adam; ``alpha``: the NB smoothing (nbsvm). Returns
-    {"kind", "data", "max_length", "ngrams", "vocabulary" (V), "train" and "test" (review
+    {"kind", "data", "test_data", "max_length", "ngrams", "vocabulary" (V), "train" and "test" (review
     counts), "metrics" (``classification_report`` of the test split), "seconds", "settings"}.
     """
     check_settings(kind, max_length, ngrams, min_df, epochs, batch_size, lr, weight_decay, alpha)
@@ -347,8 +347,8 @@ def run_baseline(kind, data="imdb", max_length=100, ngrams=(1, 2), min_df=2, epo
                               f"({time.perf_counter() - start:.0f} s); training ...")) if log else None
     model, vocabulary, (x_test,) = fit_baseline(kind, train, [test.texts], max_length, progress=progress, **settings)
     metrics = classification_report(test.labels, predict_proba(model, x_test))
-    return {"kind": kind, "data": data, "max_length": max_length, "ngrams": list(ngrams), "vocabulary": len(vocabulary),
-            "train": len(train), "test": len(test), "metrics": metrics, "label_names": list(train.label_names),
+    return {"kind": kind, "data": data, "test_data": test_data, "max_length": max_length, "ngrams": list(ngrams),
+            "vocabulary": len(vocabulary), "train": len(train), "test": len(test), "metrics": metrics, "label_names": list(train.label_names),
             "seconds": round(time.perf_counter() - start, 1),
             "settings": {name: value for name, value in settings.items() if name != "ngrams"}}
 

@@ -66,8 +66,9 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message):
-        """A value one option refuses ("argument --out: an empty path; ...") is one line; the usage (train's is
-        28 lines) comes first only where the command line is malformed: an unknown option, a missing argument."""
+        """A value one option refuses, or lacks ("argument --out: an empty path; ...", "argument --out: expected
+        one argument") is one line; the usage (train's is 28 lines) comes first only for an unknown option or a
+        required one left out."""
         if message.startswith("argument "):
             self.exit(2, f"{self.prog}: error: {message}\n")
         super().error(message)

@@ -220,7 +220,7 @@ def test_a_table_of_yours_with_other_column_names(tmp_path, capsys):
     assert cli_main(["baseline", "--data", str(table), "--test-data", str(test), "--kind", "tfidf", "--epochs", "1",
                      "--text-column", "review", "--label-column", "sentiment", "--json"]) == 0
     (result,) = json.loads(capsys.readouterr().out)
-    assert (result["train"], result["test"]) == (60, 7)
+    assert (result["train"], result["test"], result["test_data"]) == (60, 7, str(test))
 
 
 def test_the_registered_command_answers_in_one_line(capsys):

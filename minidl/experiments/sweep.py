@@ -772,7 +772,7 @@ def main_sweep(args):
         return 130
     print()
     print(table_markdown(summarise(results)))
-    if not all(r.get("error") for r in results):   # (after "(no successful results)" plot refuses the file)
+    if summarise(load_results(args.results)):   # the whole file, as plot reads it: none there, and plot refuses it
         print(f"\nplot it: minidl plot --results {shlex.quote(args.results)} --out "
               f"{shlex.quote(plot_prefix(args.results))}")
     return 1 if any(r.get("error") for r in results) else 0

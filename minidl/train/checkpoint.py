@@ -63,7 +63,8 @@ def check_data(path, files=None, advice="restore the file, or train again"):
             raise DataFormatError(f"{path} was trained on {option} {file}, and this run gives {option} "
                                   f"{given['file']}; give the same file")
         now = given["sha256"] if given else file_sha256(file)
-        if now != recorded["sha256"] and os.path.abspath(file) != recorded["absolute"]:   # it said "has changed"
+        elsewhere = os.path.abspath(file) != recorded["absolute"] and os.path.isfile(recorded["absolute"])
+        if now != recorded["sha256"] and elsewhere and file_sha256(recorded["absolute"]) == recorded["sha256"]:
             raise DataFormatError(f"{path} was trained on {option} {recorded['absolute']}; the {file} here is another "
                                   f"file: run from the folder it was trained in")
         if now != recorded["sha256"]:

@@ -482,9 +482,10 @@ def cli(argv):
 
 def test_a_sweep_whose_every_job_failed_offers_no_plot(tmp_path, capsys, monkeypatch):
     """It printed "(no successful results)" and then "plot it: minidl plot ...", which refuses such a file."""
-    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: [{"key": "k", "config": {"model": "mlp"}, "error": "boom"}])
-    assert cli(["sweep", "--models", "mlp", "--hidden", "4", "--workers", "0", "--results",
-                str(tmp_path / "r.jsonl")]) == 1
+    failed = {"key": "k", "config": {"model": "mlp"}, "error": "boom"}
+    results = tmp_path / "r.jsonl"
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: results.write_text(json.dumps(failed) + "\n") and [failed])
+    assert cli(["sweep", "--models", "mlp", "--hidden", "4", "--workers", "0", "--results", str(results)]) == 1
     out = capsys.readouterr().out
     assert "(no successful results)" in out and "plot it" not in out
 

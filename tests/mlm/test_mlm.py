@@ -437,7 +437,7 @@ def test_bad_settings_and_outs_are_one_line_before_the_reviews_are_read(tmp_path
     out = [] if "--out" in options else ["--out", str(tmp_path / "run.npz")]
     try:
         code = main([*command, *out, *options])
-    except SystemExit as stop:       # argparse's refusal: its usage, then the one line
+    except SystemExit as stop:       # argparse's refusal: the one line
         code = stop.code
     assert code == 2
     err = capsys.readouterr().err.split("\nminidl mlm")[-1]

@@ -282,6 +282,10 @@ def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, 
     assert main(["eval", "--checkpoint", "best.npz"]) == 1
     assert capsys.readouterr().err == (f"minidl eval: best.npz was trained on --data {tmp_path / 'my.tsv'}; the my.tsv "
                                        f"here is another file: run from the folder it was trained in\n")
+    (tmp_path / "my.tsv").rename(tmp_path / "kept.tsv")   # ... but only while that file is there as it was
+    assert main(["eval", "--checkpoint", "best.npz"]) == 1
+    assert "my.tsv has changed since best.npz was trained on it" in capsys.readouterr().err
+    (tmp_path / "kept.tsv").rename(tmp_path / "my.tsv")
     monkeypatch.chdir(tmp_path)
     with open("my.tsv", "a") as f:
         f.write("one more review\t1\n")
