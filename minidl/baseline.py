@@ -420,6 +420,10 @@ def main(args):
             check_settings(kind, length, **settings)
     if "nbsvm" not in kinds and args.alpha != 1.0:   # it changed nothing, without a word
         raise BaselineError(f"--alpha {args.alpha} is nbsvm's smoothing; --kind is {args.kind}")
+    # (load_splits refused it after "reading imdb ...", naming --validation-data too, which baseline lacks)
+    if args.test_data and args.data in ("imdb", "synthetic"):
+        raise BaselineError(f"--test-data goes with --data FILE (your own table); the {args.data} data brings "
+                            f"its own test split")
     check_files(TrainConfig(data=args.data, data_path=args.data_path, text_column=args.text_column,
                             label_column=args.label_column, test_data=args.test_data))
     columns = (args.text_column, args.label_column)

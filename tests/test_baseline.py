@@ -182,6 +182,7 @@ def test_the_command_prints_a_table_or_json(capsys, monkeypatch):
     (dict(lr=0.0), "--lr must be a number > 0"),
     (dict(weight_decay=-1.0), "--weight-decay must be a number >= 0"),
     (dict(kind="tfidf", alpha=5.0), "--alpha 5.0 is nbsvm's smoothing; --kind is tfidf"),   # it changed nothing
+    (dict(test_data="t.tsv"), "--test-data goes with --data FILE (your own table); the imdb data brings its own"),
 ])
 def test_bad_settings_are_refused_in_one_line_before_any_work(changes, message, monkeypatch):
     ran = []
