@@ -71,6 +71,8 @@ class Tensor:
         else:
             xp = _backend.get_backend(device)
         array = xp.array(data, dtype)  # a copy: the caller's array is never updated in place
+        if isinstance(array, np.ndarray) and array.dtype.kind not in "biuf":
+            raise TypeError(f"a Tensor holds numbers or booleans, got {array.dtype} data (text, None or mixed types)")
         if dtype is None and is_float(xp, array) and xp.dtype_name(array) != _default_dtype:
             array = xp.astype(array, _default_dtype)
         self.data = array
