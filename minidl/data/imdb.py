@@ -154,7 +154,8 @@ def read_imdb_reviews(source, parts=LABELLED):
     parts = tuple(parts)
     if _kind(source) == "csv":
         raise DataFormatError(f"{source} is a CSV file; read it with load_imdb()")
-    reviews, urls = _read_folder(source, parts) if source.is_dir() else _read_archive(source, parts)
+    reviews, urls = (_take(_folder_files(source, parts), Path.read_bytes, parts) if source.is_dir()
+                     else _read_archive(source, parts))
     reviews = _with_movies(reviews, urls)
     found = Counter(f"{r.split}/{r.label}" for r in reviews)
     counts = {part: found[part] for part in parts}
@@ -206,10 +207,6 @@ def _with_movies(reviews, urls):
     return out
 
 
-def _url_lines(data):
-    return data.decode("utf-8", errors="replace").splitlines()
-
-
 def _decode(data, split, label, review_id, rating):
     try:
         return Review(split, label, review_id, rating, data.decode("utf-8"), False)
@@ -217,28 +214,31 @@ def _decode(data, split, label, review_id, rating):
         return Review(split, label, review_id, rating, data.decode("utf-8", errors="replace"), True)
 
 
-def _read_folder(folder, parts):
-    """(reviews, URL lists {part: lines}) of ``parts`` in an ``aclImdb`` folder."""
+def _take(files, read, parts):
+    """(reviews, URL lists {part: lines}) of ``parts`` among ``files``: (path such as "train/pos/0_9.txt",
+    handle) of each regular file, ``read(handle)`` its bytes. The folder and the archive share it."""
     reviews, urls = [], {}
+    for name, handle in files:
+        if (listed := _URLS.search(name)) and f"{listed[1]}/{listed[2]}" in parts:
+            urls[f"{listed[1]}/{listed[2]}"] = read(handle).decode("utf-8", errors="replace").splitlines()
+        elif (match := _MEMBER.search(name)) and f"{match[1]}/{match[2]}" in parts:
+            reviews.append(_decode(read(handle), match[1], match[2], int(match[3]), int(match[4])))
+    return reviews, urls
+
+
+def _folder_files(folder, parts):
+    """(path, Path) of the URL list and of every regular file of each of ``parts`` in an ``aclImdb`` folder."""
     for part in parts:
         split, label = part.split("/")
-        directory = folder / split / label
         if (folder / split / f"urls_{label}.txt").is_file():
-            urls[part] = _url_lines((folder / split / f"urls_{label}.txt").read_bytes())
-        if not directory.is_dir():
-            continue  # reported by the caller with the other missing parts
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                match = _MEMBER.search(f"{part}/{entry.name}")
-                if match and entry.is_file():
-                    reviews.append(_decode(Path(entry.path).read_bytes(), split, label, int(match[3]), int(match[4])))
-    return reviews, urls
+            yield f"{split}/urls_{label}.txt", folder / split / f"urls_{label}.txt"
+        if (folder / part).is_dir():   # a missing part is reported by the caller with the others
+            with os.scandir(folder / part) as entries:
+                yield from ((f"{part}/{entry.name}", Path(entry.path)) for entry in entries if entry.is_file())
 
 
 def _read_archive(archive, parts):
     """(reviews, URL lists {part: lines}) of ``parts`` in the archive, in one pass over it."""
-    wanted = set(parts)
-    reviews, urls = [], {}
     try:
         with open(archive, "rb") as raw:
             # gzip ourselves (rather than tarfile's "r|gz") so that the stream's CRC and length are checked
@@ -247,23 +247,14 @@ def _read_archive(archive, parts):
             stream = gzip.GzipFile(fileobj=raw) if compressed else raw
             # "r|": one forward pass over the stream, nothing written to disk
             with tarfile.open(fileobj=stream, mode="r|") as tar:
-                for member in tar:
-                    listed = _URLS.search(member.name)
-                    if listed and member.isfile() and f"{listed[1]}/{listed[2]}" in wanted:
-                        urls[f"{listed[1]}/{listed[2]}"] = _url_lines(tar.extractfile(member).read())
-                        continue
-                    match = _MEMBER.search(member.name)
-                    if not match or not member.isfile() or f"{match[1]}/{match[2]}" not in wanted:
-                        continue
-                    data = tar.extractfile(member).read()
-                    reviews.append(_decode(data, match[1], match[2], int(match[3]), int(match[4])))
+                found = _take(((m.name, m) for m in tar if m.isfile()), lambda m: tar.extractfile(m).read(), parts)
             while stream.read(1 << 20):  # to the end: a truncated tail fails here, not silently
                 pass
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise CorruptDataError(f"the archive {archive} is corrupted or truncated ({type(e).__name__}: {e}); "
                                f"delete it and download it again with `minidl data download` "
                                f"(or minidl.data.download_imdb())") from None
-    return reviews, urls
+    return found
 
 
 def _dataset(reviews, name, source):
