@@ -195,12 +195,20 @@ def copy_weights(ours, theirs):
     return theirs
 
 
-def _jobs(model, opt, logits, loss_fn, targets, no_grad):
+def _jobs(kind, model, batch, tensor, classify, opt, loss_fn, no_grad):
     """{"train": one Adam step -> loss, "infer": one eval forward -> logits}: the same two jobs
-    for either framework, given its ``loss_fn`` (logits, targets) and its ``no_grad`` context."""
+    for either framework, given its ``tensor`` (a NumPy array -> its tensor on the device),
+    ``classify`` (ids, mask, lengths -> the class logits), ``loss_fn`` (logits, targets) and
+    its ``no_grad`` context."""
+    ids, mask, lengths, labels, inputs, positions, targets = map(tensor, (
+        batch.ids, batch.mask, batch.lengths, batch.labels, batch.inputs, batch.positions, batch.targets))
+
+    def logits():
+        return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else classify(ids, mask, lengths)
+
     def train():
         model.train()
-        loss = loss_fn(logits(), targets)
+        loss = loss_fn(logits(), targets if kind == "mlm" else labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -213,50 +221,32 @@ def _jobs(model, opt, logits, loss_fn, targets, no_grad):
     return {"train": train, "infer": infer}
 
 
-def _minidl_jobs(kind, model, batch, device):
-    ids, mask, lengths, labels, inputs, positions, targets = (
-        md.tensor(a, device=device) for a in (batch.ids, batch.mask, batch.lengths, batch.labels, batch.inputs,
-                                              batch.positions, batch.targets))
-
-    def logits():
-        return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask, lengths).logits
-    return _jobs(model, optim.Adam(model.parameters(), lr=LR), logits, md.cross_entropy,
-                 targets if kind == "mlm" else labels, md.no_grad)
-
-
-def _torch_jobs(kind, model, batch, device):
-    ids, mask, labels, inputs, positions, targets = (
-        torch.from_numpy(a).to(device) for a in (batch.ids, batch.mask, batch.labels, batch.inputs,
-                                                 batch.positions, batch.targets))
-
-    def logits():
-        return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else model(ids, mask)
-    return _jobs(model, torch.optim.Adam(model.parameters(), lr=LR), logits, torch.nn.functional.cross_entropy,
-                 targets if kind == "mlm" else labels, torch.inference_mode)
-
-
 def sides(device):
-    """{side name: minidl device, or None for PyTorch} and PyTorch's device."""
+    """{side name: minidl device, or None for PyTorch (which runs on ``device``)}."""
     if device == "cpu":
-        return {"minidl NumPy": "cpu", "minidl torch-CPU": "torch", "PyTorch": None}, "cpu"
-    return {"minidl CUDA": device, "PyTorch CUDA": None}, device
+        return {"minidl NumPy": "cpu", "minidl torch-CPU": "torch", "PyTorch": None}
+    return {"minidl CUDA": device, "PyTorch CUDA": None}
 
 
 def side_jobs(side, kind, vocab, T, batch, dropout, device="cpu", seed=0, shape=SHAPE):
     """{"train": fn, "infer": fn} of one side, its model built from ``seed`` (PyTorch's copied
     from a minidl model built from it)."""
-    names, torch_device = sides(device)
-    minidl_device = names[side]
+    minidl_device = sides(device)[side]
     if minidl_device is None:
         theirs = copy_weights(build_minidl(kind, vocab, T, dropout, seed, shape=shape),
-                              TorchTransformer(vocab, T, dropout, kind == "mlm", **shape))
-        return _torch_jobs(kind, theirs.to(torch_device), batch, torch_device)
-    return _minidl_jobs(kind, build_minidl(kind, vocab, T, dropout, seed, minidl_device, shape), batch, minidl_device)
+                              TorchTransformer(vocab, T, dropout, kind == "mlm", **shape)).to(device)
+        return _jobs(kind, theirs, batch, lambda a: torch.from_numpy(a).to(device),
+                     lambda ids, mask, lengths: theirs(ids, mask), torch.optim.Adam(theirs.parameters(), lr=LR),
+                     torch.nn.functional.cross_entropy, torch.inference_mode)
+    ours = build_minidl(kind, vocab, T, dropout, seed, minidl_device, shape)
+    return _jobs(kind, ours, batch, lambda a: md.tensor(a, device=minidl_device),
+                 lambda ids, mask, lengths: ours(ids, mask, lengths).logits, optim.Adam(ours.parameters(), lr=LR),
+                 md.cross_entropy, md.no_grad)
 
 
 def contenders(kind, vocab, T, batch, dropout, device="cpu", seed=0, shape=SHAPE):
     """{side: {"train": fn, "infer": fn}} over the same batch and the same starting weights."""
-    return {side: side_jobs(side, kind, vocab, T, batch, dropout, device, seed, shape) for side in sides(device)[0]}
+    return {side: side_jobs(side, kind, vocab, T, batch, dropout, device, seed, shape) for side in sides(device)}
 
 
 def _numpy(logits):
@@ -406,7 +396,7 @@ def run(models=MODELS, lengths=DEFAULTS["lengths"], batch=DEFAULTS["batch"], voc
     started = time.perf_counter()
     result = {"settings": dict(models=list(models), lengths=list(lengths), batch=batch, vocab=vocab, dropout=dropout,
                                rounds=rounds, steps=steps, device=device, seed=seed, **shape),
-              "sides": list(sides(device)[0]), "agreement": {}, "rows": []}
+              "sides": list(sides(device)), "agreement": {}, "rows": []}
     with limit_threads(threads):
         result["threads"] = thread_info()
         for kind in models:
