@@ -120,30 +120,27 @@ def imdb_epoch(data_path=None, hidden=64, embed=100, max_length=100, batch_size=
     prepared = prepare(TrainConfig(data="imdb", data_path=data_path, max_length=max_length, validation=0.0))
     train, V = prepared.train, len(prepared.vocab)
 
+    def seconds(opt, loss):   # one epoch of training steps, loss(batch), over the same batches
+        start = time.perf_counter()
+        for batch in batches(train, batch_size, seed=0, bucket=True):
+            training_step(opt, lambda: loss(batch))()
+        return time.perf_counter() - start
+
     md.manual_seed(0)
     model = GRUClassifier(V, hidden=hidden, embed_dim=embed)
-    opt = optim.Adam(list(model.parameters()), lr=1e-3)
-    start = time.perf_counter()
-    for batch in batches(train, batch_size, seed=0, bucket=True):
-        loss = md.cross_entropy(model(batch.ids, batch.mask, batch.lengths).logits, batch.labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    ours = time.perf_counter() - start
+    ours = seconds(optim.Adam(list(model.parameters()), lr=1e-3),
+                   lambda batch: md.cross_entropy(model(batch.ids, batch.mask, batch.lengths).logits, batch.labels))
 
     torch.manual_seed(0)
     embedding = torch.nn.Embedding(V, embed, padding_idx=0)
     gru = torch.nn.GRU(embed, hidden, batch_first=True)
     head = torch.nn.Linear(hidden, 2)
-    topt = torch.optim.Adam(list(embedding.parameters()) + list(gru.parameters()) + list(head.parameters()), lr=1e-3)
-    start = time.perf_counter()
-    for batch in batches(train, batch_size, seed=0, bucket=True):
+
+    def torch_loss(batch):
         ids, lengths = torch.from_numpy(batch.ids.numpy()), torch.from_numpy(batch.lengths.numpy())
         hs, _ = gru(embedding(ids))
         last = hs[torch.arange(len(lengths)), lengths - 1]
-        loss = torch.nn.functional.cross_entropy(head(last), torch.from_numpy(batch.labels.numpy()))
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
-    theirs = time.perf_counter() - start
+        return torch.nn.functional.cross_entropy(head(last), torch.from_numpy(batch.labels.numpy()))
+    theirs = seconds(torch.optim.Adam(list(embedding.parameters()) + list(gru.parameters()) + list(head.parameters()),
+                                      lr=1e-3), torch_loss)
     return {"minidl": ours, "torch": theirs, "reviews": len(train)}
