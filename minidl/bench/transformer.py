@@ -70,6 +70,7 @@ from ..autograd.function import MinidlError
 from ..data.text import is_count
 from ..models.transformer import TransformerClassifier
 from .threads import describe, limit_threads, thread_info
+from .timing import time_interleaved
 
 MODELS = ("classifier", "mlm")
 SHAPE = dict(d_model=128, num_heads=4, num_layers=2, d_ff=256)   # the compression course's teacher
@@ -293,23 +294,11 @@ def _synchronise(device):
 
 def time_jobs(jobs, rounds, steps, device="cpu"):
     """{side: {measure: median seconds per call}}: every side's job run ``steps`` times per
-    round, the sides interleaved within each round so a noisy moment hits all of them."""
-    times = {name: {measure: [] for measure in MEASURES} for name in jobs}
-    for job in jobs.values():                      # warm-up: allocators, thread pools, Adam state
-        for measure in MEASURES:
-            job[measure]()
-    for _ in range(rounds):
-        for name, job in jobs.items():
-            for measure in MEASURES:
-                time.sleep(0.1)  # the last contender's BLAS/OpenMP workers spin a while: let them go idle
-                _synchronise(device)
-                start = time.perf_counter()
-                for _ in range(steps):
-                    job[measure]()
-                _synchronise(device)
-                times[name][measure].append((time.perf_counter() - start) / steps)
-    return {name: {measure: float(np.median(t)) for measure, t in by_measure.items()}
-            for name, by_measure in times.items()}
+    round, the sides interleaved within each round so a noisy moment hits all of them
+    (``timing.time_interleaved``: a warm-up call each for allocators, thread pools and Adam's state)."""
+    times = time_interleaved({(name, measure): job[measure] for name, job in jobs.items() for measure in MEASURES},
+                             rounds, steps, pause=0.1, prime=False, sync=lambda: _synchronise(device))
+    return {name: {measure: times[name, measure] for measure in MEASURES} for name in jobs}
 
 
 # --- peak memory -----------------------------------------------------------------------------
