@@ -137,12 +137,9 @@ def positive(text):
 def whole_numbers(minimum):
     """An argparse ``type=``: comma-separated whole numbers >= ``minimum``, "2,8,32" -> [2, 8, 32]."""
     def listed(text):
-        try:
-            numbers = [int(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            numbers = []
-        if not numbers or min(numbers) < minimum:
-            raise argparse.ArgumentTypeError(f"give whole numbers >= {minimum}, comma-separated, got {text!r}")
+        numbers = _converted(text, lambda text: [int(part) for part in text.split(",") if part.strip()],
+                             lambda numbers: numbers and min(numbers) >= minimum,
+                             f"give whole numbers >= {minimum}, comma-separated, got {{text!r}}")
         return _once(numbers, text)   # a seed or rank run twice
     return listed
 
@@ -157,9 +154,9 @@ def _once(values, text):
 
 def _model_names(text):
     """probe --models: comma-separated names of the model registry, at least one."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or not set(names) <= set(MODELS):
-        raise argparse.ArgumentTypeError(f"give comma-separated models of {', '.join(MODELS)}, got {text!r}")
+    names = _converted(text, lambda text: [name.strip() for name in text.split(",") if name.strip()],
+                       lambda names: names and set(names) <= set(MODELS),
+                       f"give comma-separated models of {', '.join(MODELS)}, got {{text!r}}")
     return _once(names, text)   # probe --models mlp,mlp trained it twice and kept one
 
 
