@@ -550,16 +550,12 @@ def _jsonl(path):
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().split("\n")
-    return [json.loads(line) for line in lines[:-1] if line.strip()] + _whole(lines[-1])
-
-
-def _whole(line):
-    """[its JSON value], or [] for a line cut short (or empty)."""
+        *lines, last = f.read().split("\n")
+    rows = [json.loads(line) for line in lines if line.strip()]
     try:
-        return [json.loads(line)] if line.strip() else []
-    except ValueError:
-        return []
+        return rows + ([json.loads(last)] if last.strip() else [])
+    except ValueError:   # the last line cut short
+        return rows
 
 
 def _append_row(path, row):
