@@ -29,8 +29,8 @@ def add_arguments(commands):
                                                     "lowrank-sweep (rows shared with compress-report)")
     what = compress.add_subparsers(dest="what", required=True)
 
-    prune = what.add_parser("prune", help="one-shot magnitude pruning, optionally fine-tuned with the mask locked")
-    _common(prune, seed=True)
+    prune = _command(what, "prune", main_prune,
+                     "one-shot magnitude pruning, optionally fine-tuned with the mask locked")
     prune.add_argument("--amount", type=float, required=True, help="fraction of the weights to zero, in (0, 1)")
     prune.add_argument("--scope", choices=("linear", "all"), default="linear",
                        help="linear: every Linear's weight; all: the embedding tables too (their N(0, 1) entries "
@@ -39,33 +39,30 @@ def add_arguments(commands):
                        help="each weight matrix to --amount, instead of one global threshold")
     prune.add_argument("--fine-tune", action="store_true",
                        help="then fine-tune with distillation on --fine-tune-reviews reviews, the mask locked")
-    prune.set_defaults(run=main_prune)
 
-    qat = what.add_parser("qat", help="int8 after training (PTQ) and with quantisation-aware training (QAT)")
-    _common(qat, seed=True)
-    qat.set_defaults(run=main_qat)
+    _command(what, "qat", main_qat, "int8 after training (PTQ) and with quantisation-aware training (QAT)")
 
-    sweep = what.add_parser("lowrank-sweep", help="SVD ranks from 2 to full: error, energy and accuracy, plotted")
-    _common(sweep, seed=True)
+    sweep = _command(what, "lowrank-sweep", main_lowrank_sweep,
+                     "SVD ranks from 2 to full: error, energy and accuracy, plotted")
     sweep.add_argument("--ranks", type=whole_numbers(1), default=None,
                        help="comma-separated ranks (default: powers of two from 2, the largest useful rank, full)")
     sweep.add_argument("--no-fine-tune", action="store_true", help="score each rank only before fine-tuning")
     sweep.add_argument("--min-size", type=at_least(0), default=1024,
                        help="factorise only Linears with at least this many weights")
-    sweep.set_defaults(run=main_lowrank_sweep)
 
-    seeds = what.add_parser("seeds", help="the fine-tuned rows within a point of the teacher, under several seeds: "
-                                          "mean and standard deviation")
-    _common(seeds)
+    seeds = _command(what, "seeds", main_seeds, "the fine-tuned rows within a point of the teacher, under several "
+                                                "seeds: mean and standard deviation", seed=False)
     seeds.add_argument("--student-epochs", type=at_least(1), default=2,
                        help="epochs of distillation for the student, as compress-report was given them")
     seeds.add_argument("--seeds", type=whole_numbers(0), default="0,1,2",
                        help="comma-separated seeds (seed 0's rows are --out's own, compress-report's; seed N's go "
                             "to --out/seedN)")
-    seeds.set_defaults(run=main_seeds)
 
 
-def _common(parser, seed=False):
+def _command(what, name, run, help, seed=True):
+    """The subcommand ``name``, run by ``run``, with the options every command shares (``seed``: --seed too)."""
+    parser = what.add_parser(name, help=help)
+    parser.set_defaults(run=run)
     parser.add_argument("--teacher", required=True, help="the teacher's checkpoint (best.npz of minidl train)")
     parser.add_argument("--out", required=True, help="folder for results.jsonl and the models (shared with "
                                                      "compress-report)")
@@ -77,6 +74,7 @@ def _common(parser, seed=False):
     if seed:
         parser.add_argument("--seed", type=at_least(0), default=0,
                             help="seeds the fine-tuning reviews, their order and dropout")
+    return parser
 
 
 def _report(args, seed=None, out=None):
