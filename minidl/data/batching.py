@@ -54,11 +54,13 @@ class EncodedDataset:
 
 
 def subset(encoded, n, seed=0):
-    """The first ``n`` reviews of a seeded shuffle of an EncodedDataset, in their original
-    order (all of it if n is None or at least its size)."""
+    """The first ``n`` reviews of a seeded shuffle of an EncodedDataset (or of a TextDataset, the
+    same ones, before a slow encoding), in their original order (all of it if n is None or at least its size)."""
     if n is None or n >= len(encoded):
         return encoded
     keep = np.sort(np.random.default_rng(seed).permutation(len(encoded))[:n])
+    if not isinstance(encoded, EncodedDataset):
+        return encoded.subset(keep)
     return dataclasses.replace(encoded, ids=[encoded.ids[i] for i in keep], labels=encoded.labels[keep],
                                lengths=encoded.lengths[keep], index=encoded.index[keep])
 

@@ -138,8 +138,8 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     if log:
         log("reading and encoding the IMDB reviews ...")
     splits = load_imdb(data)
-    train = subset(encode_reviews(splits["train"], tokenizer, vocab, length), train_limit, seed)
-    test = subset(encode_reviews(splits["test"], tokenizer, vocab, length), test_limit, seed)
+    train = encode_reviews(subset(splits["train"], train_limit, seed), tokenizer, vocab, length)
+    test = encode_reviews(subset(splits["test"], test_limit, seed), tokenizer, vocab, length)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
     for name in starts:
         state = starting_state(name, settings, vocab, pretrained, teacher_path, data, seed)
