@@ -95,13 +95,10 @@ class Corpus:
     token_lists: list              # their tokens (for co-occurrence vectors)
 
 
-def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=None, seed=0, vocab=None, log=print,
-                more="a larger vocabulary, more reviews or fewer held-out sentences"):
-    """The pretraining segments of the IMDB training and unlabelled reviews (``max_reviews``:
-    the first that many of each, for quick runs) and ``cases`` fill-mask cases from the test
-    reviews. The Kaggle CSV has no unlabelled reviews: its training reviews alone are used.
-    ``vocab``: a teacher's vocabulary, to distil on the same ids (else one is built). ``more``:
-    what gives more held-out sentences when there are too few (a command names its options)."""
+def pretraining_texts(path=None, max_reviews=None, log=print):
+    """(the texts a masked-LM pretrains on, the labelled splits): the IMDB training and unlabelled
+    reviews (``max_reviews``: the first that many of each, for quick runs). The Kaggle CSV has no
+    unlabelled reviews: its training reviews alone are used."""
     data = load_imdb(path, max_reviews=max_reviews)
     texts = list(data["train"].texts)
     try:
@@ -109,15 +106,29 @@ def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=N
     except DataFormatError:
         if log:
             log(f"{find_imdb(path)} has no unlabelled reviews; pretraining on the training reviews only")
-    tokenizer = MLMTokenizer()
-    token_lists = [tokenizer(t) for t in texts]
-    vocab = vocab or build_vocabulary(token_lists, max_size=max_vocab)
-    test_tokens = [tokenizer(t) for t in data["test"].texts]
+    return texts, data
+
+
+def held_out_cases(test_texts, vocab, cases, seed, more):
+    """``cases`` fill-mask cases from the test reviews' texts; too few: one line saying that ``more``
+    (what a command's options can change) gives enough."""
+    test_tokens = [MLMTokenizer()(t) for t in test_texts]
     try:
-        held_out = fill_mask_cases(test_tokens, vocab, cases, seed)
+        return fill_mask_cases(test_tokens, vocab, cases, seed)
     except ValueError as e:  # say which settings give more sentences
         raise SettingError(f"{e} (from {len(test_tokens):,} test reviews and a {len(vocab):,}-token vocabulary): "
                            f"{more} give enough") from None
+
+
+def load_corpus(path=None, max_vocab=8000, length=128, cases=1000, max_reviews=None, seed=0, vocab=None, log=print,
+                more="a larger vocabulary, more reviews or fewer held-out sentences"):
+    """The pretraining segments of ``pretraining_texts`` and ``cases`` fill-mask cases from the
+    test reviews. ``vocab``: a teacher's vocabulary, to distil on the same ids (else one is built)."""
+    texts, data = pretraining_texts(path, max_reviews, log)
+    tokenizer = MLMTokenizer()
+    token_lists = [tokenizer(t) for t in texts]
+    vocab = vocab or build_vocabulary(token_lists, max_size=max_vocab)
+    held_out = held_out_cases(data["test"].texts, vocab, cases, seed, more)
     return Corpus(tokenizer, vocab, segments(token_lists, vocab, length), held_out, len(texts), token_lists)
 
 

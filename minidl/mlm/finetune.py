@@ -35,9 +35,9 @@ from ..optim.schedule import LinearWarmupDecay
 from ..train import loop as core
 from ..train.trainer import evaluate
 from .checkpoint import build_mlm, load_mlm
-from .corpus import cooccurrence_embeddings, load_corpus
+from .corpus import cooccurrence_embeddings, pretraining_texts
 from .projection import start_from_teacher
-from .tokenizer import CLS
+from .tokenizer import CLS, MLMTokenizer
 
 
 def encode_reviews(dataset, tokenizer, vocab, length):
@@ -108,8 +108,9 @@ def starting_state(name, settings, vocab, pretrained=None, teacher_path=None, da
     if name == "teacher embeddings only":
         start_from_teacher(model, load_mlm(teacher_path)[0])
         return model.state_dict()
-    corpus = load_corpus(data, length=settings["max_len"], vocab=vocab, log=None)
-    vectors = cooccurrence_embeddings(corpus.token_lists, vocab, settings["d_model"], seed)
+    tokenizer = MLMTokenizer()
+    vectors = cooccurrence_embeddings([tokenizer(t) for t in pretraining_texts(data, log=None)[0]], vocab,
+                                      settings["d_model"], seed)
     return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()
 
 
@@ -142,6 +143,8 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     test = encode_reviews(subset(splits["test"], test_limit, seed), tokenizer, vocab, length)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
     for name in starts:
+        if log and name == "cooccurrence only":   # silent for half a minute
+            log("cooccurrence only: PPMI-SVD vectors of the training and unlabelled reviews (about 30 s) ...")
         state = starting_state(name, settings, vocab, pretrained, teacher_path, data, seed)
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
