@@ -322,8 +322,10 @@ class _NodeMaker:
         small = tensor.xp.size(tensor.data) <= SMALL
         if self.values and small and kind != "repeat":
             node["value"] = tensor.numpy().tolist()
-        if self.gradients:
-            self._gradient(node, tensor, small)
+        grad, source = _kept_gradient(tensor, self.replayed) if self.gradients else (None, None)
+        if grad is not None:
+            node.update(grad_norm=float(np.linalg.norm(np.asarray(grad, dtype=np.float64))), grad_source=source,
+                        grad=grad.tolist() if small else None)
         node["lines"] = self._lines(node, tensor)
         return node
 
@@ -335,15 +337,6 @@ class _NodeMaker:
         if op is None:
             return name or ("parameter" if kind == "parameter" else "input")
         return f"{name} = {op}" if name else op
-
-    def _gradient(self, node, tensor, small):
-        grad, source = _kept_gradient(tensor, self.replayed)
-        if grad is None:
-            return
-        node["grad_norm"] = float(np.linalg.norm(np.asarray(grad, dtype=np.float64)))
-        node["grad_source"] = source
-        if small:
-            node["grad"] = grad.tolist()
 
     def _lines(self, node, tensor):
         """The text drawn in the node's box, first line the label."""
