@@ -298,7 +298,9 @@ def score(manifest, tasks, recorded, output):
     results = []
     for task in tasks:
         found = [check for spec in task.tests for check in _spec_checks(manifest, spec, recorded, why_not_run)]
-        found = _rule_checks(manifest, task) + [_classified(t) for t in found]
+        rules = [CheckResult(f"{target} (source rules)", "failed", message)   # one per rule its targets break
+                 for target, message in task_findings(manifest.root, task)]
+        found = rules + [_classified(t) for t in found]
         ok = all(t.outcome == "passed" for t in found)
         results.append(TaskResult(task.number, task.title, task.points, task.points if ok else 0, found))
     return results
@@ -327,12 +329,6 @@ def _classified(check):
     if check.outcome in ("failed", "error") and plain(check.message).startswith("ReferenceMissing: "):
         return CheckResult(check.id, NO_REFERENCE, check.message, check.seconds)
     return check
-
-
-def _rule_checks(manifest, task):
-    """One failed check per rule of the task that its targets' source breaks (see ``rules``)."""
-    return [CheckResult(f"{target} (source rules)", "failed", message)
-            for target, message in task_findings(manifest.root, task)]
 
 
 def plain(message, limit=400, lines=3):

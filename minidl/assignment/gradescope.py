@@ -227,6 +227,7 @@ def autograde(root, name, time_limit=TIME_LIMIT, reference=None):
     return 0
 
 
+# the command of the autograding test of task {n}: it passes when the task earned its points in minidl grade's report
 _CHECK = ('import json, sys; task = [t for t in json.load(open(".minidl-grade.json"))["tasks"] '
           'if t["number"] == {n}][0]; print(task["first_failure"] or "passed"); '
           'sys.exit(0 if task["passed"] else 1)')
@@ -279,7 +280,7 @@ def classroom_workflow(name, root=None):
         lines += [f"      - name: {json.dumps(title)}", f"        id: task-{task.number}",
                   "        uses: classroom-resources/autograding-command-grader@v1", "        with:",
                   f"          test-name: {json.dumps(title)}",
-                  f"          command: {json.dumps(_check_command(task.number))}",
+                  f"          command: {json.dumps('python -c ' + shlex.quote(_CHECK.format(n=task.number)))}",
                   "          timeout: 1", f"          max-score: {task.points}"]
     runners = ",".join(f"task-{task.number}" for task in manifest.tasks)
     lines += ["      - name: Autograding Reporter", "        uses: classroom-resources/autograding-grading-reporter@v1",
@@ -296,11 +297,6 @@ def write_classroom_workflow(destination, name, root=None):
     path = Path(destination) / ".github" / "workflows" / "classroom.yml"
     write_text(path, classroom_workflow(name, root))   # makes .github/workflows/
     return path
-
-
-def _check_command(number):
-    """The shell command that passes when task ``number`` earned its points in the report of ``minidl grade``."""
-    return "python -c " + shlex.quote(_CHECK.format(n=number))
 
 
 def main(args):
