@@ -38,8 +38,8 @@ class Optimizer:
             raise ValueError(f"average must lie in [0, 1), got {average}")
         self.average = average
         self.defaults = dict(defaults)
-        if not hasattr(params, "__iter__") or hasattr(params, "named_parameters"):
-            raise TypeError(f"{type(self).__name__} takes the parameters, e.g. model.parameters(), got "
+        if not hasattr(params, "__iter__") or hasattr(params, "named_parameters") or isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__} takes the parameters, e.g. model.parameters() or [w, b], got "
                             f"{type(params).__name__}")
         params = list(params)
         if not params:
@@ -57,6 +57,10 @@ class Optimizer:
         for p in group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__} optimizes Tensors, got {type(p).__name__}")
+            if not p.is_leaf:   # its .grad stays None: the step would change nothing, silently
+                raise ValueError(f"{type(self).__name__} cannot optimize a tensor of shape {p.shape} made by an op "
+                                 f"(e.g. md.randn(3, requires_grad=True) * 0.01); make the leaf after the op: "
+                                 f"(md.randn(3) * 0.01).requires_grad_()")
             if id(p) in seen:
                 raise ValueError(f"a parameter of shape {p.shape} appears twice in {type(self).__name__}'s groups")
             seen.add(id(p))

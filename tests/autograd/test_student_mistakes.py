@@ -162,6 +162,9 @@ def test_optimizer_settings_that_would_reverse_or_stop_training_are_refused():
     model = nn.Linear(2, 2)
     for call, words in ((lambda: optim.SGD(model, lr=0.1), "takes the parameters, e.g. model.parameters()"),
                         (lambda: optim.SGD(model.parameters, lr=0.1), "got method"),
+                        (lambda: optim.SGD(model.weight, lr=0.1), "e.g. model.parameters.. or .w, b., got Parameter"),
+                        (lambda: optim.SGD([md.randn(3, requires_grad=True) * 0.01], lr=0.1),   # never a .grad
+                         r"cannot optimize a tensor of shape \(3,\) made by an op"),
                         (lambda: optim.SGD(model.parameters(), lr="0.1"), "lr must be a number >= 0"),
                         (lambda: optim.SGD(model.parameters(), lr=float("nan")), "lr must be a number >= 0"),
                         (lambda: optim.SGD(model.parameters(), lr=0.1, momentum=1.5), r"momentum must lie in \[0, 1\)"),
