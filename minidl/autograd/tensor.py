@@ -72,7 +72,9 @@ class Tensor:
             xp = _backend.get_backend(device)
         array = xp.array(data, dtype)  # a copy: the caller's array is never updated in place
         if isinstance(array, np.ndarray) and array.dtype.kind not in "biuf":
-            raise TypeError(f"a Tensor holds numbers or booleans, got {array.dtype} data (text, None or mixed types)")
+            raise TypeError("a Tensor holds real numbers or booleans, not " + {
+                "c": "complex numbers", "U": "text", "S": "bytes", "O": "objects (None, mixed types, or whole numbers "
+                "beyond 64 bits)"}.get(array.dtype.kind, f"{array.dtype} data"))
         if dtype is None and is_float(xp, array) and xp.dtype_name(array) != _default_dtype:
             array = xp.astype(array, _default_dtype)
         self.data = array

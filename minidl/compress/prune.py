@@ -289,6 +289,9 @@ class GradualPruning(LockedMasks):
         self.history = []  # (step, sparsity) of each pruning
         self.report = None
 
+    def sparsity_at(self, step):
+        return cubic_sparsity(step, self.initial, self.final, self.start, self.end)
+
     def settled(self, step):
         """The schedule has ended: before, the training core keeps no model as best (it would be
         less sparse than ``final``)."""
@@ -303,7 +306,7 @@ class GradualPruning(LockedMasks):
         if self.model is None:
             raise RuntimeError("GradualPruning has no model: pass model= or let fit call on_train_begin")
         if self.start <= step <= self.end and ((step - self.start) % self.every == 0 or step == self.end):
-            target = cubic_sparsity(step, self.initial, self.final, self.start, self.end)
+            target = self.sparsity_at(step)
             self.report = _prune_targets(self.model, target, self.parameters, self.scope,
                                          per_layer=self.threshold == "layer")
             self.history.append((step, target))

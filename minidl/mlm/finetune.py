@@ -144,7 +144,7 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
     for name in starts:
         if log and name == "cooccurrence only":   # silent for half a minute
-            log("cooccurrence only: PPMI-SVD vectors of the training and unlabelled reviews (about 30 s) ...")
+            log("cooccurrence only: PPMI-SVD vectors of the pretraining reviews (about 30 s) ...")
         state = starting_state(name, settings, vocab, pretrained, teacher_path, data, seed)
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
