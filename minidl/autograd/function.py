@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from ..backend import FLOAT_DTYPES
 from . import engine
 from .tensor import Tensor, get_default_dtype, is_float
@@ -146,6 +148,8 @@ class Function:
     def apply(cls, *inputs, **kwargs):
         xp, arrays, needs = cls._unwrap(inputs, kwargs)
         record = engine.is_grad_enabled() and any(needs)
+        if record:   # a NumPy array given as it is (ids, targets) may be refilled before backward: a reused buffer
+            arrays = [a.copy() if isinstance(x, np.ndarray) else a for x, a in zip(inputs, arrays)]
         # not recording (no_grad, or constants only): no backward will run, so the forward may
         # skip what only the backward needs and work in place
         ctx = Context(xp, tuple(needs) if record else (False,) * len(needs))

@@ -68,6 +68,28 @@ def test_backward_after_a_step_changed_an_input_is_refused(device):
         loss.backward()
 
 
+def test_a_numpy_input_refilled_before_backward_does_not_change_the_gradient():
+    """Micro-batches read into one reused buffer: the ops kept the buffer, so the first batch's
+    gradient was computed with the second batch's ids, inputs and targets."""
+    md.manual_seed(0)
+    linear, embedding = md.nn.Linear(2, 2), md.nn.Embedding(5, 2)
+    xs, ys = np.array([[1, 0], [0, 1], [2, 2], [3, -1]], np.float32), np.array([0, 1, 1, 0])
+    grads = []
+    for reuse in (False, True):
+        x_buffer, y_buffer, loss = np.empty((2, 2), np.float32), np.empty(2, np.int64), 0.0
+        for start in (0, 2):
+            x, y = xs[start:start + 2].copy(), ys[start:start + 2].copy()
+            if reuse:
+                x_buffer[:], y_buffer[:] = x, y
+                x, y = x_buffer, y_buffer
+            loss = loss + md.cross_entropy(linear(x) + embedding(y), y)
+        linear.zero_grad(), embedding.zero_grad()
+        loss.backward()
+        grads.append((linear.weight.grad, embedding.weight.grad))
+    for fresh, reused in zip(*grads):
+        np.testing.assert_array_equal(fresh, reused)
+
+
 def test_backward_needs_a_gradient_for_non_scalar_outputs(device):
     y = f64([1.0, 2.0], device) * 2.0
     with pytest.raises(RuntimeError, match="single-value"):
