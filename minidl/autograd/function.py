@@ -137,8 +137,8 @@ class Function:
                         f"{Tensor.device_of(xp)}); move them with .to(device) first")
                 arrays.append(x.data)
                 needs.append(x.requires_grad)
-            else:
-                arrays.append(x)
+            else:   # a NumPy array (ids, targets) may be refilled before backward (a reused buffer): a copy
+                arrays.append(x.copy() if isinstance(x, np.ndarray) and engine.is_grad_enabled() else x)
                 needs.append(False)
         if xp is None:
             raise TypeError(f"{cls.op_name()}: needs at least one minidl Tensor input")
@@ -148,8 +148,6 @@ class Function:
     def apply(cls, *inputs, **kwargs):
         xp, arrays, needs = cls._unwrap(inputs, kwargs)
         record = engine.is_grad_enabled() and any(needs)
-        if record:   # a NumPy array given as it is (ids, targets) may be refilled before backward: a reused buffer
-            arrays = [a.copy() if isinstance(x, np.ndarray) else a for x, a in zip(inputs, arrays)]
         # not recording (no_grad, or constants only): no backward will run, so the forward may
         # skip what only the backward needs and work in place
         ctx = Context(xp, tuple(needs) if record else (False,) * len(needs))
