@@ -10,15 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 
+def _pair(name, y_true, other, dtype=None):
+    """``y_true`` and the predictions or scores as arrays, refused unless both are (N,): a (N, 1)
+    column broadcast against a row into an (N, N) table (precision 2.0), silently."""
+    y_true, other = np.asarray(y_true, dtype=dtype), np.asarray(other, dtype=dtype)
+    if y_true.ndim != 1 or other.shape != y_true.shape:
+        raise ValueError(f"{name}: the true labels and the {'scores' if dtype == np.float64 else 'predictions'} "
+                         f"must both be (N,) arrays, got shapes {y_true.shape} and {other.shape}")
+    return y_true, other
+
+
 def confusion_matrix(y_true, y_pred, num_classes=None):
     """(C, C) counts: row = true class, column = predicted class."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    y_true, y_pred = _pair("confusion_matrix", y_true, y_pred, np.int64)
     C = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
     return np.bincount(y_true * C + y_pred, minlength=C * C).reshape(C, C)
 
 
 def accuracy(y_true, y_pred):
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_true, y_pred = _pair("accuracy", y_true, y_pred)
     return float((y_true == y_pred).mean()) if len(y_true) else 0.0
 
 
@@ -29,7 +39,8 @@ def _divide(a, b):
 def precision_recall_f1(y_true, y_pred, positive=1):
     """(precision, recall, F1) of class ``positive``: TP/(TP+FP), TP/(TP+FN), their harmonic mean;
     NaN, all three, for a class neither in ``y_true`` nor predicted (a perfect model read 0)."""
-    predicted, actual = np.asarray(y_pred) == positive, np.asarray(y_true) == positive
+    y_true, y_pred = _pair("precision_recall_f1", y_true, y_pred)
+    predicted, actual = y_pred == positive, y_true == positive
     if not (predicted.any() or actual.any()):
         return float("nan"), float("nan"), float("nan")
     tp = int(np.sum(predicted & actual))
@@ -40,7 +51,7 @@ def precision_recall_f1(y_true, y_pred, positive=1):
 def roc_auc(y_true, scores, positive=1):
     """Area under the ROC curve = P(score of a random positive > score of a random negative),
     ties counting one half (the Mann–Whitney U statistic, from average ranks)."""
-    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=np.float64)
+    y_true, scores = _pair("roc_auc", y_true, scores, np.float64)
     is_pos = y_true == positive
     n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
     if n_pos == 0 or n_neg == 0:
@@ -59,6 +70,9 @@ def classification_report(y_true, probabilities, loss=None):
     ROC-AUC (binary: class 1; more classes: macro over one-vs-rest), the confusion matrix."""
     probabilities = np.asarray(probabilities)
     y_true = np.asarray(y_true)
+    if probabilities.ndim != 2 or probabilities.shape[0] != len(y_true):
+        raise ValueError(f"classification_report: the probabilities must be (N, C) for N = {len(y_true)} labels, "
+                         f"got shape {probabilities.shape}")
     y_pred = probabilities.argmax(axis=1)
     C = probabilities.shape[1]
     if C == 2:

@@ -77,3 +77,15 @@ def test_the_printed_report_says_which_class_precision_recall_and_f1_are_of():
     assert lines[3] == "  (precision, recall, F1, AUC: of 'bad')"
     three = metrics.classification_report([0, 1, 2], np.eye(3))
     assert "macro averages over the classes present" in metrics.format_report(three, ["a", "b", "c"], "t")
+
+
+def test_labels_of_another_shape_are_refused_not_broadcast():
+    """Labels as a (N, 1) column broadcast against (N,) predictions into an (N, N) table: a perfect model read
+    accuracy 0.5 and precision, recall and F1 2.0; probabilities of one class failed deep in NumPy."""
+    column, predicted = np.array([[0], [1], [1], [0]]), np.array([0, 1, 1, 0])
+    for metric in (metrics.accuracy, metrics.precision_recall_f1, metrics.roc_auc, metrics.confusion_matrix):
+        with pytest.raises(ValueError, match=r"must both be \(N,\) arrays, got shapes \(4, 1\) and \(4,\)"):
+            metric(column, predicted)
+    with pytest.raises(ValueError, match=r"must be \(N, C\) for N = 4 labels, got shape \(4,\)"):
+        metrics.classification_report(predicted, np.array([0.2, 0.8, 0.6, 0.1]))
+    assert metrics.accuracy(column[:, 0], predicted) == 1.0
