@@ -113,6 +113,22 @@ def _check_counts(batches, **counts):
                         f"lambda epoch: data; got a {type(batches).__name__}")
 
 
+def _check_parts(optimizer, schedule, callbacks, time_limit):
+    """One line for a part of the wrong kind, before the first step (an optimizer class read "type object 'Adam'
+    has no attribute 'param_groups'"; schedule=0.1 failed after the first step had changed the weights)."""
+    wrong = {"optimizer must be an optimizer instance, e.g. optim.Adam(model.parameters())":
+             (optimizer, not hasattr(optimizer, "param_groups")),
+             "schedule must be a schedule instance, e.g. optim.LinearWarmupDecay(optimizer, ...), or None":
+             (schedule, schedule is not None and not hasattr(schedule, "step")),
+             "callbacks must be a list of callback instances (not classes)":   # each event goes over them again
+             (callbacks, not isinstance(callbacks, (list, tuple)) or any(isinstance(c, type) for c in callbacks)),
+             "time_limit must be a number of seconds > 0, or None":
+             (time_limit, time_limit is not None and not (isinstance(time_limit, numbers.Real) and time_limit > 0))}
+    for what, (value, refused) in wrong.items():
+        if refused:
+            raise TypeError(f"train: {what}; got {value!r}")
+
+
 def new_loop():
     """The core's position and record, saved in checkpoints: epoch, batches done in it, steps
     done, the best evaluation so far, evaluations since it, every evaluation, seconds."""
@@ -136,8 +152,9 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     schedule, clip        a learning-rate schedule stepped after every step; a gradient norm limit
     evaluate(model)       validation metrics (a dict; its "loss" must stay finite), with the
                           model in eval mode; every ``every`` steps and when training ends
-    metric, patience      which metric picks the best (lower loss, else higher); stop after
-                          ``patience`` evaluations without a better one
+    metric, patience      which metric picks the best (lower when its name speaks of a loss, error,
+                          perplexity, mse or mae, else higher); stop after ``patience``
+                          evaluations without a better one
     checkpoints           a ``Checkpoints``: "best" when the metric improves, "last" at every evaluation
     callbacks             ``Callback``s; one whose on_step returns True stops the run at once,
                           as a crash would: nothing more is evaluated or saved
@@ -149,6 +166,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     if epochs is None and steps is None:
         raise ValueError("train: say when to stop, with epochs or steps")
     _check_counts(batches, epochs=epochs, steps=steps, every=every, patience=patience)
+    _check_parts(optimizer, schedule, callbacks, time_limit)
     if loop is not None and checkpoints is not None:
         checkpoints.saved_step = loop["step"]   # resumed: the checkpoint it came from is the last good one
     run = _Run(model, loss_fn, optimizer, schedule, clip, evaluate, metric, patience,
@@ -240,7 +258,8 @@ class _Run:
             if loop["stopped_early"] or out_of_time or (steps is not None and loop["step"] >= steps):
                 return False, True
         if done == 0:
-            raise ValueError("train: an epoch gave no batches; is the training set empty?")
+            raise ValueError("train: an epoch gave no batches; is the training set empty, or does batches(epoch) give "
+                             "an iterator used up in an earlier epoch? (give a list, or a new one each epoch)")
         loop["epoch"], loop["batch"] = loop["epoch"] + 1, 0
         return False, False
 
@@ -312,13 +331,14 @@ class _Run:
         return True
 
     def improves(self, metrics):
-        """Is ``metrics`` the new best (the first is; then by ``metric``: lower loss, else higher)? An
+        """Is ``metrics`` the new best (the first is; then by ``metric``, in its direction: see ``train``)? An
         unsettled evaluation always is (the latest model of a schedule, see ``Callback.settled``), and so
         is a settled one after an unsettled best."""
         best, metric = self.loop["best"], self.metric
         if best is None or metrics.get("unsettled") or best.get("unsettled"):
             return True
-        return metrics[metric] < best[metric] if metric == "loss" else metrics[metric] > best[metric]
+        lower = any(word in metric for word in ("loss", "error", "perplexity", "mse", "mae"))   # "error" was maximised
+        return metrics[metric] < best[metric] if lower else metrics[metric] > best[metric]
 
     def validate(self):
         """The caller's metrics, the model in eval mode ({} without ``evaluate``); a non-finite

@@ -427,20 +427,50 @@ def test_a_time_limit_says_it_stopped_the_run():
 @pytest.mark.parametrize("bad, words", [(dict(patience=0), r"patience must be a whole number >= 1 \(or None\), got 0"),
                                         (dict(epochs=-2), "epochs must be"), (dict(epochs=2.5), "got 2.5"),
                                         (dict(every=0), "every must be"), (dict(batches=[]), "batches must be a "
-                                                                                             "function of the epoch")])
-def test_counts_that_train_nothing_and_batches_that_are_no_function_are_refused(bad, words):
+                                                                                             "function of the epoch"),
+                                        (dict(optimizer=None), "optimizer must be an optimizer instance"),
+                                        (dict(schedule=0.1), "schedule must be a schedule instance"),
+                                        (dict(callbacks=Callback()), "callbacks must be a list of callback instances"),
+                                        (dict(callbacks=[Callback]), "callbacks must be a list"),
+                                        (dict(time_limit=-5), "time_limit must be a number of seconds > 0")])
+def test_counts_that_train_nothing_and_parts_of_the_wrong_kind_are_refused(bad, words):
     """patience=0 or epochs=-2 trained nothing and said nothing, epochs=2.5 ran 3, a list of batches read
-    "TypeError: 'list' object is not callable"."""
+    "TypeError: 'list' object is not callable", an optimizer class "no attribute 'param_groups'"; schedule=0.1
+    failed after the first step had changed the weights."""
     import minidl as md
     from minidl import nn, optim
     from minidl.train import train
 
     net = nn.Linear(4, 2)
     X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
-    settings = {"batches": lambda e: [(X, Y)], "epochs": 5, "evaluate": lambda m: {"loss": 1.0}, "every": 4, **bad}
+    settings = {"batches": lambda e: [(X, Y)], "epochs": 5, "evaluate": lambda m: {"loss": 1.0}, "every": 4,
+                "optimizer": optim.Adam(net.parameters()), **bad}
+    before = net.weight.numpy().copy()
     with pytest.raises((ValueError, TypeError), match=words):
-        train(net, settings.pop("batches"), lambda m, b: md.cross_entropy(m(b[0]), b[1]),
-              optim.Adam(net.parameters()), **settings)
+        train(net, settings.pop("batches"), lambda m, b: md.cross_entropy(m(b[0]), b[1]), settings.pop("optimizer"),
+              **settings)
+    np.testing.assert_array_equal(net.weight.numpy(), before)
+
+
+def test_an_error_metric_keeps_its_lowest_and_a_used_up_iterator_is_named():
+    """Every metric but "loss" was maximised: metric="error" kept the worst model. An iterator given as every
+    epoch's batches trained one epoch, then said "is the training set empty?"."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+
+    md.manual_seed(0)
+    X = md.randn(64, 2)
+    Y = md.tensor((X.numpy()[:, 0] > 0).astype(np.int64))
+    net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2))
+    loss_fn = lambda m, b: md.cross_entropy(m(b[0]), b[1])   # noqa: E731
+    error = lambda m: {"error": float((m(X).numpy().argmax(1) != Y.numpy()).mean())}   # noqa: E731
+    loop, _ = train(net, lambda e: [(X, Y)], loss_fn, optim.Adam(net.parameters(), lr=0.05), epochs=10,
+                    evaluate=error, every=1, metric="error", log=None)
+    assert loop["best"]["error"] == min(h["error"] for h in loop["history"]) < loop["history"][0]["error"]
+    batches = iter([(X[:32], Y[:32]), (X[32:], Y[32:])])
+    with pytest.raises(ValueError, match="an iterator used up in an earlier epoch"):
+        train(net, lambda e: batches, loss_fn, optim.SGD(net.parameters(), lr=0.1), epochs=2, log=None)
 
 
 def test_a_non_finite_gradient_norm_validation_loss_or_weight_stops_the_run_naming_it():
