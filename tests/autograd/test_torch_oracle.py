@@ -60,6 +60,15 @@ def test_kinks_take_torch_subgradient(device):
                        device, "leaky_relu")
 
 
+def test_logsumexp_of_infinite_rows_is_torchs(device):
+    """A row of −inf (every position masked) read nan: max − max = −inf − (−inf)."""
+    inf = float("inf")
+    rows = [[-inf, -inf], [1.0, 2.0], [inf, 1.0], [-inf, 3.0]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ours = md.tensor(rows, device=device).logsumexp(axis=1).numpy()
+    np.testing.assert_allclose(ours, torch.logsumexp(torch.tensor(rows), 1).numpy(), rtol=1e-6)
+
+
 def test_dropout_is_inverted_dropout(device):
     """out = x * mask / (1 - p) with mask ~ Bernoulli(1 - p); the gradient uses the same mask."""
     p = 0.3

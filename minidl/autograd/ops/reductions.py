@@ -90,6 +90,7 @@ def logsumexp_array(xp, x, axis=-1):
     """log Σ exp(x) over ``axis`` on plain arrays, kept dims, without overflow: m + log Σ exp(x − m),
     m = max x. The one place minidl writes it (log_softmax, logsumexp, the distillation loss)."""
     m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(abs(m) < float("inf"), m, 0.0)   # a row of −inf: −inf (x − m was −inf − (−inf) = nan), as torch
     return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
 
 
