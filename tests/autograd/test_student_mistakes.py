@@ -146,6 +146,10 @@ def test_strings_where_token_lists_go_are_refused():
     with pytest.raises(TypeError, match=r"vocab.id_to_token\[i\] is the token of id i"):
         vocab[2]
     assert vocab.encode(["the", "film"]).tolist() == [vocab["the"], vocab.unk_id]
+    with pytest.raises(TypeError, match=r"got a int first, 2; ids turn back into tokens with decode\(ids\)"):
+        vocab.encode([2, 3])                                    # ids for tokens: every one read <unk>
+    with pytest.raises(TypeError, match="tokenize_all takes a list of texts, got the str 'a great movie'"):
+        Tokenizer().tokenize_all("a great movie")               # one empty word list per character
 
 
 def test_settings_are_given_by_name_and_labels_are_class_indices():
