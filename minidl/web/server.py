@@ -68,6 +68,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlparse
 
 from ..autograd.function import MinidlError
+from ..compress.quantize import stored_numbers
 from ..mlm import load_mlm
 from ..mlm.cli import fill_mask
 from ..train import load_classifier
@@ -94,7 +95,7 @@ class BadRequest(Exception):
 
 
 def _sizes(model, path):
-    return {"path": os.fspath(path), "parameters": sum(int(p.size()) for p in model.parameters()),
+    return {"path": os.fspath(path), "parameters": stored_numbers(model)[0],   # int8 weights too, as mlm evaluate
             "file_mb": round(os.path.getsize(path) / 1e6, 3)}   # MB (10⁶ bytes), as minidl mlm evaluate
 
 

@@ -40,6 +40,16 @@ def test_info_lists_the_models_and_their_sizes(url, checkpoints):
     assert info["mlm"][0]["parameters"] > info["mlm"][1]["parameters"], "the student is the smaller one"
 
 
+def test_info_counts_an_int8_student_by_the_numbers_it_stores(checkpoints, tmp_path):
+    """An int8 copy keeps its weights in qweight buffers: /api/info counted only its float parameters
+    (3,570 for mlm evaluate's 80,946)."""
+    int8 = tmp_path / "int8.npz"
+    assert main(["mlm", "quantize", "--model", str(checkpoints["student"]), "--out", str(int8)]) == 0
+    student = load_mlm(checkpoints["student"])[0]
+    info = Models(checkpoints["teacher"], int8).info()
+    assert info["mlm"][1]["parameters"] == sum(int(p.size()) for p in student.parameters())
+
+
 def test_fill_mask_gives_sorted_top_k_per_mask_for_teacher_and_student(url, checkpoints):
     text = "the acting was [MASK] and the plot was [MASK]"
     status, result = get(f"{url}/api/fill-mask?text={quote(text)}&k=3")
