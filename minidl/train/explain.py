@@ -32,7 +32,8 @@ import minidl as md
 
 
 def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
-    """A dict: words, whether each is known, prediction, probabilities, and per-word columns."""
+    """A dict: words, whether each is known, prediction, probabilities, per-word columns, and how many
+    words past the tokenizer's max_length the model did not read ("unread")."""
     ids = vocab.encode_text(text, tokenizer)                   # (T,), raises on empty / unknown-only text
     words = tokenizer(text)[:len(ids)]
     batch_ids = md.tensor(ids[None, :], device=device)           # (1, T)
@@ -62,10 +63,17 @@ def explain(text, model, vocab, tokenizer, label_names, device="cpu"):
             columns[f"p({label_names[c]}) so far"] = prefix[:, c]
             start = dict(zip(label_names, map(float, model.start_logits(batch_ids).softmax(axis=-1).numpy()[0])))
     known = [int(i) != vocab.unk_id for i in ids]
+    rows = _rows(text, tokenizer, words, known, vocab.unk_token)
     return {"text": text, "words": words, "known": known,
             "prediction": label_names[int(np.argmax(probabilities))],
             "probabilities": dict(zip(label_names, map(float, probabilities))), "columns": columns, "start": start,
-            "rows": _rows(text, tokenizer, words, known, vocab.unk_token), "legend": _legend(columns, label_names, c)}
+            "rows": rows, "unread": sum(1 for row in rows[_cut(rows):] if row["word"]),
+            "legend": _legend(columns, label_names, c)}
+
+
+def _cut(rows):
+    """The first row past the tokenizer's max_length (len(rows) if none): from there on the model reads nothing."""
+    return next((i for i, row in enumerate(rows) if "past max_length" in (row["note"] or "")), len(rows))
 
 
 def _legend(columns, label_names, c):
@@ -122,15 +130,13 @@ def format_explanation(result, max_word=24):
              + ", ".join(f"p({k}) = {v:.3f}" for k, v in result["probabilities"].items()) + ")",
              "  " + f"{'word':<{word_width}}{'token':<{token_width}}"
              + "".join(f"{n:>{w}}" for n, w in zip(names, widths)) + "  note"]
-    # from the first word past max_length on, the model reads nothing: one line says how many there are
-    cut = next((i for i, row in enumerate(rows) if "past max_length" in (row["note"] or "")), len(rows))
+    cut = _cut(rows)   # one line says how many words the model did not read
     for word, token, row in zip(words[:cut], tokens, rows):
         cells = [_cell(result["columns"][name], row["index"], width) for name, width in zip(names, widths)]
         line = f"  {word:<{word_width}}{token:<{token_width}}" + "".join(cells) + f"  {row['note'] or ''}"
         lines.append(line.rstrip())
     if cut < len(rows):
-        lines.append(f"  ... and {sum(1 for row in rows[cut:] if row['word'])} more words past max_length, "
-                     f"not read by the model")
+        lines.append(f"  ... and {result['unread']} more words past max_length, not read by the model")
     return "\n".join([*lines, f"  ({result['legend']})"])
 
 

@@ -17,7 +17,8 @@ except the page, its script and the plots):
     /api/classify?text=...             {"text", "models": [{"name", "path", "labels", "prediction", "probabilities",
                                                             "start" (RNN/GRU: the probabilities before the first
                                                             word, else null), "words", "known",
-                                                            "columns": {name: [per word]}}]}
+                                                            "columns": {name: [per word]}, "unread" (the
+                                                            words past max_length, not read)}]}
     /api/info                          {"mlm": [{"role", "path", ...sizes}], "classifiers": [...], "max_chars",
                                         "attention": [indices of the classifiers with attention], "runs": DIR or null,
                                         "graph": {"max_chars", "functions"}}
@@ -173,7 +174,7 @@ class Models:
             models.append({"name": sizes["name"], "path": sizes["path"], "labels": labels,
                            "prediction": result["prediction"], "probabilities": result["probabilities"],
                            "start": result["start"], "words": result["words"], "known": result["known"],
-                           "columns": columns})
+                           "columns": columns, "unread": result["unread"]})
         return {"text": text, "models": models}
 
     def graph(self, query):

@@ -41,3 +41,8 @@ def test_the_screenshot_shows_green_and_red_words(page, url):
     for colour in (POSITIVE, NEGATIVE):
         assert pixels(page[1], colour) > 50, f"no word underlined in {colour}"
 
+
+
+def test_the_page_says_how_many_words_past_max_length_were_not_read(chromium, url, tmp_path):
+    dom, _ = browse(chromium, f"{url}/?text={quote('great ' * 120)}&run=classify", tmp_path)
+    assert dom.count("... and 20 more words past max_length, not read by the model") == 2   # mlp and gru

@@ -79,6 +79,13 @@ def test_classify_gives_each_model_its_per_word_columns(url):
     assert gru["columns"]["p(pos) so far"][-1] == pytest.approx(gru["probabilities"]["pos"], abs=1e-5)
 
 
+def test_classify_says_how_many_words_past_max_length_it_did_not_read(url):
+    """A 120-word text came back as 100 words with no sign that 20 were not read (minidl explain says so)."""
+    for model in get(f"{url}/api/classify?text={quote('great ' * 120)}")[1]["models"]:
+        assert len(model["words"]) == 100 and model["unread"] == 20
+    assert all(model["unread"] == 0 for model in get(f"{url}/api/classify?text=great")[1]["models"])
+
+
 def test_classify_gives_an_rnn_its_prediction_before_the_first_word(url, models):
     """The first word's colour is its change from the model's own start (here p(pos) far from 0.5), not from 0.5."""
     mlp, gru = get(f"{url}/api/classify?text=great")[1]["models"]
