@@ -213,7 +213,7 @@ def add_arguments(commands):
                                                           '(default: none, that start is left out)')
     finetune.add_argument("--out", required=True, help="results (JSON)")
     finetune.add_argument("--data", default=None, help="IMDB location (default: $MINIDL_DATA, ~/.cache/minidl)")
-    finetune.add_argument("--length", type=at_least(1), default=128, help="tokens per review, [CLS] included")
+    finetune.add_argument("--length", type=at_least(2), default=128, help="tokens per review, [CLS] included")
     finetune.add_argument("--epochs", type=at_least(1), default=3,
                           help="passes over the training reviews, for each start")
     finetune.add_argument("--batch-size", type=at_least(1), default=32, help="reviews per training batch")

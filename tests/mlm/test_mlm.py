@@ -632,9 +632,11 @@ def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_re
         in capsys.readouterr().err
     assert main([*common, "--d-model", "16", "--layers", "3", "--hidden-weight", "1"]) == 2
     assert "give --layers at most the teacher's 1 (got 3), or both weights 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--length", "1"])
-    assert "argument --length: must be a whole number >= 2, got 1" in capsys.readouterr().err
+    for command in (["pretrain", "--out", str(tmp_path / "p.npz")],   # finetune trained on [CLS] alone
+                    ["finetune", "--student", str(teacher), "--out", str(tmp_path / "f.json")]):
+        with pytest.raises(SystemExit):
+            main(["mlm", *command, "--length", "1"])
+        assert "argument --length: must be a whole number >= 2, got 1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "s.npz")
     # pretrain --resume-from went on with the checkpoint's model, dropping the --d-model and --layers given
     assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--resume-from", str(teacher), "--d-model", "64",
