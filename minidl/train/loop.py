@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -178,15 +179,14 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     model.train()
     crashed, ended = False, run.over(epochs, steps) or run.out_of_time(time_limit)   # a resumed run may be over
     # an overflow is a divergence (see the module docstring); NumPy's other warnings would come
-    # before the one message a divergence gets, and what they warn of is caught by the checks
-    with np.errstate(over="call", call=run.overflowed, invalid="ignore", divide="ignore"):
+    # before the one message a divergence gets, and what they warn of is caught by the checks. The bar
+    # is closed (its line cleared) however the loop ends: Ctrl-C's message was glued onto it
+    with np.errstate(over="call", call=run.overflowed, invalid="ignore", divide="ignore"), (bar or nullcontext()):
         while not (ended or crashed):
             crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
             ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)
         if not crashed and run.evaluated_at != run.loop["step"]:
             run.evaluation(epoch_steps)
-    if bar is not None:
-        bar.close()
     run.loop["seconds"] = time.perf_counter() - run.start
     return run.loop, run.best_state
 

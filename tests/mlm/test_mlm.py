@@ -235,6 +235,27 @@ def test_training_resumes_bit_for_bit(tmp_path, distil):
         run(tmp_path / "never.npz", resume=True)
 
 
+def test_ctrl_c_clears_the_progress_bar_before_its_message(tmp_path, capsys):
+    """Interrupted, pretrain and distill left their bar on the line, and minidl's "interrupted; --resume goes
+    on from ..." was glued onto it: the bar is cleared on the way out, as at the end of a run."""
+    from minidl.train import Callback
+
+    class CtrlC(Callback):
+        def on_step(self, step, loss):
+            if step == 3:
+                raise KeyboardInterrupt
+
+    texts = _toy_corpus(30)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    settings = {**TINY, "max_len": 13}
+    try:
+        train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=13), vocab, 10, settings,
+                  tmp_path / "m.npz", batch_size=16, eval_every=5, callbacks=[CtrlC()])
+    except KeyboardInterrupt:   # where minidl's main prints its message (pytest.raises let the bar be collected)
+        bar = capsys.readouterr().err
+    assert "3/10" in bar and bar.endswith("\r") and bar.split("\r")[-2].strip() == "", repr(bar[-200:])
+
+
 def test_a_finished_run_resumed_stays_as_it_is_and_other_settings_are_refused(tmp_path):
     """Resuming a run that reached its last step used to train one more step (and so on with every
     --resume: "step 41/40"); resuming with another learning rate, seed or step count went on
