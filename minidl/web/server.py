@@ -444,7 +444,7 @@ def add_arguments(commands):
     serve.add_argument("--student", default=None, help="a second one beside it, from minidl mlm distill "
                                                        "(default: the teacher alone)")
     serve.add_argument("--classifier", action="append", default=[], help="a minidl train checkpoint "
-                                                                         "(best.npz); repeatable")
+                                                                         "(best.npz); repeatable (default: none)")
     serve.add_argument("--runs", default=None, help="a folder of training runs and sweeps (minidl train --out "
                                                     "folders, minidl sweep .jsonl files, their plots) for the Runs "
                                                     "view (default: none; the view then says how to start it)")

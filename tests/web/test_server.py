@@ -1,5 +1,6 @@
 """minidl serve's API: the JSON shapes, the 4xx errors with what to do, start and stop, the CLI."""
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -162,6 +163,14 @@ def test_the_command_line_needs_a_model_and_reports_bad_paths(tmp_path, checkpoi
     assert f"cannot listen on 127.0.0.1:{port} (Address already in use); give another --port" in capsys.readouterr().err
     assert main(["serve", "--classifier", str(tmp_path / "missing.npz"), "--host", "nosuch.invalid"]) == 1
     assert "give a --host this machine answers to (e.g. 127.0.0.1)" in capsys.readouterr().err   # was: another --port
+
+
+def test_every_option_of_serve_says_its_default(capsys):
+    """--classifier was the one option of minidl serve --help without "(default: ...)"."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    entries = re.split(r"\n  (?=-)", capsys.readouterr().out.split("options:")[1])[2:]   # after -h, --help
+    assert len(entries) == 7 and all("(default: " in " ".join(entry.split()) for entry in entries), entries
 
 
 @pytest.mark.parametrize("host, url", [(None, "http://127.0.0.1:"), ("::1", "http://[::1]:")])
