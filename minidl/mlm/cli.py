@@ -30,6 +30,7 @@ from .tokenizer import MASK
 
 PRETRAIN_SHAPE = {"d_model": 128, "num_layers": 4, "num_heads": 4, "d_ff": 512}   # pretrain's defaults
 PRETRAIN_LENGTH, PRETRAIN_VOCAB, DROPOUT = 128, 8000, 0.1
+_WRITERS = {"teacher": "pretrain", "student": "distill"}   # the command that trains a checkpoint of each role
 
 
 def _model_arguments(parser, d_model, layers, heads, d_ff):
@@ -86,24 +87,31 @@ def _refused(args):
     if os.path.exists(args.out) and not (args.resume or args.overwrite):
         return (f"--out {args.out} holds an earlier run; pass --resume to continue it, --overwrite to replace it, "
                 f"or another --out")
+    if args.resume:
+        return _resume_refused(args)
     try:
-        if not args.resume:   # a resumed run reads it first
-            check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
-                              "--out's training state")
+        check_replaceable(state_path(args.out), lambda path: npz_meta(path).get("kind") == "mlm", "minidl mlm",
+                          "--out's training state")
     except WriteError as error:
         return str(error)
-    if args.resume and not os.path.exists(state_path(args.out)):
+    return None
+
+
+def _resume_refused(args):
+    """Why --resume cannot go on from the run at --out (None: it can): no training state beside it, a file
+    there that is not one, a checkpoint of the other command, or other options than the first time."""
+    if not os.path.exists(state_path(args.out)):
         return (f"--resume: there is no training state at {state_path(args.out)} (written beside --out at every "
                 f"evaluation); run without --resume first")
-    if args.resume:
-        try:
-            changed = _changed_run(args)
-        except (zipfile.BadZipFile, KeyError):
-            return (f"--resume: {state_path(args.out)} is not a minidl training state; run without --resume to start "
-                    f"again")
-        if changed:
-            return (f"--resume: {args.out} was trained with other options ({changed}); give the same options as the "
-                    f"first time")
+    try:
+        wrote, changed = _WRITERS.get(npz_meta(args.out).get("role")), _changed_run(args)
+    except (zipfile.BadZipFile, KeyError):
+        return f"--resume: {state_path(args.out)} is not a minidl training state; run without --resume to start again"
+    if wrote and wrote != ("distill" if hasattr(args, "teacher") else "pretrain"):   # its options cannot be given
+        return f"--resume: {args.out} is a `minidl mlm {wrote}` checkpoint: resume it with that command"
+    if changed:
+        return (f"--resume: {args.out} was trained with other options ({changed}); give the same options as the "
+                f"first time")
     return None
 
 

@@ -338,6 +338,26 @@ def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read
     assert "m.state.npz is not a minidl training state" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("role, command, wrote", [("teacher", ["distill", "--teacher", "T.npz"], "pretrain"),
+                                                  ("student", ["pretrain"], "distill")])
+def test_resuming_the_other_commands_checkpoint_names_the_command_that_resumes_it(tmp_path, capsys, role, command,
+                                                                                 wrote):
+    """distill --resume on a pretrain checkpoint (or the reverse) was refused as "trained with other options (...
+    init 'cooccurrence', now 'teacher' ...); give the same options as the first time", which no option can give."""
+    from minidl.cli import main
+
+    texts = _toy_corpus(30)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    settings = {**TINY, "max_len": 13}
+    teacher = save_mlm(tmp_path / "T.npz", build_mlm(len(vocab), settings, "cpu"), vocab, settings)
+    train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=13), vocab, 2, settings,
+              tmp_path / "m.npz", batch_size=16, eval_every=2, role=role, log=None)
+    command = [str(teacher) if option == "T.npz" else option for option in command]
+    assert main(["mlm", *command, "--out", str(tmp_path / "m.npz"), "--resume"]) == 2
+    assert capsys.readouterr().err == (f"minidl mlm {command[0]}: --resume: {tmp_path / 'm.npz'} is a `minidl mlm "
+                                       f"{wrote}` checkpoint: resume it with that command\n")
+
+
 def test_top_k_never_predicts_specials_and_reads_every_mask():
     vocab = _vocab(10)
     model = build_mlm(len(vocab), TINY, "cpu")
