@@ -280,9 +280,20 @@ def _settings(args, max_len):
             "max_len": max_len, "dropout": args.dropout}
 
 
+def _finished(args):
+    """Whether --resume has nothing left to train: said before the reviews are read (about 14 s on IMDB)."""
+    state = npz_meta(state_path(args.out)) if args.resume else {}
+    finished = bool(state) and state["loop"]["step"] >= args.steps   # the first run's --steps: _refused checked
+    if finished:
+        print(f"{args.out} has finished its {state['offset']['step'] + args.steps} steps already: nothing to train")
+    return finished
+
+
 def main_pretrain(args):
     if problem := _refused(args):
         return _refuse("pretrain", problem)
+    if _finished(args):
+        return 0
     if args.resume_from or args.resume:
         model, vocab, _, meta = load_mlm(args.out if args.resume else args.resume_from, args.device,
                                          for_training=True)
@@ -337,6 +348,8 @@ def _refused_by_teacher(args, teacher):
 def main_distill(args):
     if problem := _refused(args):
         return _refuse("distill", problem)
+    if _finished(args):
+        return 0
     # an int8 copy (mlm quantize) is refused as for training: its 3,506 "parameters" were printed as the teacher's
     teacher, vocab, _, meta = load_mlm(args.teacher, args.device, for_training=True)
     if problem := _refused_by_teacher(args, meta["settings"]):   # (found after reading the reviews, by function names)

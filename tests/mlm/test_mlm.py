@@ -311,18 +311,23 @@ def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read
     now one line, exit 2, before any review is read, and the files stay; the same options pass."""
     from minidl.cli import main
     from minidl.mlm.pretrain import state_path
+    from minidl.train import Callback
+
+    class Stop(Callback):   # after the save at step 2 of 4: a run to resume (a finished one reads no reviews)
+        def on_step(self, step, loss):
+            return step == 3
 
     texts = _toy_corpus(60)
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     settings = {"d_model": 16, "num_heads": 2, "num_layers": 1, "d_ff": 32, "max_len": 32, "dropout": 0.1}
     out = tmp_path / "m.npz"
     source = {"data": None, "max_reviews": None, "max_vocab": 8000, "init": "cooccurrence", "resume_from": None}
-    train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=32), vocab, 2, settings, out,
-              source=source, log=None)   # what the command line below records
+    train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=32), vocab, 4, settings, out,
+              eval_every=2, source=source, callbacks=[Stop()], log=None)   # what the command line below records
     files = {path: open(path, "rb").read() for path in (out, state_path(out))}
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
     common = ["mlm", "pretrain", "--out", str(out), "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff",
-              "32", "--length", "32", "--steps", "2", "--device", "cpu"]
+              "32", "--length", "32", "--steps", "4", "--eval-every", "2", "--device", "cpu"]
     for options, words in (([], "holds an earlier run; pass --resume to continue it, --overwrite to replace it"),
                            (["--resume", "--lr", "0.5"], "other options (lr 0.001, now 0.5)"),
                            (["--resume", "--d-model", "32"], "other options (d_model 16, now 32)"),
@@ -356,6 +361,31 @@ def test_resuming_the_other_commands_checkpoint_names_the_command_that_resumes_i
     assert main(["mlm", *command, "--out", str(tmp_path / "m.npz"), "--resume"]) == 2
     assert capsys.readouterr().err == (f"minidl mlm {command[0]}: --resume: {tmp_path / 'm.npz'} is a `minidl mlm "
                                        f"{wrote}` checkpoint: resume it with that command\n")
+
+
+@pytest.mark.parametrize("distil", [False, True])
+def test_resuming_a_finished_run_says_so_before_the_reviews_are_read(tmp_path, capsys, monkeypatch, distil):
+    """pretrain and distill --resume of a run that has done its steps read the reviews (14 s on IMDB) first."""
+    import minidl.mlm.cli as mlm_cli
+    from minidl.cli import main
+
+    monkeypatch.setattr(mlm_cli, "_corpus", lambda *a, **k: pytest.fail("the reviews were read"))
+    texts = _toy_corpus(30)
+    vocab = build_vocabulary(texts, max_size=None, min_freq=1)
+    settings = {**TINY, "max_len": 13, "dropout": 0.1}
+    teacher = save_mlm(tmp_path / "T.npz", build_mlm(len(vocab), settings, "cpu"), vocab, settings)
+    command = ["distill", "--teacher", str(teacher), "--d-model", "16", "--layers", "1", "--d-ff", "32"] if distil \
+        else ["pretrain", "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--length", "13"]
+    source = {"data": None, "max_reviews": None, "max_vocab": None if distil else 8000,   # as the command records
+              "init": "teacher" if distil else "cooccurrence", "resume_from": None}
+    if distil:
+        source["teacher"] = mlm_cli.file_sha256(teacher)
+    train_mlm(build_mlm(len(vocab), settings, "cpu"), segments(texts, vocab, length=13), vocab, 2, settings,
+              tmp_path / "m.npz", lr=2e-3 if distil else 1e-3, role="student" if distil else "teacher",
+              source=source, log=None)
+    assert main(["mlm", *command, "--out", str(tmp_path / "m.npz"), "--steps", "2", "--device", "cpu",
+                 "--resume"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'm.npz'} has finished its 2 steps already: nothing to train\n"
 
 
 def test_top_k_never_predicts_specials_and_reads_every_mask():
