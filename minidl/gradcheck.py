@@ -137,7 +137,8 @@ class InputReport:
                     "eps); elsewhere look for a small error, such as a step in float32")
         elif self.numeric != 0 and np.isfinite(self.analytic):
             hint = (f"analytic/numeric = {self.analytic / self.numeric:.4g} here; a clean ratio "
-                    "like 2, 0.5 or -1 usually means a missing factor or a sign error")
+                    "like 2, 0.5 or -1 usually means a missing factor or a sign error, unless the point sits on "
+                    "a kink (relu or abs at 0, a tie in max), where the two sides' slopes differ: move it off")
         else:
             hint = "compare the two gradients: look for a wrong index, axis or broadcast"
         return f"{where}\n  -> {hint}"
@@ -218,6 +219,10 @@ def _backward_once(fn, inputs, seed):
                              f"leave its inputs as they are and return a new array")
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a minidl Tensor, got {type(out).__name__}")
+    if not np.allclose(_as_float64(fn(*inputs).data), _as_float64(out.data), rtol=1e-10, atol=0, equal_nan=True):
+        raise ValueError("gradcheck: fn gave two outputs for the same inputs (dropout in training mode, or another "
+                         "random draw); finite differences need the same function every call: call model.eval(), "
+                         "or seed the draw inside fn")
     if out.dtype != "float64":
         raise TypeError(f"gradcheck: fn returned a {out.dtype} tensor; every step must stay float64")
     grad_output = np.random.default_rng(seed).standard_normal(out.shape)

@@ -170,6 +170,15 @@ def test_an_op_that_writes_into_what_it_was_handed_is_named():
     np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])   # the caller's values, put back
 
 
+def test_a_random_fn_is_named_and_a_kink_is_among_the_hints():
+    """Dropout in training mode failed as "analytic/numeric = ...: a missing factor or a sign error" (each call
+    drew another mask); relu at exactly 0 too, where the two sides' slopes differ."""
+    with pytest.raises(ValueError, match="fn gave two outputs for the same inputs .dropout in training mode"):
+        gradcheck(lambda t: md.dropout(t, 0.5, training=True), [md.randn(2, 3, dtype="float64", requires_grad=True)])
+    kink = gradcheck(md.relu, [md.tensor([0.0, 1.0], dtype="float64", requires_grad=True)])
+    assert not kink.ok and "unless the point sits on a kink (relu or abs at 0" in str(kink)
+
+
 def test_settings_that_cannot_work_are_one_line():
     """points=4 was a KeyError, eps=0 a nan table, tol=-1 failed everything, a bare tensor iterated its rows."""
     x = md.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
