@@ -17,8 +17,9 @@ def get_lr(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
     """
     if step < warmup_steps:
         return base_lr * step / warmup_steps
-    remaining = max(0.0, (total_steps - step) / (total_steps - warmup_steps))
-    return min_lr + (base_lr - min_lr) * remaining
+    if step >= total_steps:   # (warm-up to the last step divided by zero)
+        return min_lr
+    return min_lr + (base_lr - min_lr) * (total_steps - step) / (total_steps - warmup_steps)
 
 
 class LinearWarmupDecay:

@@ -19,6 +19,11 @@ def test_values_to_a_floor(step, expected):
     assert get_lr(step, base_lr=1.0, warmup_steps=4, total_steps=12, min_lr=0.1) == pytest.approx(expected)
 
 
+def test_a_warm_up_to_the_last_step_ends_at_min_lr():
+    """warmup_steps == total_steps divided by zero at the end of the warm-up."""
+    assert [get_lr(step, 1.0, 3, 3, min_lr=0.1) for step in (2, 3, 4)] == [pytest.approx(2 / 3), 0.1, 0.1]
+
+
 def test_no_warmup_starts_at_base():
     assert get_lr(0, base_lr=0.3, warmup_steps=0, total_steps=10) == pytest.approx(0.3)
     assert get_lr(5, base_lr=0.3, warmup_steps=0, total_steps=10) == pytest.approx(0.15)
