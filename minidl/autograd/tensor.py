@@ -7,7 +7,7 @@
 * ``_ctx``          -- the ``Context`` of the op that produced it (``None`` for a leaf).
 
 ``Tensor(data)`` copies ``data``. Floating-point data is stored in the default dtype (float32, see ``set_default_dtype``)
-unless ``dtype=`` says otherwise; integer and boolean data (indices, masks) keep theirs.
+unless ``dtype=`` says otherwise; integer and boolean data (indices, masks), and a Tensor, keep theirs.
 """
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ class Tensor:
     _changed_at = 0   # engine.changed_in_place: when a step (p -= lr * p.grad) last changed the array in place
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None):
-        if isinstance(data, Tensor):
-            data = data.data
+        if isinstance(data, Tensor):   # its dtype kept, as torch.tensor(t) does (a float64 one became float32)
+            data, dtype = data.data, dtype or data.dtype
         if device is None and not isinstance(data, (np.ndarray, list, tuple)) and not np.isscalar(data):
             xp = _backend.backend_of(data)  # a torch tensor stays where it is
         else:

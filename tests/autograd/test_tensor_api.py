@@ -40,6 +40,7 @@ def test_what_a_tensor_prints_and_squeeze_of_a_wide_axis():
     x.grad = np.ones(2)
     x.zero_grad()
     assert x.grad is None
+    assert md.tensor(md.tensor([1.0], dtype="float64")).dtype == "float64"   # a Tensor keeps its dtype, as torch's
     for data, what in ((["a"], "text"), ([1.0, None], "objects"), ([1j], "complex")):   # not an array ops fail on
         with pytest.raises(TypeError, match=f"a Tensor holds real numbers or booleans, not {what}"):   # later
             md.tensor(data)
