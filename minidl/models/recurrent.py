@@ -1,6 +1,8 @@
 """Recurrent classifiers: read the review word by word, classify the state at its last real word."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import creation
 from ..nn import GRU, ElmanRNN, Linear
 from .base import Output, SentimentModel
@@ -24,8 +26,12 @@ class _RecurrentClassifier(SentimentModel):
         return self.out(self.rnn._initial_state(self.embed(ids), None))
 
     def forward(self, ids, mask, lengths):
+        B, T = ids.shape
+        given = np.asarray(lengths.numpy() if hasattr(lengths, "numpy") else lengths)
+        if given.shape != (B,) or not (given.size == 0 or 1 <= given.min() <= given.max() <= T):   # 0 read padding
+            raise ValueError(f"{self.name}: lengths must be (B,) = ({B},) whole numbers in 1..T = 1..{T}, got "
+                             f"{given.tolist()}"[:200])
         hs = self.rnn(self.embed(ids))                                # (B, T, H)
-        B = ids.shape[0]
         # padding comes after the last real word, so it never changed the state we read
         last = hs[creation.arange(B, device=ids.device), lengths - 1]  # (B, H)
         return Output(self.out(self.dropout(last)))                   # (B, C)

@@ -67,6 +67,16 @@ def test_padding_changes_nothing(name, device):
     np.testing.assert_allclose(short, padded, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_recurrent_models_refuse_lengths_that_read_padding_or_another_batch(name, device):
+    """A length of 0 read position −1 (padding), one past T raised deep in indexing, a batch's worth too many
+    went unnoticed."""
+    model, (ids, mask, _) = small_model(name, device), batch(IDS, device)
+    for lengths in ([4, 6, 0], [4, 7, 1], [4, 6, 1, 2]):
+        with pytest.raises(ValueError, match=rf"{name}: lengths must be \(B,\) = \(3,\) whole numbers in 1..T = 1..6"):
+            model(ids, mask, md.tensor(lengths, device=device))
+
+
 def test_token_scores_sum_to_the_logits(device):
     model = small_model("mlp", device)
     out = model(*batch(IDS, device))
