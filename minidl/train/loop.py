@@ -356,7 +356,8 @@ class _Run:
         if self.metric not in metrics:   # a KeyError traceback at the second evaluation
             raise ValueError(f"train: metric={self.metric!r} is not among what evaluate returns "
                              f"({', '.join(map(str, metrics)) or 'nothing'}); choose one of them")
-        metrics = dict(metrics)
+        # NumPy scalars and Tensors as Python numbers: checkpoints keep the history as JSON
+        metrics = {name: v.item() if isinstance(v, (np.generic, Tensor)) else v for name, v in metrics.items()}
         self.check("the validation", self.loop["step"])
         if not math.isfinite(metrics.get("loss", 0.0)):
             raise self.diverged(f"the validation loss became {metrics['loss']}", self.loop["step"])

@@ -505,3 +505,23 @@ def test_each_evaluation_shows_a_bar_of_the_reviews_it_scores(capsys):
     fit(TrainConfig(**{**QUICK, "epochs": 1, "test_curve": True}), progress=True, log=lambda *_: None)
     err = capsys.readouterr().err
     assert "validation:   0%" in err and "test:   0%" in err and "review/s" in err
+
+
+def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path):
+    """An evaluate returning np.float32 or a 0-d Tensor failed at the first checkpoint: "Object of type float32 is
+    not JSON serializable"."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+    from minidl.train.loop import Checkpoints
+
+    net = nn.Linear(4, 2)
+    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    save = Checkpoints({"last": str(tmp_path / "last.npz")},
+                       lambda path, loop: checkpoint.save_state(path, net, opt, loop))
+    loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt, epochs=2, every=1,
+                    evaluate=lambda m: {"loss": md.cross_entropy(m(X), Y), "accuracy": np.float32(0.5)},
+                    checkpoints=save, log=None)
+    assert checkpoint.read(tmp_path / "last.npz")[0]["loop"]["history"][-1]["accuracy"] == 0.5
+    assert all(isinstance(h["loss"], float) for h in loop["history"])
