@@ -132,8 +132,8 @@ class CompressionReport:
         decoder row without --decoder (it crashed after every other row)."""
         for row in self.rows:
             if row["name"] == "decoder" and not self.decoder:
-                raise ConfigError(f"{row['file']}: --out holds a decoder row; give its --decoder again, or another "
-                                  f"--out")
+                raise ConfigError(f"{self.path_of(row)}: --out holds a decoder row; give its --decoder again, or "
+                                  f"another --out")
             self._check_row(row)
 
     def _check_row(self, row):
@@ -247,7 +247,7 @@ class CompressionReport:
         the machine did). Rewrites ``results.jsonl``."""
         timed = subset(self.test, reviews, self.seed + 1)
         for row in self.rows:
-            model = self._format(row)[0](row["file"])
+            model = self._format(row)[0](self.path_of(row))
             evaluate(model, subset(timed, 256), device=self.device)            # warm-up
             best = float("inf")
             for _ in range(repeats):
@@ -267,14 +267,14 @@ class CompressionReport:
         row's scores still describe it. Rewrites ``results.jsonl``."""
         for row in self.rows:
             load, save = self._format(row)
-            model = load(row["file"])
+            path = self.path_of(row)
+            model = load(path)
             before = model.state_dict()
-            save(model, row["file"])
-            after = load(row["file"]).state_dict()
+            save(model, path)
+            after = load(path).state_dict()
             if before.keys() != after.keys() or any(not np.array_equal(before[k], after[k]) for k in before):
-                raise RuntimeError(f"{row['file']}: saving it again changed its weights; its row would no longer "
-                                   f"describe it")
-            row["size_mb"] = os.path.getsize(row["file"]) / 1e6
+                raise RuntimeError(f"{path}: saving it again changed its weights; its row would no longer describe it")
+            row["size_mb"] = os.path.getsize(path) / 1e6
         _write_rows(self.results_path, self.rows)
         return self.rows
 
@@ -286,7 +286,7 @@ class CompressionReport:
             return self.loaders[row["name"]], self.savers[row["name"]]
         if row.get("group") == "one-shot pruning":
             return self.load_sparse, save_sparse
-        raise ConfigError(f"{row['file']}: no way to load the row {row['name']!r} of --out; give another --out")
+        raise ConfigError(f"{self.path_of(row)}: no way to load the row {row['name']!r} of --out; give another --out")
 
     # --- the variants ---------------------------------------------------------------------------------
     def run(self, levels=PRUNE_LEVELS, fractions=LOWRANK_FRACTIONS, gradual_levels=GRADUAL_LEVELS):
@@ -396,7 +396,12 @@ class CompressionReport:
         return rows
 
     def file_of(self, name):
-        return next(row["file"] for row in self.rows if row["name"] == name)
+        return self.path_of(next(row for row in self.rows if row["name"] == name))
+
+    def path_of(self, row):
+        """The file of ``row``, by its name in --out's models/ folder: a row's "file" is where it was first written,
+        from the folder that command ran in (a copied --out, or one run from elsewhere, read another's files)."""
+        return os.path.join(self.out, "models", os.path.basename(row["file"]))
 
     def _students(self, only=None):
         """The distilled students (``only``: that one, distilled); -> the names recorded."""

@@ -442,3 +442,20 @@ def test_two_commands_sharing_an_out_keep_each_others_rows(teacher_checkpoint, t
     (tmp_path / "results.jsonl").write_text(text.rstrip("\n"))   # a whole last line without its newline is kept
     first.record("three", "teacher", first.teacher_copy, Module.save, lambda path: _loaded(first.fresh(), path))
     assert [json.loads(line)["name"] for line in open(tmp_path / "results.jsonl")] == ["one", "two", "three"]
+
+
+def test_a_copied_out_reads_and_rewrites_its_own_files(teacher_checkpoint, tmp_path, monkeypatch):
+    """A row's file was found by the path it was written at, from the folder the command ran in: a copy of --out
+    rewrote and timed the first folder's files, and with those gone (or run from elsewhere) none was found."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    CompressionReport(teacher_checkpoint, "R", test_limit=50, log=None).teacher_row()
+    shutil.copytree("R", "copy")
+    shutil.rmtree("R")
+    report = CompressionReport(teacher_checkpoint, str(tmp_path / "copy"), test_limit=50, log=None)
+    report.teacher_row()
+    assert report.file_of("teacher") == str(tmp_path / "copy" / "models" / "teacher.npz")
+    report.rewrite_files()
+    assert report.measure_speed(reviews=50, repeats=1)[0]["reviews_per_s"] > 0
+    assert sorted(os.listdir(tmp_path)) == ["copy"]   # nothing written outside --out
