@@ -375,7 +375,7 @@ def build_parser():
     for each in (mlp, gru, kernels, transformer):
         each.set_defaults(run=_bench)
         each.add_argument("--threads", type=at_least(1), default=None, metavar="N",
-                          help="threads for torch and for NumPy's BLAS alike, N >= 1 (default: leave the "
+                          help="threads for torch and for NumPy's BLAS alike, 1 to the usable CPUs (default: leave the "
                                "libraries' own choice; the one in force is printed)")
 
     # `minidl bench serve`: minidl serve under load; `minidl compress prune | qat | lowrank-sweep`; each sets args.run
@@ -641,7 +641,7 @@ def _call(module, function):
 
 
 def _bench(args):
-    with limit_threads(args.threads):  # checks N >= 1 before any work
+    with limit_threads(args.threads):  # checks 1 <= N <= the usable CPUs before any work
         importlib.import_module(f"minidl.bench.{args.what}").main(args)
         # afterwards, so that a bench refusing its input answers in one line
         print(f"minidl bench {args.what} ran with threads: {describe_threads()}", file=sys.stderr)

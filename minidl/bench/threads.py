@@ -51,10 +51,12 @@ def describe(info=None):
 
 @contextlib.contextmanager
 def limit_threads(threads):
-    """Inside: torch and every BLAS/OpenMP pool use ``threads`` threads (None: unchanged; below 1:
-    a one-line MinidlError)."""
-    if threads is not None and threads < 1:
-        raise MinidlError(f"--threads must be a whole number >= 1, got {threads}")
+    """Inside: torch and every BLAS/OpenMP pool use ``threads`` threads (None: unchanged; below 1, or
+    above the usable CPUs: a one-line MinidlError, as 100000 crashed torch and more than the CPUs
+    made every bench ~10x slower)."""
+    if threads is not None and not 1 <= threads <= usable_cpus():
+        raise MinidlError(f"--threads must be a whole number from 1 to {usable_cpus()} (the CPUs this process may "
+                          f"use), got {threads}")
     restore = set_threads(threads) if threads is not None else (lambda: None)
     try:
         yield

@@ -11,7 +11,7 @@ import torch
 from minidl import MinidlError
 from minidl.bench import kernels as bench
 from minidl.bench import transformer as transformer_bench
-from minidl.bench.threads import thread_info
+from minidl.bench.threads import thread_info, usable_cpus
 from minidl.cli import main
 
 
@@ -176,7 +176,7 @@ def test_transformer_peak_memory_in_a_fresh_process():
 @pytest.mark.parametrize("what", ["mlp", "gru", "kernels", "transformer"])
 def test_threads_option_on_every_bench(monkeypatch, capsys, what):
     """--threads N holds for torch and every BLAS during the run, and is undone after; N < 1 is
-    refused in one line before the bench starts."""
+    refused in one line before the bench starts, and so is N above the usable CPUs."""
     module = importlib.import_module(f"minidl.bench.{what}")
     seen = []
     monkeypatch.setattr(module, "main", lambda args: seen.append(thread_info()))
@@ -187,6 +187,10 @@ def test_threads_option_on_every_bench(monkeypatch, capsys, what):
     error = capsys.readouterr().err.splitlines()[-1]
     assert error == f"minidl bench {what}: error: argument --threads: must be a whole number >= 1, got 0"
     assert seen == []
+    too_many = usable_cpus() + 1   # 100000 crashed torch (rc 139); above the CPUs every bench ran ~10x slower
+    assert main(["bench", what, "--threads", str(too_many)]) == 1 and seen == []
+    assert capsys.readouterr().err == (f"minidl bench {what}: --threads must be a whole number from 1 to "
+                                       f"{usable_cpus()} (the CPUs this process may use), got {too_many}\n")
     assert main(["bench", what, "--threads", "1"]) == 0
     assert seen[0]["torch"] == 1 and all(pool["threads"] == 1 for pool in seen[0]["blas"])
     assert thread_info() == before
