@@ -292,12 +292,14 @@ def _synchronise(device):
         torch.cuda.synchronize()
 
 
-def time_jobs(jobs, rounds, steps, device="cpu"):
+def time_jobs(jobs, rounds, steps, device="cpu", log=None, label="bench transformer"):
     """{side: {measure: median seconds per call}}: every side's job run ``steps`` times per
     round, the sides interleaved within each round so a noisy moment hits all of them
-    (``timing.time_interleaved``: a warm-up call each for allocators, thread pools and Adam's state)."""
+    (``timing.time_interleaved``: a warm-up call each for allocators, thread pools and Adam's state;
+    ``log``: a "round i/N" line per round, as the other benches print: a (model, T) was ~40 s of silence)."""
     times = time_interleaved({(name, measure): job[measure] for name, job in jobs.items() for measure in MEASURES},
-                             rounds, steps, pause=0.1, prime=False, sync=lambda: _synchronise(device))
+                             rounds, steps, log=log, label=label, pause=0.1, prime=False,
+                             sync=lambda: _synchronise(device))
     return {name: {measure: times[name, measure] for measure in MEASURES} for name in jobs}
 
 
@@ -393,7 +395,8 @@ def run(models=MODELS, lengths=DEFAULTS["lengths"], batch=DEFAULTS["batch"], voc
                 result["agreement"][f"{kind} T={T}"] = check_agreement(
                     kind, vocab, T, make_batch(vocab, min(batch, AGREEMENT_BATCH), T, seed), device, seed, shape=shape)
                 data = make_batch(vocab, batch, T, seed)
-                times = time_jobs(contenders(kind, vocab, T, data, dropout, device, seed, shape), rounds, steps, device)
+                times = time_jobs(contenders(kind, vocab, T, data, dropout, device, seed, shape), rounds, steps, device,
+                                  log=progress, label=f"bench transformer: {kind} T={T}")
                 memory_by_side = ({side: peak_memory(kind, side, vocab, T, batch, dropout, device, seed, threads, shape)
                                    for side in times} if memory else None)
                 result["rows"] += _result_rows(kind, T, batch, times, memory_by_side)

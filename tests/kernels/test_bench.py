@@ -130,8 +130,10 @@ def test_transformer_check_stops_on_a_wrong_weight_copy(monkeypatch, mistake):
 
 
 def test_transformer_bench_rows_have_positive_ratios():
+    said = []
     result = transformer_bench.run(models=("mlm",), lengths=(TINY_T,), batch=TINY_BATCH, vocab=TINY_VOCAB, rounds=1,
-                                   steps=1, memory=False, threads=1)
+                                   steps=1, memory=False, threads=1, progress=said.append)
+    assert said[0] == f"bench transformer: mlm T={TINY_T}: round 1/1 ..."   # it was silent for ~40 s per (model, T)
     assert [(row["model"], row["T"], row["measure"]) for row in result["rows"]] == [("mlm", TINY_T, "train"),
                                                                                     ("mlm", TINY_T, "infer")]
     for row in result["rows"]:
