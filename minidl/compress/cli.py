@@ -122,13 +122,15 @@ def main_lowrank_sweep(args):
 
 
 def main_seeds(args):
-    from .report import seed_table
+    from .report import check_out, seed_table
 
-    runs, first = {}, None
-    for seed in args.seeds:
-        out = args.out if seed == 0 else os.path.join(args.out, f"seed{seed}")
-        first = first or _report(args, seed=seed, out=out)   # the data and the teacher's logits, prepared once
-        report = first.with_seed(seed, out)
+    outs = {seed: args.out if seed == 0 else os.path.join(args.out, f"seed{seed}") for seed in args.seeds}
+    for out in outs.values():   # as --out, before the data load: a user's file in seed1/models/ was overwritten
+        check_out(out, teacher=args.teacher)
+    first = _report(args, seed=args.seeds[0], out=outs[args.seeds[0]])   # the data and the teacher's logits, once
+    reports = {seed: first.with_seed(seed, out) for seed, out in outs.items()}   # every folder checked before any row
+    runs = {}
+    for seed, report in reports.items():
         names = report.seeded_rows()
         runs[seed] = [row for row in report.rows if row["name"] in names]
     table = seed_table(runs)

@@ -84,14 +84,7 @@ class CompressionReport:
 
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
                  gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
-        check_writable(out, folder=True)                # before the data and the teacher load, not after
-        rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
-        _check_not_inside(out, teacher=teacher_path, decoder=decoder_path)   # (its own message, before models/'s)
-        # the outputs are the rows' (or, where a rank sweep alone ran, its rows'); so is models/, where a
-        # user's files (a training checkpoint among them) were replaced by the rows' models without a word
-        check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
-                          lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
-                          beside=[os.path.join(out, name) for name in (*OUTPUTS, "models")])
+        check_out(out, teacher=teacher_path, decoder=decoder_path)   # before the data and the teacher load
         # (a folder or a missing file named in one line, before its SHA-256 is taken)
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
         if self.config.model != "transformer":   # an RNN's rows claimed compression that never happened
@@ -102,7 +95,7 @@ class CompressionReport:
                       "device": str(device)}
         self.depends = {"student_epochs": student_epochs, "gradual_epochs": gradual_epochs,
                         "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(checkpoint_file(decoder_path))}
-        _read_rows(rows, {**self.setup, "seed": seed})
+        _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})   # before the data are prepared
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
@@ -169,7 +162,8 @@ class CompressionReport:
 
     def with_seed(self, seed, out):
         """This report under another ``seed``, writing into ``out``: the teacher, the data and the
-        teacher's logits (none depends on the seed) are shared, the fine-tuning reviews drawn anew."""
+        teacher's logits (none depends on the seed) are shared, the fine-tuning reviews drawn anew
+        (``check_out(out)`` first: ``out``'s rows of other settings are refused here, its files not)."""
         other = copy.copy(self)
         other._start(seed, out)
         return other
@@ -530,6 +524,19 @@ OUTPUTS = ("results.md", "seeds.md", "rank_sweep.jsonl", *(f"{name}.{ext}" for n
 def _percent(amount):
     """0.5 -> "50%", 0.125 -> "12.5%": the exact level, so 0.504 is not the 50 % row (nor 0.001 "0%")."""
     return f"{amount * 100:.6g}%"
+
+
+def check_out(out, **inputs):
+    """Refuse, before any work, an ``out`` the rows cannot go to: no folder this user can write, one holding an
+    input (``inputs``: option -> checkpoint) in its models/, or outputs there that are not a report's."""
+    check_writable(out, folder=True)
+    rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
+    _check_not_inside(out, **inputs)   # (its own message, before models/'s)
+    # the outputs are the rows' (or, where a rank sweep alone ran, its rows'); so is models/, where a
+    # user's files (a training checkpoint among them) were replaced by the rows' models without a word
+    check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
+                      lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
+                      beside=[os.path.join(out, name) for name in (*OUTPUTS, "models")])
 
 
 def _check_not_inside(out, **inputs):

@@ -459,3 +459,20 @@ def test_a_copied_out_reads_and_rewrites_its_own_files(teacher_checkpoint, tmp_p
     report.rewrite_files()
     assert report.measure_speed(reviews=50, repeats=1)[0]["reviews_per_s"] > 0
     assert sorted(os.listdir(tmp_path)) == ["copy"]   # nothing written outside --out
+
+
+def test_compress_seeds_checks_every_seeds_folder_before_any_row(teacher_checkpoint, tmp_path, capsys):
+    """--out/seedN was not checked as --out is: a user's file in seed1/models/ was overwritten, and a results.jsonl
+    there that is no report's was refused only after every seed-0 row was built."""
+    mine = tmp_path / "mine" / "seed1" / "models" / "teacher_+_KD_pass.npz"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"mine")
+    (tmp_path / "foreign" / "seed1").mkdir(parents=True)
+    (tmp_path / "foreign" / "seed1" / "results.jsonl").write_text('{"config": {"model": "gru"}, "test": {}}\n')
+    for out, words in (("mine", "seed1/models is there and was not written by minidl compress"),
+                       ("foreign", "seed1/results.jsonl is not the results.jsonl of a compression report")):
+        assert main(["compress", "seeds", "--teacher", teacher_checkpoint, "--out", str(tmp_path / out),
+                     "--fine-tune-reviews", "50", "--test-limit", "50", "--student-epochs", "1", "--seeds", "0,1"]) == 1
+        assert words in capsys.readouterr().err
+        assert not (tmp_path / out / "results.jsonl").exists()   # no seed-0 row was built
+    assert mine.read_bytes() == b"mine"
