@@ -576,11 +576,19 @@ def main(argv=None):
         elif isinstance(e, IsADirectoryError) and e.filename:   # was "[Errno 21] Is a directory: '.'"
             message = f"{e.filename!r} is a folder; give the path of a file"
         elif isinstance(e, MemoryError):   # --hidden 99999999 was a traceback of NumPy's allocator
-            message = f"out of memory: {e or 'an array did not fit'}; give smaller sizes (e.g. --hidden, --batch-size)"
+            message = f"out of memory: {e or 'an array did not fit'}; give smaller sizes{_size_options(args)}"
         else:
             message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
         print(f"minidl {name}: {message}", file=sys.stderr)
         return 1
+
+
+def _size_options(args):
+    """The out-of-memory hint's examples, " (e.g. --hidden, --batch-size)": of the options that size a model or a
+    batch, those the command has (bench transformer was told of --hidden and --batch-size, which it has not)."""
+    sizes = [f"--{key.replace('_', '-')}" for key in ("hidden", "batch_size", "shape", "batch", "vocab", "lengths")
+             if hasattr(args, key)]
+    return f" (e.g. {', '.join(sizes)})" if sizes else ""
 
 
 def _saved_state(args):

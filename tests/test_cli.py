@@ -371,6 +371,20 @@ def test_sizes_past_the_memory_are_one_line(tmp_path, capsys):
     assert err.endswith("; give smaller sizes (e.g. --hidden, --batch-size)\n") and not out.exists()
 
 
+@pytest.mark.parametrize("what, sizes", [("transformer", " (e.g. --shape, --batch, --vocab, --lengths)"),
+                                         ("mlp", "")])
+def test_the_out_of_memory_hint_names_only_options_the_command_has(monkeypatch, capsys, what, sizes):
+    """bench transformer --vocab 2000000000 was told to give smaller --hidden and --batch-size, which it has not."""
+    import importlib
+
+    def too_big(args):
+        raise MemoryError("Unable to allocate 954. GiB")
+    monkeypatch.setattr(importlib.import_module(f"minidl.bench.{what}"), "main", too_big)
+    assert main(["bench", what]) == 1
+    said = capsys.readouterr().err
+    assert said == f"minidl bench {what}: out of memory: Unable to allocate 954. GiB; give smaller sizes{sizes}\n"
+
+
 def test_python_dash_m_minidl_is_the_command():
     import subprocess
     import sys
