@@ -476,3 +476,17 @@ def test_compress_seeds_checks_every_seeds_folder_before_any_row(teacher_checkpo
         assert words in capsys.readouterr().err
         assert not (tmp_path / out / "results.jsonl").exists()   # no seed-0 row was built
     assert mine.read_bytes() == b"mine"
+
+
+def test_the_embedding_included_rows_note_says_what_the_linears_kept(report_rows):
+    """Its note said "N(0, 1) embeddings under one threshold with the Linears empty the Linears" also where they
+    kept most of their weights (16-60 % on a tiny teacher); it says what they kept, read from the saved file."""
+    from minidl.compress.prune import sparsity_report, weight_matrices
+
+    rows, _, report = report_rows
+    model = report.load_sparse(report.file_of("one-shot 20%, embedding included"))
+    kept = 1 - sparsity_report(model, names=weight_matrices(model, embeddings=False)).sparsity
+    assert 0 < kept < 1, kept
+    assert rows["one-shot 20%, embedding included"]["note"] == (
+        f"no retraining; with the N(0, 1) embedding under one threshold the Linears kept {kept:.0%} of their weights "
+        f"(alone: 80%)")
