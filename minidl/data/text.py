@@ -242,7 +242,8 @@ class Tokenizer:
     def tokenize_all(self, texts):
         """``[self(text) for text in texts]``."""
         if isinstance(texts, str):   # its characters were taken for the texts
-            raise TypeError(f"tokenize_all takes a list of texts, got the str {texts[:40]!r}; one text: Tokenizer()(text)")
+            raise TypeError(f"tokenize_all takes a list of texts, got the str {texts[:40]!r}; one text: "
+                            f"Tokenizer()(text)")
         return [self(text) for text in texts]
 
     def trace(self, text):
