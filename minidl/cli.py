@@ -586,8 +586,8 @@ def main(argv=None):
 def _size_options(args):
     """The out-of-memory hint's examples, " (e.g. --hidden, --batch-size)": of the options that size a model or a
     batch, those the command has (bench transformer was told of --hidden and --batch-size, which it has not)."""
-    sizes = [f"--{key.replace('_', '-')}" for key in ("hidden", "batch_size", "shape", "batch", "vocab", "lengths")
-             if hasattr(args, key)]
+    sizes = [f"--{key.replace('_', '-')}" for key in ("hidden", "d_model", "d_ff", "shape", "batch_size", "batch",
+                                                        "vocab", "lengths", "length") if hasattr(args, key)]
     return f" (e.g. {', '.join(sizes)})" if sizes else ""
 
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def _pair(name, y_true, other, dtype=None):
-    """``y_true`` and the predictions or scores as arrays, refused unless both are (N,): a (N, 1)
-    column broadcast against a row into an (N, N) table (precision 2.0), silently."""
-    y_true, other = np.asarray(y_true, dtype=dtype), np.asarray(other, dtype=dtype)
-    if y_true.ndim != 1 or other.shape != y_true.shape:
-        raise ValueError(f"{name}: the true labels and the {'scores' if dtype == np.float64 else 'predictions'} "
-                         f"must both be (N,) arrays, got shapes {y_true.shape} and {other.shape}")
-    return y_true, other
+def _pair(name, y_true, other, what="predictions"):
+    """``y_true`` and the predictions or scores as (N,) arrays, refused unless both have one shape:
+    a (N, 1) column broadcast against a row into an (N, N) table (precision 2.0), silently."""
+    y_true, other = np.asarray(y_true), np.asarray(other)
+    if other.shape != y_true.shape:
+        raise ValueError(f"{name}: the true labels and the {what} must both be (N,) arrays, got shapes "
+                         f"{y_true.shape} and {other.shape}")
+    return y_true.ravel(), other.ravel()
 
 
 def confusion_matrix(y_true, y_pred, num_classes=None):
     """(C, C) counts: row = true class, column = predicted class."""
-    y_true, y_pred = _pair("confusion_matrix", y_true, y_pred, np.int64)
+    y_true, y_pred = (a.astype(np.int64) for a in _pair("confusion_matrix", y_true, y_pred))
     C = num_classes or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
     return np.bincount(y_true * C + y_pred, minlength=C * C).reshape(C, C)
 
@@ -51,7 +51,8 @@ def precision_recall_f1(y_true, y_pred, positive=1):
 def roc_auc(y_true, scores, positive=1):
     """Area under the ROC curve = P(score of a random positive > score of a random negative),
     ties counting one half (the Mann–Whitney U statistic, from average ranks)."""
-    y_true, scores = _pair("roc_auc", y_true, scores, np.float64)
+    y_true, scores = _pair("roc_auc", y_true, scores, "scores")
+    scores = scores.astype(np.float64)
     is_pos = y_true == positive
     n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
     if n_pos == 0 or n_neg == 0:

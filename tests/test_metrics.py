@@ -88,4 +88,5 @@ def test_labels_of_another_shape_are_refused_not_broadcast():
             metric(column, predicted)
     with pytest.raises(ValueError, match=r"must be \(N, C\) for N = 4 labels, got shape \(4,\)"):
         metrics.classification_report(predicted, np.array([0.2, 0.8, 0.6, 0.1]))
-    assert metrics.accuracy(column[:, 0], predicted) == 1.0
+    assert metrics.accuracy(column[:, 0], predicted) == metrics.accuracy(column, predicted[:, None]) == 1.0
+    assert metrics.roc_auc(np.array(["pos", "neg", "pos"]), [0.9, 0.1, 0.8], positive="pos") == 1.0   # text labels

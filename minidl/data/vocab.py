@@ -33,7 +33,7 @@ def _token_list(tokens):
     if isinstance(tokens, str):
         raise TypeError(f"expected a list of tokens, got the str {tokens[:40]!r}; tokenize first: Tokenizer()(text), "
                         f"or Tokenizer().tokenize_all(texts) for Vocabulary.build")
-    if isinstance(tokens, (list, tuple)) and tokens and not isinstance(tokens[0], str):   # ids read as all <unk>
+    if isinstance(tokens, (list, tuple, np.ndarray)) and len(tokens) and not isinstance(tokens[0], str):   # ids
         raise TypeError(f"expected a list of tokens (str), got a {type(tokens[0]).__name__} first, {tokens[0]!r}; "
                         f"ids turn back into tokens with decode(ids)")
     return tokens

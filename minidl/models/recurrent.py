@@ -27,8 +27,9 @@ class _RecurrentClassifier(SentimentModel):
 
     def forward(self, ids, mask, lengths):
         B, T = ids.shape
-        given = np.asarray(lengths.numpy() if hasattr(lengths, "numpy") else lengths)
-        if given.shape != (B,) or not (given.size == 0 or 1 <= given.min() <= given.max() <= T):   # 0 read padding
+        given = np.asarray(lengths.numpy() if hasattr(lengths, "numpy") else lengths)   # a length 0 read padding
+        low, high = (given.min(), given.max()) if given.size else (1, 1)
+        if given.shape != (B,) or given.dtype.kind not in "iu" or not 1 <= low <= high <= T:
             raise ValueError(f"{self.name}: lengths must be (B,) = ({B},) whole numbers in 1..T = 1..{T}, got "
                              f"{given.tolist()}"[:200])
         hs = self.rnn(self.embed(ids))                                # (B, T, H)

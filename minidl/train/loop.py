@@ -32,6 +32,7 @@ when the infinity reaches one of the values above).
 from __future__ import annotations
 
 import math
+import re
 import numbers
 import time
 from contextlib import nullcontext
@@ -130,6 +131,17 @@ def _check_parts(optimizer, schedule, callbacks, time_limit):
             raise TypeError(f"train: {what}; got {value!r}")
 
 
+_LOWER = {"loss", "error", "err", "nll", "entropy", "perplexity", "ppl", "mse", "mae", "rmse", "kl", "wer", "cer",
+          "bpc", "ece"}
+
+
+def lower_is_better(metric):
+    """Whether a smaller ``metric`` is better: a word of its name ("val_loss", "cross_entropy", "MSE",
+    "top1_error") is a loss, an error or a divergence; accuracy, f1, auc, top1 and the rest are maximised."""
+    words = re.split(r"[^a-z0-9]+", metric.lower())
+    return any(word in _LOWER or word.endswith(("loss", "error")) for word in words)
+
+
 def new_loop():
     """The core's position and record, saved in checkpoints: epoch, batches done in it, steps
     done, the best evaluation so far, evaluations since it, every evaluation, seconds."""
@@ -153,8 +165,8 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     schedule, clip        a learning-rate schedule stepped after every step; a gradient norm limit
     evaluate(model)       validation metrics (a dict; its "loss" must stay finite), with the
                           model in eval mode; every ``every`` steps and when training ends
-    metric, patience      which metric picks the best (lower when its name speaks of a loss, error,
-                          perplexity, mse or mae, else higher); stop after ``patience``
+    metric, patience      which metric picks the best (lower when ``lower_is_better(metric)``: a
+                          loss, error, nll, perplexity...; else higher); stop after ``patience``
                           evaluations without a better one
     checkpoints           a ``Checkpoints``: "best" when the metric improves, "last" at every evaluation
     callbacks             ``Callback``s; one whose on_step returns True stops the run at once,
@@ -181,7 +193,8 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
     # an overflow is a divergence (see the module docstring); NumPy's other warnings would come
     # before the one message a divergence gets, and what they warn of is caught by the checks. The bar
     # is closed (its line cleared) however the loop ends: Ctrl-C's message was glued onto it
-    with np.errstate(over="call", call=run.overflowed, invalid="ignore", divide="ignore"), (bar or nullcontext()):
+    closing = bar if bar is not None else nullcontext()   # (a bar of no total has no truth value)
+    with np.errstate(over="call", call=run.overflowed, invalid="ignore", divide="ignore"), closing:
         while not (ended or crashed):
             crashed, ended = run.epoch(batches(run.loop["epoch"]), every, steps, time_limit, epoch_steps, bar)
             ended = ended or (epochs is not None and run.loop["epoch"] >= epochs)
@@ -337,8 +350,7 @@ class _Run:
         best, metric = self.loop["best"], self.metric
         if best is None or metrics.get("unsettled") or best.get("unsettled"):
             return True
-        lower = any(word in metric for word in ("loss", "error", "perplexity", "mse", "mae"))   # "error" was maximised
-        return metrics[metric] < best[metric] if lower else metrics[metric] > best[metric]
+        return metrics[metric] < best[metric] if lower_is_better(metric) else metrics[metric] > best[metric]
 
     def validate(self):
         """The caller's metrics, the model in eval mode ({} without ``evaluate``); a non-finite
@@ -357,7 +369,8 @@ class _Run:
             raise ValueError(f"train: metric={self.metric!r} is not among what evaluate returns "
                              f"({', '.join(map(str, metrics)) or 'nothing'}); choose one of them")
         # NumPy scalars and Tensors as Python numbers: checkpoints keep the history as JSON
-        metrics = {name: v.item() if isinstance(v, (np.generic, Tensor)) else v for name, v in metrics.items()}
+        metrics = {name: v.item() if isinstance(v, np.generic) or isinstance(v, Tensor) and v.size() == 1 else v
+                   for name, v in metrics.items()}
         self.check("the validation", self.loop["step"])
         if not math.isfinite(metrics.get("loss", 0.0)):
             raise self.diverged(f"the validation loss became {metrics['loss']}", self.loop["step"])

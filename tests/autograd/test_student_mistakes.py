@@ -148,6 +148,8 @@ def test_strings_where_token_lists_go_are_refused():
     assert vocab.encode(["the", "film"]).tolist() == [vocab["the"], vocab.unk_id]
     with pytest.raises(TypeError, match=r"got a int first, 2; ids turn back into tokens with decode\(ids\)"):
         vocab.encode([2, 3])                                    # ids for tokens: every one read <unk>
+    with pytest.raises(TypeError, match="ids turn back into tokens"):
+        vocab.encode(vocab.encode(["the", "movie"]))            # encode's own ids, an array
     with pytest.raises(TypeError, match="tokenize_all takes a list of texts, got the str 'a great movie'"):
         Tokenizer().tokenize_all("a great movie")               # one empty word list per character
 

@@ -72,7 +72,7 @@ def test_recurrent_models_refuse_lengths_that_read_padding_or_another_batch(name
     """A length of 0 read position −1 (padding), one past T raised deep in indexing, a batch's worth too many
     went unnoticed."""
     model, (ids, mask, _) = small_model(name, device), batch(IDS, device)
-    for lengths in ([4, 6, 0], [4, 7, 1], [4, 6, 1, 2]):
+    for lengths in ([4, 6, 0], [4, 7, 1], [4, 6, 1, 2], [4.0, 6.0, 1.5]):
         with pytest.raises(ValueError, match=rf"{name}: lengths must be \(B,\) = \(3,\) whole numbers in 1..T = 1..6"):
             model(ids, mask, md.tensor(lengths, device=device))
 

@@ -468,6 +468,9 @@ def test_an_error_metric_keeps_its_lowest_and_a_used_up_iterator_is_named():
     loop, _ = train(net, lambda e: [(X, Y)], loss_fn, optim.Adam(net.parameters(), lr=0.05), epochs=10,
                     evaluate=error, every=1, metric="error", log=None)
     assert loop["best"]["error"] == min(h["error"] for h in loop["history"]) < loop["history"][0]["error"]
+    from minidl.train.loop import lower_is_better
+    assert all(map(lower_is_better, ("val_loss", "Loss", "nll", "cross_entropy", "MSE", "ppl", "top1_error")))
+    assert not any(map(lower_is_better, ("accuracy", "f1", "auc", "top1", "precision", "recall")))
     batches = iter([(X[:32], Y[:32]), (X[32:], Y[32:])])
     with pytest.raises(ValueError, match="an iterator used up in an earlier epoch"):
         train(net, lambda e: batches, loss_fn, optim.SGD(net.parameters(), lr=0.1), epochs=2, log=None)
@@ -525,3 +528,7 @@ def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path
                     checkpoints=save, log=None)
     assert checkpoint.read(tmp_path / "last.npz")[0]["loop"]["history"][-1]["accuracy"] == 0.5
     assert all(isinstance(h["loss"], float) for h in loop["history"])
+    # a metric of several numbers stays as it is, and a bar of unknown length (no epoch_steps) is fine
+    loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt, epochs=1,
+                    evaluate=lambda m: {"loss": 1.0, "per_class": md.tensor([0.5, 0.7])}, progress="training", log=None)
+    assert loop["history"][-1]["per_class"].shape == (2,)
