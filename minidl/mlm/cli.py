@@ -381,7 +381,7 @@ def main_evaluate(args):
                          f"from this teacher (minidl mlm distill --teacher {args.teacher})")
     print("reading the test reviews for the held-out sentences (about 10 s) ...", file=sys.stderr, flush=True)
     cases = held_out_cases(load_imdb(args.data)["test"].texts, vocab, args.cases, 0,
-                           more="fewer held-out sentences (--cases)")
+                           more="fewer held-out sentences (--cases)", length=meta["settings"]["max_len"])
     print(f"both models' choices on {len(cases):,} sentences, then each timed three times ...",   # (silent:
           file=sys.stderr, flush=True)                                             # 13-30 s on two cores)
     result = compare(teacher, student, vocab, cases, args.teacher, args.student, device=args.device)

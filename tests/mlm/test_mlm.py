@@ -757,3 +757,15 @@ def test_pretrain_distill_and_fill_mask_run_end_to_end_from_the_command_line(tmp
     assert main(["fill-mask", "the movie was [MASK] .", "--teacher", str(teacher), "--student", str(student),
                  "-k", "3", "--device", "cpu"]) == 0
     assert "teacher" in capsys.readouterr().out
+
+
+def test_held_out_sentences_fit_the_models_length():
+    """--length 16 trained, then crashed at the first evaluation: a held-out sentence of 29 tokens, with [CLS],
+    did not fit max_len 16. The sentences are cut to fit; at the default length they are the same as before."""
+    from minidl.mlm.corpus import held_out_cases
+
+    texts = [" ".join(["good"] * n) + " ." for n in range(5, 30)] * 4   # sentences of 6 to 30 tokens
+    vocab = build_vocabulary([MLMTokenizer()(t) for t in texts], max_size=None, min_freq=1)
+    short = held_out_cases(texts, vocab, 20, 0, "more", length=16)
+    assert max(len(case.tokens) for case in short) <= 15
+    assert held_out_cases(texts, vocab, 20, 0, "more") == fill_mask_cases([MLMTokenizer()(t) for t in texts], vocab, 20)
