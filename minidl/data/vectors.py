@@ -155,6 +155,9 @@ def _open_text(path):
     path = os.fspath(path)
     with open(path, "rb") as f:
         magic = f.read(2)
+    if magic == b"PK" and path.endswith(".npz"):   # unzipping one gives .npy arrays, not vectors
+        raise DataFormatError(f"{path} is a NumPy archive (a minidl checkpoint?), not word vectors; give a GloVe "
+                              f"text file (.txt or .txt.gz, e.g. from minidl vectors build)")
     if magic == b"PK":
         raise DataFormatError(f"{path} is a zip archive; unzip it and pass one of the .txt files inside "
                               f"(e.g. glove.6B.100d.txt)")

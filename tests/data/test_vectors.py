@@ -67,6 +67,15 @@ def test_gzip_files_are_written_and_read(tmp_path):
     assert load_glove(renamed, log=None)[0] == words
 
 
+def test_a_checkpoint_given_as_vectors_is_named(tmp_path):
+    """A checkpoint given as vectors was told to unzip itself and pass a .txt from inside (it holds .npy arrays)."""
+    from minidl.data.errors import DataFormatError
+
+    checkpoint = nn.Linear(2, 2).save(str(tmp_path / "best.npz"))
+    with pytest.raises(DataFormatError, match="best.npz is a NumPy archive .a minidl checkpoint.., not word vectors"):
+        load_glove(checkpoint, log=None)
+
+
 def test_a_gzip_file_cut_short_is_one_error_naming_it(tmp_path):
     """EOFError ("Compressed file ended before the end-of-stream marker") was a traceback."""
     from minidl.data.errors import DataFormatError
