@@ -37,6 +37,7 @@ from .io import finite, write_text
 from .metrics import format_report
 from .models import MODELS, describe
 from .train import TrainConfig, evaluate, fit, load_classifier
+from .train.config import ConfigError
 from .train.checkpoint import check_data
 from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
 
@@ -502,6 +503,9 @@ def _evaluation_data(args, config, labels):
     """The TextDataset ``eval`` scores: its --data file whole (labels matched by name to the
     checkpoint's ``labels``), or the test split of a built-in source or of the training data."""
     changes = {k: getattr(args, k) for k in ("text_column", "label_column") if getattr(args, k)}
+    if changes and (args.data or config.data) in BUILT_IN:   # they changed nothing, silently
+        raise ConfigError(f"--{next(iter(changes)).replace('_', '-')} names a column of a table (--data FILE); the "
+                          f"{args.data or config.data} data has none")
     config = dataclasses.replace(config, **changes)
     if not args.data or args.data in BUILT_IN:
         if not args.data:   # the checkpoint's own data: the file it was trained on, unchanged

@@ -65,6 +65,10 @@ def test_train_eval_explain_round_trip(tmp_path, capsys):
     assert main(["explain", "the plot was not good", "--checkpoint", str(out / "best.npz")]) == 0
     printed = capsys.readouterr().out
     assert "prediction:" in printed and "weight" in printed and "not" in printed
+    # a column of the synthetic data (it has none) changed nothing, silently
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--label-column", "stars"]) == 1
+    assert capsys.readouterr().err == ("minidl eval: --label-column names a column of a table (--data FILE); the "
+                                       "synthetic data has none\n")
 
 
 def test_train_json_prints_only_json_with_embeddings_too(tmp_path, capsys):
