@@ -85,6 +85,7 @@ class TrainConfig:
     def check(self):
         """Refuse settings that cannot train, before any work: raises ``ConfigError`` naming the
         setting as the command line spells it, the value, and what would do."""
+        _check_kinds(self)
         _check_numbers(self)
         _check_choices(self)
         _check_model(self)
@@ -111,6 +112,17 @@ _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_lengt
              ("batch_size", 1, False), ("epochs", 1, False), ("warmup_steps", 0, False),
              ("embedding_freeze_steps", 0, False), ("eval_every", 1, True),
              ("patience", 1, True), ("train_limit", 1, True), ("unlabelled", 0, False), ("seed", 0, False))
+
+
+def _check_kinds(config):
+    """A true/false setting takes only True/False and a text one only text (or None): a sweep's
+    ``--set test_curve=off`` is the text "off", which as a truth value would switch it on."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.type == "bool" and not isinstance(value, bool):
+            raise ConfigError(f"{_flag(f.name)} must be true or false, got {value!r}")
+        if f.type == "str" and not (value is None or isinstance(value, (str, os.PathLike))):
+            raise ConfigError(f"{_flag(f.name)} must be text, got {value!r}")
 
 
 def _check_numbers(config):

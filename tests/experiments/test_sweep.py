@@ -532,6 +532,18 @@ def test_the_sweep_and_plot_commands(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("minidl plot: error: no sweep results at")
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("test_curve=off", "--test-curve must be true or false, got 'off'"),   # the text 'off' switched it on
+    ("bucket=False", "--bucket must be true or false, got 'False'"),
+    ('text_column=["a","b"]', "--text-column must be text, got ['a', 'b']"),
+])
+def test_a_set_value_of_the_wrong_kind_is_one_line_before_any_job_runs(tmp_path, capsys, setting, message):
+    results = tmp_path / "results.jsonl"
+    assert cli(["sweep", "--models", "mlp", "--hidden", "8", "--set", setting, "--results", str(results)]) == 2
+    assert capsys.readouterr() == ("", f"minidl sweep: error: mlp, hidden 8: {message}\n")
+    assert not results.exists()
+
+
 def test_a_setting_no_job_could_train_with_is_one_line_before_any_job_runs(tmp_path, capsys):
     results = tmp_path / "results.jsonl"
     assert cli(["sweep", "--models", "rnn", "--hidden", "8", "--set", "rnn:dropout=2", "--results", str(results)]) == 2
