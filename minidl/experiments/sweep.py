@@ -674,12 +674,12 @@ def parse_settings(items, models=()):
         except ValueError:
             value = raw
         model, colon, key = name.strip().rpartition(":")
-        if colon:
-            if model not in models:
-                raise ValueError(f"--set {item!r}: {model!r} is not among the swept models {list(models)}")
-            per_model.setdefault(model, {})[key] = value
-        else:
-            fixed[key] = value
+        if colon and model not in models:
+            raise ValueError(f"--set {item!r}: {model!r} is not among the swept models {list(models)}")
+        settings = per_model.setdefault(model, {}) if colon else fixed
+        if key in settings:   # the last one silently won
+            raise ValueError(f"--set {item!r}: {name.strip()} is already set to {settings[key]!r}; give it once")
+        settings[key] = value
     return fixed, per_model
 
 

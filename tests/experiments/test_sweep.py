@@ -469,6 +469,10 @@ def test_parse_hidden_and_settings():
         parse_settings(["lr"])
     with pytest.raises(ValueError, match="not among the swept models"):
         parse_settings(["rnn:lr=1"], models=["gru"])
+    with pytest.raises(ValueError, match=r"--set 'lr=0.05': lr is already set to 0.01; give it once"):
+        parse_settings(["lr=0.01", "lr=0.05"])      # the last one silently won
+    with pytest.raises(ValueError, match="gru:lr is already set"):
+        parse_settings(["lr=0.01", "gru:lr=0.02", "gru:lr=0.05"], models=["gru"])
 
 
 def cli(argv):
