@@ -339,10 +339,14 @@ def _init_worker(threads, sweep_pid):
     (torch and every BLAS pool, for the worker's whole life: two processes that each start two
     BLAS threads on two cores spend their time spinning for each other). Ctrl-C, which a terminal
     sends to the workers too, ends a worker at once: as a KeyboardInterrupt it would end only the
-    job at hand, and the worker would run the job queued next to its end, for nothing."""
+    job at hand, and the worker would run the job queued next to its end, for nothing. A warning
+    (the user's data) is one line, as the CLI shows it, not Python's file, line and source."""
+    from ..cli import _one_line_warnings   # (a spawned worker starts with Python's format)
+
     end_with_parent(sweep_pid)
     set_threads(threads)
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    _one_line_warnings("sweep")
 
 
 def end_with_parent(parent_pid):

@@ -346,6 +346,17 @@ def test_a_worker_keeps_its_thread_cap_for_its_whole_life():
     assert info["torch"] == 1 and len(info["blas"]) >= 1 and all(pool["threads"] == 1 for pool in info["blas"]), info
 
 
+def test_a_worker_shows_a_warning_on_one_line_as_the_cli_does():
+    """A spawned worker started with Python's format: file, line, the category and the code line."""
+    code = ("import os\n"
+            "from minidl.experiments.sweep import _init_worker\n"
+            "from minidl.data.errors import DataWarning\n"
+            "_init_worker(1, os.getppid())\n"
+            "import warnings; warnings.warn('d.csv: 1 row(s) have an empty text', DataWarning)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stderr == "minidl sweep: warning: d.csv: 1 row(s) have an empty text\n"
+
+
 def test_killing_the_sweep_process_ends_its_workers_and_the_resource_tracker(tmp_path):
     started = tmp_path / "started"
     started.mkdir()
