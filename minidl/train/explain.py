@@ -118,14 +118,15 @@ def format_explanation(result, max_word=24):
     """``explain``'s result as text: the prediction, then a table of every word of the text in
     order: as written, the token the model read, the columns, and a note on words it did not read
     (dropped by the cleaning) or read as ``<unk>``; the words past the tokenizer's max_length as one
-    line; last, the ``legend``. Words longer than ``max_word`` are cut ("...")."""
+    line; last, the ``legend``. Words longer than ``max_word``, and the text echoed first past 100
+    characters, are cut ("...")."""
     names, rows = list(result["columns"]), result["rows"]
     words = [_fit(" ".join(row["word"].split()), max_word) for row in rows]    # a tag may hold newlines
     tokens = [_fit(row["token"] or "", max_word) for row in rows]
     word_width = max([len("word"), *map(len, words)]) + 2
     token_width = max([len("token"), *map(len, tokens)]) + 2
     widths = [max(len(name), 7) + 2 for name in names]
-    lines = [f"{result['text']!r}",
+    lines = [_fit(repr(result["text"]), 100),   # the table shows every word: a long review was one huge line
              "  prediction: " + result["prediction"] + "  ("
              + ", ".join(f"p({k}) = {v:.3f}" for k, v in result["probabilities"].items()) + ")",
              "  " + f"{'word':<{word_width}}{'token':<{token_width}}"

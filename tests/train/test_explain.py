@@ -110,9 +110,11 @@ def test_past_max_length_and_long_words():
     result = explain("like " + "x" * 40 + " bad" + " film" * 500, small_model("mlp"), VOCAB, tokenizer, ["neg", "pos"])
     assert [row["note"] for row in result["rows"]] == [None, "not in vocabulary: <unk>",
                                                        *["dropped by cleaning: past max_length"] * 501]
-    table = format_explanation(result).splitlines()[3:-1]     # the first line is the whole text, the last the legend
+    table = format_explanation(result).splitlines()[3:-1]     # the first line is the text, the last the legend
     assert len(table) == 3 and "x" * 21 + "..." in table[1] and "x" * 22 not in table[1]
     assert table[2] == "  ... and 501 more words past max_length, not read by the model"
+    head = format_explanation(result).splitlines()[0]         # it echoed all 2,546 characters of the text
+    assert head == repr("like " + "x" * 40 + " bad" + " film" * 500)[:97] + "..."
 
 
 def test_a_tokenizer_without_trace_shows_the_tokens_as_before():
