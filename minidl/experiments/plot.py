@@ -127,8 +127,12 @@ def main_plot(args):
         out = args.out or plot_prefix(args.results)
         if out.endswith(os.sep) or os.path.isdir(out):   # "figures/" wrote figures/.png, a hidden file
             out = os.path.join(out, "sweep")
-        if os.path.splitext(out)[1].lower() in (".png", ".svg", ".md"):   # fig.png wrote fig.png.png, fig.png.md
-            out = os.path.splitext(out)[0]
+        stem, ext = os.path.splitext(out)
+        if ext.lower() in (".png", ".svg", ".md"):   # fig.png wrote fig.png.png, fig.png.md
+            out = stem
+        elif ext[1:].lower() in _figure_formats():    # fig.pdf wrote fig.pdf.png, fig.pdf.svg, fig.pdf.md
+            raise ValueError(f"--out {out}: plot writes OUT.png, OUT.svg and OUT.md; give --out without {ext}, "
+                             f"like {stem} (nothing was written)")
         if foreign := _not_from_plot(out):
             raise ValueError(f"--out {out}: {foreign} is there and was not written by minidl plot; give another "
                              f"--out, or move it away (nothing was written)")
@@ -158,6 +162,14 @@ def _unknown_axes(results, x, metrics):
     if not metrics or not set(metrics) <= set(scores):
         return f"--metrics {','.join(metrics)!r}: give comma-separated test metrics of {', '.join(scores)}"
     return None
+
+
+def _figure_formats():
+    """The file types matplotlib can save (pdf, jpg, eps...): an --out ending in one means a figure file,
+    which plot does not write, whereas a dot in a plain name (lr0.01) is part of the name."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return FigureCanvasBase.get_supported_filetypes()
 
 
 def _not_from_plot(out):

@@ -183,6 +183,13 @@ def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_fil
                  "accuracy,f1,accuracy"]) == 0   # each metric once (accuracy's panel and column came twice)
     assert sorted(os.listdir(tmp_path / "named")) == ["fig.md", "fig.png", "fig.svg"]
     assert capsys.readouterr().out.splitlines()[0] == "| model | hidden | seeds | accuracy | F1 |"
+    pdf = str(tmp_path / "named" / "other.pdf")   # wrote other.pdf.png, other.pdf.svg and other.pdf.md
+    assert main(["plot", "--results", str(results), "--out", pdf]) == 2
+    assert capsys.readouterr() == ("", f"minidl plot: error: --out {pdf}: plot writes OUT.png, OUT.svg and OUT.md; "
+                                       f"give --out without .pdf, like {pdf[:-4]} (nothing was written)\n")
+    assert sorted(os.listdir(tmp_path / "named")) == ["fig.md", "fig.png", "fig.svg"]
+    assert main(["plot", "--results", str(results), "--out", str(tmp_path / "lr0.01")]) == 0   # a dot in a name
+    assert (tmp_path / "lr0.01.png").exists()
 
 
 def test_two_sweeps_of_one_folder_get_figures_of_their_own_by_default(tmp_path):
