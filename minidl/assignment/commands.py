@@ -37,7 +37,8 @@ def add_arguments(subparsers):
                                  "repository, an assignment folder, its grading/ folder or the JSON file (default: "
                                  "this repository's)")
     gradescope.add_argument("--time-limit", type=float, default=480,
-                            help="seconds one submission's grading may take; past it, it is stopped and scores 0")
+                            help="seconds one submission's grading may take; then its tests are stopped: the tasks "
+                                 "that finished keep their points, the others score 0")
     gradescope.set_defaults(run=_call("minidl.assignment.gradescope", "main"))
     for parser in (make, listing, expected, gradescope):   # each one's last option
         parser.add_argument("--root", default=None, help="the repository with assignments/ (default: this minidl's)")
@@ -68,8 +69,8 @@ def add_arguments(subparsers):
     grade.add_argument("--workers", type=int, default=None,
                        help="with --submissions: how many students to grade at once (default: one per CPU)")
     grade.add_argument("--time-limit", type=float, default=600,
-                       help="with --submissions: seconds one student's grading may take; past it, its processes are "
-                            "killed and the student is reported 'timed out'")
+                       help="with --submissions: seconds one student's grading may take; then its tests are "
+                            "stopped: the tasks that finished keep their points, the others score 0")
     grade.set_defaults(run=_grade)
     return assignment, grade
 

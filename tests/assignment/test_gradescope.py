@@ -202,3 +202,12 @@ def test_the_classroom_workflow_is_one_autograding_test_per_task(tmp_path):
     assert _check_command(graders[0]["with"]["command"], report, tmp_path) == (0, "passed")
     assert _check_command(graders[1]["with"]["command"], report, tmp_path) == (
         1, "MatMul.backward: dL/da[0, 1] expected 1")
+
+
+def test_the_time_limit_help_says_that_finished_tasks_keep_their_points():
+    from minidl.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for parser in (commands["assignment"]._subparsers._group_actions[0].choices["gradescope"], commands["grade"]):
+        text = " ".join(parser.format_help().split())
+        assert "finished keep their points" in text and "scores 0" not in text and "'timed out'" not in text, text
