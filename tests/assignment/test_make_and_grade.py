@@ -107,6 +107,19 @@ def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_handout_sends_the_student_to_no_code_it_stubs_as_if_written(name, copies):
+    """ex2's handout asked students to "read their backward passes and check them against the equations" and to
+    "compare with `GRU.backward`": in a copy those are the stubs they write. A stubbed target the handout names
+    is said to be theirs to write."""
+    copy, manifest = copies(name), find_assignment(name, REPO)
+    handout = " ".join((copy / manifest.handout).read_text().split())
+    assert "read their backward passes" not in handout
+    for target in {t.qualname for task in manifest.tasks for t in task.targets}:
+        for said in re.findall(rf"compare (?:it )?with `{re.escape(target)}`[^.]*", handout):
+            assert "you write" in said, said
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_a_copys_readme_and_makefile_offer_only_what_it_holds(name, copies):
     """The copy's README listed theory/ and tests/ under Layout, and its Makefile kept `make theory` ("No module
     named 'theory'") and `make test`, which found no tests/ and ran the grading tests without their reference
