@@ -188,7 +188,7 @@ def _wait(process, time_limit):
 
 def _command(directory, files, reference, assignment, time_limit, tasks, test_timeout):
     options = {"assignment": assignment, "tasks": list(tasks) if tasks else None, "timeout": time_limit,
-               "test_timeout": test_timeout}
+               "test_timeout": test_timeout, "timeout_option": "--time-limit"}
     if reference is not None:  # only when given: grade finds the instructor's own otherwise
         options["reference"] = str(Path(reference).resolve())
     return [sys.executable, "-c", _WORKER, str(Path(directory).resolve()), str(files / "report.json"),

@@ -197,12 +197,15 @@ def sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECONDS):
+def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECONDS, timeout_option="--timeout"):
     """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON with pytest's
     "exit_status" added, None after the time limit; pytest's output). ``reference``: the reference
     values' file, copied to a temporary folder for the run (None: none). A test that ends the process
     (os._exit, a crash) or runs longer than ``test_timeout`` seconds fails, and the tests after it run
-    in a new process within the time left: one endless loop in task 4 zeroed tasks 5 and 6 too."""
+    in a new process within the time left: one endless loop in task 4 zeroed tasks 5 and 6 too. After
+    one that ran too long, the other tests of its task are not run (it has failed): a hung test each
+    spent ``test_timeout`` of the one time limit, and the tasks after a few of them "did not run".
+    ``timeout_option``: the option that set ``timeout``, which the report names."""
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
@@ -217,7 +220,7 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
         env[REFERENCE] = shutil.copyfile(reference, Path(tmp) / EXPECTED).as_posix() if reference else ""
         while True:
             recorded, output = _pytest(root, paths, env, Path(tmp) / "results.json", deadline, test_timeout)
-            output = _stopped(timeout) if recorded["exit_status"] is None else output
+            output = _stopped(timeout, timeout_option) if recorded["exit_status"] is None else output
             merged = {**recorded, "tests": {**merged["tests"], **recorded.get("tests", {})},
                       "collection_errors": {**merged["collection_errors"], **recorded.get("collection_errors", {})},
                       "collected": list(dict.fromkeys(merged["collected"] + recorded.get("collected", [])))}
@@ -229,17 +232,30 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
                    f"{status}) while this test ran: os._exit, a crash or a signal")
             merged["tests"][stopped] = {"outcome": "failed",
                                         "message": why + "; the tests after it ran in a new process"}
+            if status == TOO_SLOW:
+                merged["tests"].update(_rest_of_task(manifest, tasks, stopped, merged, test_timeout))
             paths = [node for node in recorded.get("collected", []) if node not in merged["tests"]]
             if not paths:
                 break
             if time.monotonic() >= deadline:   # the rest did not run: the time limit says why
-                merged["exit_status"], output = None, _stopped(timeout)
+                merged["exit_status"], output = None, _stopped(timeout, timeout_option)
                 break
     return merged, output
 
 
-def _stopped(timeout):
-    return f"grading stopped after {timeout:g} s (--timeout)"
+def _rest_of_task(manifest, tasks, stopped, merged, test_timeout):
+    """The entries of the tests not yet run of the task(s) of the test ``stopped`` after ``test_timeout`` s: failed
+    (the task has), with a message that says they did not run."""
+    prefixes = [_node_ids(manifest, spec) for task in tasks if any(_matches(stopped, _node_ids(manifest, spec))
+                                                                     for spec in task.tests) for spec in task.tests]
+    why = (f"not run: {stopped.split('::')[-1]} of the same task ran longer than {test_timeout:g} s "
+           f"(--test-timeout), so the task has failed already")
+    return {node: {"outcome": "failed", "message": why} for node in merged["collected"]
+            if node not in merged["tests"] and any(_matches(node, prefix) for prefix in prefixes)}
+
+
+def _stopped(timeout, option):
+    return f"grading stopped after {timeout:g} s ({option})"
 
 
 def _pytest(root, paths, env, results, deadline, test_timeout):
@@ -418,16 +434,20 @@ def selected_tasks(manifest, tasks):
     return [manifest.task(n) for n in tasks] if tasks else list(manifest.tasks)
 
 
-def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None, test_timeout=TEST_SECONDS):
-    """Grade ``directory``; returns (manifest, [TaskResult], seconds). ``reference``: see ``find_reference``."""
-    manifest, _, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout)
+def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=None, test_timeout=TEST_SECONDS,
+          timeout_option="--timeout"):
+    """Grade ``directory``; returns (manifest, [TaskResult], seconds). ``reference``: see ``find_reference``;
+    ``timeout_option``: the option of the command that set ``timeout`` (--time-limit for a class or Gradescope)."""
+    manifest, _, results, seconds = grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout,
+                                                         timeout_option=timeout_option)
     return manifest, results, seconds
 
 
-def grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout, log=None):
+def grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout, log=None,
+                         timeout_option="--timeout"):
     """``grade``, also returning the reference file it used (None: none found):
     (manifest, reference, [TaskResult], seconds). ``log(message)`` hears when the tests start."""
-    check_seconds(timeout, "--timeout")
+    check_seconds(timeout, timeout_option)
     check_seconds(test_timeout, "--test-timeout")
     manifest = locate(directory, assignment)
     selected = selected_tasks(manifest, tasks)
@@ -436,7 +456,7 @@ def grade_with_reference(directory, assignment, tasks, timeout, reference, test_
     if log is not None:
         log(f"running the grading tests of {manifest.name} on {manifest.root} ({len(selected)} of "
             f"{len(manifest.tasks)} tasks; at most {timeout:g} s, {test_timeout:g} s a test) ...")
-    recorded, output = run_tests(manifest, selected, timeout, found, test_timeout)
+    recorded, output = run_tests(manifest, selected, timeout, found, test_timeout, timeout_option)
     return manifest, found, score(manifest, selected, recorded, output), time.perf_counter() - start
 
 

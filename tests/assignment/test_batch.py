@@ -93,7 +93,8 @@ def test_a_class_is_graded_in_parallel_and_a_hanging_copy_is_stopped(submissions
     hung = by_name[HUNG]   # the tests stopped at the limit and scored (task 1's hung: nothing else ran after it)
     assert hung.status == GRADED and hung.total == 0 and hung.tasks == {n: 0 for n in POINTS}
     assert hung.first_failure.startswith(f"task 1: the tests did not finish: grading stopped after {TIME_LIMIT} s "
-                                         f"(--timeout), while assignments/ex2_sentiment/grading/test_activations.py::")
+                                         f"(--time-limit), while "
+                                         f"assignments/ex2_sentiment/grading/test_activations.py::")
     assert hung.first_failure.endswith(" ran: an endless loop, or code far too slow")
     assert hung.seconds >= TIME_LIMIT                   # stopped by the limit (its processes: below)
     assert not _processes_in(HUNG), "the hung copy's processes must all be killed"

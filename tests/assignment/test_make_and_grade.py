@@ -523,6 +523,22 @@ def test_a_test_past_its_own_limit_fails_and_the_tests_after_it_run(copies, tmp_
         grade(copy, tasks=[1], test_timeout=0)
 
 
+def test_after_a_test_past_its_own_limit_the_rest_of_its_task_is_not_run(copies, tmp_path):
+    """Every test of a task whose forward loops spent --test-timeout of the one --timeout, so a few endless loops
+    left the correct tasks after them "not run": once one test of a task ran too long, its other tests are not."""
+    copy = _patched(copies, tmp_path, "ex2_sentiment", "minidl/autograd/ops/recurrent.py",
+                    "def forward(ctx, x_proj, h0, U_zr, U_h):\n", "def forward(ctx, x_proj, h0, U_zr, U_h):\n"
+                                                                  "        while True:\n            pass\n")
+    _, results, _ = grade(copy, tasks=[4, 6], timeout=300, test_timeout=2)
+    gru, pooling = results
+    assert pooling.passed and gru.score == 0
+    hung, *rest = gru.tests
+    assert hung.outcome == "failed" and hung.message.startswith("this test ran longer than 2 s"), hung.message
+    assert rest and {(t.outcome, t.message) for t in rest} == {
+        ("failed", f"not run: {hung.id.split('::')[-1]} of the same task ran longer than 2 s (--test-timeout), so "
+                   f"the task has failed already")}, [(t.outcome, t.message) for t in rest]
+
+
 def test_a_process_that_exits_mid_test_fails_that_test_and_grades_the_others(copies, tmp_path):
     """os._exit in a student's backward: every task read "the tests did not run: pytest gave no output";
     later, the tasks whose tests came after it (task 6's test_pooling.py) still scored 0."""
