@@ -43,7 +43,7 @@ import time
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bench.threads import usable_cpus
@@ -335,10 +335,7 @@ def grade_trusted(folder, copies, reference, assignment, time_limit, tasks, grou
             name, work = trusted_tree(folder, copies, assignment, Path(tmp) / student)
         except AssignmentError as e:
             return Row(student, status=NOT_A_SUBMISSION + str(e))
-        row = grade_folder(work, reference, name, time_limit, tasks, groups, test_timeout)
-    graded, shown = str(work.resolve()), str(folder.resolve())   # the messages name the student's files, not tmp's
-    return replace(row, first_failure=row.first_failure.replace(graded, shown),
-                   failures={n: message.replace(graded, shown) for n, message in row.failures.items()})
+        return grade_folder(work, reference, name, time_limit, tasks, groups, test_timeout)
 
 
 def trusted_tree(folder, copies, assignment, work):

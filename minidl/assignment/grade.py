@@ -478,13 +478,6 @@ def _trusted_tree(args, tmp):
         raise AssignmentError(f"{args.directory}: {e}") from None
 
 
-def relocated(results, graded, shown):
-    """``results`` with the folder ``graded`` (a temporary one, gone when the report is read: the instructor's copy
-    of the assignment with the student's minidl/ in it) said as the student's copy ``shown``, in every message."""
-    return [replace(r, tests=[replace(t, message=t.message.replace(str(graded), str(shown))) for t in r.tests])
-            for r in results]
-
-
 def main(args):
     if batch_only := [flag for flag in ("csv", "workers") if getattr(args, flag, None) is not None]:   # ignored
         raise AssignmentError(f"--{batch_only[0]} goes with --submissions DIR (a class at once); one copy's report "
@@ -500,7 +493,6 @@ def main(args):
             directory, assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout,
             log=lambda message: print(message, file=sys.stderr, flush=True))
     if trusted:
-        results = relocated(results, manifest.root, Path(args.directory).resolve())
         manifest = replace(manifest, root=Path(args.directory).resolve())
     how = (TRUSTED if trusted else SELF_CHECK if (manifest.root / MARKER).is_file() else "")
     print(format_report(manifest, results, seconds, reference, how))
