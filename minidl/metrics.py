@@ -14,7 +14,7 @@ def _pair(name, y_true, other, what="predictions"):
     """``y_true`` and the predictions or scores as (N,) arrays, refused unless both have one shape:
     a (N, 1) column broadcast against a row into an (N, N) table (precision 2.0), silently."""
     y_true, other = np.asarray(y_true), np.asarray(other)
-    if other.shape != y_true.shape:
+    if other.shape != y_true.shape or y_true.ndim == 0 or y_true.shape[1:] not in ((), (1,)):   # one-hot: N·C
         raise ValueError(f"{name}: the true labels and the {what} must both be (N,) arrays, got shapes "
                          f"{y_true.shape} and {other.shape}")
     return y_true.ravel(), other.ravel()

@@ -90,3 +90,6 @@ def test_labels_of_another_shape_are_refused_not_broadcast():
         metrics.classification_report(predicted, np.array([0.2, 0.8, 0.6, 0.1]))
     assert metrics.accuracy(column[:, 0], predicted) == metrics.accuracy(column, predicted[:, None]) == 1.0
     assert metrics.roc_auc(np.array(["pos", "neg", "pos"]), [0.9, 0.1, 0.8], positive="pos") == 1.0   # text labels
+    one_hot = np.eye(2, dtype=int)[[0, 1, 0]]   # (N, C): read as N·C "samples"
+    with pytest.raises(ValueError, match=r"got shapes \(3, 2\) and \(3, 2\)"):
+        metrics.confusion_matrix(one_hot, one_hot)

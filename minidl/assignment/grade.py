@@ -246,12 +246,15 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
 def _rest_of_task(manifest, tasks, stopped, merged, test_timeout):
     """The entries of the tests not yet run of the task(s) of the test ``stopped`` after ``test_timeout`` s: failed
     (the task has), with a message that says they did not run."""
-    prefixes = [_node_ids(manifest, spec) for task in tasks if any(_matches(stopped, _node_ids(manifest, spec))
-                                                                     for spec in task.tests) for spec in task.tests]
+    hung, others = [], []   # the specs of the task(s) of ``stopped``, and of the other tasks
+    for task in tasks:
+        specs = [_node_ids(manifest, spec) for spec in task.tests]
+        (hung if any(_matches(stopped, prefix) for prefix in specs) else others).extend(specs)
     why = (f"not run: {stopped.split('::')[-1]} of the same task ran longer than {test_timeout:g} s "
            f"(--test-timeout), so the task has failed already")
-    return {node: {"outcome": "failed", "message": why} for node in merged["collected"]
-            if node not in merged["tests"] and any(_matches(node, prefix) for prefix in prefixes)}
+    return {node: {"outcome": "failed", "message": why} for node in merged["collected"]   # (a test another task
+            if node not in merged["tests"] and any(_matches(node, prefix) for prefix in hung)   # shares still runs)
+            and not any(_matches(node, prefix) for prefix in others)}
 
 
 def _stopped(timeout, option):

@@ -113,6 +113,9 @@ def held_out_cases(test_texts, vocab, cases, seed, more, length=128):
     """``cases`` fill-mask cases from the test reviews' texts, each with [CLS] within ``length`` tokens
     (--length 16 crashed at the first evaluation on a 29-token sentence); too few: one line saying
     that ``more`` (what a command's options can change) gives enough."""
+    if length < 7:   # "more reviews or a larger vocabulary" could never help
+        raise SettingError(f"a length of {length} tokens holds no held-out sentence (6 tokens or more, and [CLS]): "
+                           f"give a length of 7 or more")
     test_tokens = [MLMTokenizer()(t) for t in test_texts]
     try:
         return fill_mask_cases(test_tokens, vocab, cases, seed, max_tokens=min(30, length - 1))

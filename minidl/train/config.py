@@ -8,6 +8,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .. import backend
 from ..autograd.function import MinidlError
 from ..data.imdb import UNLABELLED_SIZE
@@ -115,13 +117,13 @@ _AT_LEAST = (("embed_dim", 1, False), ("max_length", 1, False), ("min_word_lengt
 
 
 def _check_kinds(config):
-    """A true/false setting takes only True/False and a text one only text (or None): a sweep's
+    """A true/false setting takes only True/False and a text one no list or dict: a sweep's
     ``--set test_curve=off`` is the text "off", which as a truth value would switch it on."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if f.type == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{_flag(f.name)} must be true or false, got {value!r}")
-        if f.type == "str" and not (value is None or isinstance(value, (str, os.PathLike))):
+        if f.type == "bool" and not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{_flag(f.name)} must be true or false (JSON: true, false), got {value!r}")
+        if f.type == "str" and isinstance(value, (list, dict)):
             raise ConfigError(f"{_flag(f.name)} must be text, got {value!r}")
 
 

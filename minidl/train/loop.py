@@ -139,7 +139,8 @@ def lower_is_better(metric):
     """Whether a smaller ``metric`` is better: a word of its name ("val_loss", "cross_entropy", "MSE",
     "top1_error") is a loss, an error or a divergence; accuracy, f1, auc, top1 and the rest are maximised."""
     words = re.split(r"[^a-z0-9]+", metric.lower())
-    return any(word in _LOWER or word.endswith(("loss", "error")) for word in words)
+    return any(word in _LOWER or any(stem in word for stem in ("loss", "error", "perplexity", "entropy"))
+               for word in words)
 
 
 def new_loop():

@@ -562,3 +562,18 @@ def test_a_task_given_twice_or_a_limit_past_a_day_is_refused_before_grading(copi
         grade(copy, tasks=[1, 1])
     with pytest.raises(AssignmentError, match=r"--timeout must be a positive number of seconds, at most 86,400"):
         grade(copy, tasks=[1], timeout=1e7)
+
+
+def test_the_rest_of_a_hung_task_leaves_a_test_another_task_shares(tmp_path):
+    """Once a test of a task hung, the task's tests not yet run were marked failed, also one another task names
+    (file.py::test_ok inside the hung task's whole file.py): that task lost points for a passing test."""
+    from types import SimpleNamespace
+
+    from minidl.assignment.grade import _rest_of_task
+
+    manifest = SimpleNamespace(folder=tmp_path / "a", root=tmp_path)
+    hung = SimpleNamespace(tests=["grading/test_custom.py"])
+    sharing = SimpleNamespace(tests=["grading/test_custom.py::test_ok"])
+    nodes = [f"a/grading/test_custom.py::{name}" for name in ("test_hang", "test_after", "test_ok")]
+    merged = {"collected": nodes, "tests": {nodes[0]: {"outcome": "failed"}}}   # the hung one, recorded
+    assert list(_rest_of_task(manifest, [hung, sharing], nodes[0], merged, 3)) == [nodes[1]]

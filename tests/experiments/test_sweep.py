@@ -548,8 +548,8 @@ def test_the_sweep_and_plot_commands(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("test_curve=off", "--test-curve must be true or false, got 'off'"),   # the text 'off' switched it on
-    ("bucket=False", "--bucket must be true or false, got 'False'"),
+    ("test_curve=off", "--test-curve must be true or false (JSON: true, false), got 'off'"),   # it switched it on
+    ("bucket=False", "--bucket must be true or false (JSON: true, false), got 'False'"),
     ('text_column=["a","b"]', "--text-column must be text, got ['a', 'b']"),
 ])
 def test_a_set_value_of_the_wrong_kind_is_one_line_before_any_job_runs(tmp_path, capsys, setting, message):

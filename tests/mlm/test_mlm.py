@@ -769,3 +769,5 @@ def test_held_out_sentences_fit_the_models_length():
     short = held_out_cases(texts, vocab, 20, 0, "more", length=16)
     assert max(len(case.tokens) for case in short) <= 15
     assert held_out_cases(texts, vocab, 20, 0, "more") == fill_mask_cases([MLMTokenizer()(t) for t in texts], vocab, 20)
+    with pytest.raises(ValueError, match="a length of 6 tokens holds no held-out sentence .* give a length of 7"):
+        held_out_cases(texts, vocab, 20, 0, "more reviews", length=6)   # more reviews could never help

@@ -469,8 +469,11 @@ def test_an_error_metric_keeps_its_lowest_and_a_used_up_iterator_is_named():
                     evaluate=error, every=1, metric="error", log=None)
     assert loop["best"]["error"] == min(h["error"] for h in loop["history"]) < loop["history"][0]["error"]
     from minidl.train.loop import lower_is_better
-    assert all(map(lower_is_better, ("val_loss", "Loss", "nll", "cross_entropy", "MSE", "ppl", "top1_error")))
+    assert all(map(lower_is_better, ("val_loss", "Loss", "nll", "cross_entropy", "MSE", "ppl", "top1_error",
+                                     "num_errors", "valperplexity")))
     assert not any(map(lower_is_better, ("accuracy", "f1", "auc", "top1", "precision", "recall")))
+    import torch   # the Python API's own kinds of values still pass TrainConfig's type check
+    TrainConfig(device=torch.device("cpu"), bucket=np.bool_(False)).check()
     batches = iter([(X[:32], Y[:32]), (X[32:], Y[32:])])
     with pytest.raises(ValueError, match="an iterator used up in an earlier epoch"):
         train(net, lambda e: batches, loss_fn, optim.SGD(net.parameters(), lr=0.1), epochs=2, log=None)
