@@ -131,16 +131,15 @@ def _check_parts(optimizer, schedule, callbacks, time_limit):
             raise TypeError(f"train: {what}; got {value!r}")
 
 
-_LOWER = {"loss", "error", "err", "nll", "entropy", "perplexity", "ppl", "mse", "mae", "rmse", "kl", "wer", "cer",
-          "bpc", "ece"}
+_LOWER_STEMS = ("loss", "error", "perplexity", "entropy")   # inside a word too: num_errors, valperplexity
+_LOWER_WORDS = {"err", "nll", "ppl", "mse", "mae", "rmse", "kl", "wer", "cer", "bpc", "ece"}   # whole words only
 
 
 def lower_is_better(metric):
     """Whether a smaller ``metric`` is better: a word of its name ("val_loss", "cross_entropy", "MSE",
     "top1_error") is a loss, an error or a divergence; accuracy, f1, auc, top1 and the rest are maximised."""
     words = re.split(r"[^a-z0-9]+", metric.lower())
-    return any(word in _LOWER or any(stem in word for stem in ("loss", "error", "perplexity", "entropy"))
-               for word in words)
+    return any(word in _LOWER_WORDS or any(stem in word for stem in _LOWER_STEMS) for word in words)
 
 
 def new_loop():
