@@ -1,17 +1,7 @@
-"""``python -m minidl`` and the ``minidl`` script: the ``minidl`` command."""
+"""``python -m minidl``: the ``minidl`` command (minidl_script.py, beside the package, which the script runs too)."""
 import sys
 
-
-def run():
-    """The command, with a Ctrl-C while its modules load (a quarter of a second) said in one line: it was a
-    traceback. (One during ``import minidl`` itself, before this runs, still is.)"""
-    try:
-        from .cli import main
-    except KeyboardInterrupt:
-        print("minidl: interrupted", file=sys.stderr)
-        return 130
-    return main()
-
-
 if __name__ == "__main__":   # not when walked by an import of every module
-    sys.exit(run())
+    from minidl_script import main
+
+    sys.exit(main())

@@ -17,7 +17,7 @@ import zlib
 
 import numpy as np
 
-from .autograd.function import MinidlError
+from .errors import MinidlError
 
 try:
     import fcntl

@@ -283,7 +283,7 @@ def test_ctrl_c_while_the_cli_module_loads_is_one_line(capsys, monkeypatch):
     """The minidl script imported minidl.cli (about 100 modules, 0.2 s) before main could catch anything."""
     import types
 
-    from minidl.__main__ import run
+    from minidl_script import main
 
     def interrupted(name):
         raise KeyboardInterrupt
@@ -291,7 +291,7 @@ def test_ctrl_c_while_the_cli_module_loads_is_one_line(capsys, monkeypatch):
     loading = types.ModuleType("minidl.cli")
     loading.__getattr__ = interrupted
     monkeypatch.setitem(sys.modules, "minidl.cli", loading)
-    assert run() == 130 and capsys.readouterr().err == "minidl: interrupted\n"
+    assert main(["--help"]) == 130 and capsys.readouterr().err == "minidl: interrupted\n"
 
 
 def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):

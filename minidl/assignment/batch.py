@@ -50,8 +50,8 @@ from ..bench.threads import usable_cpus
 from ..io import atomic_path, check_replaceable, check_writable
 from .grade import (TEST_SECONDS, check_once, check_seconds, find_reference, grade, report_json, selected_tasks,
                     sigterm_as_interrupt)
-from .make import MARKER, make
-from .manifest import MINIDL_ROOT, AssignmentError, find_assignment, known_assignments, read_toml
+from .make import make
+from .manifest import MARKER, MINIDL_ROOT, AssignmentError, find_assignment, known_assignments, read_toml
 
 GRADED, TIMED_OUT, NOT_A_SUBMISSION = "graded", "timed out", "not a submission: "
 _REFUSED = 3                  # the exit status of a grading process whose folder ``grade`` refused

@@ -45,9 +45,8 @@ import minidl as md
 from minidl.autograd.function import Function
 from minidl.gradcheck import gradcheck
 
-GRADE_ROOT = "MINIDL_GRADE_ROOT"
-REFERENCE = "MINIDL_GRADE_REFERENCE"   # set by minidl grade: the reference values' file, or "" for none
-EXPECTED = "expected.json"
+from .manifest import EXPECTED, GRADE_ROOT, REFERENCE
+
 
 
 class ReferenceMissing(AssertionError):

@@ -1,7 +1,7 @@
 """The command line of the assignment tools: ``minidl assignment make|list|expected`` and ``minidl grade``."""
 from __future__ import annotations
 
-from ..cli import _call, at_least, positive, whole_numbers
+from ..command import _call, at_least, positive, whole_numbers
 from .grade import TEST_SECONDS
 from .manifest import default_root, find_assignment, listed_assignments
 

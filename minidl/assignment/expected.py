@@ -16,9 +16,8 @@ import json
 import sys
 
 from ..io import write_text
-from .checks import EXPECTED, as_float64
-from .make import MARKER
-from .manifest import MINIDL_ROOT, AssignmentError, find_assignment
+from .checks import as_float64
+from .manifest import EXPECTED, MARKER, MINIDL_ROOT, AssignmentError, find_assignment
 
 
 def compute_cases(manifest):

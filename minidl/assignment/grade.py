@@ -46,9 +46,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..io import check_replaceable, check_writable, json_keys, write_text
-from .checks import EXPECTED, REFERENCE
-from .make import MARKER
-from .manifest import ASSIGNMENTS, MANIFEST, MINIDL_ROOT, AssignmentError, known_assignments, load_manifest, read_toml
+from .manifest import (ASSIGNMENTS, EXPECTED, GRADE_ROOT, MANIFEST, MARKER, MINIDL_ROOT, REFERENCE, AssignmentError,
+                       known_assignments, load_manifest, read_toml)
 from .rules import task_findings
 
 RECORDER = Path(__file__).with_name("pytest_recorder.py")
@@ -213,7 +212,7 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
     paths = sorted({node for task in tasks for spec in task.tests
                     if (root / (node := _node_ids(manifest, spec)).partition("::")[0]).is_file()})
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env.update(PYTHONDONTWRITEBYTECODE="1", MINIDL_GRADE_ROOT=str(root),  # no __pycache__ left in the copy
+    env.update(PYTHONDONTWRITEBYTECODE="1", **{GRADE_ROOT: str(root)},  # no __pycache__ left in the copy
                PYTHONPATH=os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
     deadline, merged = time.monotonic() + timeout, {"tests": {}, "collection_errors": {}, "collected": []}
     with tempfile.TemporaryDirectory(prefix="minidl-grade-") as tmp:

@@ -46,10 +46,9 @@ from pathlib import Path
 
 from ..io import atomic_path, check_replaceable, write_text
 from .batch import GRADED, TIMED_OUT, Row, grade_folder
-from .checks import EXPECTED
 from .grade import check_seconds, find_reference
 from .make import make
-from .manifest import AssignmentError, find_assignment
+from .manifest import EXPECTED, AssignmentError, find_assignment
 
 TORCH = "2.13.0"            # the course's pinned torch (see the Makefile), as the CPU wheel
 TIME_LIMIT = 480            # seconds per submission: under Gradescope's default limit of 10 minutes

@@ -30,16 +30,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .. import __version__
 from ..io import _umask, check_writable
-from .checks import EXPECTED
 from .handout import student_handout, student_readme
-from .manifest import (ASSIGNMENTS, MANIFEST, AssignmentError, check_files, find_assignment, known_assignments,
-                       load_manifest)
+from .manifest import (ASSIGNMENTS, EXPECTED, MANIFEST, MARKER, AssignmentError, check_files, find_assignment,
+                       known_assignments, load_manifest)
 from .stubs import stub_source
 
-MARKER = "assignment.toml"
-PACKAGE_FILES = ("minidl", "pyproject.toml", "Makefile")
+PACKAGE_FILES = ("minidl", "minidl_script.py", "pyproject.toml", "Makefile")
 # never handed out: version control, environments, caches, build metadata, and anything that
 # holds results (ours would answer the written questions)
 NEVER = (".git", ".venv", "venv", "__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".pytest_cache",
@@ -112,6 +109,8 @@ def _stub_targets(stubbed, copy_root):
             source = stub_source(file.read_text(encoding="utf-8"), messages, path)
         except AssignmentError as e:
             raise AssignmentError(f"{where[path]}: {e}") from None
+        except SyntaxError as e:   # the tree copied is the running minidl's: a student's, graded with --reference
+            raise AssignmentError(f"{path} does not parse: {e.msg} (line {e.lineno}); fix it, then run again") from None
         file.write_text(source, encoding="utf-8")
 
 
@@ -132,6 +131,8 @@ def _check_no_leaks(copy_root):
 
 
 def _marker(manifest, tasks, solution, later):
+    from .. import __version__   # here: the grading tools load without the engine (minidl_command.py)
+
     lines = ["# Written by `minidl assignment make`: which assignment this copy is (`minidl grade` reads it).",
              f"assignment = {json.dumps(manifest.name)}",
              f"manifest = {json.dumps(f'{ASSIGNMENTS}/{manifest.name}/{MANIFEST}')}",

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 
 try:
     import tomllib
@@ -45,6 +45,10 @@ except ImportError:  # Python 3.10
         tomllib = None
 
 MANIFEST = "manifest.toml"
+MARKER = "assignment.toml"   # at the top of a student copy: which assignment it is
+EXPECTED = "expected.json"   # grading/EXPECTED: the reference values of the checks
+REFERENCE = "MINIDL_GRADE_REFERENCE"   # set by minidl grade: the reference values' file, or "" for none
+GRADE_ROOT = "MINIDL_GRADE_ROOT"   # set by minidl grade: the folder it grades
 ASSIGNMENTS = "assignments"
 MINIDL_ROOT = Path(__file__).resolve().parents[2]   # the tree of the running minidl (the instructor's repository)
 

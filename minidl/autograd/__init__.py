@@ -4,7 +4,8 @@ from . import tensor as _tensor  # isort: skip
 from .tensor import Tensor, default_dtype, get_default_dtype, set_default_dtype  # isort: skip
 from . import ops as _ops_module  # isort: skip
 from .engine import detect_anomaly, enable_grad, is_grad_enabled, no_grad
-from .function import Context, Function, MinidlError, OpError, ShapeError
+from ..errors import MinidlError, OpError, ShapeError
+from .function import Context, Function
 
 _tensor._ops = _ops_module
 

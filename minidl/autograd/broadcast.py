@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
+
 
 def broadcast_shape(op, *shapes):
     """The common shape of ``shapes``, or a ShapeError naming ``op`` and the shapes."""
-    from .function import ShapeError
-
     try:
         return np.broadcast_shapes(*(tuple(s) for s in shapes))
     except ValueError:

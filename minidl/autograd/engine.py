@@ -22,6 +22,7 @@ import contextlib
 import os
 import traceback
 
+from ..errors import OpError
 from .broadcast import unbroadcast
 
 _grad_enabled = True
@@ -163,8 +164,6 @@ def _keep(node, g, given):
     array (one backward's array, add's (grad, grad), is never two leaves' .grad: p.grad *= 0.5 on one scaled both;
     sum's read-only broadcast view and the caller's backward(grad) are copied: p.grad *= 0.5 failed or changed it)."""
     if isinstance(g, _Tensor):     # an optimizer would then update nothing
-        from .function import OpError
-
         raise OpError(f"the gradient of a tensor of shape {node.shape} is a minidl Tensor, not an array: a "
                       f"Function.backward returned Tensors; return arrays (a Tensor's .data)")
     if node.grad is not None:
@@ -180,8 +179,6 @@ def _summed_back(ctx, i, grad, parent):
     grad_shape, shape = tuple(grad.shape), parent.shape
     broadcast = len(shape) <= len(grad_shape) and all(n in (1, m) for n, m in zip(shape[::-1], grad_shape[::-1]))
     if not broadcast and [n for n in grad_shape if n != 1] != [n for n in shape if n != 1]:
-        from .function import OpError
-
         raise OpError(f"{ctx.fn.op_name()}.backward returned a gradient of shape {grad_shape} for input {i} of "
                       f"shape {shape}; return one of the input's shape (or of the shape it was broadcast to)")
     return unbroadcast(parent.xp, grad, shape)
@@ -191,8 +188,6 @@ def _wrong_gradients(ctx, input_grads):
     """Refuse a backward that returned gradients past its forward's inputs (Nones, for settings
     passed by name, are fine), or none for a Tensor input that needs one (zip would drop it, and
     that input would get no gradient)."""
-    from .function import OpError
-
     missing = [i for i, p in enumerate(ctx.parents) if i >= len(input_grads) and p is not None and p.requires_grad]
     if missing or any(g is not None for g in input_grads[len(ctx.parents):]):
         raise OpError(f"{ctx.fn.op_name()}.backward returned {len(input_grads)} gradient(s) for {len(ctx.parents)} "

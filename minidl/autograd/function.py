@@ -26,21 +26,9 @@ import re
 import numpy as np
 
 from ..backend import FLOAT_DTYPES
+from ..errors import MinidlError, OpError, ShapeError
 from . import engine
 from .tensor import Tensor, get_default_dtype, is_float
-
-
-class MinidlError(Exception):
-    """Base class of the errors minidl raises on purpose."""
-
-
-class ShapeError(MinidlError, ValueError):
-    """Inputs whose shapes an op cannot combine; the message names the op and the shapes."""
-
-
-class OpError(MinidlError, ValueError):
-    """An op refusing an argument that is not a shape (an unknown option, an index out of
-    range, a negative radius); the message names the op and what to do."""
 
 
 class Context:

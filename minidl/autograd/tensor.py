@@ -17,6 +17,7 @@ import operator
 import numpy as np
 
 from .. import backend as _backend
+from ..errors import OpError, ShapeError
 from . import engine
 from .broadcast import broadcast_shape
 
@@ -258,8 +259,6 @@ class Tensor:
         other = self._lift(other)
         if self._ctx is not None or not self.requires_grad:
             return op(self, other)
-        from .function import OpError, ShapeError
-
         if engine.is_grad_enabled():
             raise OpError("an in-place update of a tensor that requires grad (a parameter) would not be recorded; "
                           "write it under md.no_grad(), e.g. p -= lr * p.grad, as in PyTorch")

@@ -16,7 +16,7 @@ import numpy as np
 
 import minidl as md
 from minidl import nn, optim
-from minidl.autograd.function import MinidlError
+from minidl.errors import MinidlError
 
 from .timing import time_interleaved, training_step
 

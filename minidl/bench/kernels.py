@@ -38,7 +38,7 @@ import minidl as md
 
 from .. import kernels, nn
 from ..autograd import ops
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..compress import distillation_loss
 
 BATCHES, TIMES, HIDDEN = (32, 128), (100, 400), (32, 64, 128)

@@ -21,8 +21,8 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
-from ..autograd.function import MinidlError
-from ..cli import at_least
+from ..errors import MinidlError
+from ..command import at_least
 
 TEXT = "the acting was great but the plot was terrible"
 

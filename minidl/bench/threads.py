@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 
 
 def _load_thread_pools():

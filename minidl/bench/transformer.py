@@ -66,7 +66,7 @@ import torch
 import minidl as md
 
 from .. import optim
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..data.text import is_count
 from ..models.transformer import TransformerClassifier
 from .threads import describe, limit_threads, thread_info

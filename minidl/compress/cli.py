@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from ..cli import at_least, whole_numbers
+from ..command import at_least, whole_numbers
 from ..io import write_text
 from ..train.config import ConfigError
 from .prune import format_report, sparsity_report

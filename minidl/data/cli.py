@@ -13,7 +13,7 @@ import re
 import sys
 import time
 
-from ..cli import at_least
+from ..command import at_least
 from ..io import WriteError, check_writable
 from . import vectors_eval
 from .errors import CorruptDataError, DataFormatError, DataNotFoundError, DownloadError, SettingError

@@ -1,7 +1,7 @@
 """The errors the data loaders raise on purpose; each message names the problem and the fix."""
 from __future__ import annotations
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 
 
 class DataNotFoundError(MinidlError, FileNotFoundError):

@@ -20,7 +20,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..io import atomic_path
 
 FORMAT = "minidl.vocabulary"

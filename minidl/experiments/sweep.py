@@ -67,7 +67,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
 from ..io import check_writable, drop_truncated_tail, file_sha256
 from ..models import MODELS
@@ -341,7 +341,7 @@ def _init_worker(threads, sweep_pid):
     sends to the workers too, ends a worker at once: as a KeyboardInterrupt it would end only the
     job at hand, and the worker would run the job queued next to its end, for nothing. A warning
     (the user's data) is one line, as the CLI shows it, not Python's file, line and source."""
-    from ..cli import _one_line_warnings   # (a spawned worker starts with Python's format)
+    from ..command import _one_line_warnings   # (a spawned worker starts with Python's format)
 
     end_with_parent(sweep_pid)
     set_threads(threads)
@@ -694,7 +694,8 @@ def add_arguments(subparsers):
         description="Train every (model, hidden size, seed) and append each result to --results as it "
                     "finishes; each validation check of a running job prints a line on stderr. Run the same "
                     "command again to resume: finished jobs are skipped.")
-    from ..cli import _TRAIN_HELP, _call, at_least
+    from ..cli import _TRAIN_HELP
+    from ..command import _call, at_least
 
     sweep.add_argument("--models", default="rnn,gru", help=f"comma-separated: {', '.join(MODELS)}")
     sweep.add_argument("--hidden", default="16,32,64,96,128",

@@ -14,7 +14,7 @@ import sys
 import time
 import zipfile
 
-from ..cli import at_least, positive
+from ..command import at_least, positive
 from ..compress.quantize import quantize
 from ..data.imdb import load_imdb
 from ..data.vocab import TextEncodingError

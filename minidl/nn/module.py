@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend as _backend
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..autograd.tensor import Tensor, is_float, get_default_dtype
 from ..io import CheckpointError, read_npz, write_npz  # noqa: F401 (CheckpointError re-exported)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend as _backend
 from ..autograd import engine
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..autograd.tensor import Tensor
 
 

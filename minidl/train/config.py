@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..data.imdb import UNLABELLED_SIZE
 from ..data.text import is_count
 from ..models import MODELS

@@ -39,7 +39,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..autograd.tensor import Tensor
 from ..optim.clip import clip_grad_norm_
 

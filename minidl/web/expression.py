@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import creation
 from ..autograd import ops
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..autograd.tensor import Tensor
 from ..pysyntax import parse
 

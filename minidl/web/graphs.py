@@ -27,7 +27,7 @@ import numpy as np
 
 import minidl as md
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..viz import graph
 from . import expression
 

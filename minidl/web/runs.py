@@ -35,7 +35,7 @@ import json
 import os
 import zipfile
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..experiments.curves import CURVE_KEYS as DRAWN, chosen_on_test
 from ..experiments.sweep import describe, job_settings, one_per_job, scan_records, settings_label, summarise
 from ..io import finite, npz_meta

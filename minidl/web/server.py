@@ -68,7 +68,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlparse
 
-from ..autograd.function import MinidlError
+from ..errors import MinidlError
 from ..compress.quantize import stored_numbers
 from ..mlm import load_mlm
 from ..mlm.cli import fill_mask

@@ -289,6 +289,31 @@ def test_every_module_of_a_student_copy_still_imports(copies):
     assert done.stdout.startswith(str(copy / "minidl" / "__init__.py"))
 
 
+def test_a_copy_whose_own_code_does_not_import_is_graded_and_answered_in_one_line(copies, tmp_path):
+    """A SyntaxError in an op the student writes: ``minidl grade`` in the copy (its own minidl) ended in a traceback
+    of ``import minidl``, with no report (.minidl-grade.json, which GitHub Classroom's checks read)."""
+    copy = shutil.copytree(copies("ex2_sentiment"), tmp_path / "copy")
+    with open(copy / "minidl/autograd/ops/activations.py", "a", encoding="utf-8") as f:
+        f.write("def unfinished(:\n")
+    env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1")
+
+    def minidl(*argv):
+        return subprocess.run([sys.executable, "-m", "minidl_script", *argv], cwd=copy, env=env, capture_output=True,
+                              text=True, timeout=300)
+    graded = minidl("grade", "--task", "1", "--task", "3", "--json", ".minidl-grade.json")
+    assert graded.returncode == 0 and "Traceback" not in graded.stderr, graded.stderr[-3000:]
+    assert graded.stderr.startswith("minidl grade: warning: minidl does not import: SyntaxError: invalid syntax ("
+                                    f"{copy / 'minidl/autograd/ops/activations.py'}, line ")
+    report = json.loads((copy / ".minidl-grade.json").read_text())
+    assert report["score"] == 0 and [task["number"] for task in report["tasks"]] == [1, 3]
+    assert all("SyntaxError" in task["first_failure"] for task in report["tasks"]), report
+    for argv, words in ((["train"], "minidl: minidl does not import: SyntaxError: invalid syntax"),
+                        (["grade", "--reference", str(REPO)], "minidl/autograd/ops/activations.py does not parse: "
+                                                              "invalid syntax (line ")):
+        refused = minidl(*argv)
+        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr, refused
+
+
 def test_make_refuses_a_folder_that_is_not_empty_and_an_unknown_name(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "mine.txt").write_text("keep me")
