@@ -97,20 +97,21 @@ def fine_tune(model, train, test, epochs=3, batch_size=32, lr=5e-4, weight_decay
 STARTS = ("pretrained", "teacher embeddings only", "cooccurrence only", "scratch")
 
 
-def starting_state(name, settings, vocab, pretrained=None, teacher_path=None, data=None, seed=0):
+def starting_state(name, settings, vocab, pretrained=None, teacher=None, texts=None, seed=0):
     """The state dict a fine-tuning run called ``name`` (one of STARTS) starts from; None for
-    "scratch" (``classifier`` then draws the weights). ``pretrained``: the distilled student."""
+    "scratch" (``classifier`` then draws the weights). ``pretrained``: the distilled student; ``teacher``: the
+    teacher's model and ``texts`` the pretraining reviews (``pretraining_texts``), which the caller has read anyway
+    (to check the teacher's vocabulary; with the labelled reviews it fine-tunes on, which they hold)."""
     if name == "pretrained":
         return pretrained.state_dict()
     if name == "scratch":
         return None
     model = build_mlm(len(vocab), settings, "cpu", seed)
     if name == "teacher embeddings only":
-        start_from_teacher(model, load_mlm(teacher_path)[0])
+        start_from_teacher(model, teacher)
         return model.state_dict()
     tokenizer = MLMTokenizer()
-    vectors = cooccurrence_embeddings([tokenizer(t) for t in pretraining_texts(data, log=None)[0]], vocab,
-                                      settings["d_model"], seed)
+    vectors = cooccurrence_embeddings([tokenizer(t) for t in texts], vocab, settings["d_model"], seed)
     return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()
 
 
@@ -133,19 +134,22 @@ def compare_pretraining(student_path, data=None, length=128, epochs=3, batch_siz
     if length > settings["max_len"]:
         raise ValueError(f"length {length} is longer than the student's {settings['max_len']} positions; give a "
                          f"length of {settings['max_len']} or less")
-    if "teacher embeddings only" in starts and load_mlm(teacher_path)[1] != vocab:   # before any fine-tuning
+    teacher, teacher_vocab = load_mlm(teacher_path)[:2] if "teacher embeddings only" in starts else (None, vocab)
+    if teacher_vocab != vocab:   # before any fine-tuning
         raise ValueError(f"{teacher_path} and {student_path} have different vocabularies; give the teacher the "
                          f"student was distilled from")
     if log:
         log("reading and encoding the IMDB reviews ...")
-    splits = load_imdb(data)
+    # the pretraining texts come with the labelled reviews: one read for both (a second pass over the archive
+    # took about 8 s)
+    texts, splits = pretraining_texts(data, log=None) if "cooccurrence only" in starts else (None, load_imdb(data))
     train = encode_reviews(subset(splits["train"], train_limit, seed), tokenizer, vocab, length)
     test = encode_reviews(subset(splits["test"], test_limit, seed), tokenizer, vocab, length)
     result = {"settings": settings, "length": length, "train_reviews": len(train), "test_reviews": len(test)}
     for name in starts:
         if log and name == "cooccurrence only":   # silent for half a minute
             log("cooccurrence only: PPMI-SVD vectors of the pretraining reviews (about 30 s) ...")
-        state = starting_state(name, settings, vocab, pretrained, teacher_path, data, seed)
+        state = starting_state(name, settings, vocab, pretrained, teacher, texts, seed)
         model = classifier(settings, len(vocab), device, state, seed)
         result[name] = fine_tune(model, train, test, epochs, batch_size, lr, seed=seed, device=device, name=name,
                                  log=log)

@@ -108,7 +108,7 @@ def test_most_probable_equals_a_full_sort():
 def test_fine_tuning_starts(tmp_path):
     """"teacher embeddings only" is the distilled student's starting point without its training:
     projected embeddings and positions, fresh layers; "pretrained" is the student itself."""
-    from minidl.mlm import build_vocabulary, save_mlm
+    from minidl.mlm import build_vocabulary, load_mlm, save_mlm
     from minidl.mlm.finetune import STARTS, starting_state
 
     vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
@@ -118,7 +118,7 @@ def test_fine_tuning_starts(tmp_path):
     student = build_mlm(len(vocab), settings, "cpu", seed=5)
     start_from_teacher(student, teacher)
     fresh = build_mlm(len(vocab), settings, "cpu", seed=0).state_dict()
-    state = starting_state("teacher embeddings only", settings, vocab, teacher_path=teacher_path)
+    state = starting_state("teacher embeddings only", settings, vocab, teacher=load_mlm(teacher_path)[0])
     for name in ("embedding.weight", "position.weight", "mlm_head.bias"):
         np.testing.assert_allclose(state[name], student.state_dict()[name], rtol=1e-5, atol=1e-6)
     layer = "encoder.layers.0.attention.query.weight"
@@ -188,6 +188,29 @@ def test_fine_tuning_checks_the_teacher_and_the_length_first_and_runs_one_step(t
     result = compare_pretraining(student, tmp_path / "imdb", length=16, epochs=1, batch_size=64,
                                  starts=("pretrained",), log=None)
     assert len(result["pretrained"]["epochs"]) == 1
+
+
+def test_fine_tuning_reads_the_reviews_and_the_teacher_once(tmp_path, monkeypatch):
+    """The cooccurrence start read the labelled reviews again (a second pass over the IMDB archive) and the
+    teacher's start loaded the teacher again, after the vocabulary check had loaded it."""
+    from minidl.data import imdb
+    from minidl.mlm import build_vocabulary, finetune, save_mlm
+    from tests.data.conftest import write_fake_imdb
+
+    write_fake_imdb(tmp_path / "imdb", per_class=6, unsup=4)
+    vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
+    student = save_mlm(tmp_path / "student.npz", build_mlm(len(vocab), TEACHER, "cpu", seed=5), vocab, TEACHER)
+    teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), TEACHER, "cpu", seed=3), vocab, TEACHER)
+    reads, loads, read_reviews, load_mlm = [], [], imdb.read_imdb_reviews, finetune.load_mlm
+    monkeypatch.setattr(imdb, "read_imdb_reviews", lambda source, parts=imdb.LABELLED: reads.append(tuple(parts))
+                        or read_reviews(source, parts))
+    monkeypatch.setattr(finetune, "load_mlm", lambda path, *a, **k: loads.append(path) or load_mlm(path, *a, **k))
+    result = finetune.compare_pretraining(student, tmp_path / "imdb", length=16, epochs=1, batch_size=64,
+                                          starts=("teacher embeddings only", "cooccurrence only"), teacher_path=teacher,
+                                          log=None)
+    assert {"teacher embeddings only", "cooccurrence only"} <= set(result)
+    assert sorted(reads) == sorted([tuple(imdb.LABELLED), tuple(imdb.UNLABELLED)])
+    assert loads == [student, teacher]
 
 
 def test_an_interrupted_finetune_keeps_the_starts_it_finished(tmp_path, monkeypatch):
