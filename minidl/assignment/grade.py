@@ -61,6 +61,7 @@ TEST_SECONDS = 60      # one grading test's limit (--test-timeout); the referenc
 TOO_SLOW = "too slow"  # the "exit status" of a pytest run stopped because one test ran past --test-timeout
 _POLL = 0.2            # how often grading looks at which test runs
 NO_REFERENCE = "no reference"   # the outcome of a check that needs the reference values, run without them
+NOT_RUN = "not run"             # the outcome of a check that did not run (a time limit, a hung test of its task)
 
 
 @dataclass
@@ -84,9 +85,10 @@ class TaskResult:
         return self.score == self.points
 
     def first_failure(self):
-        """The first failed check, preferring one that says what is wrong over one that lacked the reference."""
-        failed = [t for t in self.tests if t.outcome != "passed"]
-        return next((t for t in failed if t.outcome != NO_REFERENCE), failed[0] if failed else None)
+        """The first check that did not pass, preferring one that failed (it says what is wrong) over one that did
+        not run, and that over one that lacked the reference."""
+        rank = {NOT_RUN: 1, NO_REFERENCE: 2}
+        return min((t for t in self.tests if t.outcome != "passed"), key=lambda t: rank.get(t.outcome, 0), default=None)
 
     @property
     def lacking_reference(self):
@@ -243,15 +245,15 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
 
 
 def _rest_of_task(manifest, tasks, stopped, merged, test_timeout):
-    """The entries of the tests not yet run of the task(s) of the test ``stopped`` after ``test_timeout`` s: failed
-    (the task has), with a message that says they did not run."""
+    """The entries of the tests not yet run of the task(s) of the test ``stopped`` after ``test_timeout`` s: "not run"
+    (the task has failed already; they are no failure of the student's code), with a message that says why."""
     hung, others = [], []   # the specs of the task(s) of ``stopped``, and of the other tasks
     for task in tasks:
         specs = [_node_ids(manifest, spec) for spec in task.tests]
         (hung if any(_matches(stopped, prefix) for prefix in specs) else others).extend(specs)
     why = (f"not run: {stopped.split('::')[-1]} of the same task ran longer than {test_timeout:g} s "
            f"(--test-timeout), so the task has failed already")
-    return {node: {"outcome": "failed", "message": why} for node in merged["collected"]   # (a test another task
+    return {node: {"outcome": NOT_RUN, "message": why} for node in merged["collected"]   # (a test another task
             if node not in merged["tests"] and any(_matches(node, prefix) for prefix in hung)   # shares still runs)
             and not any(_matches(node, prefix) for prefix in others)}
 
@@ -331,7 +333,7 @@ def _spec_checks(manifest, spec, recorded, why_not_run):
     tests, errors = recorded.get("tests", {}), recorded.get("collection_errors", {})
     prefix = _node_ids(manifest, spec)
     ran = [CheckResult(nodeid, **entry) for nodeid, entry in tests.items() if _matches(nodeid, prefix)]
-    ran += [CheckResult(nodeid, "not run", why_not_run or "it did not run")
+    ran += [CheckResult(nodeid, NOT_RUN, why_not_run or "it did not run")
             for nodeid in recorded.get("collected", []) if _matches(nodeid, prefix) and nodeid not in tests]
     if ran:
         return ran
@@ -339,7 +341,7 @@ def _spec_checks(manifest, spec, recorded, why_not_run):
     message = (errors.get(file) or (f"{file} is missing: restore it (minidl assignment make writes it)"
                                     if not (manifest.root / file).is_file() else None)
                or why_not_run or "no test matched this name in the grading file")
-    return [CheckResult(prefix, "not run", f"could not run {file}: {message}" if file in errors else message)]
+    return [CheckResult(prefix, NOT_RUN, f"could not run {file}: {message}" if file in errors else message)]
 
 
 def _classified(check):
@@ -372,7 +374,9 @@ def _failure_lines(r):
     if failure.outcome == NO_REFERENCE:
         return [f"      {r.lacking_reference} of {len(r.tests)} checks compare with the reference values, which this "
                 f"grading did not have; the other {len(r.tests) - failing} passed"]
-    lines = [f"      {failing} of {len(r.tests)} checks failed; the first, {failure.id.split('::')[-1]}:"]
+    not_run = sum(t.outcome == NOT_RUN for t in r.tests)
+    lines = [f"      {failing - not_run} of {len(r.tests)} checks failed" + (f", {not_run} not run" if not_run else "")
+             + f"; the first{' not run' if failure.outcome == NOT_RUN else ''}, {failure.id.split('::')[-1]}:"]
     return lines + [f"        {line}" for line in plain(failure.message).splitlines()]
 
 

@@ -541,7 +541,8 @@ def test_a_test_past_its_own_limit_fails_and_the_tests_after_it_run(copies, tmp_
     by_number = {r.number: r for r in results}
     assert by_number[1].passed and by_number[6].passed and by_number[4].score == 0
     failed = [t for t in by_number[4].tests if t.outcome != "passed"]
-    assert failed and all(t.outcome == "failed" for t in failed), [(t.outcome, t.message) for t in failed]
+    assert failed and [t.outcome for t in failed] == ["failed"] + ["not run"] * (len(failed) - 1), [
+        (t.outcome, t.message) for t in failed]   # the rest of the hung test's task did not run
     assert failed[0].message == ("this test ran longer than 2 s (--test-timeout) and was stopped: an endless loop, "
                                  "or code far too slow; the tests after it ran in a new process"), failed[0].message
     with pytest.raises(AssignmentError, match=r"--test-timeout must be a positive number of seconds"):
@@ -560,8 +561,28 @@ def test_after_a_test_past_its_own_limit_the_rest_of_its_task_is_not_run(copies,
     hung, *rest = gru.tests
     assert hung.outcome == "failed" and hung.message.startswith("this test ran longer than 2 s"), hung.message
     assert rest and {(t.outcome, t.message) for t in rest} == {
-        ("failed", f"not run: {hung.id.split('::')[-1]} of the same task ran longer than 2 s (--test-timeout), so "
+        ("not run", f"not run: {hung.id.split('::')[-1]} of the same task ran longer than 2 s (--test-timeout), so "
                    f"the task has failed already")}, [(t.outcome, t.message) for t in rest]
+
+
+def test_the_tests_a_hung_test_kept_from_running_are_not_run_not_failed(tmp_path):
+    """They had the outcome "failed" (the student's code blamed for a test that never ran), and the report counted
+    them as failed checks; the first failure shown could be one of them rather than the test that hung."""
+    from types import SimpleNamespace
+
+    from minidl.assignment.grade import _rest_of_task
+
+    manifest = SimpleNamespace(folder=tmp_path / "a", root=tmp_path)
+    nodes = [f"a/grading/test_custom.py::{name}" for name in ("test_hang", "test_after")]
+    merged = {"collected": nodes, "tests": {nodes[0]: {"outcome": "failed"}}}
+    rest = _rest_of_task(manifest, [SimpleNamespace(tests=["grading/test_custom.py"])], nodes[0], merged, 3)
+    assert [entry["outcome"] for entry in rest.values()] == ["not run"], rest
+    task = TaskResult(4, "The GRU", 20, 0, [CheckResult("test_b.py::test_later", **rest[nodes[1]]),
+                                            CheckResult("test_a.py::test_hang", "failed", "ran longer than 3 s"),
+                                            CheckResult("test_a.py::test_ok", "passed")])
+    assert task.first_failure().id == "test_a.py::test_hang"
+    report = format_report(find_assignment("ex2_sentiment", REPO), [task], 1.0)
+    assert "1 of 3 checks failed, 1 not run; the first, test_hang:" in report, report
 
 
 def test_a_process_that_exits_mid_test_fails_that_test_and_grades_the_others(copies, tmp_path):
