@@ -128,7 +128,9 @@ def _index(position):
 
 
 def check_close(what, got, want, context, rtol=1e-7, atol=1e-9):
-    """Raise AssertionError naming the worst element of ``got`` where it differs from ``want``."""
+    """Raise AssertionError naming the worst element of ``got`` where it differs from ``want``: its index, its
+    value and how far off it is (two digits), never ``want``'s values, which are the answers when they are the
+    reference values (a student graded with them reads the message)."""
     got, want = as_float64(got), as_float64(want)
     if got.shape != want.shape:
         raise AssertionError(f"{what} has shape {got.shape}, expected {want.shape} ({context})")
@@ -138,7 +140,10 @@ def check_close(what, got, want, context, rtol=1e-7, atol=1e-9):
     excess = np.where(np.isnan(got), np.inf, excess)
     worst = np.unravel_index(int(np.argmax(excess)), got.shape)
     if excess[worst] > 0:
-        raise AssertionError(f"{what}{_index(worst)} expected {want[worst]:.6g}, got {got[worst]:.6g} ({context})")
+        error = abs(got[worst] - want[worst])
+        off = f", off by {error:.2g}" if np.isfinite(error) else ""   # nan: the value says it
+        raise AssertionError(f"{what}{_index(worst)} is {got[worst]:.6g}{off}; {int(np.sum(excess > 0))} of "
+                             f"{got.size} values differ from the expected ones ({context})")
 
 
 def check_outputs(op, outputs, case_values, context):

@@ -76,6 +76,35 @@ def _reference_lines(manifest, task):
                 yield target, line
 
 
+def _grading_module(name, file):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"grading_{name}_{Path(file).stem}", REPO / "assignments" / name /
+                                                  "grading" / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failed_check_gives_no_reference_value_away():
+    """A failure printed the reference value ("expected 1.23457, got 2.5"), the answer itself, to a student graded
+    with the instructor's values (--reference, Gradescope); it says where and how far off the student's value is."""
+    with pytest.raises(AssertionError) as failed:
+        check_close("op: out", [1.0, 2.5, 3.0], [1.0, 1.2345678, 3.0], "a context")
+    assert str(failed.value) == "op: out[1] is 2.5, off by 1.3; 1 of 3 values differ from the expected ones (a context)"
+    with pytest.raises(AssertionError, match=r"op: out has shape \(3,\), expected \(2,\) \(a context\)"):
+        check_close("op: out", [1.0, 2.5, 3.0], [1.0, 2.0], "a context")   # shapes are no answers
+    for name, file, values, test in [
+            ("mlm_distillation", "test_metrics.py", lambda m: {k: [0.4375, 0.4375] for k in m.CALLS}, "test_accuracy"),
+            ("compression", "test_lowrank.py", lambda m: {"ranks": [6] * len(m.ENERGIES)},
+             "test_rank_chosen_by_energy")]:   # 0.4375 and 6 appear nowhere else in their messages
+        module = _grading_module(name, file)
+        module.expected = lambda test_file, case, module=module, values=values: values(module)
+        with pytest.raises(AssertionError) as failed:
+            getattr(module, test)()
+        assert "0.4375" not in str(failed.value) and "6" not in str(failed.value), str(failed.value)
+
+
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_the_student_copy_holds_no_solution_and_no_leftovers(name, copies):
     copy, manifest = copies(name), find_assignment(name, REPO)

@@ -45,8 +45,8 @@ def case_ranks():
 def test_rank_chosen_by_energy():
     got = case_ranks()["ranks"]
     for energy, rank, want in zip(ENERGIES, got, expected(__file__, "ranks")["ranks"]):
-        assert rank == want, (f"choose_rank(σ = {SINGULAR_VALUES.tolist()}, energy={energy}) gave rank {rank}, "
-                              f"expected {int(want)}: the smallest r whose σ_1² + ... + σ_r² reaches {energy} of Σσ²")
+        assert rank == want, (f"choose_rank(σ = {SINGULAR_VALUES.tolist()}, energy={energy}) gave rank {rank}, not "
+                              f"the expected: the smallest r whose σ_1² + ... + σ_r² reaches {energy} of Σσ²")
     assert choose_rank(SINGULAR_VALUES, rank=3) == 3, "choose_rank(σ, rank=3) must return 3"
     layer = LowRankLinear.from_linear(linear(), energy=0.6)
     assert layer.rank == choose_rank(np.linalg.svd(linear().weight.numpy(), compute_uv=False), energy=0.6), (
