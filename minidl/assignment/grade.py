@@ -60,6 +60,7 @@ MAX_SECONDS = 86_400   # a day: a longer limit overflowed the process timers (--
 TEST_SECONDS = 60      # one grading test's limit (--test-timeout); the references' take about a second each
 TOO_SLOW = "too slow"  # the "exit status" of a pytest run stopped because one test ran past --test-timeout
 _POLL = 0.2            # how often grading looks at which test runs
+STILL_RUNNING = 10     # after this many seconds of one test, grading one copy says which test still runs
 NO_REFERENCE = "no reference"   # the outcome of a check that needs the reference values, run without them
 NOT_RUN = "not run"             # the outcome of a check that did not run (a time limit, a hung test of its task)
 
@@ -198,7 +199,8 @@ def sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECONDS, timeout_option="--timeout"):
+def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECONDS, timeout_option="--timeout",
+              log=None):
     """Run pytest on the tasks' test files in the graded folder; returns (recorded JSON with pytest's
     "exit_status" added, None after the time limit; pytest's output). ``reference``: the reference
     values' file, copied to a temporary folder for the run (None: none). A test that ends the process
@@ -206,7 +208,8 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
     in a new process within the time left: one endless loop in task 4 zeroed tasks 5 and 6 too. After
     one that ran too long, the other tests of its task are not run (it has failed): a hung test each
     spent ``test_timeout`` of the one time limit, and the tasks after a few of them "did not run".
-    ``timeout_option``: the option that set ``timeout``, which the report names."""
+    ``timeout_option``: the option that set ``timeout``, which the report names; ``log(message)`` hears of a test
+    still running after STILL_RUNNING seconds (a silent terminal for up to ``test_timeout`` looked hung)."""
     if importlib.util.find_spec("pytest") is None:
         raise AssignmentError("grading needs pytest: pip install pytest (or make install, which installs .[dev])")
     root = manifest.root
@@ -220,7 +223,7 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
     with tempfile.TemporaryDirectory(prefix="minidl-grade-") as tmp:
         env[REFERENCE] = shutil.copyfile(reference, Path(tmp) / EXPECTED).as_posix() if reference else ""
         while True:
-            recorded, output = _pytest(root, paths, env, Path(tmp) / "results.json", deadline, test_timeout)
+            recorded, output = _pytest(root, paths, env, Path(tmp) / "results.json", deadline, test_timeout, log)
             output = _stopped(timeout, timeout_option) if recorded["exit_status"] is None else output
             merged = {**recorded, "tests": {**merged["tests"], **recorded.get("tests", {})},
                       "collection_errors": {**merged["collection_errors"], **recorded.get("collection_errors", {})},
@@ -262,7 +265,7 @@ def _stopped(timeout, option):
     return f"grading stopped after {timeout:g} s ({option})"
 
 
-def _pytest(root, paths, env, results, deadline, test_timeout):
+def _pytest(root, paths, env, results, deadline, test_timeout, log=None):
     """One pytest run of ``paths`` (node ids): (what the recorder wrote, with "exit_status": pytest's, None when
     it ran past ``deadline``, TOO_SLOW when one test ran ``test_timeout`` seconds; pytest's output)."""
     command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
@@ -271,7 +274,7 @@ def _pytest(root, paths, env, results, deadline, test_timeout):
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out, sigterm_as_interrupt():
         process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            status = _watch(process, results, deadline, test_timeout)
+            status = _watch(process, results, deadline, test_timeout, log)
         finally:   # Ctrl-C or SIGTERM: the student's code must not run on
             process.kill()
             process.wait()
@@ -281,10 +284,11 @@ def _pytest(root, paths, env, results, deadline, test_timeout):
     return {**recorded, "exit_status": status}, output
 
 
-def _watch(process, results, deadline, test_timeout):
+def _watch(process, results, deadline, test_timeout, log=None):
     """Wait for pytest to exit (its exit status), for ``deadline`` (None), or for one test to run
-    ``test_timeout`` seconds (TOO_SLOW), reading which test runs from the recorder's file."""
-    running, since = None, time.monotonic()
+    ``test_timeout`` seconds (TOO_SLOW), reading which test runs from the recorder's file; ``log`` hears once
+    of each test that runs STILL_RUNNING seconds."""
+    running, since, told = None, time.monotonic(), False
     while True:
         try:
             return process.wait(timeout=min(_POLL, max(deadline - time.monotonic(), 0)))
@@ -295,7 +299,10 @@ def _watch(process, results, deadline, test_timeout):
         except (OSError, ValueError):   # not written yet
             current = None
         if current != running:
-            running, since = current, now
+            running, since, told = current, now, False
+        if log is not None and running is not None and not told and now - since >= STILL_RUNNING:
+            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {test_timeout:g} s, --test-timeout)")
+            told = True
         if now >= deadline:
             return None
         if running is not None and now - since >= test_timeout:
@@ -452,7 +459,8 @@ def grade(directory=".", assignment=None, tasks=None, timeout=600, reference=Non
 def grade_with_reference(directory, assignment, tasks, timeout, reference, test_timeout, log=None,
                          timeout_option="--timeout"):
     """``grade``, also returning the reference file it used (None: none found):
-    (manifest, reference, [TaskResult], seconds). ``log(message)`` hears when the tests start."""
+    (manifest, reference, [TaskResult], seconds). ``log(message)`` hears when the tests start, and of a test that
+    runs long (``run_tests``)."""
     check_seconds(timeout, timeout_option)
     check_seconds(test_timeout, "--test-timeout")
     manifest = locate(directory, assignment)
@@ -462,7 +470,7 @@ def grade_with_reference(directory, assignment, tasks, timeout, reference, test_
     if log is not None:
         log(f"running the grading tests of {manifest.name} on {manifest.root} ({len(selected)} of "
             f"{len(manifest.tasks)} tasks; at most {timeout:g} s, {test_timeout:g} s a test) ...")
-    recorded, output = run_tests(manifest, selected, timeout, found, test_timeout, timeout_option)
+    recorded, output = run_tests(manifest, selected, timeout, found, test_timeout, timeout_option, log)
     return manifest, found, score(manifest, selected, recorded, output), time.perf_counter() - start
 
 

@@ -614,6 +614,25 @@ def test_the_tests_a_hung_test_kept_from_running_are_not_run_not_failed(tmp_path
     assert "1 of 3 checks failed, 1 not run; the first, test_hang:" in report, report
 
 
+def test_grading_one_copy_says_which_test_still_runs(tmp_path, monkeypatch):
+    """A hung test left the terminal silent for the whole --test-timeout (60 s): grading one copy says once which test
+    still runs, and when it will be stopped."""
+    import importlib
+
+    grading = importlib.import_module("minidl.assignment.grade")   # the package's "grade" is the function
+    monkeypatch.setattr(grading, "STILL_RUNNING", 0.4)
+    results, heard = tmp_path / "results.json", []
+    results.write_text(json.dumps({"running": "a/grading/test_gru.py::test_x"}))
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        status = grading._watch(process, results, float("inf"), 1.5, heard.append)
+    finally:
+        process.kill()
+        process.wait()
+    assert status == grading.TOO_SLOW
+    assert heard == ["still running a/grading/test_gru.py::test_x (0.4 s; stopped at 1.5 s, --test-timeout)"], heard
+
+
 def test_a_process_that_exits_mid_test_fails_that_test_and_grades_the_others(copies, tmp_path):
     """os._exit in a student's backward: every task read "the tests did not run: pytest gave no output";
     later, the tasks whose tests came after it (task 6's test_pooling.py) still scored 0."""
