@@ -103,11 +103,24 @@ def positive(text):
     return _converted(text, float, lambda value: 0 < value < float("inf"), "must be a number > 0, finite, got {text}")
 
 
+def comma_items(text):
+    """``"2, 8"`` -> ["2", "8"]; an empty item (``"2,,8"``, ``"2,8,"``) is a one-line ValueError: dropped, a rank or
+    seed the user meant to type ran unseen without it. An empty text is [""], for the caller to say what to give."""
+    items = [item.strip() for item in str(text).split(",")]
+    if len(items) > 1 and "" in items:
+        raise ValueError(f"an empty item in {text!r}; remove the extra comma or give the missing value")
+    return items
+
+
 def whole_numbers(minimum):
     """An argparse ``type=``: comma-separated whole numbers >= ``minimum``, "2,8,32" -> [2, 8, 32]."""
     def listed(text):
-        numbers = _converted(text, lambda text: [int(part) for part in text.split(",") if part.strip()],
-                             lambda numbers: numbers and min(numbers) >= minimum,
+        try:
+            comma_items(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        numbers = _converted(text, lambda text: [int(part) for part in text.split(",")],
+                             lambda numbers: min(numbers) >= minimum,
                              f"give whole numbers >= {minimum}, comma-separated, got {{text!r}}")
         return _once(numbers, text)   # a seed or rank run twice
     return listed

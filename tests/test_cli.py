@@ -493,6 +493,10 @@ def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, opt
     (["spirals", "--hidden", "0,8"], "argument --hidden: give whole numbers >= 1, comma-separated, got '0,8'"),
     (["compress", "seeds", "--teacher", "t", "--out", "o", "--seeds", "0,1,0"],
      "argument --seeds: 0 given more than once in '0,1,0'; give each once"),
+    (["compress", "lowrank-sweep", "--teacher", "t", "--out", "o", "--ranks", "2,,4"],
+     "argument --ranks: an empty item in '2,,4'; remove the extra comma or give the missing value"),   # it ran 2, 4
+    (["spirals", "--hidden", "16,32,"], "argument --hidden: an empty item in '16,32,'; remove the extra comma or give "
+                                        "the missing value"),
     (["train", "--hidden", ""], "argument --hidden: give a whole number like 64, or for mlp and softmax a list "
                                 "like [64,32,16], got ''"),
     (["probe", "--models", ""], "argument --models: give comma-separated models of rnn, gru, mlp, softmax, "

@@ -69,6 +69,7 @@ import numpy as np
 
 from ..errors import MinidlError
 from ..bench.threads import describe as describe_threads, set_threads, usable_cpus
+from ..command import comma_items
 from ..io import check_writable, drop_truncated_tail, file_sha256
 from ..models import MODELS
 from ..train import fit
@@ -645,6 +646,7 @@ def table_markdown(rows, x="hidden", metrics=("accuracy", "f1", "auc")):
 
 def parse_hidden(text):
     """``"16,32,64"`` -> [16, 32, 64]; ``"[50];[64,32]"`` (or ``"50;64,32"``) -> [[50], [64, 32]]."""
+    comma_items(text)   # "16,,32" is refused, not read as [16, 32]
     text = text.strip()
     try:
         if ";" in text or "[" in text:
@@ -657,9 +659,10 @@ def parse_hidden(text):
 
 
 def parse_seeds(text):
-    """``"0,1,2"`` -> [0, 1, 2]."""
+    """``"0,1,2"`` -> [0, 1, 2]; ``"0,,1"`` is refused, not read as [0, 1]."""
+    items = comma_items(text)
     try:
-        return [int(s) for s in split_commas(text)]
+        return [int(s) for s in items]
     except ValueError:
         raise ValueError(f'cannot read seeds {text!r}: give whole numbers separated by commas, like "0,1,2"') from None
 

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,8 +13,8 @@ import pytest
 import torch
 
 from minidl.experiments import sweep
-from minidl.experiments.sweep import (InlineExecutor, grid, job_key, load_results, parse_hidden, parse_settings,
-                                      run_sweep, series_label, summarise, table_markdown)
+from minidl.experiments.sweep import (InlineExecutor, grid, job_key, load_results, parse_hidden, parse_seeds,
+                                      parse_settings, run_sweep, series_label, summarise, table_markdown)
 from minidl.train import TrainConfig
 
 TINY = dict(embed_dim=8, epochs=1, train_limit=200, max_length=12, batch_size=32, validation=0.2, patience=None)
@@ -471,6 +472,9 @@ def test_parse_hidden_and_settings():
     assert parse_hidden("50;64,32") == [[50], [64, 32]]
     with pytest.raises(ValueError, match="cannot read hidden sizes"):
         parse_hidden("16,big")
+    for parse, text in ((parse_seeds, "0,,1"), (parse_hidden, "16,,32"), (parse_hidden, "[16];[8,,4]")):   # ran 0, 1
+        with pytest.raises(ValueError, match=re.escape(f"an empty item in {text!r}; remove the extra comma")):
+            parse(text)
     fixed, per_model = parse_settings(["lr=0.01", "data=imdb", "embeddings=null", "validation=0.2", "clip_norm=none",
                                        'attention:model_options={"radius": 3}'], models=["gru", "attention"])
     # clip_norm=none, as train's --clip-norm and its message write it, was the string "none", refused
