@@ -161,6 +161,9 @@ def main_build(args, log=print):
         if other != method and given:
             raise SettingError(f"--{given[0]} is an option of --method {other}, and --method is {method}")
     check_writable(args.out)
+    if not args.out.endswith((".txt", ".txt.gz")):   # x.npz: GloVe text under a checkpoint's name
+        raise SettingError(f"--out {args.out}: the vectors are written in the GloVe text format; give a .txt or "
+                           f".txt.gz path, like {os.path.splitext(args.out)[0]}.txt")
     if os.path.exists(args.out) and not getattr(args, "overwrite", False):   # (a GloVe file of the user's went)
         raise WriteError(f"--out {args.out} is there; pass --overwrite to replace it, or give another path")
     log("reading and tokenising the IMDB training and unlabelled reviews (about 10 s) ...")

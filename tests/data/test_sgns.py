@@ -193,6 +193,8 @@ def test_the_command_refuses_bad_sgns_settings_before_reading_any_review(tmp_pat
     ("ppmi", {"dim": 1000, "max_vocab": 200}, "pass a dim below max_vocab"),   # was refused after tokenising
     ("ppmi", {"out": "FILE/v.txt"}, "is a file, so no folder can be made there"),
     ("sgns", {"out": "FOLDER"}, "is a folder; give the path of a file"),
+    ("ppmi", {"out": "v.npz"}, r"v\.npz: the vectors are written in the GloVe text format; give a \.txt or \.txt\.gz "
+                              r"path, like .*v\.txt$"),   # it wrote GloVe text named v.npz
     ("sgns", {"min_count": -1}, "min_count=-1 is not allowed"),      # sgns checked only its own settings
     ("sgns", {"max_vocab": 0}, "max_vocab=0 is not allowed"),
 ])
