@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -41,8 +42,7 @@ def chosen_on_test(config):
 
 def _read_result(path):
     """The results.json at ``path`` (or in the folder), checked to hold every number the curves draw."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "results.json")
+    path = _results_path(path)
     with open(path) as f:
         try:
             result = json.load(f)
@@ -61,6 +61,19 @@ def _read_result(path):
         raise ValueError(f"{path}: its history lacks {', '.join(lacking) or 'the test accuracy'}; give a "
                          f"results.json as minidl train --test-curve wrote it")
     return result
+
+
+def _results_path(path):
+    """``path``, or the results.json in the folder ``path``; a folder of runs (runs/a/results.json...) is refused
+    in one line naming their results (it was "no such file or folder: 'runs/results.json'", of a folder there)."""
+    if not os.path.isdir(path):
+        return path
+    runs = glob.glob(os.path.join(glob.escape(path), "*", "results.json"))
+    path = os.path.join(path, "results.json")
+    if runs and not os.path.exists(path):
+        raise ValueError(f"{os.path.dirname(path)} is a folder of {len(runs)} run{'s' * (len(runs) > 1)}; give "
+                         f"{os.path.join(os.path.dirname(path), '*', 'results.json')}")
+    return path
 
 
 CURVE_KEYS = ("epoch", "loss", "accuracy", "train_loss", "train_accuracy", "test_loss", "test_accuracy")

@@ -84,6 +84,17 @@ def test_without_a_validation_split_the_test_curve_is_not_drawn_twice(tmp_path):
     os.rename(tmp_path / "val" / "results.json", tmp_path / "teacher.json")
     assert read_history(str(tmp_path / "teacher.json"))[0].startswith("teacher\n")   # a copy under its own name
 
+def test_a_folder_of_runs_is_one_line_naming_their_results(tmp_path, capsys):
+    """It said "no such file or folder: 'runs/results.json'; check the path" of a folder that is there."""
+    for name in ("a", "b"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "results.json").write_text("{}")
+    runs = str(tmp_path / "runs")
+    assert main(["curves", runs, "--out", str(tmp_path / "c.png")]) == 1
+    assert capsys.readouterr().err == (f"minidl curves: {runs} is a folder of 2 runs; give "
+                                       f"{os.path.join(runs, '*', 'results.json')}\n")
+    assert not os.path.exists(tmp_path / "c.png")
+
 
 def test_a_results_json_lacking_curve_numbers_is_one_line(tmp_path, capsys):
     """"test": null was a TypeError traceback, a history without train_loss a KeyError."""
