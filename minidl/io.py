@@ -178,6 +178,12 @@ def npz_meta(path):
         return from_json_array(np.lib.format.read_array(member, allow_pickle=False))
 
 
+def is_npz(path):
+    """Whether the file ``path`` is an .npz archive, .npy arrays only (model.save's checkpoints, minidl train's)."""
+    with zipfile.ZipFile(path) as archive:
+        return all(name.endswith(".npy") for name in archive.namelist())
+
+
 def _hold(fd):
     """Lock the new temporary file (``fd``) for as long as it is written, and return the fd to
     close at the end; without ``fcntl`` close it now (None), as Windows cannot rename an open file."""

@@ -30,7 +30,8 @@ import numpy as np
 from .. import backend as _backend
 from ..errors import MinidlError
 from ..autograd.tensor import Tensor, is_float, get_default_dtype
-from ..io import CheckpointError, read_npz, write_npz  # noqa: F401 (CheckpointError re-exported)
+from ..io import (CheckpointError, check_replaceable, is_npz, read_npz,  # noqa: F401 (CheckpointError re-exported)
+                  write_npz)
 
 
 # a boolean array ``name`` is stored as name + _BITS (np.packbits of it, flattened) and name + _BITS_SHAPE
@@ -274,8 +275,10 @@ class Module:
         """Write the state dict to ``path`` as an ``.npz`` archive, atomically: the file is
         written next to its destination and renamed over it only once complete, so a
         crash mid-write leaves the previous checkpoint intact. Boolean buffers (pruning masks)
-        are packed to 1 bit per entry: as float32 0/1 they would double the file. Returns ``path``."""
+        are packed to 1 bit per entry: as float32 0/1 they would double the file. Returns ``path``.
+        An earlier checkpoint at ``path`` is replaced; any other file (a results.json, notes) is refused, kept."""
         path = os.fspath(path)
+        check_replaceable(path, is_npz, "model.save", "path")
         write_npz(path, pack_bool_arrays(self.state_dict()))
         return path
 

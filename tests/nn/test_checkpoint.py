@@ -136,6 +136,23 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     assert os.listdir(tmp_path) == ["model.npz"], "no temporary file is left behind"
 
 
+def test_save_replaces_an_earlier_checkpoint_but_no_other_file(tmp_path):
+    """model.save replaced any file at its path without a word: the user's notes, a run's results.json."""
+    path = tmp_path / "model.npz"
+    make_model(0).save(path)
+    assert make_model(1).save(path) == str(path)   # the save loop: each epoch's checkpoint over the last
+    target = make_model(2)
+    target.load(path)
+    assert np.allclose(outputs(target), outputs(make_model(1)))
+    for name, text in (("notes.txt", "my notes\n"), ("results.json", '{"config": {}}')):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(OSError) as refused:
+            make_model(0).save(tmp_path / name)
+        assert str(refused.value) == (f"path {tmp_path / name} is there and was not written by model.save; give "
+                                      f"another path, or move the file away first")
+        assert (tmp_path / name).read_text() == text
+
+
 unpickled = []
 
 
