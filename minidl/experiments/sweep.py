@@ -54,6 +54,7 @@ import multiprocessing.connection
 import numbers
 import os
 import queue
+import re
 import shlex
 import signal
 import socket
@@ -335,19 +336,27 @@ def describe(config):
     return f"{config['model']} hidden={json.dumps(config['hidden'], separators=(',', ':'))} seed={config['seed']}"
 
 
-def _init_worker(threads, sweep_pid):
+def _init_worker(threads, sweep_pid, shown=()):
     """Initializer of each local worker process: end with the sweep process, then cap threads
     (torch and every BLAS pool, for the worker's whole life: two processes that each start two
     BLAS threads on two cores spend their time spinning for each other). Ctrl-C, which a terminal
     sends to the workers too, ends a worker at once: as a KeyboardInterrupt it would end only the
     job at hand, and the worker would run the job queued next to its end, for nothing. A warning
-    (the user's data) is one line, as the CLI shows it, not Python's file, line and source."""
+    (the user's data) is one line, as the CLI shows it, not Python's file, line and source; those of
+    ``shown`` (run_sweep's) not at all."""
     from ..command import _one_line_warnings   # (a spawned worker starts with Python's format)
 
     end_with_parent(sweep_pid)
     set_threads(threads)
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
     _one_line_warnings("sweep")
+    _ignore(shown)
+
+
+def _ignore(shown):
+    """Show no more the warnings whose texts are ``shown``: each job (worker) repeated them."""
+    for text in shown:
+        warnings.filterwarnings("ignore", re.escape(text) + r"\Z")
 
 
 def end_with_parent(parent_pid):
@@ -374,7 +383,7 @@ def end_with_parent(parent_pid):
     threading.Thread(target=watch, name="minidl-end-with-parent", daemon=True).start()
 
 
-def run_sweep(configs, results_path, executor=None, max_workers=None, log=print, threads=None):
+def run_sweep(configs, results_path, executor=None, max_workers=None, log=print, threads=None, shown=()):
     """Run every config whose key has no result in ``results_path`` yet; append each result
     (or failure) to it as it finishes. Returns the records of all ``configs`` (earlier ones
     read from the file), in the order of ``configs``.
@@ -383,6 +392,8 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print,
     (ThreadPoolExecutor, a Dask Client, ...); not shut down here. ``None``: a local
     ProcessPoolExecutor with ``max_workers`` (default: one per usable CPU) "spawn" processes,
     each with ``threads`` torch/BLAS threads (default: the usable CPUs shared among the workers).
+    ``shown``: the texts of warnings the caller has shown (minidl sweep reads the data files before any job); the
+    jobs, which read them again, do not repeat them: each worker process did.
     """
     results_path = os.fspath(results_path)
     jobs = _unique_jobs(configs, log)
@@ -392,11 +403,13 @@ def run_sweep(configs, results_path, executor=None, max_workers=None, log=print,
 
     own = executor is None
     if own:
-        executor = _local_executor(max_workers, len(todo), log, threads)
+        executor = _local_executor(max_workers, len(todo), log, threads, shown)
     start, futures = time.perf_counter(), []
     try:
-        futures = [executor.submit(run_job, jobs[k]) for k in todo]
-        failures = _collect(futures, todo, jobs, records, results_path, log)
+        with warnings.catch_warnings():   # (jobs run in this process too: InlineExecutor, threads)
+            _ignore(shown)
+            futures = [executor.submit(run_job, jobs[k]) for k in todo]
+            failures = _collect(futures, todo, jobs, records, results_path, log)
     except BaseException:
         for future in futures:  # the finished ones are on disk; pending ones run with the next sweep
             if hasattr(future, "cancel"):
@@ -453,7 +466,7 @@ def _changed_inputs(record, digest):
     return [path for path, old in (record.get("inputs") or {}).items() if digest(path) != old]
 
 
-def _local_executor(max_workers, n_jobs, log, threads=None):
+def _local_executor(max_workers, n_jobs, log, threads=None, shown=()):
     """A ProcessPoolExecutor of "spawn" workers (no more than jobs), each with ``threads`` BLAS
     and torch threads (default: an equal share of the CPUs), and each ending when this process
     ends, even when it is killed (``end_with_parent``)."""
@@ -461,7 +474,7 @@ def _local_executor(max_workers, n_jobs, log, threads=None):
     workers = max(1, min(max_workers or cpus, n_jobs))
     threads = threads or max(1, cpus // workers)
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(threads, os.getpid()))
+                                   initializer=_init_worker, initargs=(threads, os.getpid(), tuple(shown)))
     log(f"running on {workers} local worker process{'es' if workers > 1 else ''}")
     return executor
 
@@ -742,13 +755,20 @@ def add_arguments(subparsers):
 
 def _check_own_data(configs):
     """Read each of the user's own data files once, before any job: a file that cannot train a
-    model is one line here, not a failed row per job (the built-in datasets need no check)."""
-    read = set()
-    for config in map(TrainConfig.from_dict, configs):
-        key = json.dumps([own_files(config), config.text_column, config.label_column, config.label_names])
-        if own_files(config) and key not in read:
-            read.add(key)
-            load_splits(config)
+    model is one line here, not a failed row per job (the built-in datasets need no check). Returns the
+    texts of the warnings shown here (empty texts, undecodable bytes), for run_sweep's jobs not to repeat."""
+    read, caught = set(), []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            for config in map(TrainConfig.from_dict, configs):
+                key = json.dumps([own_files(config), config.text_column, config.label_column, config.label_names])
+                if own_files(config) and key not in read:
+                    read.add(key)
+                    load_splits(config)
+    finally:   # also those before a file that is refused
+        for warning in caught:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return [str(warning.message) for warning in caught]
 
 
 def main_sweep(args):
@@ -765,7 +785,7 @@ def main_sweep(args):
         configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)
         check_writable(args.results, "--results")   # before the first job, not after it
-        _check_own_data(configs)
+        shown = _check_own_data(configs)
     except (ValueError, MinidlError) as e:
         print(f"minidl sweep: error: {e}", file=sys.stderr)
         return 2
@@ -774,7 +794,7 @@ def main_sweep(args):
         set_threads(args.threads)  # the jobs run in this process
     try:
         results = run_sweep(configs, args.results, executor=executor, max_workers=args.workers or None,
-                            threads=args.threads)
+                            threads=args.threads, shown=shown)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the finished jobs are in {args.results}; run the same command again to resume")
         return 130

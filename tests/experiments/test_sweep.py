@@ -358,6 +358,23 @@ def test_a_worker_shows_a_warning_on_one_line_as_the_cli_does():
     assert run.stderr == "minidl sweep: warning: d.csv: 1 row(s) have an empty text\n"
 
 
+def test_a_data_warning_the_sweep_showed_is_not_repeated_by_each_job(tmp_path, capsys):
+    """Each job read the data again and warned again: every worker process (here: the sweep process's own jobs)."""
+    from minidl.cli import main
+
+    code = ("import os\n"
+            "from minidl.experiments.sweep import _init_worker\n"
+            "from minidl.data.errors import DataWarning\n"
+            "_init_worker(1, os.getppid(), ['d.csv: 1 row(s) have an empty text'])\n"
+            "import warnings; warnings.warn('d.csv: 1 row(s) have an empty text', DataWarning)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr == ""
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n,pos\n" + "".join(f"film {i} good,pos\nfilm {i} bad,neg\n" for i in range(20)))
+    assert main(["sweep", "--data", str(data), "--models", "mlp", "--hidden", "[4]", "--seeds", "0,1", "--epochs", "1",
+                 "--workers", "0", "--results", str(tmp_path / "results.jsonl")]) == 0
+    assert capsys.readouterr().err.count("have an empty text") == 1
+
+
 def test_killing_the_sweep_process_ends_its_workers_and_the_resource_tracker(tmp_path):
     started = tmp_path / "started"
     started.mkdir()
