@@ -22,6 +22,23 @@ def test_an_axis_out_of_range_is_an_error_not_another_axis(device):
     assert x.mean(axis=-1).tolist() == [2.0, 5.0] and x.unsqueeze(-1).shape == (2, 3, 1)
 
 
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_concat_and_stack_refuse_an_axis_out_of_range_and_a_bare_tensor(device):
+    """concat(axis=2) of 2-D tensors joined them along axis 0 (2 % 2), stack(axis=3) along axis 0, and
+    concat(a) put a's rows end to end: each a silently wrong shape."""
+    a, b = md.ones(2, 3, device=device), md.zeros(2, 3, device=device)
+    for call, words in ((lambda: md.concat([a, b], axis=2), "concat: axis 2 is out of range for a 2-D tensor"),
+                        (lambda: md.concat([a, b], axis=-3), "concat: axis -3 is out of range"),
+                        (lambda: md.stack([a, b], axis=3), "stack: axis 3 is out of range for a 3-D tensor"),
+                        (lambda: md.stack([a, b], axis=-4), "stack: axis -4 is out of range")):
+        with pytest.raises(md.ShapeError, match=words):
+            call()
+    for call in (lambda: md.concat(a), lambda: md.stack(a)):
+        with pytest.raises(TypeError, match=r"takes a list or tuple of tensors, got one Tensor"):
+            call()
+    assert md.concat([a, b], axis=-1).shape == (2, 6) and md.stack((a, b), axis=-1).shape == (2, 3, 2)
+
 def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():
     """Iteration ended in getitem's ShapeError (list(t), zip, for, max); bool(t) was len(t) > 0,
     so `if x > 0` took every non-empty mask for True; `if loss < 0.1` failed on a 0-d tensor."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...backend import normalise_axis
 from ..function import Function, ShapeError
 from ..tensor import Tensor
 
@@ -113,7 +114,7 @@ class Concat(Function):
     @staticmethod
     def forward(ctx, *arrays, axis):
         first = arrays[0]
-        axis = axis % first.ndim
+        axis = normalise_axis(axis, first.ndim)[0]   # (axis % ndim joined a 2-D pair along axis 0 for axis=2)
         for a in arrays[1:]:
             if a.ndim != first.ndim or any(n != m for i, (n, m) in enumerate(zip(a.shape, first.shape)) if i != axis):
                 shapes = ", ".join(str(tuple(x.shape)) for x in arrays)
@@ -136,7 +137,7 @@ class Stack(Function):
         shapes = {tuple(a.shape) for a in arrays}
         if len(shapes) > 1:
             raise ShapeError(f"stack: all inputs need the same shape, got {', '.join(str(s) for s in sorted(shapes))}")
-        ctx.axis = axis % (arrays[0].ndim + 1)
+        ctx.axis = normalise_axis(axis, arrays[0].ndim + 1)[0]
         ctx.count = len(arrays)
         return ctx.xp.stack(arrays, axis=ctx.axis)
 
@@ -203,12 +204,19 @@ def _has_negative_step(index):
     return any(isinstance(p, slice) and p.step is not None and p.step < 0 for p in parts)
 
 
+def _listed(op, tensors):
+    """A bare Tensor would be unpacked into its rows (concat(x) put x's rows end to end, silently)."""
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{op}: takes a list or tuple of tensors, got one Tensor; e.g. md.{op}([a, b])")
+    return tensors
+
+
 def concat(tensors, axis=0):
-    return Concat.apply(*tensors, axis=axis)
+    return Concat.apply(*_listed("concat", tensors), axis=axis)
 
 
 def stack(tensors, axis=0):
-    return Stack.apply(*tensors, axis=axis)
+    return Stack.apply(*_listed("stack", tensors), axis=axis)
 
 
 def pad(x, pad_width, value=0.0):
