@@ -60,6 +60,15 @@ def test_kinks_take_torch_subgradient(device):
                        device, "leaky_relu")
 
 
+def test_pow_at_a_zero_base_is_torchs(device):
+    """d/da of a ** 0 and d/db at a = 0, b >= 0 are 0, as in torch (the formula read 0·inf: NaN), and 0.0 ** w
+    failed in math.log(0)."""
+    base, exponent = np.array([0.0, 0.0, 0.0, 0.0, 3.0]), np.array([-1.0, 0.0, 0.5, 2.0, 2.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        compare_with_torch(md.pow, torch.pow, [base, exponent], device, "a ** b")
+        compare_with_torch(lambda x: x ** 0, lambda x: x ** 0, [base], device, "x ** 0")
+        compare_with_torch(lambda w: 0.0 ** w, lambda w: 0.0 ** w, [exponent], device, "0.0 ** w")
+
 def test_logsumexp_of_infinite_rows_is_torchs(device):
     """A row of −inf (every position masked) read nan: max − max = −inf − (−inf)."""
     inf = float("inf")

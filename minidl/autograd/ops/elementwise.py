@@ -83,7 +83,9 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """out = a ** b;  d/da = b·a^(b-1),  d/db = out·log(a) (needs a > 0)."""
+    """out = a ** b;  d/da = b·a^(b-1),  d/db = out·log(a). As in torch, a gradient is 0 where the derivative is 0
+    but the formula reads 0·inf: d/da where b = 0 (x ** 0 at x = 0 was NaN), d/db where a = 0 and b >= 0 (NaN;
+    0.0 ** w failed in math.log(0))."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -96,11 +98,21 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved
         da, db = ctx.needs_input_grad
-        g_a = grad * b * a ** (b - 1) if da else None
+        g_a = _zero_where(ctx.xp, b == 0, grad * b * a ** (b - 1)) if da else None
         if not db:
             return g_a, None
-        log_a = math.log(a) if isinstance(a, (int, float)) else ctx.xp.log(a)
-        return g_a, grad * out * log_a
+        if isinstance(a, (int, float)):   # a number (0.0 ** w): math.log refuses 0 and below, torch's log does not
+            log_a = math.log(a) if a > 0 else -math.inf if a == 0 else math.nan
+        else:
+            log_a = ctx.xp.log(a)
+        return g_a, _zero_where(ctx.xp, (a == 0) & (b >= 0), grad * out * log_a)
+
+
+def _zero_where(xp, cond, g):
+    """``g`` with 0 where ``cond`` holds: a bool array, or one bool where the operand is a number."""
+    if not hasattr(cond, "shape"):
+        return xp.zeros_like(g) if cond else g
+    return xp.where(cond, 0.0, g)
 
 
 class Exp(Function):
