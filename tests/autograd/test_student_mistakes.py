@@ -39,6 +39,17 @@ def test_concat_and_stack_refuse_an_axis_out_of_range_and_a_bare_tensor(device):
             call()
     assert md.concat([a, b], axis=-1).shape == (2, 6) and md.stack((a, b), axis=-1).shape == (2, 3, 2)
 
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_pad_refuses_a_negative_width_on_both_backends(device):
+    """torch's pad cropped a (2, 3) tensor to (1, 4) and backward then blamed the op; NumPy refused in its words."""
+    x = md.tensor(np.arange(6.0).reshape(2, 3), device=device, requires_grad=True)
+    with pytest.raises(md.OpError, match=r"pad: pad_width \(\(-1, 0\), \(0, 1\)\) has a negative width"):
+        md.pad(x, ((-1, 0), (0, 1)))
+    with pytest.raises(md.ShapeError, match=r"pad_width has 1 \(before, after\) pairs but the input \(2, 3\) has 2"):
+        md.pad(x, ((1, 0),))
+    assert md.pad(x, ((1, 0), (0, 1))).shape == (3, 4)
+
 def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():
     """Iteration ended in getitem's ShapeError (list(t), zip, for, max); bool(t) was len(t) > 0,
     so `if x > 0` took every non-empty mask for True; `if loss < 0.1` failed on a 0-d tensor."""

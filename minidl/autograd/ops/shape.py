@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...backend import normalise_axis
-from ..function import Function, ShapeError
+from ..function import Function, OpError, ShapeError
 from ..tensor import Tensor
 
 
@@ -155,6 +155,9 @@ class Pad(Function):
         if len(pad_width) != x.ndim:
             raise ShapeError(f"pad: pad_width has {len(pad_width)} (before, after) pairs but the input "
                              f"{tuple(x.shape)} has {x.ndim} axes")
+        if any(n < 0 for pair in pad_width for n in pair):   # torch's pad crops there, and backward then failed
+            raise OpError(f"pad: pad_width {pad_width} has a negative width; widths are >= 0 (crop by slicing, "
+                          f"e.g. x[1:])")
         ctx.crop = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))
         return ctx.xp.pad(x, pad_width, value)
 
