@@ -16,6 +16,7 @@ both libraries agree, and ``xp.<name>`` where they differ (``axis`` vs ``dim``,
 from __future__ import annotations
 
 import abc
+import numbers
 import sys
 
 import numpy as np
@@ -29,15 +30,16 @@ _NUMPY_NAMES = {}   # np.dtype -> its name, for NumpyBackend.dtype_name
 
 def normalise_axis(axis, ndim):
     """Axis argument -> tuple of non-negative ints (``None`` means every axis); an axis out of
-    range is an error, as in NumPy (it wrapped around: axis 2 of a 2-D tensor read axis 0)."""
+    range is an error, as in NumPy (it wrapped around: axis 2 of a 2-D tensor read axis 0). One axis may be any
+    integer, np.int64(1) too (it was iterated: "'numpy.int64' object is not iterable"); ints come back."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
         axis = (axis,)
     wrong = [a for a in axis if ndim and not -ndim <= a < ndim]
     if wrong:
         raise IndexError(f"axis {wrong[0]} is out of range for a {ndim}-D tensor (axes {-ndim} to {ndim - 1})")
-    return tuple(a % ndim if ndim else a for a in axis)
+    return tuple(int(a) % ndim if ndim else int(a) for a in axis)
 
 
 class Backend(abc.ABC):

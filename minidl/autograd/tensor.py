@@ -12,6 +12,7 @@ unless ``dtype=`` says otherwise; integer and boolean data (indices, masks), and
 from __future__ import annotations
 
 import contextlib
+import numbers
 import operator
 
 import numpy as np
@@ -343,8 +344,8 @@ class Tensor:
 
     def transpose(self, *axes):
         """Two axes: those two swapped, as torch's ``transpose(-2, -1)`` (NumPy read (0, 1) of a matrix as the
-        identity, silently); else as ``permute``."""
-        if len(axes) == 2 and all(isinstance(a, int) for a in axes):
+        identity, silently, and so did two NumPy integers); else as ``permute``."""
+        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
             if not all(-self.ndim <= a < self.ndim for a in axes):
                 raise ValueError(f"transpose{axes}: a tensor of shape {self.shape} has axes 0..{self.ndim - 1} "
                                  f"(or -{self.ndim}..-1)")

@@ -50,6 +50,20 @@ def test_pad_refuses_a_negative_width_on_both_backends(device):
         md.pad(x, ((1, 0),))
     assert md.pad(x, ((1, 0), (0, 1))).shape == (3, 4)
 
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_an_axis_may_be_a_numpy_integer(device):
+    """x.sum(axis=np.int64(1)) failed on both backends ("'numpy.int64' object is not iterable"), softmax on torch,
+    and x.transpose(np.int64(0), np.int64(1)) of a matrix was the identity permutation, silently."""
+    x, i = md.tensor(np.arange(6.0).reshape(2, 3), device=device), np.int64
+    for call in (lambda a: x.sum(axis=a), lambda a: x.mean(axis=a), lambda a: x.max(axis=a),
+                 lambda a: x.logsumexp(axis=a), lambda a: md.softmax(x, axis=a), lambda a: md.log_softmax(x, axis=a),
+                 lambda a: md.concat([x, x], axis=a), lambda a: md.stack([x, x], axis=a),
+                 lambda a: x.unsqueeze(a).squeeze(a), lambda a: x.transpose(a, 1 - a)):
+        for axis in (0, 1):
+            np.testing.assert_allclose(call(i(axis)).numpy(), call(axis).numpy(), rtol=1e-6)
+    assert x.sum(axis=(i(0), np.int32(-1))).item() == 15.0 and x.transpose(i(0), i(1)).shape == (3, 2)
+
 def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():
     """Iteration ended in getitem's ShapeError (list(t), zip, for, max); bool(t) was len(t) > 0,
     so `if x > 0` took every non-empty mask for True; `if loss < 0.1` failed on a 0-d tensor."""
