@@ -184,6 +184,12 @@ def _summed_back(ctx, i, grad, parent):
     return unbroadcast(parent.xp, grad, shape)
 
 
+def _not_an_array(ctx, i, g_in, parent):
+    """The error for a backward that gave a number or a list as an input's gradient (it failed on .shape)."""
+    return OpError(f"{ctx.fn.op_name()}.backward returned a {type(g_in).__name__} for input {i}, not an array; return "
+                   f"an array of the input's shape {parent.shape} made from grad (e.g. grad * 2 for a derivative of 2)")
+
+
 def _wrong_gradients(ctx, input_grads):
     """Refuse a backward that returned gradients past its forward's inputs (Nones, for settings
     passed by name, are fine), or none for a Tensor input that needs one (zip would drop it, and
@@ -215,14 +221,18 @@ def backward(root, grad=None):
         if ctx.clock != _clock:   # an optimizer step since the op was recorded
             _check_unchanged(ctx)
         input_grads = ctx.fn.backward(ctx, g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
+        if not isinstance(input_grads, tuple):   # a list is one gradient per input too (it read as one gradient)
+            input_grads = tuple(input_grads) if isinstance(input_grads, list) else (input_grads,)
         if len(input_grads) != len(ctx.parents):
             _wrong_gradients(ctx, input_grads)
         for i, (parent, g_in) in enumerate(zip(ctx.parents, input_grads)):
             if parent is None or g_in is None or not parent.requires_grad:
                 continue
-            if tuple(g_in.shape) != parent.shape:
+            try:
+                shape = tuple(g_in.shape)
+            except AttributeError:   # a Python number, or a list: it failed here, naming no op
+                raise _not_an_array(ctx, i, g_in, parent) from None
+            if shape != parent.shape:
                 g_in = _summed_back(ctx, i, g_in, parent)
             if g_in.dtype is not parent.data.dtype and not isinstance(g_in, _Tensor):   # (named below)
                 g_in = parent.xp.astype(g_in, parent.xp.dtype_name(parent.data))   # NumPy: f32 · int64 -> f64

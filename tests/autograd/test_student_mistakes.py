@@ -162,6 +162,40 @@ def test_a_hand_written_function_that_breaks_the_contract_is_named():
         Mul.apply(a, y=b)   # b received no gradient: 'mul.backward returned 1 gradient(s) for 1 inputs' blamed backward
 
 
+
+@pytest.mark.parametrize("device", ["cpu", "torch"])
+def test_a_hand_written_backward_may_return_a_list_but_not_a_number(device):
+    """[g * y, g * x] read as one gradient for two inputs, [g * 2] failed on list.shape, and a Python number
+    (a scalar op's constant derivative) on float.shape: AttributeErrors naming no op."""
+    a, b = (md.tensor(v, device=device, requires_grad=True) for v in ([1.0, 2.0], [3.0, 4.0]))
+
+    class ListMul(md.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            ctx.save_for_backward(x, y)
+            return x * y
+
+        @staticmethod
+        def backward(ctx, g):
+            x, y = ctx.saved
+            return [g * y, g * x]
+
+    class Double(md.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2.0
+
+    ListMul.apply(a, b).sum().backward()
+    assert a.grad.tolist() == [3.0, 4.0] and b.grad.tolist() == [1.0, 2.0]
+    for x in (md.tensor(3.0, device=device, requires_grad=True), a):
+        with pytest.raises(md.OpError, match=r"double.backward returned a float for input 0, not an array; return "
+                                             r"an array of the input's shape"):
+            Double.apply(x).sum().backward()
+
 def test_transpose_of_two_axes_swaps_them_as_in_torch():
     """x.transpose(0, 1) of a matrix was NumPy's identity permutation (q @ k.transpose(-2, -1) silently wrong for
     a square k); permute keeps the permutation."""
