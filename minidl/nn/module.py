@@ -90,6 +90,7 @@ class Module:
                                      f"super().__init__() first in {type(self).__name__}.__init__")
             object.__setattr__(self, name, value)
             return
+        _refuse_unregistered(name, value)
         if isinstance(value, Parameter):
             self._forget(name)
             self._parameters[name] = value
@@ -298,6 +299,21 @@ class Module:
         if not self._modules:
             return f"{type(self).__name__}({''.join(lines)})"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _refuse_unregistered(name, value):
+    """A plain list, tuple or dict of Modules or Parameters is not registered: their parameters
+    would silently not be trained, saved or loaded, so such an assignment is refused."""
+    if not isinstance(value, (list, tuple, dict)):
+        return
+    items = value.values() if isinstance(value, dict) else value
+    if any(isinstance(item, Module) for item in items):
+        raise TypeError(f"cannot assign a {type(value).__name__} of Modules to {name!r}: a plain container is not "
+                        f"registered (not trained, saved or loaded); use nn.ModuleList([...]) or nn.Sequential(...)")
+    if any(isinstance(item, Parameter) for item in items):
+        raise TypeError(f"cannot assign a {type(value).__name__} of Parameters to {name!r}: a plain container is not "
+                        f"registered (not trained, saved or loaded); assign each Parameter as an attribute, e.g. "
+                        f"setattr(self, f\"{name}{{i}}\", p) in a loop")
 
 
 def pack_bool_arrays(arrays):

@@ -58,6 +58,18 @@ def test_forgetting_super_init_is_explained():
         Broken()
 
 
+def test_modules_or_parameters_in_a_plain_container_are_refused():
+    """A list or dict is not registered: its layers would silently not be trained, saved or loaded."""
+    model = nn.Module()
+    with pytest.raises(TypeError, match=r"list of Modules to 'blocks'.*ModuleList"):
+        model.blocks = [nn.Linear(4, 4), nn.Linear(4, 2)]
+    with pytest.raises(TypeError, match=r"dict of Parameters to 'scales'.*setattr"):
+        model.scales = {"a": nn.Parameter([1.0])}
+    model.blocks = nn.ModuleList([nn.Linear(4, 4)])
+    model.sizes, model.cache = [4, 2], (md.zeros(2),)  # other lists and tuples are plain attributes
+    assert [name for name, _ in model.named_parameters()] == ["blocks.0.weight", "blocks.0.bias"]
+
+
 def test_shared_parameters_are_listed_once():
     first = nn.Linear(3, 3)
     model = nn.Sequential(first, nn.Tanh(), first)
