@@ -22,8 +22,8 @@ __all__ = ["Context", "Function", "MinidlError", "OpError", "ShapeError", "Tenso
 from . import datasets, nn, optim  # noqa: E402  (subpackages built on the names above)
 
 # The heavier packages load on first use (PEP 562): ``md.compress``, ``md.train``, ... or ``import minidl.train``.
-_LAZY = ("assignment", "baseline", "bench", "compress", "data", "experiments", "kernels", "mlm", "models", "train",
-         "viz", "web")
+_LAZY = ("assignment", "baseline", "bench", "compress", "data", "experiments", "gradcheck", "kernels", "mlm", "models",
+         "train", "viz", "web")
 
 
 def __getattr__(name):

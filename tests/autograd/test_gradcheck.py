@@ -1,4 +1,7 @@
 """The gradient checker itself: it passes correct ops, and catches (and locates) wrong ones."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -209,3 +212,11 @@ def test_an_input_made_by_an_op_is_checked_as_the_leaf_of_its_values(device):
     assert result.ok, result
     np.testing.assert_array_equal(x.numpy(), before)
     assert not x.is_leaf and x.grad is None
+
+
+def test_gradcheck_is_reachable_as_the_readme_spells_it():
+    """The README writes ``minidl.gradcheck.gradcheck(fn, inputs)`` after a bare ``import minidl``;
+    a fresh interpreter, because importing minidl.gradcheck (as this file does) sets the attribute."""
+    code = "import minidl; print(minidl.gradcheck.gradcheck.__name__)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "gradcheck", run.stderr
