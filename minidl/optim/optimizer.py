@@ -20,7 +20,7 @@ from ..autograd.tensor import Tensor
 
 class Optimizer:
     """``params``: an iterable of parameters (``model.parameters()``), or of dicts
-    ``{"params": [...], "lr": ...}`` to give groups their own hyper-parameters
+    ``{"params": [...] or one tensor, "lr": ...}`` to give groups their own hyper-parameters
     (e.g. no weight decay on biases). ``defaults`` fills what a group leaves out.
 
     ``average`` (0 < average < 1; 0: off) also keeps, after every step, an exponential moving
@@ -52,7 +52,11 @@ class Optimizer:
         self.state = {}  # Parameter -> {"step": int, moment arrays...}; filled lazily by step()
 
     def add_param_group(self, group):
-        group = {**self.defaults, **group, "params": list(group["params"])}
+        if "params" not in group:
+            raise ValueError(f"a parameter group needs its parameters, e.g. {{\"params\": [w, b], \"lr\": 0.1}}; "
+                             f"got only {sorted(group)}")
+        params = group["params"]   # one Tensor is a group of one, as in torch (list() would split it into rows)
+        group = {**self.defaults, **group, "params": [params] if isinstance(params, Tensor) else list(params)}
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for p in group["params"]:
             if not isinstance(p, Tensor):

@@ -71,6 +71,16 @@ def test_parameter_groups_match_torch_optim(rng, name):
         assert_same(ours, theirs)
 
 
+def test_a_group_takes_one_tensor_as_its_params_and_a_group_without_params_is_refused():
+    """torch takes {"params": w}; list(w) made a group of w's rows (tensors made by an op, refused)."""
+    layer = nn.Linear(3, 2)
+    opt = optim.SGD([{"params": layer.weight, "lr": 0.1}, {"params": [layer.bias]}], lr=0.01)
+    (weight,), (bias,) = (group["params"] for group in opt.param_groups)
+    assert weight is layer.weight and bias is layer.bias
+    with pytest.raises(ValueError, match=r"a parameter group needs its parameters.*got only \['lr'\]"):
+        optim.SGD([{"lr": 0.1}], lr=0.01)   # was a bare KeyError: 'params'
+
+
 @pytest.mark.parametrize("name", ["sgd_weight_decay", "sgd_nesterov", "adam_weight_decay", "adamw"])
 def test_gradients_are_never_modified(rng, name):
     ours_cls, _, hyper = CONFIGS[name]
