@@ -89,6 +89,23 @@ def _promoted(xp, out, arrays):
     return out if name == want else xp.astype(out, want)
 
 
+def _lifted(xp, inputs, arrays):
+    """The raw arrays among an op's inputs on the device of its Tensors and, where they hold floats, in the Tensors'
+    float dtype, as an operator lifts them (``Tensor._lift``): x32 @ np.ones((3, 2)) is float32 on both backends
+    (NumPy gave float64, torch refused the NumPy array). A NumPy array (ids, targets) may be refilled before backward
+    (a reused buffer): copied while recording."""
+    floats = {xp.dtype_name(x.data) for x in inputs if isinstance(x, Tensor) and is_float(xp, x.data)}
+    float_dtype = "float64" if "float64" in floats else "float32" if "float32" in floats else None
+    kinds = (np.ndarray, type(next(x.data for x in inputs if isinstance(x, Tensor))))   # NumPy's, the backend's
+    lifted = []
+    for x, a in zip(inputs, arrays):
+        if isinstance(x, kinds):
+            a = xp.array(x) if isinstance(x, np.ndarray) and engine.is_grad_enabled() else xp.asarray(x)
+            a = xp.astype(a, float_dtype) if float_dtype and is_float(xp, a) else a
+        lifted.append(a)
+    return lifted
+
+
 class Function:
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - interface
@@ -114,7 +131,7 @@ class Function:
             raise OpError(f"{cls.op_name()}: the Tensor {named[0]}= is given by keyword; give Tensor inputs by "
                           f"position (keywords are for settings)")
         xp = None
-        arrays, needs = [], []
+        arrays, needs, raw = [], [], False
         for x in inputs:
             if isinstance(x, Tensor):
                 if xp is None:
@@ -125,12 +142,13 @@ class Function:
                         f"{Tensor.device_of(xp)}); move them with .to(device) first")
                 arrays.append(x.data)
                 needs.append(x.requires_grad)
-            else:   # a NumPy array (ids, targets) may be refilled before backward (a reused buffer): a copy
-                arrays.append(x.copy() if isinstance(x, np.ndarray) and engine.is_grad_enabled() else x)
+            else:
+                raw = raw or hasattr(x, "dtype")   # an array (or a NumPy scalar), lifted below
+                arrays.append(x)
                 needs.append(False)
         if xp is None:
             raise TypeError(f"{cls.op_name()}: needs at least one minidl Tensor input")
-        return xp, arrays, needs
+        return xp, (_lifted(xp, inputs, arrays) if raw else arrays), needs
 
     @classmethod
     def apply(cls, *inputs, **kwargs):

@@ -137,3 +137,23 @@ def test_an_integer_tensor_and_an_array_of_floats_give_floats(device):
     assert (i + [0.5, 0.5]).numpy().tolist() == [1.5, 2.5] and (np.array([0.5, 0.5]) + i).numpy().tolist() == [1.5, 2.5]
     assert (i + np.array(0.5)).numpy().tolist() == [1.5, 2.5] and (i - [1, 1]).dtype == "int64"
     assert (md.tensor([1.0, 2.0], device=device) * np.array([0.5, 0.5])).dtype == "float32"
+
+
+def test_numpy_arrays_given_to_ops_take_the_device_and_float_dtype_of_their_tensors():
+    """md.matmul(x32, np.ones((3, 2))) and nn.Linear(3, 2)(np.ones((2, 3))) were float64 on "cpu" and an
+    AttributeError on "torch"; md.where refused a float mask (batch.mask is one) on "torch"."""
+    from minidl import nn
+
+    values = {}
+    for device in ("cpu", "torch"):
+        x = md.tensor(np.arange(6.0).reshape(2, 3), device=device, requires_grad=True)
+        mask = md.tensor([[1.0, 0.0, 1.0]], device=device)
+        outs = [md.matmul(x, np.ones((3, 2))), md.matmul(np.full((2, 2), 0.5), x), md.where(mask, x, np.zeros(3))]
+        assert [(out.dtype, out.device) for out in outs] == [("float32", device)] * 3
+        sum(out.sum() for out in outs).backward()
+        values[device] = [out.numpy() for out in outs] + [as_numpy(x.grad)]
+        layer = nn.Linear(3, 2, device=device)
+        assert layer(np.ones((2, 3))).dtype == "float32"
+        np.testing.assert_array_equal(layer(np.ones((2, 3))).numpy(), layer(md.ones(2, 3, device=device)).numpy())
+    for cpu, torch_value in zip(values["cpu"], values["torch"]):
+        np.testing.assert_array_equal(cpu, torch_value)

@@ -252,10 +252,11 @@ def minimum(a, b):
 
 
 def where(cond, a, b):
-    """``a`` where ``cond`` is true, else ``b``; ``cond`` is a boolean Tensor or array."""
+    """``a`` where ``cond`` is true, else ``b``; ``cond`` is a Tensor or array, read as booleans (nonzero: true)
+    on both backends, so a float mask (``batch.mask``) works on torch too, which takes only booleans."""
     if isinstance(cond, Tensor):
         cond = cond.data
     anchor = a if isinstance(a, Tensor) else b
     if not isinstance(anchor, Tensor):
         raise TypeError("where: at least one of a, b must be a Tensor")
-    return Where.apply(anchor.xp.asarray(cond), a, b)
+    return Where.apply(anchor.xp.asarray(cond, "bool"), a, b)
