@@ -286,6 +286,9 @@ def test_targets_and_ids_of_the_wrong_dtype_are_named(device):
             call()
     with pytest.raises(md.OpError, match="embedding: ids are row numbers"):
         nn.Embedding(10, 4, device=device)(md.tensor([1.0, 2.0], device=device))
+    with pytest.raises(md.OpError, match=r"embedding: the arguments are \(weight, ids\), got int64 first and "
+                                         r"float32 second \(PyTorch's order is \(ids, weight\)\)"):
+        md.embedding(md.tensor([1, 2], device=device), md.randn(5, 3, device=device))   # torch's F.embedding order
 
 
 def test_arange_takes_one_count():

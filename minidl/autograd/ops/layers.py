@@ -18,6 +18,10 @@ class Embedding(Function):
         xp = ctx.xp
         num_rows = weight.shape[0]
         if not xp.dtype_name(ids).startswith(("int", "uint")):
+            if xp.dtype_name(weight).startswith(("int", "uint")):   # torch's F.embedding(ids, weight) order
+                raise OpError(f"embedding: the arguments are (weight, ids), got {xp.dtype_name(weight)} first and "
+                              f"{xp.dtype_name(ids)} second (PyTorch's order is (ids, weight)); call "
+                              f"md.embedding(weight, ids)")
             raise OpError(f"embedding: ids are row numbers (ints), got {xp.dtype_name(ids)}; e.g. "
                           f"md.tensor(ids, dtype=\"int64\")")
         if xp.size(ids) and (int(ids.min()) < 0 or int(ids.max()) >= num_rows):
