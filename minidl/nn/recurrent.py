@@ -36,6 +36,10 @@ class _Recurrent(Module):
         if x.ndim != 3 or x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}({self.input_size}, {self.hidden_size}): expected input "
                              f"(B, T, {self.input_size}), got shape {x.shape}")
+        if not str(x.dtype).startswith(("float", "bfloat")):   # else the op blamed the h0 made in x's dtype
+            raise TypeError(f"{type(self).__name__}({self.input_size}, {self.hidden_size}): x must hold floats "
+                            f"(e.g. embeddings), got {x.dtype}; look ids up in an Embedding first, or convert "
+                            f"with x.float()")
         return ops.matmul(x, self.W_x) + self.b  # (B, T, gates·H): all steps in one product
 
     def extra_repr(self):

@@ -18,6 +18,8 @@ from minidl import nn
     (lambda: nn.MultiHeadSelfAttention(6, 2), lambda m: m(md.zeros(2, 3, 6), mask=md.ones(2, 4)),
      "MultiHeadSelfAttention: mask must be (B, T) = (2, 3) like x, got (2, 4)"),
     (lambda: nn.GRU(4, 6), lambda m: m(md.zeros(2, 3, 5)), "GRU(4, 6): expected input (B, T, 4), got shape (2, 3, 5)"),
+    (lambda: nn.GRU(3, 4), lambda m: m(md.tensor(np.ones((2, 5, 3), dtype=np.int64))),   # blamed an h0 not given
+     "GRU(3, 4): x must hold floats (e.g. embeddings), got int64; look ids up in an Embedding first"),
 ])
 def test_bad_input_is_one_line_naming_the_layer(build, call, words):
     with pytest.raises((ValueError, TypeError)) as raised:
