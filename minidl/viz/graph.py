@@ -398,7 +398,7 @@ def graph(tensor, values=True, gradients=True, max_nodes=400, model=None, names=
     names      -- {name: tensor} for any other tensor worth a name (an input, the loss)
     expand     -- draw the equations of each fused op inside its box
     """
-    roots = _checked_roots(tensor, gradients, max_nodes)
+    roots = _checked_roots(tensor, values, gradients, max_nodes)
     order, parents = _walk(roots)
     op_names = [t._ctx.fn.op_name() if t._ctx is not None else None for t in order]
     found_names = _names(model, names)
@@ -413,10 +413,14 @@ def graph(tensor, values=True, gradients=True, max_nodes=400, model=None, names=
     return Graph(nodes, _edges(groups, group_of, parents), mode, summary)
 
 
-def _checked_roots(tensor, gradients, max_nodes):
+def _checked_roots(tensor, values, gradients, max_nodes):
     roots = list(tensor) if isinstance(tensor, (list, tuple)) else [tensor]
     if not roots or not all(isinstance(r, Tensor) for r in roots):
         raise TypeError("graph: expected a minidl Tensor or a list of Tensors")
+    if values not in (True, False):   # graph(y, "g.svg") took the path as values= and wrote nothing
+        save = f"; to write a file, call graph(...).save({os.fspath(values)!r})" if isinstance(
+            values, (str, os.PathLike)) else ""
+        raise ValueError(f"graph: values must be True or False, got {values!r}{save}")
     if gradients not in (True, False, "all"):
         raise ValueError(f'graph: gradients must be True, False or "all", got {gradients!r}')
     if int(max_nodes) < 1:

@@ -131,6 +131,9 @@ def test_arguments_are_checked():
         graph(a.sum(), gradients="some")
     with pytest.raises(ValueError):
         graph(a.sum(), max_nodes=0)
+    with pytest.raises(ValueError, match=r"values must be True or False, got 'g.svg'; to write a file, call "
+                                         r"graph\(...\).save\('g.svg'\)"):
+        graph(a.sum(), "g.svg")   # the path was taken as values=: nothing written, nothing said
 
 
 # --- fused ops and their equations ----------------------------------------------------------------
