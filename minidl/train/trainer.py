@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -74,8 +74,7 @@ def build(config, prepared):
     md.manual_seed(config.seed)
     settings = config.model_config()
     if prepared.embeddings is not None:
-        settings.update(embed_dim=prepared.embeddings.shape[1], embeddings=prepared.embeddings,
-                        freeze_embeddings=config.freeze_embeddings)
+        settings.update(embeddings=prepared.embeddings, freeze_embeddings=config.freeze_embeddings)
     model = build_model(config.model, len(prepared.vocab), num_classes=len(prepared.label_names),
                         device=config.device, **settings)
     _check_positions(model, config, prepared)
@@ -142,6 +141,8 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print, 
     if progress and config.data != "synthetic":
         log(f"preparing {config.data}: reading, tokenising, building the vocabulary ...")
     prepared = prepare(config)
+    if prepared.embeddings is not None:   # the model is as wide as the file: so recorded (it said --embed-dim's 50)
+        config = replace(config, embed_dim=int(prepared.embeddings.shape[1]))
     if progress and time.perf_counter() - tick > 2.0:
         log(f"prepared {config.data}: {len(prepared.train)} training, "
             f"{len(prepared.validation) if prepared.validation is not None else 0} validation, {len(prepared.test)} "
@@ -277,6 +278,8 @@ def _check_resumable(last, config, teachers):
     saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()   # added since: their defaults
     if config.validation_data:   # then --validation is unused (and refused): a run started with one resumes without
         saved["validation"] = now["validation"]
+    if config.embeddings:   # then the width is the file's (the same file: check_data), not the unused --embed-dim's
+        saved["embed_dim"] = now["embed_dim"]
     if changed := checkpoint.differences(saved, now):
         raise ConfigError(f"cannot resume {last}: it was trained with different settings ({changed}); give the same "
                           f"options as the first time")

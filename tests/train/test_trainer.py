@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from minidl.io import read_npz
+from minidl.io import npz_meta, read_npz
 from minidl.train import Callback, TrainConfig, TrainingDiverged, fit, load_classifier
 from minidl.train import checkpoint
 
@@ -275,6 +275,18 @@ def test_a_frozen_warm_up_keeps_the_table_fixed_for_its_steps_then_fine_tunes_it
             np.testing.assert_array_equal(value, weights(tmp_path / "full" / "last.npz")[name], err_msg=name)
 
 
+def test_a_run_from_embeddings_records_the_width_of_the_file_and_resumes(tmp_path):
+    """The model is as wide as --embeddings' vectors; its checkpoints and results recorded --embed-dim's value."""
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("good 1 0 0\nbad 0 1 0\n")
+    config = TrainConfig(**{**QUICK, "embed_dim": 50}, embeddings=str(vectors))
+    with pytest.raises(Crash):
+        fit(config, out=tmp_path / "run", callbacks=[CrashAt(5)], progress=False)
+    assert npz_meta(tmp_path / "run" / "last.npz")["config"]["embed_dim"] == 3
+    result = fit(config, out=tmp_path / "run", resume=True, progress=False, log=lambda *a: None)
+    assert result.config["embed_dim"] == 3 == load_classifier(result.checkpoint)[4].embed_dim
+
+
 def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together(tmp_path):
     from minidl.train.config import ConfigError
 
@@ -535,3 +547,4 @@ def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path
     loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt, epochs=1,
                     evaluate=lambda m: {"loss": 1.0, "per_class": md.tensor([0.5, 0.7])}, progress="training", log=None)
     assert loop["history"][-1]["per_class"].shape == (2,)
+
