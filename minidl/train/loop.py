@@ -368,13 +368,26 @@ class _Run:
         if self.metric not in metrics:   # a KeyError traceback at the second evaluation
             raise ValueError(f"train: metric={self.metric!r} is not among what evaluate returns "
                              f"({', '.join(map(str, metrics)) or 'nothing'}); choose one of them")
-        # NumPy scalars and Tensors as Python numbers: checkpoints keep the history as JSON
-        metrics = {name: v.item() if isinstance(v, np.generic) or isinstance(v, Tensor) and v.size() == 1 else v
-                   for name, v in metrics.items()}
+        metrics = _as_numbers(metrics, self.metric, saving=bool(self.checkpoints.paths))
         self.check("the validation", self.loop["step"])
         if not math.isfinite(metrics.get("loss", 0.0)):
             raise self.diverged(f"the validation loss became {metrics['loss']}", self.loop["step"])
         return metrics
+
+
+def _as_numbers(metrics, metric, saving):
+    """``metrics`` with NumPy values and Tensors of one number as Python numbers: checkpoints keep the history
+    as JSON. One of several numbers stays as it is, unless checkpoints are written (JSON has no arrays: the
+    first save was a traceback after the first evaluation) or it is ``metric`` (compared with the best)."""
+    metrics = {name: v.item() if isinstance(v, (np.generic, np.ndarray, Tensor)) and math.prod(v.shape) == 1 else v
+               for name, v in metrics.items()}
+    for name, value in metrics.items():
+        if isinstance(value, (np.ndarray, Tensor)) and (saving or name == metric):
+            why = "picks the best" if name == metric else "is saved in the checkpoints' history"
+            raise TypeError(f"train: evaluate's {name!r} holds {math.prod(value.shape)} numbers (shape "
+                            f"{tuple(value.shape)}), but a metric that {why} is one number; return each number "
+                            f"under a name of its own ({name}_0, {name}_1, ...)")
+    return metrics
 
 
 def non_finite(model, optimizer):

@@ -548,3 +548,29 @@ def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path
                     evaluate=lambda m: {"loss": 1.0, "per_class": md.tensor([0.5, 0.7])}, progress="training", log=None)
     assert loop["history"][-1]["per_class"].shape == (2,)
 
+
+def test_a_metric_of_several_numbers_is_refused_at_the_first_evaluation_when_it_is_saved_or_picks_the_best(tmp_path):
+    """{"confusion": np.eye(2)} trained, then the first checkpoint was a traceback ("Object of type ndarray is
+    not JSON serializable"); as the metric it failed comparing arrays. A 0-d array is a number."""
+    import minidl as md
+    from minidl import nn, optim
+    from minidl.train import train
+    from minidl.train.loop import Checkpoints
+
+    net = nn.Linear(4, 2)
+    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
+    opt = optim.SGD(net.parameters(), lr=0.1)
+    save = Checkpoints({"last": str(tmp_path / "last.npz")},
+                       lambda path, loop: checkpoint.save_state(path, net, opt, loop))
+    run = lambda value, **kw: train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt,  # noqa
+                                    epochs=2, every=1, evaluate=lambda m: {"loss": 1.0, "confusion": value}, log=None,
+                                    **kw)
+    for value in (np.eye(2), md.tensor([0.5, 0.7])):
+        with pytest.raises(TypeError, match=r"^train: evaluate's 'confusion' holds \d numbers \(shape \(2(, 2)?,?\)\), "
+                                            r"but a metric that is saved in the checkpoints' history is one number"):
+            run(value, checkpoints=save)
+        assert not (tmp_path / "last.npz").exists()
+        with pytest.raises(TypeError, match="'confusion' holds .* a metric that picks the best is one number"):
+            run(value, metric="confusion")
+    loop, _ = run(np.array(0.25), checkpoints=save)
+    assert checkpoint.read(tmp_path / "last.npz")[0]["loop"]["history"][-1]["confusion"] == 0.25
