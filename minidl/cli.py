@@ -399,17 +399,19 @@ def _evaluation_data(args, config, labels):
         raise ConfigError(f"--{next(iter(changes)).replace('_', '-')} names a column of a table (--data FILE); the "
                           f"{args.data or config.data} data has none")
     config = dataclasses.replace(config, **changes)
-    if not args.data or args.data in BUILT_IN:
-        if not args.data:   # the checkpoint's own data: the file it was trained on, unchanged
-            check_data(args.checkpoint, advice="restore the file, or score a file whole with --data FILE")
-        config = dataclasses.replace(config, data=args.data or config.data)
+    if not args.data:   # the checkpoint's own data: the files it was trained on, unchanged
+        check_data(args.checkpoint, advice="restore the file, or score a file whole with --data FILE")
+    # its --test-data file is its test split, read alone (a column missing there was said of the training file)
+    path = args.data or config.test_data
+    if path is None or path in BUILT_IN:
+        config = dataclasses.replace(config, data=path or config.data)
         print(f"reading the test split of {config.data} ...", file=sys.stderr, flush=True)   # IMDB: seconds
         return load_splits(config)["test"]
-    if not os.path.isfile(args.data):
-        raise FileNotFoundError(f"--data {args.data}: " + ("a folder, not a file" if os.path.isdir(args.data)
-                                                          else "no such file"))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--data {path}: " + ("a folder, not a file" if os.path.isdir(path)
+                                                      else "no such file"))
     values, _ = parse_label_names(config.label_names)
-    return relabel(read_table(args.data, config), values or labels, labels, "checkpoint's")
+    return relabel(read_table(path, config), values or labels, labels, "checkpoint's")
 
 
 def _timed_evaluation(model, test, device, name):

@@ -85,6 +85,21 @@ def test_eval_refuses_labels_the_checkpoint_does_not_know(triple, capsys):
     assert json.loads(capsys.readouterr().out)["auc"] is None
 
 
+def test_eval_of_a_checkpoint_reads_its_test_data_file_alone_and_names_it(triple, capsys):
+    """eval --checkpoint of a run with --test-data read the training file too, and a column missing there was
+    said of it ("train.tsv: no column 'content'"), though the test split it scores is the --test-data file."""
+    out = triple["folder"] / "run_test_data"
+    assert _train(triple, out) == 0
+    trained = json.loads((out / "results.json").read_text())["test"]
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--text-column", "content", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["n"] == 150 and scored["accuracy"] == trained["accuracy"]
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--label-column", "stars"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{triple['test']}: no column 'stars'" in err, err
+
+
 BAD_SETTINGS = [
     (["--model", "nosuch"], "--model 'nosuch' is not a model"),
     (["--hidden", "0"], "--hidden must be a whole number >= 1"),
