@@ -404,7 +404,8 @@ def _evaluation_data(args, config, labels):
     # its --test-data file is its test split, read alone (a column missing there was said of the training file)
     path = args.data or config.test_data
     if path is None or path in BUILT_IN:
-        config = dataclasses.replace(config, data=path or config.data)
+        # (a built-in source brings its own splits: the checkpoint's files were refused, "go with --data FILE")
+        config = dataclasses.replace(config, data=path or config.data, validation_data=None, test_data=None)
         print(f"reading the test split of {config.data} ...", file=sys.stderr, flush=True)   # IMDB: seconds
         return load_splits(config)["test"]
     if not os.path.isfile(path):

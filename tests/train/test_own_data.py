@@ -98,6 +98,9 @@ def test_eval_of_a_checkpoint_reads_its_test_data_file_alone_and_names_it(triple
     assert main(["eval", "--checkpoint", str(out / "best.npz"), "--label-column", "stars"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{triple['test']}: no column 'stars'" in err, err
+    # the checkpoint's files are not those of --data synthetic: "--test-data go with --data FILE"
+    assert main(["eval", "--checkpoint", str(out / "best.npz"), "--data", "synthetic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 1000
 
 
 BAD_SETTINGS = [
