@@ -117,7 +117,6 @@ def _info(path, tokenize):
     start = time.perf_counter()
     source = find_imdb(path)
     kind = _kind(source)
-    print(f"IMDB reviews from {source} ({kind})")
     if kind == "csv":
         splits = load_imdb(source, split="course")
         unlabelled = []
@@ -127,6 +126,7 @@ def _info(path, tokenize):
         splits = {s: _dataset([r for r in labelled if r.split == s], f"imdb/{s}", source) for s in ("train", "test")}
         unlabelled = [r for r in reviews if r.label == "unsup"]
     seconds = time.perf_counter() - start
+    print(f"IMDB reviews from {source} ({kind})")   # once read: a file that is not IMDB's is refused alone, first
     print(f"{'split':<8}{'neg':>8}{'pos':>8}{'total':>8}{'decode errors':>15}")
     for name, ds in splits.items():
         counts = ds.class_counts()

@@ -500,6 +500,15 @@ def test_commands_report_errors_without_a_traceback(tmp_path, capsys):
     assert "HTTP 404" in capsys.readouterr().err
 
 
+def test_info_on_a_table_that_is_not_imdb_says_so_alone(tmp_path, capsys):
+    """It printed "IMDB reviews from own.csv (csv)" to stdout, then the error that the file is not IMDB's."""
+    table = tmp_path / "own.csv"
+    table.write_text("text,label\na fine film,pos\n")
+    assert data_cli.main_info(argparse.Namespace(path=str(table), tokenize=False)) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"minidl data info: {table} is not the IMDB CSV") and err.count("\n") == 1
+
+
 # ------------------------------------------------------------------------------------------- the real thing
 
 def test_the_real_archive():
