@@ -52,7 +52,7 @@ from ..io import (CheckpointError, check_replaceable, check_writable, checkpoint
                   read_npz, save_figure, write_text)
 from ..models import build_model
 from ..nn import Linear, Module
-from ..train.checkpoint import check_data, differences, load_classifier
+from ..train.checkpoint import as_option, check_data, differences, load_classifier
 from ..train.config import ConfigError
 from ..train.prepare import prepare
 from ..train.trainer import evaluate
@@ -562,7 +562,13 @@ def _setup_changes(row, setup):
     """How ``row`` was measured otherwise than ``setup`` says, on the keys the row records (rows of
     older versions record fewer, or none); "" when it was measured so."""
     saved = row.get("setup", {})
-    return differences(saved, {key: value for key, value in setup.items() if key in saved})
+    return differences(saved, {key: value for key, value in setup.items() if key in saved},
+                       lambda key: _OPTIONS.get(key) or as_option(key))
+
+
+# the options of the recorded settings whose names differ (the files' hashes are recorded, not their paths)
+_OPTIONS = {"fine_tune": "--fine-tune (--fine-tune-reviews)", "fine_tuned": "fine-tuned (not with --no-fine-tune)",
+            "teacher": "--teacher (its SHA-256)", "decoder": "--decoder (its SHA-256)"}
 
 
 def _jsonl(path):

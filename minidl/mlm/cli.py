@@ -19,7 +19,7 @@ from ..compress.quantize import quantize
 from ..data.imdb import load_imdb
 from ..data.vocab import TextEncodingError
 from ..io import WriteError, check_replaceable, check_writable, file_sha256, json_keys, npz_meta, write_text
-from ..train.checkpoint import differences
+from ..train.checkpoint import as_option, differences
 from .checkpoint import build_mlm, is_mlm_checkpoint, load_mlm, save_mlm
 from .corpus import cooccurrence_embeddings, held_out_cases, load_corpus
 from .evaluate import compare, top_k
@@ -126,9 +126,14 @@ def _changed_run(args):
     if hasattr(args, "teacher"):   # distillation: the student's length is the teacher's
         now.update({name: getattr(args, name) for name in ("alpha", "temperature", "hidden_weight", "attention_weight",
                                                             "head_weight")})
-    changed = [differences(settings, _settings(args, getattr(args, "length", settings["max_len"]))),
-               differences(saved, {key: value for key, value in now.items() if key in saved})]
+    changed = [differences(settings, _settings(args, getattr(args, "length", settings["max_len"])), _option),
+               differences(saved, {key: value for key, value in now.items() if key in saved}, _option)]
     return ", ".join(filter(None, changed))
+
+
+def _option(key):
+    """The option that sets the recorded setting ``key`` (num_heads: --heads, train_limit: --train-limit)."""
+    return {"num_heads": "--heads", "num_layers": "--layers", "max_len": "--length"}.get(key) or as_option(key)
 
 
 def _refuse(command, problem):
@@ -447,7 +452,7 @@ def main_finetune(args):
     if os.path.exists(args.out):
         with open(args.out) as f:
             result = json.load(f)
-        if changed := differences(result.get("options", options), options):
+        if changed := differences(result.get("options", options), options, _option):
             return _refuse("finetune", f"{args.out} holds runs with other options ({changed}); give the same "
                                        f"options, or another --out")
     result["options"] = options

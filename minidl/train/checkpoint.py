@@ -52,7 +52,7 @@ def check_data(path, files=None, advice="restore the file, or train again"):
     do then). ``files``: the files as they are now (``prepare.data_files``; default: hashed
     here). Checkpoints from before files were recorded are taken as they are."""
     for key, recorded in npz_meta(path).get("data_files", {}).items():
-        option, file = f"--{key.replace('_', '-')}", recorded["file"]
+        option, file = as_option(key), recorded["file"]
         if not os.path.isfile(file):   # a moved file: running from another folder cannot help
             fix = ("run from the folder it was trained in" if os.path.isfile(recorded["absolute"])
                    else f"it is not there either: {advice}")
@@ -118,10 +118,17 @@ def model_arrays(arrays):
     return {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
 
 
-def differences(saved, now):
+def differences(saved, now, named=str):
     """"key <saved>, now <now>" for each key of ``now`` whose value differs in ``saved``, comma-separated:
-    why a run, or rows, cannot go on with the settings given now ("" when nothing differs)."""
-    return ", ".join(f"{key} {saved.get(key)!r}, now {now[key]!r}" for key in sorted(now) if saved.get(key) != now[key])
+    why a run, or rows, cannot go on with the settings given now ("" when nothing differs). ``named(key)``:
+    how the key is named; a command names its option (``as_option``: --train-limit, which a user typed)."""
+    return ", ".join(f"{named(key)} {saved.get(key)!r}, now {now[key]!r}" for key in sorted(now)
+                     if saved.get(key) != now[key])
+
+
+def as_option(key):
+    """The command-line option that sets the setting ``key``: train_limit -> --train-limit."""
+    return f"--{key.replace('_', '-')}"
 
 
 def resume(path, model, optimizer, schedule=None, *, missing, check=None):

@@ -280,7 +280,7 @@ def _check_resumable(last, config, teachers):
         saved["validation"] = now["validation"]
     if config.embeddings:   # then the width is the file's (the same file: check_data), not the unused --embed-dim's
         saved["embed_dim"] = now["embed_dim"]
-    if changed := checkpoint.differences(saved, now):
+    if changed := checkpoint.differences(saved, now, checkpoint.as_option):
         raise ConfigError(f"cannot resume {last}: it was trained with different settings ({changed}); give the same "
                           f"options as the first time")
     recorded = meta.get("teacher_files")   # (older runs recorded none)

@@ -183,7 +183,8 @@ def test_an_interrupted_rank_sweep_keeps_the_ranks_it_finished(teacher_checkpoin
     assert len(evaluated) == 1
     assert [json.loads(line)["rank"] for line in (out / "rank_sweep.jsonl").read_text().splitlines()] == [2, 8]
     # a sweep of other settings in --out was replaced without a word
-    with pytest.raises(ValueError, match=r"rank_sweep.jsonl holds a sweep of other settings \(min_size 256, now 512\)"):
+    with pytest.raises(ValueError, match=r"rank_sweep.jsonl holds a sweep of other settings "
+                                         r"\(--min-size 256, now 512\)"):
         report.rank_sweep([4], fine_tune=False, min_size=512)
     assert len((out / "rank_sweep.jsonl").read_text().splitlines()) == 2
 
@@ -282,8 +283,10 @@ def test_rows_of_another_teacher_or_settings_are_refused_not_reused(report_rows,
     """--out's rows were matched by name alone: another teacher or --test-limit printed the old
     rows as the new ones, and a sweep's results.jsonl there was a KeyError traceback."""
     _, out, _ = report_rows
-    with pytest.raises(ValueError, match=r"was measured with other settings \(test_limit 400, now 100\)"):
+    with pytest.raises(ValueError, match=r"was measured with other settings \(--test-limit 400, now 100\)"):
         CompressionReport(teacher_checkpoint, out, fine_tune=600, test_limit=100)
+    with pytest.raises(ValueError, match=r"other settings \(--fine-tune \(--fine-tune-reviews\) 600, now 500\)"):
+        CompressionReport(teacher_checkpoint, out, fine_tune=500, test_limit=400)   # (said "fine_tune 600")
     (tmp_path / "results.jsonl").write_text('{"config": {"model": "gru"}, "test": {}}\n')
     with pytest.raises(ValueError, match="is not the results.jsonl of a compression report"):
         CompressionReport(teacher_checkpoint, tmp_path)
@@ -301,7 +304,7 @@ def test_rows_the_report_cannot_reuse_are_refused_before_any_work(report_rows, t
     _, out, _ = report_rows
     common = dict(fine_tune=600, test_limit=400, gradual_epochs=1, log=None)
     with pytest.raises(ValueError, match=r"row 'student transformer \+ KD' was measured with other settings "
-                                         r"\(student_epochs 3, now 1\)"):
+                                         r"\(--student-epochs 3, now 1\)"):
         CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=1,
                           **common).check_rows()
     with pytest.raises(ValueError, match="--out holds a decoder row; give its --decoder again"):

@@ -329,9 +329,10 @@ def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read
     common = ["mlm", "pretrain", "--out", str(out), "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff",
               "32", "--length", "32", "--steps", "4", "--eval-every", "2", "--device", "cpu"]
     for options, words in (([], "holds an earlier run; pass --resume to continue it, --overwrite to replace it"),
-                           (["--resume", "--lr", "0.5"], "other options (lr 0.001, now 0.5)"),
-                           (["--resume", "--d-model", "32"], "other options (d_model 16, now 32)"),
-                           (["--resume", "--max-reviews", "10"], "other options (max_reviews None, now 10)")):
+                           (["--resume", "--lr", "0.5"], "other options (--lr 0.001, now 0.5)"),
+                           (["--resume", "--d-model", "32"], "other options (--d-model 16, now 32)"),
+                           (["--resume", "--heads", "4"], "other options (--heads 2, now 4)"),   # (num_heads)
+                           (["--resume", "--max-reviews", "10"], "other options (--max-reviews None, now 10)")):
         assert main([*common, *options]) == 2, options
         err = capsys.readouterr().err.splitlines()
         assert len(err) == 1 and words in err[0], err
@@ -669,10 +670,10 @@ def test_finetune_keeps_other_starts_only_when_they_ran_with_the_same_options(tm
     assert main(["mlm", "finetune", "--student", str(student), "--out", str(out), "--starts", "scratch",
                  "--train-limit", "80"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "holds runs with other options (train_limit 40, now 80)" in err[0], err
+    assert len(err) == 1 and "holds runs with other options (--train-limit 40, now 80)" in err[0], err
     # without --starts (every start) too: the file was replaced, and with it the starts the run did not make
     assert main(["mlm", "finetune", "--student", str(student), "--out", str(out), "--train-limit", "80"]) == 2
-    assert "holds runs with other options (train_limit 40, now 80)" in capsys.readouterr().err
+    assert "holds runs with other options (--train-limit 40, now 80)" in capsys.readouterr().err
     assert "scratch" in json.loads(out.read_text())
 
 

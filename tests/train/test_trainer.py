@@ -118,6 +118,11 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, monkeyp
     monkeypatch.setattr(trainer, "prepare", lambda config: pytest.fail("the data were read first"))
     with pytest.raises(ValueError, match="different settings.*lr"):
         fit(TrainConfig(**{**QUICK, "epochs": 1, "lr": 0.5}), out=tmp_path, resume=True, progress=False)
+    # named as the options a user typed (it said "model_options {}, now {...}, train_limit 600, now 300")
+    with pytest.raises(ValueError, match=r"different settings \(--model-options \{\}, now \{'padding_idx': 0\}, "
+                                         r"--train-limit 600, now 300\)"):
+        fit(TrainConfig(**{**QUICK, "epochs": 1, "train_limit": 300, "model_options": {"padding_idx": 0}}),
+            out=tmp_path, resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         fit(TrainConfig(**QUICK), out=tmp_path / "empty", resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match=r"no checkpoint at \(no output folder given\)"):
