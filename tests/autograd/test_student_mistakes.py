@@ -22,7 +22,6 @@ def test_an_axis_out_of_range_is_an_error_not_another_axis(device):
     assert x.mean(axis=-1).tolist() == [2.0, 5.0] and x.unsqueeze(-1).shape == (2, 3, 1)
 
 
-
 @pytest.mark.parametrize("device", ["cpu", "torch"])
 def test_concat_and_stack_refuse_an_axis_out_of_range_and_a_bare_tensor(device):
     """concat(axis=2) of 2-D tensors joined them along axis 0 (2 % 2), stack(axis=3) along axis 0, and
@@ -63,6 +62,7 @@ def test_an_axis_may_be_a_numpy_integer(device):
         for axis in (0, 1):
             np.testing.assert_allclose(call(i(axis)).numpy(), call(axis).numpy(), rtol=1e-6)
     assert x.sum(axis=(i(0), np.int32(-1))).item() == 15.0 and x.transpose(i(0), i(1)).shape == (3, 2)
+
 
 def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():
     """Iteration ended in getitem's ShapeError (list(t), zip, for, max); bool(t) was len(t) > 0,
@@ -162,7 +162,6 @@ def test_a_hand_written_function_that_breaks_the_contract_is_named():
         Mul.apply(a, y=b)   # b received no gradient: 'mul.backward returned 1 gradient(s) for 1 inputs' blamed backward
 
 
-
 @pytest.mark.parametrize("device", ["cpu", "torch"])
 def test_a_hand_written_backward_may_return_a_list_but_not_a_number(device):
     """[g * y, g * x] read as one gradient for two inputs, [g * 2] failed on list.shape, and a Python number
@@ -195,6 +194,7 @@ def test_a_hand_written_backward_may_return_a_list_but_not_a_number(device):
         with pytest.raises(md.OpError, match=r"double.backward returned a float for input 0, not an array; return "
                                              r"an array of the input's shape"):
             Double.apply(x).sum().backward()
+
 
 def test_transpose_of_two_axes_swaps_them_as_in_torch():
     """x.transpose(0, 1) of a matrix was NumPy's identity permutation (q @ k.transpose(-2, -1) silently wrong for

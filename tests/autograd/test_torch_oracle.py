@@ -69,6 +69,7 @@ def test_pow_at_a_zero_base_is_torchs(device):
         compare_with_torch(lambda x: x ** 0, lambda x: x ** 0, [base], device, "x ** 0")
         compare_with_torch(lambda w: 0.0 ** w, lambda w: 0.0 ** w, [exponent], device, "0.0 ** w")
 
+
 def test_logsumexp_of_infinite_rows_is_torchs(device):
     """A row of −inf (every position masked) read nan: max − max = −inf − (−inf)."""
     inf = float("inf")

@@ -84,6 +84,7 @@ def test_without_a_validation_split_the_test_curve_is_not_drawn_twice(tmp_path):
     os.rename(tmp_path / "val" / "results.json", tmp_path / "teacher.json")
     assert read_history(str(tmp_path / "teacher.json"))[0].startswith("teacher\n")   # a copy under its own name
 
+
 def test_a_folder_of_runs_is_one_line_naming_their_results(tmp_path, capsys):
     """It said "no such file or folder: 'runs/results.json'; check the path" of a folder that is there."""
     for name in ("a", "b"):
