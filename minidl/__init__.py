@@ -13,7 +13,7 @@ from .autograd.ops import __all__ as _ops_all
 from .backend import get_backend, manual_seed
 from .creation import arange, ones, rand, randn, tensor, zeros, zeros_like
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Context", "Function", "MinidlError", "OpError", "ShapeError", "Tensor", "arange", "default_dtype",
            "detect_anomaly", "enable_grad", "get_backend", "get_default_dtype", "is_grad_enabled",

@@ -272,7 +272,8 @@ def _pytest(root, paths, env, results, deadline, test_timeout, log=None):
                "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
     results.unlink(missing_ok=True)
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out, sigterm_as_interrupt():
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,   # (a breakpoint()
+                                   stderr=subprocess.STDOUT)   # waited for a keyboard, then read as an endless loop)
         try:
             status = _watch(process, results, deadline, test_timeout, log)
         finally:   # Ctrl-C or SIGTERM: the student's code must not run on
@@ -322,12 +323,13 @@ def score(manifest, tasks, recorded, output):
                        f"{running} ran: os._exit, a crash or a signal")
     else:
         why_not_run = f"the tests did not run: {last}"
+    folders = {f"{folder}{os.sep}" for folder in (manifest.root, manifest.root.resolve())}
     results = []
     for task in tasks:
         found = [check for spec in task.tests for check in _spec_checks(manifest, spec, recorded, why_not_run)]
         rules = [CheckResult(f"{target} (source rules)", "failed", message)   # one per rule its targets break
                  for target, message in task_findings(manifest.root, task)]
-        found = rules + [_classified(t) for t in found]
+        found = rules + [_classified(t, folders) for t in found]
         ok = all(t.outcome == "passed" for t in found)
         results.append(TaskResult(task.number, task.title, task.points, task.points if ok else 0, found))
     return results
@@ -351,23 +353,31 @@ def _spec_checks(manifest, spec, recorded, why_not_run):
     return [CheckResult(prefix, NOT_RUN, f"could not run {file}: {message}" if file in errors else message)]
 
 
-def _classified(check):
-    """A failure that only lacked the reference values gets the outcome "no reference"."""
-    if check.outcome in ("failed", "error") and plain(check.message).startswith("ReferenceMissing: "):
-        return CheckResult(check.id, NO_REFERENCE, check.message, check.seconds)
-    return check
+def _classified(check, folders):
+    """A failure that only lacked the reference values gets the outcome "no reference"; the graded folder
+    (``folders``: its path, and resolved, each with a slash) leaves its messages: they name "minidl/nn/gru.py" as
+    in the student's copy, not the temporary folder an instructor's grade runs in (gone when the report is read)."""
+    message = check.message
+    for folder in folders:
+        message = message.replace(folder, "")
+    if check.outcome in ("failed", "error") and plain(message).startswith("ReferenceMissing: "):
+        return CheckResult(check.id, NO_REFERENCE, message, check.seconds)
+    return replace(check, message=message)
 
 
 def plain(message, limit=400, lines=3):
     """A failure message as a student should read it: without 'AssertionError: ', module paths, pytest's
     echo of the assert statement, or anything said before a stub's 'implement this'; at most ``lines``
-    lines and ``limit`` characters (None: all of it)."""
+    lines and ``limit`` characters (None: all of it). A breakpoint() left in the code is named."""
     text = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", message.strip())   # minidl.autograd.function.ShapeError -> ShapeError
     text = text.removeprefix("AssertionError: ")
     if "implement this (" in text:
         stub = text[text.index("implement this ("):]
         text = "NotImplementedError: " + re.sub(r" \(input shapes: [^\n]*\)$", "", stub)
-    kept = [line for line in text.splitlines() if line.strip() and not line.startswith("assert ")]
+    if re.search(r"\bBdbQuit\b", text):   # pdb, at the end of its input (the tests read none)
+        text = "a breakpoint() (or pdb.set_trace()) is left in the code: remove it\n" + text
+    kept = [line for line in text.splitlines() if line.strip() and not line.startswith("assert ")
+            and not re.match(r"\s*\+\s+(where|and)\b", line)]   # pytest's explanation of the assert's parts
     if len(kept) < len(text.splitlines()) and all(line.startswith("  ") for line in kept[1:]):
         kept = kept[:1] + [line[2:] for line in kept[1:]]  # pytest indents the lines of an assert's message
     text = "\n".join(kept[:lines])
@@ -505,7 +515,8 @@ def main(args):
         assignment, directory = _trusted_tree(args, Path(tmp)) if trusted else (args.assignment, args.directory)
         manifest, reference, results, seconds = grade_with_reference(
             directory, assignment, args.task, args.timeout, getattr(args, "reference", None), args.test_timeout,
-            log=lambda message: print(message, file=sys.stderr, flush=True))
+            log=lambda message: print(message.replace(str(directory), str(args.directory)), file=sys.stderr,
+                                      flush=True))   # (not the temporary folder it grades in)
     if trusted:
         manifest = replace(manifest, root=Path(args.directory).resolve())
     how = (TRUSTED if trusted else SELF_CHECK if (manifest.root / MARKER).is_file() else "")

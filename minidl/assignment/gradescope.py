@@ -48,7 +48,7 @@ from ..io import atomic_path, check_replaceable, write_text
 from .batch import GRADED, TIMED_OUT, Row, grade_folder
 from .grade import check_seconds, find_reference
 from .make import make
-from .manifest import EXPECTED, AssignmentError, find_assignment
+from .manifest import EXPECTED, MARKER, AssignmentError, find_assignment, read_toml
 
 TORCH = "2.13.0"            # the course's pinned torch (see the Makefile), as the CPU wheel
 TIME_LIMIT = 480            # seconds per submission: under Gradescope's default limit of 10 minutes
@@ -150,6 +150,10 @@ def assemble(source, submission, work):
     one, the grading machinery (``_TRUSTED``) excepted. Returns ``work``."""
     student = find_submitted_copy(submission)
     grader = Path(source) / GRADER
+    wanted, given = (read_toml(folder / MARKER).get("assignment") if (folder / MARKER).is_file() else None
+                     for folder in (grader, student))
+    if given is not None and given != wanted:   # a later exercise's copy holds this one's solutions: it scored 100
+        raise AssignmentError(f"the submission is a copy of {given}, not of {wanted}; submit your copy of {wanted}")
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(grader, work, ignore=_IGNORE)

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from ..io import _umask, check_writable
+from ..version import __version__
 from .handout import student_handout, student_readme
 from .manifest import (ASSIGNMENTS, EXPECTED, MANIFEST, MARKER, AssignmentError, check_files, find_assignment,
                        known_assignments, load_manifest)
@@ -131,8 +132,6 @@ def _check_no_leaks(copy_root):
 
 
 def _marker(manifest, tasks, solution, later):
-    from .. import __version__   # here: the grading tools load without the engine (minidl_command.py)
-
     lines = ["# Written by `minidl assignment make`: which assignment this copy is (`minidl grade` reads it).",
              f"assignment = {json.dumps(manifest.name)}",
              f"manifest = {json.dumps(f'{ASSIGNMENTS}/{manifest.name}/{MANIFEST}')}",

@@ -35,7 +35,7 @@ import numpy as np
 
 import minidl as md
 
-from .. import __version__
+from ..version import __version__
 from ..baseline import KINDS, fit_baseline
 from ..data.batching import encode_dataset
 from ..data.dataset import TextDataset

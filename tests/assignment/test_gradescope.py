@@ -126,6 +126,21 @@ def test_a_submission_without_minidl_scores_0_and_says_why(autograder, tmp_path)
     assert all(t["score"] == 0 and "submit the top folder of your copy" in t["output"] for t in results["tests"])
 
 
+def test_a_copy_of_another_assignment_scores_0_and_says_which_it_is(autograder, tmp_path):
+    """A copy of a later exercise holds this one's solutions (later copies keep earlier bodies): submitted here
+    unmodified, it scored 100/100."""
+    shared, _ = autograder
+    root = tmp_path / "autograder"
+    root.mkdir()
+    make("compression", root / "submission")
+    os.symlink(shared / "source", root / "source")
+    assert autograde(str(root), NAME, "60") == 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0, results["output"]
+    assert ("the submission is a copy of compression, not of ex2_sentiment; submit your copy of ex2_sentiment"
+            in results["output"]), results["output"]
+
+
 def test_the_autograders_own_failure_is_said_in_results_json_and_raised(autograder, tmp_path, monkeypatch):
     """Gradescope shows no result at all for a run that leaves no results.json (this branch ran in no test)."""
     from minidl.assignment import gradescope

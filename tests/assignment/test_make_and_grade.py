@@ -331,12 +331,12 @@ def test_a_copy_whose_own_code_does_not_import_is_graded_and_answered_in_one_lin
                               text=True, timeout=300)
     graded = minidl("grade", "--task", "1", "--task", "3", "--json", ".minidl-grade.json")
     assert graded.returncode == 0 and "Traceback" not in graded.stderr, graded.stderr[-3000:]
-    assert graded.stderr.startswith("minidl grade: warning: minidl does not import: SyntaxError: invalid syntax ("
-                                    f"{copy / 'minidl/autograd/ops/activations.py'}, line ")
     report = json.loads((copy / ".minidl-grade.json").read_text())
     assert report["score"] == 0 and [task["number"] for task in report["tasks"]] == [1, 3]
-    assert all("SyntaxError" in task["first_failure"] for task in report["tasks"]), report
-    for argv, words in ((["train"], "minidl: minidl does not import: SyntaxError: invalid syntax"),
+    assert all('SyntaxError: invalid syntax (File "minidl/autograd/ops/activations.py", line ' in task["first_failure"]
+               for task in report["tasks"]), report   # as in the copy, wherever it is
+    for argv, words in ((["train"], "minidl: minidl does not import: SyntaxError: invalid syntax ("
+                                    f"{copy / 'minidl/autograd/ops/activations.py'}, line "),
                         (["grade", "--reference", str(REPO)], "minidl/autograd/ops/activations.py does not parse: "
                                                               "invalid syntax (line ")):
         refused = minidl(*argv)
@@ -445,6 +445,60 @@ def test_an_instructors_grade_of_one_copy_uses_the_instructors_tests_and_points(
     assert f"graded: {copy} (its minidl/ in the instructor's copy" in capsys.readouterr().out
     assert cli.main(["grade", str(copy), "--task", "1"]) == 0   # the student's own check says it is one
     assert "a self-check, not the instructor's grade" in capsys.readouterr().out
+
+
+def test_an_instructors_grade_names_the_students_files_not_its_temporary_folder(copies, tmp_path):
+    """The messages of a grade with --reference named the student's files in the folder it grades in, gone when the
+    report is read ("SyntaxError ... (File "/tmp/minidl-trusted-XXXX/work/dave/minidl/..."); they name them as in
+    the copy, for a copy nested in a folder (or zipped) too."""
+    copy = shutil.copytree(copies("ex2_sentiment"), tmp_path / "dave" / "ex2-copy")
+    with open(copy / "minidl/autograd/ops/activations.py", "a", encoding="utf-8") as f:
+        f.write("def unfinished(:\n")
+    report = tmp_path / "report.json"
+    assert cli.main(["grade", str(tmp_path / "dave"), "--reference", str(REPO), "--task", "1", "--json",
+                     str(report)]) == 0
+    failure = json.loads(report.read_text())["tasks"][0]["first_failure"]
+    assert 'SyntaxError: invalid syntax (File "minidl/autograd/ops/activations.py", line ' in failure, failure
+
+
+def test_the_grading_process_runs_none_of_the_students_code(copies, tmp_path):
+    """minidl grade in the copy imported its minidl/ in the grading process itself: a module that never ends loading
+    hung it silently before any time limit, a breakpoint() waited for the terminal's keyboard and was then called an
+    endless loop. The tests' processes run the code, under the limits, with no input."""
+    copy = shutil.copytree(copies("ex2_sentiment", solution=True), tmp_path / "copy")
+    ops = copy / "minidl/autograd/ops/activations.py"
+    reference = ops.read_text()
+    env = dict(os.environ, PYTHONPATH=str(copy), PYTHONDONTWRITEBYTECODE="1")
+
+    def minidl(*argv):
+        return subprocess.run([sys.executable, "minidl_script.py", *argv], cwd=copy, env=env, capture_output=True,
+                              text=True, timeout=120)
+    ops.write_text(reference + "\nimport time\nwhile True:\n    time.sleep(0.2)\n")
+    hung = minidl("grade", "--task", "1", "--timeout", "6")
+    assert hung.returncode == 0 and "total 0/10" in hung.stdout, hung.stdout + hung.stderr
+    assert "grading stopped after 6 s (--timeout)" in hung.stdout, hung.stdout
+    ops.write_text(reference.replace("return grad * s * (1 - s)", "breakpoint(); return grad * s * (1 - s)"))
+    waiting = minidl("grade", "--task", "1", "--test-timeout", "30")
+    assert "a breakpoint() (or pdb.set_trace()) is left in the code: remove it" in waiting.stdout, waiting.stdout
+    assert "ran longer than" not in waiting.stdout, waiting.stdout
+
+
+def test_a_copy_of_another_assignment_is_refused_in_one_line(copies, tmp_path, capsys):
+    """graded --assignment ex2_sentiment, an unmodified compression copy (which holds ex2's solutions, as later
+    exercises' copies do) scored 100/100."""
+    copy = copies("compression")
+    assert cli.main(["grade", str(copy), "--reference", str(REPO), "--assignment", "ex2_sentiment"]) == 1
+    assert capsys.readouterr().err == (f"minidl grade: {copy}: the submission is a copy of compression, not of "
+                                       f"ex2_sentiment; submit your copy of ex2_sentiment\n")
+
+
+def test_a_failure_message_leaves_out_pytests_explanation_of_the_assert():
+    message = ("AssertionError: accuracy(...)['top5'] = 0.5, not the expected share of the cases (a float)\n"
+               "assert (True and 0.125 < 1e-12)\n +  where True = isinstance(0.5, (float,))\n"
+               " +  and   0.125 = abs((0.5 - 0.625))")
+    from minidl.assignment.grade import plain
+
+    assert plain(message) == "accuracy(...)['top5'] = 0.5, not the expected share of the cases (a float)"
 
 
 def test_the_reference_scores_full_marks(copies):
