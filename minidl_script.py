@@ -14,10 +14,11 @@ import traceback
 def main(argv=None):
     """The ``minidl`` command; its exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
+    try:   # the imports alone: an error of the command itself is its own (run's one line, or a traceback)
         if [word for word in argv if word != "--debug"][:1] == ["grade"]:
-            return _grading(argv)
-        from minidl.cli import main as run_command
+            run_command = _grading()
+        else:
+            from minidl.cli import main as run_command
     except KeyboardInterrupt:   # Ctrl-C while the modules load (a quarter of a second)
         print("minidl: interrupted", file=sys.stderr)
         return 130
@@ -39,9 +40,9 @@ def _where(error):
     return f"{type(error).__name__}: {error} ({frame.filename}, line {frame.lineno})"
 
 
-def _grading(argv):
-    """``minidl grade ...`` (its exit code) with the parser of ``minidl assignment`` and ``minidl grade`` alone, from
-    a bare ``minidl`` package."""
+def _grading():
+    """The command ``minidl grade ...`` (argv -> its exit code) with the parser of ``minidl assignment`` and ``minidl
+    grade`` alone, from a bare ``minidl`` package."""
     if "minidl" not in sys.modules:
         sys.modules["minidl"] = importlib.util.module_from_spec(importlib.util.find_spec("minidl"))
     from minidl.assignment.commands import add_arguments
@@ -50,7 +51,7 @@ def _grading(argv):
     parser = ArgumentParser(prog="minidl", description="minidl: a from-scratch deep-learning framework")
     parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     add_arguments(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
+    return lambda argv: run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

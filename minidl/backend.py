@@ -34,7 +34,9 @@ def normalise_axis(axis, ndim):
     integer, np.int64(1) too (it was iterated: "'numpy.int64' object is not iterable"); ints come back."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+    if isinstance(axis, bool):   # True read as axis 1
+        raise IndexError(f"axis={axis} is not an axis; give an int, or a tuple of ints")
+    if isinstance(axis, numbers.Integral):
         axis = (axis,)
     wrong = [a for a in axis if ndim and not -ndim <= a < ndim]
     if wrong:

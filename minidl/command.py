@@ -1,7 +1,7 @@
 """How every ``minidl`` command is declared and run, with nothing of the engine: the parser (each option's help
 shows its default), the option types with argparse's one-line errors, commands loaded when they run (``_call``),
 and ``run``, which turns the user's errors into one line. ``minidl.cli`` builds the parser of every command on it;
-``minidl_command.py`` builds ``minidl grade``'s alone on it where the engine does not import (a student's
+``minidl_script.py`` builds ``minidl grade``'s alone on it where the engine does not import (a student's
 SyntaxError in an op), so that the broken copy is still graded."""
 from __future__ import annotations
 

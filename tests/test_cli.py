@@ -584,3 +584,29 @@ def test_an_empty_path_is_refused_before_any_work(argv, option, capsys, tmp_path
     assert _refused_by_the_parser(argv, capsys).endswith(f"error: argument {option}: an empty path; give a file or "
                                                           f"folder")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scripts_installed_before_minidl_script_still_run(capsys, monkeypatch):
+    """A venv installed before minidl_script.py has a `minidl` that imports minidl.__main__.run: it was an
+    ImportError until a reinstall."""
+    from minidl.__main__ import run
+
+    monkeypatch.setattr(sys, "argv", ["minidl", "assignment", "list"])
+    assert run() == 0 and "ex2_sentiment" in capsys.readouterr().out
+
+
+def test_an_error_of_the_grading_tools_is_not_called_an_import_failure(monkeypatch):
+    """Any error inside minidl grade was "minidl does not import: KeyError ..., fix it", naming a file and line of the
+    grading tools as if the student's code did not import."""
+    import importlib
+
+    from minidl_script import main
+
+    grading = importlib.import_module("minidl.assignment.grade")   # (the package's "grade" is the function)
+
+    def broken(args):
+        raise KeyError("tasks")
+
+    monkeypatch.setattr(grading, "main", broken)
+    with pytest.raises(KeyError):
+        main(["grade", "--task", "1"])

@@ -302,7 +302,9 @@ def _watch(process, results, deadline, test_timeout, log=None):
         if current != running:
             running, since, told = current, now, False
         if log is not None and running is not None and not told and now - since >= STILL_RUNNING:
-            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {test_timeout:g} s, --test-timeout)")
+            by = "--test-timeout" if since + test_timeout <= deadline else "the time limit"   # (--timeout's sooner)
+            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {min(test_timeout, deadline - since):g} s, "
+                f"{by})")
             told = True
         if now >= deadline:
             return None
@@ -434,7 +436,8 @@ def report_json(manifest, results, seconds, reference=None):
                        "first_failure": (plain(r.first_failure().message, limit=None, lines=None)
                                          if r.first_failure() else None),
                        "lacking_reference": r.lacking_reference,
-                       "tests": [asdict(t) for t in r.tests]} for r in results]}
+                       "tests": [{**asdict(t), "message": plain(t.message, limit=None, lines=None)} for t in r.tests]}
+                      for r in results]}   # (pytest's explanation of an assert, "assert 3 == 4", names the answer)
 
 
 def check_seconds(value, option):

@@ -120,7 +120,8 @@ def _info(path, tokenize):
     if kind == "csv":
         splits = load_imdb(source, split="course")
         unlabelled = []
-    else:
+    else:   # (silent for the seconds of the read: the source line comes once it is read)
+        print(f"reading the reviews of {source} (about 10 s) ...", file=sys.stderr, flush=True)
         reviews = read_imdb_reviews(source, LABELLED + UNLABELLED)
         labelled = [r for r in reviews if r.label != "unsup"]
         splits = {s: _dataset([r for r in labelled if r.split == s], f"imdb/{s}", source) for s in ("train", "test")}

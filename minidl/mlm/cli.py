@@ -133,7 +133,8 @@ def _changed_run(args):
 
 def _option(key):
     """The option that sets the recorded setting ``key`` (num_heads: --heads, train_limit: --train-limit)."""
-    return {"num_heads": "--heads", "num_layers": "--layers", "max_len": "--length"}.get(key) or as_option(key)
+    return {"num_heads": "--heads", "num_layers": "--layers", "max_len": "--length",
+            "teacher": "--teacher (its SHA-256)", "student": "--student (its SHA-256)"}.get(key) or as_option(key)
 
 
 def _refuse(command, problem):

@@ -277,9 +277,10 @@ class Module:
         written next to its destination and renamed over it only once complete, so a
         crash mid-write leaves the previous checkpoint intact. Boolean buffers (pruning masks)
         are packed to 1 bit per entry: as float32 0/1 they would double the file. Returns ``path``.
-        An earlier checkpoint at ``path`` is replaced; any other file (a results.json, notes) is refused, kept."""
+        An earlier checkpoint at ``path`` (or an empty file: tempfile's) is replaced; any other file (a
+        results.json, notes) is refused, kept."""
         path = os.fspath(path)
-        check_replaceable(path, is_npz, "model.save", "path")
+        check_replaceable(path, lambda path: os.path.getsize(path) == 0 or is_npz(path), "model.save", "path")
         write_npz(path, pack_bool_arrays(self.state_dict()))
         return path
 
@@ -303,8 +304,9 @@ class Module:
 
 def _refuse_unregistered(name, value):
     """A plain list, tuple or dict of Modules or Parameters is not registered: their parameters
-    would silently not be trained, saved or loaded, so such an assignment is refused."""
-    if not isinstance(value, (list, tuple, dict)):
+    would silently not be trained, saved or loaded, so such an assignment is refused; not under a
+    private name (``self._teacher = (teacher,)`` keeps a frozen teacher out of ``parameters()``)."""
+    if not isinstance(value, (list, tuple, dict)) or name.startswith("_"):
         return
     items = value.values() if isinstance(value, dict) else value
     if any(isinstance(item, Module) for item in items):

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from minidl import cli
 from minidl.assignment.checks import EXPECTED, check_close
 from minidl.assignment.expected import compute_cases, write_expected
-from minidl.assignment.grade import NO_REFERENCE, CheckResult, TaskResult, find_reference, format_report, grade, locate
+from minidl.assignment.grade import (NO_REFERENCE, CheckResult, TaskResult, find_reference, format_report, grade,
+                                     locate, report_json)
 from minidl.assignment.handout import section_titles, split_sections
 from minidl.assignment.make import build, make
 from minidl.assignment.manifest import AssignmentError, check_files, find_assignment, known_assignments, load_manifest
@@ -499,6 +501,9 @@ def test_a_failure_message_leaves_out_pytests_explanation_of_the_assert():
     from minidl.assignment.grade import plain
 
     assert plain(message) == "accuracy(...)['top5'] = 0.5, not the expected share of the cases (a float)"
+    task = TaskResult(4, "Accuracy", 20, 0, [CheckResult("test_metrics.py::test_accuracy", "failed", message)])
+    written = report_json(find_assignment("mlm_distillation", REPO), [task], 1.0)["tasks"][0]["tests"][0]["message"]
+    assert "0.625" not in written and written.startswith("accuracy(...)"), written   # the JSON kept pytest's lines
 
 
 def test_the_reference_scores_full_marks(copies):
@@ -685,6 +690,14 @@ def test_grading_one_copy_says_which_test_still_runs(tmp_path, monkeypatch):
         process.wait()
     assert status == grading.TOO_SLOW
     assert heard == ["still running a/grading/test_gru.py::test_x (0.4 s; stopped at 1.5 s, --test-timeout)"], heard
+    heard.clear()   # --timeout's end comes first: it said "stopped at 60 s, --test-timeout" of a test stopped at 1 s
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert grading._watch(process, results, time.monotonic() + 1.5, 30, heard.append) is None
+    finally:
+        process.kill()
+        process.wait()
+    assert len(heard) == 1 and re.search(r"\(0\.4 s; stopped at 1(\.\d+)? s, the time limit\)$", heard[0]), heard
 
 
 def test_a_process_that_exits_mid_test_fails_that_test_and_grades_the_others(copies, tmp_path):

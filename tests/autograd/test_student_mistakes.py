@@ -62,6 +62,8 @@ def test_an_axis_may_be_a_numpy_integer(device):
         for axis in (0, 1):
             np.testing.assert_allclose(call(i(axis)).numpy(), call(axis).numpy(), rtol=1e-6)
     assert x.sum(axis=(i(0), np.int32(-1))).item() == 15.0 and x.transpose(i(0), i(1)).shape == (3, 2)
+    with pytest.raises(md.ShapeError, match=r"axis=True is not an axis; give an int"):   # read as axis 1
+        x.sum(axis=True)
 
 
 def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():

@@ -484,7 +484,8 @@ def test_download_without_a_server_is_a_clear_error(tmp_path):
 
 def test_info_command(imdb_archive, capsys):
     data_cli.main_info(argparse.Namespace(path=str(imdb_archive), tokenize=True))
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err.startswith(f"reading the reviews of {imdb_archive} (about 10 s) ...\n")   # (silent for 10 s)
     assert f"IMDB reviews from {imdb_archive} (archive)" in out
     assert f"train   {PER_CLASS:>8}{PER_CLASS:>8}{2 * PER_CLASS:>8}" in out and f"unsup   {'':16}{UNSUP:>8}" in out
     assert "loaded in" in out and "words per review" in out

@@ -772,3 +772,11 @@ def test_held_out_sentences_fit_the_models_length():
     assert held_out_cases(texts, vocab, 20, 0, "more") == fill_mask_cases([MLMTokenizer()(t) for t in texts], vocab, 20)
     with pytest.raises(ValueError, match="a length of 6 tokens holds no held-out sentence .* give a length of 7"):
         held_out_cases(texts, vocab, 20, 0, "more reviews", length=6)   # more reviews could never help
+
+
+def test_a_refusal_names_a_recorded_hash_as_one():
+    """--teacher '3f2a...' read as the file name of a teacher; it is the SHA-256 of the file the run read."""
+    from minidl.mlm.cli import _option
+
+    assert (_option("teacher"), _option("student"), _option("train_limit")) == (
+        "--teacher (its SHA-256)", "--student (its SHA-256)", "--train-limit")

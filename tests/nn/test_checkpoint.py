@@ -139,6 +139,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
 def test_save_replaces_an_earlier_checkpoint_but_no_other_file(tmp_path):
     """model.save replaced any file at its path without a word: the user's notes, a run's results.json."""
     path = tmp_path / "model.npz"
+    path.write_bytes(b"")   # an empty file (tempfile.mkstemp's) is a path to write to
     make_model(0).save(path)
     assert make_model(1).save(path) == str(path)   # the save loop: each epoch's checkpoint over the last
     target = make_model(2)
