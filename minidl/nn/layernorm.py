@@ -19,6 +19,8 @@ class LayerNorm(Module):
         if not isinstance(normalized_shape, int):
             raise TypeError(f"LayerNorm normalises the last axis only: pass its size E as an int, "
                             f"got {normalized_shape!r}")
+        if not eps >= 0:
+            raise ValueError(f"LayerNorm: eps is added to the variance and must be >= 0 (default 1e-5), got {eps}")
         self.normalized_shape, self.eps = normalized_shape, eps
         self.elementwise_affine = elementwise_affine
         self.weight = init.ones((normalized_shape,), device, dtype) if elementwise_affine else None

@@ -10,6 +10,9 @@ from minidl import nn
 @pytest.mark.parametrize("build, call, words", [
     (lambda: nn.Dropout(1.5), None, "Dropout: p is the probability of dropping a value, in [0, 1]; got 1.5"),
     (lambda: nn.LayerNorm((2, 6)), None, "LayerNorm normalises the last axis only: pass its size E as an int"),
+    (lambda: nn.LayerNorm(6, eps=-1), None, "LayerNorm: eps is added to the variance and must be >= 0 (default 1e-5)"),
+    (lambda: md.layer_norm, lambda f: f(md.ones(2, 6), eps=-1.0),      # gave rows of NaN, silently
+     "layer_norm: eps is added to the variance and must be >= 0 (default 1e-5), got -1.0"),
     (lambda: nn.LayerNorm(6), lambda m: m(md.zeros(2, 5)), "LayerNorm(6): expected input (..., 6), got shape (2, 5)"),
     (lambda: nn.Embedding, lambda m: m.from_pretrained(np.zeros(3)),
      "from_pretrained: expected a (V, E) table, got shape (3,)"),

@@ -117,4 +117,6 @@ def dropout(x, p=0.5, training=True, generator=None):
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    if not eps >= 0:                                   # a negative one makes σ² + eps < 0: NaN rows, silently
+        raise ValueError(f"layer_norm: eps is added to the variance and must be >= 0 (default 1e-5), got {eps}")
     return LayerNorm.apply(x, weight, bias, eps)
