@@ -197,6 +197,23 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, g):
+        """None, or an array of this tensor's shape on its backend: a list or another shape failed only in
+        optimizer.step(), in NumPy's or torch's words, after Adam had already scaled its moments in place."""
+        g = np.asarray(g) if isinstance(g, np.generic) else g   # NumPy's maths on 0-d arrays gives scalars
+        if g is not None and not (isinstance(g, type(self.data)) and _backend.backend_of(g) is self.xp
+                                  and tuple(g.shape) == self.shape):
+            got = f"shape {tuple(g.shape)} on {_backend.device_name(_backend.backend_of(g))}" \
+                if isinstance(g, np.ndarray) or _backend._is_torch_tensor(g) else type(g).__name__
+            raise TypeError(f".grad must be None or an array of shape {self.shape} on {self.device}, got {got}; "
+                            f"build it from the data, e.g. t.grad = t.xp.zeros_like(t.data)")
+        self._grad = g
+
     # --- operators ----------------------------------------------------------------------
     def _lift(self, other):
         """Python/NumPy scalars stay scalars; arrays become constant Tensors on our device, in our dtype

@@ -46,6 +46,19 @@ def test_what_a_tensor_prints_and_squeeze_of_a_wide_axis():
             md.tensor(data)
 
 
+def test_a_grad_is_none_or_an_array_of_the_tensor_s_shape_on_its_backend(device):
+    p = md.tensor([1.0, 2.0], device=device, requires_grad=True)
+    p.grad = kept = p.xp.ones_like(p.data)
+    other = "torch" if device == "cpu" else "cpu"
+    for grad, got in (([1, 2], "list"), (p.xp.ones((3,), "float32"), rf"shape \(3,\) on {device}"),
+                      (md.tensor([1.0, 1.0], device=other).data, rf"shape \(2,\) on {other}")):
+        with pytest.raises(TypeError, match=rf"^.grad must be None or an array of shape \(2,\) on {device}, got {got}"):
+            p.grad = grad                           # was taken; Adam's step failed after scaling its moments
+    assert p.grad is kept
+    md.optim.Adam([p], lr=0.5).step()
+    np.testing.assert_allclose(p.numpy(), [0.5, 1.5], rtol=1e-5)
+
+
 class _Net(nn.Module):
     def __init__(self):
         super().__init__()
