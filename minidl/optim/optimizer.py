@@ -122,19 +122,24 @@ class Optimizer:
     # --- resuming -------------------------------------------------------------------------
     def state_dict(self):
         """{"state": {index: {"step": int, name: NumPy array}}, "param_groups": [{hyper-
-        parameters..., "params": [index, ...]}]}, indices counting the parameters across
-        groups in order (the layout of ``torch.optim``). Arrays are copies."""
+        parameters..., "params": [index, ...]}], "optimizer": class name}, indices counting the parameters
+        across groups in order (the layout of ``torch.optim``, plus the class). Arrays are copies."""
         index = {id(p): i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
         groups = [{**g, "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
         state = {index[id(p)]: {k: (np.array(_backend.backend_of(v).to_numpy(v), copy=True) if k != "step" else v)
                                 for k, v in s.items()}
                  for p, s in self.state.items()}
-        return {"state": state, "param_groups": groups}
+        return {"state": state, "param_groups": groups, "optimizer": type(self).__name__}
 
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters, step counts and moments saved by ``state_dict`` into an
         optimizer built over the same parameters; arrays move to each parameter's device
-        and dtype. Checked fully before anything changes."""
+        and dtype. Checked fully before anything changes; a state of another class (Adam's into SGD) is refused:
+        its hyper-parameters would replace this one's, silently. (States saved before the class was recorded load.)"""
+        kind = state_dict.get("optimizer", type(self).__name__)
+        if kind != type(self).__name__:
+            raise MinidlError(f"{type(self).__name__}.load_state_dict: the state was saved by {kind}, this is "
+                              f"{type(self).__name__}; load it into {kind}(...) over the same parameters")
         groups = state_dict["param_groups"]
         sizes = [len(g["params"]) for g in self.param_groups]
         saved_sizes = [len(g["params"]) for g in groups]

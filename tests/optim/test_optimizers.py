@@ -218,6 +218,23 @@ def test_a_saved_state_of_other_shapes_is_refused_and_an_optimizer_prints_its_gr
                                                "weight_decay=0.0", ")"]
 
 
+def test_a_saved_state_of_another_optimizer_is_refused_and_an_older_one_without_the_class_loads():
+    adam = optim.Adam([nn.Parameter(np.ones(2))], lr=0.5)
+    saved = adam.state_dict()
+    assert saved["optimizer"] == "Adam"
+    sgd = optim.SGD([nn.Parameter(np.ones(2))], lr=0.1)
+    with pytest.raises(md.MinidlError, match=r"^SGD.load_state_dict: the state was saved by Adam, this is SGD; "
+                                             r"load it into Adam\(...\) over the same parameters$"):
+        sgd.load_state_dict(saved)                 # took Adam's lr, betas and eps, silently
+    assert sgd.param_groups[0]["lr"] == 0.1 and "betas" not in sgd.param_groups[0]
+    with pytest.raises(md.MinidlError, match="saved by Adam, this is AdamW"):
+        optim.AdamW([nn.Parameter(np.ones(2))]).load_state_dict(saved)
+    del saved["optimizer"]                          # a state saved before the class was recorded
+    again = optim.Adam([nn.Parameter(np.ones(2))], lr=0.1)
+    again.load_state_dict(saved)
+    assert again.param_groups[0]["lr"] == 0.5
+
+
 @pytest.mark.parametrize("name", ["sgd_momentum", "adamw"])
 def test_weight_average_matches_torch_swa_utils_and_swaps_back_exactly(device, rng, name):
     """``average``: after every step, the running average of torch's AveragedModel with its EMA rule (a copy at
