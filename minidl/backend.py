@@ -28,6 +28,12 @@ _DEVICE_HELP = 'use "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda" / "cud
 _NUMPY_NAMES = {}   # np.dtype -> its name, for NumpyBackend.dtype_name
 
 
+def dtype_name_of(dtype):
+    """The name ("float64") of a dtype given as a name, a NumPy type or dtype (np.float64, float) or a torch dtype:
+    what every ``dtype=`` reads, so that np.float64 is taken wherever "float64" is, on both backends."""
+    return np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else str(dtype).replace("torch.", "")
+
+
 def normalise_axis(axis, ndim):
     """Axis argument -> tuple of non-negative ints (``None`` means every axis); an axis out of
     range is an error, as in NumPy (it wrapped around: axis 2 of a 2-D tensor read axis 0). One axis may be any
@@ -205,7 +211,7 @@ class NumpyBackend(Backend):
 
     # --- creation and conversion -------------------------------------------------
     def dtype(self, name):
-        return np.dtype(name)
+        return np.dtype(dtype_name_of(name))
 
     def dtype_name(self, a):
         dtype = a.dtype   # str(dtype) costs NumPy about 2 us, a dict lookup of its name 0.07 us
@@ -214,13 +220,13 @@ class NumpyBackend(Backend):
     def asarray(self, data, dtype=None):
         if _is_torch_tensor(data):
             data = data.detach().cpu().numpy()
-        return np.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
+        return np.asarray(data, dtype=None if dtype is None else self.dtype(dtype))
 
     def array(self, data, dtype=None):
         """Like ``asarray`` but always a fresh copy (what ``Tensor(data)`` stores)."""
         if _is_torch_tensor(data):
             data = data.detach().cpu().numpy()
-        return np.array(data, dtype=None if dtype is None else np.dtype(dtype))
+        return np.array(data, dtype=None if dtype is None else self.dtype(dtype))
 
     def to_numpy(self, a):
         return a
@@ -238,16 +244,16 @@ class NumpyBackend(Backend):
         return a.base is None and a.flags.writeable
 
     def zeros(self, shape, dtype="float32"):
-        return np.zeros(shape, dtype=dtype)
+        return np.zeros(shape, dtype=self.dtype(dtype))
 
     def ones(self, shape, dtype="float32"):
-        return np.ones(shape, dtype=dtype)
+        return np.ones(shape, dtype=self.dtype(dtype))
 
     zeros_like = staticmethod(np.zeros_like)
     ones_like = staticmethod(np.ones_like)
 
     def arange(self, n, dtype="int64"):
-        return np.arange(n, dtype=dtype)
+        return np.arange(n, dtype=self.dtype(dtype))
 
     def size(self, a):
         return a.size
@@ -360,10 +366,10 @@ class NumpyBackend(Backend):
         return np.random.default_rng(seed)
 
     def rand(self, shape, dtype="float32", generator=None):
-        return (generator or self.generator).random(shape, dtype=np.dtype(dtype))
+        return (generator or self.generator).random(shape, dtype=self.dtype(dtype))
 
     def randn(self, shape, dtype="float32", generator=None):
-        return (generator or self.generator).standard_normal(shape, dtype=np.dtype(dtype))
+        return (generator or self.generator).standard_normal(shape, dtype=self.dtype(dtype))
 
     # --- int8 linear -------------------------------------------------------------------
     def int8_linear_pack(self, qweight, scale, bias):
@@ -417,7 +423,7 @@ class TorchBackend(Backend):
 
     # --- creation and conversion -------------------------------------------------
     def dtype(self, name):
-        return getattr(self.torch, str(name))
+        return getattr(self.torch, dtype_name_of(name))
 
     def dtype_name(self, a):
         return str(a.dtype).replace("torch.", "")

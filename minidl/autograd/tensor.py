@@ -30,11 +30,11 @@ def get_default_dtype():
 
 
 def set_default_dtype(dtype):
-    """Make ``dtype`` ("float32" or "float64") the dtype of new floating-point tensors."""
+    """Make ``dtype`` ("float32" or "float64", or np.float64...) the dtype of new floating-point tensors."""
     global _default_dtype
-    if str(dtype) not in _backend.FLOAT_DTYPES:
+    if _backend.dtype_name_of(dtype) not in _backend.FLOAT_DTYPES:
         raise ValueError(f"default dtype must be one of {_backend.FLOAT_DTYPES}, got {dtype!r}")
-    _default_dtype = str(dtype)
+    _default_dtype = _backend.dtype_name_of(dtype)
 
 
 @contextlib.contextmanager

@@ -217,7 +217,8 @@ class Module:
         updating them); only their arrays change. Gradients are dropped, since they
         belong to the old arrays. Integer buffers keep their dtype. Returns self.
         """
-        if dtype is not None and str(dtype) not in _backend.FLOAT_DTYPES:
+        dtype = None if dtype is None else _backend.dtype_name_of(dtype)   # np.float64 as "float64"
+        if dtype is not None and dtype not in _backend.FLOAT_DTYPES:
             raise ValueError(f"to(dtype=...): expected one of {_backend.FLOAT_DTYPES}, got {dtype!r}")
         target = _backend.get_backend(device) if device is not None else None
         for _, tensor in self._named_tensors(("_parameters", "_buffers")):
@@ -227,7 +228,7 @@ class Module:
                 # a copy: to_numpy / from_numpy would alias the old array, which someone may still hold
                 array = xp.array(array)
             if dtype is not None and is_float(tensor.xp, tensor.data):
-                array = xp.astype(array, str(dtype))
+                array = xp.astype(array, dtype)
             tensor.data, tensor.xp, tensor.grad = array, xp, None
         return self
 

@@ -275,6 +275,19 @@ def test_float32_by_default_float64_on_request(device):
         md.set_default_dtype("float16")
 
 
+def test_a_dtype_is_read_the_same_everywhere_as_a_name_or_a_numpy_or_torch_dtype(device):
+    torch = pytest.importorskip("torch")
+    for dtype in (np.float64, np.dtype("float64"), torch.float64):   # torch's backend and Module.to refused them
+        assert md.tensor([1.0], device=device, dtype=dtype).dtype == "float64"
+        assert md.zeros(2, device=device, dtype=dtype).dtype == md.randn(2, device=device, dtype=dtype).dtype
+        assert md.ones(2, device=device).to(dtype=dtype).dtype == "float64"
+        assert md.nn.Linear(2, 1, device=device).to(dtype=dtype).weight.dtype == "float64"
+        with md.default_dtype(dtype):                                   # set_default_dtype(np.float64) was refused
+            assert md.get_default_dtype() == "float64" and md.ones(2, device=device).dtype == "float64"
+    with pytest.raises(ValueError, match=r"default dtype must be one of \('float32', 'float64'\), got <class 'int'>"):
+        md.set_default_dtype(int)
+
+
 def test_gradients_have_the_dtype_of_their_tensor(device):
     x = md.tensor([1.0, 2.0], requires_grad=True, device=device)
     (x * 3.0).sum().backward()
