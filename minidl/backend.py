@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 FLOAT_DTYPES = ("float32", "float64")
+_DTYPE_NAMES = FLOAT_DTYPES + ("float16", "bfloat16", "int8", "int16", "int32", "int64", "uint8", "bool")
 _DEVICE_HELP = 'use "cpu" (NumPy), "torch" (PyTorch on the CPU) or "cuda" / "cuda:N" (PyTorch on a GPU)'
 
 
@@ -720,6 +721,9 @@ def get_backend(device=None):
         return NUMPY
     if isinstance(device, TorchBackend):
         return device
+    if (dtype := dtype_name_of(device)) in _DTYPE_NAMES:   # x.to("float64"), torch's x.to(torch.float64)
+        raise ValueError(f"{dtype!r} is a dtype, not a device: give it as dtype=, e.g. x.to(dtype={dtype!r}) "
+                         f"(or x.double() for float64, x.float() for float32)")
     device = str(device)
     if device in ("cpu", "numpy"):
         return NUMPY

@@ -254,6 +254,16 @@ def test_unknown_device_is_a_clear_error():
         md.tensor([1.0], device="tpu")
 
 
+def test_a_dtype_given_where_the_device_goes_is_named_a_dtype():
+    x = md.tensor([1.0])
+    for where in (lambda d: x.to(d), lambda d: md.nn.Linear(2, 1).to(d), lambda d: md.tensor([1.0], device=d)):
+        for dtype in ("float64", np.float64):           # said "unknown device 'float64'", not how to convert
+            with pytest.raises(ValueError, match=r"^'float64' is a dtype, not a device: give it as dtype=, e\.g\. "
+                                                 r"x\.to\(dtype='float64'\) \(or x\.double\(\) for float64"):
+                where(dtype)
+    assert x.to(dtype=np.float64).dtype == "float64" and x.double().dtype == "float64"
+
+
 def test_requires_grad_on_integers_is_refused():
     with pytest.raises(TypeError, match="floating-point"):
         md.tensor([1, 2], requires_grad=True)
