@@ -185,7 +185,8 @@ class Tensor:
 
     def requires_grad_(self, flag=True):
         if flag and not is_float(self.xp, self.data):
-            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}")
+            raise TypeError(f"only floating-point tensors can require grad, got {self.dtype}; write the values as "
+                            f"floats (1.0, not 1) or pass dtype=\"float32\" (x.float() for a tensor you have)")
         self.requires_grad = flag
         return self
 

@@ -267,6 +267,11 @@ def test_a_dtype_given_where_the_device_goes_is_named_a_dtype():
 def test_requires_grad_on_integers_is_refused():
     with pytest.raises(TypeError, match="floating-point"):
         md.tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError, match=r"got int64; write the values as floats \(1\.0, not 1\) or pass "
+                                        r"dtype=\"float32\" \(x\.float\(\) for a tensor you have\)$"):
+        md.tensor([1, 2, 3], requires_grad=True)        # said what was wrong, not what to do
+    assert md.tensor([1, 2, 3], dtype="float32", requires_grad=True).requires_grad
+    assert md.arange(3).float().requires_grad_().requires_grad
 
 
 # --- dtypes and devices ----------------------------------------------------------------------
