@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 
 
@@ -77,7 +78,9 @@ class Recorder:
             lines = str(report.longrepr).strip().splitlines()
             errors = [line[2:].strip() for line in lines if line.startswith("E ")]
             message = errors[-1] if errors else (lines[-1] if lines else "")
-            where = [line for line in errors if line.startswith('File "')]  # a syntax error: which file and line
+            where = ([line for line in errors if line.startswith('File "')]  # a syntax error: which file and line
+                     or [f"{m[1]}, line {m[2]}" for line in lines   # else the innermost frame in the graded minidl/
+                         if (m := re.match(r"(minidl/\S+\.py):(\d+): in ", line))])   # (pytest: relative to it)
             self.data["collection_errors"][report.nodeid] = f"{message} ({where[-1]})" if where else message
             self._write()
 

@@ -345,6 +345,18 @@ def test_a_copy_whose_own_code_does_not_import_is_graded_and_answered_in_one_lin
         assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr, refused
 
 
+def test_a_module_that_fails_to_import_is_named_with_its_line(copies, tmp_path):
+    """An import of a missing module in a student's op said only "ModuleNotFoundError: No module named ..." in the
+    report, the CSV and --json: no file, no line, in a copy of many files."""
+    imports = "from ..function import Function, OpError, ShapeError\n"
+    copy = _patched(copies, tmp_path, "ex2_sentiment", "minidl/autograd/ops/recurrent.py", imports,
+                    imports + "import nonexistent_helper_mod\n")
+    line = (copy / "minidl/autograd/ops/recurrent.py").read_text().splitlines().index("import nonexistent_helper_mod")
+    _, (elman,), _ = grade(copy, tasks=[3])
+    assert elman.first_failure().message == (
+        "could not run assignments/ex2_sentiment/grading/test_elman.py: ModuleNotFoundError: No module named "
+        f"'nonexistent_helper_mod' (minidl/autograd/ops/recurrent.py, line {line + 1})"), elman.first_failure()
+
 def test_make_refuses_a_folder_that_is_not_empty_and_an_unknown_name(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "mine.txt").write_text("keep me")
