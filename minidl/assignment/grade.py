@@ -207,7 +207,8 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
     (os._exit, a crash) or runs longer than ``test_timeout`` seconds fails, and the tests after it run
     in a new process within the time left: one endless loop in task 4 zeroed tasks 5 and 6 too. After
     one that ran too long, the other tests of its task are not run (it has failed): a hung test each
-    spent ``test_timeout`` of the one time limit, and the tasks after a few of them "did not run".
+    spent ``test_timeout`` of the one time limit, and the tasks after a few of them "did not run". So does a
+    test file whose import (the graded code loading) runs that long: its tests fail, the other files run anew.
     ``timeout_option``: the option that set ``timeout``, which the report names; ``log(message)`` hears of a test
     still running after STILL_RUNNING seconds (a silent terminal for up to ``test_timeout`` looked hung)."""
     if importlib.util.find_spec("pytest") is None:
@@ -229,22 +230,30 @@ def run_tests(manifest, tasks, timeout, reference=None, test_timeout=TEST_SECOND
                       "collection_errors": {**merged["collection_errors"], **recorded.get("collection_errors", {})},
                       "collected": list(dict.fromkeys(merged["collected"] + recorded.get("collected", [])))}
             stopped, status = recorded.get("running"), recorded["exit_status"]
-            if recorded.get("finished") or not stopped or status is None:
+            if recorded.get("unloaded"):   # a test file whose import was stopped (``_not_loaded``): the others run
+                paths = _other_files(paths, recorded["unloaded"])
+            elif recorded.get("finished") or not stopped or status is None:
                 break
-            why = (f"this test ran longer than {test_timeout:g} s (--test-timeout) and was stopped: an endless loop, "
-                   f"or code far too slow" if status == TOO_SLOW else f"the grading process ended (exit status "
-                   f"{status}) while this test ran: os._exit, a crash or a signal")
-            merged["tests"][stopped] = {"outcome": "failed",
-                                        "message": why + "; the tests after it ran in a new process"}
-            if status == TOO_SLOW:
-                merged["tests"].update(_rest_of_task(manifest, tasks, stopped, merged, test_timeout))
-            paths = [node for node in recorded.get("collected", []) if node not in merged["tests"]]
+            else:
+                why = (f"this test ran longer than {test_timeout:g} s (--test-timeout) and was stopped: an endless "
+                       f"loop, or code far too slow" if status == TOO_SLOW else f"the grading process ended (exit "
+                       f"status {status}) while this test ran: os._exit, a crash or a signal")
+                merged["tests"][stopped] = {"outcome": "failed",
+                                            "message": why + "; the tests after it ran in a new process"}
+                if status == TOO_SLOW:
+                    merged["tests"].update(_rest_of_task(manifest, tasks, stopped, merged, test_timeout))
+                paths = [node for node in recorded.get("collected", []) if node not in merged["tests"]]
             if not paths:
                 break
             if time.monotonic() >= deadline:   # the rest did not run: the time limit says why
                 merged["exit_status"], output = None, _stopped(timeout, timeout_option)
                 break
     return merged, output
+
+
+def _other_files(paths, file):
+    """``paths`` (node ids) but those in test file ``file``."""
+    return [node for node in paths if node.partition("::")[0] != file]
 
 
 def _rest_of_task(manifest, tasks, stopped, merged, test_timeout):
@@ -267,28 +276,48 @@ def _stopped(timeout, option):
 
 def _pytest(root, paths, env, results, deadline, test_timeout, log=None):
     """One pytest run of ``paths`` (node ids): (what the recorder wrote, with "exit_status": pytest's, None when
-    it ran past ``deadline``, TOO_SLOW when one test ran ``test_timeout`` seconds; pytest's output)."""
+    it ran past ``deadline``, TOO_SLOW when one test ran ``test_timeout`` seconds; pytest's output). A test file
+    whose import ran that long has a collection error: its tests were never collected (``_not_loaded``)."""
     command = [sys.executable, "-c", _BOOT, str(RECORDER), str(results), "-q", "-p", "no:cacheprovider",
                "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(root), *paths]
     results.unlink(missing_ok=True)
+    stack = Path(f"{results}.stack")   # the recorder writes the stack there when stopped with SIGTERM
     with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out, sigterm_as_interrupt():
         process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,   # (a breakpoint()
                                    stderr=subprocess.STDOUT)   # waited for a keyboard, then read as an endless loop)
         try:
             status = _watch(process, results, deadline, test_timeout, log)
+            if status == TOO_SLOW:   # SIGTERM first: the recorder writes where the code was stopped
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=5)
         finally:   # Ctrl-C or SIGTERM: the student's code must not run on
             process.kill()
             process.wait()
         out.seek(0)
         output = out.read()
     recorded = json.loads(results.read_text()) if results.is_file() else {}
+    if status == TOO_SLOW and (file := recorded.get("collecting")):   # its tests were never collected
+        recorded["unloaded"] = file
+        recorded["collection_errors"][file] = _not_loaded(root, file, stack.read_text(errors="replace"), test_timeout)
     return {**recorded, "exit_status": status}, output
 
 
+def _not_loaded(root, file, stack, test_timeout):
+    """Why the tests of ``file`` did not run: collecting it (importing the graded code) ran ``test_timeout`` s; the
+    innermost frame in the graded minidl/ of ``stack`` (the recorder's, innermost call first) says where it was."""
+    where = next((f"{Path(path).relative_to(folder).as_posix()}, line {line}"
+                  for path, line in re.findall(r'File "(.+)", line (\d+)', stack) for folder in {root, root.resolve()}
+                  if Path(path).is_relative_to(folder / "minidl")), None)
+    return (f"collecting {Path(file).name} took longer than {test_timeout:g} s (--test-timeout) and was stopped"
+            f"{f' in {where}' if where else ''}: a module that never finishes loading, or code far too slow; the other "
+            f"test files ran in a new process")
+
+
 def _watch(process, results, deadline, test_timeout, log=None):
-    """Wait for pytest to exit (its exit status), for ``deadline`` (None), or for one test to run
-    ``test_timeout`` seconds (TOO_SLOW), reading which test runs from the recorder's file; ``log`` hears once
-    of each test that runs STILL_RUNNING seconds."""
+    """Wait for pytest to exit (its exit status), for ``deadline`` (None), or for one test, or the import of one
+    test file, to run ``test_timeout`` seconds (TOO_SLOW), reading which runs from the recorder's file; ``log`` hears
+    once of each that runs STILL_RUNNING seconds."""
     running, since, told = None, time.monotonic(), False
     while True:
         try:
@@ -296,7 +325,8 @@ def _watch(process, results, deadline, test_timeout, log=None):
         except subprocess.TimeoutExpired:
             now = time.monotonic()
         try:
-            current = json.loads(results.read_text()).get("running")
+            recorded = json.loads(results.read_text())
+            current = recorded.get("running") or recorded.get("collecting")   # a test, or a test file's import
         except (OSError, ValueError):   # not written yet
             current = None
         if current != running:

@@ -7,9 +7,11 @@ import still gets a report):
     python -c "<load this file>; run(['results.json', pytest args...])"
 
 The JSON is {"tests": {nodeid: {"outcome", "message", "seconds"}}, "collection_errors":
-{path: message}, "collected": [nodeid], "running": nodeid, "finished": bool}, rewritten
-atomically after every test, so a run that is killed on a timeout still tells which tests
-had finished, which did not, and which one was running.
+{path: message}, "collected": [nodeid], "collecting": path, "running": nodeid, "finished": bool},
+rewritten atomically after every test, so a run that is killed on a timeout still tells which
+tests had finished, which did not, and which one was running, or which test file was being
+collected (importing it runs the graded code, which may never finish loading). On SIGTERM,
+with which grade stops a run, the stack of the code it stopped goes to results.json.stack.
 
 Every test runs with torch's autograd switched off (``torch.set_grad_enabled(False)`` before
 each one): the student writes backward passes by hand, and one that calls
@@ -25,10 +27,12 @@ the README's section on grading); the grading is a check of honest work, not a s
 """
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import json
 import os
 import re
+import signal
 import sys
 
 
@@ -84,7 +88,15 @@ class Recorder:
             self.data["collection_errors"][report.nodeid] = f"{message} ({where[-1]})" if where else message
             self._write()
 
+    def pytest_collectstart(self, collector):
+        import pytest
+
+        if isinstance(collector, pytest.Module):   # a test file: importing it runs the graded code
+            self.data["collecting"] = collector.nodeid
+            self._write()
+
     def pytest_collection_finish(self, session):
+        self.data.pop("collecting", None)
         self.data["collected"] = [item.nodeid for item in session.items]   # so a test a time limit stopped
         self._write()                                                       # is not simply missing
 
@@ -111,4 +123,7 @@ def run(argv):
     """argv: [results.json, pytest arguments...]; returns pytest's exit code."""
     import pytest
 
-    return int(pytest.main(argv[1:], plugins=[Recorder(argv[0])]))
+    with open(f"{argv[0]}.stack", "w") as stack:
+        if hasattr(faulthandler, "register"):   # (not on Windows) chain: then SIGTERM ends the process as usual
+            faulthandler.register(signal.SIGTERM, stack, all_threads=False, chain=True)
+        return int(pytest.main(argv[1:], plugins=[Recorder(argv[0])]))

@@ -649,6 +649,20 @@ def test_a_test_past_its_own_limit_fails_and_the_tests_after_it_run(copies, tmp_
         grade(copy, tasks=[1], test_timeout=0)
 
 
+def test_a_test_file_whose_import_never_ends_fails_its_task_and_the_other_files_run(copies, tmp_path):
+    """A module that never finished loading, imported by task 6's test_pooling.py alone, hung pytest's collection,
+    which --test-timeout did not count: the whole --timeout passed and every task scored 0, "the tests did not run"."""
+    copy = shutil.copytree(copies("ex2_sentiment", solution=True), tmp_path / "copy")
+    module = copy / "minidl/models/token_mlp.py"
+    module.write_text(module.read_text() + "import time\nwhile True:\n    time.sleep(0.2)\n")
+    line = len(module.read_text().splitlines())
+    _, (activations, pooling), _ = grade(copy, tasks=[1, 6], timeout=40, test_timeout=3)
+    assert activations.passed and pooling.score == 0, pooling.first_failure()
+    assert pooling.first_failure().message == (
+        "could not run assignments/ex2_sentiment/grading/test_pooling.py: collecting test_pooling.py took longer than "
+        f"3 s (--test-timeout) and was stopped in minidl/models/token_mlp.py, line {line}: a module that never "
+        "finishes loading, or code far too slow; the other test files ran in a new process"), pooling.first_failure()
+
 def test_after_a_test_past_its_own_limit_the_rest_of_its_task_is_not_run(copies, tmp_path):
     """Every test of a task whose forward loops spent --test-timeout of the one --timeout, so a few endless loops
     left the correct tasks after them "not run": once one test of a task ran too long, its other tests are not."""
