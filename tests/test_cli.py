@@ -591,6 +591,7 @@ def test_scripts_installed_before_minidl_script_still_run(capsys, monkeypatch):
     ImportError until a reinstall."""
     from minidl.__main__ import run
 
+    monkeypatch.setitem(sys.modules, "minidl_script", None)   # as where the environment does not know the module
     monkeypatch.setattr(sys, "argv", ["minidl", "assignment", "list"])
     assert run() == 0 and "ex2_sentiment" in capsys.readouterr().out
 

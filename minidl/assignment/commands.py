@@ -55,7 +55,8 @@ def add_arguments(subparsers):
     grade.add_argument("--json", default=None, help="also write the report as JSON to this file")
     grade.add_argument("--timeout", type=positive, default=600, help="seconds before the tests are stopped")
     grade.add_argument("--test-timeout", type=positive, default=TEST_SECONDS,
-                       help="seconds one test may run; past it, it fails and the tests after it run on")
+                       help="seconds one test (or the import of one test file) may run; past it, it fails and the tests "
+                            "after it run on")
     grade.add_argument("--reference", default=None,
                        help="(instructors) the reference values: a clone of the repository, its assignments/NAME "
                             "folder, its grading/ folder or the expected.json file (default: the repository of "

@@ -310,8 +310,7 @@ def _not_loaded(root, file, stack, test_timeout):
                   for path, line in re.findall(r'File "(.+)", line (\d+)', stack) for folder in {root, root.resolve()}
                   if Path(path).is_relative_to(folder / "minidl")), None)
     return (f"collecting {Path(file).name} took longer than {test_timeout:g} s (--test-timeout) and was stopped"
-            f"{f' in {where}' if where else ''}: a module that never finishes loading, or code far too slow; the other "
-            f"test files ran in a new process")
+            f"{f' in {where}' if where else ''}: a module that never finishes loading, or code far too slow")
 
 
 def _watch(process, results, deadline, test_timeout, log=None):
@@ -333,7 +332,7 @@ def _watch(process, results, deadline, test_timeout, log=None):
             running, since, told = current, now, False
         if log is not None and running is not None and not told and now - since >= STILL_RUNNING:
             by = "--test-timeout" if since + test_timeout <= deadline else "the time limit"   # (--timeout's sooner)
-            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {min(test_timeout, deadline - since):g} s, "
+            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {min(test_timeout, deadline - since):.3g} s, "
                 f"{by})")
             told = True
         if now >= deadline:

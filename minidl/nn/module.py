@@ -305,14 +305,15 @@ class Module:
 
 def _refuse_unregistered(name, value):
     """A plain list, tuple or dict of Modules or Parameters is not registered: their parameters
-    would silently not be trained, saved or loaded, so such an assignment is refused; not under a
-    private name (``self._teacher = (teacher,)`` keeps a frozen teacher out of ``parameters()``)."""
-    if not isinstance(value, (list, tuple, dict)) or name.startswith("_"):
+    would silently not be trained, saved or loaded, so such an assignment is refused, saying how to
+    keep one out on purpose (a frozen teacher): ``object.__setattr__``."""
+    if not isinstance(value, (list, tuple, dict)):
         return
     items = value.values() if isinstance(value, dict) else value
     if any(isinstance(item, Module) for item in items):
         raise TypeError(f"cannot assign a {type(value).__name__} of Modules to {name!r}: a plain container is not "
-                        f"registered (not trained, saved or loaded); use nn.ModuleList([...]) or nn.Sequential(...)")
+                        f"registered (not trained, saved or loaded); use nn.ModuleList([...]) or nn.Sequential(...) "
+                        f"(to keep them out on purpose, e.g. a frozen teacher: object.__setattr__(self, {name!r}, ...))")
     if any(isinstance(item, Parameter) for item in items):
         raise TypeError(f"cannot assign a {type(value).__name__} of Parameters to {name!r}: a plain container is not "
                         f"registered (not trained, saved or loaded); assign each Parameter as an attribute, e.g. "

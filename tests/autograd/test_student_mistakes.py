@@ -62,8 +62,9 @@ def test_an_axis_may_be_a_numpy_integer(device):
         for axis in (0, 1):
             np.testing.assert_allclose(call(i(axis)).numpy(), call(axis).numpy(), rtol=1e-6)
     assert x.sum(axis=(i(0), np.int32(-1))).item() == 15.0 and x.transpose(i(0), i(1)).shape == (3, 2)
-    with pytest.raises(md.ShapeError, match=r"axis=True is not an axis; give an int"):   # read as axis 1
-        x.sum(axis=True)
+    for axis in (True, (True,), np.True_):   # read as axis 1, or "'numpy.bool' object is not iterable"
+        with pytest.raises(md.ShapeError, match=r"axis=.*True.* is not an axis; give an int"):
+            x.sum(axis=axis)
 
 
 def test_a_tensor_iterates_over_its_rows_and_is_true_only_as_one_value():

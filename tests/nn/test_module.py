@@ -67,7 +67,10 @@ def test_modules_or_parameters_in_a_plain_container_are_refused():
         model.scales = {"a": nn.Parameter([1.0])}
     model.blocks = nn.ModuleList([nn.Linear(4, 4)])
     model.sizes, model.cache = [4, 2], (md.zeros(2),)  # other lists and tuples are plain attributes
-    model._teacher = (nn.Linear(4, 2),)   # a private name: kept out of parameters() on purpose (a frozen teacher)
+    with pytest.raises(TypeError, match=r"to keep them out on purpose, e\.g\. a frozen teacher: "
+                                        r"object\.__setattr__\(self, '_teacher', \.\.\.\)"):
+        model._teacher = (nn.Linear(4, 2),)   # a private name too: self._layers = [...] trained nothing
+    object.__setattr__(model, "_teacher", (nn.Linear(4, 2),))   # the way out, on purpose
     assert [name for name, _ in model.named_parameters()] == ["blocks.0.weight", "blocks.0.bias"]
 
 
