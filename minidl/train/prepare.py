@@ -200,6 +200,23 @@ def _check_split(config, train, validation):
         raise ConfigError(f"{of} leaves no training reviews; lower --validation or raise --train-limit")
 
 
+def _check_classes(config, whole, train):
+    """Refuse a class of the label names with no training row, before any tokenising: the model never
+    learned it, never predicted it, and a validation split of one class stopped training at once at accuracy
+    1.0. ``whole``: the training split before --train-limit and the validation share."""
+    absent = [i for i in range(len(train.label_names)) if not np.any(train.labels == i)]
+    if config.data in BUILT_IN or not absent:
+        return
+    name, limit = train.label_names[absent[0]], config.train_limit
+    if limit and not np.any(whole.labels[:limit] == absent[0]):
+        order = ", which is sorted by label" if np.all(np.diff(whole.labels) >= 0) else ""
+        raise ConfigError(f"class {name!r} has no training row: --train-limit {limit} took the first {limit} rows "
+                          f"of {config.data}{order}; shuffle the file or raise the limit")
+    split = "test/validation" if not config.test_data else "validation"
+    raise ConfigError(f"class {name!r} has no training row after the {split} split of {config.data}; add rows of it "
+                      f"or give --{split.split('/')[0]}-data")
+
+
 def prepare(config):
     key = json.dumps({k: getattr(config, k) for k in DATA_KEYS}, sort_keys=True)
     return _prepare_cached(key, _stamps(config))
@@ -222,12 +239,14 @@ def _prepare_cached(key, stamps):
     config = TrainConfig.from_dict(json.loads(key))
     splits = load_splits(config)
     train, validation, test = splits["train"], splits["validation"], splits["test"]
+    whole = train
     if config.train_limit:
         train = train.subset(np.arange(min(config.train_limit, len(train))))
     if validation is None and config.validation:    # IMDB: held out by movie, as its test split is
         train, validation = (split_by_movie(train, config.validation, seed=config.seed) if config.data == "imdb"
                              else train.split(config.validation, seed=config.seed))
         _check_split(config, train, validation)
+    _check_classes(config, whole, train)
     tokenizer = Tokenizer(max_length=config.max_length, min_word_length=config.min_word_length,
                           keep_digits=config.keep_digits, contractions=config.contractions)
     if config.train_windows:

@@ -387,3 +387,26 @@ def test_a_run_with_validation_data_resumes_whatever_its_unused_validation_share
     meta["config"]["validation"] = 0.2
     write_npz(out / "last.npz", {**arrays, "meta": json_array(meta)})
     assert _train(triple, out, "--resume") == 0
+
+
+def test_a_class_with_no_training_row_is_refused_before_training(tmp_path, capsys):
+    """--train-limit 60 of a file sorted by label trained on 'neg' rows alone (validation too: accuracy 1.0 at
+    once, an early stop, 'pos' never predicted), and a class of 2 rows lost both to the test/validation split;
+    both ran without a word. The Python API (prepare) is refused the same."""
+    from minidl.train.config import ConfigError, TrainConfig
+    from minidl.train.prepare import prepare
+
+    rows = [(f"a {'dull' if label == 'neg' else 'fine'} film number {i}", label)
+            for label in ("neg", "pos") for i in range(50)]
+    ordered = _write(tmp_path / "sorted.tsv", ("text", "label"), rows)
+    out = tmp_path / "run"
+    assert main(["train", "--data", ordered, "--train-limit", "40", "--epochs", "1", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"minidl train: class 'pos' has no training row: --train-limit 40 took the first 40 rows of {ordered}, "
+        f"which is sorted by label; shuffle the file or raise the limit") and not out.exists()
+    held = np.random.default_rng(0).permutation(51)[-1]          # a row that the seeded 20 % test split takes
+    half = rows[::2]
+    rare = _write(tmp_path / "rare.tsv", ("text", "label"), half[:held] + [("an odd film", "odd")] + half[held:])
+    with pytest.raises(ConfigError, match="^class 'odd' has no training row after the test/validation split of "
+                                          ".*rare.tsv; add rows of it or give --test-data$"):
+        prepare(TrainConfig(data=rare, seed=0))
