@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import difflib
 import io
 import json
 import re
@@ -101,6 +102,8 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
         warnings.warn(f"{path}: column {label_column!r} has labels that differ only in case, spaces or how a number "
                       f"is written ({shown}); each is a class of its own. If they mean one class, write them one way "
                       f"in the file", DataWarning, stacklevel=2)
+    if label_names is None:
+        _warn_typos(path, names, labels, [f"line {line}" if line else place for line, place in zip(lines, where)])
     if empty:
         warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({listing(empty)}); they are kept in the "
                       f"dataset and dropped when it is encoded", DataWarning, stacklevel=2)
@@ -345,6 +348,21 @@ def _alike(names):
             form = " ".join(name.casefold().split())
         groups.setdefault(form, []).append(name)
     return [group for group in groups.values() if len(group) > 1]
+
+
+def _warn_typos(path, names, labels, places):
+    """Warn of each label of very few rows (2 at most, or under 1 %) that is nearly a label of more rows
+    ("postive" beside "positive"): a typo became a class of its own, an output the model never learns.
+    ``places``: where each row is ("line 39")."""
+    counts = np.bincount(labels, minlength=len(names))
+    for i, name in enumerate(names):
+        few = counts[i] <= 2 or counts[i] < len(labels) / 100
+        more = [other for other, count in zip(names, counts) if count > counts[i]]
+        if few and any(c.isalpha() for c in name) and (like := difflib.get_close_matches(name, more, 1, 0.8)):
+            rows = [places[k] for k in np.flatnonzero(labels == i)]
+            shown = f"1 row, {rows[0]}" if len(rows) == 1 else f"{len(rows)} rows: {listing(rows)}"
+            warnings.warn(f"{path}: label {name!r} ({shown}) looks like {like[0]!r}: a typo? fix the row, or give "
+                          f"--label-names", DataWarning, stacklevel=3)
 
 
 def _any_between(sorted_numbers, low, high):

@@ -275,3 +275,16 @@ def test_decode_lines():
     assert decode_lines(b"a\n\xffb\nc\n\xfe") == ("a\n\ufffdb\nc\n\ufffd", [2, 4])
     text, bad = decode_lines("x\ny".encode("utf-16"), "utf-16")
     assert text == "x\ny" and bad == []
+
+
+def test_a_label_of_a_row_or_two_that_looks_like_another_is_warned_of(tmp_path):
+    """A typo ("postive" beside "positive") became a class of its own, one more output, without a word."""
+    path = write_csv(tmp_path / "typo.csv", "text,label\n" + rows(30, labels=["negative", "positive"])
+                     + "a fine film,postive\n")
+    with pytest.warns(DataWarning, match=r"typo.csv: label 'postive' \(1 row, line 32\) looks like 'positive': a "
+                                         r"typo\? fix the row, or give --label-names$"):
+        assert load_table(path, "text", "label").label_names == ["negative", "positive", "postive"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_table(path, "text", "label", label_names=["negative", "positive", "postive"])   # named on purpose
+        load_table(write_csv(tmp_path / "rare.csv", "text,label\n" + rows(30) + "an odd film,odd\n"), "text", "label")
