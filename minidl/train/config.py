@@ -3,6 +3,7 @@ or a sweep's results file records exactly how a number was made."""
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import inspect
 import math
 import os
@@ -238,12 +239,16 @@ def check_files(config):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{_flag(name)} {path!r}: {missing(path)}")
-    for name, use in (("validation_data", "early stopping would pick the model on reviews it trained on"),
-                      ("test_data", "the test score would be a training score")):   # accepted without a word
-        if getattr(config, name) and os.path.isfile(config.data) and os.path.samefile(getattr(config, name),
-                                                                                      config.data):
-            raise ConfigError(f"{_flag(name)} {getattr(config, name)!r} is the --data file: {use}; give reviews "
-                              f"kept out of training, or leave it out (a share of --data is held out then)")
+    for name, other, use in (("validation_data", "data", "early stopping would pick the model on reviews it "
+                                                          "trained on"),
+                             ("test_data", "data", "the test score would be a training score"),
+                             ("test_data", "validation_data", "the test score would have chosen the checkpoint")):
+        path, taken = getattr(config, name), getattr(config, other)   # accepted without a word, a copy too
+        if path and taken and os.path.isfile(taken) and filecmp.cmp(path, taken, shallow=False):
+            same = "the" if os.path.samefile(path, taken) else "a copy of the"
+            raise ConfigError(f"{_flag(name)} {path!r} is {same} {_flag(other)} file: {use}; give reviews kept out of "
+                              f"{'training' if other == 'data' else 'training and validation'}, or leave it out (a "
+                              f"share of --data is held out then)")
     if config.validation_data and config.validation != TrainConfig.validation:   # it was ignored
         raise ConfigError(f"--validation {config.validation} holds out a share of --data for validation, "
                           f"--validation-data gives the validation reviews: give one of them")

@@ -133,6 +133,10 @@ BAD_SETTINGS = [
      "--test-data 'tests/data/../data/conftest.py' is the --data file: the test score would be a training score"),
     (["--data", "tests/data/conftest.py", "--validation-data", "tests/data/conftest.py"],
      "is the --data file: early stopping would pick the model on reviews it trained on"),
+    # the test score chose the checkpoint
+    (["--data", "tests/conftest.py", "--validation-data", "tests/data/conftest.py", "--test-data",
+      "tests/data/../data/conftest.py"], "--test-data 'tests/data/../data/conftest.py' is the --validation-data "
+                                         "file: the test score would have chosen the checkpoint"),
     (["--data", "tests/data/conftest.py", "--validation-data", "tests/conftest.py", "--validation", "0.3"],
      "--validation 0.3 holds out a share of --data for validation, --validation-data gives the validation reviews"),
 ]
@@ -410,3 +414,15 @@ def test_a_class_with_no_training_row_is_refused_before_training(tmp_path, capsy
     with pytest.raises(ConfigError, match="^class 'odd' has no training row after the test/validation split of "
                                           ".*rare.tsv; add rows of it or give --test-data$"):
         prepare(TrainConfig(data=rare, seed=0))
+
+
+def test_a_copy_of_the_validation_file_is_refused_as_the_test_file(triple, tmp_path, capsys):
+    """The --validation-data file again (a copy, byte for byte) as --test-data was accepted: the test score
+    was the validation score that chose the checkpoint."""
+    copy = tmp_path / "copy.tsv"
+    shutil.copy(triple["dev"], copy)
+    assert _train({**triple, "test": str(copy)}, tmp_path / "run") == 1
+    assert capsys.readouterr().err == (f"minidl train: --test-data {str(copy)!r} is a copy of the --validation-data "
+                                       f"file: the test score would have chosen the checkpoint; give reviews kept out "
+                                       f"of training and validation, or leave it out (a share of --data is held out "
+                                       f"then)\n") and not (tmp_path / "run").exists()
