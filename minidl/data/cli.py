@@ -167,9 +167,14 @@ def main_build(args, log=print):
                            f".txt.gz path, like {os.path.splitext(args.out)[0]}.txt")
     if os.path.exists(args.out) and not getattr(args, "overwrite", False):   # (a GloVe file of the user's went)
         raise WriteError(f"--out {args.out} is there; pass --overwrite to replace it, or give another path")
+    source = find_imdb(args.data)   # a table of one's own, or none, was refused after "reading and tokenising"
+    if source.suffix.lower() == ".csv":
+        raise DataFormatError(f"{source} is a CSV (the Kaggle IMDB CSV or a table of your own), which has no "
+                              f"unlabelled reviews; vectors build reads them: give --data the archive or its "
+                              f"aclImdb/ folder (`minidl data download`)")
     log("reading and tokenising the IMDB training and unlabelled reviews (about 10 s) ...")
     start = time.perf_counter()
-    texts = list(load_imdb(args.data)["train"].texts) + list(load_imdb_unlabelled(args.data))
+    texts = list(load_imdb(source)["train"].texts) + list(load_imdb_unlabelled(source))
     token_lists = Tokenizer().tokenize_all(texts)
     log(f"tokenised {len(texts):,} reviews (IMDB train + unlabelled) [{time.perf_counter() - start:.1f} s]")
     words, matrix = build(token_lists, **common, **own, seed=getattr(args, "seed", 0), log=log)

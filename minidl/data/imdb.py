@@ -58,7 +58,7 @@ from ..io import WriteError, atomic_path, file_sha256
 from .dataset import TextDataset
 from .errors import (CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError,
                      MissingColumnsError)
-from .tabular import listing, load_table
+from .tabular import FORMATS, listing, load_table
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
@@ -119,6 +119,10 @@ def _find_in(place, why, looked):
     if place.is_file():
         if place.name.lower().endswith(_ARCHIVE_SUFFIXES) or place.suffix.lower() == ".csv":
             return place
+        if place.suffix.lower() in FORMATS:   # "IMDB reviews not found ... minidl data download": a user's own table
+            raise DataFormatError(f"{place} is not the IMDB data (an archive, an {FOLDER_NAME}/ folder or the Kaggle "
+                                  f"CSV); a table of your own trains with minidl train --data {place} --text-column "
+                                  f"... --label-column ...")
         looked.append(f"{place} ({why}): a file, but not a .tar.gz archive, an {FOLDER_NAME}/ folder or a .csv")
         return None
     if not place.is_dir():

@@ -510,6 +510,25 @@ def test_info_on_a_table_that_is_not_imdb_says_so_alone(tmp_path, capsys):
     assert out == "" and err.startswith(f"minidl data info: {table} is not the IMDB CSV") and err.count("\n") == 1
 
 
+
+@pytest.mark.parametrize("name", ["own.tsv", "own.jsonl", "own.csv"])
+def test_a_table_of_ones_own_is_told_how_it_trains_and_vectors_build_says_so_first(tmp_path, capsys, name):
+    """A TSV or JSONL table got "IMDB reviews not found ... get it with minidl data download" (a CSV got the
+    advice to train on it); vectors build printed "reading and tokenising ... (about 10 s)" before refusing."""
+    table = tmp_path / name
+    table.write_text("text\tlabel\na fine film\tpos\n")
+    if not name.endswith(".csv"):
+        assert data_cli.main_info(argparse.Namespace(path=str(table), tokenize=False)) == 1
+        assert capsys.readouterr().err == (f"minidl data info: {table} is not the IMDB data (an archive, an aclImdb/ "
+                                           f"folder or the Kaggle CSV); a table of your own trains with minidl train "
+                                           f"--data {table} --text-column ... --label-column ...\n")
+    said = []
+    args = argparse.Namespace(method="ppmi", dim=4, window=2, min_count=1, max_vocab=100, smoothing=0.75, power=0.5,
+                              seed=0, data=str(table), out=str(tmp_path / "v.txt"))
+    with pytest.raises(DataFormatError, match=f"^{table} is (not the IMDB data|a CSV .* no unlabelled reviews)"):
+        data_cli.main_build(args, log=said.append)
+    assert said == []
+
 # ------------------------------------------------------------------------------------------- the real thing
 
 def test_the_real_archive():
