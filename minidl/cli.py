@@ -296,9 +296,10 @@ def build_parser():
     baseline = commands.add_parser("baseline", help="linear baselines on the models' own inputs: TF-IDF or NB-weighted "
                                                     "word n-grams + logistic regression, scored on the test split")
     baseline.set_defaults(run=_call("minidl.baseline", "main"))
-    baseline.add_argument("--kind", default="tfidf,nbsvm",
+    baseline.add_argument("--kind", default=None,
                           help='comma-separated baselines: "tfidf" (sublinear TF-IDF, rows at unit length) and '
-                               "\"nbsvm\" (Wang & Manning's naive-Bayes log-count ratios), each + logistic regression")
+                               "\"nbsvm\" (Wang & Manning's naive-Bayes log-count ratios, two classes), each + "
+                               "logistic regression (default: tfidf,nbsvm; tfidf alone on more classes)")
     baseline.add_argument("--max-length", default="100",
                           help="keep the first N words of each review after the course's cleaning, as the models "
                                "do; comma-separated for several runs, e.g. 100,400")

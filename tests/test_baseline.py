@@ -258,3 +258,16 @@ def test_nbsvm_on_more_than_two_classes_is_refused_before_tfidf_trains(tmp_path,
             BaselineError, match=r"has 60 \(note 0 of mine, .*, \.\.\. 55 more\): use"):
         main(_args(kind="nbsvm", data=str(table), label_column="note"))
     assert not ran
+
+
+def test_the_default_kinds_on_more_than_two_classes_run_tfidf_alone_and_say_so(tmp_path, monkeypatch, capsys):
+    """`minidl baseline --data three.csv` failed by default: the default --kind tfidf,nbsvm refused nbsvm."""
+    from minidl.cli import main as cli_main
+
+    ran = []
+    monkeypatch.setattr("minidl.baseline.run_baseline", lambda kind, **k: ran.append(kind) or {})
+    table = tmp_path / "three.csv"
+    table.write_text("text,label\n" + "".join(f"review {i},{['good', 'bad', 'meh'][i % 3]}\n" for i in range(60)))
+    assert cli_main(["baseline", "--data", str(table), "--json"]) == 0 and ran == ["tfidf"]
+    assert capsys.readouterr().err == (f"minidl baseline: {table} has 3 classes and nbsvm compares two: tfidf runs "
+                                       f"alone\n")
