@@ -1,7 +1,12 @@
 """Writes train.tsv, dev.tsv and test.tsv in the current folder: the README's "your own data"
 example (tests/train/test_own_data.py writes the same triple). Run: python docs/own_data_example.py"""
+import os
+import sys
+
 from minidl.data import make_reviews
 
+if there := [name for name in ("train.tsv", "dev.tsv", "test.tsv") if os.path.exists(name)]:   # (it wrote over them)
+    sys.exit(f"{', '.join(there)} already here: run this in another folder (it writes train.tsv, dev.tsv, test.tsv)")
 reviews = make_reviews(900, seed=5, min_length=6, max_length=12, negation_prob=0.0, max_distance=3)
 rows = list(zip(reviews.texts, reviews.labels))
 with open("train.tsv", "w") as f:               # phrases of the first 600 sentences, column "sentence"

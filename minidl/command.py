@@ -41,12 +41,12 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message):
-        """A value one option refuses, or lacks ("argument --out: an empty path; ...", "argument --out: expected
-        one argument") is one line; the usage (train's is 28 lines) comes first only for an unknown option or a
-        required one left out."""
-        if message.startswith("argument "):
-            self.exit(2, f"{self.prog}: error: {message}\n")
-        super().error(message)
+        """Every error of the command line is one line, not after the usage (train's is 28 lines): a value one
+        option refuses or lacks ("argument --out: an empty path; ..."), and an unknown option or a required one
+        left out, which says where the options are listed."""
+        if not message.startswith("argument "):
+            message += f" (see {self.prog} --help)"
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
     def parse_known_args(self, args=None, namespace=None):
         """An option the command does not know is its error ("minidl train: error: unrecognized

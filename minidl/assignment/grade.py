@@ -117,7 +117,8 @@ def locate(directory, assignment=None):
     if not (folder / MANIFEST).is_file():
         known = known_assignments(directory)
         raise AssignmentError(f"{directory} has no {ASSIGNMENTS}/{assignment}/{MANIFEST}"
-                              + (f"; it has: {', '.join(known)}" if known else ""))
+                              + (f"; it has: {', '.join(known)}" if known else "; grade a folder that holds it: the "
+                                 "repository (minidl grade REPOSITORY --assignment NAME) or a student copy"))
     if not (directory / "minidl" / "__init__.py").is_file():
         raise AssignmentError(f"{directory} has no minidl/ package to grade")
     return load_manifest(folder, directory)
