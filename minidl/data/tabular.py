@@ -319,7 +319,8 @@ def _label_key(value):
 
 def _encode_labels(raw_labels, label_names, where, path, label_column):
     if label_names is None:
-        names = _sorted_labels(set(raw_labels))
+        distinct = set(raw_labels)
+        names = sorted(distinct, key=int if all(_INTEGER.fullmatch(v) for v in distinct) else None)
     else:
         names = [_label_key(n) for n in label_names]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -332,23 +333,8 @@ def _encode_labels(raw_labels, label_names, where, path, label_column):
             labels[i] = index[value]
         except KeyError:
             raise DataFormatError(f"{path}: {where[i]} has label {value!r} in column {label_column!r}, which is "
-                                  f"not one of the label names {names}{_as_pairs(raw_labels, names)}") from None
+                                  f"not one of the label names {names}") from None
     return names, labels
-
-
-def _sorted_labels(distinct):
-    """The labels in class order: sorted, numerically when they are all integers."""
-    return sorted(distinct, key=int if all(_INTEGER.fullmatch(v) for v in distinct) else None)
-
-
-def _as_pairs(raw_labels, names):
-    """Advice for label names that are none of the file's labels but as many ("neg,pos" for a file of 0/1):
-    the file's labels in class order, each paired with a name, as --label-names takes them."""
-    values = _sorted_labels(set(raw_labels))
-    if len(values) != len(names) or set(values) & set(names):
-        return ""
-    return (f"; for a file of {'/'.join(values)} labels, name them: --label-names "
-            f"{','.join(f'{value}={name}' for value, name in zip(values, names))}")
 
 
 def _alike(names):

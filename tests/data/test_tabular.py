@@ -288,14 +288,3 @@ def test_a_label_of_a_row_or_two_that_looks_like_another_is_warned_of(tmp_path):
         warnings.simplefilter("error")
         load_table(path, "text", "label", label_names=["negative", "positive", "postive"])   # named on purpose
         load_table(write_csv(tmp_path / "rare.csv", "text,label\n" + rows(30) + "an odd film,odd\n"), "text", "label")
-
-
-def test_label_names_that_are_none_of_a_files_labels_are_told_how_to_name_them(tmp_path):
-    """--label-names neg,pos on a file of 0/1 labels said '1' is not among ['neg', 'pos'], not what to do."""
-    path = write_csv(tmp_path / "bin.csv", "text,label\n" + rows(12, labels=("1", "0")))
-    with pytest.raises(DataFormatError, match=r"has label '1' in column 'label', which is not one of the label names "
-                                              r"\['neg', 'pos'\]; for a file of 0/1 labels, name them: --label-names "
-                                              r"0=neg,1=pos$"):
-        load_table(path, "text", "label", label_names=["neg", "pos"])
-    with pytest.raises(DataFormatError, match=r"\['0', 'pos'\]$"):   # a name that is a label: no pairs to guess
-        load_table(path, "text", "label", label_names=["0", "pos"])
