@@ -410,7 +410,7 @@ def format_table(results):
 
 def main(args):
     """``minidl baseline``: every --kind at every --max-length, one table (or --json)."""
-    kinds = [k.strip() for k in str(args.kind or ",".join(KINDS)).split(",")]   # None: the default, both
+    kinds = [k.strip() for k in (",".join(KINDS) if args.kind is None else str(args.kind)).split(",")]   # None: both
     lengths = _numbers(args.max_length, "max-length")
     ngrams = tuple(_numbers(args.ngrams, "ngrams"))
     settings = dict(ngrams=ngrams, min_df=args.min_df, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -433,6 +433,9 @@ def main(args):
     splits = _splits(args.data, args.data_path, columns, args.test_data)
     if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
         if args.kind is None and splits[0].num_classes != 2:   # the default refused a table of 3 classes
+            if args.alpha != 1.0:   # it changed nothing, without a word
+                raise BaselineError(f"--alpha {args.alpha} is nbsvm's smoothing, and nbsvm compares two classes; "
+                                    f"{args.data} has {splits[0].num_classes}")
             kinds.remove("nbsvm")
             print(f"minidl baseline: {args.data} has {splits[0].num_classes} classes and nbsvm compares two: "
                   f"tfidf runs alone", file=sys.stderr)

@@ -271,3 +271,6 @@ def test_the_default_kinds_on_more_than_two_classes_run_tfidf_alone_and_say_so(t
     assert cli_main(["baseline", "--data", str(table), "--json"]) == 0 and ran == ["tfidf"]
     assert capsys.readouterr().err == (f"minidl baseline: {table} has 3 classes and nbsvm compares two: tfidf runs "
                                        f"alone\n")
+    assert cli_main(["baseline", "--data", str(table), "--json", "--alpha", "0.5"]) == 1   # it was ignored, unsaid
+    assert capsys.readouterr().err == (f"minidl baseline: --alpha 0.5 is nbsvm's smoothing, and nbsvm compares two "
+                                       f"classes; {table} has 3\n")

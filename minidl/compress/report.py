@@ -95,8 +95,7 @@ class CompressionReport:
                       "device": str(device)}
         self.depends = {"student_epochs": student_epochs, "gradual_epochs": gradual_epochs,
                         "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(checkpoint_file(decoder_path))}
-        for row in _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed}):   # before the data
-            self._check_row(row, seed)   # are prepared: a student of other epochs was refused after them (7 s)
+        _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})   # before the data are prepared
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
@@ -130,9 +129,8 @@ class CompressionReport:
                                   f"another --out")
             self._check_row(row)
 
-    def _check_row(self, row, seed=None):
-        seed = self.seed if seed is None else seed
-        if changed := _setup_changes(row, {**self.row_setup(row["name"], row.get("group")), "seed": seed}):
+    def _check_row(self, row):
+        if changed := _setup_changes(row, {**self.row_setup(row["name"], row.get("group")), "seed": self.seed}):
             raise ConfigError(f"--out's row {row['name']!r} was measured with other settings ({changed}); give "
                               f"another --out, or delete its results.jsonl to measure again")
 

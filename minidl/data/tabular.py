@@ -351,18 +351,21 @@ def _alike(names):
 
 
 def _warn_typos(path, names, labels, places):
-    """Warn of each label of very few rows (2 at most, or under 1 %) that is nearly a label of more rows
-    ("postive" beside "positive"): a typo became a class of its own, an output the model never learns.
+    """Warn, once, of the labels of one or two rows in a file of 20 times as many that are nearly a label of
+    more rows ("postive" beside "positive"): a typo became a class of its own, an output the model never learns.
+    (Not of rare classes of many rows, nor where labels are many: the label-column warning says that.)
     ``places``: where each row is ("line 39")."""
     counts = np.bincount(labels, minlength=len(names))
-    for i, name in enumerate(names):
-        few = counts[i] <= 2 or counts[i] < len(labels) / 100
-        more = [other for other, count in zip(names, counts) if count > counts[i]]
-        if few and any(c.isalpha() for c in name) and (like := difflib.get_close_matches(name, more, 1, 0.8)):
-            rows = [places[k] for k in np.flatnonzero(labels == i)]
-            shown = f"1 row, {rows[0]}" if len(rows) == 1 else f"{len(rows)} rows: {listing(rows)}"
-            warnings.warn(f"{path}: label {name!r} ({shown}) looks like {like[0]!r}: a typo? fix the row, or give "
-                          f"--label-names", DataWarning, stacklevel=3)
+    if len(names) > 50:
+        return
+    typos = [(name, like[0]) for i, name in enumerate(names)
+             if counts[i] <= 2 and 20 * counts[i] <= len(labels) and any(c.isalpha() for c in name)
+             and (like := difflib.get_close_matches(name, [n for n, c in zip(names, counts) if c > 2], 1, 0.8))]
+    if typos:
+        shown = [f"{name!r} ({listing([places[k] for k in np.flatnonzero(labels == names.index(name))])}) looks "
+                 f"like {like!r}" for name, like in typos]
+        warnings.warn(f"{path}: label {'; '.join(shown[:_SHOWN])}: a typo? fix the rows, or give --label-names",
+                      DataWarning, stacklevel=3)
 
 
 def _any_between(sorted_numbers, low, high):

@@ -207,14 +207,17 @@ def _check_classes(config, whole, train):
     absent = [i for i in range(len(train.label_names)) if not np.any(train.labels == i)]
     if config.data in BUILT_IN or not absent:
         return
-    name, limit = train.label_names[absent[0]], config.train_limit
+    name, limit, kept = train.label_names[absent[0]], config.train_limit, np.any(whole.labels == absent[0])
+    if not kept:   # --data has no row of it (a class of --label-names), or the test split took them all
+        raise ConfigError(f"class {name!r} has no training row: " + (
+            f"{config.data} has no row of it; add rows of it, or leave it out of --label-names" if config.test_data
+            else f"the test split of {config.data} took its rows; add rows of it, or give --test-data"))
     if limit and not np.any(whole.labels[:limit] == absent[0]):
-        order = ", which is sorted by label" if np.all(np.diff(whole.labels) >= 0) else ""
-        raise ConfigError(f"class {name!r} has no training row: --train-limit {limit} took the first {limit} rows "
-                          f"of {config.data}{order}; shuffle the file or raise the limit")
-    split = "test/validation" if not config.test_data else "validation"
-    raise ConfigError(f"class {name!r} has no training row after the {split} split of {config.data}; add rows of it "
-                      f"or give --{split.split('/')[0]}-data")
+        order = ", which are sorted by label" if np.all(np.diff(whole.labels) >= 0) else ""
+        raise ConfigError(f"class {name!r} has no training row: --train-limit {limit} took the first {limit} training "
+                          f"rows of {config.data}{order}; shuffle the file or raise the limit")
+    raise ConfigError(f"class {name!r} has no training row: the validation split of {config.data} took its rows; "
+                      f"give --validation-data, or add rows of it")
 
 
 def prepare(config):

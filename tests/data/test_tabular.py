@@ -281,10 +281,17 @@ def test_a_label_of_a_row_or_two_that_looks_like_another_is_warned_of(tmp_path):
     """A typo ("postive" beside "positive") became a class of its own, one more output, without a word."""
     path = write_csv(tmp_path / "typo.csv", "text,label\n" + rows(30, labels=["negative", "positive"])
                      + "a fine film,postive\n")
-    with pytest.warns(DataWarning, match=r"typo.csv: label 'postive' \(1 row, line 32\) looks like 'positive': a "
-                                         r"typo\? fix the row, or give --label-names$"):
+    with pytest.warns(DataWarning, match=r"typo.csv: label 'postive' \(line 32\) looks like 'positive': a "
+                                         r"typo\? fix the rows, or give --label-names$"):
         assert load_table(path, "text", "label").label_names == ["negative", "positive", "postive"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_table(path, "text", "label", label_names=["negative", "positive", "postive"])   # named on purpose
         load_table(write_csv(tmp_path / "rare.csv", "text,label\n" + rows(30) + "an odd film,odd\n"), "text", "label")
+        load_table(write_csv(tmp_path / "stars.csv", "text,label\n" + rows(300, labels=["2star", "3star"])   # a
+                             + "a bad film,1star\n" * 9), "text", "label")   # rare class of 9 rows was called a typo
+        load_table(write_csv(tmp_path / "small.csv", "text,label\n" + rows(20, labels=["class_a", "class_b"])
+                             + "a film,class_c\n" * 2), "text", "label")   # a small file's class of two rows too
+        titles = "".join(f"a film,movie title number {i // 2 if i < 2000 else i}\n" for i in range(4000))
+        with pytest.warns(DataWarning, match="different labels"):   # 2,000 warnings, and 33 s
+            load_table(write_csv(tmp_path / "titles.csv", "text,label\n" + titles), "text", "label")

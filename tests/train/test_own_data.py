@@ -406,14 +406,15 @@ def test_a_class_with_no_training_row_is_refused_before_training(tmp_path, capsy
     out = tmp_path / "run"
     assert main(["train", "--data", ordered, "--train-limit", "40", "--epochs", "1", "--out", str(out)]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"minidl train: class 'pos' has no training row: --train-limit 40 took the first 40 rows of {ordered}, "
-        f"which is sorted by label; shuffle the file or raise the limit") and not out.exists()
+        f"minidl train: class 'pos' has no training row: --train-limit 40 took the first 40 training rows of "
+        f"{ordered}, which are sorted by label; shuffle the file or raise the limit") and not out.exists()
     held = np.random.default_rng(0).permutation(51)[-1]          # a row that the seeded 20 % test split takes
     half = rows[::2]
     rare = _write(tmp_path / "rare.tsv", ("text", "label"), half[:held] + [("an odd film", "odd")] + half[held:])
-    with pytest.raises(ConfigError, match="^class 'odd' has no training row after the test/validation split of "
-                                          ".*rare.tsv; add rows of it or give --test-data$"):
-        prepare(TrainConfig(data=rare, seed=0))
+    for limit in (None, 400):   # (--train-limit 400, more than the file, was blamed: the test split took the row)
+        with pytest.raises(ConfigError, match="^class 'odd' has no training row: the test split of .*rare.tsv took its "
+                                              "rows; add rows of it, or give --test-data$"):
+            prepare(TrainConfig(data=rare, seed=0, train_limit=limit))
 
 
 def test_a_copy_of_the_validation_file_is_refused_as_the_test_file(triple, tmp_path, capsys):
