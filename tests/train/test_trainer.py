@@ -530,19 +530,26 @@ def test_each_evaluation_shows_a_bar_of_the_reviews_it_scores(capsys):
     assert "validation:   0%" in err and "test:   0%" in err and "review/s" in err
 
 
-def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path):
-    """An evaluate returning np.float32 or a 0-d Tensor failed at the first checkpoint: "Object of type float32 is
-    not JSON serializable"."""
+def _tiny_run(tmp_path):
+    """(net, X, Y, its SGD, Checkpoints of "last" in tmp_path): a Linear(4, 2) on 8 random rows, for train()."""
     import minidl as md
     from minidl import nn, optim
-    from minidl.train import train
     from minidl.train.loop import Checkpoints
 
     net = nn.Linear(4, 2)
     X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
     opt = optim.SGD(net.parameters(), lr=0.1)
-    save = Checkpoints({"last": str(tmp_path / "last.npz")},
-                       lambda path, loop: checkpoint.save_state(path, net, opt, loop))
+    return net, X, Y, opt, Checkpoints({"last": str(tmp_path / "last.npz")},
+                                       lambda path, loop: checkpoint.save_state(path, net, opt, loop))
+
+
+def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path):
+    """An evaluate returning np.float32 or a 0-d Tensor failed at the first checkpoint: "Object of type float32 is
+    not JSON serializable"."""
+    import minidl as md
+    from minidl.train import train
+
+    net, X, Y, opt, save = _tiny_run(tmp_path)
     loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt, epochs=2, every=1,
                     evaluate=lambda m: {"loss": md.cross_entropy(m(X), Y), "accuracy": np.float32(0.5)},
                     checkpoints=save, log=None)
@@ -558,15 +565,9 @@ def test_a_metric_of_several_numbers_is_refused_at_the_first_evaluation_when_it_
     """{"confusion": np.eye(2)} trained, then the first checkpoint was a traceback ("Object of type ndarray is
     not JSON serializable"); as the metric it failed comparing arrays. A 0-d array is a number."""
     import minidl as md
-    from minidl import nn, optim
     from minidl.train import train
-    from minidl.train.loop import Checkpoints
 
-    net = nn.Linear(4, 2)
-    X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
-    opt = optim.SGD(net.parameters(), lr=0.1)
-    save = Checkpoints({"last": str(tmp_path / "last.npz")},
-                       lambda path, loop: checkpoint.save_state(path, net, opt, loop))
+    net, X, Y, opt, save = _tiny_run(tmp_path)
     run = lambda value, **kw: train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt,  # noqa
                                     epochs=2, every=1, evaluate=lambda m: {"loss": 1.0, "confusion": value}, log=None,
                                     **kw)
