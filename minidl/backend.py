@@ -736,7 +736,7 @@ def get_backend(device=None):
     if name.startswith("cuda:") and name[5:].isdigit():
         return _torch_backend(name)
     if (dtype := dtype_name_of(device)) in _DTYPE_NAMES:   # x.to("float64"), torch's x.to(torch.float64)
-        raise ValueError(f"{dtype!r} is a dtype, not a device: {_DEVICE_HELP}")
+        raise ValueError(f"{dtype!r} is a dtype, not a device (in Python: x.to(dtype={dtype!r})): {_DEVICE_HELP}")
     raise ValueError(f"unknown device {name!r}: {_DEVICE_HELP}")
 
 

@@ -44,6 +44,9 @@ class ArgumentParser(argparse.ArgumentParser):
         """Every error of the command line is one line, not after the usage (train's is 28 lines): a value one
         option refuses or lacks ("argument --out: an empty path; ..."), and an unknown option or a required one
         left out, which says where the options are listed."""
+        if self._subparsers is not None and message.startswith("the following arguments are required"):
+            commands = next(a for a in self._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+            message = f"give a command: {', '.join(commands.choices)}"   # ("required: what", a name never typed)
         if not message.startswith("argument "):
             message += f" (see {self.prog} --help)"
         self.exit(2, f"{self.prog}: error: {message}\n")

@@ -258,6 +258,10 @@ def test_an_unknown_option_is_the_commands_error_in_one_line(capsys):
         main(["eval"])
     assert capsys.readouterr().err == ("minidl eval: error: the following arguments are required: --checkpoint (see "
                                        "minidl eval --help)\n")
+    for argv, commands in ((["compress"], "prune, qat, lowrank-sweep, seeds"), ([], "demo, spirals, train, ")):
+        with pytest.raises(SystemExit):   # ("required: what": a name never typed, and no list of the commands)
+            main(argv)
+        assert f"error: give a command: {commands}" in capsys.readouterr().err
 
 
 def test_a_value_an_option_refuses_is_one_line_without_the_usage(capsys):

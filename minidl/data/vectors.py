@@ -241,8 +241,9 @@ class _GloveParser:
                 with np.errstate(over="ignore"):    # 1e39 -> inf, refused below
                     row = np.array(rest.split(" "), dtype=np.float32)
             except ValueError:
-                self.fail(number, f"a value is not a number ({rest[:60]!r}); a vectors file is GloVe text: a word "
-                                  f"and its numbers on each line (minidl vectors build writes one)")
+                self.fail(number, f"a value is not a number ({rest[:60]!r})" + (
+                    "; a vectors file is GloVe text: a word and its numbers on each line (minidl vectors build "
+                    "writes one)" if self.errors == "raise" else ""))
                 continue
             if np.isfinite(row).all():
                 rows.append(row)

@@ -258,7 +258,7 @@ def test_a_dtype_given_where_the_device_goes_is_named_a_dtype():
     x = md.tensor([1.0])
     for where in (lambda d: x.to(d), lambda d: md.nn.Linear(2, 1).to(d), lambda d: md.tensor([1.0], device=d)):
         for dtype in ("float64", np.float64):           # said "unknown device 'float64'", not how to convert
-            with pytest.raises(ValueError, match=r"^'float64' is a dtype, not a device: use "
+            with pytest.raises(ValueError, match=r"^'float64' is a dtype, not a device \(in Python: x\.to\(dtype='float64'\)\): use "
                                                  r"\"cpu\" \(NumPy\)"):   # (the command line's --device too)
                 where(dtype)
     assert x.to(dtype=np.float64).dtype == "float64" and x.double().dtype == "float64"

@@ -293,5 +293,16 @@ def test_a_label_of_a_row_or_two_that_looks_like_another_is_warned_of(tmp_path):
         load_table(write_csv(tmp_path / "small.csv", "text,label\n" + rows(20, labels=["class_a", "class_b"])
                              + "a film,class_c\n" * 2), "text", "label")   # a small file's class of two rows too
         titles = "".join(f"a film,movie title number {i // 2 if i < 2000 else i}\n" for i in range(4000))
+    names = [f"category {chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(55)]   # 55 labels: not too many
+    many = "".join(f"a film {i},{names[i % 55]}\n" for i in range(1100)) + "a film x,categroy ab\n"
+    with pytest.warns(DataWarning, match=r"label 'categroy ab' \(line 1102\) looks like 'category ab'"):
+        load_table(write_csv(tmp_path / "many.csv", "text,label\n" + many), "text", "label")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         with pytest.warns(DataWarning, match="different labels"):   # 2,000 warnings, and 33 s
             load_table(write_csv(tmp_path / "titles.csv", "text,label\n" + titles), "text", "label")
+    typos = "".join(f"a film,{label}\n" for label in ("postive", "negatve", "nuetral", "positve", "negativ", "neutrall"))
+    with pytest.warns(DataWarning, match=r"labels 'negativ' .*; \.\.\. 1 more: a typo\?"):   # the sixth went unsaid
+        load_table(write_csv(tmp_path / "six.csv", "text,label\n" + rows(300, labels=["negative", "positive",
+                                                                                        "neutral"]) + typos),
+                   "text", "label")
