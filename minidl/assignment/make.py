@@ -110,7 +110,9 @@ def _stub_targets(stubbed, copy_root):
             source = stub_source(file.read_text(encoding="utf-8"), messages, path)
         except AssignmentError as e:
             raise AssignmentError(f"{where[path]}: {e}") from None
-        except SyntaxError as e:   # the tree copied is the running minidl's: a student's, graded with --reference
+        except SyntaxError as e:   # the tree copied is the running minidl's: a student's, graded with --reference,
+            if (stubbed[0][0].root / MARKER).is_file():   # whose minidl/ then replaces this one: its checks say it
+                continue
             raise AssignmentError(f"{path} does not parse: {e.msg} (line {e.lineno}); fix it, then run again") from None
         file.write_text(source, encoding="utf-8")
 

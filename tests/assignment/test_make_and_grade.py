@@ -337,12 +337,12 @@ def test_a_copy_whose_own_code_does_not_import_is_graded_and_answered_in_one_lin
     assert report["score"] == 0 and [task["number"] for task in report["tasks"]] == [1, 3]
     assert all('SyntaxError: invalid syntax (File "minidl/autograd/ops/activations.py", line ' in task["first_failure"]
                for task in report["tasks"]), report   # as in the copy, wherever it is
-    for argv, words in ((["train"], "minidl: minidl does not import: SyntaxError: invalid syntax ("
-                                    f"{copy / 'minidl/autograd/ops/activations.py'}, line "),
-                        (["grade", "--reference", str(REPO)], "minidl/autograd/ops/activations.py does not parse: "
-                                                              "invalid syntax (line ")):
-        refused = minidl(*argv)
-        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr, refused
+    refused = minidl("train")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr and (
+        f"minidl: minidl does not import: SyntaxError: invalid syntax ({copy / 'minidl/autograd/ops/activations.py'}, "
+        f"line ") in refused.stderr, refused.stderr
+    trusted = minidl("grade", "--task", "1", "--reference", str(REPO))   # (was refused: "... does not parse")
+    assert trusted.returncode == 0 and "total 0/10" in trusted.stdout and "SyntaxError" in trusted.stdout, trusted
 
 
 def test_a_module_that_fails_to_import_is_named_with_its_line(copies, tmp_path):
