@@ -83,7 +83,8 @@ class CompressionReport:
     """Builds the variants of one teacher; ``run()`` measures them all (see the module docstring)."""
 
     def __init__(self, teacher_path, out, decoder_path=None, device="cpu", fine_tune=8000, student_epochs=2,
-                 gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print):
+                 gradual_epochs=2, gradual_tune=None, test_limit=None, lr=3e-4, student_lr=2e-3, seed=0, log=print,
+                 reuse_all=False):
         check_out(out, teacher=teacher_path, decoder=decoder_path)   # before the data and the teacher load
         # (a folder or a missing file named in one line, before its SHA-256 is taken)
         self.teacher, vocab, _, self.label_names, self.config = load_classifier(teacher_path, device)
@@ -95,7 +96,10 @@ class CompressionReport:
                       "device": str(device)}
         self.depends = {"student_epochs": student_epochs, "gradual_epochs": gradual_epochs,
                         "gradual_tune": gradual_tune, "decoder": decoder_path and file_sha256(checkpoint_file(decoder_path))}
-        _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})   # before the data are prepared
+        self.seed, self.out = seed, out
+        rows = _read_rows(os.path.join(out, "results.jsonl"), {**self.setup, "seed": seed})   # before the data are
+        if reuse_all:   # prepared (7 s on IMDB), as is each row compress-report reuses (the others build only theirs)
+            self.check_rows(rows)
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
@@ -119,12 +123,12 @@ class CompressionReport:
                if name.startswith("gradual") else ["decoder"] if name == "decoder" else [])
         return {**self.setup, **{key: self.depends[key] for key in own}}
 
-    def check_rows(self):
-        """Refuse, before any work, the rows ``run`` and the timing could not reuse: one of other
+    def check_rows(self, rows):
+        """Refuse, before any work, the ``rows`` ``run`` and the timing could not reuse: one of other
         settings than its own now (a student of other epochs was printed as the new one), or a
         decoder row without --decoder (it crashed after every other row)."""
-        for row in self.rows:
-            if row["name"] == "decoder" and not self.decoder:
+        for row in rows:
+            if row["name"] == "decoder" and not self.depends["decoder"]:
                 raise ConfigError(f"{self.path_of(row)}: --out holds a decoder row; give its --decoder again, or "
                                   f"another --out")
             self._check_row(row)
@@ -724,8 +728,7 @@ def main(args):
     report = CompressionReport(args.teacher, args.out, decoder_path=args.decoder, device=args.device,
                                fine_tune=args.fine_tune, student_epochs=args.student_epochs,
                                gradual_epochs=args.gradual_epochs, gradual_tune=args.gradual_tune,
-                               test_limit=args.test_limit, seed=args.seed)
-    report.check_rows()
+                               test_limit=args.test_limit, seed=args.seed, reuse_all=True)
     report.run()
     report.rewrite_files()
     rows = ordered(report.measure_speed())

@@ -2,6 +2,7 @@
 every variant is saved, reloaded from its file into a fresh model and scored; the files
 really shrink; low-rank + fine-tuning and int8 keep the teacher's accuracy; a second run
 resumes instead of recomputing; the table and both plots are written."""
+import importlib
 import json
 import os
 
@@ -11,6 +12,8 @@ from minidl.cli import main
 from minidl.compress.report import CompressionReport, format_table, seed_table, write_outputs
 from minidl.io import WriteError
 from minidl.train import TrainConfig, fit
+
+report_module = importlib.import_module("minidl.compress.report")
 
 
 @pytest.fixture(scope="module")
@@ -298,18 +301,24 @@ def test_the_decoder_row_says_what_the_decoder_is(report_rows):
     assert rows["decoder"]["note"] == "not causal, mean pooling"
 
 
-def test_rows_the_report_cannot_reuse_are_refused_before_any_work(report_rows, teacher_checkpoint):
+def test_rows_the_report_cannot_reuse_are_refused_before_any_work(report_rows, teacher_checkpoint, monkeypatch):
     """A rerun with other --student-epochs printed the old students as the new ones; one without
-    --decoder crashed with KeyError 'decoder' after every row was built."""
+    --decoder crashed with KeyError 'decoder' after every row was built; both were refused only
+    after the data were prepared (7 s on IMDB)."""
     _, out, _ = report_rows
-    common = dict(fine_tune=600, test_limit=400, gradual_epochs=1, log=None)
+    common = dict(fine_tune=600, test_limit=400, gradual_epochs=1, log=None, reuse_all=True)
+    prepare = report_module.prepare
+
+    def not_yet(config):
+        raise AssertionError("the data were prepared before --out's rows were checked")
+    monkeypatch.setattr(report_module, "prepare", not_yet)
     with pytest.raises(ValueError, match=r"row 'student transformer \+ KD' was measured with other settings "
                                          r"\(--student-epochs 3, now 1\)"):
-        CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=1,
-                          **common).check_rows()
+        CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=1, **common)
     with pytest.raises(ValueError, match="--out holds a decoder row; give its --decoder again"):
-        CompressionReport(teacher_checkpoint, out, student_epochs=3, **common).check_rows()
-    CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=3, **common).check_rows()
+        CompressionReport(teacher_checkpoint, out, student_epochs=3, **common)
+    monkeypatch.setattr(report_module, "prepare", prepare)
+    CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=3, **common)
 
 
 def test_a_row_compress_prune_made_at_another_level_is_timed_and_rewritten(teacher_checkpoint, tmp_path, capsys):
