@@ -410,7 +410,7 @@ def format_table(results):
 
 def main(args):
     """``minidl baseline``: every --kind at every --max-length, one table (or --json)."""
-    kinds = [k.strip() for k in (",".join(KINDS) if args.kind is None else str(args.kind)).split(",")]   # None: both
+    kinds = list(KINDS) if args.kind is None else [k.strip() for k in str(args.kind).split(",")]   # None: both
     lengths = _numbers(args.max_length, "max-length")
     ngrams = tuple(_numbers(args.ngrams, "ngrams"))
     settings = dict(ngrams=ngrams, min_df=args.min_df, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -431,16 +431,15 @@ def main(args):
     if log:
         log(f"reading {args.data} ...")      # once for every run: IMDB took about 8 s a run
     splits = _splits(args.data, args.data_path, columns, args.test_data)
-    if "nbsvm" in kinds and args.data not in ("imdb", "synthetic"):   # (theirs: two classes) before tfidf trains
-        if args.kind is None and splits[0].num_classes != 2:   # the default refused a table of 3 classes
-            if args.alpha != 1.0:   # it changed nothing, without a word
-                raise BaselineError(f"--alpha {args.alpha} is nbsvm's smoothing, and nbsvm compares two classes; "
-                                    f"{args.data} has {splits[0].num_classes}")
-            kinds.remove("nbsvm")
-            print(f"minidl baseline: {args.data} has {splits[0].num_classes} classes and nbsvm compares two: "
-                  f"tfidf runs alone", file=sys.stderr)
-        else:
-            _check_two_classes("nbsvm", args.data, splits[0])
+    if args.kind is None and splits[0].num_classes != 2:   # the default refused a table of 3 classes
+        if args.alpha != 1.0:   # it changed nothing, without a word
+            raise BaselineError(f"--alpha {args.alpha} is nbsvm's smoothing, and nbsvm compares two classes; "
+                                f"{args.data} has {splits[0].num_classes}")
+        kinds.remove("nbsvm")
+        print(f"minidl baseline: {args.data} has {splits[0].num_classes} classes and nbsvm compares two: "
+              f"tfidf runs alone", file=sys.stderr)
+    for kind in kinds:   # before tfidf trains
+        _check_two_classes(kind, args.data, splits[0])
     results = [run_baseline(kind, data=args.data, max_length=length, data_path=args.data_path, seed=args.seed,
                             log=log, columns=columns, test_data=args.test_data, splits=splits, **settings)
                for kind in kinds for length in lengths]
