@@ -369,10 +369,8 @@ def _eval(args):
         test = subset(test, args.limit, 0)
     if not args.int8:
         metrics = evaluate(model, test, device=args.device, progress="scoring")
-        if args.json:
-            print(json.dumps(finite(metrics), indent=2))
-        else:
-            print(format_report(metrics, labels, f"{scored.name}: {len(test)} reviews"))
+        print(json.dumps(finite(metrics), indent=2) if args.json
+              else format_report(metrics, labels, f"{scored.name}: {len(test)} reviews"))
         return 0
     results = {"float32": _timed_evaluation(model, test, args.device, "float32")}
     quantize(model, embeddings=True)
