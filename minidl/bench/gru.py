@@ -13,6 +13,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 import minidl as md
 from minidl import nn, optim
@@ -31,8 +32,6 @@ def _minidl_step(x, y, hidden, device="cpu"):
 
 
 def _torch_step(x, y, hidden):
-    import torch
-
     torch.manual_seed(0)
     gru = torch.nn.GRU(x.shape[2], hidden, batch_first=True)
     head = torch.nn.Linear(hidden, 2)
@@ -43,8 +42,6 @@ def _torch_step(x, y, hidden):
 
 def _torch_loop_step(x, y, hidden):
     """The course equations as a per-step loop of torch ops (torch autograd builds the graph)."""
-    import torch
-
     torch.manual_seed(0)
     E, H = x.shape[2], hidden
     W_x = (torch.rand(E, 3 * H) * 2 - 1) / H ** 0.5
@@ -80,8 +77,6 @@ def run(batch=32, steps_in_time=100, embed=100, hidden=64, rounds=5, repeats=5, 
 
 
 def main(args=None):
-    import torch
-
     if getattr(args, "data", None) and not getattr(args, "imdb_epoch", False):
         raise MinidlError("--data is read only for --imdb-epoch; add --imdb-epoch, or leave --data out")
     if getattr(args, "imdb_epoch", False):   # the data is looked for before the step benchmark, not after it
@@ -110,8 +105,6 @@ def imdb_epoch(data_path=None, hidden=64, embed=100, max_length=100, batch_size=
     """Seconds for one training epoch over the 25,000 IMDB training reviews (first
     ``max_length`` words, bucketed batches of 32): minidl's GRUClassifier against the same
     model built from torch.nn.Embedding + torch.nn.GRU + Linear, on the same batches."""
-    import torch
-
     from ..data.batching import batches
     from ..models import GRUClassifier
     from ..train import TrainConfig

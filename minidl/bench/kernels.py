@@ -34,6 +34,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 
+import torch
+import torch.nn.functional as F
+
 import minidl as md
 
 from .. import kernels, nn
@@ -70,8 +73,6 @@ def _ours(forward, leaves, grad=None):
 
 def recurrent_contenders(kind, B, T, H, device="cuda"):
     """{name: one forward + backward} for ``kind`` "gru" or "rnn"."""
-    import torch
-
     md.manual_seed(0)
     layer = nn.GRU(H, H, device=device) if kind == "gru" else nn.ElmanRNN(H, H, "tanh", device=device)
     x = md.randn(B, T, H, device=device, requires_grad=True)
@@ -85,9 +86,6 @@ def recurrent_contenders(kind, B, T, H, device="cuda"):
 
 def attention_contenders(B, T, d, device="cuda"):
     """{name: one forward + backward} of windowed attention, radius ``RADIUS``, no padding."""
-    import torch
-    import torch.nn.functional as F
-
     md.manual_seed(0)
     q, k, v = (md.randn(B, T, d, device=device, requires_grad=True) for _ in range(3))
     mask = md.ones(B, T, device=device)
@@ -102,9 +100,6 @@ def attention_contenders(B, T, d, device="cuda"):
 
 def mha_contenders(B, T, d, causal, device="cuda"):
     """{name: one forward + backward} of the transformer's attention, ``HEADS`` heads, no padding."""
-    import torch
-    import torch.nn.functional as F
-
     md.manual_seed(0)
     q, k, v = (md.randn(B, HEADS, T, d, device=device, requires_grad=True) for _ in range(3))
     grad = torch.randn(B, HEADS, T, d, device=q.data.device)
@@ -116,9 +111,6 @@ def mha_contenders(B, T, d, causal, device="cuda"):
 
 def loss_contenders(loss, N, C, device="cuda"):
     """{name: one forward + backward} of ``loss`` "cross_entropy" or "distillation" on (N, C) logits."""
-    import torch
-    import torch.nn.functional as F
-
     md.manual_seed(0)
     logits = md.randn(N, C, device=device, requires_grad=True)
     teacher = md.randn(N, C, device=device)
@@ -145,8 +137,6 @@ def _time(contenders):
 
 def _peak_memory(step):
     """Bytes allocated at the peak of one run of ``step``, above what was allocated before."""
-    import torch
-
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
@@ -215,8 +205,6 @@ def bench_losses():
 
 
 def main(args=None):
-    import torch
-
     families = getattr(args, "only", None) or FAMILIES
     if set(families) - set(FAMILIES):
         raise MinidlError(f"--only: choose from {', '.join(FAMILIES)}, got {', '.join(families)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import torch
 
 import minidl as md
 from minidl import nn, optim
@@ -33,8 +34,6 @@ def _weights(model):
 
 
 def _torch_step(batch, model, lr, momentum):
-    import torch
-
     layers = [m for m in model.children() if isinstance(m, nn.Linear)]
     net = torch.nn.Sequential(torch.nn.Linear(*layers[0].weight.shape), torch.nn.ReLU(),
                               torch.nn.Linear(*layers[1].weight.shape))
@@ -96,8 +95,6 @@ def report(times):
 
 
 def main(args=None):
-    import torch
-
     device = getattr(args, "device", "cpu")
     times = run(device=device, log=lambda line: print(line, file=sys.stderr, flush=True))   # ~10 s: as gru
     print(f"2-layer MLP training step, batch 256, 784->256->10, SGD momentum 0.9, float32; "

@@ -41,6 +41,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import torch
+
 from ..bench.kernels import BATCHES, CLASSES, HEADS, HIDDEN, MHA_TIMES, RADIUS, TIMES
 
 # Largest shared memory one block may use (opt-in, cudaDevAttrMaxSharedMemoryPerBlockOptin), from
@@ -102,7 +104,6 @@ def _config(name, kernel, dtype, sizes, constexprs, options, too_big_for=None):
     """A Config whose arguments follow ``kernel``'s parameter names: a ``*_ptr`` is a tensor of
     ``dtype`` (``targets_ptr``: int64 class indices), a constexpr comes from ``constexprs``, and
     every other parameter is the problem size of that name in ``sizes``."""
-    import torch
     from triton.runtime.jit import MockTensor
 
     def argument(param):
@@ -123,8 +124,6 @@ def _dtype_name(dtype, dot=None):
 
 def _recurrent_configs(family):
     """``family`` "rnn": the Elman RNN's kernels (one H×H weight block, tanh and relu), "gru": the GRU's (three)."""
-    import torch
-
     from . import recurrent
 
     rnn = family == "rnn"
@@ -150,8 +149,6 @@ def _recurrent_configs(family):
 
 
 def window_attention_configs():
-    import torch
-
     from . import window_attention as wa
 
     kernels = {"forward": wa.window_attention_forward_kernel, "query_grad": wa.window_attention_query_grad_kernel,
@@ -168,8 +165,6 @@ def window_attention_configs():
 def attention_configs():
     """The transformer's attention at the ``mha`` sizes of the benchmark: 4 heads, T = 512,
     d_head 32 and 64, causal or not, no padding mask (as benchmarked) and one with it."""
-    import torch
-
     from . import attention
 
     kernels = {"forward": attention.attention_forward_kernel, "key_grad": attention.attention_key_grad_kernel,
@@ -187,8 +182,6 @@ def attention_configs():
 
 
 def losses_configs():
-    import torch
-
     from . import losses
 
     N = BATCH * TIME  # every position's logits, one row each
