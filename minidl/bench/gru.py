@@ -19,6 +19,11 @@ import minidl as md
 from minidl import nn, optim
 from minidl.errors import MinidlError
 
+from ..data.batching import batches
+from ..data.imdb import find_imdb
+from ..models import GRUClassifier
+from ..train import TrainConfig
+from ..train.prepare import prepare
 from .timing import time_interleaved, training_step
 
 
@@ -80,8 +85,6 @@ def main(args=None):
     if getattr(args, "data", None) and not getattr(args, "imdb_epoch", False):
         raise MinidlError("--data is read only for --imdb-epoch; add --imdb-epoch, or leave --data out")
     if getattr(args, "imdb_epoch", False):   # the data is looked for before the step benchmark, not after it
-        from ..data.imdb import find_imdb
-
         find_imdb(getattr(args, "data", None))
     shape = dict(batch=32, steps_in_time=100, embed=100, hidden=64)
     times = run(**shape, log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -105,11 +108,6 @@ def imdb_epoch(data_path=None, hidden=64, embed=100, max_length=100, batch_size=
     """Seconds for one training epoch over the 25,000 IMDB training reviews (first
     ``max_length`` words, bucketed batches of 32): minidl's GRUClassifier against the same
     model built from torch.nn.Embedding + torch.nn.GRU + Linear, on the same batches."""
-    from ..data.batching import batches
-    from ..models import GRUClassifier
-    from ..train import TrainConfig
-    from ..train.prepare import prepare
-
     prepared = prepare(TrainConfig(data="imdb", data_path=data_path, max_length=max_length, validation=0.0))
     train, V = prepared.train, len(prepared.vocab)
 

@@ -23,6 +23,8 @@ import numpy as np
 
 from ..errors import MinidlError
 from ..command import at_least
+from ..train import TrainConfig, fit
+from ..web.server import Models, make_server
 
 TEXT = "the acting was great but the plot was terrible"
 
@@ -71,14 +73,10 @@ def load(url, path, requests=500, clients=16):
 def run(requests=500, clients=16, classifier=None, text=TEXT):
     """Serve ``classifier`` (a minidl train checkpoint; default: a tiny MLP trained here) on a free
     loopback port, ``load`` its /api/classify with ``text``, stop the server; ``load``'s dict."""
-    from ..web.server import Models, make_server
-
     if requests < 1 or clients < 1:
         raise MinidlError(f"--requests {requests} --clients {clients}: give whole numbers >= 1 for both")
     with tempfile.TemporaryDirectory() as folder:
         if classifier is None:
-            from ..train import TrainConfig, fit
-
             fit(TrainConfig(model="mlp", hidden=16, embed_dim=16, epochs=2, train_limit=1000, patience=None),
                 out=folder, progress=False, log=lambda *a: None)
             classifier = f"{folder}/best.npz"
