@@ -22,7 +22,7 @@ from ..data.errors import DataFormatError, DataNotFoundError
 from ..io import CheckpointError, file_sha256, from_json_array, json_array, npz_meta, read_npz, write_npz
 from ..models import build_model
 from ..nn.module import pack_bool_arrays
-from .config import TrainConfig, split_commas
+from .config import TrainConfig, as_option, split_commas
 
 
 def run_paths(out):
@@ -124,11 +124,6 @@ def differences(saved, now, named=str):
     how the key is named; a command names its option (``as_option``: --train-limit, which a user typed)."""
     return ", ".join(f"{named(key)} {saved.get(key)!r}, now {now[key]!r}" for key in sorted(now)
                      if saved.get(key) != now[key])
-
-
-def as_option(key):
-    """The command-line option that sets the setting ``key``: train_limit -> --train-limit."""
-    return f"--{key.replace('_', '-')}"
 
 
 def resume(path, model, optimizer, schedule=None, *, missing, check=None):

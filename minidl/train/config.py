@@ -101,7 +101,8 @@ class TrainConfig:
         return {"hidden": self.hidden, "embed_dim": self.embed_dim, "dropout": self.dropout, **self.model_options}
 
 
-def _flag(name):
+def as_option(name):
+    """The command-line option that sets the setting ``name``: train_limit -> --train-limit."""
     return "--" + name.replace("_", "-")
 
 
@@ -123,9 +124,9 @@ def _check_kinds(config):
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if f.type == "bool" and not isinstance(value, (bool, np.bool_)):
-            raise ConfigError(f"{_flag(f.name)} must be true or false (JSON: true, false), got {value!r}")
+            raise ConfigError(f"{as_option(f.name)} must be true or false (JSON: true, false), got {value!r}")
         if f.type == "str" and isinstance(value, (list, dict)):
-            raise ConfigError(f"{_flag(f.name)} must be text, got {value!r}")
+            raise ConfigError(f"{as_option(f.name)} must be text, got {value!r}")
 
 
 def _check_numbers(config):
@@ -134,18 +135,18 @@ def _check_numbers(config):
         if value is None and optional:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"{_flag(name)} must be a whole number >= {low}, got {value!r}")
+            raise ConfigError(f"{as_option(name)} must be a whole number >= {low}, got {value!r}")
     for name in ("validation", "dropout", "word_dropout", "weight_average"):     # fractions
         value = getattr(config, name)
         if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise ConfigError(f"{_flag(name)} must lie in [0, 1), got {value!r}")
+            raise ConfigError(f"{as_option(name)} must lie in [0, 1), got {value!r}")
     for name, positive, optional in (("lr", False, False), ("embedding_lr", False, True), ("weight_decay", False, False),
                                      ("clip_norm", True, True)):
         value = getattr(config, name)
         if value is None and optional:
             continue
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
-            raise ConfigError(f"{_flag(name)} must be a number {'>' if positive else '>='} 0"
+            raise ConfigError(f"{as_option(name)} must be a number {'>' if positive else '>='} 0"
                               f"{' (or none)' if optional else ''}, finite, got {value!r}")
 
 
@@ -153,7 +154,7 @@ def _check_choices(config):
     for name, choices in (("optimizer", ("adam", "adamw")), ("metric", ("accuracy", "f1", "auc", "loss")),
                           ("contractions", (None, "split", "not"))):
         if getattr(config, name) not in choices:
-            raise ConfigError(f"{_flag(name)} must be one of {', '.join(filter(None, choices))}"   # None: left out
+            raise ConfigError(f"{as_option(name)} must be one of {', '.join(filter(None, choices))}"   # None: left out
                               f"{' (or left out)' if None in choices else ''}, got {getattr(config, name)!r}")
     device = str(config.device)
     if device not in ("cpu", "numpy", "torch", "torch:cpu") and not (
@@ -238,7 +239,7 @@ def check_files(config):
     for name in ("validation_data", "test_data", "embeddings"):
         path = getattr(config, name)
         if path is not None and not os.path.isfile(path):
-            raise ConfigError(f"{_flag(name)} {path!r}: {missing(path)}")
+            raise ConfigError(f"{as_option(name)} {path!r}: {missing(path)}")
     for name, other, use in (("validation_data", "data", "early stopping would pick the model on reviews it "
                                                           "trained on"),
                              ("test_data", "data", "the test score would be a training score"),
@@ -246,9 +247,9 @@ def check_files(config):
         path, taken = getattr(config, name), getattr(config, other)   # accepted without a word, a copy too
         if path and taken and os.path.isfile(taken) and filecmp.cmp(path, taken, shallow=False):
             same = "the" if os.path.samefile(path, taken) else "a copy of the"
-            raise ConfigError(f"{_flag(name)} {path!r} is {same} {_flag(other)} file: {use}; give reviews kept out of "
-                              f"{'training' if other == 'data' else 'training and validation'}, or leave it out (a "
-                              f"share of --data is held out then)")
+            raise ConfigError(f"{as_option(name)} {path!r} is {same} {as_option(other)} file: {use}; give reviews "
+                              f"kept out of {'training' if other == 'data' else 'training and validation'}, or leave "
+                              f"it out (a share of --data is held out then)")
     if config.validation_data and config.validation != TrainConfig.validation:   # it was ignored
         raise ConfigError(f"--validation {config.validation} holds out a share of --data for validation, "
                           f"--validation-data gives the validation reviews: give one of them")
@@ -259,12 +260,12 @@ def _check_columns(config):
     tables = config.data not in ("synthetic", "imdb") or config.validation_data or config.test_data
     if not tables and (ignored := [name for name in ("text_column", "label_column", "label_names")
                                    if getattr(config, name) != getattr(TrainConfig, name)]):   # ignored too
-        raise ConfigError(f"{_flag(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
+        raise ConfigError(f"{as_option(ignored[0])} {getattr(config, ignored[0])!r}: it is for tables of your own "
                           f"(--data FILE, --validation-data, --test-data); --data {config.data} has its own texts "
                           f"and labels")
     for name in ("text_column", "label_column"):   # '' was "minidl train: None (tried text columns [] ...)"
         if tables and not split_commas(getattr(config, name)):
-            raise ConfigError(f"{_flag(name)} {getattr(config, name)!r} names no column; give the column's name "
+            raise ConfigError(f"{as_option(name)} {getattr(config, name)!r} names no column; give the column's name "
                               f"(default {getattr(TrainConfig, name)!r})")
 
 
@@ -273,7 +274,7 @@ def _check_teacher(config):
         if config.unlabelled:
             raise ConfigError(f"--unlabelled {config.unlabelled}: the unlabelled reviews are labelled by the "
                               f"teacher; give --teacher CHECKPOINT (best.npz of a minidl train run)")
-        if ignored := [f"{_flag(name)} {getattr(config, name)}" for name in ("distill_alpha", "temperature")
+        if ignored := [f"{as_option(name)} {getattr(config, name)}" for name in ("distill_alpha", "temperature")
                        if getattr(config, name) != getattr(TrainConfig, name)]:   # they changed nothing, silently
             raise ConfigError(f"{' and '.join(ignored)}: distillation settings, with no --teacher to learn from; "
                               f"give --teacher CHECKPOINT (best.npz of a minidl train run), or leave them out")
