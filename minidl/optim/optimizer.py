@@ -68,11 +68,9 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError(f"a parameter of shape {p.shape} appears twice in {type(self).__name__}'s groups")
             seen.add(id(p))
-        if not (isinstance(group["lr"], numbers.Real) and 0 <= group["lr"] < float("inf")):   # np.float32 too
-            raise ValueError(f"learning rate lr must be a number >= 0, got {group['lr']!r}")
-        decay = group.get("weight_decay", 0.0)
-        if not (isinstance(decay, numbers.Real) and 0 <= decay < float("inf")):   # "0.1": '<' not supported
-            raise ValueError(f"weight_decay must be a number >= 0, got {decay!r}")
+        for name, value in (("learning rate lr", group["lr"]), ("weight_decay", group.get("weight_decay", 0.0))):
+            if not (isinstance(value, numbers.Real) and 0 <= value < float("inf")):   # np.float32 too; "0.1": '<' fails
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
