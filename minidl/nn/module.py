@@ -58,9 +58,7 @@ class Parameter(Tensor):
     """
 
     def __init__(self, data, requires_grad=True, device=None, dtype=None):
-        if dtype is None and isinstance(data, Tensor) and is_float(data.xp, data.data):
-            dtype = data.dtype
-        super().__init__(data, device=device, dtype=dtype)
+        super().__init__(data, device=device, dtype=dtype)   # (a Tensor keeps its dtype there)
         if not is_float(self.xp, self.data):
             if dtype is not None:
                 raise TypeError(f"a Parameter holds floating-point values, got dtype={dtype!r}")
