@@ -307,9 +307,9 @@ def _pytest(root, paths, env, results, deadline, test_timeout, log=None):
 def _not_loaded(root, file, stack, test_timeout):
     """Why the tests of ``file`` did not run: collecting it (importing the graded code) ran ``test_timeout`` s; the
     innermost frame in the graded minidl/ of ``stack`` (the recorder's, innermost call first) says where it was."""
-    where = next((f"{Path(path).relative_to(folder).as_posix()}, line {line}"
-                  for path, line in re.findall(r'File "(.+)", line (\d+)', stack) for folder in {root, root.resolve()}
-                  if Path(path).is_relative_to(folder / "minidl")), None)
+    where = next((f"{Path(path).relative_to(root).as_posix()}, line {line}"
+                  for path, line in re.findall(r'File "(.+)", line (\d+)', stack)
+                  if Path(path).is_relative_to(root / "minidl")), None)
     return (f"collecting {Path(file).name} took longer than {test_timeout:g} s (--test-timeout) and was stopped"
             f"{f' in {where}' if where else ''}: a module that never finishes loading, or code far too slow")
 
@@ -355,13 +355,13 @@ def score(manifest, tasks, recorded, output):
                        f"{running} ran: os._exit, a crash or a signal")
     else:
         why_not_run = f"the tests did not run: {last}"
-    folders = {f"{folder}{os.sep}" for folder in (manifest.root, manifest.root.resolve())}
+    folder = f"{manifest.root}{os.sep}"   # resolved (load_manifest)
     results = []
     for task in tasks:
         found = [check for spec in task.tests for check in _spec_checks(manifest, spec, recorded, why_not_run)]
         rules = [CheckResult(f"{target} (source rules)", "failed", message)   # one per rule its targets break
                  for target, message in task_findings(manifest.root, task)]
-        found = rules + [_classified(t, folders) for t in found]
+        found = rules + [_classified(t, folder) for t in found]
         ok = all(t.outcome == "passed" for t in found)
         results.append(TaskResult(task.number, task.title, task.points, task.points if ok else 0, found))
     return results
@@ -385,13 +385,11 @@ def _spec_checks(manifest, spec, recorded, why_not_run):
     return [CheckResult(prefix, NOT_RUN, f"could not run {file}: {message}" if file in errors else message)]
 
 
-def _classified(check, folders):
+def _classified(check, folder):
     """A failure that only lacked the reference values gets the outcome "no reference"; the graded folder
-    (``folders``: its path, and resolved, each with a slash) leaves its messages: they name "minidl/nn/gru.py" as
-    in the student's copy, not the temporary folder an instructor's grade runs in (gone when the report is read)."""
-    message = check.message
-    for folder in folders:
-        message = message.replace(folder, "")
+    (``folder``: its path, with a slash) leaves its messages: they name "minidl/nn/gru.py" as in the student's
+    copy, not the temporary folder an instructor's grade runs in (gone when the report is read)."""
+    message = check.message.replace(folder, "")
     if check.outcome in ("failed", "error") and plain(message).startswith("ReferenceMissing: "):
         return CheckResult(check.id, NO_REFERENCE, message, check.seconds)
     return replace(check, message=message)
