@@ -332,9 +332,8 @@ def _watch(process, results, deadline, test_timeout, log=None):
         if current != running:
             running, since, told = current, now, False
         if log is not None and running is not None and not told and now - since >= STILL_RUNNING:
-            by = "--test-timeout" if since + test_timeout <= deadline else "the time limit"   # (--timeout's sooner)
-            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {round(min(test_timeout, deadline - since), 1):g} s, "
-                f"{by})")
+            limit, by = min((test_timeout, "--test-timeout"), (deadline - since, "the time limit"))   # the first
+            log(f"still running {running} ({STILL_RUNNING:g} s; stopped at {round(limit, 1):g} s, {by})")
             told = True
         if now >= deadline:
             return None
