@@ -333,10 +333,10 @@ class CompressionReport:
     def control_row(self):
         """The teacher after the same distilled pass over the ``fine_tune`` reviews that every
         fine-tuned row gets, uncompressed: the fair reference for those rows; -> its name."""
-        self.record("teacher + KD pass", "teacher", lambda: self._tuned(self.teacher_copy()), Module.save,
-                    lambda path: _loaded(self.fresh(), path),
-                    note="the teacher, one distilled pass over the fine-tuning reviews: the fine-tuned rows' reference")
-        return "teacher + KD pass"
+        return self.record("teacher + KD pass", "teacher", lambda: self._tuned(self.teacher_copy()), Module.save,
+                           lambda path: _loaded(self.fresh(), path),
+                           note="the teacher, one distilled pass over the fine-tuning reviews: the fine-tuned rows' "
+                                "reference")
 
     def seeded_rows(self):
         """The fine-tuned rows whose differences from the teacher are under a point, the ones
@@ -355,10 +355,9 @@ class CompressionReport:
             note = lambda model, before=note: (  # noqa: E731
                 f"{before}; with the N(0, 1) embedding under one threshold the Linears kept {_linears_kept(model):.0%} "
                 f"of their weights (alone: {1 - amount:.0%})")
-        self.record(name, "one-shot pruning", lambda: self._one_shot(amount, scope, tuned, per_layer), save_sparse,
-                    self.load_sparse, note=note,
-                    scope=f"{'Linears' if scope == 'linear' else 'all'}, {'per layer' if per_layer else 'global'}")
-        return name
+        weights = f"{'Linears' if scope == 'linear' else 'all'}, {'per layer' if per_layer else 'global'}"
+        return self.record(name, "one-shot pruning", lambda: self._one_shot(amount, scope, tuned, per_layer),
+                           save_sparse, self.load_sparse, note=note, scope=weights)
 
     def qat_rows(self, ptq=True):
         """int8 after training (if ``ptq``) and with quantisation-aware training, side by side;
