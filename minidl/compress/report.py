@@ -117,11 +117,11 @@ class CompressionReport:
         self._start(seed, out)
 
     def row_setup(self, name, group):
-        """What the row ``name`` depends on besides the seed: the setup of every row and its own
-        settings (students: their epochs; gradual rows: theirs and their reviews; the decoder: its file)."""
+        """What the row ``name`` depends on: the setup of every row, its own settings (students: their
+        epochs; gradual rows: theirs and their reviews; the decoder: its file) and the seed."""
         own = (["student_epochs"] if group == "students" else ["gradual_epochs", "gradual_tune"]
                if name.startswith("gradual") else ["decoder"] if name == "decoder" else [])
-        return {**self.setup, **{key: self.depends[key] for key in own}}
+        return {**self.setup, **{key: self.depends[key] for key in own}, "seed": self.seed}
 
     def check_rows(self, rows):
         """Refuse, before any work, the ``rows`` ``run`` and the timing could not reuse: one of other
@@ -134,7 +134,7 @@ class CompressionReport:
             self._check_row(row)
 
     def _check_row(self, row):
-        if changed := _setup_changes(row, {**self.row_setup(row["name"], row.get("group")), "seed": self.seed}):
+        if changed := _setup_changes(row, self.row_setup(row["name"], row.get("group"))):
             raise ConfigError(f"--out's row {row['name']!r} was measured with other settings ({changed}); give "
                               f"another --out, or delete its results.jsonl to measure again")
 
@@ -231,8 +231,7 @@ class CompressionReport:
         row = {"name": name, "group": group, "parameters": int(parameters), "nonzeros": int(nonzeros),
                "size_mb": os.path.getsize(path) / 1e6, **{k: float(metrics[k]) for k in METRICS},
                "reviews_per_s": None, "build_seconds": built, "note": note(reloaded) if callable(note) else note,
-               "scope": scope, "file": path,
-               "setup": {**self.row_setup(name, group), "seed": self.seed}}
+               "scope": scope, "file": path, "setup": self.row_setup(name, group)}
         self.rows.append(row)
         _append_row(self.results_path, row)
         if self.log:
