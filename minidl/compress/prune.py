@@ -432,15 +432,13 @@ def read_sparse(path):
         if key.endswith(_VALUES):
             name = key[:-len(_VALUES)]
             shape = tuple(int(n) for n in stored[name + _SHAPE])
-            size = int(np.prod(shape))
-            mask = np.unpackbits(stored[name + _BITS], count=size).astype(bool)
+            mask = np.unpackbits(stored[name + _BITS], count=int(np.prod(shape))).astype(bool).reshape(shape)
             if int(mask.sum()) != value.size:
                 raise CheckpointError(f"{path!r}: {name} has {value.size} values for {int(mask.sum())} kept weights")
-            dense = np.zeros(size, dtype=value.dtype)
-            dense[mask] = value
-            state[name] = dense.reshape(shape)
+            state[name] = np.zeros(shape, dtype=value.dtype)
+            state[name][mask] = value
             if name + _NO_MASK not in stored:
-                state[name + MASK_SUFFIX] = mask.reshape(shape)
+                state[name + MASK_SUFFIX] = mask
         else:
             state[key] = value
     return state
