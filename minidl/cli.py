@@ -34,7 +34,7 @@ from .io import finite, write_text
 from .metrics import format_report
 from .models import MODELS, describe
 from .train import TrainConfig, evaluate, fit, load_classifier
-from .train.config import ConfigError
+from .train.config import ConfigError, as_option
 from .train.checkpoint import check_data
 from .train.prepare import BUILT_IN, load_splits, parse_label_names, read_table, relabel
 
@@ -147,7 +147,7 @@ def add_train_config_arguments(parser):
                              lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v))}
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        flag = "--" + f.name.replace("_", "-")
+        flag = as_option(f.name)
         text = _TRAIN_HELP.get(f.name, "") + (describe() if f.name == "model" else "")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
@@ -308,7 +308,7 @@ def build_parser():
                                "for minidl train --data")
     for name, default in (("text_column", "text"), ("label_column", "label"), ("data_path", None),   # as train's
                           ("test_data", None)):   # (without it, own data were scored on the leaky 20 % only)
-        baseline.add_argument("--" + name.replace("_", "-"), default=default, help=_TRAIN_HELP[name])
+        baseline.add_argument(as_option(name), default=default, help=_TRAIN_HELP[name])
     for option, kind, default, text in (
             ("--ngrams", None, "1,2", "the n-gram sizes low,high (at most 3): 1,2 counts words and pairs of words"),
             ("--min-df", int, 2, "keep the n-grams found in at least this many training reviews"),
@@ -395,7 +395,7 @@ def _evaluation_data(args, config, labels):
     checkpoint's ``labels``), or the test split of a built-in source or of the training data."""
     changes = {k: getattr(args, k) for k in ("text_column", "label_column") if getattr(args, k)}
     if changes and (args.data or config.data) in BUILT_IN:   # they changed nothing, silently
-        raise ConfigError(f"--{next(iter(changes)).replace('_', '-')} names a column of a table (--data FILE); the "
+        raise ConfigError(f"{as_option(next(iter(changes)))} names a column of a table (--data FILE); the "
                           f"{args.data or config.data} data has none")
     config = dataclasses.replace(config, **changes)
     if not args.data:   # the checkpoint's own data: the files it was trained on, unchanged

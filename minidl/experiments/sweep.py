@@ -74,7 +74,7 @@ from ..command import comma_items
 from ..io import check_writable, drop_truncated_tail, file_sha256
 from ..models import MODELS
 from ..train import fit
-from ..train.config import ConfigError, TrainConfig, split_commas
+from ..train.config import ConfigError, TrainConfig, as_option, split_commas
 from ..train.loop import Callback
 from ..train.prepare import load_splits, own_files
 
@@ -725,7 +725,7 @@ def add_arguments(subparsers):
                        help=f"keep the first N words of each review (default: {TrainConfig.max_length})")
     sweep.add_argument("--device", help=f'"cpu" (NumPy), "torch" or "cuda" (default: {TrainConfig.device})')
     for name in ("text_column", "label_column"):   # as train's: the message of a missing column names them
-        sweep.add_argument("--" + name.replace("_", "-"),
+        sweep.add_argument(as_option(name),
                            help=f"{_TRAIN_HELP[name]} (default: {getattr(TrainConfig, name)})")
     sweep.add_argument("--workers", type=at_least(0),
                        help="local worker processes (default: one per CPU this process may use; 0: in this process, for debugging)")
@@ -780,7 +780,7 @@ def main_sweep(args):
             value = getattr(args, name, None)
             if value is not None:
                 if name in fixed:
-                    raise ValueError(f"{name} is given both as --{name.replace('_', '-')} and with --set")
+                    raise ValueError(f"{name} is given both as {as_option(name)} and with --set")
                 fixed[name] = value
         configs = grid(models, parse_hidden(args.hidden), parse_seeds(args.seeds),
                        per_model=per_model, **fixed)

@@ -81,7 +81,7 @@ def _refused(args):
             return f"--alpha is the weight of the hard-label term and must lie in [0, 1], got {args.alpha}"
         for name in ("hidden_weight", "attention_weight", "head_weight"):
             if not 0 <= getattr(args, name) < float("inf"):   # inf: a loss of inf at step 1, "lower the lr"
-                return f"--{name.replace('_', '-')} must be a finite number >= 0, got {getattr(args, name)}"
+                return f"{as_option(name)} must be a finite number >= 0, got {getattr(args, name)}"
     if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher", "resume_from", suffix=".npz"):
         return problem
     if os.path.exists(args.out) and not (args.resume or args.overwrite):
@@ -150,7 +150,7 @@ def _out_refused(args, is_own, writer, *inputs, suffix=None):
     for name in inputs:
         path = getattr(args, name, None)
         if path and os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
-            return f"--out is --{name.replace('_', '-')} ({path}); name another file, so {path} stays"
+            return f"--out is {as_option(name)} ({path}); name another file, so {path} stays"
     try:
         check_writable(args.out)
         check_replaceable(args.out, is_own, writer)
