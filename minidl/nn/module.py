@@ -107,8 +107,9 @@ class Module:
                                 f"(a Module or None expected)")
             del self._modules[name]
         elif name in self._buffers:
-            self.register_buffer(name, value)   # a Tensor or None, as when registered
-            return
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(value).__name__}")
+            self._buffers[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
