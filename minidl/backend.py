@@ -345,7 +345,10 @@ class NumpyBackend(Backend):
         np.add.at(target, index, values)
         return target
 
-    add_rows = index_add   # target[ids[i]] += values[i] for a (V, E) target, ids (N,), values (N, E): np.add.at too
+    def add_rows(self, target, ids, values):
+        """``target[ids[i]] += values[i]`` for a (V, E) target, ids (N,), values (N, E)."""
+        np.add.at(target, ids, values)
+        return target
 
     def index_array(self, index):
         return np.asarray(index)
