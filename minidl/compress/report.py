@@ -123,11 +123,11 @@ class CompressionReport:
                if name.startswith("gradual") else ["decoder"] if name == "decoder" else [])
         return {**self.setup, **{key: self.depends[key] for key in own}, "seed": self.seed}
 
-    def check_rows(self, rows):
-        """Refuse, before any work, the ``rows`` ``run`` and the timing could not reuse: one of other
-        settings than its own now (a student of other epochs was printed as the new one), or a
+    def check_rows(self, rows=None):
+        """Refuse, before any work, the ``rows`` (default: --out's) ``run`` and the timing could not reuse: one of
+        other settings than its own now (a student of other epochs was printed as the new one), or a
         decoder row without --decoder (it crashed after every other row)."""
-        for row in rows:
+        for row in self.rows if rows is None else rows:
             if row["name"] == "decoder" and not self.depends["decoder"]:
                 raise ConfigError(f"{self.path_of(row)}: --out holds a decoder row; give its --decoder again, or "
                                   f"another --out")

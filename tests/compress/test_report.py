@@ -319,6 +319,10 @@ def test_rows_the_report_cannot_reuse_are_refused_before_any_work(report_rows, t
         CompressionReport(teacher_checkpoint, out, student_epochs=3, **common)
     monkeypatch.setattr(report_module, "prepare", prepare)
     CompressionReport(teacher_checkpoint, out, decoder_path=teacher_checkpoint, student_epochs=3, **common)
+    common.pop("reuse_all")   # compress prune, qat, seeds build their own rows: the others are not theirs to refuse
+    report = CompressionReport(teacher_checkpoint, out, student_epochs=1, **common)
+    with pytest.raises(ValueError, match="--out holds a decoder row"):   # what compress-report would have said
+        report.check_rows()
 
 
 def test_a_row_compress_prune_made_at_another_level_is_timed_and_rewritten(teacher_checkpoint, tmp_path, capsys):
