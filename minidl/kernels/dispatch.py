@@ -6,8 +6,8 @@
 
 Modes:
 
-* ``"auto"`` (default): torch CUDA tensors use the kernel when Triton imports; everything
-  else (NumPy arrays, torch CPU tensors) takes the reference path.
+* ``"auto"`` (default): torch CUDA tensors of float32/float64 use the kernel when Triton imports;
+  everything else (NumPy arrays, torch CPU tensors, float16) takes the reference path.
 * ``"triton"``: every torch tensor uses the kernel. On CPU tensors that only works in
   Triton's interpreter, which is on when ``TRITON_INTERPRET=1`` was in the environment
   before the kernels were defined, i.e. before the first kernel ran (the tests set it before
@@ -80,8 +80,12 @@ def use_kernel(array):
     torch = sys.modules.get("torch")  # a torch tensor implies torch was imported
     if _mode == "reference" or torch is None or not isinstance(array, torch.Tensor):
         return False
+    floats = array.dtype in (torch.float32, torch.float64)   # the kernels are written for these two
     if _mode == "auto":
-        return array.is_cuda and triton_available()
+        return floats and array.is_cuda and triton_available()
+    if not floats:
+        raise TypeError(f'kernels.mode("triton"): the Triton kernels take float32 or float64, got {array.dtype}; '
+                        'convert with .float() or use kernels.mode("auto") for the reference path')
     if not triton_available():
         raise RuntimeError('kernels.mode("triton") needs Triton: pip install "triton>=3.0" (or minidl[gpu])')
     check_launchable(array, 'kernels.mode("triton")')

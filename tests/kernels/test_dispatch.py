@@ -23,6 +23,23 @@ def test_auto_sends_cpu_tensors_to_the_reference_and_forced_modes_win():
     assert kernels.get_mode() == "auto"
 
 
+def test_half_precision_takes_the_reference_path_in_auto_and_is_refused_in_one_line_when_forced():
+    """The kernels take float32/float64 only: a float16 CUDA tensor went to them in "auto" and crashed inside
+    Triton ("Expected dtype ['fp32', 'fp64'] but got fp16")."""
+    from minidl.autograd import ops
+    from minidl.errors import OpError
+
+    class Cuda(torch.Tensor):   # a CPU tensor that says it is on the GPU: what "auto" sees of a CUDA one
+        is_cuda = property(lambda self: True)
+
+    assert kernels.use_kernel(torch.zeros(3).as_subclass(Cuda))
+    assert not kernels.use_kernel(torch.zeros(3, dtype=torch.float16).as_subclass(Cuda))
+    q = md.randn(1, 1, 5, 4, device="torch", dtype="float16")
+    with kernels.mode("triton"), pytest.raises(OpError, match="the Triton kernels take float32 or float64, got "
+                                                              "torch.float16; convert with .float()"):
+        ops.scaled_dot_product_attention(q, q, q)
+
+
 @pytest.mark.parametrize("name", kernels.MODES)
 def test_numpy_arrays_never_use_a_kernel(name):
     kernels.set_mode(name)
