@@ -392,11 +392,14 @@ def run(models=MODELS, lengths=DEFAULTS["lengths"], batch=DEFAULTS["batch"], voc
         result["threads"] = thread_info()
         for kind in models:
             for T in lengths:
+                log(f"bench transformer: {kind} T={T}: checking minidl against PyTorch ...")
                 result["agreement"][f"{kind} T={T}"] = check_agreement(
                     kind, vocab, T, make_batch(vocab, min(batch, AGREEMENT_BATCH), T, seed), device, seed, shape=shape)
                 data = make_batch(vocab, batch, T, seed)
                 times = time_jobs(contenders(kind, vocab, T, data, dropout, device, seed, shape), rounds, steps, device,
                                   log=progress, label=f"bench transformer: {kind} T={T}")
+                if memory:   # a fresh process per side: ~50 s that were silent
+                    log(f"bench transformer: {kind} T={T}: peak memory ({', '.join(times)}) ...")
                 memory_by_side = ({side: peak_memory(kind, side, vocab, T, batch, dropout, device, seed, threads, shape)
                                    for side in times} if memory else None)
                 result["rows"] += _result_rows(kind, T, batch, times, memory_by_side)

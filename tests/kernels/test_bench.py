@@ -133,7 +133,7 @@ def test_transformer_bench_rows_have_positive_ratios():
     said = []
     result = transformer_bench.run(models=("mlm",), lengths=(TINY_T,), batch=TINY_BATCH, vocab=TINY_VOCAB, rounds=1,
                                    steps=1, memory=False, threads=1, progress=said.append)
-    assert said[0] == f"bench transformer: mlm T={TINY_T}: round 1/1 ..."   # it was silent for ~40 s per (model, T)
+    assert said[1] == f"bench transformer: mlm T={TINY_T}: round 1/1 ..."   # it was silent for ~40 s per (model, T)
     assert [(row["model"], row["T"], row["measure"]) for row in result["rows"]] == [("mlm", TINY_T, "train"),
                                                                                     ("mlm", TINY_T, "infer")]
     for row in result["rows"]:
@@ -147,7 +147,18 @@ def test_transformer_bench_rows_have_positive_ratios():
     assert "ratio NumPy" in table and "ratio torch-CPU" in table and "rev/s" in table
 
 
-def test_transformer_shape_sizes_both_sides_and_bad_shapes_are_refused():
+def test_transformer_bench_says_so_before_the_agreement_check_and_the_memory(monkeypatch):
+    """Both ran without a line: ~20 s before the first round, ~50 s (a fresh process per side) before "done"."""
+    said = []
+    monkeypatch.setattr(transformer_bench, "peak_memory", lambda *args: {"train": 0, "infer": 0})
+    transformer_bench.run(models=("mlm",), lengths=(TINY_T,), batch=TINY_BATCH, vocab=TINY_VOCAB, rounds=1, steps=1,
+                          threads=1, progress=said.append)
+    assert said[0] == f"bench transformer: mlm T={TINY_T}: checking minidl against PyTorch ..."
+    assert said[2] == f"bench transformer: mlm T={TINY_T}: peak memory (minidl NumPy, minidl torch-CPU, PyTorch) ..."
+    assert said[3].startswith(f"bench transformer: mlm T={TINY_T} done")
+
+
+
     """--shape builds the same other-sized model on every side (they still agree), and says so in the table."""
     shape = {"d_model": 16, "num_heads": 2, "num_layers": 3, "d_ff": 24}
     result = transformer_bench.run(models=("classifier",), lengths=(TINY_T,), batch=TINY_BATCH, vocab=TINY_VOCAB,
