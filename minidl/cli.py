@@ -251,7 +251,8 @@ def build_parser():
             ("--rounds", at_least(1), None, "interleaved rounds, the median is reported (default: 3; --quick: 2)"),
             ("--steps", at_least(1), None, "calls timed per side, measure and round (default: 1; --quick: 2)")):
         transformer.add_argument(option, type=kind, default=default, help=text)
-    transformer.add_argument("--device", default="cpu",
+    # its own dest: the check of every command's args.device would advise "torch", which this bench refuses
+    transformer.add_argument("--device", default="cpu", dest="sides_device", metavar="DEVICE",
                              help='"cpu": minidl on NumPy and on torch-CPU vs PyTorch on the CPU; "cuda": minidl '
                                   'on CUDA vs PyTorch on CUDA')
     transformer.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,

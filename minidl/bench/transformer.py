@@ -552,7 +552,7 @@ def main(args=None):
     result = run(models=tuple((getattr(args, "models", None) or ",".join(MODELS)).split(",")),
                  lengths=_lengths(option("lengths")), batch=option("batch"), vocab=option("vocab"),
                  dropout=getattr(args, "dropout", 0.1), rounds=option("rounds"), steps=option("steps"),
-                 device=getattr(args, "device", "cpu"), memory=getattr(args, "memory", True),
+                 device=getattr(args, "sides_device", "cpu"), memory=getattr(args, "memory", True),
                  seed=getattr(args, "seed", 0), threads=getattr(args, "threads", None),
                  progress=lambda line: print(line, file=sys.stderr, flush=True), shape=getattr(args, "shape", None))
     print(json.dumps(result, indent=1) if getattr(args, "json", False) else report(result))

@@ -180,6 +180,14 @@ def test_transformer_bench_says_so_before_the_agreement_check_and_the_memory(mon
             transformer_bench.run(shape=bad)
 
 
+@pytest.mark.parametrize("device", ["gpu", "torch"])
+def test_transformer_bench_refuses_a_device_in_its_own_words(capsys, device):
+    """The check of every command's --device ran first and advised "torch", which this bench then refused."""
+    assert main(["bench", "transformer", "--device", device]) == 1
+    assert capsys.readouterr().err == ('minidl bench transformer: --device: "cpu" (minidl on NumPy and on torch-CPU '
+                                       f'against PyTorch) or "cuda" / "cuda:N", got {device!r}\n')
+
+
 def test_transformer_peak_memory_in_a_fresh_process():
     """Training keeps activations, gradients and Adam's moments (over 2 MiB of them here): more than inference."""
     memory = transformer_bench.peak_memory("classifier", "minidl NumPy", TINY_VOCAB, 32, 8, 0.1, threads=1)
