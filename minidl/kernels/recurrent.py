@@ -188,7 +188,7 @@ def _weight_gradient(inputs, d_pre):
 
 
 def _previous_states(h0, hs):
-    return torch.cat([h0[:, None], hs[:, :-1]], dim=1)
+    return torch.cat([h0[:, None], hs[:, :-1]], dim=1)[:, :hs.shape[1]]   # none for T = 0; else contiguous, as read
 
 
 def elman_rnn_forward(x_proj, h0, U, nonlinearity):

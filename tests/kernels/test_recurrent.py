@@ -47,7 +47,7 @@ def test_a_transposed_initial_state(kernel_device, name):
     assert_kernel_matches_reference(with_transposed_h0, arrays, range(len(arrays)), kernel_device, "float64")
 
 
-@pytest.mark.parametrize("B,T", [(1, 1), (17, 2)])  # one step; more rows than one program's 16
+@pytest.mark.parametrize("B,T", [(1, 1), (17, 2), (2, 0)])  # one step; more rows than one program's 16; no step
 @pytest.mark.parametrize("name", list(RECURRENCES))
 def test_matches_reference_at_the_edges(kernel_device, name, B, T):
     fn, arrays = _case(name, B, T, H=4, seed=1)

@@ -145,8 +145,8 @@ class GRU(Function):
 
 
 def _previous_states(xp, h0, hs):
-    """(B, T, H) states h_{t-1} for t = 0..T-1: h0 followed by hs without its last step."""
-    return xp.concat([h0[:, None], hs[:, :-1]], axis=1)
+    """(B, T, H) states h_{t-1} for t = 0..T-1: h0 followed by hs without its last step (none for T = 0)."""
+    return xp.concat([h0[:, None], hs[:, :-1]], axis=1)[:, :hs.shape[1]]
 
 
 def elman_rnn(x_proj, h0, U, nonlinearity="relu"):
