@@ -47,6 +47,18 @@ def test_distillation_matches_reference(kernel_device, kind, alpha, temperature,
                                     [student, teacher, targets], [0], kernel_device, dtype)
 
 
+@pytest.mark.parametrize("kind", ["kl", "mse"])
+def test_distillation_of_an_empty_batch_is_zero_as_cross_entropy_is(kernel_device, kind):
+    """The mean divided by the batch size, 0: nan (and NumPy's RuntimeWarning) on every path."""
+    for device, mode in (("cpu", "reference"), (kernel_device, "reference"), (kernel_device, "triton")):
+        student = md.zeros(0, 3, device=device, requires_grad=True)
+        targets = md.tensor(np.zeros(0, dtype=np.int64), device=device)
+        with kernels.mode(mode):
+            loss = distillation_loss(student, md.zeros(0, 3, device=device), targets, 0.5, 2.0, kind)
+            loss.backward()
+        assert loss.item() == 0.0 == ops.cross_entropy(student, targets).item() and student.grad.shape == (0, 3)
+
+
 @pytest.mark.parametrize("loss", ["cross_entropy", "kl", "mse"])
 def test_gradcheck_through_the_kernel(kernel_device, loss):
     student, targets = _logits((3,), 4, seed=2)
