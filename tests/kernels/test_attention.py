@@ -65,6 +65,17 @@ def test_tf32_products(kernel_device, causal):
                                         "float32", "tf32")
 
 
+def test_zero_positions_give_an_empty_output_and_gradients_on_every_path(kernel_device):
+    """The array path had no block to join ("need at least one array to concatenate") and torch's fused CPU
+    attention ("auto" on torch CPU tensors) killed the process with SIGFPE, while the kernel gave (B, h, 0, d)."""
+    for device, mode in (("cpu", "auto"), ("torch", "reference"), ("torch", "auto"), (kernel_device, "triton")):
+        q, k, v = (md.zeros(1, 2, 0, 4, device=device, requires_grad=True) for _ in range(3))
+        with kernels.mode(mode):
+            out = ops.scaled_dot_product_attention(q, k, v, np.ones((1, 0)), causal=True)
+            out.sum().backward()
+        assert out.shape == q.grad.shape == k.grad.shape == v.grad.shape == (1, 2, 0, 4)
+
+
 def test_the_cases_span_several_key_blocks():
     """Some case above must walk over more than one block of keys in each dtype, else the
     online softmax's rescaling and the causal diagonal are never exercised."""

@@ -123,6 +123,8 @@ class ScaledDotProductAttention(Function):
             out, row_max, row_sum = kernels.attention_forward(q, k, v, mask, causal)
             ctx.save_for_backward(q, k, v, mask, out, row_max, row_sum)
             return out
+        if not q.shape[2]:   # no positions: no max over no keys (and torch's fused CPU kernel dies of SIGFPE)
+            return xp.zeros_like(q)
         if p_drop == 0.0 and kernels.get_mode() == "auto" and not _some_query_sees_no_key(xp, mask, causal):
             blocked = None if mask is None else mask <= 0
             fused = xp.attention_kernel(q, k, v, blocked, causal)
@@ -156,6 +158,8 @@ class ScaledDotProductAttention(Function):
         if ctx.kernel or ctx.backend_kernel:   # (grad, q, k, v, mask or blocked, causal, what the forward kernel kept)
             kernel_backward = kernels.attention_backward if ctx.kernel else xp.attention_kernel_backward
             return (*kernel_backward(grad, *ctx.saved[:4], ctx.causal, *ctx.saved[4:]), None, None, None, None)
+        if not grad.shape[2]:   # no positions (the forward kept nothing): q, k and v are as empty as grad
+            return grad, grad, grad, None, None, None, None
         q, k, v, mask, out, row_max, row_sum, kept = ctx.saved                  # q is q/√d
         B, h, T, _ = q.shape
         dtype = xp.dtype_name(q)
