@@ -178,6 +178,13 @@ def npz_meta(path):
         return from_json_array(np.lib.format.read_array(member, allow_pickle=False))
 
 
+def cut_short(path):
+    """Whether the file ``path`` began as a zip archive (an .npz) but is not a whole one: a write or copy cut short."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+    return False
+
+
 def is_npz(path):
     """Whether the file ``path`` is an .npz archive, .npy arrays only (model.save's checkpoints, minidl train's)."""
     with zipfile.ZipFile(path) as archive:
