@@ -145,9 +145,10 @@ def check_replaceable(path, is_own, writer, what="--out", beside=()):
         foreign = None if own else path
     else:
         foreign = next((os.fspath(other) for other in beside if os.path.exists(other)), None)
-    if foreign:
-        raise WriteError(f"{what} {foreign} is there and was not written by {writer}; give another path, or move the "
-                         f"file away first")
+    if foreign:   # (a .npz cut short may have been anyone's: it is named, not replaced)
+        why = ("is corrupted (not a complete .npz archive: truncated by an interrupted copy or download)"
+               if cut_short(foreign) else f"is there and was not written by {writer}")
+        raise WriteError(f"{what} {foreign} {why}; give another path, or move the file away first")
 
 
 def json_keys(path):

@@ -25,7 +25,7 @@ import minidl as md
 
 from .. import optim
 from ..data.batching import batches, num_batches
-from ..io import CheckpointError, check_replaceable, check_writable, cut_short, json_keys, npz_meta
+from ..io import check_replaceable, check_writable, json_keys, npz_meta
 from ..metrics import classification_report
 from ..models import build_model
 from . import checkpoint
@@ -246,13 +246,7 @@ def _check_out(out, resume, overwrite):
     owners = {**dict.fromkeys(("last.npz", "best.npz"), lambda path: "config" in npz_meta(path)),
               "results.json": lambda path: {"config", "test"} <= json_keys(path)}
     for name, is_own in owners.items():
-        path = os.path.join(out, name)
-        if not cut_short(path):
-            check_replaceable(path, is_own, "minidl train", "--out:")
-        elif not overwrite:   # its first bytes say it was an .npz (not a user's file); no run can go on from it
-            raise CheckpointError(f"--out: {path} is corrupted (not a complete .npz archive: truncated by an "
-                                  f"interrupted copy or download), so no run can go on from it; pass --overwrite to "
-                                  f"start anew")
+        check_replaceable(os.path.join(out, name), is_own, "minidl train", "--out:")
     found = [name for name in owners if os.path.exists(os.path.join(out, name))]
     if found and not (resume or overwrite):
         raise OSError(f"--out {out} holds another run ({', '.join(found)}); pass --resume to continue it, "

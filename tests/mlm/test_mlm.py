@@ -339,6 +339,10 @@ def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read
     assert main([*common, "--resume"]) == 1   # the same options: on to the reviews, which are not there
     assert "no-reviews-here" in capsys.readouterr().err
     assert {path: open(path, "rb").read() for path in files} == files
+    (tmp_path / "m.state.npz").write_bytes(files[state_path(out)][:2000])   # a copy cut short: no use to --overwrite
+    for options in (["--resume"], ["--overwrite"]):   # ("not a training state"; then "not written by minidl mlm")
+        assert main([*common, *options]) == 2
+        assert "m.state.npz is corrupted (not a complete .npz archive: truncated by" in capsys.readouterr().err
     (tmp_path / "m.state.npz").write_text("not a training state")
     assert main([*common, "--resume"]) == 2
     assert "m.state.npz is not a minidl training state" in capsys.readouterr().err
