@@ -60,6 +60,13 @@ def test_kinks_take_torch_subgradient(device):
                        device, "leaky_relu")
 
 
+def test_relu_of_negatives_is_zero_like_torch(device):
+    """relu(−inf) read NaN (−inf · 0) and relu(−1) −0.0: it was x · (x > 0)."""
+    x = np.array([-np.inf, -1.0, 0.0, 2.0, np.inf])
+    compare_with_torch(md.relu, torch.relu, [x], device, "relu")
+    assert not np.signbit(md.relu(md.tensor(x, device=device)).numpy()).any(), "relu gave -0.0"
+
+
 def test_pow_at_a_zero_base_is_torchs(device):
     """d/da of a ** 0 and d/db at a = 0, b >= 0 are 0, as in torch (the formula read 0·inf: NaN), and 0.0 ** w
     failed in math.log(0)."""
