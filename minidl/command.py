@@ -148,12 +148,13 @@ def _call(module, function):
 def run(args):
     """Run the parsed command ``args.run(args)``; its exit code (0 on success). Errors from the user's input or the
     machine (a bad setting, a missing file, a full disk) print one line, ``minidl <command>: <what is wrong and what
-    to do>``, and exit 1; ``--debug`` shows the traceback."""
+    to do>`` (``args.prog`` in place of ``minidl <command>`` where set: ``python -m theory.gradient_flow``), and exit 1;
+    ``--debug`` shows the traceback."""
     before = _saved_state(args)
     if hasattr(sys.stdout, "reconfigure"):   # progress lines reach a pipe (| tee) as they are printed, not at the end
         sys.stdout.reconfigure(line_buffering=True)
 
-    name = " ".join(filter(None, (args.command, getattr(args, "what", None))))
+    name = getattr(args, "prog", None) or " ".join(filter(None, ("minidl", args.command, getattr(args, "what", None))))
     try:
         with warnings.catch_warnings():
             if not args.debug:
@@ -164,7 +165,7 @@ def run(args):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so exiting flushes nowhere, silently
         return 141
     except KeyboardInterrupt:
-        print(f"minidl {name}: interrupted{_resumable(args, before)}", file=sys.stderr)
+        print(f"{name}: interrupted{_resumable(args, before)}", file=sys.stderr)
         return 130
     except (MinidlError, ValueError, OSError, MemoryError) as e:
         if args.debug:
@@ -177,7 +178,7 @@ def run(args):
             message = f"out of memory: {e or 'an array did not fit'}; give smaller sizes{_size_options(args)}"
         else:
             message = f"{e}" + ("" if isinstance(e, (MinidlError, OSError)) else " (--debug shows where)")
-        print(f"minidl {name}: {message}", file=sys.stderr)
+        print(f"{name}: {message}", file=sys.stderr)
         return 1
 
 
@@ -185,7 +186,7 @@ def _size_options(args):
     """The out-of-memory hint's examples, " (e.g. --hidden, --batch-size)": of the options that size a model or a
     batch, those the command has (bench transformer was told of --hidden and --batch-size, which it has not)."""
     sizes = [f"--{key.replace('_', '-')}" for key in ("hidden", "d_model", "d_ff", "shape", "batch_size", "batch",
-                                                        "vocab", "lengths", "length") if hasattr(args, key)]
+                                                        "vocab", "lengths", "length", "width") if hasattr(args, key)]
     return f" (e.g. {', '.join(sizes)})" if sizes else ""
 
 
@@ -217,12 +218,12 @@ def _resumable(args, before):
 
 def _one_line_warnings(name):
     """Show what minidl warns of (UserWarnings: the user's data, a results file) as one line,
-    ``minidl <command>: warning: ...``, not with Python's file, line and source; others as before."""
+    ``<name>: warning: ...``, not with Python's file, line and source; others as before."""
     show = warnings.showwarning
 
     def one_line(message, category, *where):
         if issubclass(category, UserWarning):
-            print(f"minidl {name}: warning: {message}", file=sys.stderr)
+            print(f"{name}: warning: {message}", file=sys.stderr)
         else:
             show(message, category, *where)
     warnings.showwarning = one_line

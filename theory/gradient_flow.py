@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 
 import minidl as md
 from minidl.backend import get_backend
-from minidl.cli import ArgumentParser
+from minidl.command import ArgumentParser, run
 from minidl.io import WriteError, check_replaceable, check_writable, is_minidl_figure, write_figure
 
 ACTIVATIONS = {
@@ -129,6 +130,8 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=64, help="units per layer E")
     parser.add_argument("--seeds", type=int, default=5, help="average over seeds 0..N-1")
     parser.add_argument("--device", default="cpu", help='"cpu" (NumPy), "torch" or "cuda"')
+    parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
+    parser.set_defaults(prog=parser.prog, run=_figure)
     args = parser.parse_args(argv)
     if args.depth < 2 or args.width < 1 or args.seeds < 1:
         parser.error(f"--depth {args.depth}, --width {args.width}, --seeds {args.seeds}: give --depth >= 2, "
@@ -146,19 +149,29 @@ def main(argv=None):
     except WriteError as e:
         parser.exit(2, f"{parser.prog}: {e}\n")
 
-    seeds = range(args.seeds)
-    profiles = {network: {name: relative_profile(name, args.depth, skip, args.width, seeds, args.device, scale)
-                          for name in ACTIVATIONS}
-                for network, _, skip, scale in networks(args.depth)}
+    return run(args)   # out of memory or Ctrl-C: one line, as minidl's commands answer
+
+
+def _figure(args):
+    """The profiles (with a progress bar on stderr: a long run showed nothing until the tables), the tables and
+    the figure; exit code 0."""
+    from tqdm import tqdm
+
+    jobs = [(network, skip, scale, name) for network, _, skip, scale in networks(args.depth) for name in ACTIVATIONS]
+    profiles = {network: {} for network, *_ in jobs}
+    for network, skip, scale, name in tqdm(jobs, desc="profiles", unit="profile", leave=False, dynamic_ncols=True):
+        profiles[network][name] = relative_profile(name, args.depth, skip, args.width, range(args.seeds),
+                                                   args.device, scale)
     marks = sorted({0, args.depth // 2, max(args.depth - 10, 0), args.depth - 1})   # depth - 10 < 0 wrapped round
     print(f"||dL/dh_k|| / ||dL/dh_{args.depth}||, geometric mean over {args.seeds} seeds")
     for network, by_activation in profiles.items():
         print(f"\n{network}\n{'':<12}" + "".join(f"{'k=' + str(k):>11}" for k in marks))
         for name, profile in by_activation.items():
             print(f"{name:<12}" + "".join(f"{profile[k]:>11.2e}" for k in marks))
-    plot(profiles, args.depth, args.width, args.seeds, args.out)
+    svg = plot(profiles, args.depth, args.width, args.seeds, args.out)
     print(f"\nwrote {args.out} and {svg}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

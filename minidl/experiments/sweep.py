@@ -349,7 +349,7 @@ def _init_worker(threads, sweep_pid, shown=()):
     end_with_parent(sweep_pid)
     set_threads(threads)
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-    _one_line_warnings("sweep")
+    _one_line_warnings("minidl sweep")
     _ignore(shown)
 
 

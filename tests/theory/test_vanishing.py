@@ -302,3 +302,22 @@ def test_the_figure_command_refuses_an_out_below_a_file_before_the_work(tmp_path
     with pytest.raises(SystemExit) as stop:
         gradient_flow.main(["--out", str(tmp_path / "notes.txt" / "g.png"), "--depth", "2", "--seeds", "1"])
     assert stop.value.code == 2 and "notes.txt is a file, so no folder can be made there" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, code, said", [
+    (MemoryError("Unable to allocate 12 GiB"), 1, "out of memory: Unable to allocate 12 GiB; give smaller sizes "
+                                                  "(e.g. --width)"),
+    (KeyboardInterrupt(), 130, "interrupted")])
+def test_the_figure_command_answers_out_of_memory_and_ctrl_c_in_one_line(tmp_path, capsys, monkeypatch, error, code,
+                                                                         said):
+    """--width 40000 ended in a MemoryError traceback and Ctrl-C in a KeyboardInterrupt's; a long run showed nothing
+    until its tables (a bar of the profiles is on stderr)."""
+    import theory.gradient_flow as gradient_flow
+
+    def profile(*args):
+        raise error
+    monkeypatch.setattr(gradient_flow, "relative_profile", profile)
+    assert gradient_flow.main(["--out", str(tmp_path / "g.png"), "--depth", "2", "--seeds", "1"]) == code
+    err = capsys.readouterr().err
+    assert "profiles:   0%" in err and err.endswith(f"python -m theory.gradient_flow: {said}\n")
+    assert not list(tmp_path.iterdir())
