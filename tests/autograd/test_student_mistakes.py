@@ -50,6 +50,17 @@ def test_pad_refuses_a_negative_width_on_both_backends(device):
     assert md.pad(x, ((1, 0), (0, 1))).shape == (3, 4)
 
 
+@pytest.mark.parametrize("call, words", [
+    (lambda x: md.dropout(x, p=1.5), "dropout: p is a probability in [0, 1], got 1.5"),
+    (lambda x: md.layer_norm(x, eps=-1.0), "layer_norm: eps is added to the variance and must be >= 0"),
+    (lambda x: md.scaled_dot_product_attention(x, x, x, dropout=1.5), "dropout is a probability in [0, 1), got 1.5")])
+def test_an_op_refusing_an_argument_raises_op_error(call, words):
+    """The README promises md.OpError (a ValueError); these raised a bare ValueError."""
+    with pytest.raises(md.OpError) as raised:
+        call(md.randn(1, 1, 2, 3))
+    assert words in str(raised.value)
+
+
 @pytest.mark.parametrize("device", ["cpu", "torch"])
 def test_an_axis_may_be_a_numpy_integer(device):
     """x.sum(axis=np.int64(1)) failed on both backends ("'numpy.int64' object is not iterable"), softmax on torch,

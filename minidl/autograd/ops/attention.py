@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 
 from ... import kernels
-from ..function import Function, ShapeError, mask_array
+from ..function import Function, OpError, ShapeError, mask_array
 
 # A replaced score is this constant rather than −∞: a query that may see no key at all (a
 # row of pure padding) then gets a uniform softmax instead of 0/0 = NaN, and every other row
@@ -228,7 +228,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout=0.0, 
     (B, h, T, d). ``dropout``: the probability of dropping an attention weight (training only;
     the mask comes from ``generator``, default the backend's seeded one). See the module docstring."""
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"scaled_dot_product_attention: dropout is a probability in [0, 1), got {dropout}")
+        raise OpError(f"scaled_dot_product_attention: dropout is a probability in [0, 1), got {dropout}")
     xp = q.xp
     if mask is not None:
         mask = mask_array(mask, q, "scaled_dot_product_attention")

@@ -110,7 +110,7 @@ def embedding(weight, ids, padding_idx=None):
 
 def dropout(x, p=0.5, training=True, generator=None):
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p is a probability in [0, 1], got {p}")
+        raise OpError(f"dropout: p is a probability in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     return Dropout.apply(x, p, generator)
@@ -118,5 +118,5 @@ def dropout(x, p=0.5, training=True, generator=None):
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     if not eps >= 0:                                   # a negative one makes σ² + eps < 0: NaN rows, silently
-        raise ValueError(f"layer_norm: eps is added to the variance and must be >= 0 (default 1e-5), got {eps}")
+        raise OpError(f"layer_norm: eps is added to the variance and must be >= 0 (default 1e-5), got {eps}")
     return LayerNorm.apply(x, weight, bias, eps)
