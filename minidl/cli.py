@@ -272,7 +272,7 @@ def build_parser():
                           help="threads for torch and for NumPy's BLAS alike, 1 to the usable CPUs (default: leave the "
                                "libraries' own choice; the one in force is printed)")
 
-    # `minidl bench serve`: minidl serve under load; `minidl compress prune | qat | lowrank-sweep`; each sets args.run
+    # `minidl bench serve` (serve under load), `minidl compress prune|qat|lowrank-sweep|seeds`: each sets args.run
     importlib.import_module("minidl.bench.serve").add_arguments(bench_what)
     importlib.import_module("minidl.compress.cli").add_arguments(commands)
 

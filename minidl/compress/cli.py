@@ -26,7 +26,7 @@ from .rank_sweep import format_rank_sweep
 
 def add_arguments(commands):
     compress = commands.add_parser("compress", help="one compression procedure on a trained teacher: prune, qat, "
-                                                    "lowrank-sweep (rows shared with compress-report)")
+                                                    "lowrank-sweep, seeds (rows shared with compress-report)")
     what = compress.add_subparsers(dest="what", required=True)
 
     prune = _command(what, "prune", main_prune,
