@@ -169,6 +169,8 @@ def job_key(config):
     setting added to TrainConfig later, at a default that changes nothing, leaves the keys of
     earlier results as they were."""
     complete, defaults = complete_config(config), TrainConfig().to_dict()
+    if complete["embeddings"]:   # the model is as wide as the vectors (a record's config says so, the job's not)
+        complete["embed_dim"] = defaults["embed_dim"]
     changed = {name: value for name, value in complete.items() if value != defaults[name]}
     text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
+from minidl.data import make_reviews
 from minidl.experiments import sweep
 from minidl.experiments.sweep import (InlineExecutor, grid, job_key, load_results, parse_hidden, parse_seeds,
                                       parse_settings, run_sweep, series_label, summarise, table_markdown)
@@ -130,6 +131,19 @@ def test_results_written_before_a_setting_existed_still_count_as_done(tmp_path):
     newer = {**records[0], "config": today}
     rows = summarise([records[0], newer])
     assert len(rows) == 1 and rows[0]["seeds"] == 2 and rows[0]["settings"] == {}
+
+
+def test_a_job_with_word_vectors_is_done_once(tmp_path):
+    """train --embeddings records the vectors' width as embed_dim: the key computed again from the record no longer
+    matched the job's, and every rerun of a sweep with word vectors (ex2's run_all.sh) trained them all anew."""
+    words = sorted({word for text in make_reviews(300, seed=1).texts for word in text.split()})
+    vectors = tmp_path / "v6.txt"
+    vectors.write_text("".join(f"{word} {' '.join(['0.1'] * 6)}\n" for word in words))
+    configs, path = grid(["mlp"], [4], [0], **{**TINY, "embeddings": str(vectors)}), tmp_path / "results.jsonl"
+    run_sweep(configs, path, executor=Serial(), log=quiet)
+    again = Serial()
+    run_sweep(configs, path, executor=again, log=quiet)
+    assert again.submitted == [] and len(path.read_text().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- running and resuming
