@@ -29,7 +29,7 @@ from ..io import check_replaceable, check_writable, json_keys, npz_meta
 from ..metrics import classification_report
 from ..models import build_model
 from . import checkpoint
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, split_commas
 from .loop import Callback, Checkpoints, progress_bar, train
 from .prepare import data_files, prepare
 
@@ -131,7 +131,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print, 
     with test metrics. A folder ``out`` holding another run is refused unless ``resume`` (go on
     from it) or ``overwrite`` (replace it; its results.json goes with this run's first checkpoint)."""
     config = (config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)).check()
-    _check_out(out, resume, overwrite)
+    _check_out(out, resume, overwrite, config.teacher)
     if overwrite and out:
         callbacks = (*callbacks, _Replacing(out))
     paths, teachers = checkpoint.run_paths(out), checkpoint.teacher_files(config)   # (the files it will learn from)
@@ -234,15 +234,20 @@ class FrozenWarmup(Callback):
         return False
 
 
-def _check_out(out, resume, overwrite):
+def _check_out(out, resume, overwrite, teacher=None):
     """Refuse an ``out`` that cannot take this run, before any work: a file, a folder this user
-    cannot write, one holding files of the same names that minidl train did not write, or one
+    cannot write, one holding files of the same names that minidl train did not write, one whose
+    checkpoint is a ``teacher`` (replaced by the student's, which then named itself its teacher), or one
     holding another run's results (unless ``resume`` or ``overwrite``). Checked here, not only by
     minidl train: Python's fit replaced another run silently, and trained up to its first save
     with a file as ``out``."""
     if not out:
         return
     check_writable(out, folder=True)
+    written = {os.path.realpath(path) for path in checkpoint.run_paths(out).values()}
+    if taught := [path for path in split_commas(teacher or "") if os.path.realpath(path) in written]:
+        raise ConfigError(f"--teacher {taught[0]} is a checkpoint this run writes in --out {out}, so the student "
+                          f"would replace its teacher; give another --out, or copy the teacher elsewhere first")
     owners = {**dict.fromkeys(("last.npz", "best.npz"), lambda path: "config" in npz_meta(path)),
               "results.json": lambda path: {"config", "test"} <= json_keys(path)}
     for name, is_own in owners.items():

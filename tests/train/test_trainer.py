@@ -142,6 +142,25 @@ def test_resume_refuses_a_teacher_trained_again_since(tmp_path):
         fit(taught, out=tmp_path / "S", resume=True, progress=False)
 
 
+def test_a_teacher_in_the_folder_the_run_writes_is_refused_before_any_work(tmp_path, monkeypatch):
+    """--teacher OUT/best.npz --out OUT --overwrite: the student's best.npz replaced its teacher, results.json named
+    the student its own teacher, and every --resume was refused (the teacher had changed). Also by another path."""
+    from minidl.train import trainer
+
+    quick = {**QUICK, "model": "mlp", "epochs": 1}
+    fit(TrainConfig(**quick), out=tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "best.npz").read_bytes()
+    os.symlink(tmp_path / "run", tmp_path / "link")
+    monkeypatch.setattr(trainer, "prepare", lambda config: pytest.fail("the data were read first"))
+    monkeypatch.chdir(tmp_path)
+    for teacher, resume in (("nbsvm, run/best.npz", False), (str(tmp_path / "link" / "last.npz"), False),
+                            ("link/best.npz", True)):
+        with pytest.raises(ValueError, match=r"--teacher \S+ is a checkpoint this run writes in --out .*another --out"):
+            fit(TrainConfig(**quick, teacher=teacher), out=tmp_path / "run", overwrite=not resume, resume=resume,
+                progress=False)
+    assert (tmp_path / "run" / "best.npz").read_bytes() == before
+
+
 def test_an_out_holding_another_run_or_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
     """fit replaced another run's checkpoints without a word (minidl train refused that folder), and with a
     file as out it trained up to its first save; overwrite=True replaces the run."""
