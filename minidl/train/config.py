@@ -195,7 +195,7 @@ def _check_model(config):
     accepted = _keywords(cls)
     if unknown := sorted(set(config.model_options) - accepted):
         raise ConfigError(f"--model-options {unknown}: {config.model} has no such setting; it takes "
-                          f"{sorted(accepted - set(flags))}")
+                          f"{sorted(accepted - set(flags) - {'padding_idx'})}")
     taken = [name for name in config.model_options if name in flags]
     if taken:   # the option would silently win over the flag, which the run's records show
         raise ConfigError(f"--model-options {taken[0]!r}: {flags[taken[0]]} sets it; give {flags[taken[0]]} instead")
@@ -204,7 +204,10 @@ def _check_model(config):
 
 def _try_build(cls, config):
     """Build the model once on a 3-word vocabulary (NumPy; the random state put back): a value its
-    constructor refuses (a radius of -1, heads that do not divide the width) is said before any work."""
+    constructor refuses (a radius of -1, heads that do not divide the width) is said before any work, and
+    a padding_idx other than the vocabulary's pad id (which froze a real word's vector at zero)."""
+    if (pad := config.model_options.get("padding_idx", 0)) != 0 or type(pad) is not int:   # older records hold 0
+        raise ConfigError(f"--model-options padding_idx {pad!r}: the vocabulary sets it (its pad id, 0); leave it out")
     state = backend.rng_state()
     try:
         cls(3, **config.model_config())

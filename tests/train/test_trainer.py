@@ -370,6 +370,19 @@ def test_a_model_option_that_a_flag_sets_is_refused_naming_the_flag(model, optio
         TrainConfig(**{**QUICK, "model": model, "model_options": options}).check()
 
 
+def test_padding_idx_is_the_vocabularys_and_not_a_model_option():
+    """{"padding_idx": 2} froze a real word's vector at zero, 5 was "outside the table of 3 rows" (the model built
+    to check), and the message for an unknown setting listed padding_idx; 0, which older records hold, still works."""
+    from minidl.train.config import ConfigError
+
+    for pad in (2, 5, "x", 0.0):
+        with pytest.raises(ConfigError, match=f"^--model-options padding_idx {pad!r}: the vocabulary sets it"):
+            TrainConfig(**{**QUICK, "model_options": {"padding_idx": pad}}).check()
+    with pytest.raises(ConfigError, match=r"gru has no such setting; it takes \[\]$"):
+        TrainConfig(**{**QUICK, "model_options": {"radius": 5}}).check()
+    TrainConfig(**{**QUICK, "model_options": {"padding_idx": 0}}).check()
+
+
 def test_a_transformer_with_fewer_positions_than_its_longest_review_is_refused_before_training(tmp_path):
     """It stopped at the first batch longer than max_len, with a message that said --debug shows where."""
     from minidl.train.config import ConfigError
