@@ -197,6 +197,7 @@ class TransformerEncoder(Module):
     def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, pre_norm=True, causal=False,
                  device=None, dtype=None):
         super().__init__()
+        init.check_sizes("TransformerEncoder", num_layers=num_layers)   # 0 or -1: no layer at all, silently
         self.layers = ModuleList(TransformerEncoderLayer(d_model, num_heads, d_ff, dropout, pre_norm, causal,
                                                          device=device, dtype=dtype) for _ in range(num_layers))
         self.final_norm = LayerNorm(d_model, device=device, dtype=dtype) if pre_norm else None

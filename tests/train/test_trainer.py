@@ -401,6 +401,8 @@ def test_a_transformer_with_fewer_positions_than_its_longest_review_is_refused_b
     ("transformer", {"num_heads": 3}, "must be divisible by num_heads=3"),
     ("transformer", {"causal": "yes"}, "causal is true or false, got 'yes'"),   # JSON's "yes" read as True
     ("transformer", {"pre_norm": 2}, "pre_norm is true or false, got 2"),
+    ("transformer", {"num_layers": -1}, "TransformerEncoder needs whole-number sizes >= 1, got num_layers=-1"),
+    ("transformer", {"num_layers": 1.5}, "TransformerEncoder needs whole-number sizes >= 1, got num_layers=1.5"),
 ])
 def test_a_model_option_its_constructor_refuses_is_a_config_error_before_any_work(model, options, words):
     """The model is built once on a 3-word vocabulary by check(): the value is refused in one line, not
