@@ -128,6 +128,7 @@ class PositionEmbedding(Module):
 
     def __init__(self, max_len, d_model, std=0.02, device=None, dtype=None):
         super().__init__()
+        init.check_sizes("PositionEmbedding", max_len=max_len)   # 0 read no review; -3 was NumPy's error
         self.max_len, self.d_model = max_len, d_model
         self.weight = init.normal((max_len, d_model), std, device, dtype)
 

@@ -403,6 +403,8 @@ def test_a_transformer_with_fewer_positions_than_its_longest_review_is_refused_b
     ("transformer", {"pre_norm": 2}, "pre_norm is true or false, got 2"),
     ("transformer", {"num_layers": -1}, "TransformerEncoder needs whole-number sizes >= 1, got num_layers=-1"),
     ("transformer", {"num_layers": 1.5}, "TransformerEncoder needs whole-number sizes >= 1, got num_layers=1.5"),
+    ("transformer", {"max_len": 0}, "PositionEmbedding needs whole-number sizes >= 1, got max_len=0"),
+    ("transformer", {"max_len": -3}, "PositionEmbedding needs whole-number sizes >= 1, got max_len=-3"),
 ])
 def test_a_model_option_its_constructor_refuses_is_a_config_error_before_any_work(model, options, words):
     """The model is built once on a 3-word vocabulary by check(): the value is refused in one line, not
