@@ -186,7 +186,7 @@ def train(model, batches, loss_fn, optimizer, *, epochs=None, steps=None, epoch_
                checkpoints or Checkpoints({}, None), callbacks, loop, advice, log)
     for callback in callbacks:
         callback.on_train_begin(model, optimizer)
-    total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
+    run.total = total = steps if steps is not None else (epochs * epoch_steps if epoch_steps else None)
     bar = progress_bar(progress, total, run.loop["step"])
     model.train()
     crashed, ended = False, run.over(epochs, steps) or run.out_of_time(time_limit)   # a resumed run may be over
@@ -218,6 +218,7 @@ class _Run:
         self.start = time.perf_counter() - self.loop["seconds"]
         self.running, self.best_state, self.evaluated_at = _Running(), None, self.loop["step"]
         self.overflow = None   # NumPy's report of an overflow since the last check (its kind, "overflow")
+        self.total = None      # the run's steps, where known: an evaluation at the last stops nothing early
 
     def overflowed(self, error, flag):
         """NumPy's call on an overflow (np.errstate(over="call")): remembered, and said by ``check``."""
@@ -232,7 +233,8 @@ class _Run:
         """Whether the run has nothing left to do: its steps or epochs done, or stopped early (a
         resumed run that had stopped early stays so)."""
         loop = self.loop
-        loop["stopped_early"] = self.patience is not None and loop["bad_evaluations"] >= self.patience
+        loop["stopped_early"] = (self.patience is not None and loop["bad_evaluations"] >= self.patience
+                                 and loop["step"] != self.total)
         return (loop["stopped_early"] or (steps is not None and loop["step"] >= steps)
                 or (epochs is not None and loop["epoch"] >= epochs))
 
@@ -336,7 +338,7 @@ class _Run:
             if averaged:
                 self.optimizer.swap_average()
         self.checkpoints.save("last", loop, self.callbacks)
-        if self.patience is None or loop["bad_evaluations"] < self.patience:
+        if self.patience is None or loop["bad_evaluations"] < self.patience or loop["step"] == self.total:
             return False
         if self.log:
             self.log(f"early stop at step {loop['step']}: no better validation {self.metric} in "

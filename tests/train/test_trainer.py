@@ -254,6 +254,16 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
     assert result.best_validation["step"] == 4
 
 
+def test_a_run_that_did_all_its_steps_did_not_stop_early(tmp_path):
+    """Patience ran out at the last evaluation, after the last step: it said "early stop at step 24" and
+    "stopped early" (results.json too), and so did a --resume of it, though no step was left."""
+    logged, config = [], TrainConfig(**{**QUICK, "lr": 0.0, "patience": 2, "epochs": 3, "eval_every": 8})
+    result = fit(config, out=tmp_path, progress=False, log=logged.append)
+    assert (result.steps, result.stopped_early, logged) == (24, False, [])
+    again = fit(config, out=tmp_path, resume=True, progress=False, log=lambda *a: None)
+    assert (again.steps, again.stopped_early, again.test) == (24, False, result.test)
+
+
 def test_it_learns_and_the_checkpoint_classifies_new_text(tmp_path):
     # a bag of words cannot learn the built-in corpus's negations; the GRU can
     config = TrainConfig(model="gru", hidden=16, embed_dim=16, epochs=6, lr=0.02, train_limit=2000, patience=None)
