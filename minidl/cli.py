@@ -53,9 +53,11 @@ def _model_names(text):
     return _once(names, text)   # probe --models mlp,mlp trained it twice and kept one
 
 
-def _number_or_none(text):
-    """"1e-4" -> 0.0001; "none" -> None."""
-    return None if text.strip().lower() == "none" else float(text)
+def _or_none(convert, what):
+    """An argparse ``type=``: "none" -> None, else ``convert(text)`` or argparse's one-line error, "give a number or
+    none, got 'abc'" (it named the function: "invalid <lambda> value"); the ranges are TrainConfig.check's."""
+    return lambda text: None if text.strip().lower() == "none" else _converted(text, convert, lambda value: True,
+                                                                               f"give {what} or none, got {{text!r}}")
 
 
 def _parse_hidden(text):
@@ -142,9 +144,8 @@ _TRAIN_HELP = {
 
 def add_train_config_arguments(parser):
     """One --option per TrainConfig field, typed from its default."""
-    types = {"hidden": _parse_hidden, "embedding_lr": _number_or_none,
-             **dict.fromkeys(("clip_norm", "patience", "eval_every", "train_limit"),
-                             lambda v: None if v.lower() == "none" else float(v) if "." in v else int(v))}
+    types = {"hidden": _parse_hidden, **dict.fromkeys(("embedding_lr", "clip_norm"), _or_none(float, "a number")),
+             **dict.fromkeys(("patience", "eval_every", "train_limit"), _or_none(int, "a whole number"))}
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         flag = as_option(f.name)

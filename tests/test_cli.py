@@ -511,6 +511,10 @@ def test_a_count_limit_or_k_below_its_least_is_refused_before_any_work(argv, opt
                                 "attention, transformer, got ''"),
     (["probe", "--models", "mlp,gru,mlp"], "argument --models: mlp given more than once in 'mlp,gru,mlp'; give "
                                            "each once"),     # it trained mlp twice and kept one
+    # "invalid <lambda> value: 'abc'", "invalid _number_or_none value: '1e-x'": argparse named the type function
+    (["train", "--eval-every", "abc"], "argument --eval-every: give a whole number or none, got 'abc'"),
+    (["train", "--train-limit", "1e3"], "argument --train-limit: give a whole number or none, got '1e3'"),
+    (["train", "--embedding-lr", "1e-x"], "argument --embedding-lr: give a number or none, got '1e-x'"),
 ])
 def test_a_bad_number_list_or_name_is_one_line_naming_the_option(argv, error, capsys):
     assert _refused_by_the_parser(argv, capsys).endswith(f": error: {error}")
@@ -528,6 +532,15 @@ def test_an_infinite_learning_rate_or_a_negative_seed_is_refused_before_training
     assert capsys.readouterr().err == "minidl train: --lr must be a number >= 0, finite, got inf\n"
     assert main(["train", "--seed", "-1", "--quiet"]) == 1
     assert capsys.readouterr().err == "minidl train: --seed must be a whole number >= 0, got -1\n"
+
+
+def test_clip_norm_takes_any_number_and_refuses_inf_in_words(capsys):
+    """--clip-norm inf and 1e-3 (a number it should take) were "invalid <lambda> value": no "." read as a whole one."""
+    from minidl.cli import build_parser
+
+    assert main(["train", "--clip-norm", "inf", "--quiet"]) == 1
+    assert capsys.readouterr().err == "minidl train: --clip-norm must be a number > 0 (or none), finite, got inf\n"
+    assert build_parser().parse_args(["train", "--clip-norm", "1e-3"]).clip_norm == 1e-3
 
 
 @pytest.mark.parametrize("options, words", [
