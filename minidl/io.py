@@ -317,8 +317,11 @@ def read_npz(path):
     corrupted = (f"checkpoint {path!r} is corrupted (not a complete .npz archive: truncated by an "
                  f"interrupted copy or download, or not a minidl checkpoint at all); copy it again or "
                  f"re-save it with model.save(path)")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(corrupted)
+    if not zipfile.is_zipfile(path):   # not a zip at all (a run's results.json) is no copy cut short
+        best = os.path.join(os.path.dirname(path), "best.npz")
+        beside = f"; give the one beside it, {best}" if os.path.isfile(best) else ""
+        raise CheckpointError(corrupted if cut_short(path) else f"{path!r} is not a checkpoint (an .npz written by "
+                                                                f"minidl train or model.save){beside}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             state = {name: archive[name] for name in archive.files}

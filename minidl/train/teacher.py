@@ -55,8 +55,9 @@ def teacher_paths(spec):
     for path in paths:
         if path in KINDS:
             continue
-        if not os.path.isfile(path):
-            raise ConfigError(f"--teacher {path!r}: no such file; give the best.npz of a minidl train run")
+        if not os.path.exists(path):   # (a folder: read() names the checkpoints in it)
+            raise ConfigError(f"--teacher {path!r}: no such file; give the best.npz of a minidl train run, or a "
+                              f"baseline ({', '.join(KINDS)})")
         try:
             meta, _ = read(path)
         except CheckpointError as e:

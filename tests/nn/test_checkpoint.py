@@ -1,6 +1,7 @@
 """state_dict / load_state_dict and .npz checkpoints: round trips on every backend, one error
 naming every mismatch, damaged files, atomic writes, and no pickle."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -104,13 +105,11 @@ def test_missing_file(tmp_path):
         make_model(0).load(tmp_path / "nowhere.npz")
 
 
-@pytest.mark.parametrize("damage", ["not a zip", "truncated", "flipped bytes"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped bytes"])
 def test_corrupted_file_is_reported_as_corrupted(tmp_path, damage):
     path = make_model(0).save(tmp_path / "model.npz")
     data = open(path, "rb").read()
-    if damage == "not a zip":
-        data = b"this is not a checkpoint" * 10
-    elif damage == "truncated":
+    if damage == "truncated":
         data = data[: len(data) // 2]
     else:  # inside an array's bytes: the zip's CRC check catches it
         middle = len(data) // 2
@@ -118,6 +117,19 @@ def test_corrupted_file_is_reported_as_corrupted(tmp_path, damage):
     with open(path, "wb") as f:
         f.write(data)
     with pytest.raises(nn.CheckpointError, match="corrupted.*model.save"):
+        make_model(0).load(path)
+
+
+def test_a_file_that_is_no_zip_at_all_is_not_a_checkpoint_and_a_runs_best_npz_beside_it_is_named(tmp_path):
+    """A run's results.json (or any file not begun as a zip) was "corrupted (not a complete .npz archive: truncated
+    by an interrupted copy or download ...); copy it again or re-save it"."""
+    path = tmp_path / "results.json"
+    path.write_text('{"this is": "not a checkpoint"}')
+    with pytest.raises(nn.CheckpointError, match=r"results.json' is not a checkpoint \(an .npz written by minidl "
+                                                 r"train or model.save\)$"):
+        make_model(0).load(path)
+    best = str(make_model(0).save(tmp_path / "best.npz"))
+    with pytest.raises(nn.CheckpointError, match=f"not a checkpoint .*; give the one beside it, {re.escape(best)}$"):
         make_model(0).load(path)
 
 

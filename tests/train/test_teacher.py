@@ -148,6 +148,8 @@ def test_unlabelled_reviews_join_training_labelled_by_the_teacher(tmp_path, monk
 @pytest.mark.parametrize("settings, words", [
     (dict(unlabelled=10), "--unlabelled 10: the unlabelled reviews are labelled by the teacher"),
     (dict(teacher="nowhere/best.npz"), "--teacher 'nowhere/best.npz': no such file"),
+    (dict(teacher="NBSVM"), "--teacher 'NBSVM': no such file; give the best.npz of a minidl train run, or a "
+                            "baseline"),   # the baselines (tfidf, nbsvm) were not named
     (dict(teacher="TEACHER", distill_alpha=1.5), "--distill-alpha is the share of the label term"),
     (dict(teacher="TEACHER", temperature=0), "--temperature must be > 0"),
     (dict(teacher="TEACHER", temperature=float("inf")), "--temperature must be > 0 and at most 1e6"),   # nan loss
@@ -167,6 +169,13 @@ def test_a_file_that_is_not_a_classifier_checkpoint_is_refused_as_a_teacher(tmp_
     (tmp_path / "x.npz").write_bytes(b"not an npz")
     with pytest.raises(ConfigError, match="--teacher"):
         TrainConfig(**QUICK, teacher=str(tmp_path / "x.npz")).check()
+
+
+def test_a_run_folder_as_a_teacher_is_told_to_name_the_checkpoint_in_it(teachers):
+    """It was "no such file; give the best.npz of a minidl train run", as if the folder were not there."""
+    with pytest.raises(ConfigError, match=r"is a directory, not a \.npz file; pass the checkpoint file inside it, "
+                                          r"one of best\.npz"):
+        TrainConfig(**QUICK, teacher=teachers[0].removesuffix("best.npz")).check()
 
 
 def test_teachers_that_cannot_teach_this_data_are_refused_in_one_line(teachers, tmp_path):
