@@ -401,7 +401,8 @@ def _evaluation_data(args, config, labels):
                           f"{args.data or config.data} data has none")
     config = dataclasses.replace(config, **changes)
     if not args.data:   # the checkpoint's own data: the files it was trained on, unchanged
-        check_data(args.checkpoint, advice="restore the file, or score a file whole with --data FILE")
+        config = dataclasses.replace(config, **check_data(args.checkpoint, advice="restore the file, or score a file "
+                                                                                  "whole with --data FILE"))
     # its --test-data file is its test split, read alone (a column missing there was said of the training file)
     path = args.data or config.test_data
     if path is None or path in BUILT_IN:

@@ -37,6 +37,7 @@ timing (``rewrite_files``), so every size is that of the current save code.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -103,8 +104,7 @@ class CompressionReport:
         self.device, self.log, self.lr, self.student_lr = device, log, lr, student_lr
         self.gradual_epochs = gradual_epochs
         self.teacher_path, self.student_epochs = teacher_path, student_epochs
-        check_data(teacher_path)
-        prepared = prepare(self.config)
+        prepared = prepare(dataclasses.replace(self.config, **check_data(teacher_path)))   # from another folder too
         if prepared.vocab.to_dict() != vocab.to_dict():
             raise ValueError(f"{teacher_path}: its vocabulary differs from the one rebuilt from its data settings; "
                              f"was the data changed since it was trained?")

@@ -50,14 +50,16 @@ def check_data(path, files=None, advice="restore the file, or train again"):
     training data to go on) when one of its own data files is not where it was or has changed
     since: the split would be other reviews, perhaps ones it was trained on (``advice``: what to
     do then). ``files``: the files as they are now (``prepare.data_files``; default: hashed
-    here). Checkpoints from before files were recorded are taken as they are."""
+    here). Checkpoints from before files were recorded are taken as they are. -> {setting: the path to read}: as
+    given, or from another folder the absolute path it was trained on (if that file is unchanged)."""
+    found = {}
     for key, recorded in npz_meta(path).get("data_files", {}).items():
         option, file = as_option(key), recorded["file"]
+        if not os.path.isfile(file) and os.path.isfile(recorded["absolute"]):   # run from another folder
+            file = recorded["absolute"]
         if not os.path.isfile(file):   # a moved file: running from another folder cannot help
-            fix = ("run from the folder it was trained in" if os.path.isfile(recorded["absolute"])
-                   else f"it is not there either: {advice}")
             raise DataNotFoundError(f"{path} was trained on {option} {file} ({recorded['absolute']}), which is not "
-                                    f"here; {fix}")
+                                    f"here; it is not there either: {advice}")
         given = (files or {}).get(key)
         if given and os.path.abspath(given["file"]) != recorded["absolute"]:   # not a changed file: another one
             raise DataFormatError(f"{path} was trained on {option} {file}, and this run gives {option} "
@@ -70,6 +72,8 @@ def check_data(path, files=None, advice="restore the file, or train again"):
         if now != recorded["sha256"]:
             raise DataFormatError(f"{file} has changed since {path} was trained on it ({option}; its SHA-256 "
                                   f"differs), so its splits would be other reviews; {advice}")
+        found[key] = file
+    return found
 
 
 def save_state(path, model, optimizer, loop_state, **meta):

@@ -297,9 +297,13 @@ def test_a_checkpoint_reads_its_own_data_again_only_as_it_was(tmp_path, capsys, 
     assert main(train) == 0 and main(["eval", "--checkpoint", "run/best.npz"]) == 0
     capsys.readouterr()
     monkeypatch.chdir(tmp_path / "run")
+    # the recorded absolute path, as it was: read there (it was "which is not here; run from the folder it was ...")
+    assert main(["eval", "--checkpoint", "best.npz"]) == 0
+    kept = (tmp_path / "my.tsv").read_bytes()
+    (tmp_path / "my.tsv").write_bytes(kept + b"one more review\t1\n")   # ... only as it was
     assert main(["eval", "--checkpoint", "best.npz"]) == 1
-    assert capsys.readouterr().err == (f"minidl eval: best.npz was trained on --data my.tsv ({tmp_path / 'my.tsv'}), "
-                                       f"which is not here; run from the folder it was trained in\n")
+    assert f"{tmp_path / 'my.tsv'} has changed since best.npz was trained on it" in capsys.readouterr().err
+    (tmp_path / "my.tsv").write_bytes(kept)
     (tmp_path / "run" / "my.tsv").write_text("text\tlabel\nanother file\t1\n")   # "my.tsv has changed ...; restore"
     assert main(["eval", "--checkpoint", "best.npz"]) == 1
     assert capsys.readouterr().err == (f"minidl eval: best.npz was trained on --data {tmp_path / 'my.tsv'}; the my.tsv "
