@@ -180,9 +180,10 @@ def npz_meta(path):
 
 
 def cut_short(path):
-    """Whether the file ``path`` began as a zip archive (an .npz) but is not a whole one: a write or copy cut short."""
+    """Whether the file ``path`` began as a zip archive (an .npz), or is empty, and is not a whole one: a write, copy
+    or download cut short (a 0-byte or 3-byte file too)."""
     with contextlib.suppress(OSError), open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+        return b"PK\x03\x04".startswith(f.read(4)) and not zipfile.is_zipfile(path)
     return False
 
 
@@ -319,9 +320,10 @@ def read_npz(path):
                  f"re-save it with model.save(path)")
     if not zipfile.is_zipfile(path):   # not a zip at all (a run's results.json) is no copy cut short
         best = os.path.join(os.path.dirname(path), "best.npz")
-        beside = f"; give the one beside it, {best}" if os.path.isfile(best) else ""
+        beside = (f"; give the one beside it, {best}" if os.path.isfile(best) and not os.path.samefile(best, path)
+                  and zipfile.is_zipfile(best) else "")
         raise CheckpointError(corrupted if cut_short(path) else f"{path!r} is not a checkpoint (an .npz written by "
-                                                                f"minidl train or model.save){beside}")
+                                                                f"minidl or model.save){beside}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             state = {name: archive[name] for name in archive.files}

@@ -549,10 +549,11 @@ def main(args=None):
     def option(name):  # what the user gave, else the (quick) default
         given = getattr(args, name, None)
         return sizes[name] if given is None else given
+    device = getattr(args, "sides_device", getattr(args, "device", "cpu"))   # (the command's; a Python caller's)
     result = run(models=tuple((getattr(args, "models", None) or ",".join(MODELS)).split(",")),
                  lengths=_lengths(option("lengths")), batch=option("batch"), vocab=option("vocab"),
                  dropout=getattr(args, "dropout", 0.1), rounds=option("rounds"), steps=option("steps"),
-                 device=getattr(args, "sides_device", "cpu"), memory=getattr(args, "memory", True),
+                 device=device, memory=getattr(args, "memory", True),
                  seed=getattr(args, "seed", 0), threads=getattr(args, "threads", None),
                  progress=lambda line: print(line, file=sys.stderr, flush=True), shape=getattr(args, "shape", None))
     print(json.dumps(result, indent=1) if getattr(args, "json", False) else report(result))

@@ -10,6 +10,7 @@ F = d_ff (the feed-forward width).
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..autograd import ops
 from ..autograd.engine import no_grad
@@ -198,7 +199,9 @@ class TransformerEncoder(Module):
     def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, pre_norm=True, causal=False,
                  device=None, dtype=None):
         super().__init__()
-        init.check_sizes("TransformerEncoder", num_layers=num_layers)   # 0 or -1: no layer at all, silently
+        # -1 built no layer, silently; 0 (embeddings and pooling alone) is an ablation, and older checkpoints hold it
+        if not isinstance(num_layers, numbers.Integral) or num_layers < 0:
+            raise ValueError(f"TransformerEncoder takes a whole number of layers >= 0, got num_layers={num_layers!r}")
         self.layers = ModuleList(TransformerEncoderLayer(d_model, num_heads, d_ff, dropout, pre_norm, causal,
                                                          device=device, dtype=dtype) for _ in range(num_layers))
         self.final_norm = LayerNorm(d_model, device=device, dtype=dtype) if pre_norm else None

@@ -126,11 +126,17 @@ def test_a_file_that_is_no_zip_at_all_is_not_a_checkpoint_and_a_runs_best_npz_be
     path = tmp_path / "results.json"
     path.write_text('{"this is": "not a checkpoint"}')
     with pytest.raises(nn.CheckpointError, match=r"results.json' is not a checkpoint \(an .npz written by minidl "
-                                                 r"train or model.save\)$"):
+                                                 r"or model.save\)$"):
         make_model(0).load(path)
     best = str(make_model(0).save(tmp_path / "best.npz"))
     with pytest.raises(nn.CheckpointError, match=f"not a checkpoint .*; give the one beside it, {re.escape(best)}$"):
         make_model(0).load(path)
+    for size in (0, 3):   # a copy stopped at once is cut short, not someone else's file (nor named as beside itself)
+        (tmp_path / "best.npz").write_bytes(open(best, "rb").read()[:size])
+        with pytest.raises(nn.CheckpointError, match="best.npz' is corrupted"):
+            make_model(0).load(best)
+        with pytest.raises(nn.CheckpointError, match=r"not a checkpoint \(an .npz written by minidl or model.save\)$"):
+            make_model(0).load(path)   # (the best.npz beside it is no checkpoint either)
 
 
 def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):

@@ -281,3 +281,12 @@ def test_masked_lm_decoder_is_tied_to_the_embedding(device):
     assert np.all(np.abs(output_path[1:]).sum(axis=1) > 0), "every word's row gets the output product's gradient"
     np.testing.assert_allclose(total[1], output_path[1], rtol=1e-12)  # id 1 is never read: output path only
     assert np.all(np.abs(total - output_path)[2:].sum(axis=1) > 1e-8), "the rows read by the lookup get more"
+
+
+def test_an_encoder_of_no_layers_is_an_ablation_and_negative_counts_are_refused():
+    """num_layers 0 (embeddings and pooling alone) builds, as older checkpoints hold it; -1 built no layer silently."""
+    encoder = TransformerEncoder(0, 8, 2, 16)
+    x = md.randn(2, 3, 8)
+    assert np.allclose(encoder(x).numpy(), encoder.final_norm(x).numpy())
+    with pytest.raises(ValueError, match="whole number of layers >= 0, got num_layers=-1"):
+        TransformerEncoder(-1, 8, 2, 16)

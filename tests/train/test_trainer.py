@@ -411,8 +411,8 @@ def test_a_transformer_with_fewer_positions_than_its_longest_review_is_refused_b
     ("transformer", {"num_heads": 3}, "must be divisible by num_heads=3"),
     ("transformer", {"causal": "yes"}, "causal is true or false, got 'yes'"),   # JSON's "yes" read as True
     ("transformer", {"pre_norm": 2}, "pre_norm is true or false, got 2"),
-    ("transformer", {"num_layers": -1}, "TransformerEncoder needs whole-number sizes >= 1, got num_layers=-1"),
-    ("transformer", {"num_layers": 1.5}, "TransformerEncoder needs whole-number sizes >= 1, got num_layers=1.5"),
+    ("transformer", {"num_layers": -1}, "TransformerEncoder takes a whole number of layers >= 0, got num_layers=-1"),
+    ("transformer", {"num_layers": 1.5}, "TransformerEncoder takes a whole number of layers >= 0, got num_layers=1.5"),
     ("transformer", {"max_len": 0}, "PositionEmbedding needs whole-number sizes >= 1, got max_len=0"),
     ("transformer", {"max_len": -3}, "PositionEmbedding needs whole-number sizes >= 1, got max_len=-3"),
 ])
