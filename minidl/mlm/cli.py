@@ -85,6 +85,8 @@ def _refused(args):
                 return f"{as_option(name)} must be a finite number >= 0, got {getattr(args, name)}"
     if problem := _out_refused(args, is_mlm_checkpoint, "minidl mlm", "teacher", "resume_from", suffix=".npz"):
         return problem
+    if args.resume and args.overwrite:   # the overwrite was ignored, without a word
+        return "--resume goes on from --out's run and --overwrite replaces it: give one of them"
     if os.path.exists(args.out) and not (args.resume or args.overwrite):
         return (f"--out {args.out} holds an earlier run; pass --resume to continue it, --overwrite to replace it, "
                 f"or another --out")

@@ -241,6 +241,8 @@ def _check_out(out, resume, overwrite, teacher=None):
     holding another run's results (unless ``resume`` or ``overwrite``). Checked here, not only by
     minidl train: Python's fit replaced another run silently, and trained up to its first save
     with a file as ``out``."""
+    if resume and overwrite:   # the overwrite was ignored, without a word
+        raise ConfigError("--resume goes on from --out's run and --overwrite replaces it: give one of them")
     if not out:
         return
     check_writable(out, folder=True)

@@ -329,6 +329,7 @@ def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read
     common = ["mlm", "pretrain", "--out", str(out), "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff",
               "32", "--length", "32", "--steps", "4", "--eval-every", "2", "--device", "cpu"]
     for options, words in (([], "holds an earlier run; pass --resume to continue it, --overwrite to replace it"),
+                           (["--resume", "--overwrite"], "--overwrite replaces it: give one of them"),   # (ignored)
                            (["--resume", "--lr", "0.5"], "other options (--lr 0.001, now 0.5)"),
                            (["--resume", "--d-model", "32"], "other options (--d-model 16, now 32)"),
                            (["--resume", "--heads", "4"], "other options (--heads 2, now 4)"),   # (num_heads)

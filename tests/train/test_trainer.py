@@ -127,6 +127,8 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, monkeyp
         fit(TrainConfig(**QUICK), out=tmp_path / "empty", resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match=r"no checkpoint at \(no output folder given\)"):
         fit(TrainConfig(**QUICK), resume=True, progress=False)
+    with pytest.raises(ValueError, match="--overwrite replaces it: give one of them"):   # (overwrite was ignored)
+        fit(TrainConfig(**QUICK), out=tmp_path, resume=True, overwrite=True, progress=False)
 
 
 def test_resume_refuses_a_teacher_trained_again_since(tmp_path):
