@@ -199,7 +199,8 @@ class CompressionReport:
     def teacher_logits(self):
         """The teacher's logits for every training review, computed once (by ``batch.index``)."""
         if "logits" not in self._shared:
-            self._shared["logits"] = teacher_logits_table(self.teacher, self.train, 128, self.device)
+            self._shared["logits"] = teacher_logits_table(self.teacher, self.train, 128, self.device,
+                                                          self.log and "the teacher's logits")
         return self._shared["logits"]
 
     def distill_into(self, student, data, epochs=1, alpha=0.5, lr=None, callbacks=()):

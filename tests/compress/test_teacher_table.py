@@ -45,3 +45,14 @@ def test_teacher_in_train_mode_gives_the_eval_table_and_keeps_its_modes(reviews)
     np.testing.assert_allclose(tables[0][batch.index], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(teacher_logits_table(teacher, encoded, batch_size=16), tables[0])
     assert not any(m.training for m in teacher.modules())
+
+
+def test_the_table_shows_a_bar_of_the_reviews_scored(reviews, capsys):
+    """A teacher scoring IMDB's training and unlabelled reviews (minutes) said one line, then nothing until done."""
+    encoded, vocab = reviews
+    teacher = build_model("gru", vocab, hidden=4)
+    quiet = teacher_logits_table(teacher, encoded, batch_size=16)
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(teacher_logits_table(teacher, encoded, batch_size=16, progress="scoring"), quiet)
+    shown = capsys.readouterr().err
+    assert "scoring:" in shown and "/64 " in shown, shown   # (a bar of the 64 reviews, cleared when done)
