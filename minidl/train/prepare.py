@@ -226,8 +226,10 @@ def prepare(config):
 
 
 def _stamps(config):
-    """The size and time of change of the user's data files: a file edited since is prepared again."""
-    stats = [os.stat(path) if os.path.isfile(path) else None for path in own_files(config).values()]
+    """The size and time of change of the user's data files and word vectors: a file edited since is prepared again
+    (vectors rewritten in a notebook were read from the cache as they were)."""
+    paths = [*own_files(config).values(), config.embeddings]
+    stats = [os.stat(path) if path and os.path.isfile(path) else None for path in paths]
     return tuple(st and (st.st_size, st.st_mtime_ns) for st in stats)
 
 
@@ -271,7 +273,11 @@ def _prepare_cached(key, stamps):
     embeddings = None
     if config.embeddings:
         # what was found goes to stderr: stdout stays the command's table or JSON
-        embeddings, _ = load_glove(config.embeddings, vocab=vocab, log=lambda line: print(line, file=sys.stderr))
+        embeddings, coverage = load_glove(config.embeddings, vocab=vocab,
+                                          log=lambda line: print(line, file=sys.stderr))
+        if not coverage.found:   # a random table (frozen with --freeze-embeddings), said in passing
+            raise DataFormatError(f"--embeddings {config.embeddings}: none of the vocabulary's {coverage.total:,} "
+                                  f"words has a vector there; give vectors of the data's words (minidl vectors build)")
     if not any(train_tokens):
         raise DataFormatError(f"{config.data}: every training review is empty after cleaning (it keeps words of "
                               f"letters only, {config.min_word_length} or more long); try --keep-digits or "
