@@ -264,12 +264,10 @@ def _prepare_cached(key, stamps):
         most = max(collections.Counter(w for tokens in train_tokens for w in tokens).values())
         raise ConfigError(f"--min-freq {config.min_freq} leaves no word in the vocabulary (the most frequent is seen "
                           f"{most} times); give --min-freq {most} or less")
-    teacher_logits = None
-    if config.teacher:       # the vocabulary stays that of the labelled reviews
-        from .teacher import with_teacher
-
-        train, train_tokens, teacher_logits = with_teacher(train, train_tokens, tokenizer, config)
-    encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)
+    if not any(train_tokens):
+        raise DataFormatError(f"{config.data}: every training review is empty after cleaning (it keeps words of "
+                              f"letters only, {config.min_word_length} or more long); try --keep-digits or "
+                              f"--min-word-length 1, or check --text-column")
     embeddings = None
     if config.embeddings:
         # what was found goes to stderr: stdout stays the command's table or JSON
@@ -278,10 +276,12 @@ def _prepare_cached(key, stamps):
         if not coverage.found:   # a random table (frozen with --freeze-embeddings), said in passing
             raise DataFormatError(f"--embeddings {config.embeddings}: none of the vocabulary's {coverage.total:,} "
                                   f"words has a vector there; give vectors of the data's words (minidl vectors build)")
-    if not any(train_tokens):
-        raise DataFormatError(f"{config.data}: every training review is empty after cleaning (it keeps words of "
-                              f"letters only, {config.min_word_length} or more long); try --keep-digits or "
-                              f"--min-word-length 1, or check --text-column")
+    teacher_logits = None
+    if config.teacher:       # the vocabulary stays that of the labelled reviews
+        from .teacher import with_teacher
+
+        train, train_tokens, teacher_logits = with_teacher(train, train_tokens, tokenizer, config)
+    encode = functools.partial(encode_dataset, tokenizer=tokenizer, vocab=vocab, max_length=config.max_length)
     return Prepared(tokenizer, vocab, list(train.label_names), encode(train, token_lists=train_tokens),
                     encode(validation) if validation is not None else None, encode(test), embeddings, teacher_logits,
                     data_files(config))

@@ -94,7 +94,7 @@ def teacher_logits(spec, dataset, labelled=None, max_length=None, batch_size=128
         encoded = encode_dataset(dataset, tokenizer, vocab, max_length=tokenizer.max_length)
         scores = np.zeros_like(total)
         if len(encoded):
-            table = teacher_logits_table(model, encoded, batch_size, device, "scoring")   # (max index + 1, C)
+            table = teacher_logits_table(model, encoded, batch_size, device)     # (max index + 1, C)
             scores[:len(table)] = table
         total += scores
         _save_quietly(cache, scores)

@@ -88,6 +88,7 @@ def test_a_checkpoints_table_is_kept_beside_it_and_read_back_bit_for_bit(teacher
     path = kept.pop()
     os.remove(path)                                          # gone: scored again, the same numbers
     np.testing.assert_array_equal(teacher_logits(teachers[1], texts), first)
+    assert "review/s" not in capsys.readouterr().err   # no bar: fit(progress=False), train --quiet, a sweep's workers
     assert calls == [1, 1]
     with open(path, "r+b") as f:                             # cut short: scored again and written whole
         f.truncate(40)

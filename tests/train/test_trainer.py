@@ -342,6 +342,8 @@ def test_a_run_from_embeddings_records_the_width_of_the_file_and_resumes(tmp_pat
     vectors.write_text("gut 1 0 0\nschlecht 0 1 0\n")   # no word of the data: a random table, trained or frozen
     with pytest.raises(ValueError, match=r"none of the vocabulary's \d+ words has a vector there"):   # (the file
         fit(TrainConfig(**QUICK, embeddings=str(vectors), freeze_embeddings=True), progress=False)   # read anew)
+    with pytest.raises(ValueError, match="every training review is empty after cleaning"):   # not the vectors' fault
+        fit(TrainConfig(**QUICK, embeddings=str(vectors), min_word_length=50), progress=False)
 
 
 def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together(tmp_path):
