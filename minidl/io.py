@@ -146,8 +146,7 @@ def check_replaceable(path, is_own, writer, what="--out", beside=()):
     else:
         foreign = next((os.fspath(other) for other in beside if os.path.exists(other)), None)
     if foreign:   # (a .npz cut short may have been anyone's: it is named, not replaced)
-        why = ("is corrupted (not a complete .npz archive: truncated by an interrupted copy or download)"
-               if cut_short(foreign) else f"is there and was not written by {writer}")
+        why = CUT_SHORT if cut_short(foreign) else f"is there and was not written by {writer}"
         raise WriteError(f"{what} {foreign} {why}; give another path, or move the file away first")
 
 
@@ -177,6 +176,10 @@ def npz_meta(path):
     """The metadata of a minidl .npz (its "meta" member, a ``json_array``), read without its arrays."""
     with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
         return from_json_array(np.lib.format.read_array(member, allow_pickle=False))
+
+
+# what the commands say of a file ``cut_short`` finds
+CUT_SHORT = "is corrupted (not a complete .npz archive: truncated by an interrupted copy or download)"
 
 
 def cut_short(path):

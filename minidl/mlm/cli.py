@@ -18,8 +18,8 @@ from ..command import at_least, positive
 from ..compress.quantize import quantize
 from ..data.imdb import load_imdb
 from ..data.vocab import TextEncodingError
-from ..io import (WriteError, check_replaceable, check_writable, cut_short, file_sha256, json_keys, npz_meta,
-                  write_text)
+from ..io import (CUT_SHORT, WriteError, check_replaceable, check_writable, cut_short, file_sha256, json_keys,
+                  npz_meta, write_text)
 from ..train.checkpoint import as_option, differences
 from .checkpoint import build_mlm, is_mlm_checkpoint, load_mlm, save_mlm
 from .corpus import cooccurrence_embeddings, held_out_cases, load_corpus
@@ -110,8 +110,7 @@ def _resume_refused(args):
         wrote, changed = _WRITERS.get(npz_meta(args.out).get("role")), _changed_run(args)
     except (zipfile.BadZipFile, KeyError):
         if cut := next((path for path in (args.out, state_path(args.out)) if cut_short(path)), None):
-            return (f"--resume: {cut} is corrupted (not a complete .npz archive: truncated by an interrupted copy or "
-                    f"download); move it away, or give another --out, to start again")
+            return f"--resume: {cut} {CUT_SHORT}; move it away, or give another --out, to start again"
         return f"--resume: {state_path(args.out)} is not a minidl training state; run without --resume to start again"
     if wrote and wrote != ("distill" if hasattr(args, "teacher") else "pretrain"):   # its options cannot be given
         return f"--resume: {args.out} is a `minidl mlm {wrote}` checkpoint: resume it with that command"
