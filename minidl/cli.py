@@ -342,7 +342,7 @@ def build_parser():
 
 def _train(args):
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}).check()
-    log = _stderr if args.json else print
+    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
     result = fit(config, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, log=log)
     summary = finite({k: result.test[k] for k in ("accuracy", "precision", "recall", "f1", "auc", "loss")})
     if args.json:
@@ -357,10 +357,6 @@ def _train(args):
         write_text(os.path.join(args.out, "results.json"),
                    json.dumps(finite(dataclasses.asdict(result)), indent=1, allow_nan=False))
     return 0
-
-
-def _stderr(message, **_):
-    print(message, file=sys.stderr)
 
 
 def _eval(args):
