@@ -426,11 +426,10 @@ def main(args):
                             f"its own test split")
     check_files(TrainConfig(data=args.data, data_path=args.data_path, text_column=args.text_column,
                             label_column=args.label_column, test_data=args.test_data))
-    columns = (args.text_column, args.label_column)
     log = None if args.json else (lambda message: print(message, file=sys.stderr))
     if log:
         log(f"reading {args.data} ...")      # once for every run: IMDB took about 8 s a run
-    splits = _splits(args.data, args.data_path, columns, args.test_data)
+    splits = _splits(args.data, args.data_path, (args.text_column, args.label_column), args.test_data)
     if args.kind is None and splits[0].num_classes != 2:   # the default refused a table of 3 classes
         if args.alpha != 1.0:   # it changed nothing, without a word
             raise BaselineError(f"--alpha {args.alpha} is nbsvm's smoothing, and nbsvm compares two classes; "
@@ -440,9 +439,8 @@ def main(args):
               f"tfidf runs alone", file=sys.stderr)
     for kind in kinds:   # before tfidf trains
         _check_two_classes(kind, args.data, splits[0])
-    results = [run_baseline(kind, data=args.data, max_length=length, data_path=args.data_path, seed=args.seed,
-                            log=log, columns=columns, test_data=args.test_data, splits=splits, **settings)
-               for kind in kinds for length in lengths]
+    results = [run_baseline(kind, data=args.data, max_length=length, seed=args.seed, log=log, test_data=args.test_data,
+                            splits=splits, **settings) for kind in kinds for length in lengths]
     if args.json:
         print(json.dumps(finite(results), indent=2, allow_nan=False))
         return 0
