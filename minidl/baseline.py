@@ -214,14 +214,8 @@ def tfidf(counts, df, n_docs):
     idf = np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
     x = counts.astype(np.float64)
     x.data = (1.0 + np.log(x.data)) * idf[x.indices]
-    return _unit_rows(x)
-
-
-def _unit_rows(x):
-    """x with each non-empty row divided by its L2 norm (in place; empty rows stay zero)."""
-    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    norms = np.sqrt(np.bincount(rows, weights=x.data ** 2, minlength=x.shape[0]))
-    x.data /= norms[rows]
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))    # each stored value's row; empty rows stay zero
+    x.data /= np.sqrt(np.bincount(rows, weights=x.data ** 2, minlength=x.shape[0]))[rows]   # each row / its L2 norm
     return x
 
 
