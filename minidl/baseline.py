@@ -185,9 +185,7 @@ class NgramVocabulary:
 
 def _ngram_keys(ids, rows, n, base):
     """(keys, rows) of every n-gram of known words that lies inside one review."""
-    m = len(ids) - n + 1
-    if m <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    m = max(len(ids) - n + 1, 0)            # where an n-gram can start: nowhere in fewer than n words
     keys = np.zeros(m, dtype=np.int64)
     keep = rows[:m] == rows[n - 1:]          # first and last word in the same review
     for k in range(n):
