@@ -80,7 +80,7 @@ def build(config, prepared):
     _check_positions(model, config, prepared)
     kind = {"adam": optim.Adam, "adamw": optim.AdamW}[config.optimizer]   # TrainConfig.check refused any other
     params = [p for p in model.parameters() if p.requires_grad]
-    table = embedding_table(model)
+    table = model.embedding.weight
     if config.embedding_lr is not None and any(p is table for p in params):   # the table learns at its own rate
         params = [{"params": [p for p in params if p is not table]}, {"params": [table], "lr": config.embedding_lr}]
     return model, kind(params, lr=config.lr, weight_decay=config.weight_decay, average=config.weight_average)
@@ -119,11 +119,6 @@ def _check_steps(config, steps_per_epoch):
             raise ConfigError(f"{flag} {steps} is not fewer than the run's {total} steps ({config.epochs} epoch(s) of "
                               f"{steps_per_epoch}), so {what}; give fewer steps")
     return total
-
-
-def embedding_table(model):
-    """The model's embedding table (a Parameter), or None for a model without one."""
-    return getattr(getattr(model, "embedding", None), "weight", None)
 
 
 def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print, overwrite=False):
@@ -222,9 +217,7 @@ class FrozenWarmup(Callback):
     count start at its first update, as for a parameter that has just joined."""
 
     def __init__(self, model, steps, step=0):
-        self.table = embedding_table(model)
-        if self.table is None:
-            raise ConfigError(f"--embedding-freeze-steps: the {type(model).__name__} model has no embedding table")
+        self.table = model.embedding.weight
         self.steps = steps
         self.table.requires_grad = step >= steps        # a resumed run past the warm-up has it learning
 
