@@ -496,7 +496,13 @@ def _collect(futures, todo, jobs, records, results_path, log):
             os.fsync(f.fileno())
         records[key] = record
         done = f"[{len(jobs) - len(todo) + n}/{len(jobs)}] {describe(jobs[key])}"
-        failures += _log_record(record, done, log)
+        if record.get("error"):
+            failures += 1
+            log(f"{done}: FAILED: {record['error']}")
+        else:
+            t = record["test"]
+            log(f"{done}: accuracy {t['accuracy']:.3f}  f1 {t['f1']:.3f}  auc {t['auc']:.3f}  "
+                f"({record['seconds']:.1f} s, {record['steps']} steps)")
     return failures
 
 
@@ -507,17 +513,6 @@ def _outcome(future, key, config):
     except Exception as e:
         return {"key": key, "config": config, "error": f"{type(e).__name__}: {e}",
                 "traceback": "".join(traceback.format_exception(e))}
-
-
-def _log_record(record, done, log):
-    """Log one finished job (``done`` names it); returns 1 for a failure, 0 for a success."""
-    if record.get("error"):
-        log(f"{done}: FAILED: {record['error']}")
-        return 1
-    t = record["test"]
-    log(f"{done}: accuracy {t['accuracy']:.3f}  f1 {t['f1']:.3f}  auc {t['auc']:.3f}  "
-        f"({record['seconds']:.1f} s, {record['steps']} steps)")
-    return 0
 
 
 # ----------------------------------------------------------------------------- summaries
