@@ -114,7 +114,7 @@ def main_plot(args):
     """``minidl plot``: PNG, SVG and a Markdown table of a results file; prints the table."""
     try:   # each refusal is one line, and nothing is written
         results = load_results(args.results)
-        if getattr(args, "models", None):
+        if args.models:
             wanted = set(split_commas(args.models))
             found = sorted({r.get("config", {}).get("model") for r in results} - {None})
             results = [r for r in results if r.get("config", {}).get("model") in wanted]

@@ -774,8 +774,7 @@ def main_sweep(args):
         models = split_commas(args.models)
         fixed, per_model = parse_settings(args.set, models)
         for name in ("data", "epochs", "max_length", "device", "text_column", "label_column"):
-            value = getattr(args, name, None)
-            if value is not None:
+            if (value := getattr(args, name)) is not None:
                 if name in fixed:
                     raise ValueError(f"{name} is given both as {as_option(name)} and with --set")
                 fixed[name] = value
