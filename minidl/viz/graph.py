@@ -287,8 +287,7 @@ def _format(array):
 
 
 def _shape_text(tensor):
-    shape = "(" + ", ".join(str(s) for s in tensor.shape) + ("," if tensor.ndim == 1 else "") + ")"
-    return shape if tensor.dtype == "float32" else f"{shape} {tensor.dtype}"
+    return str(tensor.shape) if tensor.dtype == "float32" else f"{tensor.shape} {tensor.dtype}"
 
 
 def _kind(tensor, op, times):
