@@ -179,17 +179,14 @@ def _chains(order, parents):
     """Maximal chains of ops in which each op's only op input is the previous op of the chain
     and each op but the last feeds nothing else: the spine of a repeated computation."""
     n = len(order)
-    children = [set() for _ in range(n)]
-    for i, inputs in enumerate(parents):
-        for p, _ in inputs:
-            children[p].add(i)
+    consumers = Counter(p for inputs in parents for p in {source for source, _ in inputs})   # ops reading each tensor
     successor = [-1] * n
     has_predecessor = [False] * n
     for i, inputs in enumerate(parents):
         op_inputs = {p for p, _ in inputs if parents[p]}
         if len(op_inputs) == 1:
             (u,) = op_inputs
-            if len(children[u]) == 1:
+            if consumers[u] == 1:
                 successor[u], has_predecessor[i] = i, True
     chains = []
     for i in range(n):
