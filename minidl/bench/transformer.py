@@ -55,10 +55,10 @@ the other contenders cannot hide anything there); device memory only.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -84,8 +84,7 @@ QUICK = dict(lengths=(32, 64), batch=8, vocab=2_000, rounds=2, steps=2)
 MEASURES = ("train", "infer")
 
 
-@dataclasses.dataclass
-class Batch:
+class Batch(NamedTuple):
     """NumPy arrays: ids (B, T) int64, 0 after each review's end; mask (B, T) float32, 1.0 on
     real tokens; lengths (B,); labels (B,) in {0, 1}; for the MLM, inputs (B, T) the ids with
     [MASK] at the N chosen positions (flat b·T + t), targets (N,) the ids there."""
@@ -201,8 +200,7 @@ def _jobs(kind, model, batch, tensor, classify, opt, loss_fn, no_grad):
     for either framework, given its ``tensor`` (a NumPy array -> its tensor on the device),
     ``classify`` (ids, mask, lengths -> the class logits), ``loss_fn`` (logits, targets) and
     its ``no_grad`` context."""
-    ids, mask, lengths, labels, inputs, positions, targets = map(tensor, (
-        batch.ids, batch.mask, batch.lengths, batch.labels, batch.inputs, batch.positions, batch.targets))
+    ids, mask, lengths, labels, inputs, positions, targets = map(tensor, batch)
 
     def logits():
         return model.masked_lm_logits(inputs, mask, positions) if kind == "mlm" else classify(ids, mask, lengths)
