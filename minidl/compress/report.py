@@ -671,10 +671,7 @@ def seed_table(runs):
 def write_outputs(rows, out):
     """results.md (the table) and accuracy_vs_size.png / accuracy_vs_speed.png."""
     write_text(os.path.join(out, "results.md"), format_table(rows) + "\n")
-    plot_report(rows, out)
 
-
-def plot_report(rows, out):
     import matplotlib
 
     matplotlib.use("Agg")
