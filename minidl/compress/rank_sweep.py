@@ -69,12 +69,6 @@ def default_ranks(model, min_size=1024):
     return sorted({2 ** k for k in range(1, top.bit_length()) if 2 ** k < top} | {top, full})
 
 
-def _spectra(model, min_size):
-    """{name: (σ² descending, float64)} of the eligible matrices: the energy each rank keeps."""
-    return {name: np.linalg.svd(np.asarray(m.weight.numpy(), np.float64), compute_uv=False) ** 2
-            for name, m in eligible_linears(model, min_size).items()}
-
-
 def _energy(power, rank):
     total = power.sum()
     return 1.0 if total == 0.0 or rank >= len(power) else float(power[:rank].sum() / total)
@@ -130,7 +124,10 @@ def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024, on
     if not linears:
         raise ValueError(f"rank_sweep: no Linear with at least min_size={min_size} weights to factorise; lower "
                          f"min_size (--min-size)")
-    spectra, params_original = _spectra(original, min_size), original.num_parameters()
+    # {name: (σ² descending, float64)} of the eligible matrices: the energy each rank keeps
+    spectra = {name: np.linalg.svd(np.asarray(m.weight.numpy(), np.float64), compute_uv=False) ** 2
+               for name, m in linears.items()}
+    params_original = original.num_parameters()
     rows = []
     for rank in ranks:
         model = _fresh(model_factory, original, set(linears), min_size)
