@@ -98,14 +98,6 @@ def _plan(linears, rank):
     return {name: rank for name, m in linears.items() if rank <= max_useful_rank(m.in_features, m.out_features)}
 
 
-def _fresh(model_factory, original, names, min_size):
-    model = model_factory()
-    if model is original or set(eligible_linears(model, min_size)) != names:
-        raise ValueError("rank_sweep: model_factory() must return a NEW, unfactorised copy of the teacher on "
-                         "every call (the same object, or one already factorised, came back)")
-    return model
-
-
 def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024, on_row=None):
     """One row per rank (see the module docstring for the keys and the dense-above-maximum rule).
 
@@ -130,7 +122,10 @@ def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024, on
     params_original = original.num_parameters()
     rows = []
     for rank in ranks:
-        model = _fresh(model_factory, original, set(linears), min_size)
+        model = model_factory()
+        if model is original or set(eligible_linears(model, min_size)) != set(linears):
+            raise ValueError("rank_sweep: model_factory() must return a NEW, unfactorised copy of the teacher on "
+                             "every call (the same object, or one already factorised, came back)")
         plan = _plan(linears, rank)
         errors = {row.name: row.rel_error for row in factorize(model, rank=plan, min_size=min_size) if row.replaced}
         row = _row(rank, plan, errors, spectra, model.num_parameters(), params_original)
