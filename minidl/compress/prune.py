@@ -62,11 +62,6 @@ SCOPES = ("linear", "all")  # which weights pruning considers by default: every 
 
 
 # --- which weights ----------------------------------------------------------------------------
-def _split(name):
-    module_name, _, param_name = name.rpartition(".")
-    return module_name, param_name
-
-
 def _check_scope(scope, parameters):
     """Refuse an unknown ``scope`` and a non-default scope next to an explicit ``parameters``
     list (which of the two would pick the weights?)."""
@@ -112,7 +107,7 @@ def _targets(model, parameters=None, scope="linear"):
     targets = []
     for item in parameters:
         if isinstance(item, str):
-            module_name, param_name = _split(item)
+            module_name, _, param_name = item.rpartition(".")
             if module_name not in modules or param_name not in modules[module_name]._parameters:
                 raise KeyError(f"no parameter {item!r} in {type(model).__name__}")
             targets.append((item, modules[module_name], param_name))
@@ -383,7 +378,7 @@ def _load_masked(model, state, strict=True):
     then ``model.load_state_dict(state, strict=strict)`` fills in the saved masks and weights."""
     modules = dict(model.named_modules())
     for name in [key[:-len(MASK_SUFFIX)] for key in state if key.endswith(MASK_SUFFIX)]:
-        module_name, param_name = _split(name)
+        module_name, _, param_name = name.rpartition(".")
         module = modules.get(module_name)
         param = None if module is None else module._parameters.get(param_name)
         if param is not None and get_mask(module, param_name) is None:   # all ones, to receive the saved one
