@@ -127,9 +127,7 @@ def locate(directory, assignment=None):
 def _reference_in(path, name):
     """The reference file that ``path`` (the JSON file, a grading/ or assignment folder, a repository) names."""
     path = Path(path)
-    if path.is_file():
-        return path
-    candidates = (path / ASSIGNMENTS / name / "grading" / EXPECTED, path / "grading" / EXPECTED, path / EXPECTED)
+    candidates = (path, path / ASSIGNMENTS / name / "grading" / EXPECTED, path / "grading" / EXPECTED, path / EXPECTED)
     return next((c for c in candidates if c.is_file()), None)
 
 
