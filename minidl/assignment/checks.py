@@ -245,13 +245,9 @@ def culprit(frame):
     return "the code under test"
 
 
-def _op_classes():
-    found, stack = [], list(Function.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        found.append(cls)
-        stack.extend(cls.__subclasses__())
-    return found
+def _op_classes(base=Function):
+    """Every subclass of ``base``, at any depth: the ops."""
+    return [cls for sub in base.__subclasses__() for cls in (sub, *_op_classes(sub))]
 
 
 def _input_names(cls):
