@@ -86,13 +86,6 @@ exec "$PYTHON" -c "$GRADE" "$ROOT" {name} {time_limit} {reference}
 """
 
 
-def _zip_folder(archive, folder, prefix=""):
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            _add(archive, f"{prefix}{path.relative_to(folder).as_posix()}", path.read_bytes(),
-                 path.stat().st_mode & 0o777)
-
-
 def _add(archive, name, data, mode=0o644):
     info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
     info.external_attr = (stat.S_IFREG | mode) << 16   # run_autograder must stay executable
@@ -122,7 +115,10 @@ def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT
         with atomic_path(out) as path, zipfile.ZipFile(path, "w") as archive:
             _add(archive, "setup.sh", SETUP_SH, 0o755)
             _add(archive, "run_autograder", run, 0o755)
-            _zip_folder(archive, grader, f"{GRADER}/")
+            for file in sorted(grader.rglob("*")):   # the student copy, each file with its mode
+                if file.is_file():
+                    _add(archive, f"{GRADER}/{file.relative_to(grader).as_posix()}", file.read_bytes(),
+                         file.stat().st_mode & 0o777)
             if where:
                 _add(archive, where, Path(values).read_bytes())
     return out
