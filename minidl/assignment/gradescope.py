@@ -232,22 +232,17 @@ _CHECK = ('import json, sys; task = [t for t in json.load(open(".minidl-grade.js
           'sys.exit(0 if task["passed"] else 1)')
 
 
-def reference_secret(name):
-    """The GitHub secret that holds assignment ``name``'s reference values for the Classroom workflow."""
-    return "MINIDL_REFERENCE_" + "".join(c if c.isalnum() else "_" for c in name).upper()
-
-
 def classroom_workflow(name, root=None):
     """The text of ``.github/workflows/classroom.yml`` for a student copy of assignment ``name``: on every push,
     GitHub Actions grades the copy once with ``minidl grade`` (its report is the log of that step), then each
     task is one GitHub Classroom autograding test worth the task's points, passed when the task earned them.
 
     A student copy holds no reference values, so the checks that need them fail unless the organisation
-    has a secret (``reference_secret(name)``) holding the assignment's ``grading/expected.json``, which the
+    has a secret (``MINIDL_REFERENCE_<NAME>``) holding the assignment's ``grading/expected.json``, which the
     workflow passes to ``minidl grade --reference``. The students own the repository and its workflow:
     this is feedback on every push; the grades of record come from ``minidl grade --submissions``."""
     manifest = find_assignment(name, root)
-    secret = reference_secret(manifest.name)
+    secret = "MINIDL_REFERENCE_" + "".join(c if c.isalnum() else "_" for c in manifest.name).upper()
     # json.dumps writes a YAML double-quoted scalar: JSON's string syntax is a subset of it
     lines = [f"# GitHub Classroom autograding of {manifest.name}, written by `minidl assignment make`: on every push",
              "# the copy is graded once by `minidl grade` (the full report is in the log of the step",
