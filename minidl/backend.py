@@ -328,8 +328,12 @@ class NumpyBackend(Backend):
         y += t
         return y
 
-    broadcast_to = staticmethod(np.broadcast_to)
-    concat = staticmethod(np.concatenate)
+    def broadcast_to(self, a, shape):
+        return np.broadcast_to(a, shape)
+
+    def concat(self, arrays, axis=0):
+        return np.concatenate(arrays, axis=axis)
+
     stack = staticmethod(np.stack)
 
     def pad(self, a, pad_width, value=0.0):
@@ -346,7 +350,8 @@ class NumpyBackend(Backend):
         np.add.at(target, ids, values)
         return target
 
-    index_array = staticmethod(np.asarray)
+    def index_array(self, index):
+        return np.asarray(index)
 
     def take_last(self, a, idx):
         """``a[..., idx[...]]``: one entry of the last axis per position; idx has a's shape minus the last axis."""
