@@ -72,14 +72,6 @@ def _arithmetic(name):
     return method, reflected
 
 
-def _unary(name):
-    """Tensor's method ``name`` (``x.exp()``): the op of that name applied to the tensor."""
-    def method(self):
-        return getattr(_ops, name)(self)
-    method.__name__ = name
-    return method
-
-
 class Tensor:
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
     _changed_at = 0   # engine.changed_in_place: when a step (p -= lr * p.grad) last changed the array in place
@@ -316,7 +308,26 @@ class Tensor:
     def logsumexp(self, axis=None, keepdims=False):
         return _ops.logsumexp(self, axis, keepdims)
 
-    exp, log, sqrt, abs, sigmoid, tanh, relu = map(_unary, ("exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu"))
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    def abs(self):
+        return _ops.abs(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def relu(self):
+        return _ops.relu(self)
 
     def softmax(self, axis=-1):
         return _ops.softmax(self, axis)
