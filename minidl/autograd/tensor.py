@@ -61,17 +61,6 @@ def _comparison(op):
     return compare
 
 
-def _arithmetic(name):
-    """Tensor's operator and reflected operator for the op ``name`` ("add": ``__add__``, ``__radd__``): the other
-    operand lifted (``Tensor._lift``), on its own side of the op."""
-    def method(self, other):
-        return getattr(_ops, name)(self, self._lift(other))
-
-    def reflected(self, other):
-        return getattr(_ops, name)(self._lift(other), self)
-    return method, reflected
-
-
 class Tensor:
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__, not an object array
     _changed_at = 0   # engine.changed_in_place: when a step (p -= lr * p.grad) last changed the array in place
@@ -239,15 +228,44 @@ class Tensor:
             return other.item() if isinstance(other, np.generic) else other
         return Tensor(other, device=self.xp, dtype=self.dtype if is_float(self.xp, self.data) else None)
 
-    __add__, __radd__ = _arithmetic("add")
-    __sub__, __rsub__ = _arithmetic("sub")
-    __mul__, __rmul__ = _arithmetic("mul")
-    __truediv__, __rtruediv__ = _arithmetic("div")
-    __pow__, __rpow__ = _arithmetic("pow")
-    __matmul__, __rmatmul__ = _arithmetic("matmul")
+    def __add__(self, other):
+        return _ops.add(self, self._lift(other))
+
+    def __radd__(self, other):
+        return _ops.add(self._lift(other), self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, self._lift(other))
+
+    def __rsub__(self, other):
+        return _ops.sub(self._lift(other), self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, self._lift(other))
+
+    def __rmul__(self, other):
+        return _ops.mul(self._lift(other), self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, self._lift(other))
+
+    def __rtruediv__(self, other):
+        return _ops.div(self._lift(other), self)
+
+    def __pow__(self, exponent):
+        return _ops.pow(self, self._lift(exponent))
+
+    def __rpow__(self, base):
+        return _ops.pow(self._lift(base), self)
 
     def __neg__(self):
         return _ops.neg(self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(self._lift(other), self)
 
     def __getitem__(self, index):
         return _ops.getitem(self, index)
