@@ -28,7 +28,7 @@ from .. import creation
 from ..autograd import ops
 from ..autograd.tensor import Tensor
 from ..io import write_figure
-from ..nn import GRU
+from ..nn import GRU, ElmanRNN
 
 
 # --- per parameter ---------------------------------------------------------------------------------
@@ -90,7 +90,9 @@ def _step(rnn, x_proj_t, h):
     """One step of the model's recurrence: the fused op on a sequence of length 1, (B, H) out."""
     if isinstance(rnn, GRU):
         return ops.gru(x_proj_t, h, rnn.U_zr, rnn.U_h)[:, 0]
-    return ops.elman_rnn(x_proj_t, h, rnn.U, rnn.nonlinearity)[:, 0]        # the only other nn recurrence
+    if isinstance(rnn, ElmanRNN):
+        return ops.elman_rnn(x_proj_t, h, rnn.U, rnn.nonlinearity)[:, 0]
+    raise TypeError(f"recurrent_gradient_flow: expected a GRU or ElmanRNN layer, got {type(rnn).__name__}")
 
 
 def step_states(model, ids):
