@@ -11,6 +11,7 @@
     -> {"kind": "transformer", "words", "known", "prediction", "probabilities",
         "layers": [[(T, T) per head] per layer]}
     or {"kind": "window", "radius": r, "words", ..., "weights": (T, 2r+1) with null outside the text}
+    or None for a model without attention weights.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def kind_of(model):
 
 
 def attention_maps(model, vocab, tokenizer, labels, text, device="cpu"):
-    """The attention of ``model`` (one ``kind_of`` names) reading ``text`` (see the module docstring)."""
+    """The attention of ``model`` reading ``text`` (see the module docstring); None if it has none."""
     kind = kind_of(model)
+    if kind is None:
+        return None
     ids = vocab.encode_text(text, tokenizer)                           # (T,)
     if len(ids) > MAX_WORDS:
         # not len(ids): the tokenizer has cut the text to the model's max_length already
