@@ -236,6 +236,8 @@ def _check_out(out, resume, overwrite, teacher=None):
     with a file as ``out``."""
     if resume and overwrite:   # the overwrite was ignored, without a word
         raise ConfigError("--resume goes on from --out's run and --overwrite replaces it: give one of them")
+    if resume and not out:   # (it said "no checkpoint at (no output folder given); train without --resume first")
+        raise ConfigError("--resume continues the run in --out: give --out, the folder of the run to continue")
     if not out:
         return
     check_writable(out, folder=True)
@@ -270,9 +272,8 @@ def _check_resumable(last, config, teachers):
     """Refuse a --resume that cannot go on from ``last`` (out/last.npz): there is none, it was trained on other
     data files (other splits) or settings, or a --teacher checkpoint has changed since (other soft targets;
     ``teachers``: their hashes now)."""
-    if not last or not os.path.exists(last):
-        raise FileNotFoundError(f"nothing to resume: there is no checkpoint at {last or '(no output folder given)'}; "
-                                f"train without --resume first")
+    if not os.path.exists(last):
+        raise FileNotFoundError(f"nothing to resume: there is no checkpoint at {last}; train without --resume first")
     checkpoint.check_data(last, data_files(config))
     meta = npz_meta(last)
     saved, now = TrainConfig.from_dict(meta["config"]).to_dict(), config.to_dict()   # added since: their defaults

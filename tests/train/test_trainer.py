@@ -125,7 +125,7 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, monkeyp
             out=tmp_path, resume=True, progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         fit(TrainConfig(**QUICK), out=tmp_path / "empty", resume=True, progress=False)
-    with pytest.raises(FileNotFoundError, match=r"no checkpoint at \(no output folder given\)"):
+    with pytest.raises(ValueError, match=r"^--resume continues the run in --out: give --out, the folder of the run"):
         fit(TrainConfig(**QUICK), resume=True, progress=False)
     with pytest.raises(ValueError, match="--overwrite replaces it: give one of them"):   # (overwrite was ignored)
         fit(TrainConfig(**QUICK), out=tmp_path, resume=True, overwrite=True, progress=False)
