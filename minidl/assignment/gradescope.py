@@ -33,6 +33,7 @@ setup.sh's environment) let ``run_autograder`` run outside Gradescope, as the te
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -126,11 +127,11 @@ def build_autograder(name, out, root=None, reference=None, time_limit=TIME_LIMIT
 
 def find_submitted_copy(submission):
     """The folder of the submission that holds the student's ``minidl/``: the submission itself, or the one
-    folder inside it (a zip of the copy's top folder unpacks to one)."""
+    folder inside it (a zip of the copy's top folder unpacks to one; not a link: to the instructor's, it was graded)."""
     submission = Path(submission)
     if (submission / "minidl" / "__init__.py").is_file():
         return submission
-    inside = [p for p in sorted(submission.iterdir()) if p.is_dir() and p.name not in _NOT_A_COPY
+    inside = [p for p in sorted(submission.iterdir()) if p.is_dir() and not p.is_symlink() and p.name not in _NOT_A_COPY
               and (p / "minidl" / "__init__.py").is_file()] if submission.is_dir() else []
     if len(inside) == 1:
         return inside[0]
@@ -145,6 +146,11 @@ def assemble(source, submission, work):
     """``work``: the trusted copy (``source/grader``) with the submission's ``minidl/`` in place of the stubbed
     one, the grading machinery (``_TRUSTED``) excepted. Returns ``work``."""
     student = find_submitted_copy(submission)
+    # a link to the instructor's solution was graded as the student's code (links in minidl/ are copied as links)
+    for path in itertools.chain([student / "minidl"], (student / "minidl").rglob("*")):   # (not followed)
+        if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(Path(submission).resolve()):
+            raise AssignmentError(f"{path.relative_to(submission)} is a symbolic link to {os.readlink(path)}, outside "
+                                  f"the submission: grading reads only its own files; put the file itself there")
     grader = Path(source) / GRADER
     wanted, given = (read_toml(folder / MARKER).get("assignment") if (folder / MARKER).is_file() else None
                      for folder in (grader, student))
@@ -157,10 +163,10 @@ def assemble(source, submission, work):
     shutil.copytree(student / "minidl", work / "minidl", ignore=_IGNORE, symlinks=True)
     for path in _TRUSTED:
         target = work / path
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():   # (rmtree refuses a link: it stopped a class's grading)
             shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
+        else:
+            target.unlink(missing_ok=True)
         if (grader / path).is_dir():
             shutil.copytree(grader / path, target, ignore=_IGNORE)
         else:

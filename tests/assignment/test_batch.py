@@ -284,3 +284,28 @@ def test_a_zip_in_the_submissions_is_unpacked_and_graded(tmp_path, copies):
     (folder / "bob").mkdir()
     with pytest.raises(AssignmentError, match=r"holds both bob/ and bob.zip; keep one submission per student"):
         submission_folders(folder)
+
+
+def test_a_copy_with_symbolic_links_is_graded_alone_and_only_from_its_own_files(tmp_path, copies):
+    """A copy whose minidl/assignment was a link to a folder stopped the whole class (rmtree refuses a link), and
+    one whose graded file, minidl/ or whole copy was a link to the instructor's solution scored its points."""
+    folder, solution = tmp_path / "class", copies(NAME, solution=True)
+    for student in ("alice", "bob", "carol"):
+        shutil.copytree(copies(NAME), folder / student, symlinks=True)
+    (folder / "alice" / "minidl" / "assignment").rename(folder / "alice" / "minidl" / "mine")
+    (folder / "alice" / "minidl" / "assignment").symlink_to("mine")
+    ops = folder / "bob" / "minidl" / "autograd" / "ops"
+    (ops / "activations.py").unlink()
+    (ops / "activations.py").symlink_to(solution / "minidl" / "autograd" / "ops" / "activations.py")
+    shutil.rmtree(folder / "carol" / "minidl")
+    (folder / "carol" / "minidl").symlink_to(solution / "minidl")
+    (folder / "dave").mkdir()
+    (folder / "dave" / "copy").symlink_to(solution)   # the one folder of an unzipped submission
+    rows = {row.student: row for row in grade_submissions(folder, workers=1, time_limit=TIME_LIMIT, tasks=[1])}
+    assert (rows["alice"].status, rows["alice"].total) == (GRADED, 0), rows["alice"]
+    assert rows["bob"].status == ("not a submission: minidl/autograd/ops/activations.py is a symbolic link to "
+                                  f"{solution / 'minidl/autograd/ops/activations.py'}, outside the submission: "
+                                  f"grading reads only its own files; put the file itself there"), rows["bob"]
+    assert rows["carol"].status.startswith(f"not a submission: minidl is a symbolic link to {solution / 'minidl'},")
+    assert rows["dave"].status.startswith("not a submission: the submission has no minidl/ package"), rows["dave"]
+    assert (solution / "minidl" / "assignment").is_dir(), "nothing outside the copy is removed"
