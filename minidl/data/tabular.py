@@ -117,8 +117,7 @@ def _check_columns(path, columns, wanted):
     if twice:  # dict(zip(header, fields)) would keep the last of them
         raise DataFormatError(f"{path}: the header names column {twice[0]!r} {columns.count(twice[0])} times; "
                               f"rename all but one")
-    missing = [c for c in wanted if c not in columns]
-    if missing:
+    if missing := [c for c in wanted if c not in columns]:
         raise MissingColumnsError(f"{path}: no column {' or '.join(map(repr, missing))}; the columns are "
                                   f"{_column_list(columns)}. Pass the right names as text_column= / "
                                   f"label_column= (--text-column / --label-column)", _column_list(columns))
@@ -323,8 +322,7 @@ def _encode_labels(raw_labels, label_names, where, path, label_column):
         names = sorted(distinct, key=int if all(_INTEGER.fullmatch(v) for v in distinct) else None)
     else:
         names = [_label_key(n) for n in label_names]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"load_table: label_names has duplicates {duplicates}")
     index = {n: i for i, n in enumerate(names)}
     labels = np.empty(len(raw_labels), dtype=np.int64)

@@ -310,8 +310,7 @@ class _Run:
         evaluated and kept as best; last.npz holds the trained weights (the average travels in
         the optimizer's state), so a resumed run goes on exactly."""
         loop = self.loop
-        problem = non_finite(self.model, self.optimizer)
-        if problem:
+        if problem := non_finite(self.model, self.optimizer):
             raise self.diverged(problem, loop["step"])
         averaged = self.optimizer.swap_average()
         try:
