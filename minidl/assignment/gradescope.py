@@ -33,7 +33,6 @@ setup.sh's environment) let ``run_autograder`` run outside Gradescope, as the te
 """
 from __future__ import annotations
 
-import ast
 import itertools
 import json
 import os
@@ -47,12 +46,10 @@ import zipfile
 from pathlib import Path
 
 from ..io import atomic_path, check_replaceable, write_text
-from ..pysyntax import parse
 from .batch import GRADED, TIMED_OUT, Row, grade_folder
 from .grade import check_seconds, find_reference
 from .make import make
 from .manifest import EXPECTED, MARKER, AssignmentError, find_assignment, read_toml
-from .stubs import _body_lines, defined_functions, replace_bodies
 
 TORCH = "2.13.0"            # the course's pinned torch (see the Makefile), as the CPU wheel
 TIME_LIMIT = 480            # seconds per submission: under Gradescope's default limit of 10 minutes
@@ -174,27 +171,7 @@ def assemble(source, submission, work):
             shutil.copytree(grader / path, target, ignore=_IGNORE)
         else:
             shutil.copy2(grader / path, target)
-    mine = {str(t) for task in find_assignment(wanted, grader).tasks for t in task.targets + task.hide}
-    for trusted in (grader / "minidl").rglob("*.py"):
-        _restore(trusted, work / trusted.relative_to(grader), trusted.relative_to(grader).as_posix(), mine)
     return work
-
-
-def _restore(trusted, graded, path, mine):
-    """Each function of ``graded`` that is no target (``mine``: "path::qualname") and differs from the trusted copy's
-    (``trusted``) gets its body back: a forward changed to the identity, its backward ``return grad``, passed."""
-    try:
-        source, original = graded.read_text(encoding="utf-8"), trusted.read_text(encoding="utf-8")
-        theirs = defined_functions(parse(source, path))
-    except (OSError, ValueError, SyntaxError):   # missing, not UTF-8 or not Python: the tests and rules say so
-        return
-    lines = original.splitlines(keepends=True)
-    bodies = {name: "".join(lines[first:last + 1]) for name, node in defined_functions(parse(original, path)).items()
-              if f"{path}::{name}" not in mine and name in theirs and ast.dump(node) != ast.dump(theirs[name])
-              for first, last in [_body_lines(lines, node)]}
-    if bodies:   # (a link is replaced, not written through: the submission stays as it was)
-        graded.unlink()
-        graded.write_text(replace_bodies(source, bodies, path), encoding="utf-8")
 
 
 def _tests(tasks, row):
