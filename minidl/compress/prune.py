@@ -294,10 +294,8 @@ class GradualPruning(LockedMasks):
 
     def on_train_begin(self, model, optimizer):
         super().on_train_begin(model, optimizer)
-        # step 0, before the first optimizer step: the core's steps count from 1, and steps 1 to every-1 trained the
-        # dense model. A resumed run's optimizer has stepped: it is past step 0 (pruned again, it was in history twice)
-        if self.start == 0 and self.initial > 0 and not getattr(optimizer, "state", None):
-            self.on_step(0)
+        if self.start == 0 and self.initial > 0:   # step 0, before the first optimizer step: the core's steps count
+            self.on_step(0)                        # from 1, and steps 1 to every-1 trained the dense model
 
     def on_step(self, step, loss=None):
         if self.model is None:

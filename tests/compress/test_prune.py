@@ -151,29 +151,6 @@ def test_gradual_pruning_from_step_0_prunes_to_its_initial_sparsity_before_the_f
     assert callback.history == [(0, 0.5)] and _zeros(model) == round(0.5 * total)
 
 
-def test_gradual_pruning_resumed_with_its_callback_keeps_one_history_and_the_same_masks():
-    """Resumed (the core's loop record, the same callback and optimizer), it pruned at step 0 again: history held
-    (0, initial) twice."""
-    from minidl.train.loop import train
-
-    def batches(epoch):
-        rng = np.random.default_rng(epoch)
-        return [(md.tensor(rng.standard_normal((16, 64)), dtype="float32"), md.tensor(rng.integers(0, 10, 16)))
-                for _ in range(4)]
-
-    def run(*stops):
-        model, callback = _mlp(), GradualPruning(initial=0.3, final=0.8, start=0, end=8, every=2)
-        optimizer, loop = Adam(model.parameters(), lr=1e-2), None
-        for until in stops:
-            loop, _ = train(model, batches, lambda m, b: (md.cross_entropy(m(b[0]), b[1]), {}), optimizer,
-                            steps=until, callbacks=[callback], loop=loop, log=None)
-        return callback.history, {name: mask.numpy() for name, mask in model.named_buffers()}
-
-    (whole, whole_masks), (resumed, resumed_masks) = run(8), run(5, 8)
-    assert resumed == whole and [step for step, _ in whole] == [0, 2, 4, 6, 8]
-    assert len(whole_masks) == 3 and all(np.array_equal(whole_masks[n], resumed_masks[n]) for n in whole_masks)
-
-
 def test_cubic_schedule_hand_computed():
     assert cubic_sparsity(0, 0.0, 0.9, 0, 1000) == 0.0
     assert cubic_sparsity(-5, 0.0, 0.9, 0, 1000) == 0.0
