@@ -158,6 +158,13 @@ MUTANTS = [
            (("Sigmoid.backward (source rules)", "calls np.asarray"), ("Sigmoid.backward (source rules)", "use ctx.xp"),
             ("test_the_same_on_the_torch_backend", "Sigmoid.backward (minidl/autograd/ops/activations.py:"),
             ("test_the_same_on_the_torch_backend", "use ctx.xp (the backend's namespace), not np"))),
+    # the forwards are given code and the gradient checks differentiate them: identity forwards, identity backwards
+    Mutant("cheat-sigmoid-and-tanh-forwards-return-their-input", "ex2_sentiment", 1,
+           (replace(ACTIVATIONS, "s = ctx.xp.sigmoid(x)", "s = x * 1.0"), replace(ACTIVATIONS, "t = ctx.xp.tanh(x)",
+                                                                                   "t = x * 1.0"),
+            replace(ACTIVATIONS, "grad * s * (1 - s)", "grad"), replace(ACTIVATIONS, "grad * (1 - t * t)", "grad")),
+           (("test_sigmoid_backward", "sigmoid(x)["), ("test_tanh_backward", "tanh(x)["),
+            ("test_tanh_backward", "the gradient checks differentiate the given forwards, which must compute it"))),
     Mutant("matmul-gradients-swapped", "ex2_sentiment", 2,
            (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
                                             "return ctx.xp.swap_last(a) @ grad, grad @ ctx.xp.swap_last(b)"),),
@@ -180,6 +187,10 @@ MUTANTS = [
                                "    return Linear.backward(fake, grad)[:2]\n")),
            (("source rules", "MatMul.backward calls Linear.backward (through _by_linear), which computes this "
                              "task's answer for other code in the copy"),)),
+    Mutant("cheat-matmul-forward-returns-zeros", "ex2_sentiment", 2,
+           (replace(LINALG, "return _product(a, b)", "return 0 * _product(a, b)"),
+            body(LINALG, "MatMul.backward", "a, b = ctx.saved\nreturn 0 * a, 0 * b")),
+           (("test_matmul_backward", "a @ b["), ("", "differentiate the given MatMul.forward, which must compute it"))),
     Mutant("elman-bptt-off-by-one", "ex2_sentiment", 3,
            (replace(RECURRENT, "for t in range(T - 1, -1, -1):\n            dh = dh + grad_hs[:, t]\n"
                                "            h = hs[",

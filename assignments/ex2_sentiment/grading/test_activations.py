@@ -1,21 +1,34 @@
 """Task 1: the backward passes of sigmoid and tanh (minidl/autograd/ops/activations.py)."""
-from minidl.assignment.checks import check_backends, check_gradients, fixed, tensor
+import numpy as np
+
+from minidl.assignment.checks import check_backends, check_close, check_gradients, fixed, tensor
 from minidl.autograd import ops
+
+# the gradient checks differentiate the forwards, given code: a forward returning x would make them trivial
+GIVEN = "expected: NumPy's value; the gradient checks differentiate the given forwards, which must compute it"
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x.numpy()))
 
 
 def test_sigmoid_backward():
     x = tensor(fixed((2, 5), seed=1, scale=3.0))
+    check_close("sigmoid(x)", ops.sigmoid(x), sigmoid(x), GIVEN)
     check_gradients("Sigmoid.backward", ops.sigmoid, {"x": x})
 
 
 def test_tanh_backward():
     x = tensor(fixed((2, 5), seed=2, scale=2.0))
+    check_close("tanh(x)", ops.tanh(x), np.tanh(x.numpy()), GIVEN)
     check_gradients("Tanh.backward", ops.tanh, {"x": x})
 
 
 def test_sigmoid_and_tanh_inside_a_graph():
     # the upstream gradient is not all ones here: the backward must multiply by it
     x, w = tensor(fixed((3, 4), seed=3, scale=2.0)), tensor(fixed((3, 4), seed=4))
+    check_close("sigmoid(x) * tanh(w * x)", ops.sigmoid(x) * ops.tanh(w * x),
+                sigmoid(x) * np.tanh(w.numpy() * x.numpy()), GIVEN)
     check_gradients("Sigmoid.backward and Tanh.backward in sigmoid(x) * tanh(w * x)",
                     lambda x, w: ops.sigmoid(x) * ops.tanh(w * x), {"x": x, "w": w})
 
