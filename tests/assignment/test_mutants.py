@@ -137,6 +137,14 @@ def grads(a, b, grad):
         return [g.numpy() for g in torch.autograd.grad(ta @ tb, (ta, tb), torch.tensor(numpy.asarray(grad)))]
 '''
 
+# the straight-through estimator from other ops: FakeQuantize for the value only, the gradient through w * inside
+STE_BY_OTHER_OPS = """
+xp, wide = weight.xp, weight.xp.astype(weight.data, "float64")
+s = _scales(xp, wide) if scale is None else xp.astype(xp.asarray(scale), "float64")
+kept = weight * xp.astype(xp.abs(wide) <= QMAX * s, xp.dtype_name(weight.data))
+return kept + (FakeQuantize.apply(weight.detach(), scale=scale) - kept).detach()
+"""
+
 UNSORTED_TOP_K = """
 best = np.argpartition(-logits, k - 1, axis=1)[:, :k]          # the k best, in no particular order
 peak = logits.max(axis=1, keepdims=True)
@@ -165,6 +173,14 @@ MUTANTS = [
             replace(ACTIVATIONS, "grad * s * (1 - s)", "grad"), replace(ACTIVATIONS, "grad * (1 - t * t)", "grad")),
            (("test_sigmoid_backward", "sigmoid(x)["), ("test_tanh_backward", "tanh(x)["),
             ("test_tanh_backward", "the gradient checks differentiate the given forwards, which must compute it"))),
+    # the wrappers sigmoid(x) and tanh(x) are given code too: composed of other ops, they need neither backward
+    Mutant("cheat-sigmoid-and-tanh-wrappers-by-other-ops", "ex2_sentiment", 1,
+           (body(ACTIVATIONS, "Sigmoid.backward", "raise NotImplementedError"),
+            body(ACTIVATIONS, "Tanh.backward", "raise NotImplementedError"),
+            body(ACTIVATIONS, "sigmoid", "return 1 / (1 + (-x).exp())"),
+            body(ACTIVATIONS, "tanh", "return 2 / (1 + (-2 * x).exp()) - 1")),
+           (("test_sigmoid_backward", "Sigmoid.backward never ran: the gradients came from other ops"),
+            ("test_tanh_backward", "Tanh.backward never ran"))),
     Mutant("matmul-gradients-swapped", "ex2_sentiment", 2,
            (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
                                             "return ctx.xp.swap_last(a) @ grad, grad @ ctx.xp.swap_last(b)"),),
@@ -298,6 +314,10 @@ MUTANTS = [
            (("FakeQuantize.backward (source rules)", "calls np.where"),
             ("test_the_same_on_the_torch_backend", "FakeQuantize.backward (minidl/compress/quantize.py:"),
             ("test_the_same_on_the_torch_backend", "use ctx.xp (the backend's namespace), not np"))),
+    Mutant("cheat-straight-through-estimator-by-other-ops", "compression", 5,
+           (body(QUANTIZE, "FakeQuantize.backward", "raise NotImplementedError"),
+            body(QUANTIZE, "fake_quantize", STE_BY_OTHER_OPS)),
+           (("test_the_same_on_the_torch_backend", "FakeQuantize.backward never ran"),)),
     # mlm_distillation ------------------------------------------------------------------------------------------
     Mutant("masking-80-20-0", "mlm_distillation", 1,
            (replace(MASKING, "as_random = positions[(roll >= REPLACE_WITH_MASK) & "

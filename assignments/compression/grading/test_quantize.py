@@ -56,6 +56,6 @@ def test_without_a_fixed_scale_nothing_is_clipped():
 
 def test_the_same_on_the_torch_backend():
     # _scales, _quantize_array and the backward run on torch tensors too (written with xp, not np)
-    check_backends("fake_quantize (scales from W)", fake_quantize, {"w": weight()})
-    check_backends("fake_quantize (a fixed scale that clips)", lambda w: fake_quantize(w, scale=CLIPPING),
-                   {"w": weight()})
+    check_backends("FakeQuantize.backward in fake_quantize (scales from W)", fake_quantize, {"w": weight()})
+    check_backends("FakeQuantize.backward in fake_quantize (a fixed scale that clips)",
+                   lambda w: fake_quantize(w, scale=CLIPPING), {"w": weight()})
