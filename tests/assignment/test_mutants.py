@@ -179,8 +179,7 @@ MUTANTS = [
             body(ACTIVATIONS, "Tanh.backward", "raise NotImplementedError"),
             body(ACTIVATIONS, "sigmoid", "return 1 / (1 + (-x).exp())"),
             body(ACTIVATIONS, "tanh", "return 2 / (1 + (-2 * x).exp()) - 1")),
-           (("test_sigmoid_backward", "Sigmoid.backward never ran: the gradients came from other ops"),
-            ("test_tanh_backward", "Tanh.backward never ran"))),
+           (("test_sigmoid_backward", "NotImplementedError"), ("test_tanh_backward", "NotImplementedError"))),
     Mutant("matmul-gradients-swapped", "ex2_sentiment", 2,
            (body(LINALG, "MatMul.backward", "a, b = ctx.saved\n"
                                             "return ctx.xp.swap_last(a) @ grad, grad @ ctx.xp.swap_last(b)"),),
@@ -317,7 +316,7 @@ MUTANTS = [
     Mutant("cheat-straight-through-estimator-by-other-ops", "compression", 5,
            (body(QUANTIZE, "FakeQuantize.backward", "raise NotImplementedError"),
             body(QUANTIZE, "fake_quantize", STE_BY_OTHER_OPS)),
-           (("test_the_same_on_the_torch_backend", "FakeQuantize.backward never ran"),)),
+           (("test_the_straight_through_estimator", "NotImplementedError"),)),
     # mlm_distillation ------------------------------------------------------------------------------------------
     Mutant("masking-80-20-0", "mlm_distillation", 1,
            (replace(MASKING, "as_random = positions[(roll >= REPLACE_WITH_MASK) & "
