@@ -1,6 +1,6 @@
 """Task 3: the Elman RNN over a whole sequence, forward and backward (minidl/autograd/ops/recurrent.py)."""
 from minidl.assignment.checks import check_backends, check_gradients, check_outputs, describe, expected, fixed, tensor
-from minidl.autograd import ops
+from minidl.autograd.ops.recurrent import ElmanRNN   # the op, not the given wrapper elman_rnn
 
 B, T, H = 2, 4, 3
 
@@ -11,11 +11,11 @@ def inputs():
 
 
 def case_elman_relu():
-    return {"hs": ops.elman_rnn(*(tensor(v) for v in inputs().values()), nonlinearity="relu")}
+    return {"hs": ElmanRNN.apply(*(tensor(v) for v in inputs().values()), "relu")}
 
 
 def case_elman_tanh():
-    return {"hs": ops.elman_rnn(*(tensor(v) for v in inputs().values()), nonlinearity="tanh")}
+    return {"hs": ElmanRNN.apply(*(tensor(v) for v in inputs().values()), "tanh")}
 
 
 def test_forward_relu():
@@ -27,14 +27,14 @@ def test_forward_tanh():
 
 
 def test_backward_relu():
-    check_gradients("ElmanRNN.backward (relu)", lambda x, h0, U: ops.elman_rnn(x, h0, U, "relu"),
+    check_gradients("ElmanRNN.backward (relu)", lambda x, h0, U: ElmanRNN.apply(x, h0, U, "relu"),
                     {name: tensor(v) for name, v in inputs().items()})
 
 
 def test_backward_tanh():
-    check_gradients("ElmanRNN.backward (tanh)", lambda x, h0, U: ops.elman_rnn(x, h0, U, "tanh"),
+    check_gradients("ElmanRNN.backward (tanh)", lambda x, h0, U: ElmanRNN.apply(x, h0, U, "tanh"),
                     {name: tensor(v) for name, v in inputs().items()})
 
 
 def test_the_same_on_the_torch_backend():
-    check_backends("elman_rnn (tanh)", lambda x, h0, U: ops.elman_rnn(x, h0, U, "tanh"), inputs())
+    check_backends("elman_rnn (tanh)", lambda x, h0, U: ElmanRNN.apply(x, h0, U, "tanh"), inputs())
