@@ -55,6 +55,33 @@ def body(path, qualname, code):
 
 # --- the cheats ----------------------------------------------------------------------------------------------
 
+# the given wrappers rebuilt from other ops: the same values and gradients, with the task's op never run
+WINDOW_BY_OTHER_OPS = """
+from .shape import pad, stack
+xp, r, T = q.xp, radius, q.shape[1]
+valid = Tensor._wrap(xp.astype(window_valid(xp, mask_array(mask, q, "window_attention"), r), q.dtype), xp)
+k_pad, v_pad = pad(k, ((0, 0), (r, r), (0, 0))), pad(v, ((0, 0), (r, r), (0, 0)))
+scores = stack([(q * k_pad[:, j:j + T]).sum(axis=-1) for j in range(2 * r + 1)], axis=2) / math.sqrt(q.shape[-1])
+e = scores.exp() * valid
+a = e / (e.sum(axis=-1, keepdims=True) + 1e-300)
+return sum(a[:, :, j:j + 1] * v_pad[:, j:j + T] for j in range(2 * r + 1)), Tensor._wrap(a.data, xp)
+"""
+
+DISTILLATION_BY_OTHER_OPS = """
+xp, s, T = student_logits.xp, student_logits, float(temperature)
+constant = lambda a: md.Tensor._wrap(xp.astype(xp.asarray(a), xp.dtype_name(s.data)), xp)
+onehot = xp.zeros_like(s.data)
+xp.add_last(onehot, xp.asarray(targets), xp.ones_like(s.data[..., 0]))
+hard = -(s.log_softmax(axis=-1) * constant(onehot)).sum(axis=-1)
+t = constant(teacher_logits.data if isinstance(teacher_logits, md.Tensor) else teacher_logits)
+if kind == "kl":
+    soft = ((t / T).softmax(axis=-1) * ((t / T).log_softmax(axis=-1) - (s / T).log_softmax(axis=-1))).sum(axis=-1)
+    soft = soft * T * T
+else:
+    soft = ((s - t) ** 2).sum(axis=-1) / s.shape[1]
+return (alpha * hard + (1 - alpha) * soft).sum() / max(s.shape[0], 1)
+"""
+
 STORED_TOKEN_MLP = """
 import json
 import pathlib
@@ -238,6 +265,12 @@ MUTANTS = [
            (replace(WINDOW, "total = xp.sum(weights, axis=-1, keepdims=True)",
                     "total = xp.sum(weights, axis=1, keepdims=True)"),),
            (("test_forward", "WindowAttention.forward: "),)),
+    # the wrapper window_attention is given code: composed of other ops, it needs no WindowAttention at all
+    Mutant("cheat-window-attention-wrapper-by-other-ops", "ex2_sentiment", 5,
+           (body(WINDOW, "WindowAttention.forward", "raise NotImplementedError"),
+            body(WINDOW, "WindowAttention.backward", "raise NotImplementedError"),
+            body(WINDOW, "window_attention", WINDOW_BY_OTHER_OPS)),
+           (("test_forward", "NotImplementedError"), ("test_backward", "NotImplementedError"))),
     Mutant("window-attention-padding-leak", "ex2_sentiment", 5,
            (replace(WINDOW, "valid = window_valid(xp, mask, radius)",
                     "valid = window_valid(xp, xp.ones_like(mask), radius)"),),
@@ -268,6 +301,11 @@ MUTANTS = [
     Mutant("distillation-forward-without-t-squared", "compression", 1,
            (replace(DISTILL, "(log_q_t - log_p_t), axis=-1) * temperature ** 2", "(log_q_t - log_p_t), axis=-1)"),),
            (("test_forward_kl", "DistillationLoss.forward (kl, alpha 0.3, T 2.5): loss"),)),
+    Mutant("cheat-distillation-wrapper-by-other-ops", "compression", 1,
+           (body(DISTILL, "DistillationLoss.forward", "raise NotImplementedError"),
+            body(DISTILL, "DistillationLoss.backward", "raise NotImplementedError"),
+            body(DISTILL, "distillation_loss", DISTILLATION_BY_OTHER_OPS)),
+           (("test_forward_kl", "NotImplementedError"), ("test_backward_mse", "NotImplementedError"))),
     Mutant("distillation-backward-without-the-batch-mean", "compression", 1,
            (replace(DISTILL, "* (grad / ctx.batch)", "* grad"),),
            (("test_backward_kl", "DistillationLoss.backward (kl, alpha 0.3, T 2.5): dL/dstudent["),)),

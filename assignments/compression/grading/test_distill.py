@@ -5,7 +5,7 @@ import numpy as np
 import minidl as md
 from minidl import nn, optim
 from minidl.assignment.checks import check_backends, check_gradients, check_outputs, expected, fixed, tensor
-from minidl.compress import distillation_loss
+from minidl.compress.distill import DistillationLoss   # the op, not the given wrapper distillation_loss
 
 STUDENT, TEACHER = fixed((4, 3), seed=1, scale=2.0), fixed((4, 3), seed=2, scale=2.0)
 TARGETS = np.array([0, 2, 1, 2])
@@ -13,8 +13,14 @@ SETTINGS = {"kl": dict(alpha=0.3, temperature=2.5, kind="kl"), "mse": dict(alpha
 CONTEXT = "student and teacher logits (4, 3), targets [0, 2, 1, 2], float64"
 
 
+def _distill(student, teacher, targets, alpha, temperature, kind="kl"):
+    """DistillationLoss itself, given the teacher's logits and the targets as arrays of the student's backend."""
+    xp = student.xp
+    return DistillationLoss.apply(student, xp.asarray(teacher), xp.asarray(targets), alpha, temperature, kind)
+
+
 def _loss(kind):
-    return lambda s: distillation_loss(s, TEACHER, TARGETS, **SETTINGS[kind])
+    return lambda s: _distill(s, TEACHER, TARGETS, **SETTINGS[kind])
 
 
 def case_distill_kl():
@@ -44,8 +50,7 @@ def test_backward_mse():
 
 
 def test_the_same_on_the_torch_backend():
-    check_backends("distillation_loss (kl)", lambda s: distillation_loss(s, TEACHER, TARGETS, **SETTINGS["kl"]),
-                   {"student": STUDENT})
+    check_backends("distillation_loss (kl)", _loss("kl"), {"student": STUDENT})
 
 
 def test_a_student_learns_from_its_teacher():
@@ -57,7 +62,7 @@ def test_a_student_learns_from_its_teacher():
     optimizer = optim.Adam(student.parameters(), lr=0.05)
     inputs, losses = md.tensor(x, dtype="float64"), []
     for _ in range(200):
-        loss = distillation_loss(student(inputs), teacher, labels, alpha=0.5, temperature=2.0)
+        loss = _distill(student(inputs), teacher, labels, alpha=0.5, temperature=2.0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
