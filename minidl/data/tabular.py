@@ -85,7 +85,7 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
 
     names, labels = _encode_labels(raw_labels, label_names, where, path, label_column)
     empty = [where[i] for i, t in enumerate(texts) if not t.strip()]
-    _check_trainable(path, texts, labels, names, (text_column, label_column), columns, (min_rows, min_classes))
+    _check_trainable(path, texts, labels, names, text_column, label_column, columns, min_rows, min_classes)
     info = {"source": str(path), "format": fmt, "lines": lines,
             "decode_errors": len(bad_rows), "empty_texts": len(empty)}
     if bad_rows:
@@ -123,11 +123,10 @@ def _check_columns(path, columns, wanted):
                                   f"label_column= (--text-column / --label-column)", _column_list(columns))
 
 
-def _check_trainable(path, texts, labels, names, wanted, columns, minimum):
+def _check_trainable(path, texts, labels, names, text_column, label_column, columns, min_rows, min_classes):
     """Raise a DataFormatError for a table that cannot train a classifier: every text empty, or,
-    among the rows with a text, fewer than ``minimum`` = (rows, classes), or (training) a class with
-    none. ``wanted``: the (text, label) column names; ``columns``: the file's."""
-    (text_column, label_column), (min_rows, min_classes) = wanted, minimum
+    among the rows with a text, fewer than ``min_rows`` rows or ``min_classes`` classes, or (training)
+    a class with none. ``columns``: the file's column names."""
     usable = np.array([bool(t.strip()) for t in texts], dtype=bool)
     if not texts and min_rows > 0:
         raise DataFormatError(f"{path}: no rows, only the column names; add rows (one example per row)")
