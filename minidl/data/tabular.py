@@ -96,13 +96,8 @@ def load_table(path, text_column, label_column, format=None, label_names=None, e
     if len(names) > max(10, len(texts) // 2) and min_classes > 1:    # about one row a class: nothing to learn
         warnings.warn(f"{path}: column {label_column!r} has {len(names):,} different labels in {len(texts):,} rows; "
                       f"is it the label column (not an id)? Else check --label-column", DataWarning, stacklevel=2)
-    alike = _alike(names) if label_names is None else []
-    if alike:
-        shown = "; ".join(" and ".join(map(repr, group)) for group in alike[:_SHOWN])
-        warnings.warn(f"{path}: column {label_column!r} has labels that differ only in case, spaces or how a number "
-                      f"is written ({shown}); each is a class of its own. If they mean one class, write them one way "
-                      f"in the file", DataWarning, stacklevel=2)
-    if label_names is None:
+    if label_names is None:   # the file's own labels: one class may be written two ways, or mistyped
+        _warn_alike(path, names, label_column)
         _warn_typos(path, names, labels, [f"line {line}" if line else place for line, place in zip(lines, where)])
     if empty:
         warnings.warn(f"{path}: {len(empty)} row(s) have an empty text ({listing(empty)}); they are kept in the "
@@ -334,9 +329,9 @@ def _encode_labels(raw_labels, label_names, where, path, label_column):
     return names, labels
 
 
-def _alike(names):
-    """The groups of ``names`` that differ only in case, spaces or how a number is written ("Pos" and
-    "pos", "1" and "1.0"): a user's one class, split in two."""
+def _warn_alike(path, names, label_column):
+    """Warn, once, of the groups of ``names`` that differ only in case, spaces or how a number is written
+    ("Pos" and "pos", "1" and "1.0"): a user's one class, split in two."""
     groups = {}
     for name in names:
         try:
@@ -344,7 +339,11 @@ def _alike(names):
         except ValueError:
             form = " ".join(name.casefold().split())
         groups.setdefault(form, []).append(name)
-    return [group for group in groups.values() if len(group) > 1]
+    if alike := [group for group in groups.values() if len(group) > 1]:
+        shown = "; ".join(" and ".join(map(repr, group)) for group in alike[:_SHOWN])
+        warnings.warn(f"{path}: column {label_column!r} has labels that differ only in case, spaces or how a number "
+                      f"is written ({shown}); each is a class of its own. If they mean one class, write them one way "
+                      f"in the file", DataWarning, stacklevel=3)
 
 
 def _warn_typos(path, names, labels, places):
