@@ -82,8 +82,6 @@ def _vocab_tokens(vocab):
 
 def _token_counts(tokens, counts):
     """Per-id counts as an int array, from a mapping token -> count or a sequence aligned to ids."""
-    if counts is None:
-        return None
     if hasattr(counts, "get"):
         return np.array([counts.get(t, 0) for t in tokens], dtype=np.int64)
     counts = np.asarray(counts, dtype=np.int64)
@@ -101,15 +99,15 @@ def vocabulary_coverage(vocab, words, counts=None):
     tokens = _vocab_tokens(vocab)
     available = words if isinstance(words, (set, dict)) else set(words)
     specials = set(getattr(vocab, "specials", None) or SPECIAL_TOKENS)
-    per_id = _token_counts(tokens, counts)
     ids = [i for i, t in enumerate(tokens) if t not in specials]
     found_ids = [i for i in ids if tokens[i] in available]
     missing_ids = [i for i in ids if tokens[i] not in available]
-    if per_id is not None:
-        missing_ids.sort(key=lambda i: -per_id[i])  # stable: ties keep vocabulary order
-        return Coverage(len(found_ids), len(ids), int(per_id[found_ids].sum()), int(per_id[ids].sum()),
-                        [tokens[i] for i in missing_ids])
-    return Coverage(len(found_ids), len(ids), missing=[tokens[i] for i in missing_ids])
+    if counts is None:
+        return Coverage(len(found_ids), len(ids), missing=[tokens[i] for i in missing_ids])
+    per_id = _token_counts(tokens, counts)
+    missing_ids.sort(key=lambda i: -per_id[i])  # stable: ties keep vocabulary order
+    return Coverage(len(found_ids), len(ids), int(per_id[found_ids].sum()), int(per_id[ids].sum()),
+                    [tokens[i] for i in missing_ids])
 
 
 def embedding_matrix(vocab, words, matrix, seed=0, missing="random"):
