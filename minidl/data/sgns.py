@@ -178,11 +178,10 @@ class _Progress:
             self.loss_sum, self.loss_pairs, self.last = 0.0, 0, now
 
 
-def _train_epoch(W, C, ids, texts, keep, table, epoch, settings, rng, progress):
+def _train_epoch(W, C, ids, texts, keep, table, epoch, rng, progress, window, negatives, epochs, lr, batch):
     """One SGD pass: subsample the stream, make pairs chunk by chunk, one step per batch."""
     import torch
 
-    window, negatives, epochs, lr, batch = settings
     W_t, C_t = torch.from_numpy(W), torch.from_numpy(C)     # share memory: index_add_ updates W and C
     kept = rng.random(len(ids)) < keep[ids]
     ids, texts = ids[kept], texts[kept]
@@ -235,8 +234,7 @@ def build_sgns(token_lists, dim=100, window=5, negatives=5, epochs=3, lr=0.025, 
         f"kept per epoch")
     progress = _Progress(say, start, epochs)
     for epoch in range(epochs):
-        kept = _train_epoch(W, C, ids, texts, keep, table, epoch, (window, negatives, epochs, lr, batch), rng,
-                            progress)
+        kept = _train_epoch(W, C, ids, texts, keep, table, epoch, rng, progress, window, negatives, epochs, lr, batch)
         progress.add(epoch, 0, 0.0, lr * max(_MIN_LR_FRACTION, 1.0 - (epoch + 1) / epochs), force=True)
         say(f"epoch {epoch + 1}/{epochs} done: {kept:,} tokens after subsampling [{time.perf_counter() - start:.1f} s]")
     norms = np.linalg.norm(W, axis=1, keepdims=True)
