@@ -285,8 +285,10 @@ def load_glove(path, vocab=None, dim=None, counts=None, seed=0, missing="random"
     matrix = np.concatenate([values for _, values in blocks]) if blocks else np.zeros((0, parser.dim), np.float32)
     if log is not None:
         scope = "vocabulary words" if vocab is not None else "words"
-        log(f"read {len(words):,} {scope} with {parser.dim}-d vectors from {parser.path}"
-            f"{_reading_notes(parser, duplicates)}")
+        first = min(parser.skipped, default=None)   # the first malformed line skipped, and why
+        note = f" (skipped {len(parser.skipped)} malformed lines, first: line {first[0]}: {first[1]})" if first else ""
+        note += f" ({duplicates} repeated words ignored)" if duplicates else ""
+        log(f"read {len(words):,} {scope} with {parser.dim}-d vectors from {parser.path}{note}")
     if vocab is None:
         return words, matrix
     coverage = vocabulary_coverage(vocab, words, counts)
@@ -321,14 +323,6 @@ def _read_vectors(lines, parser, wanted):
     if chunk:
         blocks.append(parser.parse(chunk))
     return blocks, duplicates
-
-
-def _reading_notes(parser, duplicates):
-    """What the summary line adds about skipped lines and repeated words ("" if none)."""
-    first = min(parser.skipped, default=None)
-    note = f" (skipped {len(parser.skipped)} malformed lines, first: line {first[0]}: {first[1]})" if first else ""
-    note += f" ({duplicates} repeated words ignored)" if duplicates else ""
-    return note
 
 
 # ----------------------------------------------------------------------------- writing
