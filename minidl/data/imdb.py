@@ -201,8 +201,6 @@ def _check_complete(source, counts):
 def _with_movies(reviews, urls):
     """Each review with its movie's IMDb title id, from line ``id`` of its part's URL list
     (``urls``: {"train/pos": [line, ...]}); None where that line is missing or names no title."""
-    if not urls:
-        return reviews
     out = []
     for r in reviews:
         lines = urls.get(f"{r.split}/{r.label}", ())
