@@ -144,7 +144,6 @@ def _generate(rng, distance, polarity, min_length, max_length, intensifier_prob,
         sentiment_words.append(words[p])
     negated = distance > 0
     labels = np.where(negated, 1 - polarity, polarity).astype(np.int64)
-    info = {"negated": negated.tolist(), "distance": distance.astype(int).tolist(),
-            "sentiment_position": position.astype(int).tolist(), "polarity": np.asarray(polarity).astype(int).tolist(),
-            "sentiment_word": sentiment_words, "intensified": intensified.tolist()}
+    info = {"negated": negated.tolist(), "distance": distance.tolist(), "sentiment_position": position.tolist(),
+            "polarity": polarity.tolist(), "sentiment_word": sentiment_words, "intensified": intensified.tolist()}
     return TextDataset(texts, labels, list(LABEL_NAMES), name, info)
