@@ -25,7 +25,8 @@ import minidl as md
 from minidl.autograd import ops
 from minidl.gradcheck import gradcheck, numerical_gradient
 
-from .cases import CASES, KINK_TOL, SMOOTH_TOL, as_numpy, minidl_inputs
+from .cases import (CASES, KINK_TOL, SMOOTH_TOL, apart, as_numpy, away_from_zero, distinct, inputs, minidl_inputs,
+                    normal, positive)
 
 PROPERTY_SETTINGS = settings(derandomize=True, max_examples=25, deadline=None,
                              suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -70,32 +71,20 @@ def test_getitem_negative_step(device):
 
 # --- property-based: random shapes that broadcast --------------------------------------------
 
-def _normal(rng, shape):
-    return rng.standard_normal(shape)
+def _each(draw_a, draw_b):
+    """(shape_a, shape_b) -> rng -> [a, b], a drawn by the cases.py generator draw_a, b by draw_b."""
+    return lambda shape_a, shape_b: inputs(draw_a(*shape_a), draw_b(*shape_b))
 
 
-def _positive(rng, shape):
-    return rng.uniform(0.5, 2.0, shape)
-
-
-def _away_from_zero(rng, shape):
-    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.2, 1.5, shape)
-
-
-def _grid(offset):
-    # values 0.5 k + offset ± 0.1: an array drawn with offset 0 and one with offset 0.25 never tie
-    return lambda rng, shape: 0.5 * rng.integers(-3, 4, shape) + offset + rng.uniform(-0.1, 0.1, shape)
-
-
-BINARY = {  # op -> (minidl function, value generator of a, of b, tolerance)
-    "add": (md.add, _normal, _normal, SMOOTH_TOL),
-    "sub": (md.sub, _normal, _normal, SMOOTH_TOL),
-    "mul": (md.mul, _normal, _normal, SMOOTH_TOL),
-    "div": (md.div, _normal, _away_from_zero, SMOOTH_TOL),
-    "pow": (md.pow, _positive, _normal, SMOOTH_TOL),
-    "maximum": (md.maximum, _grid(0.0), _grid(0.25), KINK_TOL),
-    "minimum": (md.minimum, _grid(0.0), _grid(0.25), KINK_TOL),
-    "where": (lambda a, b: md.where(a > b, a, b * 2.0), _grid(0.0), _grid(0.25), SMOOTH_TOL),
+BINARY = {  # op -> (minidl function, (shape_a, shape_b) -> values of a and b, tolerance)
+    "add": (md.add, _each(normal, normal), SMOOTH_TOL),
+    "sub": (md.sub, _each(normal, normal), SMOOTH_TOL),
+    "mul": (md.mul, _each(normal, normal), SMOOTH_TOL),
+    "div": (md.div, _each(normal, away_from_zero), SMOOTH_TOL),
+    "pow": (md.pow, _each(positive, normal), SMOOTH_TOL),
+    "maximum": (md.maximum, apart, KINK_TOL),   # apart: a and b never tie
+    "minimum": (md.minimum, apart, KINK_TOL),
+    "where": (lambda a, b: md.where(a > b, a, b * 2.0), apart, SMOOTH_TOL),
 }
 
 
@@ -103,10 +92,9 @@ BINARY = {  # op -> (minidl function, value generator of a, of b, tolerance)
 @given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
        op=st.sampled_from(sorted(BINARY)), seed=st.integers(0, 2**16))
 def test_binary_ops_broadcast(device, shapes, op, seed):
-    fn, draw_a, draw_b, tol = BINARY[op]
+    fn, draw, tol = BINARY[op]
     (shape_a, shape_b), out_shape = shapes
-    rng = np.random.default_rng(seed)
-    a, b = minidl_inputs([draw_a(rng, shape_a), draw_b(rng, shape_b)], device)
+    a, b = minidl_inputs(draw(shape_a, shape_b)(np.random.default_rng(seed)), device)
     assert fn(a, b).shape == out_shape
     result = gradcheck(fn, [a, b], tol=tol)
     assert result.ok, f"{op} {shape_a} with {shape_b}:\n{result}"
@@ -117,9 +105,8 @@ def test_binary_ops_broadcast(device, shapes, op, seed):
        op=st.sampled_from(["exp", "tanh", "sigmoid", "gelu", "relu", "abs", "sqrt", "log"]),
        seed=st.integers(0, 2**16))
 def test_unary_ops_any_shape(device, shape, op, seed):
-    rng = np.random.default_rng(seed)
-    values = _positive(rng, shape) if op in ("sqrt", "log") else _away_from_zero(rng, shape)
-    (x,) = minidl_inputs([values], device)
+    draw = positive if op in ("sqrt", "log") else away_from_zero
+    (x,) = minidl_inputs([draw(*shape)(np.random.default_rng(seed))], device)
     result = gradcheck(getattr(md, op), [x], tol=KINK_TOL if op in ("relu", "abs") else SMOOTH_TOL)
     assert result.ok, f"{op} on {shape}:\n{result}"
 
@@ -138,9 +125,7 @@ def shape_and_axes(draw):
        op=st.sampled_from(["sum", "mean", "max", "logsumexp"]), seed=st.integers(0, 2**16))
 def test_reductions_any_axes(device, shape_axes, keepdims, op, seed):
     shape, axis = shape_axes
-    n = int(np.prod(shape))
-    rng = np.random.default_rng(seed)
-    values = ((rng.permutation(n) - n / 2) * 0.25 + rng.uniform(-0.05, 0.05, n)).reshape(shape)  # no ties
+    values = distinct(*shape)(np.random.default_rng(seed))  # no ties
     (x,) = minidl_inputs([values], device)
 
     def fn(t):
