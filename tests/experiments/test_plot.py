@@ -1,9 +1,11 @@
 """Sweep figures: valid PNG and SVG files, written atomically, for sizes and for architectures."""
+import json
 import os
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from minidl.cli import main
 from minidl.experiments.plot import plot_sweep
 from minidl.experiments.sweep import job_key
 from minidl.train import TrainConfig
@@ -78,10 +80,6 @@ def test_a_non_numeric_x_is_named_in_the_title(tmp_path):
 
 def test_one_seed_has_no_spread_in_the_table_or_the_title(tmp_path, capsys):
     """With one seed the table read "0.610 ± 0.000" and the title "mean ± std over 1 seeds"."""
-    import json
-
-    from minidl.cli import main
-
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(fake("gru", hidden, 0, 0.61)) + "\n" for hidden in (4, 8)))
     assert main(["plot", "--results", str(results), "--metrics", "accuracy"]) == 0
@@ -129,10 +127,6 @@ def test_long_legend_labels_wrap_inside_the_figure():
 ])
 def test_an_unknown_x_or_metric_is_refused_with_the_choices(tmp_path, capsys, options, error):
     """--x foo drew a None column, --metrics foo a "nan ± 0.000" one, --metrics "" a matplotlib error."""
-    import json
-
-    from minidl.cli import main
-
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(fake("gru", 4, seed, 0.6)) + "\n" for seed in (0, 1)))
     assert main(["plot", "--results", str(results), "--out", str(tmp_path / "p"), *options]) == 2
@@ -143,10 +137,6 @@ def test_an_unknown_x_or_metric_is_refused_with_the_choices(tmp_path, capsys, op
 
 def test_models_that_the_file_has_no_runs_of_are_named(tmp_path, capsys):
     """--models foo said "no successful results to plot (every job failed, or the file is empty)"."""
-    import json
-
-    from minidl.cli import main
-
     results = tmp_path / "results.jsonl"
     results.write_text("".join(json.dumps(fake("gru", 4, seed, 0.6)) + "\n" for seed in (0, 1)))
     assert main(["plot", "--results", str(results), "--out", str(tmp_path / "p"), "--models", "foo"]) == 2
@@ -158,10 +148,6 @@ def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_fil
     """A train results.json (one line, no newline) was first "ignoring a truncated last line ... that job
     will run again", then the error; a folder was "[Errno 21] Is a directory"; a record with no
     "test" was a KeyError; --out FOLDER/ wrote the hidden files FOLDER/.png, .svg and .md."""
-    import json
-
-    from minidl.cli import main
-
     (tmp_path / "run").mkdir()
     run = tmp_path / "run" / "results.json"
     run.write_text(json.dumps({"config": TrainConfig().to_dict(), "test": {"accuracy": 0.5}, "history": []})[:-1])
@@ -194,10 +180,6 @@ def test_a_file_that_is_not_a_sweep_is_one_error_and_a_folder_out_gets_sweep_fil
 
 def test_two_sweeps_of_one_folder_get_figures_of_their_own_by_default(tmp_path):
     """Without --out both a.jsonl and b.jsonl were plotted to sweep.*: the second replaced the first's figures."""
-    import json
-
-    from minidl.cli import main
-
     for name, accuracy in (("a", 0.6), ("b", 0.7), ("results", 0.8)):
         results = tmp_path / f"{name}.jsonl"
         results.write_text("".join(json.dumps(fake("gru", 4, seed, accuracy)) + "\n" for seed in (0, 1)))

@@ -7,16 +7,21 @@ import numpy as np
 import pytest
 
 import minidl as md
+from minidl.cli import main
 from minidl.compress import distillation_loss
 from minidl.data.vocab import TextEncodingError
 from minidl.gradcheck import gradcheck
 from minidl.io import CheckpointError
 from minidl.mlm import (SPECIALS, MLMTokenizer, accuracy, agreement, build_mlm, build_vocabulary, first_choices,
                         load_mlm, mask_tokens, save_mlm, segments, top_k, train_mlm)
+from minidl.mlm import cli as mlm_cli
 from minidl.mlm.cli import fill_mask
-from minidl.mlm.corpus import fill_mask_cases, sentences
+from minidl.mlm.corpus import FillMaskCase, fill_mask_cases, load_corpus, sentences
+from minidl.mlm.pretrain import state_path
 from minidl.mlm.projection import start_from_teacher
 from minidl.mlm.tokenizer import CLS, MASK, PAD, UNK
+from minidl.train import Callback, load_classifier
+from tests.data.conftest import write_fake_imdb
 
 TINY = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=16, dropout=0.0)
 
@@ -151,8 +156,6 @@ def _toy_corpus(n=300, seed=0):
 
 
 def test_pretraining_learns_and_distillation_follows_the_teacher(tmp_path):
-    from minidl.mlm.corpus import FillMaskCase
-
     texts = _toy_corpus()
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     data = segments(texts, vocab, length=13)
@@ -196,10 +199,6 @@ def test_training_resumes_bit_for_bit(tmp_path, distil):
     """Killed after a checkpoint, pretraining (or distillation with TinyBERT matching) resumed
     from the state beside ``out`` ends where an uninterrupted run ends, bit for bit: weights,
     history, and the files written (dropout, warm-up and decay, clipping all on)."""
-    from minidl.mlm.corpus import FillMaskCase
-    from minidl.mlm.pretrain import state_path
-    from minidl.train import Callback
-
     texts = _toy_corpus(120)
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     data = segments(texts, vocab, length=13)
@@ -227,8 +226,6 @@ def test_training_resumes_bit_for_bit(tmp_path, distil):
         assert whole_history[key] == resumed_history[key], key
     assert whole_history["step"] == [10, 20, 24]
     assert load_mlm(tmp_path / "killed.npz")[3]["history"]["loss"] == whole_history["loss"]
-    from minidl.train import load_classifier
-
     with pytest.raises(CheckpointError, match="masked-LM run's training state"):
         load_classifier(state_path(tmp_path / "killed.npz"))
     with pytest.raises(FileNotFoundError, match="no training state"):
@@ -238,8 +235,6 @@ def test_training_resumes_bit_for_bit(tmp_path, distil):
 def test_ctrl_c_clears_the_progress_bar_before_its_message(tmp_path, capsys):
     """Interrupted, pretrain and distill left their bar on the line, and minidl's "interrupted; --resume goes
     on from ..." was glued onto it: the bar is cleared on the way out, as at the end of a run."""
-    from minidl.train import Callback
-
     class CtrlC(Callback):
         def on_step(self, step, loss):
             if step == 3:
@@ -260,8 +255,6 @@ def test_a_finished_run_resumed_stays_as_it_is_and_other_settings_are_refused(tm
     """Resuming a run that reached its last step used to train one more step (and so on with every
     --resume: "step 41/40"); resuming with another learning rate, seed or step count went on
     without a word, away from where the run would have ended."""
-    from minidl.mlm.pretrain import state_path
-
     texts = _toy_corpus(60)
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     data = segments(texts, vocab, length=13)
@@ -290,8 +283,6 @@ def test_the_inputs_are_never_the_output(tmp_path, capsys):
     """mlm distill --out TEACHER used to replace the teacher with its student, exit 0; evaluate
     and finetune wrote their JSON over a checkpoint they read. Each is one line, exit 2, before
     any work, and the file stays."""
-    from minidl.cli import main
-
     vocab = _vocab(10)
     teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), TINY, "cpu"), vocab, TINY)
     before = open(teacher, "rb").read()
@@ -309,10 +300,6 @@ def test_a_second_run_or_a_changed_resume_is_refused_before_the_reviews_are_read
     """pretrain over an earlier run's --out replaced it without a word, and a --resume with another
     --lr or --max-reviews was refused only after the corpus loaded (about 9 s on IMDB). Each is
     now one line, exit 2, before any review is read, and the files stay; the same options pass."""
-    from minidl.cli import main
-    from minidl.mlm.pretrain import state_path
-    from minidl.train import Callback
-
     class Stop(Callback):   # after the save at step 2 of 4: a run to resume (a finished one reads no reviews)
         def on_step(self, step, loss):
             return step == 3
@@ -355,8 +342,6 @@ def test_resuming_the_other_commands_checkpoint_names_the_command_that_resumes_i
                                                                                  wrote):
     """distill --resume on a pretrain checkpoint (or the reverse) was refused as "trained with other options (...
     init 'cooccurrence', now 'teacher' ...); give the same options as the first time", which no option can give."""
-    from minidl.cli import main
-
     texts = _toy_corpus(30)
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     settings = {**TINY, "max_len": 13}
@@ -372,9 +357,6 @@ def test_resuming_the_other_commands_checkpoint_names_the_command_that_resumes_i
 @pytest.mark.parametrize("distil", [False, True])
 def test_resuming_a_finished_run_says_so_before_the_reviews_are_read(tmp_path, capsys, monkeypatch, distil):
     """pretrain and distill --resume of a run that has done its steps read the reviews (14 s on IMDB) first."""
-    import minidl.mlm.cli as mlm_cli
-    from minidl.cli import main
-
     monkeypatch.setattr(mlm_cli, "_corpus", lambda *a, **k: pytest.fail("the reviews were read"))
     texts = _toy_corpus(30)
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
@@ -449,8 +431,6 @@ def test_fine_tuning_starts_from_the_pretrained_weights_but_the_mlm_head():
 
 
 def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
-    from minidl.cli import main
-
     vocab = _vocab(10)
     teacher, student = (save_mlm(tmp_path / f"{role}.npz", build_mlm(len(vocab), TINY, "cpu", seed), vocab, TINY)
                         for seed, role in enumerate(("teacher", "student")))
@@ -478,8 +458,6 @@ def test_fill_mask_command_prints_teacher_and_student(tmp_path, capsys):
 
 
 def test_a_masked_lm_is_refused_as_a_classifier_checkpoint(tmp_path):
-    from minidl.train import load_classifier
-
     vocab = _vocab(10)
     path = save_mlm(tmp_path / "m.npz", build_mlm(len(vocab), TINY, "cpu"), vocab, TINY)
     with pytest.raises(CheckpointError, match="masked-LM checkpoint .* fill-mask"):
@@ -489,8 +467,6 @@ def test_a_masked_lm_is_refused_as_a_classifier_checkpoint(tmp_path):
 @pytest.mark.parametrize("command", [["mlm", "pretrain"], ["mlm", "distill", "--teacher", "teacher.npz"]])
 def test_resume_without_a_saved_state_is_one_line(tmp_path, capsys, command):
     """--resume with nothing to resume from: one line naming the missing file, exit 2, before any work."""
-    from minidl.cli import main
-
     assert main([*command, "--out", str(tmp_path / "run.npz"), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run.state.npz" in err and "without --resume" in err
@@ -506,8 +482,6 @@ def test_bad_settings_and_outs_are_one_line_before_the_reviews_are_read(tmp_path
                                                                          options, words):
     """They used to be found after the corpus and its PPMI vectors were built (a minute or more), or never
     (--out run.txt was written, a NumPy archive under that name)."""
-    from minidl.cli import main
-
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "no-reviews-here"))
     (tmp_path / "FOLDER").mkdir()
     options = [str(tmp_path / o) if o == "FOLDER" else o for o in options]
@@ -525,7 +499,6 @@ def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training
     """minidl mlm quantize: the copy reloads into the int8 model it was written from (same logits),
     its choices stay those of the float model on a clear case, the file is smaller, and
     training from it, or quantising onto the source, is refused in one line."""
-    from minidl.cli import main
     from minidl.compress.quantize import QuantizedEmbedding, QuantizedLinear, quantize
 
     vocab = _vocab(200)
@@ -566,9 +539,6 @@ def test_an_int8_copy_saves_smaller_reloads_the_same_and_is_refused_for_training
 def test_too_few_held_out_sentences_name_the_settings_that_give_more(tmp_path):
     """A small vocabulary leaves few test sentences with every word known: the error says which
     settings give more (it named none, only "give more texts")."""
-    from minidl.mlm.corpus import load_corpus
-    from tests.data.conftest import write_fake_imdb
-
     write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
     with pytest.raises(ValueError, match=r"from 40 test reviews and a 12-token vocabulary\): a larger vocabulary, "
                                          r"more reviews or fewer held-out sentences give enough"):   # no option names:
@@ -577,9 +547,6 @@ def test_too_few_held_out_sentences_name_the_settings_that_give_more(tmp_path):
 
 def test_too_few_held_out_sentences_name_the_options_on_the_command_line(tmp_path, capsys, monkeypatch):
     """pretrain and distill hold out 1,000 sentences, no option: "fewer held-out sentences" had no way to it."""
-    from minidl.cli import main
-    from tests.data.conftest import write_fake_imdb
-
     write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "imdb"))
     assert main(["mlm", "pretrain", "--out", str(tmp_path / "p.npz"), "--max-vocab", "12", "--device", "cpu"]) == 1
@@ -590,10 +557,6 @@ def test_too_few_held_out_sentences_name_the_options_on_the_command_line(tmp_pat
 def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_path, capsys):
     """minidl mlm evaluate on a small made-up IMDB: the table by default, the same numbers as
     JSON with --json (and in --out), and an int8 student counted by the numbers it stores."""
-    from minidl.cli import main
-    from minidl.mlm.corpus import load_corpus
-    from tests.data.conftest import write_fake_imdb
-
     write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
     corpus = load_corpus(tmp_path / "imdb", cases=10, log=None)
     settings = {**TINY, "max_len": 128}
@@ -622,8 +585,6 @@ def test_evaluate_command_prints_a_table_or_json_and_takes_an_int8_student(tmp_p
                                            (["--attention-weight", "-0.5"], "--attention-weight must be a finite "),
                                            (["--head-weight", "inf"], "--head-weight must be a finite number >= 0")])
 def test_distillation_settings_are_one_line_before_the_teacher_is_read(tmp_path, capsys, option, words):
-    from minidl.cli import main
-
     assert main(["mlm", "distill", "--teacher", "no-such.npz", "--out", str(tmp_path / "s.npz"), *option]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and words in err[0], err
@@ -649,8 +610,6 @@ def test_metadata_takes_a_byte_a_character_and_files_of_four_byte_characters_sti
 
 
 def test_a_training_state_given_for_a_checkpoint_says_so(tmp_path):
-    from minidl.mlm.pretrain import state_path
-
     texts = _toy_corpus(30)
     vocab = build_vocabulary(texts, max_size=None, min_freq=1)
     settings = {**TINY, "max_len": 13}
@@ -663,7 +622,6 @@ def test_a_training_state_given_for_a_checkpoint_says_so(tmp_path):
 def test_finetune_keeps_other_starts_only_when_they_ran_with_the_same_options(tmp_path, capsys):
     """--starts with an --out of another --train-limit or seed merged both into one file, under the
     new run's numbers."""
-    from minidl.cli import main
     from minidl.io import file_sha256
 
     student = tmp_path / "s.npz"
@@ -684,8 +642,6 @@ def test_finetune_keeps_other_starts_only_when_they_ran_with_the_same_options(tm
 
 def test_a_file_of_the_user_where_the_training_state_goes_is_never_replaced(tmp_path, capsys):
     """pretrain --out P.npz replaced a P.state.npz of the user's."""
-    from minidl.cli import main
-
     (tmp_path / "P.state.npz").write_text("mine")
     assert main(["mlm", "pretrain", "--out", str(tmp_path / "P.npz")]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -697,9 +653,6 @@ def test_a_student_its_teacher_cannot_teach_is_refused_before_the_reviews_are_re
     """A student wider than the teacher under --init teacher, or deeper with intermediate matching, was refused
     after reading and tokenising the reviews (9 s on 1,000), in the words of teacher_basis and layer_map;
     pretrain --length 1 likewise (segments)."""
-    import minidl.mlm.cli as mlm_cli
-    from minidl.cli import main
-
     monkeypatch.setattr(mlm_cli, "_corpus", lambda *a, **k: pytest.fail("the reviews were read"))
     vocab = _vocab()
     teacher = save_mlm(tmp_path / "teacher.npz", build_mlm(len(vocab), TINY, "cpu", seed=0), vocab, TINY)
@@ -738,11 +691,6 @@ def test_pretrain_distill_and_fill_mask_run_end_to_end_from_the_command_line(tmp
     """No test ran `mlm pretrain` or `mlm distill` to the end through the command line (coverage): the
     reading, the model, the training, the files and what they print; then fill-mask on both checkpoints."""
     import functools
-
-    from minidl.cli import main
-    from minidl.mlm import cli as mlm_cli
-    from minidl.mlm.corpus import load_corpus
-    from tests.data.conftest import write_fake_imdb
 
     write_fake_imdb(tmp_path / "imdb", per_class=20, unsup=20)
     monkeypatch.setattr(mlm_cli, "load_corpus", functools.partial(load_corpus, cases=10))   # a tiny corpus

@@ -7,9 +7,10 @@ import pytest
 
 import minidl as md
 from minidl.gradcheck import gradcheck
-from minidl.mlm import build_mlm, train_mlm
+from minidl.mlm import build_mlm, build_vocabulary, compare, finetune, load_mlm, save_mlm, segments, train_mlm
 from minidl.mlm.evaluate import _most_probable
 from minidl.mlm.projection import head_matching_loss, start_from_teacher, teacher_basis
+from tests.data.conftest import write_fake_imdb
 
 TEACHER = dict(d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=16, dropout=0.0)
 
@@ -81,8 +82,6 @@ def test_head_matching_loss_value_and_gradient(device):
 
 
 def test_head_weight_needs_a_teacher_and_is_not_negative():
-    from minidl.mlm import build_vocabulary, segments
-
     vocab = build_vocabulary([["w1", "w2", "w3"]], max_size=None, min_freq=1)
     data = segments([["w1", "w2", "w3"]], vocab, length=4)
     model = build_mlm(len(vocab), TEACHER, "cpu")
@@ -108,7 +107,6 @@ def test_most_probable_equals_a_full_sort():
 def test_fine_tuning_starts(tmp_path):
     """"teacher embeddings only" is the distilled student's starting point without its training:
     projected embeddings and positions, fresh layers; "pretrained" is the student itself."""
-    from minidl.mlm import build_vocabulary, load_mlm, save_mlm
     from minidl.mlm.finetune import STARTS, starting_state
 
     vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
@@ -146,7 +144,6 @@ def test_rank_limited_teacher_scores_through_the_projected_table():
 
 
 def test_compare_reports_the_thesis_table_and_the_rank_limited_teacher(tmp_path):
-    from minidl.mlm import build_vocabulary, compare, save_mlm
     from minidl.mlm.corpus import FillMaskCase
     from minidl.mlm.tokenizer import MASK
 
@@ -170,9 +167,7 @@ def test_fine_tuning_checks_the_teacher_and_the_length_first_and_runs_one_step(t
     """A teacher of another vocabulary was found out after the "pretrained" start had fine-tuned (three
     epochs over IMDB thrown away); a run of one step failed in the schedule ("need warmup_steps <
     total_steps"); a --length past the student's positions did not say what to give."""
-    from minidl.mlm import build_vocabulary, save_mlm
     from minidl.mlm.finetune import compare_pretraining
-    from tests.data.conftest import write_fake_imdb
 
     write_fake_imdb(tmp_path / "imdb", per_class=6, unsup=0)
     vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
@@ -194,8 +189,6 @@ def test_fine_tuning_reads_the_reviews_and_the_teacher_once(tmp_path, monkeypatc
     """The cooccurrence start read the labelled reviews again (a second pass over the IMDB archive) and the
     teacher's start loaded the teacher again, after the vocabulary check had loaded it."""
     from minidl.data import imdb
-    from minidl.mlm import build_vocabulary, finetune, save_mlm
-    from tests.data.conftest import write_fake_imdb
 
     write_fake_imdb(tmp_path / "imdb", per_class=6, unsup=4)
     vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)
@@ -216,8 +209,6 @@ def test_fine_tuning_reads_the_reviews_and_the_teacher_once(tmp_path, monkeypatc
 def test_an_interrupted_finetune_keeps_the_starts_it_finished(tmp_path, monkeypatch):
     """mlm finetune wrote its JSON only at the end: an interrupt in the last start lost every start before it."""
     from minidl.cli import main
-    from minidl.mlm import build_vocabulary, finetune, save_mlm
-    from tests.data.conftest import write_fake_imdb
 
     write_fake_imdb(tmp_path / "imdb", per_class=6, unsup=0)
     vocab = build_vocabulary([[f"w{i}" for i in range(35)]], max_size=None, min_freq=1)

@@ -4,9 +4,12 @@ import os
 import numpy as np
 import pytest
 
+import minidl as md
+from minidl import nn, optim
 from minidl.io import npz_meta, read_npz
-from minidl.train import Callback, TrainConfig, TrainingDiverged, fit, load_classifier
+from minidl.train import Callback, TrainConfig, TrainingDiverged, fit, load_classifier, train, trainer
 from minidl.train import checkpoint
+from minidl.train.config import ConfigError
 
 QUICK = dict(model="gru", hidden=8, embed_dim=8, epochs=2, batch_size=64, train_limit=600, eval_every=4,
              patience=None, validation=0.2)
@@ -112,8 +115,6 @@ def test_a_weight_average_is_what_is_evaluated_and_kept_and_it_resumes_exactly(t
 
 def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, monkeypatch):
     """... before the data are read: IMDB's took seconds, a teacher's scoring minutes, and then it said so."""
-    from minidl.train import trainer
-
     fit(TrainConfig(**{**QUICK, "epochs": 1}), out=tmp_path, progress=False)
     monkeypatch.setattr(trainer, "prepare", lambda config: pytest.fail("the data were read first"))
     with pytest.raises(ValueError, match="different settings.*lr"):
@@ -147,8 +148,6 @@ def test_resume_refuses_a_teacher_trained_again_since(tmp_path):
 def test_a_teacher_in_the_folder_the_run_writes_is_refused_before_any_work(tmp_path, monkeypatch):
     """--teacher OUT/best.npz --out OUT --overwrite: the student's best.npz replaced its teacher, results.json named
     the student its own teacher, and every --resume was refused (the teacher had changed). Also by another path."""
-    from minidl.train import trainer
-
     quick = {**QUICK, "model": "mlp", "epochs": 1}
     fit(TrainConfig(**quick), out=tmp_path / "run", progress=False)
     before = (tmp_path / "run" / "best.npz").read_bytes()
@@ -166,8 +165,6 @@ def test_a_teacher_in_the_folder_the_run_writes_is_refused_before_any_work(tmp_p
 def test_an_out_holding_another_run_or_a_file_is_refused_before_any_work(tmp_path, monkeypatch):
     """fit replaced another run's checkpoints without a word (minidl train refused that folder), and with a
     file as out it trained up to its first save; overwrite=True replaces the run."""
-    from minidl.train import trainer
-
     run, notes, config = tmp_path / "run", tmp_path / "notes.txt", TrainConfig(**{**QUICK, "epochs": 1})
     fit(config, out=run, progress=False)
     before = (run / "best.npz").read_bytes()
@@ -188,8 +185,6 @@ def test_an_out_holding_another_run_or_a_file_is_refused_before_any_work(tmp_pat
 def test_a_checkpoint_cut_short_is_called_corrupted_not_someone_elses(tmp_path, monkeypatch):
     """A truncated last.npz "is there and was not written by minidl train" (eval called it corrupted), also to
     --resume, which cannot go on from it, and to --overwrite."""
-    from minidl.train import trainer
-
     config = TrainConfig(**{**QUICK, "epochs": 1})
     fit(config, out=tmp_path, progress=False)
     with open(tmp_path / "last.npz", "r+b") as f:
@@ -347,8 +342,6 @@ def test_a_run_from_embeddings_records_the_width_of_the_file_and_resumes(tmp_pat
 
 
 def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together(tmp_path):
-    from minidl.train.config import ConfigError
-
     vectors = tmp_path / "v.txt"
     vectors.write_text("good 1 0\nbad 0 1\n")
     with pytest.raises(ConfigError, match="give one of them"):
@@ -367,8 +360,6 @@ def test_a_frozen_warm_up_and_a_table_frozen_throughout_are_refused_together(tmp
                                                    ("device", "gpu", '--device must be "cpu" (NumPy), "torch"'),
                                                    ("model_options", [5], "--model-options must be a JSON object")])
 def test_bad_word_dropout_embedding_lr_and_weight_average_are_refused_before_any_work(setting, value, words):
-    from minidl.train.config import ConfigError
-
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**QUICK, **{setting: value}).check()
 
@@ -380,8 +371,6 @@ def test_bad_word_dropout_embedding_lr_and_weight_average_are_refused_before_any
     ("attention", {"dropout": 0.5}, "--dropout"),
 ])
 def test_a_model_option_that_a_flag_sets_is_refused_naming_the_flag(model, options, flag):
-    from minidl.train.config import ConfigError
-
     name = next(iter(options))
     with pytest.raises(ConfigError, match=f"--model-options '{name}': {flag} sets it; give {flag} instead"):
         TrainConfig(**{**QUICK, "model": model, "model_options": options}).check()
@@ -390,8 +379,6 @@ def test_a_model_option_that_a_flag_sets_is_refused_naming_the_flag(model, optio
 def test_padding_idx_is_the_vocabularys_and_not_a_model_option():
     """{"padding_idx": 2} froze a real word's vector at zero, 5 was "outside the table of 3 rows" (the model built
     to check), and the message for an unknown setting listed padding_idx; 0, which older records hold, still works."""
-    from minidl.train.config import ConfigError
-
     for pad in (2, 5, "x", 0.0):
         with pytest.raises(ConfigError, match=f"^--model-options padding_idx {pad!r}: the vocabulary sets it"):
             TrainConfig(**{**QUICK, "model_options": {"padding_idx": pad}}).check()
@@ -402,8 +389,6 @@ def test_padding_idx_is_the_vocabularys_and_not_a_model_option():
 
 def test_a_transformer_with_fewer_positions_than_its_longest_review_is_refused_before_training(tmp_path):
     """It stopped at the first batch longer than max_len, with a message that said --debug shows where."""
-    from minidl.train.config import ConfigError
-
     config = {**QUICK, "model": "transformer", "hidden": 8, "model_options": {"num_heads": 2, "max_len": 10}}
     with pytest.raises(ConfigError, match=r"max_len=10 words, but the longest review it would read has \d+ "
                                           r"\(--max-length 100\); give --max-length 10 or less"):
@@ -427,9 +412,6 @@ def test_a_model_option_its_constructor_refuses_is_a_config_error_before_any_wor
     """The model is built once on a 3-word vocabulary by check(): the value is refused in one line, not
     after the data is prepared (or, for a radius, at the first forward pass), and the random state
     the run will draw its weights from is left as it was."""
-    import minidl as md
-    from minidl.train.config import ConfigError
-
     with pytest.raises(ConfigError, match=f"--model {model} cannot be built with these settings: .*{words}"):
         TrainConfig(**{**QUICK, "model": model, "model_options": options}).check()
     md.manual_seed(0)
@@ -459,10 +441,6 @@ def test_the_core_names_a_loss_fn_or_evaluate_that_returns_the_wrong_thing():
     """A per-example loss failed in .item() ("can only convert an array of size 1"), a float loss with
     "'float' object has no attribute 'item'", a float from evaluate with "'float' object is not
     iterable" -- and left the model in eval mode."""
-    import minidl as md
-    from minidl import nn, optim
-    from minidl.train import train
-
     net = nn.Sequential(nn.Linear(4, 2))
     X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
     run = lambda loss_fn, **kw: train(net, lambda e: [(X, Y)], loss_fn, optim.SGD(net.parameters(), lr=0.1), epochs=1,
@@ -484,8 +462,6 @@ def test_settings_that_would_change_nothing_are_refused(tmp_path):
     """--distill-alpha / --temperature without --teacher trained the plain run; --embedding-freeze-steps
     past the run's steps kept the table frozen throughout; --warmup-steps past them was the
     schedule's "need 0 <= warmup_steps < total_steps"."""
-    from minidl.train.config import ConfigError
-
     with pytest.raises(ConfigError, match="--distill-alpha 0.3 and --temperature 5: distillation settings, with no "
                                           "--teacher"):
         TrainConfig(**{**QUICK, "distill_alpha": 0.3, "temperature": 5}).check()
@@ -499,10 +475,6 @@ def test_settings_that_would_change_nothing_are_refused(tmp_path):
 def test_a_time_limit_says_it_stopped_the_run():
     """A resumed run with --time-limit counts the seconds of the run it resumed; one resumed past its limit
     stopped after one step without a word, then with a word: each --resume trained one step more."""
-    import minidl as md
-    from minidl import nn, optim
-    from minidl.train import train
-
     net, said = nn.Sequential(nn.Linear(4, 2)), []
     X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
     loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]),
@@ -525,10 +497,6 @@ def test_counts_that_train_nothing_and_parts_of_the_wrong_kind_are_refused(bad, 
     """patience=0 or epochs=-2 trained nothing and said nothing, epochs=2.5 ran 3, a list of batches read
     "TypeError: 'list' object is not callable", an optimizer class "no attribute 'param_groups'"; schedule=0.1
     failed after the first step had changed the weights."""
-    import minidl as md
-    from minidl import nn, optim
-    from minidl.train import train
-
     net = nn.Linear(4, 2)
     X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
     settings = {"batches": lambda e: [(X, Y)], "epochs": 5, "evaluate": lambda m: {"loss": 1.0}, "every": 4,
@@ -543,10 +511,6 @@ def test_counts_that_train_nothing_and_parts_of_the_wrong_kind_are_refused(bad, 
 def test_an_error_metric_keeps_its_lowest_and_a_used_up_iterator_is_named():
     """Every metric but "loss" was maximised: metric="error" kept the worst model. An iterator given as every
     epoch's batches trained one epoch, then said "is the training set empty?"."""
-    import minidl as md
-    from minidl import nn, optim
-    from minidl.train import train
-
     md.manual_seed(0)
     X = md.randn(64, 2)
     Y = md.tensor((X.numpy()[:, 0] > 0).astype(np.int64))
@@ -570,10 +534,6 @@ def test_an_error_metric_keeps_its_lowest_and_a_used_up_iterator_is_named():
 def test_a_non_finite_gradient_norm_validation_loss_or_weight_stops_the_run_naming_it():
     """Three of the divergence stops ran in no test (coverage): a gradient norm that is not finite (with clip), a
     validation loss that is not, and a weight made non-finite outside the optimizer (here by a callback)."""
-    import minidl as md
-    from minidl import nn, optim
-    from minidl.train import train
-
     X, Y = md.randn(8, 4), md.tensor(np.arange(8) % 2)
     cross_entropy = lambda m, b: md.cross_entropy(m(b[0]), b[1])      # noqa: E731
 
@@ -603,8 +563,6 @@ def test_each_evaluation_shows_a_bar_of_the_reviews_it_scores(capsys):
 
 def _tiny_run(tmp_path):
     """(net, X, Y, its SGD, Checkpoints of "last" in tmp_path): a Linear(4, 2) on 8 random rows, for train()."""
-    import minidl as md
-    from minidl import nn, optim
     from minidl.train.loop import Checkpoints
 
     net = nn.Linear(4, 2)
@@ -617,9 +575,6 @@ def _tiny_run(tmp_path):
 def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path):
     """An evaluate returning np.float32 or a 0-d Tensor failed at the first checkpoint: "Object of type float32 is
     not JSON serializable"."""
-    import minidl as md
-    from minidl.train import train
-
     net, X, Y, opt, save = _tiny_run(tmp_path)
     loop, _ = train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt, epochs=2, every=1,
                     evaluate=lambda m: {"loss": md.cross_entropy(m(X), Y), "accuracy": np.float32(0.5)},
@@ -635,9 +590,6 @@ def test_metrics_given_as_numpy_scalars_or_tensors_are_saved_as_numbers(tmp_path
 def test_a_metric_of_several_numbers_is_refused_at_the_first_evaluation_when_it_is_saved_or_picks_the_best(tmp_path):
     """{"confusion": np.eye(2)} trained, then the first checkpoint was a traceback ("Object of type ndarray is
     not JSON serializable"); as the metric it failed comparing arrays. A 0-d array is a number."""
-    import minidl as md
-    from minidl.train import train
-
     net, X, Y, opt, save = _tiny_run(tmp_path)
     run = lambda value, **kw: train(net, lambda e: [(X, Y)], lambda m, b: md.cross_entropy(m(b[0]), b[1]), opt,  # noqa
                                     epochs=2, every=1, evaluate=lambda m: {"loss": 1.0, "confusion": value}, log=None,
