@@ -1,12 +1,15 @@
 """The command line: the demo sweep and the benchmark run end to end on tiny settings."""
+import argparse
+import importlib
 import json
+import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from minidl.bench import mlp
-from minidl.cli import main
+from minidl.cli import build_parser, main
 
 
 def test_spirals_writes_results_and_plot(tmp_path, capsys):
@@ -136,10 +139,6 @@ def test_explain_reports_bad_text_clearly(tmp_path, capsys):
 def test_every_command_runs_through_one_mechanism():
     """Each command and sub-command sets ``run`` on its own parser (no dispatch chain in main),
     so ``main`` is one call whose result is the command's exit code."""
-    import argparse
-
-    from minidl.cli import build_parser
-
     def leaves(parser, path=()):
         subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if not subs:
@@ -157,10 +156,6 @@ def test_every_command_runs_through_one_mechanism():
 def test_every_option_has_help_that_shows_its_default(monkeypatch):
     """`minidl <command> --help` explains every option and shows its default: argparse's value
     where there is one, never "(default: None)" and never twice."""
-    import argparse
-
-    from minidl.cli import build_parser
-
     monkeypatch.setenv("COLUMNS", "200")   # the same wrapping everywhere; whitespace is compared loosely anyway
 
     def options(parser, path):
@@ -245,8 +240,6 @@ def test_a_commands_words_may_follow_its_options(tmp_path, capsys):
 def test_an_unknown_option_is_the_commands_error_in_one_line(capsys):
     """Not the top parser's usage listing every command: the command's own name; and one line, not after the
     command's usage (train's is 28 lines), saying where its options are listed."""
-    import pytest
-
     for argv, name, unknown in ((["curves", "--results", "r.jsonl"], "curves", "--results"),
                                 (["vectors", "build", "--out", "v.txt", "--foo"], "vectors build", "--foo")):
         with pytest.raises(SystemExit) as stop:
@@ -266,8 +259,6 @@ def test_an_unknown_option_is_the_commands_error_in_one_line(capsys):
 
 def test_a_value_an_option_refuses_is_one_line_without_the_usage(capsys):
     """--out "" or --epochs abc printed train's 28-line usage before the one line (the README says one line)."""
-    import pytest
-
     for argv, words in ((["train", "--out", ""], "argument --out: an empty path"),
                         (["train", "--epochs", "abc"], "argument --epochs"), (["sweep", "--epochs", "0"], "--epochs")):
         with pytest.raises(SystemExit) as stop:
@@ -387,8 +378,6 @@ def test_sizes_past_the_memory_are_one_line(tmp_path, capsys):
                                          ("mlp", "")])
 def test_the_out_of_memory_hint_names_only_options_the_command_has(monkeypatch, capsys, what, sizes):
     """bench transformer --vocab 2000000000 was told to give smaller --hidden and --batch-size, which it has not."""
-    import importlib
-
     def too_big(args):
         raise MemoryError("Unable to allocate 954. GiB")
     monkeypatch.setattr(importlib.import_module(f"minidl.bench.{what}"), "main", too_big)
@@ -398,18 +387,12 @@ def test_the_out_of_memory_hint_names_only_options_the_command_has(monkeypatch, 
 
 
 def test_python_dash_m_minidl_is_the_command():
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-m", "minidl", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("usage: minidl")
 
 
 def test_a_reader_that_stops_early_is_no_error():
     """`minidl eval ... | head -1` ended with "minidl eval: [Errno 32] Broken pipe", exit 1."""
-    import subprocess
-    import sys
-
     process = subprocess.Popen([sys.executable, "-m", "minidl", "assignment", "list"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     process.stdout.close()                          # before the command prints: every write finds no reader
@@ -536,8 +519,6 @@ def test_an_infinite_learning_rate_or_a_negative_seed_is_refused_before_training
 
 def test_clip_norm_takes_any_number_and_refuses_inf_in_words(capsys):
     """--clip-norm inf and 1e-3 (a number it should take) were "invalid <lambda> value": no "." read as a whole one."""
-    from minidl.cli import build_parser
-
     assert main(["train", "--clip-norm", "inf", "--quiet"]) == 1
     assert capsys.readouterr().err == "minidl train: --clip-norm must be a number > 0 (or none), finite, got inf\n"
     assert build_parser().parse_args(["train", "--clip-norm", "1e-3"]).clip_norm == 1e-3
@@ -620,8 +601,6 @@ def test_scripts_installed_before_minidl_script_still_run(capsys, monkeypatch):
 def test_an_error_of_the_grading_tools_is_not_called_an_import_failure(monkeypatch):
     """Any error inside minidl grade was "minidl does not import: KeyError ..., fix it", naming a file and line of the
     grading tools as if the student's code did not import."""
-    import importlib
-
     from minidl_script import main
 
     grading = importlib.import_module("minidl.assignment.grade")   # (the package's "grade" is the function)
