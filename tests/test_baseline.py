@@ -13,6 +13,7 @@ import minidl as md
 from minidl import MinidlError
 from minidl.baseline import (BaselineError, NgramVocabulary, SparseLinear, check_settings, features, main, nb_ratios,
                              run_baseline, sparse_linear, tfidf)
+from minidl.cli import build_parser, main as cli_main   # (main is minidl.baseline's)
 from minidl.gradcheck import gradcheck
 
 
@@ -203,7 +204,6 @@ def test_run_baseline_refuses_bad_settings_itself():
 
 def test_a_table_of_yours_with_other_column_names(tmp_path, capsys):
     """baseline had no --text-column / --label-column, though its error told the user to pass them."""
-    from minidl.cli import main as cli_main
     from minidl.data import make_reviews
 
     reviews = make_reviews(60, seed=2)
@@ -226,8 +226,6 @@ def test_a_table_of_yours_with_other_column_names(tmp_path, capsys):
 
 def test_the_registered_command_answers_in_one_line(capsys):
     """Through `minidl baseline` once minidl/cli.py registers it."""
-    from minidl.cli import build_parser, main as cli_main
-
     try:
         build_parser().parse_args(["baseline", "--kind", "svm"])
     except SystemExit:
@@ -262,8 +260,6 @@ def test_nbsvm_on_more_than_two_classes_is_refused_before_tfidf_trains(tmp_path,
 
 def test_the_default_kinds_on_more_than_two_classes_run_tfidf_alone_and_say_so(tmp_path, monkeypatch, capsys):
     """`minidl baseline --data three.csv` failed by default: the default --kind tfidf,nbsvm refused nbsvm."""
-    from minidl.cli import main as cli_main
-
     ran = []
     monkeypatch.setattr("minidl.baseline.run_baseline", lambda kind, **k: ran.append(kind) or {})
     table = tmp_path / "three.csv"

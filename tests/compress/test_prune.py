@@ -272,7 +272,6 @@ def test_gradual_pruning_per_layer_gives_every_weight_the_same_sparsity():
 
 def _spirals_training(callbacks, average=0.0, epochs=4):
     """The training core on two spirals: 8 steps an epoch, evaluated after each; -> (loop, best weights)."""
-    from minidl.optim import Adam
     from minidl.train import train
 
     X, y = two_spirals(64, noise=0.1, seed=0)

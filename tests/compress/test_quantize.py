@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minidl as md
+from minidl import nn
 from minidl.compress.quantize import (FakeQuantize, QuantizedEmbedding, QuantizedLinear, dequantize, fake_quantize,
                                       quantize, quantize_per_channel)
 from minidl.models.transformer import TransformerClassifier
@@ -246,7 +247,6 @@ def test_quantized_embedding_rows_within_half_a_step_and_file_4x_smaller(tmp_pat
 
 def test_a_model_with_nothing_to_quantise_is_refused():
     """quantize returned [] and left a GRU's recurrent layer, or a factorised model, float32."""
-    from minidl import nn
     from minidl.compress import factorize
     from minidl.models import build_model
 
@@ -261,8 +261,6 @@ def test_a_model_with_nothing_to_quantise_is_refused():
 def test_a_quantised_embedding_follows_the_model_to_float64():
     """After model.to(dtype="float64") its rows stayed float32 (a dtype string of its own) while its
     scales became float64."""
-    from minidl import nn
-
     model = nn.Sequential(nn.Linear(4, 2), nn.Embedding(10, 4))
     quantize(model, embeddings=True)
     ids = md.tensor([[1, 2]])

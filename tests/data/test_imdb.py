@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from minidl import MinidlError
+from minidl.cli import main
 from minidl.data import cli as data_cli
 from minidl.data import imdb
 from minidl.data.errors import CorruptDataError, DataFormatError, DataNotFoundError, DataWarning, DownloadError
@@ -559,8 +560,6 @@ def test_the_real_archive():
 def test_download_refuses_a_bad_hash_or_a_file_as_dest_before_downloading(tmp_path, capsys):
     """A malformed --sha256 was found after the download; a file as --dest read "cannot write
     FILE/aclImdb_v1.tar.gz: File exists"."""
-    from minidl.cli import main
-
     (tmp_path / "notes.txt").write_text("mine")
     never = "file:///no/such/archive.tar.gz"   # a download would fail differently
     assert main(["data", "download", "--dest", str(tmp_path), "--url", never, "--sha256", "abc"]) == 2
@@ -572,8 +571,6 @@ def test_download_refuses_a_bad_hash_or_a_file_as_dest_before_downloading(tmp_pa
 
 def test_a_url_that_gives_no_archive_saves_nothing(tmp_path, capsys):
     """A URL of the user's without --sha256 saved whatever came (a text file) as the archive."""
-    from minidl.cli import main
-
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "notes.txt").write_text("my notes\n")
     dest = tmp_path / "cache"

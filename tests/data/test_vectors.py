@@ -11,7 +11,10 @@ import pytest
 
 import minidl as md
 from minidl import nn
+from minidl.cli import main
 from minidl.data import cli as data_cli
+from minidl.data import vectors_eval
+from minidl.data.errors import DataFormatError
 from minidl.data.vectors import (Coverage, build_ppmi_svd, cooccurrence_matrix, count_words, embedding_matrix,
                                  load_glove, nearest_neighbours, ppmi, save_glove,
                                  truncated_svd, vocabulary_coverage)
@@ -69,8 +72,6 @@ def test_gzip_files_are_written_and_read(tmp_path):
 
 def test_a_checkpoint_given_as_vectors_is_named(tmp_path):
     """A checkpoint given as vectors was told to unzip itself and pass a .txt from inside (it holds .npy arrays)."""
-    from minidl.data.errors import DataFormatError
-
     checkpoint = nn.Linear(2, 2).save(str(tmp_path / "best.npz"))
     with pytest.raises(DataFormatError, match="best.npz is a NumPy archive .a minidl checkpoint.., not word vectors"):
         load_glove(checkpoint, log=None)
@@ -78,8 +79,6 @@ def test_a_checkpoint_given_as_vectors_is_named(tmp_path):
 
 def test_a_gzip_file_cut_short_is_one_error_naming_it(tmp_path):
     """EOFError ("Compressed file ended before the end-of-stream marker") was a traceback."""
-    from minidl.data.errors import DataFormatError
-
     words, matrix = made_up_vectors(2000, 8)
     whole = open(save_glove(tmp_path / "vectors.txt.gz", words, matrix), "rb").read()
     (tmp_path / "half.txt.gz").write_bytes(whole[: len(whole) // 2])
@@ -373,7 +372,6 @@ def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tokenised 20 reviews" in printed  # 2 x 6 training reviews + 8 unlabelled (conftest) and f"wrote {len(words)} 5-d vectors" in printed
 
-    from minidl.data import vectors_eval
     namespace = argparse.Namespace(file=str(out), data=str(imdb_folder), steps=20, seed=0)
     assert data_cli.main_eval(namespace) == 0   # a command returns its exit code
     results = vectors_eval.main(namespace)
@@ -385,9 +383,6 @@ def test_main_build_and_eval_on_a_generated_imdb(imdb_folder, tmp_path, capsys):
 
 def test_eval_with_a_wrong_data_path_says_so_before_reading_the_vectors(tmp_path, capsys, monkeypatch):
     """It loaded the whole vectors file and printed the neighbours first (minutes for a large GloVe file)."""
-    from minidl.cli import main
-    from minidl.data import vectors_eval
-
     monkeypatch.setattr(vectors_eval, "load_glove", lambda *a, **k: pytest.fail("the vectors were read first"))
     assert main(["vectors", "eval", str(tmp_path / "v.txt"), "--data", str(tmp_path / "nosuch")]) == 1
     assert "IMDB" in capsys.readouterr().err
@@ -399,8 +394,6 @@ def test_eval_with_a_wrong_data_path_says_so_before_reading_the_vectors(tmp_path
 
 def test_eval_of_vectors_that_share_no_word_with_the_reviews_is_one_line(imdb_folder, tmp_path, capsys):
     """Both lines read test accuracy 0.5000 (every review's features were 0), exit 0."""
-    from minidl.cli import main
-
     save_glove(tmp_path / "v.txt", ["zzzq", "qqqz"], np.eye(2, dtype=np.float32))
     assert main(["vectors", "eval", str(tmp_path / "v.txt"), "--data", str(imdb_folder), "--steps", "5"]) != 0
     err = capsys.readouterr().err
