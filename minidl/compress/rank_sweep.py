@@ -93,11 +93,6 @@ def _check_ranks(ranks):
     return [int(r) for r in ranks]
 
 
-def _plan(linears, rank):
-    """{name: rank} of the matrices factorised at ``rank``; the others (useful maximum < rank) stay dense."""
-    return {name: rank for name, m in linears.items() if rank <= max_useful_rank(m.in_features, m.out_features)}
-
-
 def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024, on_row=None):
     """One row per rank (see the module docstring for the keys and the dense-above-maximum rule).
 
@@ -126,7 +121,8 @@ def rank_sweep(model_factory, ranks, evaluate, fine_tune=None, min_size=1024, on
         if model is original or set(eligible_linears(model, min_size)) != set(linears):
             raise ValueError("rank_sweep: model_factory() must return a NEW, unfactorised copy of the teacher on "
                              "every call (the same object, or one already factorised, came back)")
-        plan = _plan(linears, rank)
+        # {name: rank} of the matrices factorised at ``rank``; the others (useful maximum < rank) stay dense
+        plan = {name: rank for name, m in linears.items() if rank <= max_useful_rank(m.in_features, m.out_features)}
         errors = {row.name: row.rel_error for row in factorize(model, rank=plan, min_size=min_size) if row.replaced}
         row = _row(rank, plan, errors, spectra, model.num_parameters(), params_original)
         row["before"] = _plain(evaluate(model))
