@@ -542,23 +542,19 @@ def check_out(out, **inputs):
     """Refuse, before any work, an ``out`` the rows cannot go to: no folder this user can write, one holding an
     input (``inputs``: option -> checkpoint) in its models/, or outputs there that are not a report's."""
     check_writable(out, folder=True)
-    rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
-    _check_not_inside(out, **inputs)   # (its own message, before models/'s)
-    # the outputs are the rows' (or, where a rank sweep alone ran, its rows'); so is models/, where a
-    # user's files (a training checkpoint among them) were replaced by the rows' models without a word
-    check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
-                      lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
-                      beside=[os.path.join(out, name) for name in (*OUTPUTS, "models")])
-
-
-def _check_not_inside(out, **inputs):
-    """Refuse an input checkpoint inside --out's models/ folder, where the rows' files are written
-    (a teacher at OUT/models/teacher.npz was replaced by a bare weights file)."""
+    # an input in models/, where the rows' files are written, in its own message before models/'s (a teacher at
+    # OUT/models/teacher.npz was replaced by a bare weights file)
     models = os.path.realpath(os.path.join(out, "models"))
     for option, path in inputs.items():
         if path and os.path.commonpath([os.path.realpath(path), models]) == models:
             raise ConfigError(f"--{option} {path} lies in --out's models/ folder, where the report writes its rows' "
                               f"files; move it out, or give another --out")
+    rows, sweep = os.path.join(out, "results.jsonl"), os.path.join(out, "rank_sweep.jsonl")
+    # the outputs are the rows' (or, where a rank sweep alone ran, its rows'); so is models/, where a
+    # user's files (a training checkpoint among them) were replaced by the rows' models without a word
+    check_replaceable(sweep if os.path.exists(sweep) and not os.path.exists(rows) else rows,
+                      lambda path: path == rows or _is_rank_sweep(path), "minidl compress", f"--out {out}:",
+                      beside=[os.path.join(out, name) for name in (*OUTPUTS, "models")])
 
 
 def _setup_changes(row, setup):
