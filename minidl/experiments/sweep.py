@@ -223,15 +223,6 @@ def run_job(config):
 
 # ----------------------------------------------------------------------------- the results file
 
-def load_results(path):
-    """The records of a results file, one per job key (a success wins over a failure, a later
-    line over an earlier one), in the order the keys first appear.
-
-    A last line cut short by a crash is skipped with a warning; any other line that is not a
-    JSON record is an error naming the line."""
-    return one_per_job(_read_records(path))
-
-
 def one_per_job(records):
     """``records`` with one per job key: a success wins over a failure, a later line over an earlier one."""
     kept = {}
@@ -252,7 +243,12 @@ def _key(record):
         return record["key"]
 
 
-def _read_records(path):
+def load_results(path):
+    """The records of a results file, one per job key (a success wins over a failure, a later
+    line over an earlier one), in the order the keys first appear.
+
+    A last line cut short by a crash is skipped with a warning; any other line that is not a
+    JSON record is an error naming the line."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no sweep results at {path!r}; run `minidl sweep --results {path}` first")
@@ -269,12 +265,12 @@ def _read_records(path):
                          f"that `minidl sweep --results` writes") from None
     if truncated:
         warnings.warn(f"{path}: ignoring a truncated last line ({len(truncated)} bytes), left by an interrupted "
-                      f"write; that job will run again with the next sweep", stacklevel=3)
+                      f"write; that job will run again with the next sweep", stacklevel=2)
     if bad:
         number, error = bad[0]
         raise ValueError(f"{path} line {number} is not a sweep result ({error}); only the last line can be cut "
                          f"short by a crash, so this one was changed by hand: fix or delete it") from error
-    return records
+    return one_per_job(records)
 
 
 def scan_records(lines):
