@@ -522,8 +522,6 @@ def summarise(results, x="hidden", metrics=METRICS):
     over seeds (ddof=1; 0 with one seed). Failed jobs are skipped.
     """
     groups = _group_seeds([_completed(record) for record in results], x)
-    if not groups:
-        return []
     configs = [members[0]["config"] for members in groups.values()]
     varying = _varying_settings(configs, x)
     model_order = list(dict.fromkeys(c["model"] for c in configs))
