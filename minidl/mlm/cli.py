@@ -330,14 +330,10 @@ def main_pretrain(args):
 def _clashes(args, settings, vocab_size):
     """The options given other than their defaults that a --resume-from checkpoint's model, vocabulary
     (``vocab_size`` tokens) and ``settings`` overrule."""
-    given = {"--d-model": (args.d_model, PRETRAIN_SHAPE["d_model"], settings["d_model"]),
-             "--layers": (args.layers, PRETRAIN_SHAPE["num_layers"], settings["num_layers"]),
-             "--heads": (args.heads, PRETRAIN_SHAPE["num_heads"], settings["num_heads"]),
-             "--d-ff": (args.d_ff, PRETRAIN_SHAPE["d_ff"], settings["d_ff"]),
-             "--dropout": (args.dropout, DROPOUT, settings["dropout"]),
-             "--length": (args.length, PRETRAIN_LENGTH, settings["max_len"])}
-    clashes = [f"{flag} {value} (it has {has})" for flag, (value, default, has) in given.items()
-               if value != default and value != has]
+    defaults = {**PRETRAIN_SHAPE, "dropout": DROPOUT, "max_len": PRETRAIN_LENGTH}   # pretrain's, in the options' order
+    given = _settings(args, args.length)
+    clashes = [f"{_option(key)} {given[key]} (it has {settings[key]})" for key in defaults
+               if given[key] != defaults[key] and given[key] != settings[key]]
     if args.max_vocab < vocab_size:   # a ceiling: the first run's own --max-vocab, above what the corpus had, is kept
         clashes.append(f"--max-vocab {args.max_vocab} (it has {vocab_size} tokens)")
     if args.init != "cooccurrence":
