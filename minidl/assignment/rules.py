@@ -94,14 +94,10 @@ def numpy_calls(function, numpy_names):
                    if isinstance(node, ast.Call) and _root(node.func) in numpy_names - backend})
 
 
-def _parameters(function):
-    args = function.args
-    return [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
-
-
 def _kind(qualname, function):
     """"op" (ctx or xp: array code for every backend), "model" (a method: minidl operations), or None."""
-    parameters = _parameters(function)
+    args = function.args
+    parameters = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
     if parameters[:1] == ["ctx"] or "xp" in parameters:
         return "op"
     return "model" if "." in qualname else None
