@@ -173,8 +173,7 @@ def source_findings(source, qualname, filename="<source>", may_not_call=()):
     if kind is None:
         return findings
     torch_names = _aliases(tree, TORCH)
-    module_functions = {n: f for n, f in functions.items() if "." not in n}
-    for helper, body in [(None, function), *_called_helpers(function, module_functions).items()]:
+    for helper, body in [(None, function), *_called_helpers(function, functions).items()]:
         if uses := torch_uses(body, torch_names):   # the target's own body first, then the helpers it calls
             findings.append(_torch_message(qualname, uses, helper))
             break
