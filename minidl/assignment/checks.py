@@ -95,8 +95,7 @@ def _reference_file(test_file):
     found none), else, for an instructor running pytest on the repository, ``expected.json`` beside the test."""
     if REFERENCE in os.environ:
         return Path(os.environ[REFERENCE]) if os.environ[REFERENCE] else None
-    beside = Path(test_file).with_name(EXPECTED)
-    return beside if beside.is_file() else None
+    return Path(test_file).with_name(EXPECTED)
 
 
 @functools.lru_cache(maxsize=4)
