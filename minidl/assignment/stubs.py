@@ -35,11 +35,6 @@ def defined_functions(tree):
     return found
 
 
-def _is_docstring(statement):
-    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str))
-
-
 def _is_comment(line):
     return line.strip().startswith("#")
 
@@ -48,7 +43,7 @@ def _body_lines(lines, node):
     """(first, last): the 0-based line range to replace: the body after the docstring, plus the comment
     lines right before it and the indented comment lines right after it."""
     body = node.body
-    keep = body[:1] if _is_docstring(body[0]) else []
+    keep = body[:1] if ast.get_docstring(node, clean=False) is not None else []
     rest = body[len(keep):]
     if not rest:  # a docstring-only function: add the stub after the docstring
         return keep[0].end_lineno, keep[0].end_lineno - 1
