@@ -117,13 +117,8 @@ def _called_helpers(function, functions):
 
 def _callees(function, functions):
     """The same-file functions ``function`` calls: ``helper(...)`` by name, ``Class.method(...)`` by its dotted name."""
-    names = set()
-    for node in ast.walk(function):
-        if isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else _dotted(node.func)
-            if name in functions and functions[name] is not function:
-                names.add(name)
-    return names
+    called = {_dotted(node.func) for node in ast.walk(function) if isinstance(node, ast.Call)}
+    return {name for name in called if name in functions and functions[name] is not function}
 
 
 def _forbidden_call(qualname, functions, may_not_call):
