@@ -216,26 +216,23 @@ def _groups(order, parents, op_names):
 
     Returns (groups: lists of tensor indices in order, group_of: tensor index -> group, and
     per group (period, times))."""
-    group_of, groups, shapes = [-1] * len(order), [], []
+    found = []   # (members, (period, times))
     for chain in _chains(order, parents):
         ops = [op_names[i] for i in chain]
         start = 0
         while start < len(chain):
             period, times = _repeats(ops, start)
-            for i in chain[start:start + period * times]:
-                group_of[i] = len(groups)
-            groups.append(chain[start:start + period * times])
-            shapes.append((period, times))
+            found.append((chain[start:start + period * times], (period, times)))
             start += period * times
-    for i in range(len(order)):
-        if group_of[i] < 0:
-            group_of[i] = len(groups)
-            groups.append([i])
-            shapes.append((1, 1))
+    grouped = {i for members, _ in found for i in members}
+    found += [([i], (1, 1)) for i in range(len(order)) if i not in grouped]
     # a group's members end before any consumer of its output: order the groups by their last member
-    ranking = sorted(range(len(groups)), key=lambda g: groups[g][-1])
-    new_index = {g: k for k, g in enumerate(ranking)}
-    return ([groups[g] for g in ranking], [new_index[g] for g in group_of], [shapes[g] for g in ranking])
+    found.sort(key=lambda group: group[0][-1])
+    group_of = [0] * len(order)
+    for g, (members, _) in enumerate(found):
+        for i in members:
+            group_of[i] = g
+    return [members for members, _ in found], group_of, [shape for _, shape in found]
 
 
 # --- gradients ------------------------------------------------------------------------------
