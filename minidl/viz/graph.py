@@ -443,19 +443,16 @@ def _summary_node(summary):
 def _edges(groups, group_of, parents):
     """One edge per (input node, consumer node, input position); inside a collapsed block the
     positions are dropped and repeated edges merged."""
-    edges, seen = [], set()
+    edges = {}   # (source, target, input) -> the edge, in the order first found
     for g, members in enumerate(groups):
         block = len(members) > 1
         for i in members:
             for p, position in parents[i]:
                 source = group_of[p]
-                if source == g:
-                    continue
-                key = (source, g, None if block else position)
-                if key not in seen:
-                    seen.add(key)
-                    edges.append({"source": source, "target": g, "input": key[2]})
-    return edges
+                if source != g:
+                    key = (source, g, None if block else position)
+                    edges.setdefault(key, {"source": source, "target": g, "input": key[2]})
+    return list(edges.values())
 
 
 # --- the Graph -------------------------------------------------------------------------------
