@@ -280,10 +280,6 @@ def _format(array):
     return text if array.ndim == 0 else f"[{text}]"
 
 
-def _shape_text(tensor):
-    return str(tensor.shape) if tensor.dtype == "float32" else f"{tensor.shape} {tensor.dtype}"
-
-
 def _kind(tensor, op, times):
     if times > 1:
         return "repeat"
@@ -319,7 +315,7 @@ class _NodeMaker:
         if grad is not None:
             node.update(grad_norm=float(np.linalg.norm(np.asarray(grad, dtype=np.float64))), grad_source=source,
                         grad=grad.tolist() if small else None)
-        node["lines"] = self._lines(node, tensor)
+        node["lines"] = self._lines(node)
         return node
 
     @staticmethod
@@ -331,11 +327,12 @@ class _NodeMaker:
             return name or ("parameter" if kind == "parameter" else "input")
         return f"{name} = {op}" if name else op
 
-    def _lines(self, node, tensor):
+    def _lines(self, node):
         """The text drawn in the node's box, first line the label."""
         kind = node["kind"]
         first = node["label"] + ("  (fused)" if kind == "fused" else "")
-        lines = [first, _shape_text(tensor) + (" (last step)" if kind == "repeat" else "")]
+        shape = str(node["shape"]) if node["dtype"] == "float32" else f"{node['shape']} {node['dtype']}"
+        lines = [first, shape + (" (last step)" if kind == "repeat" else "")]
         if node["value"] is not None:
             lines.append("data " + _format(np.asarray(node["value"])))
         if node["grad"] is not None:
