@@ -19,14 +19,13 @@ torch tensor, so ``import minidl`` works without it.
 """
 from __future__ import annotations
 
-import importlib
+import functools
 import os
 import sys
 from contextlib import contextmanager
 
 MODES = ("auto", "triton", "reference")
 _mode = "auto"
-_triton = None  # False once the import failed; the module once it worked
 
 
 def set_mode(name):
@@ -52,15 +51,14 @@ def mode(name):
         set_mode(previous)
 
 
+@functools.cache
 def triton_available():
     """Does ``import triton`` work? (Asked once.)"""
-    global _triton
-    if _triton is None:
-        try:
-            _triton = importlib.import_module("triton")
-        except ImportError:
-            _triton = False
-    return _triton is not False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def interpreting():
