@@ -86,15 +86,6 @@ def _some_query_sees_no_key(xp, mask, causal):
     return bool((xp.max(mask, axis=-1) <= 0).any()) or (causal and bool((mask[:, 0] <= 0).any()))
 
 
-def _no_key(xp, blocked):
-    """``blocked`` (B, 1, rows, T) or None -> (B, 1, rows, 1) True for the queries that may see
-    no key; None if there are none."""
-    if blocked is None:
-        return None
-    no_key = xp.sum(~blocked, axis=-1, keepdims=True) == 0
-    return no_key if no_key.any() else None
-
-
 def _row_blocks(B, h, T):
     """[(start, stop), ...]: query rows per block, so a block's scores stay ≤ BLOCK_ELEMENTS."""
     rows = max(1, min(T, BLOCK_ELEMENTS // max(1, B * h * T)))
@@ -209,9 +200,12 @@ def _exponentials(xp, q_rows, k, mask, causal, start, row_max=None):
     forward's bit for bit."""
     s = q_rows @ xp.swap_last(k)
     blocked = _blocked_keys(xp, mask, causal, start, start + q_rows.shape[2], k.shape[2])
+    no_key = None
     if blocked is not None:
         xp.fill_where_(s, blocked, float("-inf"))
-    no_key = _no_key(xp, blocked)
+        no_key = xp.sum(~blocked, axis=-1, keepdims=True) == 0
+        if not no_key.any():
+            no_key = None
     if row_max is None:
         row_max = xp.max(s, axis=-1, keepdims=True)
         if no_key is not None:
