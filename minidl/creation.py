@@ -12,13 +12,10 @@ def tensor(data, requires_grad=False, device=None, dtype=None):
     return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
 
 
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
-
-
 def _make(fill, shape, device, dtype, requires_grad):
     xp = get_backend(device)
-    return Tensor._wrap(fill(xp, _shape(shape), dtype or get_default_dtype()), xp).requires_grad_(requires_grad)
+    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+    return Tensor._wrap(fill(xp, shape, dtype or get_default_dtype()), xp).requires_grad_(requires_grad)
 
 
 def zeros(*shape, device=None, dtype=None, requires_grad=False):
