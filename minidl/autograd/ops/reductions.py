@@ -53,12 +53,11 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        axes = _axes(axis, x.ndim)
-        out = ctx.xp.max(x, axis=axes, keepdims=True)
+        ctx.axes, ctx.keepdims = _axes(axis, x.ndim), keepdims
+        out = ctx.xp.max(x, axis=ctx.axes, keepdims=True)
         is_max = ctx.xp.astype(x == out, ctx.xp.dtype_name(x))  # float, so the division keeps x's dtype
         ctx.save_for_backward(is_max)
-        ctx.axes, ctx.keepdims = axes, keepdims
-        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in ctx.axes))
 
     @staticmethod
     def backward(ctx, grad):
@@ -74,11 +73,10 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        axes = _axes(axis, x.ndim)
-        out = logsumexp_array(ctx.xp, x, axes)
+        ctx.axes, ctx.keepdims = _axes(axis, x.ndim), keepdims
+        out = logsumexp_array(ctx.xp, x, ctx.axes)
         ctx.save_for_backward(x, out)
-        ctx.axes, ctx.keepdims = axes, keepdims
-        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in ctx.axes))
 
     @staticmethod
     def backward(ctx, grad):
