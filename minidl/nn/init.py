@@ -11,7 +11,6 @@ import numbers
 import numpy as np
 
 from .. import creation
-from ..autograd.tensor import get_default_dtype
 from .module import Parameter
 
 
@@ -37,7 +36,7 @@ def ones(shape, device=None, dtype=None):
 
 def identity(size, device=None, dtype=None):
     """The (size, size) identity matrix."""
-    return Parameter(np.eye(size), device=device, dtype=dtype or get_default_dtype())
+    return Parameter(np.eye(size), device=device, dtype=dtype)
 
 
 def check_sizes(layer, **sizes):
