@@ -206,7 +206,7 @@ def make(name, out, root=None, tasks=None, solution=False):
 
 
 def main(args):
-    tasks = sorted(set(args.tasks or ()))   # --tasks 1,1 is task 1
+    tasks = sorted(args.tasks or ())   # (--tasks refuses a task given twice)
     out = make(args.name, args.out, root=args.root, tasks=tasks, solution=args.solution)
     manifest = find_assignment(args.name, args.root)
     if args.solution:

@@ -153,7 +153,7 @@ def fit(config, out=None, resume=False, callbacks=(), progress=True, log=print, 
                                                                         teachers))
     loop, best_state = None, None
     if resume:
-        loop, best_state = _resume(paths, config, model, optimizer, schedule)
+        loop, best_state = _resume(paths, model, optimizer, schedule)
         log(f"resumed from {paths['last']} at step {loop['step']} (epoch {loop['epoch']}, batch {loop['batch']})")
 
     if config.embedding_freeze_steps:
@@ -291,7 +291,7 @@ def _check_resumable(last, config, teachers):
                           f"back, or train again without --resume")
 
 
-def _resume(paths, config, model, optimizer, schedule):
+def _resume(paths, model, optimizer, schedule):
     """Put the run of ``paths``' last.npz back (``_check_resumable`` passed): weights, optimizer, generators,
     schedule; -> (its loop record, the weights of best.npz or None)."""
     _, loop = checkpoint.resume(paths["last"], model, optimizer, schedule, missing=f"{paths['last']} is gone")
