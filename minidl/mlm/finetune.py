@@ -106,11 +106,12 @@ def starting_state(name, settings, vocab, pretrained=None, teacher=None, texts=N
         return pretrained.state_dict()
     if name == "scratch":
         return None
+    model = build_mlm(len(vocab), settings, "cpu", seed)
     if name == "teacher embeddings only":
-        model = build_mlm(len(vocab), settings, "cpu", seed)
         start_from_teacher(model, teacher)
         return model.state_dict()
-    vectors = cooccurrence_embeddings([MLMTokenizer()(t) for t in texts], vocab, settings["d_model"], seed)
+    tokenizer = MLMTokenizer()
+    vectors = cooccurrence_embeddings([tokenizer(t) for t in texts], vocab, settings["d_model"], seed)
     return build_mlm(len(vocab), settings, "cpu", seed, vectors).state_dict()
 
 
