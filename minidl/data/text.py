@@ -169,15 +169,13 @@ class Tokenizer:
             if stop_words != "english":
                 raise ValueError(f'Tokenizer: stop_words must be None, "english" or a list of words, '
                                  f'got the string {stop_words!r} (write ["{stop_words}"] for a one-word list)')
-            stop = ENGLISH_STOP_WORDS
-        elif stop_words is None:
-            stop = frozenset()
-        else:
-            # stored as a sorted tuple: hashable, and to_dict() is the same for the same words
-            stop_words = tuple(sorted({str(w) for w in stop_words}))
-            object.__setattr__(self, "stop_words", stop_words)
-            stop = frozenset(stop_words)
-        return frozenset(w.lower() for w in stop)
+            return ENGLISH_STOP_WORDS   # (lower-case already)
+        if stop_words is None:
+            return frozenset()
+        # stored as a sorted tuple: hashable, and to_dict() is the same for the same words
+        stop_words = tuple(sorted({str(w) for w in stop_words}))
+        object.__setattr__(self, "stop_words", stop_words)
+        return frozenset(w.lower() for w in stop_words)
 
     def __call__(self, text):
         """The list of words of ``text`` (a str), cleaned as configured."""
