@@ -320,14 +320,9 @@ def distill(student, teacher, train, validation=None, epochs=3, batch_size=32, l
         teacher.train(teacher_was_training)
     if best is not None:
         student.load_state_dict(best)
-    return _distill_history(loop, validation is not None, matching)
-
-
-def _distill_history(loop, validated, matching):
-    """``distill``'s return value from the core's loop record."""
     history = {"loss": [h["train_loss"] for h in loop["history"]], "seconds": loop["seconds"],
                "history": loop["history"]}
-    if validated:
+    if validation is not None:
         history["validation"] = [h for h in loop["history"] if "accuracy" in h]
         history["validation_accuracy"] = [h["accuracy"] for h in history["validation"]]
     if matching is not None:
