@@ -263,8 +263,7 @@ def add_arguments(commands):
 
 def _corpus(args, length, max_vocab=8000, vocab=None):
     print("reading and tokenising the reviews (about 10-30 s) ...", flush=True)   # it was silent
-    more = ("more reviews (a larger --max-reviews, or none: all)" if vocab else   # (the teacher's vocabulary)
-            "more reviews (a larger --max-reviews, or none: all) or a larger --max-vocab")
+    more = "more reviews (a larger --max-reviews, or none: all)" + ("" if vocab else " or a larger --max-vocab")
     return load_corpus(args.data, max_vocab=max_vocab, length=length, max_reviews=args.max_reviews, seed=args.seed,
                        vocab=vocab, more=more)
 
