@@ -138,11 +138,9 @@ def check_replaceable(path, is_own, writer, what="--out", beside=()):
     ``path`` is, and anyone's while ``path`` is not there."""
     path = os.fspath(path)
     if os.path.isfile(path):
-        try:
-            own = is_own(path)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            own = False
-        foreign = None if own else path
+        foreign = path
+        with contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile):
+            foreign = None if is_own(path) else path
     else:
         foreign = next((os.fspath(other) for other in beside if os.path.exists(other)), None)
     if foreign:   # (a .npz cut short may have been anyone's: it is named, not replaced)
